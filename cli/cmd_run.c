@@ -1,0 +1,211 @@
+// lltrace run: generate text with llama.cpp and trace every graph node into a trace file.
+#include "cli.h"
+#include "lltrace.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char * usage_text =
+    "usage: lltrace run [options]\n"
+    "\n"
+    "Generates text with llama.cpp and records every graph node that runs into a trace.\n"
+    "\n"
+    "  -m, --model FILE     GGUF model (default: the built-in 'tiny' F32 model, made on first use)\n"
+    "  -p, --prompt TEXT    prompt (default: \"Hello, my name is\")\n"
+    "  -f, --file FILE      read the prompt from FILE\n"
+    "  -n, --n-predict N    tokens to generate (default 32)\n"
+    "  -t, --threads N      threads (default: all cores)\n"
+    "  -c, --ctx-size N     context size (default: prompt + n, rounded up to 256)\n"
+    "  -b, --batch-size N   batch size; also the ubatch, so a decode is one graph (default 512)\n"
+    "  -fa, --flash-attn on|off|auto   flash attention (default auto)\n"
+    "  -ctk, --cache-type-k TYPE       K cache type (default f16)\n"
+    "  -ctv, --cache-type-v TYPE       V cache type (default f16)\n"
+    "  --seed S             sampling seed (default 42)\n"
+    "  --temp T             temperature; 0 = greedy (default 0)\n"
+    "  --top-k K            top-k (default 40)\n"
+    "  --top-p P            top-p (default 0.95)\n"
+    "  --level graph|timing what to record (default graph)\n"
+    "  -o, --output TRACE   trace file; runs are appended (default lltrace.db)\n"
+    "  -v, --verbose        show llama.cpp's log\n";
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_sigint(int sig) {
+    (void) sig;
+    stop_flag = 1;
+}
+
+static void print_piece(const char * piece, void * user_data) {
+    (void) user_data;
+    fputs(piece, stdout);
+    fflush(stdout);
+}
+
+static char * read_file(const char * path) {
+    FILE * f = fopen(path, "rb");
+    if (!f) return NULL;
+    char * buf = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len + 4096 + 1 > cap) {
+            cap = cap ? cap * 2 : 8192;
+            char * nb = realloc(buf, cap);
+            if (!nb) { free(buf); fclose(f); return NULL; }
+            buf = nb;
+        }
+        size_t n = fread(buf + len, 1, 4096, f);
+        len += n;
+        if (n < 4096) break;
+    }
+    bool ok = !ferror(f);
+    fclose(f);
+    if (!ok) { free(buf); return NULL; }
+    buf[len] = '\0';
+    return buf;
+}
+
+// ---- options -----------------------------------------------------------------------------
+
+struct run_opts {
+    struct llt_gen_params gen;
+    const char * model;
+    const char * prompt_file;
+    const char * output;
+    bool verbose;
+};
+
+static bool parse_cache_type(const char * flag, const char * v, int32_t * out) {
+    int t = llt_type_from_name(v);
+    if (t < 0) {
+        cli_error("%s: unknown cache type '%s' (f32, f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1)", flag, v);
+        return false;
+    }
+    *out = t;
+    return true;
+}
+
+// returns CLI_OK, or the exit code to leave with (-1: help was printed)
+static int parse_opts(int argc, char ** argv, struct run_opts * o) {
+    o->gen = llt_gen_default_params();
+    o->output = "lltrace.db";
+    for (int i = 1; i < argc; i++) {
+        const char * a = argv[i];
+        const char * v = NULL;
+        int64_t iv;
+        double fv;
+#define VALUE() do { if (!(v = cli_value(argc, argv, &i))) return CLI_USAGE; } while (0)
+#define IS(s, l) (strcmp(a, s) == 0 || strcmp(a, l) == 0)
+        if (cli_is_help(a)) { fputs(usage_text, stdout); return -1; }
+        else if (IS("-m", "--model"))     { VALUE(); o->model = v; }
+        else if (IS("-p", "--prompt"))    { VALUE(); o->gen.prompt = v; }
+        else if (IS("-f", "--file"))      { VALUE(); o->prompt_file = v; }
+        else if (IS("-o", "--output"))    { VALUE(); o->output = v; }
+        else if (IS("-v", "--verbose"))   { o->verbose = true; }
+        else if (IS("-n", "--n-predict")) { VALUE(); if (!cli_parse_int(a, v, 0, 1 << 20, &iv)) return CLI_USAGE; o->gen.n_predict = (int32_t) iv; }
+        else if (IS("-t", "--threads"))   { VALUE(); if (!cli_parse_int(a, v, 1, 1024, &iv)) return CLI_USAGE; o->gen.n_threads = (int32_t) iv; }
+        else if (IS("-c", "--ctx-size"))  { VALUE(); if (!cli_parse_int(a, v, 0, 1 << 24, &iv)) return CLI_USAGE; o->gen.n_ctx = (int32_t) iv; }
+        else if (IS("-b", "--batch-size")){ VALUE(); if (!cli_parse_int(a, v, 1, 1 << 20, &iv)) return CLI_USAGE; o->gen.n_batch = (int32_t) iv; }
+        else if (IS("-fa", "--flash-attn")) {
+            VALUE();
+            if      (strcmp(v, "on") == 0)   o->gen.flash_attn = LLAMA_FLASH_ATTN_TYPE_ENABLED;
+            else if (strcmp(v, "off") == 0)  o->gen.flash_attn = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+            else if (strcmp(v, "auto") == 0) o->gen.flash_attn = LLAMA_FLASH_ATTN_TYPE_AUTO;
+            else { cli_error("%s: '%s' is not on, off or auto", a, v); return CLI_USAGE; }
+        }
+        else if (IS("-ctk", "--cache-type-k")) { VALUE(); if (!parse_cache_type(a, v, &o->gen.type_k)) return CLI_USAGE; }
+        else if (IS("-ctv", "--cache-type-v")) { VALUE(); if (!parse_cache_type(a, v, &o->gen.type_v)) return CLI_USAGE; }
+        else if (strcmp(a, "--seed") == 0)  { VALUE(); if (!cli_parse_int(a, v, 0, UINT32_MAX, &iv)) return CLI_USAGE; o->gen.seed = (uint32_t) iv; }
+        else if (strcmp(a, "--temp") == 0)  { VALUE(); if (!cli_parse_float(a, v, 0, 100, &fv)) return CLI_USAGE; o->gen.temp = (float) fv; }
+        else if (strcmp(a, "--top-k") == 0) { VALUE(); if (!cli_parse_int(a, v, 0, 1 << 20, &iv)) return CLI_USAGE; o->gen.top_k = (int32_t) iv; }
+        else if (strcmp(a, "--top-p") == 0) { VALUE(); if (!cli_parse_float(a, v, 0, 1, &fv)) return CLI_USAGE; o->gen.top_p = (float) fv; }
+        else if (strcmp(a, "--level") == 0) {
+            VALUE();
+            int l = llt_level_from_name(v);
+            if (l < 0) { cli_error("--level: unknown level '%s' (graph, timing)", v); return CLI_USAGE; }
+            o->gen.level = (enum llt_level) l;
+        }
+        else { cli_error("run: unknown option '%s' (see 'lltrace run --help')", a); return CLI_USAGE; }
+#undef VALUE
+#undef IS
+    }
+    return CLI_OK;
+}
+
+// ---- summary -----------------------------------------------------------------------------
+
+static void print_summary(const struct run_opts * o, const struct llt_gen_result * r) {
+    const double prompt_s = r->t_prompt_ns / 1e9, gen_s = r->t_gen_ns / 1e9;
+    fprintf(stderr, "\n\nlltrace: %d prompt tokens in %.3f s (%.1f tok/s), %d generated in %.3f s (%.1f tok/s)%s\n",
+            r->n_prompt, prompt_s, prompt_s > 0 ? r->n_prompt / prompt_s : 0.0,
+            r->n_gen, gen_s, gen_s > 0 ? r->n_gen / gen_s : 0.0, r->interrupted ? ", interrupted" : "");
+    fprintf(stderr, "lltrace: level %s: %lld steps, %lld nodes per step, %lld distinct graphs, weights read %lld/%lld\n",
+            llt_level_name(o->gen.level), (long long) r->stats.n_steps, (long long) r->stats.n_nodes_last,
+            (long long) r->stats.n_graphs, (long long) r->stats.n_weights_read, (long long) r->stats.n_weights);
+    if (r->trace_error[0]) fprintf(stderr, "lltrace: warning: %s\n", r->trace_error);
+    fprintf(stderr, "lltrace: trace written to %s (run %d); see 'lltrace show %s --stats'\n",
+            o->output, r->run_id, o->output);
+}
+
+// ---- the command -------------------------------------------------------------------------
+
+int cmd_run(int argc, char ** argv) {
+    struct run_opts o = {0};
+    int rc = parse_opts(argc, argv, &o);
+    if (rc != CLI_OK) return rc < 0 ? CLI_OK : rc;
+
+    llt_log_init(o.verbose);
+    char * prompt_buf = NULL;
+    char * model_path = NULL;
+    struct llt_store * st = NULL;
+    struct llt_gen_result res = {0};
+    int exit_code = CLI_FAIL;
+
+    if (o.prompt_file) {
+        prompt_buf = read_file(o.prompt_file);
+        if (!prompt_buf) { cli_error("cannot read prompt file '%s'", o.prompt_file); exit_code = CLI_USAGE; goto done; }
+        o.gen.prompt = prompt_buf;
+    }
+    // a bad model or output path fails before anything is loaded or made
+    if (o.model) {
+        struct llt_registry * reg = NULL;
+        if (llt_registry_load(o.model, &reg) != LLT_OK) {
+            cli_error("%s", llt_last_error());
+            goto done;
+        }
+        llt_registry_free(reg);
+    }
+    if (llt_store_open(o.output, LLT_STORE_WRITE, &st) != LLT_OK) {
+        cli_error("%s", llt_last_error());
+        goto done;
+    }
+    if (o.model) {
+        model_path = strdup(o.model);
+    } else if (llt_default_model("tiny", LLAMA_FTYPE_ALL_F32, &model_path) != LLT_OK) {
+        cli_error("%s", llt_last_error());
+        goto done;
+    }
+    o.gen.model_path = model_path;
+    o.gen.stop = &stop_flag;
+    o.gen.on_piece = print_piece;
+    signal(SIGINT, on_sigint);
+
+    fputs(o.gen.prompt, stdout);
+    fflush(stdout);
+    rc = llt_generate(&o.gen, st, &res);
+    signal(SIGINT, SIG_DFL);
+    if (rc != LLT_OK) {
+        fputc('\n', stdout);
+        cli_error("%s", llt_last_error());
+        goto done;
+    }
+    print_summary(&o, &res);
+    exit_code = CLI_OK;
+done:
+    llt_gen_result_free(&res);
+    llt_store_close(st);
+    free(model_path);
+    free(prompt_buf);
+    return exit_code;
+}

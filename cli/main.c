@@ -1,0 +1,111 @@
+// lltrace: the command line. One subcommand per cmd_<name>.c.
+#include "cli.h"
+#include "lltrace.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+// ---- shared helpers ----------------------------------------------------------------------
+
+void cli_error(const char * fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("lltrace: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+bool cli_parse_int(const char * flag, const char * s, int64_t lo, int64_t hi, int64_t * out) {
+    char * end = NULL;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0') {
+        cli_error("%s: '%s' is not a whole number", flag, s);
+        return false;
+    }
+    if (v < lo || v > hi) {
+        cli_error("%s: %lld is out of range [%lld, %lld]", flag, v, (long long) lo, (long long) hi);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+bool cli_parse_float(const char * flag, const char * s, double lo, double hi, double * out) {
+    char * end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno != 0 || end == s || *end != '\0' || !isfinite(v)) {
+        cli_error("%s: '%s' is not a number", flag, s);
+        return false;
+    }
+    if (v < lo || v > hi) {
+        cli_error("%s: %g is out of range [%g, %g]", flag, v, lo, hi);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+const char * cli_value(int argc, char ** argv, int * i) {
+    if (*i + 1 >= argc) {
+        cli_error("option '%s' needs a value", argv[*i]);
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+bool cli_is_help(const char * arg) {
+    return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;
+}
+
+// ---- the command table -------------------------------------------------------------------
+
+struct cli_cmd {
+    const char * name;
+    int (*fn)(int argc, char ** argv);
+    const char * desc;
+};
+
+static const struct cli_cmd commands[] = {
+    { "run",     cmd_run,     "generate text with llama.cpp and trace every graph node" },
+    { "show",    cmd_show,    "print the nodes, steps and statistics of a trace" },
+    { "export",  cmd_export,  "write a trace as an NDJSON event log" },
+    { "mkmodel", cmd_mkmodel, "write a built-in deterministic llama model" },
+};
+
+static void usage(FILE * f) {
+    fprintf(f, "usage: lltrace <command> [options]\n       lltrace --version\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof(commands)/sizeof(commands[0]); i++) {
+        fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].desc);
+    }
+    fprintf(f, "\n'lltrace <command> --help' tells more.\n");
+}
+
+int main(int argc, char ** argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_USAGE;
+    }
+    const char * name = argv[1];
+    if (cli_is_help(name)) {
+        usage(stdout);
+        return CLI_OK;
+    }
+    if (strcmp(name, "--version") == 0 || strcmp(name, "version") == 0) {
+        printf("lltrace %s (llama.cpp %s)\n", llt_version(), llt_llama_tag());
+        return CLI_OK;
+    }
+    for (size_t i = 0; i < sizeof(commands)/sizeof(commands[0]); i++) {
+        if (strcmp(name, commands[i].name) == 0) {
+            return commands[i].fn(argc - 1, argv + 1);
+        }
+    }
+    cli_error("unknown command '%s' (see 'lltrace --help')", name);
+    return CLI_USAGE;
+}

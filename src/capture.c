@@ -1,0 +1,811 @@
+// Capture: the eval callback that records every graph node llama.cpp computes.
+//
+// The scheduler asks the callback about each node in order (ask=true); nodes answered false are
+// computed together up to the next node answered true, which then gets a post call
+// (ask=false) once it is computed. At level graph every node is recorded in the ask call and
+// every answer is false, so the scheduler computes each split in one go, as without lltrace.
+// At level timing every computing node is answered true and timed from its ask to its post.
+//
+// Per node the ask call copies a fixed-size record (no allocation, no I/O); at the end of each
+// graph computation the records are compared with the graphs already stored, and only a new
+// structure is written. Rows go to SQLite once per decode call, in one transaction.
+#include "internal.h"
+
+#include "ggml-backend.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum src_kind { SRC_NONE, SRC_NODE, SRC_WEIGHT, SRC_INPUT };
+static const char * src_kind_names[] = { "none", "node", "weight", "input" };
+
+enum node_flag { NODE_VIEW = 1, NODE_NOOP = 2 };
+
+// One node as recorded in the ask call. Records are compared with memcmp, so every byte,
+// padding included, is written (the array is zeroed when it grows, names are strncpy'd).
+struct node_rec {
+    char     name[GGML_MAX_NAME];
+    int32_t  op;                   // enum ggml_op
+    int32_t  subop;                // unary or glu op, -1 for others
+    int32_t  type;                 // enum ggml_type
+    int32_t  layer;
+    int64_t  ne[4];
+    uint64_t bytes;
+    int32_t  flags;                // enum node_flag
+    int32_t  buffer;               // id in tr->strings
+    int32_t  n_src;
+    int32_t  src_kind[GGML_MAX_SRC];
+    int32_t  src_ref [GGML_MAX_SRC]; // node idx, weight id or input name id
+    uint64_t src_bytes[GGML_MAX_SRC];
+};
+
+struct node_time {
+    int64_t begin_ns, end_ns; // 0 when the node was not observed
+};
+
+// a distinct graph structure, kept in memory to recognise repeats
+struct graph {
+    int64_t           id;     // graphs.id
+    int32_t           n_nodes;
+    int32_t           n_weights_read;
+    struct node_rec * recs;
+};
+
+// a finished graph computation waiting for the end of its decode call
+struct pending_step {
+    int64_t step, decode, graph_id;
+    int32_t pos0, n_tokens;
+    int64_t compute_begin_ns, compute_end_ns; // end: 0 if unknown
+    int64_t t_begin_ns, t_end_ns;             // the decode call; 0 if unknown
+    bool    is_prompt;
+    int32_t n_times;
+    struct node_time * times;
+};
+
+struct pending_token {
+    int64_t     step;
+    int32_t     pos;
+    llama_token token;
+    bool        is_prompt;
+};
+
+// open-addressing table: pointer -> int, entries of older generations count as empty
+struct ptr_entry { const void * key; int32_t val; uint32_t gen; };
+struct ptr_table { struct ptr_entry * e; uint32_t cap; uint32_t n; uint32_t gen; };
+
+#define MAX_CACHED_GRAPHS 32
+
+struct llt_tracer {
+    struct llt_store *       st;
+    struct llt_tracer_params params;
+    char *                   model_path;
+    char *                   prompt;
+    char *                   params_json;
+    struct llt_registry *    reg;
+    const struct llama_vocab * vocab;
+    int64_t                  run_id;
+    int64_t                  t0_ns;
+    bool                     active;        // false once tracing failed or ended
+    char                     error[256];
+
+    // chained user callback
+    ggml_backend_sched_eval_callback chain_cb;
+    void *                   chain_ud;
+    bool                     chain_need;    // the chained callback asked for the last node
+    bool                     self_need;     // we asked for the last node
+
+    // the graph being computed
+    struct node_rec *        recs;
+    struct node_time *       times;
+    int32_t                  n_nodes, cap_nodes;
+    int64_t                  compute_begin_ns, compute_end_ns;
+    struct ptr_table         node_idx;      // tensor -> idx in the current graph
+    struct ptr_table         weight_ids;    // weight tensor -> registry id (lives for the run)
+
+    // strings: buffer names and input names
+    char **                  strings;
+    int32_t                  n_strings, cap_strings;
+
+    int32_t *                weight_buffer; // per registry id: buffer string id, -1 unseen
+
+    // distinct graphs
+    struct graph             graphs[MAX_CACHED_GRAPHS];
+    int32_t                  n_graphs_cached;
+    int64_t                  n_graphs_total;
+
+    // decode bookkeeping
+    int64_t                  n_steps;
+    int64_t                  n_decodes;
+    int32_t                  next_pos;
+    bool                     in_decode;
+    bool                     cur_prompt;
+    int32_t                  cur_pos0, cur_n_tokens;
+    llama_token              last_sampled;
+    bool                     have_sampled;
+    int64_t                  t_prompt_ns, t_gen_ns;
+    int32_t                  n_prompt, n_gen;
+
+    struct pending_step *    psteps;
+    int32_t                  n_psteps, cap_psteps;
+    struct pending_token *   ptokens;
+    int32_t                  n_ptokens, cap_ptokens;
+    struct llt_tracer_stats  stats;
+
+    sqlite3_stmt * ins_graph, * ins_node, * ins_src, * ins_step, * ins_time, * ins_token;
+};
+
+// ---- small containers --------------------------------------------------------------------
+
+static bool grow(void ** p, int32_t * cap, int32_t need, size_t elem) {
+    if (need <= *cap) return true;
+    int32_t ncap = *cap ? *cap : 64;
+    while (ncap < need) ncap *= 2;
+    void * np = realloc(*p, (size_t) ncap * elem);
+    if (!np) return false;
+    memset((char *) np + (size_t) *cap * elem, 0, (size_t) (ncap - *cap) * elem);
+    *p = np;
+    *cap = ncap;
+    return true;
+}
+
+static inline uint32_t ptr_hash(const void * p) {
+    uint64_t x = (uint64_t) (uintptr_t) p;
+    x ^= x >> 33; x *= 0xff51afd7ed558ccdULL; x ^= x >> 33;
+    return (uint32_t) x;
+}
+
+static bool ptr_table_init(struct ptr_table * t, uint32_t cap) {
+    t->e = calloc(cap, sizeof(*t->e));
+    t->cap = cap;
+    t->n = 0;
+    t->gen = 1;
+    return t->e != NULL;
+}
+
+// forget every entry in O(1)
+static void ptr_table_clear(struct ptr_table * t) {
+    t->gen++;
+    t->n = 0;
+}
+
+static int32_t ptr_table_get(const struct ptr_table * t, const void * key) {
+    for (uint32_t i = ptr_hash(key) & (t->cap - 1);; i = (i + 1) & (t->cap - 1)) {
+        const struct ptr_entry * e = &t->e[i];
+        if (e->gen != t->gen) return -1;
+        if (e->key == key) return e->val;
+    }
+}
+
+static bool ptr_table_put(struct ptr_table * t, const void * key, int32_t val) {
+    if ((t->n + 1) * 2 > t->cap) {
+        // rehash the live entries into a table twice the size
+        struct ptr_table nt;
+        if (!ptr_table_init(&nt, t->cap * 2)) return false;
+        for (uint32_t i = 0; i < t->cap; i++) {
+            if (t->e[i].gen == t->gen) ptr_table_put(&nt, t->e[i].key, t->e[i].val);
+        }
+        free(t->e);
+        *t = nt;
+    }
+    uint32_t i = ptr_hash(key) & (t->cap - 1);
+    while (t->e[i].gen == t->gen && t->e[i].key != key) i = (i + 1) & (t->cap - 1);
+    if (t->e[i].gen != t->gen) t->n++;
+    t->e[i] = (struct ptr_entry) { key, val, t->gen };
+    return true;
+}
+
+// id of a string in tr->strings, added if new; -1 when out of memory
+static int32_t intern(struct llt_tracer * tr, const char * s) {
+    for (int32_t i = tr->n_strings - 1; i >= 0; i--) {
+        if (strcmp(tr->strings[i], s) == 0) return i;
+    }
+    if (!grow((void **) &tr->strings, &tr->cap_strings, tr->n_strings + 1, sizeof(char *))) return -1;
+    char * copy = strdup(s);
+    if (!copy) return -1;
+    tr->strings[tr->n_strings] = copy;
+    return tr->n_strings++;
+}
+
+// ---- failure: record it, stop tracing, let inference go on -------------------------------
+
+static void tracer_fail(struct llt_tracer * tr, const char * what) {
+    if (tr->error[0] == '\0') {
+        snprintf(tr->error, sizeof(tr->error), "tracing stopped at step %lld: %s",
+                 (long long) tr->n_steps, what);
+    }
+    tr->active = false;
+}
+
+// ---- recording a node (hot path: runs for every node, in the ask call) -------------------
+
+static bool op_is_noop(enum ggml_op op) {
+    return op == GGML_OP_NONE || op == GGML_OP_VIEW || op == GGML_OP_RESHAPE ||
+           op == GGML_OP_PERMUTE || op == GGML_OP_TRANSPOSE;
+}
+
+static int32_t buffer_id(struct llt_tracer * tr, const struct ggml_tensor * t) {
+    const struct ggml_tensor * base = t->view_src ? t->view_src : t;
+    ggml_backend_buffer_t buf = base->buffer ? base->buffer : t->buffer;
+    return intern(tr, buf ? ggml_backend_buffer_name(buf) : "none");
+}
+
+// classifies a source: a node of this graph, a model weight, or an input
+static void classify_src(struct llt_tracer * tr, const struct ggml_tensor * s, int32_t * kind, int32_t * ref) {
+    int32_t idx = ptr_table_get(&tr->node_idx, s);
+    if (idx >= 0) { *kind = SRC_NODE; *ref = idx; return; }
+    int32_t wid = ptr_table_get(&tr->weight_ids, s);
+    if (wid >= 0) { *kind = SRC_WEIGHT; *ref = wid; return; }
+    if (s->buffer && ggml_backend_buffer_get_usage(s->buffer) == GGML_BACKEND_BUFFER_USAGE_WEIGHTS) {
+        wid = llt_registry_find(tr->reg, s->name);
+        if (wid >= 0) {
+            if (!ptr_table_put(&tr->weight_ids, s, wid)) { tracer_fail(tr, "out of memory"); }
+            if (tr->weight_buffer[wid] < 0) tr->weight_buffer[wid] = intern(tr, ggml_backend_buffer_name(s->buffer));
+            *kind = SRC_WEIGHT; *ref = wid;
+            return;
+        }
+    }
+    *kind = SRC_INPUT;
+    *ref = intern(tr, s->name[0] ? s->name : "(unnamed)");
+}
+
+static void finish_graph(struct llt_tracer * tr);
+static int  flush_pending(struct llt_tracer * tr);
+
+// returns true if the node should be observed (computed alone, then posted)
+static bool record_node(struct llt_tracer * tr, struct ggml_tensor * t) {
+    if (tr->n_nodes == 0) {
+        tr->compute_begin_ns = llt_now_ns() - tr->t0_ns;
+    } else if (ptr_table_get(&tr->node_idx, t) >= 0) {
+        // a node seen already: a new graph computation began (next ubatch, or a decode
+        // made without llt_decode, whose rows are written right away)
+        finish_graph(tr);
+        if (!tr->in_decode && tr->active) flush_pending(tr);
+        if (!tr->active) return false;
+        tr->compute_begin_ns = llt_now_ns() - tr->t0_ns;
+    }
+    if (tr->n_nodes == tr->cap_nodes) {
+        struct node_time * nt = NULL;
+        if (!grow((void **) &tr->recs, &tr->cap_nodes, tr->n_nodes + 1, sizeof(struct node_rec)) ||
+            !(nt = realloc(tr->times, (size_t) tr->cap_nodes * sizeof(*nt)))) {
+            tracer_fail(tr, "out of memory");
+            return false;
+        }
+        tr->times = nt;
+    }
+    const int32_t idx = tr->n_nodes;
+    struct node_rec * r = &tr->recs[idx];
+    strncpy(r->name, t->name, sizeof(r->name));
+    r->op    = t->op;
+    r->subop = t->op == GGML_OP_UNARY ? (int32_t) ggml_get_unary_op(t)
+             : t->op == GGML_OP_GLU   ? (int32_t) ggml_get_glu_op(t) : -1;
+    r->type  = t->type;
+    for (int d = 0; d < 4; d++) r->ne[d] = t->ne[d];
+    r->bytes  = ggml_nbytes(t);
+    r->flags  = (t->view_src ? NODE_VIEW : 0) | (op_is_noop(t->op) ? NODE_NOOP : 0);
+    r->buffer = buffer_id(tr, t);
+    r->n_src  = 0;
+    int32_t inherited = -1;
+    for (int i = 0; i < GGML_MAX_SRC; i++) {
+        const struct ggml_tensor * s = t->src[i];
+        if (!s) {
+            r->src_kind[i] = SRC_NONE; r->src_ref[i] = 0; r->src_bytes[i] = 0;
+            continue;
+        }
+        r->n_src = i + 1;
+        classify_src(tr, s, &r->src_kind[i], &r->src_ref[i]);
+        r->src_bytes[i] = ggml_nbytes(s);
+        int32_t l = r->src_kind[i] == SRC_NODE   ? tr->recs[r->src_ref[i]].layer
+                  : r->src_kind[i] == SRC_WEIGHT ? llt_registry_get(tr->reg, r->src_ref[i])->layer : -1;
+        if (l > inherited) inherited = l;
+    }
+    r->layer = llt_layer_from_name(t->name);
+    if (r->layer < 0 && (t->name[0] == '\0' || strncmp(t->name, "node_", 5) == 0)) {
+        // auto-named nodes (FLASH_ATTN_EXT, GET_ROWS on out_ids) belong to the layer being
+        // built: the later of their sources' layer and the previous node's
+        int32_t prev = idx > 0 ? tr->recs[idx - 1].layer : -1;
+        r->layer = inherited > prev ? inherited : prev;
+    }
+    if (!ptr_table_put(&tr->node_idx, t, idx)) {
+        tracer_fail(tr, "out of memory");
+        return false;
+    }
+    tr->times[idx] = (struct node_time) { 0, 0 };
+    tr->n_nodes++;
+    return tr->params.level == LLT_LEVEL_TIMING && !(r->flags & NODE_NOOP);
+}
+
+static bool eval_cb(struct ggml_tensor * t, bool ask, void * user_data) {
+    struct llt_tracer * tr = user_data;
+    if (ask) {
+        tr->chain_need = tr->chain_cb ? tr->chain_cb(t, true, tr->chain_ud) : false;
+        tr->self_need = tr->active && record_node(tr, t);
+        if (tr->self_need) tr->times[tr->n_nodes - 1].begin_ns = llt_now_ns() - tr->t0_ns;
+        return tr->self_need || tr->chain_need;
+    }
+    if (tr->self_need && tr->active) {
+        int64_t now = llt_now_ns() - tr->t0_ns;
+        tr->times[tr->n_nodes - 1].end_ns = now;
+        tr->compute_end_ns = now;
+    }
+    // a false answer to a post call stops the computation: only the chained callback may
+    return tr->chain_need ? tr->chain_cb(t, false, tr->chain_ud) : true;
+}
+
+// ---- end of a graph computation ----------------------------------------------------------
+
+static int32_t count_weights_read(const struct llt_tracer * tr, const struct node_rec * recs, int32_t n) {
+    int32_t nw = llt_registry_count(tr->reg), count = 0;
+    char * seen = calloc((size_t) nw + 1, 1);
+    if (!seen) return -1;
+    for (int32_t i = 0; i < n; i++) {
+        for (int s = 0; s < recs[i].n_src; s++) {
+            if (recs[i].src_kind[s] == SRC_WEIGHT && !seen[recs[i].src_ref[s]]) {
+                seen[recs[i].src_ref[s]] = 1;
+                count++;
+            }
+        }
+    }
+    free(seen);
+    return count;
+}
+
+// the graph in tr->recs: a cached one, or a new one (id 0 until written)
+static struct graph * match_graph(struct llt_tracer * tr) {
+    const size_t size = (size_t) tr->n_nodes * sizeof(struct node_rec);
+    for (int32_t i = 0; i < tr->n_graphs_cached; i++) {
+        struct graph * g = &tr->graphs[i];
+        if (g->n_nodes == tr->n_nodes && memcmp(g->recs, tr->recs, size) == 0) return g;
+    }
+    // new: evict the oldest cached graph when full (it stays in the trace)
+    if (tr->n_graphs_cached == MAX_CACHED_GRAPHS) {
+        free(tr->graphs[0].recs);
+        memmove(&tr->graphs[0], &tr->graphs[1], (MAX_CACHED_GRAPHS - 1) * sizeof(struct graph));
+        tr->n_graphs_cached--;
+    }
+    struct graph * g = &tr->graphs[tr->n_graphs_cached];
+    g->recs = malloc(size ? size : 1);
+    if (!g->recs) return NULL;
+    memcpy(g->recs, tr->recs, size);
+    g->n_nodes = tr->n_nodes;
+    g->id = 0;
+    g->n_weights_read = count_weights_read(tr, tr->recs, tr->n_nodes);
+    tr->n_graphs_cached++;
+    return g;
+}
+
+static int write_graph(struct llt_tracer * tr, struct graph * g) {
+    sqlite3_stmt * s = tr->ins_graph;
+    sqlite3_bind_int64(s, 1, tr->run_id);
+    sqlite3_bind_int(s, 2, g->n_nodes);
+    int rc = llt_store_step_done(tr->st, s);
+    if (rc != LLT_OK) return rc;
+    g->id = sqlite3_last_insert_rowid(llt_store_db(tr->st));
+    for (int32_t i = 0; i < g->n_nodes && rc == LLT_OK; i++) {
+        const struct node_rec * r = &g->recs[i];
+        char op[64];
+        if (r->op == GGML_OP_UNARY)    snprintf(op, sizeof(op), "%s", ggml_unary_op_name((enum ggml_unary_op) r->subop));
+        else if (r->op == GGML_OP_GLU) snprintf(op, sizeof(op), "%s", ggml_glu_op_name((enum ggml_glu_op) r->subop));
+        else                           snprintf(op, sizeof(op), "%s", ggml_op_name((enum ggml_op) r->op));
+        s = tr->ins_node;
+        sqlite3_bind_int64(s, 1, g->id);
+        sqlite3_bind_int(s, 2, i);
+        sqlite3_bind_text(s, 3, op, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(s, 4, r->name, -1, SQLITE_STATIC);
+        sqlite3_bind_int(s, 5, r->layer);
+        sqlite3_bind_text(s, 6, ggml_type_name((enum ggml_type) r->type), -1, SQLITE_STATIC);
+        for (int d = 0; d < 4; d++) sqlite3_bind_int64(s, 7 + d, r->ne[d]);
+        sqlite3_bind_int64(s, 11, (int64_t) r->bytes);
+        sqlite3_bind_int(s, 12, (r->flags & NODE_VIEW) != 0);
+        sqlite3_bind_int(s, 13, (r->flags & NODE_NOOP) != 0);
+        sqlite3_bind_text(s, 14, r->buffer >= 0 ? tr->strings[r->buffer] : "?", -1, SQLITE_STATIC);
+        rc = llt_store_step_done(tr->st, s);
+        for (int k = 0; k < r->n_src && rc == LLT_OK; k++) {
+            if (r->src_kind[k] == SRC_NONE) continue;
+            s = tr->ins_src;
+            sqlite3_bind_int64(s, 1, g->id);
+            sqlite3_bind_int(s, 2, i);
+            sqlite3_bind_int(s, 3, k);
+            sqlite3_bind_text(s, 4, src_kind_names[r->src_kind[k]], -1, SQLITE_STATIC);
+            const char * name = "?";
+            sqlite3_bind_null(s, 5);
+            sqlite3_bind_null(s, 6);
+            if (r->src_kind[k] == SRC_NODE) {
+                sqlite3_bind_int(s, 5, r->src_ref[k]);
+                name = g->recs[r->src_ref[k]].name;
+            } else if (r->src_kind[k] == SRC_WEIGHT) {
+                sqlite3_bind_int(s, 6, r->src_ref[k]);
+                name = llt_registry_get(tr->reg, r->src_ref[k])->name;
+            } else if (r->src_ref[k] >= 0) {
+                name = tr->strings[r->src_ref[k]];
+            }
+            sqlite3_bind_text(s, 7, name, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(s, 8, (int64_t) r->src_bytes[k]);
+            rc = llt_store_step_done(tr->st, s);
+        }
+    }
+    if (rc == LLT_OK) tr->n_graphs_total++;
+    return rc;
+}
+
+static void finish_graph(struct llt_tracer * tr) {
+    if (!tr->active || tr->n_nodes == 0) return;
+    struct graph * g = match_graph(tr);
+    if (!g || !grow((void **) &tr->psteps, &tr->cap_psteps, tr->n_psteps + 1, sizeof(struct pending_step))) {
+        tracer_fail(tr, "out of memory");
+        return;
+    }
+    struct pending_step * ps = &tr->psteps[tr->n_psteps];
+    *ps = (struct pending_step) {
+        .step = tr->n_steps, .decode = tr->n_decodes, .graph_id = 0,
+        .pos0 = tr->cur_pos0, .n_tokens = tr->cur_n_tokens,
+        .compute_begin_ns = tr->compute_begin_ns,
+        .compute_end_ns = tr->params.level == LLT_LEVEL_TIMING ? tr->compute_end_ns : 0,
+        .is_prompt = tr->cur_prompt,
+    };
+    if (g->id == 0) {
+        // written at the flush, inside the step's transaction; remember which cache slot
+        ps->graph_id = -(int64_t) (g - tr->graphs) - 1;
+    } else {
+        ps->graph_id = g->id;
+    }
+    if (tr->params.level == LLT_LEVEL_TIMING) {
+        ps->times = malloc((size_t) tr->n_nodes * sizeof(struct node_time));
+        if (!ps->times) { tracer_fail(tr, "out of memory"); return; }
+        memcpy(ps->times, tr->times, (size_t) tr->n_nodes * sizeof(struct node_time));
+        ps->n_times = tr->n_nodes;
+    }
+    tr->n_psteps++;
+    tr->stats.n_nodes_last = tr->n_nodes;
+    tr->stats.n_weights_read = g->n_weights_read;
+    tr->n_steps++;
+    tr->n_nodes = 0;
+    ptr_table_clear(&tr->node_idx);
+}
+
+// ---- flush: one transaction per decode call ----------------------------------------------
+
+static void token_piece(const struct llt_tracer * tr, llama_token tok, char * buf, size_t size) {
+    int n = llama_token_to_piece(tr->vocab, tok, buf, (int32_t) size - 1, 0, true);
+    buf[n > 0 ? n : 0] = '\0';
+}
+
+static void bind_time_or_null(sqlite3_stmt * s, int i, int64_t t_ns) {
+    if (t_ns) sqlite3_bind_int64(s, i, t_ns); else sqlite3_bind_null(s, i);
+}
+
+static int flush_pending(struct llt_tracer * tr) {
+    int rc = llt_store_begin(tr->st);
+    for (int32_t i = 0; i < tr->n_psteps && rc == LLT_OK; i++) {
+        struct pending_step * ps = &tr->psteps[i];
+        if (ps->graph_id < 0) {
+            struct graph * g = &tr->graphs[-ps->graph_id - 1];
+            if (g->id == 0) rc = write_graph(tr, g);
+            ps->graph_id = g->id;
+            if (rc != LLT_OK) break;
+        }
+        sqlite3_stmt * s = tr->ins_step;
+        sqlite3_bind_int64(s, 1, tr->run_id);
+        sqlite3_bind_int64(s, 2, ps->step);
+        sqlite3_bind_int64(s, 3, ps->decode);
+        sqlite3_bind_text(s, 4, ps->is_prompt ? "prompt" : "gen", -1, SQLITE_STATIC);
+        sqlite3_bind_int(s, 5, ps->pos0);
+        sqlite3_bind_int(s, 6, ps->n_tokens);
+        sqlite3_bind_int64(s, 7, ps->graph_id);
+        bind_time_or_null(s, 8, ps->t_begin_ns);
+        bind_time_or_null(s, 9, ps->t_end_ns);
+        sqlite3_bind_int64(s, 10, ps->compute_begin_ns);
+        bind_time_or_null(s, 11, ps->compute_end_ns);
+        rc = llt_store_step_done(tr->st, s);
+        for (int32_t k = 0; k < ps->n_times && rc == LLT_OK; k++) {
+            if (ps->times[k].end_ns == 0) continue;
+            s = tr->ins_time;
+            sqlite3_bind_int64(s, 1, tr->run_id);
+            sqlite3_bind_int64(s, 2, ps->step);
+            sqlite3_bind_int(s, 3, k);
+            sqlite3_bind_int64(s, 4, ps->times[k].begin_ns);
+            sqlite3_bind_int64(s, 5, ps->times[k].end_ns);
+            rc = llt_store_step_done(tr->st, s);
+        }
+    }
+    for (int32_t i = 0; i < tr->n_ptokens && rc == LLT_OK; i++) {
+        const struct pending_token * pt = &tr->ptokens[i];
+        char piece[256];
+        token_piece(tr, pt->token, piece, sizeof(piece));
+        sqlite3_stmt * s = tr->ins_token;
+        sqlite3_bind_int64(s, 1, tr->run_id);
+        sqlite3_bind_int(s, 2, tr->n_prompt + tr->n_gen);
+        sqlite3_bind_text(s, 3, pt->is_prompt ? "prompt" : "gen", -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 4, pt->step);
+        sqlite3_bind_int(s, 5, pt->pos);
+        sqlite3_bind_int(s, 6, pt->token);
+        sqlite3_bind_text(s, 7, piece, -1, SQLITE_TRANSIENT);
+        rc = llt_store_step_done(tr->st, s);
+        if (pt->is_prompt) tr->n_prompt++; else tr->n_gen++;
+    }
+    if (rc == LLT_OK) rc = llt_store_commit(tr->st);
+    if (rc != LLT_OK) {
+        llt_store_rollback(tr->st);
+        tracer_fail(tr, llt_last_error());
+    }
+    for (int32_t i = 0; i < tr->n_psteps; i++) free(tr->psteps[i].times);
+    tr->n_psteps = 0;
+    tr->n_ptokens = 0;
+    tr->stats.n_steps = tr->n_steps;
+    tr->stats.n_graphs = tr->n_graphs_total;
+    return rc;
+}
+
+static void push_token(struct llt_tracer * tr, llama_token tok, int32_t pos, int64_t step, bool is_prompt) {
+    if (!grow((void **) &tr->ptokens, &tr->cap_ptokens, tr->n_ptokens + 1, sizeof(struct pending_token))) {
+        tracer_fail(tr, "out of memory");
+        return;
+    }
+    tr->ptokens[tr->n_ptokens++] = (struct pending_token) { step, pos, tok, is_prompt };
+}
+
+// ---- public API --------------------------------------------------------------------------
+
+struct llt_tracer_params llt_tracer_default_params(void) {
+    return (struct llt_tracer_params) { .level = LLT_LEVEL_GRAPH };
+}
+
+static char * dup_or_null(const char * s) { return s ? strdup(s) : NULL; }
+
+int llt_tracer_init(struct llt_store * st, struct llt_tracer_params params, struct llt_tracer ** out) {
+    *out = NULL;
+    if ((unsigned) params.level >= LLT_LEVEL_COUNT) return llt_set_error(LLT_EINVAL, "unknown trace level %d", params.level);
+    if (!params.model_path) return llt_set_error(LLT_EINVAL, "the tracer needs the model path");
+    struct llt_tracer * tr = calloc(1, sizeof(*tr));
+    if (!tr) return llt_set_error(LLT_ENOMEM, "out of memory");
+    tr->st = st;
+    tr->params = params;
+    tr->model_path = dup_or_null(params.model_path);
+    tr->prompt = dup_or_null(params.prompt);
+    tr->params_json = dup_or_null(params.params_json);
+    tr->params.model_path = tr->model_path;
+    tr->params.prompt = tr->prompt;
+    tr->params.params_json = tr->params_json;
+    int rc = llt_registry_load(params.model_path, &tr->reg);
+    if (rc == LLT_OK && (!ptr_table_init(&tr->node_idx, 2048) || !ptr_table_init(&tr->weight_ids, 1024))) {
+        rc = llt_set_error(LLT_ENOMEM, "out of memory");
+    }
+    if (rc == LLT_OK) {
+        int nw = llt_registry_count(tr->reg);
+        tr->weight_buffer = malloc(((size_t) nw + 1) * sizeof(int32_t));
+        if (!tr->weight_buffer) rc = llt_set_error(LLT_ENOMEM, "out of memory");
+        for (int i = 0; rc == LLT_OK && i < nw; i++) tr->weight_buffer[i] = -1;
+    }
+    if (rc != LLT_OK) {
+        llt_tracer_free(tr);
+        return rc;
+    }
+    *out = tr;
+    return LLT_OK;
+}
+
+void llt_tracer_free(struct llt_tracer * tr) {
+    if (!tr) return;
+    sqlite3_finalize(tr->ins_graph);
+    sqlite3_finalize(tr->ins_node);
+    sqlite3_finalize(tr->ins_src);
+    sqlite3_finalize(tr->ins_step);
+    sqlite3_finalize(tr->ins_time);
+    sqlite3_finalize(tr->ins_token);
+    for (int32_t i = 0; i < tr->n_graphs_cached; i++) free(tr->graphs[i].recs);
+    for (int32_t i = 0; i < tr->n_strings; i++) free(tr->strings[i]);
+    for (int32_t i = 0; i < tr->n_psteps; i++) free(tr->psteps[i].times);
+    free(tr->strings);
+    free(tr->recs);
+    free(tr->times);
+    free(tr->node_idx.e);
+    free(tr->weight_ids.e);
+    free(tr->weight_buffer);
+    free(tr->psteps);
+    free(tr->ptokens);
+    llt_registry_free(tr->reg);
+    free(tr->model_path);
+    free(tr->prompt);
+    free(tr->params_json);
+    free(tr);
+}
+
+void llt_tracer_attach(struct llt_tracer * tr, struct llama_context_params * cparams) {
+    tr->chain_cb = cparams->cb_eval;
+    tr->chain_ud = cparams->cb_eval_user_data;
+    cparams->cb_eval = eval_cb;
+    cparams->cb_eval_user_data = tr;
+}
+
+static void bind_text_or_null(sqlite3_stmt * s, int i, const char * v) {
+    if (v) sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT); else sqlite3_bind_null(s, i);
+}
+
+static int insert_run(struct llt_tracer * tr, const struct llama_model * model) {
+    char started[32], arch[64] = "", name[256] = "", desc[256] = "";
+    llt_utc_now(started, sizeof(started));
+    llama_model_meta_val_str(model, "general.architecture", arch, sizeof(arch));
+    llama_model_meta_val_str(model, "general.name", name, sizeof(name));
+    llama_model_desc(model, desc, sizeof(desc));
+    sqlite3_stmt * s = llt_store_prepare(tr->st,
+        "INSERT INTO runs(started_at, status, level, lltrace_version, llama_tag, system_info,"
+        " model_path, model_name, model_arch, model_desc, n_layer, n_embd, n_head, n_head_kv,"
+        " n_vocab, n_ctx_train, file_type, model_bytes, model_params, params, prompt)"
+        " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    if (!s) return LLT_EIO;
+    int i = 1;
+    sqlite3_bind_text(s, i++, started, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, i++, llt_run_status_name(LLT_RUN_RUNNING), -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, i++, llt_level_name(tr->params.level), -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, i++, llt_version(), -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, i++, llt_llama_tag(), -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, i++, llama_print_system_info(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, i++, tr->model_path, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, i++, name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, i++, arch, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, i++, desc, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(s, i++, llama_model_n_layer(model));
+    sqlite3_bind_int(s, i++, llama_model_n_embd(model));
+    sqlite3_bind_int(s, i++, llama_model_n_head(model));
+    sqlite3_bind_int(s, i++, llama_model_n_head_kv(model));
+    sqlite3_bind_int(s, i++, llama_vocab_n_tokens(llama_model_get_vocab(model)));
+    sqlite3_bind_int(s, i++, llama_model_n_ctx_train(model));
+    sqlite3_bind_text(s, i++, llt_ftype_name(llama_model_ftype(model)), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, i++, (int64_t) llt_registry_file_size(tr->reg));
+    sqlite3_bind_int64(s, i++, (int64_t) llama_model_n_params(model));
+    bind_text_or_null(s, i++, tr->params_json);
+    bind_text_or_null(s, i++, tr->prompt);
+    int rc = llt_store_step_done(tr->st, s);
+    sqlite3_finalize(s);
+    if (rc != LLT_OK) return rc;
+    tr->run_id = sqlite3_last_insert_rowid(llt_store_db(tr->st));
+
+    s = llt_store_prepare(tr->st,
+        "INSERT INTO weights(run_id, id, name, type, n_dims, ne0, ne1, ne2, ne3, bytes, bpw, layer, file_offset)"
+        " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    if (!s) return LLT_EIO;
+    for (int w = 0; w < llt_registry_count(tr->reg) && rc == LLT_OK; w++) {
+        const struct llt_weight * wt = llt_registry_get(tr->reg, w);
+        sqlite3_bind_int64(s, 1, tr->run_id);
+        sqlite3_bind_int(s, 2, w);
+        sqlite3_bind_text(s, 3, wt->name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 4, ggml_type_name((enum ggml_type) wt->type), -1, SQLITE_STATIC);
+        sqlite3_bind_int(s, 5, wt->n_dims);
+        for (int d = 0; d < 4; d++) sqlite3_bind_int64(s, 6 + d, wt->ne[d]);
+        sqlite3_bind_int64(s, 10, (int64_t) wt->bytes);
+        sqlite3_bind_double(s, 11, wt->bpw);
+        sqlite3_bind_int(s, 12, wt->layer);
+        sqlite3_bind_int64(s, 13, (int64_t) wt->file_offset);
+        rc = llt_store_step_done(tr->st, s);
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int llt_tracer_begin(struct llt_tracer * tr, const struct llama_model * model, struct llama_context * ctx) {
+    tr->vocab = llama_model_get_vocab(model);
+    tr->t0_ns = llt_now_ns();
+    int rc = llt_store_begin(tr->st);
+    if (rc == LLT_OK) rc = insert_run(tr, model);
+    if (rc == LLT_OK) rc = llt_store_commit(tr->st);
+    if (rc != LLT_OK) {
+        llt_store_rollback(tr->st);
+        return rc;
+    }
+    struct { sqlite3_stmt ** stmt; const char * sql; } stmts[] = {
+        { &tr->ins_graph, "INSERT INTO graphs(run_id, n_nodes) VALUES(?,?)" },
+        { &tr->ins_node,  "INSERT INTO nodes VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)" },
+        { &tr->ins_src,   "INSERT INTO node_srcs VALUES(?,?,?,?,?,?,?,?)" },
+        { &tr->ins_step,  "INSERT INTO steps VALUES(?,?,?,?,?,?,?,?,?,?,?)" },
+        { &tr->ins_time,  "INSERT INTO node_times VALUES(?,?,?,?,?)" },
+        { &tr->ins_token, "INSERT INTO tokens VALUES(?,?,?,?,?,?,?)" },
+    };
+    for (size_t i = 0; i < sizeof(stmts)/sizeof(stmts[0]); i++) {
+        *stmts[i].stmt = llt_store_prepare(tr->st, stmts[i].sql);
+        if (!*stmts[i].stmt) return LLT_EIO;
+    }
+    tr->stats.n_weights = llt_registry_count(tr->reg);
+    tr->active = true;
+    return LLT_OK;
+}
+
+int32_t llt_decode(struct llt_tracer * tr, struct llama_context * ctx, struct llama_batch batch) {
+    if (!tr->active) {
+        return llama_decode(ctx, batch);
+    }
+    // a single token that was just sampled is generation; anything else is prompt
+    const bool is_gen = tr->have_sampled && batch.n_tokens == 1 && batch.token &&
+                        batch.token[0] == tr->last_sampled;
+    tr->have_sampled = false;
+    tr->cur_prompt = !is_gen;
+    tr->cur_pos0 = batch.pos ? batch.pos[0] : tr->next_pos;
+    tr->cur_n_tokens = batch.n_tokens;
+    const int64_t first_step = tr->n_steps;
+    if (!is_gen && batch.token) {
+        for (int32_t i = 0; i < batch.n_tokens; i++) {
+            push_token(tr, batch.token[i], batch.pos ? batch.pos[i] : tr->cur_pos0 + i, first_step, true);
+        }
+    }
+
+    const int64_t t_begin = llt_now_ns() - tr->t0_ns;
+    tr->in_decode = true;
+    int32_t ret = llama_decode(ctx, batch);
+    tr->in_decode = false;
+    finish_graph(tr);
+    const int64_t t_end = llt_now_ns() - tr->t0_ns;
+    if (is_gen) tr->t_gen_ns += t_end - t_begin; else tr->t_prompt_ns += t_end - t_begin;
+    tr->next_pos = tr->cur_pos0 + batch.n_tokens;
+    tr->n_decodes++;
+    if (!tr->active) return ret;
+
+    // the decode's wall time belongs to all of its steps (one per ubatch)
+    for (int32_t i = 0; i < tr->n_psteps; i++) {
+        if (tr->psteps[i].step >= first_step) {
+            tr->psteps[i].t_begin_ns = t_begin;
+            tr->psteps[i].t_end_ns = t_end;
+        }
+    }
+    flush_pending(tr);
+    return ret;
+}
+
+void llt_tracer_sampled(struct llt_tracer * tr, llama_token token) {
+    if (!tr->active) return;
+    tr->last_sampled = token;
+    tr->have_sampled = true;
+    push_token(tr, token, tr->next_pos, tr->n_steps - 1, false);
+}
+
+int llt_tracer_end(struct llt_tracer * tr, enum llt_run_status status, const char * output) {
+    if (tr->run_id == 0) return llt_set_error(LLT_EINVAL, "the run was never begun");
+    if (tr->active) {
+        finish_graph(tr);
+        if (tr->n_psteps > 0 || tr->n_ptokens > 0) flush_pending(tr);
+    }
+    tr->active = false;
+    char ended[32];
+    llt_utc_now(ended, sizeof(ended));
+    int rc = llt_store_begin(tr->st);
+    sqlite3_stmt * s = rc == LLT_OK ? llt_store_prepare(tr->st,
+        "UPDATE runs SET ended_at=?, status=?, error=?, output=?, n_prompt=?, n_gen=?,"
+        " t_prompt_ns=?, t_gen_ns=? WHERE id=?") : NULL;
+    if (s) {
+        sqlite3_bind_text(s, 1, ended, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(s, 2, llt_run_status_name(tr->error[0] && status == LLT_RUN_OK ? LLT_RUN_ERROR : status), -1, SQLITE_STATIC);
+        bind_text_or_null(s, 3, tr->error[0] ? tr->error : NULL);
+        bind_text_or_null(s, 4, output);
+        sqlite3_bind_int(s, 5, tr->n_prompt);
+        sqlite3_bind_int(s, 6, tr->n_gen);
+        sqlite3_bind_int64(s, 7, tr->t_prompt_ns);
+        sqlite3_bind_int64(s, 8, tr->t_gen_ns);
+        sqlite3_bind_int64(s, 9, tr->run_id);
+        rc = llt_store_step_done(tr->st, s);
+        sqlite3_finalize(s);
+    } else {
+        rc = LLT_EIO;
+    }
+    s = rc == LLT_OK ? llt_store_prepare(tr->st, "UPDATE weights SET buffer=? WHERE run_id=? AND id=?") : NULL;
+    for (int w = 0; s && rc == LLT_OK && w < llt_registry_count(tr->reg); w++) {
+        if (tr->weight_buffer[w] < 0) continue;
+        sqlite3_bind_text(s, 1, tr->strings[tr->weight_buffer[w]], -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 2, tr->run_id);
+        sqlite3_bind_int(s, 3, w);
+        rc = llt_store_step_done(tr->st, s);
+    }
+    sqlite3_finalize(s);
+    if (rc == LLT_OK) rc = llt_store_commit(tr->st);
+    if (rc != LLT_OK) llt_store_rollback(tr->st);
+    return rc;
+}
+
+int llt_tracer_run_id(const struct llt_tracer * tr) { return (int) tr->run_id; }
+
+const char * llt_tracer_error(const struct llt_tracer * tr) {
+    return tr->error[0] ? tr->error : NULL;
+}
+
+struct llt_tracer_stats llt_tracer_get_stats(const struct llt_tracer * tr) {
+    return tr->stats;
+}

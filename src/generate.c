@@ -1,0 +1,209 @@
+// Generate: a plain llama.cpp generation loop (tokenize, prompt decode, sample, decode),
+// traced through an llt_tracer when a store is given. `lltrace run`, the tests and the
+// benchmarks all use it, so a traced and an untraced run differ only by the tracer.
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct llt_gen_params llt_gen_default_params(void) {
+    return (struct llt_gen_params) {
+        .prompt = "Hello, my name is",
+        .n_predict = 32,
+        .n_batch = 512,
+        .flash_attn = LLAMA_FLASH_ATTN_TYPE_AUTO,
+        .type_k = GGML_TYPE_F16,
+        .type_v = GGML_TYPE_F16,
+        .seed = 42,
+        .temp = 0.0f,
+        .top_k = 40,
+        .top_p = 0.95f,
+        .level = LLT_LEVEL_GRAPH,
+    };
+}
+
+void llt_gen_result_free(struct llt_gen_result * r) {
+    if (!r) return;
+    free(r->tokens);
+    free(r->text);
+    memset(r, 0, sizeof(*r));
+}
+
+// ---- pieces ------------------------------------------------------------------------------
+
+static bool text_append(struct llt_gen_result * r, size_t * cap, const char * piece) {
+    size_t len = r->text ? strlen(r->text) : 0, add = strlen(piece);
+    if (len + add + 1 > *cap) {
+        size_t ncap = (*cap ? *cap * 2 : 256) + add;
+        char * nt = realloc(r->text, ncap);
+        if (!nt) return false;
+        r->text = nt;
+        *cap = ncap;
+    }
+    memcpy(r->text + len, piece, add + 1);
+    return true;
+}
+
+static void params_json(const struct llt_gen_params * p, int n_ctx, int n_threads, char * buf, size_t size) {
+    const char * fa = p->flash_attn < 0 ? "auto" : p->flash_attn ? "on" : "off";
+    snprintf(buf, size,
+        "{\"n_ctx\":%d,\"n_batch\":%d,\"n_threads\":%d,\"flash_attn\":\"%s\",\"type_k\":\"%s\","
+        "\"type_v\":\"%s\",\"seed\":%u,\"temp\":%g,\"top_k\":%d,\"top_p\":%g,\"n_predict\":%d}",
+        n_ctx, p->n_batch, n_threads, fa, ggml_type_name((enum ggml_type) p->type_k),
+        ggml_type_name((enum ggml_type) p->type_v), p->seed, p->temp, p->top_k, p->top_p, p->n_predict);
+}
+
+static struct llama_sampler * make_sampler(const struct llt_gen_params * p) {
+    struct llama_sampler * s = llama_sampler_chain_init(llama_sampler_chain_default_params());
+    if (p->temp <= 0.0f) {
+        llama_sampler_chain_add(s, llama_sampler_init_greedy());
+    } else {
+        if (p->top_k > 0) llama_sampler_chain_add(s, llama_sampler_init_top_k(p->top_k));
+        if (p->top_p < 1.0f) llama_sampler_chain_add(s, llama_sampler_init_top_p(p->top_p, 1));
+        llama_sampler_chain_add(s, llama_sampler_init_temp(p->temp));
+        llama_sampler_chain_add(s, llama_sampler_init_dist(p->seed));
+    }
+    return s;
+}
+
+// ---- the loop ----------------------------------------------------------------------------
+
+static int32_t decode(struct llt_tracer * tr, struct llama_context * ctx, struct llama_batch b) {
+    return tr ? llt_decode(tr, ctx, b) : llama_decode(ctx, b);
+}
+
+int llt_generate(const struct llt_gen_params * p, struct llt_store * st, struct llt_gen_result * res) {
+    memset(res, 0, sizeof(*res));
+    struct llt_registry * reg = NULL;
+    struct llama_model * model = NULL;
+    struct llama_context * ctx = NULL;
+    struct llama_sampler * smpl = NULL;
+    struct llt_tracer * tr = NULL;
+    size_t text_cap = 0;
+    enum llt_run_status status = LLT_RUN_ERROR;
+
+    if (p->n_predict < 0 || p->n_batch <= 0) return llt_set_error(LLT_EINVAL, "bad generation parameters");
+    // the registry checks the file first, so a bad model gets a clear message, not a llama.cpp log
+    int rc = llt_registry_load(p->model_path, &reg);
+    llt_registry_free(reg);
+    if (rc != LLT_OK) return rc;
+
+    llama_backend_init();
+    const int64_t t_load = llt_now_ns();
+    struct llama_model_params mp = llama_model_default_params();
+    model = llama_model_load_from_file(p->model_path, mp);
+    if (!model) {
+        rc = llt_set_error(LLT_ELLAMA, "llama.cpp could not load model '%s'", p->model_path);
+        goto done;
+    }
+    const struct llama_vocab * vocab = llama_model_get_vocab(model);
+
+    // tokenize
+    const int32_t plen = (int32_t) strlen(p->prompt);
+    int32_t n_prompt = -llama_tokenize(vocab, p->prompt, plen, NULL, 0, true, true);
+    res->tokens = malloc(((size_t) n_prompt + (size_t) p->n_predict + 1) * sizeof(llama_token));
+    if (!res->tokens) { rc = llt_set_error(LLT_ENOMEM, "out of memory"); goto done; }
+    if (llama_tokenize(vocab, p->prompt, plen, res->tokens, n_prompt, true, true) < 0 || n_prompt <= 0) {
+        rc = llt_set_error(LLT_ELLAMA, "cannot tokenize the prompt");
+        goto done;
+    }
+    res->n_prompt = n_prompt;
+
+    // context
+    const int32_t need = n_prompt + p->n_predict;
+    int32_t n_ctx = p->n_ctx > 0 ? p->n_ctx : ((need + 255) / 256) * 256;
+    if (n_ctx < need) {
+        rc = llt_set_error(LLT_EINVAL, "context of %d tokens is too small for %d prompt + %d generated tokens",
+                           n_ctx, n_prompt, p->n_predict);
+        goto done;
+    }
+    const int32_t n_threads = p->n_threads > 0 ? p->n_threads : (int32_t) sysconf(_SC_NPROCESSORS_ONLN);
+    struct llama_context_params cp = llama_context_default_params();
+    cp.n_ctx = (uint32_t) n_ctx;
+    cp.n_batch = cp.n_ubatch = (uint32_t) p->n_batch; // one decode call = one graph
+    cp.n_threads = cp.n_threads_batch = n_threads;
+    cp.flash_attn_type = (enum llama_flash_attn_type) p->flash_attn;
+    cp.type_k = (enum ggml_type) p->type_k;
+    cp.type_v = (enum ggml_type) p->type_v;
+    cp.no_perf = true;
+
+    if (st) {
+        char pj[512];
+        params_json(p, n_ctx, n_threads, pj, sizeof(pj));
+        struct llt_tracer_params tp = llt_tracer_default_params();
+        tp.level = p->level;
+        tp.model_path = p->model_path;
+        tp.prompt = p->prompt;
+        tp.params_json = pj;
+        rc = llt_tracer_init(st, tp, &tr);
+        if (rc != LLT_OK) goto done;
+        llt_tracer_attach(tr, &cp);
+    }
+    ctx = llama_init_from_model(model, cp);
+    if (!ctx) {
+        rc = llt_set_error(LLT_ELLAMA, "llama.cpp could not create a context (n_ctx %d, K cache %s, V cache %s)",
+                           n_ctx, ggml_type_name(cp.type_k), ggml_type_name(cp.type_v));
+        goto done;
+    }
+    if (tr && (rc = llt_tracer_begin(tr, model, ctx)) != LLT_OK) goto done;
+    smpl = make_sampler(p);
+    res->t_load_ns = llt_now_ns() - t_load;
+
+    // prompt, in batches
+    const int64_t t_prompt = llt_now_ns();
+    for (int32_t i = 0; i < n_prompt; i += p->n_batch) {
+        int32_t n = n_prompt - i < p->n_batch ? n_prompt - i : p->n_batch;
+        if (decode(tr, ctx, llama_batch_get_one(res->tokens + i, n)) != 0) {
+            rc = llt_set_error(LLT_ELLAMA, "llama_decode failed on the prompt");
+            goto done;
+        }
+    }
+    res->t_prompt_ns = llt_now_ns() - t_prompt;
+
+    // generation
+    const int64_t t_gen = llt_now_ns();
+    status = LLT_RUN_OK;
+    if (!text_append(res, &text_cap, "")) { rc = llt_set_error(LLT_ENOMEM, "out of memory"); goto done; }
+    for (int32_t i = 0; i < p->n_predict; i++) {
+        if (p->stop && *p->stop) {
+            status = LLT_RUN_INTERRUPTED;
+            res->interrupted = true;
+            break;
+        }
+        llama_token tok = llama_sampler_sample(smpl, ctx, -1);
+        if (tr) llt_tracer_sampled(tr, tok);
+        res->tokens[n_prompt + res->n_gen++] = tok;
+        if (llama_vocab_is_eog(vocab, tok)) break;
+        char piece[256];
+        int n = llama_token_to_piece(vocab, tok, piece, sizeof(piece) - 1, 0, false);
+        piece[n > 0 ? n : 0] = '\0';
+        if (!text_append(res, &text_cap, piece)) { rc = llt_set_error(LLT_ENOMEM, "out of memory"); goto done; }
+        if (p->on_piece) p->on_piece(piece, p->user_data);
+        if (i + 1 == p->n_predict) break; // the last token is not fed back
+        if (decode(tr, ctx, llama_batch_get_one(&tok, 1)) != 0) {
+            rc = llt_set_error(LLT_ELLAMA, "llama_decode failed at generated token %d", i);
+            status = LLT_RUN_ERROR;
+            goto done;
+        }
+    }
+    res->t_gen_ns = llt_now_ns() - t_gen;
+    rc = LLT_OK;
+done:
+    if (tr && llt_tracer_run_id(tr) > 0) {
+        if (rc != LLT_OK) status = LLT_RUN_ERROR;
+        char saved[512];
+        snprintf(saved, sizeof(saved), "%s", llt_last_error());
+        int erc = llt_tracer_end(tr, status, res->text);
+        res->run_id = llt_tracer_run_id(tr);
+        res->stats = llt_tracer_get_stats(tr);
+        if (llt_tracer_error(tr)) snprintf(res->trace_error, sizeof(res->trace_error), "%s", llt_tracer_error(tr));
+        if (rc == LLT_OK) rc = erc; else llt_set_error(rc, "%s", saved);
+    }
+    llt_tracer_free(tr);
+    if (smpl) llama_sampler_free(smpl);
+    if (ctx) llama_free(ctx);
+    if (model) llama_model_free(model);
+    return rc;
+}

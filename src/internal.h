@@ -1,0 +1,33 @@
+// Internal helpers shared by the library's files; not part of the public API.
+#pragma once
+
+#include "lltrace.h"
+
+#include <stdint.h>
+#include <time.h>
+
+// records a one-line message for llt_last_error() and returns code
+int llt_set_error(int code, const char * fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static inline int64_t llt_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+// current UTC time as ISO 8601 into buf (at least 32 bytes)
+void llt_utc_now(char * buf, size_t size);
+
+// ---- store internals used by the tracer --------------------------------------------------
+
+struct sqlite3_stmt;
+
+// executes one or more SQL statements; on failure sets the error and returns LLT_EIO
+int  llt_store_exec(struct llt_store * st, const char * sql);
+int  llt_store_begin(struct llt_store * st);
+int  llt_store_commit(struct llt_store * st);
+void llt_store_rollback(struct llt_store * st);
+// prepares a statement; on failure sets the error and returns NULL. caller finalizes.
+struct sqlite3_stmt * llt_store_prepare(struct llt_store * st, const char * sql);
+// steps a statement to completion and resets it; LLT_OK or LLT_EIO
+int  llt_store_step_done(struct llt_store * st, struct sqlite3_stmt * stmt);

@@ -1,0 +1,275 @@
+// Built-in models: deterministic llama checkpoints made through llama.cpp's public API.
+//
+// No model can be downloaded where lltrace is tested, so it makes its own: the tokenizer of
+// the llama SentencePiece vocab GGUF shipped with llama.cpp, hyperparameters of a preset,
+// weights from a fixed integer PRNG (no libm, so every IEEE machine writes the same bytes).
+// llama_model_init_from_user() builds the model, llama_model_save_to_file() writes it, the
+// optional tensors a real Llama checkpoint lacks are dropped, and llama_model_quantize()
+// makes the other file types.
+#include "internal.h"
+
+#include "gguf.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifndef LLT_DEFAULT_VOCAB
+#define LLT_DEFAULT_VOCAB ""
+#endif
+
+static const struct llt_preset presets[] = {
+    //  name     n_embd n_layer n_head n_head_kv n_ff  n_ctx_train
+    { "tiny",    256,   2,      4,     2,        768,  2048 },
+    { "small",   768,   12,     12,    12,       2048, 2048 },
+};
+
+const struct llt_preset * llt_preset_find(const char * name) {
+    for (size_t i = 0; i < sizeof(presets)/sizeof(presets[0]); i++) {
+        if (strcmp(presets[i].name, name) == 0) return &presets[i];
+    }
+    return NULL;
+}
+
+const char * llt_preset_names(void) { return "tiny, small"; }
+
+// ---- deterministic weights ---------------------------------------------------------------
+
+static uint64_t splitmix64(uint64_t * s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static uint64_t fnv1a(const char * s) {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (; *s; s++) h = (h ^ (uint8_t) *s) * 0x100000001b3ULL;
+    return h;
+}
+
+// approximately N(0, 1): a sum of four exact 24-bit uniforms, centred and scaled
+static float gauss(uint64_t * s) {
+    float sum = 0.0f;
+    for (int i = 0; i < 4; i++) sum += (float) (splitmix64(s) >> 40) * (1.0f / 16777216.0f);
+    return (sum - 2.0f) * 1.7320508f;
+}
+
+static bool is_norm(const char * name) { return strstr(name, "_norm.") != NULL; }
+
+struct init_ctx {
+    const struct llt_preset * preset;
+};
+
+static void set_tensor_data(struct ggml_tensor * t, void * user_data) {
+    const struct init_ctx * ic = user_data;
+    const int64_t n = ggml_nelements(t);
+    uint64_t seed = fnv1a(t->name) ^ fnv1a(ic->preset->name);
+    // norms are 1, like a fresh checkpoint; the rest keeps activations near unit scale
+    float scale = is_norm(t->name) ? 0.0f
+                : strcmp(t->name, "token_embd.weight") == 0 ? 1.0f
+                : 1.0f / (float) (t->ne[0] >= 1024 ? 32 : t->ne[0] >= 512 ? 24 : 16);
+    // every tensor is made F32 (the default of init_from_user); other types come from quantizing
+    if (t->type != GGML_TYPE_F32) return;
+    const int64_t chunk = 4096;
+    float buf[4096];
+    for (int64_t off = 0; off < n; off += chunk) {
+        int64_t m = n - off < chunk ? n - off : chunk;
+        for (int64_t i = 0; i < m; i++) buf[i] = is_norm(t->name) ? 1.0f : gauss(&seed) * scale;
+        ggml_backend_tensor_set(t, buf, (size_t) off * sizeof(float), (size_t) m * sizeof(float));
+    }
+}
+
+// the tensors of a real Llama checkpoint
+static bool is_llama_tensor(const char * name, int n_layer) {
+    static const char * global[] = { "token_embd.weight", "output_norm.weight", "output.weight" };
+    static const char * per_layer[] = { "attn_norm", "attn_q", "attn_k", "attn_v", "attn_output",
+                                        "ffn_norm", "ffn_gate", "ffn_up", "ffn_down" };
+    for (size_t i = 0; i < sizeof(global)/sizeof(global[0]); i++) {
+        if (strcmp(name, global[i]) == 0) return true;
+    }
+    int layer = -1, len = 0;
+    char kind[32];
+    if (sscanf(name, "blk.%d.%31[a-z_].weight%n", &layer, kind, &len) != 2 || name[len] != '\0') return false;
+    if (layer < 0 || layer >= n_layer) return false;
+    for (size_t i = 0; i < sizeof(per_layer)/sizeof(per_layer[0]); i++) {
+        if (strcmp(kind, per_layer[i]) == 0) return true;
+    }
+    return false;
+}
+
+// ---- metadata ----------------------------------------------------------------------------
+
+static struct gguf_context * make_metadata(const struct llt_preset * p, const char * vocab_path) {
+    struct gguf_init_params gp = { .no_alloc = true, .ctx = NULL };
+    struct gguf_context * vocab = gguf_init_from_file(vocab_path, gp);
+    if (!vocab) {
+        llt_set_error(LLT_EFORMAT, "cannot read vocabulary GGUF '%s'", vocab_path);
+        return NULL;
+    }
+    struct gguf_context * meta = gguf_init_empty();
+    // the tokenizer only: the vocab file's llama.* hyperparameters describe a 7B model
+    for (int64_t k = 0; k < gguf_get_n_kv(vocab); k++) {
+        const char * key = gguf_get_key(vocab, k);
+        if (strncmp(key, "tokenizer.", 10) != 0) continue;
+        enum gguf_type type = gguf_get_kv_type(vocab, k);
+        if (type == GGUF_TYPE_STRING) {
+            gguf_set_val_str(meta, key, gguf_get_val_str(vocab, k));
+        } else if (type == GGUF_TYPE_ARRAY) {
+            enum gguf_type at = gguf_get_arr_type(vocab, k);
+            size_t n = gguf_get_arr_n(vocab, k);
+            if (at == GGUF_TYPE_STRING) {
+                const char ** strs = malloc(n * sizeof(char *));
+                if (!strs) { gguf_free(meta); gguf_free(vocab); llt_set_error(LLT_ENOMEM, "out of memory"); return NULL; }
+                for (size_t i = 0; i < n; i++) strs[i] = gguf_get_arr_str(vocab, k, i);
+                gguf_set_arr_str(meta, key, strs, n);
+                free(strs);
+            } else {
+                gguf_set_arr_data(meta, key, at, gguf_get_arr_data(vocab, k), n);
+            }
+        } else if (type == GGUF_TYPE_UINT32) {
+            gguf_set_val_u32(meta, key, gguf_get_val_u32(vocab, k));
+        } else if (type == GGUF_TYPE_INT32) {
+            gguf_set_val_i32(meta, key, gguf_get_val_i32(vocab, k));
+        } else if (type == GGUF_TYPE_BOOL) {
+            gguf_set_val_bool(meta, key, gguf_get_val_bool(vocab, k));
+        } else if (type == GGUF_TYPE_FLOAT32) {
+            gguf_set_val_f32(meta, key, gguf_get_val_f32(vocab, k));
+        }
+    }
+    gguf_free(vocab);
+
+    char name[64];
+    snprintf(name, sizeof(name), "lltrace-%s", p->name);
+    gguf_set_val_str(meta, "general.architecture", "llama");
+    gguf_set_val_str(meta, "general.name", name);
+    gguf_set_val_u32(meta, "general.file_type", LLAMA_FTYPE_ALL_F32);
+    gguf_set_val_u32(meta, "llama.context_length", (uint32_t) p->n_ctx_train);
+    gguf_set_val_u32(meta, "llama.embedding_length", (uint32_t) p->n_embd);
+    gguf_set_val_u32(meta, "llama.block_count", (uint32_t) p->n_layer);
+    gguf_set_val_u32(meta, "llama.feed_forward_length", (uint32_t) p->n_ff);
+    gguf_set_val_u32(meta, "llama.attention.head_count", (uint32_t) p->n_head);
+    gguf_set_val_u32(meta, "llama.attention.head_count_kv", (uint32_t) p->n_head_kv);
+    gguf_set_val_u32(meta, "llama.rope.dimension_count", (uint32_t) (p->n_embd / p->n_head));
+    gguf_set_val_f32(meta, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
+    gguf_set_val_f32(meta, "llama.rope.freq_base", 10000.0f);
+    return meta;
+}
+
+// ---- writing -----------------------------------------------------------------------------
+
+// rewrites the GGUF at src into dst keeping only a Llama checkpoint's tensors
+static int keep_llama_tensors(const char * src, const char * dst, int n_layer) {
+    struct ggml_context * gctx = NULL;
+    struct gguf_init_params gp = { .no_alloc = false, .ctx = &gctx };
+    struct gguf_context * in = gguf_init_from_file(src, gp);
+    if (!in) return llt_set_error(LLT_EIO, "cannot read back '%s'", src);
+    struct gguf_context * out = gguf_init_empty();
+    gguf_set_kv(out, in);
+    int kept = 0;
+    for (int64_t i = 0; i < gguf_get_n_tensors(in); i++) {
+        const char * name = gguf_get_tensor_name(in, i);
+        if (!is_llama_tensor(name, n_layer)) continue;
+        gguf_add_tensor(out, ggml_get_tensor(gctx, name));
+        kept++;
+    }
+    int rc = LLT_OK;
+    if (kept != 3 + 9 * n_layer) {
+        rc = llt_set_error(LLT_ELLAMA, "llama.cpp made %d of the %d llama tensors", kept, 3 + 9 * n_layer);
+    } else if (!gguf_write_to_file(out, dst, false)) {
+        rc = llt_set_error(LLT_EIO, "cannot write '%s'", dst);
+    }
+    gguf_free(out);
+    gguf_free(in);
+    ggml_free(gctx);
+    return rc;
+}
+
+static int make_f32(const struct llt_preset * p, const char * vocab_path, const char * out_path) {
+    struct gguf_context * meta = make_metadata(p, vocab_path);
+    if (!meta) return LLT_EFORMAT;
+    struct init_ctx ic = { p };
+    struct llama_model_params mp = llama_model_default_params();
+    struct llama_model * model = llama_model_init_from_user(meta, set_tensor_data, &ic, mp);
+    gguf_free(meta);
+    if (!model) return llt_set_error(LLT_ELLAMA, "llama.cpp could not build the '%s' model", p->name);
+    char raw[4200];
+    snprintf(raw, sizeof(raw), "%s.raw", out_path);
+    llama_model_save_to_file(model, raw);
+    llama_model_free(model);
+    int rc = keep_llama_tensors(raw, out_path, p->n_layer);
+    remove(raw);
+    return rc;
+}
+
+int llt_mkmodel(const char * preset, int ftype, const char * vocab_path, const char * out_path) {
+    const struct llt_preset * p = llt_preset_find(preset);
+    if (!p) return llt_set_error(LLT_EINVAL, "unknown preset '%s' (known: %s)", preset, llt_preset_names());
+    if (strcmp(llt_ftype_name(ftype), "?") == 0) return llt_set_error(LLT_EINVAL, "unknown file type %d", ftype);
+    if (!vocab_path) vocab_path = getenv("LLTRACE_VOCAB");
+    if (!vocab_path || !*vocab_path) vocab_path = LLT_DEFAULT_VOCAB;
+    if (access(vocab_path, R_OK) != 0) {
+        return llt_set_error(LLT_EIO, "cannot read the vocabulary '%s' (set LLTRACE_VOCAB to llama.cpp's models/ggml-vocab-llama-spm.gguf)", vocab_path);
+    }
+    llama_backend_init();
+
+    // write next to the target and rename, so a failure never leaves a half-made model
+    char tmp[4200], f32[4200];
+    snprintf(tmp, sizeof(tmp), "%s.tmp.%d", out_path, (int) getpid());
+    snprintf(f32, sizeof(f32), "%s.f32.%d", out_path, (int) getpid());
+    int rc;
+    if (ftype == LLAMA_FTYPE_ALL_F32) {
+        rc = make_f32(p, vocab_path, tmp);
+    } else {
+        rc = make_f32(p, vocab_path, f32);
+        if (rc == LLT_OK) {
+            struct llama_model_quantize_params qp = llama_model_quantize_default_params();
+            qp.ftype = (enum llama_ftype) ftype;
+            qp.nthread = (int32_t) sysconf(_SC_NPROCESSORS_ONLN);
+            if (llama_model_quantize(f32, tmp, &qp) != 0) {
+                rc = llt_set_error(LLT_ELLAMA, "llama.cpp could not quantize to %s", llt_ftype_name(ftype));
+            }
+        }
+        remove(f32);
+    }
+    if (rc == LLT_OK && rename(tmp, out_path) != 0) {
+        rc = llt_set_error(LLT_EIO, "cannot write '%s': %s", out_path, strerror(errno));
+    }
+    if (rc != LLT_OK) remove(tmp);
+    return rc;
+}
+
+// ---- the cache of built-in models --------------------------------------------------------
+
+static int mkdir_p(const char * path) {
+    char buf[4096];
+    snprintf(buf, sizeof(buf), "%s", path);
+    for (char * s = buf + 1; *s; s++) {
+        if (*s != '/') continue;
+        *s = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
+        *s = '/';
+    }
+    return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+int llt_default_model(const char * preset, int ftype, char ** out_path) {
+    *out_path = NULL;
+    char * cache = llt_cache_dir();
+    if (!cache) return llt_set_error(LLT_ENOMEM, "out of memory");
+    char dir[4096], path[4200];
+    snprintf(dir, sizeof(dir), "%s/models", cache);
+    free(cache);
+    snprintf(path, sizeof(path), "%s/%s-%s.gguf", dir, preset, llt_ftype_name(ftype));
+    if (access(path, R_OK) != 0) {
+        if (mkdir_p(dir) != 0) return llt_set_error(LLT_EIO, "cannot create cache folder '%s': %s", dir, strerror(errno));
+        fprintf(stderr, "lltrace: making the built-in '%s' %s model in %s (once)\n", preset, llt_ftype_name(ftype), path);
+        int rc = llt_mkmodel(preset, ftype, NULL, path);
+        if (rc != LLT_OK) return rc;
+    }
+    *out_path = strdup(path);
+    return *out_path ? LLT_OK : llt_set_error(LLT_ENOMEM, "out of memory");
+}

@@ -1,0 +1,146 @@
+// The weight registry: every tensor of a GGUF model file with its type, shape, size, bits per
+// weight, layer and absolute file offset. Graph nodes name their weight sources through it.
+#include "internal.h"
+
+#include "gguf.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+struct llt_registry {
+    struct gguf_context * gguf;
+    struct llt_weight *   weights;
+    int                   n_weights;
+    uint64_t              file_size;
+    char                  meta_buf[256]; // llt_registry_meta's answer
+};
+
+// ---- checks before handing the file to gguf ----------------------------------------------
+
+static int check_magic(const char * path, uint64_t * size) {
+    FILE * f = fopen(path, "rb");
+    if (!f) {
+        return llt_set_error(LLT_EIO, "cannot open model '%s': %s", path, strerror(errno));
+    }
+    struct stat sb;
+    char magic[4] = {0};
+    size_t n = fread(magic, 1, 4, f);
+    int rc = fstat(fileno(f), &sb);
+    fclose(f);
+    if (rc != 0 || S_ISDIR(sb.st_mode)) {
+        return llt_set_error(LLT_EIO, "cannot open model '%s': not a regular file", path);
+    }
+    if (n < 4 || memcmp(magic, "GGUF", 4) != 0) {
+        return llt_set_error(LLT_EFORMAT, "cannot open model '%s': not a GGUF file (bad magic)", path);
+    }
+    *size = (uint64_t) sb.st_size;
+    return LLT_OK;
+}
+
+// ---- load --------------------------------------------------------------------------------
+
+int llt_registry_load(const char * path, struct llt_registry ** out) {
+    *out = NULL;
+    uint64_t file_size = 0;
+    int rc = check_magic(path, &file_size);
+    if (rc != LLT_OK) return rc;
+
+    struct llt_registry * reg = calloc(1, sizeof(*reg));
+    if (!reg) return llt_set_error(LLT_ENOMEM, "out of memory");
+    reg->file_size = file_size;
+
+    struct gguf_init_params gp = { .no_alloc = true, .ctx = NULL };
+    reg->gguf = gguf_init_from_file(path, gp);
+    if (!reg->gguf) {
+        rc = llt_set_error(LLT_EFORMAT, "cannot open model '%s': corrupt or truncated GGUF header", path);
+        goto done;
+    }
+
+    const int64_t n = gguf_get_n_tensors(reg->gguf);
+    const uint64_t data_offset = gguf_get_data_offset(reg->gguf);
+    reg->weights = calloc(n > 0 ? (size_t) n : 1, sizeof(struct llt_weight));
+    if (!reg->weights) {
+        rc = llt_set_error(LLT_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        struct llt_weight * w = &reg->weights[i];
+        snprintf(w->name, sizeof(w->name), "%s", gguf_get_tensor_name(reg->gguf, i));
+        w->type = gguf_get_tensor_type(reg->gguf, i);
+        const int64_t * ne = gguf_get_tensor_ne(reg->gguf, i);
+        int64_t nel = 1;
+        w->n_dims = 1;
+        for (int d = 0; d < 4; d++) {
+            w->ne[d] = ne[d];
+            nel *= ne[d];
+            if (ne[d] != 1) w->n_dims = d + 1;
+        }
+        w->bytes = gguf_get_tensor_size(reg->gguf, i);
+        w->bpw = nel > 0 ? (double) w->bytes * 8.0 / (double) nel : 0.0;
+        w->layer = llt_layer_from_name(w->name);
+        w->file_offset = data_offset + gguf_get_tensor_offset(reg->gguf, i);
+        if (w->file_offset + w->bytes > file_size) {
+            rc = llt_set_error(LLT_EFORMAT,
+                "cannot open model '%s': truncated (tensor '%s' ends at byte %llu, the file has %llu)",
+                path, w->name, (unsigned long long) (w->file_offset + w->bytes),
+                (unsigned long long) file_size);
+            goto done;
+        }
+    }
+    reg->n_weights = (int) n;
+done:
+    if (rc != LLT_OK) {
+        llt_registry_free(reg);
+        return rc;
+    }
+    *out = reg;
+    return LLT_OK;
+}
+
+void llt_registry_free(struct llt_registry * reg) {
+    if (!reg) return;
+    if (reg->gguf) gguf_free(reg->gguf);
+    free(reg->weights);
+    free(reg);
+}
+
+// ---- lookups -----------------------------------------------------------------------------
+
+int llt_registry_count(const struct llt_registry * reg) { return reg->n_weights; }
+uint64_t llt_registry_file_size(const struct llt_registry * reg) { return reg->file_size; }
+
+const struct llt_weight * llt_registry_get(const struct llt_registry * reg, int id) {
+    return id >= 0 && id < reg->n_weights ? &reg->weights[id] : NULL;
+}
+
+int llt_registry_find(const struct llt_registry * reg, const char * name) {
+    int64_t id = gguf_find_tensor(reg->gguf, name);
+    return id >= 0 ? (int) id : -1;
+}
+
+const char * llt_registry_meta(const struct llt_registry * reg_const, const char * key) {
+    struct llt_registry * reg = (struct llt_registry *) reg_const; // the answer buffer is scratch
+    int64_t k = gguf_find_key(reg->gguf, key);
+    if (k < 0) return NULL;
+    char * b = reg->meta_buf;
+    size_t sz = sizeof(reg->meta_buf);
+    switch (gguf_get_kv_type(reg->gguf, k)) {
+        case GGUF_TYPE_UINT8:   snprintf(b, sz, "%u",   gguf_get_val_u8  (reg->gguf, k)); break;
+        case GGUF_TYPE_INT8:    snprintf(b, sz, "%d",   gguf_get_val_i8  (reg->gguf, k)); break;
+        case GGUF_TYPE_UINT16:  snprintf(b, sz, "%u",   gguf_get_val_u16 (reg->gguf, k)); break;
+        case GGUF_TYPE_INT16:   snprintf(b, sz, "%d",   gguf_get_val_i16 (reg->gguf, k)); break;
+        case GGUF_TYPE_UINT32:  snprintf(b, sz, "%u",   gguf_get_val_u32 (reg->gguf, k)); break;
+        case GGUF_TYPE_INT32:   snprintf(b, sz, "%d",   gguf_get_val_i32 (reg->gguf, k)); break;
+        case GGUF_TYPE_UINT64:  snprintf(b, sz, "%llu", (unsigned long long) gguf_get_val_u64(reg->gguf, k)); break;
+        case GGUF_TYPE_INT64:   snprintf(b, sz, "%lld", (long long) gguf_get_val_i64(reg->gguf, k)); break;
+        case GGUF_TYPE_FLOAT32: snprintf(b, sz, "%g",   gguf_get_val_f32 (reg->gguf, k)); break;
+        case GGUF_TYPE_FLOAT64: snprintf(b, sz, "%g",   gguf_get_val_f64 (reg->gguf, k)); break;
+        case GGUF_TYPE_BOOL:    snprintf(b, sz, "%s",   gguf_get_val_bool(reg->gguf, k) ? "true" : "false"); break;
+        case GGUF_TYPE_STRING:  snprintf(b, sz, "%s",   gguf_get_val_str (reg->gguf, k)); break;
+        default:                snprintf(b, sz, "[array of %zu]", gguf_get_arr_n(reg->gguf, k)); break;
+    }
+    return b;
+}
