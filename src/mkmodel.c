@@ -220,6 +220,9 @@ int llt_mkmodel(const char * preset, int ftype, const char * vocab_path, const c
     char tmp[4200], f32[4200];
     snprintf(tmp, sizeof(tmp), "%s.tmp.%d", out_path, (int) getpid());
     snprintf(f32, sizeof(f32), "%s.f32.%d", out_path, (int) getpid());
+    FILE * probe = fopen(tmp, "wb");
+    if (!probe) return llt_set_error(LLT_EIO, "cannot write '%s': %s", out_path, strerror(errno));
+    fclose(probe);
     int rc;
     if (ftype == LLAMA_FTYPE_ALL_F32) {
         rc = make_f32(p, vocab_path, tmp);

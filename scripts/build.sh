@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Build lltrace from a fresh Debian 12 machine: apt packages (when root), the pinned llama.cpp
+# (cached outside the repo by scripts/bootstrap-llama.sh), then lltrace itself into ./build.
+#
+# Env: LLAMA_PREFIX=<your llama.cpp install with include/ and lib/> skips the pinned build.
+#      LLTRACE_BUILD_DIR (default ./build), LLTRACE_CACHE (default ~/.cache/lltrace).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { echo "build: $*" >&2; }
+
+# ---- system packages ----------------------------------------------------------------------
+pkgs=(build-essential cmake ninja-build git ca-certificates openssl npm libsqlite3-dev sqlite3 python3)
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+        say "installing ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq >/dev/null
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    else
+        echo "build: missing packages; run: sudo apt-get install ${missing[*]}" >&2
+        exit 1
+    fi
+fi
+
+# ---- llama.cpp ----------------------------------------------------------------------------
+if [ -z "${LLAMA_PREFIX:-}" ]; then
+    LLAMA_PREFIX=$(scripts/bootstrap-llama.sh | tail -n 1)
+fi
+[ -f "$LLAMA_PREFIX/include/llama.h" ] || { echo "build: no include/llama.h under LLAMA_PREFIX=$LLAMA_PREFIX" >&2; exit 1; }
+
+# ---- lltrace ------------------------------------------------------------------------------
+dir="${LLTRACE_BUILD_DIR:-build}"
+cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLLAMA_PREFIX="$LLAMA_PREFIX" >/dev/null
+cmake --build "$dir" -j "$(nproc)" >/dev/null || cmake --build "$dir" -j 1
+say "lltrace built in $dir ($(./"$dir"/lltrace --version))"
