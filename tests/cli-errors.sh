@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Bad input gets one line on stderr and a non-zero exit, and leaves existing files as they were.
+#   cli-errors.sh LLTRACE_BINARY
+set -u
+bin=$1
+dir=$(mktemp -d /tmp/lltrace-cli-errors-XXXXXX)
+trap 'rm -rf "$dir"' EXIT
+fails=0
+
+# expect WANT_EXIT NAME -- command...: exit status WANT_EXIT (or any non-zero for "nz") and one stderr line
+expect() {
+    local want=$1 name=$2; shift 3
+    "$@" >"$dir/out" 2>"$dir/err"
+    local got=$? lines
+    lines=$(wc -l <"$dir/err")
+    if { [ "$want" = nz ] && [ "$got" = 0 ]; } || { [ "$want" != nz ] && [ "$got" != "$want" ]; }; then
+        echo "FAIL $name: exit $got, want $want; stderr: $(cat "$dir/err")"; fails=$((fails + 1))
+    elif [ "$lines" != 1 ]; then
+        echo "FAIL $name: $lines lines on stderr, want 1:"; cat "$dir/err"; fails=$((fails + 1))
+    elif ! grep -q '^lltrace: ' "$dir/err"; then
+        echo "FAIL $name: message does not start with 'lltrace: ': $(cat "$dir/err")"; fails=$((fails + 1))
+    fi
+}
+
+# unchanged FILE SUM: the file still has the sha256 SUM
+unchanged() {
+    local got
+    got=$(sha256sum "$1" | cut -d' ' -f1)
+    [ "$got" = "$2" ] || { echo "FAIL $1 was modified"; fails=$((fails + 1)); }
+}
+
+model=$("$bin" mkmodel tiny F32 --cache) || { echo "FAIL cannot make the tiny model"; exit 1; }
+
+# ---- models -------------------------------------------------------------------------------
+expect nz "missing model"   -- "$bin" run -m "$dir/absent.gguf" -n 2 -o "$dir/t.db"
+[ -e "$dir/t.db" ] && { echo "FAIL a trace was created for a missing model"; fails=$((fails + 1)); }
+echo "just some text, not a model" >"$dir/text.gguf"
+expect nz "not a GGUF"      -- "$bin" run -m "$dir/text.gguf" -n 2 -o "$dir/t.db"
+grep -q "not a GGUF" "$dir/err" || { echo "FAIL not-a-GGUF message: $(cat "$dir/err")"; fails=$((fails + 1)); }
+head -c 2000000 "$model" >"$dir/truncated.gguf"
+expect nz "truncated GGUF"  -- "$bin" run -m "$dir/truncated.gguf" -n 2 -o "$dir/t.db"
+grep -q "truncated" "$dir/err" || { echo "FAIL truncated message: $(cat "$dir/err")"; fails=$((fails + 1)); }
+head -c 100 "$model" >"$dir/header.gguf"
+expect nz "cut-off header"  -- "$bin" run -m "$dir/header.gguf" -n 2 -o "$dir/t.db"
+
+# ---- flags --------------------------------------------------------------------------------
+expect 2 "unknown flag"     -- "$bin" run --bogus
+expect 2 "bad number"       -- "$bin" run -n abc
+expect 2 "negative number"  -- "$bin" run -n -3
+expect 2 "zero threads"     -- "$bin" run -t 0
+expect 2 "bad level"        -- "$bin" run --level everything
+expect 2 "bad cache type"   -- "$bin" run -ctk q9_9
+expect 2 "bad flash attn"   -- "$bin" run -fa maybe
+expect 2 "missing value"    -- "$bin" run -m
+expect 2 "unknown command"  -- "$bin" frobnicate
+expect 2 "mkmodel preset"   -- "$bin" mkmodel huge
+expect 2 "mkmodel type"     -- "$bin" mkmodel tiny Q9_K
+
+# ---- output paths -------------------------------------------------------------------------
+expect nz "missing dir"     -- "$bin" run -m "$model" -n 2 -o "$dir/missing/t.db"
+expect nz "unwritable dir"  -- "$bin" run -m "$model" -n 2 -o /proc/lltrace-test.db
+expect nz "mkmodel missing dir" -- "$bin" mkmodel tiny F32 -o "$dir/missing/m.gguf"
+
+echo "my precious notes" >"$dir/notes.txt"
+sum=$(sha256sum "$dir/notes.txt" | cut -d' ' -f1)
+expect nz "not a trace"     -- "$bin" run -m "$model" -n 2 -o "$dir/notes.txt"
+unchanged "$dir/notes.txt" "$sum"
+
+sqlite3 "$dir/other.db" "CREATE TABLE t(x); INSERT INTO t VALUES(42);"
+sum=$(sha256sum "$dir/other.db" | cut -d' ' -f1)
+expect nz "other database"  -- "$bin" run -m "$model" -n 2 -o "$dir/other.db"
+unchanged "$dir/other.db" "$sum"
+
+# a trace of a newer schema version: refused for writing and reading
+"$bin" run -m "$model" -n 2 -o "$dir/newer.db" >/dev/null 2>&1 || { echo "FAIL a good run failed"; fails=$((fails + 1)); }
+sqlite3 "$dir/newer.db" "PRAGMA user_version=99;"
+sum=$(sha256sum "$dir/newer.db" | cut -d' ' -f1)
+expect nz "newer schema (run)"  -- "$bin" run -m "$model" -n 2 -o "$dir/newer.db"
+grep -q "version 99" "$dir/err" || { echo "FAIL version message: $(cat "$dir/err")"; fails=$((fails + 1)); }
+expect nz "newer schema (show)" -- "$bin" show "$dir/newer.db"
+unchanged "$dir/newer.db" "$sum"
+
+if [ "$fails" -gt 0 ]; then echo "cli-errors: $fails failure(s)"; exit 1; fi
+echo "cli-errors: ok"

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# A run killed with SIGKILL leaves a readable trace holding every step it committed; SIGINT
+# ends the run after the current step and marks it interrupted.
+#   cli-kill.sh LLTRACE_BINARY
+set -u
+bin=$1
+dir=$(mktemp -d /tmp/lltrace-cli-kill-XXXXXX)
+trap 'rm -rf "$dir"' EXIT
+fails=0
+fail() { echo "FAIL $*"; fails=$((fails + 1)); }
+
+model=$("$bin" mkmodel tiny F32 --cache) || { echo "FAIL cannot make the tiny model"; exit 1; }
+
+# steps TRACE: committed steps of run 1 (0 while the run has not started)
+steps() { sqlite3 "$1" "SELECT count(*) FROM steps WHERE run_id=1" 2>/dev/null || echo 0; }
+
+# wait_steps TRACE N PID: until the trace holds N steps (or the process ended)
+wait_steps() {
+    for _ in $(seq 1 600); do
+        [ "$(steps "$1")" -ge "$2" ] && return 0
+        kill -0 "$3" 2>/dev/null || return 1
+        sleep 0.05
+    done
+    return 1
+}
+
+# ---- SIGKILL --------------------------------------------------------------------------------
+"$bin" run -m "$model" -p "Once upon a time" -n 20000 --level timing -o "$dir/k.db" >/dev/null 2>&1 &
+pid=$!
+wait_steps "$dir/k.db" 30 "$pid" || fail "the run never reached 30 steps"
+seen=$(steps "$dir/k.db")
+kill -9 "$pid"
+wait "$pid" 2>/dev/null
+[ "$(sqlite3 "$dir/k.db" 'PRAGMA integrity_check')" = ok ] || fail "integrity_check after kill -9"
+after=$(steps "$dir/k.db")
+[ "$after" -ge "$seen" ] || fail "$after steps after the kill, $seen were committed before"
+[ "$(sqlite3 "$dir/k.db" "SELECT status FROM runs WHERE id=1")" = running ] || fail "killed run is not 'running'"
+# every stored step is whole: its graph has all its nodes, its timings all its computing nodes
+bad=$(sqlite3 "$dir/k.db" "SELECT count(*) FROM steps s JOIN graphs g ON g.id=s.graph_id
+      WHERE (SELECT count(*) FROM nodes n WHERE n.graph_id=g.id) != g.n_nodes
+         OR (SELECT count(*) FROM node_times t WHERE t.run_id=s.run_id AND t.step=s.step)
+         != (SELECT count(*) FROM nodes n WHERE n.graph_id=g.id AND n.is_noop=0)")
+[ "$bad" = 0 ] || fail "$bad steps are incomplete after kill -9"
+gen=$(sqlite3 "$dir/k.db" "SELECT count(*) FROM tokens WHERE run_id=1 AND role='gen'")
+[ "$gen" -ge $((after - 1)) ] || fail "$gen generated tokens for $after steps"
+# the trace takes more runs after the kill
+"$bin" run -m "$model" -n 3 -o "$dir/k.db" >/dev/null 2>&1 || fail "cannot append to the killed trace"
+[ "$(sqlite3 "$dir/k.db" "SELECT status FROM runs WHERE id=2")" = ok ] || fail "run after kill -9"
+
+# ---- SIGINT ---------------------------------------------------------------------------------
+"$bin" run -m "$model" -p "Once upon a time" -n 20000 -o "$dir/i.db" >/dev/null 2>"$dir/i.err" &
+pid=$!
+wait_steps "$dir/i.db" 10 "$pid" || fail "the run never reached 10 steps"
+kill -INT "$pid"
+wait "$pid"
+rc=$?
+[ "$rc" = 0 ] || fail "SIGINT: exit $rc: $(cat "$dir/i.err")"
+[ "$(sqlite3 "$dir/i.db" "SELECT status FROM runs WHERE id=1")" = interrupted ] || fail "SIGINT: run not marked interrupted"
+n=$(sqlite3 "$dir/i.db" "SELECT n_gen FROM runs WHERE id=1")
+[ "$n" -lt 20000 ] && [ "$n" -ge 10 ] || fail "SIGINT: n_gen $n"
+grep -q interrupted "$dir/i.err" || fail "SIGINT: the summary does not say interrupted"
+
+if [ "$fails" -gt 0 ]; then echo "cli-kill: $fails failure(s)"; exit 1; fi
+echo "cli-kill: ok"
