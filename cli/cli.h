@@ -27,3 +27,4 @@ int cmd_run    (int argc, char ** argv);
 int cmd_show   (int argc, char ** argv);
 int cmd_export (int argc, char ** argv);
 int cmd_mkmodel(int argc, char ** argv);
+int cmd_bench  (int argc, char ** argv);

@@ -77,6 +77,7 @@ static const struct cli_cmd commands[] = {
     { "show",    cmd_show,    "print the nodes, steps and statistics of a trace" },
     { "export",  cmd_export,  "write a trace as an NDJSON event log" },
     { "mkmodel", cmd_mkmodel, "write a built-in deterministic llama model" },
+    { "bench",   cmd_bench,   "measure what tracing costs, as a Markdown receipt" },
 };
 
 static void usage(FILE * f) {

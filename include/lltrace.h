@@ -139,8 +139,12 @@ void llt_tracer_attach(struct llt_tracer * tr, struct llama_context_params * cpa
 int  llt_tracer_begin(struct llt_tracer * tr, const struct llama_model * model, struct llama_context * ctx);
 
 // llama_decode() with the step recorded around it: tokens in, positions, wall time.
-// Returns what llama_decode returned. Trace data of the step is committed before it returns.
+// Returns what llama_decode returned. The step's rows go to the tracer's writer thread, which
+// commits them right away; llt_tracer_sync() waits until they are in the file.
 int32_t llt_decode(struct llt_tracer * tr, struct llama_context * ctx, struct llama_batch batch);
+
+// Waits until every step recorded so far is committed to the trace.
+int  llt_tracer_sync(struct llt_tracer * tr);
 
 // Records a token chosen from the logits of the last step.
 void llt_tracer_sampled(struct llt_tracer * tr, llama_token token);
@@ -166,6 +170,8 @@ struct llt_tracer_stats llt_tracer_get_stats(const struct llt_tracer * tr);
 struct llt_gen_params {
     const char *   model_path;
     const char *   prompt;
+    const llama_token * prompt_tokens; // used instead of prompt when n_prompt_tokens > 0
+    int32_t        n_prompt_tokens;
     int32_t        n_predict;   // tokens to generate
     int32_t        n_threads;   // 0 = all cores
     int32_t        n_ctx;       // 0 = prompt + n_predict rounded up

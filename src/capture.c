@@ -6,10 +6,12 @@
 // every answer is false, so the scheduler computes each split in one go, as without lltrace.
 // At level timing every computing node is answered true and timed from its ask to its post.
 //
-// Per node the ask call copies a fixed-size record (no allocation, no I/O); at the end of each
-// graph computation the records are compared with the graphs already stored, and only a new
-// structure is written. Rows go to SQLite once per decode call, in one transaction.
-#include "internal.h"
+// The hot path is one struct compare per node: llama.cpp reuses its graph from step to step,
+// and a node whose tensor is byte-identical to the one at the same position last time has the
+// same record. At the end of a graph computation the records are matched against the graphs
+// seen before, so a structure is stored once; each decode call's rows go to the writer thread
+// (writer.c) in one batch.
+#include "capture.h"
 
 #include "ggml-backend.h"
 
@@ -17,59 +19,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-
-enum src_kind { SRC_NONE, SRC_NODE, SRC_WEIGHT, SRC_INPUT };
-static const char * src_kind_names[] = { "none", "node", "weight", "input" };
-
-enum node_flag { NODE_VIEW = 1, NODE_NOOP = 2 };
-
-// One node as recorded in the ask call. Records are compared with memcmp, so every byte,
-// padding included, is written (the array is zeroed when it grows, names are strncpy'd).
-struct node_rec {
-    char     name[GGML_MAX_NAME];
-    int32_t  op;                   // enum ggml_op
-    int32_t  subop;                // unary or glu op, -1 for others
-    int32_t  type;                 // enum ggml_type
-    int32_t  layer;
-    int64_t  ne[4];
-    uint64_t bytes;
-    int32_t  flags;                // enum node_flag
-    int32_t  buffer;               // id in tr->strings
-    int32_t  n_src;
-    int32_t  src_kind[GGML_MAX_SRC];
-    int32_t  src_ref [GGML_MAX_SRC]; // node idx, weight id or input name id
-    uint64_t src_bytes[GGML_MAX_SRC];
-};
-
-struct node_time {
-    int64_t begin_ns, end_ns; // 0 when the node was not observed
-};
 
 // a distinct graph structure, kept in memory to recognise repeats
 struct graph {
-    int64_t           id;     // graphs.id
+    int64_t           id;        // graphs.id
     int32_t           n_nodes;
     int32_t           n_weights_read;
+    int64_t           last_used; // step that last ran it
     struct node_rec * recs;
-};
-
-// a finished graph computation waiting for the end of its decode call
-struct pending_step {
-    int64_t step, decode, graph_id;
-    int32_t pos0, n_tokens;
-    int64_t compute_begin_ns, compute_end_ns; // end: 0 if unknown
-    int64_t t_begin_ns, t_end_ns;             // the decode call; 0 if unknown
-    bool    is_prompt;
-    int32_t n_times;
-    struct node_time * times;
-};
-
-struct pending_token {
-    int64_t     step;
-    int32_t     pos;
-    llama_token token;
-    bool        is_prompt;
 };
 
 // open-addressing table: pointer -> int, entries of older generations count as empty
@@ -86,6 +43,7 @@ struct llt_tracer {
     char *                   params_json;
     struct llt_registry *    reg;
     const struct llama_vocab * vocab;
+    struct llt_writer *      writer;
     int64_t                  run_id;
     int64_t                  t0_ns;
     bool                     active;        // false once tracing failed or ended
@@ -97,15 +55,21 @@ struct llt_tracer {
     bool                     chain_need;    // the chained callback asked for the last node
     bool                     self_need;     // we asked for the last node
 
-    // the graph being computed
+    // the graph being computed. recs, times and seen keep the previous computation's entries
+    // beyond n_nodes, for the comparison in record_node().
     struct node_rec *        recs;
     struct node_time *       times;
+    struct ggml_tensor *     seen;          // the tensor structs as they were asked about
+    const struct ggml_tensor ** seen_ptr;   // and where they were
     int32_t                  n_nodes, cap_nodes;
+    int32_t                  n_prev;        // nodes of the previous computation
+    struct graph *           prev_graph;    // its graph
+    bool                     same_so_far;   // every node so far matched the previous computation
     int64_t                  compute_begin_ns, compute_end_ns;
     struct ptr_table         node_idx;      // tensor -> idx in the current graph
     struct ptr_table         weight_ids;    // weight tensor -> registry id (lives for the run)
 
-    // strings: buffer names and input names
+    // strings: buffer names and input names; the strings never move once made
     char **                  strings;
     int32_t                  n_strings, cap_strings;
 
@@ -114,11 +78,13 @@ struct llt_tracer {
     // distinct graphs
     struct graph             graphs[MAX_CACHED_GRAPHS];
     int32_t                  n_graphs_cached;
-    int64_t                  n_graphs_total;
+    int64_t                  first_graph_id, next_graph_id;
 
     // decode bookkeeping
+    struct llt_batch *       batch;         // rows of the current decode call
     int64_t                  n_steps;
     int64_t                  n_decodes;
+    int64_t                  n_tokens;
     int32_t                  next_pos;
     bool                     in_decode;
     bool                     cur_prompt;
@@ -127,14 +93,7 @@ struct llt_tracer {
     bool                     have_sampled;
     int64_t                  t_prompt_ns, t_gen_ns;
     int32_t                  n_prompt, n_gen;
-
-    struct pending_step *    psteps;
-    int32_t                  n_psteps, cap_psteps;
-    struct pending_token *   ptokens;
-    int32_t                  n_ptokens, cap_ptokens;
     struct llt_tracer_stats  stats;
-
-    sqlite3_stmt * ins_graph, * ins_node, * ins_src, * ins_step, * ins_time, * ins_token;
 };
 
 // ---- small containers --------------------------------------------------------------------
@@ -219,7 +178,7 @@ static void tracer_fail(struct llt_tracer * tr, const char * what) {
     tr->active = false;
 }
 
-// ---- recording a node (hot path: runs for every node, in the ask call) -------------------
+// ---- recording a node (runs for every node, in the ask call) -----------------------------
 
 static bool op_is_noop(enum ggml_op op) {
     return op == GGML_OP_NONE || op == GGML_OP_VIEW || op == GGML_OP_RESHAPE ||
@@ -252,31 +211,44 @@ static void classify_src(struct llt_tracer * tr, const struct ggml_tensor * s, i
 }
 
 static void finish_graph(struct llt_tracer * tr);
-static int  flush_pending(struct llt_tracer * tr);
+static void submit_batch(struct llt_tracer * tr);
 
-// returns true if the node should be observed (computed alone, then posted)
-static bool record_node(struct llt_tracer * tr, struct ggml_tensor * t) {
-    if (tr->n_nodes == 0) {
-        tr->compute_begin_ns = llt_now_ns() - tr->t0_ns;
-    } else if (ptr_table_get(&tr->node_idx, t) >= 0) {
-        // a node seen already: a new graph computation began (next ubatch, or a decode
-        // made without llt_decode, whose rows are written right away)
-        finish_graph(tr);
-        if (!tr->in_decode && tr->active) flush_pending(tr);
-        if (!tr->active) return false;
-        tr->compute_begin_ns = llt_now_ns() - tr->t0_ns;
+// Grows the per-node arrays; false (tracing stopped) when out of memory.
+static bool reserve_nodes(struct llt_tracer * tr, int32_t n) {
+    if (n <= tr->cap_nodes) return true;
+    int32_t cap = tr->cap_nodes;
+    struct node_time * nt = NULL;
+    struct ggml_tensor * ns = NULL;
+    const struct ggml_tensor ** np = NULL;
+    bool ok = grow((void **) &tr->recs, &cap, n, sizeof(struct node_rec));
+    if (ok) ok = (nt = realloc(tr->times, (size_t) cap * sizeof(*nt))) != NULL;
+    if (nt) tr->times = nt;
+    if (ok) ok = (ns = realloc(tr->seen, (size_t) cap * sizeof(*ns))) != NULL;
+    if (ns) tr->seen = ns;
+    if (ok) ok = (np = realloc(tr->seen_ptr, (size_t) cap * sizeof(*np))) != NULL;
+    if (np) tr->seen_ptr = np;
+    if (!ok) {
+        tracer_fail(tr, "out of memory");
+        return false;
     }
-    if (tr->n_nodes == tr->cap_nodes) {
-        struct node_time * nt = NULL;
-        if (!grow((void **) &tr->recs, &tr->cap_nodes, tr->n_nodes + 1, sizeof(struct node_rec)) ||
-            !(nt = realloc(tr->times, (size_t) tr->cap_nodes * sizeof(*nt)))) {
-            tracer_fail(tr, "out of memory");
-            return false;
+    // new slots match nothing
+    memset(tr->seen_ptr + tr->cap_nodes, 0, (size_t) (cap - tr->cap_nodes) * sizeof(*np));
+    tr->cap_nodes = cap;
+    return true;
+}
+
+// the slow path: a node that differs from the previous computation's at its position
+static void describe_node(struct llt_tracer * tr, struct ggml_tensor * t, int32_t idx) {
+    if (tr->same_so_far) {
+        // the first difference: the index map must hold exactly this computation's nodes
+        tr->same_so_far = false;
+        ptr_table_clear(&tr->node_idx);
+        for (int32_t i = 0; i < idx; i++) {
+            if (!ptr_table_put(&tr->node_idx, tr->seen_ptr[i], i)) { tracer_fail(tr, "out of memory"); return; }
         }
-        tr->times = nt;
     }
-    const int32_t idx = tr->n_nodes;
     struct node_rec * r = &tr->recs[idx];
+    memset(r, 0, sizeof(*r)); // records are compared with memcmp: padding included
     strncpy(r->name, t->name, sizeof(r->name));
     r->op    = t->op;
     r->subop = t->op == GGML_OP_UNARY ? (int32_t) ggml_get_unary_op(t)
@@ -286,14 +258,10 @@ static bool record_node(struct llt_tracer * tr, struct ggml_tensor * t) {
     r->bytes  = ggml_nbytes(t);
     r->flags  = (t->view_src ? NODE_VIEW : 0) | (op_is_noop(t->op) ? NODE_NOOP : 0);
     r->buffer = buffer_id(tr, t);
-    r->n_src  = 0;
     int32_t inherited = -1;
     for (int i = 0; i < GGML_MAX_SRC; i++) {
         const struct ggml_tensor * s = t->src[i];
-        if (!s) {
-            r->src_kind[i] = SRC_NONE; r->src_ref[i] = 0; r->src_bytes[i] = 0;
-            continue;
-        }
+        if (!s) continue;
         r->n_src = i + 1;
         classify_src(tr, s, &r->src_kind[i], &r->src_ref[i]);
         r->src_bytes[i] = ggml_nbytes(s);
@@ -308,13 +276,33 @@ static bool record_node(struct llt_tracer * tr, struct ggml_tensor * t) {
         int32_t prev = idx > 0 ? tr->recs[idx - 1].layer : -1;
         r->layer = inherited > prev ? inherited : prev;
     }
-    if (!ptr_table_put(&tr->node_idx, t, idx)) {
-        tracer_fail(tr, "out of memory");
-        return false;
+    if (!ptr_table_put(&tr->node_idx, t, idx)) tracer_fail(tr, "out of memory");
+    tr->seen[idx] = *t;
+    tr->seen_ptr[idx] = t;
+}
+
+// Records a node in the ask call; returns true if it should be observed (computed alone,
+// then posted). The hot path: one struct compare per node while the graph repeats.
+static bool record_node(struct llt_tracer * tr, struct ggml_tensor * t) {
+    if (tr->n_nodes > 0 && t == tr->seen_ptr[0]) {
+        // the first node again: a new graph computation began (next ubatch, or a decode made
+        // without llt_decode, whose rows are written right away)
+        finish_graph(tr);
+        if (!tr->in_decode) submit_batch(tr);
+        if (!tr->active) return false;
+    }
+    if (tr->n_nodes == 0) tr->compute_begin_ns = llt_now_ns() - tr->t0_ns;
+    const int32_t idx = tr->n_nodes;
+    if (!reserve_nodes(tr, idx + 1)) return false;
+    const bool same = tr->same_so_far && idx < tr->n_prev && tr->seen_ptr[idx] == t &&
+                      memcmp(&tr->seen[idx], t, sizeof(*t)) == 0;
+    if (!same) {
+        describe_node(tr, t, idx);
+        if (!tr->active) return false;
     }
     tr->times[idx] = (struct node_time) { 0, 0 };
     tr->n_nodes++;
-    return tr->params.level == LLT_LEVEL_TIMING && !(r->flags & NODE_NOOP);
+    return tr->params.level == LLT_LEVEL_TIMING && !(tr->recs[idx].flags & NODE_NOOP);
 }
 
 static bool eval_cb(struct ggml_tensor * t, bool ask, void * user_data) {
@@ -334,216 +322,128 @@ static bool eval_cb(struct ggml_tensor * t, bool ask, void * user_data) {
     return tr->chain_need ? tr->chain_cb(t, false, tr->chain_ud) : true;
 }
 
+
 // ---- end of a graph computation ----------------------------------------------------------
 
-static int32_t count_weights_read(const struct llt_tracer * tr, const struct node_rec * recs, int32_t n) {
-    int32_t nw = llt_registry_count(tr->reg), count = 0;
-    char * seen = calloc((size_t) nw + 1, 1);
-    if (!seen) return -1;
-    for (int32_t i = 0; i < n; i++) {
-        for (int s = 0; s < recs[i].n_src; s++) {
-            if (recs[i].src_kind[s] == SRC_WEIGHT && !seen[recs[i].src_ref[s]]) {
-                seen[recs[i].src_ref[s]] = 1;
-                count++;
+// the batch of the current decode call, made on first use; NULL (tracing stopped) when out of memory
+static struct llt_batch * cur_batch(struct llt_tracer * tr) {
+    if (!tr->batch && !(tr->batch = calloc(1, sizeof(struct llt_batch)))) tracer_fail(tr, "out of memory");
+    return tr->batch;
+}
+
+// a new graph: cached for matching, and queued to be written with the current batch
+static struct graph * new_graph(struct llt_tracer * tr) {
+    const size_t size = (size_t) tr->n_nodes * sizeof(struct node_rec);
+    struct llt_batch * b = cur_batch(tr);
+    if (!b || !grow((void **) &b->graphs, &b->cap_graphs, b->n_graphs + 1, sizeof(struct graph_rows))) return NULL;
+    struct graph_rows * gr = &b->graphs[b->n_graphs];
+    gr->recs = malloc(size);
+    gr->strings = malloc(((size_t) tr->n_strings + 1) * sizeof(char *));
+    if (!gr->recs || !gr->strings) {
+        free(gr->recs);
+        free(gr->strings);
+        return NULL;
+    }
+    memcpy(gr->recs, tr->recs, size);
+    memcpy(gr->strings, tr->strings, (size_t) tr->n_strings * sizeof(char *));
+    gr->id = tr->next_graph_id++;
+    gr->n_nodes = tr->n_nodes;
+    b->n_graphs++;
+
+    // when the cache is full, the least recently used graph gives up its slot (it stays in the trace)
+    struct graph * g = NULL;
+    if (tr->n_graphs_cached < MAX_CACHED_GRAPHS) {
+        g = &tr->graphs[tr->n_graphs_cached++];
+    } else {
+        g = &tr->graphs[0];
+        for (int32_t i = 1; i < MAX_CACHED_GRAPHS; i++) {
+            if (tr->graphs[i].last_used < g->last_used) g = &tr->graphs[i];
+        }
+        free(g->recs);
+    }
+    *g = (struct graph) { .id = gr->id, .n_nodes = tr->n_nodes, .recs = malloc(size) };
+    if (!g->recs) return NULL;
+    memcpy(g->recs, tr->recs, size);
+    int32_t nw = llt_registry_count(tr->reg);
+    char * read = calloc((size_t) nw + 1, 1);
+    if (!read) return NULL;
+    for (int32_t i = 0; i < tr->n_nodes; i++) {
+        for (int k = 0; k < tr->recs[i].n_src; k++) {
+            if (tr->recs[i].src_kind[k] == SRC_WEIGHT && !read[tr->recs[i].src_ref[k]]) {
+                read[tr->recs[i].src_ref[k]] = 1;
+                g->n_weights_read++;
             }
         }
     }
-    free(seen);
-    return count;
-}
-
-// the graph in tr->recs: a cached one, or a new one (id 0 until written)
-static struct graph * match_graph(struct llt_tracer * tr) {
-    const size_t size = (size_t) tr->n_nodes * sizeof(struct node_rec);
-    for (int32_t i = 0; i < tr->n_graphs_cached; i++) {
-        struct graph * g = &tr->graphs[i];
-        if (g->n_nodes == tr->n_nodes && memcmp(g->recs, tr->recs, size) == 0) return g;
-    }
-    // new: evict the oldest cached graph when full (it stays in the trace)
-    if (tr->n_graphs_cached == MAX_CACHED_GRAPHS) {
-        free(tr->graphs[0].recs);
-        memmove(&tr->graphs[0], &tr->graphs[1], (MAX_CACHED_GRAPHS - 1) * sizeof(struct graph));
-        tr->n_graphs_cached--;
-    }
-    struct graph * g = &tr->graphs[tr->n_graphs_cached];
-    g->recs = malloc(size ? size : 1);
-    if (!g->recs) return NULL;
-    memcpy(g->recs, tr->recs, size);
-    g->n_nodes = tr->n_nodes;
-    g->id = 0;
-    g->n_weights_read = count_weights_read(tr, tr->recs, tr->n_nodes);
-    tr->n_graphs_cached++;
+    free(read);
     return g;
 }
 
-static int write_graph(struct llt_tracer * tr, struct graph * g) {
-    sqlite3_stmt * s = tr->ins_graph;
-    sqlite3_bind_int64(s, 1, tr->run_id);
-    sqlite3_bind_int(s, 2, g->n_nodes);
-    int rc = llt_store_step_done(tr->st, s);
-    if (rc != LLT_OK) return rc;
-    g->id = sqlite3_last_insert_rowid(llt_store_db(tr->st));
-    for (int32_t i = 0; i < g->n_nodes && rc == LLT_OK; i++) {
-        const struct node_rec * r = &g->recs[i];
-        char op[64];
-        if (r->op == GGML_OP_UNARY)    snprintf(op, sizeof(op), "%s", ggml_unary_op_name((enum ggml_unary_op) r->subop));
-        else if (r->op == GGML_OP_GLU) snprintf(op, sizeof(op), "%s", ggml_glu_op_name((enum ggml_glu_op) r->subop));
-        else                           snprintf(op, sizeof(op), "%s", ggml_op_name((enum ggml_op) r->op));
-        s = tr->ins_node;
-        sqlite3_bind_int64(s, 1, g->id);
-        sqlite3_bind_int(s, 2, i);
-        sqlite3_bind_text(s, 3, op, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(s, 4, r->name, -1, SQLITE_STATIC);
-        sqlite3_bind_int(s, 5, r->layer);
-        sqlite3_bind_text(s, 6, ggml_type_name((enum ggml_type) r->type), -1, SQLITE_STATIC);
-        for (int d = 0; d < 4; d++) sqlite3_bind_int64(s, 7 + d, r->ne[d]);
-        sqlite3_bind_int64(s, 11, (int64_t) r->bytes);
-        sqlite3_bind_int(s, 12, (r->flags & NODE_VIEW) != 0);
-        sqlite3_bind_int(s, 13, (r->flags & NODE_NOOP) != 0);
-        sqlite3_bind_text(s, 14, r->buffer >= 0 ? tr->strings[r->buffer] : "?", -1, SQLITE_STATIC);
-        rc = llt_store_step_done(tr->st, s);
-        for (int k = 0; k < r->n_src && rc == LLT_OK; k++) {
-            if (r->src_kind[k] == SRC_NONE) continue;
-            s = tr->ins_src;
-            sqlite3_bind_int64(s, 1, g->id);
-            sqlite3_bind_int(s, 2, i);
-            sqlite3_bind_int(s, 3, k);
-            sqlite3_bind_text(s, 4, src_kind_names[r->src_kind[k]], -1, SQLITE_STATIC);
-            const char * name = "?";
-            sqlite3_bind_null(s, 5);
-            sqlite3_bind_null(s, 6);
-            if (r->src_kind[k] == SRC_NODE) {
-                sqlite3_bind_int(s, 5, r->src_ref[k]);
-                name = g->recs[r->src_ref[k]].name;
-            } else if (r->src_kind[k] == SRC_WEIGHT) {
-                sqlite3_bind_int(s, 6, r->src_ref[k]);
-                name = llt_registry_get(tr->reg, r->src_ref[k])->name;
-            } else if (r->src_ref[k] >= 0) {
-                name = tr->strings[r->src_ref[k]];
-            }
-            sqlite3_bind_text(s, 7, name, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(s, 8, (int64_t) r->src_bytes[k]);
-            rc = llt_store_step_done(tr->st, s);
-        }
+// the graph in tr->recs: the previous one, a cached one, or a new one
+static struct graph * match_graph(struct llt_tracer * tr) {
+    if (tr->same_so_far && tr->n_nodes == tr->n_prev && tr->prev_graph) return tr->prev_graph;
+    const size_t size = (size_t) tr->n_nodes * sizeof(struct node_rec);
+    for (int32_t i = 0; i < tr->n_graphs_cached; i++) {
+        struct graph * g = &tr->graphs[i];
+        if (g->recs && g->n_nodes == tr->n_nodes && memcmp(g->recs, tr->recs, size) == 0) return g;
     }
-    if (rc == LLT_OK) tr->n_graphs_total++;
-    return rc;
+    return new_graph(tr);
 }
 
 static void finish_graph(struct llt_tracer * tr) {
     if (!tr->active || tr->n_nodes == 0) return;
     struct graph * g = match_graph(tr);
-    if (!g || !grow((void **) &tr->psteps, &tr->cap_psteps, tr->n_psteps + 1, sizeof(struct pending_step))) {
+    struct llt_batch * b = cur_batch(tr);
+    if (!g || !b || !grow((void **) &b->steps, &b->cap_steps, b->n_steps + 1, sizeof(struct step_rows))) {
         tracer_fail(tr, "out of memory");
         return;
     }
-    struct pending_step * ps = &tr->psteps[tr->n_psteps];
-    *ps = (struct pending_step) {
-        .step = tr->n_steps, .decode = tr->n_decodes, .graph_id = 0,
-        .pos0 = tr->cur_pos0, .n_tokens = tr->cur_n_tokens,
+    struct step_rows * ps = &b->steps[b->n_steps++];
+    *ps = (struct step_rows) {
+        .step = tr->n_steps, .decode = tr->n_decodes, .graph_id = g->id,
+        .pos0 = tr->cur_pos0, .n_tokens = tr->cur_n_tokens, .is_prompt = tr->cur_prompt,
         .compute_begin_ns = tr->compute_begin_ns,
         .compute_end_ns = tr->params.level == LLT_LEVEL_TIMING ? tr->compute_end_ns : 0,
-        .is_prompt = tr->cur_prompt,
     };
-    if (g->id == 0) {
-        // written at the flush, inside the step's transaction; remember which cache slot
-        ps->graph_id = -(int64_t) (g - tr->graphs) - 1;
-    } else {
-        ps->graph_id = g->id;
-    }
     if (tr->params.level == LLT_LEVEL_TIMING) {
         ps->times = malloc((size_t) tr->n_nodes * sizeof(struct node_time));
         if (!ps->times) { tracer_fail(tr, "out of memory"); return; }
         memcpy(ps->times, tr->times, (size_t) tr->n_nodes * sizeof(struct node_time));
         ps->n_times = tr->n_nodes;
     }
-    tr->n_psteps++;
+    g->last_used = tr->n_steps;
+    tr->prev_graph = g;
     tr->stats.n_nodes_last = tr->n_nodes;
     tr->stats.n_weights_read = g->n_weights_read;
+    tr->stats.n_graphs = tr->next_graph_id - tr->first_graph_id;
     tr->n_steps++;
-    tr->n_nodes = 0;
-    ptr_table_clear(&tr->node_idx);
-}
-
-// ---- flush: one transaction per decode call ----------------------------------------------
-
-static void token_piece(const struct llt_tracer * tr, llama_token tok, char * buf, size_t size) {
-    int n = llama_token_to_piece(tr->vocab, tok, buf, (int32_t) size - 1, 0, true);
-    buf[n > 0 ? n : 0] = '\0';
-}
-
-static void bind_time_or_null(sqlite3_stmt * s, int i, int64_t t_ns) {
-    if (t_ns) sqlite3_bind_int64(s, i, t_ns); else sqlite3_bind_null(s, i);
-}
-
-static int flush_pending(struct llt_tracer * tr) {
-    int rc = llt_store_begin(tr->st);
-    for (int32_t i = 0; i < tr->n_psteps && rc == LLT_OK; i++) {
-        struct pending_step * ps = &tr->psteps[i];
-        if (ps->graph_id < 0) {
-            struct graph * g = &tr->graphs[-ps->graph_id - 1];
-            if (g->id == 0) rc = write_graph(tr, g);
-            ps->graph_id = g->id;
-            if (rc != LLT_OK) break;
-        }
-        sqlite3_stmt * s = tr->ins_step;
-        sqlite3_bind_int64(s, 1, tr->run_id);
-        sqlite3_bind_int64(s, 2, ps->step);
-        sqlite3_bind_int64(s, 3, ps->decode);
-        sqlite3_bind_text(s, 4, ps->is_prompt ? "prompt" : "gen", -1, SQLITE_STATIC);
-        sqlite3_bind_int(s, 5, ps->pos0);
-        sqlite3_bind_int(s, 6, ps->n_tokens);
-        sqlite3_bind_int64(s, 7, ps->graph_id);
-        bind_time_or_null(s, 8, ps->t_begin_ns);
-        bind_time_or_null(s, 9, ps->t_end_ns);
-        sqlite3_bind_int64(s, 10, ps->compute_begin_ns);
-        bind_time_or_null(s, 11, ps->compute_end_ns);
-        rc = llt_store_step_done(tr->st, s);
-        for (int32_t k = 0; k < ps->n_times && rc == LLT_OK; k++) {
-            if (ps->times[k].end_ns == 0) continue;
-            s = tr->ins_time;
-            sqlite3_bind_int64(s, 1, tr->run_id);
-            sqlite3_bind_int64(s, 2, ps->step);
-            sqlite3_bind_int(s, 3, k);
-            sqlite3_bind_int64(s, 4, ps->times[k].begin_ns);
-            sqlite3_bind_int64(s, 5, ps->times[k].end_ns);
-            rc = llt_store_step_done(tr->st, s);
-        }
-    }
-    for (int32_t i = 0; i < tr->n_ptokens && rc == LLT_OK; i++) {
-        const struct pending_token * pt = &tr->ptokens[i];
-        char piece[256];
-        token_piece(tr, pt->token, piece, sizeof(piece));
-        sqlite3_stmt * s = tr->ins_token;
-        sqlite3_bind_int64(s, 1, tr->run_id);
-        sqlite3_bind_int(s, 2, tr->n_prompt + tr->n_gen);
-        sqlite3_bind_text(s, 3, pt->is_prompt ? "prompt" : "gen", -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 4, pt->step);
-        sqlite3_bind_int(s, 5, pt->pos);
-        sqlite3_bind_int(s, 6, pt->token);
-        sqlite3_bind_text(s, 7, piece, -1, SQLITE_TRANSIENT);
-        rc = llt_store_step_done(tr->st, s);
-        if (pt->is_prompt) tr->n_prompt++; else tr->n_gen++;
-    }
-    if (rc == LLT_OK) rc = llt_store_commit(tr->st);
-    if (rc != LLT_OK) {
-        llt_store_rollback(tr->st);
-        tracer_fail(tr, llt_last_error());
-    }
-    for (int32_t i = 0; i < tr->n_psteps; i++) free(tr->psteps[i].times);
-    tr->n_psteps = 0;
-    tr->n_ptokens = 0;
     tr->stats.n_steps = tr->n_steps;
-    tr->stats.n_graphs = tr->n_graphs_total;
-    return rc;
+    tr->n_prev = tr->n_nodes;
+    tr->n_nodes = 0;
+    tr->same_so_far = true;
+}
+
+// hands the current batch to the writer; stops tracing if the writer failed
+static void submit_batch(struct llt_tracer * tr) {
+    const char * werr = llt_writer_error(tr->writer);
+    if (werr) tracer_fail(tr, werr);
+    if (tr->batch && tr->active) {
+        llt_writer_submit(tr->writer, tr->batch);
+        tr->batch = NULL;
+    }
 }
 
 static void push_token(struct llt_tracer * tr, llama_token tok, int32_t pos, int64_t step, bool is_prompt) {
-    if (!grow((void **) &tr->ptokens, &tr->cap_ptokens, tr->n_ptokens + 1, sizeof(struct pending_token))) {
+    struct llt_batch * b = cur_batch(tr);
+    if (!b || !grow((void **) &b->tokens, &b->cap_tokens, b->n_tokens + 1, sizeof(struct token_rows))) {
         tracer_fail(tr, "out of memory");
         return;
     }
-    tr->ptokens[tr->n_ptokens++] = (struct pending_token) { step, pos, tok, is_prompt };
+    struct token_rows * t = &b->tokens[b->n_tokens++];
+    *t = (struct token_rows) { .seq = tr->n_tokens++, .step = step, .pos = pos, .token = tok, .is_prompt = is_prompt };
+    int n = llama_token_to_piece(tr->vocab, tok, t->piece, (int32_t) sizeof(t->piece) - 1, 0, true);
+    t->piece[n > 0 ? n : 0] = '\0';
+    if (is_prompt) tr->n_prompt++; else tr->n_gen++;
 }
 
 // ---- public API --------------------------------------------------------------------------
@@ -588,23 +488,18 @@ int llt_tracer_init(struct llt_store * st, struct llt_tracer_params params, stru
 
 void llt_tracer_free(struct llt_tracer * tr) {
     if (!tr) return;
-    sqlite3_finalize(tr->ins_graph);
-    sqlite3_finalize(tr->ins_node);
-    sqlite3_finalize(tr->ins_src);
-    sqlite3_finalize(tr->ins_step);
-    sqlite3_finalize(tr->ins_time);
-    sqlite3_finalize(tr->ins_token);
+    llt_writer_stop(tr->writer);
+    llt_batch_free(tr->batch);
     for (int32_t i = 0; i < tr->n_graphs_cached; i++) free(tr->graphs[i].recs);
     for (int32_t i = 0; i < tr->n_strings; i++) free(tr->strings[i]);
-    for (int32_t i = 0; i < tr->n_psteps; i++) free(tr->psteps[i].times);
     free(tr->strings);
     free(tr->recs);
     free(tr->times);
+    free(tr->seen);
+    free(tr->seen_ptr);
     free(tr->node_idx.e);
     free(tr->weight_ids.e);
     free(tr->weight_buffer);
-    free(tr->psteps);
-    free(tr->ptokens);
     llt_registry_free(tr->reg);
     free(tr->model_path);
     free(tr->prompt);
@@ -621,6 +516,13 @@ void llt_tracer_attach(struct llt_tracer * tr, struct llama_context_params * cpa
 
 static void bind_text_or_null(sqlite3_stmt * s, int i, const char * v) {
     if (v) sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT); else sqlite3_bind_null(s, i);
+}
+
+static int64_t query_int(struct llt_store * st, const char * sql) {
+    sqlite3_stmt * s = llt_store_prepare(st, sql);
+    int64_t v = s && sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
+    sqlite3_finalize(s);
+    return v;
 }
 
 static int insert_run(struct llt_tracer * tr, const struct llama_model * model) {
@@ -694,18 +596,12 @@ int llt_tracer_begin(struct llt_tracer * tr, const struct llama_model * model, s
         llt_store_rollback(tr->st);
         return rc;
     }
-    struct { sqlite3_stmt ** stmt; const char * sql; } stmts[] = {
-        { &tr->ins_graph, "INSERT INTO graphs(run_id, n_nodes) VALUES(?,?)" },
-        { &tr->ins_node,  "INSERT INTO nodes VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)" },
-        { &tr->ins_src,   "INSERT INTO node_srcs VALUES(?,?,?,?,?,?,?,?)" },
-        { &tr->ins_step,  "INSERT INTO steps VALUES(?,?,?,?,?,?,?,?,?,?,?)" },
-        { &tr->ins_time,  "INSERT INTO node_times VALUES(?,?,?,?,?)" },
-        { &tr->ins_token, "INSERT INTO tokens VALUES(?,?,?,?,?,?,?)" },
-    };
-    for (size_t i = 0; i < sizeof(stmts)/sizeof(stmts[0]); i++) {
-        *stmts[i].stmt = llt_store_prepare(tr->st, stmts[i].sql);
-        if (!*stmts[i].stmt) return LLT_EIO;
-    }
+    // graph ids are given here, not by the database, so capture never waits for the writer
+    tr->next_graph_id = query_int(tr->st, "SELECT coalesce(max(id), 0) + 1 FROM graphs");
+    if (tr->next_graph_id < 1) return llt_set_error(LLT_EIO, "cannot read the trace's graphs");
+    tr->first_graph_id = tr->next_graph_id;
+    rc = llt_writer_start(tr->st, tr->reg, tr->run_id, &tr->writer);
+    if (rc != LLT_OK) return rc;
     tr->stats.n_weights = llt_registry_count(tr->reg);
     tr->active = true;
     return LLT_OK;
@@ -741,13 +637,11 @@ int32_t llt_decode(struct llt_tracer * tr, struct llama_context * ctx, struct ll
     if (!tr->active) return ret;
 
     // the decode's wall time belongs to all of its steps (one per ubatch)
-    for (int32_t i = 0; i < tr->n_psteps; i++) {
-        if (tr->psteps[i].step >= first_step) {
-            tr->psteps[i].t_begin_ns = t_begin;
-            tr->psteps[i].t_end_ns = t_end;
-        }
+    for (int32_t i = 0; tr->batch && i < tr->batch->n_steps; i++) {
+        tr->batch->steps[i].t_begin_ns = t_begin;
+        tr->batch->steps[i].t_end_ns = t_end;
     }
-    flush_pending(tr);
+    submit_batch(tr);
     return ret;
 }
 
@@ -758,13 +652,23 @@ void llt_tracer_sampled(struct llt_tracer * tr, llama_token token) {
     push_token(tr, token, tr->next_pos, tr->n_steps - 1, false);
 }
 
+int llt_tracer_sync(struct llt_tracer * tr) {
+    if (!tr->writer) return LLT_OK;
+    submit_batch(tr);
+    return llt_writer_sync(tr->writer);
+}
+
 int llt_tracer_end(struct llt_tracer * tr, enum llt_run_status status, const char * output) {
     if (tr->run_id == 0) return llt_set_error(LLT_EINVAL, "the run was never begun");
     if (tr->active) {
         finish_graph(tr);
-        if (tr->n_psteps > 0 || tr->n_ptokens > 0) flush_pending(tr);
+        submit_batch(tr);
     }
     tr->active = false;
+    if (tr->writer && llt_writer_sync(tr->writer) != LLT_OK) tracer_fail(tr, llt_last_error());
+    llt_writer_stop(tr->writer);
+    tr->writer = NULL;
+
     char ended[32];
     llt_utc_now(ended, sizeof(ended));
     int rc = llt_store_begin(tr->st);

@@ -100,12 +100,15 @@ int llt_generate(const struct llt_gen_params * p, struct llt_store * st, struct 
     }
     const struct llama_vocab * vocab = llama_model_get_vocab(model);
 
-    // tokenize
+    // tokenize (or take the tokens given)
     const int32_t plen = (int32_t) strlen(p->prompt);
-    int32_t n_prompt = -llama_tokenize(vocab, p->prompt, plen, NULL, 0, true, true);
+    const int32_t n_prompt = p->n_prompt_tokens > 0 ? p->n_prompt_tokens
+                           : -llama_tokenize(vocab, p->prompt, plen, NULL, 0, true, true);
     res->tokens = malloc(((size_t) n_prompt + (size_t) p->n_predict + 1) * sizeof(llama_token));
     if (!res->tokens) { rc = llt_set_error(LLT_ENOMEM, "out of memory"); goto done; }
-    if (llama_tokenize(vocab, p->prompt, plen, res->tokens, n_prompt, true, true) < 0 || n_prompt <= 0) {
+    if (p->n_prompt_tokens > 0) {
+        memcpy(res->tokens, p->prompt_tokens, (size_t) n_prompt * sizeof(llama_token));
+    } else if (n_prompt <= 0 || llama_tokenize(vocab, p->prompt, plen, res->tokens, n_prompt, true, true) < 0) {
         rc = llt_set_error(LLT_ELLAMA, "cannot tokenize the prompt");
         goto done;
     }

@@ -11,8 +11,9 @@
 #include <sys/stat.h>
 
 struct llt_store {
-    sqlite3 * db;
-    char      path[1024];
+    sqlite3 *      db;
+    sqlite3_stmt * begin, * commit; // prepared once: a transaction per decode step
+    char           path[1024];
 };
 
 // ---- schema ------------------------------------------------------------------------------
@@ -50,9 +51,13 @@ static const char * schema_sql =
     "CREATE TABLE tokens(\n"
     "  run_id INTEGER, seq INTEGER, role TEXT, step INTEGER, pos INTEGER, token INTEGER,\n"
     "  piece TEXT, PRIMARY KEY(run_id, seq)) WITHOUT ROWID;\n"
-    "CREATE TABLE node_times(\n"
-    "  run_id INTEGER, step INTEGER, idx INTEGER, t_begin_ns INTEGER, t_end_ns INTEGER,\n"
-    "  PRIMARY KEY(run_id, step, idx)) WITHOUT ROWID;\n"
+    "CREATE TABLE step_times(\n"
+    "  run_id INTEGER, step INTEGER, times TEXT,\n"
+    "  PRIMARY KEY(run_id, step)) WITHOUT ROWID;\n"
+    "CREATE VIEW node_times AS\n"
+    "  SELECT st.run_id AS run_id, st.step AS step, j.value->>0 AS idx,\n"
+    "         j.value->>1 AS t_begin_ns, j.value->>2 AS t_end_ns\n"
+    "  FROM step_times st, json_each(st.times) j;\n"
     "CREATE VIEW step_nodes AS\n"
     "  SELECT s.run_id AS run_id, s.step AS step, s.phase AS phase, n.*\n"
     "  FROM steps s JOIN nodes n ON n.graph_id = s.graph_id;\n"
@@ -70,8 +75,13 @@ int llt_store_exec(struct llt_store * st, const char * sql) {
     return LLT_OK;
 }
 
-int  llt_store_begin (struct llt_store * st) { return llt_store_exec(st, "BEGIN"); }
-int  llt_store_commit(struct llt_store * st) { return llt_store_exec(st, "COMMIT"); }
+static int run_cached(struct llt_store * st, sqlite3_stmt ** stmt, const char * sql) {
+    if (!*stmt && !(*stmt = llt_store_prepare(st, sql))) return LLT_EIO;
+    return llt_store_step_done(st, *stmt);
+}
+
+int llt_store_begin (struct llt_store * st) { return run_cached(st, &st->begin, "BEGIN"); }
+int llt_store_commit(struct llt_store * st) { return run_cached(st, &st->commit, "COMMIT"); }
 
 void llt_store_rollback(struct llt_store * st) {
     if (!sqlite3_get_autocommit(st->db)) {
@@ -213,6 +223,8 @@ done:
 
 void llt_store_close(struct llt_store * st) {
     if (!st) return;
+    sqlite3_finalize(st->begin);
+    sqlite3_finalize(st->commit);
     if (st->db) sqlite3_close_v2(st->db);
     free(st);
 }

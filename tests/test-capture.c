@@ -143,9 +143,9 @@ static void check_timing(int run) {
                         " JOIN nodes n ON n.graph_id=s.graph_id AND n.idx=t.idx WHERE t.run_id=%d AND n.is_noop=1", run);
     CHECK(extra == 0, "%lld no-op nodes were timed", extra);
     // node intervals are in order and do not overlap, and lie inside the step
-    long long overlap = q("SELECT count(*) FROM node_times a JOIN node_times b ON a.run_id=b.run_id AND a.step=b.step"
-                          " AND b.idx=(SELECT min(idx) FROM node_times c WHERE c.run_id=a.run_id AND c.step=a.step AND c.idx>a.idx)"
-                          " WHERE a.run_id=%d AND (b.t_begin_ns < a.t_end_ns OR a.t_end_ns < a.t_begin_ns)", run);
+    long long overlap = q("SELECT count(*) FROM (SELECT t_begin_ns, t_end_ns,"
+                          " lag(t_end_ns) OVER (PARTITION BY step ORDER BY idx) AS prev_end"
+                          " FROM node_times WHERE run_id=%d) WHERE t_end_ns < t_begin_ns OR t_begin_ns < prev_end", run);
     CHECK(overlap == 0, "%lld node intervals overlap", overlap);
     long long outside = q("SELECT count(*) FROM node_times t JOIN steps s USING(run_id, step) WHERE t.run_id=%d"
                           " AND (t.t_begin_ns < s.compute_begin_ns OR t.t_end_ns > s.compute_end_ns"

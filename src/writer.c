@@ -1,0 +1,298 @@
+// The writer: a thread that turns captured batches into trace rows.
+//
+// A commit costs tens of microseconds of SQLite work, too much for the thread that runs
+// inference. The capture side hands each decode call's rows over in a batch (a pointer swap and
+// a wake-up) and this thread commits them, one transaction per batch it finds queued, in order.
+// A step is in the file microseconds after its decode returns; llt_writer_sync() waits for it.
+#include "capture.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct llt_writer {
+    struct llt_store *          st;
+    const struct llt_registry * reg;
+    int64_t                     run_id;
+
+    pthread_t        thread;
+    pthread_mutex_t  mu;
+    pthread_cond_t   wake;     // work queued or stop asked
+    pthread_cond_t   done;     // a batch committed
+    struct llt_batch * head, * tail;
+    int64_t          n_submitted, n_committed;
+    bool             stop;
+    atomic_bool      failed;
+    char             error[512];
+
+    sqlite3_stmt * ins_graph, * ins_node, * ins_src, * ins_step, * ins_times, * ins_token;
+    char *         json;       // node times of a step, as text
+    size_t         json_cap;
+};
+
+void llt_batch_free(struct llt_batch * b) {
+    if (!b) return;
+    for (int32_t i = 0; i < b->n_graphs; i++) {
+        free(b->graphs[i].recs);
+        free(b->graphs[i].strings);
+    }
+    for (int32_t i = 0; i < b->n_steps; i++) free(b->steps[i].times);
+    free(b->graphs);
+    free(b->steps);
+    free(b->tokens);
+    free(b);
+}
+
+// ---- rows --------------------------------------------------------------------------------
+
+static const char * src_kind_names[] = { "none", "node", "weight", "input" };
+
+static void bind_text_or_null(sqlite3_stmt * s, int i, const char * v) {
+    if (v) sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC); else sqlite3_bind_null(s, i);
+}
+
+static void bind_time_or_null(sqlite3_stmt * s, int i, int64_t t_ns) {
+    if (t_ns) sqlite3_bind_int64(s, i, t_ns); else sqlite3_bind_null(s, i);
+}
+
+static const char * op_text(const struct node_rec * r) {
+    if (r->op == GGML_OP_UNARY) return ggml_unary_op_name((enum ggml_unary_op) r->subop);
+    if (r->op == GGML_OP_GLU)   return ggml_glu_op_name((enum ggml_glu_op) r->subop);
+    return ggml_op_name((enum ggml_op) r->op);
+}
+
+static int write_graph(struct llt_writer * w, const struct graph_rows * g) {
+    sqlite3_stmt * s = w->ins_graph;
+    sqlite3_bind_int64(s, 1, g->id);
+    sqlite3_bind_int64(s, 2, w->run_id);
+    sqlite3_bind_int(s, 3, g->n_nodes);
+    int rc = llt_store_step_done(w->st, s);
+    for (int32_t i = 0; i < g->n_nodes && rc == LLT_OK; i++) {
+        const struct node_rec * r = &g->recs[i];
+        s = w->ins_node;
+        sqlite3_bind_int64(s, 1, g->id);
+        sqlite3_bind_int(s, 2, i);
+        sqlite3_bind_text(s, 3, op_text(r), -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 4, r->name, -1, SQLITE_STATIC);
+        sqlite3_bind_int(s, 5, r->layer);
+        sqlite3_bind_text(s, 6, ggml_type_name((enum ggml_type) r->type), -1, SQLITE_STATIC);
+        for (int d = 0; d < 4; d++) sqlite3_bind_int64(s, 7 + d, r->ne[d]);
+        sqlite3_bind_int64(s, 11, (int64_t) r->bytes);
+        sqlite3_bind_int(s, 12, (r->flags & NODE_VIEW) != 0);
+        sqlite3_bind_int(s, 13, (r->flags & NODE_NOOP) != 0);
+        bind_text_or_null(s, 14, r->buffer >= 0 ? g->strings[r->buffer] : NULL);
+        rc = llt_store_step_done(w->st, s);
+        for (int k = 0; k < r->n_src && rc == LLT_OK; k++) {
+            if (r->src_kind[k] == SRC_NONE) continue;
+            s = w->ins_src;
+            sqlite3_bind_int64(s, 1, g->id);
+            sqlite3_bind_int(s, 2, i);
+            sqlite3_bind_int(s, 3, k);
+            sqlite3_bind_text(s, 4, src_kind_names[r->src_kind[k]], -1, SQLITE_STATIC);
+            sqlite3_bind_null(s, 5);
+            sqlite3_bind_null(s, 6);
+            const char * name = NULL;
+            if (r->src_kind[k] == SRC_NODE) {
+                sqlite3_bind_int(s, 5, r->src_ref[k]);
+                name = g->recs[r->src_ref[k]].name;
+            } else if (r->src_kind[k] == SRC_WEIGHT) {
+                sqlite3_bind_int(s, 6, r->src_ref[k]);
+                name = llt_registry_get(w->reg, r->src_ref[k])->name;
+            } else if (r->src_ref[k] >= 0) {
+                name = g->strings[r->src_ref[k]];
+            }
+            bind_text_or_null(s, 7, name);
+            sqlite3_bind_int64(s, 8, (int64_t) r->src_bytes[k]);
+            rc = llt_store_step_done(w->st, s);
+        }
+    }
+    return rc;
+}
+
+// node times of a step as a JSON array of [idx, begin_ns, end_ns]: one row per step, read
+// back row by row through the node_times view
+static const char * times_json(struct llt_writer * w, const struct step_rows * ps) {
+    size_t need = (size_t) ps->n_times * 64 + 3;
+    if (need > w->json_cap) {
+        char * nj = realloc(w->json, need);
+        if (!nj) return NULL;
+        w->json = nj;
+        w->json_cap = need;
+    }
+    char * p = w->json;
+    *p++ = '[';
+    for (int32_t k = 0; k < ps->n_times; k++) {
+        if (ps->times[k].end_ns == 0) continue;
+        p += sprintf(p, "%s[%d,%lld,%lld]", p > w->json + 1 ? "," : "", k,
+                     (long long) ps->times[k].begin_ns, (long long) ps->times[k].end_ns);
+    }
+    *p++ = ']';
+    *p = '\0';
+    return w->json;
+}
+
+static int write_step(struct llt_writer * w, const struct step_rows * ps) {
+    sqlite3_stmt * s = w->ins_step;
+    sqlite3_bind_int64(s, 1, w->run_id);
+    sqlite3_bind_int64(s, 2, ps->step);
+    sqlite3_bind_int64(s, 3, ps->decode);
+    sqlite3_bind_text(s, 4, ps->is_prompt ? "prompt" : "gen", -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 5, ps->pos0);
+    sqlite3_bind_int(s, 6, ps->n_tokens);
+    sqlite3_bind_int64(s, 7, ps->graph_id);
+    bind_time_or_null(s, 8, ps->t_begin_ns);
+    bind_time_or_null(s, 9, ps->t_end_ns);
+    sqlite3_bind_int64(s, 10, ps->compute_begin_ns);
+    bind_time_or_null(s, 11, ps->compute_end_ns);
+    int rc = llt_store_step_done(w->st, s);
+    if (rc != LLT_OK || !ps->times) return rc;
+    const char * json = times_json(w, ps);
+    if (!json) return llt_set_error(LLT_ENOMEM, "out of memory");
+    s = w->ins_times;
+    sqlite3_bind_int64(s, 1, w->run_id);
+    sqlite3_bind_int64(s, 2, ps->step);
+    sqlite3_bind_text(s, 3, json, -1, SQLITE_STATIC);
+    return llt_store_step_done(w->st, s);
+}
+
+static int write_token(struct llt_writer * w, const struct token_rows * t) {
+    sqlite3_stmt * s = w->ins_token;
+    sqlite3_bind_int64(s, 1, w->run_id);
+    sqlite3_bind_int64(s, 2, t->seq);
+    sqlite3_bind_text(s, 3, t->is_prompt ? "prompt" : "gen", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, t->step);
+    sqlite3_bind_int(s, 5, t->pos);
+    sqlite3_bind_int(s, 6, t->token);
+    sqlite3_bind_text(s, 7, t->piece, -1, SQLITE_STATIC);
+    return llt_store_step_done(w->st, s);
+}
+
+// one transaction for all batches given
+static int write_batches(struct llt_writer * w, struct llt_batch * b) {
+    int rc = llt_store_begin(w->st);
+    for (; b && rc == LLT_OK; b = b->next) {
+        for (int32_t i = 0; i < b->n_graphs && rc == LLT_OK; i++) rc = write_graph(w, &b->graphs[i]);
+        for (int32_t i = 0; i < b->n_steps  && rc == LLT_OK; i++) rc = write_step(w, &b->steps[i]);
+        for (int32_t i = 0; i < b->n_tokens && rc == LLT_OK; i++) rc = write_token(w, &b->tokens[i]);
+    }
+    if (rc == LLT_OK) rc = llt_store_commit(w->st);
+    if (rc != LLT_OK) llt_store_rollback(w->st);
+    return rc;
+}
+
+// ---- the thread --------------------------------------------------------------------------
+
+static void * writer_main(void * arg) {
+    struct llt_writer * w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->head && !w->stop) pthread_cond_wait(&w->wake, &w->mu);
+        if (!w->head) break; // stop, nothing left
+        struct llt_batch * todo = w->head;
+        int64_t n = 0;
+        for (struct llt_batch * b = todo; b; b = b->next) n++;
+        w->head = w->tail = NULL;
+        pthread_mutex_unlock(&w->mu);
+
+        // after a failure batches are dropped: tracing has stopped
+        if (!atomic_load(&w->failed) && write_batches(w, todo) != LLT_OK) {
+            snprintf(w->error, sizeof(w->error), "%s", llt_last_error());
+            atomic_store(&w->failed, true);
+        }
+        while (todo) {
+            struct llt_batch * next = todo->next;
+            llt_batch_free(todo);
+            todo = next;
+        }
+
+        pthread_mutex_lock(&w->mu);
+        w->n_committed += n;
+        pthread_cond_broadcast(&w->done);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+int llt_writer_start(struct llt_store * st, const struct llt_registry * reg, int64_t run_id, struct llt_writer ** out) {
+    *out = NULL;
+    struct llt_writer * w = calloc(1, sizeof(*w));
+    if (!w) return llt_set_error(LLT_ENOMEM, "out of memory");
+    w->st = st;
+    w->reg = reg;
+    w->run_id = run_id;
+    atomic_init(&w->failed, false);
+    struct { sqlite3_stmt ** stmt; const char * sql; } stmts[] = {
+        { &w->ins_graph, "INSERT INTO graphs(id, run_id, n_nodes) VALUES(?,?,?)" },
+        { &w->ins_node,  "INSERT INTO nodes VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)" },
+        { &w->ins_src,   "INSERT INTO node_srcs VALUES(?,?,?,?,?,?,?,?)" },
+        { &w->ins_step,  "INSERT INTO steps VALUES(?,?,?,?,?,?,?,?,?,?,?)" },
+        { &w->ins_times, "INSERT INTO step_times VALUES(?,?,?)" },
+        { &w->ins_token, "INSERT INTO tokens VALUES(?,?,?,?,?,?,?)" },
+    };
+    int rc = LLT_OK;
+    for (size_t i = 0; i < sizeof(stmts)/sizeof(stmts[0]) && rc == LLT_OK; i++) {
+        if (!(*stmts[i].stmt = llt_store_prepare(st, stmts[i].sql))) rc = LLT_EIO;
+    }
+    if (rc == LLT_OK) {
+        pthread_mutex_init(&w->mu, NULL);
+        pthread_cond_init(&w->wake, NULL);
+        pthread_cond_init(&w->done, NULL);
+        if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+            pthread_mutex_destroy(&w->mu);
+            pthread_cond_destroy(&w->wake);
+            pthread_cond_destroy(&w->done);
+            rc = llt_set_error(LLT_ENOMEM, "cannot start the trace writer thread");
+        }
+    }
+    if (rc != LLT_OK) {
+        for (size_t i = 0; i < sizeof(stmts)/sizeof(stmts[0]); i++) sqlite3_finalize(*stmts[i].stmt);
+        free(w);
+        return rc;
+    }
+    *out = w;
+    return LLT_OK;
+}
+
+void llt_writer_submit(struct llt_writer * w, struct llt_batch * b) {
+    b->next = NULL;
+    pthread_mutex_lock(&w->mu);
+    if (w->tail) w->tail->next = b; else w->head = b;
+    w->tail = b;
+    w->n_submitted++;
+    pthread_cond_signal(&w->wake);
+    pthread_mutex_unlock(&w->mu);
+}
+
+int llt_writer_sync(struct llt_writer * w) {
+    pthread_mutex_lock(&w->mu);
+    while (w->n_committed < w->n_submitted) pthread_cond_wait(&w->done, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+    return atomic_load(&w->failed) ? llt_set_error(LLT_EIO, "%s", w->error) : LLT_OK;
+}
+
+const char * llt_writer_error(struct llt_writer * w) {
+    return atomic_load(&w->failed) ? w->error : NULL;
+}
+
+void llt_writer_stop(struct llt_writer * w) {
+    if (!w) return;
+    pthread_mutex_lock(&w->mu);
+    w->stop = true;
+    pthread_cond_signal(&w->wake);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL); // the thread drains the queue before it ends
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->wake);
+    pthread_cond_destroy(&w->done);
+    sqlite3_finalize(w->ins_graph);
+    sqlite3_finalize(w->ins_node);
+    sqlite3_finalize(w->ins_src);
+    sqlite3_finalize(w->ins_step);
+    sqlite3_finalize(w->ins_times);
+    sqlite3_finalize(w->ins_token);
+    free(w->json);
+    free(w);
+}

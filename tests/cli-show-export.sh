@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# lltrace show and export on real traces of the tiny model: every view checked against what
+# sqlite3 itself says, every export line valid JSON, bad input refused with one line on stderr.
+#
+# usage: tests/cli-show-export.sh LLTRACE WORKDIR
+set -u
+
+LLTRACE=${1:?usage: cli-show-export.sh LLTRACE WORKDIR}
+WORK=${2:?usage: cli-show-export.sh LLTRACE WORKDIR}
+mkdir -p "$WORK" || exit 1
+
+failures=0
+fail() {
+    echo "FAIL: $*" >&2
+    failures=$((failures + 1))
+}
+# expect WHAT GOT WANTED
+expect() {
+    [ "$2" == "$3" ] || fail "$1: got '$2', wanted '$3'"
+}
+
+# ---- traces ------------------------------------------------------------------------------
+
+model=$WORK/tiny.gguf
+trace=$WORK/t.db
+graph_trace=$WORK/g.db
+if [ ! -f "$model" ]; then
+    "$LLTRACE" mkmodel tiny F32 -o "$model" >/dev/null || { echo "FAIL: lltrace mkmodel" >&2; exit 1; }
+fi
+# new_trace FILE LEVEL
+new_trace() {
+    rm -f "$1" "$1-wal" "$1-shm"
+    if ! "$LLTRACE" run -m "$model" -p "Hello world" -n 4 --level "$2" -o "$1" >"$WORK/run.log" 2>&1; then
+        cat "$WORK/run.log" >&2
+        echo "FAIL: lltrace run --level $2" >&2
+        exit 1
+    fi
+}
+new_trace "$trace" timing
+new_trace "$graph_trace" graph
+
+q() { sqlite3 "$trace" "$1"; }
+run=$(q "SELECT max(id) FROM runs")
+n_layer=$(q "SELECT n_layer FROM runs WHERE id = $run")
+n_steps=$(q "SELECT count(*) FROM steps WHERE run_id = $run")
+expect "level of the trace" "$(q "SELECT level FROM runs WHERE id = $run")" timing
+
+# ---- show: the node table ----------------------------------------------------------------
+
+table=$("$LLTRACE" show "$trace") || fail "show exited with $?"
+for name in attn_norm-0 Qcur-0 ffn_out-0 l_out-0; do
+    grep -qF " $name " <<<"$table" || fail "show: node '$name' missing from the table:
+$table"
+done
+grep -q 'time_us' <<<"$table" || fail "show: no time column in a timed run"
+
+# csv_rows ARGS...: data rows of show's csv output
+csv_rows() { "$LLTRACE" show "$trace" --format csv "$@" | tail -n +2 | wc -l; }
+nodes_where() { q "SELECT count(*) FROM step_nodes WHERE run_id = $run AND $1"; }
+expect "csv rows of step 0" "$(csv_rows)" "$(nodes_where "step = 0")"
+expect "csv rows of step 1" "$(csv_rows --step 1)" "$(nodes_where "step = 1")"
+expect "csv rows of --layer 0" "$(csv_rows --layer 0)" "$(nodes_where "step = 0 AND layer = 0")"
+expect "csv rows of --op mul_mat" "$(csv_rows --op mul_mat)" "$(nodes_where "step = 0 AND op = 'MUL_MAT'")"
+expect "csv rows of --name 'Qcur-*'" "$(csv_rows --name 'Qcur-*')" "$(nodes_where "step = 0 AND name GLOB 'Qcur-*'")"
+expect "csv rows of --limit 5" "$(csv_rows --limit 5)" 5
+expect "csv rows of --weights" "$(csv_rows --weights)" "$(q "SELECT count(*) FROM weights WHERE run_id = $run")"
+expect "csv header of a run without timing" \
+    "$("$LLTRACE" show "$graph_trace" --format csv | head -1 | grep -c time_us)" 0
+
+# json ARGS...: show's json output, checked to parse
+json() {
+    "$LLTRACE" show "$trace" --format json "$@" >"$WORK/show.json" || fail "show --format json $* exited with $?"
+    python3 -m json.tool "$WORK/show.json" >/dev/null || fail "show --format json $*: not valid JSON"
+}
+json
+expect "json nodes of step 0" \
+    "$(python3 -c 'import json, sys; print(len(json.load(sys.stdin)["nodes"]))' <"$WORK/show.json")" \
+    "$(nodes_where "step = 0")"
+json --weights
+
+# ---- show --stats ------------------------------------------------------------------------
+
+stats=$("$LLTRACE" show "$trace" --stats) || fail "show --stats exited with $?"
+grep -q '100.0%' <<<"$stats" || fail "show --stats: no 100.0% coverage:
+$stats"
+# stats_json STEP_SQL ARGS...: the ops and coverage of show --stats --format json against sqlite3
+stats_json() {
+    local where=$1
+    shift
+    json --stats "$@"
+    python3 - "$WORK/show.json" >"$WORK/ops.got" <<'EOF'
+import json, sys
+doc = json.load(open(sys.argv[1], encoding="utf-8"))
+for step in doc["steps"]:
+    if step["coverage"] != 100:
+        print(f"step {step['step']} coverage {step['coverage']}")
+for op in sorted(doc["ops"], key=lambda o: o["op"]):
+    print(f"{op['op']}|{op['nodes']}")
+EOF
+    q "SELECT op || '|' || count(*) FROM step_nodes WHERE run_id = $run AND $where GROUP BY op ORDER BY op" >"$WORK/ops.want"
+    cmp -s "$WORK/ops.got" "$WORK/ops.want" ||
+        fail "show --stats${*:+ $*}: ops and coverage, got:
+$(cat "$WORK/ops.got")
+wanted:
+$(cat "$WORK/ops.want")"
+}
+stats_json "1"
+stats_json "step = 2" --step 2
+
+# ---- export ------------------------------------------------------------------------------
+
+# check_export FILE TIMED: prints a summary of the event log, or why it is not valid
+check_export() {
+    python3 - "$1" "$2" <<'EOF'
+import json, sys
+events = []
+for n, line in enumerate(open(sys.argv[1], encoding="utf-8"), 1):
+    try:
+        e = json.loads(line)
+    except ValueError as err:
+        sys.exit(f"line {n} is not JSON ({err}): {line[:200]}")
+    if not isinstance(e, dict) or "event" not in e:
+        sys.exit(f"line {n} has no event: {line[:200]}")
+    events.append(e)
+timed = sys.argv[2] == "1"
+steps = [e for e in events if e["event"] == "step_begin" and "layer_id" not in e]
+layer_ends = [e for e in events if e["event"] == "step_end" and "layer_id" in e]
+layers = sorted({e["layer_id"] for e in layer_ends})
+untimed_steps = [e for e in events if e["event"] in ("step_begin", "step_end") and "t_ns" not in e
+                 and ("layer_id" not in e or timed)]
+timed_tensors = sum(1 for e in events if e["event"] == "tensor" and "t_ns" in e)
+print(events[0]["event"] if events else "-", events[-1]["event"] if events else "-", len(steps),
+      ",".join(map(str, layers)), sum(1 for e in events if e["event"] == "tensor"),
+      len(untimed_steps), "timed" if timed_tensors else "untimed")
+EOF
+}
+
+"$LLTRACE" export "$trace" >"$WORK/stdout.ndjson" || fail "export exited with $?"
+"$LLTRACE" export "$trace" -o "$WORK/t.ndjson" || fail "export -o exited with $?"
+cmp -s "$WORK/stdout.ndjson" "$WORK/t.ndjson" || fail "export -o FILE differs from export to stdout"
+expect "export of the timed run (first last steps layers tensors untimed-steps tensor-times)" \
+    "$(check_export "$WORK/t.ndjson" 1)" \
+    "session_start session_end $n_steps $(seq -s, 0 $((n_layer - 1))) $(nodes_where 1) 0 timed"
+"$LLTRACE" export "$graph_trace" -o "$WORK/g.ndjson" || fail "export of the graph run exited with $?"
+expect "export of the untimed run (first last steps layers tensors untimed-steps tensor-times)" \
+    "$(check_export "$WORK/g.ndjson" 0)" \
+    "session_start session_end $n_steps $(seq -s, 0 $((n_layer - 1))) $(nodes_where 1) 0 untimed"
+
+# a failed export leaves an existing output file as it was
+echo "keep me" >"$WORK/keep.ndjson"
+"$LLTRACE" export "$trace" --run 999 -o "$WORK/keep.ndjson" 2>/dev/null && fail "export --run 999 succeeded"
+expect "output file after a failed export" "$(cat "$WORK/keep.ndjson")" "keep me"
+[ -e "$WORK/keep.ndjson.tmp" ] && fail "a failed export left keep.ndjson.tmp behind"
+
+# ---- bad input ---------------------------------------------------------------------------
+
+# refused CODE ARGS...: lltrace ARGS exits with CODE, prints nothing on stdout, one line on stderr
+refused() {
+    local want=$1
+    shift
+    "$LLTRACE" "$@" >"$WORK/out" 2>"$WORK/err"
+    local code=$?
+    expect "exit code of '$*'" "$code" "$want"
+    expect "stderr lines of '$*'" "$(wc -l <"$WORK/err")" 1
+    expect "stdout bytes of '$*'" "$(wc -c <"$WORK/out")" 0
+}
+not_trace=$WORK/not-a-trace.txt
+echo "not a trace" >"$not_trace"
+sum_before=$(sha256sum <"$not_trace")
+for cmd in show export; do
+    refused 1 "$cmd" "$WORK/missing.db"
+    refused 1 "$cmd" "$not_trace"
+    refused 2 "$cmd" "$trace" --bogus
+    refused 2 "$cmd"
+    refused 1 "$cmd" "$trace" --run 999
+done
+expect "sha256 of a non-trace after show and export" "$(sha256sum <"$not_trace")" "$sum_before"
+refused 2 show "$trace" --step x
+refused 2 show "$trace" --step -1
+refused 2 show "$trace" --limit 0
+refused 2 show "$trace" --format xml
+refused 1 show "$trace" --step 999
+refused 2 export "$trace" --format xml
+
+if [ "$failures" -ne 0 ]; then
+    echo "cli-show-export: $failures failure(s)" >&2
+    exit 1
+fi
+echo "cli-show-export: ok"
