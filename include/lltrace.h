@@ -185,9 +185,23 @@ struct llt_gen_params {
     float          top_p;
     enum llt_level level;
     volatile sig_atomic_t * stop; // set to non-zero to end after the current step; may be NULL
+    int32_t        parity_top_k; // > 0: keep the top-k logits of every generated step (result.parity)
     // called with each generated piece of text; may be NULL
     void (*on_piece)(const char * piece, void * user_data);
     void * user_data;
+};
+
+#define LLT_PARITY_MAX_K 64
+
+// one generated step for greedy-decode parity: the chosen token and the k largest logits
+struct llt_parity_step {
+    int32_t     step;                      // generated token index, from 0
+    int32_t     pos;                       // position the token will take
+    llama_token token;                     // the chosen token
+    char        piece[64];                 // its text (truncated)
+    int32_t     k;
+    llama_token ids[LLT_PARITY_MAX_K];     // top-k token ids, largest logit first
+    float       logits[LLT_PARITY_MAX_K];
 };
 
 struct llt_gen_params llt_gen_default_params(void);
@@ -201,6 +215,7 @@ struct llt_gen_result {
     int64_t       t_prompt_ns;
     int64_t       t_gen_ns;
     bool          interrupted;
+    struct llt_parity_step * parity; // n_gen entries when parity_top_k > 0
     int           run_id;     // run written, or 0 untraced
     struct llt_tracer_stats stats;
     char          trace_error[256]; // tracing failure, "" if none

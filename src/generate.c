@@ -26,6 +26,7 @@ struct llt_gen_params llt_gen_default_params(void) {
 
 void llt_gen_result_free(struct llt_gen_result * r) {
     if (!r) return;
+    free(r->parity);
     free(r->tokens);
     free(r->text);
     memset(r, 0, sizeof(*r));
@@ -68,6 +69,23 @@ static struct llama_sampler * make_sampler(const struct llt_gen_params * p) {
     return s;
 }
 
+// the k largest logits, largest first: one pass, an insertion into a short sorted list
+static void top_k(const float * logits, int32_t n_vocab, int32_t k, struct llt_parity_step * out) {
+    out->k = 0;
+    for (int32_t id = 0; id < n_vocab; id++) {
+        const float v = logits[id];
+        if (out->k == k && !(v > out->logits[k - 1])) continue;
+        int32_t j = out->k < k ? out->k++ : k - 1;
+        while (j > 0 && out->logits[j - 1] < v) {
+            out->logits[j] = out->logits[j - 1];
+            out->ids[j] = out->ids[j - 1];
+            j--;
+        }
+        out->logits[j] = v;
+        out->ids[j] = id;
+    }
+}
+
 // ---- the loop ----------------------------------------------------------------------------
 
 static int32_t decode(struct llt_tracer * tr, struct llama_context * ctx, struct llama_batch b) {
@@ -84,7 +102,9 @@ int llt_generate(const struct llt_gen_params * p, struct llt_store * st, struct 
     size_t text_cap = 0;
     enum llt_run_status status = LLT_RUN_ERROR;
 
-    if (p->n_predict < 0 || p->n_batch <= 0) return llt_set_error(LLT_EINVAL, "bad generation parameters");
+    if (p->n_predict < 0 || p->n_batch <= 0 || p->parity_top_k < 0 || p->parity_top_k > LLT_PARITY_MAX_K) {
+        return llt_set_error(LLT_EINVAL, "bad generation parameters");
+    }
     // the registry checks the file first, so a bad model gets a clear message, not a llama.cpp log
     int rc = llt_registry_load(p->model_path, &reg);
     llt_registry_free(reg);
@@ -105,7 +125,8 @@ int llt_generate(const struct llt_gen_params * p, struct llt_store * st, struct 
     const int32_t n_prompt = p->n_prompt_tokens > 0 ? p->n_prompt_tokens
                            : -llama_tokenize(vocab, p->prompt, plen, NULL, 0, true, true);
     res->tokens = malloc(((size_t) n_prompt + (size_t) p->n_predict + 1) * sizeof(llama_token));
-    if (!res->tokens) { rc = llt_set_error(LLT_ENOMEM, "out of memory"); goto done; }
+    if (p->parity_top_k > 0) res->parity = calloc((size_t) p->n_predict + 1, sizeof(struct llt_parity_step));
+    if (!res->tokens || (p->parity_top_k > 0 && !res->parity)) { rc = llt_set_error(LLT_ENOMEM, "out of memory"); goto done; }
     if (p->n_prompt_tokens > 0) {
         memcpy(res->tokens, p->prompt_tokens, (size_t) n_prompt * sizeof(llama_token));
     } else if (n_prompt <= 0 || llama_tokenize(vocab, p->prompt, plen, res->tokens, n_prompt, true, true) < 0) {
@@ -177,11 +198,19 @@ int llt_generate(const struct llt_gen_params * p, struct llt_store * st, struct 
         }
         llama_token tok = llama_sampler_sample(smpl, ctx, -1);
         if (tr) llt_tracer_sampled(tr, tok);
-        res->tokens[n_prompt + res->n_gen++] = tok;
-        if (llama_vocab_is_eog(vocab, tok)) break;
         char piece[256];
         int n = llama_token_to_piece(vocab, tok, piece, sizeof(piece) - 1, 0, false);
         piece[n > 0 ? n : 0] = '\0';
+        if (res->parity) {
+            struct llt_parity_step * ps = &res->parity[res->n_gen];
+            top_k(llama_get_logits_ith(ctx, -1), llama_vocab_n_tokens(vocab), p->parity_top_k, ps);
+            ps->step = res->n_gen;
+            ps->pos = n_prompt + res->n_gen;
+            ps->token = tok;
+            snprintf(ps->piece, sizeof(ps->piece), "%.63s", piece);
+        }
+        res->tokens[n_prompt + res->n_gen++] = tok;
+        if (llama_vocab_is_eog(vocab, tok)) break;
         if (!text_append(res, &text_cap, piece)) { rc = llt_set_error(LLT_ENOMEM, "out of memory"); goto done; }
         if (p->on_piece) p->on_piece(piece, p->user_data);
         if (i + 1 == p->n_predict) break; // the last token is not fed back
