@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <signal.h>
 
 #include "llama.h"
@@ -111,6 +112,7 @@ enum llt_run_status {
     LLT_RUN_OK,
     LLT_RUN_INTERRUPTED,
     LLT_RUN_ERROR,
+    LLT_RUN_KILLED,      // the process died; recovered from its step log
     LLT_RUN_STATUS_COUNT,
 };
 const char * llt_run_status_name(enum llt_run_status status);
@@ -226,6 +228,105 @@ struct llt_gen_result {
 int  llt_generate(const struct llt_gen_params * p, struct llt_store * st, struct llt_gen_result * result);
 void llt_gen_result_free(struct llt_gen_result * result);
 
+// ---- parity ------------------------------------------------------------------------------
+//
+// A parity file is JSON Lines, one object per generated step, in seed 004's shape:
+//   {"step":N,"token":ID,"top_k":[[ID,LOGIT],...],"piece":"text","pos":P}
+// "piece" and "pos" are optional (other engines leave them out; pos is then -1); other keys
+// are ignored. Steps count up by one from the first line. A trace keeps the same records in
+// table `parity`. docs/trace-format.md, "Parity", has the comparison's rules.
+
+#define LLT_PARITY_LINE_MAX 8192 // a formatted line is shorter than this
+
+// One step as a parity line without the newline; returns the length it needs, like snprintf.
+int  llt_parity_format(const struct llt_parity_step * s, char * buf, size_t size);
+// The top-k list alone, [[ID,LOGIT],...] (the parity table's top_k column); like snprintf.
+int  llt_parity_format_top_k(const struct llt_parity_step * s, char * buf, size_t size);
+// Writes n steps as a parity file, replacing it.
+int  llt_parity_write(const char * path, const struct llt_parity_step * steps, int32_t n);
+// Parses one parity line. A top_k of more than LLT_PARITY_MAX_K entries keeps the largest;
+// top_k is sorted, largest logit first. The error names the column, not the line.
+int  llt_parity_parse(const char * line, struct llt_parity_step * out);
+// Reads a parity file; a malformed line fails naming its number. caller frees *steps with free()
+int  llt_parity_read(const char * path, struct llt_parity_step ** steps, int32_t * n_steps);
+// Reads the parity records of a run (0: the last run). caller frees *steps with free()
+int  llt_parity_read_trace(struct llt_store * st, int run_id, struct llt_parity_step ** steps, int32_t * n_steps);
+
+// s as a JSON string; bytes that are not UTF-8 (a token cut inside a character) become U+FFFD
+void llt_json_write_string(FILE * f, const char * s);
+
+enum llt_parity_verdict {
+    LLT_PARITY_IDENTICAL, // same chosen tokens, same top-k ids and logits at every step
+    LLT_PARITY_MATCH,     // same chosen tokens; the logits differ
+    LLT_PARITY_DIVERGED,  // the chosen tokens differ at first_diff
+    LLT_PARITY_LENGTH,    // no difference in the common steps, but one side has more steps
+    LLT_PARITY_VERDICT_COUNT,
+};
+const char * llt_parity_verdict_name(enum llt_parity_verdict v); // "identical", "match", ...
+
+// one step of a comparison; the figures are set only when compared
+struct llt_parity_cmp {
+    int32_t     step;         // index in both sequences, from 0
+    llama_token token_a, token_b;
+    bool        compared;     // both sides were fed the same tokens before this step
+    bool        same_top1;    // the top-1 ids agree
+    bool        logits_equal; // the same ids in the same order with the same logits
+    int32_t     overlap;      // ids in both top-k lists
+    double      max_diff;     // max |logit A - logit B| over the shared ids; NAN if none
+    double      kl;           // KL(A‖B) of the top-k softmaxes, nats
+};
+
+struct llt_parity_report {
+    int32_t k;              // top-k compared: min(k asked, the shortest top_k of the common steps)
+    int32_t n_a, n_b;       // steps of each side
+    int32_t n_compared;     // steps compared: the common ones up to and including first_diff
+    int32_t first_diff;     // first step whose chosen tokens differ, -1 if none
+    int32_t n_top1;         // compared steps whose top-1 ids agree
+    double  mean_overlap;   // mean of overlap / k over the compared steps
+    double  max_diff;       // largest max_diff of the compared steps, NAN if none
+    int32_t max_diff_step;  // -1 if none
+    double  mean_kl, max_kl;
+    int32_t max_kl_step;
+    bool    pos_differs;    // both sides have positions and step 0's differ: different prompts
+    enum llt_parity_verdict verdict;
+    struct llt_parity_cmp * steps; // min(n_a, n_b) entries
+};
+
+// Compares two sequences, top-k up to k (<= 0: all there is). result: caller frees with
+// llt_parity_report_free()
+int  llt_parity_compare(const struct llt_parity_step * a, int32_t n_a, const struct llt_parity_step * b, int32_t n_b,
+                        int32_t k, struct llt_parity_report * result);
+void llt_parity_report_free(struct llt_parity_report * r);
+
+// ---- cost: FLOPs and bytes of a graph node -----------------------------------------------
+//
+// From the op, shapes and sizes alone (docs/trace-format.md, "Cost model"): a multiply-add is
+// 2 FLOPs; bytes are what the op reads and writes at least, weights at their quantized size.
+
+#define LLT_COST_MAX_SRC 10
+
+struct llt_cost_tensor {
+    int64_t  ne[4]; // elements per dim, ne[0] innermost; all 0 when unknown (graph inputs)
+    uint64_t bytes; // ggml_nbytes
+};
+
+struct llt_cost_node {
+    const char *           op;    // as nodes.op has it, ggml_op_desc: "MUL_MAT", "SWIGLU"
+    struct llt_cost_tensor out;
+    int32_t                n_src; // sources in slots 0..n_src-1; an empty slot is all 0
+    struct llt_cost_tensor src[LLT_COST_MAX_SRC];
+};
+
+struct llt_cost {
+    uint64_t flops;
+    uint64_t bytes_read;
+    uint64_t bytes_written;
+};
+
+// true if the op has a model; else (or when a shape it needs is unknown) flops is 0 and the
+// bytes are those of all sources and the output
+bool llt_node_cost(const struct llt_cost_node * node, struct llt_cost * out);
+
 // ---- built-in models ---------------------------------------------------------------------
 
 struct llt_preset {
@@ -248,6 +349,181 @@ int  llt_default_model(const char * preset, int ftype, char ** out_path);
 
 // Cache folder: $LLTRACE_CACHE or ~/.cache/lltrace. malloc'ed: caller frees with free().
 char * llt_cache_dir(void);
+
+// ---- tensor statistics and diffs ---------------------------------------------------------
+//
+// Element types: every ggml type (enum ggml_type, quantized ones included) plus the
+// LLT_TYPE_* kinds that numpy and safetensors have and ggml lacks.
+
+enum llt_xtype {
+    LLT_TYPE_U8 = 1000,
+    LLT_TYPE_U16,
+    LLT_TYPE_U32,
+    LLT_TYPE_U64,
+    LLT_TYPE_BOOL,
+};
+
+const char * llt_type_name(int type);       // "f32", "q4_K", "u8", "bool"; "?" if unknown
+int64_t      llt_type_block_size(int type); // elements per block; 0 if unknown
+size_t       llt_type_block_bytes(int type); // bytes per block; 0 if unknown
+
+// Converts n elements (a multiple of the block size) of any type to float.
+int  llt_to_float(const void * src, int type, int64_t n, float * dst);
+
+struct llt_stats {
+    int64_t n;      // elements
+    int64_t n_nan;
+    int64_t n_pinf;
+    int64_t n_ninf;
+    int64_t n_zero; // +0 and -0
+    double  min, max, mean, std, absmax; // over the finite values, std of the population; 0 if none
+};
+
+// Statistics of n elements of any type, dequantized in small chunks (no allocation).
+int  llt_stats_compute(const void * data, int type, int64_t n, struct llt_stats * out);
+
+// Relative differences divide by max(|a|, LLT_DIFF_REL_EPS): below it a value counts as zero,
+// which is the scale of the default absolute tolerance.
+#define LLT_DIFF_REL_EPS       1e-6
+#define LLT_DIFF_DEFAULT_ABS   1e-6
+#define LLT_DIFF_DEFAULT_REL   1e-4
+
+// B against A, the reference. The metrics are over the pairs where both values are finite.
+// Element i is within tolerance if |a-b| <= tol_abs or |a-b| <= tol_rel*|a|; a non-finite
+// pair is within tolerance only if both are NaN or both are the same infinity.
+struct llt_diff {
+    int64_t n;             // elements compared
+    int64_t n_finite;      // pairs where both values are finite
+    int64_t a_nan, a_inf, b_nan, b_inf;
+    int64_t n_exceed;      // elements outside tolerance
+    int64_t max_abs_index; // element of the largest |a-b| (ne[0] innermost), -1 if none
+    double  max_abs, mean_abs;
+    double  max_rel, mean_rel;
+    double  rmse;
+    double  nmse;          // sum (a-b)^2 / sum a^2; 0 if both are 0, inf if only a is 0
+    double  cosine;        // 1 if both are all zero, 0 if one is
+};
+
+int  llt_diff_compute(const float * a, const float * b, int64_t n, double tol_abs, double tol_rel,
+                      struct llt_diff * out);
+
+// ---- tensor sets: GGUF files, safetensors files, directories of .npy ---------------------
+//
+// A GGUF dump written by lltrace carries, per tensor, its execution order under this key:
+#define LLT_DUMP_KEY_ORDER "lltrace.tensor.%s.order" // integer, by tensor name
+#define LLT_DUMP_KEY_LAYER "lltrace.tensor.%s.layer" // integer, optional
+
+enum llt_tensor_set_kind {
+    LLT_TENSOR_SET_GGUF,
+    LLT_TENSOR_SET_SAFETENSORS,
+    LLT_TENSOR_SET_NPY, // a directory of .npy files, or one .npy file
+};
+
+struct llt_tensor_info {
+    const char * name;       // borrowed, lives with the set
+    int32_t      type;       // enum ggml_type or LLT_TYPE_*
+    int32_t      n_dims;
+    int64_t      ne[4];      // elements per dim, ne[0] innermost: numpy/torch shapes reversed
+    int64_t      n_elements;
+    uint64_t     bytes;      // size of the data in the file
+    uint64_t     offset;     // absolute byte offset of the data in its file
+    int64_t      order;      // execution order from the dump's metadata, else -1
+    int32_t      layer;      // from the metadata or the name (blk.N., -N, layers.N.), else -1
+    bool         fortran;    // .npy stored column-major (reads return it row-major)
+};
+
+struct llt_tensor_set;
+struct gguf_context;
+
+// Opens a tensor set; reads headers only (data is mapped, not loaded). Checks that every
+// tensor lies inside its file. caller frees with llt_tensor_set_close()
+int  llt_tensor_set_open(const char * path, struct llt_tensor_set ** out);
+void llt_tensor_set_close(struct llt_tensor_set * set);
+
+enum llt_tensor_set_kind       llt_tensor_set_kind (const struct llt_tensor_set * set);
+const char *                   llt_tensor_set_kind_name(enum llt_tensor_set_kind kind); // "gguf"...
+int                            llt_tensor_set_count(const struct llt_tensor_set * set);
+const struct llt_tensor_info * llt_tensor_set_get  (const struct llt_tensor_set * set, int i); // borrowed, lives with set
+int                            llt_tensor_set_find (const struct llt_tensor_set * set, const char * name); // index or -1
+// the GGUF metadata of a GGUF set, else NULL (borrowed, lives with set)
+const struct gguf_context *    llt_tensor_set_gguf (const struct llt_tensor_set * set);
+// a metadata integer of a GGUF set (any integer type); false if absent
+bool                           llt_tensor_set_meta_int(const struct llt_tensor_set * set, const char * key, int64_t * out);
+// the stored bytes of tensor i (info->bytes); NULL and an error if unreadable (borrowed, lives with set)
+const void *                   llt_tensor_set_data (struct llt_tensor_set * set, int i);
+// tensor i as n_elements floats, dequantized, row-major
+int                            llt_tensor_set_read_f32(struct llt_tensor_set * set, int i, float * dst);
+
+// Writes dir/<name>.npy ('<f4', C order, numpy shape = ne reversed) through a temp file and a
+// rename. Bytes of name outside [A-Za-z0-9._+#=-] are written %XX; the reader decodes them.
+int  llt_npy_write(const char * dir, const char * name, const float * data, const int64_t ne[4], int n_dims);
+
+struct llt_tensor_desc {
+    const char * name;
+    int32_t      n_dims;
+    int64_t      ne[4]; // ne[0] innermost
+};
+// Writes F32 tensors into one safetensors file through a temp file and a rename; get() fills
+// tensor i's data (its elements, row-major) and returns 0 or an LLT_E* code.
+int  llt_safetensors_write(const char * path, const struct llt_tensor_desc * tensors, int n,
+                           int (*get)(int i, float * dst, void * user_data), void * user_data);
+
+// ---- set diffs and name maps -------------------------------------------------------------
+
+struct llt_name_map;
+
+// Reads a name map (docs/name-maps.md). caller frees with llt_name_map_free()
+int  llt_name_map_load(const char * path, struct llt_name_map ** out);
+void llt_name_map_free(struct llt_name_map * map);
+// sets a variable of the map's transforms ({head_dim}), over what the files say
+int  llt_name_map_set_var(struct llt_name_map * map, const char * name, int64_t value);
+
+struct llt_diff_params {
+    double       tol_abs;
+    double       tol_rel;
+    int32_t      layer;     // only this layer; -1: all
+    const char * name_glob; // only tensors whose A or B name matches (fnmatch); NULL: all
+    const struct llt_name_map * map; // NULL: tensors match by equal names
+};
+
+struct llt_diff_params llt_diff_default_params(void);
+
+enum llt_diff_status {
+    LLT_DIFF_WITHIN,         // compared, every element within tolerance
+    LLT_DIFF_EXCEEDS,        // compared, some element outside tolerance
+    LLT_DIFF_SHAPE_MISMATCH, // not compared
+    LLT_DIFF_ONLY_A,
+    LLT_DIFF_ONLY_B,
+    LLT_DIFF_STATUS_COUNT,
+};
+const char * llt_diff_status_name(enum llt_diff_status status);
+
+struct llt_diff_entry {
+    enum llt_diff_status status;
+    int32_t         a, b;       // tensor indices in A and B; -1 on the missing side
+    int32_t         layer;
+    int64_t         order;      // graph order (A's, else B's), else A's or B's file order
+    int64_t         ne_a[4], ne_b[4]; // ne_b after the map's transforms
+    int32_t         type_a, type_b;
+    const char *    transform;  // the map's transforms, "" if none (borrowed, lives with the map)
+    struct llt_diff d;          // when compared
+};
+
+struct llt_set_diff {
+    struct llt_diff_entry * entries; // A's tensors in A's order, then the ones only in B
+    int32_t n_entries;
+    int32_t n_compared, n_within, n_exceed, n_shape_mismatch, n_type_mismatch, n_only_a, n_only_b;
+    int32_t n_unmapped;      // tensors no map line names (ignored)
+    double  max_abs, max_rel, mean_cosine; // over the compared tensors
+    int32_t first_exceed;    // entry of the first tensor in order that exceeds tolerance, -1 if none
+    bool    graph_order;     // order is the dump's execution order (else file order)
+};
+
+// Compares the tensors of B with those of A, matched by name (or through the map), after
+// dequantization. Holds two tensors as floats at a time. caller frees with llt_set_diff_free()
+int  llt_set_diff(struct llt_tensor_set * a, struct llt_tensor_set * b, const struct llt_diff_params * p,
+                  struct llt_set_diff ** out);
+void llt_set_diff_free(struct llt_set_diff * sd);
 
 // ---- versions ----------------------------------------------------------------------------
 

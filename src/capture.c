@@ -44,6 +44,7 @@ struct llt_tracer {
     struct llt_registry *    reg;
     const struct llama_vocab * vocab;
     struct llt_writer *      writer;
+    const char **            weight_names;  // for the writer: registry names by id
     int64_t                  run_id;
     int64_t                  t0_ns;
     bool                     active;        // false once tracing failed or ended
@@ -98,17 +99,6 @@ struct llt_tracer {
 
 // ---- small containers --------------------------------------------------------------------
 
-static bool grow(void ** p, int32_t * cap, int32_t need, size_t elem) {
-    if (need <= *cap) return true;
-    int32_t ncap = *cap ? *cap : 64;
-    while (ncap < need) ncap *= 2;
-    void * np = realloc(*p, (size_t) ncap * elem);
-    if (!np) return false;
-    memset((char *) np + (size_t) *cap * elem, 0, (size_t) (ncap - *cap) * elem);
-    *p = np;
-    *cap = ncap;
-    return true;
-}
 
 static inline uint32_t ptr_hash(const void * p) {
     uint64_t x = (uint64_t) (uintptr_t) p;
@@ -161,7 +151,7 @@ static int32_t intern(struct llt_tracer * tr, const char * s) {
     for (int32_t i = tr->n_strings - 1; i >= 0; i--) {
         if (strcmp(tr->strings[i], s) == 0) return i;
     }
-    if (!grow((void **) &tr->strings, &tr->cap_strings, tr->n_strings + 1, sizeof(char *))) return -1;
+    if (!llt_grow((void **) &tr->strings, &tr->cap_strings, tr->n_strings + 1, sizeof(char *))) return -1;
     char * copy = strdup(s);
     if (!copy) return -1;
     tr->strings[tr->n_strings] = copy;
@@ -220,7 +210,7 @@ static bool reserve_nodes(struct llt_tracer * tr, int32_t n) {
     struct node_time * nt = NULL;
     struct ggml_tensor * ns = NULL;
     const struct ggml_tensor ** np = NULL;
-    bool ok = grow((void **) &tr->recs, &cap, n, sizeof(struct node_rec));
+    bool ok = llt_grow((void **) &tr->recs, &cap, n, sizeof(struct node_rec));
     if (ok) ok = (nt = realloc(tr->times, (size_t) cap * sizeof(*nt))) != NULL;
     if (nt) tr->times = nt;
     if (ok) ok = (ns = realloc(tr->seen, (size_t) cap * sizeof(*ns))) != NULL;
@@ -335,7 +325,7 @@ static struct llt_batch * cur_batch(struct llt_tracer * tr) {
 static struct graph * new_graph(struct llt_tracer * tr) {
     const size_t size = (size_t) tr->n_nodes * sizeof(struct node_rec);
     struct llt_batch * b = cur_batch(tr);
-    if (!b || !grow((void **) &b->graphs, &b->cap_graphs, b->n_graphs + 1, sizeof(struct graph_rows))) return NULL;
+    if (!b || !llt_grow((void **) &b->graphs, &b->cap_graphs, b->n_graphs + 1, sizeof(struct graph_rows))) return NULL;
     struct graph_rows * gr = &b->graphs[b->n_graphs];
     gr->recs = malloc(size);
     gr->strings = malloc(((size_t) tr->n_strings + 1) * sizeof(char *));
@@ -346,6 +336,8 @@ static struct graph * new_graph(struct llt_tracer * tr) {
     }
     memcpy(gr->recs, tr->recs, size);
     memcpy(gr->strings, tr->strings, (size_t) tr->n_strings * sizeof(char *));
+    gr->n_strings = tr->n_strings;
+    gr->string_data = NULL;
     gr->id = tr->next_graph_id++;
     gr->n_nodes = tr->n_nodes;
     b->n_graphs++;
@@ -394,7 +386,7 @@ static void finish_graph(struct llt_tracer * tr) {
     if (!tr->active || tr->n_nodes == 0) return;
     struct graph * g = match_graph(tr);
     struct llt_batch * b = cur_batch(tr);
-    if (!g || !b || !grow((void **) &b->steps, &b->cap_steps, b->n_steps + 1, sizeof(struct step_rows))) {
+    if (!g || !b || !llt_grow((void **) &b->steps, &b->cap_steps, b->n_steps + 1, sizeof(struct step_rows))) {
         tracer_fail(tr, "out of memory");
         return;
     }
@@ -435,7 +427,7 @@ static void submit_batch(struct llt_tracer * tr) {
 
 static void push_token(struct llt_tracer * tr, llama_token tok, int32_t pos, int64_t step, bool is_prompt) {
     struct llt_batch * b = cur_batch(tr);
-    if (!b || !grow((void **) &b->tokens, &b->cap_tokens, b->n_tokens + 1, sizeof(struct token_rows))) {
+    if (!b || !llt_grow((void **) &b->tokens, &b->cap_tokens, b->n_tokens + 1, sizeof(struct token_rows))) {
         tracer_fail(tr, "out of memory");
         return;
     }
@@ -500,6 +492,7 @@ void llt_tracer_free(struct llt_tracer * tr) {
     free(tr->node_idx.e);
     free(tr->weight_ids.e);
     free(tr->weight_buffer);
+    free(tr->weight_names);
     llt_registry_free(tr->reg);
     free(tr->model_path);
     free(tr->prompt);
@@ -600,7 +593,11 @@ int llt_tracer_begin(struct llt_tracer * tr, const struct llama_model * model, s
     tr->next_graph_id = query_int(tr->st, "SELECT coalesce(max(id), 0) + 1 FROM graphs");
     if (tr->next_graph_id < 1) return llt_set_error(LLT_EIO, "cannot read the trace's graphs");
     tr->first_graph_id = tr->next_graph_id;
-    rc = llt_writer_start(tr->st, tr->reg, tr->run_id, &tr->writer);
+    const int32_t nw = llt_registry_count(tr->reg);
+    tr->weight_names = malloc(((size_t) nw + 1) * sizeof(char *));
+    if (!tr->weight_names) return llt_set_error(LLT_ENOMEM, "out of memory");
+    for (int32_t i = 0; i < nw; i++) tr->weight_names[i] = llt_registry_get(tr->reg, i)->name;
+    rc = llt_writer_start(tr->st, tr->run_id, tr->weight_names, nw, &tr->writer);
     if (rc != LLT_OK) return rc;
     tr->stats.n_weights = llt_registry_count(tr->reg);
     tr->active = true;

@@ -37,8 +37,10 @@ struct node_time {
 struct graph_rows {
     int64_t           id;
     int32_t           n_nodes;
-    struct node_rec * recs;    // owned
-    const char **     strings; // owned array; the strings themselves live as long as the tracer
+    int32_t           n_strings;
+    struct node_rec * recs;        // owned
+    const char **     strings;     // owned array; the strings live as long as the tracer,
+    char *            string_data; // or, for a graph read back from a step log, here (owned)
 };
 
 struct step_rows {
@@ -69,13 +71,46 @@ struct llt_batch {
 
 void llt_batch_free(struct llt_batch * b);
 
+// ---- rows: batches into trace rows (writer.c) ---------------------------------------------
+
+struct llt_rows;
+
+// prepared inserts for one run; weight_names[id] names the weights (borrowed, must outlive rows)
+// caller frees with llt_rows_free()
+int  llt_rows_init(struct llt_store * st, int64_t run_id, const char * const * weight_names, int32_t n_weights,
+                   struct llt_rows ** out);
+void llt_rows_free(struct llt_rows * rows);
+// writes a list of batches (linked by next) in one transaction; rows already there are kept
+int  llt_rows_write(struct llt_rows * rows, const struct llt_batch * batches);
+
+// ---- the step log: crash insurance for batches not yet committed (steplog.c) -------------
+//
+// Every batch is appended to <trace>-log-<run id> (one write() per decode call) before the
+// writer commits it; the writer empties the log when it has caught up. A process that dies
+// leaves the log behind, and the next llt_store_open() of the trace replays it.
+
+struct llt_steplog;
+
+// creates the log and locks it (the lock says the run is alive). caller closes with llt_steplog_close()
+int  llt_steplog_create(const char * trace_path, int64_t run_id, struct llt_steplog ** out);
+int  llt_steplog_append(struct llt_steplog * log, const struct llt_batch * b);
+// forgets everything appended so far (all of it is committed)
+int  llt_steplog_reset(struct llt_steplog * log);
+// closes the log; removes it when keep is false
+void llt_steplog_close(struct llt_steplog * log, bool keep);
+// replays and removes the logs of dead runs of a trace opened for writing; returns runs recovered
+int  llt_steplog_recover(struct llt_store * st, const char * trace_path);
+// whether a trace has step logs (of live or dead runs)
+bool llt_steplog_any(const char * trace_path);
+
 // ---- the writer: a thread that commits batches to the store, in order --------------------
 
 struct llt_writer;
 
-// starts the thread; the store and registry must outlive it. caller stops with llt_writer_stop()
-int  llt_writer_start(struct llt_store * st, const struct llt_registry * reg, int64_t run_id, struct llt_writer ** out);
-// queues a batch (the writer frees it)
+// starts the thread; the store and weight names must outlive it. caller stops with llt_writer_stop()
+int  llt_writer_start(struct llt_store * st, int64_t run_id, const char * const * weight_names, int32_t n_weights,
+                      struct llt_writer ** out);
+// logs and queues a batch (the writer frees it)
 void llt_writer_submit(struct llt_writer * w, struct llt_batch * b);
 // waits until every submitted batch is committed: LLT_OK, or the writer's first error
 int  llt_writer_sync(struct llt_writer * w);

@@ -18,9 +18,16 @@ static inline int64_t llt_now_ns(void) {
 // current UTC time as ISO 8601 into buf (at least 32 bytes)
 void llt_utc_now(char * buf, size_t size);
 
+// grows *p (an array of *cap elements of elem bytes) to hold need, zeroing the new part;
+// false when out of memory (*p is then unchanged)
+bool llt_grow(void ** p, int32_t * cap, int32_t need, size_t elem);
+
 // ---- store internals used by the tracer --------------------------------------------------
 
 struct sqlite3_stmt;
+
+// the path the store was opened with (borrowed, lives with st)
+const char * llt_store_path(const struct llt_store * st);
 
 // executes one or more SQL statements; on failure sets the error and returns LLT_EIO
 int  llt_store_exec(struct llt_store * st, const char * sql);

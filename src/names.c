@@ -101,7 +101,7 @@ int llt_level_from_name(const char * name) {
     return -1;
 }
 
-static const char * status_names[] = { "running", "ok", "interrupted", "error" };
+static const char * status_names[] = { "running", "ok", "interrupted", "error", "killed" };
 _Static_assert(sizeof(status_names)/sizeof(status_names[0]) == LLT_RUN_STATUS_COUNT, "status names");
 
 const char * llt_run_status_name(enum llt_run_status status) {

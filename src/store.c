@@ -2,13 +2,14 @@
 //
 // Opening never modifies a file that is not an lltrace trace: the application id and schema
 // version are checked with read-only queries before anything is written.
-#include "internal.h"
+#include "capture.h"
 
 #include <errno.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 struct llt_store {
     sqlite3 *      db;
@@ -51,6 +52,9 @@ static const char * schema_sql =
     "CREATE TABLE tokens(\n"
     "  run_id INTEGER, seq INTEGER, role TEXT, step INTEGER, pos INTEGER, token INTEGER,\n"
     "  piece TEXT, PRIMARY KEY(run_id, seq)) WITHOUT ROWID;\n"
+    "CREATE TABLE parity(\n"
+    "  run_id INTEGER, step INTEGER, pos INTEGER, token INTEGER, piece TEXT, top_k TEXT,\n"
+    "  PRIMARY KEY(run_id, step)) WITHOUT ROWID;\n"
     "CREATE TABLE step_times(\n"
     "  run_id INTEGER, step INTEGER, times TEXT,\n"
     "  PRIMARY KEY(run_id, step)) WITHOUT ROWID;\n"
@@ -165,7 +169,7 @@ static int create_schema(struct llt_store * st) {
 
 // ---- open / close ------------------------------------------------------------------------
 
-int llt_store_open(const char * path, enum llt_store_mode mode, struct llt_store ** out) {
+static int store_open(const char * path, enum llt_store_mode mode, bool recover, struct llt_store ** out) {
     *out = NULL;
     struct stat sb;
     bool exists = stat(path, &sb) == 0;
@@ -198,10 +202,11 @@ int llt_store_open(const char * path, enum llt_store_mode mode, struct llt_store
         goto done;
     }
     if (mode == LLT_STORE_WRITE) {
-        // WAL + synchronous=NORMAL: a commit per step costs no fsync, and a killed process
-        // still leaves every committed step in the file.
+        // WAL + synchronous=NORMAL: commits cost no fsync, and a killed process leaves every
+        // committed transaction in the file; step logs of killed runs hold the rest.
         rc = llt_store_exec(st, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
         if (rc == LLT_OK && is_empty) rc = create_schema(st);
+        if (rc == LLT_OK && !is_empty && llt_steplog_recover(st, path) < 0) rc = LLT_EIO;
         if (rc != LLT_OK) {
             // a failed creation leaves no half-made trace behind
             if (!exists) {
@@ -212,6 +217,14 @@ int llt_store_open(const char * path, enum llt_store_mode mode, struct llt_store
             goto done;
         }
     }
+    if (mode == LLT_STORE_READ && recover && llt_steplog_any(path) && access(path, W_OK) == 0) {
+        // a killed run left rows behind: a writer puts them in, then reading starts over
+        llt_store_close(st);
+        struct llt_store * w = NULL;
+        rc = store_open(path, LLT_STORE_WRITE, true, &w);
+        llt_store_close(w);
+        return rc == LLT_OK ? store_open(path, LLT_STORE_READ, false, out) : rc;
+    }
 done:
     if (rc != LLT_OK) {
         llt_store_close(st);
@@ -221,12 +234,21 @@ done:
     return LLT_OK;
 }
 
+// Opens a trace; replays the step logs that killed runs left behind (docs/trace-format.md).
+int llt_store_open(const char * path, enum llt_store_mode mode, struct llt_store ** out) {
+    return store_open(path, mode, true, out);
+}
+
 void llt_store_close(struct llt_store * st) {
     if (!st) return;
     sqlite3_finalize(st->begin);
     sqlite3_finalize(st->commit);
     if (st->db) sqlite3_close_v2(st->db);
     free(st);
+}
+
+const char * llt_store_path(const struct llt_store * st) {
+    return st->path;
 }
 
 struct sqlite3 * llt_store_db(struct llt_store * st) {

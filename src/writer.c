@@ -1,36 +1,49 @@
 // The writer: a thread that turns captured batches into trace rows.
 //
-// A commit costs tens of microseconds of SQLite work, too much for the thread that runs
-// inference. The capture side hands each decode call's rows over in a batch (a pointer swap and
-// a wake-up) and this thread commits them, one transaction per batch it finds queued, in order.
-// A step is in the file microseconds after its decode returns; llt_writer_sync() waits for it.
+// A commit costs tens of microseconds of SQLite and file system work, too much for the thread
+// that runs inference, and more again when it is paid once per token. The capture side appends
+// each decode call's batch to the step log (one write(), the crash insurance) and queues it;
+// this thread commits what is queued every COMMIT_INTERVAL_MS, in order, in one transaction,
+// then empties the log. llt_writer_sync() commits at once and waits.
 #include "capture.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+// how often the writer commits; LLTRACE_COMMIT_MS overrides it (tests use it to leave
+// everything to the step log)
+#define COMMIT_INTERVAL_MS 50
+
+struct llt_rows {
+    struct llt_store *   st;
+    int64_t              run_id;
+    const char * const * weight_names;
+    int32_t              n_weights;
+    sqlite3_stmt * ins_graph, * ins_node, * ins_src, * ins_step, * ins_times, * ins_token;
+    char *               json; // node times of a step, as text
+    size_t               json_cap;
+};
 
 struct llt_writer {
-    struct llt_store *          st;
-    const struct llt_registry * reg;
-    int64_t                     run_id;
+    struct llt_rows *    rows;
+    struct llt_steplog * log;
 
     pthread_t        thread;
     pthread_mutex_t  mu;
-    pthread_cond_t   wake;     // work queued or stop asked
-    pthread_cond_t   done;     // a batch committed
+    pthread_cond_t   wake;     // sync or stop asked
+    pthread_cond_t   done;     // batches committed
     struct llt_batch * head, * tail;
     int64_t          n_submitted, n_committed;
-    bool             stop;
+    bool             stop, sync;
+    int              interval_ms;
     atomic_bool      failed;
     char             error[512];
-
-    sqlite3_stmt * ins_graph, * ins_node, * ins_src, * ins_step, * ins_times, * ins_token;
-    char *         json;       // node times of a step, as text
-    size_t         json_cap;
 };
 
 void llt_batch_free(struct llt_batch * b) {
@@ -38,6 +51,7 @@ void llt_batch_free(struct llt_batch * b) {
     for (int32_t i = 0; i < b->n_graphs; i++) {
         free(b->graphs[i].recs);
         free(b->graphs[i].strings);
+        free(b->graphs[i].string_data);
     }
     for (int32_t i = 0; i < b->n_steps; i++) free(b->steps[i].times);
     free(b->graphs);
@@ -64,7 +78,7 @@ static const char * op_text(const struct node_rec * r) {
     return ggml_op_name((enum ggml_op) r->op);
 }
 
-static int write_graph(struct llt_writer * w, const struct graph_rows * g) {
+static int write_graph(struct llt_rows * w, const struct graph_rows * g) {
     sqlite3_stmt * s = w->ins_graph;
     sqlite3_bind_int64(s, 1, g->id);
     sqlite3_bind_int64(s, 2, w->run_id);
@@ -100,7 +114,7 @@ static int write_graph(struct llt_writer * w, const struct graph_rows * g) {
                 name = g->recs[r->src_ref[k]].name;
             } else if (r->src_kind[k] == SRC_WEIGHT) {
                 sqlite3_bind_int(s, 6, r->src_ref[k]);
-                name = llt_registry_get(w->reg, r->src_ref[k])->name;
+                name = r->src_ref[k] < w->n_weights ? w->weight_names[r->src_ref[k]] : NULL;
             } else if (r->src_ref[k] >= 0) {
                 name = g->strings[r->src_ref[k]];
             }
@@ -114,7 +128,7 @@ static int write_graph(struct llt_writer * w, const struct graph_rows * g) {
 
 // node times of a step as a JSON array of [idx, begin_ns, end_ns]: one row per step, read
 // back row by row through the node_times view
-static const char * times_json(struct llt_writer * w, const struct step_rows * ps) {
+static const char * times_json(struct llt_rows * w, const struct step_rows * ps) {
     size_t need = (size_t) ps->n_times * 64 + 3;
     if (need > w->json_cap) {
         char * nj = realloc(w->json, need);
@@ -134,7 +148,7 @@ static const char * times_json(struct llt_writer * w, const struct step_rows * p
     return w->json;
 }
 
-static int write_step(struct llt_writer * w, const struct step_rows * ps) {
+static int write_step(struct llt_rows * w, const struct step_rows * ps) {
     sqlite3_stmt * s = w->ins_step;
     sqlite3_bind_int64(s, 1, w->run_id);
     sqlite3_bind_int64(s, 2, ps->step);
@@ -158,7 +172,7 @@ static int write_step(struct llt_writer * w, const struct step_rows * ps) {
     return llt_store_step_done(w->st, s);
 }
 
-static int write_token(struct llt_writer * w, const struct token_rows * t) {
+static int write_token(struct llt_rows * w, const struct token_rows * t) {
     sqlite3_stmt * s = w->ins_token;
     sqlite3_bind_int64(s, 1, w->run_id);
     sqlite3_bind_int64(s, 2, t->seq);
@@ -170,8 +184,7 @@ static int write_token(struct llt_writer * w, const struct token_rows * t) {
     return llt_store_step_done(w->st, s);
 }
 
-// one transaction for all batches given
-static int write_batches(struct llt_writer * w, struct llt_batch * b) {
+int llt_rows_write(struct llt_rows * w, const struct llt_batch * b) {
     int rc = llt_store_begin(w->st);
     for (; b && rc == LLT_OK; b = b->next) {
         for (int32_t i = 0; i < b->n_graphs && rc == LLT_OK; i++) rc = write_graph(w, &b->graphs[i]);
@@ -183,59 +196,108 @@ static int write_batches(struct llt_writer * w, struct llt_batch * b) {
     return rc;
 }
 
+int llt_rows_init(struct llt_store * st, int64_t run_id, const char * const * weight_names, int32_t n_weights,
+                  struct llt_rows ** out) {
+    *out = NULL;
+    struct llt_rows * w = calloc(1, sizeof(*w));
+    if (!w) return llt_set_error(LLT_ENOMEM, "out of memory");
+    *w = (struct llt_rows) { .st = st, .run_id = run_id, .weight_names = weight_names, .n_weights = n_weights };
+    // OR IGNORE: a step log replayed after a crash may repeat rows already committed
+    struct { sqlite3_stmt ** stmt; const char * sql; } stmts[] = {
+        { &w->ins_graph, "INSERT OR IGNORE INTO graphs(id, run_id, n_nodes) VALUES(?,?,?)" },
+        { &w->ins_node,  "INSERT OR IGNORE INTO nodes VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)" },
+        { &w->ins_src,   "INSERT OR IGNORE INTO node_srcs VALUES(?,?,?,?,?,?,?,?)" },
+        { &w->ins_step,  "INSERT OR IGNORE INTO steps VALUES(?,?,?,?,?,?,?,?,?,?,?)" },
+        { &w->ins_times, "INSERT OR IGNORE INTO step_times VALUES(?,?,?)" },
+        { &w->ins_token, "INSERT OR IGNORE INTO tokens VALUES(?,?,?,?,?,?,?)" },
+    };
+    for (size_t i = 0; i < sizeof(stmts)/sizeof(stmts[0]); i++) {
+        if (!(*stmts[i].stmt = llt_store_prepare(st, stmts[i].sql))) {
+            llt_rows_free(w);
+            return LLT_EIO;
+        }
+    }
+    *out = w;
+    return LLT_OK;
+}
+
+void llt_rows_free(struct llt_rows * w) {
+    if (!w) return;
+    sqlite3_finalize(w->ins_graph);
+    sqlite3_finalize(w->ins_node);
+    sqlite3_finalize(w->ins_src);
+    sqlite3_finalize(w->ins_step);
+    sqlite3_finalize(w->ins_times);
+    sqlite3_finalize(w->ins_token);
+    free(w->json);
+    free(w);
+}
+
 // ---- the thread --------------------------------------------------------------------------
+
+static void free_batches(struct llt_batch * b) {
+    while (b) {
+        struct llt_batch * next = b->next;
+        llt_batch_free(b);
+        b = next;
+    }
+}
+
+static void deadline_in(struct timespec * ts, int ms) {
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_nsec += (long) ms * 1000000L;
+    ts->tv_sec += ts->tv_nsec / 1000000000L;
+    ts->tv_nsec %= 1000000000L;
+}
 
 static void * writer_main(void * arg) {
     struct llt_writer * w = arg;
     pthread_mutex_lock(&w->mu);
     for (;;) {
-        while (!w->head && !w->stop) pthread_cond_wait(&w->wake, &w->mu);
-        if (!w->head) break; // stop, nothing left
+        struct timespec until;
+        deadline_in(&until, w->interval_ms);
+        while (!w->stop && !w->sync) {
+            if (pthread_cond_timedwait(&w->wake, &w->mu, &until) == ETIMEDOUT) break;
+        }
+        w->sync = false;
         struct llt_batch * todo = w->head;
         int64_t n = 0;
         for (struct llt_batch * b = todo; b; b = b->next) n++;
         w->head = w->tail = NULL;
+        const bool stopping = w->stop;
         pthread_mutex_unlock(&w->mu);
 
-        // after a failure batches are dropped: tracing has stopped
-        if (!atomic_load(&w->failed) && write_batches(w, todo) != LLT_OK) {
+        // after a failure batches are dropped: tracing has stopped, the log keeps them
+        if (todo && !atomic_load(&w->failed) && llt_rows_write(w->rows, todo) != LLT_OK) {
             snprintf(w->error, sizeof(w->error), "%s", llt_last_error());
             atomic_store(&w->failed, true);
         }
-        while (todo) {
-            struct llt_batch * next = todo->next;
-            llt_batch_free(todo);
-            todo = next;
-        }
+        free_batches(todo);
 
         pthread_mutex_lock(&w->mu);
+        // caught up: what the log holds is all in the trace (the producer appends under mu)
+        if (n > 0 && !w->head && !atomic_load(&w->failed) && llt_steplog_reset(w->log) != LLT_OK) {
+            snprintf(w->error, sizeof(w->error), "%s", llt_last_error());
+            atomic_store(&w->failed, true);
+        }
         w->n_committed += n;
         pthread_cond_broadcast(&w->done);
+        if (stopping && !w->head) break;
     }
     pthread_mutex_unlock(&w->mu);
     return NULL;
 }
 
-int llt_writer_start(struct llt_store * st, const struct llt_registry * reg, int64_t run_id, struct llt_writer ** out) {
+int llt_writer_start(struct llt_store * st, int64_t run_id, const char * const * weight_names, int32_t n_weights,
+                     struct llt_writer ** out) {
     *out = NULL;
     struct llt_writer * w = calloc(1, sizeof(*w));
     if (!w) return llt_set_error(LLT_ENOMEM, "out of memory");
-    w->st = st;
-    w->reg = reg;
-    w->run_id = run_id;
     atomic_init(&w->failed, false);
-    struct { sqlite3_stmt ** stmt; const char * sql; } stmts[] = {
-        { &w->ins_graph, "INSERT INTO graphs(id, run_id, n_nodes) VALUES(?,?,?)" },
-        { &w->ins_node,  "INSERT INTO nodes VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)" },
-        { &w->ins_src,   "INSERT INTO node_srcs VALUES(?,?,?,?,?,?,?,?)" },
-        { &w->ins_step,  "INSERT INTO steps VALUES(?,?,?,?,?,?,?,?,?,?,?)" },
-        { &w->ins_times, "INSERT INTO step_times VALUES(?,?,?)" },
-        { &w->ins_token, "INSERT INTO tokens VALUES(?,?,?,?,?,?,?)" },
-    };
-    int rc = LLT_OK;
-    for (size_t i = 0; i < sizeof(stmts)/sizeof(stmts[0]) && rc == LLT_OK; i++) {
-        if (!(*stmts[i].stmt = llt_store_prepare(st, stmts[i].sql))) rc = LLT_EIO;
-    }
+    const char * env = getenv("LLTRACE_COMMIT_MS");
+    w->interval_ms = env && atoi(env) > 0 ? atoi(env) : COMMIT_INTERVAL_MS;
+    int rc = llt_rows_init(st, run_id, weight_names, n_weights, &w->rows);
+    if (rc == LLT_OK) rc = llt_steplog_create(llt_store_path(st), run_id, &w->log);
     if (rc == LLT_OK) {
         pthread_mutex_init(&w->mu, NULL);
         pthread_cond_init(&w->wake, NULL);
@@ -248,7 +310,8 @@ int llt_writer_start(struct llt_store * st, const struct llt_registry * reg, int
         }
     }
     if (rc != LLT_OK) {
-        for (size_t i = 0; i < sizeof(stmts)/sizeof(stmts[0]); i++) sqlite3_finalize(*stmts[i].stmt);
+        llt_steplog_close(w->log, false);
+        llt_rows_free(w->rows);
         free(w);
         return rc;
     }
@@ -259,15 +322,20 @@ int llt_writer_start(struct llt_store * st, const struct llt_registry * reg, int
 void llt_writer_submit(struct llt_writer * w, struct llt_batch * b) {
     b->next = NULL;
     pthread_mutex_lock(&w->mu);
+    if (!atomic_load(&w->failed) && llt_steplog_append(w->log, b) != LLT_OK) {
+        snprintf(w->error, sizeof(w->error), "%s", llt_last_error());
+        atomic_store(&w->failed, true);
+    }
     if (w->tail) w->tail->next = b; else w->head = b;
     w->tail = b;
     w->n_submitted++;
-    pthread_cond_signal(&w->wake);
     pthread_mutex_unlock(&w->mu);
 }
 
 int llt_writer_sync(struct llt_writer * w) {
     pthread_mutex_lock(&w->mu);
+    w->sync = true;
+    pthread_cond_signal(&w->wake);
     while (w->n_committed < w->n_submitted) pthread_cond_wait(&w->done, &w->mu);
     pthread_mutex_unlock(&w->mu);
     return atomic_load(&w->failed) ? llt_set_error(LLT_EIO, "%s", w->error) : LLT_OK;
@@ -283,16 +351,12 @@ void llt_writer_stop(struct llt_writer * w) {
     w->stop = true;
     pthread_cond_signal(&w->wake);
     pthread_mutex_unlock(&w->mu);
-    pthread_join(w->thread, NULL); // the thread drains the queue before it ends
+    pthread_join(w->thread, NULL); // the thread commits what is queued before it ends
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->wake);
     pthread_cond_destroy(&w->done);
-    sqlite3_finalize(w->ins_graph);
-    sqlite3_finalize(w->ins_node);
-    sqlite3_finalize(w->ins_src);
-    sqlite3_finalize(w->ins_step);
-    sqlite3_finalize(w->ins_times);
-    sqlite3_finalize(w->ins_token);
-    free(w->json);
+    // a failed writer leaves its log for the next open to replay
+    llt_steplog_close(w->log, atomic_load(&w->failed));
+    llt_rows_free(w->rows);
     free(w);
 }

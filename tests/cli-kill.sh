@@ -24,6 +24,31 @@ wait_steps() {
     return 1
 }
 
+# complete TRACE: steps of run 1 whose graph or node times are incomplete (want 0)
+incomplete() {
+    sqlite3 "$1" "SELECT count(*) FROM steps s JOIN graphs g ON g.id=s.graph_id
+      WHERE s.run_id=1 AND ((SELECT count(*) FROM nodes n WHERE n.graph_id=g.id) != g.n_nodes
+         OR (SELECT count(*) FROM node_times t WHERE t.run_id=s.run_id AND t.step=s.step)
+         != (SELECT count(*) FROM nodes n WHERE n.graph_id=g.id AND n.is_noop=0))"
+}
+
+# check_recovered TRACE MIN_STEPS: after a kill, lltrace replays the step log on open
+check_recovered() {
+    local t=$1 min=$2
+    "$bin" show "$t" --stats >/dev/null 2>"$dir/show.err" || fail "show after kill -9: $(cat "$dir/show.err")"
+    ls "$t"-log-* >/dev/null 2>&1 && fail "the step log of $t is still there after recovery"
+    [ "$(sqlite3 "$t" 'PRAGMA integrity_check')" = ok ] || fail "integrity_check of $t"
+    local n
+    n=$(steps "$t")
+    [ "$n" -ge "$min" ] || fail "$t holds $n steps after recovery, want at least $min"
+    [ "$(sqlite3 "$t" "SELECT status FROM runs WHERE id=1")" = killed ] || fail "$t: killed run is not 'killed'"
+    [ "$(incomplete "$t")" = 0 ] || fail "$t: $(incomplete "$t") steps are incomplete after recovery"
+    local gen
+    gen=$(sqlite3 "$t" "SELECT count(*) FROM tokens WHERE run_id=1 AND role='gen'")
+    [ "$gen" -ge $((n - 1)) ] || fail "$t: $gen generated tokens for $n steps"
+    [ "$(sqlite3 "$t" "SELECT n_gen FROM runs WHERE id=1")" = "$gen" ] || fail "$t: runs.n_gen is not the token count"
+}
+
 # ---- SIGKILL --------------------------------------------------------------------------------
 "$bin" run -m "$model" -p "Once upon a time" -n 20000 --level timing -o "$dir/k.db" >/dev/null 2>&1 &
 pid=$!
@@ -31,21 +56,24 @@ wait_steps "$dir/k.db" 30 "$pid" || fail "the run never reached 30 steps"
 seen=$(steps "$dir/k.db")
 kill -9 "$pid"
 wait "$pid" 2>/dev/null
-[ "$(sqlite3 "$dir/k.db" 'PRAGMA integrity_check')" = ok ] || fail "integrity_check after kill -9"
-after=$(steps "$dir/k.db")
-[ "$after" -ge "$seen" ] || fail "$after steps after the kill, $seen were committed before"
-[ "$(sqlite3 "$dir/k.db" "SELECT status FROM runs WHERE id=1")" = running ] || fail "killed run is not 'running'"
-# every stored step is whole: its graph has all its nodes, its timings all its computing nodes
-bad=$(sqlite3 "$dir/k.db" "SELECT count(*) FROM steps s JOIN graphs g ON g.id=s.graph_id
-      WHERE (SELECT count(*) FROM nodes n WHERE n.graph_id=g.id) != g.n_nodes
-         OR (SELECT count(*) FROM node_times t WHERE t.run_id=s.run_id AND t.step=s.step)
-         != (SELECT count(*) FROM nodes n WHERE n.graph_id=g.id AND n.is_noop=0)")
-[ "$bad" = 0 ] || fail "$bad steps are incomplete after kill -9"
-gen=$(sqlite3 "$dir/k.db" "SELECT count(*) FROM tokens WHERE run_id=1 AND role='gen'")
-[ "$gen" -ge $((after - 1)) ] || fail "$gen generated tokens for $after steps"
+[ "$(sqlite3 "$dir/k.db" 'PRAGMA integrity_check')" = ok ] || fail "integrity_check right after kill -9"
+[ "$(steps "$dir/k.db")" -ge "$seen" ] || fail "committed steps were lost"
+check_recovered "$dir/k.db" "$seen"
 # the trace takes more runs after the kill
 "$bin" run -m "$model" -n 3 -o "$dir/k.db" >/dev/null 2>&1 || fail "cannot append to the killed trace"
 [ "$(sqlite3 "$dir/k.db" "SELECT status FROM runs WHERE id=2")" = ok ] || fail "run after kill -9"
+
+# ---- SIGKILL before any commit: everything comes back from the step log ---------------------
+LLTRACE_COMMIT_MS=600000 "$bin" run -m "$model" -p "Once upon a time" -n 20000 --level timing \
+    -o "$dir/l.db" >"$dir/l.out" 2>&1 &
+pid=$!
+for _ in $(seq 1 200); do [ "$(wc -c <"$dir/l.out")" -gt 200 ] && break; sleep 0.05; done
+sleep 0.2
+kill -9 "$pid"
+wait "$pid" 2>/dev/null
+[ "$(steps "$dir/l.db")" = 0 ] || fail "steps were committed although the writer was told to wait: $(steps "$dir/l.db")"
+ls "$dir"/l.db-log-1 >/dev/null 2>&1 || fail "no step log after kill -9"
+check_recovered "$dir/l.db" 20
 
 # ---- SIGINT ---------------------------------------------------------------------------------
 "$bin" run -m "$model" -p "Once upon a time" -n 20000 -o "$dir/i.db" >/dev/null 2>"$dir/i.err" &
