@@ -133,14 +133,33 @@ static struct summary summarise(double * v, int n) {
     return s;
 }
 
-// the per-level summary of one measure: 0 prompt tok/s, 1 gen tok/s, 2 prompt s, 3 gen s, 4 RSS MiB, 5 trace MiB
-static struct summary measure(const struct bench * b, int li, int what) {
+enum measure { PROMPT_TPS, GEN_TPS, PROMPT_S, GEN_S, RSS_MIB, TRACE_MIB };
+
+static double value(const struct sample * s, enum measure what) {
+    switch (what) {
+        case PROMPT_TPS: return s->n_prompt / s->t_prompt_s;
+        case GEN_TPS:    return s->n_gen / s->t_gen_s;
+        case PROMPT_S:   return s->t_prompt_s;
+        case GEN_S:      return s->t_gen_s;
+        case RSS_MIB:    return s->maxrss_kib / 1024.0;
+        case TRACE_MIB:  return s->trace_bytes / (1024.0 * 1024.0);
+    }
+    return 0;
+}
+
+// the per-level summary of one measure over the repetitions
+static struct summary measure(const struct bench * b, int li, enum measure what) {
+    double v[MAX_REPS];
+    for (int r = 0; r < b->reps; r++) v[r] = value(&b->samples[r * b->n_levels + li], what);
+    return summarise(v, b->reps);
+}
+
+// Overhead of level li against level off as the median of the per-repetition ratios: the runs
+// of one repetition follow each other, so drift of the machine's speed cancels out.
+static struct summary overhead(const struct bench * b, int li, int off, enum measure what) {
     double v[MAX_REPS];
     for (int r = 0; r < b->reps; r++) {
-        const struct sample * s = &b->samples[r * b->n_levels + li];
-        v[r] = what == 0 ? s->n_prompt / s->t_prompt_s : what == 1 ? s->n_gen / s->t_gen_s
-             : what == 2 ? s->t_prompt_s : what == 3 ? s->t_gen_s
-             : what == 4 ? s->maxrss_kib / 1024.0 : s->trace_bytes / (1024.0 * 1024.0);
+        v[r] = (value(&b->samples[r * b->n_levels + li], what) / value(&b->samples[r * b->n_levels + off], what) - 1) * 100;
     }
     return summarise(v, b->reps);
 }
@@ -172,20 +191,22 @@ static void write_receipt(FILE * f, const struct bench * b) {
     fprintf(f, "- model: `%s`\n", b->model);
     fprintf(f, "- lltrace %s, llama.cpp %s\n", llt_version(), llt_llama_tag());
     fprintf(f, "- %d-token prompt, %d generated tokens, %d threads, %d interleaved repetitions per level, "
-               "each in its own process; median (min–max)\n\n", b->n_prompt, b->n_gen, b->threads, b->reps);
+               "each in its own process; median (min–max); time vs off: median of the per-repetition ratios\n\n",
+               b->n_prompt, b->n_gen, b->threads, b->reps);
     fprintf(f, "| level | prompt tok/s | generation tok/s | prompt time vs off | generation time vs off | peak RSS MiB | trace MiB |\n");
     fprintf(f, "|---|---|---|---|---|---|---|\n");
     int off = -1;
     for (int li = 0; li < b->n_levels; li++) if (b->levels[li] < 0) off = li;
     for (int li = 0; li < b->n_levels; li++) {
-        struct summary pt = measure(b, li, 0), gt = measure(b, li, 1), rss = measure(b, li, 4), tb = measure(b, li, 5);
+        struct summary pt = measure(b, li, PROMPT_TPS), gt = measure(b, li, GEN_TPS);
         char pr[32] = "–", gr[32] = "–";
-        if (off >= 0) {
-            snprintf(pr, sizeof(pr), "%+.1f%%", (measure(b, li, 2).med / measure(b, off, 2).med - 1) * 100);
-            snprintf(gr, sizeof(gr), "%+.1f%%", (measure(b, li, 3).med / measure(b, off, 3).med - 1) * 100);
+        if (off >= 0 && li != off) {
+            snprintf(pr, sizeof(pr), "%+.1f%%", overhead(b, li, off, PROMPT_S).med);
+            snprintf(gr, sizeof(gr), "%+.1f%%", overhead(b, li, off, GEN_S).med);
         }
         fprintf(f, "| %s | %.1f (%.1f–%.1f) | %.1f (%.1f–%.1f) | %s | %s | %.0f | %.2f |\n",
-                level_label(b->levels[li]), pt.med, pt.min, pt.max, gt.med, gt.min, gt.max, pr, gr, rss.med, tb.med);
+                level_label(b->levels[li]), pt.med, pt.min, pt.max, gt.med, gt.min, gt.max, pr, gr,
+                measure(b, li, RSS_MIB).med, measure(b, li, TRACE_MIB).med);
     }
     fprintf(f, "\n");
 }

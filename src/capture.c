@@ -75,6 +75,8 @@ struct llt_tracer {
     int32_t                  n_strings, cap_strings;
 
     int32_t *                weight_buffer; // per registry id: buffer string id, -1 unseen
+    ggml_backend_buffer_t    last_buffer;   // buffer_id()'s cache
+    int32_t                  last_buffer_id;
 
     // distinct graphs
     struct graph             graphs[MAX_CACHED_GRAPHS];
@@ -178,7 +180,12 @@ static bool op_is_noop(enum ggml_op op) {
 static int32_t buffer_id(struct llt_tracer * tr, const struct ggml_tensor * t) {
     const struct ggml_tensor * base = t->view_src ? t->view_src : t;
     ggml_backend_buffer_t buf = base->buffer ? base->buffer : t->buffer;
-    return intern(tr, buf ? ggml_backend_buffer_name(buf) : "none");
+    // nodes of a graph share one or two buffers: remember the last one
+    if (buf != tr->last_buffer || tr->last_buffer_id < 0) {
+        tr->last_buffer = buf;
+        tr->last_buffer_id = intern(tr, buf ? ggml_backend_buffer_name(buf) : "none");
+    }
+    return tr->last_buffer_id;
 }
 
 // classifies a source: a node of this graph, a model weight, or an input
@@ -460,6 +467,7 @@ int llt_tracer_init(struct llt_store * st, struct llt_tracer_params params, stru
     tr->params.model_path = tr->model_path;
     tr->params.prompt = tr->prompt;
     tr->params.params_json = tr->params_json;
+    tr->last_buffer_id = -1;
     int rc = llt_registry_load(params.model_path, &tr->reg);
     if (rc == LLT_OK && (!ptr_table_init(&tr->node_idx, 2048) || !ptr_table_init(&tr->weight_ids, 1024))) {
         rc = llt_set_error(LLT_ENOMEM, "out of memory");

@@ -14,6 +14,8 @@ struct llt_registry {
     struct gguf_context * gguf;
     struct llt_weight *   weights;
     int                   n_weights;
+    int32_t *             index;      // open addressing on the name hash: id, or -1
+    uint32_t              index_mask;
     uint64_t              file_size;
     char                  meta_buf[256]; // llt_registry_meta's answer
 };
@@ -38,6 +40,29 @@ static int check_magic(const char * path, uint64_t * size) {
     }
     *size = (uint64_t) sb.st_size;
     return LLT_OK;
+}
+
+// ---- the name index: capture looks weights up by name ------------------------------------
+
+static uint32_t name_hash(const char * s) {
+    uint32_t h = 2166136261u;
+    for (; *s; s++) h = (h ^ (uint8_t) *s) * 16777619u;
+    return h;
+}
+
+static bool build_index(struct llt_registry * reg) {
+    uint32_t cap = 16;
+    while (cap < (uint32_t) reg->n_weights * 2) cap *= 2;
+    reg->index = malloc(cap * sizeof(int32_t));
+    if (!reg->index) return false;
+    memset(reg->index, 0xff, cap * sizeof(int32_t));
+    reg->index_mask = cap - 1;
+    for (int id = 0; id < reg->n_weights; id++) {
+        uint32_t i = name_hash(reg->weights[id].name) & reg->index_mask;
+        while (reg->index[i] >= 0) i = (i + 1) & reg->index_mask;
+        reg->index[i] = id;
+    }
+    return true;
 }
 
 // ---- load --------------------------------------------------------------------------------
@@ -91,6 +116,7 @@ int llt_registry_load(const char * path, struct llt_registry ** out) {
         }
     }
     reg->n_weights = (int) n;
+    if (!build_index(reg)) rc = llt_set_error(LLT_ENOMEM, "out of memory");
 done:
     if (rc != LLT_OK) {
         llt_registry_free(reg);
@@ -104,6 +130,7 @@ void llt_registry_free(struct llt_registry * reg) {
     if (!reg) return;
     if (reg->gguf) gguf_free(reg->gguf);
     free(reg->weights);
+    free(reg->index);
     free(reg);
 }
 
@@ -117,8 +144,10 @@ const struct llt_weight * llt_registry_get(const struct llt_registry * reg, int 
 }
 
 int llt_registry_find(const struct llt_registry * reg, const char * name) {
-    int64_t id = gguf_find_tensor(reg->gguf, name);
-    return id >= 0 ? (int) id : -1;
+    for (uint32_t i = name_hash(name) & reg->index_mask; reg->index[i] >= 0; i = (i + 1) & reg->index_mask) {
+        if (strcmp(reg->weights[reg->index[i]].name, name) == 0) return reg->index[i];
+    }
+    return -1;
 }
 
 const char * llt_registry_meta(const struct llt_registry * reg_const, const char * key) {

@@ -15,6 +15,7 @@
 // header; the pages stay and are reused. The running process holds an exclusive flock() on
 // the file: a log nobody holds belongs to a process that died, and llt_steplog_recover()
 // replays it into the trace.
+#define _GNU_SOURCE // MAP_POPULATE
 #include "capture.h"
 
 #include <dirent.h>
@@ -73,16 +74,19 @@ static void log_path(char * out, size_t size, const char * trace_path, int64_t r
 
 // ---- writing -----------------------------------------------------------------------------
 
+static bool reserve(struct llt_steplog * log, size_t need) {
+    size_t cap = log->cap ? log->cap : 65536;
+    while (cap < need) cap *= 2;
+    char * nb = realloc(log->buf, cap);
+    if (!nb) return false;
+    log->buf = nb;
+    log->cap = cap;
+    return true;
+}
+
 static bool put(struct llt_steplog * log, const void * data, size_t n) {
-    if (log->len + n > log->cap) {
-        size_t cap = log->cap ? log->cap : 65536;
-        while (cap < log->len + n) cap *= 2;
-        char * nb = realloc(log->buf, cap);
-        if (!nb) return false;
-        log->buf = nb;
-        log->cap = cap;
-    }
-    memcpy(log->buf + log->len, data, n);
+    if (log->len + n > log->cap && !reserve(log, log->len + n)) return false;
+    if (n) memcpy(log->buf + log->len, data, n);
     log->len += n;
     return true;
 }
@@ -125,7 +129,8 @@ static int map_file(struct llt_steplog * log, size_t need) {
     if (ftruncate(log->fd, (off_t) size) != 0) {
         return llt_set_error(LLT_EIO, "cannot grow step log '%s': %s", log->path, strerror(errno));
     }
-    void * m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, log->fd, 0);
+    // populated now, so steps do not pay the page faults
+    void * m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, log->fd, 0);
     if (m == MAP_FAILED) return llt_set_error(LLT_EIO, "cannot map step log '%s': %s", log->path, strerror(errno));
     log->map = m;
     log->map_size = size;
@@ -148,7 +153,10 @@ static int publish(struct llt_steplog * log) {
 
 int llt_steplog_append(struct llt_steplog * log, const struct llt_batch * b) {
     log->len = 0;
-    bool ok = true;
+    // room for the graphs up front: one allocation, not a doubling per page
+    size_t need = 4096;
+    for (int32_t i = 0; i < b->n_graphs; i++) need += (size_t) b->graphs[i].n_nodes * sizeof(struct node_rec) + 65536;
+    bool ok = put(log, NULL, 0) && (need <= log->cap || reserve(log, need));
     for (int32_t i = 0; ok && i < b->n_graphs; i++) ok = put_graph(log, &b->graphs[i]);
     for (int32_t i = 0; ok && i < b->n_steps; i++) ok = put_step(log, &b->steps[i]);
     for (int32_t i = 0; ok && i < b->n_tokens; i++) {
