@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 enum cli_exit {
     CLI_OK      = 0, // success
@@ -23,8 +24,22 @@ const char * cli_value(int argc, char ** argv, int * i);
 // true if argv[i] is -h or --help
 bool cli_is_help(const char * arg);
 
+// writes s as a JSON string (quoted, escaped); bytes are passed through as UTF-8
+void cli_json_string(FILE * f, const char * s);
+// writes v as a JSON number, or as the string "nan", "inf" or "-inf"
+void cli_json_number(FILE * f, double v);
+
+// -fa on|off|auto into enum llama_flash_attn_type; a cache type name (f16, q8_0) into enum
+// ggml_type; each prints an error naming flag and returns false on failure
+bool cli_parse_flash_attn(const char * flag, const char * s, int32_t * out);
+bool cli_parse_cache_type(const char * flag, const char * s, int32_t * out);
+
 int cmd_run    (int argc, char ** argv);
 int cmd_show   (int argc, char ** argv);
 int cmd_export (int argc, char ** argv);
 int cmd_mkmodel(int argc, char ** argv);
 int cmd_bench  (int argc, char ** argv);
+int cmd_parity (int argc, char ** argv);
+int cmd_profile(int argc, char ** argv);
+int cmd_inspect(int argc, char ** argv);
+int cmd_diff   (int argc, char ** argv);

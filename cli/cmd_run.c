@@ -26,9 +26,28 @@ static const char * usage_text =
     "  --temp T             temperature; 0 = greedy (default 0)\n"
     "  --top-k K            top-k (default 40)\n"
     "  --top-p P            top-p (default 0.95)\n"
-    "  --level graph|timing what to record (default graph)\n"
+    "  --level LEVEL        graph (default): every node; timing: and its time; profile: times of one\n"
+    "                       layer per step, rotating, and every l_out; values: timing and statistics\n"
+    "                       of every computing node's output (min, max, mean, std, NaN, Inf, zeros)\n"
     "  -o, --output TRACE   trace file; runs are appended (default lltrace.db)\n"
-    "  -v, --verbose        show llama.cpp's log\n";
+    "  -v, --verbose        show llama.cpp's log\n"
+    "\n"
+    "Tensor values (any level):\n"
+    "  --dump PATTERN       dump nodes whose name matches (glob, or regex after 're:'); repeatable\n"
+    "  --dump-layer N       only nodes of layer N\n"
+    "  --dump-step N|A-B    only these steps\n"
+    "  --dump-sources       also dump each dumped node's src0..src2\n"
+    "  --dump-type T        native (default), f32 or f16\n"
+    "  --dump-file FILE     the dump GGUF (default TRACE.run<ID>.gguf)\n"
+    "  --checkpoints        dump the named checkpoints: attention norm, Q/K/V (projected and after\n"
+    "                       RoPE), K/V cache of the positions so far, attention probabilities,\n"
+    "                       attention and FFN outputs, layer outputs, final norm, logits\n"
+    "                       (turns flash attention off: probabilities do not exist under it)\n"
+    "  --layer N            checkpoints of layer N only\n"
+    "  --break-on-nan       stop at the first node that produces a NaN or Inf and report it\n"
+    "  --reference DUMP     compare every node the dump holds as it is computed (metrics in the trace)\n"
+    "  --tolerance-abs X    live comparison tolerances (default 1e-6, 1e-4)\n"
+    "  --tolerance-rel Y\n";
 
 static volatile sig_atomic_t stop_flag;
 
@@ -68,8 +87,12 @@ static char * read_file(const char * path) {
 
 // ---- options -----------------------------------------------------------------------------
 
+#define MAX_DUMP_PATTERNS 64
+
 struct run_opts {
     struct llt_gen_params gen;
+    const char * dump[MAX_DUMP_PATTERNS + 1];
+    int n_dump;
     const char * model;
     const char * prompt_file;
     const char * output;
@@ -83,6 +106,25 @@ static bool parse_cache_type(const char * flag, const char * v, int32_t * out) {
         return false;
     }
     *out = t;
+    return true;
+}
+
+// "N" or "A-B" into [first, last]
+static bool parse_range(const char * flag, const char * v, int32_t * first, int32_t * last) {
+    char a[32], b[32];
+    const char * dash = strchr(v, '-');
+    int64_t x, y;
+    if (!dash) {
+        if (!cli_parse_int(flag, v, 0, INT32_MAX, &x)) return false;
+        *first = *last = (int32_t) x;
+        return true;
+    }
+    snprintf(a, sizeof(a), "%.*s", (int) (dash - v), v);
+    snprintf(b, sizeof(b), "%s", dash + 1);
+    if (!cli_parse_int(flag, a, 0, INT32_MAX, &x) || !cli_parse_int(flag, b, 0, INT32_MAX, &y)) return false;
+    if (y < x) { cli_error("%s: '%s' is an empty range", flag, v); return false; }
+    *first = (int32_t) x;
+    *last = (int32_t) y;
     return true;
 }
 
@@ -120,10 +162,36 @@ static int parse_opts(int argc, char ** argv, struct run_opts * o) {
         else if (strcmp(a, "--temp") == 0)  { VALUE(); if (!cli_parse_float(a, v, 0, 100, &fv)) return CLI_USAGE; o->gen.temp = (float) fv; }
         else if (strcmp(a, "--top-k") == 0) { VALUE(); if (!cli_parse_int(a, v, 0, 1 << 20, &iv)) return CLI_USAGE; o->gen.top_k = (int32_t) iv; }
         else if (strcmp(a, "--top-p") == 0) { VALUE(); if (!cli_parse_float(a, v, 0, 1, &fv)) return CLI_USAGE; o->gen.top_p = (float) fv; }
+        else if (strcmp(a, "--dump") == 0) {
+            VALUE();
+            if (o->n_dump == MAX_DUMP_PATTERNS) { cli_error("--dump: at most %d patterns", MAX_DUMP_PATTERNS); return CLI_USAGE; }
+            o->dump[o->n_dump++] = v;
+            o->gen.values.dump = o->dump;
+        }
+        else if (strcmp(a, "--dump-layer") == 0) { VALUE(); if (!cli_parse_int(a, v, 0, 100000, &iv)) return CLI_USAGE; o->gen.values.dump_layer = (int32_t) iv; }
+        else if (strcmp(a, "--layer") == 0)      { VALUE(); if (!cli_parse_int(a, v, 0, 100000, &iv)) return CLI_USAGE; o->gen.values.checkpoint_layer = (int32_t) iv; }
+        else if (strcmp(a, "--dump-step") == 0) {
+            VALUE();
+            if (!parse_range(a, v, &o->gen.values.dump_step_first, &o->gen.values.dump_step_last)) return CLI_USAGE;
+        }
+        else if (strcmp(a, "--dump-sources") == 0) { o->gen.values.dump_sources = true; }
+        else if (strcmp(a, "--dump-type") == 0) {
+            VALUE();
+            if      (strcmp(v, "native") == 0) o->gen.values.dump_type = LLT_DUMP_NATIVE;
+            else if (strcmp(v, "f32") == 0)    o->gen.values.dump_type = LLT_DUMP_F32;
+            else if (strcmp(v, "f16") == 0)    o->gen.values.dump_type = LLT_DUMP_F16;
+            else { cli_error("--dump-type: '%s' is not native, f32 or f16", v); return CLI_USAGE; }
+        }
+        else if (strcmp(a, "--dump-file") == 0)    { VALUE(); o->gen.values.dump_path = v; }
+        else if (strcmp(a, "--checkpoints") == 0)  { o->gen.values.checkpoints = true; }
+        else if (strcmp(a, "--break-on-nan") == 0) { o->gen.values.break_on_nan = true; }
+        else if (strcmp(a, "--reference") == 0)    { VALUE(); o->gen.values.reference = v; }
+        else if (strcmp(a, "--tolerance-abs") == 0) { VALUE(); if (!cli_parse_float(a, v, 0, 1e30, &fv)) return CLI_USAGE; o->gen.values.tol_abs = fv; }
+        else if (strcmp(a, "--tolerance-rel") == 0) { VALUE(); if (!cli_parse_float(a, v, 0, 1e30, &fv)) return CLI_USAGE; o->gen.values.tol_rel = fv; }
         else if (strcmp(a, "--level") == 0) {
             VALUE();
             int l = llt_level_from_name(v);
-            if (l < 0) { cli_error("--level: unknown level '%s' (graph, timing)", v); return CLI_USAGE; }
+            if (l < 0) { cli_error("--level: unknown level '%s' (graph, timing, profile, values)", v); return CLI_USAGE; }
             o->gen.level = (enum llt_level) l;
         }
         else { cli_error("run: unknown option '%s' (see 'lltrace run --help')", a); return CLI_USAGE; }
@@ -143,6 +211,9 @@ static void print_summary(const struct run_opts * o, const struct llt_gen_result
     fprintf(stderr, "lltrace: level %s: %lld steps, %lld nodes per step, %lld distinct graphs, weights read %lld/%lld\n",
             llt_level_name(o->gen.level), (long long) r->stats.n_steps, (long long) r->stats.n_nodes_last,
             (long long) r->stats.n_graphs, (long long) r->stats.n_weights_read, (long long) r->stats.n_weights);
+    if (r->flash_attn_off) fprintf(stderr, "lltrace: flash attention was turned off: --checkpoints reads attention probabilities\n");
+    if (r->stats.n_dumped > 0) fprintf(stderr, "lltrace: %lld tensors dumped (see 'lltrace inspect' on the run's dump_path)\n", (long long) r->stats.n_dumped);
+    if (r->stopped_on_nan) fprintf(stderr, "lltrace: stopped at the first NaN/Inf: %s\n", r->nan_report);
     if (r->trace_error[0]) fprintf(stderr, "lltrace: warning: %s\n", r->trace_error);
     fprintf(stderr, "lltrace: trace written to %s (run %d); see 'lltrace show %s --stats'\n",
             o->output, r->run_id, o->output);

@@ -6,6 +6,7 @@
 // never leaves half a document behind.
 #include "cli.h"
 #include "lltrace.h"
+#include "ggml-cpu.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -16,7 +17,7 @@
 
 // ---- options -----------------------------------------------------------------------------
 
-enum show_view   { VIEW_NODES, VIEW_STATS, VIEW_WEIGHTS };
+enum show_view   { VIEW_NODES, VIEW_STATS, VIEW_WEIGHTS, VIEW_DISPATCH };
 enum show_format { FORMAT_TABLE, FORMAT_CSV, FORMAT_JSON };
 
 struct show_opts {
@@ -48,6 +49,8 @@ static const char * usage_text =
     "  --limit N       at most N rows\n"
     "  --stats         nodes per op and layer, bytes read and written, weight coverage\n"
     "  --weights       the weight registry of the run\n"
+    "  --dispatch      per weight: type, block size, bits per weight, the type this CPU converts\n"
+    "                  activations to for its dot products, buffer; kernels and where nodes ran\n"
     "  --format FMT    table (default), csv or json\n"
     "  -h, --help      this help\n";
 
@@ -65,7 +68,7 @@ static bool parse_format(const char * s, enum show_format * out) {
 
 // Fills o from argv; false after printing a usage error. Stops at -h/--help.
 static bool parse_opts(int argc, char ** argv, struct show_opts * o) {
-    bool stats = false, weights = false;
+    bool stats = false, weights = false, dispatch = false;
     for (int i = 1; i < argc; i++) {
         const char * a = argv[i];
         const char * v = NULL;
@@ -76,6 +79,8 @@ static bool parse_opts(int argc, char ** argv, struct show_opts * o) {
             stats = true;
         } else if (strcmp(a, "--weights") == 0) {
             weights = true;
+        } else if (strcmp(a, "--dispatch") == 0) {
+            dispatch = true;
         } else if (strcmp(a, "--run") == 0) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_parse_int(a, v, 1, INT32_MAX, &o->run)) return false;
         } else if (strcmp(a, "--step") == 0) {
@@ -106,11 +111,15 @@ static bool parse_opts(int argc, char ** argv, struct show_opts * o) {
         cli_error("show: missing TRACE (see 'lltrace show --help')");
         return false;
     }
-    if (stats && weights) {
-        cli_error("show: --stats and --weights are separate views; pick one");
+    if (stats + weights + dispatch > 1) {
+        cli_error("show: --stats, --weights and --dispatch are separate views; pick one");
         return false;
     }
-    o->view = stats ? VIEW_STATS : weights ? VIEW_WEIGHTS : VIEW_NODES;
+    o->view = stats ? VIEW_STATS : weights ? VIEW_WEIGHTS : dispatch ? VIEW_DISPATCH : VIEW_NODES;
+    if (dispatch && o->op) {
+        cli_error("show: --op selects nodes; --dispatch lists weights (--layer, --name, --limit) and kernels (--step)");
+        return false;
+    }
     if (stats && (o->has_layer || o->op || o->name || o->limit)) {
         cli_error("show: --layer, --op, --name and --limit select nodes or weights, not --stats");
         return false;
@@ -371,6 +380,79 @@ static const struct sheet_def stats_view[] = {
     SHEET("graphs",         "graphs",             false, graph_sql, graph_cols),
     SHEET("unread_weights", "weights never read", false, unread_sql, unread_cols),
 };
+// dispatch: llt_vec_dot_type(), llt_block_size() and llt_system_info() are this process's
+// (add_dispatch_functions): the CPU that reads the trace, said so when it is not the traced one
+static const struct col cpu_cols[] = {
+    { "cpu_features", COL_TEXT, IN_ALL, false },
+    { "vec_dot_types", COL_TEXT, IN_ALL, false },
+};
+static const char cpu_sql[] =
+    "SELECT trim(replace(replace(system_info, ' = 1', ''), ' |', '')),"
+    " CASE WHEN system_info = llt_system_info() THEN 'looked up here, on the same CPU features as the run'"
+    " ELSE 'looked up on this machine, whose CPU features differ from the run''s ('"
+    "  || trim(replace(replace(llt_system_info(), ' = 1', ''), ' |', '')) || '): the run may have used others' END"
+    " FROM runs WHERE id = :run";
+
+static const struct col dispatch_weight_cols[] = {
+    { "id",           COL_INT,   IN_ALL,  false },
+    { "name",         COL_TEXT,  IN_ALL,  false },
+    { "type",         COL_TEXT,  IN_ALL,  false },
+    { "shape",        COL_TEXT,  IN_TEXT, false },
+    { "shape",        COL_JSON,  IN_JSON, false },
+    { "block",        COL_INT,   IN_ALL,  false },
+    { "bpw",          COL_REAL,  IN_ALL,  false },
+    { "vec_dot_type", COL_TEXT,  IN_ALL,  false },
+    { "buffer",       COL_TEXT,  IN_ALL,  false },
+    { "layer",        COL_INT,   IN_ALL,  false },
+};
+// vec_dot_type only for weights that some matrix multiply of the run reads
+static const char dispatch_weight_sql[] =
+    "WITH w AS ("
+    "  SELECT *, " SHAPE_JSON("weights") " AS shape FROM weights"
+    "  WHERE run_id = :run AND (:layer IS NULL OR layer = :layer) AND (:name IS NULL OR name GLOB :name)"
+    "  ORDER BY id LIMIT coalesce(:limit, -1)),"
+    " mm AS (SELECT DISTINCT ns.weight_id FROM node_srcs ns JOIN nodes n ON n.graph_id = ns.graph_id AND n.idx = ns.idx"
+    "  WHERE ns.kind = 'weight' AND n.op IN ('MUL_MAT', 'MUL_MAT_ID')"
+    "  AND ns.graph_id IN (SELECT graph_id FROM steps WHERE run_id = :run))"
+    " SELECT id, name, type, " SHAPE_TEXT("shape") ", shape, llt_block_size(type), bpw,"
+    "  CASE WHEN id IN mm THEN llt_vec_dot_type(type) END, buffer, layer"
+    " FROM w ORDER BY id";
+
+// a kernel: an op on a weight type in a buffer, on the activations of its vec_dot type
+static const struct col kernel_cols[] = {
+    { "op",            COL_TEXT, IN_ALL, false },
+    { "weight_type",   COL_TEXT, IN_ALL, false },
+    { "vec_dot_type",  COL_TEXT, IN_ALL, false },
+    { "weight_buffer", COL_TEXT, IN_ALL, false },
+    { "ran_on",        COL_TEXT, IN_ALL, false },
+    { "weights",       COL_INT,  IN_ALL, false },
+    { "calls",         COL_INT,  IN_ALL, false },
+};
+static const char kernel_sql[] =
+    "SELECT n.op, w.type, CASE WHEN n.op IN ('MUL_MAT', 'MUL_MAT_ID') THEN llt_vec_dot_type(w.type) END,"
+    " w.buffer, n.buffer, count(DISTINCT w.id), count(*)"
+    " FROM steps s JOIN node_srcs ns ON ns.graph_id = s.graph_id AND ns.kind = 'weight'"
+    " JOIN nodes n ON n.graph_id = ns.graph_id AND n.idx = ns.idx"
+    " JOIN weights w ON w.run_id = s.run_id AND w.id = ns.weight_id"
+    " WHERE " STEPS_WHERE("s") " GROUP BY 1, 2, 3, 4, 5 ORDER BY 7 DESC, 1, 2";
+
+static const struct col placement_cols[] = {
+    { "ran_on", COL_TEXT, IN_ALL, false },
+    { "calls",  COL_INT,  IN_ALL, false },
+    { "ops",    COL_TEXT, IN_ALL, false },
+};
+static const char placement_sql[] =
+    "SELECT n.buffer, count(*), group_concat(DISTINCT n.op) FROM steps s JOIN nodes n ON n.graph_id = s.graph_id"
+    " WHERE " STEPS_WHERE("s") " AND n.is_noop = 0 GROUP BY n.buffer ORDER BY 2 DESC";
+
+static const struct sheet_def dispatch_view[] = {
+    RUN_SHEET,
+    SHEET("cpu",       NULL,                         true,  cpu_sql, cpu_cols),
+    SHEET("weights",   "weights",                    false, dispatch_weight_sql, dispatch_weight_cols),
+    SHEET("kernels",   "kernels (calls: node runs)", false, kernel_sql, kernel_cols),
+    SHEET("placement", "where the nodes ran",        false, placement_sql, placement_cols),
+};
+
 static const struct sheet_def weights_view[] = {
     RUN_SHEET,
     SHEET("weights", NULL, false, weight_sql, weight_cols),
@@ -384,6 +466,7 @@ static const struct {
     [VIEW_NODES]   = VIEW(nodes_view),
     [VIEW_STATS]   = VIEW(stats_view),
     [VIEW_WEIGHTS] = VIEW(weights_view),
+    [VIEW_DISPATCH] = VIEW(dispatch_view),
 };
 
 // ---- reading sheets ----------------------------------------------------------------------
@@ -785,6 +868,40 @@ static void print_json(FILE * f, const struct sheet * sheets, int n, bool timed)
     fputs("\n}\n", f);
 }
 
+// ---- dispatch: how the CPU that reads the trace computes each weight type ----------------
+
+// llt_vec_dot_type(TYPE): the type ggml's CPU backend converts activations to for dot products
+// with a weight of TYPE (CPU_REPACK kernels take the same type, interleaved); NULL if unknown
+static void sql_vec_dot_type(sqlite3_context * ctx, int argc, sqlite3_value ** argv) {
+    const unsigned char * name = sqlite3_value_text(argv[0]);
+    const int t = name ? llt_type_from_name((const char *) name) : -1;
+    if (t < 0) sqlite3_result_null(ctx);
+    else sqlite3_result_text(ctx, ggml_type_name(ggml_get_type_traits_cpu((enum ggml_type) t)->vec_dot_type), -1, SQLITE_STATIC);
+}
+
+// llt_block_size(TYPE): elements per block of TYPE; NULL if unknown
+static void sql_block_size(sqlite3_context * ctx, int argc, sqlite3_value ** argv) {
+    const unsigned char * name = sqlite3_value_text(argv[0]);
+    const int t = name ? llt_type_from_name((const char *) name) : -1;
+    if (t < 0) sqlite3_result_null(ctx);
+    else sqlite3_result_int64(ctx, ggml_blck_size((enum ggml_type) t));
+}
+
+// llt_system_info(): llama_print_system_info() of this process, as runs.system_info has it
+static void sql_system_info(sqlite3_context * ctx, int argc, sqlite3_value ** argv) {
+    sqlite3_result_text(ctx, llama_print_system_info(), -1, SQLITE_TRANSIENT);
+}
+
+static int add_dispatch_functions(const struct show * sh) {
+    const int flags = SQLITE_UTF8 | SQLITE_DETERMINISTIC;
+    if (sqlite3_create_function(sh->db, "llt_vec_dot_type", 1, flags, NULL, sql_vec_dot_type, NULL, NULL) != SQLITE_OK ||
+        sqlite3_create_function(sh->db, "llt_block_size", 1, flags, NULL, sql_block_size, NULL, NULL) != SQLITE_OK ||
+        sqlite3_create_function(sh->db, "llt_system_info", 0, flags, NULL, sql_system_info, NULL, NULL) != SQLITE_OK) {
+        return db_error(sh);
+    }
+    return CLI_OK;
+}
+
 // ---- the command -------------------------------------------------------------------------
 
 // one integer from a query bound with the options; *found: whether it returned a row
@@ -849,6 +966,7 @@ int cmd_show(int argc, char ** argv) {
         goto done;
     }
     sh.db = llt_store_db(st);
+    if (sh.o.view == VIEW_DISPATCH && (rc = add_dispatch_functions(&sh)) != CLI_OK) goto done;
     sh.run = sh.o.run;
     if (sh.run == 0) {
         int last = llt_store_last_run(st);

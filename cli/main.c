@@ -64,6 +64,43 @@ bool cli_is_help(const char * arg) {
     return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;
 }
 
+void cli_json_string(FILE * f, const char * s) {
+    fputc('"', f);
+    for (const unsigned char * p = (const unsigned char *) s; *p; p++) {
+        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
+        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
+        else fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+void cli_json_number(FILE * f, double v) {
+    if (isnan(v))      fputs("\"nan\"", f);
+    else if (isinf(v)) fputs(v > 0 ? "\"inf\"" : "\"-inf\"", f);
+    else               fprintf(f, "%.9g", v);
+}
+
+bool cli_parse_flash_attn(const char * flag, const char * s, int32_t * out) {
+    if      (strcmp(s, "on") == 0)   *out = LLAMA_FLASH_ATTN_TYPE_ENABLED;
+    else if (strcmp(s, "off") == 0)  *out = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+    else if (strcmp(s, "auto") == 0) *out = LLAMA_FLASH_ATTN_TYPE_AUTO;
+    else {
+        cli_error("%s: '%s' is not on, off or auto", flag, s);
+        return false;
+    }
+    return true;
+}
+
+bool cli_parse_cache_type(const char * flag, const char * s, int32_t * out) {
+    int t = llt_type_from_name(s);
+    if (t < 0) {
+        cli_error("%s: unknown cache type '%s' (f32, f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1)", flag, s);
+        return false;
+    }
+    *out = t;
+    return true;
+}
+
 // ---- the command table -------------------------------------------------------------------
 
 struct cli_cmd {
@@ -78,6 +115,10 @@ static const struct cli_cmd commands[] = {
     { "export",  cmd_export,  "write a trace as an NDJSON event log" },
     { "mkmodel", cmd_mkmodel, "write a built-in deterministic llama model" },
     { "bench",   cmd_bench,   "measure what tracing costs, as a Markdown receipt" },
+    { "parity",  cmd_parity,  "compare two greedy decodes token by token, with top-k logits" },
+    { "profile", cmd_profile, "time per op, layer, phase and node, with bytes and FLOPs" },
+    { "inspect", cmd_inspect, "print the metadata, tensors, values and quant blocks of a GGUF" },
+    { "diff",    cmd_diff,    "compare two tensor sets (dumps, safetensors, .npy, model weights)" },
 };
 
 static void usage(FILE * f) {

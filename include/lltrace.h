@@ -100,8 +100,10 @@ int  llt_store_last_run(struct llt_store * st);
 // ---- capture: the tracer -----------------------------------------------------------------
 
 enum llt_level {
-    LLT_LEVEL_GRAPH,  // record every node; decline every post call: scheduling untouched
-    LLT_LEVEL_TIMING, // also observe every computing node and time it
+    LLT_LEVEL_GRAPH,   // record every node; decline every post call: scheduling untouched
+    LLT_LEVEL_TIMING,  // also observe every computing node and time it
+    LLT_LEVEL_PROFILE, // time the computing nodes of one layer per step (rotating) and every l_out
+    LLT_LEVEL_VALUES,  // timing, plus statistics of every computing node's output
     LLT_LEVEL_COUNT,
 };
 const char * llt_level_name(enum llt_level level);
@@ -117,8 +119,33 @@ enum llt_run_status {
 };
 const char * llt_run_status_name(enum llt_run_status status);
 
+enum llt_dump_type {
+    LLT_DUMP_NATIVE, // as computed (f32, f16, quantized KV cache ...)
+    LLT_DUMP_F32,
+    LLT_DUMP_F16,
+};
+
+// What to read from tensor values besides the level's statistics; everything off by default.
+struct llt_values_params {
+    const char * const * dump;     // node name patterns (glob, or regex after "re:"), NULL-terminated; NULL: none
+    int32_t      dump_layer;       // only this layer; -1: all
+    int32_t      dump_step_first;  // only steps in [first, last]; -1: all
+    int32_t      dump_step_last;
+    int32_t      dump_type;        // enum llt_dump_type
+    const char * dump_path;        // the GGUF the dumped tensors go to, written when the run ends
+    const char * reference;        // a dump to compare matching nodes with as they are computed
+    double       tol_abs, tol_rel; // tolerances of the live comparison
+    bool         dump_sources;     // also dump src0..src2 of every dumped node
+    bool         checkpoints;      // dump the named checkpoints (norms, Q/K/V, KV cache, ...)
+    int32_t      checkpoint_layer; // only this layer; -1: all
+    bool         break_on_nan;     // stop at the first node that produces a NaN or Inf
+};
+
+struct llt_values_params llt_values_default_params(void);
+
 struct llt_tracer_params {
     enum llt_level level;
+    struct llt_values_params values;
     const char *   model_path;  // the GGUF the model was loaded from (for the weight registry)
     const char *   prompt;      // stored with the run, may be NULL
     const char *   params_json; // run parameters as a JSON object, may be NULL
@@ -158,12 +185,17 @@ int          llt_tracer_run_id(const struct llt_tracer * tr);
 // the first tracing failure, or NULL while tracing is healthy (borrowed, lives with tr)
 const char * llt_tracer_error(const struct llt_tracer * tr);
 
+// with break_on_nan: a description of the first node that produced a NaN or Inf (its op, name,
+// layer, step, sources and their statistics), or NULL; generation should stop when set
+const char * llt_tracer_nan_report(const struct llt_tracer * tr);
+
 struct llt_tracer_stats {
     int64_t n_steps;
     int64_t n_nodes_last;   // nodes in the last step's graph
     int64_t n_graphs;       // distinct graph structures stored
     int64_t n_weights;      // weights in the registry
     int64_t n_weights_read; // weights that were a source of some node in the last step
+    int64_t n_dumped;       // tensors written to the dump
 };
 struct llt_tracer_stats llt_tracer_get_stats(const struct llt_tracer * tr);
 
@@ -186,6 +218,7 @@ struct llt_gen_params {
     int32_t        top_k;
     float          top_p;
     enum llt_level level;
+    struct llt_values_params values;
     volatile sig_atomic_t * stop; // set to non-zero to end after the current step; may be NULL
     int32_t        parity_top_k; // > 0: keep the top-k logits of every generated step (result.parity)
     // called with each generated piece of text; may be NULL
@@ -217,6 +250,9 @@ struct llt_gen_result {
     int64_t       t_prompt_ns;
     int64_t       t_gen_ns;
     bool          interrupted;
+    bool          stopped_on_nan;   // break_on_nan stopped the run
+    bool          flash_attn_off;   // checkpoints asked for attention probabilities: flash attention was turned off
+    char          nan_report[1024]; // where the NaN/Inf appeared, when stopped_on_nan
     struct llt_parity_step * parity; // n_gen entries when parity_top_k > 0
     int           run_id;     // run written, or 0 untraced
     struct llt_tracer_stats stats;

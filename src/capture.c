@@ -33,6 +33,13 @@ struct graph {
 struct ptr_entry { const void * key; int32_t val; uint32_t gen; };
 struct ptr_table { struct ptr_entry * e; uint32_t cap; uint32_t n; uint32_t gen; };
 
+// node name -> how many nodes of the graph so far have it; the name is read from recs[last]
+struct name_entry { uint32_t gen, hash; int32_t last, count; };
+struct name_table { struct name_entry * e; uint32_t cap, gen; };
+
+// statistics of a node of the current graph, when read
+struct node_stat { bool has; struct llt_stats st; };
+
 #define MAX_CACHED_GRAPHS 32
 
 struct llt_tracer {
@@ -45,6 +52,12 @@ struct llt_tracer {
     const struct llama_vocab * vocab;
     struct llt_writer *      writer;
     const char **            weight_names;  // for the writer: registry names by id
+    struct llt_values *      values;        // statistics, dumps, comparisons; NULL at levels graph/timing/profile without them
+    struct node_stat *       node_stats;    // per node of the current graph (values)
+    int32_t                  n_layer;       // the profile level samples layer (step % n_layer)
+    bool                     stop;          // break_on_nan fired: the run should end
+    llama_token *            all_tokens;    // every token in and out, for the dump's metadata
+    int32_t                  cap_all_tokens;
     int64_t                  run_id;
     int64_t                  t0_ns;
     bool                     active;        // false once tracing failed or ended
@@ -68,6 +81,7 @@ struct llt_tracer {
     bool                     same_so_far;   // every node so far matched the previous computation
     int64_t                  compute_begin_ns, compute_end_ns;
     struct ptr_table         node_idx;      // tensor -> idx in the current graph
+    struct name_table        names;         // name -> count of nodes so far, for node_rec.occ
     struct ptr_table         weight_ids;    // weight tensor -> registry id (lives for the run)
 
     // strings: buffer names and input names; the strings never move once made
@@ -148,6 +162,30 @@ static bool ptr_table_put(struct ptr_table * t, const void * key, int32_t val) {
     return true;
 }
 
+static uint32_t str_hash(const char * s) {
+    uint32_t h = 2166136261u;
+    for (; *s; s++) h = (h ^ (uint8_t) *s) * 16777619u;
+    return h;
+}
+
+// counts name at recs[idx]: returns how many earlier nodes had it (the table holds < cap/2 names)
+static int32_t name_table_count(struct name_table * t, const struct node_rec * recs, int32_t idx) {
+    const char * name = recs[idx].name;
+    const uint32_t h = str_hash(name);
+    uint32_t i = h & (t->cap - 1);
+    for (;; i = (i + 1) & (t->cap - 1)) {
+        struct name_entry * e = &t->e[i];
+        if (e->gen != t->gen) {
+            *e = (struct name_entry) { t->gen, h, idx, 1 };
+            return 0;
+        }
+        if (e->hash == h && strcmp(recs[e->last].name, name) == 0) {
+            e->last = idx;
+            return e->count++;
+        }
+    }
+}
+
 // id of a string in tr->strings, added if new; -1 when out of memory
 static int32_t intern(struct llt_tracer * tr, const char * s) {
     for (int32_t i = tr->n_strings - 1; i >= 0; i--) {
@@ -209,6 +247,7 @@ static void classify_src(struct llt_tracer * tr, const struct ggml_tensor * s, i
 
 static void finish_graph(struct llt_tracer * tr);
 static void submit_batch(struct llt_tracer * tr);
+static struct llt_batch * cur_batch(struct llt_tracer * tr);
 
 // Grows the per-node arrays; false (tracing stopped) when out of memory.
 static bool reserve_nodes(struct llt_tracer * tr, int32_t n) {
@@ -224,6 +263,11 @@ static bool reserve_nodes(struct llt_tracer * tr, int32_t n) {
     if (ns) tr->seen = ns;
     if (ok) ok = (np = realloc(tr->seen_ptr, (size_t) cap * sizeof(*np))) != NULL;
     if (np) tr->seen_ptr = np;
+    if (ok && tr->values) {
+        struct node_stat * st = realloc(tr->node_stats, (size_t) cap * sizeof(*st));
+        if (st) tr->node_stats = st;
+        ok = st != NULL;
+    }
     if (!ok) {
         tracer_fail(tr, "out of memory");
         return false;
@@ -240,9 +284,16 @@ static void describe_node(struct llt_tracer * tr, struct ggml_tensor * t, int32_
         // the first difference: the index map must hold exactly this computation's nodes
         tr->same_so_far = false;
         ptr_table_clear(&tr->node_idx);
+        tr->names.gen++;
         for (int32_t i = 0; i < idx; i++) {
             if (!ptr_table_put(&tr->node_idx, tr->seen_ptr[i], i)) { tracer_fail(tr, "out of memory"); return; }
+            name_table_count(&tr->names, tr->recs, i);
         }
+    }
+    if ((uint32_t) idx * 2 + 2 > tr->names.cap) {
+        // more nodes than the name table was made for: tracing stops rather than loop
+        tracer_fail(tr, "graph too large");
+        return;
     }
     struct node_rec * r = &tr->recs[idx];
     memset(r, 0, sizeof(*r)); // records are compared with memcmp: padding included
@@ -253,7 +304,9 @@ static void describe_node(struct llt_tracer * tr, struct ggml_tensor * t, int32_
     r->type  = t->type;
     for (int d = 0; d < 4; d++) r->ne[d] = t->ne[d];
     r->bytes  = ggml_nbytes(t);
-    r->flags  = (t->view_src ? NODE_VIEW : 0) | (op_is_noop(t->op) ? NODE_NOOP : 0);
+    r->flags  = (t->view_src ? NODE_VIEW : 0) | (op_is_noop(t->op) ? NODE_NOOP : 0) |
+                (strncmp(t->name, "l_out-", 6) == 0 ? NODE_LOUT : 0);
+    r->occ    = name_table_count(&tr->names, tr->recs, idx);
     r->buffer = buffer_id(tr, t);
     int32_t inherited = -1;
     for (int i = 0; i < GGML_MAX_SRC; i++) {
@@ -273,9 +326,23 @@ static void describe_node(struct llt_tracer * tr, struct ggml_tensor * t, int32_
         int32_t prev = idx > 0 ? tr->recs[idx - 1].layer : -1;
         r->layer = inherited > prev ? inherited : prev;
     }
+    if (tr->values) r->flags |= llt_values_node_flags(tr->values, r->name, t->op, r->layer, (r->flags & NODE_NOOP) != 0);
     if (!ptr_table_put(&tr->node_idx, t, idx)) tracer_fail(tr, "out of memory");
     tr->seen[idx] = *t;
     tr->seen_ptr[idx] = t;
+}
+
+// whether a node is observed: computed alone, then posted
+static bool wants(const struct llt_tracer * tr, const struct node_rec * r) {
+    const bool computes = !(r->flags & NODE_NOOP);
+    if ((r->flags & NODE_DUMP) && llt_values_step_wanted(tr->values, tr->n_steps)) return true;
+    if (r->flags & NODE_REF) return true;
+    switch (tr->params.level) {
+        case LLT_LEVEL_TIMING:
+        case LLT_LEVEL_VALUES:  return computes;
+        case LLT_LEVEL_PROFILE: return computes && ((r->flags & NODE_LOUT) || r->layer == tr->n_steps % tr->n_layer);
+        default:                return tr->values && llt_values_stats(tr->values) && computes; // break_on_nan
+    }
 }
 
 // Records a node in the ask call; returns true if it should be observed (computed alone,
@@ -298,8 +365,46 @@ static bool record_node(struct llt_tracer * tr, struct ggml_tensor * t) {
         if (!tr->active) return false;
     }
     tr->times[idx] = (struct node_time) { 0, 0 };
+    if (tr->node_stats) tr->node_stats[idx].has = false;
     tr->n_nodes++;
-    return tr->params.level == LLT_LEVEL_TIMING && !(tr->recs[idx].flags & NODE_NOOP);
+    return wants(tr, &tr->recs[idx]);
+}
+
+// the post call of an observed node: its output is valid now
+static bool observe(struct llt_tracer * tr, struct ggml_tensor * t) {
+    const int32_t idx = tr->n_nodes - 1;
+    const int64_t now = llt_now_ns() - tr->t0_ns;
+    tr->times[idx].end_ns = now;
+    tr->compute_end_ns = now;
+    if (!tr->values) return true;
+    const struct node_rec * r = &tr->recs[idx];
+    struct llt_values * v = tr->values;
+    int rc = LLT_OK;
+    if (llt_values_stats(v) && !(r->flags & (NODE_VIEW | NODE_NOOP))) {
+        struct node_stat * ns = &tr->node_stats[idx];
+        rc = llt_values_stats_of(v, t, &ns->st);
+        ns->has = rc == LLT_OK;
+        if (ns->has && tr->params.values.break_on_nan && (ns->st.n_nan || ns->st.n_pinf || ns->st.n_ninf)) {
+            llt_values_nan(v, t, r, llt_node_op_name(r), tr->n_steps, &ns->st);
+            tr->stop = true;
+            return false; // the rest of the graph is not computed
+        }
+    }
+    if (rc == LLT_OK && (r->flags & NODE_DUMP) && llt_values_step_wanted(v, tr->n_steps)) {
+        rc = llt_values_dump(v, t, r, idx, tr->n_steps, tr->cur_pos0, tr->cur_n_tokens, llt_node_op_name(r));
+    }
+    if (rc == LLT_OK && (r->flags & NODE_REF)) {
+        struct llt_batch * b = cur_batch(tr);
+        bool found = false;
+        if (!b || !llt_grow((void **) &b->diffs, &b->cap_diffs, b->n_diffs + 1, sizeof(struct diff_rows))) {
+            rc = llt_set_error(LLT_ENOMEM, "out of memory");
+        } else {
+            rc = llt_values_compare(v, t, r, idx, tr->n_steps, &b->diffs[b->n_diffs], &found);
+            if (rc == LLT_OK && found) b->n_diffs++;
+        }
+    }
+    if (rc != LLT_OK) tracer_fail(tr, llt_last_error());
+    return true;
 }
 
 static bool eval_cb(struct ggml_tensor * t, bool ask, void * user_data) {
@@ -310,15 +415,12 @@ static bool eval_cb(struct ggml_tensor * t, bool ask, void * user_data) {
         if (tr->self_need) tr->times[tr->n_nodes - 1].begin_ns = llt_now_ns() - tr->t0_ns;
         return tr->self_need || tr->chain_need;
     }
-    if (tr->self_need && tr->active) {
-        int64_t now = llt_now_ns() - tr->t0_ns;
-        tr->times[tr->n_nodes - 1].end_ns = now;
-        tr->compute_end_ns = now;
-    }
-    // a false answer to a post call stops the computation: only the chained callback may
-    return tr->chain_need ? tr->chain_cb(t, false, tr->chain_ud) : true;
+    bool go_on = true;
+    if (tr->self_need && tr->active) go_on = observe(tr, t);
+    // a false answer to a post call stops the computation: the chained callback may ask for it
+    if (tr->chain_need && !tr->chain_cb(t, false, tr->chain_ud)) go_on = false;
+    return go_on;
 }
-
 
 // ---- end of a graph computation ----------------------------------------------------------
 
@@ -402,13 +504,21 @@ static void finish_graph(struct llt_tracer * tr) {
         .step = tr->n_steps, .decode = tr->n_decodes, .graph_id = g->id,
         .pos0 = tr->cur_pos0, .n_tokens = tr->cur_n_tokens, .is_prompt = tr->cur_prompt,
         .compute_begin_ns = tr->compute_begin_ns,
-        .compute_end_ns = tr->params.level == LLT_LEVEL_TIMING ? tr->compute_end_ns : 0,
+        .compute_end_ns = tr->params.level != LLT_LEVEL_GRAPH ? tr->compute_end_ns : 0,
     };
-    if (tr->params.level == LLT_LEVEL_TIMING) {
+    if (tr->params.level != LLT_LEVEL_GRAPH) {
         ps->times = malloc((size_t) tr->n_nodes * sizeof(struct node_time));
         if (!ps->times) { tracer_fail(tr, "out of memory"); return; }
         memcpy(ps->times, tr->times, (size_t) tr->n_nodes * sizeof(struct node_time));
         ps->n_times = tr->n_nodes;
+    }
+    for (int32_t i = 0; tr->node_stats && i < tr->n_nodes; i++) {
+        if (!tr->node_stats[i].has) continue;
+        if (!llt_grow((void **) &b->stats, &b->cap_stats, b->n_stats + 1, sizeof(struct stat_rows))) {
+            tracer_fail(tr, "out of memory");
+            return;
+        }
+        b->stats[b->n_stats++] = (struct stat_rows) { tr->n_steps, i, tr->node_stats[i].st };
     }
     g->last_used = tr->n_steps;
     tr->prev_graph = g;
@@ -443,12 +553,15 @@ static void push_token(struct llt_tracer * tr, llama_token tok, int32_t pos, int
     int n = llama_token_to_piece(tr->vocab, tok, t->piece, (int32_t) sizeof(t->piece) - 1, 0, true);
     t->piece[n > 0 ? n : 0] = '\0';
     if (is_prompt) tr->n_prompt++; else tr->n_gen++;
+    if (tr->values && llt_grow((void **) &tr->all_tokens, &tr->cap_all_tokens, (int32_t) tr->n_tokens, sizeof(llama_token))) {
+        tr->all_tokens[tr->n_tokens - 1] = tok;
+    }
 }
 
 // ---- public API --------------------------------------------------------------------------
 
 struct llt_tracer_params llt_tracer_default_params(void) {
-    return (struct llt_tracer_params) { .level = LLT_LEVEL_GRAPH };
+    return (struct llt_tracer_params) { .level = LLT_LEVEL_GRAPH, .values = llt_values_default_params() };
 }
 
 static char * dup_or_null(const char * s) { return s ? strdup(s) : NULL; }
@@ -470,6 +583,12 @@ int llt_tracer_init(struct llt_store * st, struct llt_tracer_params params, stru
     tr->last_buffer_id = -1;
     int rc = llt_registry_load(params.model_path, &tr->reg);
     if (rc == LLT_OK && (!ptr_table_init(&tr->node_idx, 2048) || !ptr_table_init(&tr->weight_ids, 1024))) {
+        rc = llt_set_error(LLT_ENOMEM, "out of memory");
+    }
+    // GGML_DEFAULT_GRAPH_SIZE nodes at most per graph in llama.cpp; names need half the table free
+    tr->names.cap = 1u << 15;
+    tr->names.gen = 1;
+    if (rc == LLT_OK && !(tr->names.e = calloc(tr->names.cap, sizeof(struct name_entry)))) {
         rc = llt_set_error(LLT_ENOMEM, "out of memory");
     }
     if (rc == LLT_OK) {
@@ -499,6 +618,10 @@ void llt_tracer_free(struct llt_tracer * tr) {
     free(tr->seen_ptr);
     free(tr->node_idx.e);
     free(tr->weight_ids.e);
+    free(tr->names.e);
+    free(tr->node_stats);
+    free(tr->all_tokens);
+    llt_values_free(tr->values);
     free(tr->weight_buffer);
     free(tr->weight_names);
     llt_registry_free(tr->reg);
@@ -607,6 +730,13 @@ int llt_tracer_begin(struct llt_tracer * tr, const struct llama_model * model, s
     for (int32_t i = 0; i < nw; i++) tr->weight_names[i] = llt_registry_get(tr->reg, i)->name;
     rc = llt_writer_start(tr->st, tr->run_id, tr->weight_names, nw, &tr->writer);
     if (rc != LLT_OK) return rc;
+    tr->n_layer = llama_model_n_layer(model) > 0 ? llama_model_n_layer(model) : 1;
+    const struct llt_values_params * vp = &tr->params.values;
+    if (tr->params.level == LLT_LEVEL_VALUES || vp->dump || vp->checkpoints || vp->reference || vp->break_on_nan) {
+        rc = llt_values_init(vp, tr->params.level, llt_store_path(tr->st), tr->run_id,
+                             llama_model_n_embd(model) / llama_model_n_head(model), llama_model_n_head_kv(model), &tr->values);
+        if (rc != LLT_OK) return rc;
+    }
     tr->stats.n_weights = llt_registry_count(tr->reg);
     tr->active = true;
     return LLT_OK;
@@ -674,12 +804,22 @@ int llt_tracer_end(struct llt_tracer * tr, enum llt_run_status status, const cha
     llt_writer_stop(tr->writer);
     tr->writer = NULL;
 
+    const char * dump_path = NULL;
+    if (tr->values && llt_values_dump_path(tr->values)) {
+        char filters[512];
+        const struct llt_values_params * vp = &tr->params.values;
+        snprintf(filters, sizeof(filters), "layer=%d steps=%d-%d sources=%d checkpoints=%d type=%d",
+                 vp->dump_layer, vp->dump_step_first, vp->dump_step_last, vp->dump_sources, vp->checkpoints, vp->dump_type);
+        struct llt_dump_meta meta = { tr->run_id, tr->model_path, tr->prompt, filters, tr->all_tokens, (int32_t) tr->n_tokens };
+        if (llt_values_finish(tr->values, &meta) == LLT_OK) dump_path = llt_values_dump_path(tr->values);
+        else tracer_fail(tr, llt_last_error());
+    }
     char ended[32];
     llt_utc_now(ended, sizeof(ended));
     int rc = llt_store_begin(tr->st);
     sqlite3_stmt * s = rc == LLT_OK ? llt_store_prepare(tr->st,
         "UPDATE runs SET ended_at=?, status=?, error=?, output=?, n_prompt=?, n_gen=?,"
-        " t_prompt_ns=?, t_gen_ns=? WHERE id=?") : NULL;
+        " t_prompt_ns=?, t_gen_ns=?, dump_path=?, nan_report=? WHERE id=?") : NULL;
     if (s) {
         sqlite3_bind_text(s, 1, ended, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(s, 2, llt_run_status_name(tr->error[0] && status == LLT_RUN_OK ? LLT_RUN_ERROR : status), -1, SQLITE_STATIC);
@@ -689,7 +829,9 @@ int llt_tracer_end(struct llt_tracer * tr, enum llt_run_status status, const cha
         sqlite3_bind_int(s, 6, tr->n_gen);
         sqlite3_bind_int64(s, 7, tr->t_prompt_ns);
         sqlite3_bind_int64(s, 8, tr->t_gen_ns);
-        sqlite3_bind_int64(s, 9, tr->run_id);
+        bind_text_or_null(s, 9, dump_path);
+        bind_text_or_null(s, 10, llt_tracer_nan_report(tr));
+        sqlite3_bind_int64(s, 11, tr->run_id);
         rc = llt_store_step_done(tr->st, s);
         sqlite3_finalize(s);
     } else {
@@ -715,6 +857,12 @@ const char * llt_tracer_error(const struct llt_tracer * tr) {
     return tr->error[0] ? tr->error : NULL;
 }
 
+const char * llt_tracer_nan_report(const struct llt_tracer * tr) {
+    return tr->values ? llt_values_nan_report(tr->values) : NULL;
+}
+
 struct llt_tracer_stats llt_tracer_get_stats(const struct llt_tracer * tr) {
-    return tr->stats;
+    struct llt_tracer_stats st = tr->stats;
+    st.n_dumped = tr->values ? llt_values_n_dumped(tr->values) : 0;
+    return st;
 }

@@ -21,6 +21,7 @@ struct llt_gen_params llt_gen_default_params(void) {
         .top_k = 40,
         .top_p = 0.95f,
         .level = LLT_LEVEL_GRAPH,
+        .values = llt_values_default_params(),
     };
 }
 
@@ -92,6 +93,16 @@ static int32_t decode(struct llt_tracer * tr, struct llama_context * ctx, struct
     return tr ? llt_decode(tr, ctx, b) : llama_decode(ctx, b);
 }
 
+// break_on_nan stopped the graph: the run ends with the report
+static bool stopped_on_nan(struct llt_tracer * tr, struct llt_gen_result * res) {
+    const char * report = tr ? llt_tracer_nan_report(tr) : NULL;
+    if (report && !res->stopped_on_nan) {
+        res->stopped_on_nan = true;
+        snprintf(res->nan_report, sizeof(res->nan_report), "%s", report);
+    }
+    return res->stopped_on_nan;
+}
+
 int llt_generate(const struct llt_gen_params * p, struct llt_store * st, struct llt_gen_result * res) {
     memset(res, 0, sizeof(*res));
     struct llt_registry * reg = NULL;
@@ -149,6 +160,11 @@ int llt_generate(const struct llt_gen_params * p, struct llt_store * st, struct 
     cp.n_batch = cp.n_ubatch = (uint32_t) p->n_batch; // one decode call = one graph
     cp.n_threads = cp.n_threads_batch = n_threads;
     cp.flash_attn_type = (enum llama_flash_attn_type) p->flash_attn;
+    if (st && p->values.checkpoints && p->flash_attn != LLAMA_FLASH_ATTN_TYPE_DISABLED) {
+        // attention probabilities exist as a tensor only without flash attention
+        cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+        res->flash_attn_off = true;
+    }
     cp.type_k = (enum ggml_type) p->type_k;
     cp.type_v = (enum ggml_type) p->type_v;
     cp.no_perf = true;
@@ -158,6 +174,7 @@ int llt_generate(const struct llt_gen_params * p, struct llt_store * st, struct 
         params_json(p, n_ctx, n_threads, pj, sizeof(pj));
         struct llt_tracer_params tp = llt_tracer_default_params();
         tp.level = p->level;
+        tp.values = p->values;
         tp.model_path = p->model_path;
         tp.prompt = p->prompt;
         tp.params_json = pj;
@@ -177,9 +194,9 @@ int llt_generate(const struct llt_gen_params * p, struct llt_store * st, struct 
 
     // prompt, in batches
     const int64_t t_prompt = llt_now_ns();
-    for (int32_t i = 0; i < n_prompt; i += p->n_batch) {
+    for (int32_t i = 0; i < n_prompt && !stopped_on_nan(tr, res); i += p->n_batch) {
         int32_t n = n_prompt - i < p->n_batch ? n_prompt - i : p->n_batch;
-        if (decode(tr, ctx, llama_batch_get_one(res->tokens + i, n)) != 0) {
+        if (decode(tr, ctx, llama_batch_get_one(res->tokens + i, n)) != 0 && !stopped_on_nan(tr, res)) {
             rc = llt_set_error(LLT_ELLAMA, "llama_decode failed on the prompt");
             goto done;
         }
@@ -190,7 +207,7 @@ int llt_generate(const struct llt_gen_params * p, struct llt_store * st, struct 
     const int64_t t_gen = llt_now_ns();
     status = LLT_RUN_OK;
     if (!text_append(res, &text_cap, "")) { rc = llt_set_error(LLT_ENOMEM, "out of memory"); goto done; }
-    for (int32_t i = 0; i < p->n_predict; i++) {
+    for (int32_t i = 0; i < p->n_predict && !stopped_on_nan(tr, res); i++) {
         if (p->stop && *p->stop) {
             status = LLT_RUN_INTERRUPTED;
             res->interrupted = true;
@@ -214,13 +231,14 @@ int llt_generate(const struct llt_gen_params * p, struct llt_store * st, struct 
         if (!text_append(res, &text_cap, piece)) { rc = llt_set_error(LLT_ENOMEM, "out of memory"); goto done; }
         if (p->on_piece) p->on_piece(piece, p->user_data);
         if (i + 1 == p->n_predict) break; // the last token is not fed back
-        if (decode(tr, ctx, llama_batch_get_one(&tok, 1)) != 0) {
+        if (decode(tr, ctx, llama_batch_get_one(&tok, 1)) != 0 && !stopped_on_nan(tr, res)) {
             rc = llt_set_error(LLT_ELLAMA, "llama_decode failed at generated token %d", i);
             status = LLT_RUN_ERROR;
             goto done;
         }
     }
     res->t_gen_ns = llt_now_ns() - t_gen;
+    if (res->stopped_on_nan) status = LLT_RUN_INTERRUPTED;
     rc = LLT_OK;
 done:
     if (tr && llt_tracer_run_id(tr) > 0) {

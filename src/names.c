@@ -87,7 +87,7 @@ int llt_layer_from_name(const char * name) {
 
 // ---- levels and statuses -----------------------------------------------------------------
 
-static const char * level_names[] = { "graph", "timing" };
+static const char * level_names[] = { "graph", "timing", "profile", "values" };
 _Static_assert(sizeof(level_names)/sizeof(level_names[0]) == LLT_LEVEL_COUNT, "level names");
 
 const char * llt_level_name(enum llt_level level) {

@@ -7,6 +7,8 @@
 //                 then n_strings strings, each u32 length + bytes (no NUL)
 //      LOG_STEP   struct log_step, then node_time[n_times]
 //      LOG_TOKEN  struct token_rows
+//      LOG_STATS  struct stat_rows[n]  (n from the size)
+//      LOG_DIFFS  struct diff_rows[n]
 //      LOG_END    (empty) closes a batch; a batch without its end is dropped when replayed
 //   3. a record of kind 0 ends the log; the file may hold stale bytes after it
 // The file is mapped shared: a batch is copied in with memcpy (no system call per step) and
@@ -33,7 +35,7 @@
 #define LOG_MAGIC   "LLTL"
 #define LOG_VERSION 1
 
-enum log_kind { LOG_GRAPH = 1, LOG_STEP = 2, LOG_TOKEN = 3, LOG_END = 4 };
+enum log_kind { LOG_GRAPH = 1, LOG_STEP = 2, LOG_TOKEN = 3, LOG_END = 4, LOG_STATS = 5, LOG_DIFFS = 6 };
 
 struct log_header {
     char     magic[4];
@@ -154,13 +156,23 @@ static int publish(struct llt_steplog * log) {
 int llt_steplog_append(struct llt_steplog * log, const struct llt_batch * b) {
     log->len = 0;
     // room for the graphs up front: one allocation, not a doubling per page
-    size_t need = 4096;
+    size_t need = 4096 + (size_t) b->n_stats * sizeof(struct stat_rows) + (size_t) b->n_diffs * sizeof(struct diff_rows) +
+                  (size_t) b->n_tokens * (sizeof(struct token_rows) + 8);
+    for (int32_t i = 0; i < b->n_steps; i++) need += (size_t) b->steps[i].n_times * sizeof(struct node_time) + 128;
     for (int32_t i = 0; i < b->n_graphs; i++) need += (size_t) b->graphs[i].n_nodes * sizeof(struct node_rec) + 65536;
     bool ok = put(log, NULL, 0) && (need <= log->cap || reserve(log, need));
     for (int32_t i = 0; ok && i < b->n_graphs; i++) ok = put_graph(log, &b->graphs[i]);
     for (int32_t i = 0; ok && i < b->n_steps; i++) ok = put_step(log, &b->steps[i]);
     for (int32_t i = 0; ok && i < b->n_tokens; i++) {
         ok = put_record(log, LOG_TOKEN, sizeof(struct token_rows)) && put(log, &b->tokens[i], sizeof(struct token_rows));
+    }
+    if (ok && b->n_stats > 0) {
+        size_t size = (size_t) b->n_stats * sizeof(struct stat_rows);
+        ok = put_record(log, LOG_STATS, (uint32_t) size) && put(log, b->stats, size);
+    }
+    if (ok && b->n_diffs > 0) {
+        size_t size = (size_t) b->n_diffs * sizeof(struct diff_rows);
+        ok = put_record(log, LOG_DIFFS, (uint32_t) size) && put(log, b->diffs, size);
     }
     if (!ok || !put_record(log, LOG_END, 0)) return llt_set_error(LLT_ENOMEM, "out of memory");
     return publish(log);
@@ -305,6 +317,23 @@ static struct llt_batch * parse_log(const char * data, size_t size, int64_t run_
                 }
                 break;
             }
+            case LOG_STATS:
+                ok = rec->size % sizeof(struct stat_rows) == 0 && cur->n_stats == 0 &&
+                     (cur->stats = malloc(rec->size + 1)) != NULL;
+                if (ok) {
+                    memcpy(cur->stats, body.p, rec->size);
+                    cur->n_stats = cur->cap_stats = (int32_t) (rec->size / sizeof(struct stat_rows));
+                }
+                break;
+            case LOG_DIFFS:
+                ok = rec->size % sizeof(struct diff_rows) == 0 && cur->n_diffs == 0 &&
+                     (cur->diffs = malloc(rec->size + 1)) != NULL;
+                if (ok) {
+                    memcpy(cur->diffs, body.p, rec->size);
+                    cur->n_diffs = cur->cap_diffs = (int32_t) (rec->size / sizeof(struct diff_rows));
+                    for (int32_t i = 0; i < cur->n_diffs; i++) cur->diffs[i].name[GGML_MAX_NAME - 1] = '\0';
+                }
+                break;
             case LOG_END:
                 *tail = cur;
                 tail = &cur->next;

@@ -25,7 +25,7 @@ struct llt_rows {
     int64_t              run_id;
     const char * const * weight_names;
     int32_t              n_weights;
-    sqlite3_stmt * ins_graph, * ins_node, * ins_src, * ins_step, * ins_times, * ins_token;
+    sqlite3_stmt * ins_graph, * ins_node, * ins_src, * ins_step, * ins_times, * ins_token, * ins_stat, * ins_diff;
     char *               json; // node times of a step, as text
     size_t               json_cap;
 };
@@ -57,6 +57,8 @@ void llt_batch_free(struct llt_batch * b) {
     free(b->graphs);
     free(b->steps);
     free(b->tokens);
+    free(b->stats);
+    free(b->diffs);
     free(b);
 }
 
@@ -72,7 +74,7 @@ static void bind_time_or_null(sqlite3_stmt * s, int i, int64_t t_ns) {
     if (t_ns) sqlite3_bind_int64(s, i, t_ns); else sqlite3_bind_null(s, i);
 }
 
-static const char * op_text(const struct node_rec * r) {
+const char * llt_node_op_name(const struct node_rec * r) {
     if (r->op == GGML_OP_UNARY) return ggml_unary_op_name((enum ggml_unary_op) r->subop);
     if (r->op == GGML_OP_GLU)   return ggml_glu_op_name((enum ggml_glu_op) r->subop);
     return ggml_op_name((enum ggml_op) r->op);
@@ -89,7 +91,7 @@ static int write_graph(struct llt_rows * w, const struct graph_rows * g) {
         s = w->ins_node;
         sqlite3_bind_int64(s, 1, g->id);
         sqlite3_bind_int(s, 2, i);
-        sqlite3_bind_text(s, 3, op_text(r), -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 3, llt_node_op_name(r), -1, SQLITE_STATIC);
         sqlite3_bind_text(s, 4, r->name, -1, SQLITE_STATIC);
         sqlite3_bind_int(s, 5, r->layer);
         sqlite3_bind_text(s, 6, ggml_type_name((enum ggml_type) r->type), -1, SQLITE_STATIC);
@@ -184,12 +186,60 @@ static int write_token(struct llt_rows * w, const struct token_rows * t) {
     return llt_store_step_done(w->st, s);
 }
 
+static int write_stat(struct llt_rows * w, const struct stat_rows * r) {
+    sqlite3_stmt * s = w->ins_stat;
+    const struct llt_stats * st = &r->st;
+    sqlite3_bind_int64(s, 1, w->run_id);
+    sqlite3_bind_int64(s, 2, r->step);
+    sqlite3_bind_int(s, 3, r->idx);
+    sqlite3_bind_int64(s, 4, st->n);
+    sqlite3_bind_int64(s, 5, st->n_nan);
+    sqlite3_bind_int64(s, 6, st->n_pinf);
+    sqlite3_bind_int64(s, 7, st->n_ninf);
+    sqlite3_bind_int64(s, 8, st->n_zero);
+    sqlite3_bind_double(s, 9, st->min);
+    sqlite3_bind_double(s, 10, st->max);
+    sqlite3_bind_double(s, 11, st->mean);
+    sqlite3_bind_double(s, 12, st->std);
+    sqlite3_bind_double(s, 13, st->absmax);
+    return llt_store_step_done(w->st, s);
+}
+
+static int write_diff(struct llt_rows * w, const struct diff_rows * r) {
+    sqlite3_stmt * s = w->ins_diff;
+    const struct llt_diff * d = &r->d;
+    int i = 1;
+    sqlite3_bind_int64(s, i++, w->run_id);
+    sqlite3_bind_int64(s, i++, r->step);
+    sqlite3_bind_int(s, i++, r->idx);
+    sqlite3_bind_text(s, i++, r->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, i++, r->shape_ok);
+    sqlite3_bind_int64(s, i++, d->n);
+    sqlite3_bind_double(s, i++, d->max_abs);
+    sqlite3_bind_double(s, i++, d->mean_abs);
+    sqlite3_bind_double(s, i++, d->max_rel);
+    sqlite3_bind_double(s, i++, d->mean_rel);
+    sqlite3_bind_double(s, i++, d->rmse);
+    sqlite3_bind_double(s, i++, d->nmse);
+    sqlite3_bind_double(s, i++, d->cosine);
+    sqlite3_bind_int64(s, i++, d->a_nan + d->a_inf);
+    sqlite3_bind_int64(s, i++, d->b_nan + d->b_inf);
+    sqlite3_bind_int64(s, i++, d->n_exceed);
+    sqlite3_bind_int64(s, i++, d->max_abs_index);
+    sqlite3_bind_int(s, i++, r->shape_ok && d->n_exceed == 0);
+    sqlite3_bind_int64(s, i++, d->n_finite);
+    sqlite3_bind_int64(s, i++, d->n - d->n_finite);
+    return llt_store_step_done(w->st, s);
+}
+
 int llt_rows_write(struct llt_rows * w, const struct llt_batch * b) {
     int rc = llt_store_begin(w->st);
     for (; b && rc == LLT_OK; b = b->next) {
         for (int32_t i = 0; i < b->n_graphs && rc == LLT_OK; i++) rc = write_graph(w, &b->graphs[i]);
         for (int32_t i = 0; i < b->n_steps  && rc == LLT_OK; i++) rc = write_step(w, &b->steps[i]);
         for (int32_t i = 0; i < b->n_tokens && rc == LLT_OK; i++) rc = write_token(w, &b->tokens[i]);
+        for (int32_t i = 0; i < b->n_stats  && rc == LLT_OK; i++) rc = write_stat(w, &b->stats[i]);
+        for (int32_t i = 0; i < b->n_diffs  && rc == LLT_OK; i++) rc = write_diff(w, &b->diffs[i]);
     }
     if (rc == LLT_OK) rc = llt_store_commit(w->st);
     if (rc != LLT_OK) llt_store_rollback(w->st);
@@ -210,6 +260,8 @@ int llt_rows_init(struct llt_store * st, int64_t run_id, const char * const * we
         { &w->ins_step,  "INSERT OR IGNORE INTO steps VALUES(?,?,?,?,?,?,?,?,?,?,?)" },
         { &w->ins_times, "INSERT OR IGNORE INTO step_times VALUES(?,?,?)" },
         { &w->ins_token, "INSERT OR IGNORE INTO tokens VALUES(?,?,?,?,?,?,?)" },
+        { &w->ins_stat,  "INSERT OR IGNORE INTO node_stats VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)" },
+        { &w->ins_diff,  "INSERT OR IGNORE INTO node_diffs VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)" },
     };
     for (size_t i = 0; i < sizeof(stmts)/sizeof(stmts[0]); i++) {
         if (!(*stmts[i].stmt = llt_store_prepare(st, stmts[i].sql))) {
@@ -229,6 +281,8 @@ void llt_rows_free(struct llt_rows * w) {
     sqlite3_finalize(w->ins_step);
     sqlite3_finalize(w->ins_times);
     sqlite3_finalize(w->ins_token);
+    sqlite3_finalize(w->ins_stat);
+    sqlite3_finalize(w->ins_diff);
     free(w->json);
     free(w);
 }

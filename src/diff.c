@@ -1,0 +1,780 @@
+// Diffs: metrics between two float arrays, name maps (lltrace names <-> other frameworks'
+// names, with transforms), and the comparison of two tensor sets.
+//
+// The array kernel is written in lanes like the statistics (stats.c): per-lane partial sums
+// in double, and every test on the float's bits with integers, so that it vectorises without
+// -ffast-math. Non-negative floats order like their bit patterns, which turns |a-b|, the
+// tolerance threshold and the maxima into integer compares. Tolerance is decided in single
+// precision: on |a-b| and max(tol_abs, tol_rel*|a|) rounded to float.
+#include "internal.h"
+
+#include "gguf.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fnmatch.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+// ---- array diff --------------------------------------------------------------------------
+
+#define LANES 8
+#define BLOCK 4096 // elements per block: lane counters stay small, the argmax rescan is short
+
+static inline uint32_t float_bits(float v) { uint32_t u; memcpy(&u, &v, sizeof(u)); return u; }
+static inline float    bits_float(uint32_t u) { float v; memcpy(&v, &u, sizeof(v)); return v; }
+
+struct diff_lanes {
+    int32_t  a_nan[LANES], a_inf[LANES], b_nan[LANES], b_inf[LANES], fin[LANES], exceed[LANES];
+    uint32_t max_abs[LANES], max_rel[LANES]; // bits of non-negative floats
+    double   s_abs[LANES], s_rel[LANES], s_dd[LANES], s_aa[LANES], s_bb[LANES], s_ab[LANES];
+};
+
+struct diff_consts {
+    uint32_t tol_abs;  // bits of tol_abs as float
+    float    tol_rel;
+    uint32_t eps;      // bits of LLT_DIFF_REL_EPS as float
+};
+
+// |a-b| as float bits for a finite pair, else 0
+static inline uint32_t abs_diff_bits(uint32_t ua, uint32_t ub) {
+    const uint32_t m = 0u - (uint32_t) (((ua & 0x7fffffffu) < 0x7f800000u) & ((ub & 0x7fffffffu) < 0x7f800000u));
+    return float_bits(bits_float(ua & m) - bits_float(ub & m)) & 0x7fffffffu;
+}
+
+static inline void diff_lane(struct diff_lanes * L, int j, float a, float b, const struct diff_consts * c) {
+    const uint32_t ua = float_bits(a), ub = float_bits(b);
+    const uint32_t ma = ua & 0x7fffffffu, mb = ub & 0x7fffffffu;
+    const int32_t  na = ma > 0x7f800000u, nb = mb > 0x7f800000u;
+    const int32_t  fin = (ma < 0x7f800000u) & (mb < 0x7f800000u);
+    const uint32_t m = 0u - (uint32_t) fin;
+    const float    fa = bits_float(ua & m), fb = bits_float(ub & m); // the pair, or 0 and 0
+    const uint32_t ad = float_bits(a - b) & 0x7fffffffu & m;
+    const uint32_t ma_f = ma & m;                                  // |a| of a finite pair
+    const uint32_t den = ma_f > c->eps ? ma_f : c->eps;
+    const uint32_t rel = float_bits(bits_float(ad) / bits_float(den));
+    const uint32_t trel = float_bits(c->tol_rel * bits_float(ma_f));
+    const uint32_t thr = trel > c->tol_abs ? trel : c->tol_abs;
+    const int32_t  same = (na & nb) | (ua == ub);                  // equal non-finite pair
+    L->a_nan[j]  += na;
+    L->a_inf[j]  += ma == 0x7f800000u;
+    L->b_nan[j]  += nb;
+    L->b_inf[j]  += mb == 0x7f800000u;
+    L->fin[j]    += fin;
+    L->exceed[j] += (fin & (ad > thr)) | ((fin ^ 1) & (same ^ 1));
+    L->max_abs[j] = ad > L->max_abs[j] ? ad : L->max_abs[j];
+    L->max_rel[j] = rel > L->max_rel[j] ? rel : L->max_rel[j];
+    const double da = fa, db = fb, dd = da - db;
+    L->s_abs[j] += bits_float(ad);
+    L->s_rel[j] += bits_float(rel);
+    L->s_dd[j]  += dd * dd;
+    L->s_aa[j]  += da * da;
+    L->s_bb[j]  += db * db;
+    L->s_ab[j]  += da * db;
+}
+
+struct diff_acc {
+    int64_t  a_nan, a_inf, b_nan, b_inf, fin, exceed, max_abs_index;
+    uint32_t max_abs, max_rel;
+    double   s_abs, s_rel, s_dd, s_aa, s_bb, s_ab;
+};
+
+static void diff_block(const float * a, const float * b, int n, int64_t base, const struct diff_consts * c,
+                       struct diff_acc * acc) {
+    struct diff_lanes L = {0};
+    const int nv = n / LANES * LANES;
+    for (int i = 0; i < nv; i += LANES) {
+        for (int j = 0; j < LANES; j++) diff_lane(&L, j, a[i + j], b[i + j], c);
+    }
+    for (int i = nv; i < n; i++) diff_lane(&L, i - nv, a[i], b[i], c);
+
+    uint32_t max_abs = 0;
+    for (int j = 0; j < LANES; j++) {
+        acc->a_nan  += L.a_nan[j];
+        acc->a_inf  += L.a_inf[j];
+        acc->b_nan  += L.b_nan[j];
+        acc->b_inf  += L.b_inf[j];
+        acc->fin    += L.fin[j];
+        acc->exceed += L.exceed[j];
+        acc->s_abs  += L.s_abs[j];
+        acc->s_rel  += L.s_rel[j];
+        acc->s_dd   += L.s_dd[j];
+        acc->s_aa   += L.s_aa[j];
+        acc->s_bb   += L.s_bb[j];
+        acc->s_ab   += L.s_ab[j];
+        max_abs      = L.max_abs[j] > max_abs ? L.max_abs[j] : max_abs;
+        acc->max_rel = L.max_rel[j] > acc->max_rel ? L.max_rel[j] : acc->max_rel;
+    }
+    // a new maximum: find where in this block (rare after the first blocks)
+    if (max_abs > acc->max_abs || (acc->max_abs_index < 0 && acc->fin > 0)) {
+        for (int i = 0; i < n; i++) {
+            if (abs_diff_bits(float_bits(a[i]), float_bits(b[i])) == max_abs &&
+                (fabsf(a[i]) <= 3.4e38f && fabsf(b[i]) <= 3.4e38f)) {
+                acc->max_abs = max_abs;
+                acc->max_abs_index = base + i;
+                break;
+            }
+        }
+    }
+}
+
+int llt_diff_compute(const float * a, const float * b, int64_t n, double tol_abs, double tol_rel,
+                     struct llt_diff * out) {
+    memset(out, 0, sizeof(*out));
+    out->max_abs_index = -1;
+    if (n < 0 || !(tol_abs >= 0) || !(tol_rel >= 0)) {
+        return llt_set_error(LLT_EINVAL, "diff: bad arguments (n %lld, tolerance abs %g rel %g)",
+            (long long) n, tol_abs, tol_rel);
+    }
+    const struct diff_consts c = {
+        .tol_abs = float_bits((float) tol_abs),
+        .tol_rel = (float) tol_rel,
+        .eps     = float_bits((float) LLT_DIFF_REL_EPS),
+    };
+    struct diff_acc acc = { .max_abs_index = -1 };
+    for (int64_t i = 0; i < n; i += BLOCK) {
+        diff_block(a + i, b + i, (int) (n - i < BLOCK ? n - i : BLOCK), i, &c, &acc);
+    }
+    out->n = n;
+    out->n_finite = acc.fin;
+    out->a_nan = acc.a_nan;
+    out->a_inf = acc.a_inf;
+    out->b_nan = acc.b_nan;
+    out->b_inf = acc.b_inf;
+    out->n_exceed = acc.exceed;
+    if (acc.fin == 0) return LLT_OK;
+    const double nf = (double) acc.fin;
+    out->max_abs_index = acc.max_abs_index;
+    out->max_abs  = bits_float(acc.max_abs);
+    out->mean_abs = acc.s_abs / nf;
+    out->max_rel  = bits_float(acc.max_rel);
+    out->mean_rel = acc.s_rel / nf;
+    out->rmse     = sqrt(acc.s_dd / nf);
+    out->nmse     = acc.s_aa > 0 ? acc.s_dd / acc.s_aa : acc.s_dd > 0 ? INFINITY : 0.0;
+    out->cosine   = acc.s_aa > 0 && acc.s_bb > 0 ? acc.s_ab / sqrt(acc.s_aa * acc.s_bb)
+                  : acc.s_aa == 0 && acc.s_bb == 0 ? 1.0 : 0.0;
+    return LLT_OK;
+}
+
+// ---- name maps ---------------------------------------------------------------------------
+//
+// docs/name-maps.md: a first line "lltrace-map 1", then lines "A_PATTERN B_PATTERN [OP...]".
+// Patterns hold literal text, {L} (a layer number) and * (any text); a match's {L} and *
+// values fill the other pattern. Ops turn B's tensor into A's layout before comparing.
+
+#define MAP_MAX_OPS  8
+#define MAP_MAX_CAPS 8
+#define MAP_MAX_VARS 16
+
+enum map_op_kind { OP_TRANSPOSE, OP_FLAT, OP_RESHAPE, OP_QK_PERMUTE, OP_LAST_ROWS };
+
+struct map_op {
+    enum map_op_kind kind;
+    int              axis;        // OP_QK_PERMUTE
+    int              n_dims;      // OP_RESHAPE
+    char             dims[4][32]; // OP_RESHAPE: numbers, -1 or {var}
+};
+
+struct map_line {
+    char *        a_pat;
+    char *        b_pat;
+    char *        ops_text; // as written, for reports
+    struct map_op ops[MAP_MAX_OPS];
+    int           n_ops;
+    int           line_no;
+};
+
+struct llt_name_map {
+    char *            path;
+    struct map_line * lines;
+    int               n;
+    struct { char name[32]; int64_t value; } vars[MAP_MAX_VARS];
+    int               n_vars;
+};
+
+struct caps {
+    int          n;
+    const char * at[MAP_MAX_CAPS];
+    size_t       len[MAP_MAX_CAPS];
+    bool         is_layer[MAP_MAX_CAPS];
+};
+
+// whole-string match of name against pat; captures {L} and * in order of appearance
+static bool pat_match(const char * pat, const char * s, struct caps * c) {
+    if (*pat == '\0') return *s == '\0';
+    if (strncmp(pat, "{L}", 3) == 0) {
+        size_t n = 0;
+        while (isdigit((unsigned char) s[n])) n++;
+        if (n == 0 || c->n == MAP_MAX_CAPS) return false;
+        for (int k = 0; k < c->n; k++) { // every {L} of a pattern is the same layer
+            if (c->is_layer[k] && (c->len[k] != n || memcmp(c->at[k], s, n) != 0)) return false;
+        }
+        c->at[c->n] = s; c->len[c->n] = n; c->is_layer[c->n] = true; c->n++;
+        if (pat_match(pat + 3, s + n, c)) return true;
+        c->n--;
+        return false;
+    }
+    if (*pat == '*') {
+        if (c->n == MAP_MAX_CAPS) return false;
+        for (size_t n = 0;; n++) {
+            c->at[c->n] = s; c->len[c->n] = n; c->is_layer[c->n] = false; c->n++;
+            if (pat_match(pat + 1, s + n, c)) return true;
+            c->n--;
+            if (s[n] == '\0') return false;
+        }
+    }
+    return *pat == *s && pat_match(pat + 1, s + 1, c);
+}
+
+// pat with {L} and * filled from c; false if out is too small
+static bool pat_fill(const char * pat, const struct caps * c, char * out, size_t cap) {
+    size_t o = 0;
+    int star = 0;
+    for (const char * p = pat; *p;) {
+        const char * src = p;
+        size_t n = 1;
+        if (strncmp(p, "{L}", 3) == 0) {
+            int k = 0;
+            while (k < c->n && !c->is_layer[k]) k++;
+            if (k == c->n) return false;
+            src = c->at[k]; n = c->len[k]; p += 3;
+        } else if (*p == '*') {
+            int k = 0, seen = 0;
+            for (; k < c->n; k++) if (!c->is_layer[k] && seen++ == star) break;
+            if (k == c->n) return false;
+            star++;
+            src = c->at[k]; n = c->len[k]; p++;
+        } else {
+            p++;
+        }
+        if (o + n >= cap) return false;
+        memcpy(out + o, src, n);
+        o += n;
+    }
+    out[o] = '\0';
+    return true;
+}
+
+static int count_str(const char * s, const char * what) {
+    int n = 0;
+    for (const char * p = s; (p = strstr(p, what)) != NULL; p += strlen(what)) n++;
+    return n;
+}
+
+void llt_name_map_free(struct llt_name_map * map) {
+    if (!map) return;
+    for (int i = 0; i < map->n; i++) {
+        free(map->lines[i].a_pat);
+        free(map->lines[i].b_pat);
+        free(map->lines[i].ops_text);
+    }
+    free(map->lines);
+    free(map->path);
+    free(map);
+}
+
+int llt_name_map_set_var(struct llt_name_map * map, const char * name, int64_t value) {
+    if (strlen(name) >= sizeof(map->vars[0].name)) return llt_set_error(LLT_EINVAL, "map variable name '%s' is too long", name);
+    for (int i = 0; i < map->n_vars; i++) {
+        if (strcmp(map->vars[i].name, name) == 0) { map->vars[i].value = value; return LLT_OK; }
+    }
+    if (map->n_vars == MAP_MAX_VARS) return llt_set_error(LLT_EINVAL, "too many map variables (%d)", MAP_MAX_VARS);
+    snprintf(map->vars[map->n_vars].name, sizeof(map->vars[0].name), "%s", name);
+    map->vars[map->n_vars++].value = value;
+    return LLT_OK;
+}
+
+// one op word: transpose, reshape, reshape:D0,D1,..., qk-permute:AXIS, last-rows
+static bool parse_op(const char * w, struct map_op * op) {
+    memset(op, 0, sizeof(*op));
+    if (strcmp(w, "transpose") == 0) { op->kind = OP_TRANSPOSE; return true; }
+    if (strcmp(w, "reshape") == 0)   { op->kind = OP_FLAT; return true; }
+    if (strcmp(w, "last-rows") == 0) { op->kind = OP_LAST_ROWS; return true; }
+    if (strcmp(w, "qk-permute:0") == 0 || strcmp(w, "qk-permute:1") == 0) {
+        op->kind = OP_QK_PERMUTE;
+        op->axis = w[11] - '0';
+        return true;
+    }
+    if (strncmp(w, "reshape:", 8) == 0) {
+        op->kind = OP_RESHAPE;
+        for (const char * p = w + 8;;) {
+            const size_t n = strcspn(p, ",");
+            if (n == 0 || n >= sizeof(op->dims[0]) || op->n_dims == 4) return false;
+            memcpy(op->dims[op->n_dims], p, n);
+            op->dims[op->n_dims++][n] = '\0';
+            if (p[n] == '\0') return true;
+            p += n + 1;
+        }
+    }
+    return false;
+}
+
+#define MAP_ERR(...) do { rc = llt_set_error(LLT_EFORMAT, __VA_ARGS__); goto done; } while (0)
+
+int llt_name_map_load(const char * path, struct llt_name_map ** out) {
+    *out = NULL;
+    FILE * f = fopen(path, "r");
+    if (!f) return llt_set_error(LLT_EIO, "cannot open map '%s': %s", path, strerror(errno));
+    int rc = LLT_OK;
+    char line[4096];
+    struct llt_name_map * map = calloc(1, sizeof(*map));
+    if (!map || !(map->path = strdup(path))) {
+        rc = llt_set_error(LLT_ENOMEM, "out of memory");
+        goto done;
+    }
+    int version = 0;
+    if (!fgets(line, sizeof(line), f) || sscanf(line, "lltrace-map %d", &version) != 1) {
+        MAP_ERR("cannot read map '%s': the first line must be 'lltrace-map 1'", path);
+    }
+    if (version != 1) MAP_ERR("cannot read map '%s': map version %d (lltrace knows 1)", path, version);
+    int cap = 0;
+    for (int line_no = 2; fgets(line, sizeof(line), f); line_no++) {
+        if (!strchr(line, '\n') && !feof(f)) MAP_ERR("cannot read map '%s': line %d is too long", path, line_no);
+        for (char * c = line; *c; c++) { // a comment: '#' at the start of a line or after a blank
+            if (*c == '#' && (c == line || c[-1] == ' ' || c[-1] == '\t')) { *c = '\0'; break; }
+        }
+        char * words[2 + MAP_MAX_OPS + 1];
+        int nw = 0;
+        for (char * save = NULL, * w = strtok_r(line, " \t\r\n", &save); w; w = strtok_r(NULL, " \t\r\n", &save)) {
+            if (nw == (int) (sizeof(words)/sizeof(words[0]))) MAP_ERR("cannot read map '%s': line %d has too many words", path, line_no);
+            words[nw++] = w;
+        }
+        if (nw == 0) continue;
+        if (nw < 2) MAP_ERR("cannot read map '%s': line %d needs an lltrace pattern and a pattern for B", path, line_no);
+        if (count_str(words[1], "{L}") > 0 && count_str(words[0], "{L}") == 0) {
+            MAP_ERR("cannot read map '%s': line %d: B pattern uses {L}, the lltrace pattern has none", path, line_no);
+        }
+        if (count_str(words[0], "*") != count_str(words[1], "*")) {
+            MAP_ERR("cannot read map '%s': line %d: both patterns need the same number of '*'", path, line_no);
+        }
+        if (map->n == cap) {
+            cap = cap ? cap * 2 : 32;
+            struct map_line * nl = realloc(map->lines, (size_t) cap * sizeof(*nl));
+            if (!nl) { rc = llt_set_error(LLT_ENOMEM, "out of memory"); goto done; }
+            map->lines = nl;
+        }
+        struct map_line * ml = &map->lines[map->n];
+        memset(ml, 0, sizeof(*ml));
+        ml->line_no = line_no;
+        map->n++;
+        char ops_text[1024] = "";
+        for (int k = 2; k < nw; k++) {
+            if (!parse_op(words[k], &ml->ops[ml->n_ops++])) {
+                MAP_ERR("cannot read map '%s': line %d: unknown transform '%s' (transpose, reshape, "
+                    "reshape:D0,D1,..., qk-permute:0|1, last-rows)", path, line_no, words[k]);
+            }
+            snprintf(ops_text + strlen(ops_text), sizeof(ops_text) - strlen(ops_text), "%s%s", k > 2 ? " " : "", words[k]);
+        }
+        if (!(ml->a_pat = strdup(words[0])) || !(ml->b_pat = strdup(words[1])) || !(ml->ops_text = strdup(ops_text))) {
+            rc = llt_set_error(LLT_ENOMEM, "out of memory");
+            goto done;
+        }
+    }
+    if (ferror(f)) MAP_ERR("cannot read map '%s': %s", path, strerror(errno));
+    if (map->n == 0) MAP_ERR("cannot read map '%s': no mapping lines", path);
+done:
+    fclose(f);
+    if (rc != LLT_OK) {
+        llt_name_map_free(map);
+        return rc;
+    }
+    *out = map;
+    return LLT_OK;
+}
+
+// the line mapping an A name, the B name and the layer it names; NULL if none. A name with
+// a dump suffix ("Qcur-0#3") is matched without it unless the pattern holds a '#'.
+static const struct map_line * map_a(const struct llt_name_map * map, const char * name, char * b_name,
+                                     size_t cap, int32_t * layer) {
+    char base[512];
+    snprintf(base, sizeof(base), "%s", name);
+    char * hash = strchr(base, '#');
+    if (hash) *hash = '\0';
+    for (int i = 0; i < map->n; i++) {
+        const struct map_line * ml = &map->lines[i];
+        struct caps c = {0};
+        const char * s = hash && !strchr(ml->a_pat, '#') ? base : name;
+        if (!pat_match(ml->a_pat, s, &c) || !pat_fill(ml->b_pat, &c, b_name, cap)) continue;
+        for (int k = 0; k < c.n; k++) {
+            if (c.is_layer[k]) { *layer = (int32_t) atoi(c.at[k]); break; }
+        }
+        return ml;
+    }
+    return NULL;
+}
+
+static bool map_names_b(const struct llt_name_map * map, const char * name) {
+    for (int i = 0; i < map->n; i++) {
+        struct caps c = {0};
+        if (pat_match(map->lines[i].b_pat, name, &c)) return true;
+    }
+    return false;
+}
+
+// ---- map variables: set by the user, else from the GGUF metadata of A or B ---------------
+
+static bool meta_arch_int(const struct llt_tensor_set * set, const char * suffix, int64_t * out) {
+    const struct gguf_context * g = llt_tensor_set_gguf(set);
+    if (!g) return false;
+    const int64_t k = gguf_find_key(g, "general.architecture");
+    if (k < 0 || gguf_get_kv_type(g, k) != GGUF_TYPE_STRING) return false;
+    char key[256];
+    snprintf(key, sizeof(key), "%s.%s", gguf_get_val_str(g, k), suffix);
+    return llt_tensor_set_meta_int(set, key, out);
+}
+
+static bool auto_var(const struct llt_tensor_set * set, const char * name, int64_t * out) {
+    int64_t e = 0, h = 0;
+    if (strcmp(name, "n_embd") == 0)    return meta_arch_int(set, "embedding_length", out);
+    if (strcmp(name, "n_head") == 0)    return meta_arch_int(set, "attention.head_count", out);
+    if (strcmp(name, "n_head_kv") == 0) return meta_arch_int(set, "attention.head_count_kv", out);
+    if (strcmp(name, "head_dim") == 0) {
+        if (meta_arch_int(set, "rope.dimension_count", out) || meta_arch_int(set, "attention.key_length", out)) return true;
+        if (meta_arch_int(set, "embedding_length", &e) && meta_arch_int(set, "attention.head_count", &h) && h > 0) {
+            *out = e / h;
+            return true;
+        }
+    }
+    return false;
+}
+
+struct map_ctx {
+    const struct llt_name_map *   map;
+    const struct map_line *       line;
+    const struct llt_tensor_set * a, * b;
+};
+
+static int map_var(const struct map_ctx * mc, const char * name, int64_t * out) {
+    for (int i = 0; i < mc->map->n_vars; i++) {
+        if (strcmp(mc->map->vars[i].name, name) == 0) { *out = mc->map->vars[i].value; return LLT_OK; }
+    }
+    if (auto_var(mc->a, name, out) || auto_var(mc->b, name, out)) return LLT_OK;
+    return llt_set_error(LLT_EINVAL, "map '%s' line %d: {%s} is not known from the files' metadata; "
+        "set it with --map-var %s=N", mc->map->path, mc->line->line_no, name, name);
+}
+
+// a reshape dimension: a number, -1, or {var}
+static int map_dim(const struct map_ctx * mc, const char * s, int64_t * out) {
+    const size_t n = strlen(s);
+    if (n > 2 && s[0] == '{' && s[n - 1] == '}') {
+        char name[32];
+        snprintf(name, sizeof(name), "%.*s", (int) (n - 2), s + 1);
+        return map_var(mc, name, out);
+    }
+    char * end = NULL;
+    errno = 0;
+    const long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < -1 || v == 0) {
+        return llt_set_error(LLT_EINVAL, "map '%s' line %d: bad reshape dimension '%s'", mc->map->path, mc->line->line_no, s);
+    }
+    *out = v;
+    return LLT_OK;
+}
+
+// ---- transforms: B's data into A's layout ------------------------------------------------
+
+struct bufs {
+    float * a, * b, * t; // A's floats, B's floats, scratch
+    int64_t cap;         // elements each
+};
+
+static int bufs_reserve(struct bufs * bf, int64_t n) {
+    if (n <= bf->cap) return LLT_OK;
+    float * p[3];
+    for (int k = 0; k < 3; k++) {
+        p[k] = malloc((size_t) n * sizeof(float));
+        if (!p[k]) {
+            while (k-- > 0) free(p[k]);
+            return llt_set_error(LLT_ENOMEM, "out of memory for %lld floats", (long long) n);
+        }
+    }
+    free(bf->a); free(bf->b); free(bf->t);
+    bf->a = p[0]; bf->b = p[1]; bf->t = p[2];
+    bf->cap = n;
+    return LLT_OK;
+}
+
+static void swap_bt(struct bufs * bf) { float * x = bf->b; bf->b = bf->t; bf->t = x; }
+
+// Applies the line's ops to B's floats in bf->b with shape ne (updated). *flat: compare in
+// memory order whatever the shapes.
+static int apply_ops(const struct map_ctx * mc, const int64_t ne_a[4], struct bufs * bf, int64_t ne[4], bool * flat) {
+    const int64_t n = ne[0] * ne[1] * ne[2] * ne[3];
+    for (int k = 0; k < mc->line->n_ops; k++) {
+        const struct map_op * op = &mc->line->ops[k];
+        int rc;
+        switch (op->kind) {
+            case OP_FLAT:
+                *flat = true;
+                break;
+            case OP_TRANSPOSE: { // swap ne[0] and ne[1]
+                const int64_t n0 = ne[0], n1 = ne[1], nr = ne[2] * ne[3];
+                for (int64_t r = 0; r < nr; r++) {
+                    const float * src = bf->b + r * n0 * n1;
+                    float * dst = bf->t + r * n0 * n1;
+                    for (int64_t i1 = 0; i1 < n1; i1++) {
+                        for (int64_t i0 = 0; i0 < n0; i0++) dst[i0 * n1 + i1] = src[i1 * n0 + i0];
+                    }
+                }
+                ne[0] = n1; ne[1] = n0;
+                swap_bt(bf);
+                break;
+            }
+            case OP_RESHAPE: {
+                int64_t d[4] = { 1, 1, 1, 1 }, prod = 1;
+                int infer = -1;
+                for (int i = 0; i < op->n_dims; i++) {
+                    if ((rc = map_dim(mc, op->dims[i], &d[i])) != LLT_OK) return rc;
+                    if (d[i] == -1) {
+                        if (infer >= 0) return llt_set_error(LLT_EINVAL, "map '%s' line %d: reshape with two -1",
+                                                             mc->map->path, mc->line->line_no);
+                        infer = i;
+                    } else {
+                        prod *= d[i];
+                    }
+                }
+                if (infer >= 0 && prod > 0 && n % prod == 0) d[infer] = n / prod;
+                if (d[0] * d[1] * d[2] * d[3] != n) {
+                    return llt_set_error(LLT_EINVAL, "map '%s' line %d: cannot reshape %lld elements into %s",
+                        mc->map->path, mc->line->line_no, (long long) n, mc->line->ops_text);
+                }
+                memcpy(ne, d, sizeof(d));
+                break;
+            }
+            case OP_QK_PERMUTE: { // rows h*hd + j*hd/2 + i (rotate_half halves) -> h*hd + 2*i + j (pairs)
+                int64_t hd = 0;
+                if ((rc = map_var(mc, "head_dim", &hd)) != LLT_OK) return rc;
+                const int ax = op->axis;
+                if (hd <= 0 || hd % 2 != 0 || ne[ax] % hd != 0) {
+                    return llt_set_error(LLT_EINVAL, "map '%s' line %d: qk-permute: dimension %d (%lld) is not "
+                        "a multiple of head_dim %lld", mc->map->path, mc->line->line_no, ax, (long long) ne[ax], (long long) hd);
+                }
+                const int64_t inner = ax == 0 ? 1 : ne[0];          // elements per index along the axis
+                const int64_t outer = n / (ne[ax] * inner);
+                const int64_t len = ne[ax], half = hd / 2;
+                for (int64_t o = 0; o < outer; o++) {
+                    const float * src = bf->b + o * len * inner;
+                    float * dst = bf->t + o * len * inner;
+                    for (int64_t r = 0; r < len; r++) {
+                        const int64_t h = r / hd, w = r % hd, from = h * hd + (w % 2) * half + w / 2;
+                        memcpy(dst + r * inner, src + from * inner, (size_t) inner * sizeof(float));
+                    }
+                }
+                swap_bt(bf);
+                break;
+            }
+            case OP_LAST_ROWS: { // keep the last ne_a[1] rows (tokens) of every ne[2..3] slice
+                const int64_t keep = ne_a[1];
+                if (keep >= ne[1] || keep <= 0) break;
+                const int64_t nr = ne[2] * ne[3], row = ne[0];
+                for (int64_t r = 0; r < nr; r++) {
+                    memmove(bf->b + r * keep * row, bf->b + (r * ne[1] + ne[1] - keep) * row,
+                            (size_t) (keep * row) * sizeof(float));
+                }
+                ne[1] = keep;
+                break;
+            }
+        }
+    }
+    return LLT_OK;
+}
+
+// ---- set diff ----------------------------------------------------------------------------
+
+static const char * status_names[] = { "within", "exceeds", "shape_mismatch", "only_a", "only_b" };
+_Static_assert(sizeof(status_names)/sizeof(status_names[0]) == LLT_DIFF_STATUS_COUNT, "diff status names");
+
+const char * llt_diff_status_name(enum llt_diff_status status) {
+    return (unsigned) status < LLT_DIFF_STATUS_COUNT ? status_names[status] : "?";
+}
+
+struct llt_diff_params llt_diff_default_params(void) {
+    return (struct llt_diff_params) {
+        .tol_abs   = LLT_DIFF_DEFAULT_ABS,
+        .tol_rel   = LLT_DIFF_DEFAULT_REL,
+        .layer     = -1,
+        .name_glob = NULL,
+        .map       = NULL,
+    };
+}
+
+void llt_set_diff_free(struct llt_set_diff * sd) {
+    if (!sd) return;
+    free(sd->entries);
+    free(sd);
+}
+
+static int push_entry(struct llt_set_diff * sd, int * cap, struct llt_diff_entry ** out) {
+    if (sd->n_entries == *cap) {
+        const int nc = *cap ? *cap * 2 : 64;
+        struct llt_diff_entry * e = realloc(sd->entries, (size_t) nc * sizeof(*e));
+        if (!e) return llt_set_error(LLT_ENOMEM, "out of memory");
+        sd->entries = e;
+        *cap = nc;
+    }
+    *out = &sd->entries[sd->n_entries++];
+    memset(*out, 0, sizeof(**out));
+    (*out)->a = (*out)->b = -1;
+    (*out)->order = -1;
+    (*out)->transform = "";
+    return LLT_OK;
+}
+
+static bool selected(const struct llt_diff_params * p, int32_t layer, const char * name_a, const char * name_b) {
+    if (p->layer >= 0 && layer != p->layer) return false;
+    if (!p->name_glob) return true;
+    return (name_a && fnmatch(p->name_glob, name_a, 0) == 0) || (name_b && fnmatch(p->name_glob, name_b, 0) == 0);
+}
+
+// floats of tensor i: a pointer into the mapped file when it already is aligned F32, else
+// converted into buf
+static int tensor_floats(struct llt_tensor_set * set, int i, float * buf, const float ** out) {
+    const struct llt_tensor_info * t = llt_tensor_set_get(set, i);
+    if (t->type == GGML_TYPE_F32 && !t->fortran) {
+        const void * p = llt_tensor_set_data(set, i);
+        if (!p) return LLT_EIO;
+        if (((uintptr_t) p & 3) == 0) { *out = p; return LLT_OK; }
+    }
+    *out = buf;
+    return llt_tensor_set_read_f32(set, i, buf);
+}
+
+// compares A's tensor ia with B's tensor ib into e
+static int compare_pair(struct llt_tensor_set * a, struct llt_tensor_set * b, int ia, int ib,
+                        const struct llt_diff_params * p, const struct map_ctx * mc, struct bufs * bf,
+                        struct llt_diff_entry * e) {
+    const struct llt_tensor_info * ta = llt_tensor_set_get(a, ia), * tb = llt_tensor_set_get(b, ib);
+    memcpy(e->ne_a, ta->ne, sizeof(e->ne_a));
+    memcpy(e->ne_b, tb->ne, sizeof(e->ne_b));
+    bool flat = false;
+    const bool ops = mc->line && mc->line->n_ops > 0;
+    int rc = bufs_reserve(bf, ta->n_elements > tb->n_elements ? ta->n_elements : tb->n_elements);
+    if (rc != LLT_OK) return rc;
+    const float * fb = NULL;
+    if (ops) {
+        if ((rc = llt_tensor_set_read_f32(b, ib, bf->b)) != LLT_OK) return rc;
+        if ((rc = apply_ops(mc, ta->ne, bf, e->ne_b, &flat)) != LLT_OK) return rc;
+        fb = bf->b;
+    } else if ((rc = tensor_floats(b, ib, bf->b, &fb)) != LLT_OK) {
+        return rc;
+    }
+    const int64_t n_b = e->ne_b[0] * e->ne_b[1] * e->ne_b[2] * e->ne_b[3];
+    const bool same = flat ? n_b == ta->n_elements : memcmp(e->ne_a, e->ne_b, sizeof(e->ne_a)) == 0;
+    if (!same) {
+        e->status = LLT_DIFF_SHAPE_MISMATCH;
+        return LLT_OK;
+    }
+    const float * fa = NULL;
+    if ((rc = tensor_floats(a, ia, bf->a, &fa)) != LLT_OK) return rc;
+    if ((rc = llt_diff_compute(fa, fb, ta->n_elements, p->tol_abs, p->tol_rel, &e->d)) != LLT_OK) return rc;
+    e->status = e->d.n_exceed == 0 ? LLT_DIFF_WITHIN : LLT_DIFF_EXCEEDS;
+    return LLT_OK;
+}
+
+int llt_set_diff(struct llt_tensor_set * a, struct llt_tensor_set * b, const struct llt_diff_params * p,
+                 struct llt_set_diff ** out) {
+    *out = NULL;
+    const int na = llt_tensor_set_count(a), nb = llt_tensor_set_count(b);
+    struct llt_set_diff * sd = calloc(1, sizeof(*sd));
+    bool * used = calloc((size_t) (nb > 0 ? nb : 1), sizeof(bool));
+    struct bufs bf = {0};
+    int rc = LLT_OK, cap = 0;
+    if (!sd || !used) {
+        rc = llt_set_error(LLT_ENOMEM, "out of memory");
+        goto done;
+    }
+    sd->first_exceed = -1;
+    sd->graph_order = true;
+    char b_name[1024];
+    for (int ia = 0; ia < na; ia++) {
+        const struct llt_tensor_info * ta = llt_tensor_set_get(a, ia);
+        struct map_ctx mc = { .map = p->map, .a = a, .b = b };
+        int32_t layer = ta->layer;
+        if (p->map) {
+            if (!(mc.line = map_a(p->map, ta->name, b_name, sizeof(b_name), &layer))) {
+                sd->n_unmapped++;
+                continue;
+            }
+        } else {
+            snprintf(b_name, sizeof(b_name), "%s", ta->name);
+        }
+        if (!selected(p, layer, ta->name, b_name)) continue;
+        const int ib = llt_tensor_set_find(b, b_name);
+        struct llt_diff_entry * e = NULL;
+        if ((rc = push_entry(sd, &cap, &e)) != LLT_OK) goto done;
+        e->a = ia;
+        e->b = ib;
+        e->layer = layer;
+        e->type_a = ta->type;
+        e->order = ta->order;
+        memcpy(e->ne_a, ta->ne, sizeof(e->ne_a));
+        if (ib < 0) {
+            e->status = LLT_DIFF_ONLY_A;
+            continue;
+        }
+        used[ib] = true;
+        const struct llt_tensor_info * tb = llt_tensor_set_get(b, ib);
+        e->type_b = tb->type;
+        if (e->order < 0) e->order = tb->order;
+        if (mc.line) e->transform = mc.line->ops_text;
+        if ((rc = compare_pair(a, b, ia, ib, p, &mc, &bf, e)) != LLT_OK) goto done;
+    }
+    for (int ib = 0; ib < nb; ib++) {
+        const struct llt_tensor_info * tb = llt_tensor_set_get(b, ib);
+        if (used[ib]) continue;
+        if (p->map && !map_names_b(p->map, tb->name)) {
+            sd->n_unmapped++;
+            continue;
+        }
+        if (!selected(p, tb->layer, NULL, tb->name)) continue;
+        struct llt_diff_entry * e = NULL;
+        if ((rc = push_entry(sd, &cap, &e)) != LLT_OK) goto done;
+        e->status = LLT_DIFF_ONLY_B;
+        e->b = ib;
+        e->layer = tb->layer;
+        e->type_b = tb->type;
+        e->order = tb->order;
+        memcpy(e->ne_b, tb->ne, sizeof(e->ne_b));
+    }
+
+    // summary; the first exceeding tensor by graph order if every compared one has one
+    double cos_sum = 0;
+    for (int i = 0; i < sd->n_entries; i++) {
+        const struct llt_diff_entry * e = &sd->entries[i];
+        switch (e->status) {
+            case LLT_DIFF_WITHIN:         sd->n_within++;         break;
+            case LLT_DIFF_EXCEEDS:        sd->n_exceed++;         break;
+            case LLT_DIFF_SHAPE_MISMATCH: sd->n_shape_mismatch++; break;
+            case LLT_DIFF_ONLY_A:         sd->n_only_a++;         break;
+            case LLT_DIFF_ONLY_B:         sd->n_only_b++;         break;
+            default: break;
+        }
+        if (e->a >= 0 && e->b >= 0 && e->type_a != e->type_b) sd->n_type_mismatch++;
+        if (e->status != LLT_DIFF_WITHIN && e->status != LLT_DIFF_EXCEEDS) continue;
+        sd->n_compared++;
+        cos_sum += e->d.cosine;
+        sd->max_abs = e->d.max_abs > sd->max_abs ? e->d.max_abs : sd->max_abs;
+        sd->max_rel = e->d.max_rel > sd->max_rel ? e->d.max_rel : sd->max_rel;
+        if (e->order < 0) sd->graph_order = false;
+    }
+    sd->mean_cosine = sd->n_compared > 0 ? cos_sum / sd->n_compared : 0.0;
+    if (sd->n_compared == 0) sd->graph_order = false;
+    for (int i = 0; i < sd->n_entries; i++) {
+        const struct llt_diff_entry * e = &sd->entries[i];
+        if (e->status != LLT_DIFF_EXCEEDS) continue;
+        if (sd->first_exceed < 0 || (sd->graph_order && e->order < sd->entries[sd->first_exceed].order)) {
+            sd->first_exceed = i;
+        }
+    }
+done:
+    free(used);
+    free(bf.a); free(bf.b); free(bf.t);
+    if (rc != LLT_OK) {
+        llt_set_diff_free(sd);
+        return rc;
+    }
+    *out = sd;
+    return LLT_OK;
+}

@@ -1,0 +1,253 @@
+// Element types and tensor statistics: any type to float, and min/max/mean/std/absmax plus
+// NaN/Inf/zero counts in one streaming pass over small chunks.
+//
+// Statistics run on the inference hot path, so the loops are written in lanes: each lane
+// keeps its own partial sums, which lets the compiler vectorise them without reassociating
+// floating-point sums (no -ffast-math needed). Sums are kept in double; each chunk's variance
+// is computed around the chunk's own mean (two passes over data that sits in L1) and chunks
+// are merged with Chan's formula, so a large mean does not eat the variance.
+#include "internal.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+// ---- element types -----------------------------------------------------------------------
+
+static const struct { int type; const char * name; size_t size; } xtypes[] = {
+    { LLT_TYPE_U8,   "u8",   1 },
+    { LLT_TYPE_U16,  "u16",  2 },
+    { LLT_TYPE_U32,  "u32",  4 },
+    { LLT_TYPE_U64,  "u64",  8 },
+    { LLT_TYPE_BOOL, "bool", 1 },
+};
+_Static_assert(sizeof(xtypes)/sizeof(xtypes[0]) == LLT_TYPE_BOOL - LLT_TYPE_U8 + 1, "xtype table");
+
+static bool is_ggml_type(int type) {
+    return type >= 0 && type < GGML_TYPE_COUNT && ggml_get_type_traits((enum ggml_type) type)->blck_size > 0;
+}
+
+const char * llt_type_name(int type) {
+    if (is_ggml_type(type)) return ggml_type_name((enum ggml_type) type);
+    if (type >= LLT_TYPE_U8 && type <= LLT_TYPE_BOOL) return xtypes[type - LLT_TYPE_U8].name;
+    return "?";
+}
+
+int64_t llt_type_block_size(int type) {
+    if (is_ggml_type(type)) return ggml_blck_size((enum ggml_type) type);
+    return type >= LLT_TYPE_U8 && type <= LLT_TYPE_BOOL ? 1 : 0;
+}
+
+size_t llt_type_block_bytes(int type) {
+    if (is_ggml_type(type)) return ggml_type_size((enum ggml_type) type);
+    return type >= LLT_TYPE_U8 && type <= LLT_TYPE_BOOL ? xtypes[type - LLT_TYPE_U8].size : 0;
+}
+
+// ---- conversion to float -----------------------------------------------------------------
+
+// ggml has no to_float for these two; layouts from ggml/src/ggml-common.h
+typedef struct { uint16_t d, s; int8_t qs[32]; } block_q8_1;
+typedef struct { float d; int8_t qs[256]; int16_t bsums[16]; } block_q8_K;
+
+// src aligned for its type; n a multiple of the block size
+static int to_float_aligned(const void * src, int type, int64_t n, float * dst) {
+    switch (type) {
+        case GGML_TYPE_F32:  memcpy(dst, src, (size_t) n * sizeof(float)); return LLT_OK;
+        case GGML_TYPE_F64:  for (int64_t i = 0; i < n; i++) dst[i] = (float) ((const double   *) src)[i]; return LLT_OK;
+        case GGML_TYPE_I8:   for (int64_t i = 0; i < n; i++) dst[i] = (float) ((const int8_t   *) src)[i]; return LLT_OK;
+        case GGML_TYPE_I16:  for (int64_t i = 0; i < n; i++) dst[i] = (float) ((const int16_t  *) src)[i]; return LLT_OK;
+        case GGML_TYPE_I32:  for (int64_t i = 0; i < n; i++) dst[i] = (float) ((const int32_t  *) src)[i]; return LLT_OK;
+        case GGML_TYPE_I64:  for (int64_t i = 0; i < n; i++) dst[i] = (float) ((const int64_t  *) src)[i]; return LLT_OK;
+        case LLT_TYPE_U8:    for (int64_t i = 0; i < n; i++) dst[i] = (float) ((const uint8_t  *) src)[i]; return LLT_OK;
+        case LLT_TYPE_U16:   for (int64_t i = 0; i < n; i++) dst[i] = (float) ((const uint16_t *) src)[i]; return LLT_OK;
+        case LLT_TYPE_U32:   for (int64_t i = 0; i < n; i++) dst[i] = (float) ((const uint32_t *) src)[i]; return LLT_OK;
+        case LLT_TYPE_U64:   for (int64_t i = 0; i < n; i++) dst[i] = (float) ((const uint64_t *) src)[i]; return LLT_OK;
+        case LLT_TYPE_BOOL:  for (int64_t i = 0; i < n; i++) dst[i] = ((const uint8_t *) src)[i] ? 1.0f : 0.0f; return LLT_OK;
+        case GGML_TYPE_Q8_1:
+            for (int64_t b = 0; b < n / 32; b++) {
+                const block_q8_1 * x = (const block_q8_1 *) src + b;
+                const float d = ggml_fp16_to_fp32(x->d);
+                for (int j = 0; j < 32; j++) dst[b*32 + j] = d * x->qs[j];
+            }
+            return LLT_OK;
+        case GGML_TYPE_Q8_K:
+            for (int64_t b = 0; b < n / 256; b++) {
+                const block_q8_K * x = (const block_q8_K *) src + b;
+                for (int j = 0; j < 256; j++) dst[b*256 + j] = x->d * x->qs[j];
+            }
+            return LLT_OK;
+        default:
+            break;
+    }
+    const struct ggml_type_traits * tt = is_ggml_type(type) ? ggml_get_type_traits((enum ggml_type) type) : NULL;
+    if (!tt || !tt->to_float) {
+        return llt_set_error(LLT_EINVAL, "cannot convert type %s (%d) to float", llt_type_name(type), type);
+    }
+    tt->to_float(src, dst, n);
+    return LLT_OK;
+}
+
+_Static_assert(sizeof(block_q8_1) == 36, "block_q8_1 layout");
+_Static_assert(sizeof(block_q8_K) == 292, "block_q8_K layout");
+
+// elements per chunk: every block size (32, 64, 128, 256) divides it
+#define CHUNK 4096
+
+int llt_to_float(const void * src, int type, int64_t n, float * dst) {
+    const int64_t bs = llt_type_block_size(type);
+    if (bs == 0) return llt_set_error(LLT_EINVAL, "unknown element type %d", type);
+    if (n < 0 || n % bs != 0) {
+        return llt_set_error(LLT_EINVAL, "%lld elements of %s: not a multiple of its block size %lld",
+            (long long) n, llt_type_name(type), (long long) bs);
+    }
+    if (((uintptr_t) src & 7) == 0) return to_float_aligned(src, type, n, dst);
+    // mapped files may place data at any byte: go through an aligned buffer (at most 8 bytes
+    // per element: the widest plain types; quantized blocks are smaller)
+    const size_t bb = llt_type_block_bytes(type);
+    _Alignas(8) unsigned char bounce[CHUNK * 8];
+    for (int64_t i = 0; i < n; i += CHUNK) {
+        const int64_t m = n - i < CHUNK ? n - i : CHUNK;
+        memcpy(bounce, (const unsigned char *) src + (size_t) (i / bs) * bb, (size_t) (m / bs) * bb);
+        int rc = to_float_aligned(bounce, type, m, dst + i);
+        if (rc != LLT_OK) return rc;
+    }
+    return LLT_OK;
+}
+
+// ---- statistics --------------------------------------------------------------------------
+
+#define LANES 8
+
+struct stats_acc {
+    int64_t n, n_nan, n_pinf, n_ninf, n_zero, n_fin;
+    double  mean, m2; // running mean and sum of squared deviations of the finite values
+    float   min, max, absmax;
+};
+
+// Per-lane partials of one chunk. Every test is done on the float's bits with integers:
+// floating-point compares may trap, which keeps the compiler from vectorising selects on them.
+// min and max are kept as order-preserving integer keys.
+struct stats_lanes {
+    int32_t nan[LANES], pinf[LANES], ninf[LANES], zero[LANES], fin[LANES];
+    int32_t kmin[LANES], kmax[LANES]; // float_key() of the finite values
+    uint32_t absmax[LANES];           // bits of |v|, finite values
+    double  sum[LANES];
+};
+
+static inline uint32_t float_bits(float v) { uint32_t u; memcpy(&u, &v, sizeof(u)); return u; }
+static inline float    bits_float(uint32_t u) { float v; memcpy(&v, &u, sizeof(v)); return v; }
+// a signed integer that orders like the float (an involution: it is also its own inverse)
+static inline int32_t  float_key(uint32_t u) { return (int32_t) (u ^ ((uint32_t) ((int32_t) u >> 31) & 0x7fffffffu)); }
+
+static inline void stats_lane(struct stats_lanes * L, int j, float v) {
+    const uint32_t u   = float_bits(v);
+    const uint32_t mag = u & 0x7fffffffu;
+    const int32_t  fin = mag < 0x7f800000u;
+    const int32_t  key = float_key(u);
+    L->nan[j]  += mag > 0x7f800000u;
+    L->pinf[j] += u == 0x7f800000u;
+    L->ninf[j] += u == 0xff800000u;
+    L->zero[j] += mag == 0;
+    L->fin[j]  += fin;
+    L->sum[j]  += (double) bits_float(u & (0u - (uint32_t) fin)); // v, or +0 when not finite
+    L->kmin[j]   = (fin & (key < L->kmin[j]))   ? key : L->kmin[j];
+    L->kmax[j]   = (fin & (key > L->kmax[j]))   ? key : L->kmax[j];
+    L->absmax[j] = (fin & (mag > L->absmax[j])) ? mag : L->absmax[j];
+}
+
+static inline void stats_dev(double * q, int j, float v, double mean) {
+    const uint32_t u = float_bits(v);
+    const int32_t  fin = (u & 0x7fffffffu) < 0x7f800000u;
+    const double   d = (double) bits_float(u & (0u - (uint32_t) fin)) - mean;
+    q[j] += (double) fin * d * d;
+}
+
+// one chunk of at most CHUNK floats, merged into acc
+static void stats_chunk(const float * x, int n, struct stats_acc * acc) {
+    struct stats_lanes L = {0};
+    for (int j = 0; j < LANES; j++) { L.kmin[j] = INT32_MAX; L.kmax[j] = INT32_MIN; }
+    const int nv = n / LANES * LANES;
+    for (int i = 0; i < nv; i += LANES) {
+        for (int j = 0; j < LANES; j++) stats_lane(&L, j, x[i + j]);
+    }
+    for (int i = nv; i < n; i++) stats_lane(&L, i - nv, x[i]);
+
+    int64_t nfin = 0;
+    int32_t kmin = INT32_MAX, kmax = INT32_MIN;
+    uint32_t absmax = 0;
+    double sum = 0;
+    for (int j = 0; j < LANES; j++) {
+        acc->n_nan  += L.nan[j];
+        acc->n_pinf += L.pinf[j];
+        acc->n_ninf += L.ninf[j];
+        acc->n_zero += L.zero[j];
+        nfin += L.fin[j];
+        sum  += L.sum[j];
+        kmin   = L.kmin[j] < kmin ? L.kmin[j] : kmin;
+        kmax   = L.kmax[j] > kmax ? L.kmax[j] : kmax;
+        absmax = L.absmax[j] > absmax ? L.absmax[j] : absmax;
+    }
+    acc->n += n;
+    if (nfin == 0) return;
+
+    // the chunk's squared deviations around its own mean
+    const double mean_c = sum / (double) nfin;
+    double q[LANES] = {0};
+    for (int i = 0; i < nv; i += LANES) {
+        for (int j = 0; j < LANES; j++) stats_dev(q, j, x[i + j], mean_c);
+    }
+    for (int i = nv; i < n; i++) stats_dev(q, i - nv, x[i], mean_c);
+    double m2_c = 0;
+    for (int j = 0; j < LANES; j++) m2_c += q[j];
+
+    // Chan et al.: merge (n_fin, mean, m2) with the chunk's
+    const double na = (double) acc->n_fin, nb = (double) nfin, nt = na + nb;
+    const double delta = mean_c - acc->mean;
+    acc->mean  += delta * nb / nt;
+    acc->m2    += m2_c + delta * delta * na * nb / nt;
+    acc->n_fin += nfin;
+    const float cmin = bits_float((uint32_t) float_key((uint32_t) kmin));
+    const float cmax = bits_float((uint32_t) float_key((uint32_t) kmax));
+    const float cabs = bits_float(absmax);
+    acc->min    = cmin < acc->min ? cmin : acc->min;
+    acc->max    = cmax > acc->max ? cmax : acc->max;
+    acc->absmax = cabs > acc->absmax ? cabs : acc->absmax;
+}
+
+int llt_stats_compute(const void * data, int type, int64_t n, struct llt_stats * out) {
+    memset(out, 0, sizeof(*out));
+    const int64_t bs = llt_type_block_size(type);
+    if (bs == 0) return llt_set_error(LLT_EINVAL, "unknown element type %d", type);
+    if (n < 0 || n % bs != 0) {
+        return llt_set_error(LLT_EINVAL, "%lld elements of %s: not a multiple of its block size %lld",
+            (long long) n, llt_type_name(type), (long long) bs);
+    }
+    struct stats_acc acc = { .min = FLT_MAX, .max = -FLT_MAX };
+    const bool direct = type == GGML_TYPE_F32 && ((uintptr_t) data & 3) == 0;
+    const size_t bb = llt_type_block_bytes(type);
+    float buf[CHUNK];
+    for (int64_t i = 0; i < n; i += CHUNK) {
+        const int m = (int) (n - i < CHUNK ? n - i : CHUNK);
+        const float * x = (const float *) data + i;
+        if (!direct) {
+            int rc = llt_to_float((const unsigned char *) data + (size_t) (i / bs) * bb, type, m, buf);
+            if (rc != LLT_OK) return rc;
+            x = buf;
+        }
+        stats_chunk(x, m, &acc);
+    }
+    out->n      = acc.n;
+    out->n_nan  = acc.n_nan;
+    out->n_pinf = acc.n_pinf;
+    out->n_ninf = acc.n_ninf;
+    out->n_zero = acc.n_zero;
+    if (acc.n_fin > 0) {
+        out->min    = acc.min;
+        out->max    = acc.max;
+        out->absmax = acc.absmax;
+        out->mean   = acc.mean;
+        out->std    = sqrt(acc.m2 / (double) acc.n_fin);
+    }
+    return LLT_OK;
+}

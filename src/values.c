@@ -1,0 +1,558 @@
+// Values: what lltrace reads from tensor data while a node's output is valid (the post call).
+//
+// Statistics of every computing node (level values), dumps of the nodes that match patterns
+// or belong to the named checkpoints, the KV cache of the positions used so far, a live
+// comparison against a reference dump, and the stop at the first NaN or Inf.
+//
+// Dumps go to one GGUF per run. Data is appended to a side file as nodes are computed; when
+// the run ends the GGUF is written: metadata, tensor infos, then the data copied across.
+// Tensor names (docs/dump-format.md): <node name>#<step>, plus .<k> for the k-th repeat of a
+// name within the step (Qcur-0#4 is the projection, Qcur-0#4.2 the RoPE), plus :s<i> for
+// source i with dump_sources. A name longer than GGUF allows becomes n<idx>#<step>...
+#include "capture.h"
+
+#include "ggml-backend.h"
+#include "gguf.h"
+
+#include <errno.h>
+#include <fnmatch.h>
+#include <math.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct pattern {
+    bool    is_regex;
+    regex_t re;
+    char *  glob;
+};
+
+struct dump_entry {
+    char     name[GGML_MAX_NAME];
+    char     node[GGML_MAX_NAME];
+    char     checkpoint[32];
+    int32_t  type;
+    int32_t  n_dims;
+    int64_t  ne[4];
+    uint64_t offset, size; // in the side file
+    int32_t  layer, idx, src_slot; // src_slot -1: the node itself
+    int64_t  step, order;
+    int32_t  pos0, n_tokens;
+    char     op[32];
+};
+
+struct llt_values {
+    struct llt_values_params p;
+    bool             stats;       // level values
+    struct pattern * patterns;
+    int32_t          n_patterns;
+
+    // dumps
+    char *           dump_path;
+    char             data_path[1100];
+    FILE *           data;
+    struct dump_entry * entries;
+    int32_t          n_entries, cap_entries;
+    uint64_t         data_size;
+    int64_t          order;
+
+    // live comparison
+    struct llt_tensor_set * ref;
+    char **          ref_nodes;   // node names the reference holds (sorted)
+    int32_t          n_ref_nodes;
+
+    // scratch
+    void *           host;        // a tensor's bytes when its buffer is not in host memory
+    size_t           host_size;
+    float *          f32a, * f32b;
+    size_t           f32_cap;
+
+    int32_t          head_dim, n_head_kv;
+    char             nan_report[1024];
+};
+
+// ---- patterns ----------------------------------------------------------------------------
+
+static int compile_patterns(struct llt_values * v) {
+    int32_t n = 0;
+    while (v->p.dump && v->p.dump[n]) n++;
+    v->patterns = calloc((size_t) n + 1, sizeof(struct pattern));
+    if (!v->patterns) return llt_set_error(LLT_ENOMEM, "out of memory");
+    for (int32_t i = 0; i < n; i++) {
+        const char * pat = v->p.dump[i];
+        struct pattern * p = &v->patterns[v->n_patterns];
+        if (strncmp(pat, "re:", 3) == 0) {
+            int err = regcomp(&p->re, pat + 3, REG_EXTENDED | REG_NOSUB);
+            if (err != 0) {
+                char msg[128];
+                regerror(err, &p->re, msg, sizeof(msg));
+                return llt_set_error(LLT_EINVAL, "--dump '%s': bad regular expression: %s", pat, msg);
+            }
+            p->is_regex = true;
+        } else if (!(p->glob = strdup(pat))) {
+            return llt_set_error(LLT_ENOMEM, "out of memory");
+        }
+        v->n_patterns++;
+    }
+    return LLT_OK;
+}
+
+static bool pattern_match(const struct llt_values * v, const char * name) {
+    for (int32_t i = 0; i < v->n_patterns; i++) {
+        const struct pattern * p = &v->patterns[i];
+        if (p->is_regex ? regexec(&p->re, name, 0, NULL, 0) == 0 : fnmatch(p->glob, name, 0) == 0) return true;
+    }
+    return false;
+}
+
+// ---- the checkpoints of seed 002 ---------------------------------------------------------
+
+// the checkpoint a node is, "" if none: per layer the attention norm, Q/K/V after projection
+// and after RoPE, the KV cache, attention probabilities, attention output (before and after
+// its projection), FFN output and layer output; then the final norm and the logits
+static const char * checkpoint_of(const char * name, enum ggml_op op) {
+    static const struct { const char * prefix; enum ggml_op op; const char * what; } set[] = {
+        { "attn_norm-",   GGML_OP_MUL,      "attn_norm" },
+        { "Qcur-",        GGML_OP_MUL_MAT,  "q_proj" },
+        { "Qcur-",        GGML_OP_ROPE,     "q_rope" },
+        { "Kcur-",        GGML_OP_MUL_MAT,  "k_proj" },
+        { "Kcur-",        GGML_OP_ROPE,     "k_rope" },
+        { "Vcur-",        GGML_OP_MUL_MAT,  "v_proj" },
+        { "kq_soft_max-", GGML_OP_SOFT_MAX, "attn_probs" },
+        { "kqv_out-",     GGML_OP_CONT,     "attn_kqv" },
+        { "attn_out-",    GGML_OP_MUL_MAT,  "attn_out" },
+        { "ffn_out-",     GGML_OP_MUL_MAT,  "ffn_out" },
+        { "l_out-",       GGML_OP_ADD,      "layer_out" },
+    };
+    for (size_t i = 0; i < sizeof(set)/sizeof(set[0]); i++) {
+        size_t n = strlen(set[i].prefix);
+        if (op == set[i].op && strncmp(name, set[i].prefix, n) == 0 && strchr(name, ' ') == NULL) return set[i].what;
+    }
+    if (op == GGML_OP_MUL && strcmp(name, "result_norm") == 0) return "output_norm";
+    if (op == GGML_OP_MUL_MAT && strcmp(name, "result_output") == 0) return "logits";
+    // the views attention reads the cache through
+    if (op == GGML_OP_VIEW && strncmp(name, "cache_k_l", 9) == 0 && strstr(name, " (view)") && !strstr(name, "(permuted)")) return "k_cache";
+    if (op == GGML_OP_VIEW && strncmp(name, "cache_v_l", 9) == 0 && strstr(name, " (view)") && !strstr(name, "(permuted)")) return "v_cache";
+    return "";
+}
+
+// ---- setup -------------------------------------------------------------------------------
+
+struct llt_values_params llt_values_default_params(void) {
+    return (struct llt_values_params) {
+        .dump_layer = -1, .dump_step_first = -1, .dump_step_last = -1, .checkpoint_layer = -1,
+        .tol_abs = 1e-6, .tol_rel = 1e-4,
+    };
+}
+
+static int cmp_str(const void * a, const void * b) {
+    return strcmp(*(char * const *) a, *(char * const *) b);
+}
+
+// the node names a reference dump holds: its tensor names up to the '#'
+static int load_reference(struct llt_values * v) {
+    int rc = llt_tensor_set_open(v->p.reference, &v->ref);
+    if (rc != LLT_OK) return rc;
+    int n = llt_tensor_set_count(v->ref);
+    v->ref_nodes = calloc((size_t) n + 1, sizeof(char *));
+    if (!v->ref_nodes) return llt_set_error(LLT_ENOMEM, "out of memory");
+    for (int i = 0; i < n; i++) {
+        const char * name = llt_tensor_set_get(v->ref, i)->name;
+        const char * hash = strrchr(name, '#');
+        if (!hash || strchr(hash, ':')) continue; // sources are not compared live
+        char * node = strndup(name, (size_t) (hash - name));
+        if (!node) return llt_set_error(LLT_ENOMEM, "out of memory");
+        v->ref_nodes[v->n_ref_nodes++] = node;
+    }
+    qsort(v->ref_nodes, (size_t) v->n_ref_nodes, sizeof(char *), cmp_str);
+    if (v->n_ref_nodes == 0) {
+        return llt_set_error(LLT_EFORMAT, "reference '%s' holds no lltrace dump tensors (<node>#<step>)", v->p.reference);
+    }
+    return LLT_OK;
+}
+
+int llt_values_init(const struct llt_values_params * p, enum llt_level level, const char * trace_path,
+                    int64_t run_id, int32_t head_dim, int32_t n_head_kv, struct llt_values ** out) {
+    *out = NULL;
+    struct llt_values * v = calloc(1, sizeof(*v));
+    if (!v) return llt_set_error(LLT_ENOMEM, "out of memory");
+    v->p = *p;
+    v->stats = level == LLT_LEVEL_VALUES || p->break_on_nan;
+    v->head_dim = head_dim;
+    v->n_head_kv = n_head_kv;
+    int rc = compile_patterns(v);
+    if (rc == LLT_OK && p->reference) rc = load_reference(v);
+    if (rc == LLT_OK && (v->n_patterns > 0 || p->checkpoints)) {
+        char def[1100];
+        snprintf(def, sizeof(def), "%s.run%lld.gguf", trace_path, (long long) run_id);
+        v->dump_path = strdup(p->dump_path ? p->dump_path : def);
+        snprintf(v->data_path, sizeof(v->data_path), "%s.data.%d", v->dump_path, (int) getpid());
+        v->data = v->dump_path ? fopen(v->data_path, "w+b") : NULL;
+        if (!v->data) rc = llt_set_error(LLT_EIO, "cannot write dump data next to '%s': %s", v->dump_path ? v->dump_path : def, strerror(errno));
+    }
+    if (rc != LLT_OK) {
+        llt_values_free(v);
+        return rc;
+    }
+    *out = v;
+    return LLT_OK;
+}
+
+void llt_values_free(struct llt_values * v) {
+    if (!v) return;
+    for (int32_t i = 0; i < v->n_patterns; i++) {
+        if (v->patterns[i].is_regex) regfree(&v->patterns[i].re);
+        free(v->patterns[i].glob);
+    }
+    free(v->patterns);
+    if (v->data) {
+        fclose(v->data);
+        unlink(v->data_path);
+    }
+    free(v->dump_path);
+    free(v->entries);
+    llt_tensor_set_close(v->ref);
+    for (int32_t i = 0; i < v->n_ref_nodes; i++) free(v->ref_nodes[i]);
+    free(v->ref_nodes);
+    free(v->host);
+    free(v->f32a);
+    free(v->f32b);
+    free(v);
+}
+
+bool llt_values_stats(const struct llt_values * v) { return v->stats; }
+const char * llt_values_dump_path(const struct llt_values * v) { return v->dump_path; }
+const char * llt_values_nan_report(const struct llt_values * v) { return v->nan_report[0] ? v->nan_report : NULL; }
+
+// Flags of a node, from what is fixed for the run: its name, op and layer.
+int32_t llt_values_node_flags(const struct llt_values * v, const char * name, enum ggml_op op, int32_t layer, bool noop) {
+    int32_t flags = 0;
+    if (v->n_patterns > 0 && !noop && (v->p.dump_layer < 0 || layer == v->p.dump_layer) && pattern_match(v, name)) {
+        flags |= NODE_DUMP;
+    }
+    if (v->p.checkpoints && (v->p.checkpoint_layer < 0 || layer == v->p.checkpoint_layer || layer < 0) &&
+        checkpoint_of(name, op)[0]) {
+        flags |= NODE_DUMP;
+    }
+    if (v->ref && !noop && bsearch(&name, v->ref_nodes, (size_t) v->n_ref_nodes, sizeof(char *), cmp_str)) {
+        flags |= NODE_REF;
+    }
+    return flags;
+}
+
+bool llt_values_step_wanted(const struct llt_values * v, int64_t step) {
+    return (v->p.dump_step_first < 0 || step >= v->p.dump_step_first) &&
+           (v->p.dump_step_last < 0 || step <= v->p.dump_step_last);
+}
+
+// ---- reading a tensor --------------------------------------------------------------------
+
+// the bytes of t: in place for host buffers, else copied; NULL when out of memory
+static const void * tensor_bytes(struct llt_values * v, const struct ggml_tensor * t) {
+    const struct ggml_tensor * base = t->view_src ? t->view_src : t;
+    if (!base->buffer || ggml_backend_buffer_is_host(base->buffer)) return t->data;
+    size_t n = ggml_nbytes(t);
+    if (n > v->host_size) {
+        void * h = realloc(v->host, n);
+        if (!h) return NULL;
+        v->host = h;
+        v->host_size = n;
+    }
+    ggml_backend_tensor_get(t, v->host, 0, n);
+    return v->host;
+}
+
+static bool reserve_f32(struct llt_values * v, size_t n) {
+    if (n <= v->f32_cap) return true;
+    float * a = realloc(v->f32a, n * sizeof(float));
+    if (a) v->f32a = a;
+    float * b = realloc(v->f32b, n * sizeof(float));
+    if (b) v->f32b = b;
+    if (!a || !b) return false;
+    v->f32_cap = n;
+    return true;
+}
+
+// a contiguous tensor as floats in v->f32a
+static int tensor_f32(struct llt_values * v, const struct ggml_tensor * t) {
+    const void * bytes = tensor_bytes(v, t);
+    if (!bytes || !reserve_f32(v, (size_t) ggml_nelements(t))) return llt_set_error(LLT_ENOMEM, "out of memory");
+    return llt_to_float(bytes, t->type, ggml_nelements(t), v->f32a);
+}
+
+int llt_values_stats_of(struct llt_values * v, const struct ggml_tensor * t, struct llt_stats * st) {
+    if (!ggml_is_contiguous(t)) return llt_set_error(LLT_EINVAL, "'%s' is not contiguous", t->name);
+    const void * bytes = tensor_bytes(v, t);
+    if (!bytes) return llt_set_error(LLT_ENOMEM, "out of memory");
+    return llt_stats_compute(bytes, t->type, ggml_nelements(t), st);
+}
+
+// ---- dumps -------------------------------------------------------------------------------
+
+static void dump_name(char * out, size_t size, const char * node, int32_t idx, int64_t step, int32_t occ, int32_t slot) {
+    char suffix[40];
+    int n = snprintf(suffix, sizeof(suffix), "#%lld", (long long) step);
+    if (occ > 0) n += snprintf(suffix + n, sizeof(suffix) - (size_t) n, ".%d", occ);
+    if (slot >= 0) snprintf(suffix + n, sizeof(suffix) - (size_t) n, ":s%d", slot);
+    if (strlen(node) + strlen(suffix) < size) snprintf(out, size, "%.*s%s", (int) (size - 1 - strlen(suffix)), node, suffix);
+    else snprintf(out, size, "n%d%.40s", idx, suffix);
+}
+
+static int append_entry(struct llt_values * v, const struct dump_entry * e, const void * data) {
+    if (!llt_grow((void **) &v->entries, &v->cap_entries, v->n_entries + 1, sizeof(*e))) {
+        return llt_set_error(LLT_ENOMEM, "out of memory");
+    }
+    struct dump_entry * d = &v->entries[v->n_entries];
+    *d = *e;
+    d->offset = v->data_size;
+    d->order = v->order++;
+    if (fwrite(data, 1, e->size, v->data) != e->size) {
+        return llt_set_error(LLT_EIO, "cannot write dump data '%s': %s", v->data_path, strerror(errno));
+    }
+    v->data_size += e->size;
+    v->n_entries++;
+    return LLT_OK;
+}
+
+// a tensor in the requested dump type: native bytes, or converted through floats
+static int dump_tensor(struct llt_values * v, const struct ggml_tensor * t, struct dump_entry * e) {
+    e->n_dims = ggml_n_dims(t);
+    for (int d = 0; d < 4; d++) e->ne[d] = t->ne[d];
+    const int64_t n = ggml_nelements(t);
+    if (!ggml_is_contiguous(t)) return llt_set_error(LLT_EINVAL, "cannot dump '%s': not contiguous", t->name);
+    if (v->p.dump_type == LLT_DUMP_NATIVE) {
+        const void * bytes = tensor_bytes(v, t);
+        if (!bytes) return llt_set_error(LLT_ENOMEM, "out of memory");
+        e->type = t->type;
+        e->size = ggml_nbytes(t);
+        return append_entry(v, e, bytes);
+    }
+    int rc = tensor_f32(v, t);
+    if (rc != LLT_OK) return rc;
+    if (v->p.dump_type == LLT_DUMP_F32) {
+        e->type = GGML_TYPE_F32;
+        e->size = (uint64_t) n * sizeof(float);
+        return append_entry(v, e, v->f32a);
+    }
+    ggml_fp16_t * h = (ggml_fp16_t *) v->f32b;
+    ggml_fp32_to_fp16_row(v->f32a, h, n);
+    e->type = GGML_TYPE_F16;
+    e->size = (uint64_t) n * sizeof(ggml_fp16_t);
+    return append_entry(v, e, h);
+}
+
+// The KV cache of positions [0, n_pos) as F32 [n_head_kv*head_dim, n_pos], gathered through the
+// view attention reads: K as [head_dim, n_head_kv, cells], V (transposed when flash attention is
+// off, as checkpoints run) as [cells, n_head_kv, head_dim].
+static int dump_kv(struct llt_values * v, const struct ggml_tensor * t, bool is_v, int32_t n_pos, struct dump_entry * e) {
+    const int64_t hd = v->head_dim, nh = v->n_head_kv, ch = hd * nh;
+    const int cell_dim = is_v && t->ne[0] != hd ? 0 : 2;
+    if (t->ne[cell_dim] < n_pos || (cell_dim == 2 && (t->ne[0] != hd || t->ne[1] != nh))) {
+        return llt_set_error(LLT_EINVAL, "cannot read KV cache view '%s': unexpected shape", t->name);
+    }
+    const void * bytes = tensor_bytes(v, t);
+    if (!bytes || !reserve_f32(v, (size_t) (ch * n_pos) + (size_t) hd)) return llt_set_error(LLT_ENOMEM, "out of memory");
+    const struct ggml_type_traits * tt = ggml_get_type_traits(t->type);
+    float * out = v->f32a, * row = v->f32b;
+    for (int64_t j = 0; j < n_pos; j++) {
+        for (int64_t h = 0; h < nh; h++) {
+            if (cell_dim == 2) {
+                // one head of one cell is a contiguous row of head_dim elements
+                const char * src = (const char *) bytes + h * t->nb[1] + j * t->nb[2];
+                if (tt->to_float) tt->to_float(src, row, hd); else memcpy(row, src, (size_t) hd * sizeof(float));
+                memcpy(out + j * ch + h * hd, row, (size_t) hd * sizeof(float));
+            } else {
+                for (int64_t d = 0; d < hd; d++) {
+                    const char * src = (const char *) bytes + j * t->nb[0] + h * t->nb[1] + d * t->nb[2];
+                    out[j * ch + h * hd + d] = t->type == GGML_TYPE_F16 ? ggml_fp16_to_fp32(*(const ggml_fp16_t *) src)
+                                             : t->type == GGML_TYPE_F32 ? *(const float *) src : NAN;
+                }
+            }
+        }
+    }
+    e->type = GGML_TYPE_F32;
+    e->n_dims = 2;
+    e->ne[0] = ch; e->ne[1] = n_pos; e->ne[2] = e->ne[3] = 1;
+    e->size = (uint64_t) (ch * n_pos) * sizeof(float);
+    return append_entry(v, e, out);
+}
+
+// attention probabilities [n_kv, n_tokens, n_head] cut to the cells in use: [n_pos, n_tokens, n_head]
+static int dump_probs(struct llt_values * v, const struct ggml_tensor * t, int32_t n_pos, struct dump_entry * e) {
+    int rc = tensor_f32(v, t);
+    if (rc != LLT_OK) return rc;
+    const int64_t rows = t->ne[1] * t->ne[2] * t->ne[3];
+    for (int64_t r = 0; r < rows; r++) memmove(v->f32a + r * n_pos, v->f32a + r * t->ne[0], (size_t) n_pos * sizeof(float));
+    e->type = GGML_TYPE_F32;
+    e->n_dims = 3;
+    e->ne[0] = n_pos; e->ne[1] = t->ne[1]; e->ne[2] = t->ne[2]; e->ne[3] = t->ne[3];
+    e->size = (uint64_t) (n_pos * rows) * sizeof(float);
+    return append_entry(v, e, v->f32a);
+}
+
+int llt_values_dump(struct llt_values * v, const struct ggml_tensor * t, const struct node_rec * r, int32_t idx,
+                    int64_t step, int32_t pos0, int32_t n_tokens, const char * op_name) {
+    struct dump_entry e = {
+        .layer = r->layer, .idx = idx, .src_slot = -1, .step = step, .pos0 = pos0, .n_tokens = n_tokens,
+    };
+    snprintf(e.node, sizeof(e.node), "%s", r->name);
+    snprintf(e.op, sizeof(e.op), "%s", op_name);
+    const char * cp = v->p.checkpoints ? checkpoint_of(r->name, (enum ggml_op) r->op) : "";
+    snprintf(e.checkpoint, sizeof(e.checkpoint), "%s", cp);
+    const int32_t n_pos = pos0 + n_tokens;
+    if (strcmp(cp, "k_cache") == 0 || strcmp(cp, "v_cache") == 0) {
+        // named after the cache, not the view: cache_k_l0#5
+        char cache[GGML_MAX_NAME];
+        snprintf(cache, sizeof(cache), "%.*s", (int) strcspn(r->name, " "), r->name);
+        dump_name(e.name, sizeof(e.name), cache, idx, step, 0, -1);
+        return dump_kv(v, t, cp[0] == 'v', n_pos, &e);
+    }
+    dump_name(e.name, sizeof(e.name), r->name, idx, step, r->occ, -1);
+    int rc = strcmp(cp, "attn_probs") == 0 && t->ne[0] >= n_pos ? dump_probs(v, t, n_pos, &e) : dump_tensor(v, t, &e);
+    for (int s = 0; rc == LLT_OK && v->p.dump_sources && s < 3 && s < r->n_src; s++) {
+        const struct ggml_tensor * src = t->src[s];
+        // weights are in the model file; permuted views of the cache cannot be dumped as they are
+        if (!src || !ggml_is_contiguous(src) || r->src_kind[s] == SRC_WEIGHT) continue;
+        struct dump_entry es = e;
+        es.src_slot = s;
+        es.checkpoint[0] = '\0';
+        snprintf(es.node, sizeof(es.node), "%s", src->name);
+        dump_name(es.name, sizeof(es.name), r->name, idx, step, r->occ, s);
+        rc = dump_tensor(v, src, &es);
+    }
+    return rc;
+}
+
+// ---- live comparison ---------------------------------------------------------------------
+
+int llt_values_compare(struct llt_values * v, const struct ggml_tensor * t, const struct node_rec * r, int32_t idx,
+                       int64_t step, struct diff_rows * out, bool * found) {
+    *found = false;
+    dump_name(out->name, sizeof(out->name), r->name, idx, step, r->occ, -1);
+    int i = llt_tensor_set_find(v->ref, out->name);
+    if (i < 0) return LLT_OK;
+    const struct llt_tensor_info * ti = llt_tensor_set_get(v->ref, i);
+    *found = true;
+    out->step = step;
+    out->idx = idx;
+    out->shape_ok = ti->n_elements == ggml_nelements(t);
+    for (int d = 0; out->shape_ok && d < 4; d++) out->shape_ok = ti->ne[d] == t->ne[d];
+    if (!out->shape_ok || !ggml_is_contiguous(t)) {
+        memset(&out->d, 0, sizeof(out->d));
+        return LLT_OK;
+    }
+    int rc = tensor_f32(v, t);
+    if (rc == LLT_OK) rc = llt_tensor_set_read_f32(v->ref, i, v->f32b);
+    if (rc == LLT_OK) rc = llt_diff_compute(v->f32b, v->f32a, ti->n_elements, v->p.tol_abs, v->p.tol_rel, &out->d);
+    return rc;
+}
+
+// ---- NaN / Inf ---------------------------------------------------------------------------
+
+static int stats_line(char * out, size_t size, const char * what, const struct llt_stats * s) {
+    return snprintf(out, size, "%s: min %g max %g mean %g nan %lld +inf %lld -inf %lld", what, s->min, s->max, s->mean,
+                    (long long) s->n_nan, (long long) s->n_pinf, (long long) s->n_ninf);
+}
+
+// records where the first NaN or Inf appeared; the run stops there
+void llt_values_nan(struct llt_values * v, const struct ggml_tensor * t, const struct node_rec * r, const char * op_name,
+                    int64_t step, const struct llt_stats * st) {
+    if (v->nan_report[0]) return;
+    size_t n = (size_t) snprintf(v->nan_report, sizeof(v->nan_report), "%s %s (layer %d, step %lld) produced ",
+                                 op_name, r->name, r->layer, (long long) step);
+    n += (size_t) stats_line(v->nan_report + n, sizeof(v->nan_report) - n, "output", st);
+    for (int s = 0; s < GGML_MAX_SRC && t->src[s] && n < sizeof(v->nan_report); s++) {
+        struct llt_stats ss;
+        char what[96];
+        snprintf(what, sizeof(what), "; src%d %s", s, t->src[s]->name);
+        if (llt_values_stats_of(v, t->src[s], &ss) == LLT_OK) {
+            n += (size_t) stats_line(v->nan_report + n, sizeof(v->nan_report) - n, what, &ss);
+        } else {
+            n += (size_t) snprintf(v->nan_report + n, sizeof(v->nan_report) - n, "%s: (not contiguous)", what);
+        }
+    }
+}
+
+// ---- the dump file -----------------------------------------------------------------------
+
+static void set_meta_str(struct gguf_context * g, const char * name, const char * field, const char * value) {
+    char key[160];
+    snprintf(key, sizeof(key), "lltrace.tensor.%s.%s", name, field);
+    gguf_set_val_str(g, key, value);
+}
+
+static void set_meta_i64(struct gguf_context * g, const char * name, const char * field, int64_t value) {
+    char key[160];
+    snprintf(key, sizeof(key), "lltrace.tensor.%s.%s", name, field);
+    gguf_set_val_i64(g, key, value);
+}
+
+static int copy_data(struct llt_values * v, FILE * out, const struct dump_entry * e, size_t alignment) {
+    char buf[65536];
+    if (fseeko(v->data, (off_t) e->offset, SEEK_SET) != 0) return llt_set_error(LLT_EIO, "cannot read dump data");
+    for (uint64_t left = e->size; left > 0;) {
+        size_t n = left < sizeof(buf) ? (size_t) left : sizeof(buf);
+        if (fread(buf, 1, n, v->data) != n || fwrite(buf, 1, n, out) != n) return llt_set_error(LLT_EIO, "cannot copy dump data");
+        left -= n;
+    }
+    static const char zeros[64];
+    size_t pad = (alignment - e->size % alignment) % alignment;
+    return fwrite(zeros, 1, pad, out) == pad ? LLT_OK : llt_set_error(LLT_EIO, "cannot copy dump data");
+}
+
+int llt_values_finish(struct llt_values * v, const struct llt_dump_meta * meta) {
+    if (!v->data) return LLT_OK;
+    struct ggml_init_params ip = { .mem_size = ((size_t) v->n_entries + 1) * ggml_tensor_overhead(), .no_alloc = true };
+    struct ggml_context * ctx = ggml_init(ip);
+    struct gguf_context * g = gguf_init_empty();
+    char tmp[1200];
+    snprintf(tmp, sizeof(tmp), "%s.tmp.%d", v->dump_path, (int) getpid());
+    FILE * out = NULL;
+    int rc = ctx ? LLT_OK : llt_set_error(LLT_ENOMEM, "out of memory");
+
+    gguf_set_val_str(g, "general.type", "lltrace-dump");
+    gguf_set_val_u32(g, "lltrace.dump.version", 1);
+    gguf_set_val_str(g, "lltrace.version", llt_version());
+    gguf_set_val_str(g, "lltrace.llama_tag", llt_llama_tag());
+    gguf_set_val_str(g, "lltrace.model", meta->model_path ? meta->model_path : "");
+    gguf_set_val_str(g, "lltrace.prompt", meta->prompt ? meta->prompt : "");
+    gguf_set_val_str(g, "lltrace.filters", meta->filters ? meta->filters : "");
+    gguf_set_val_i64(g, "lltrace.run_id", meta->run_id);
+    gguf_set_arr_data(g, "lltrace.tokens", GGUF_TYPE_INT32, meta->tokens, (size_t) meta->n_tokens);
+    for (int32_t i = 0; rc == LLT_OK && i < v->n_entries; i++) {
+        const struct dump_entry * e = &v->entries[i];
+        if (gguf_find_tensor(g, e->name) >= 0) continue; // a name made twice (a truncated fallback): keep the first
+        struct ggml_tensor * t = ggml_new_tensor(ctx, (enum ggml_type) e->type, e->n_dims > 0 ? e->n_dims : 1, e->ne);
+        ggml_set_name(t, e->name);
+        gguf_add_tensor(g, t);
+        set_meta_str(g, e->name, "node", e->node);
+        set_meta_str(g, e->name, "op", e->op);
+        set_meta_i64(g, e->name, "layer", e->layer);
+        set_meta_i64(g, e->name, "step", e->step);
+        set_meta_i64(g, e->name, "pos", e->pos0);
+        set_meta_i64(g, e->name, "n_tokens", e->n_tokens);
+        set_meta_i64(g, e->name, "order", e->order);
+        set_meta_i64(g, e->name, "idx", e->idx);
+        if (e->src_slot >= 0) set_meta_i64(g, e->name, "src", e->src_slot);
+        if (e->checkpoint[0]) set_meta_str(g, e->name, "checkpoint", e->checkpoint);
+    }
+    if (rc == LLT_OK && !(out = fopen(tmp, "wb"))) rc = llt_set_error(LLT_EIO, "cannot write dump '%s': %s", v->dump_path, strerror(errno));
+    if (rc == LLT_OK && !gguf_write_to_file_ptr(g, out, true)) rc = llt_set_error(LLT_EIO, "cannot write dump '%s'", v->dump_path);
+    for (int32_t i = 0; rc == LLT_OK && i < gguf_get_n_tensors(g); i++) {
+        // tensors in the file's order; entries made twice were skipped above
+        const char * name = gguf_get_tensor_name(g, i);
+        for (int32_t k = 0; k < v->n_entries; k++) {
+            if (strcmp(v->entries[k].name, name) == 0) { rc = copy_data(v, out, &v->entries[k], gguf_get_alignment(g)); break; }
+        }
+    }
+    if (out && fclose(out) != 0 && rc == LLT_OK) rc = llt_set_error(LLT_EIO, "cannot write dump '%s'", v->dump_path);
+    if (rc == LLT_OK && rename(tmp, v->dump_path) != 0) rc = llt_set_error(LLT_EIO, "cannot write dump '%s': %s", v->dump_path, strerror(errno));
+    if (rc != LLT_OK) unlink(tmp);
+    gguf_free(g);
+    if (ctx) ggml_free(ctx);
+    return rc;
+}
+
+int32_t llt_values_n_dumped(const struct llt_values * v) { return v->n_entries; }

@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# lltrace parity, profile and show --dispatch on the tiny built-in models: parity of a run
+# with itself and of F32 against Q4_K_M, bad parity input; the profile's node times against
+# the steps' compute spans and the l_out-to-l_out gaps, also when sampled; dispatch facts.
+#
+# usage: tests/cli-parity-profile.sh LLTRACE [WORKDIR]
+set -u
+
+LLTRACE=${1:?usage: cli-parity-profile.sh LLTRACE [WORKDIR]}
+WORK=${2:-$(mktemp -d)}
+mkdir -p "$WORK" || exit 1
+
+failures=0
+fail() {
+    echo "FAIL: $*" >&2
+    failures=$((failures + 1))
+}
+# expect WHAT GOT WANTED
+expect() {
+    [ "$2" == "$3" ] || fail "$1: got '$2', wanted '$3'"
+}
+# code ARGS...: the exit status of lltrace ARGS, output in $WORK/out and $WORK/err
+code() {
+    "$LLTRACE" "$@" >"$WORK/out" 2>"$WORK/err"
+    echo $?
+}
+
+f32=$("$LLTRACE" mkmodel tiny F32 --cache) || { echo "FAIL: mkmodel tiny F32" >&2; exit 1; }
+q4=$("$LLTRACE" mkmodel tiny Q4_K_M --cache) || { echo "FAIL: mkmodel tiny Q4_K_M" >&2; exit 1; }
+
+# ---- parity ------------------------------------------------------------------------------
+
+rm -rf "$WORK/self"
+expect "exit of parity --model F32 (itself)" "$(code parity --model "$f32" -n 12 -o "$WORK/self")" 0
+grep -q "^verdict: identical" "$WORK/out" || fail "parity of a model with itself is not identical:
+$(cat "$WORK/out")"
+a=$WORK/self/a.jsonl
+expect "lines of the parity file" "$(wc -l <"$a")" 12
+expect "exit of parity FILE FILE" "$(code parity "$a" "$a")" 0
+grep -q "^verdict: identical" "$WORK/out" || fail "a parity file compared with itself is not identical"
+
+# F32 against Q4_K_M: logits differ; exit 0 (same tokens) or 1 (diverged), not an error
+rc=$(code parity --model "$f32" --model "$q4" -n 12 --format json)
+[ "$rc" == 0 ] || [ "$rc" == 1 ] || fail "parity F32 vs Q4_K_M exited with $rc: $(cat "$WORK/err")"
+python3 - "$WORK/out" "$rc" <<'EOF' || fail "parity F32 vs Q4_K_M, json"
+import json, sys
+doc = json.load(open(sys.argv[1]))
+rc = int(sys.argv[2])
+assert doc["max_logit_diff"] is not None and doc["max_logit_diff"] > 0, f"max_logit_diff {doc['max_logit_diff']}"
+assert doc["mean_kl"] > 0, f"mean_kl {doc['mean_kl']}"
+assert (doc["verdict"] == "diverged") == (rc == 1), f"verdict {doc['verdict']} with exit {rc}"
+compared = [s for s in doc["steps"] if s["compared"]]
+assert len(compared) == doc["compared"], "compared steps"
+if doc["first_diff"] >= 0:
+    assert len(compared) == doc["first_diff"] + 1, "steps compared past the first difference"
+EOF
+
+# a known divergence: B chooses another token at step 3
+python3 - "$a" "$WORK/div.jsonl" <<'EOF'
+import json, sys
+out = open(sys.argv[2], "w")
+for line in open(sys.argv[1]):
+    o = json.loads(line)
+    if o["step"] == 3:
+        o["token"] = o["top_k"][1][0]
+        o["top_k"][0], o["top_k"][1] = o["top_k"][1], o["top_k"][0]
+        o["top_k"][0][1] += 1.0
+    out.write(json.dumps(o) + "\n")
+EOF
+expect "exit of a divergence at step 3" "$(code parity "$a" "$WORK/div.jsonl")" 1
+grep -q "^verdict: diverged at step 3" "$WORK/out" || fail "divergence at step 3 not reported:
+$(cat "$WORK/out")"
+expect "steps not compared after step 3" "$(grep -c 'not compared' "$WORK/out")" 8
+
+# bad input: one line on stderr, exit 2
+refused() {
+    local what=$1 want_text=$2
+    shift 2
+    expect "exit of $what" "$(code "$@")" 2
+    expect "stderr lines of $what" "$(wc -l <"$WORK/err")" 1
+    grep -q -- "$want_text" "$WORK/err" || fail "$what: stderr '$(cat "$WORK/err")' does not say '$want_text'"
+}
+{ head -n 1 "$a"; echo '{"step":1,"token":5,"top_k":[[5,1.0],]}'; } >"$WORK/bad.jsonl"
+refused "a malformed line" "line 2" parity "$a" "$WORK/bad.jsonl"
+head -n 8 "$a" >"$WORK/short.jsonl"
+refused "files of different length" "12 steps and B 8" parity "$a" "$WORK/short.jsonl"
+grep -q "^verdict: length mismatch" "$WORK/out" || fail "length mismatch: no verdict"
+refused "a missing file" "missing.jsonl" parity "$a" "$WORK/missing.jsonl"
+refused "one side" "two files" parity "$a"
+refused "--top-k 0" "top-k" parity "$a" "$a" --top-k 0
+refused "-fa with files" "--model" parity "$a" "$a" -fa on
+
+# ---- profile -----------------------------------------------------------------------------
+
+new_trace() { # FILE LEVEL MODEL
+    rm -f "$1" "$1-wal" "$1-shm"
+    "$LLTRACE" run -m "$3" -p "Hello world" -n 16 --level "$2" -o "$1" >"$WORK/run.log" 2>&1 ||
+        { cat "$WORK/run.log" >&2; echo "FAIL: lltrace run --level $2" >&2; exit 1; }
+}
+timed=$WORK/timed.db
+new_trace "$timed" timing "$f32"
+new_trace "$WORK/graph.db" graph "$f32"
+
+# per step, the node times sum to within 10% of the compute span
+"$LLTRACE" profile "$timed" --by step --format csv >"$WORK/steps.csv" || fail "profile --by step exited with $?"
+python3 - "$WORK/steps.csv" <<'EOF' || fail "profile --by step: node times against compute spans"
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+assert len(rows) == 16, f"{len(rows)} steps"
+for r in rows:
+    compute, nodes = float(r["compute_us"]), float(r["nodes_us"])
+    assert abs(nodes - compute) <= 0.10 * compute, f"step {r['step']}: nodes {nodes} us, compute {compute} us"
+EOF
+
+# per layer, the node times of a layer lie inside its l_out-to-l_out gap and fill most of it
+"$LLTRACE" profile "$timed" --by layer --format json >"$WORK/layers.json" || fail "profile --by layer exited with $?"
+python3 - "$WORK/layers.json" <<'EOF' || fail "profile --by layer: layer times against l_out gaps"
+import json, sys
+layers = [r for r in json.load(open(sys.argv[1]))["rows"] if r["layer"].isdigit()]
+assert len(layers) == 4, f"{len(layers)} layer rows, want 2 layers in 2 phases"
+for r in layers:
+    t, gap = r["time_us"], r["l_out_gap_us"]
+    assert t is not None and gap is not None, f"{r['phase']} layer {r['layer']}: time {t}, gap {gap}"
+    assert t <= gap * 1.0001 + 0.01, f"{r['phase']} layer {r['layer']}: nodes {t} us exceed the gap {gap} us"
+    if r["phase"] == "gen":
+        assert t >= 0.75 * gap, f"gen layer {r['layer']}: nodes {t} us fill less than 75% of the gap {gap} us"
+EOF
+# gaps JSON: phase:layer:gap of the layers after layer 0 (layer 0 starts at the embed node)
+gaps() {
+    python3 - "$1" <<'EOF'
+import json, sys
+rows = json.load(open(sys.argv[1]))["rows"]
+print(" ".join(f"{r['phase']}:{r['layer']}:{r['l_out_gap_us']}" for r in rows if r["layer"].isdigit() and r["layer"] != "0"))
+EOF
+}
+
+"$LLTRACE" profile "$timed" --format json >"$WORK/ops.json" || fail "profile exited with $?"
+python3 - "$WORK/ops.json" <<'EOF' || fail "profile --by op"
+import json, sys
+rows = json.load(open(sys.argv[1]))["rows"]
+for phase in ("prompt", "gen"):
+    ops = {r["op"]: r for r in rows if r["phase"] == phase}
+    share = sum(r["share"] for r in ops.values())
+    assert abs(share - 100) < 0.01, f"{phase}: shares sum to {share}"
+    mm = ops["MUL_MAT"]
+    assert mm["flops"] > 0 and mm["bytes"] > 0 and mm["GB/s"] > 0, f"{phase} MUL_MAT: {mm}"
+    assert all(r["samples"] == r["nodes"] for r in ops.values()), f"{phase}: timing level with untimed nodes"
+EOF
+for view in op layer phase step node; do
+    for format in table csv json; do
+        "$LLTRACE" profile "$timed" --by "$view" --format "$format" >"$WORK/p.out" ||
+            fail "profile --by $view --format $format exited with $?"
+    done
+    python3 -m json.tool "$WORK/p.out" >/dev/null || fail "profile --by $view --format json: not JSON"
+done
+expect "rows of --by node --top 3 (both phases)" \
+    "$("$LLTRACE" profile "$timed" --by node --top 3 --format csv | tail -n +2 | wc -l)" 6
+
+# sampled: the node times of one layer per step (and every l_out) kept, as --level profile does
+sampled=$WORK/sampled.db
+cp "$timed" "$sampled"
+sqlite3 "$sampled" "UPDATE step_times SET times = (SELECT json_group_array(j.value)
+    FROM json_each(step_times.times) j JOIN steps s ON s.run_id = step_times.run_id AND s.step = step_times.step
+    JOIN nodes n ON n.graph_id = s.graph_id AND n.idx = j.value->>0
+    WHERE n.name LIKE 'l_out-%' OR n.layer = step_times.step % 2)" || fail "sqlite3: sampling the trace"
+"$LLTRACE" profile "$sampled" >"$WORK/sampled.txt" || fail "profile of a sampled trace exited with $?"
+grep -q "^sampled:" "$WORK/sampled.txt" || fail "profile of a sampled trace does not say it is sampled"
+"$LLTRACE" profile "$sampled" --by layer --format json >"$WORK/slayers.json" || fail "profile --by layer (sampled)"
+expect "l_out gaps of the sampled trace" "$(gaps "$WORK/slayers.json")" "$(gaps "$WORK/layers.json")"
+
+refused "profile of a graph-level trace" "--level timing" profile "$WORK/graph.db"
+expect "exit of profile of a graph-level trace" "$(code profile "$WORK/graph.db")" 1
+refused "profile --by x" "--by" profile "$timed" --by x
+refused "profile without a trace" "missing TRACE" profile
+expect "exit of profile --run 99" "$(code profile "$timed" --run 99)" 1
+
+# ---- show --dispatch ---------------------------------------------------------------------
+
+qtrace=$WORK/q4.db
+new_trace "$qtrace" graph "$q4"
+"$LLTRACE" show "$qtrace" --dispatch --format json >"$WORK/dispatch.json" || fail "show --dispatch exited with $?"
+python3 - "$WORK/dispatch.json" <<'EOF' || fail "show --dispatch on Q4_K_M"
+import json, sys
+doc = json.load(open(sys.argv[1]))
+assert doc["cpu"]["cpu_features"].startswith("CPU"), doc["cpu"]
+assert doc["cpu"]["vec_dot_types"].startswith("looked up here"), doc["cpu"]
+w = {x["name"]: x for x in doc["weights"]}
+q = w["blk.0.attn_q.weight"]
+assert (q["type"], q["block"], q["bpw"], q["vec_dot_type"]) == ("q4_K", 256, 4.5, "q8_K"), q
+assert w["blk.0.attn_norm.weight"]["vec_dot_type"] is None, "a norm weight has no dot product"
+k = [x for x in doc["kernels"] if x["op"] == "MUL_MAT" and x["weight_type"] == "q4_K"]
+assert k and k[0]["vec_dot_type"] == "q8_K" and k[0]["ran_on"], doc["kernels"]
+assert doc["placement"] and doc["placement"][0]["calls"] > 0, doc["placement"]
+EOF
+"$LLTRACE" show "$qtrace" --dispatch >"$WORK/dispatch.txt" || fail "show --dispatch (table) exited with $?"
+grep -q "q8_K" "$WORK/dispatch.txt" || fail "show --dispatch: no q8_K in the table"
+refused "show --dispatch --stats" "separate views" show "$qtrace" --dispatch --stats
+
+if [ "$failures" -ne 0 ]; then
+    echo "cli-parity-profile: $failures failure(s)" >&2
+    exit 1
+fi
+echo "cli-parity-profile: ok"
