@@ -32,6 +32,9 @@ static const char * usage_text =
     "options:\n"
     "  --run ID            the run to export (default: the last one)\n"
     "  --format FMT        ndjson (default)\n"
+    "  --dump-format FMT   instead: convert the run's tensor dump (run --dump/--checkpoints)\n"
+    "                      for PyTorch users: npy (-o is a directory, one NAME.npy per tensor)\n"
+    "                      or safetensors (-o is the file); data as float32\n"
     "  -o, --output FILE   write to FILE instead of standard output; FILE is replaced\n"
     "                      only once the export is complete\n"
     "  -h, --help          this help\n";
@@ -272,6 +275,66 @@ static const struct export_format formats[] = {
     { "ndjson", export_ndjson },
 };
 
+// ---- a run's dump as .npy files or safetensors -------------------------------------------
+
+static int read_tensor(int i, float * dst, void * user_data) {
+    return llt_tensor_set_read_f32(user_data, i, dst);
+}
+
+// the run's dump_path, or NULL with an error printed; caller frees with free()
+static char * dump_path_of(const struct exporter * ex) {
+    sqlite3_stmt * stmt = prepare(ex, "SELECT dump_path FROM runs WHERE id = :run");
+    if (!stmt) return NULL;
+    char * path = NULL;
+    if (sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_text(stmt, 0)) {
+        path = strdup((const char *) sqlite3_column_text(stmt, 0));
+    } else {
+        cli_error("run %lld of '%s' has no tensor dump (run with --dump or --checkpoints)", (long long) ex->run, ex->trace);
+    }
+    sqlite3_finalize(stmt);
+    return path;
+}
+
+static int export_dump(const struct exporter * ex, const char * format, const char * dest) {
+    char * path = dump_path_of(ex);
+    if (!path) return CLI_FAIL;
+    struct llt_tensor_set * set = NULL;
+    struct llt_tensor_desc * descs = NULL;
+    float * buf = NULL;
+    int rc = CLI_FAIL;
+    if (llt_tensor_set_open(path, &set) != LLT_OK) { cli_error("%s", llt_last_error()); goto done; }
+    const int n = llt_tensor_set_count(set);
+    if (!(descs = calloc((size_t) n + 1, sizeof(*descs)))) { cli_error("out of memory"); goto done; }
+    for (int i = 0; i < n; i++) {
+        const struct llt_tensor_info * ti = llt_tensor_set_get(set, i);
+        descs[i] = (struct llt_tensor_desc) { ti->name, ti->n_dims, { ti->ne[0], ti->ne[1], ti->ne[2], ti->ne[3] } };
+    }
+    if (strcmp(format, "safetensors") == 0) {
+        if (llt_safetensors_write(dest, descs, n, read_tensor, set) != LLT_OK) { cli_error("%s", llt_last_error()); goto done; }
+    } else {
+        if (mkdir(dest, 0755) != 0 && errno != EEXIST) { cli_error("cannot create '%s': %s", dest, strerror(errno)); goto done; }
+        for (int i = 0; i < n; i++) {
+            const struct llt_tensor_info * ti = llt_tensor_set_get(set, i);
+            float * nb = realloc(buf, (size_t) ti->n_elements * sizeof(float) + 1);
+            if (!nb) { cli_error("out of memory"); goto done; }
+            buf = nb;
+            if (llt_tensor_set_read_f32(set, i, buf) != LLT_OK ||
+                llt_npy_write(dest, ti->name, buf, ti->ne, ti->n_dims) != LLT_OK) {
+                cli_error("%s", llt_last_error());
+                goto done;
+            }
+        }
+    }
+    fprintf(stderr, "lltrace: %d tensors of '%s' written to %s\n", n, path, dest);
+    rc = CLI_OK;
+done:
+    free(buf);
+    free(descs);
+    llt_tensor_set_close(set);
+    free(path);
+    return rc;
+}
+
 // ---- the command -------------------------------------------------------------------------
 
 static int check_run(const struct exporter * ex) {
@@ -338,7 +401,7 @@ done:
 }
 
 int cmd_export(int argc, char ** argv) {
-    const char * trace = NULL, * path = NULL, * format = "ndjson";
+    const char * trace = NULL, * path = NULL, * format = "ndjson", * dump_format = NULL;
     int64_t run = 0;
     for (int i = 1; i < argc; i++) {
         const char * a = argv[i];
@@ -350,6 +413,12 @@ int cmd_export(int argc, char ** argv) {
             if (!v || !cli_parse_int(a, v, 1, INT32_MAX, &run)) return CLI_USAGE;
         } else if (strcmp(a, "--format") == 0) {
             if (!(format = cli_value(argc, argv, &i))) return CLI_USAGE;
+        } else if (strcmp(a, "--dump-format") == 0) {
+            if (!(dump_format = cli_value(argc, argv, &i))) return CLI_USAGE;
+            if (strcmp(dump_format, "npy") != 0 && strcmp(dump_format, "safetensors") != 0) {
+                cli_error("export: unknown dump format '%s' (npy, safetensors)", dump_format);
+                return CLI_USAGE;
+            }
         } else if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
             if (!(path = cli_value(argc, argv, &i))) return CLI_USAGE;
         } else if (a[0] == '-' && a[1] != '\0') {
@@ -372,6 +441,10 @@ int cmd_export(int argc, char ** argv) {
     }
     if (!fmt) {
         cli_error("export: unknown format '%s' (ndjson)", format);
+        return CLI_USAGE;
+    }
+    if (dump_format && !path) {
+        cli_error("export: --dump-format needs -o (a directory for npy, a file for safetensors)");
         return CLI_USAGE;
     }
     if (path && same_file(path, trace)) {
@@ -403,7 +476,7 @@ int cmd_export(int argc, char ** argv) {
         goto done;
     }
     rc = check_run(&ex);
-    if (rc == CLI_OK) rc = export_to(&ex, fmt, path);
+    if (rc == CLI_OK) rc = dump_format ? export_dump(&ex, dump_format, path) : export_to(&ex, fmt, path);
 done:
     llt_store_close(st);
     return rc;

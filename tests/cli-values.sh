@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Tensor values from the command line: a dump converted for PyTorch (npy, safetensors) equals
+# the dump; flags and bad input of the values options.
+#   cli-values.sh LLTRACE_BINARY
+set -u
+bin=$1
+dir=$(mktemp -d /tmp/lltrace-cli-values-XXXXXX)
+trap 'rm -rf "$dir"' EXIT
+fails=0
+fail() { echo "FAIL $*"; fails=$((fails + 1)); }
+
+model=$("$bin" mkmodel tiny F32 --cache) || { echo "FAIL cannot make the tiny model"; exit 1; }
+
+"$bin" run -m "$model" -n 3 -o "$dir/t.db" --dump 'l_out-*' --dump 're:^ffn_(gate|up)-1$' --dump-step 1-2 \
+    --dump-type f16 >/dev/null 2>"$dir/err" || fail "run with --dump: $(cat "$dir/err")"
+dump=$(sqlite3 "$dir/t.db" "SELECT dump_path FROM runs WHERE id=1")
+[ -f "$dump" ] || fail "no dump at '$dump'"
+# what the dump holds follows the filters: steps 1 and 2, l_out of 2 layers, ffn_gate-1, ffn_up-1
+names=$("$bin" inspect "$dump" --format json | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+print(" ".join(sorted(t["name"] for t in d["tensors"])))')
+want="ffn_gate-1#1 ffn_gate-1#2 ffn_up-1#1 ffn_up-1#2 l_out-0#1 l_out-0#2 l_out-1#1 l_out-1#2"
+[ "$names" = "$want" ] || fail "dump holds '$names', want '$want'"
+types=$("$bin" inspect "$dump" --format json | python3 -c '
+import json, sys
+print(" ".join(sorted(set(t["type"] for t in json.load(sys.stdin)["tensors"]))))')
+[ "$types" = f16 ] || fail "--dump-type f16 gave types '$types'"
+
+# converted for PyTorch: the same values
+"$bin" export "$dir/t.db" --dump-format npy -o "$dir/npy" 2>/dev/null || fail "export npy"
+[ "$(ls "$dir/npy" | wc -l)" = 8 ] || fail "npy export holds $(ls "$dir/npy" | wc -l) files, want 8"
+"$bin" export "$dir/t.db" --dump-format safetensors -o "$dir/t.safetensors" 2>/dev/null || fail "export safetensors"
+"$bin" diff "$dump" "$dir/npy" >/dev/null || fail "dump and npy export differ"
+"$bin" diff "$dump" "$dir/t.safetensors" >/dev/null || fail "dump and safetensors export differ"
+# the .npy header is numpy's: magic, version, a dict with descr '<f4' and the shape reversed
+python3 - "$dir/npy/l_out-0#1.npy" <<'PY' || fail "npy header"
+import ast, struct, sys
+d = open(sys.argv[1], 'rb').read()
+assert d[:6] == b'\x93NUMPY', d[:6]
+n = struct.unpack('<H', d[8:10])[0] if d[6] == 1 else struct.unpack('<I', d[8:12])[0]
+h = ast.literal_eval(d[10:10 + n].decode() if d[6] == 1 else d[12:12 + n].decode())
+assert h['descr'] == '<f4' and h['shape'] == (256,), h
+PY
+
+# bad input: one line, non-zero, nothing destroyed
+expect() {
+    local want=$1 name=$2; shift 2
+    "$@" >/dev/null 2>"$dir/err"
+    local got=$?
+    [ "$got" = "$want" ] || fail "$name: exit $got, want $want: $(cat "$dir/err")"
+    [ "$(wc -l <"$dir/err")" = 1 ] || fail "$name: $(wc -l <"$dir/err") lines on stderr"
+}
+expect 2 "dump-format without -o" "$bin" export "$dir/t.db" --dump-format npy
+expect 2 "unknown dump format"    "$bin" export "$dir/t.db" --dump-format pickle -o "$dir/x"
+expect 2 "bad dump step"          "$bin" run -m "$model" --dump-step 5-2
+expect 2 "bad dump type"          "$bin" run -m "$model" --dump-type f64
+expect 2 "bad regex"              "$bin" run -m "$model" -o "$dir/t.db" -n 1 --dump 're:(' 
+"$bin" run -m "$model" -n 1 -o "$dir/t.db" >/dev/null 2>&1
+expect 1 "export of a run without a dump" "$bin" export "$dir/t.db" --dump-format npy -o "$dir/none"
+expect 1 "missing reference"      "$bin" run -m "$model" -n 1 -o "$dir/t.db" --reference "$dir/absent.gguf"
+
+if [ "$fails" -gt 0 ]; then echo "cli-values: $fails failure(s)"; exit 1; fi
+echo "cli-values: ok"
