@@ -30,7 +30,7 @@ static const char * usage_text =
     "                  phase: embed, layers, logits, sampling and decode overhead\n"
     "                  step: the same per step, with the sum of the node times\n"
     "                  node: the slowest nodes\n"
-    "  --top N         at most N rows per phase (default: all; 20 with --by node)\n"
+    "  --top N         op, layer, node: at most N rows per phase (default: all; node: 20)\n"
     "  --format FMT    table (default), csv or json\n"
     "  -h, --help      this help\n";
 
@@ -290,7 +290,6 @@ static int load_graphs(struct prof * p) {
         nd->is_noop = sqlite3_column_int(stmt, 5) != 0;
         for (int d = 0; d < 4; d++) nd->in.out.ne[d] = sqlite3_column_int64(stmt, 6 + d);
         nd->in.out.bytes = (uint64_t) sqlite3_column_int64(stmt, 10);
-        nd->in.op = nd->op;
         int l = -1, end = 0;
         if (sscanf(nd->name, "l_out-%d%n", &l, &end) == 1 && nd->name[end] == '\0' && l >= 0 && l < p->n_layer) {
             g->l_out[l] = idx; // llama.cpp's name for a layer's output, cb(cur, "l_out", il)
@@ -350,7 +349,9 @@ static int load_costs(struct prof * p) {
     sqlite3_finalize(stmt);
     if (rc != SQLITE_DONE) return db_error(p);
     for (int32_t i = 0; i < p->n_nodes; i++) {
-        llt_node_cost(&p->nodes[i].in, &p->nodes[i].cost);
+        struct node * nd = &p->nodes[i];
+        nd->in.op = nd->op; // now that the array no longer moves
+        llt_node_cost(&nd->in, &nd->cost);
     }
     return CLI_OK;
 }

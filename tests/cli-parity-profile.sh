@@ -72,23 +72,23 @@ grep -q "^verdict: diverged at step 3" "$WORK/out" || fail "divergence at step 3
 $(cat "$WORK/out")"
 expect "steps not compared after step 3" "$(grep -c 'not compared' "$WORK/out")" 8
 
-# bad input: one line on stderr, exit 2
+# refused WHAT CODE TEXT ARGS...: lltrace ARGS exits with CODE and one line on stderr that says TEXT
 refused() {
-    local what=$1 want_text=$2
-    shift 2
-    expect "exit of $what" "$(code "$@")" 2
+    local what=$1 want_code=$2 want_text=$3
+    shift 3
+    expect "exit of $what" "$(code "$@")" "$want_code"
     expect "stderr lines of $what" "$(wc -l <"$WORK/err")" 1
     grep -q -- "$want_text" "$WORK/err" || fail "$what: stderr '$(cat "$WORK/err")' does not say '$want_text'"
 }
 { head -n 1 "$a"; echo '{"step":1,"token":5,"top_k":[[5,1.0],]}'; } >"$WORK/bad.jsonl"
-refused "a malformed line" "line 2" parity "$a" "$WORK/bad.jsonl"
+refused "a malformed line" 2 "line 2" parity "$a" "$WORK/bad.jsonl"
 head -n 8 "$a" >"$WORK/short.jsonl"
-refused "files of different length" "12 steps and B 8" parity "$a" "$WORK/short.jsonl"
+refused "files of different length" 2 "12 steps and B 8" parity "$a" "$WORK/short.jsonl"
 grep -q "^verdict: length mismatch" "$WORK/out" || fail "length mismatch: no verdict"
-refused "a missing file" "missing.jsonl" parity "$a" "$WORK/missing.jsonl"
-refused "one side" "two files" parity "$a"
-refused "--top-k 0" "top-k" parity "$a" "$a" --top-k 0
-refused "-fa with files" "--model" parity "$a" "$a" -fa on
+refused "a missing file" 2 "missing.jsonl" parity "$a" "$WORK/missing.jsonl"
+refused "one side" 2 "two files" parity "$a"
+refused "--top-k 0" 2 "top-k" parity "$a" "$a" --top-k 0
+refused "-fa with files" 2 "--model" parity "$a" "$a" -fa on
 
 # ---- profile -----------------------------------------------------------------------------
 
@@ -168,11 +168,30 @@ grep -q "^sampled:" "$WORK/sampled.txt" || fail "profile of a sampled trace does
 "$LLTRACE" profile "$sampled" --by layer --format json >"$WORK/slayers.json" || fail "profile --by layer (sampled)"
 expect "l_out gaps of the sampled trace" "$(gaps "$WORK/slayers.json")" "$(gaps "$WORK/layers.json")"
 
-refused "profile of a graph-level trace" "--level timing" profile "$WORK/graph.db"
-expect "exit of profile of a graph-level trace" "$(code profile "$WORK/graph.db")" 1
-refused "profile --by x" "--by" profile "$timed" --by x
-refused "profile without a trace" "missing TRACE" profile
-expect "exit of profile --run 99" "$(code profile "$timed" --run 99)" 1
+refused "profile of a graph-level trace" 1 "--level timing" profile "$WORK/graph.db"
+refused "profile --by x" 2 "--by" profile "$timed" --by x
+refused "profile without a trace" 2 "missing TRACE" profile
+refused "profile --run 99" 1 "no run 99" profile "$timed" --run 99
+
+# ---- parity records in a trace ----------------------------------------------------------
+
+# the parity file's steps as the records of the timed run, as 'lltrace run --parity' keeps them
+python3 - "$a" "$timed" <<'EOF' || fail "writing parity records into a trace"
+import json, sqlite3, sys
+db = sqlite3.connect(sys.argv[2])
+run = db.execute("SELECT max(id) FROM runs").fetchone()[0]
+for line in open(sys.argv[1]):
+    o = json.loads(line)
+    db.execute("INSERT INTO parity VALUES (?, ?, ?, ?, ?, ?)",
+               (run, o["step"], o["pos"], o["token"], o["piece"], json.dumps(o["top_k"])))
+db.commit()
+EOF
+expect "exit of parity TRACE FILE" "$(code parity "$timed" "$a")" 0
+grep -q "^A: .*timed.db, run 1 (12 steps)" "$WORK/out" || fail "parity of a trace: side A is not the trace's run 1:
+$(head -2 "$WORK/out")"
+grep -q "^verdict: identical" "$WORK/out" || fail "parity records of a trace differ from their file"
+refused "parity of a trace without records" 2 "--parity" parity "$WORK/graph.db" "$a"
+refused "parity --run-a 9" 2 "run 9" parity "$timed" "$a" --run-a 9
 
 # ---- show --dispatch ---------------------------------------------------------------------
 
@@ -194,7 +213,7 @@ assert doc["placement"] and doc["placement"][0]["calls"] > 0, doc["placement"]
 EOF
 "$LLTRACE" show "$qtrace" --dispatch >"$WORK/dispatch.txt" || fail "show --dispatch (table) exited with $?"
 grep -q "q8_K" "$WORK/dispatch.txt" || fail "show --dispatch: no q8_K in the table"
-refused "show --dispatch --stats" "separate views" show "$qtrace" --dispatch --stats
+refused "show --dispatch --stats" 2 "separate views" show "$qtrace" --dispatch --stats
 
 if [ "$failures" -ne 0 ]; then
     echo "cli-parity-profile: $failures failure(s)" >&2
