@@ -25,7 +25,7 @@ static const char * usage_text =
     "  -ctv, --cache-type-v TYPE       V cache type (default f16)\n"
     "  --seed S             sampling seed (default 42)\n"
     "  --temp T             temperature; 0 = greedy (default 0)\n"
-    "  --top-k K            top-k (default 40)\n"
+    "  --top-k K            top-k sampling (default 40); with --parity also the logits kept per step\n"
     "  --top-p P            top-p (default 0.95)\n"
     "  --level LEVEL        graph (default): every node; timing: and its time; profile: times of one\n"
     "                       layer per step, rotating, and every l_out; values: timing and statistics\n"
@@ -48,7 +48,12 @@ static const char * usage_text =
     "  --break-on-nan       stop at the first node that produces a NaN or Inf and report it\n"
     "  --reference DUMP     compare every node the dump holds as it is computed (metrics in the trace)\n"
     "  --tolerance-abs X    live comparison tolerances (default 1e-6, 1e-4)\n"
-    "  --tolerance-rel Y\n";
+    "  --tolerance-rel Y\n"
+    "\n"
+    "Parity:\n"
+    "  --parity FILE        write each generated step's token and top-k logits as JSON Lines\n"
+    "                       (also kept in the trace); LLTRACE_PARITY=FILE does the same\n"
+    "                       (10 logits per step, or --top-k K, at most 64)\n";
 
 static volatile sig_atomic_t stop_flag;
 
@@ -97,6 +102,8 @@ struct run_opts {
     const char * model;
     const char * prompt_file;
     const char * output;
+    const char * parity;
+    bool top_k_given;
     bool verbose;
 };
 
@@ -176,7 +183,7 @@ static int parse_opts(int argc, char ** argv, struct run_opts * o) {
         else if (IS("-ctv", "--cache-type-v")) { VALUE(); if (!parse_cache_type(a, v, &o->gen.type_v)) return CLI_USAGE; }
         else if (strcmp(a, "--seed") == 0)  { VALUE(); if (!cli_parse_int(a, v, 0, UINT32_MAX, &iv)) return CLI_USAGE; o->gen.seed = (uint32_t) iv; }
         else if (strcmp(a, "--temp") == 0)  { VALUE(); if (!cli_parse_float(a, v, 0, 100, &fv)) return CLI_USAGE; o->gen.temp = (float) fv; }
-        else if (strcmp(a, "--top-k") == 0) { VALUE(); if (!cli_parse_int(a, v, 0, 1 << 20, &iv)) return CLI_USAGE; o->gen.top_k = (int32_t) iv; }
+        else if (strcmp(a, "--top-k") == 0) { VALUE(); if (!cli_parse_int(a, v, 0, 1 << 20, &iv)) return CLI_USAGE; o->gen.top_k = (int32_t) iv; o->top_k_given = true; }
         else if (strcmp(a, "--top-p") == 0) { VALUE(); if (!cli_parse_float(a, v, 0, 1, &fv)) return CLI_USAGE; o->gen.top_p = (float) fv; }
         else if (strcmp(a, "--dump") == 0) {
             VALUE();
@@ -201,6 +208,7 @@ static int parse_opts(int argc, char ** argv, struct run_opts * o) {
         }
         else if (strcmp(a, "--dump-file") == 0)    { VALUE(); o->gen.values.dump_path = v; }
         else if (strcmp(a, "--checkpoints") == 0)  { o->gen.values.checkpoints = true; }
+        else if (strcmp(a, "--parity") == 0)       { VALUE(); o->parity = v; }
         else if (strcmp(a, "--break-on-nan") == 0) { o->gen.values.break_on_nan = true; }
         else if (strcmp(a, "--reference") == 0)    { VALUE(); o->gen.values.reference = v; }
         else if (strcmp(a, "--tolerance-abs") == 0) { VALUE(); if (!cli_parse_float(a, v, 0, 1e30, &fv)) return CLI_USAGE; o->gen.values.tol_abs = fv; }
@@ -214,6 +222,16 @@ static int parse_opts(int argc, char ** argv, struct run_opts * o) {
         else { cli_error("run: unknown option '%s' (see 'lltrace run --help')", a); return CLI_USAGE; }
 #undef VALUE
 #undef IS
+    }
+    if (!o->parity) o->parity = getenv("LLTRACE_PARITY");
+    if (o->parity && *o->parity) {
+        o->gen.parity_top_k = o->top_k_given ? o->gen.top_k : 10;
+        if (o->gen.parity_top_k < 1 || o->gen.parity_top_k > LLT_PARITY_MAX_K) {
+            cli_error("--parity: top-k %d is out of range [1, %d]", o->gen.parity_top_k, LLT_PARITY_MAX_K);
+            return CLI_USAGE;
+        }
+    } else {
+        o->parity = NULL;
     }
     return CLI_OK;
 }
@@ -287,6 +305,13 @@ int cmd_run(int argc, char ** argv) {
         fputc('\n', stdout);
         cli_error("%s", llt_last_error());
         goto done;
+    }
+    if (o.parity) {
+        if (llt_parity_write(o.parity, res.parity, res.n_gen) != LLT_OK) {
+            cli_error("%s", llt_last_error());
+            goto done;
+        }
+        fprintf(stderr, "\nlltrace: parity of %d steps (top-%d) written to %s", res.n_gen, o.gen.parity_top_k, o.parity);
     }
     print_summary(&o, &res);
     exit_code = CLI_OK;

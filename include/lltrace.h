@@ -149,6 +149,7 @@ struct llt_tracer_params {
     const char *   model_path;  // the GGUF the model was loaded from (for the weight registry)
     const char *   prompt;      // stored with the run, may be NULL
     const char *   params_json; // run parameters as a JSON object, may be NULL
+    int64_t        t_tokenize_ns; // time the caller spent tokenizing the prompt, stored with the run
 };
 
 struct llt_tracer_params llt_tracer_default_params(void);
@@ -175,8 +176,13 @@ int32_t llt_decode(struct llt_tracer * tr, struct llama_context * ctx, struct ll
 // Waits until every step recorded so far is committed to the trace.
 int  llt_tracer_sync(struct llt_tracer * tr);
 
-// Records a token chosen from the logits of the last step.
+// Records a token chosen from the logits of the last step, right after choosing it (the time
+// since the decode call returned is the step's sampling time).
 void llt_tracer_sampled(struct llt_tracer * tr, llama_token token);
+
+struct llt_parity_step;
+// Records the top-k logits of a generated step (table parity).
+void llt_tracer_parity(struct llt_tracer * tr, const struct llt_parity_step * step);
 
 // Ends the run: status, generated text (may be NULL) and totals.
 int  llt_tracer_end(struct llt_tracer * tr, enum llt_run_status status, const char * output);

@@ -109,6 +109,7 @@ struct llt_tracer {
     llama_token              last_sampled;
     bool                     have_sampled;
     int64_t                  t_prompt_ns, t_gen_ns;
+    int64_t                  t_decode_end_ns; // end of the last decode call
     int32_t                  n_prompt, n_gen;
     struct llt_tracer_stats  stats;
 };
@@ -746,6 +747,7 @@ int32_t llt_decode(struct llt_tracer * tr, struct llama_context * ctx, struct ll
     if (!tr->active) {
         return llama_decode(ctx, batch);
     }
+    submit_batch(tr); // the previous decode's, if no token was chosen from it
     // a single token that was just sampled is generation; anything else is prompt
     const bool is_gen = tr->have_sampled && batch.n_tokens == 1 && batch.token &&
                         batch.token[0] == tr->last_sampled;
@@ -776,7 +778,9 @@ int32_t llt_decode(struct llt_tracer * tr, struct llama_context * ctx, struct ll
         tr->batch->steps[i].t_begin_ns = t_begin;
         tr->batch->steps[i].t_end_ns = t_end;
     }
-    submit_batch(tr);
+    // handed over when the token is chosen (its sampling time goes with the step), or with
+    // the next decode call
+    tr->t_decode_end_ns = t_end;
     return ret;
 }
 
@@ -784,7 +788,20 @@ void llt_tracer_sampled(struct llt_tracer * tr, llama_token token) {
     if (!tr->active) return;
     tr->last_sampled = token;
     tr->have_sampled = true;
+    struct llt_batch * b = tr->batch;
+    if (b && b->n_steps > 0) b->steps[b->n_steps - 1].t_sample_ns = llt_now_ns() - tr->t0_ns - tr->t_decode_end_ns;
     push_token(tr, token, tr->next_pos, tr->n_steps - 1, false);
+    submit_batch(tr);
+}
+
+void llt_tracer_parity(struct llt_tracer * tr, const struct llt_parity_step * step) {
+    if (!tr->active) return;
+    struct llt_batch * b = cur_batch(tr);
+    if (!b || !llt_grow((void **) &b->parity, &b->cap_parity, b->n_parity + 1, sizeof(*step))) {
+        tracer_fail(tr, "out of memory");
+        return;
+    }
+    b->parity[b->n_parity++] = *step;
 }
 
 int llt_tracer_sync(struct llt_tracer * tr) {
@@ -819,7 +836,7 @@ int llt_tracer_end(struct llt_tracer * tr, enum llt_run_status status, const cha
     int rc = llt_store_begin(tr->st);
     sqlite3_stmt * s = rc == LLT_OK ? llt_store_prepare(tr->st,
         "UPDATE runs SET ended_at=?, status=?, error=?, output=?, n_prompt=?, n_gen=?,"
-        " t_prompt_ns=?, t_gen_ns=?, dump_path=?, nan_report=? WHERE id=?") : NULL;
+        " t_prompt_ns=?, t_gen_ns=?, dump_path=?, nan_report=?, t_tokenize_ns=? WHERE id=?") : NULL;
     if (s) {
         sqlite3_bind_text(s, 1, ended, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(s, 2, llt_run_status_name(tr->error[0] && status == LLT_RUN_OK ? LLT_RUN_ERROR : status), -1, SQLITE_STATIC);
@@ -831,7 +848,8 @@ int llt_tracer_end(struct llt_tracer * tr, enum llt_run_status status, const cha
         sqlite3_bind_int64(s, 8, tr->t_gen_ns);
         bind_text_or_null(s, 9, dump_path);
         bind_text_or_null(s, 10, llt_tracer_nan_report(tr));
-        sqlite3_bind_int64(s, 11, tr->run_id);
+        sqlite3_bind_int64(s, 11, tr->params.t_tokenize_ns);
+        sqlite3_bind_int64(s, 12, tr->run_id);
         rc = llt_store_step_done(tr->st, s);
         sqlite3_finalize(s);
     } else {

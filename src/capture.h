@@ -52,6 +52,7 @@ struct graph_rows {
 
 struct step_rows {
     int64_t step, decode, graph_id;
+    int64_t t_sample_ns;                      // choosing the token from its logits; 0 if none
     int32_t pos0, n_tokens;
     bool    is_prompt;
     int64_t t_begin_ns, t_end_ns;             // the decode call; 0 if unknown
@@ -89,6 +90,7 @@ struct llt_batch {
     struct token_rows * tokens; int32_t n_tokens, cap_tokens;
     struct stat_rows *  stats;  int32_t n_stats,  cap_stats;
     struct diff_rows *  diffs;  int32_t n_diffs,  cap_diffs;
+    struct llt_parity_step * parity; int32_t n_parity, cap_parity;
     struct llt_batch *  next;
 };
 

@@ -132,6 +132,7 @@ int llt_generate(const struct llt_gen_params * p, struct llt_store * st, struct 
     const struct llama_vocab * vocab = llama_model_get_vocab(model);
 
     // tokenize (or take the tokens given)
+    const int64_t t_tokenize = llt_now_ns();
     const int32_t plen = (int32_t) strlen(p->prompt);
     const int32_t n_prompt = p->n_prompt_tokens > 0 ? p->n_prompt_tokens
                            : -llama_tokenize(vocab, p->prompt, plen, NULL, 0, true, true);
@@ -145,6 +146,7 @@ int llt_generate(const struct llt_gen_params * p, struct llt_store * st, struct 
         goto done;
     }
     res->n_prompt = n_prompt;
+    const int64_t t_tokenize_ns = llt_now_ns() - t_tokenize;
 
     // context
     const int32_t need = n_prompt + p->n_predict;
@@ -178,6 +180,7 @@ int llt_generate(const struct llt_gen_params * p, struct llt_store * st, struct 
         tp.model_path = p->model_path;
         tp.prompt = p->prompt;
         tp.params_json = pj;
+        tp.t_tokenize_ns = t_tokenize_ns;
         rc = llt_tracer_init(st, tp, &tr);
         if (rc != LLT_OK) goto done;
         llt_tracer_attach(tr, &cp);
@@ -225,6 +228,7 @@ int llt_generate(const struct llt_gen_params * p, struct llt_store * st, struct 
             ps->pos = n_prompt + res->n_gen;
             ps->token = tok;
             snprintf(ps->piece, sizeof(ps->piece), "%.63s", piece);
+            if (tr) llt_tracer_parity(tr, ps);
         }
         res->tokens[n_prompt + res->n_gen++] = tok;
         if (llama_vocab_is_eog(vocab, tok)) break;

@@ -9,6 +9,7 @@
 //      LOG_TOKEN  struct token_rows
 //      LOG_STATS  struct stat_rows[n]  (n from the size)
 //      LOG_DIFFS  struct diff_rows[n]
+//      LOG_PARITY struct llt_parity_step[n]
 //      LOG_END    (empty) closes a batch; a batch without its end is dropped when replayed
 //   3. a record of kind 0 ends the log; the file may hold stale bytes after it
 // The file is mapped shared: a batch is copied in with memcpy (no system call per step) and
@@ -35,7 +36,7 @@
 #define LOG_MAGIC   "LLTL"
 #define LOG_VERSION 1
 
-enum log_kind { LOG_GRAPH = 1, LOG_STEP = 2, LOG_TOKEN = 3, LOG_END = 4, LOG_STATS = 5, LOG_DIFFS = 6 };
+enum log_kind { LOG_GRAPH = 1, LOG_STEP = 2, LOG_TOKEN = 3, LOG_END = 4, LOG_STATS = 5, LOG_DIFFS = 6, LOG_PARITY = 7 };
 
 struct log_header {
     char     magic[4];
@@ -53,10 +54,10 @@ _Static_assert(sizeof(struct log_record) == 8, "log record layout");
 
 struct log_step {
     int64_t step, decode, graph_id;
-    int64_t t_begin_ns, t_end_ns, compute_begin_ns, compute_end_ns;
+    int64_t t_begin_ns, t_end_ns, compute_begin_ns, compute_end_ns, t_sample_ns;
     int32_t pos0, n_tokens, is_prompt, n_times;
 };
-_Static_assert(sizeof(struct log_step) == 72, "log step layout");
+_Static_assert(sizeof(struct log_step) == 80, "log step layout");
 
 struct llt_steplog {
     int    fd;
@@ -114,7 +115,7 @@ static bool put_graph(struct llt_steplog * log, const struct graph_rows * g) {
 static bool put_step(struct llt_steplog * log, const struct step_rows * s) {
     struct log_step ls = {
         s->step, s->decode, s->graph_id, s->t_begin_ns, s->t_end_ns, s->compute_begin_ns, s->compute_end_ns,
-        s->pos0, s->n_tokens, s->is_prompt, s->n_times,
+        s->t_sample_ns, s->pos0, s->n_tokens, s->is_prompt, s->n_times,
     };
     size_t times = (size_t) s->n_times * sizeof(struct node_time);
     return put_record(log, LOG_STEP, (uint32_t) (sizeof(ls) + times)) && put(log, &ls, sizeof(ls)) &&
@@ -157,7 +158,7 @@ int llt_steplog_append(struct llt_steplog * log, const struct llt_batch * b) {
     log->len = 0;
     // room for the graphs up front: one allocation, not a doubling per page
     size_t need = 4096 + (size_t) b->n_stats * sizeof(struct stat_rows) + (size_t) b->n_diffs * sizeof(struct diff_rows) +
-                  (size_t) b->n_tokens * (sizeof(struct token_rows) + 8);
+                  (size_t) b->n_tokens * (sizeof(struct token_rows) + 8) + (size_t) b->n_parity * sizeof(struct llt_parity_step);
     for (int32_t i = 0; i < b->n_steps; i++) need += (size_t) b->steps[i].n_times * sizeof(struct node_time) + 128;
     for (int32_t i = 0; i < b->n_graphs; i++) need += (size_t) b->graphs[i].n_nodes * sizeof(struct node_rec) + 65536;
     bool ok = put(log, NULL, 0) && (need <= log->cap || reserve(log, need));
@@ -173,6 +174,10 @@ int llt_steplog_append(struct llt_steplog * log, const struct llt_batch * b) {
     if (ok && b->n_diffs > 0) {
         size_t size = (size_t) b->n_diffs * sizeof(struct diff_rows);
         ok = put_record(log, LOG_DIFFS, (uint32_t) size) && put(log, b->diffs, size);
+    }
+    if (ok && b->n_parity > 0) {
+        size_t size = (size_t) b->n_parity * sizeof(struct llt_parity_step);
+        ok = put_record(log, LOG_PARITY, (uint32_t) size) && put(log, b->parity, size);
     }
     if (!ok || !put_record(log, LOG_END, 0)) return llt_set_error(LLT_ENOMEM, "out of memory");
     return publish(log);
@@ -275,7 +280,7 @@ static bool read_step(struct reader * r, uint32_t size, struct step_rows * s) {
         .step = ls->step, .decode = ls->decode, .graph_id = ls->graph_id, .pos0 = ls->pos0,
         .n_tokens = ls->n_tokens, .is_prompt = ls->is_prompt != 0, .t_begin_ns = ls->t_begin_ns,
         .t_end_ns = ls->t_end_ns, .compute_begin_ns = ls->compute_begin_ns,
-        .compute_end_ns = ls->compute_end_ns, .n_times = ls->n_times,
+        .compute_end_ns = ls->compute_end_ns, .t_sample_ns = ls->t_sample_ns, .n_times = ls->n_times,
     };
     if (ls->n_times == 0) return true;
     const void * times = take(r, (size_t) ls->n_times * sizeof(struct node_time));
@@ -332,6 +337,19 @@ static struct llt_batch * parse_log(const char * data, size_t size, int64_t run_
                     memcpy(cur->diffs, body.p, rec->size);
                     cur->n_diffs = cur->cap_diffs = (int32_t) (rec->size / sizeof(struct diff_rows));
                     for (int32_t i = 0; i < cur->n_diffs; i++) cur->diffs[i].name[GGML_MAX_NAME - 1] = '\0';
+                }
+                break;
+            case LOG_PARITY:
+                ok = rec->size % sizeof(struct llt_parity_step) == 0 && cur->n_parity == 0 &&
+                     (cur->parity = malloc(rec->size + 1)) != NULL;
+                if (ok) {
+                    memcpy(cur->parity, body.p, rec->size);
+                    cur->n_parity = cur->cap_parity = (int32_t) (rec->size / sizeof(struct llt_parity_step));
+                    for (int32_t i = 0; i < cur->n_parity; i++) {
+                        struct llt_parity_step * p = &cur->parity[i];
+                        p->piece[sizeof(p->piece) - 1] = '\0';
+                        if (p->k < 0 || p->k > LLT_PARITY_MAX_K) ok = false;
+                    }
                 }
                 break;
             case LOG_END:

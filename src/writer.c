@@ -25,7 +25,7 @@ struct llt_rows {
     int64_t              run_id;
     const char * const * weight_names;
     int32_t              n_weights;
-    sqlite3_stmt * ins_graph, * ins_node, * ins_src, * ins_step, * ins_times, * ins_token, * ins_stat, * ins_diff;
+    sqlite3_stmt * ins_graph, * ins_node, * ins_src, * ins_step, * ins_times, * ins_token, * ins_stat, * ins_diff, * ins_parity;
     char *               json; // node times of a step, as text
     size_t               json_cap;
 };
@@ -59,6 +59,7 @@ void llt_batch_free(struct llt_batch * b) {
     free(b->tokens);
     free(b->stats);
     free(b->diffs);
+    free(b->parity);
     free(b);
 }
 
@@ -163,6 +164,7 @@ static int write_step(struct llt_rows * w, const struct step_rows * ps) {
     bind_time_or_null(s, 9, ps->t_end_ns);
     sqlite3_bind_int64(s, 10, ps->compute_begin_ns);
     bind_time_or_null(s, 11, ps->compute_end_ns);
+    bind_time_or_null(s, 12, ps->t_sample_ns);
     int rc = llt_store_step_done(w->st, s);
     if (rc != LLT_OK || !ps->times) return rc;
     const char * json = times_json(w, ps);
@@ -232,6 +234,19 @@ static int write_diff(struct llt_rows * w, const struct diff_rows * r) {
     return llt_store_step_done(w->st, s);
 }
 
+static int write_parity(struct llt_rows * w, const struct llt_parity_step * p) {
+    char top_k[LLT_PARITY_LINE_MAX];
+    llt_parity_format_top_k(p, top_k, sizeof(top_k));
+    sqlite3_stmt * s = w->ins_parity;
+    sqlite3_bind_int64(s, 1, w->run_id);
+    sqlite3_bind_int(s, 2, p->step);
+    sqlite3_bind_int(s, 3, p->pos);
+    sqlite3_bind_int(s, 4, p->token);
+    sqlite3_bind_text(s, 5, p->piece, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 6, top_k, -1, SQLITE_STATIC);
+    return llt_store_step_done(w->st, s);
+}
+
 int llt_rows_write(struct llt_rows * w, const struct llt_batch * b) {
     int rc = llt_store_begin(w->st);
     for (; b && rc == LLT_OK; b = b->next) {
@@ -240,6 +255,7 @@ int llt_rows_write(struct llt_rows * w, const struct llt_batch * b) {
         for (int32_t i = 0; i < b->n_tokens && rc == LLT_OK; i++) rc = write_token(w, &b->tokens[i]);
         for (int32_t i = 0; i < b->n_stats  && rc == LLT_OK; i++) rc = write_stat(w, &b->stats[i]);
         for (int32_t i = 0; i < b->n_diffs  && rc == LLT_OK; i++) rc = write_diff(w, &b->diffs[i]);
+        for (int32_t i = 0; i < b->n_parity && rc == LLT_OK; i++) rc = write_parity(w, &b->parity[i]);
     }
     if (rc == LLT_OK) rc = llt_store_commit(w->st);
     if (rc != LLT_OK) llt_store_rollback(w->st);
@@ -257,7 +273,8 @@ int llt_rows_init(struct llt_store * st, int64_t run_id, const char * const * we
         { &w->ins_graph, "INSERT OR IGNORE INTO graphs(id, run_id, n_nodes) VALUES(?,?,?)" },
         { &w->ins_node,  "INSERT OR IGNORE INTO nodes VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)" },
         { &w->ins_src,   "INSERT OR IGNORE INTO node_srcs VALUES(?,?,?,?,?,?,?,?)" },
-        { &w->ins_step,  "INSERT OR IGNORE INTO steps VALUES(?,?,?,?,?,?,?,?,?,?,?)" },
+        { &w->ins_step,  "INSERT OR IGNORE INTO steps VALUES(?,?,?,?,?,?,?,?,?,?,?,?)" },
+        { &w->ins_parity,"INSERT OR IGNORE INTO parity VALUES(?,?,?,?,?,?)" },
         { &w->ins_times, "INSERT OR IGNORE INTO step_times VALUES(?,?,?)" },
         { &w->ins_token, "INSERT OR IGNORE INTO tokens VALUES(?,?,?,?,?,?,?)" },
         { &w->ins_stat,  "INSERT OR IGNORE INTO node_stats VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)" },
@@ -283,6 +300,7 @@ void llt_rows_free(struct llt_rows * w) {
     sqlite3_finalize(w->ins_token);
     sqlite3_finalize(w->ins_stat);
     sqlite3_finalize(w->ins_diff);
+    sqlite3_finalize(w->ins_parity);
     free(w->json);
     free(w);
 }

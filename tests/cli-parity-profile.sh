@@ -215,6 +215,45 @@ EOF
 grep -q "q8_K" "$WORK/dispatch.txt" || fail "show --dispatch: no q8_K in the table"
 refused "show --dispatch --stats" 2 "separate views" show "$qtrace" --dispatch --stats
 
+# ---- run --parity and LLTRACE_PARITY: a file and the trace's records agree -----------------
+
+rm -f "$WORK/rp.db" "$WORK/rp.jsonl" "$WORK/env.jsonl"
+expect "run --parity" "$(code run -m "$f32" -n 6 --parity "$WORK/rp.jsonl" -o "$WORK/rp.db")" 0
+expect "parity lines" "$(wc -l <"$WORK/rp.jsonl")" 6
+expect "parity rows in the trace" "$(sqlite3 "$WORK/rp.db" "SELECT count(*) FROM parity WHERE run_id=1")" 6
+python3 - "$WORK/rp.jsonl" "$WORK/rp.db" <<'EOF' || fail "run --parity: file and trace differ"
+import json, sqlite3, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+db = sqlite3.connect(sys.argv[2])
+rows = db.execute("SELECT step, token, pos, top_k FROM parity WHERE run_id=1 ORDER BY step").fetchall()
+gen = db.execute("SELECT token FROM tokens WHERE run_id=1 AND role='gen' ORDER BY seq").fetchall()
+assert len(lines) == len(rows) == len(gen) == 6
+for l, (step, token, pos, top_k), (g,) in zip(lines, rows, gen):
+    assert (l["step"], l["token"], l["pos"]) == (step, token, pos) and token == g, (l, step, token, g)
+    assert len(l["top_k"]) == 10 and l["top_k"] == json.loads(top_k), l
+    assert l["top_k"][0][0] == token, "greedy: the chosen token has the largest logit"
+EOF
+expect "parity of the file against the trace" "$(code parity "$WORK/rp.jsonl" "$WORK/rp.db")" 0
+LLTRACE_PARITY="$WORK/env.jsonl" "$LLTRACE" run -m "$f32" -n 3 --top-k 5 -o "$WORK/rp.db" >/dev/null 2>&1 ||
+    fail "run with LLTRACE_PARITY"
+expect "LLTRACE_PARITY lines" "$(wc -l <"$WORK/env.jsonl" 2>/dev/null)" 3
+expect "LLTRACE_PARITY top-k" "$(head -1 "$WORK/env.jsonl" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["top_k"]))')" 5
+expect "sampling times" "$(sqlite3 "$WORK/rp.db" "SELECT count(*) FROM steps WHERE run_id=2 AND t_sample_ns > 0")" 3
+
+# ---- --level profile: one layer per step, rotating, and every l_out -----------------------
+
+rm -f "$WORK/prof.db"
+expect "run --level profile" "$(code run -m "$f32" -n 8 --level profile -o "$WORK/prof.db")" 0
+bad=$(sqlite3 "$WORK/prof.db" "SELECT count(*) FROM node_times t JOIN steps s USING(run_id, step)
+      JOIN nodes n ON n.graph_id=s.graph_id AND n.idx=t.idx
+      WHERE n.layer != s.step % 2 AND n.name NOT LIKE 'l_out-%'")
+expect "profile: timed nodes outside the sampled layer" "$bad" 0
+missing=$(sqlite3 "$WORK/prof.db" "SELECT count(*) FROM steps s JOIN nodes n ON n.graph_id=s.graph_id
+      WHERE n.is_noop=0 AND (n.layer = s.step % 2 OR n.name LIKE 'l_out-%') AND NOT EXISTS
+      (SELECT 1 FROM node_times t WHERE t.run_id=s.run_id AND t.step=s.step AND t.idx=n.idx)")
+expect "profile: untimed nodes of the sampled layer" "$missing" 0
+expect "profile of a sampled trace" "$(code profile "$WORK/prof.db" --by layer)" 0
+
 if [ "$failures" -ne 0 ]; then
     echo "cli-parity-profile: $failures failure(s)" >&2
     exit 1
