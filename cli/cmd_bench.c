@@ -27,7 +27,8 @@ static const char * usage_text =
     "  -n N               generated tokens (default 64)\n"
     "  -r N               repetitions of each level (default 5)\n"
     "  -t N               threads (default: all cores)\n"
-    "  --levels LIST      comma-separated: off and trace levels (default off,graph,timing)\n"
+    "  --levels LIST      comma-separated: off, parity (untraced, top-10 logits kept per step)\n"
+    "                     and trace levels graph, timing, profile, values (default off,graph,timing)\n"
     "  -o FILE            write the receipt to FILE too (it always goes to stdout)\n";
 
 #define MAX_LEVELS 8
@@ -49,8 +50,11 @@ struct bench {
     struct sample * samples; // [rep][level]
 };
 
+// levels: the trace levels, plus two untraced runs
+enum { LEVEL_OFF = -1, LEVEL_PARITY = -2 }; // parity: untraced, top-10 logits kept per step
+
 static const char * level_label(int level) {
-    return level < 0 ? "off" : llt_level_name((enum llt_level) level);
+    return level == LEVEL_OFF ? "off" : level == LEVEL_PARITY ? "parity" : llt_level_name((enum llt_level) level);
 }
 
 // ---- one run, in a child process ---------------------------------------------------------
@@ -69,6 +73,7 @@ static void run_child(const struct bench * b, int level, const char * trace, int
     p.n_predict = b->n_gen;
     p.n_threads = b->threads;
     p.level = level < 0 ? LLT_LEVEL_GRAPH : (enum llt_level) level;
+    p.parity_top_k = level == LEVEL_PARITY ? 10 : 0;
     struct llt_store * st = NULL;
     struct llt_gen_result r = {0};
     if (level >= 0 && llt_store_open(trace, LLT_STORE_WRITE, &st) != LLT_OK) goto done;
@@ -196,7 +201,7 @@ static void write_receipt(FILE * f, const struct bench * b) {
     fprintf(f, "| level | prompt tok/s | generation tok/s | prompt time vs off | generation time vs off | peak RSS MiB | trace MiB |\n");
     fprintf(f, "|---|---|---|---|---|---|---|\n");
     int off = -1;
-    for (int li = 0; li < b->n_levels; li++) if (b->levels[li] < 0) off = li;
+    for (int li = 0; li < b->n_levels; li++) if (b->levels[li] == LEVEL_OFF) off = li;
     for (int li = 0; li < b->n_levels; li++) {
         struct summary pt = measure(b, li, PROMPT_TPS), gt = measure(b, li, GEN_TPS);
         char pr[32] = "–", gr[32] = "–";
@@ -218,9 +223,9 @@ static bool parse_levels(const char * list, struct bench * b) {
     snprintf(buf, sizeof(buf), "%s", list);
     b->n_levels = 0;
     for (char * save = NULL, * tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        int l = strcmp(tok, "off") == 0 ? -1 : llt_level_from_name(tok);
-        if (l < -1 || (l == -1 && strcmp(tok, "off") != 0)) {
-            cli_error("--levels: unknown level '%s'", tok);
+        int l = strcmp(tok, "off") == 0 ? LEVEL_OFF : strcmp(tok, "parity") == 0 ? LEVEL_PARITY : llt_level_from_name(tok);
+        if (l == -1 && strcmp(tok, "off") != 0) {
+            cli_error("--levels: unknown level '%s' (off, parity, graph, timing, profile, values)", tok);
             return false;
         }
         if (b->n_levels == MAX_LEVELS) { cli_error("--levels: at most %d levels", MAX_LEVELS); return false; }

@@ -60,5 +60,21 @@ expect 2 "bad regex"              "$bin" run -m "$model" -o "$dir/t.db" -n 1 --d
 expect 1 "export of a run without a dump" "$bin" export "$dir/t.db" --dump-format npy -o "$dir/none"
 expect 1 "missing reference"      "$bin" run -m "$model" -n 1 -o "$dir/t.db" --reference "$dir/absent.gguf"
 
+# a failure inside the hook (the dump outgrows the file size limit): tracing stops, the error is
+# recorded, generation finishes
+(
+    trap '' XFSZ
+    ulimit -f 2048
+    exec "$bin" run -m "$model" -n 40 -o "$dir/f.db" --dump result_output >"$dir/f.out" 2>"$dir/f.err"
+)
+rc=$?
+[ "$rc" = 0 ] || fail "a tracing failure ended the run: exit $rc: $(cat "$dir/f.err")"
+grep -q "40 generated" "$dir/f.err" || fail "generation did not finish after the tracing failure: $(cat "$dir/f.err")"
+grep -q "warning: tracing stopped at step" "$dir/f.err" || fail "no warning about the tracing failure"
+[ "$(sqlite3 "$dir/f.db" "SELECT status FROM runs WHERE id=1")" = error ] || fail "the run is not marked error"
+sqlite3 "$dir/f.db" "SELECT error FROM runs WHERE id=1" | grep -q "cannot write dump data" || fail "runs.error: $(sqlite3 "$dir/f.db" "SELECT error FROM runs")"
+steps=$(sqlite3 "$dir/f.db" "SELECT count(*) FROM steps WHERE run_id=1")
+[ "$steps" -gt 0 ] && [ "$steps" -lt 40 ] || fail "$steps steps recorded around the failure"
+
 if [ "$fails" -gt 0 ]; then echo "cli-values: $fails failure(s)"; exit 1; fi
 echo "cli-values: ok"

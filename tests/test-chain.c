@@ -1,0 +1,119 @@
+// Integration test: the tracer through the library API, with a callback already installed in
+// the context parameters. The user's callback keeps seeing (and being asked about) the nodes
+// it wants, with valid data, while the tracer records every node.
+#include "lltrace.h"
+#include "testutil.h"
+
+#include <sqlite3.h>
+#include <unistd.h>
+
+struct user_cb {
+    int asks, posts, post_other;
+    double l_out_sum; // a value read in the post call: the data must be there
+};
+
+// the user asks for every l_out node and reads its first value
+static bool user_eval(struct ggml_tensor * t, bool ask, void * user_data) {
+    struct user_cb * u = user_data;
+    const bool wanted = strncmp(t->name, "l_out-", 6) == 0;
+    if (ask) {
+        u->asks++;
+        return wanted;
+    }
+    if (!wanted) u->post_other++;
+    u->posts++;
+    u->l_out_sum += ((const float *) t->data)[0];
+    return true;
+}
+
+static int run(const char * model_path, struct llt_store * st, int level, struct user_cb * u, llama_token * out, int n_out) {
+    struct llama_model * model = llama_model_load_from_file(model_path, llama_model_default_params());
+    REQUIRE(model, "load %s", model_path);
+    struct llama_context_params cp = llama_context_default_params();
+    cp.n_ctx = 256;
+    cp.n_threads = cp.n_threads_batch = 2;
+    cp.cb_eval = user_eval;
+    cp.cb_eval_user_data = u;
+    struct llt_tracer * tr = NULL;
+    if (st) {
+        struct llt_tracer_params tp = llt_tracer_default_params();
+        tp.level = (enum llt_level) level;
+        tp.model_path = model_path;
+        REQUIRE(llt_tracer_init(st, tp, &tr) == LLT_OK, "%s", llt_last_error());
+        llt_tracer_attach(tr, &cp);
+    }
+    struct llama_context * ctx = llama_init_from_model(model, cp);
+    REQUIRE(ctx, "context");
+    if (tr) REQUIRE(llt_tracer_begin(tr, model, ctx) == LLT_OK, "%s", llt_last_error());
+    llama_token prompt[4] = { 1, 450, 4996, 17354 };
+    struct llama_batch b = llama_batch_get_one(prompt, 4);
+    int rc = tr ? llt_decode(tr, ctx, b) : llama_decode(ctx, b);
+    for (int i = 0; i < n_out && rc == 0; i++) {
+        // greedy by hand
+        const float * logits = llama_get_logits_ith(ctx, -1);
+        int best = 0;
+        for (int v = 1; v < llama_vocab_n_tokens(llama_model_get_vocab(model)); v++) if (logits[v] > logits[best]) best = v;
+        out[i] = best;
+        if (tr) llt_tracer_sampled(tr, best);
+        b = llama_batch_get_one(&out[i], 1);
+        rc = tr ? llt_decode(tr, ctx, b) : llama_decode(ctx, b);
+    }
+    if (tr) {
+        CHECK_INT(llt_tracer_sync(tr), LLT_OK);
+        CHECK_INT(llt_tracer_end(tr, LLT_RUN_OK, NULL), LLT_OK);
+        llt_tracer_free(tr);
+    }
+    llama_free(ctx);
+    llama_model_free(model);
+    return rc;
+}
+
+int main(void) {
+    llt_log_init(false);
+    llama_backend_init();
+    char * model = NULL;
+    REQUIRE(llt_default_model("tiny", LLAMA_FTYPE_ALL_F32, &model) == LLT_OK, "%s", llt_last_error());
+    const int n_layer = llt_preset_find("tiny")->n_layer, n_out = 5;
+
+    char trace[] = "/tmp/lltrace-test-chain-XXXXXX";
+    int fd = mkstemp(trace);
+    REQUIRE(fd >= 0, "mkstemp");
+    close(fd);
+    struct llt_store * st = NULL;
+    REQUIRE(llt_store_open(trace, LLT_STORE_WRITE, &st) == LLT_OK, "%s", llt_last_error());
+
+    struct user_cb alone = {0}, graph = {0}, timing = {0};
+    llama_token t_alone[8], t_graph[8], t_timing[8];
+    CHECK_INT(run(model, NULL, 0, &alone, t_alone, n_out), 0);
+    CHECK_INT(run(model, st, LLT_LEVEL_GRAPH, &graph, t_graph, n_out), 0);
+    CHECK_INT(run(model, st, LLT_LEVEL_TIMING, &timing, t_timing, n_out), 0);
+
+    // the user's callback sees the same nodes with the same data, traced or not
+    const struct user_cb * traced[] = { &graph, &timing };
+    for (int i = 0; i < 2; i++) {
+        CHECK_INT(traced[i]->asks, alone.asks);
+        CHECK_INT(traced[i]->posts, alone.posts);
+        CHECK_INT(traced[i]->post_other, 0);
+        CHECK(traced[i]->l_out_sum == alone.l_out_sum, "l_out values %g, untraced %g", traced[i]->l_out_sum, alone.l_out_sum);
+    }
+    CHECK_INT(alone.posts, (n_out + 1) * n_layer);
+    CHECK(memcmp(t_alone, t_graph, sizeof(llama_token) * n_out) == 0, "graph level changed the tokens");
+    CHECK(memcmp(t_alone, t_timing, sizeof(llama_token) * n_out) == 0, "timing level changed the tokens");
+
+    // and the trace has every step, with the tokens in and out
+    sqlite3 * db = llt_store_db(st);
+    sqlite3_stmt * s = NULL;
+    sqlite3_prepare_v2(db, "SELECT (SELECT count(*) FROM steps WHERE run_id=1), (SELECT count(*) FROM tokens WHERE run_id=1 AND role='gen'),"
+                           " (SELECT count(*) FROM tokens WHERE run_id=1 AND role='prompt'), (SELECT phase FROM steps WHERE run_id=1 AND step=1)", -1, &s, NULL);
+    REQUIRE(sqlite3_step(s) == SQLITE_ROW, "query");
+    CHECK_INT(sqlite3_column_int(s, 0), n_out + 1);
+    CHECK_INT(sqlite3_column_int(s, 1), n_out);
+    CHECK_INT(sqlite3_column_int(s, 2), 4);
+    CHECK_STR((const char *) sqlite3_column_text(s, 3), "gen");
+    sqlite3_finalize(s);
+
+    llt_store_close(st);
+    unlink(trace);
+    free(model);
+    return test_result("test-chain");
+}
