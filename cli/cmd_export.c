@@ -124,17 +124,6 @@ static const char nodes_sql[] =
 
 // ---- utf8(): text made valid UTF-8 -------------------------------------------------------
 
-// length of the valid UTF-8 sequence at s, 0 if it is not one (RFC 3629)
-static int utf8_len(const unsigned char * s) {
-    int n = s[0] < 0x80 ? 1 : s[0] < 0xC2 ? 0 : s[0] < 0xE0 ? 2 : s[0] < 0xF0 ? 3 : s[0] < 0xF5 ? 4 : 0;
-    for (int k = 1; k < n; k++) {
-        if ((s[k] & 0xC0) != 0x80) return 0;
-    }
-    if (n == 3 && ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] >= 0xA0))) return 0;
-    if (n == 4 && ((s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] >= 0x90))) return 0;
-    return n;
-}
-
 // SQL utf8(x): text with every byte that is not part of a UTF-8 character replaced by U+FFFD;
 // NULL and numbers pass unchanged
 static void sql_utf8(sqlite3_context * ctx, int argc, sqlite3_value ** argv) {
@@ -156,7 +145,7 @@ static void sql_utf8(sqlite3_context * ctx, int argc, sqlite3_value ** argv) {
     }
     size_t o = 0;
     for (size_t i = 0; i < n; ) {
-        int len = s[i] ? utf8_len(s + i) : 1;
+        int len = s[i] ? llt_utf8_len(s + i) : 1;
         if (len == 0) {
             memcpy(out + o, "\xEF\xBF\xBD", 3);
             o += 3;

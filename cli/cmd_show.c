@@ -670,50 +670,12 @@ static const char * cell_text(const struct col * c, const struct cell * v, bool 
     }
 }
 
-// length of the valid UTF-8 sequence at s, 0 if it is not one (RFC 3629)
-static int utf8_len(const unsigned char * s) {
-    int n = s[0] < 0x80 ? 1 : s[0] < 0xC2 ? 0 : s[0] < 0xE0 ? 2 : s[0] < 0xF0 ? 3 : s[0] < 0xF5 ? 4 : 0;
-    for (int k = 1; k < n; k++) {
-        if ((s[k] & 0xC0) != 0x80) return 0;
-    }
-    if (n == 3 && ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] >= 0xA0))) return 0;
-    if (n == 4 && ((s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] >= 0x90))) return 0;
-    return n;
-}
-
-// s as a JSON string; bytes that are not UTF-8 (a token cut inside a character) become U+FFFD
-static void json_string(FILE * f, const char * s) {
-    const unsigned char * p = (const unsigned char *) s;
-    fputc('"', f);
-    while (*p) {
-        int n = utf8_len(p);
-        if (n == 0) {
-            fputs("\\ufffd", f);
-            p++;
-        } else if (*p == '"' || *p == '\\') {
-            fprintf(f, "\\%c", *p++);
-        } else if (*p == '\n') {
-            fputs("\\n", f);
-            p++;
-        } else if (*p == '\t') {
-            fputs("\\t", f);
-            p++;
-        } else if (*p < 0x20) {
-            fprintf(f, "\\u%04x", *p++);
-        } else {
-            fwrite(p, 1, (size_t) n, f);
-            p += n;
-        }
-    }
-    fputc('"', f);
-}
-
 static void json_value(FILE * f, const struct col * c, const struct cell * v) {
     char buf[64];
     if (v->type == SQLITE_NULL)  fputs("null", f);
     else if (c->kind == COL_JSON) fputs(v->s, f);
     else if (is_number(v))        fputs(cell_text(c, v, false, buf, sizeof(buf)), f);
-    else                          json_string(f, v->s);
+    else                          llt_json_write_string(f, v->s);
 }
 
 // ---- printing sheets ---------------------------------------------------------------------

@@ -65,19 +65,13 @@ bool cli_is_help(const char * arg) {
 }
 
 void cli_json_string(FILE * f, const char * s) {
-    fputc('"', f);
-    for (const unsigned char * p = (const unsigned char *) s; *p; p++) {
-        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
-        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
-        else fputc(*p, f);
-    }
-    fputc('"', f);
+    llt_json_write_string(f, s);
 }
 
 void cli_json_number(FILE * f, double v) {
     if (isnan(v))      fputs("\"nan\"", f);
     else if (isinf(v)) fputs(v > 0 ? "\"inf\"" : "\"-inf\"", f);
-    else               fprintf(f, "%.9g", v);
+    else               fprintf(f, "%.17g", v);
 }
 
 bool cli_parse_flash_attn(const char * flag, const char * s, int32_t * out) {

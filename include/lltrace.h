@@ -296,6 +296,8 @@ int  llt_parity_read_trace(struct llt_store * st, int run_id, struct llt_parity_
 
 // s as a JSON string; bytes that are not UTF-8 (a token cut inside a character) become U+FFFD
 void llt_json_write_string(FILE * f, const char * s);
+// length of the valid UTF-8 sequence at s (RFC 3629), 0 if s does not start one
+int  llt_utf8_len(const unsigned char * s);
 
 enum llt_parity_verdict {
     LLT_PARITY_IDENTICAL, // same chosen tokens, same top-k ids and logits at every step

@@ -15,17 +15,6 @@
 
 // ---- writing -----------------------------------------------------------------------------
 
-// length of the valid UTF-8 sequence at s, 0 if it is not one (RFC 3629)
-static int utf8_len(const unsigned char * s) {
-    int n = s[0] < 0x80 ? 1 : s[0] < 0xC2 ? 0 : s[0] < 0xE0 ? 2 : s[0] < 0xF0 ? 3 : s[0] < 0xF5 ? 4 : 0;
-    for (int k = 1; k < n; k++) {
-        if ((s[k] & 0xC0) != 0x80) return 0;
-    }
-    if (n == 3 && ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] >= 0xA0))) return 0;
-    if (n == 4 && ((s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] >= 0x90))) return 0;
-    return n;
-}
-
 // appends to a buffer like snprintf: counts what does not fit
 struct out {
     char * buf;
@@ -55,7 +44,7 @@ static void out_json_string(struct out * o, const char * s) {
     const unsigned char * p = (const unsigned char *) s;
     out_bytes(o, "\"", 1);
     while (*p) {
-        int n = utf8_len(p);
+        int n = llt_utf8_len(p);
         if (n == 0) {
             out_bytes(o, "\\ufffd", 6); // a token cut inside a character
             p++;
@@ -288,7 +277,7 @@ static bool parse_string(struct parser * ps, char * buf, size_t size) {
         }
         // raw bytes go through as they are; a multi-byte character is kept whole or not at all
         const unsigned char * p = (const unsigned char *) ps->p;
-        int n = utf8_len(p);
+        int n = llt_utf8_len(p);
         if (n == 0) n = 1;
         if (buf && len + (size_t) n < size) {
             memcpy(buf + len, p, (size_t) n);

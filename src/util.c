@@ -15,3 +15,13 @@ bool llt_grow(void ** p, int32_t * cap, int32_t need, size_t elem) {
     *cap = ncap;
     return true;
 }
+
+int llt_utf8_len(const unsigned char * s) {
+    int n = s[0] < 0x80 ? 1 : s[0] < 0xC2 ? 0 : s[0] < 0xE0 ? 2 : s[0] < 0xF0 ? 3 : s[0] < 0xF5 ? 4 : 0;
+    for (int k = 1; k < n; k++) {
+        if ((s[k] & 0xC0) != 0x80) return 0;
+    }
+    if (n == 3 && ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] >= 0xA0))) return 0; // overlong, surrogates
+    if (n == 4 && ((s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] >= 0x90))) return 0; // overlong, > U+10FFFF
+    return n;
+}

@@ -20,12 +20,29 @@
 // everything to the step log)
 #define COMMIT_INTERVAL_MS 50
 
+// one prepared insert per table; OR IGNORE: a step log replayed after a crash may repeat rows
+// already committed
+enum { INS_GRAPH, INS_NODE, INS_SRC, INS_STEP, INS_TIMES, INS_TOKEN, INS_STAT, INS_DIFF, INS_PARITY, INS_COUNT };
+
+static const char * insert_sql[] = {
+    [INS_GRAPH]  = "INSERT OR IGNORE INTO graphs(id, run_id, n_nodes) VALUES(?,?,?)",
+    [INS_NODE]   = "INSERT OR IGNORE INTO nodes VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    [INS_SRC]    = "INSERT OR IGNORE INTO node_srcs VALUES(?,?,?,?,?,?,?,?)",
+    [INS_STEP]   = "INSERT OR IGNORE INTO steps VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
+    [INS_TIMES]  = "INSERT OR IGNORE INTO step_times VALUES(?,?,?)",
+    [INS_TOKEN]  = "INSERT OR IGNORE INTO tokens VALUES(?,?,?,?,?,?,?)",
+    [INS_STAT]   = "INSERT OR IGNORE INTO node_stats VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    [INS_DIFF]   = "INSERT OR IGNORE INTO node_diffs VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    [INS_PARITY] = "INSERT OR IGNORE INTO parity VALUES(?,?,?,?,?,?)",
+};
+_Static_assert(sizeof(insert_sql)/sizeof(insert_sql[0]) == INS_COUNT, "one insert per table");
+
 struct llt_rows {
     struct llt_store *   st;
     int64_t              run_id;
     const char * const * weight_names;
     int32_t              n_weights;
-    sqlite3_stmt * ins_graph, * ins_node, * ins_src, * ins_step, * ins_times, * ins_token, * ins_stat, * ins_diff, * ins_parity;
+    sqlite3_stmt *       ins[INS_COUNT]; // prepared inserts, by table
     char *               json; // node times of a step, as text
     size_t               json_cap;
 };
@@ -82,14 +99,14 @@ const char * llt_node_op_name(const struct node_rec * r) {
 }
 
 static int write_graph(struct llt_rows * w, const struct graph_rows * g) {
-    sqlite3_stmt * s = w->ins_graph;
+    sqlite3_stmt * s = w->ins[INS_GRAPH];
     sqlite3_bind_int64(s, 1, g->id);
     sqlite3_bind_int64(s, 2, w->run_id);
     sqlite3_bind_int(s, 3, g->n_nodes);
     int rc = llt_store_step_done(w->st, s);
     for (int32_t i = 0; i < g->n_nodes && rc == LLT_OK; i++) {
         const struct node_rec * r = &g->recs[i];
-        s = w->ins_node;
+        s = w->ins[INS_NODE];
         sqlite3_bind_int64(s, 1, g->id);
         sqlite3_bind_int(s, 2, i);
         sqlite3_bind_text(s, 3, llt_node_op_name(r), -1, SQLITE_STATIC);
@@ -104,7 +121,7 @@ static int write_graph(struct llt_rows * w, const struct graph_rows * g) {
         rc = llt_store_step_done(w->st, s);
         for (int k = 0; k < r->n_src && rc == LLT_OK; k++) {
             if (r->src_kind[k] == SRC_NONE) continue;
-            s = w->ins_src;
+            s = w->ins[INS_SRC];
             sqlite3_bind_int64(s, 1, g->id);
             sqlite3_bind_int(s, 2, i);
             sqlite3_bind_int(s, 3, k);
@@ -152,7 +169,7 @@ static const char * times_json(struct llt_rows * w, const struct step_rows * ps)
 }
 
 static int write_step(struct llt_rows * w, const struct step_rows * ps) {
-    sqlite3_stmt * s = w->ins_step;
+    sqlite3_stmt * s = w->ins[INS_STEP];
     sqlite3_bind_int64(s, 1, w->run_id);
     sqlite3_bind_int64(s, 2, ps->step);
     sqlite3_bind_int64(s, 3, ps->decode);
@@ -169,7 +186,7 @@ static int write_step(struct llt_rows * w, const struct step_rows * ps) {
     if (rc != LLT_OK || !ps->times) return rc;
     const char * json = times_json(w, ps);
     if (!json) return llt_set_error(LLT_ENOMEM, "out of memory");
-    s = w->ins_times;
+    s = w->ins[INS_TIMES];
     sqlite3_bind_int64(s, 1, w->run_id);
     sqlite3_bind_int64(s, 2, ps->step);
     sqlite3_bind_text(s, 3, json, -1, SQLITE_STATIC);
@@ -177,7 +194,7 @@ static int write_step(struct llt_rows * w, const struct step_rows * ps) {
 }
 
 static int write_token(struct llt_rows * w, const struct token_rows * t) {
-    sqlite3_stmt * s = w->ins_token;
+    sqlite3_stmt * s = w->ins[INS_TOKEN];
     sqlite3_bind_int64(s, 1, w->run_id);
     sqlite3_bind_int64(s, 2, t->seq);
     sqlite3_bind_text(s, 3, t->is_prompt ? "prompt" : "gen", -1, SQLITE_STATIC);
@@ -189,7 +206,7 @@ static int write_token(struct llt_rows * w, const struct token_rows * t) {
 }
 
 static int write_stat(struct llt_rows * w, const struct stat_rows * r) {
-    sqlite3_stmt * s = w->ins_stat;
+    sqlite3_stmt * s = w->ins[INS_STAT];
     const struct llt_stats * st = &r->st;
     sqlite3_bind_int64(s, 1, w->run_id);
     sqlite3_bind_int64(s, 2, r->step);
@@ -208,7 +225,7 @@ static int write_stat(struct llt_rows * w, const struct stat_rows * r) {
 }
 
 static int write_diff(struct llt_rows * w, const struct diff_rows * r) {
-    sqlite3_stmt * s = w->ins_diff;
+    sqlite3_stmt * s = w->ins[INS_DIFF];
     const struct llt_diff * d = &r->d;
     int i = 1;
     sqlite3_bind_int64(s, i++, w->run_id);
@@ -237,7 +254,7 @@ static int write_diff(struct llt_rows * w, const struct diff_rows * r) {
 static int write_parity(struct llt_rows * w, const struct llt_parity_step * p) {
     char top_k[LLT_PARITY_LINE_MAX];
     llt_parity_format_top_k(p, top_k, sizeof(top_k));
-    sqlite3_stmt * s = w->ins_parity;
+    sqlite3_stmt * s = w->ins[INS_PARITY];
     sqlite3_bind_int64(s, 1, w->run_id);
     sqlite3_bind_int(s, 2, p->step);
     sqlite3_bind_int(s, 3, p->pos);
@@ -268,20 +285,8 @@ int llt_rows_init(struct llt_store * st, int64_t run_id, const char * const * we
     struct llt_rows * w = calloc(1, sizeof(*w));
     if (!w) return llt_set_error(LLT_ENOMEM, "out of memory");
     *w = (struct llt_rows) { .st = st, .run_id = run_id, .weight_names = weight_names, .n_weights = n_weights };
-    // OR IGNORE: a step log replayed after a crash may repeat rows already committed
-    struct { sqlite3_stmt ** stmt; const char * sql; } stmts[] = {
-        { &w->ins_graph, "INSERT OR IGNORE INTO graphs(id, run_id, n_nodes) VALUES(?,?,?)" },
-        { &w->ins_node,  "INSERT OR IGNORE INTO nodes VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)" },
-        { &w->ins_src,   "INSERT OR IGNORE INTO node_srcs VALUES(?,?,?,?,?,?,?,?)" },
-        { &w->ins_step,  "INSERT OR IGNORE INTO steps VALUES(?,?,?,?,?,?,?,?,?,?,?,?)" },
-        { &w->ins_parity,"INSERT OR IGNORE INTO parity VALUES(?,?,?,?,?,?)" },
-        { &w->ins_times, "INSERT OR IGNORE INTO step_times VALUES(?,?,?)" },
-        { &w->ins_token, "INSERT OR IGNORE INTO tokens VALUES(?,?,?,?,?,?,?)" },
-        { &w->ins_stat,  "INSERT OR IGNORE INTO node_stats VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)" },
-        { &w->ins_diff,  "INSERT OR IGNORE INTO node_diffs VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)" },
-    };
-    for (size_t i = 0; i < sizeof(stmts)/sizeof(stmts[0]); i++) {
-        if (!(*stmts[i].stmt = llt_store_prepare(st, stmts[i].sql))) {
+    for (int i = 0; i < INS_COUNT; i++) {
+        if (!(w->ins[i] = llt_store_prepare(st, insert_sql[i]))) {
             llt_rows_free(w);
             return LLT_EIO;
         }
@@ -292,15 +297,7 @@ int llt_rows_init(struct llt_store * st, int64_t run_id, const char * const * we
 
 void llt_rows_free(struct llt_rows * w) {
     if (!w) return;
-    sqlite3_finalize(w->ins_graph);
-    sqlite3_finalize(w->ins_node);
-    sqlite3_finalize(w->ins_src);
-    sqlite3_finalize(w->ins_step);
-    sqlite3_finalize(w->ins_times);
-    sqlite3_finalize(w->ins_token);
-    sqlite3_finalize(w->ins_stat);
-    sqlite3_finalize(w->ins_diff);
-    sqlite3_finalize(w->ins_parity);
+    for (int i = 0; i < INS_COUNT; i++) sqlite3_finalize(w->ins[i]);
     free(w->json);
     free(w);
 }
