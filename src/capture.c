@@ -55,7 +55,6 @@ struct llt_tracer {
     struct llt_values *      values;        // statistics, dumps, comparisons; NULL at levels graph/timing/profile without them
     struct node_stat *       node_stats;    // per node of the current graph (values)
     int32_t                  n_layer;       // the profile level samples layer (step % n_layer)
-    bool                     stop;          // break_on_nan fired: the run should end
     llama_token *            all_tokens;    // every token in and out, for the dump's metadata
     int32_t                  cap_all_tokens;
     int64_t                  run_id;
@@ -116,7 +115,6 @@ struct llt_tracer {
 
 // ---- small containers --------------------------------------------------------------------
 
-
 static inline uint32_t ptr_hash(const void * p) {
     uint64_t x = (uint64_t) (uintptr_t) p;
     x ^= x >> 33; x *= 0xff51afd7ed558ccdULL; x ^= x >> 33;
@@ -163,16 +161,10 @@ static bool ptr_table_put(struct ptr_table * t, const void * key, int32_t val) {
     return true;
 }
 
-static uint32_t str_hash(const char * s) {
-    uint32_t h = 2166136261u;
-    for (; *s; s++) h = (h ^ (uint8_t) *s) * 16777619u;
-    return h;
-}
-
 // counts name at recs[idx]: returns how many earlier nodes had it (the table holds < cap/2 names)
 static int32_t name_table_count(struct name_table * t, const struct node_rec * recs, int32_t idx) {
     const char * name = recs[idx].name;
-    const uint32_t h = str_hash(name);
+    const uint32_t h = llt_str_hash(name);
     uint32_t i = h & (t->cap - 1);
     for (;; i = (i + 1) & (t->cap - 1)) {
         struct name_entry * e = &t->e[i];
@@ -387,8 +379,7 @@ static bool observe(struct llt_tracer * tr, struct ggml_tensor * t) {
         ns->has = rc == LLT_OK;
         if (ns->has && tr->params.values.break_on_nan && (ns->st.n_nan || ns->st.n_pinf || ns->st.n_ninf)) {
             llt_values_nan(v, t, r, llt_node_op_name(r), tr->n_steps, &ns->st);
-            tr->stop = true;
-            return false; // the rest of the graph is not computed
+            return false; // the rest of the graph is not computed; the report ends the run
         }
     }
     if (rc == LLT_OK && (r->flags & NODE_DUMP) && llt_values_step_wanted(v, tr->n_steps)) {

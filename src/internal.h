@@ -22,6 +22,9 @@ void llt_utc_now(char * buf, size_t size);
 // false when out of memory (*p is then unchanged)
 bool llt_grow(void ** p, int32_t * cap, int32_t need, size_t elem);
 
+// a 32-bit hash of a string, for open-addressing tables
+uint32_t llt_str_hash(const char * s);
+
 // ---- store internals used by the tracer --------------------------------------------------
 
 struct sqlite3_stmt;

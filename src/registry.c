@@ -44,12 +44,6 @@ static int check_magic(const char * path, uint64_t * size) {
 
 // ---- the name index: capture looks weights up by name ------------------------------------
 
-static uint32_t name_hash(const char * s) {
-    uint32_t h = 2166136261u;
-    for (; *s; s++) h = (h ^ (uint8_t) *s) * 16777619u;
-    return h;
-}
-
 static bool build_index(struct llt_registry * reg) {
     uint32_t cap = 16;
     while (cap < (uint32_t) reg->n_weights * 2) cap *= 2;
@@ -58,7 +52,7 @@ static bool build_index(struct llt_registry * reg) {
     memset(reg->index, 0xff, cap * sizeof(int32_t));
     reg->index_mask = cap - 1;
     for (int id = 0; id < reg->n_weights; id++) {
-        uint32_t i = name_hash(reg->weights[id].name) & reg->index_mask;
+        uint32_t i = llt_str_hash(reg->weights[id].name) & reg->index_mask;
         while (reg->index[i] >= 0) i = (i + 1) & reg->index_mask;
         reg->index[i] = id;
     }
@@ -144,7 +138,7 @@ const struct llt_weight * llt_registry_get(const struct llt_registry * reg, int 
 }
 
 int llt_registry_find(const struct llt_registry * reg, const char * name) {
-    for (uint32_t i = name_hash(name) & reg->index_mask; reg->index[i] >= 0; i = (i + 1) & reg->index_mask) {
+    for (uint32_t i = llt_str_hash(name) & reg->index_mask; reg->index[i] >= 0; i = (i + 1) & reg->index_mask) {
         if (strcmp(reg->weights[reg->index[i]].name, name) == 0) return reg->index[i];
     }
     return -1;

@@ -25,3 +25,9 @@ int llt_utf8_len(const unsigned char * s) {
     if (n == 4 && ((s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] >= 0x90))) return 0; // overlong, > U+10FFFF
     return n;
 }
+
+uint32_t llt_str_hash(const char * s) {
+    uint32_t h = 2166136261u; // FNV-1a
+    for (; *s; s++) h = (h ^ (uint8_t) *s) * 16777619u;
+    return h;
+}
