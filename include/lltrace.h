@@ -195,6 +195,9 @@ const char * llt_tracer_error(const struct llt_tracer * tr);
 // layer, step, sources and their statistics), or NULL; generation should stop when set
 const char * llt_tracer_nan_report(const struct llt_tracer * tr);
 
+// the GGUF the run's tensor dump goes to (written by llt_tracer_end), or NULL (borrowed, lives with tr)
+const char * llt_tracer_dump_path(const struct llt_tracer * tr);
+
 struct llt_tracer_stats {
     int64_t n_steps;
     int64_t n_nodes_last;   // nodes in the last step's graph
@@ -259,6 +262,7 @@ struct llt_gen_result {
     bool          stopped_on_nan;   // break_on_nan stopped the run
     bool          flash_attn_off;   // checkpoints asked for attention probabilities: flash attention was turned off
     char          nan_report[1024]; // where the NaN/Inf appeared, when stopped_on_nan
+    char          dump_path[1024];  // the tensor dump written, "" if none
     struct llt_parity_step * parity; // n_gen entries when parity_top_k > 0
     int           run_id;     // run written, or 0 untraced
     struct llt_tracer_stats stats;

@@ -866,6 +866,10 @@ const char * llt_tracer_error(const struct llt_tracer * tr) {
     return tr->error[0] ? tr->error : NULL;
 }
 
+const char * llt_tracer_dump_path(const struct llt_tracer * tr) {
+    return tr->values ? llt_values_dump_path(tr->values) : NULL;
+}
+
 const char * llt_tracer_nan_report(const struct llt_tracer * tr) {
     return tr->values ? llt_values_nan_report(tr->values) : NULL;
 }
