@@ -5,6 +5,10 @@
 // each decode call's batch to the step log (one write(), the crash insurance) and queues it;
 // this thread commits what is queued every COMMIT_INTERVAL_MS, in order, in one transaction,
 // then empties the log. llt_writer_sync() commits at once and waits.
+//
+// Node statistics (level values, a row per node per step) are the bulk: writing them as they
+// come would take a core's tenth from inference. They wait in memory, safe in the step log,
+// and are written when the run ends or DEFERRED_MAX bytes of them have piled up.
 #include "capture.h"
 
 #include <errno.h>
@@ -19,6 +23,7 @@
 // how often the writer commits; LLTRACE_COMMIT_MS overrides it (tests use it to leave
 // everything to the step log)
 #define COMMIT_INTERVAL_MS 50
+#define DEFERRED_MAX       (64u << 20)
 
 // one prepared insert per table; OR IGNORE: a step log replayed after a crash may repeat rows
 // already committed
@@ -59,6 +64,9 @@ struct llt_writer {
     int64_t          n_submitted, n_committed;
     bool             stop, sync;
     int              interval_ms;
+    struct llt_batch * deferred;       // batches holding only statistics, oldest first
+    struct llt_batch ** deferred_tail;
+    size_t           deferred_bytes;
     atomic_bool      failed;
     char             error[512];
 };
@@ -312,6 +320,22 @@ static void free_batches(struct llt_batch * b) {
     }
 }
 
+// moves the statistics of the batches into batches of their own, kept for later
+static void defer_stats(struct llt_writer * w, struct llt_batch * b) {
+    for (; b; b = b->next) {
+        if (b->n_stats == 0) continue;
+        struct llt_batch * d = calloc(1, sizeof(*d));
+        if (!d) continue; // kept with its batch: written now instead
+        d->stats = b->stats;
+        d->n_stats = d->cap_stats = b->n_stats;
+        b->stats = NULL;
+        b->n_stats = b->cap_stats = 0;
+        *w->deferred_tail = d;
+        w->deferred_tail = &d->next;
+        w->deferred_bytes += (size_t) d->n_stats * sizeof(struct stat_rows);
+    }
+}
+
 static void deadline_in(struct timespec * ts, int ms) {
     clock_gettime(CLOCK_REALTIME, ts);
     ts->tv_nsec += (long) ms * 1000000L;
@@ -336,16 +360,27 @@ static void * writer_main(void * arg) {
         const bool stopping = w->stop;
         pthread_mutex_unlock(&w->mu);
 
+        defer_stats(w, todo);
         // after a failure batches are dropped: tracing has stopped, the log keeps them
         if (todo && !atomic_load(&w->failed) && llt_rows_write(w->rows, todo) != LLT_OK) {
             snprintf(w->error, sizeof(w->error), "%s", llt_last_error());
             atomic_store(&w->failed, true);
         }
         free_batches(todo);
+        if (w->deferred && (stopping || w->deferred_bytes > DEFERRED_MAX)) {
+            if (!atomic_load(&w->failed) && llt_rows_write(w->rows, w->deferred) != LLT_OK) {
+                snprintf(w->error, sizeof(w->error), "%s", llt_last_error());
+                atomic_store(&w->failed, true);
+            }
+            free_batches(w->deferred);
+            w->deferred = NULL;
+            w->deferred_tail = &w->deferred;
+            w->deferred_bytes = 0;
+        }
 
         pthread_mutex_lock(&w->mu);
         // caught up: what the log holds is all in the trace (the producer appends under mu)
-        if (n > 0 && !w->head && !atomic_load(&w->failed) && llt_steplog_reset(w->log) != LLT_OK) {
+        if (n > 0 && !w->head && !w->deferred && !atomic_load(&w->failed) && llt_steplog_reset(w->log) != LLT_OK) {
             snprintf(w->error, sizeof(w->error), "%s", llt_last_error());
             atomic_store(&w->failed, true);
         }
@@ -363,6 +398,7 @@ int llt_writer_start(struct llt_store * st, int64_t run_id, const char * const *
     struct llt_writer * w = calloc(1, sizeof(*w));
     if (!w) return llt_set_error(LLT_ENOMEM, "out of memory");
     atomic_init(&w->failed, false);
+    w->deferred_tail = &w->deferred;
     const char * env = getenv("LLTRACE_COMMIT_MS");
     w->interval_ms = env && atoi(env) > 0 ? atoi(env) : COMMIT_INTERVAL_MS;
     int rc = llt_rows_init(st, run_id, weight_names, n_weights, &w->rows);

@@ -64,7 +64,7 @@ check_recovered "$dir/k.db" "$seen"
 [ "$(sqlite3 "$dir/k.db" "SELECT status FROM runs WHERE id=2")" = ok ] || fail "run after kill -9"
 
 # ---- SIGKILL before any commit: everything comes back from the step log ---------------------
-LLTRACE_COMMIT_MS=600000 "$bin" run -m "$model" -p "Once upon a time" -n 20000 --level timing \
+LLTRACE_COMMIT_MS=600000 "$bin" run -m "$model" -p "Once upon a time" -n 20000 --level values \
     -o "$dir/l.db" >"$dir/l.out" 2>&1 &
 pid=$!
 for _ in $(seq 1 200); do [ "$(wc -c <"$dir/l.out")" -gt 200 ] && break; sleep 0.05; done
@@ -74,6 +74,10 @@ wait "$pid" 2>/dev/null
 [ "$(steps "$dir/l.db")" = 0 ] || fail "steps were committed although the writer was told to wait: $(steps "$dir/l.db")"
 ls "$dir"/l.db-log-1 >/dev/null 2>&1 || fail "no step log after kill -9"
 check_recovered "$dir/l.db" 20
+# the statistics of every step came back too
+bad=$(sqlite3 "$dir/l.db" "SELECT count(*) FROM steps s WHERE s.run_id=1 AND NOT EXISTS
+      (SELECT 1 FROM node_stats x WHERE x.run_id=1 AND x.step=s.step)")
+[ "$bad" = 0 ] || fail "$bad recovered steps have no statistics"
 
 # ---- SIGINT ---------------------------------------------------------------------------------
 "$bin" run -m "$model" -p "Once upon a time" -n 20000 -o "$dir/i.db" >/dev/null 2>"$dir/i.err" &
