@@ -36,7 +36,7 @@ wall() {
 }
 
 simple=$(wall "$peers/bin/llama-simple" -m "$model" -n 1 "$prompt")
-evalcb=$(wall "$peers/bin/llama-eval-callback" -m "$model" -n 1 -p "$prompt" --no-warmup -t "$(nproc)")
+evalcb=$(wall "$peers/bin/llama-eval-callback" -m "$model" -n 1 -p "$prompt" -t "$(nproc)")
 receipt=$("$B"/lltrace bench -m "$model" -p 30 -n 1 -r "$reps" --levels off,values 2>/dev/null)
 off=$(echo "$receipt" | awk -F'|' '/^\| off /{print $3}' | awk '{print $1}')
 values=$(echo "$receipt" | awk -F'|' '/^\| values /{print $3}' | awk '{print $1}')

@@ -432,22 +432,15 @@ static void print_floats(FILE * f, const float * v, int n, bool json) {
 }
 
 static void print_ints(FILE * f, const int * v, int n, bool json) {
-    for (int i = 0; i < n; i++) fprintf(f, json ? "%s%d" : "%s%d", i ? (json ? ", " : " ") : "", v[i]);
+    for (int i = 0; i < n; i++) fprintf(f, "%s%d", i ? (json ? ", " : " ") : "", v[i]);
 }
 
-static int show_blocks(FILE * f, struct llt_tensor_set * set, const char * name, int64_t n_blocks, bool json) {
-    const int i = llt_tensor_set_find(set, name);
-    if (i < 0) {
-        cli_error("inspect: no tensor '%s' in the file", name);
-        return CLI_USAGE;
-    }
+// the first n_blocks blocks of tensor i, a block-quantized one
+static int show_blocks(FILE * f, struct llt_tensor_set * set, int i, int64_t n_blocks, bool json) {
     const struct llt_tensor_info * t = llt_tensor_set_get(set, i);
+    const char * name = t->name;
     const int64_t bs = llt_type_block_size(t->type);
     const size_t bb = llt_type_block_bytes(t->type);
-    if (bs <= 1 || t->fortran) {
-        cli_error("inspect: tensor '%s' is %s, not a block-quantized type", name, llt_type_name(t->type));
-        return CLI_USAGE;
-    }
     const unsigned char * data = llt_tensor_set_data(set, i);
     float * vals = malloc((size_t) bs * sizeof(float));
     if (!data || !vals) {
@@ -544,13 +537,9 @@ static void print_stats_json(FILE * f, const struct llt_stats * st) {
     fputc('}', f);
 }
 
-static int print_tensors(FILE * f, struct llt_tensor_set * set, const struct inspect_opts * o) {
+// every tensor, or only tensor `only` (>= 0)
+static int print_tensors(FILE * f, struct llt_tensor_set * set, const struct inspect_opts * o, int only) {
     const int n = llt_tensor_set_count(set);
-    int only = -1;
-    if (o->tensor && (only = llt_tensor_set_find(set, o->tensor)) < 0) {
-        cli_error("inspect: no tensor '%s' in the file", o->tensor);
-        return CLI_USAGE;
-    }
     const int first = only >= 0 ? only : 0, last = only >= 0 ? only + 1 : n;
     if (o->json) {
         fputs("  \"tensors\": [", f);
@@ -616,6 +605,18 @@ int cmd_inspect(int argc, char ** argv) {
         cli_error("inspect: %s", llt_last_error());
         return CLI_USAGE;
     }
+    // names are checked before anything is printed
+    const int only = o.tensor ? llt_tensor_set_find(set, o.tensor) : -1;
+    const int blocks = o.blocks ? llt_tensor_set_find(set, o.blocks) : -1;
+    const char * missing = o.tensor && only < 0 ? o.tensor : o.blocks && blocks < 0 ? o.blocks : NULL;
+    const struct llt_tensor_info * bt = llt_tensor_set_get(set, blocks);
+    const bool not_blocks = bt && (llt_type_block_size(bt->type) <= 1 || bt->fortran);
+    if (missing || not_blocks) {
+        if (missing) cli_error("inspect: no tensor '%s' in '%s'", missing, o.path);
+        else         cli_error("inspect: tensor '%s' is %s, not a block-quantized type", bt->name, llt_type_name(bt->type));
+        llt_tensor_set_close(set);
+        return CLI_USAGE;
+    }
     FILE * f = stdout;
     const struct gguf_context * g = llt_tensor_set_gguf(set);
     const enum llt_tensor_set_kind kind = llt_tensor_set_kind(set);
@@ -637,11 +638,11 @@ int cmd_inspect(int argc, char ** argv) {
     }
     if (g && !o.tensor && !o.blocks) print_metadata(f, g, o.json);
     int rc = CLI_OK;
-    if (!o.blocks || o.tensor || o.stats || o.show_data) rc = print_tensors(f, set, &o);
+    const bool table = !o.blocks || o.tensor || o.stats || o.show_data; // --blocks alone shows only blocks
+    if (table) rc = print_tensors(f, set, &o, only);
     if (rc == CLI_OK && o.blocks) {
-        if (o.json && (!o.blocks || o.tensor || o.stats || o.show_data)) fputs(",\n", f);
-        else if (!o.json) fputc('\n', f);
-        rc = show_blocks(f, set, o.blocks, o.n_blocks, o.json);
+        if (table) fputs(o.json ? ",\n" : "\n", f);
+        rc = show_blocks(f, set, blocks, o.n_blocks, o.json);
     }
     if (o.json) fputs("\n}\n", f);
     llt_tensor_set_close(set);

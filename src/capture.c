@@ -818,7 +818,7 @@ int llt_tracer_end(struct llt_tracer * tr, enum llt_run_status status, const cha
         const struct llt_values_params * vp = &tr->params.values;
         snprintf(filters, sizeof(filters), "layer=%d steps=%d-%d sources=%d checkpoints=%d type=%d",
                  vp->dump_layer, vp->dump_step_first, vp->dump_step_last, vp->dump_sources, vp->checkpoints, vp->dump_type);
-        struct llt_dump_meta meta = { tr->run_id, tr->model_path, tr->prompt, filters, tr->all_tokens, (int32_t) tr->n_tokens };
+        struct llt_dump_meta meta = { tr->run_id, tr->reg, tr->model_path, tr->prompt, filters, tr->all_tokens, (int32_t) tr->n_tokens };
         if (llt_values_finish(tr->values, &meta) == LLT_OK) dump_path = llt_values_dump_path(tr->values);
         else tracer_fail(tr, llt_last_error());
     }

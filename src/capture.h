@@ -134,6 +134,7 @@ struct llt_values;
 
 struct llt_dump_meta {
     int64_t             run_id;
+    const struct llt_registry * model; // its hyperparameters go into the dump
     const char *        model_path;
     const char *        prompt;
     const char *        filters;  // the dump options, as text

@@ -38,20 +38,24 @@ struct diff_consts {
     uint32_t eps;      // bits of LLT_DIFF_REL_EPS as float
 };
 
-// |a-b| as float bits for a finite pair, else 0
-static inline uint32_t abs_diff_bits(uint32_t ua, uint32_t ub) {
-    const uint32_t m = 0u - (uint32_t) (((ua & 0x7fffffffu) < 0x7f800000u) & ((ub & 0x7fffffffu) < 0x7f800000u));
-    return float_bits(bits_float(ua & m) - bits_float(ub & m)) & 0x7fffffffu;
+// all ones when a and b are both finite, else 0
+static inline uint32_t finite_mask(uint32_t ua, uint32_t ub) {
+    return 0u - (uint32_t) (((ua & 0x7fffffffu) < 0x7f800000u) & ((ub & 0x7fffffffu) < 0x7f800000u));
+}
+
+// bits of |a-b| under the finite mask m (0 for a pair that is not finite)
+static inline uint32_t abs_diff_bits(float a, float b, uint32_t m) {
+    return float_bits(a - b) & 0x7fffffffu & m;
 }
 
 static inline void diff_lane(struct diff_lanes * L, int j, float a, float b, const struct diff_consts * c) {
     const uint32_t ua = float_bits(a), ub = float_bits(b);
     const uint32_t ma = ua & 0x7fffffffu, mb = ub & 0x7fffffffu;
     const int32_t  na = ma > 0x7f800000u, nb = mb > 0x7f800000u;
-    const int32_t  fin = (ma < 0x7f800000u) & (mb < 0x7f800000u);
-    const uint32_t m = 0u - (uint32_t) fin;
+    const uint32_t m = finite_mask(ua, ub);
+    const int32_t  fin = (int32_t) (m & 1);
     const float    fa = bits_float(ua & m), fb = bits_float(ub & m); // the pair, or 0 and 0
-    const uint32_t ad = float_bits(a - b) & 0x7fffffffu & m;
+    const uint32_t ad = abs_diff_bits(a, b, m);
     const uint32_t ma_f = ma & m;                                  // |a| of a finite pair
     const uint32_t den = ma_f > c->eps ? ma_f : c->eps;
     const uint32_t rel = float_bits(bits_float(ad) / bits_float(den));
@@ -110,8 +114,8 @@ static void diff_block(const float * a, const float * b, int n, int64_t base, co
     // a new maximum: find where in this block (rare after the first blocks)
     if (max_abs > acc->max_abs || (acc->max_abs_index < 0 && acc->fin > 0)) {
         for (int i = 0; i < n; i++) {
-            if (abs_diff_bits(float_bits(a[i]), float_bits(b[i])) == max_abs &&
-                (fabsf(a[i]) <= 3.4e38f && fabsf(b[i]) <= 3.4e38f)) {
+            const uint32_t m = finite_mask(float_bits(a[i]), float_bits(b[i]));
+            if (m && abs_diff_bits(a[i], b[i], m) == max_abs) {
                 acc->max_abs = max_abs;
                 acc->max_abs_index = base + i;
                 break;
@@ -384,14 +388,19 @@ done:
     return LLT_OK;
 }
 
-// the line mapping an A name, the B name and the layer it names; NULL if none. A name with
-// a dump suffix ("Qcur-0#3") is matched without it unless the pattern holds a '#'.
+// the line mapping an A name, the B name and the layer it names; NULL if none. The step of
+// a dump's tensor name ("Qcur-0#3", "Qcur-0#3.2") is left out unless the pattern holds a '#':
+// "Qcur-0" and "Qcur-0.2" are matched.
 static const struct map_line * map_a(const struct llt_name_map * map, const char * name, char * b_name,
                                      size_t cap, int32_t * layer) {
     char base[512];
     snprintf(base, sizeof(base), "%s", name);
     char * hash = strchr(base, '#');
-    if (hash) *hash = '\0';
+    if (hash) {
+        size_t n = 1;
+        while (isdigit((unsigned char) hash[n])) n++;
+        memmove(hash, hash + n, strlen(hash + n) + 1);
+    }
     for (int i = 0; i < map->n; i++) {
         const struct map_line * ml = &map->lines[i];
         struct caps c = {0};

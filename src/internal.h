@@ -29,6 +29,10 @@ uint32_t llt_str_hash(const char * s);
 
 struct sqlite3_stmt;
 
+struct gguf_context;
+// copies a model's general.architecture, general.name and <arch>.* scalars into dst
+void llt_registry_copy_meta(const struct llt_registry * reg, struct gguf_context * dst);
+
 // the path the store was opened with (borrowed, lives with st)
 const char * llt_store_path(const struct llt_store * st);
 

@@ -167,3 +167,30 @@ const char * llt_registry_meta(const struct llt_registry * reg_const, const char
     }
     return b;
 }
+
+void llt_registry_copy_meta(const struct llt_registry * reg, struct gguf_context * dst) {
+    // general.architecture, general.name and every <arch>.* key: the model's hyperparameters
+    const int64_t ka = gguf_find_key(reg->gguf, "general.architecture");
+    if (ka < 0 || gguf_get_kv_type(reg->gguf, ka) != GGUF_TYPE_STRING) return;
+    const char * arch = gguf_get_val_str(reg->gguf, ka);
+    const size_t n = strlen(arch);
+    struct gguf_context * keep = gguf_init_empty();
+    for (int64_t k = 0; k < gguf_get_n_kv(reg->gguf); k++) {
+        const char * key = gguf_get_key(reg->gguf, k);
+        const bool wanted = strcmp(key, "general.architecture") == 0 || strcmp(key, "general.name") == 0 ||
+                            (strncmp(key, arch, n) == 0 && key[n] == '.');
+        const enum gguf_type t = gguf_get_kv_type(reg->gguf, k);
+        if (!wanted || t == GGUF_TYPE_ARRAY) continue;
+        switch (t) {
+            case GGUF_TYPE_UINT32:  gguf_set_val_u32 (keep, key, gguf_get_val_u32 (reg->gguf, k)); break;
+            case GGUF_TYPE_INT32:   gguf_set_val_i32 (keep, key, gguf_get_val_i32 (reg->gguf, k)); break;
+            case GGUF_TYPE_UINT64:  gguf_set_val_u64 (keep, key, gguf_get_val_u64 (reg->gguf, k)); break;
+            case GGUF_TYPE_FLOAT32: gguf_set_val_f32 (keep, key, gguf_get_val_f32 (reg->gguf, k)); break;
+            case GGUF_TYPE_BOOL:    gguf_set_val_bool(keep, key, gguf_get_val_bool(reg->gguf, k)); break;
+            case GGUF_TYPE_STRING:  gguf_set_val_str (keep, key, gguf_get_val_str (reg->gguf, k)); break;
+            default: break;
+        }
+    }
+    gguf_set_kv(dst, keep);
+    gguf_free(keep);
+}

@@ -495,7 +495,9 @@ static bool st_metadata(struct json * j) {
     if (!json_char(j, '{')) return json_fail(j, "__metadata__ must be an object");
     if (json_char(j, '}')) return true;
     do {
-        if (!json_string(j, NULL, 0, NULL) || !json_char(j, ':') || !json_string(j, NULL, 0, NULL)) {
+        if (!json_string(j, NULL, 0, NULL) || !json_char(j, ':')) return false;
+        json_ws(j);
+        if (j->i >= j->n || j->s[j->i] != '"' || !json_string(j, NULL, 0, NULL)) {
             return json_fail(j, "__metadata__ values must be strings");
         }
     } while (json_char(j, ','));

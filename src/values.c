@@ -512,6 +512,7 @@ int llt_values_finish(struct llt_values * v, const struct llt_dump_meta * meta) 
     FILE * out = NULL;
     int rc = ctx ? LLT_OK : llt_set_error(LLT_ENOMEM, "out of memory");
 
+    if (meta->model) llt_registry_copy_meta(meta->model, g); // general.architecture, llama.* ...
     gguf_set_val_str(g, "general.type", "lltrace-dump");
     gguf_set_val_u32(g, "lltrace.dump.version", 1);
     gguf_set_val_str(g, "lltrace.version", llt_version());

@@ -1,0 +1,354 @@
+// Tensor files: .npy and safetensors round trips, hand-made files of every .npy dtype and
+// order, and bad input (bad headers, unsupported dtypes, truncated files), each with a clear
+// LLT_EFORMAT message. The hand-made files are written byte by byte here, not by lltrace.
+#include "testutil.h"
+
+#include "lltrace.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+static char tmp_dir[] = "/tmp/lltrace-test-tensorfile-XXXXXX";
+
+static void path_in_tmp(char * out, size_t cap, const char * name) {
+    snprintf(out, cap, "%s/%s", tmp_dir, name);
+}
+
+static void write_bytes(const char * path, const void * data, size_t n) {
+    FILE * f = fopen(path, "wb");
+    REQUIRE(f, "cannot write %s", path);
+    REQUIRE(fwrite(data, 1, n, f) == n, "short write %s", path);
+    fclose(f);
+}
+
+// an .npy file: version, header dict (padded to 64 with spaces and '\n'), then data
+static void write_npy(const char * path, int major, const char * dict, const void * data, size_t n) {
+    unsigned char buf[4096];
+    const size_t pre = major == 1 ? 10 : 12, dl = strlen(dict);
+    const size_t total = (pre + dl + 1 + 63) / 64 * 64, hlen = total - pre;
+    memcpy(buf, "\x93NUMPY", 6);
+    buf[6] = (unsigned char) major;
+    buf[7] = 0;
+    buf[8] = (unsigned char) (hlen & 0xff);
+    buf[9] = (unsigned char) (hlen >> 8);
+    if (major > 1) { buf[10] = 0; buf[11] = 0; }
+    memcpy(buf + pre, dict, dl);
+    memset(buf + pre + dl, ' ', hlen - dl - 1);
+    buf[total - 1] = '\n';
+    REQUIRE(total + n <= sizeof(buf), "npy too large");
+    memcpy(buf + total, data, n);
+    write_bytes(path, buf, total + n);
+}
+
+// a safetensors file: u64 header length, the header as given, then data
+static void write_st(const char * path, const char * header, uint64_t claimed_len, const void * data, size_t n) {
+    unsigned char buf[4096];
+    const size_t hl = strlen(header);
+    REQUIRE(8 + hl + n <= sizeof(buf), "safetensors too large");
+    memcpy(buf, &claimed_len, 8);
+    memcpy(buf + 8, header, hl);
+    memcpy(buf + 8 + hl, data, n);
+    write_bytes(path, buf, 8 + hl + n);
+}
+
+static struct llt_tensor_set * open_ok(const char * path) {
+    struct llt_tensor_set * set = NULL;
+    const int rc = llt_tensor_set_open(path, &set);
+    CHECK(rc == LLT_OK, "open %s: %s", path, llt_last_error());
+    return set;
+}
+
+static void open_fails(const char * label, const char * path, int want_rc, const char * want_msg) {
+    struct llt_tensor_set * set = NULL;
+    const int rc = llt_tensor_set_open(path, &set);
+    CHECK(rc == want_rc && set == NULL, "%s: rc %d, want %d", label, rc, want_rc);
+    CHECK(strstr(llt_last_error(), want_msg) != NULL, "%s: message '%s' lacks '%s'", label, llt_last_error(), want_msg);
+    CHECK(strchr(llt_last_error(), '\n') == NULL, "%s: message is not one line", label);
+    llt_tensor_set_close(set);
+}
+
+// ---- round trips -------------------------------------------------------------------------
+
+static void test_npy_roundtrip(void) {
+    char dir[256];
+    path_in_tmp(dir, sizeof(dir), "npy");
+    REQUIRE(mkdir(dir, 0755) == 0, "mkdir %s", dir);
+    float x[6] = { 1.5f, -2.0f, 3.25f, NAN, INFINITY, -0.0f };
+    const int64_t ne2[4] = { 3, 2, 1, 1 }, ne1[4] = { 6, 1, 1, 1 };
+    const char * odd = "cache_k_l0 (view)#3/x%";
+    CHECK_INT(llt_npy_write(dir, odd, x, ne2, 2), LLT_OK);
+    CHECK_INT(llt_npy_write(dir, "vec", x, ne1, 1), LLT_OK);
+
+    // the file is a real .npy: numpy's shape is ne reversed, data at a multiple of 64
+    char path[512];
+    snprintf(path, sizeof(path), "%s/cache_k_l0%%20%%28view%%29#3%%2Fx%%25.npy", dir);
+    FILE * f = fopen(path, "rb");
+    CHECK(f != NULL, "expected file %s", path);
+    if (f) {
+        char head[128] = {0};
+        const size_t got = fread(head, 1, sizeof(head) - 1, f);
+        fclose(f);
+        CHECK(got > 64 && memcmp(head, "\x93NUMPY\x01\x00", 8) == 0, "npy magic");
+        const unsigned hlen = (unsigned char) head[8] | (unsigned char) head[9] << 8;
+        CHECK((10 + hlen) % 64 == 0, "header ends at %u", 10 + hlen);
+        CHECK(strstr(head + 10, "'shape': (2, 3)") != NULL, "header: %s", head + 10);
+        CHECK(strstr(head + 10, "'descr': '<f4'") != NULL, "header: %s", head + 10);
+    }
+    snprintf(path, sizeof(path), "%s/vec.npy", dir);
+    f = fopen(path, "rb");
+    if (f) {
+        char head[128] = {0};
+        CHECK(fread(head, 1, sizeof(head) - 1, f) > 64, "short vec.npy");
+        fclose(f);
+        CHECK(strstr(head + 10, "'shape': (6,)") != NULL, "1-d header: %s", head + 10);
+    }
+
+    struct llt_tensor_set * set = open_ok(dir);
+    if (!set) return;
+    CHECK_INT(llt_tensor_set_kind(set), LLT_TENSOR_SET_NPY);
+    CHECK_INT(llt_tensor_set_count(set), 2);
+    const int i = llt_tensor_set_find(set, odd);
+    CHECK(i >= 0, "name '%s' not decoded back", odd);
+    if (i >= 0) {
+        const struct llt_tensor_info * t = llt_tensor_set_get(set, i);
+        CHECK(t->type == GGML_TYPE_F32 && t->n_dims == 2 && t->ne[0] == 3 && t->ne[1] == 2,
+            "type %d n_dims %d ne %lld %lld", t->type, t->n_dims, (long long) t->ne[0], (long long) t->ne[1]);
+        CHECK_INT(t->layer, 0);
+        float y[6];
+        CHECK_INT(llt_tensor_set_read_f32(set, i, y), LLT_OK);
+        CHECK(memcmp(x, y, sizeof(x)) == 0, "npy values differ");
+    }
+    llt_tensor_set_close(set);
+}
+
+static int get_floats(int i, float * dst, void * user_data) {
+    const float * src = user_data;
+    for (int k = 0; k < 12; k++) dst[k] = src[k] + (float) i;
+    return LLT_OK;
+}
+
+static void test_safetensors_roundtrip(void) {
+    char path[256];
+    path_in_tmp(path, sizeof(path), "rt.safetensors");
+    const float x[12] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 };
+    const struct llt_tensor_desc t[] = {
+        { "model.layers.3.mlp", 2, { 4, 3, 1, 1 } },
+        { "with \"quotes\" \\ and \xc3\xa9", 3, { 2, 3, 2, 1 } },
+    };
+    CHECK_INT(llt_safetensors_write(path, t, 2, get_floats, (void *) x), LLT_OK);
+    // the header is JSON with the numpy (outermost-first) shape, 8-aligned
+    FILE * f = fopen(path, "rb");
+    REQUIRE(f, "no file");
+    uint64_t hlen = 0;
+    char header[512] = {0};
+    REQUIRE(fread(&hlen, 8, 1, f) == 1 && hlen < sizeof(header), "header length");
+    REQUIRE(fread(header, 1, (size_t) hlen, f) == hlen, "header");
+    fclose(f);
+    CHECK(hlen % 8 == 0, "header length %llu", (unsigned long long) hlen);
+    CHECK(strstr(header, "\"model.layers.3.mlp\":{\"dtype\":\"F32\",\"shape\":[3,4],\"data_offsets\":[0,48]}") != NULL,
+        "header: %s", header);
+
+    struct llt_tensor_set * set = open_ok(path);
+    if (!set) return;
+    CHECK_INT(llt_tensor_set_kind(set), LLT_TENSOR_SET_SAFETENSORS);
+    CHECK_INT(llt_tensor_set_count(set), 2);
+    CHECK_INT(llt_tensor_set_find(set, t[1].name), 1);
+    const struct llt_tensor_info * a = llt_tensor_set_get(set, 0), * b = llt_tensor_set_get(set, 1);
+    CHECK(a->ne[0] == 4 && a->ne[1] == 3 && a->n_dims == 2 && a->layer == 3, "ne %lld %lld layer %d",
+        (long long) a->ne[0], (long long) a->ne[1], a->layer);
+    CHECK(b->ne[0] == 2 && b->ne[1] == 3 && b->ne[2] == 2 && b->n_dims == 3, "3-d ne");
+    float y[12];
+    CHECK_INT(llt_tensor_set_read_f32(set, 1, y), LLT_OK);
+    CHECK(y[0] == 1 && y[11] == 12, "values %g %g", y[0], y[11]);
+    llt_tensor_set_close(set);
+}
+
+// ---- hand-made files ---------------------------------------------------------------------
+
+static void test_npy_dtypes(void) {
+    char p[256];
+    // f8, version 2, shape (2, 2)
+    const double d[4] = { 1.5, -2.5, 1e10, 0.125 };
+    path_in_tmp(p, sizeof(p), "f8.npy");
+    write_npy(p, 2, "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 2), }", d, sizeof(d));
+    struct llt_tensor_set * set = open_ok(p);
+    if (set) {
+        float y[4];
+        const struct llt_tensor_info * t = llt_tensor_set_get(set, 0);
+        CHECK_STR(t->name, "f8");
+        CHECK_INT(t->type, GGML_TYPE_F64);
+        CHECK_INT(llt_tensor_set_read_f32(set, 0, y), LLT_OK);
+        CHECK(y[0] == 1.5f && y[1] == -2.5f && y[2] == 1e10f && y[3] == 0.125f, "f8 values %g %g %g %g", y[0], y[1], y[2], y[3]);
+        llt_tensor_set_close(set);
+    }
+    // Fortran order, version 3: numpy shape (2, 3) stored column-major
+    const float fo[6] = { 0, 3, 1, 4, 2, 5 }; // a[i][j] = 3*i + j, stored a[0][0], a[1][0], a[0][1], ...
+    path_in_tmp(p, sizeof(p), "fortran.npy");
+    write_npy(p, 3, "{\"descr\": \"<f4\", \"fortran_order\": True, \"shape\": (2, 3)}", fo, sizeof(fo));
+    if ((set = open_ok(p))) {
+        float y[6];
+        CHECK(llt_tensor_set_get(set, 0)->fortran, "fortran flag");
+        CHECK_INT(llt_tensor_set_read_f32(set, 0, y), LLT_OK);
+        for (int k = 0; k < 6; k++) CHECK(y[k] == (float) k, "fortran element %d: %g", k, y[k]);
+        llt_tensor_set_close(set);
+    }
+    // the integer kinds and bool, and a 0-d scalar
+    const struct { const char * descr; int type; size_t size; } kinds[] = {
+        { "|i1", GGML_TYPE_I8, 1 }, { "<i2", GGML_TYPE_I16, 2 }, { "<i4", GGML_TYPE_I32, 4 }, { "<i8", GGML_TYPE_I64, 8 },
+        { "|u1", LLT_TYPE_U8, 1 },  { "<u2", LLT_TYPE_U16, 2 },  { "<u4", LLT_TYPE_U32, 4 },  { "<u8", LLT_TYPE_U64, 8 },
+        { "|b1", LLT_TYPE_BOOL, 1 }, { "<f2", GGML_TYPE_F16, 2 },
+    };
+    for (size_t k = 0; k < sizeof(kinds)/sizeof(kinds[0]); k++) {
+        unsigned char raw[3 * 8] = {0};
+        for (int e = 0; e < 3; e++) raw[e * kinds[k].size] = (unsigned char) (e == 2 ? 1 : e * 5); // little-endian 0, 5, 1
+        if (kinds[k].type == GGML_TYPE_F16) { // 0, 5, 1 as halves
+            const uint16_t h[3] = { 0x0000, 0x4500, 0x3c00 };
+            memcpy(raw, h, sizeof(h));
+        }
+        char dict[128];
+        snprintf(dict, sizeof(dict), "{'descr': '%s', 'fortran_order': False, 'shape': (3,), }", kinds[k].descr);
+        path_in_tmp(p, sizeof(p), "kind.npy");
+        write_npy(p, 1, dict, raw, 3 * kinds[k].size);
+        if (!(set = open_ok(p))) continue;
+        float y[3];
+        CHECK_INT(llt_tensor_set_get(set, 0)->type, kinds[k].type);
+        CHECK_INT(llt_tensor_set_read_f32(set, 0, y), LLT_OK);
+        const float want1 = kinds[k].type == LLT_TYPE_BOOL ? 1.0f : 5.0f; // any non-zero byte is true
+        CHECK(y[0] == 0 && y[1] == want1 && y[2] == 1, "%s values %g %g %g", kinds[k].descr, y[0], y[1], y[2]);
+        llt_tensor_set_close(set);
+    }
+    const float one = 7.0f;
+    path_in_tmp(p, sizeof(p), "scalar.npy");
+    write_npy(p, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (), }", &one, 4);
+    if ((set = open_ok(p))) {
+        CHECK_INT(llt_tensor_set_get(set, 0)->n_elements, 1);
+        llt_tensor_set_close(set);
+    }
+}
+
+static void test_npy_errors(void) {
+    char p[256];
+    const float x[4] = {0};
+    const struct { const char * dict; const char * want; } bad[] = {
+        { "{'descr': '<c8', 'fortran_order': False, 'shape': (2,), }", "unsupported dtype '<c8' (complex)" },
+        { "{'descr': '|O', 'fortran_order': False, 'shape': (2,), }",  "unsupported dtype '|O' (Python objects)" },
+        { "{'descr': '<U4', 'fortran_order': False, 'shape': (1,), }", "unsupported dtype '<U4' (strings)" },
+        { "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (1,), }", "structured" },
+        { "{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }", "big-endian" },
+        { "{'descr': '<f4', 'fortran_order': False, 'shape': (9,), }", "truncated" },
+        { "{'descr': '<f4', 'fortran_order': Maybe, 'shape': (2,), }", "fortran_order" },
+        { "{'descr': '<f4', 'shape': (2,), }",                         "needs descr" },
+        { "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'x': 1}", "unknown key" },
+    };
+    for (size_t k = 0; k < sizeof(bad)/sizeof(bad[0]); k++) {
+        path_in_tmp(p, sizeof(p), "bad.npy");
+        write_npy(p, 1, bad[k].dict, x, sizeof(x));
+        char label[32];
+        snprintf(label, sizeof(label), "bad npy %zu", k);
+        open_fails(label, p, LLT_EFORMAT, bad[k].want);
+    }
+    path_in_tmp(p, sizeof(p), "v9.npy");
+    write_npy(p, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", x, 4);
+    FILE * f = fopen(p, "r+b");
+    REQUIRE(f, "reopen");
+    fseek(f, 6, SEEK_SET);
+    fputc(9, f);
+    fclose(f);
+    open_fails("npy version 9", p, LLT_EVERSION, "version 9");
+    // a directory with one bad file fails as a whole, naming the file
+    char dir[256];
+    path_in_tmp(dir, sizeof(dir), "baddir");
+    REQUIRE(mkdir(dir, 0755) == 0, "mkdir");
+    snprintf(p, sizeof(p), "%s/a.npy", dir);
+    write_npy(p, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", x, 4);
+    snprintf(p, sizeof(p), "%s/b.npy", dir);
+    write_npy(p, 1, "{'descr': '<c16', 'fortran_order': False, 'shape': (1,), }", x, 16);
+    open_fails("bad file in a directory", dir, LLT_EFORMAT, "b.npy");
+    path_in_tmp(dir, sizeof(dir), "emptydir");
+    REQUIRE(mkdir(dir, 0755) == 0, "mkdir");
+    open_fails("empty directory", dir, LLT_EFORMAT, "without .npy");
+}
+
+static void test_safetensors_errors(void) {
+    char p[256];
+    const float x[4] = { 1, 2, 3, 4 };
+    const char * good = "{\"t\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]}}";
+    path_in_tmp(p, sizeof(p), "good.safetensors");
+    write_st(p, good, strlen(good), x, sizeof(x));
+    struct llt_tensor_set * set = open_ok(p);
+    llt_tensor_set_close(set);
+
+    const struct { const char * header; int64_t len_delta; const char * want; } bad[] = {
+        { good, 1000,  "header length" },                       // claims more than the file has
+        { "{}", -2,    "header length" },                       // zero
+        { "{\"t\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]}", 0, "expected ',' or '}'" },
+        { "{\"t\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,32]}}", 0, "outside the data" },
+        { "{\"t\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[8,4]}}", 0, "outside the data" },
+        { "{\"t\":{\"dtype\":\"F32\",\"shape\":[3,2],\"data_offsets\":[0,16]}}", 0, "need 24" },
+        { "{\"t\":{\"dtype\":\"F7\",\"shape\":[2,2],\"data_offsets\":[0,16]}}", 0, "unknown dtype 'F7'" },
+        { "{\"t\":{\"dtype\":\"F8_E4M3\",\"shape\":[4],\"data_offsets\":[0,4]}}", 0, "unsupported dtype 'F8_E4M3'" },
+        { "{\"t\":{\"dtype\":\"F32\",\"shape\":[2,2]}}", 0, "needs dtype, shape and data_offsets" },
+        { "{\"t\":{\"dtype\":\"F32\",\"shape\":[2,-2],\"data_offsets\":[0,16]}}", 0, "non-negative integer" },
+        { "{\"t\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16],\"x\":1}}", 0, "unknown or repeated key" },
+        { "{\"t\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,4],\"data_offsets\":[0,16]}}", 0, "5 dimensions" },
+        { "{\"t\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
+          "\"t\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 0, "appears twice" },
+        { "{\"__metadata__\":{\"a\":1},\"t\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 0, "strings" },
+        { "{\"t\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}} x", 0, "trailing bytes" },
+        { "{\"t\\q\":{}}", 0, "bad escape" },
+        { "[1, 2]", 0, "expected '{'" },
+    };
+    for (size_t k = 0; k < sizeof(bad)/sizeof(bad[0]); k++) {
+        path_in_tmp(p, sizeof(p), "bad.safetensors");
+        write_st(p, bad[k].header, (uint64_t) ((int64_t) strlen(bad[k].header) + bad[k].len_delta), x, sizeof(x));
+        char label[32];
+        snprintf(label, sizeof(label), "bad safetensors %zu", k);
+        open_fails(label, p, LLT_EFORMAT, bad[k].want);
+    }
+    // metadata, escapes and a padded header are fine
+    const char * fancy = "{\"__metadata__\":{\"format\":\"pt\"},\"caf\\u00e9 \\\"x\\\"\":"
+                         "{\"dtype\":\"BF16\",\"shape\":[2],\"data_offsets\":[0,4]}}    ";
+    const uint16_t bf[2] = { 0x3f80, 0xc000 }; // 1.0, -2.0
+    path_in_tmp(p, sizeof(p), "fancy.safetensors");
+    write_st(p, fancy, strlen(fancy), bf, sizeof(bf));
+    if ((set = open_ok(p))) {
+        float y[2];
+        CHECK_STR(llt_tensor_set_get(set, 0)->name, "caf\xc3\xa9 \"x\"");
+        CHECK_INT(llt_tensor_set_read_f32(set, 0, y), LLT_OK);
+        CHECK(y[0] == 1.0f && y[1] == -2.0f, "bf16 values %g %g", y[0], y[1]);
+        llt_tensor_set_close(set);
+    }
+    // shorter than the header length field
+    path_in_tmp(p, sizeof(p), "short.safetensors");
+    write_bytes(p, "\x05\x00\x00", 3);
+    open_fails("short safetensors", p, LLT_EFORMAT, "too short");
+}
+
+static void test_other_errors(void) {
+    char p[256];
+    path_in_tmp(p, sizeof(p), "missing.gguf");
+    open_fails("missing file", p, LLT_EIO, "No such file");
+    path_in_tmp(p, sizeof(p), "text.bin");
+    write_bytes(p, "hello, this is text", 19);
+    open_fails("text file", p, LLT_EFORMAT, "not a GGUF, safetensors or .npy file");
+    // a GGUF magic followed by garbage, and a GGUF cut short
+    path_in_tmp(p, sizeof(p), "corrupt.gguf");
+    write_bytes(p, "GGUF\x03\x00\x00\x00\xff\xff\xff\xff\xff\xff\xff\xff", 16);
+    open_fails("corrupt gguf", p, LLT_EFORMAT, "corrupt or truncated GGUF header");
+}
+
+int main(void) {
+    llt_log_init(false);
+    REQUIRE(mkdtemp(tmp_dir), "mkdtemp");
+    test_npy_roundtrip();
+    test_safetensors_roundtrip();
+    test_npy_dtypes();
+    test_npy_errors();
+    test_safetensors_errors();
+    test_other_errors();
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp_dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp_dir);
+    return test_result("test-tensorfile");
+}
