@@ -102,8 +102,8 @@ int  llt_store_last_run(struct llt_store * st);
 enum llt_level {
     LLT_LEVEL_GRAPH,   // record every node; decline every post call: scheduling untouched
     LLT_LEVEL_TIMING,  // also observe every computing node and time it
-    LLT_LEVEL_PROFILE, // time the computing nodes of one layer per step (rotating) and every l_out
-    LLT_LEVEL_VALUES,  // timing, plus statistics of every computing node's output
+    LLT_LEVEL_PROFILE, // time every l_out, and one layer's computing nodes every 3rd step (rotating)
+    LLT_LEVEL_VALUES,  // statistics of every computing node's output
     LLT_LEVEL_COUNT,
 };
 const char * llt_level_name(enum llt_level level);

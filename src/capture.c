@@ -54,6 +54,14 @@ struct llt_tracer {
     const char **            weight_names;  // for the writer: registry names by id
     struct llt_values *      values;        // statistics, dumps, comparisons; NULL at levels graph/timing/profile without them
     struct node_stat *       node_stats;    // per node of the current graph (values)
+    // the scan plan (statistics): for the graph of the previous computation, which post call
+    // reads which nodes' outputs. A node's output is intact from its computation until the
+    // first later node that writes over its memory, so one observed node can read many.
+    int32_t *                scan_at;       // per node: the node whose post call reads it, -1 none
+    int32_t *                scan_first;    // per node: first node its post call reads, -1 if it reads none
+    int32_t                  n_plan;        // nodes the plan covers; 0: no plan (observe every node)
+    int32_t                  scan_next;     // first node of this computation not read yet
+    bool                     off_plan;      // this computation left the plan: every node reads itself
     int32_t                  n_layer;       // the profile level samples layer (step % n_layer)
     llama_token *            all_tokens;    // every token in and out, for the dump's metadata
     int32_t                  cap_all_tokens;
@@ -259,7 +267,11 @@ static bool reserve_nodes(struct llt_tracer * tr, int32_t n) {
     if (ok && tr->values) {
         struct node_stat * st = realloc(tr->node_stats, (size_t) cap * sizeof(*st));
         if (st) tr->node_stats = st;
-        ok = st != NULL;
+        int32_t * sa = st ? realloc(tr->scan_at, (size_t) cap * sizeof(int32_t)) : NULL;
+        if (sa) tr->scan_at = sa;
+        int32_t * sf = sa ? realloc(tr->scan_first, (size_t) cap * sizeof(int32_t)) : NULL;
+        if (sf) tr->scan_first = sf;
+        ok = sf != NULL;
     }
     if (!ok) {
         tracer_fail(tr, "out of memory");
@@ -326,15 +338,28 @@ static void describe_node(struct llt_tracer * tr, struct ggml_tensor * t, int32_
 }
 
 // whether a node is observed: computed alone, then posted
-static bool wants(const struct llt_tracer * tr, const struct node_rec * r) {
+// the statistics read a node's output: it computes something of its own
+static bool scanned(const struct node_rec * r) {
+    return !(r->flags & (NODE_NOOP | NODE_VIEW));
+}
+
+// the profile level times one layer every PROFILE_PERIOD steps, rotating, and every l_out
+#define PROFILE_PERIOD 3
+
+static bool wants(const struct llt_tracer * tr, const struct node_rec * r, int32_t idx) {
     const bool computes = !(r->flags & NODE_NOOP);
     if ((r->flags & NODE_DUMP) && llt_values_step_wanted(tr->values, tr->n_steps)) return true;
     if (r->flags & NODE_REF) return true;
+    if (tr->values && llt_values_stats(tr->values)) {
+        if (tr->n_plan > 0 && !tr->off_plan && idx < tr->n_plan) return tr->scan_first[idx] >= 0;
+        if (scanned(r)) return true;
+    }
     switch (tr->params.level) {
-        case LLT_LEVEL_TIMING:
-        case LLT_LEVEL_VALUES:  return computes;
-        case LLT_LEVEL_PROFILE: return computes && ((r->flags & NODE_LOUT) || r->layer == tr->n_steps % tr->n_layer);
-        default:                return tr->values && llt_values_stats(tr->values) && computes; // break_on_nan
+        case LLT_LEVEL_TIMING:  return computes;
+        case LLT_LEVEL_PROFILE:
+            return computes && ((r->flags & NODE_LOUT) ||
+                   (tr->n_steps % PROFILE_PERIOD == 0 && r->layer == (tr->n_steps / PROFILE_PERIOD) % tr->n_layer));
+        default:                return false;
     }
 }
 
@@ -360,7 +385,91 @@ static bool record_node(struct llt_tracer * tr, struct ggml_tensor * t) {
     tr->times[idx] = (struct node_time) { 0, 0 };
     if (tr->node_stats) tr->node_stats[idx].has = false;
     tr->n_nodes++;
-    return wants(tr, &tr->recs[idx]);
+    if (!same && tr->n_plan > 0 && !tr->off_plan && tr->node_stats) {
+        // the graph changed under the plan: this node reads what the plan left pending
+        tr->off_plan = true;
+        return true;
+    }
+    return wants(tr, &tr->recs[idx], idx);
+}
+
+static bool overlaps(const struct ggml_tensor * a, const struct ggml_tensor * b) {
+    const char * pa = a->data, * pb = b->data;
+    return a->buffer == b->buffer && pa && pb && pa < pb + ggml_nbytes(b) && pb < pa + ggml_nbytes(a);
+}
+
+// reads the statistics of node i, whose output is intact now
+static int scan_node(struct llt_tracer * tr, int32_t i, int32_t * nan_at) {
+    struct node_stat * ns = &tr->node_stats[i];
+    int rc = llt_values_stats_of(tr->values, tr->seen_ptr[i], &ns->st);
+    ns->has = rc == LLT_OK;
+    if (ns->has && *nan_at < 0 && tr->params.values.break_on_nan && (ns->st.n_nan || ns->st.n_pinf || ns->st.n_ninf)) {
+        *nan_at = i;
+    }
+    return rc;
+}
+
+// the post call of node j reads: what the plan gives it; where the graph left the plan, the
+// pending nodes that j did not write over; off the plan, j itself
+static int scan(struct llt_tracer * tr, int32_t j, int32_t * nan_at) {
+    int rc = LLT_OK;
+    const bool planned = tr->n_plan > 0 && j < tr->n_plan;
+    if (planned && !tr->off_plan) {
+        for (int32_t i = tr->scan_first[j]; i >= 0 && i <= j && rc == LLT_OK; i++) {
+            if (tr->scan_at[i] == j) rc = scan_node(tr, i, nan_at);
+        }
+        if (tr->scan_first[j] >= 0) tr->scan_next = j + 1;
+        return rc;
+    }
+    if (planned && tr->off_plan && tr->scan_next <= j) {
+        // the first node off the plan: what is still pending, unless j wrote over it
+        for (int32_t i = tr->scan_next; i < j && rc == LLT_OK; i++) {
+            if (scanned(&tr->recs[i]) && !overlaps(&tr->seen[i], tr->seen_ptr[j])) rc = scan_node(tr, i, nan_at);
+        }
+        tr->scan_next = INT32_MAX;
+    }
+    return rc == LLT_OK && scanned(&tr->recs[j]) ? scan_node(tr, j, nan_at) : rc;
+}
+
+// Plans the reads for the graph just computed (tr->seen holds its tensors): each node is read
+// at the earliest point its output is still intact and others are too. Interval stabbing: a
+// node is readable from itself to the node before the first one that writes over it.
+static void build_plan(struct llt_tracer * tr) {
+    const int32_t n = tr->n_nodes;
+    // the memory each node writes: [begin, end) in its buffer
+    struct span { const void * buffer; const char * begin, * end; } * sp = malloc((size_t) n * sizeof(*sp) + 1);
+    if (!sp) {
+        tr->n_plan = 0; // no plan: every node reads itself
+        return;
+    }
+    for (int32_t i = 0; i < n; i++) {
+        const struct ggml_tensor * t = &tr->seen[i];
+        sp[i] = (struct span) { t->buffer, t->data, t->data ? (const char *) t->data + ggml_nbytes(t) : NULL };
+    }
+    int32_t pending = -1, min_end = INT32_MAX;
+    for (int32_t i = 0; i < n; i++) {
+        tr->scan_at[i] = tr->scan_first[i] = -1;
+        if (scanned(&tr->recs[i]) && sp[i].begin) {
+            int32_t end = n - 1;
+            for (int32_t k = i + 1; k < n; k++) {
+                if (sp[k].buffer == sp[i].buffer && sp[k].begin && sp[k].begin < sp[i].end && sp[i].begin < sp[k].end &&
+                    !(tr->recs[k].flags & NODE_NOOP)) {
+                    end = k - 1;
+                    break;
+                }
+            }
+            if (end < min_end) min_end = end;
+            if (pending < 0) pending = i;
+        }
+        if (i == min_end) {
+            tr->scan_first[i] = pending;
+            for (int32_t p = pending; p <= i; p++) if (scanned(&tr->recs[p])) tr->scan_at[p] = i;
+            pending = -1;
+            min_end = INT32_MAX;
+        }
+    }
+    free(sp);
+    tr->n_plan = n;
 }
 
 // the post call of an observed node: its output is valid now
@@ -373,12 +482,12 @@ static bool observe(struct llt_tracer * tr, struct ggml_tensor * t) {
     const struct node_rec * r = &tr->recs[idx];
     struct llt_values * v = tr->values;
     int rc = LLT_OK;
-    if (llt_values_stats(v) && !(r->flags & (NODE_VIEW | NODE_NOOP))) {
-        struct node_stat * ns = &tr->node_stats[idx];
-        rc = llt_values_stats_of(v, t, &ns->st);
-        ns->has = rc == LLT_OK;
-        if (ns->has && tr->params.values.break_on_nan && (ns->st.n_nan || ns->st.n_pinf || ns->st.n_ninf)) {
-            llt_values_nan(v, t, r, llt_node_op_name(r), tr->n_steps, &ns->st);
+    if (llt_values_stats(v)) {
+        int32_t nan_at = -1;
+        rc = scan(tr, idx, &nan_at);
+        if (nan_at >= 0) {
+            const struct node_rec * nr = &tr->recs[nan_at];
+            llt_values_nan(v, tr->seen_ptr[nan_at], nr, llt_node_op_name(nr), tr->n_steps, &tr->node_stats[nan_at].st);
             return false; // the rest of the graph is not computed; the report ends the run
         }
     }
@@ -483,6 +592,11 @@ static struct graph * match_graph(struct llt_tracer * tr) {
     return new_graph(tr);
 }
 
+// node times are recorded at levels timing and profile
+static bool timed(const struct llt_tracer * tr) {
+    return tr->params.level == LLT_LEVEL_TIMING || tr->params.level == LLT_LEVEL_PROFILE;
+}
+
 static void finish_graph(struct llt_tracer * tr) {
     if (!tr->active || tr->n_nodes == 0) return;
     struct graph * g = match_graph(tr);
@@ -496,9 +610,9 @@ static void finish_graph(struct llt_tracer * tr) {
         .step = tr->n_steps, .decode = tr->n_decodes, .graph_id = g->id,
         .pos0 = tr->cur_pos0, .n_tokens = tr->cur_n_tokens, .is_prompt = tr->cur_prompt,
         .compute_begin_ns = tr->compute_begin_ns,
-        .compute_end_ns = tr->params.level != LLT_LEVEL_GRAPH ? tr->compute_end_ns : 0,
+        .compute_end_ns = timed(tr) ? tr->compute_end_ns : 0,
     };
-    if (tr->params.level != LLT_LEVEL_GRAPH) {
+    if (timed(tr)) {
         ps->times = malloc((size_t) tr->n_nodes * sizeof(struct node_time));
         if (!ps->times) { tracer_fail(tr, "out of memory"); return; }
         memcpy(ps->times, tr->times, (size_t) tr->n_nodes * sizeof(struct node_time));
@@ -512,6 +626,10 @@ static void finish_graph(struct llt_tracer * tr) {
         }
         b->stats[b->n_stats++] = (struct stat_rows) { tr->n_steps, i, tr->node_stats[i].st };
     }
+    // a new plan when the graph changed (or there was none)
+    if (tr->node_stats && (tr->off_plan || tr->n_plan != tr->n_nodes || !tr->same_so_far)) build_plan(tr);
+    tr->off_plan = false;
+    tr->scan_next = 0;
     g->last_used = tr->n_steps;
     tr->prev_graph = g;
     tr->stats.n_nodes_last = tr->n_nodes;
@@ -612,6 +730,8 @@ void llt_tracer_free(struct llt_tracer * tr) {
     free(tr->weight_ids.e);
     free(tr->names.e);
     free(tr->node_stats);
+    free(tr->scan_at);
+    free(tr->scan_first);
     free(tr->all_tokens);
     llt_values_free(tr->values);
     free(tr->weight_buffer);

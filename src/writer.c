@@ -6,9 +6,12 @@
 // this thread commits what is queued every COMMIT_INTERVAL_MS, in order, in one transaction,
 // then empties the log. llt_writer_sync() commits at once and waits.
 //
-// Node statistics (level values, a row per node per step) are the bulk: writing them as they
-// come would take a core's tenth from inference. They wait in memory, safe in the step log,
-// and are written when the run ends or DEFERRED_MAX bytes of them have piled up.
+// Graph structures (a thousand rows each, a few per run) and node statistics (level values, a
+// row per node per step) are the bulk: writing them while the model runs would take cores
+// from inference, and a writer that preempts one of the compute threads stalls them all at the
+// next barrier. They wait in memory, safe in the step log, and are written when the run ends
+// or DEFERRED_MAX bytes of them have piled up. The thread also runs at a lower priority.
+#define _DEFAULT_SOURCE // syscall(SYS_gettid): the writer thread lowers its own priority
 #include "capture.h"
 
 #include <errno.h>
@@ -18,7 +21,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 // how often the writer commits; LLTRACE_COMMIT_MS overrides it (tests use it to leave
 // everything to the step log)
@@ -320,19 +326,24 @@ static void free_batches(struct llt_batch * b) {
     }
 }
 
-// moves the statistics of the batches into batches of their own, kept for later
-static void defer_stats(struct llt_writer * w, struct llt_batch * b) {
+// moves the graphs and statistics of the batches into batches of their own, kept for later
+static void defer_bulk(struct llt_writer * w, struct llt_batch * b) {
     for (; b; b = b->next) {
-        if (b->n_stats == 0) continue;
+        if (b->n_stats == 0 && b->n_graphs == 0) continue;
         struct llt_batch * d = calloc(1, sizeof(*d));
         if (!d) continue; // kept with its batch: written now instead
         d->stats = b->stats;
         d->n_stats = d->cap_stats = b->n_stats;
+        d->graphs = b->graphs;
+        d->n_graphs = d->cap_graphs = b->n_graphs;
         b->stats = NULL;
         b->n_stats = b->cap_stats = 0;
+        b->graphs = NULL;
+        b->n_graphs = b->cap_graphs = 0;
         *w->deferred_tail = d;
         w->deferred_tail = &d->next;
         w->deferred_bytes += (size_t) d->n_stats * sizeof(struct stat_rows);
+        for (int32_t i = 0; i < d->n_graphs; i++) w->deferred_bytes += (size_t) d->graphs[i].n_nodes * sizeof(struct node_rec);
     }
 }
 
@@ -345,6 +356,8 @@ static void deadline_in(struct timespec * ts, int ms) {
 
 static void * writer_main(void * arg) {
     struct llt_writer * w = arg;
+    // below the inference threads: on Linux a thread's nice value is its own
+    setpriority(PRIO_PROCESS, (id_t) syscall(SYS_gettid), 10);
     pthread_mutex_lock(&w->mu);
     for (;;) {
         struct timespec until;
@@ -360,7 +373,7 @@ static void * writer_main(void * arg) {
         const bool stopping = w->stop;
         pthread_mutex_unlock(&w->mu);
 
-        defer_stats(w, todo);
+        defer_bulk(w, todo);
         // after a failure batches are dropped: tracing has stopped, the log keeps them
         if (todo && !atomic_load(&w->failed) && llt_rows_write(w->rows, todo) != LLT_OK) {
             snprintf(w->error, sizeof(w->error), "%s", llt_last_error());
