@@ -9,11 +9,18 @@ cd "$(dirname "$0")/.."
 
 say() { echo "build: $*" >&2; }
 
-# ---- system packages ----------------------------------------------------------------------
-pkgs=(build-essential cmake ninja-build git ca-certificates openssl npm libsqlite3-dev sqlite3 python3)
+# ---- system packages: what is missing, by the command or file it provides ------------------
+# (a tool installed outside apt, such as a newer npm, counts as present)
+need=(
+    "gcc:build-essential" "g++:build-essential" "make:build-essential" "cmake:cmake"
+    "ninja:ninja-build" "git:git" "openssl:openssl" "npm:npm" "sqlite3:sqlite3" "python3:python3"
+    "/usr/include/sqlite3.h:libsqlite3-dev" "/etc/ssl/certs/ca-certificates.crt:ca-certificates"
+)
 missing=()
-for p in "${pkgs[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+for entry in "${need[@]}"; do
+    what=${entry%%:*} pkg=${entry##*:}
+    if [ "${what#/}" != "$what" ]; then [ -e "$what" ] && continue; else command -v "$what" >/dev/null && continue; fi
+    case " ${missing[*]-} " in *" $pkg "*) ;; *) missing+=("$pkg") ;; esac
 done
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
