@@ -70,7 +70,7 @@ fi
 if [ ! -f "$src/CMakeLists.txt" ]; then
     rm -rf "$src"
     say "cloning llama.cpp $tag from the bundle"
-    git clone -q "$unpack/llama/gitRelease.bundle" "$src" || die "cannot clone the bundle"
+    git -c advice.detachedHead=false clone -q "$unpack/llama/gitRelease.bundle" "$src" || die "cannot clone the bundle"
 fi
 
 say "building llama.cpp $tag libraries (a few minutes, once)"
