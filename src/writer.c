@@ -6,8 +6,8 @@
 // this thread commits what is queued every COMMIT_INTERVAL_MS, in order, in one transaction,
 // then empties the log. llt_writer_sync() commits at once and waits.
 //
-// Graph structures (a thousand rows each, a few per run) and node statistics (level values, a
-// row per node per step) are the bulk: writing them while the model runs would take cores
+// Graph structures (a thousand rows each, a few per run), node times (a JSON text of a few
+// kilobytes per step) and node statistics (level values, a row per node per step) are the bulk: writing them while the model runs would take cores
 // from inference, and a writer that preempts one of the compute threads stalls them all at the
 // next barrier. They wait in memory, safe in the step log, and are written when the run ends
 // or DEFERRED_MAX bytes of them have piled up. The thread also runs at a lower priority.
@@ -326,12 +326,25 @@ static void free_batches(struct llt_batch * b) {
     }
 }
 
-// moves the graphs and statistics of the batches into batches of their own, kept for later
+// moves the graphs, node times and statistics of the batches into batches of their own, kept
+// for later (a step's row is written now; its copy with the times repeats it later, ignored)
 static void defer_bulk(struct llt_writer * w, struct llt_batch * b) {
     for (; b; b = b->next) {
-        if (b->n_stats == 0 && b->n_graphs == 0) continue;
+        int32_t n_timed = 0;
+        for (int32_t i = 0; i < b->n_steps; i++) n_timed += b->steps[i].times != NULL;
+        if (b->n_stats == 0 && b->n_graphs == 0 && n_timed == 0) continue;
         struct llt_batch * d = calloc(1, sizeof(*d));
-        if (!d) continue; // kept with its batch: written now instead
+        struct step_rows * steps = n_timed ? malloc((size_t) n_timed * sizeof(*steps)) : NULL;
+        if (!d || (n_timed && !steps)) { free(d); free(steps); continue; } // written now instead
+        for (int32_t i = 0; i < b->n_steps; i++) {
+            if (!b->steps[i].times) continue;
+            steps[d->n_steps++] = b->steps[i];
+            w->deferred_bytes += (size_t) b->steps[i].n_times * sizeof(struct node_time);
+            b->steps[i].times = NULL;
+            b->steps[i].n_times = 0;
+        }
+        d->steps = steps;
+        d->cap_steps = d->n_steps;
         d->stats = b->stats;
         d->n_stats = d->cap_stats = b->n_stats;
         d->graphs = b->graphs;
