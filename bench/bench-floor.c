@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 enum mode { NO_CALLBACK, DECLINE_ALL, OBSERVE_COMPUTING, N_MODES };
 static const char * mode_names[] = { "no callback", "declines every node", "observes every computing node" };
@@ -34,6 +35,7 @@ static double generate(struct llama_model * model, enum mode m) {
     cp.n_ctx = 256;
     cp.n_batch = cp.n_ubatch = 512;
     cp.no_perf = true;
+    cp.n_threads = cp.n_threads_batch = (int32_t) sysconf(_SC_NPROCESSORS_ONLN); // as lltrace run and bench
     cp.cb_eval = m == DECLINE_ALL ? decline : m == OBSERVE_COMPUTING ? observe : NULL;
     struct llama_context * ctx = llama_init_from_model(model, cp);
     llama_token toks[32];
