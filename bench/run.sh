@@ -10,6 +10,9 @@ model=$("$B"/lltrace mkmodel small Q4_K_M --cache)
 # 1. tracing overhead per level (issue 2, 3, 4 targets), 32-token prompt + 64 generated tokens
 "$B"/lltrace bench -m "$model" -p 32 -n 64 -r "$reps" --levels off,graph,timing,profile,values,parity 2>/dev/null
 
+# the same in one process, untraced and traced runs in pairs
+"$B/bench/bench-levels" "$model" "$reps"
+
 # the floor: what llama.cpp's callback costs with nothing behind it
 "$B/bench/bench-floor" "$model" "$reps"
 

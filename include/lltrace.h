@@ -284,6 +284,10 @@ void llt_gen_result_free(struct llt_gen_result * result);
 
 #define LLT_PARITY_LINE_MAX 8192 // a formatted line is shorter than this
 
+// The k (<= LLT_PARITY_MAX_K) largest of n logits into out->ids/logits/k, largest first; ties
+// keep the lower id first.
+void llt_parity_top_k(const float * logits, int32_t n, int32_t k, struct llt_parity_step * out);
+
 // One step as a parity line without the newline; returns the length it needs, like snprintf.
 int  llt_parity_format(const struct llt_parity_step * s, char * buf, size_t size);
 // The top-k list alone, [[ID,LOGIT],...] (the parity table's top_k column); like snprintf.

@@ -277,8 +277,50 @@ static void test_trace(void) {
     llt_store_close(st);
 }
 
+// the top-k of random logits (with ties) against a full sort by (logit desc, id asc)
+static const float * sort_logits;
+static int cmp_desc(const void * a, const void * b) {
+    const int32_t x = *(const int32_t *) a, y = *(const int32_t *) b;
+    if (sort_logits[x] != sort_logits[y]) return sort_logits[x] > sort_logits[y] ? -1 : 1;
+    return (x > y) - (x < y);
+}
+
+static void test_top_k(void) {
+    const int32_t sizes[] = { 32000, 1007, 15, 1 };
+    for (size_t si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++) {
+        const int32_t n = sizes[si];
+        float * logits = malloc((size_t) n * sizeof(float));
+        int32_t * order = malloc((size_t) n * sizeof(int32_t));
+        uint32_t x = 12345u + (uint32_t) n;
+        for (int32_t i = 0; i < n; i++) {
+            x = x * 1664525u + 1013904223u;
+            logits[i] = (float) (x >> 20) / 64.0f - 2000.0f; // coarse: many ties
+            order[i] = i;
+        }
+        sort_logits = logits;
+        qsort(order, (size_t) n, sizeof(int32_t), cmp_desc);
+        const int32_t ks[] = { 1, 10, LLT_PARITY_MAX_K };
+        for (size_t ki = 0; ki < 3; ki++) {
+            struct llt_parity_step got;
+            llt_parity_top_k(logits, n, ks[ki], &got);
+            const int32_t want_k = ks[ki] < n ? ks[ki] : n;
+            CHECK(got.k == want_k, "n %d k %d: got %d entries", n, ks[ki], got.k);
+            for (int32_t j = 0; j < got.k && j < want_k; j++) {
+                if (got.ids[j] != order[j] || got.logits[j] != logits[order[j]]) {
+                    CHECK(0, "n %d k %d entry %d: id %d (%g), want %d (%g)", n, ks[ki], j, got.ids[j], got.logits[j],
+                          order[j], logits[order[j]]);
+                    break;
+                }
+            }
+        }
+        free(logits);
+        free(order);
+    }
+}
+
 int main(void) {
     REQUIRE(mkdtemp(dir), "cannot make a temporary folder");
+    test_top_k();
     test_divergence();
     test_malformed();
     test_round_trip();
