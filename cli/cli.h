@@ -32,6 +32,8 @@ void cli_json_number(FILE * f, double v);
 // -fa on|off|auto into enum llama_flash_attn_type; a cache type name (f16, q8_0) into enum
 // ggml_type; each prints an error naming flag and returns false on failure
 bool cli_parse_flash_attn(const char * flag, const char * s, int32_t * out);
+// s as the index of one of n names; prints "FLAG: unknown value 'S' (a, b, c)" otherwise
+bool cli_parse_choice(const char * flag, const char * s, const char * const * names, int n, int * out);
 bool cli_parse_cache_type(const char * flag, const char * s, int32_t * out);
 
 int cmd_run    (int argc, char ** argv);

@@ -75,12 +75,10 @@ static bool parse_opts(int argc, char ** argv, struct diff_opts * o, bool * help
             }
             o->map_vars[o->n_map_vars++] = v;
         } else if (strcmp(a, "--format") == 0) {
-            if (!(v = cli_value(argc, argv, &i))) return false;
-            if (strcmp(v, "json") != 0 && strcmp(v, "table") != 0) {
-                cli_error("diff: unknown format '%s' (table, json)", v);
-                return false;
-            }
-            o->json = strcmp(v, "json") == 0;
+            static const char * const formats[] = { "table", "json" };
+            int k;
+            if (!(v = cli_value(argc, argv, &i)) || !cli_parse_choice(a, v, formats, 2, &k)) return false;
+            o->json = k == 1;
         } else if (a[0] == '-' && a[1] != '\0') {
             cli_error("diff: unknown option '%s' (see 'lltrace diff --help')", a);
             return false;

@@ -63,12 +63,10 @@ static bool parse_opts(int argc, char ** argv, struct inspect_opts * o, bool * h
         } else if (strcmp(a, "--stats") == 0) {
             o->stats = true;
         } else if (strcmp(a, "--format") == 0) {
-            if (!(v = cli_value(argc, argv, &i))) return false;
-            if (strcmp(v, "json") != 0 && strcmp(v, "table") != 0) {
-                cli_error("inspect: unknown format '%s' (table, json)", v);
-                return false;
-            }
-            o->json = strcmp(v, "json") == 0;
+            static const char * const formats[] = { "table", "json" };
+            int k;
+            if (!(v = cli_value(argc, argv, &i)) || !cli_parse_choice(a, v, formats, 2, &k)) return false;
+            o->json = k == 1;
         } else if (a[0] == '-' && a[1] != '\0') {
             cli_error("inspect: unknown option '%s' (see 'lltrace inspect --help')", a);
             return false;

@@ -101,10 +101,11 @@ static int parse_opts(int argc, char ** argv, struct parity_opts * o) {
         if (cli_is_help(a)) { fputs(usage_text, stdout); return -1; }
         else if (strcmp(a, "--top-k") == 0) { VALUE(); if (!cli_parse_int(a, v, 1, LLT_PARITY_MAX_K, &o->top_k)) return CLI_USAGE; }
         else if (strcmp(a, "--format") == 0) {
+            static const char * const formats[] = { [FORMAT_TABLE] = "table", [FORMAT_JSON] = "json" };
+            int k;
             VALUE();
-            if (strcmp(v, "table") == 0)     o->format = FORMAT_TABLE;
-            else if (strcmp(v, "json") == 0) o->format = FORMAT_JSON;
-            else { cli_error("parity: unknown format '%s' (table, json)", v); return CLI_USAGE; }
+            if (!cli_parse_choice(a, v, formats, 2, &k)) return CLI_USAGE;
+            o->format = k;
         }
         else if (IS("-o", "--output"))  { VALUE(); o->out_dir = v; }
         else if (IS("-v", "--verbose")) { o->verbose = true; }

@@ -52,17 +52,6 @@ struct prof_opts {
     enum prof_format format;
 };
 
-static bool parse_name(const char * flag, const char * v, const char ** names, int n, int * out) {
-    for (int i = 0; i < n; i++) {
-        if (strcmp(v, names[i]) == 0) {
-            *out = i;
-            return true;
-        }
-    }
-    cli_error("profile: %s: unknown value '%s'", flag, v);
-    return false;
-}
-
 // returns CLI_OK, or the exit code to leave with (-1: help was printed)
 static int parse_opts(int argc, char ** argv, struct prof_opts * o) {
     bool has_top = false;
@@ -79,10 +68,10 @@ static int parse_opts(int argc, char ** argv, struct prof_opts * o) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_parse_int(a, v, 1, INT32_MAX, &o->top)) return CLI_USAGE;
             has_top = true;
         } else if (strcmp(a, "--by") == 0) {
-            if (!(v = cli_value(argc, argv, &i)) || !parse_name(a, v, view_names, BY_COUNT, &k)) return CLI_USAGE;
+            if (!(v = cli_value(argc, argv, &i)) || !cli_parse_choice(a, v, view_names, BY_COUNT, &k)) return CLI_USAGE;
             o->view = (enum prof_view) k;
         } else if (strcmp(a, "--format") == 0) {
-            if (!(v = cli_value(argc, argv, &i)) || !parse_name(a, v, format_names, FORMAT_COUNT, &k)) return CLI_USAGE;
+            if (!(v = cli_value(argc, argv, &i)) || !cli_parse_choice(a, v, format_names, FORMAT_COUNT, &k)) return CLI_USAGE;
             o->format = (enum prof_format) k;
         } else if (a[0] == '-' && a[1] != '\0') {
             cli_error("profile: unknown option '%s' (see 'lltrace profile --help')", a);

@@ -107,16 +107,6 @@ struct run_opts {
     bool verbose;
 };
 
-static bool parse_cache_type(const char * flag, const char * v, int32_t * out) {
-    int t = llt_type_from_name(v);
-    if (t < 0) {
-        cli_error("%s: unknown cache type '%s' (f32, f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1)", flag, v);
-        return false;
-    }
-    *out = t;
-    return true;
-}
-
 // a "re:" pattern must compile; a glob always does
 static bool valid_pattern(const char * pat) {
     if (strncmp(pat, "re:", 3) != 0) return true;
@@ -172,15 +162,9 @@ static int parse_opts(int argc, char ** argv, struct run_opts * o) {
         else if (IS("-t", "--threads"))   { VALUE(); if (!cli_parse_int(a, v, 1, 1024, &iv)) return CLI_USAGE; o->gen.n_threads = (int32_t) iv; }
         else if (IS("-c", "--ctx-size"))  { VALUE(); if (!cli_parse_int(a, v, 0, 1 << 24, &iv)) return CLI_USAGE; o->gen.n_ctx = (int32_t) iv; }
         else if (IS("-b", "--batch-size")){ VALUE(); if (!cli_parse_int(a, v, 1, 1 << 20, &iv)) return CLI_USAGE; o->gen.n_batch = (int32_t) iv; }
-        else if (IS("-fa", "--flash-attn")) {
-            VALUE();
-            if      (strcmp(v, "on") == 0)   o->gen.flash_attn = LLAMA_FLASH_ATTN_TYPE_ENABLED;
-            else if (strcmp(v, "off") == 0)  o->gen.flash_attn = LLAMA_FLASH_ATTN_TYPE_DISABLED;
-            else if (strcmp(v, "auto") == 0) o->gen.flash_attn = LLAMA_FLASH_ATTN_TYPE_AUTO;
-            else { cli_error("%s: '%s' is not on, off or auto", a, v); return CLI_USAGE; }
-        }
-        else if (IS("-ctk", "--cache-type-k")) { VALUE(); if (!parse_cache_type(a, v, &o->gen.type_k)) return CLI_USAGE; }
-        else if (IS("-ctv", "--cache-type-v")) { VALUE(); if (!parse_cache_type(a, v, &o->gen.type_v)) return CLI_USAGE; }
+        else if (IS("-fa", "--flash-attn"))    { VALUE(); if (!cli_parse_flash_attn(a, v, &o->gen.flash_attn)) return CLI_USAGE; }
+        else if (IS("-ctk", "--cache-type-k")) { VALUE(); if (!cli_parse_cache_type(a, v, &o->gen.type_k)) return CLI_USAGE; }
+        else if (IS("-ctv", "--cache-type-v")) { VALUE(); if (!cli_parse_cache_type(a, v, &o->gen.type_v)) return CLI_USAGE; }
         else if (strcmp(a, "--seed") == 0)  { VALUE(); if (!cli_parse_int(a, v, 0, UINT32_MAX, &iv)) return CLI_USAGE; o->gen.seed = (uint32_t) iv; }
         else if (strcmp(a, "--temp") == 0)  { VALUE(); if (!cli_parse_float(a, v, 0, 100, &fv)) return CLI_USAGE; o->gen.temp = (float) fv; }
         else if (strcmp(a, "--top-k") == 0) { VALUE(); if (!cli_parse_int(a, v, 0, 1 << 20, &iv)) return CLI_USAGE; o->gen.top_k = (int32_t) iv; o->top_k_given = true; }
@@ -200,11 +184,11 @@ static int parse_opts(int argc, char ** argv, struct run_opts * o) {
         }
         else if (strcmp(a, "--dump-sources") == 0) { o->gen.values.dump_sources = true; }
         else if (strcmp(a, "--dump-type") == 0) {
+            static const char * const types[] = { [LLT_DUMP_NATIVE] = "native", [LLT_DUMP_F32] = "f32", [LLT_DUMP_F16] = "f16" };
+            int k;
             VALUE();
-            if      (strcmp(v, "native") == 0) o->gen.values.dump_type = LLT_DUMP_NATIVE;
-            else if (strcmp(v, "f32") == 0)    o->gen.values.dump_type = LLT_DUMP_F32;
-            else if (strcmp(v, "f16") == 0)    o->gen.values.dump_type = LLT_DUMP_F16;
-            else { cli_error("--dump-type: '%s' is not native, f32 or f16", v); return CLI_USAGE; }
+            if (!cli_parse_choice(a, v, types, 3, &k)) return CLI_USAGE;
+            o->gen.values.dump_type = k;
         }
         else if (strcmp(a, "--dump-file") == 0)    { VALUE(); o->gen.values.dump_path = v; }
         else if (strcmp(a, "--checkpoints") == 0)  { o->gen.values.checkpoints = true; }

@@ -54,18 +54,6 @@ static const char * usage_text =
     "  --format FMT    table (default), csv or json\n"
     "  -h, --help      this help\n";
 
-static bool parse_format(const char * s, enum show_format * out) {
-    static const char * names[] = { [FORMAT_TABLE] = "table", [FORMAT_CSV] = "csv", [FORMAT_JSON] = "json" };
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        if (strcmp(s, names[i]) == 0) {
-            *out = (enum show_format) i;
-            return true;
-        }
-    }
-    cli_error("show: unknown format '%s' (table, csv, json)", s);
-    return false;
-}
-
 // Fills o from argv; false after printing a usage error. Stops at -h/--help.
 static bool parse_opts(int argc, char ** argv, struct show_opts * o) {
     bool stats = false, weights = false, dispatch = false;
@@ -96,7 +84,10 @@ static bool parse_opts(int argc, char ** argv, struct show_opts * o) {
         } else if (strcmp(a, "--name") == 0) {
             if (!(o->name = cli_value(argc, argv, &i))) return false;
         } else if (strcmp(a, "--format") == 0) {
-            if (!(v = cli_value(argc, argv, &i)) || !parse_format(v, &o->format)) return false;
+            static const char * const formats[] = { [FORMAT_TABLE] = "table", [FORMAT_CSV] = "csv", [FORMAT_JSON] = "json" };
+            int k;
+            if (!(v = cli_value(argc, argv, &i)) || !cli_parse_choice(a, v, formats, 3, &k)) return false;
+            o->format = (enum show_format) k;
         } else if (a[0] == '-' && a[1] != '\0') {
             cli_error("show: unknown option '%s' (see 'lltrace show --help')", a);
             return false;

@@ -74,6 +74,22 @@ void cli_json_number(FILE * f, double v) {
     else               fprintf(f, "%.17g", v);
 }
 
+bool cli_parse_choice(const char * flag, const char * s, const char * const * names, int n, int * out) {
+    for (int i = 0; i < n; i++) {
+        if (strcmp(s, names[i]) == 0) {
+            *out = i;
+            return true;
+        }
+    }
+    char list[256] = "";
+    for (int i = 0; i < n; i++) {
+        size_t len = strlen(list);
+        snprintf(list + len, sizeof(list) - len, "%s%s", i ? ", " : "", names[i]);
+    }
+    cli_error("%s: unknown value '%s' (%s)", flag, s, list);
+    return false;
+}
+
 bool cli_parse_flash_attn(const char * flag, const char * s, int32_t * out) {
     if      (strcmp(s, "on") == 0)   *out = LLAMA_FLASH_ATTN_TYPE_ENABLED;
     else if (strcmp(s, "off") == 0)  *out = LLAMA_FLASH_ATTN_TYPE_DISABLED;

@@ -267,7 +267,7 @@ expect 2 "diff bad tolerance"     "--tolerance-abs"                  -- "$bin" d
 expect 2 "diff bad map"           "lltrace-map 1"                    -- "$bin" diff "$f32" "$f32" --map "$dir/bad.safetensors"
 expect 2 "inspect no tensor"      "no tensor 'nope'"                 -- "$bin" inspect "$f32" --tensor nope
 expect 2 "inspect blocks of f32"  "not a block-quantized type"       -- "$bin" inspect "$f32" --blocks output_norm.weight
-expect 2 "inspect bad format"     "unknown format"                   -- "$bin" inspect "$f32" --format xml
+expect 2 "inspect bad format"     "unknown value"                   -- "$bin" inspect "$f32" --format xml
 
 if [ "$fails" != 0 ]; then echo "cli-inspect-diff: $fails failure(s)"; exit 1; fi
 echo "cli-inspect-diff: ok"
