@@ -163,7 +163,11 @@ static inline void stats_dev(double * q, int j, float v, double mean) {
     q[j] += (double) fin * d * d;
 }
 
-// one chunk of at most CHUNK floats, merged into acc
+// one chunk of at most CHUNK floats, merged into acc. Built twice, for AVX2 and for any x86-64,
+// the loader picks the one the CPU runs (the library is built without -march).
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target_clones("avx2", "default")))
+#endif
 static void stats_chunk(const float * x, int n, struct stats_acc * acc) {
     struct stats_lanes L = {0};
     for (int j = 0; j < LANES; j++) { L.kmin[j] = INT32_MAX; L.kmax[j] = INT32_MIN; }
