@@ -26,9 +26,11 @@
 #include <time.h>
 #include <unistd.h>
 
-// how often the writer commits; LLTRACE_COMMIT_MS overrides it (tests use it to leave
-// everything to the step log)
-#define COMMIT_INTERVAL_MS 50
+// How often the writer commits; LLTRACE_COMMIT_MS overrides it (tests use it to leave
+// everything to the step log). A commit costs the inference threads about a millisecond (the
+// writer takes a core from one of them, and the other waits at the next barrier), so it comes
+// rarely; the step log keeps the rows in between safe, and readers see them a second late.
+#define COMMIT_INTERVAL_MS 1000
 #define DEFERRED_MAX       (64u << 20)
 
 // one prepared insert per table; OR IGNORE: a step log replayed after a crash may repeat rows
