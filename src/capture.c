@@ -375,16 +375,17 @@ static bool record_node(struct llt_tracer * tr, struct ggml_tensor * t) {
     }
     if (tr->n_nodes == 0) tr->compute_begin_ns = llt_now_ns() - tr->t0_ns;
     const int32_t idx = tr->n_nodes;
-    if (!reserve_nodes(tr, idx + 1)) return false;
+    if (idx >= tr->cap_nodes && !reserve_nodes(tr, idx + 1)) return false;
     const bool same = tr->same_so_far && idx < tr->n_prev && tr->seen_ptr[idx] == t &&
                       memcmp(&tr->seen[idx], t, sizeof(*t)) == 0;
     if (!same) {
         describe_node(tr, t, idx);
         if (!tr->active) return false;
     }
+    tr->n_nodes++;
+    if (tr->params.level == LLT_LEVEL_GRAPH && !tr->values) return false; // records only
     tr->times[idx] = (struct node_time) { 0, 0 };
     if (tr->node_stats) tr->node_stats[idx].has = false;
-    tr->n_nodes++;
     if (!same && tr->n_plan > 0 && !tr->off_plan && tr->node_stats) {
         // the graph changed under the plan: this node reads what the plan left pending
         tr->off_plan = true;
