@@ -27,7 +27,7 @@ static const char * usage_text =
     "  --run ID        the run (default: the last one)\n"
     "  --by VIEW       op (default): time, share, bytes, FLOPs, GB/s and GFLOP/s per op\n"
     "                  layer: per layer, with the l_out-to-l_out time of each layer\n"
-    "                  phase: embed, layers, logits, sampling and decode overhead\n"
+    "                  phase: tokenize, embed, layers, logits, sampling and decode overhead\n"
     "                  step: the same per step, with the sum of the node times\n"
     "                  node: the slowest nodes\n"
     "  --top N         op, layer, node: at most N rows per phase (default: all; node: 20)\n"
@@ -140,6 +140,7 @@ struct prof {
     int32_t        n_layer;
     char           level[16];
     char           model[128];
+    int64_t        t_tokenize; // runs.t_tokenize_ns, -1 if unknown
     struct graph * graphs;
     int32_t        n_graphs;
     struct node *  nodes;
@@ -209,13 +210,14 @@ static void copy_text(sqlite3_stmt * stmt, int col, char * buf, size_t size) {
 
 static int load_run(struct prof * p) {
     sqlite3_stmt * stmt = prepare(p, "SELECT level, coalesce(n_layer, 0), coalesce(model_name, '') || ' ' ||"
-                                     " coalesce(file_type, '') FROM runs WHERE id = :run");
+                                     " coalesce(file_type, ''), coalesce(t_tokenize_ns, -1) FROM runs WHERE id = :run");
     if (!stmt) return db_error(p);
     int rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW) {
         copy_text(stmt, 0, p->level, sizeof(p->level));
         p->n_layer = sqlite3_column_int(stmt, 1);
         copy_text(stmt, 2, p->model, sizeof(p->model));
+        p->t_tokenize = sqlite3_column_int64(stmt, 3);
     }
     sqlite3_finalize(stmt);
     if (rc == SQLITE_DONE) {
@@ -432,20 +434,23 @@ static int64_t layer_gap(const struct prof * p, const struct step * s, int32_t l
     return from >= 0 ? s->l_out_end[l] - from : -1;
 }
 
-enum part { PART_EMBED, PART_LAYERS, PART_LOGITS, PART_SAMPLING, PART_OVERHEAD, PART_TOTAL, PART_COUNT };
-static const char * part_names[] = { "embed", "layers", "logits", "sampling", "decode overhead", "total" };
+enum part { PART_TOKENIZE, PART_EMBED, PART_LAYERS, PART_LOGITS, PART_SAMPLING, PART_OVERHEAD, PART_TOTAL, PART_COUNT };
+static const char * part_names[] = { "tokenize", "embed", "layers", "logits", "sampling", "decode overhead", "total" };
 _Static_assert(sizeof(part_names) / sizeof(part_names[0]) == PART_COUNT, "a name per part");
 
 // the parts of one step, -1 where unknown; docs/trace-format.md, "Profile"
 static void step_parts(const struct prof * p, const struct step * s, int64_t parts[PART_COUNT]) {
     const int64_t last = p->n_layer > 0 ? s->l_out_end[p->n_layer - 1] : -1;
     const int64_t from = s->embed_end >= 0 ? s->embed_end : s->compute_begin;
+    // tokenizing the prompt belongs to the first step
+    parts[PART_TOKENIZE] = s->step == 0 && p->t_tokenize >= 0 ? p->t_tokenize : -1;
     parts[PART_EMBED]    = s->embed_end >= 0 ? s->embed_end - s->compute_begin : -1;
     parts[PART_LAYERS]   = last >= 0 ? last - from : -1;
     parts[PART_LOGITS]   = last >= 0 ? s->compute_end - last : -1;
     parts[PART_SAMPLING] = s->t_sample;
     parts[PART_OVERHEAD] = (s->t_end - s->t_begin) - (s->compute_end - s->compute_begin);
-    parts[PART_TOTAL]    = (s->t_end - s->t_begin) + (s->t_sample > 0 ? s->t_sample : 0);
+    parts[PART_TOTAL]    = (s->t_end - s->t_begin) + (s->t_sample > 0 ? s->t_sample : 0) +
+                           (parts[PART_TOKENIZE] > 0 ? parts[PART_TOKENIZE] : 0);
 }
 
 // ---- groups: per op, layer or node, per phase ---------------------------------------------
