@@ -145,8 +145,11 @@ struct col {
     const char *   name;
     enum col_kind  kind;
     enum col_where where;
-    bool           timed; // only for runs with node timings
+    unsigned       needs; // HAVE_* the run must have for the column to be shown
 };
+
+// what a run holds besides its graph
+enum { HAVE_TIMES = 1, HAVE_STATS = 2 };
 
 struct sheet_def {
     const char *       name;   // member of the json document
@@ -172,23 +175,23 @@ struct sheet_def {
 #define STEPS_WHERE(s) s ".run_id = :run AND (:step IS NULL OR " s ".step = :step)"
 
 static const struct col run_cols[] = {
-    { "run",        COL_INT,  IN_ALL,  false },
-    { "model",      COL_TEXT, IN_ALL,  false },
-    { "arch",       COL_TEXT, IN_ALL,  false },
-    { "file_type",  COL_TEXT, IN_ALL,  false },
-    { "level",      COL_TEXT, IN_ALL,  false },
-    { "status",     COL_TEXT, IN_ALL,  false },
-    { "error",      COL_LONG, IN_ALL,  false },
-    { "steps",      COL_INT,  IN_ALL,  false },
-    { "tokens",     COL_TEXT, IN_TEXT, false },
-    { "n_prompt",   COL_INT,  IN_JSON, false },
-    { "n_gen",      COL_INT,  IN_JSON, false },
-    { "output",     COL_LONG, IN_ALL,  false },
-    { "prompt",     COL_LONG, IN_JSON, false },
-    { "model_path", COL_TEXT, IN_JSON, false },
-    { "started_at", COL_TEXT, IN_JSON, false },
-    { "ended_at",   COL_TEXT, IN_JSON, false },
-    { "params",     COL_JSON, IN_JSON, false },
+    { "run",        COL_INT,  IN_ALL,  0 },
+    { "model",      COL_TEXT, IN_ALL,  0 },
+    { "arch",       COL_TEXT, IN_ALL,  0 },
+    { "file_type",  COL_TEXT, IN_ALL,  0 },
+    { "level",      COL_TEXT, IN_ALL,  0 },
+    { "status",     COL_TEXT, IN_ALL,  0 },
+    { "error",      COL_LONG, IN_ALL,  0 },
+    { "steps",      COL_INT,  IN_ALL,  0 },
+    { "tokens",     COL_TEXT, IN_TEXT, 0 },
+    { "n_prompt",   COL_INT,  IN_JSON, 0 },
+    { "n_gen",      COL_INT,  IN_JSON, 0 },
+    { "output",     COL_LONG, IN_ALL,  0 },
+    { "prompt",     COL_LONG, IN_JSON, 0 },
+    { "model_path", COL_TEXT, IN_JSON, 0 },
+    { "started_at", COL_TEXT, IN_JSON, 0 },
+    { "ended_at",   COL_TEXT, IN_JSON, 0 },
+    { "params",     COL_JSON, IN_JSON, 0 },
 };
 static const char run_sql[] =
     "SELECT id, model_name, model_arch, file_type, level, status, error,"
@@ -198,15 +201,15 @@ static const char run_sql[] =
     " FROM runs r WHERE id = :run";
 
 static const struct col step_cols[] = {
-    { "step",       COL_INT,  IN_ALL, false },
-    { "decode",     COL_INT,  IN_ALL, false },
-    { "phase",      COL_TEXT, IN_ALL, false },
-    { "pos0",       COL_INT,  IN_ALL, false },
-    { "n_tokens",   COL_INT,  IN_ALL, false },
-    { "graph",      COL_INT,  IN_ALL, false },
-    { "nodes",      COL_INT,  IN_ALL, false },
-    { "time_us",    COL_TIME, IN_ALL, false },
-    { "compute_us", COL_TIME, IN_ALL, false },
+    { "step",       COL_INT,  IN_ALL, 0 },
+    { "decode",     COL_INT,  IN_ALL, 0 },
+    { "phase",      COL_TEXT, IN_ALL, 0 },
+    { "pos0",       COL_INT,  IN_ALL, 0 },
+    { "n_tokens",   COL_INT,  IN_ALL, 0 },
+    { "graph",      COL_INT,  IN_ALL, 0 },
+    { "nodes",      COL_INT,  IN_ALL, 0 },
+    { "time_us",    COL_TIME, IN_ALL, 0 },
+    { "compute_us", COL_TIME, IN_ALL, 0 },
 };
 static const char step_sql[] =
     "SELECT s.step, s.decode, s.phase, s.pos0, s.n_tokens, s.graph_id, g.n_nodes,"
@@ -215,27 +218,35 @@ static const char step_sql[] =
     " WHERE s.run_id = :run AND s.step = :step";
 
 static const struct col node_cols[] = {
-    { "idx",     COL_INT,   IN_ALL,  false },
-    { "op",      COL_TEXT,  IN_ALL,  false },
-    { "name",    COL_TEXT,  IN_ALL,  false },
-    { "layer",   COL_INT,   IN_ALL,  false },
-    { "shape",   COL_TEXT,  IN_TEXT, false },
-    { "shape",   COL_JSON,  IN_JSON, false },
-    { "type",    COL_TEXT,  IN_ALL,  false },
-    { "bytes",   COL_BYTES, IN_ALL,  false },
-    { "flags",   COL_TEXT,  IN_TEXT, false },
-    { "is_view", COL_INT,   IN_JSON, false },
-    { "is_noop", COL_INT,   IN_JSON, false },
-    { "buffer",  COL_TEXT,  IN_ALL,  false },
-    { "time_us", COL_TIME,  IN_ALL,  true  },
-    { "sources", COL_TEXT,  IN_TEXT, false },
-    { "sources", COL_JSON,  IN_JSON, false },
+    { "idx",     COL_INT,   IN_ALL,  0 },
+    { "op",      COL_TEXT,  IN_ALL,  0 },
+    { "name",    COL_TEXT,  IN_ALL,  0 },
+    { "layer",   COL_INT,   IN_ALL,  0 },
+    { "shape",   COL_TEXT,  IN_TEXT, 0 },
+    { "shape",   COL_JSON,  IN_JSON, 0 },
+    { "type",    COL_TEXT,  IN_ALL,  0 },
+    { "bytes",   COL_BYTES, IN_ALL,  0 },
+    { "flags",   COL_TEXT,  IN_TEXT, 0 },
+    { "is_view", COL_INT,   IN_JSON, 0 },
+    { "is_noop", COL_INT,   IN_JSON, 0 },
+    { "buffer",  COL_TEXT,  IN_ALL,  0 },
+    { "time_us", COL_TIME,  IN_ALL,  HAVE_TIMES  },
+    { "min",     COL_REAL,  IN_ALL,  HAVE_STATS },
+    { "max",     COL_REAL,  IN_ALL,  HAVE_STATS },
+    { "mean",    COL_REAL,  IN_ALL,  HAVE_STATS },
+    { "std",     COL_REAL,  IN_ALL,  HAVE_STATS },
+    { "nan_inf", COL_INT,   IN_ALL,  HAVE_STATS },
+    { "sources", COL_TEXT,  IN_TEXT, 0 },
+    { "sources", COL_JSON,  IN_JSON, 0 },
 };
 static const char node_sql[] =
     "WITH sn AS ("
-    "  SELECT n.*, t.t_end_ns - t.t_begin_ns AS time_ns, " SHAPE_JSON("n") " AS shape"
+    "  SELECT n.*, t.t_end_ns - t.t_begin_ns AS time_ns, " SHAPE_JSON("n") " AS shape,"
+    "   x.min AS st_min, x.max AS st_max, x.mean AS st_mean, x.std AS st_std,"
+    "   x.n_nan + x.n_pinf + x.n_ninf AS st_nonfinite"
     "  FROM steps s JOIN nodes n ON n.graph_id = s.graph_id"
     "  LEFT JOIN node_times t ON t.run_id = s.run_id AND t.step = s.step AND t.idx = n.idx"
+    "  LEFT JOIN node_stats x ON x.run_id = s.run_id AND x.step = s.step AND x.idx = n.idx"
     "  WHERE s.run_id = :run AND s.step = :step"
     "    AND (:layer IS NULL OR n.layer = :layer)"
     "    AND (:op IS NULL OR upper(n.op) = upper(:op))"
@@ -244,7 +255,7 @@ static const char node_sql[] =
     " SELECT idx, op, name, layer, " SHAPE_TEXT("shape") ", shape, type, bytes,"
     "  CASE WHEN is_view AND is_noop THEN 'view,noop' WHEN is_view THEN 'view'"
     "   WHEN is_noop THEN 'noop' END,"
-    "  is_view, is_noop, buffer, time_ns,"
+    "  is_view, is_noop, buffer, time_ns, st_min, st_max, st_mean, st_std, st_nonfinite,"
     "  (SELECT group_concat(label, ', ') FROM ("
     "    SELECT ns.name || CASE ns.kind WHEN 'node' THEN '[' || ns.src_idx || ']'"
     "     WHEN 'weight' THEN '(w)' ELSE '(in)' END AS label"
@@ -255,16 +266,16 @@ static const char node_sql[] =
     " FROM sn ORDER BY idx";
 
 static const struct col weight_cols[] = {
-    { "id",          COL_INT,   IN_ALL,  false },
-    { "name",        COL_TEXT,  IN_ALL,  false },
-    { "type",        COL_TEXT,  IN_ALL,  false },
-    { "shape",       COL_TEXT,  IN_TEXT, false },
-    { "shape",       COL_JSON,  IN_JSON, false },
-    { "bytes",       COL_BYTES, IN_ALL,  false },
-    { "bpw",         COL_REAL,  IN_ALL,  false },
-    { "layer",       COL_INT,   IN_ALL,  false },
-    { "file_offset", COL_INT,   IN_ALL,  false },
-    { "buffer",      COL_TEXT,  IN_ALL,  false },
+    { "id",          COL_INT,   IN_ALL,  0 },
+    { "name",        COL_TEXT,  IN_ALL,  0 },
+    { "type",        COL_TEXT,  IN_ALL,  0 },
+    { "shape",       COL_TEXT,  IN_TEXT, 0 },
+    { "shape",       COL_JSON,  IN_JSON, 0 },
+    { "bytes",       COL_BYTES, IN_ALL,  0 },
+    { "bpw",         COL_REAL,  IN_ALL,  0 },
+    { "layer",       COL_INT,   IN_ALL,  0 },
+    { "file_offset", COL_INT,   IN_ALL,  0 },
+    { "buffer",      COL_TEXT,  IN_ALL,  0 },
 };
 static const char weight_sql[] =
     "WITH w AS ("
@@ -277,18 +288,18 @@ static const char weight_sql[] =
 // bytes read: sources of the nodes that compute (views and no-ops move nothing);
 // coverage: distinct weights that are a source of any node of the step
 static const struct col step_stat_cols[] = {
-    { "step",         COL_INT,   IN_ALL, false },
-    { "phase",        COL_TEXT,  IN_ALL, false },
-    { "n_tokens",     COL_INT,   IN_ALL, false },
-    { "graph",        COL_INT,   IN_ALL, false },
-    { "nodes",        COL_INT,   IN_ALL, false },
-    { "read_weights", COL_BYTES, IN_ALL, false },
-    { "read_acts",    COL_BYTES, IN_ALL, false },
-    { "written",      COL_BYTES, IN_ALL, false },
-    { "weights_read", COL_INT,   IN_ALL, false },
-    { "weights",      COL_INT,   IN_ALL, false },
-    { "coverage",     COL_PCT,   IN_ALL, false },
-    { "time_us",      COL_TIME,  IN_ALL, false },
+    { "step",         COL_INT,   IN_ALL, 0 },
+    { "phase",        COL_TEXT,  IN_ALL, 0 },
+    { "n_tokens",     COL_INT,   IN_ALL, 0 },
+    { "graph",        COL_INT,   IN_ALL, 0 },
+    { "nodes",        COL_INT,   IN_ALL, 0 },
+    { "read_weights", COL_BYTES, IN_ALL, 0 },
+    { "read_acts",    COL_BYTES, IN_ALL, 0 },
+    { "written",      COL_BYTES, IN_ALL, 0 },
+    { "weights_read", COL_INT,   IN_ALL, 0 },
+    { "weights",      COL_INT,   IN_ALL, 0 },
+    { "coverage",     COL_PCT,   IN_ALL, 0 },
+    { "time_us",      COL_TIME,  IN_ALL, 0 },
 };
 static const char step_stat_sql[] =
     "WITH used AS (SELECT DISTINCT graph_id FROM steps s WHERE " STEPS_WHERE("s") "),"
@@ -311,16 +322,16 @@ static const char step_stat_sql[] =
     " WHERE " STEPS_WHERE("s") " ORDER BY s.step";
 
 static const struct col op_cols[] = {
-    { "op",      COL_TEXT, IN_ALL, false },
-    { "nodes",   COL_INT,  IN_ALL, false },
-    { "time_us", COL_TIME, IN_ALL, true  },
-    { "share",   COL_PCT,  IN_ALL, true  },
+    { "op",      COL_TEXT, IN_ALL, 0 },
+    { "nodes",   COL_INT,  IN_ALL, 0 },
+    { "time_us", COL_TIME, IN_ALL, HAVE_TIMES  },
+    { "share",   COL_PCT,  IN_ALL, HAVE_TIMES  },
 };
 static const struct col layer_cols[] = {
-    { "layer",   COL_INT,  IN_ALL, false },
-    { "nodes",   COL_INT,  IN_ALL, false },
-    { "time_us", COL_TIME, IN_ALL, true  },
-    { "share",   COL_PCT,  IN_ALL, true  },
+    { "layer",   COL_INT,  IN_ALL, 0 },
+    { "nodes",   COL_INT,  IN_ALL, 0 },
+    { "time_us", COL_TIME, IN_ALL, HAVE_TIMES  },
+    { "share",   COL_PCT,  IN_ALL, HAVE_TIMES  },
 };
 // nodes and node time of the selected steps, grouped by a column of nodes
 #define NODES_BY(col, order) \
@@ -331,10 +342,10 @@ static const struct col layer_cols[] = {
     " WHERE " STEPS_WHERE("s") " GROUP BY n." col " ORDER BY " order
 
 static const struct col graph_cols[] = {
-    { "graph",      COL_INT, IN_ALL, false },
-    { "nodes",      COL_INT, IN_ALL, false },
-    { "steps",      COL_INT, IN_ALL, false },
-    { "first_step", COL_INT, IN_ALL, false },
+    { "graph",      COL_INT, IN_ALL, 0 },
+    { "nodes",      COL_INT, IN_ALL, 0 },
+    { "steps",      COL_INT, IN_ALL, 0 },
+    { "first_step", COL_INT, IN_ALL, 0 },
 };
 static const char graph_sql[] =
     "SELECT g.id, g.n_nodes, count(*), min(s.step) FROM steps s JOIN graphs g ON g.id = s.graph_id"
@@ -342,10 +353,10 @@ static const char graph_sql[] =
 
 // steps: how many of the selected steps did not read the weight
 static const struct col unread_cols[] = {
-    { "id",    COL_INT,   IN_ALL, false },
-    { "name",  COL_TEXT,  IN_ALL, false },
-    { "bytes", COL_BYTES, IN_ALL, false },
-    { "steps", COL_INT,   IN_ALL, false },
+    { "id",    COL_INT,   IN_ALL, 0 },
+    { "name",  COL_TEXT,  IN_ALL, 0 },
+    { "bytes", COL_BYTES, IN_ALL, 0 },
+    { "steps", COL_INT,   IN_ALL, 0 },
 };
 static const char unread_sql[] =
     "WITH used AS (SELECT graph_id, count(*) AS steps FROM steps s WHERE " STEPS_WHERE("s")
@@ -374,8 +385,8 @@ static const struct sheet_def stats_view[] = {
 // dispatch: llt_vec_dot_type(), llt_block_size() and llt_system_info() are this process's
 // (add_dispatch_functions): the CPU that reads the trace, said so when it is not the traced one
 static const struct col cpu_cols[] = {
-    { "cpu_features", COL_TEXT, IN_ALL, false },
-    { "vec_dot_types", COL_TEXT, IN_ALL, false },
+    { "cpu_features", COL_TEXT, IN_ALL, 0 },
+    { "vec_dot_types", COL_TEXT, IN_ALL, 0 },
 };
 static const char cpu_sql[] =
     "SELECT trim(replace(replace(system_info, ' = 1', ''), ' |', '')),"
@@ -385,16 +396,16 @@ static const char cpu_sql[] =
     " FROM runs WHERE id = :run";
 
 static const struct col dispatch_weight_cols[] = {
-    { "id",           COL_INT,   IN_ALL,  false },
-    { "name",         COL_TEXT,  IN_ALL,  false },
-    { "type",         COL_TEXT,  IN_ALL,  false },
-    { "shape",        COL_TEXT,  IN_TEXT, false },
-    { "shape",        COL_JSON,  IN_JSON, false },
-    { "block",        COL_INT,   IN_ALL,  false },
-    { "bpw",          COL_REAL,  IN_ALL,  false },
-    { "vec_dot_type", COL_TEXT,  IN_ALL,  false },
-    { "buffer",       COL_TEXT,  IN_ALL,  false },
-    { "layer",        COL_INT,   IN_ALL,  false },
+    { "id",           COL_INT,   IN_ALL,  0 },
+    { "name",         COL_TEXT,  IN_ALL,  0 },
+    { "type",         COL_TEXT,  IN_ALL,  0 },
+    { "shape",        COL_TEXT,  IN_TEXT, 0 },
+    { "shape",        COL_JSON,  IN_JSON, 0 },
+    { "block",        COL_INT,   IN_ALL,  0 },
+    { "bpw",          COL_REAL,  IN_ALL,  0 },
+    { "vec_dot_type", COL_TEXT,  IN_ALL,  0 },
+    { "buffer",       COL_TEXT,  IN_ALL,  0 },
+    { "layer",        COL_INT,   IN_ALL,  0 },
 };
 // vec_dot_type only for weights that some matrix multiply of the run reads
 static const char dispatch_weight_sql[] =
@@ -411,13 +422,13 @@ static const char dispatch_weight_sql[] =
 
 // a kernel: an op on a weight type in a buffer, on the activations of its vec_dot type
 static const struct col kernel_cols[] = {
-    { "op",            COL_TEXT, IN_ALL, false },
-    { "weight_type",   COL_TEXT, IN_ALL, false },
-    { "vec_dot_type",  COL_TEXT, IN_ALL, false },
-    { "weight_buffer", COL_TEXT, IN_ALL, false },
-    { "ran_on",        COL_TEXT, IN_ALL, false },
-    { "weights",       COL_INT,  IN_ALL, false },
-    { "calls",         COL_INT,  IN_ALL, false },
+    { "op",            COL_TEXT, IN_ALL, 0 },
+    { "weight_type",   COL_TEXT, IN_ALL, 0 },
+    { "vec_dot_type",  COL_TEXT, IN_ALL, 0 },
+    { "weight_buffer", COL_TEXT, IN_ALL, 0 },
+    { "ran_on",        COL_TEXT, IN_ALL, 0 },
+    { "weights",       COL_INT,  IN_ALL, 0 },
+    { "calls",         COL_INT,  IN_ALL, 0 },
 };
 static const char kernel_sql[] =
     "SELECT n.op, w.type, CASE WHEN n.op IN ('MUL_MAT', 'MUL_MAT_ID') THEN llt_vec_dot_type(w.type) END,"
@@ -428,9 +439,9 @@ static const char kernel_sql[] =
     " WHERE " STEPS_WHERE("s") " GROUP BY 1, 2, 3, 4, 5 ORDER BY 7 DESC, 1, 2";
 
 static const struct col placement_cols[] = {
-    { "ran_on", COL_TEXT, IN_ALL, false },
-    { "calls",  COL_INT,  IN_ALL, false },
-    { "ops",    COL_TEXT, IN_ALL, false },
+    { "ran_on", COL_TEXT, IN_ALL, 0 },
+    { "calls",  COL_INT,  IN_ALL, 0 },
+    { "ops",    COL_TEXT, IN_ALL, 0 },
 };
 static const char placement_sql[] =
     "SELECT n.buffer, count(*), group_concat(DISTINCT n.op) FROM steps s JOIN nodes n ON n.graph_id = s.graph_id"
@@ -479,7 +490,7 @@ struct show {
     struct show_opts o;
     sqlite3 *        db;
     int64_t          run;
-    bool             timed; // the run has node_times
+    unsigned         have;  // HAVE_* of the run
 };
 
 static int db_error(const struct show * sh) {
@@ -576,8 +587,8 @@ done:
 
 // ---- formatting cells --------------------------------------------------------------------
 
-static bool col_shown(const struct col * c, enum show_format format, bool timed) {
-    if (c->timed && !timed) return false;
+static bool col_shown(const struct col * c, enum show_format format, unsigned have) {
+    if (c->needs & ~have) return false;
     if (c->where == IN_TEXT) return format != FORMAT_JSON;
     if (c->where == IN_JSON) return format == FORMAT_JSON;
     return true;
@@ -676,14 +687,14 @@ static const struct cell * sheet_row(const struct sheet * s, size_t r) {
 }
 
 // a record as one line: "run 1, model tiny, arch llama, ..."; NULL values left out
-static void table_record(FILE * f, const struct sheet * s, bool timed) {
+static void table_record(FILE * f, const struct sheet * s, unsigned have) {
     char buf[512];
     const char * sep = "";
     for (size_t r = 0; r < s->n_rows; r++) {
         const struct cell * row = sheet_row(s, r);
         for (int c = 0; c < s->def->n_cols; c++) {
             const struct col * col = &s->def->cols[c];
-            if (!col_shown(col, FORMAT_TABLE, timed) || row[c].type == SQLITE_NULL) continue;
+            if (!col_shown(col, FORMAT_TABLE, have) || row[c].type == SQLITE_NULL) continue;
             fprintf(f, "%s%s %s", sep, col->name, cell_text(col, &row[c], true, buf, sizeof(buf)));
             sep = ", ";
         }
@@ -699,14 +710,14 @@ static void table_cell(FILE * f, const char * text, size_t width, bool right, bo
     if (!last) fputs("  ", f);
 }
 
-static void table_list(FILE * f, const struct sheet * s, bool timed) {
+static void table_list(FILE * f, const struct sheet * s, unsigned have) {
     const struct sheet_def * def = s->def;
     char buf[512];
     size_t width[32] = { 0 };
     int last = -1;
     assert(def->n_cols <= 32);
     for (int c = 0; c < def->n_cols; c++) {
-        if (!col_shown(&def->cols[c], FORMAT_TABLE, timed)) continue;
+        if (!col_shown(&def->cols[c], FORMAT_TABLE, have)) continue;
         width[c] = text_width(def->cols[c].name);
         last = c;
         for (size_t r = 0; r < s->n_rows; r++) {
@@ -719,7 +730,7 @@ static void table_list(FILE * f, const struct sheet * s, bool timed) {
         return;
     }
     for (int c = 0; c <= last; c++) {
-        if (!col_shown(&def->cols[c], FORMAT_TABLE, timed)) continue;
+        if (!col_shown(&def->cols[c], FORMAT_TABLE, have)) continue;
         table_cell(f, def->cols[c].name, width[c], col_right_aligned(&def->cols[c]), c == last);
     }
     fputc('\n', f);
@@ -727,26 +738,26 @@ static void table_list(FILE * f, const struct sheet * s, bool timed) {
         const struct cell * row = sheet_row(s, r);
         for (int c = 0; c <= last; c++) {
             const struct col * col = &def->cols[c];
-            if (!col_shown(col, FORMAT_TABLE, timed)) continue;
+            if (!col_shown(col, FORMAT_TABLE, have)) continue;
             table_cell(f, cell_text(col, &row[c], true, buf, sizeof(buf)), width[c], col_right_aligned(col), c == last);
         }
         fputc('\n', f);
     }
 }
 
-static void print_table(FILE * f, const struct sheet * sheets, int n, bool timed) {
+static void print_table(FILE * f, const struct sheet * sheets, int n, unsigned have) {
     bool after_records = false;
     for (int i = 0; i < n; i++) {
         const struct sheet * s = &sheets[i];
         if (s->def->record) {
-            table_record(f, s, timed);
+            table_record(f, s, have);
             after_records = true;
             continue;
         }
         if (after_records || s->def->title) fputc('\n', f);
         after_records = false;
         if (s->def->title) fprintf(f, "%s\n", s->def->title);
-        table_list(f, s, timed);
+        table_list(f, s, have);
     }
 }
 
@@ -764,7 +775,7 @@ static void csv_field(FILE * f, const char * s) {
 }
 
 // csv: the lists only, each with a header row, separated by an empty line
-static void print_csv(FILE * f, const struct sheet * sheets, int n, bool timed) {
+static void print_csv(FILE * f, const struct sheet * sheets, int n, unsigned have) {
     char buf[64];
     bool first = true;
     for (int i = 0; i < n; i++) {
@@ -777,7 +788,7 @@ static void print_csv(FILE * f, const struct sheet * sheets, int n, bool timed) 
             const char * sep = "";
             for (int c = 0; c < def->n_cols; c++) {
                 const struct col * col = &def->cols[c];
-                if (!col_shown(col, FORMAT_CSV, timed)) continue;
+                if (!col_shown(col, FORMAT_CSV, have)) continue;
                 fputs(sep, f);
                 sep = ",";
                 // row 0 is the header
@@ -788,12 +799,12 @@ static void print_csv(FILE * f, const struct sheet * sheets, int n, bool timed) 
     }
 }
 
-static void json_object_row(FILE * f, const struct sheet * s, size_t r, bool timed) {
+static void json_object_row(FILE * f, const struct sheet * s, size_t r, unsigned have) {
     const char * sep = "";
     fputc('{', f);
     for (int c = 0; c < s->def->n_cols; c++) {
         const struct col * col = &s->def->cols[c];
-        if (!col_shown(col, FORMAT_JSON, timed)) continue;
+        if (!col_shown(col, FORMAT_JSON, have)) continue;
         fprintf(f, "%s\"%s\": ", sep, col->name);
         json_value(f, col, &sheet_row(s, r)[c]);
         sep = ", ";
@@ -802,19 +813,19 @@ static void json_object_row(FILE * f, const struct sheet * s, size_t r, bool tim
 }
 
 // json: one document; records are objects, lists arrays of objects
-static void print_json(FILE * f, const struct sheet * sheets, int n, bool timed) {
+static void print_json(FILE * f, const struct sheet * sheets, int n, unsigned have) {
     fputs("{", f);
     for (int i = 0; i < n; i++) {
         const struct sheet * s = &sheets[i];
         fprintf(f, "%s\n  \"%s\": ", i ? "," : "", s->def->name);
         if (s->def->record) {
-            json_object_row(f, s, 0, timed);
+            json_object_row(f, s, 0, have);
             continue;
         }
         fputc('[', f);
         for (size_t r = 0; r < s->n_rows; r++) {
             fputs(r ? ",\n    " : "\n    ", f);
-            json_object_row(f, s, r, timed);
+            json_object_row(f, s, r, have);
         }
         fputs(s->n_rows ? "\n  ]" : "]", f);
     }
@@ -874,17 +885,18 @@ done:
     return rc;
 }
 
-// Finds the run and whether it is timed, and checks the step asked for exists.
+// Finds the run and what it holds (times, statistics), and checks the step asked for exists.
 static int check_selection(struct show * sh) {
     int64_t v = 0;
     bool found = false;
-    int rc = query_int(sh, "SELECT level = 'timing' FROM runs WHERE id = :run", &v, &found);
+    int rc = query_int(sh, "SELECT (level IN ('timing', 'profile')) * 1 + (EXISTS (SELECT 1 FROM node_stats"
+                           " WHERE run_id = :run)) * 2 FROM runs WHERE id = :run", &v, &found);
     if (rc != CLI_OK) return rc;
     if (!found) {
         cli_error("trace '%s' has no run %lld", sh->o.trace, (long long) sh->run);
         return CLI_FAIL;
     }
-    sh->timed = v != 0;
+    sh->have = (unsigned) v; // HAVE_TIMES | HAVE_STATS
     if (!sh->o.has_step) return CLI_OK;
     rc = query_int(sh, "SELECT 1 FROM steps WHERE run_id = :run AND step = :step", &v, &found);
     if (rc != CLI_OK || found) return rc;
@@ -937,9 +949,9 @@ int cmd_show(int argc, char ** argv) {
     if (rc != CLI_OK) goto done;
 
     switch (sh.o.format) {
-        case FORMAT_TABLE: print_table(stdout, sheets, n_defs, sh.timed); break;
-        case FORMAT_CSV:   print_csv  (stdout, sheets, n_defs, sh.timed); break;
-        case FORMAT_JSON:  print_json (stdout, sheets, n_defs, sh.timed); break;
+        case FORMAT_TABLE: print_table(stdout, sheets, n_defs, sh.have); break;
+        case FORMAT_CSV:   print_csv  (stdout, sheets, n_defs, sh.have); break;
+        case FORMAT_JSON:  print_json (stdout, sheets, n_defs, sh.have); break;
     }
     if (fflush(stdout) != 0 || ferror(stdout)) {
         cli_error("cannot write the output: %s", strerror(errno));

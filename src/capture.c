@@ -445,14 +445,25 @@ static void build_plan(struct llt_tracer * tr) {
     }
     for (int32_t i = 0; i < n; i++) {
         const struct ggml_tensor * t = &tr->seen[i];
+        if (t->buffer && !ggml_backend_buffer_is_host(t->buffer)) {
+            // a GPU backend fuses more kinds of node pairs than we can name: read node by node
+            free(sp);
+            tr->n_plan = 0;
+            return;
+        }
         sp[i] = (struct span) { t->buffer, t->data, t->data ? (const char *) t->data + ggml_nbytes(t) : NULL };
     }
     int32_t pending = -1, min_end = INT32_MAX;
     for (int32_t i = 0; i < n; i++) {
         tr->scan_at[i] = tr->scan_first[i] = -1;
         if (scanned(&tr->recs[i]) && sp[i].begin) {
-            int32_t end = n - 1;
-            for (int32_t k = i + 1; k < n; k++) {
+            // the CPU backend computes RMS_NORM and the MUL after it in one pass, without writing
+            // the norm, when both are in one compute range: such a norm is read at its own post
+            const bool fusable = tr->recs[i].op == GGML_OP_RMS_NORM && i + 1 < n && tr->recs[i + 1].op == GGML_OP_MUL &&
+                                 ((tr->recs[i + 1].src_kind[0] == SRC_NODE && tr->recs[i + 1].src_ref[0] == i) ||
+                                  (tr->recs[i + 1].src_kind[1] == SRC_NODE && tr->recs[i + 1].src_ref[1] == i));
+            int32_t end = fusable ? i : n - 1;
+            for (int32_t k = i + 1; k < n && end > i; k++) {
                 if (sp[k].buffer == sp[i].buffer && sp[k].begin && sp[k].begin < sp[i].end && sp[i].begin < sp[k].end &&
                     !(tr->recs[k].flags & NODE_NOOP)) {
                     end = k - 1;

@@ -174,6 +174,15 @@ static void check_stats(struct llt_tensor_set * set, int run) {
         checked++;
     }
     CHECK(checked > 10, "only %d tensors checked", checked);
+    // the built-in models' norm weights are 1: a norm and the MUL by its weight have the same
+    // values, which fails when the norm was read where it had been fused away
+    CHECK(q("SELECT count(*) FROM node_stats a JOIN steps s ON s.run_id=a.run_id AND s.step=a.step"
+            " JOIN nodes n ON n.graph_id=s.graph_id AND n.idx=a.idx AND n.op='RMS_NORM'"
+            " JOIN node_stats b ON b.run_id=a.run_id AND b.step=a.step AND b.idx=a.idx+1"
+            " WHERE a.run_id=%d AND (a.mean != b.mean OR a.std != b.std OR a.min != b.min)", run) == 0,
+          "a norm's statistics differ from its weighted copy's");
+    CHECK(q("SELECT count(*) FROM node_stats x JOIN steps s USING(run_id, step) JOIN nodes n"
+            " ON n.graph_id=s.graph_id AND n.idx=x.idx WHERE x.run_id=%d AND n.op='RMS_NORM'", run) > 0, "no norms read");
     // every computing node that is not a view has statistics, in every step
     CHECK(q("SELECT count(*) FROM steps s JOIN nodes n ON n.graph_id=s.graph_id WHERE s.run_id=%d AND n.is_noop=0"
             " AND n.is_view=0 AND NOT EXISTS (SELECT 1 FROM node_stats x WHERE x.run_id=s.run_id AND x.step=s.step"
