@@ -41,6 +41,7 @@ struct name_table { struct name_entry * e; uint32_t cap, gen; };
 struct node_stat { bool has; struct llt_stats st; };
 
 #define MAX_CACHED_GRAPHS 32
+#define GRAPH_IDS_PER_RUN ((int64_t) 1 << 24)
 
 struct llt_tracer {
     struct llt_store *       st;
@@ -766,13 +767,6 @@ static void bind_text_or_null(sqlite3_stmt * s, int i, const char * v) {
     if (v) sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT); else sqlite3_bind_null(s, i);
 }
 
-static int64_t query_int(struct llt_store * st, const char * sql) {
-    sqlite3_stmt * s = llt_store_prepare(st, sql);
-    int64_t v = s && sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
-    sqlite3_finalize(s);
-    return v;
-}
-
 static int insert_run(struct llt_tracer * tr, const struct llama_model * model) {
     char started[32], arch[64] = "", name[256] = "", desc[256] = "";
     llt_utc_now(started, sizeof(started));
@@ -844,9 +838,9 @@ int llt_tracer_begin(struct llt_tracer * tr, const struct llama_model * model, s
         llt_store_rollback(tr->st);
         return rc;
     }
-    // graph ids are given here, not by the database, so capture never waits for the writer
-    tr->next_graph_id = query_int(tr->st, "SELECT coalesce(max(id), 0) + 1 FROM graphs");
-    if (tr->next_graph_id < 1) return llt_set_error(LLT_EIO, "cannot read the trace's graphs");
+    // graph ids are given here, not by the database, so capture never waits for the writer;
+    // each run has its own range, so runs traced into one file at once never collide
+    tr->next_graph_id = tr->run_id * GRAPH_IDS_PER_RUN + 1;
     tr->first_graph_id = tr->next_graph_id;
     const int32_t nw = llt_registry_count(tr->reg);
     tr->weight_names = malloc(((size_t) nw + 1) * sizeof(char *));

@@ -161,6 +161,8 @@ static int check_trace(struct llt_store * st, bool * is_empty) {
     return LLT_OK;
 }
 
+// Creates the schema of an empty database. Under a write lock taken first: two processes that
+// create one trace at once make it once (the second finds the tables and checks them).
 static int create_schema(struct llt_store * st) {
     char pragmas[128];
     snprintf(pragmas, sizeof(pragmas), "PRAGMA application_id=%d; PRAGMA user_version=%d;",
@@ -168,16 +170,51 @@ static int create_schema(struct llt_store * st) {
     char version_row[128];
     snprintf(version_row, sizeof(version_row), "INSERT INTO meta VALUES('schema_version', '%d');",
              LLT_STORE_SCHEMA_VERSION);
-    int rc = llt_store_begin(st);
-    if (rc == LLT_OK) rc = llt_store_exec(st, schema_sql);
-    if (rc == LLT_OK) rc = llt_store_exec(st, version_row);
-    if (rc == LLT_OK) rc = llt_store_exec(st, pragmas);
+    int rc = llt_store_exec(st, "BEGIN IMMEDIATE");
+    int64_t n_tables = 0;
+    if (rc == LLT_OK && query_int(st->db, "SELECT count(*) FROM sqlite_master", &n_tables) != SQLITE_OK) {
+        rc = llt_set_error(LLT_EIO, "trace '%s': %s", st->path, sqlite3_errmsg(st->db));
+    }
+    const bool create = rc == LLT_OK && n_tables == 0;
+    if (create) rc = llt_store_exec(st, schema_sql);
+    if (create && rc == LLT_OK) rc = llt_store_exec(st, version_row);
+    if (create && rc == LLT_OK) rc = llt_store_exec(st, pragmas);
     if (rc == LLT_OK) rc = llt_store_commit(st);
-    if (rc != LLT_OK) llt_store_rollback(st);
-    return rc;
+    if (rc != LLT_OK) {
+        llt_store_rollback(st);
+        return rc;
+    }
+    bool is_empty = false;
+    return create ? LLT_OK : check_trace(st, &is_empty); // made by another process meanwhile
 }
 
 // ---- open / close ------------------------------------------------------------------------
+
+// Makes a new, empty trace at path without ever showing a half-made one: the schema is
+// created in a file of its own, which is then linked into place. When another process got
+// there first, its trace is kept (link() does not replace).
+static int create_trace(const char * path) {
+    char tmp[1100];
+    snprintf(tmp, sizeof(tmp), "%s.new.%d", path, (int) getpid());
+    struct llt_store st = {0};
+    snprintf(st.path, sizeof(st.path), "%s", path);
+    int rc = LLT_OK;
+    if (sqlite3_open_v2(tmp, &st.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
+        rc = llt_set_error(LLT_EIO, "cannot create trace '%s': %s", path, st.db ? sqlite3_errmsg(st.db) : "out of memory");
+    }
+    // WAL + synchronous=NORMAL: commits cost no fsync, and a killed process leaves every
+    // committed transaction in the file; step logs of killed runs hold the rest
+    if (rc == LLT_OK) rc = llt_store_exec(&st, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
+    if (rc == LLT_OK) rc = create_schema(&st);
+    sqlite3_finalize(st.begin);
+    sqlite3_finalize(st.commit);
+    if (st.db) sqlite3_close_v2(st.db);
+    if (rc == LLT_OK && link(tmp, path) != 0 && errno != EEXIST) {
+        rc = llt_set_error(LLT_EIO, "cannot create trace '%s': %s", path, strerror(errno));
+    }
+    unlink(tmp);
+    return rc;
+}
 
 static int store_open(const char * path, enum llt_store_mode mode, bool recover, struct llt_store ** out) {
     *out = NULL;
@@ -189,15 +226,17 @@ static int store_open(const char * path, enum llt_store_mode mode, bool recover,
     if (exists && S_ISDIR(sb.st_mode)) {
         return llt_set_error(LLT_EIO, "cannot open trace '%s': it is a directory", path);
     }
+    if (!exists) {
+        int rc = create_trace(path);
+        if (rc != LLT_OK) return rc;
+    }
 
     struct llt_store * st = calloc(1, sizeof(*st));
     if (!st) return llt_set_error(LLT_ENOMEM, "out of memory");
     snprintf(st->path, sizeof(st->path), "%s", path);
 
-    int flags = mode == LLT_STORE_READ ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
-    if (!exists) flags |= SQLITE_OPEN_CREATE;
     int rc = LLT_OK;
-    if (sqlite3_open_v2(path, &st->db, flags, NULL) != SQLITE_OK) {
+    if (sqlite3_open_v2(path, &st->db, mode == LLT_STORE_READ ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
         rc = llt_set_error(LLT_EIO, "cannot open trace '%s': %s", path,
                            st->db ? sqlite3_errmsg(st->db) : "out of memory");
         goto done;
@@ -212,20 +251,12 @@ static int store_open(const char * path, enum llt_store_mode mode, bool recover,
         goto done;
     }
     if (mode == LLT_STORE_WRITE) {
-        // WAL + synchronous=NORMAL: commits cost no fsync, and a killed process leaves every
-        // committed transaction in the file; step logs of killed runs hold the rest.
+        // an existing empty file becomes a trace in place; a trace is switched to WAL if
+        // something else switched it back
         rc = llt_store_exec(st, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
         if (rc == LLT_OK && is_empty) rc = create_schema(st);
         if (rc == LLT_OK && !is_empty && llt_steplog_recover(st, path) < 0) rc = LLT_EIO;
-        if (rc != LLT_OK) {
-            // a failed creation leaves no half-made trace behind
-            if (!exists) {
-                sqlite3_close(st->db);
-                st->db = NULL;
-                remove(path);
-            }
-            goto done;
-        }
+        if (rc != LLT_OK) goto done;
     }
     if (mode == LLT_STORE_READ && recover && llt_steplog_any(path) && access(path, W_OK) == 0) {
         // a killed run left rows behind: a writer puts them in, then reading starts over

@@ -93,5 +93,19 @@ n=$(sqlite3 "$dir/i.db" "SELECT n_gen FROM runs WHERE id=1")
 [ "$n" -lt 20000 ] && [ "$n" -ge 10 ] || fail "SIGINT: n_gen $n"
 grep -q interrupted "$dir/i.err" || fail "SIGINT: the summary does not say interrupted"
 
+# ---- two runs traced into one file at once ---------------------------------------------------
+"$bin" run -m "$model" -n 40 -o "$dir/c.db" >/dev/null 2>&1 &
+p1=$!
+"$bin" run -m "$model" -n 40 -fa off -o "$dir/c.db" >/dev/null 2>&1 &
+p2=$!
+wait "$p1" || fail "concurrent run 1 failed"
+wait "$p2" || fail "concurrent run 2 failed"
+[ "$(sqlite3 "$dir/c.db" "SELECT count(*) FROM runs WHERE status='ok'")" = 2 ] || fail "concurrent runs did not both finish"
+# every step's graph belongs to its own run and is whole
+bad=$(sqlite3 "$dir/c.db" "SELECT count(*) FROM steps s JOIN graphs g ON g.id=s.graph_id
+      WHERE g.run_id != s.run_id OR (SELECT count(*) FROM nodes n WHERE n.graph_id=g.id) != g.n_nodes")
+[ "$bad" = 0 ] || fail "$bad steps of concurrent runs point at another run's or an incomplete graph"
+[ "$(sqlite3 "$dir/c.db" "SELECT count(DISTINCT run_id) FROM steps")" = 2 ] || fail "steps of both runs"
+
 if [ "$fails" -gt 0 ]; then echo "cli-kill: $fails failure(s)"; exit 1; fi
 echo "cli-kill: ok"
