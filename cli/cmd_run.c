@@ -28,7 +28,7 @@ static const char * usage_text =
     "  --top-k K            top-k sampling (default 40); with --parity also the logits kept per step\n"
     "  --top-p P            top-p (default 0.95)\n"
     "  --level LEVEL        graph (default): every node; timing: and its time; profile: times of one\n"
-    "                       layer every 3rd step, rotating, and every l_out; values: statistics of\n"
+    "                       layer and every l_out, every 3rd step, rotating; values: statistics of\n"
     "                       every computing node's output (min, max, mean, std, NaN, Inf, zeros)\n"
     "  -o, --output TRACE   trace file; runs are appended (default lltrace.db)\n"
     "  -v, --verbose        show llama.cpp's log\n"

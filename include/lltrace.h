@@ -102,7 +102,7 @@ int  llt_store_last_run(struct llt_store * st);
 enum llt_level {
     LLT_LEVEL_GRAPH,   // record every node; decline every post call: scheduling untouched
     LLT_LEVEL_TIMING,  // also observe every computing node and time it
-    LLT_LEVEL_PROFILE, // time every l_out, and one layer's computing nodes every 3rd step (rotating)
+    LLT_LEVEL_PROFILE, // every 3rd step: time its l_out nodes and one layer's computing nodes (rotating)
     LLT_LEVEL_VALUES,  // statistics of every computing node's output
     LLT_LEVEL_COUNT,
 };

@@ -88,6 +88,7 @@ struct llt_tracer {
     struct graph *           prev_graph;    // its graph
     bool                     same_so_far;   // every node so far matched the previous computation
     int64_t                  compute_begin_ns, compute_end_ns;
+    int32_t                  n_observed;    // post calls in the current computation
     struct ptr_table         node_idx;      // tensor -> idx in the current graph
     struct name_table        names;         // name -> count of nodes so far, for node_rec.occ
     struct ptr_table         weight_ids;    // weight tensor -> registry id (lives for the run)
@@ -344,7 +345,9 @@ static bool scanned(const struct node_rec * r) {
     return !(r->flags & (NODE_NOOP | NODE_VIEW));
 }
 
-// the profile level times one layer every PROFILE_PERIOD steps, rotating, and every l_out
+// The profile level observes every PROFILE_PERIOD-th step: its l_out nodes (the per-layer
+// totals) and the computing nodes of one layer, rotating. Each observed node costs the
+// inference a compute call and a thread barrier; a third of the steps keeps that near 1%.
 #define PROFILE_PERIOD 3
 
 static bool wants(const struct llt_tracer * tr, const struct node_rec * r, int32_t idx) {
@@ -358,8 +361,8 @@ static bool wants(const struct llt_tracer * tr, const struct node_rec * r, int32
     switch (tr->params.level) {
         case LLT_LEVEL_TIMING:  return computes;
         case LLT_LEVEL_PROFILE:
-            return computes && ((r->flags & NODE_LOUT) ||
-                   (tr->n_steps % PROFILE_PERIOD == 0 && r->layer == (tr->n_steps / PROFILE_PERIOD) % tr->n_layer));
+            return computes && tr->n_steps % PROFILE_PERIOD == 0 &&
+                   ((r->flags & NODE_LOUT) || r->layer == (tr->n_steps / PROFILE_PERIOD) % tr->n_layer);
         default:                return false;
     }
 }
@@ -491,6 +494,7 @@ static bool observe(struct llt_tracer * tr, struct ggml_tensor * t) {
     const int64_t now = llt_now_ns() - tr->t0_ns;
     tr->times[idx].end_ns = now;
     tr->compute_end_ns = now;
+    tr->n_observed++;
     if (!tr->values) return true;
     const struct node_rec * r = &tr->recs[idx];
     struct llt_values * v = tr->values;
@@ -623,9 +627,9 @@ static void finish_graph(struct llt_tracer * tr) {
         .step = tr->n_steps, .decode = tr->n_decodes, .graph_id = g->id,
         .pos0 = tr->cur_pos0, .n_tokens = tr->cur_n_tokens, .is_prompt = tr->cur_prompt,
         .compute_begin_ns = tr->compute_begin_ns,
-        .compute_end_ns = timed(tr) ? tr->compute_end_ns : 0,
+        .compute_end_ns = timed(tr) && tr->n_observed > 0 ? tr->compute_end_ns : 0,
     };
-    if (timed(tr)) {
+    if (timed(tr) && tr->n_observed > 0) { // a profile step that sampled nothing has no times
         ps->times = malloc((size_t) tr->n_nodes * sizeof(struct node_time));
         if (!ps->times) { tracer_fail(tr, "out of memory"); return; }
         memcpy(ps->times, tr->times, (size_t) tr->n_nodes * sizeof(struct node_time));
@@ -643,6 +647,7 @@ static void finish_graph(struct llt_tracer * tr) {
     if (tr->node_stats && (tr->off_plan || tr->n_plan != tr->n_nodes || !tr->same_so_far)) build_plan(tr);
     tr->off_plan = false;
     tr->scan_next = 0;
+    tr->n_observed = 0;
     g->last_used = tr->n_steps;
     tr->prev_graph = g;
     tr->stats.n_nodes_last = tr->n_nodes;
