@@ -24,6 +24,8 @@ static void write_file(const char * path, const char * text) {
 }
 
 static char * read_all(const char * path, long * size) {
+    struct stat sb;
+    if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) return NULL; // absent, or a directory
     FILE * f = fopen(path, "rb");
     if (!f) return NULL;
     fseek(f, 0, SEEK_END);
