@@ -2,11 +2,15 @@
 // both see the same machine state (lltrace bench runs each in its own process, which adds the
 // spread of process start-up to the figures). Prints a Markdown table.
 //
-//   bench-levels MODEL [REPS]
+//   bench-levels MODEL [REPS] [LEVELS]     LEVELS: comma-separated (graph,timing,profile,values,parity)
+//
+// One level alone removes the effect of the other levels' runs on the machine (their end-of-run
+// writes) from its figures.
 #include "lltrace.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 static int cmp(const void * a, const void * b) {
@@ -47,7 +51,7 @@ static int generate(const char * model, int level, int parity_k, double * prompt
 
 int main(int argc, char ** argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: bench-levels MODEL [REPS]\n");
+        fprintf(stderr, "usage: bench-levels MODEL [REPS] [LEVELS]\n");
         return 2;
     }
     const int reps = argc > 2 ? atoi(argv[2]) : 10;
@@ -57,8 +61,21 @@ int main(int argc, char ** argv) {
     }
     llt_log_init(false);
     // a level of -2: untraced with parity logging (top-10)
-    const int levels[] = { LLT_LEVEL_GRAPH, LLT_LEVEL_TIMING, LLT_LEVEL_PROFILE, LLT_LEVEL_VALUES, -2 };
-    const int n_levels = sizeof(levels) / sizeof(levels[0]);
+    int levels[8] = { LLT_LEVEL_GRAPH, LLT_LEVEL_TIMING, LLT_LEVEL_PROFILE, LLT_LEVEL_VALUES, -2 };
+    int n_levels = 5;
+    if (argc > 3) {
+        char list[256];
+        snprintf(list, sizeof(list), "%s", argv[3]);
+        n_levels = 0;
+        for (char * save = NULL, * tok = strtok_r(list, ",", &save); tok && n_levels < 8; tok = strtok_r(NULL, ",", &save)) {
+            int l = strcmp(tok, "parity") == 0 ? -2 : llt_level_from_name(tok);
+            if (l == -1) {
+                fprintf(stderr, "bench-levels: unknown level '%s'\n", tok);
+                return 2;
+            }
+            levels[n_levels++] = l;
+        }
+    }
     double * gen = calloc((size_t) reps * n_levels, sizeof(double)), * prompt = calloc((size_t) reps * n_levels, sizeof(double));
     double off_p, off_g, p_s, g_s;
     if (!gen || !prompt || generate(argv[1], -1, 0, &off_p, &off_g) != 0) { // warm-up
