@@ -6,8 +6,8 @@
 //      LOG_GRAPH  i64 id, i32 n_nodes, i32 n_strings, node_rec[n_nodes],
 //                 then n_strings strings, each u32 length + bytes (no NUL)
 //      LOG_STEP   struct log_step, then node_time[n_times]
-//      LOG_TOKEN  struct token_rows
-//      LOG_STATS  struct stat_rows[n]  (n from the size)
+//      LOG_TOKENS struct token_rows[n]       (n from the size)
+//      LOG_STATS  struct stat_rows[n]
 //      LOG_DIFFS  struct diff_rows[n]
 //      LOG_PARITY struct llt_parity_step[n]
 //      LOG_END    (empty) closes a batch; a batch without its end is dropped when replayed
@@ -36,7 +36,7 @@
 #define LOG_MAGIC   "LLTL"
 #define LOG_VERSION 1
 
-enum log_kind { LOG_GRAPH = 1, LOG_STEP = 2, LOG_TOKEN = 3, LOG_END = 4, LOG_STATS = 5, LOG_DIFFS = 6, LOG_PARITY = 7 };
+enum log_kind { LOG_GRAPH = 1, LOG_STEP = 2, LOG_TOKENS = 3, LOG_END = 4, LOG_STATS = 5, LOG_DIFFS = 6, LOG_PARITY = 7 };
 
 struct log_header {
     char     magic[4];
@@ -97,6 +97,12 @@ static bool put(struct llt_steplog * log, const void * data, size_t n) {
 static bool put_record(struct llt_steplog * log, uint32_t kind, uint32_t size) {
     struct log_record r = { kind, size };
     return put(log, &r, sizeof(r));
+}
+
+// n fixed-size rows as one record; none: no record
+static bool put_array(struct llt_steplog * log, uint32_t kind, const void * rows, int32_t n, size_t elem) {
+    const size_t size = (size_t) n * elem;
+    return n == 0 || (put_record(log, kind, (uint32_t) size) && put(log, rows, size));
 }
 
 static bool put_graph(struct llt_steplog * log, const struct graph_rows * g) {
@@ -164,21 +170,10 @@ int llt_steplog_append(struct llt_steplog * log, const struct llt_batch * b) {
     bool ok = put(log, NULL, 0) && (need <= log->cap || reserve(log, need));
     for (int32_t i = 0; ok && i < b->n_graphs; i++) ok = put_graph(log, &b->graphs[i]);
     for (int32_t i = 0; ok && i < b->n_steps; i++) ok = put_step(log, &b->steps[i]);
-    for (int32_t i = 0; ok && i < b->n_tokens; i++) {
-        ok = put_record(log, LOG_TOKEN, sizeof(struct token_rows)) && put(log, &b->tokens[i], sizeof(struct token_rows));
-    }
-    if (ok && b->n_stats > 0) {
-        size_t size = (size_t) b->n_stats * sizeof(struct stat_rows);
-        ok = put_record(log, LOG_STATS, (uint32_t) size) && put(log, b->stats, size);
-    }
-    if (ok && b->n_diffs > 0) {
-        size_t size = (size_t) b->n_diffs * sizeof(struct diff_rows);
-        ok = put_record(log, LOG_DIFFS, (uint32_t) size) && put(log, b->diffs, size);
-    }
-    if (ok && b->n_parity > 0) {
-        size_t size = (size_t) b->n_parity * sizeof(struct llt_parity_step);
-        ok = put_record(log, LOG_PARITY, (uint32_t) size) && put(log, b->parity, size);
-    }
+    ok = ok && put_array(log, LOG_TOKENS, b->tokens, b->n_tokens, sizeof(struct token_rows)) &&
+         put_array(log, LOG_STATS, b->stats, b->n_stats, sizeof(struct stat_rows)) &&
+         put_array(log, LOG_DIFFS, b->diffs, b->n_diffs, sizeof(struct diff_rows)) &&
+         put_array(log, LOG_PARITY, b->parity, b->n_parity, sizeof(struct llt_parity_step));
     if (!ok || !put_record(log, LOG_END, 0)) return llt_set_error(LLT_ENOMEM, "out of memory");
     return publish(log);
 }
@@ -290,6 +285,17 @@ static bool read_step(struct reader * r, uint32_t size, struct step_rows * s) {
     return true;
 }
 
+// a record of fixed-size rows, appended to an array of the batch (NUL-terminating text is the caller's)
+static bool read_array(struct reader * body, size_t elem, void ** arr, int32_t * n, int32_t * cap) {
+    const size_t size = (size_t) (body->end - body->p);
+    if (size % elem != 0) return false;
+    const int32_t add = (int32_t) (size / elem);
+    if (!llt_grow(arr, cap, *n + add, elem)) return false;
+    memcpy((char *) *arr + (size_t) *n * elem, body->p, size);
+    *n += add;
+    return true;
+}
+
 // Parses a log into complete batches (linked by next); a torn tail is dropped.
 static struct llt_batch * parse_log(const char * data, size_t size, int64_t run_id) {
     struct reader r = { data, data + size };
@@ -312,44 +318,23 @@ static struct llt_batch * parse_log(const char * data, size_t size, int64_t run_
                 ok = llt_grow((void **) &cur->steps, &cur->cap_steps, cur->n_steps + 1, sizeof(struct step_rows)) &&
                      read_step(&body, rec->size, &cur->steps[cur->n_steps++]);
                 break;
-            case LOG_TOKEN: {
-                const struct token_rows * t = take(&body, sizeof(*t));
-                ok = t && rec->size == sizeof(*t) &&
-                     llt_grow((void **) &cur->tokens, &cur->cap_tokens, cur->n_tokens + 1, sizeof(struct token_rows));
-                if (ok) {
-                    cur->tokens[cur->n_tokens] = *t;
-                    cur->tokens[cur->n_tokens++].piece[sizeof(t->piece) - 1] = '\0';
-                }
+            case LOG_TOKENS:
+                ok = read_array(&body, sizeof(struct token_rows), (void **) &cur->tokens, &cur->n_tokens, &cur->cap_tokens);
+                for (int32_t i = 0; ok && i < cur->n_tokens; i++) cur->tokens[i].piece[sizeof(cur->tokens[i].piece) - 1] = '\0';
                 break;
-            }
             case LOG_STATS:
-                ok = rec->size % sizeof(struct stat_rows) == 0 && cur->n_stats == 0 &&
-                     (cur->stats = malloc(rec->size + 1)) != NULL;
-                if (ok) {
-                    memcpy(cur->stats, body.p, rec->size);
-                    cur->n_stats = cur->cap_stats = (int32_t) (rec->size / sizeof(struct stat_rows));
-                }
+                ok = read_array(&body, sizeof(struct stat_rows), (void **) &cur->stats, &cur->n_stats, &cur->cap_stats);
                 break;
             case LOG_DIFFS:
-                ok = rec->size % sizeof(struct diff_rows) == 0 && cur->n_diffs == 0 &&
-                     (cur->diffs = malloc(rec->size + 1)) != NULL;
-                if (ok) {
-                    memcpy(cur->diffs, body.p, rec->size);
-                    cur->n_diffs = cur->cap_diffs = (int32_t) (rec->size / sizeof(struct diff_rows));
-                    for (int32_t i = 0; i < cur->n_diffs; i++) cur->diffs[i].name[GGML_MAX_NAME - 1] = '\0';
-                }
+                ok = read_array(&body, sizeof(struct diff_rows), (void **) &cur->diffs, &cur->n_diffs, &cur->cap_diffs);
+                for (int32_t i = 0; ok && i < cur->n_diffs; i++) cur->diffs[i].name[GGML_MAX_NAME - 1] = '\0';
                 break;
             case LOG_PARITY:
-                ok = rec->size % sizeof(struct llt_parity_step) == 0 && cur->n_parity == 0 &&
-                     (cur->parity = malloc(rec->size + 1)) != NULL;
-                if (ok) {
-                    memcpy(cur->parity, body.p, rec->size);
-                    cur->n_parity = cur->cap_parity = (int32_t) (rec->size / sizeof(struct llt_parity_step));
-                    for (int32_t i = 0; i < cur->n_parity; i++) {
-                        struct llt_parity_step * p = &cur->parity[i];
-                        p->piece[sizeof(p->piece) - 1] = '\0';
-                        if (p->k < 0 || p->k > LLT_PARITY_MAX_K) ok = false;
-                    }
+                ok = read_array(&body, sizeof(struct llt_parity_step), (void **) &cur->parity, &cur->n_parity, &cur->cap_parity);
+                for (int32_t i = 0; ok && i < cur->n_parity; i++) {
+                    struct llt_parity_step * p = &cur->parity[i];
+                    p->piece[sizeof(p->piece) - 1] = '\0';
+                    ok = p->k >= 0 && p->k <= LLT_PARITY_MAX_K;
                 }
                 break;
             case LOG_END:
