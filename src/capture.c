@@ -110,7 +110,6 @@ struct llt_tracer {
     struct llt_batch *       batch;         // rows of the current decode call
     int64_t                  n_steps;
     int64_t                  n_decodes;
-    int64_t                  n_tokens;
     int32_t                  next_pos;
     bool                     in_decode;
     bool                     cur_prompt;
@@ -120,7 +119,6 @@ struct llt_tracer {
     int64_t                  t_prompt_ns, t_gen_ns;
     int64_t                  t_decode_end_ns; // end of the last decode call
     int32_t                  n_prompt, n_gen;
-    struct llt_tracer_stats  stats;
 };
 
 // ---- small containers --------------------------------------------------------------------
@@ -650,11 +648,7 @@ static void finish_graph(struct llt_tracer * tr) {
     tr->n_observed = 0;
     g->last_used = tr->n_steps;
     tr->prev_graph = g;
-    tr->stats.n_nodes_last = tr->n_nodes;
-    tr->stats.n_weights_read = g->n_weights_read;
-    tr->stats.n_graphs = tr->next_graph_id - tr->first_graph_id;
     tr->n_steps++;
-    tr->stats.n_steps = tr->n_steps;
     tr->n_prev = tr->n_nodes;
     tr->n_nodes = 0;
     tr->same_so_far = true;
@@ -677,12 +671,13 @@ static void push_token(struct llt_tracer * tr, llama_token tok, int32_t pos, int
         return;
     }
     struct token_rows * t = &b->tokens[b->n_tokens++];
-    *t = (struct token_rows) { .seq = tr->n_tokens++, .step = step, .pos = pos, .token = tok, .is_prompt = is_prompt };
+    const int32_t seq = tr->n_prompt + tr->n_gen;
+    *t = (struct token_rows) { .seq = seq, .step = step, .pos = pos, .token = tok, .is_prompt = is_prompt };
     int n = llama_token_to_piece(tr->vocab, tok, t->piece, (int32_t) sizeof(t->piece) - 1, 0, true);
     t->piece[n > 0 ? n : 0] = '\0';
     if (is_prompt) tr->n_prompt++; else tr->n_gen++;
-    if (tr->values && llt_grow((void **) &tr->all_tokens, &tr->cap_all_tokens, (int32_t) tr->n_tokens, sizeof(llama_token))) {
-        tr->all_tokens[tr->n_tokens - 1] = tok;
+    if (tr->values && llt_grow((void **) &tr->all_tokens, &tr->cap_all_tokens, seq + 1, sizeof(llama_token))) {
+        tr->all_tokens[seq] = tok;
     }
 }
 
@@ -860,7 +855,6 @@ int llt_tracer_begin(struct llt_tracer * tr, const struct llama_model * model, s
                              llama_model_n_embd(model) / llama_model_n_head(model), llama_model_n_head_kv(model), &tr->values);
         if (rc != LLT_OK) return rc;
     }
-    tr->stats.n_weights = llt_registry_count(tr->reg);
     tr->active = true;
     return LLT_OK;
 }
@@ -949,7 +943,7 @@ int llt_tracer_end(struct llt_tracer * tr, enum llt_run_status status, const cha
         const struct llt_values_params * vp = &tr->params.values;
         snprintf(filters, sizeof(filters), "layer=%d steps=%d-%d sources=%d checkpoints=%d type=%d",
                  vp->dump_layer, vp->dump_step_first, vp->dump_step_last, vp->dump_sources, vp->checkpoints, vp->dump_type);
-        struct llt_dump_meta meta = { tr->run_id, tr->reg, tr->model_path, tr->prompt, filters, tr->all_tokens, (int32_t) tr->n_tokens };
+        struct llt_dump_meta meta = { tr->run_id, tr->reg, tr->model_path, tr->prompt, filters, tr->all_tokens, tr->n_prompt + tr->n_gen };
         if (llt_values_finish(tr->values, &meta) == LLT_OK) dump_path = llt_values_dump_path(tr->values);
         else tracer_fail(tr, llt_last_error());
     }
@@ -1006,7 +1000,14 @@ const char * llt_tracer_nan_report(const struct llt_tracer * tr) {
 }
 
 struct llt_tracer_stats llt_tracer_get_stats(const struct llt_tracer * tr) {
-    struct llt_tracer_stats st = tr->stats;
-    st.n_dumped = tr->values ? llt_values_n_dumped(tr->values) : 0;
-    return st;
+    // all derived: the last step's graph is the one finish_graph() matched last
+    const struct graph * g = tr->prev_graph;
+    return (struct llt_tracer_stats) {
+        .n_steps = tr->n_steps,
+        .n_nodes_last = g ? g->n_nodes : 0,
+        .n_graphs = tr->next_graph_id - tr->first_graph_id,
+        .n_weights = tr->reg ? llt_registry_count(tr->reg) : 0,
+        .n_weights_read = g ? g->n_weights_read : 0,
+        .n_dumped = tr->values ? llt_values_n_dumped(tr->values) : 0,
+    };
 }
