@@ -2,7 +2,6 @@
 #include "cli.h"
 #include "lltrace.h"
 
-#include <regex.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,21 +106,6 @@ struct run_opts {
     bool verbose;
 };
 
-// a "re:" pattern must compile; a glob always does
-static bool valid_pattern(const char * pat) {
-    if (strncmp(pat, "re:", 3) != 0) return true;
-    regex_t re;
-    int err = regcomp(&re, pat + 3, REG_EXTENDED | REG_NOSUB);
-    if (err != 0) {
-        char msg[128];
-        regerror(err, &re, msg, sizeof(msg));
-        cli_error("--dump '%s': bad regular expression: %s", pat, msg);
-        return false;
-    }
-    regfree(&re);
-    return true;
-}
-
 // "N" or "A-B" into [first, last]
 static bool parse_range(const char * flag, const char * v, int32_t * first, int32_t * last) {
     char a[32], b[32];
@@ -172,7 +156,7 @@ static int parse_opts(int argc, char ** argv, struct run_opts * o) {
         else if (strcmp(a, "--dump") == 0) {
             VALUE();
             if (o->n_dump == MAX_DUMP_PATTERNS) { cli_error("--dump: at most %d patterns", MAX_DUMP_PATTERNS); return CLI_USAGE; }
-            if (!valid_pattern(v)) return CLI_USAGE;
+            if (llt_pattern_check(v) != LLT_OK) { cli_error("%s", llt_last_error()); return CLI_USAGE; }
             o->dump[o->n_dump++] = v;
             o->gen.values.dump = o->dump;
         }

@@ -143,6 +143,9 @@ struct llt_values_params {
 
 struct llt_values_params llt_values_default_params(void);
 
+// LLT_OK if pat is a usable dump pattern (a glob, or a regex after "re:"), else LLT_EINVAL
+int llt_pattern_check(const char * pat);
+
 struct llt_tracer_params {
     enum llt_level level;
     struct llt_values_params values;

@@ -75,25 +75,42 @@ struct llt_values {
 
 // ---- patterns ----------------------------------------------------------------------------
 
+// a pattern ready to match: a glob, or a regex after "re:"; caller frees with free_pattern()
+static int compile_pattern(const char * pat, struct pattern * p) {
+    memset(p, 0, sizeof(*p));
+    if (strncmp(pat, "re:", 3) != 0) {
+        return (p->glob = strdup(pat)) ? LLT_OK : llt_set_error(LLT_ENOMEM, "out of memory");
+    }
+    int err = regcomp(&p->re, pat + 3, REG_EXTENDED | REG_NOSUB);
+    if (err != 0) {
+        char msg[128];
+        regerror(err, &p->re, msg, sizeof(msg));
+        return llt_set_error(LLT_EINVAL, "--dump '%s': bad regular expression: %s", pat, msg);
+    }
+    p->is_regex = true;
+    return LLT_OK;
+}
+
+static void free_pattern(struct pattern * p) {
+    if (p->is_regex) regfree(&p->re);
+    free(p->glob);
+}
+
+int llt_pattern_check(const char * pat) {
+    struct pattern p;
+    int rc = compile_pattern(pat, &p);
+    if (rc == LLT_OK) free_pattern(&p);
+    return rc;
+}
+
 static int compile_patterns(struct llt_values * v) {
     int32_t n = 0;
     while (v->p.dump && v->p.dump[n]) n++;
     v->patterns = calloc((size_t) n + 1, sizeof(struct pattern));
     if (!v->patterns) return llt_set_error(LLT_ENOMEM, "out of memory");
     for (int32_t i = 0; i < n; i++) {
-        const char * pat = v->p.dump[i];
-        struct pattern * p = &v->patterns[v->n_patterns];
-        if (strncmp(pat, "re:", 3) == 0) {
-            int err = regcomp(&p->re, pat + 3, REG_EXTENDED | REG_NOSUB);
-            if (err != 0) {
-                char msg[128];
-                regerror(err, &p->re, msg, sizeof(msg));
-                return llt_set_error(LLT_EINVAL, "--dump '%s': bad regular expression: %s", pat, msg);
-            }
-            p->is_regex = true;
-        } else if (!(p->glob = strdup(pat))) {
-            return llt_set_error(LLT_ENOMEM, "out of memory");
-        }
+        int rc = compile_pattern(v->p.dump[i], &v->patterns[i]);
+        if (rc != LLT_OK) return rc;
         v->n_patterns++;
     }
     return LLT_OK;
@@ -202,10 +219,7 @@ int llt_values_init(const struct llt_values_params * p, enum llt_level level, co
 
 void llt_values_free(struct llt_values * v) {
     if (!v) return;
-    for (int32_t i = 0; i < v->n_patterns; i++) {
-        if (v->patterns[i].is_regex) regfree(&v->patterns[i].re);
-        free(v->patterns[i].glob);
-    }
+    for (int32_t i = 0; i < v->n_patterns; i++) free_pattern(&v->patterns[i]);
     free(v->patterns);
     if (v->data) {
         fclose(v->data);
