@@ -1,11 +1,7 @@
 #!/usr/bin/env bash
 # Bad input gets one line on stderr and a non-zero exit, and leaves existing files as they were.
 #   cli-errors.sh LLTRACE_BINARY
-set -u
-bin=$1
-dir=$(mktemp -d /tmp/lltrace-cli-errors-XXXXXX)
-trap 'rm -rf "$dir"' EXIT
-fails=0
+. "$(dirname "$0")/lib.sh" cli-errors "$@"
 
 # expect WANT_EXIT NAME -- command...: exit status WANT_EXIT (or any non-zero for "nz") and one stderr line
 expect() {
@@ -14,11 +10,11 @@ expect() {
     local got=$? lines
     lines=$(wc -l <"$dir/err")
     if { [ "$want" = nz ] && [ "$got" = 0 ]; } || { [ "$want" != nz ] && [ "$got" != "$want" ]; }; then
-        echo "FAIL $name: exit $got, want $want; stderr: $(cat "$dir/err")"; fails=$((fails + 1))
+        fail "$name: exit $got, want $want; stderr: $(cat "$dir/err")"
     elif [ "$lines" != 1 ]; then
-        echo "FAIL $name: $lines lines on stderr, want 1:"; cat "$dir/err"; fails=$((fails + 1))
+        fail "$name: $lines lines on stderr, want 1:"; cat "$dir/err"
     elif ! grep -q '^lltrace: ' "$dir/err"; then
-        echo "FAIL $name: message does not start with 'lltrace: ': $(cat "$dir/err")"; fails=$((fails + 1))
+        fail "$name: message does not start with 'lltrace: ': $(cat "$dir/err")"
     fi
 }
 
@@ -26,20 +22,19 @@ expect() {
 unchanged() {
     local got
     got=$(sha256sum "$1" | cut -d' ' -f1)
-    [ "$got" = "$2" ] || { echo "FAIL $1 was modified"; fails=$((fails + 1)); }
+    [ "$got" = "$2" ] || fail "$1 was modified"
 }
 
-model=$("$bin" mkmodel tiny F32 --cache) || { echo "FAIL cannot make the tiny model"; exit 1; }
 
 # ---- models -------------------------------------------------------------------------------
 expect nz "missing model"   -- "$bin" run -m "$dir/absent.gguf" -n 2 -o "$dir/t.db"
-[ -e "$dir/t.db" ] && { echo "FAIL a trace was created for a missing model"; fails=$((fails + 1)); }
+[ -e "$dir/t.db" ] && fail "a trace was created for a missing model"
 echo "just some text, not a model" >"$dir/text.gguf"
 expect nz "not a GGUF"      -- "$bin" run -m "$dir/text.gguf" -n 2 -o "$dir/t.db"
-grep -q "not a GGUF" "$dir/err" || { echo "FAIL not-a-GGUF message: $(cat "$dir/err")"; fails=$((fails + 1)); }
+grep -q "not a GGUF" "$dir/err" || fail "not-a-GGUF message: $(cat "$dir/err")"
 head -c 2000000 "$model" >"$dir/truncated.gguf"
 expect nz "truncated GGUF"  -- "$bin" run -m "$dir/truncated.gguf" -n 2 -o "$dir/t.db"
-grep -q "truncated" "$dir/err" || { echo "FAIL truncated message: $(cat "$dir/err")"; fails=$((fails + 1)); }
+grep -q "truncated" "$dir/err" || fail "truncated message: $(cat "$dir/err")"
 head -c 100 "$model" >"$dir/header.gguf"
 expect nz "cut-off header"  -- "$bin" run -m "$dir/header.gguf" -n 2 -o "$dir/t.db"
 
@@ -72,13 +67,12 @@ expect nz "other database"  -- "$bin" run -m "$model" -n 2 -o "$dir/other.db"
 unchanged "$dir/other.db" "$sum"
 
 # a trace of a newer schema version: refused for writing and reading
-"$bin" run -m "$model" -n 2 -o "$dir/newer.db" >/dev/null 2>&1 || { echo "FAIL a good run failed"; fails=$((fails + 1)); }
+"$bin" run -m "$model" -n 2 -o "$dir/newer.db" >/dev/null 2>&1 || fail "a good run failed"
 sqlite3 "$dir/newer.db" "PRAGMA user_version=99;"
 sum=$(sha256sum "$dir/newer.db" | cut -d' ' -f1)
 expect nz "newer schema (run)"  -- "$bin" run -m "$model" -n 2 -o "$dir/newer.db"
-grep -q "version 99" "$dir/err" || { echo "FAIL version message: $(cat "$dir/err")"; fails=$((fails + 1)); }
+grep -q "version 99" "$dir/err" || fail "version message: $(cat "$dir/err")"
 expect nz "newer schema (show)" -- "$bin" show "$dir/newer.db"
 unchanged "$dir/newer.db" "$sum"
 
-if [ "$fails" -gt 0 ]; then echo "cli-errors: $fails failure(s)"; exit 1; fi
-echo "cli-errors: ok"
+finish

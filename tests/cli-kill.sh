@@ -2,14 +2,8 @@
 # A run killed with SIGKILL leaves a readable trace holding every step it committed; SIGINT
 # ends the run after the current step and marks it interrupted.
 #   cli-kill.sh LLTRACE_BINARY
-set -u
-bin=$1
-dir=$(mktemp -d /tmp/lltrace-cli-kill-XXXXXX)
-trap 'rm -rf "$dir"' EXIT
-fails=0
-fail() { echo "FAIL $*"; fails=$((fails + 1)); }
+. "$(dirname "$0")/lib.sh" cli-kill "$@"
 
-model=$("$bin" mkmodel tiny F32 --cache) || { echo "FAIL cannot make the tiny model"; exit 1; }
 
 # steps TRACE: committed steps of run 1 (0 while the run has not started)
 steps() { sqlite3 "$1" "SELECT count(*) FROM steps WHERE run_id=1" 2>/dev/null || echo 0; }
@@ -107,5 +101,4 @@ bad=$(sqlite3 "$dir/c.db" "SELECT count(*) FROM steps s JOIN graphs g ON g.id=s.
 [ "$bad" = 0 ] || fail "$bad steps of concurrent runs point at another run's or an incomplete graph"
 [ "$(sqlite3 "$dir/c.db" "SELECT count(DISTINCT run_id) FROM steps")" = 2 ] || fail "steps of both runs"
 
-if [ "$fails" -gt 0 ]; then echo "cli-kill: $fails failure(s)"; exit 1; fi
-echo "cli-kill: ok"
+finish

@@ -2,14 +2,8 @@
 # Tensor values from the command line: a dump converted for PyTorch (npy, safetensors) equals
 # the dump; flags and bad input of the values options.
 #   cli-values.sh LLTRACE_BINARY
-set -u
-bin=$1
-dir=$(mktemp -d /tmp/lltrace-cli-values-XXXXXX)
-trap 'rm -rf "$dir"' EXIT
-fails=0
-fail() { echo "FAIL $*"; fails=$((fails + 1)); }
+. "$(dirname "$0")/lib.sh" cli-values "$@"
 
-model=$("$bin" mkmodel tiny F32 --cache) || { echo "FAIL cannot make the tiny model"; exit 1; }
 
 "$bin" run -m "$model" -n 3 -o "$dir/t.db" --dump 'l_out-*' --dump 're:^ffn_(gate|up)-1$' --dump-step 1-2 \
     --dump-type f16 >/dev/null 2>"$dir/err" || fail "run with --dump: $(cat "$dir/err")"
@@ -76,5 +70,4 @@ sqlite3 "$dir/f.db" "SELECT error FROM runs WHERE id=1" | grep -q "cannot write 
 steps=$(sqlite3 "$dir/f.db" "SELECT count(*) FROM steps WHERE run_id=1")
 [ "$steps" -gt 0 ] && [ "$steps" -lt 40 ] || fail "$steps steps recorded around the failure"
 
-if [ "$fails" -gt 0 ]; then echo "cli-values: $fails failure(s)"; exit 1; fi
-echo "cli-values: ok"
+finish

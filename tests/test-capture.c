@@ -4,27 +4,11 @@
 // in every step, per-node times tile the compute span; and that tracing never changes the
 // greedy tokens.
 #include "lltrace.h"
-#include "testutil.h"
+#include "testdb.h"
 
 #include <sqlite3.h>
-#include <stdarg.h>
 #include <unistd.h>
 
-static sqlite3 * db;
-
-// the integer result of a query built with printf-style arguments
-static long long q(const char * fmt, ...) {
-    char sqlbuf[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sqlbuf, sizeof(sqlbuf), fmt, ap);
-    va_end(ap);
-    sqlite3_stmt * s = NULL;
-    REQUIRE(sqlite3_prepare_v2(db, sqlbuf, -1, &s, NULL) == SQLITE_OK, "%s: %s", sqlbuf, sqlite3_errmsg(db));
-    long long v = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
-    sqlite3_finalize(s);
-    return v;
-}
 
 struct gen_run {
     struct llt_gen_result res;
@@ -57,20 +41,20 @@ static void check_same_tokens(const char * what, const struct llt_gen_result * a
 // a node of graph g whose name matches the GLOB `name` with op `op` in `layer`, reading weight `weight` if given
 static void check_node(long long g, long long step, const char * name, const char * op, int layer, const char * weight) {
     long long n = weight
-        ? q("SELECT count(*) FROM nodes n JOIN node_srcs s ON s.graph_id=n.graph_id AND s.idx=n.idx"
+        ? qi("SELECT count(*) FROM nodes n JOIN node_srcs s ON s.graph_id=n.graph_id AND s.idx=n.idx"
             " WHERE n.graph_id=%lld AND n.name GLOB '%s' AND n.op='%s' AND n.layer=%d AND s.kind='weight' AND s.name='%s'",
             g, name, op, layer, weight)
-        : q("SELECT count(*) FROM nodes WHERE graph_id=%lld AND name GLOB '%s' AND op='%s' AND layer=%d",
+        : qi("SELECT count(*) FROM nodes WHERE graph_id=%lld AND name GLOB '%s' AND op='%s' AND layer=%d",
             g, name, op, layer);
     CHECK(n >= 1, "step %lld: no %s node '%s' in layer %d%s%s", step, op, name, layer,
           weight ? " reading " : "", weight ? weight : "");
 }
 
 static void check_layers(int run, int n_layer, bool flash) {
-    long long n_steps = q("SELECT count(*) FROM steps WHERE run_id=%d", run);
+    long long n_steps = qi("SELECT count(*) FROM steps WHERE run_id=%d", run);
     CHECK(n_steps > 1, "run %d has %lld steps", run, n_steps);
     for (long long step = 0; step < n_steps; step++) {
-        long long g = q("SELECT graph_id FROM steps WHERE run_id=%d AND step=%lld", run, step);
+        long long g = qi("SELECT graph_id FROM steps WHERE run_id=%d AND step=%lld", run, step);
         check_node(g, step, "embd", "GET_ROWS", -1, "token_embd.weight");
         check_node(g, step, "result_norm", "MUL", -1, "output_norm.weight");
         check_node(g, step, "result_output", "MUL_MAT", -1, "output.weight");
@@ -104,7 +88,7 @@ static void check_layers(int run, int n_layer, bool flash) {
                 check_node(g, step, name, want[i].op, l, want[i].weight ? w : NULL);
             }
             if (flash) {
-                CHECK(q("SELECT count(*) FROM nodes WHERE graph_id=%lld AND op='FLASH_ATTN_EXT' AND layer=%d", g, l) == 1,
+                CHECK(qi("SELECT count(*) FROM nodes WHERE graph_id=%lld AND op='FLASH_ATTN_EXT' AND layer=%d", g, l) == 1,
                       "step %lld: no FLASH_ATTN_EXT in layer %d", step, l);
             }
         }
@@ -112,48 +96,48 @@ static void check_layers(int run, int n_layer, bool flash) {
 }
 
 static void check_coverage(int run, int n_weights) {
-    CHECK_INT(q("SELECT count(*) FROM weights WHERE run_id=%d", run), n_weights);
-    long long bad = q("SELECT count(*) FROM steps s WHERE s.run_id=%d AND"
+    CHECK_INT(qi("SELECT count(*) FROM weights WHERE run_id=%d", run), n_weights);
+    long long bad = qi("SELECT count(*) FROM steps s WHERE s.run_id=%d AND"
                       " (SELECT count(DISTINCT weight_id) FROM node_srcs ns WHERE ns.graph_id=s.graph_id AND kind='weight') != %d",
                       run, n_weights);
     CHECK(bad == 0, "run %d: %lld steps do not read all %d weights", run, bad, n_weights);
-    CHECK_INT(q("SELECT count(*) FROM weights WHERE run_id=%d AND buffer IS NULL", run), 0);
+    CHECK_INT(qi("SELECT count(*) FROM weights WHERE run_id=%d AND buffer IS NULL", run), 0);
 }
 
 static void check_tokens(int run, const struct llt_gen_result * r) {
-    CHECK_INT(q("SELECT count(*) FROM tokens WHERE run_id=%d AND role='prompt'", run), r->n_prompt);
-    CHECK_INT(q("SELECT count(*) FROM tokens WHERE run_id=%d AND role='gen'", run), r->n_gen);
+    CHECK_INT(qi("SELECT count(*) FROM tokens WHERE run_id=%d AND role='prompt'", run), r->n_prompt);
+    CHECK_INT(qi("SELECT count(*) FROM tokens WHERE run_id=%d AND role='gen'", run), r->n_gen);
     for (int i = 0; i < r->n_prompt + r->n_gen; i++) {
-        long long tok = q("SELECT token FROM tokens WHERE run_id=%d AND seq=%d", run, i);
+        long long tok = qi("SELECT token FROM tokens WHERE run_id=%d AND seq=%d", run, i);
         if (tok != r->tokens[i]) { CHECK(0, "run %d: token %d is %lld, want %d", run, i, tok, r->tokens[i]); break; }
     }
-    CHECK_INT(q("SELECT count(*) FROM steps WHERE run_id=%d", run), 1 + (r->n_gen - 1));
-    CHECK_INT(q("SELECT n_tokens FROM steps WHERE run_id=%d AND step=0", run), r->n_prompt);
-    CHECK_INT(q("SELECT count(*) FROM steps WHERE run_id=%d AND phase='gen' AND n_tokens=1", run), r->n_gen - 1);
-    CHECK_INT(q("SELECT count(*) FROM runs WHERE id=%d AND status='ok' AND error IS NULL", run), 1);
+    CHECK_INT(qi("SELECT count(*) FROM steps WHERE run_id=%d", run), 1 + (r->n_gen - 1));
+    CHECK_INT(qi("SELECT n_tokens FROM steps WHERE run_id=%d AND step=0", run), r->n_prompt);
+    CHECK_INT(qi("SELECT count(*) FROM steps WHERE run_id=%d AND phase='gen' AND n_tokens=1", run), r->n_gen - 1);
+    CHECK_INT(qi("SELECT count(*) FROM runs WHERE id=%d AND status='ok' AND error IS NULL", run), 1);
 }
 
 static void check_timing(int run) {
     // every computing node of every step has a time; views and no-ops have none
-    long long missing = q("SELECT count(*) FROM steps s JOIN nodes n ON n.graph_id=s.graph_id"
+    long long missing = qi("SELECT count(*) FROM steps s JOIN nodes n ON n.graph_id=s.graph_id"
                           " WHERE s.run_id=%d AND n.is_noop=0 AND NOT EXISTS (SELECT 1 FROM node_times t"
                           " WHERE t.run_id=s.run_id AND t.step=s.step AND t.idx=n.idx)", run);
     CHECK(missing == 0, "%lld computing nodes have no time", missing);
-    long long extra = q("SELECT count(*) FROM node_times t JOIN steps s USING(run_id, step)"
+    long long extra = qi("SELECT count(*) FROM node_times t JOIN steps s USING(run_id, step)"
                         " JOIN nodes n ON n.graph_id=s.graph_id AND n.idx=t.idx WHERE t.run_id=%d AND n.is_noop=1", run);
     CHECK(extra == 0, "%lld no-op nodes were timed", extra);
     // node intervals are in order and do not overlap, and lie inside the step
-    long long overlap = q("SELECT count(*) FROM (SELECT t_begin_ns, t_end_ns,"
+    long long overlap = qi("SELECT count(*) FROM (SELECT t_begin_ns, t_end_ns,"
                           " lag(t_end_ns) OVER (PARTITION BY step ORDER BY idx) AS prev_end"
                           " FROM node_times WHERE run_id=%d) WHERE t_end_ns < t_begin_ns OR t_begin_ns < prev_end", run);
     CHECK(overlap == 0, "%lld node intervals overlap", overlap);
-    long long outside = q("SELECT count(*) FROM node_times t JOIN steps s USING(run_id, step) WHERE t.run_id=%d"
+    long long outside = qi("SELECT count(*) FROM node_times t JOIN steps s USING(run_id, step) WHERE t.run_id=%d"
                           " AND (t.t_begin_ns < s.compute_begin_ns OR t.t_end_ns > s.compute_end_ns"
                           " OR s.compute_end_ns > s.t_end_ns OR s.compute_begin_ns < s.t_begin_ns)", run);
     CHECK(outside == 0, "%lld node times fall outside their step", outside);
     // the node times add up to the compute span, but for the callbacks' own cost
-    long long nodes = q("SELECT sum(t_end_ns - t_begin_ns) FROM node_times WHERE run_id=%d", run);
-    long long span = q("SELECT sum(compute_end_ns - compute_begin_ns) FROM steps WHERE run_id=%d", run);
+    long long nodes = qi("SELECT sum(t_end_ns - t_begin_ns) FROM node_times WHERE run_id=%d", run);
+    long long span = qi("SELECT sum(compute_end_ns - compute_begin_ns) FROM steps WHERE run_id=%d", run);
     CHECK(nodes <= span && nodes >= span * 8 / 10, "node times sum to %lld ns, compute span %lld ns", nodes, span);
 }
 
@@ -187,9 +171,9 @@ int main(int argc, char ** argv) {
     check_same_tokens("graph vs untraced, flash attention off", &graph_nofa, &plain_nofa);
 
     REQUIRE(sqlite3_open_v2(trace, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK, "open trace");
-    CHECK_INT(q("SELECT count(*) FROM runs"), 3);
-    CHECK_INT(q("SELECT n_layer FROM runs WHERE id=1"), p->n_layer);
-    CHECK_INT(q("SELECT n_embd FROM runs WHERE id=1"), p->n_embd);
+    CHECK_INT(qi("SELECT count(*) FROM runs"), 3);
+    CHECK_INT(qi("SELECT n_layer FROM runs WHERE id=1"), p->n_layer);
+    CHECK_INT(qi("SELECT n_embd FROM runs WHERE id=1"), p->n_embd);
     const int n_weights = 3 + 9 * p->n_layer;
     const struct llt_gen_result * results[] = { &graph, &timing, &graph_nofa };
     for (int run = 1; run <= 3; run++) {
@@ -199,9 +183,9 @@ int main(int argc, char ** argv) {
         CHECK_INT(results[run - 1]->stats.n_weights_read, n_weights);
     }
     check_timing(2);
-    CHECK_INT(q("SELECT count(*) FROM node_times WHERE run_id IN (1, 3)"), 0);
+    CHECK_INT(qi("SELECT count(*) FROM node_times WHERE run_id IN (1, 3)"), 0);
     // identical generation graphs are stored once
-    CHECK(q("SELECT count(*) FROM graphs WHERE run_id=1") < q("SELECT count(*) FROM steps WHERE run_id=1"),
+    CHECK(qi("SELECT count(*) FROM graphs WHERE run_id=1") < qi("SELECT count(*) FROM steps WHERE run_id=1"),
           "every step stored its own graph");
     sqlite3_close(db);
 

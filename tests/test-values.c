@@ -3,13 +3,12 @@
 // against an independent computation, dumps compared with themselves and across
 // quantizations, the live reference comparison, and the stop at the first NaN.
 #include "lltrace.h"
-#include "testutil.h"
+#include "testdb.h"
 
 #include "gguf.h"
 
 #include <math.h>
 #include <sqlite3.h>
-#include <stdarg.h>
 #include <unistd.h>
 
 static char dir[] = "/tmp/lltrace-test-values-XXXXXX";
@@ -126,20 +125,6 @@ static void check_kv(struct llt_tensor_set * set, int n_layer, int n_steps) {
 
 // ---- statistics --------------------------------------------------------------------------
 
-static sqlite3 * db;
-
-static double q(const char * fmt, ...) {
-    char sql[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof(sql), fmt, ap);
-    va_end(ap);
-    sqlite3_stmt * s = NULL;
-    REQUIRE(sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK, "%s: %s", sql, sqlite3_errmsg(db));
-    double v = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_double(s, 0) : NAN;
-    sqlite3_finalize(s);
-    return v;
-}
 
 // node_stats of the dumped l_out and ffn_out tensors equal statistics computed here in double
 static void check_stats(struct llt_tensor_set * set, int run) {
@@ -163,11 +148,11 @@ static void check_stats(struct llt_tensor_set * set, int run) {
         const char * where = "run_id=%d AND step=%lld AND idx=%lld";
         char cond[128];
         snprintf(cond, sizeof(cond), where, run, (long long) step, (long long) idx);
-        const double got_n = q("SELECT n FROM node_stats WHERE %s", cond);
+        const double got_n = qd("SELECT n FROM node_stats WHERE %s", cond);
         CHECK(got_n == ti->n_elements, "%s: n %g, want %lld", ti->name, got_n, (long long) ti->n_elements);
         struct { const char * col; double want; } m[] = { { "min", mn }, { "max", mx }, { "mean", mean }, { "std", sd } };
         for (size_t k = 0; k < 4; k++) {
-            const double got = q("SELECT %s FROM node_stats WHERE %s", m[k].col, cond);
+            const double got = qd("SELECT %s FROM node_stats WHERE %s", m[k].col, cond);
             CHECK(fabs(got - m[k].want) <= 1e-6 * fmax(fabs(m[k].want), 1e-3), "%s %s: %.9g, want %.9g", ti->name, m[k].col, got, m[k].want);
         }
         free(x);
@@ -176,15 +161,15 @@ static void check_stats(struct llt_tensor_set * set, int run) {
     CHECK(checked > 10, "only %d tensors checked", checked);
     // the built-in models' norm weights are 1: a norm and the MUL by its weight have the same
     // values, which fails when the norm was read where it had been fused away
-    CHECK(q("SELECT count(*) FROM node_stats a JOIN steps s ON s.run_id=a.run_id AND s.step=a.step"
+    CHECK(qd("SELECT count(*) FROM node_stats a JOIN steps s ON s.run_id=a.run_id AND s.step=a.step"
             " JOIN nodes n ON n.graph_id=s.graph_id AND n.idx=a.idx AND n.op='RMS_NORM'"
             " JOIN node_stats b ON b.run_id=a.run_id AND b.step=a.step AND b.idx=a.idx+1"
             " WHERE a.run_id=%d AND (a.mean != b.mean OR a.std != b.std OR a.min != b.min)", run) == 0,
           "a norm's statistics differ from its weighted copy's");
-    CHECK(q("SELECT count(*) FROM node_stats x JOIN steps s USING(run_id, step) JOIN nodes n"
+    CHECK(qd("SELECT count(*) FROM node_stats x JOIN steps s USING(run_id, step) JOIN nodes n"
             " ON n.graph_id=s.graph_id AND n.idx=x.idx WHERE x.run_id=%d AND n.op='RMS_NORM'", run) > 0, "no norms read");
     // every computing node that is not a view has statistics, in every step
-    CHECK(q("SELECT count(*) FROM steps s JOIN nodes n ON n.graph_id=s.graph_id WHERE s.run_id=%d AND n.is_noop=0"
+    CHECK(qd("SELECT count(*) FROM steps s JOIN nodes n ON n.graph_id=s.graph_id WHERE s.run_id=%d AND n.is_noop=0"
             " AND n.is_view=0 AND NOT EXISTS (SELECT 1 FROM node_stats x WHERE x.run_id=s.run_id AND x.step=s.step"
             " AND x.idx=n.idx)", run) == 0, "computing nodes without statistics");
 }
@@ -297,13 +282,13 @@ int main(void) {
     llt_gen_result_free(&res);
     // flash attention differs from the checkpoint run (which turned it off): compare the
     // nodes before attention, which do not depend on it
-    CHECK(q("SELECT count(*) FROM node_diffs WHERE run_id=4") > 0, "no live comparisons");
-    CHECK(q("SELECT count(*) FROM node_diffs d JOIN steps s USING(run_id, step) JOIN nodes n"
+    CHECK(qd("SELECT count(*) FROM node_diffs WHERE run_id=4") > 0, "no live comparisons");
+    CHECK(qd("SELECT count(*) FROM node_diffs d JOIN steps s USING(run_id, step) JOIN nodes n"
             " ON n.graph_id=s.graph_id AND n.idx=d.idx WHERE d.run_id=4 AND n.name LIKE 'attn_norm-0'"
             " AND (d.max_abs != 0 OR d.shape_ok = 0)") == 0, "attn_norm-0 differs from its own dump");
     run(q8, path_in("t.db"), LLT_LEVEL_GRAPH, v, 1, &res);
     llt_gen_result_free(&res);
-    CHECK(q("SELECT max(max_abs) FROM node_diffs WHERE run_id=5") > 0, "Q8_0 equals F32 everywhere");
+    CHECK(qd("SELECT max(max_abs) FROM node_diffs WHERE run_id=5") > 0, "Q8_0 equals F32 everywhere");
 
     // the first NaN stops the run and is reported with its sources
     model_with_nan(f32, path_in("nan.gguf"));
@@ -317,7 +302,7 @@ int main(void) {
     llt_gen_result_free(&res);
     sqlite3_close(db);
     REQUIRE(sqlite3_open_v2(path_in("t.db"), &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK, "open trace");
-    CHECK(q("SELECT count(*) FROM runs WHERE id=6 AND status='interrupted' AND nan_report LIKE '%%ffn_up-1%%'") == 1,
+    CHECK(qd("SELECT count(*) FROM runs WHERE id=6 AND status='interrupted' AND nan_report LIKE '%%ffn_up-1%%'") == 1,
           "the run does not record the NaN");
     sqlite3_close(db);
 
