@@ -165,7 +165,8 @@ int  llt_tracer_init(struct llt_store * st, struct llt_tracer_params params, str
 void llt_tracer_free(struct llt_tracer * tr);
 
 // Installs the eval callback in cparams before llama_init_from_model(); a callback already set
-// there keeps working (it is chained and sees every node it asks for).
+// there keeps working (it is chained and sees every node it asks for). With checkpoints it also
+// turns flash attention off: attention probabilities exist as a tensor only without it.
 void llt_tracer_attach(struct llt_tracer * tr, struct llama_context_params * cparams);
 
 // Starts the run record: model info, weight registry, system info.

@@ -757,6 +757,8 @@ void llt_tracer_free(struct llt_tracer * tr) {
 }
 
 void llt_tracer_attach(struct llt_tracer * tr, struct llama_context_params * cparams) {
+    // attention probabilities exist as a tensor only without flash attention
+    if (tr->params.values.checkpoints) cparams->flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
     tr->chain_cb = cparams->cb_eval;
     tr->chain_ud = cparams->cb_eval_user_data;
     cparams->cb_eval = eval_cb;

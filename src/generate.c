@@ -175,11 +175,6 @@ int llt_generate(const struct llt_gen_params * p, struct llt_store * st, struct 
     cp.n_batch = cp.n_ubatch = (uint32_t) p->n_batch; // one decode call = one graph
     cp.n_threads = cp.n_threads_batch = n_threads;
     cp.flash_attn_type = (enum llama_flash_attn_type) p->flash_attn;
-    if (st && p->values.checkpoints && p->flash_attn != LLAMA_FLASH_ATTN_TYPE_DISABLED) {
-        // attention probabilities exist as a tensor only without flash attention
-        cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
-        res->flash_attn_off = true;
-    }
     cp.type_k = (enum ggml_type) p->type_k;
     cp.type_v = (enum ggml_type) p->type_v;
     cp.no_perf = true;
@@ -197,6 +192,7 @@ int llt_generate(const struct llt_gen_params * p, struct llt_store * st, struct 
         rc = llt_tracer_init(st, tp, &tr);
         if (rc != LLT_OK) goto done;
         llt_tracer_attach(tr, &cp);
+        res->flash_attn_off = cp.flash_attn_type != (enum llama_flash_attn_type) p->flash_attn;
     }
     ctx = llama_init_from_model(model, cp);
     if (!ctx) {
