@@ -765,10 +765,6 @@ void llt_tracer_attach(struct llt_tracer * tr, struct llama_context_params * cpa
     cparams->cb_eval_user_data = tr;
 }
 
-static void bind_text_or_null(sqlite3_stmt * s, int i, const char * v) {
-    if (v) sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT); else sqlite3_bind_null(s, i);
-}
-
 static int insert_run(struct llt_tracer * tr, const struct llama_model * model) {
     char started[32], arch[64] = "", name[256] = "", desc[256] = "";
     llt_utc_now(started, sizeof(started));
@@ -801,8 +797,8 @@ static int insert_run(struct llt_tracer * tr, const struct llama_model * model) 
     sqlite3_bind_text(s, i++, llt_ftype_name(llama_model_ftype(model)), -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, i++, (int64_t) llt_registry_file_size(tr->reg));
     sqlite3_bind_int64(s, i++, (int64_t) llama_model_n_params(model));
-    bind_text_or_null(s, i++, tr->params_json);
-    bind_text_or_null(s, i++, tr->prompt);
+    sqlite3_bind_text(s, i++, tr->params_json, -1, SQLITE_TRANSIENT); // sqlite binds a NULL string as NULL
+    sqlite3_bind_text(s, i++, tr->prompt, -1, SQLITE_TRANSIENT);
     int rc = llt_store_step_done(tr->st, s);
     sqlite3_finalize(s);
     if (rc != LLT_OK) return rc;
@@ -958,14 +954,14 @@ int llt_tracer_end(struct llt_tracer * tr, enum llt_run_status status, const cha
     if (s) {
         sqlite3_bind_text(s, 1, ended, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(s, 2, llt_run_status_name(tr->error[0] && status == LLT_RUN_OK ? LLT_RUN_ERROR : status), -1, SQLITE_STATIC);
-        bind_text_or_null(s, 3, tr->error[0] ? tr->error : NULL);
-        bind_text_or_null(s, 4, output);
+        sqlite3_bind_text(s, 3, tr->error[0] ? tr->error : NULL, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(s, 4, output, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int(s, 5, tr->n_prompt);
         sqlite3_bind_int(s, 6, tr->n_gen);
         sqlite3_bind_int64(s, 7, tr->t_prompt_ns);
         sqlite3_bind_int64(s, 8, tr->t_gen_ns);
-        bind_text_or_null(s, 9, dump_path);
-        bind_text_or_null(s, 10, llt_tracer_nan_report(tr));
+        sqlite3_bind_text(s, 9, dump_path, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(s, 10, llt_tracer_nan_report(tr), -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(s, 11, tr->params.t_tokenize_ns);
         sqlite3_bind_int64(s, 12, tr->run_id);
         rc = llt_store_step_done(tr->st, s);

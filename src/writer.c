@@ -100,10 +100,6 @@ void llt_batch_free(struct llt_batch * b) {
 
 static const char * src_kind_names[] = { "none", "node", "weight", "input" };
 
-static void bind_text_or_null(sqlite3_stmt * s, int i, const char * v) {
-    if (v) sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC); else sqlite3_bind_null(s, i);
-}
-
 static void bind_time_or_null(sqlite3_stmt * s, int i, int64_t t_ns) {
     if (t_ns) sqlite3_bind_int64(s, i, t_ns); else sqlite3_bind_null(s, i);
 }
@@ -133,7 +129,7 @@ static int write_graph(struct llt_rows * w, const struct graph_rows * g) {
         sqlite3_bind_int64(s, 11, (int64_t) r->bytes);
         sqlite3_bind_int(s, 12, (r->flags & NODE_VIEW) != 0);
         sqlite3_bind_int(s, 13, (r->flags & NODE_NOOP) != 0);
-        bind_text_or_null(s, 14, r->buffer >= 0 ? g->strings[r->buffer] : NULL);
+        sqlite3_bind_text(s, 14, r->buffer >= 0 ? g->strings[r->buffer] : NULL, -1, SQLITE_STATIC); // sqlite binds a NULL string as NULL
         rc = llt_store_step_done(w->st, s);
         for (int k = 0; k < r->n_src && rc == LLT_OK; k++) {
             if (r->src_kind[k] == SRC_NONE) continue;
@@ -154,7 +150,7 @@ static int write_graph(struct llt_rows * w, const struct graph_rows * g) {
             } else if (r->src_ref[k] >= 0) {
                 name = g->strings[r->src_ref[k]];
             }
-            bind_text_or_null(s, 7, name);
+            sqlite3_bind_text(s, 7, name, -1, SQLITE_STATIC);
             sqlite3_bind_int64(s, 8, (int64_t) r->src_bytes[k]);
             rc = llt_store_step_done(w->st, s);
         }
