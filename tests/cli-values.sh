@@ -21,6 +21,27 @@ import json, sys
 print(" ".join(sorted(set(t["type"] for t in json.load(sys.stdin)["tensors"]))))')
 [ "$types" = f16 ] || fail "--dump-type f16 gave types '$types'"
 
+# a dump against itself through the command: every tensor compared, zero difference, exit 0
+"$bin" diff "$dump" "$dump" --format json >"$dir/self.json" || fail "diff of a dump with itself: exit $?"
+python3 - "$dir/self.json" <<'PY' || fail "diff of a dump with itself is not zero"
+import json, sys
+s = json.load(open(sys.argv[1]))["summary"]
+assert s["compared"] == 8 and s["within"] == 8 and s["max_abs"] == 0 and s["first_exceed"] is None, s
+PY
+# the same checkpoints of the prompt step from F32 and Q8_0 models: non-zero, reported per layer,
+# and the first node in graph order past the tolerance is named
+q8=$("$bin" mkmodel tiny Q8_0 --cache) || fail "mkmodel tiny Q8_0"
+"$bin" run -m "$q8" -n 3 -o "$dir/q8.db" --dump 'l_out-*' --dump 're:^ffn_(gate|up)-1$' --dump-step 1-2 \
+    --dump-type f16 >/dev/null 2>&1 || fail "run Q8_0 with --dump"
+"$bin" diff "$dump" "$(sqlite3 "$dir/q8.db" "SELECT dump_path FROM runs WHERE id=1")" --format json >"$dir/q8.json"
+[ $? = 1 ] || fail "diff F32 against Q8_0 dumps: want exit 1 (beyond the default tolerance)"
+python3 - "$dir/q8.json" <<'PY' || fail "diff F32 against Q8_0 dumps"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert 0 < d["summary"]["max_abs"] and d["summary"]["first_exceed"] is not None, d["summary"]
+assert sorted(l["layer"] for l in d["layers"]) == [0, 1], d["layers"]
+PY
+
 # converted for PyTorch: the same values
 "$bin" export "$dir/t.db" --dump-format npy -o "$dir/npy" 2>/dev/null || fail "export npy"
 [ "$(ls "$dir/npy" | wc -l)" = 8 ] || fail "npy export holds $(ls "$dir/npy" | wc -l) files, want 8"
