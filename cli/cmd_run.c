@@ -216,6 +216,10 @@ static void print_summary(const struct run_opts * o, const struct llt_gen_result
             (long long) r->stats.n_graphs, (long long) r->stats.n_weights_read, (long long) r->stats.n_weights);
     if (r->flash_attn_off) fprintf(stderr, "lltrace: flash attention was turned off: --checkpoints reads attention probabilities\n");
     if (r->dump_path[0]) fprintf(stderr, "lltrace: %lld tensors dumped to %s\n", (long long) r->stats.n_dumped, r->dump_path);
+    if (r->stats.timing_observed_from >= 0) {
+        fprintf(stderr, "lltrace: the backend gave no per-node stamps that match the graph; nodes were timed by"
+                        " observing them from step %lld on (slower)\n", (long long) r->stats.timing_observed_from);
+    }
     if (r->stopped_on_nan) fprintf(stderr, "lltrace: stopped at the first NaN/Inf: %s\n", r->nan_report);
     if (r->trace_error[0]) fprintf(stderr, "lltrace: warning: %s\n", r->trace_error);
     fprintf(stderr, "lltrace: trace written to %s (run %d); see 'lltrace show %s --stats'\n",

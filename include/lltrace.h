@@ -101,8 +101,8 @@ int  llt_store_last_run(struct llt_store * st);
 
 enum llt_level {
     LLT_LEVEL_GRAPH,   // record every node; decline every post call: scheduling untouched
-    LLT_LEVEL_TIMING,  // also observe every computing node and time it
-    LLT_LEVEL_PROFILE, // every 3rd step: time its l_out nodes and one layer's computing nodes (rotating)
+    LLT_LEVEL_TIMING,  // also time every computing node (by the CPU backend's per-node stamps)
+    LLT_LEVEL_PROFILE, // time the l_out nodes, the nodes outside the layers and one layer's nodes (rotating)
     LLT_LEVEL_VALUES,  // statistics of every computing node's output
     LLT_LEVEL_COUNT,
 };
@@ -209,6 +209,8 @@ struct llt_tracer_stats {
     int64_t n_weights;      // weights in the registry
     int64_t n_weights_read; // weights that were a source of some node in the last step
     int64_t n_dumped;       // tensors written to the dump
+    int64_t timing_observed_from; // levels timing/profile: the step from which nodes were timed by
+                                  // observing them, the CPU backend's stamps having failed; -1 never
 };
 struct llt_tracer_stats llt_tracer_get_stats(const struct llt_tracer * tr);
 

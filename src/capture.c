@@ -4,7 +4,16 @@
 // computed together up to the next node answered true, which then gets a post call
 // (ask=false) once it is computed. At level graph every node is recorded in the ask call and
 // every answer is false, so the scheduler computes each split in one go, as without lltrace.
-// At level timing every computing node is answered true and timed from its ask to its post.
+//
+// Levels timing and profile time nodes without observing them. The CPU backend calls the
+// context's abort callback (llama_context_params.abort_callback) on its calling thread after
+// every node it computes; the tracer chains its own there and takes a time stamp. After the
+// computation the stamps are matched, in order, to the nodes the CPU computes: every node
+// that is not a no-op, except that a MUL fused into the RMS_NORM before it shares its stamp.
+// A node's time runs from the previous node's stamp to its own, so the times add up to the
+// computation and the scheduler computes as without lltrace. Where the stamps do not match
+// (a GPU backend, an abort callback set later by the application) the tracer falls back to
+// observing each timed node: computed alone and timed from its ask to its post call.
 //
 // The hot path is one struct compare per node: llama.cpp reuses its graph from step to step,
 // and a node whose tensor is byte-identical to the one at the same position last time has the
@@ -39,6 +48,15 @@ struct name_table { struct name_entry * e; uint32_t cap, gen; };
 
 // statistics of a node of the current graph, when read
 struct node_stat { bool has; struct llt_stats st; };
+
+// the CPU backend finished a node: when, and how many nodes had been asked about by then
+struct stamp { int64_t ns; int32_t asked; };
+
+// per node of the current graph, for matching stamps to nodes
+enum node_bit {
+    BIT_OBSERVED   = 1, // answered true: its compute range ends here, nothing fuses across it
+    BIT_FUSES_NORM = 2, // a MUL the CPU backend may compute in one pass with the RMS_NORM before it
+};
 
 #define MAX_CACHED_GRAPHS 32
 #define GRAPH_IDS_PER_RUN ((int64_t) 1 << 24)
@@ -76,6 +94,19 @@ struct llt_tracer {
     void *                   chain_ud;
     bool                     chain_need;    // the chained callback asked for the last node
     bool                     self_need;     // we asked for the last node
+    bool                   (*chain_abort)(void *);
+    void *                   chain_abort_ud;
+
+    // timing by stamps (levels timing and profile): see the top of the file
+    bool                     stamped;       // on until the stamps of a computation fail to match
+    bool                     cpu_fusion;    // the CPU backend fuses RMS_NORM + MUL (GGML_CPU_DISABLE_FUSION)
+    struct stamp *           stamps;        // this computation's, up to cap_nodes of them
+    int32_t                  n_stamps;
+    int64_t                  last_ask_ns;   // the ask just before the computation began
+    int64_t                  first_begin_ns;
+    int64_t                  observed_from; // the step timing by observing began, -1 none
+    uint8_t *                bits;          // per node: enum node_bit
+    int32_t *                uses;          // per node: how many source slots of the graph name it
 
     // the graph being computed. recs, times and seen keep the previous computation's entries
     // beyond n_nodes, for the comparison in record_node().
@@ -250,6 +281,12 @@ static void finish_graph(struct llt_tracer * tr);
 static void submit_batch(struct llt_tracer * tr);
 static struct llt_batch * cur_batch(struct llt_tracer * tr);
 
+static bool resize(void ** p, int32_t n, size_t elem) {
+    void * q = realloc(*p, (size_t) n * elem);
+    if (q) *p = q;
+    return q != NULL;
+}
+
 // Grows the per-node arrays; false (tracing stopped) when out of memory.
 static bool reserve_nodes(struct llt_tracer * tr, int32_t n) {
     if (n <= tr->cap_nodes) return true;
@@ -264,6 +301,8 @@ static bool reserve_nodes(struct llt_tracer * tr, int32_t n) {
     if (ns) tr->seen = ns;
     if (ok) ok = (np = realloc(tr->seen_ptr, (size_t) cap * sizeof(*np))) != NULL;
     if (np) tr->seen_ptr = np;
+    if (ok) ok = resize((void **) &tr->stamps, cap, sizeof(struct stamp)) &&
+                 resize((void **) &tr->bits, cap, 1) && resize((void **) &tr->uses, cap, sizeof(int32_t));
     if (ok && tr->values) {
         struct node_stat * st = realloc(tr->node_stats, (size_t) cap * sizeof(*st));
         if (st) tr->node_stats = st;
@@ -343,9 +382,9 @@ static bool scanned(const struct node_rec * r) {
     return !(r->flags & (NODE_NOOP | NODE_VIEW));
 }
 
-// The profile level observes every PROFILE_PERIOD-th step: its l_out nodes (the per-layer
-// totals) and the computing nodes of one layer, rotating. Each observed node costs the
-// inference a compute call and a thread barrier; a third of the steps keeps that near 1%.
+// Where stamps cannot time the nodes, the profile level observes every PROFILE_PERIOD-th
+// step: its l_out nodes (the per-layer totals) and the computing nodes of one layer, rotating.
+// Each observed node costs the inference a compute call and a thread barrier.
 #define PROFILE_PERIOD 3
 
 static bool wants(const struct llt_tracer * tr, const struct node_rec * r, int32_t idx) {
@@ -356,6 +395,7 @@ static bool wants(const struct llt_tracer * tr, const struct node_rec * r, int32
         if (tr->n_plan > 0 && !tr->off_plan && idx < tr->n_plan) return tr->scan_first[idx] >= 0;
         if (scanned(r)) return true;
     }
+    if (tr->stamped) return false;
     switch (tr->params.level) {
         case LLT_LEVEL_TIMING:  return computes;
         case LLT_LEVEL_PROFILE:
@@ -363,6 +403,17 @@ static bool wants(const struct llt_tracer * tr, const struct node_rec * r, int32
                    ((r->flags & NODE_LOUT) || r->layer == (tr->n_steps / PROFILE_PERIOD) % tr->n_layer);
         default:                return false;
     }
+}
+
+// Whether the CPU backend computes mul together with norm, the RMS_NORM node before it (its
+// ggml_cpu_try_fuse_ops): the conditions on the pair itself. Those on the graph (the norm has
+// no other use, no compute range ends between them) are checked when the stamps are matched.
+static bool fuses_norm(const struct ggml_tensor * mul, const struct ggml_tensor * norm) {
+    if (mul->src[0] != norm && mul->src[1] != norm) return false;
+    const struct ggml_tensor * w = mul->src[0] == norm ? mul->src[1] : mul->src[0];
+    return norm->src[0] && norm->src[0]->type == GGML_TYPE_F32 && mul->type == GGML_TYPE_F32 && w &&
+           w->type == GGML_TYPE_F32 && w->ne[0] == norm->ne[0] && w->nb[0] == sizeof(float) &&
+           !norm->view_src && !(norm->flags & GGML_TENSOR_FLAG_OUTPUT) && ggml_are_same_shape(mul, norm);
 }
 
 // Records a node in the ask call; returns true if it should be observed (computed alone,
@@ -375,7 +426,7 @@ static bool record_node(struct llt_tracer * tr, struct ggml_tensor * t) {
         if (!tr->in_decode) submit_batch(tr);
         if (!tr->active) return false;
     }
-    if (tr->n_nodes == 0) tr->compute_begin_ns = llt_now_ns() - tr->t0_ns;
+    if (tr->n_nodes == 0) tr->compute_begin_ns = tr->last_ask_ns = llt_now_ns() - tr->t0_ns;
     const int32_t idx = tr->n_nodes;
     if (idx >= tr->cap_nodes && !reserve_nodes(tr, idx + 1)) return false;
     const bool same = tr->same_so_far && idx < tr->n_prev && tr->seen_ptr[idx] == t &&
@@ -386,6 +437,12 @@ static bool record_node(struct llt_tracer * tr, struct ggml_tensor * t) {
     }
     tr->n_nodes++;
     if (tr->params.level == LLT_LEVEL_GRAPH && !tr->values) return false; // records only
+    if (tr->stamped) {
+        tr->bits[idx] = idx > 0 && t->op == GGML_OP_MUL && tr->recs[idx - 1].op == GGML_OP_RMS_NORM &&
+                        fuses_norm(t, tr->seen_ptr[idx - 1]) ? BIT_FUSES_NORM : 0;
+        // the computation begins after the last ask: the graph's last node, as before
+        if (!same || idx + 1 >= tr->n_prev) tr->last_ask_ns = llt_now_ns() - tr->t0_ns;
+    }
     tr->times[idx] = (struct node_time) { 0, 0 };
     if (tr->node_stats) tr->node_stats[idx].has = false;
     if (!same && tr->n_plan > 0 && !tr->off_plan && tr->node_stats) {
@@ -528,14 +585,31 @@ static bool eval_cb(struct ggml_tensor * t, bool ask, void * user_data) {
     if (ask) {
         tr->chain_need = tr->chain_cb ? tr->chain_cb(t, true, tr->chain_ud) : false;
         tr->self_need = tr->active && record_node(tr, t);
-        if (tr->self_need) tr->times[tr->n_nodes - 1].begin_ns = llt_now_ns() - tr->t0_ns;
-        return tr->self_need || tr->chain_need;
+        const bool need = tr->self_need || tr->chain_need;
+        if (need && tr->active && tr->n_nodes > 0) {
+            const int64_t now = llt_now_ns() - tr->t0_ns;
+            tr->times[tr->n_nodes - 1].begin_ns = tr->last_ask_ns = now;
+            if (tr->stamped) tr->bits[tr->n_nodes - 1] |= BIT_OBSERVED;
+        }
+        return need;
     }
     bool go_on = true;
     if (tr->self_need && tr->active) go_on = observe(tr, t);
     // a false answer to a post call stops the computation: the chained callback may ask for it
     if (tr->chain_need && !tr->chain_cb(t, false, tr->chain_ud)) go_on = false;
     return go_on;
+}
+
+// the CPU backend computed a node (on the thread that called llama_decode)
+static bool abort_cb(void * user_data) {
+    struct llt_tracer * tr = user_data;
+    if (tr->stamped && tr->active) {
+        const int64_t now = llt_now_ns() - tr->t0_ns;
+        if (tr->n_stamps == 0) tr->first_begin_ns = tr->last_ask_ns;
+        if (tr->n_stamps < tr->cap_nodes) tr->stamps[tr->n_stamps] = (struct stamp) { now, tr->n_nodes };
+        tr->n_stamps++;
+    }
+    return tr->chain_abort ? tr->chain_abort(tr->chain_abort_ud) : false;
 }
 
 // ---- end of a graph computation ----------------------------------------------------------
@@ -612,8 +686,65 @@ static bool timed(const struct llt_tracer * tr) {
     return tr->params.level == LLT_LEVEL_TIMING || tr->params.level == LLT_LEVEL_PROFILE;
 }
 
+// The stamps of the computation, one per node the CPU computed, matched in order to those
+// nodes: their times. False if they do not match (then no node has a time).
+static bool match_stamps(struct llt_tracer * tr) {
+    const int32_t n = tr->n_nodes;
+    if (tr->n_stamps > tr->cap_nodes) return false;
+    memset(tr->uses, 0, (size_t) n * sizeof(int32_t));
+    for (int32_t i = 0; i < n; i++) {
+        for (int k = 0; k < tr->recs[i].n_src; k++) {
+            if (tr->recs[i].src_kind[k] == SRC_NODE) tr->uses[tr->recs[i].src_ref[k]]++;
+        }
+    }
+    int32_t s = 0;
+    int64_t prev = tr->first_begin_ns;
+    for (int32_t i = 0; i < n; i++) {
+        tr->times[i] = (struct node_time) { 0, 0 };
+        if ((tr->recs[i].flags & NODE_NOOP) || !(tr->seen[i].flags & GGML_TENSOR_FLAG_COMPUTE)) continue;
+        // each stamp comes after its node was asked about
+        if (s >= tr->n_stamps || tr->stamps[s].asked <= i) return false;
+        const int64_t end = tr->stamps[s++].ns;
+        tr->times[i] = (struct node_time) { prev, end };
+        if (tr->cpu_fusion && i + 1 < n && (tr->bits[i + 1] & BIT_FUSES_NORM) && !(tr->bits[i] & BIT_OBSERVED) &&
+            tr->uses[i] == 1 && (tr->seen[i + 1].flags & GGML_TENSOR_FLAG_COMPUTE)) {
+            // the MUL was computed in the norm's pass: it took no time of its own
+            tr->times[++i] = (struct node_time) { end, end };
+        }
+        prev = end;
+    }
+    if (s != tr->n_stamps) {
+        for (int32_t i = 0; i < n; i++) tr->times[i] = (struct node_time) { 0, 0 };
+        return false;
+    }
+    tr->n_observed = s;
+    tr->compute_end_ns = prev;
+    return true;
+}
+
+// the profile level keeps the times of the l_out nodes, of the nodes outside the layers
+// (embedding, output) and of one layer's nodes, the next layer at the next step
+static void keep_profile_sample(struct llt_tracer * tr) {
+    const int32_t layer = (int32_t) (tr->n_steps % tr->n_layer);
+    for (int32_t i = 0; i < tr->n_nodes; i++) {
+        const struct node_rec * r = &tr->recs[i];
+        if (!(r->flags & NODE_LOUT) && r->layer >= 0 && r->layer != layer) tr->times[i] = (struct node_time) { 0, 0 };
+    }
+}
+
 static void finish_graph(struct llt_tracer * tr) {
     if (!tr->active || tr->n_nodes == 0) return;
+    if (tr->stamped) {
+        if (match_stamps(tr)) {
+            if (tr->params.level == LLT_LEVEL_PROFILE) keep_profile_sample(tr);
+        } else {
+            // from the next computation on, timed nodes are observed
+            tr->stamped = false;
+            tr->n_observed = 0;
+            tr->observed_from = tr->n_steps + 1;
+        }
+        tr->n_stamps = 0;
+    }
     struct graph * g = match_graph(tr);
     struct llt_batch * b = cur_batch(tr);
     if (!g || !b || !llt_grow((void **) &b->steps, &b->cap_steps, b->n_steps + 1, sizeof(struct step_rows))) {
@@ -704,6 +835,7 @@ int llt_tracer_init(struct llt_store * st, struct llt_tracer_params params, stru
     tr->params.prompt = tr->prompt;
     tr->params.params_json = tr->params_json;
     tr->last_buffer_id = -1;
+    tr->observed_from = -1;
     int rc = llt_registry_load(params.model_path, &tr->reg);
     if (rc == LLT_OK && (!ptr_table_init(&tr->node_idx, 2048) || !ptr_table_init(&tr->weight_ids, 1024))) {
         rc = llt_set_error(LLT_ENOMEM, "out of memory");
@@ -737,6 +869,9 @@ void llt_tracer_free(struct llt_tracer * tr) {
     free(tr->strings);
     free(tr->recs);
     free(tr->times);
+    free(tr->stamps);
+    free(tr->bits);
+    free(tr->uses);
     free(tr->seen);
     free(tr->seen_ptr);
     free(tr->node_idx.e);
@@ -763,6 +898,15 @@ void llt_tracer_attach(struct llt_tracer * tr, struct llama_context_params * cpa
     tr->chain_ud = cparams->cb_eval_user_data;
     cparams->cb_eval = eval_cb;
     cparams->cb_eval_user_data = tr;
+    if (timed(tr)) {
+        const char * nofuse = getenv("GGML_CPU_DISABLE_FUSION"); // read the way ggml-cpu reads it
+        tr->cpu_fusion = !(nofuse && atoi(nofuse) == 1);
+        tr->stamped = true;
+        tr->chain_abort = cparams->abort_callback;
+        tr->chain_abort_ud = cparams->abort_callback_data;
+        cparams->abort_callback = abort_cb;
+        cparams->abort_callback_data = tr;
+    }
 }
 
 static int insert_run(struct llt_tracer * tr, const struct llama_model * model) {
@@ -1007,5 +1151,6 @@ struct llt_tracer_stats llt_tracer_get_stats(const struct llt_tracer * tr) {
         .n_weights = tr->reg ? llt_registry_count(tr->reg) : 0,
         .n_weights_read = g ? g->n_weights_read : 0,
         .n_dumped = tr->values ? llt_values_n_dumped(tr->values) : 0,
+        .timing_observed_from = tr->observed_from,
     };
 }

@@ -1,6 +1,8 @@
-// Integration test: the tracer through the library API, with a callback already installed in
-// the context parameters. The user's callback keeps seeing (and being asked about) the nodes
-// it wants, with valid data, while the tracer records every node.
+// Integration test: the tracer through the library API, with callbacks already installed in
+// the context parameters. The user's eval callback keeps seeing (and being asked about) the
+// nodes it wants, with valid data, while the tracer records every node; the user's abort
+// callback is called as often as without the tracer, which times nodes through it. An abort
+// callback set after the tracer's makes the tracer time nodes by observing them instead.
 #include "lltrace.h"
 #include "testutil.h"
 
@@ -8,7 +10,7 @@
 #include <unistd.h>
 
 struct user_cb {
-    int asks, posts, post_other;
+    int asks, posts, post_other, aborts;
     double l_out_sum; // a value read in the post call: the data must be there
 };
 
@@ -26,7 +28,14 @@ static bool user_eval(struct ggml_tensor * t, bool ask, void * user_data) {
     return true;
 }
 
-static int run(const char * model_path, struct llt_store * st, int level, struct user_cb * u, llama_token * out, int n_out) {
+static bool user_abort(void * user_data) {
+    ((struct user_cb *) user_data)->aborts++;
+    return false;
+}
+
+// set_abort_late: the application replaces the abort callback after the tracer attached
+static int run(const char * model_path, struct llt_store * st, int level, bool set_abort_late, struct user_cb * u,
+               llama_token * out, int n_out, struct llt_tracer_stats * stats) {
     struct llama_model * model = llama_model_load_from_file(model_path, llama_model_default_params());
     REQUIRE(model, "load %s", model_path);
     struct llama_context_params cp = llama_context_default_params();
@@ -34,6 +43,8 @@ static int run(const char * model_path, struct llt_store * st, int level, struct
     cp.n_threads = cp.n_threads_batch = 2;
     cp.cb_eval = user_eval;
     cp.cb_eval_user_data = u;
+    cp.abort_callback = user_abort;
+    cp.abort_callback_data = u;
     struct llt_tracer * tr = NULL;
     if (st) {
         struct llt_tracer_params tp = llt_tracer_default_params();
@@ -44,6 +55,7 @@ static int run(const char * model_path, struct llt_store * st, int level, struct
     }
     struct llama_context * ctx = llama_init_from_model(model, cp);
     REQUIRE(ctx, "context");
+    if (set_abort_late) llama_set_abort_callback(ctx, user_abort, u);
     if (tr) REQUIRE(llt_tracer_begin(tr, model, ctx) == LLT_OK, "%s", llt_last_error());
     llama_token prompt[4] = { 1, 450, 4996, 17354 };
     struct llama_batch b = llama_batch_get_one(prompt, 4);
@@ -61,6 +73,7 @@ static int run(const char * model_path, struct llt_store * st, int level, struct
     if (tr) {
         CHECK_INT(llt_tracer_sync(tr), LLT_OK);
         CHECK_INT(llt_tracer_end(tr, LLT_RUN_OK, NULL), LLT_OK);
+        *stats = llt_tracer_get_stats(tr);
         llt_tracer_free(tr);
     }
     llama_free(ctx);
@@ -82,23 +95,33 @@ int main(void) {
     struct llt_store * st = NULL;
     REQUIRE(llt_store_open(trace, LLT_STORE_WRITE, &st) == LLT_OK, "%s", llt_last_error());
 
-    struct user_cb alone = {0}, graph = {0}, timing = {0};
-    llama_token t_alone[8], t_graph[8], t_timing[8];
-    CHECK_INT(run(model, NULL, 0, &alone, t_alone, n_out), 0);
-    CHECK_INT(run(model, st, LLT_LEVEL_GRAPH, &graph, t_graph, n_out), 0);
-    CHECK_INT(run(model, st, LLT_LEVEL_TIMING, &timing, t_timing, n_out), 0);
+    struct user_cb alone = {0}, graph = {0}, timing = {0}, late = {0};
+    llama_token t_alone[8], t_graph[8], t_timing[8], t_late[8];
+    struct llt_tracer_stats s_graph, s_timing, s_late;
+    CHECK_INT(run(model, NULL, 0, false, &alone, t_alone, n_out, NULL), 0);
+    CHECK_INT(run(model, st, LLT_LEVEL_GRAPH, false, &graph, t_graph, n_out, &s_graph), 0);
+    CHECK_INT(run(model, st, LLT_LEVEL_TIMING, false, &timing, t_timing, n_out, &s_timing), 0);
+    CHECK_INT(run(model, st, LLT_LEVEL_TIMING, true, &late, t_late, n_out, &s_late), 0);
 
-    // the user's callback sees the same nodes with the same data, traced or not
-    const struct user_cb * traced[] = { &graph, &timing };
-    for (int i = 0; i < 2; i++) {
+    // the user's callbacks see the same nodes with the same data, traced or not
+    const struct user_cb * traced[] = { &graph, &timing, &late };
+    for (int i = 0; i < 3; i++) {
         CHECK_INT(traced[i]->asks, alone.asks);
         CHECK_INT(traced[i]->posts, alone.posts);
         CHECK_INT(traced[i]->post_other, 0);
         CHECK(traced[i]->l_out_sum == alone.l_out_sum, "l_out values %g, untraced %g", traced[i]->l_out_sum, alone.l_out_sum);
     }
     CHECK_INT(alone.posts, (n_out + 1) * n_layer);
+    CHECK(alone.aborts > 0, "the CPU backend never called the abort callback");
+    CHECK_INT(graph.aborts, alone.aborts);
+    CHECK_INT(timing.aborts, alone.aborts);
     CHECK(memcmp(t_alone, t_graph, sizeof(llama_token) * n_out) == 0, "graph level changed the tokens");
     CHECK(memcmp(t_alone, t_timing, sizeof(llama_token) * n_out) == 0, "timing level changed the tokens");
+    CHECK(memcmp(t_alone, t_late, sizeof(llama_token) * n_out) == 0, "timing by observing changed the tokens");
+
+    // timed by stamps throughout; with the abort callback taken away, by observing from step 1
+    CHECK_INT(s_timing.timing_observed_from, -1);
+    CHECK_INT(s_late.timing_observed_from, 1);
 
     // and the trace has every step, with the tokens in and out
     sqlite3 * db = llt_store_db(st);
@@ -110,6 +133,23 @@ int main(void) {
     CHECK_INT(sqlite3_column_int(s, 1), n_out);
     CHECK_INT(sqlite3_column_int(s, 2), 4);
     CHECK_STR((const char *) sqlite3_column_text(s, 3), "gen");
+    sqlite3_finalize(s);
+    // every computing node of every step has a time (run 2), and of every step after the first (run 3)
+    static const char * untimed =
+        "SELECT count(*) FROM steps s JOIN nodes n ON n.graph_id=s.graph_id WHERE s.run_id=? AND s.step >= ? AND n.is_noop=0"
+        " AND NOT EXISTS (SELECT 1 FROM node_times t WHERE t.run_id=s.run_id AND t.step=s.step AND t.idx=n.idx)";
+    const int runs[][3] = { { 2, 0, 0 }, { 3, 1, 0 } }; // run, from step, untimed nodes
+    for (int i = 0; i < 2; i++) {
+        sqlite3_prepare_v2(db, untimed, -1, &s, NULL);
+        sqlite3_bind_int(s, 1, runs[i][0]);
+        sqlite3_bind_int(s, 2, runs[i][1]);
+        REQUIRE(sqlite3_step(s) == SQLITE_ROW, "query");
+        CHECK(sqlite3_column_int(s, 0) == runs[i][2], "run %d: %d computing nodes untimed", runs[i][0], sqlite3_column_int(s, 0));
+        sqlite3_finalize(s);
+    }
+    sqlite3_prepare_v2(db, "SELECT count(*) FROM step_times WHERE run_id=3 AND step=0", -1, &s, NULL);
+    REQUIRE(sqlite3_step(s) == SQLITE_ROW, "query");
+    CHECK_INT(sqlite3_column_int(s, 0), 0); // the step whose stamps failed has no times
     sqlite3_finalize(s);
 
     llt_store_close(st);
