@@ -1,7 +1,9 @@
-// What llama.cpp's eval callback costs by itself, with no tracer behind it: generation with no
-// callback, with one that declines every node (what level graph asks of the scheduler), and
-// with one that observes every computing node and does nothing else (what levels timing and
-// values ask). Interleaved in one process; prints a Markdown section.
+// What llama.cpp's callbacks cost by themselves, with no tracer behind them: generation with no
+// callback, with an eval callback that declines every node (what level graph asks of the
+// scheduler), with one that observes every computing node and does nothing else (what level
+// values asks, and timing where the CPU backend's stamps are not available), and declining
+// every node with an abort callback that stamps the time after each node (how levels timing
+// and profile time nodes). Interleaved in one process; prints a Markdown section.
 //
 //   bench-floor MODEL [REPS]
 #include "lltrace.h"
@@ -11,8 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 
-enum mode { NO_CALLBACK, DECLINE_ALL, OBSERVE_COMPUTING, N_MODES };
-static const char * mode_names[] = { "no callback", "declines every node", "observes every computing node" };
+enum mode { NO_CALLBACK, DECLINE_ALL, OBSERVE_COMPUTING, STAMP_ALL, N_MODES };
+static const char * mode_names[] = { "no callback", "declines every node", "observes every computing node",
+                                     "declines every node, abort callback stamps every computed node" };
 _Static_assert(sizeof(mode_names)/sizeof(mode_names[0]) == N_MODES, "mode names");
 
 static double now_s(void) {
@@ -29,6 +32,16 @@ static bool observe(struct ggml_tensor * t, bool ask, void * ud) {
              t->op == GGML_OP_PERMUTE || t->op == GGML_OP_TRANSPOSE);
 }
 
+static int64_t stamps[4096];
+static int n_stamps;
+
+static bool stamp(void * ud) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    stamps[n_stamps++ & 4095] = (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return false;
+}
+
 // seconds for 64 generated tokens after a 32-token prompt
 static double generate(struct llama_model * model, enum mode m) {
     struct llama_context_params cp = llama_context_default_params();
@@ -36,7 +49,8 @@ static double generate(struct llama_model * model, enum mode m) {
     cp.n_batch = cp.n_ubatch = 512;
     cp.no_perf = true;
     cp.n_threads = cp.n_threads_batch = (int32_t) sysconf(_SC_NPROCESSORS_ONLN); // as lltrace run and bench
-    cp.cb_eval = m == DECLINE_ALL ? decline : m == OBSERVE_COMPUTING ? observe : NULL;
+    cp.cb_eval = m == DECLINE_ALL || m == STAMP_ALL ? decline : m == OBSERVE_COMPUTING ? observe : NULL;
+    if (m == STAMP_ALL) cp.abort_callback = stamp;
     struct llama_context * ctx = llama_init_from_model(model, cp);
     llama_token toks[32];
     toks[0] = 1;
@@ -83,9 +97,9 @@ int main(int argc, char ** argv) {
         for (int m = 0; m < N_MODES; m++) t[r * N_MODES + m] = generate(model, (enum mode) m);
         for (int m = 0; m < N_MODES; m++) ratio[m][r] = (t[r * N_MODES + m] / t[r * N_MODES] - 1) * 100;
     }
-    printf("## llama.cpp's eval callback alone, %d repetitions\n\n", reps);
+    printf("## llama.cpp's callbacks alone, %d repetitions\n\n", reps);
     printf("The floor under every trace level: generation time of 64 tokens against no callback\n"
-           "(median of the per-repetition ratios), with a callback that records nothing.\n\n");
+           "(median of the per-repetition ratios), with callbacks that record nothing.\n\n");
     printf("| callback | generation time vs no callback |\n|---|---|\n");
     for (int m = 1; m < N_MODES; m++) {
         qsort(ratio[m], (size_t) reps, sizeof(double), cmp);

@@ -107,6 +107,7 @@ struct llt_tracer {
     int64_t                  observed_from; // the step timing by observing began, -1 none
     uint8_t *                bits;          // per node: enum node_bit
     int32_t *                uses;          // per node: how many source slots of the graph name it
+    bool                     uses_known;    // uses holds the counts of the previous computation
 
     // the graph being computed. recs, times and seen keep the previous computation's entries
     // beyond n_nodes, for the comparison in record_node().
@@ -691,11 +692,14 @@ static bool timed(const struct llt_tracer * tr) {
 static bool match_stamps(struct llt_tracer * tr) {
     const int32_t n = tr->n_nodes;
     if (tr->n_stamps > tr->cap_nodes) return false;
-    memset(tr->uses, 0, (size_t) n * sizeof(int32_t));
-    for (int32_t i = 0; i < n; i++) {
-        for (int k = 0; k < tr->recs[i].n_src; k++) {
-            if (tr->recs[i].src_kind[k] == SRC_NODE) tr->uses[tr->recs[i].src_ref[k]]++;
+    if (!(tr->same_so_far && n == tr->n_prev && tr->uses_known)) { // else the previous graph's hold
+        memset(tr->uses, 0, (size_t) n * sizeof(int32_t));
+        for (int32_t i = 0; i < n; i++) {
+            for (int k = 0; k < tr->recs[i].n_src; k++) {
+                if (tr->recs[i].src_kind[k] == SRC_NODE) tr->uses[tr->recs[i].src_ref[k]]++;
+            }
         }
+        tr->uses_known = true;
     }
     int32_t s = 0;
     int64_t prev = tr->first_begin_ns;
