@@ -62,6 +62,19 @@ enum node_bit {
 #define GRAPH_IDS_PER_RUN ((int64_t) 1 << 24)
 
 struct llt_tracer {
+    // first, together: what the abort callback reads after every node the CPU computes, when
+    // the node's data has pushed the tracer out of the cache
+    bool                     active;        // false once tracing failed or ended
+    bool                     stamped;       // timing by stamps; on until the stamps of a computation fail to match
+    int32_t                  n_nodes, cap_nodes; // the graph being computed: nodes asked about so far
+    int32_t                  n_stamps;
+    int64_t                  t0_ns;
+    int64_t                  last_ask_ns;   // the ask just before the computation began
+    int64_t                  first_begin_ns;
+    struct stamp *           stamps;        // this computation's, up to cap_nodes of them
+    bool                   (*chain_abort)(void *);
+    void *                   chain_abort_ud;
+
     struct llt_store *       st;
     struct llt_tracer_params params;
     char *                   model_path;
@@ -85,8 +98,6 @@ struct llt_tracer {
     llama_token *            all_tokens;    // every token in and out, for the dump's metadata
     int32_t                  cap_all_tokens;
     int64_t                  run_id;
-    int64_t                  t0_ns;
-    bool                     active;        // false once tracing failed or ended
     char                     error[256];
 
     // chained user callback
@@ -94,20 +105,20 @@ struct llt_tracer {
     void *                   chain_ud;
     bool                     chain_need;    // the chained callback asked for the last node
     bool                     self_need;     // we asked for the last node
-    bool                   (*chain_abort)(void *);
-    void *                   chain_abort_ud;
 
     // timing by stamps (levels timing and profile): see the top of the file
-    bool                     stamped;       // on until the stamps of a computation fail to match
     bool                     cpu_fusion;    // the CPU backend fuses RMS_NORM + MUL (GGML_CPU_DISABLE_FUSION)
-    struct stamp *           stamps;        // this computation's, up to cap_nodes of them
-    int32_t                  n_stamps;
-    int64_t                  last_ask_ns;   // the ask just before the computation began
-    int64_t                  first_begin_ns;
     int64_t                  observed_from; // the step timing by observing began, -1 none
     uint8_t *                bits;          // per node: enum node_bit
+    int32_t                  n_asked_true;  // nodes answered true in this computation
+    // which node each stamp ends, worked out for the graph once (it stays while the graph does)
+    struct stamp_map {
+        int32_t * node;   // per stamp: the node it ends
+        int16_t * layer;  // per stamp: that node's layer, -1 when level profile keeps it every step
+        uint8_t * fused;  // per stamp: the node after it was computed in the same pass
+        int32_t   n;      // stamps; -1 no map
+    }                        map;
     int32_t *                uses;          // per node: how many source slots of the graph name it
-    bool                     uses_known;    // uses holds the counts of the previous computation
 
     // the graph being computed. recs, times and seen keep the previous computation's entries
     // beyond n_nodes, for the comparison in record_node().
@@ -115,7 +126,6 @@ struct llt_tracer {
     struct node_time *       times;
     struct ggml_tensor *     seen;          // the tensor structs as they were asked about
     const struct ggml_tensor ** seen_ptr;   // and where they were
-    int32_t                  n_nodes, cap_nodes;
     int32_t                  n_prev;        // nodes of the previous computation
     struct graph *           prev_graph;    // its graph
     bool                     same_so_far;   // every node so far matched the previous computation
@@ -302,8 +312,9 @@ static bool reserve_nodes(struct llt_tracer * tr, int32_t n) {
     if (ns) tr->seen = ns;
     if (ok) ok = (np = realloc(tr->seen_ptr, (size_t) cap * sizeof(*np))) != NULL;
     if (np) tr->seen_ptr = np;
-    if (ok) ok = resize((void **) &tr->stamps, cap, sizeof(struct stamp)) &&
-                 resize((void **) &tr->bits, cap, 1) && resize((void **) &tr->uses, cap, sizeof(int32_t));
+    if (ok) ok = resize((void **) &tr->stamps, cap, sizeof(struct stamp)) && resize((void **) &tr->bits, cap, 1) &&
+                 resize((void **) &tr->uses, cap, sizeof(int32_t)) && resize((void **) &tr->map.node, cap, sizeof(int32_t)) &&
+                 resize((void **) &tr->map.layer, cap, sizeof(int16_t)) && resize((void **) &tr->map.fused, cap, 1);
     if (ok && tr->values) {
         struct node_stat * st = realloc(tr->node_stats, (size_t) cap * sizeof(*st));
         if (st) tr->node_stats = st;
@@ -439,10 +450,12 @@ static bool record_node(struct llt_tracer * tr, struct ggml_tensor * t) {
     tr->n_nodes++;
     if (tr->params.level == LLT_LEVEL_GRAPH && !tr->values) return false; // records only
     if (tr->stamped) {
-        tr->bits[idx] = idx > 0 && t->op == GGML_OP_MUL && tr->recs[idx - 1].op == GGML_OP_RMS_NORM &&
+        // the live tensors, not the records: this runs for every node, and they are in cache
+        tr->bits[idx] = idx > 0 && t->op == GGML_OP_MUL && tr->seen_ptr[idx - 1]->op == GGML_OP_RMS_NORM &&
                         fuses_norm(t, tr->seen_ptr[idx - 1]) ? BIT_FUSES_NORM : 0;
         // the computation begins after the last ask: the graph's last node, as before
         if (!same || idx + 1 >= tr->n_prev) tr->last_ask_ns = llt_now_ns() - tr->t0_ns;
+        if (!tr->values) return false; // timed by stamps, nothing to observe
     }
     tr->times[idx] = (struct node_time) { 0, 0 };
     if (tr->node_stats) tr->node_stats[idx].has = false;
@@ -590,7 +603,10 @@ static bool eval_cb(struct ggml_tensor * t, bool ask, void * user_data) {
         if (need && tr->active && tr->n_nodes > 0) {
             const int64_t now = llt_now_ns() - tr->t0_ns;
             tr->times[tr->n_nodes - 1].begin_ns = tr->last_ask_ns = now;
-            if (tr->stamped) tr->bits[tr->n_nodes - 1] |= BIT_OBSERVED;
+            if (tr->stamped) {
+                tr->bits[tr->n_nodes - 1] |= BIT_OBSERVED;
+                tr->n_asked_true++;
+            }
         }
         return need;
     }
@@ -687,67 +703,76 @@ static bool timed(const struct llt_tracer * tr) {
     return tr->params.level == LLT_LEVEL_TIMING || tr->params.level == LLT_LEVEL_PROFILE;
 }
 
-// The stamps of the computation, one per node the CPU computed, matched in order to those
-// nodes: their times. False if they do not match (then no node has a time).
-static bool match_stamps(struct llt_tracer * tr) {
+// Works out which node each stamp of the computation ends: the nodes the CPU computes, in
+// order. False if the number of stamps is not theirs.
+static bool build_stamp_map(struct llt_tracer * tr) {
     const int32_t n = tr->n_nodes;
-    if (tr->n_stamps > tr->cap_nodes) return false;
-    if (!(tr->same_so_far && n == tr->n_prev && tr->uses_known)) { // else the previous graph's hold
-        memset(tr->uses, 0, (size_t) n * sizeof(int32_t));
-        for (int32_t i = 0; i < n; i++) {
-            for (int k = 0; k < tr->recs[i].n_src; k++) {
-                if (tr->recs[i].src_kind[k] == SRC_NODE) tr->uses[tr->recs[i].src_ref[k]]++;
-            }
-        }
-        tr->uses_known = true;
-    }
-    int32_t s = 0;
-    int64_t prev = tr->first_begin_ns;
+    memset(tr->uses, 0, (size_t) n * sizeof(int32_t));
     for (int32_t i = 0; i < n; i++) {
-        tr->times[i] = (struct node_time) { 0, 0 };
-        if ((tr->recs[i].flags & NODE_NOOP) || !(tr->seen[i].flags & GGML_TENSOR_FLAG_COMPUTE)) continue;
+        for (int k = 0; k < tr->recs[i].n_src; k++) {
+            if (tr->recs[i].src_kind[k] == SRC_NODE) tr->uses[tr->recs[i].src_ref[k]]++;
+        }
+    }
+    struct stamp_map * m = &tr->map;
+    m->n = 0;
+    for (int32_t i = 0; i < n; i++) {
+        const struct node_rec * r = &tr->recs[i];
+        if ((r->flags & NODE_NOOP) || !(tr->seen[i].flags & GGML_TENSOR_FLAG_COMPUTE)) continue;
+        if (m->n == tr->cap_nodes) break;
+        m->node[m->n] = i;
+        m->layer[m->n] = (r->flags & NODE_LOUT) || r->layer < 0 ? -1 : (int16_t) r->layer;
+        // a MUL fused into this norm has no stamp of its own
+        m->fused[m->n] = tr->cpu_fusion && i + 1 < n && (tr->bits[i + 1] & BIT_FUSES_NORM) && !(tr->bits[i] & BIT_OBSERVED) &&
+                         tr->uses[i] == 1 && (tr->seen[i + 1].flags & GGML_TENSOR_FLAG_COMPUTE);
+        m->n++;
+        if (m->fused[m->n - 1]) i++;
+    }
+    return m->n == tr->n_stamps;
+}
+
+// The node times from the stamps: a node runs from the previous node's stamp to its own.
+// False if the stamps do not match the nodes (then no node has a time).
+static bool times_from_stamps(struct llt_tracer * tr) {
+    struct stamp_map * m = &tr->map;
+    // the map holds while the graph does, unless nodes answered true cut it into ranges
+    const bool same = tr->same_so_far && tr->n_nodes == tr->n_prev && m->n >= 0 && tr->n_asked_true == 0;
+    if (same ? tr->n_stamps != m->n : !build_stamp_map(tr)) {
+        m->n = -1;
+        return false;
+    }
+    if (tr->n_asked_true > 0) m->n = -1; // made for this computation's ranges only: not kept
+    memset(tr->times, 0, (size_t) tr->n_nodes * sizeof(struct node_time));
+    const int32_t sample = tr->params.level == LLT_LEVEL_PROFILE ? (int32_t) (tr->n_steps % tr->n_layer) : -2;
+    int64_t prev = tr->first_begin_ns;
+    for (int32_t s = 0; s < tr->n_stamps; s++) {
+        const int32_t i = tr->map.node[s];
         // each stamp comes after its node was asked about
-        if (s >= tr->n_stamps || tr->stamps[s].asked <= i) return false;
-        const int64_t end = tr->stamps[s++].ns;
-        tr->times[i] = (struct node_time) { prev, end };
-        if (tr->cpu_fusion && i + 1 < n && (tr->bits[i + 1] & BIT_FUSES_NORM) && !(tr->bits[i] & BIT_OBSERVED) &&
-            tr->uses[i] == 1 && (tr->seen[i + 1].flags & GGML_TENSOR_FLAG_COMPUTE)) {
-            // the MUL was computed in the norm's pass: it took no time of its own
-            tr->times[++i] = (struct node_time) { end, end };
+        if (tr->stamps[s].asked <= i) return false;
+        const int64_t end = tr->stamps[s].ns;
+        // level profile keeps the l_out nodes, the nodes outside the layers and one layer's
+        if (sample == -2 || tr->map.layer[s] < 0 || tr->map.layer[s] == sample) {
+            tr->times[i] = (struct node_time) { prev, end };
+            if (tr->map.fused[s]) tr->times[i + 1] = (struct node_time) { end, end }; // no time of its own
         }
         prev = end;
     }
-    if (s != tr->n_stamps) {
-        for (int32_t i = 0; i < n; i++) tr->times[i] = (struct node_time) { 0, 0 };
-        return false;
-    }
-    tr->n_observed = s;
+    tr->n_observed = tr->n_stamps;
     tr->compute_end_ns = prev;
     return true;
-}
-
-// the profile level keeps the times of the l_out nodes, of the nodes outside the layers
-// (embedding, output) and of one layer's nodes, the next layer at the next step
-static void keep_profile_sample(struct llt_tracer * tr) {
-    const int32_t layer = (int32_t) (tr->n_steps % tr->n_layer);
-    for (int32_t i = 0; i < tr->n_nodes; i++) {
-        const struct node_rec * r = &tr->recs[i];
-        if (!(r->flags & NODE_LOUT) && r->layer >= 0 && r->layer != layer) tr->times[i] = (struct node_time) { 0, 0 };
-    }
 }
 
 static void finish_graph(struct llt_tracer * tr) {
     if (!tr->active || tr->n_nodes == 0) return;
     if (tr->stamped) {
-        if (match_stamps(tr)) {
-            if (tr->params.level == LLT_LEVEL_PROFILE) keep_profile_sample(tr);
-        } else {
+        if (!times_from_stamps(tr)) {
             // from the next computation on, timed nodes are observed
+            memset(tr->times, 0, (size_t) tr->n_nodes * sizeof(struct node_time));
             tr->stamped = false;
             tr->n_observed = 0;
             tr->observed_from = tr->n_steps + 1;
         }
         tr->n_stamps = 0;
+        tr->n_asked_true = 0;
     }
     struct graph * g = match_graph(tr);
     struct llt_batch * b = cur_batch(tr);
@@ -840,6 +865,7 @@ int llt_tracer_init(struct llt_store * st, struct llt_tracer_params params, stru
     tr->params.params_json = tr->params_json;
     tr->last_buffer_id = -1;
     tr->observed_from = -1;
+    tr->map.n = -1;
     int rc = llt_registry_load(params.model_path, &tr->reg);
     if (rc == LLT_OK && (!ptr_table_init(&tr->node_idx, 2048) || !ptr_table_init(&tr->weight_ids, 1024))) {
         rc = llt_set_error(LLT_ENOMEM, "out of memory");
@@ -876,6 +902,9 @@ void llt_tracer_free(struct llt_tracer * tr) {
     free(tr->stamps);
     free(tr->bits);
     free(tr->uses);
+    free(tr->map.node);
+    free(tr->map.layer);
+    free(tr->map.fused);
     free(tr->seen);
     free(tr->seen_ptr);
     free(tr->node_idx.e);
