@@ -49,6 +49,9 @@ struct name_table { struct name_entry * e; uint32_t cap, gen; };
 // statistics of a node of the current graph, when read
 struct node_stat { bool has; struct llt_stats st; };
 
+// a node's time in the current computation, since the run began; end 0: not timed
+struct node_span { int64_t begin_ns, end_ns; };
+
 // the CPU backend finished a node: when, and how many nodes had been asked about by then
 struct stamp { int64_t ns; int32_t asked; };
 
@@ -123,7 +126,7 @@ struct llt_tracer {
     // the graph being computed. recs, times and seen keep the previous computation's entries
     // beyond n_nodes, for the comparison in record_node().
     struct node_rec *        recs;
-    struct node_time *       times;
+    struct node_span *       times;
     struct ggml_tensor *     seen;          // the tensor structs as they were asked about
     const struct ggml_tensor ** seen_ptr;   // and where they were
     int32_t                  n_prev;        // nodes of the previous computation
@@ -302,7 +305,7 @@ static bool resize(void ** p, int32_t n, size_t elem) {
 static bool reserve_nodes(struct llt_tracer * tr, int32_t n) {
     if (n <= tr->cap_nodes) return true;
     int32_t cap = tr->cap_nodes;
-    struct node_time * nt = NULL;
+    struct node_span * nt = NULL;
     struct ggml_tensor * ns = NULL;
     const struct ggml_tensor ** np = NULL;
     bool ok = llt_grow((void **) &tr->recs, &cap, n, sizeof(struct node_rec));
@@ -457,7 +460,7 @@ static bool record_node(struct llt_tracer * tr, struct ggml_tensor * t) {
         if (!same || idx + 1 >= tr->n_prev) tr->last_ask_ns = llt_now_ns() - tr->t0_ns;
         if (!tr->values) return false; // timed by stamps, nothing to observe
     }
-    tr->times[idx] = (struct node_time) { 0, 0 };
+    tr->times[idx] = (struct node_span) { 0, 0 };
     if (tr->node_stats) tr->node_stats[idx].has = false;
     if (!same && tr->n_plan > 0 && !tr->off_plan && tr->node_stats) {
         // the graph changed under the plan: this node reads what the plan left pending
@@ -741,7 +744,7 @@ static bool times_from_stamps(struct llt_tracer * tr) {
         return false;
     }
     if (tr->n_asked_true > 0) m->n = -1; // made for this computation's ranges only: not kept
-    memset(tr->times, 0, (size_t) tr->n_nodes * sizeof(struct node_time));
+    memset(tr->times, 0, (size_t) tr->n_nodes * sizeof(struct node_span));
     const int32_t sample = tr->params.level == LLT_LEVEL_PROFILE ? (int32_t) (tr->n_steps % tr->n_layer) : -2;
     int64_t prev = tr->first_begin_ns;
     for (int32_t s = 0; s < tr->n_stamps; s++) {
@@ -751,8 +754,8 @@ static bool times_from_stamps(struct llt_tracer * tr) {
         const int64_t end = tr->stamps[s].ns;
         // level profile keeps the l_out nodes, the nodes outside the layers and one layer's
         if (sample == -2 || tr->map.layer[s] < 0 || tr->map.layer[s] == sample) {
-            tr->times[i] = (struct node_time) { prev, end };
-            if (tr->map.fused[s]) tr->times[i + 1] = (struct node_time) { end, end }; // no time of its own
+            tr->times[i] = (struct node_span) { prev, end };
+            if (tr->map.fused[s]) tr->times[i + 1] = (struct node_span) { end, end }; // no time of its own
         }
         prev = end;
     }
@@ -761,12 +764,35 @@ static bool times_from_stamps(struct llt_tracer * tr) {
     return true;
 }
 
+// the timed nodes of the computation into the step's rows, relative to its compute_begin_ns
+static bool step_times(const struct llt_tracer * tr, struct step_rows * ps) {
+    int32_t n = 0;
+    int64_t last = 0;
+    for (int32_t i = 0; i < tr->n_nodes; i++) {
+        if (tr->times[i].end_ns == 0) continue;
+        n++;
+        if (tr->times[i].end_ns > last) last = tr->times[i].end_ns;
+    }
+    int32_t shift = 0;
+    while (((last - tr->compute_begin_ns) >> shift) > (int64_t) UINT32_MAX) shift++;
+    if (n == 0 || !(ps->times = malloc((size_t) n * sizeof(struct node_time)))) return n == 0;
+    ps->n_times = n;
+    ps->time_shift = shift;
+    for (int32_t i = 0, k = 0; i < tr->n_nodes; i++) {
+        const struct node_span * t = &tr->times[i];
+        if (t->end_ns == 0) continue;
+        const int64_t b = t->begin_ns > tr->compute_begin_ns ? t->begin_ns - tr->compute_begin_ns : 0;
+        ps->times[k++] = (struct node_time) { i, (uint32_t) (b >> shift), (uint32_t) ((t->end_ns - tr->compute_begin_ns) >> shift) };
+    }
+    return true;
+}
+
 static void finish_graph(struct llt_tracer * tr) {
     if (!tr->active || tr->n_nodes == 0) return;
     if (tr->stamped) {
         if (!times_from_stamps(tr)) {
             // from the next computation on, timed nodes are observed
-            memset(tr->times, 0, (size_t) tr->n_nodes * sizeof(struct node_time));
+            memset(tr->times, 0, (size_t) tr->n_nodes * sizeof(struct node_span));
             tr->stamped = false;
             tr->n_observed = 0;
             tr->observed_from = tr->n_steps + 1;
@@ -788,10 +814,7 @@ static void finish_graph(struct llt_tracer * tr) {
         .compute_end_ns = timed(tr) && tr->n_observed > 0 ? tr->compute_end_ns : 0,
     };
     if (timed(tr) && tr->n_observed > 0) { // a profile step that sampled nothing has no times
-        ps->times = malloc((size_t) tr->n_nodes * sizeof(struct node_time));
-        if (!ps->times) { tracer_fail(tr, "out of memory"); return; }
-        memcpy(ps->times, tr->times, (size_t) tr->n_nodes * sizeof(struct node_time));
-        ps->n_times = tr->n_nodes;
+        if (!step_times(tr, ps)) { tracer_fail(tr, "out of memory"); return; }
     }
     for (int32_t i = 0; tr->node_stats && i < tr->n_nodes; i++) {
         if (!tr->node_stats[i].has) continue;

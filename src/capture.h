@@ -36,8 +36,11 @@ struct node_rec {
     uint64_t src_bytes[GGML_MAX_SRC];
 };
 
+// a timed node: its begin and end after its step's compute_begin_ns, in units of
+// 2^step_rows.time_shift ns (0, so ns, unless the step computed for more than 4.29 s)
 struct node_time {
-    int64_t begin_ns, end_ns; // since run start; end 0 when the node was not observed
+    int32_t  idx;
+    uint32_t begin, end;
 };
 
 // a new graph structure, written once
@@ -57,8 +60,9 @@ struct step_rows {
     bool    is_prompt;
     int64_t t_begin_ns, t_end_ns;             // the decode call; 0 if unknown
     int64_t compute_begin_ns, compute_end_ns; // end 0 if unknown (level graph)
-    int32_t n_times;
-    struct node_time * times;                 // owned, level timing only
+    int32_t n_times;                          // timed nodes (levels timing and profile)
+    int32_t time_shift;
+    struct node_time * times;                 // owned
 };
 
 struct stat_rows {

@@ -18,7 +18,7 @@
 // header; the pages stay and are reused. The running process holds an exclusive flock() on
 // the file: a log nobody holds belongs to a process that died, and llt_steplog_recover()
 // replays it into the trace.
-#define _GNU_SOURCE // MAP_POPULATE
+#define _GNU_SOURCE // mremap
 #include "capture.h"
 
 #include <dirent.h>
@@ -34,7 +34,7 @@
 #include <unistd.h>
 
 #define LOG_MAGIC   "LLTL"
-#define LOG_VERSION 1
+#define LOG_VERSION 2
 
 enum log_kind { LOG_GRAPH = 1, LOG_STEP = 2, LOG_TOKENS = 3, LOG_END = 4, LOG_STATS = 5, LOG_DIFFS = 6, LOG_PARITY = 7 };
 
@@ -55,9 +55,9 @@ _Static_assert(sizeof(struct log_record) == 8, "log record layout");
 struct log_step {
     int64_t step, decode, graph_id;
     int64_t t_begin_ns, t_end_ns, compute_begin_ns, compute_end_ns, t_sample_ns;
-    int32_t pos0, n_tokens, is_prompt, n_times;
+    int32_t pos0, n_tokens, is_prompt, n_times, time_shift, unused;
 };
-_Static_assert(sizeof(struct log_step) == 80, "log step layout");
+_Static_assert(sizeof(struct log_step) == 88, "log step layout");
 
 struct llt_steplog {
     int    fd;
@@ -121,26 +121,36 @@ static bool put_graph(struct llt_steplog * log, const struct graph_rows * g) {
 static bool put_step(struct llt_steplog * log, const struct step_rows * s) {
     struct log_step ls = {
         s->step, s->decode, s->graph_id, s->t_begin_ns, s->t_end_ns, s->compute_begin_ns, s->compute_end_ns,
-        s->t_sample_ns, s->pos0, s->n_tokens, s->is_prompt, s->n_times,
+        s->t_sample_ns, s->pos0, s->n_tokens, s->is_prompt, s->n_times, s->time_shift, 0,
     };
     size_t times = (size_t) s->n_times * sizeof(struct node_time);
     return put_record(log, LOG_STEP, (uint32_t) (sizeof(ls) + times)) && put(log, &ls, sizeof(ls)) &&
            (times == 0 || put(log, s->times, times));
 }
 
-// maps the file at a size that holds `need` bytes
+// Maps the file at a size that holds `need` bytes. A larger map keeps the pages already
+// mapped (mremap) and writes to each new page now, so that steps do not pay the faults: the
+// first write to a page of a shared file mapping faults, and the file system gives it a block.
 static int map_file(struct llt_steplog * log, size_t need) {
     if (log->map && need <= log->map_size) return LLT_OK;
     size_t size = log->map_size ? log->map_size : LOG_INITIAL_SIZE;
     while (size < need) size *= 2;
-    if (log->map) munmap(log->map, log->map_size);
-    log->map = NULL;
+    // the blocks in one call, not one at a time
+    const int fa = posix_fallocate(log->fd, 0, (off_t) size);
+    if (fa != 0 && fa != EOPNOTSUPP && fa != EINVAL) {
+        return llt_set_error(LLT_EIO, "cannot grow step log '%s': %s", log->path, strerror(fa));
+    }
     if (ftruncate(log->fd, (off_t) size) != 0) {
         return llt_set_error(LLT_EIO, "cannot grow step log '%s': %s", log->path, strerror(errno));
     }
-    // populated now, so steps do not pay the page faults
-    void * m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, log->fd, 0);
+    void * m = log->map ? mremap(log->map, log->map_size, size, MREMAP_MAYMOVE)
+                        : mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, log->fd, 0);
     if (m == MAP_FAILED) return llt_set_error(LLT_EIO, "cannot map step log '%s': %s", log->path, strerror(errno));
+    const long page = sysconf(_SC_PAGESIZE);
+    for (size_t off = log->map_size; off < size; off += (size_t) page) {
+        volatile char * p = (char *) m + off;
+        *p = *p; // the file's own byte (zero past the old end)
+    }
     log->map = m;
     log->map_size = size;
     return LLT_OK;
@@ -270,12 +280,14 @@ static bool read_graph(struct reader * r, struct graph_rows * g) {
 
 static bool read_step(struct reader * r, uint32_t size, struct step_rows * s) {
     const struct log_step * ls = take(r, sizeof(*ls));
-    if (!ls || ls->n_times < 0 || size != sizeof(*ls) + (size_t) ls->n_times * sizeof(struct node_time)) return false;
+    if (!ls || ls->n_times < 0 || ls->time_shift < 0 || ls->time_shift > 31 ||
+        size != sizeof(*ls) + (size_t) ls->n_times * sizeof(struct node_time)) return false;
     *s = (struct step_rows) {
         .step = ls->step, .decode = ls->decode, .graph_id = ls->graph_id, .pos0 = ls->pos0,
         .n_tokens = ls->n_tokens, .is_prompt = ls->is_prompt != 0, .t_begin_ns = ls->t_begin_ns,
         .t_end_ns = ls->t_end_ns, .compute_begin_ns = ls->compute_begin_ns,
         .compute_end_ns = ls->compute_end_ns, .t_sample_ns = ls->t_sample_ns, .n_times = ls->n_times,
+        .time_shift = ls->time_shift,
     };
     if (ls->n_times == 0) return true;
     const void * times = take(r, (size_t) ls->n_times * sizeof(struct node_time));

@@ -6,7 +6,7 @@
 
 bool llt_grow(void ** p, int32_t * cap, int32_t need, size_t elem) {
     if (need <= *cap) return true;
-    int32_t ncap = *cap ? *cap : 64;
+    int32_t ncap = *cap ? *cap : 4; // small: a batch of one decode call holds a row or two of each kind
     while (ncap < need) ncap *= 2;
     void * np = realloc(*p, (size_t) ncap * elem);
     if (!np) return false;

@@ -171,9 +171,10 @@ static const char * times_json(struct llt_rows * w, const struct step_rows * ps)
     char * p = w->json;
     *p++ = '[';
     for (int32_t k = 0; k < ps->n_times; k++) {
-        if (ps->times[k].end_ns == 0) continue;
-        p += sprintf(p, "%s[%d,%lld,%lld]", p > w->json + 1 ? "," : "", k,
-                     (long long) ps->times[k].begin_ns, (long long) ps->times[k].end_ns);
+        const struct node_time * t = &ps->times[k];
+        p += sprintf(p, "%s[%d,%lld,%lld]", k ? "," : "", t->idx,
+                     (long long) (ps->compute_begin_ns + ((int64_t) t->begin << ps->time_shift)),
+                     (long long) (ps->compute_begin_ns + ((int64_t) t->end << ps->time_shift)));
     }
     *p++ = ']';
     *p = '\0';
