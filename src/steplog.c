@@ -1,11 +1,11 @@
 // The step log: the batches of a running trace that the writer has not committed yet.
 //
 // File <trace>-log-<run id>, native byte order (it is read back on the same machine):
-//   1. header: magic "LLTL", u32 version (1), i64 run id, i64 pid of the writing process
+//   1. header: magic "LLTL", u32 version (2), i64 run id, i64 pid of the writing process
 //   2. records, each: u32 kind, u32 payload size, payload
 //      LOG_GRAPH  i64 id, i32 n_nodes, i32 n_strings, node_rec[n_nodes],
 //                 then n_strings strings, each u32 length + bytes (no NUL)
-//      LOG_STEP   struct log_step, then node_time[n_times]
+//      LOG_STEP   struct log_step, then node_time[n_times] (the timed nodes; version 2)
 //      LOG_TOKENS struct token_rows[n]       (n from the size)
 //      LOG_STATS  struct stat_rows[n]
 //      LOG_DIFFS  struct diff_rows[n]
