@@ -165,8 +165,13 @@ int  llt_tracer_init(struct llt_store * st, struct llt_tracer_params params, str
 void llt_tracer_free(struct llt_tracer * tr);
 
 // Installs the eval callback in cparams before llama_init_from_model(); a callback already set
-// there keeps working (it is chained and sees every node it asks for). With checkpoints it also
-// turns flash attention off: attention probabilities exist as a tensor only without it.
+// there keeps working (it is chained and sees every node it asks for). At levels timing and
+// profile it also installs the abort callback, which the CPU backend calls after every node it
+// computes: the tracer stamps the time there and chains the callback already set (its answer
+// counts). An abort callback set later with llama_set_abort_callback() replaces the tracer's:
+// timing then falls back to observing nodes (llt_tracer_stats.timing_observed_from). With
+// checkpoints it also turns flash attention off: attention probabilities exist as a tensor
+// only without it.
 void llt_tracer_attach(struct llt_tracer * tr, struct llama_context_params * cparams);
 
 // Starts the run record: model info, weight registry, system info.
