@@ -19,8 +19,9 @@
 static const char * usage_text =
     "usage: lltrace bench [options]\n"
     "\n"
-    "Measures tracing overhead: the same generation untraced and at each level, interleaved,\n"
-    "each repetition in its own process. Writes a Markdown receipt.\n"
+    "Measures tracing overhead: the same generation untraced and at each level, interleaved\n"
+    "(each repetition starts at the next level), each run in its own process. Writes a Markdown\n"
+    "receipt.\n"
     "\n"
     "  -m, --model FILE   GGUF model (default: the built-in 'small' Q4_K_M model)\n"
     "  -p N               prompt tokens (default 32)\n"
@@ -196,7 +197,7 @@ static void write_receipt(FILE * f, const struct bench * b) {
     fprintf(f, "- model: `%s`\n", b->model);
     fprintf(f, "- lltrace %s, llama.cpp %s\n", llt_version(), llt_llama_tag());
     fprintf(f, "- %d-token prompt, %d generated tokens, %d threads, %d interleaved repetitions per level, "
-               "each in its own process; median (min–max); time vs off: median of the per-repetition ratios\n\n",
+               "each in its own process, in rotating order; median (min–max); time vs off: median of the per-repetition ratios\n\n",
                b->n_prompt, b->n_gen, b->threads, b->reps);
     fprintf(f, "| level | prompt tok/s | generation tok/s | prompt time vs off | generation time vs off | peak RSS MiB | trace MiB |\n");
     fprintf(f, "|---|---|---|---|---|---|---|\n");
@@ -281,7 +282,9 @@ int cmd_bench(int argc, char ** argv) {
     struct sample warm;
     if (run_one(&b, -1, tmpdir, &warm) != 0) { cli_error("the warm-up run failed"); goto done; }
     for (int r = 0; r < b.reps; r++) {
-        for (int li = 0; li < b.n_levels; li++) {
+        // each repetition starts at the next level: no level always runs right after another
+        for (int k = 0; k < b.n_levels; k++) {
+            const int li = (k + r) % b.n_levels;
             struct sample * s = &b.samples[r * b.n_levels + li];
             if (run_one(&b, b.levels[li], tmpdir, s) != 0) {
                 cli_error("run %d at level %s failed", r + 1, level_label(b.levels[li]));
