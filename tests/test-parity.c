@@ -8,16 +8,6 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-static char dir[] = "/tmp/lltrace-test-parity-XXXXXX";
-
-static char * path_in(const char * name) {
-    static char buf[4][512];
-    static int k;
-    char * p = buf[k++ & 3];
-    snprintf(p, 512, "%s/%s", dir, name);
-    return p;
-}
-
 static char * write_file(const char * name, const char * text) {
     char * path = path_in(name);
     FILE * f = fopen(path, "wb");
@@ -319,14 +309,12 @@ static void test_top_k(void) {
 }
 
 int main(void) {
-    REQUIRE(mkdtemp(dir), "cannot make a temporary folder");
+    test_dir_make("test-parity");
     test_top_k();
     test_divergence();
     test_malformed();
     test_round_trip();
     test_trace();
-    const char * names[] = { "a.jsonl", "b.jsonl", "bad.jsonl", "empty.jsonl", "w.jsonl", "t.db", "t.db-wal", "t.db-shm" };
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) unlink(path_in(names[i]));
-    rmdir(dir);
+    test_dir_remove();
     return test_result("test-parity");
 }

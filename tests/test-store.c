@@ -6,16 +6,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char dir[] = "/tmp/lltrace-test-store-XXXXXX";
-
-static char * path_in(const char * name) {
-    static char buf[4][512];
-    static int k;
-    char * p = buf[k++ & 3];
-    snprintf(p, 512, "%s/%s", dir, name);
-    return p;
-}
-
 static void write_file(const char * path, const char * text) {
     FILE * f = fopen(path, "wb");
     REQUIRE(f, "cannot write %s", path);
@@ -64,7 +54,7 @@ static void check_refused(const char * path, enum llt_store_mode mode, int want)
 }
 
 int main(void) {
-    REQUIRE(mkdtemp(dir), "mkdtemp");
+    test_dir_make("test-store");
 
     // a new trace: created with the magic and version, readable afterwards
     struct llt_store * st = NULL;
@@ -112,7 +102,7 @@ int main(void) {
     check_refused(path_in("notes.txt/x.db"), LLT_STORE_WRITE, LLT_EIO);
     check_refused("/proc/lltrace-test.db", LLT_STORE_WRITE, LLT_EIO);
     check_refused(path_in("absent.db"), LLT_STORE_READ, LLT_EIO);
-    check_refused(dir, LLT_STORE_WRITE, LLT_EIO);
+    check_refused(test_dir, LLT_STORE_WRITE, LLT_EIO);
 
     // an empty file becomes a trace when written, but is not one to read
     const char * empty = path_in("empty.db");
@@ -121,8 +111,6 @@ int main(void) {
     CHECK_INT(llt_store_open(empty, LLT_STORE_WRITE, &st), LLT_OK);
     llt_store_close(st);
 
-    char cmd[600];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    (void) !system(cmd);
+    test_dir_remove();
     return test_result("test-store");
 }

@@ -11,16 +11,6 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
-static char dir[] = "/tmp/lltrace-test-values-XXXXXX";
-
-static char * path_in(const char * name) {
-    static char buf[8][512];
-    static int k;
-    char * p = buf[k++ & 7];
-    snprintf(p, 512, "%s/%s", dir, name);
-    return p;
-}
-
 static char * model(const char * type) {
     char * path = NULL;
     REQUIRE(llt_default_model("tiny", llt_ftype_from_name(type), &path) == LLT_OK, "%s", llt_last_error());
@@ -222,7 +212,7 @@ static void model_with_nan(const char * src, const char * dst) {
 }
 
 int main(void) {
-    REQUIRE(mkdtemp(dir), "mkdtemp");
+    test_dir_make("test-values");
     llt_log_init(false);
     char * f32 = model("F32"), * q8 = model("Q8_0"), * q4 = model("Q4_K_M");
     const int n_layer = llt_preset_find("tiny")->n_layer, n_steps = 4;
@@ -307,8 +297,6 @@ int main(void) {
     sqlite3_close(db);
 
     free(f32); free(q8); free(q4);
-    char cmd[600];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    (void) !system(cmd);
+    test_dir_remove();
     return test_result("test-values");
 }

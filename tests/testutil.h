@@ -37,6 +37,30 @@ static int test_failures;
     } \
 } while (0)
 
+// A scratch folder for a test's files: test_dir_make("test-x") makes /tmp/lltrace-test-x-XXXXXX,
+// test_dir_remove() removes it with what is in it.
+static char test_dir[256];
+
+static void test_dir_make(const char * name) {
+    snprintf(test_dir, sizeof(test_dir), "/tmp/lltrace-%s-XXXXXX", name);
+    REQUIRE(mkdtemp(test_dir), "cannot make a temporary folder");
+}
+
+static void test_dir_remove(void) {
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", test_dir);
+    if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", test_dir);
+}
+
+// a path in the scratch folder; from a ring of buffers, so that a few can be used at once
+static char * path_in(const char * name) {
+    static char buf[8][512];
+    static int k;
+    char * p = buf[k++ & 7];
+    snprintf(p, sizeof(buf[0]), "%s/%s", test_dir, name);
+    return p;
+}
+
 static int test_result(const char * name) {
     if (test_failures) {
         fprintf(stderr, "%s: %d check(s) failed\n", name, test_failures);
