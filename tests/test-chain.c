@@ -95,17 +95,18 @@ int main(void) {
     struct llt_store * st = NULL;
     REQUIRE(llt_store_open(trace, LLT_STORE_WRITE, &st) == LLT_OK, "%s", llt_last_error());
 
-    struct user_cb alone = {0}, graph = {0}, timing = {0}, late = {0};
-    llama_token t_alone[8], t_graph[8], t_timing[8], t_late[8];
-    struct llt_tracer_stats s_graph, s_timing, s_late;
+    struct user_cb alone = {0}, graph = {0}, timing = {0}, late = {0}, profile_late = {0};
+    llama_token t_alone[8], t_graph[8], t_timing[8], t_late[8], t_profile_late[8];
+    struct llt_tracer_stats s_graph, s_timing, s_late, s_profile_late;
     CHECK_INT(run(model, NULL, 0, false, &alone, t_alone, n_out, NULL), 0);
     CHECK_INT(run(model, st, LLT_LEVEL_GRAPH, false, &graph, t_graph, n_out, &s_graph), 0);
     CHECK_INT(run(model, st, LLT_LEVEL_TIMING, false, &timing, t_timing, n_out, &s_timing), 0);
     CHECK_INT(run(model, st, LLT_LEVEL_TIMING, true, &late, t_late, n_out, &s_late), 0);
+    CHECK_INT(run(model, st, LLT_LEVEL_PROFILE, true, &profile_late, t_profile_late, n_out, &s_profile_late), 0);
 
     // the user's callbacks see the same nodes with the same data, traced or not
-    const struct user_cb * traced[] = { &graph, &timing, &late };
-    for (int i = 0; i < 3; i++) {
+    const struct user_cb * traced[] = { &graph, &timing, &late, &profile_late };
+    for (int i = 0; i < 4; i++) {
         CHECK_INT(traced[i]->asks, alone.asks);
         CHECK_INT(traced[i]->posts, alone.posts);
         CHECK_INT(traced[i]->post_other, 0);
@@ -122,6 +123,7 @@ int main(void) {
     // timed by stamps throughout; with the abort callback taken away, by observing from step 1
     CHECK_INT(s_timing.timing_observed_from, -1);
     CHECK_INT(s_late.timing_observed_from, 1);
+    CHECK_INT(s_profile_late.timing_observed_from, 1);
 
     // and the trace has every step, with the tokens in and out
     sqlite3 * db = llt_store_db(st);
@@ -150,6 +152,11 @@ int main(void) {
     sqlite3_prepare_v2(db, "SELECT count(*) FROM step_times WHERE run_id=3 AND step=0", -1, &s, NULL);
     REQUIRE(sqlite3_step(s) == SQLITE_ROW, "query");
     CHECK_INT(sqlite3_column_int(s, 0), 0); // the step whose stamps failed has no times
+    sqlite3_finalize(s);
+    // level profile, observing: only every third step is timed (of steps 0..5, step 3)
+    sqlite3_prepare_v2(db, "SELECT group_concat(step) FROM step_times WHERE run_id=4", -1, &s, NULL);
+    REQUIRE(sqlite3_step(s) == SQLITE_ROW, "query");
+    CHECK_STR((const char *) sqlite3_column_text(s, 0), "3");
     sqlite3_finalize(s);
 
     llt_store_close(st);
