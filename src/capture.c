@@ -77,6 +77,7 @@ struct llt_tracer {
     struct stamp *           stamps;        // this computation's, up to cap_nodes of them
     bool                   (*chain_abort)(void *);
     void *                   chain_abort_ud;
+    bool                     aborted;       // the chained abort callback stopped this computation
 
     struct llt_store *       st;
     struct llt_tracer_params params;
@@ -629,7 +630,9 @@ static bool abort_cb(void * user_data) {
         if (tr->n_stamps < tr->cap_nodes) tr->stamps[tr->n_stamps] = (struct stamp) { now, tr->n_nodes };
         tr->n_stamps++;
     }
-    return tr->chain_abort ? tr->chain_abort(tr->chain_abort_ud) : false;
+    if (!tr->chain_abort || !tr->chain_abort(tr->chain_abort_ud)) return false;
+    tr->aborted = true; // the application stops the computation: fewer stamps than nodes
+    return true;
 }
 
 // ---- end of a graph computation ----------------------------------------------------------
@@ -790,7 +793,10 @@ static bool step_times(const struct llt_tracer * tr, struct step_rows * ps) {
 static void finish_graph(struct llt_tracer * tr) {
     if (!tr->active || tr->n_nodes == 0) return;
     if (tr->stamped) {
-        if (!times_from_stamps(tr)) {
+        if (tr->aborted) {
+            memset(tr->times, 0, (size_t) tr->n_nodes * sizeof(struct node_span)); // a step cut short: no times
+            tr->n_observed = 0;
+        } else if (!times_from_stamps(tr)) {
             // from the next computation on, timed nodes are observed
             memset(tr->times, 0, (size_t) tr->n_nodes * sizeof(struct node_span));
             tr->stamped = false;
@@ -799,6 +805,7 @@ static void finish_graph(struct llt_tracer * tr) {
         }
         tr->n_stamps = 0;
         tr->n_asked_true = 0;
+        tr->aborted = false;
     }
     struct graph * g = match_graph(tr);
     struct llt_batch * b = cur_batch(tr);

@@ -1,8 +1,9 @@
 // Integration test: the tracer through the library API, with callbacks already installed in
 // the context parameters. The user's eval callback keeps seeing (and being asked about) the
 // nodes it wants, with valid data, while the tracer records every node; the user's abort
-// callback is called as often as without the tracer, which times nodes through it. An abort
-// callback set after the tracer's makes the tracer time nodes by observing them instead.
+// callback is called as often as without the tracer, which times nodes through it, and its
+// answer counts: a computation it stops is a step without times. An abort callback set after
+// the tracer's makes the tracer time nodes by observing them instead.
 #include "lltrace.h"
 #include "testutil.h"
 
@@ -11,6 +12,7 @@
 
 struct user_cb {
     int asks, posts, post_other, aborts;
+    int abort_at; // the abort callback's call that stops the computation; 0 never
     double l_out_sum; // a value read in the post call: the data must be there
 };
 
@@ -29,8 +31,8 @@ static bool user_eval(struct ggml_tensor * t, bool ask, void * user_data) {
 }
 
 static bool user_abort(void * user_data) {
-    ((struct user_cb *) user_data)->aborts++;
-    return false;
+    struct user_cb * u = user_data;
+    return ++u->aborts == u->abort_at;
 }
 
 // set_abort_late: the application replaces the abort callback after the tracer attached
@@ -60,6 +62,7 @@ static int run(const char * model_path, struct llt_store * st, int level, bool s
     llama_token prompt[4] = { 1, 450, 4996, 17354 };
     struct llama_batch b = llama_batch_get_one(prompt, 4);
     int rc = tr ? llt_decode(tr, ctx, b) : llama_decode(ctx, b);
+    if (rc == 2 && u->abort_at) rc = tr ? llt_decode(tr, ctx, b) : llama_decode(ctx, b); // aborted: again
     for (int i = 0; i < n_out && rc == 0; i++) {
         // greedy by hand
         const float * logits = llama_get_logits_ith(ctx, -1);
@@ -103,6 +106,14 @@ int main(void) {
     CHECK_INT(run(model, st, LLT_LEVEL_TIMING, false, &timing, t_timing, n_out, &s_timing), 0);
     CHECK_INT(run(model, st, LLT_LEVEL_TIMING, true, &late, t_late, n_out, &s_late), 0);
     CHECK_INT(run(model, st, LLT_LEVEL_PROFILE, true, &profile_late, t_profile_late, n_out, &s_profile_late), 0);
+    // the application stops the prompt's computation at its third node, then decodes it again
+    struct user_cb stopped = { .abort_at = 3 };
+    llama_token t_stopped[8];
+    struct llt_tracer_stats s_stopped;
+    CHECK_INT(run(model, st, LLT_LEVEL_TIMING, false, &stopped, t_stopped, n_out, &s_stopped), 0);
+    CHECK(memcmp(t_alone, t_stopped, sizeof(llama_token) * n_out) == 0, "a stopped computation changed the tokens");
+    CHECK_INT(stopped.aborts, alone.aborts + 3);
+    CHECK_INT(s_stopped.timing_observed_from, -1); // a computation cut short is no reason to stop stamping
 
     // the user's callbacks see the same nodes with the same data, traced or not
     const struct user_cb * traced[] = { &graph, &timing, &late, &profile_late };
@@ -136,12 +147,12 @@ int main(void) {
     CHECK_INT(sqlite3_column_int(s, 2), 4);
     CHECK_STR((const char *) sqlite3_column_text(s, 3), "gen");
     sqlite3_finalize(s);
-    // every computing node of every step has a time (run 2), and of every step after the first (run 3)
+    // every computing node of every step has a time (run 2), and of every step after the first (runs 3, 5)
     static const char * untimed =
         "SELECT count(*) FROM steps s JOIN nodes n ON n.graph_id=s.graph_id WHERE s.run_id=? AND s.step >= ? AND n.is_noop=0"
         " AND NOT EXISTS (SELECT 1 FROM node_times t WHERE t.run_id=s.run_id AND t.step=s.step AND t.idx=n.idx)";
-    const int runs[][3] = { { 2, 0, 0 }, { 3, 1, 0 } }; // run, from step, untimed nodes
-    for (int i = 0; i < 2; i++) {
+    const int runs[][3] = { { 2, 0, 0 }, { 3, 1, 0 }, { 5, 1, 0 } }; // run, from step, untimed nodes
+    for (int i = 0; i < 3; i++) {
         sqlite3_prepare_v2(db, untimed, -1, &s, NULL);
         sqlite3_bind_int(s, 1, runs[i][0]);
         sqlite3_bind_int(s, 2, runs[i][1]);
@@ -152,6 +163,14 @@ int main(void) {
     sqlite3_prepare_v2(db, "SELECT count(*) FROM step_times WHERE run_id=3 AND step=0", -1, &s, NULL);
     REQUIRE(sqlite3_step(s) == SQLITE_ROW, "query");
     CHECK_INT(sqlite3_column_int(s, 0), 0); // the step whose stamps failed has no times
+    sqlite3_finalize(s);
+    // the stopped computation is a step without times, the others have them all
+    sqlite3_prepare_v2(db, "SELECT (SELECT count(*) FROM steps WHERE run_id=5), (SELECT group_concat(step) FROM steps s"
+                           " WHERE run_id=5 AND NOT EXISTS (SELECT 1 FROM step_times t WHERE t.run_id=5 AND t.step=s.step))",
+                       -1, &s, NULL);
+    REQUIRE(sqlite3_step(s) == SQLITE_ROW, "query");
+    CHECK_INT(sqlite3_column_int(s, 0), n_out + 2);
+    CHECK_STR((const char *) sqlite3_column_text(s, 1), "0");
     sqlite3_finalize(s);
     // level profile, observing: only every third step is timed (of steps 0..5, step 3)
     sqlite3_prepare_v2(db, "SELECT group_concat(step) FROM step_times WHERE run_id=4", -1, &s, NULL);
