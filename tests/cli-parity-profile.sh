@@ -3,29 +3,18 @@
 # with itself and of F32 against Q4_K_M, bad parity input; the profile's node times against
 # the steps' compute spans and the l_out-to-l_out gaps, also when sampled; dispatch facts.
 #
-# usage: tests/cli-parity-profile.sh LLTRACE [WORKDIR]
-set -u
+# usage: tests/cli-parity-profile.sh LLTRACE
+. "$(dirname "$0")/lib.sh" cli-parity-profile "$@"
+LLTRACE=$bin
+WORK=$dir
 
-LLTRACE=${1:?usage: cli-parity-profile.sh LLTRACE [WORKDIR]}
-WORK=${2:-$(mktemp -d)}
-mkdir -p "$WORK" || exit 1
-
-failures=0
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
-# expect WHAT GOT WANTED
-expect() {
-    [ "$2" == "$3" ] || fail "$1: got '$2', wanted '$3'"
-}
 # code ARGS...: the exit status of lltrace ARGS, output in $WORK/out and $WORK/err
 code() {
     "$LLTRACE" "$@" >"$WORK/out" 2>"$WORK/err"
     echo $?
 }
 
-f32=$("$LLTRACE" mkmodel tiny F32 --cache) || { echo "FAIL: mkmodel tiny F32" >&2; exit 1; }
+f32=$model
 q4=$("$LLTRACE" mkmodel tiny Q4_K_M --cache) || { echo "FAIL: mkmodel tiny Q4_K_M" >&2; exit 1; }
 
 # ---- parity ------------------------------------------------------------------------------
@@ -276,8 +265,4 @@ expect "profile: untimed nodes of the sample" "$missing" 0
 expect "profile: steps" "$(sqlite3 "$WORK/prof.db" "SELECT count(*) FROM steps")" 8
 expect "profile of a sampled trace" "$(code profile "$WORK/prof.db" --by layer)" 0
 
-if [ "$failures" -ne 0 ]; then
-    echo "cli-parity-profile: $failures failure(s)" >&2
-    exit 1
-fi
-echo "cli-parity-profile: ok"
+finish

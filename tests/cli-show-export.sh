@@ -2,31 +2,15 @@
 # lltrace show and export on real traces of the tiny model: every view checked against what
 # sqlite3 itself says, every export line valid JSON, bad input refused with one line on stderr.
 #
-# usage: tests/cli-show-export.sh LLTRACE WORKDIR
-set -u
-
-LLTRACE=${1:?usage: cli-show-export.sh LLTRACE WORKDIR}
-WORK=${2:?usage: cli-show-export.sh LLTRACE WORKDIR}
-mkdir -p "$WORK" || exit 1
-
-failures=0
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
-# expect WHAT GOT WANTED
-expect() {
-    [ "$2" == "$3" ] || fail "$1: got '$2', wanted '$3'"
-}
+# usage: tests/cli-show-export.sh LLTRACE
+. "$(dirname "$0")/lib.sh" cli-show-export "$@"
+LLTRACE=$bin
+WORK=$dir
 
 # ---- traces ------------------------------------------------------------------------------
 
-model=$WORK/tiny.gguf
 trace=$WORK/t.db
 graph_trace=$WORK/g.db
-if [ ! -f "$model" ]; then
-    "$LLTRACE" mkmodel tiny F32 -o "$model" >/dev/null || { echo "FAIL: lltrace mkmodel" >&2; exit 1; }
-fi
 # new_trace FILE LEVEL
 new_trace() {
     rm -f "$1" "$1-wal" "$1-shm"
@@ -182,8 +166,4 @@ refused 2 show "$trace" --format xml
 refused 1 show "$trace" --step 999
 refused 2 export "$trace" --format xml
 
-if [ "$failures" -ne 0 ]; then
-    echo "cli-show-export: $failures failure(s)" >&2
-    exit 1
-fi
-echo "cli-show-export: ok"
+finish
