@@ -1,4 +1,4 @@
-// lltrace export: one run of a trace as an event log.
+// lltrace export: one run of a trace as an event log, or as a timeline.
 //
 // ndjson: one JSON object per line, each with an "event" member:
 //   session_start                       the run: model, parameters, prompt, versions
@@ -12,6 +12,12 @@
 //   session_end                         status, output, counts
 // t_ns is nanoseconds since the run started; a time the trace does not hold (node times of a
 // run traced at level graph) is left out, never guessed.
+//
+// chrome: the Trace Event Format of chrome://tracing and Perfetto (ui.perfetto.dev), one JSON
+// object {"traceEvents": [...]}, an event a line. On one thread, nested complete ("X")
+// events: each decode call, inside it the graph computation, inside that each layer (a run of
+// consecutive nodes of one block whose computing nodes were all timed) and each timed node;
+// the token sampled after each call; tokens as instant events. ts and dur in microseconds.
 //
 // The lines are built by SQLite's json_object(), so they are valid JSON by construction.
 #include "cli.h"
@@ -27,11 +33,13 @@
 static const char * usage_text =
     "usage: lltrace export TRACE [options]\n"
     "\n"
-    "Writes one run of a trace as an event log, one JSON object per line.\n"
+    "Writes one run of a trace as an event log (one JSON object per line), or as a timeline\n"
+    "for chrome://tracing and Perfetto.\n"
     "\n"
     "options:\n"
     "  --run ID            the run to export (default: the last one)\n"
-    "  --format FMT        ndjson (default)\n"
+    "  --format FMT        ndjson (default), or chrome: Trace Event Format JSON with the\n"
+    "                      decode calls, graph computations, layers and timed nodes\n"
     "  --dump-format FMT   instead: convert the run's tensor dump (run --dump/--checkpoints)\n"
     "                      for PyTorch users: npy (-o is a directory, one NAME.npy per tensor)\n"
     "                      or safetensors (-o is the file); data as float32\n"
@@ -255,6 +263,92 @@ done:
     return rc;
 }
 
+// ---- chrome: the Trace Event Format -------------------------------------------------------
+
+// µs from ns, as the format wants them
+#define US(x) "((" x ") / 1000.0)"
+
+static const char chrome_meta_sql[] =
+    "SELECT json_object('name', 'process_name', 'ph', 'M', 'pid', 1, 'tid', 0,"
+    "  'args', json_object('name', 'lltrace run ' || id || ': ' || utf8(coalesce(model_name, model_path)) || ' (' || level || ')')),"
+    " json_object('name', 'thread_name', 'ph', 'M', 'pid', 1, 'tid', 1, 'args', json_object('name', 'llama_decode'))"
+    " FROM runs WHERE id = :run";
+
+// per step: the decode call, its graph computation, choosing the token
+static const char chrome_steps_sql[] =
+    "SELECT"
+    " CASE WHEN t_end_ns IS NOT NULL THEN json_object('name', 'decode ' || phase || ' ' || step, 'cat', 'decode',"
+    "   'ph', 'X', 'pid', 1, 'tid', 1, 'ts', " US("t_begin_ns") ", 'dur', " US("t_end_ns - t_begin_ns") ","
+    "   'args', json_object('step', step, 'phase', phase, 'pos0', pos0, 'n_tokens', n_tokens, 'graph_id', graph_id)) END,"
+    " CASE WHEN compute_end_ns IS NOT NULL THEN json_object('name', 'compute', 'cat', 'compute', 'ph', 'X',"
+    "   'pid', 1, 'tid', 1, 'ts', " US("compute_begin_ns") ", 'dur', " US("compute_end_ns - compute_begin_ns") ","
+    "   'args', json_object('step', step)) END,"
+    " CASE WHEN t_sample_ns IS NOT NULL AND t_end_ns IS NOT NULL THEN json_object('name', 'sample', 'cat', 'sample',"
+    "   'ph', 'X', 'pid', 1, 'tid', 1, 'ts', " US("t_end_ns") ", 'dur', " US("t_sample_ns") ","
+    "   'args', json_object('step', step)) END"
+    " FROM steps WHERE run_id = :run ORDER BY step";
+
+static const char chrome_tokens_sql[] =
+    "SELECT json_object('name', 'token ' || t.role, 'cat', 'token', 'ph', 'i', 's', 't', 'pid', 1, 'tid', 1,"
+    "  'ts', " US("CASE t.role WHEN 'prompt' THEN s.t_begin_ns ELSE s.t_end_ns + coalesce(s.t_sample_ns, 0) END") ","
+    "  'args', json_object('seq', t.seq, 'step', t.step, 'pos', t.pos, 'token', t.token, 'piece', utf8(t.piece)))"
+    " FROM tokens t JOIN steps s ON s.run_id = t.run_id AND s.step = t.step"
+    " WHERE t.run_id = :run AND s.t_begin_ns IS NOT NULL ORDER BY t.seq";
+
+// per step with node times: each layer whose computing nodes were all timed, each timed node
+static const char chrome_nodes_sql[] =
+    "WITH sn AS ("
+    "  SELECT s.step, n.*, t.t_begin_ns AS tb, t.t_end_ns AS te,"
+    "   n.layer IS NOT lag(n.layer) OVER (PARTITION BY s.step ORDER BY n.idx) AS starts"
+    "  FROM steps s JOIN nodes n ON n.graph_id = s.graph_id"
+    "  LEFT JOIN node_times t ON t.run_id = s.run_id AND t.step = s.step AND t.idx = n.idx"
+    "  WHERE s.run_id = :run AND s.step IN (SELECT step FROM step_times WHERE run_id = :run)),"
+    " seg AS (SELECT *, sum(starts) OVER (PARTITION BY step ORDER BY idx) AS seg FROM sn),"
+    " span AS (SELECT *, idx = min(idx) OVER w AS first, min(tb) OVER w AS seg_tb, max(te) OVER w AS seg_te,"
+    "   count(te) OVER w AS seg_timed, sum(is_noop = 0) OVER w AS seg_computing, count(*) OVER w AS seg_nodes"
+    "   FROM seg WINDOW w AS (PARTITION BY step, seg))"
+    " SELECT"
+    "  CASE WHEN first AND layer >= 0 AND seg_timed > 0 AND seg_timed = seg_computing THEN"
+    "   json_object('name', 'layer ' || layer, 'cat', 'layer', 'ph', 'X', 'pid', 1, 'tid', 1,"
+    "    'ts', " US("seg_tb") ", 'dur', " US("seg_te - seg_tb") ","
+    "    'args', json_object('step', step, 'layer', layer, 'nodes', seg_nodes)) END,"
+    "  CASE WHEN te IS NOT NULL THEN"
+    "   json_object('name', CASE WHEN name = '' THEN op ELSE name END, 'cat', op, 'ph', 'X', 'pid', 1, 'tid', 1,"
+    "    'ts', " US("tb") ", 'dur', " US("te - tb") ","
+    "    'args', json_object('step', step, 'idx', idx, 'op', op, 'layer', layer, 'dtype', type,"
+    "     'shape', json_array(ne0, ne1, ne2, ne3), 'bytes', bytes, 'buffer', buffer)) END"
+    " FROM span ORDER BY step, idx";
+
+// writes every non-NULL column of every row as an element of the traceEvents array
+static int write_events(const struct exporter * ex, const char * sql, bool * first) {
+    sqlite3_stmt * stmt = prepare(ex, sql);
+    if (!stmt) return CLI_FAIL;
+    int step_rc;
+    while ((step_rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        for (int c = 0; c < sqlite3_column_count(stmt); c++) {
+            if (sqlite3_column_type(stmt, c) == SQLITE_NULL) continue;
+            const unsigned char * ev = sqlite3_column_text(stmt, c);
+            if (!ev) break; // out of memory: the error below
+            fputs(*first ? "\n" : ",\n", ex->out);
+            fputs((const char *) ev, ex->out);
+            *first = false;
+        }
+    }
+    sqlite3_finalize(stmt);
+    return step_rc == SQLITE_DONE ? CLI_OK : db_error(ex);
+}
+
+static int export_chrome(const struct exporter * ex) {
+    bool first = true;
+    fputs("{\"displayTimeUnit\": \"ns\", \"traceEvents\": [", ex->out);
+    int rc = write_events(ex, chrome_meta_sql, &first);
+    if (rc == CLI_OK) rc = write_events(ex, chrome_steps_sql, &first);
+    if (rc == CLI_OK) rc = write_events(ex, chrome_nodes_sql, &first);
+    if (rc == CLI_OK) rc = write_events(ex, chrome_tokens_sql, &first);
+    fputs("\n]}\n", ex->out);
+    return rc;
+}
+
 struct export_format {
     const char * name;
     int (*fn)(const struct exporter * ex);
@@ -262,6 +356,7 @@ struct export_format {
 
 static const struct export_format formats[] = {
     { "ndjson", export_ndjson },
+    { "chrome", export_chrome },
 };
 
 // ---- a run's dump as .npy files or safetensors -------------------------------------------
@@ -429,7 +524,7 @@ int cmd_export(int argc, char ** argv) {
         if (strcmp(format, formats[i].name) == 0) fmt = &formats[i];
     }
     if (!fmt) {
-        cli_error("export: unknown format '%s' (ndjson)", format);
+        cli_error("export: unknown format '%s' (ndjson, chrome)", format);
         return CLI_USAGE;
     }
     if (dump_format && !path) {

@@ -130,6 +130,50 @@ expect "export of the untimed run (first last steps layers tensors untimed-steps
     "$(check_export "$WORK/g.ndjson" 0)" \
     "session_start session_end $n_steps $(seq -s, 0 $((n_layer - 1))) $(nodes_where 1) 0 untimed"
 
+# chrome: the Trace Event Format, checked against the trace: one complete event per step
+# (decode call) and per timed node, each node inside its step's computation and layer,
+# each computation inside its decode call; one instant event per token
+check_chrome() { # FILE TRACE
+    python3 - "$1" "$2" <<'EOF'
+import json, sqlite3, sys
+events = json.load(open(sys.argv[1], encoding="utf-8"))["traceEvents"]
+db = sqlite3.connect(sys.argv[2])
+run = db.execute("SELECT max(id) FROM runs").fetchone()[0]
+by_cat = lambda cat: [e for e in events if e.get("cat") == cat]
+frame = ("decode", "compute", "sample", "layer", "token")
+nodes = [e for e in events if e.get("ph") == "X" and e.get("cat") not in frame]
+decode = {e["args"]["step"]: e for e in by_cat("decode")}
+compute = {e["args"]["step"]: e for e in by_cat("compute")}
+inside = lambda a, b: b["ts"] - 1e-6 <= a["ts"] and a["ts"] + a["dur"] <= b["ts"] + b["dur"] + 1e-6
+assert all(e["pid"] == 1 and e["tid"] == 1 for e in events if e["ph"] != "M")
+assert len(decode) == db.execute("SELECT count(*) FROM steps WHERE run_id=?", (run,)).fetchone()[0]
+assert len(by_cat("token")) == db.execute("SELECT count(*) FROM tokens WHERE run_id=?", (run,)).fetchone()[0]
+times = {(s, i): (b, e) for s, i, b, e in db.execute(
+    "SELECT step, idx, t_begin_ns, t_end_ns FROM node_times WHERE run_id=?", (run,))}
+assert len(nodes) == len(times), (len(nodes), len(times))
+for n in nodes:
+    b, e = times[(n["args"]["step"], n["args"]["idx"])]
+    assert abs(n["ts"] - b / 1000) < 1e-6 and abs(n["dur"] - (e - b) / 1000) < 1e-6, n
+    assert inside(n, compute[n["args"]["step"]]), n
+for c in compute.values():
+    assert inside(c, decode[c["args"]["step"]]), c
+layers = by_cat("layer")
+for n in nodes:
+    if n["args"]["layer"] >= 0:
+        assert any(l["args"]["step"] == n["args"]["step"] and l["args"]["layer"] == n["args"]["layer"]
+                   and inside(n, l) for l in layers), n
+print(len(decode), len(compute), len(layers), len(nodes), len(by_cat("token")))
+EOF
+}
+"$LLTRACE" export "$trace" --format chrome -o "$WORK/t.json" || fail "export --format chrome exited with $?"
+n_tokens=$(sqlite3 "$trace" "SELECT count(*) FROM tokens WHERE run_id=(SELECT max(id) FROM runs)")
+n_times=$(sqlite3 "$trace" "SELECT count(*) FROM node_times WHERE run_id=(SELECT max(id) FROM runs)")
+expect "chrome export of the timed run (decode compute layers nodes tokens)" \
+    "$(check_chrome "$WORK/t.json" "$trace" 2>&1)" "$n_steps $n_steps $((n_steps * n_layer)) $n_times $n_tokens"
+"$LLTRACE" export "$graph_trace" --format chrome -o "$WORK/g.json" || fail "export --format chrome (graph) exited with $?"
+expect "chrome export of the untimed run (decode compute layers nodes tokens)" \
+    "$(check_chrome "$WORK/g.json" "$graph_trace" 2>&1)" "$n_steps 0 0 0 $n_tokens"
+
 # a failed export leaves an existing output file as it was
 echo "keep me" >"$WORK/keep.ndjson"
 "$LLTRACE" export "$trace" --run 999 -o "$WORK/keep.ndjson" 2>/dev/null && fail "export --run 999 succeeded"
