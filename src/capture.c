@@ -306,34 +306,23 @@ static bool resize(void ** p, int32_t n, size_t elem) {
 static bool reserve_nodes(struct llt_tracer * tr, int32_t n) {
     if (n <= tr->cap_nodes) return true;
     int32_t cap = tr->cap_nodes;
-    struct node_span * nt = NULL;
-    struct ggml_tensor * ns = NULL;
-    const struct ggml_tensor ** np = NULL;
-    bool ok = llt_grow((void **) &tr->recs, &cap, n, sizeof(struct node_rec));
-    if (ok) ok = (nt = realloc(tr->times, (size_t) cap * sizeof(*nt))) != NULL;
-    if (nt) tr->times = nt;
-    if (ok) ok = (ns = realloc(tr->seen, (size_t) cap * sizeof(*ns))) != NULL;
-    if (ns) tr->seen = ns;
-    if (ok) ok = (np = realloc(tr->seen_ptr, (size_t) cap * sizeof(*np))) != NULL;
-    if (np) tr->seen_ptr = np;
-    if (ok) ok = resize((void **) &tr->stamps, cap, sizeof(struct stamp)) && resize((void **) &tr->bits, cap, 1) &&
-                 resize((void **) &tr->uses, cap, sizeof(int32_t)) && resize((void **) &tr->map.node, cap, sizeof(int32_t)) &&
-                 resize((void **) &tr->map.layer, cap, sizeof(int16_t)) && resize((void **) &tr->map.fused, cap, 1);
+    bool ok = llt_grow((void **) &tr->recs, &cap, n, sizeof(struct node_rec)) &&
+              resize((void **) &tr->times, cap, sizeof(struct node_span)) &&
+              resize((void **) &tr->seen, cap, sizeof(struct ggml_tensor)) &&
+              resize((void **) &tr->seen_ptr, cap, sizeof(const struct ggml_tensor *)) &&
+              resize((void **) &tr->stamps, cap, sizeof(struct stamp)) && resize((void **) &tr->bits, cap, 1) &&
+              resize((void **) &tr->uses, cap, sizeof(int32_t)) && resize((void **) &tr->map.node, cap, sizeof(int32_t)) &&
+              resize((void **) &tr->map.layer, cap, sizeof(int16_t)) && resize((void **) &tr->map.fused, cap, 1);
     if (ok && tr->values) {
-        struct node_stat * st = realloc(tr->node_stats, (size_t) cap * sizeof(*st));
-        if (st) tr->node_stats = st;
-        int32_t * sa = st ? realloc(tr->scan_at, (size_t) cap * sizeof(int32_t)) : NULL;
-        if (sa) tr->scan_at = sa;
-        int32_t * sf = sa ? realloc(tr->scan_first, (size_t) cap * sizeof(int32_t)) : NULL;
-        if (sf) tr->scan_first = sf;
-        ok = sf != NULL;
+        ok = resize((void **) &tr->node_stats, cap, sizeof(struct node_stat)) &&
+             resize((void **) &tr->scan_at, cap, sizeof(int32_t)) && resize((void **) &tr->scan_first, cap, sizeof(int32_t));
     }
     if (!ok) {
         tracer_fail(tr, "out of memory");
         return false;
     }
     // new slots match nothing
-    memset(tr->seen_ptr + tr->cap_nodes, 0, (size_t) (cap - tr->cap_nodes) * sizeof(*np));
+    memset(tr->seen_ptr + tr->cap_nodes, 0, (size_t) (cap - tr->cap_nodes) * sizeof(*tr->seen_ptr));
     tr->cap_nodes = cap;
     return true;
 }
@@ -736,8 +725,8 @@ static bool build_stamp_map(struct llt_tracer * tr) {
     return m->n == tr->n_stamps;
 }
 
-// The node times from the stamps: a node runs from the previous node's stamp to its own.
-// False if the stamps do not match the nodes (then no node has a time).
+// The node times from the stamps (into cleared times): a node runs from the previous node's
+// stamp to its own. False if the stamps do not match the nodes (then no node has a time).
 static bool times_from_stamps(struct llt_tracer * tr) {
     struct stamp_map * m = &tr->map;
     // the map holds while the graph does, unless nodes answered true cut it into ranges
@@ -747,13 +736,15 @@ static bool times_from_stamps(struct llt_tracer * tr) {
         return false;
     }
     if (tr->n_asked_true > 0) m->n = -1; // made for this computation's ranges only: not kept
-    memset(tr->times, 0, (size_t) tr->n_nodes * sizeof(struct node_span));
     const int32_t sample = tr->params.level == LLT_LEVEL_PROFILE ? (int32_t) (tr->n_steps % tr->n_layer) : -2;
     int64_t prev = tr->first_begin_ns;
     for (int32_t s = 0; s < tr->n_stamps; s++) {
         const int32_t i = tr->map.node[s];
         // each stamp comes after its node was asked about
-        if (tr->stamps[s].asked <= i) return false;
+        if (tr->stamps[s].asked <= i) {
+            memset(tr->times, 0, (size_t) tr->n_nodes * sizeof(struct node_span));
+            return false;
+        }
         const int64_t end = tr->stamps[s].ns;
         // level profile keeps the l_out nodes, the nodes outside the layers and one layer's
         if (sample == -2 || tr->map.layer[s] < 0 || tr->map.layer[s] == sample) {
@@ -793,14 +784,11 @@ static bool step_times(const struct llt_tracer * tr, struct step_rows * ps) {
 static void finish_graph(struct llt_tracer * tr) {
     if (!tr->active || tr->n_nodes == 0) return;
     if (tr->stamped) {
-        if (tr->aborted) {
-            memset(tr->times, 0, (size_t) tr->n_nodes * sizeof(struct node_span)); // a step cut short: no times
-            tr->n_observed = 0;
-        } else if (!times_from_stamps(tr)) {
-            // from the next computation on, timed nodes are observed
-            memset(tr->times, 0, (size_t) tr->n_nodes * sizeof(struct node_span));
-            tr->stamped = false;
-            tr->n_observed = 0;
+        // times only from stamps that match; a computation the application stopped has none
+        memset(tr->times, 0, (size_t) tr->n_nodes * sizeof(struct node_span));
+        tr->n_observed = 0;
+        if (!tr->aborted && !times_from_stamps(tr)) {
+            tr->stamped = false; // from the next computation on, timed nodes are observed
             tr->observed_from = tr->n_steps + 1;
         }
         tr->n_stamps = 0;
