@@ -174,6 +174,8 @@ struct exporter {
     const char * trace;
     int64_t      run;
     FILE *       out;
+    bool         list;    // lines are the elements of a JSON array (chrome), not NDJSON
+    int64_t      n_lines; // written so far
 };
 
 static int db_error(const struct exporter * ex) {
@@ -193,18 +195,21 @@ static sqlite3_stmt * prepare(const struct exporter * ex, const char * sql) {
     return stmt;
 }
 
-// Writes column col of the current row as a line, if it is not NULL.
-static int write_line(const struct exporter * ex, sqlite3_stmt * stmt, int col) {
+// Writes column col of the current row as a line, if it is not NULL: a line of NDJSON, or an
+// element of the JSON array being written.
+static int write_line(struct exporter * ex, sqlite3_stmt * stmt, int col) {
     if (sqlite3_column_type(stmt, col) == SQLITE_NULL) return CLI_OK;
     const unsigned char * line = sqlite3_column_text(stmt, col);
     if (!line) return db_error(ex); // out of memory
+    if (ex->list) fputs(ex->n_lines ? ",\n" : "\n", ex->out);
     fputs((const char *) line, ex->out);
-    fputc('\n', ex->out);
+    if (!ex->list) fputc('\n', ex->out);
+    ex->n_lines++;
     return CLI_OK;
 }
 
 // Writes every non-NULL column of every row of stmt as a line, then resets stmt.
-static int write_rows(const struct exporter * ex, sqlite3_stmt * stmt) {
+static int write_rows(struct exporter * ex, sqlite3_stmt * stmt) {
     int rc = CLI_OK, step_rc = SQLITE_DONE;
     while (rc == CLI_OK && (step_rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         for (int c = 0; c < sqlite3_column_count(stmt) && rc == CLI_OK; c++) {
@@ -216,7 +221,7 @@ static int write_rows(const struct exporter * ex, sqlite3_stmt * stmt) {
     return rc;
 }
 
-static int write_query(const struct exporter * ex, const char * sql) {
+static int write_query(struct exporter * ex, const char * sql) {
     sqlite3_stmt * stmt = prepare(ex, sql);
     if (!stmt) return CLI_FAIL;
     int rc = write_rows(ex, stmt);
@@ -233,7 +238,7 @@ static int bind_step(const struct exporter * ex, sqlite3_stmt * stmt, int64_t st
     return CLI_OK;
 }
 
-static int export_ndjson(const struct exporter * ex) {
+static int export_ndjson(struct exporter * ex) {
     sqlite3_stmt * steps = NULL, * tokens = NULL, * nodes = NULL;
     int rc = write_query(ex, session_start_sql);
     if (rc != CLI_OK) goto done;
@@ -319,39 +324,20 @@ static const char chrome_nodes_sql[] =
     "     'shape', json_array(ne0, ne1, ne2, ne3), 'bytes', bytes, 'buffer', buffer)) END"
     " FROM span ORDER BY step, idx";
 
-// writes every non-NULL column of every row as an element of the traceEvents array
-static int write_events(const struct exporter * ex, const char * sql, bool * first) {
-    sqlite3_stmt * stmt = prepare(ex, sql);
-    if (!stmt) return CLI_FAIL;
-    int step_rc;
-    while ((step_rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        for (int c = 0; c < sqlite3_column_count(stmt); c++) {
-            if (sqlite3_column_type(stmt, c) == SQLITE_NULL) continue;
-            const unsigned char * ev = sqlite3_column_text(stmt, c);
-            if (!ev) break; // out of memory: the error below
-            fputs(*first ? "\n" : ",\n", ex->out);
-            fputs((const char *) ev, ex->out);
-            *first = false;
-        }
-    }
-    sqlite3_finalize(stmt);
-    return step_rc == SQLITE_DONE ? CLI_OK : db_error(ex);
-}
-
-static int export_chrome(const struct exporter * ex) {
-    bool first = true;
+static int export_chrome(struct exporter * ex) {
+    ex->list = true;
     fputs("{\"displayTimeUnit\": \"ns\", \"traceEvents\": [", ex->out);
-    int rc = write_events(ex, chrome_meta_sql, &first);
-    if (rc == CLI_OK) rc = write_events(ex, chrome_steps_sql, &first);
-    if (rc == CLI_OK) rc = write_events(ex, chrome_nodes_sql, &first);
-    if (rc == CLI_OK) rc = write_events(ex, chrome_tokens_sql, &first);
+    int rc = write_query(ex, chrome_meta_sql);
+    if (rc == CLI_OK) rc = write_query(ex, chrome_steps_sql);
+    if (rc == CLI_OK) rc = write_query(ex, chrome_nodes_sql);
+    if (rc == CLI_OK) rc = write_query(ex, chrome_tokens_sql);
     fputs("\n]}\n", ex->out);
     return rc;
 }
 
 struct export_format {
     const char * name;
-    int (*fn)(const struct exporter * ex);
+    int (*fn)(struct exporter * ex);
 };
 
 static const struct export_format formats[] = {
