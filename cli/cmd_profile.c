@@ -917,20 +917,21 @@ static void print_header(const struct prof * p) {
         printf("sampled: times are estimated from the timed nodes; 'samples' counts the timings behind each figure\n");
     }
     // a MUL the CPU backend computed in the pass of the RMS_NORM before it has a zero-length
-    // time; counted by name (the graphs of a run repeat them)
-    int32_t fused = 0, last = -1;
-    for (int32_t i = 1; i < p->n_nodes; i++) {
-        const struct node * nd = &p->nodes[i];
-        int64_t n = 0, ns = 0;
-        for (int ph = 0; ph < PHASE_COUNT; ph++) { n += nd->samples[ph]; ns += nd->time_ns[ph]; }
-        if (!(n > 0 && ns == 0 && strcmp(nd->op, "MUL") == 0 && strcmp(p->nodes[i - 1].op, "RMS_NORM") == 0)) continue;
-        bool seen = false;
-        for (int32_t k = last; k >= 0 && !seen; k--) seen = strcmp(p->nodes[k].name, nd->name) == 0 && strcmp(p->nodes[k].op, "MUL") == 0;
-        if (!seen) fused++;
-        last = i;
+    // time; counted in the graph that has most of them (the graphs of a run repeat them)
+    int32_t fused = 0;
+    for (int32_t gi = 0; gi < p->n_graphs; gi++) {
+        const struct graph * g = &p->graphs[gi];
+        int32_t n_fused = 0;
+        for (int32_t i = g->first + 1; i < g->first + g->n_nodes; i++) {
+            const struct node * nd = &p->nodes[i];
+            int64_t n = 0, ns = 0;
+            for (int ph = 0; ph < PHASE_COUNT; ph++) { n += nd->samples[ph]; ns += nd->time_ns[ph]; }
+            n_fused += n > 0 && ns == 0 && strcmp(nd->op, "MUL") == 0 && strcmp(p->nodes[i - 1].op, "RMS_NORM") == 0;
+        }
+        if (n_fused > fused) fused = n_fused;
     }
     if (fused > 0) {
-        printf("fused: %d MUL node(s) computed in one pass with the RMS_NORM before them; the norm's time is the pair's\n", fused);
+        printf("fused: %d MUL node(s) per step computed in one pass with the RMS_NORM before them; the norm's time is the pair's\n", fused);
     }
 }
 

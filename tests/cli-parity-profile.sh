@@ -101,7 +101,7 @@ expect "zero-length nodes are the fused MULs" \
     "$(sqlite3 "$timed" "$zero_len AND n.op='MUL' AND (SELECT op FROM nodes p WHERE p.graph_id=n.graph_id AND p.idx=n.idx-1)='RMS_NORM'")" 80
 expect "zero-length nodes" "$(sqlite3 "$timed" "$zero_len")" 80
 expect "profile names the fused pairs (2 per layer and the output norm)" \
-    "$("$LLTRACE" profile "$timed" | grep -c '^fused: 5 MUL node(s)')" 1
+    "$("$LLTRACE" profile "$timed" | grep -c '^fused: 5 MUL node(s) per step')" 1
 rm -f "$WORK/nofuse.db"
 GGML_CPU_DISABLE_FUSION=1 "$LLTRACE" run -m "$f32" -p "Hello world" -n 16 --level timing -o "$WORK/nofuse.db" \
     >"$WORK/run.log" 2>&1 || fail "run with GGML_CPU_DISABLE_FUSION=1"
