@@ -6,7 +6,7 @@
 // floating-point sums (no -ffast-math needed). Sums are kept in double; each chunk's variance
 // is computed around the chunk's own mean (two passes over data that sits in L1) and chunks
 // are merged with Chan's formula, so a large mean does not eat the variance.
-#include "internal.h"
+#include "core/internal.h"
 
 #include <float.h>
 #include <math.h>

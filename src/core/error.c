@@ -1,5 +1,5 @@
 // Errors: one retrievable line per thread, like libgit2's git_error_last().
-#include "internal.h"
+#include "core/internal.h"
 
 #include <stdarg.h>
 #include <stdio.h>

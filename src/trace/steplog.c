@@ -19,7 +19,7 @@
 // the file: a log nobody holds belongs to a process that died, and llt_steplog_recover()
 // replays it into the trace.
 #define _GNU_SOURCE // mremap
-#include "capture.h"
+#include "trace/batch.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -4,7 +4,7 @@
 // are what the op reads and writes at least, weights at their quantized size, each source
 // read once. Conversions a kernel does internally (activations to the weight's vec_dot_type,
 // dequantization) are not counted. docs/trace-format.md, "Cost model", lists every rule.
-#include "internal.h"
+#include "core/internal.h"
 
 #include <string.h>
 

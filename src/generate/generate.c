@@ -1,7 +1,7 @@
 // Generate: a plain llama.cpp generation loop (tokenize, prompt decode, sample, decode),
 // traced through an llt_tracer when a store is given. `lltrace run`, the tests and the
 // benchmarks all use it, so a traced and an untraced run differ only by the tracer.
-#include "internal.h"
+#include "core/internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>

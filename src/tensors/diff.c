@@ -6,7 +6,7 @@
 // -ffast-math. Non-negative floats order like their bit patterns, which turns |a-b|, the
 // tolerance threshold and the maxima into integer compares. Tolerance is decided in single
 // precision: on |a-b| and max(tol_abs, tol_rel*|a|) rounded to float.
-#include "internal.h"
+#include "core/internal.h"
 
 #include "gguf.h"
 

@@ -12,7 +12,7 @@
 // next barrier. They wait in memory, safe in the step log, and are written when the run ends
 // or DEFERRED_MAX bytes of them have piled up. The thread also runs at a lower priority.
 #define _DEFAULT_SOURCE // syscall(SYS_gettid): the writer thread lowers its own priority
-#include "capture.h"
+#include "trace/batch.h"
 
 #include <errno.h>
 #include <pthread.h>

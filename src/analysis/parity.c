@@ -3,7 +3,7 @@
 //
 // The reader is a small strict JSON parser for exactly one shape of object; it needs no JSON
 // library and names the line and column of the first thing it does not accept.
-#include "internal.h"
+#include "core/internal.h"
 
 #include <errno.h>
 #include <math.h>

@@ -1,5 +1,5 @@
 // Names: file types, ggml types, levels, statuses, layers; versions, clock, cache folder, log.
-#include "internal.h"
+#include "core/internal.h"
 
 #include <ctype.h>
 #include <stdio.h>

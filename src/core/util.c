@@ -1,5 +1,5 @@
 // Small helpers shared by the library's files.
-#include "internal.h"
+#include "core/internal.h"
 
 #include <stdlib.h>
 #include <string.h>

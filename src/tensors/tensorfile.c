@@ -12,7 +12,7 @@
 //                u32 in v2/v3) 4. a Python dict literal {'descr': '<f4', 'fortran_order':
 //                False, 'shape': (3, 4), } padded with spaces and '\n' 5. the data.
 // numpy and torch shapes are outermost first; ggml's ne[0] is the innermost: shapes are reversed.
-#include "internal.h"
+#include "core/internal.h"
 
 #include "gguf.h"
 

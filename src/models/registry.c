@@ -1,6 +1,6 @@
 // The weight registry: every tensor of a GGUF model file with its type, shape, size, bits per
 // weight, layer and absolute file offset. Graph nodes name their weight sources through it.
-#include "internal.h"
+#include "core/internal.h"
 
 #include "gguf.h"
 

@@ -6,7 +6,7 @@
 // llama_model_init_from_user() builds the model, llama_model_save_to_file() writes it, the
 // optional tensors a real Llama checkpoint lacks are dropped, and llama_model_quantize()
 // makes the other file types.
-#include "internal.h"
+#include "core/internal.h"
 
 #include "gguf.h"
 

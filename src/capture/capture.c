@@ -20,7 +20,7 @@
 // same record. At the end of a graph computation the records are matched against the graphs
 // seen before, so a structure is stored once; each decode call's rows go to the writer thread
 // (writer.c) in one batch.
-#include "capture.h"
+#include "capture/values.h"
 
 #include "ggml-backend.h"
 

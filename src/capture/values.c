@@ -9,7 +9,7 @@
 // Tensor names (docs/dump-format.md): <node name>#<step>, plus .<k> for the k-th repeat of a
 // name within the step (Qcur-0#4 is the projection, Qcur-0#4.2 the RoPE), plus :s<i> for
 // source i with dump_sources. A name longer than GGUF allows becomes n<idx>#<step>...
-#include "capture.h"
+#include "capture/values.h"
 
 #include "ggml-backend.h"
 #include "gguf.h"

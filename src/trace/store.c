@@ -2,7 +2,7 @@
 //
 // Opening never modifies a file that is not an lltrace trace: the application id and schema
 // version are checked with read-only queries before anything is written.
-#include "capture.h"
+#include "trace/batch.h"
 
 #include <errno.h>
 #include <sqlite3.h>

@@ -1,0 +1,53 @@
+// lltrace/core.h: errors, names, versions: what every module of lltrace shares. Part of lltrace.h.
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <signal.h>
+
+#include "llama.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LLT_VERSION "0.1.0"
+
+enum llt_error {
+    LLT_OK        =  0,
+    LLT_EIO       = -1, // a file could not be read or written
+    LLT_EFORMAT   = -2, // a file is not what it should be (bad magic, corrupt, truncated)
+    LLT_EVERSION  = -3, // a file has a version this lltrace does not know
+    LLT_EINVAL    = -4, // a bad argument
+    LLT_ENOMEM    = -5,
+    LLT_ENOTFOUND = -6, // a name, run or step that does not exist
+    LLT_ELLAMA    = -7, // llama.cpp refused (model load, context, decode)
+};
+
+// the message of the last failure on this thread; valid until the next lltrace call
+const char * llt_last_error(void);
+
+// ---- names -------------------------------------------------------------------------------
+
+// llama file type by name ("F32", "F16", "Q8_0", "Q4_K_M", case-insensitive); -1 if unknown
+int          llt_ftype_from_name(const char * name);
+const char * llt_ftype_name(int ftype); // "?" if unknown
+// ggml type by name ("f16", "q8_0", "q4_K", case-insensitive); -1 if unknown
+int          llt_type_from_name(const char * name);
+// layer number from a tensor name: "Qcur-3", "cache_k_l3 (view)", "blk.3.attn_q.weight" -> 3; else -1
+int          llt_layer_from_name(const char * name);
+
+
+// ---- versions ----------------------------------------------------------------------------
+
+const char * llt_version(void);    // lltrace version
+const char * llt_llama_tag(void);  // tag of the llama.cpp lltrace was built against
+
+// Silences llama.cpp's log unless verbose; errors are kept for llt_last_error().
+void llt_log_init(bool verbose);
+
+#ifdef __cplusplus
+}
+#endif

@@ -1,0 +1,63 @@
+// lltrace/generate.h: a plain llama.cpp generation loop, traced or not. Part of lltrace.h.
+#pragma once
+
+#include "lltrace/tracer.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct llt_gen_params {
+    const char *   model_path;
+    const char *   prompt;
+    const llama_token * prompt_tokens; // used instead of prompt when n_prompt_tokens > 0
+    int32_t        n_prompt_tokens;
+    int32_t        n_predict;   // tokens to generate
+    int32_t        n_threads;   // 0 = all cores
+    int32_t        n_ctx;       // 0 = prompt + n_predict rounded up
+    int32_t        n_batch;     // also n_ubatch, so that one decode call is one graph
+    int32_t        flash_attn;  // enum llama_flash_attn_type: -1 auto, 0 off, 1 on
+    int32_t        type_k;      // enum ggml_type of the K cache
+    int32_t        type_v;      // enum ggml_type of the V cache
+    uint32_t       seed;
+    float          temp;        // 0 = greedy
+    int32_t        top_k;
+    float          top_p;
+    enum llt_level level;
+    struct llt_values_params values;
+    volatile sig_atomic_t * stop; // set to non-zero to end after the current step; may be NULL
+    int32_t        parity_top_k; // > 0: keep the top-k logits of every generated step (result.parity)
+    // called with each generated piece of text; may be NULL
+    void (*on_piece)(const char * piece, void * user_data);
+    void * user_data;
+};
+
+struct llt_gen_params llt_gen_default_params(void);
+
+struct llt_gen_result {
+    llama_token * tokens;     // prompt tokens then generated tokens
+    int32_t       n_prompt;
+    int32_t       n_gen;
+    char *        text;       // generated text
+    int64_t       t_load_ns;
+    int64_t       t_prompt_ns;
+    int64_t       t_gen_ns;
+    bool          interrupted;
+    bool          stopped_on_nan;   // break_on_nan stopped the run
+    bool          flash_attn_off;   // checkpoints asked for attention probabilities: flash attention was turned off
+    char          nan_report[1024]; // where the NaN/Inf appeared, when stopped_on_nan
+    char          dump_path[1024];  // the tensor dump written, "" if none
+    struct llt_parity_step * parity; // n_gen entries when parity_top_k > 0
+    int           run_id;     // run written, or 0 untraced
+    struct llt_tracer_stats stats;
+    char          trace_error[256]; // tracing failure, "" if none
+};
+
+// Loads the model, generates, frees everything. With st != NULL the run is traced into st.
+// result: caller frees with llt_gen_result_free()
+int  llt_generate(const struct llt_gen_params * p, struct llt_store * st, struct llt_gen_result * result);
+void llt_gen_result_free(struct llt_gen_result * result);
+
+#ifdef __cplusplus
+}
+#endif

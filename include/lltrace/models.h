@@ -1,0 +1,33 @@
+// lltrace/models.h: built-in deterministic models. Part of lltrace.h.
+#pragma once
+
+#include "lltrace/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct llt_preset {
+    const char * name;
+    int32_t n_embd, n_layer, n_head, n_head_kv, n_ff, n_ctx_train;
+};
+
+// known presets: "tiny", "small"; NULL if unknown (borrowed, static)
+const struct llt_preset * llt_preset_find(const char * name);
+const char *              llt_preset_names(void); // "tiny, small"
+
+// Writes a deterministic llama model of a preset in a llama file type (LLAMA_FTYPE_*).
+// Same preset and type give byte-identical files. vocab_path: a GGUF with the tokenizer
+// (NULL = the llama-spm vocab of the llama.cpp build).
+int  llt_mkmodel(const char * preset, int ftype, const char * vocab_path, const char * out_path);
+
+// Path of a built-in model in the cache, generated on first use. The string is malloc'ed:
+// caller frees with free().
+int  llt_default_model(const char * preset, int ftype, char ** out_path);
+
+// Cache folder: $LLTRACE_CACHE or ~/.cache/lltrace. malloc'ed: caller frees with free().
+char * llt_cache_dir(void);
+
+#ifdef __cplusplus
+}
+#endif

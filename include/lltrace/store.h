@@ -1,0 +1,32 @@
+// lltrace/store.h: the trace database (docs/trace-format.md). Part of lltrace.h.
+#pragma once
+
+#include "lltrace/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LLT_STORE_SCHEMA_VERSION 1
+#define LLT_STORE_APPLICATION_ID 0x4C4C5452 // "LLTR"
+
+enum llt_store_mode {
+    LLT_STORE_READ,   // an existing trace, read only
+    LLT_STORE_WRITE,  // create the file, or append runs to an existing trace
+};
+
+struct llt_store;
+struct sqlite3;
+
+// Opens a trace. Never modifies a file that is not an lltrace trace, or one of a newer schema.
+// caller frees with llt_store_close()
+int  llt_store_open(const char * path, enum llt_store_mode mode, struct llt_store ** out);
+void llt_store_close(struct llt_store * st);
+// the underlying database, for queries; borrowed, lives with st
+struct sqlite3 * llt_store_db(struct llt_store * st);
+// id of the last run in the trace, or LLT_ENOTFOUND
+int  llt_store_last_run(struct llt_store * st);
+
+#ifdef __cplusplus
+}
+#endif

@@ -1,0 +1,133 @@
+// lltrace/tracer.h: capture: the tracer on llama.cpp's eval and abort callbacks. Part of lltrace.h.
+#pragma once
+
+#include "lltrace/store.h"
+#include "lltrace/parity.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum llt_level {
+    LLT_LEVEL_GRAPH,   // record every node; decline every post call: scheduling untouched
+    LLT_LEVEL_TIMING,  // also time every computing node (by the CPU backend's per-node stamps)
+    LLT_LEVEL_PROFILE, // time the l_out nodes, the nodes outside the layers and one layer's nodes (rotating)
+    LLT_LEVEL_VALUES,  // statistics of every computing node's output
+    LLT_LEVEL_COUNT,
+};
+const char * llt_level_name(enum llt_level level);
+int          llt_level_from_name(const char * name); // -1 if unknown
+
+enum llt_run_status {
+    LLT_RUN_RUNNING,
+    LLT_RUN_OK,
+    LLT_RUN_INTERRUPTED,
+    LLT_RUN_ERROR,
+    LLT_RUN_KILLED,      // the process died; recovered from its step log
+    LLT_RUN_STATUS_COUNT,
+};
+const char * llt_run_status_name(enum llt_run_status status);
+
+enum llt_dump_type {
+    LLT_DUMP_NATIVE, // as computed (f32, f16, quantized KV cache ...)
+    LLT_DUMP_F32,
+    LLT_DUMP_F16,
+};
+
+// What to read from tensor values besides the level's statistics; everything off by default.
+struct llt_values_params {
+    const char * const * dump;     // node name patterns (glob, or regex after "re:"), NULL-terminated; NULL: none
+    int32_t      dump_layer;       // only this layer; -1: all
+    int32_t      dump_step_first;  // only steps in [first, last]; -1: all
+    int32_t      dump_step_last;
+    int32_t      dump_type;        // enum llt_dump_type
+    const char * dump_path;        // the GGUF the dumped tensors go to, written when the run ends
+    const char * reference;        // a dump to compare matching nodes with as they are computed
+    double       tol_abs, tol_rel; // tolerances of the live comparison
+    bool         dump_sources;     // also dump src0..src2 of every dumped node
+    bool         checkpoints;      // dump the named checkpoints (norms, Q/K/V, KV cache, ...)
+    int32_t      checkpoint_layer; // only this layer; -1: all
+    bool         break_on_nan;     // stop at the first node that produces a NaN or Inf
+};
+
+struct llt_values_params llt_values_default_params(void);
+
+// LLT_OK if pat is a usable dump pattern (a glob, or a regex after "re:"), else LLT_EINVAL
+int llt_pattern_check(const char * pat);
+
+struct llt_tracer_params {
+    enum llt_level level;
+    struct llt_values_params values;
+    const char *   model_path;  // the GGUF the model was loaded from (for the weight registry)
+    const char *   prompt;      // stored with the run, may be NULL
+    const char *   params_json; // run parameters as a JSON object, may be NULL
+    int64_t        t_tokenize_ns; // time the caller spent tokenizing the prompt, stored with the run
+};
+
+struct llt_tracer_params llt_tracer_default_params(void);
+
+struct llt_tracer;
+
+// Creates a tracer that writes one run into an open store (the store must outlive it).
+// caller frees with llt_tracer_free()
+int  llt_tracer_init(struct llt_store * st, struct llt_tracer_params params, struct llt_tracer ** out);
+void llt_tracer_free(struct llt_tracer * tr);
+
+// Installs the eval callback in cparams before llama_init_from_model(); a callback already set
+// there keeps working (it is chained and sees every node it asks for). At levels timing and
+// profile it also installs the abort callback, which the CPU backend calls after every node it
+// computes: the tracer stamps the time there and chains the callback already set (its answer
+// counts). An abort callback set later with llama_set_abort_callback() replaces the tracer's:
+// timing then falls back to observing nodes (llt_tracer_stats.timing_observed_from). With
+// checkpoints it also turns flash attention off: attention probabilities exist as a tensor
+// only without it.
+void llt_tracer_attach(struct llt_tracer * tr, struct llama_context_params * cparams);
+
+// Starts the run record: model info, weight registry, system info.
+int  llt_tracer_begin(struct llt_tracer * tr, const struct llama_model * model, struct llama_context * ctx);
+
+// llama_decode() with the step recorded around it: tokens in, positions, wall time.
+// Returns what llama_decode returned. The step's rows go to the tracer's writer thread, which
+// commits them right away; llt_tracer_sync() waits until they are in the file.
+int32_t llt_decode(struct llt_tracer * tr, struct llama_context * ctx, struct llama_batch batch);
+
+// Waits until every step recorded so far is committed to the trace.
+int  llt_tracer_sync(struct llt_tracer * tr);
+
+// Records a token chosen from the logits of the last step, right after choosing it (the time
+// since the decode call returned is the step's sampling time).
+void llt_tracer_sampled(struct llt_tracer * tr, llama_token token);
+
+struct llt_parity_step;
+// Records the top-k logits of a generated step (table parity).
+void llt_tracer_parity(struct llt_tracer * tr, const struct llt_parity_step * step);
+
+// Ends the run: status, generated text (may be NULL) and totals.
+int  llt_tracer_end(struct llt_tracer * tr, enum llt_run_status status, const char * output);
+
+int          llt_tracer_run_id(const struct llt_tracer * tr);
+// the first tracing failure, or NULL while tracing is healthy (borrowed, lives with tr)
+const char * llt_tracer_error(const struct llt_tracer * tr);
+
+// with break_on_nan: a description of the first node that produced a NaN or Inf (its op, name,
+// layer, step, sources and their statistics), or NULL; generation should stop when set
+const char * llt_tracer_nan_report(const struct llt_tracer * tr);
+
+// the GGUF the run's tensor dump goes to (written by llt_tracer_end), or NULL (borrowed, lives with tr)
+const char * llt_tracer_dump_path(const struct llt_tracer * tr);
+
+struct llt_tracer_stats {
+    int64_t n_steps;
+    int64_t n_nodes_last;   // nodes in the last step's graph
+    int64_t n_graphs;       // distinct graph structures stored
+    int64_t n_weights;      // weights in the registry
+    int64_t n_weights_read; // weights that were a source of some node in the last step
+    int64_t n_dumped;       // tensors written to the dump
+    int64_t timing_observed_from; // levels timing/profile: the step from which nodes were timed by
+                                  // observing them, the CPU backend's stamps having failed; -1 never
+};
+struct llt_tracer_stats llt_tracer_get_stats(const struct llt_tracer * tr);
+
+#ifdef __cplusplus
+}
+#endif
