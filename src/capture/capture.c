@@ -58,7 +58,6 @@ struct stamp { int64_t ns; int32_t asked; };
 // per node of the current graph, for matching stamps to nodes
 enum node_bit {
     BIT_OBSERVED   = 1, // answered true: its compute range ends here, nothing fuses across it
-    BIT_FUSES_NORM = 2, // a MUL the CPU backend may compute in one pass with the RMS_NORM before it
 };
 
 #define MAX_CACHED_GRAPHS 32
@@ -293,6 +292,7 @@ static void classify_src(struct llt_tracer * tr, const struct ggml_tensor * s, i
 }
 
 static void finish_graph(struct llt_tracer * tr);
+static bool fuses_norm(const struct ggml_tensor * mul, const struct ggml_tensor * norm);
 static void submit_batch(struct llt_tracer * tr);
 static struct llt_batch * cur_batch(struct llt_tracer * tr);
 
@@ -355,6 +355,11 @@ static void describe_node(struct llt_tracer * tr, struct ggml_tensor * t, int32_
     r->bytes  = ggml_nbytes(t);
     r->flags  = (t->view_src ? NODE_VIEW : 0) | (op_is_noop(t->op) ? NODE_NOOP : 0) |
                 (strncmp(t->name, "l_out-", 6) == 0 ? NODE_LOUT : 0);
+    if (tr->cpu_fusion && idx > 0 && t->op == GGML_OP_MUL && tr->seen_ptr[idx - 1]->op == GGML_OP_RMS_NORM &&
+        fuses_norm(t, tr->seen_ptr[idx - 1])) {
+        const struct ggml_tensor * base = t->view_src ? t->view_src : t;
+        if (!base->buffer || ggml_backend_buffer_is_host(base->buffer)) r->flags |= NODE_FUSABLE; // on the CPU
+    }
     r->occ    = name_table_count(&tr->names, tr->recs, idx);
     r->buffer = buffer_id(tr, t);
     int32_t inherited = -1;
@@ -444,8 +449,7 @@ static bool record_node(struct llt_tracer * tr, struct ggml_tensor * t) {
     if (tr->params.level == LLT_LEVEL_GRAPH && !tr->values) return false; // records only
     if (tr->stamped) {
         // the live tensors, not the records: this runs for every node, and they are in cache
-        tr->bits[idx] = idx > 0 && t->op == GGML_OP_MUL && tr->seen_ptr[idx - 1]->op == GGML_OP_RMS_NORM &&
-                        fuses_norm(t, tr->seen_ptr[idx - 1]) ? BIT_FUSES_NORM : 0;
+        tr->bits[idx] = 0;
         // the computation begins after the last ask: the graph's last node, as before
         if (!same || idx + 1 >= tr->n_prev) tr->last_ask_ns = llt_now_ns() - tr->t0_ns;
         if (!tr->values) return false; // timed by stamps, nothing to observe
@@ -702,12 +706,6 @@ static bool timed(const struct llt_tracer * tr) {
 // order. False if the number of stamps is not theirs.
 static bool build_stamp_map(struct llt_tracer * tr) {
     const int32_t n = tr->n_nodes;
-    memset(tr->uses, 0, (size_t) n * sizeof(int32_t));
-    for (int32_t i = 0; i < n; i++) {
-        for (int k = 0; k < tr->recs[i].n_src; k++) {
-            if (tr->recs[i].src_kind[k] == SRC_NODE) tr->uses[tr->recs[i].src_ref[k]]++;
-        }
-    }
     struct stamp_map * m = &tr->map;
     m->n = 0;
     for (int32_t i = 0; i < n; i++) {
@@ -717,8 +715,8 @@ static bool build_stamp_map(struct llt_tracer * tr) {
         m->node[m->n] = i;
         m->layer[m->n] = (r->flags & NODE_LOUT) || r->layer < 0 ? -1 : (int16_t) r->layer;
         // a MUL fused into this norm has no stamp of its own
-        m->fused[m->n] = tr->cpu_fusion && i + 1 < n && (tr->bits[i + 1] & BIT_FUSES_NORM) && !(tr->bits[i] & BIT_OBSERVED) &&
-                         tr->uses[i] == 1 && (tr->seen[i + 1].flags & GGML_TENSOR_FLAG_COMPUTE);
+        m->fused[m->n] = i + 1 < n && (tr->recs[i + 1].flags & NODE_FUSED) && !(tr->bits[i] & BIT_OBSERVED) &&
+                         (tr->seen[i + 1].flags & GGML_TENSOR_FLAG_COMPUTE);
         m->n++;
         if (m->fused[m->n - 1]) i++;
     }
@@ -781,8 +779,26 @@ static bool step_times(const struct llt_tracer * tr, struct step_rows * ps) {
     return true;
 }
 
+// A graph's fused MULs (NODE_FUSED): those meeting ggml-cpu's conditions on the pair whose
+// norm no other node reads. Known once the graph is complete.
+static void mark_fused(struct llt_tracer * tr) {
+    const int32_t n = tr->n_nodes;
+    memset(tr->uses, 0, (size_t) n * sizeof(int32_t));
+    for (int32_t i = 0; i < n; i++) {
+        for (int k = 0; k < tr->recs[i].n_src; k++) {
+            if (tr->recs[i].src_kind[k] == SRC_NODE) tr->uses[tr->recs[i].src_ref[k]]++;
+        }
+    }
+    for (int32_t i = 1; i < n; i++) {
+        struct node_rec * r = &tr->recs[i];
+        r->flags &= ~NODE_FUSED;
+        if ((r->flags & NODE_FUSABLE) && tr->uses[i - 1] == 1) r->flags |= NODE_FUSED;
+    }
+}
+
 static void finish_graph(struct llt_tracer * tr) {
     if (!tr->active || tr->n_nodes == 0) return;
+    if (!tr->same_so_far || tr->n_nodes != tr->n_prev) mark_fused(tr);
     if (tr->stamped) {
         // times only from stamps that match; a computation the application stopped has none
         memset(tr->times, 0, (size_t) tr->n_nodes * sizeof(struct node_span));
@@ -949,9 +965,9 @@ void llt_tracer_attach(struct llt_tracer * tr, struct llama_context_params * cpa
     tr->chain_ud = cparams->cb_eval_user_data;
     cparams->cb_eval = eval_cb;
     cparams->cb_eval_user_data = tr;
+    const char * nofuse = getenv("GGML_CPU_DISABLE_FUSION"); // read the way ggml-cpu reads it
+    tr->cpu_fusion = !(nofuse && atoi(nofuse) == 1);
     if (timed(tr)) {
-        const char * nofuse = getenv("GGML_CPU_DISABLE_FUSION"); // read the way ggml-cpu reads it
-        tr->cpu_fusion = !(nofuse && atoi(nofuse) == 1);
         tr->stamped = true;
         tr->chain_abort = cparams->abort_callback;
         tr->chain_abort_ud = cparams->abort_callback_data;
@@ -979,10 +995,10 @@ static int insert_run(struct llt_tracer * tr, const struct llama_model * model) 
     sqlite3_bind_text(s, i++, llt_version(), -1, SQLITE_STATIC);
     sqlite3_bind_text(s, i++, llt_llama_tag(), -1, SQLITE_STATIC);
     sqlite3_bind_text(s, i++, llama_print_system_info(), -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(s, i++, tr->model_path, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, i++, name, -1, SQLITE_TRANSIENT);
+    llt_store_bind_text(s, i++, tr->model_path);
+    llt_store_bind_text(s, i++, name);
     sqlite3_bind_text(s, i++, arch, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(s, i++, desc, -1, SQLITE_TRANSIENT);
+    llt_store_bind_text(s, i++, desc);
     sqlite3_bind_int(s, i++, llama_model_n_layer(model));
     sqlite3_bind_int(s, i++, llama_model_n_embd(model));
     sqlite3_bind_int(s, i++, llama_model_n_head(model));
@@ -993,7 +1009,7 @@ static int insert_run(struct llt_tracer * tr, const struct llama_model * model) 
     sqlite3_bind_int64(s, i++, (int64_t) llt_registry_file_size(tr->reg));
     sqlite3_bind_int64(s, i++, (int64_t) llama_model_n_params(model));
     sqlite3_bind_text(s, i++, tr->params_json, -1, SQLITE_TRANSIENT); // sqlite binds a NULL string as NULL
-    sqlite3_bind_text(s, i++, tr->prompt, -1, SQLITE_TRANSIENT);
+    llt_store_bind_text(s, i++, tr->prompt);
     int rc = llt_store_step_done(tr->st, s);
     sqlite3_finalize(s);
     if (rc != LLT_OK) return rc;
@@ -1007,7 +1023,7 @@ static int insert_run(struct llt_tracer * tr, const struct llama_model * model) 
         const struct llt_weight * wt = llt_registry_get(tr->reg, w);
         sqlite3_bind_int64(s, 1, tr->run_id);
         sqlite3_bind_int(s, 2, w);
-        sqlite3_bind_text(s, 3, wt->name, -1, SQLITE_STATIC);
+        llt_store_bind_text(s, 3, wt->name);
         sqlite3_bind_text(s, 4, ggml_type_name((enum ggml_type) wt->type), -1, SQLITE_STATIC);
         sqlite3_bind_int(s, 5, wt->n_dims);
         for (int d = 0; d < 4; d++) sqlite3_bind_int64(s, 6 + d, wt->ne[d]);
@@ -1149,14 +1165,14 @@ int llt_tracer_end(struct llt_tracer * tr, enum llt_run_status status, const cha
     if (s) {
         sqlite3_bind_text(s, 1, ended, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(s, 2, llt_run_status_name(tr->error[0] && status == LLT_RUN_OK ? LLT_RUN_ERROR : status), -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 3, tr->error[0] ? tr->error : NULL, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(s, 4, output, -1, SQLITE_TRANSIENT);
+        llt_store_bind_text(s, 3, tr->error[0] ? tr->error : NULL);
+        llt_store_bind_text(s, 4, output);
         sqlite3_bind_int(s, 5, tr->n_prompt);
         sqlite3_bind_int(s, 6, tr->n_gen);
         sqlite3_bind_int64(s, 7, tr->t_prompt_ns);
         sqlite3_bind_int64(s, 8, tr->t_gen_ns);
         sqlite3_bind_text(s, 9, dump_path, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(s, 10, llt_tracer_nan_report(tr), -1, SQLITE_TRANSIENT);
+        llt_store_bind_text(s, 10, llt_tracer_nan_report(tr));
         sqlite3_bind_int64(s, 11, tr->params.t_tokenize_ns);
         sqlite3_bind_int64(s, 12, tr->run_id);
         rc = llt_store_step_done(tr->st, s);

@@ -16,6 +16,8 @@ enum node_flag {
     NODE_DUMP = 4,  // matches the dump patterns or the checkpoints
     NODE_REF  = 8,  // the reference dump holds tensors of this name
     NODE_LOUT = 16, // a layer's output (l_out-N): the profile level times it every step
+    NODE_FUSABLE = 32, // a MUL that meets ggml-cpu's conditions for fusing with the RMS_NORM before it
+    NODE_FUSED = 64,   // and the norm has no other use: the CPU backend computes them in one pass
 };
 
 // One node as recorded in the ask call. Records are compared with memcmp, so they are zeroed

@@ -6,8 +6,7 @@
 // this thread commits what is queued every COMMIT_INTERVAL_MS, in order, in one transaction,
 // then empties the log. llt_writer_sync() commits at once and waits.
 //
-// Graph structures (a thousand rows each, a few per run), node times (a JSON text of a few
-// kilobytes per step) and node statistics (level values, a row per node per step) are the bulk: writing them while the model runs would take cores
+// Graph structures (a thousand rows each, a few per run), node times (a row per timed node) and node statistics (level values, a row per node per step) are the bulk: writing them while the model runs would take cores
 // from inference, and a writer that preempts one of the compute threads stalls them all at the
 // next barrier. They wait in memory, safe in the step log, and are written when the run ends
 // or DEFERRED_MAX bytes of them have piled up. The thread also runs at a lower priority.
@@ -39,14 +38,21 @@ enum { INS_GRAPH, INS_NODE, INS_SRC, INS_STEP, INS_TIMES, INS_TOKEN, INS_STAT, I
 
 static const char * insert_sql[] = {
     [INS_GRAPH]  = "INSERT OR IGNORE INTO graphs(id, run_id, n_nodes) VALUES(?,?,?)",
-    [INS_NODE]   = "INSERT OR IGNORE INTO nodes VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-    [INS_SRC]    = "INSERT OR IGNORE INTO node_srcs VALUES(?,?,?,?,?,?,?,?)",
-    [INS_STEP]   = "INSERT OR IGNORE INTO steps VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
-    [INS_TIMES]  = "INSERT OR IGNORE INTO step_times VALUES(?,?,?)",
-    [INS_TOKEN]  = "INSERT OR IGNORE INTO tokens VALUES(?,?,?,?,?,?,?)",
-    [INS_STAT]   = "INSERT OR IGNORE INTO node_stats VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
-    [INS_DIFF]   = "INSERT OR IGNORE INTO node_diffs VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-    [INS_PARITY] = "INSERT OR IGNORE INTO parity VALUES(?,?,?,?,?,?)",
+    [INS_NODE]   = "INSERT OR IGNORE INTO nodes(graph_id, idx, op, name, layer, type, ne0, ne1, ne2, ne3, bytes,"
+                   " is_view, is_noop, buffer, layer_out, fused) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    [INS_SRC]    = "INSERT OR IGNORE INTO node_srcs(graph_id, idx, slot, kind, src_idx, weight_id, name, bytes)"
+                   " VALUES(?,?,?,?,?,?,?,?)",
+    [INS_STEP]   = "INSERT OR IGNORE INTO steps(run_id, step, decode, phase, pos0, n_tokens, graph_id, t_begin_ns,"
+                   " t_end_ns, compute_begin_ns, compute_end_ns, t_sample_ns, n_timed) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    [INS_TIMES]  = "INSERT OR IGNORE INTO node_times(run_id, step, idx, t_begin_ns, t_end_ns) VALUES(?,?,?,?,?)",
+    [INS_TOKEN]  = "INSERT OR IGNORE INTO tokens(run_id, seq, role, step, pos, token, piece, piece_bytes)"
+                   " VALUES(?,?,?,?,?,?,?,?)",
+    [INS_STAT]   = "INSERT OR IGNORE INTO node_stats(run_id, step, idx, n, n_nan, n_pinf, n_ninf, n_zero, min, max,"
+                   " mean, std, absmax) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    [INS_DIFF]   = "INSERT OR IGNORE INTO node_diffs(run_id, step, idx, name, shape_ok, n, max_abs, mean_abs, max_rel,"
+                   " mean_rel, rmse, nmse, cosine, ref_nonfinite, nonfinite, n_exceed, max_abs_index, within, n_finite,"
+                   " n_nonfinite_pairs) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    [INS_PARITY] = "INSERT OR IGNORE INTO parity(run_id, step, pos, token, piece, top_k, piece_bytes) VALUES(?,?,?,?,?,?,?)",
 };
 _Static_assert(sizeof(insert_sql)/sizeof(insert_sql[0]) == INS_COUNT, "one insert per table");
 
@@ -56,8 +62,6 @@ struct llt_rows {
     const char * const * weight_names;
     int32_t              n_weights;
     sqlite3_stmt *       ins[INS_COUNT]; // prepared inserts, by table
-    char *               json; // node times of a step, as text
-    size_t               json_cap;
 };
 
 struct llt_writer {
@@ -122,14 +126,16 @@ static int write_graph(struct llt_rows * w, const struct graph_rows * g) {
         sqlite3_bind_int64(s, 1, g->id);
         sqlite3_bind_int(s, 2, i);
         sqlite3_bind_text(s, 3, llt_node_op_name(r), -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 4, r->name, -1, SQLITE_STATIC);
+        llt_store_bind_text(s, 4, r->name); // a name ggml cut at GGML_MAX_NAME may end inside a character
         sqlite3_bind_int(s, 5, r->layer);
         sqlite3_bind_text(s, 6, ggml_type_name((enum ggml_type) r->type), -1, SQLITE_STATIC);
         for (int d = 0; d < 4; d++) sqlite3_bind_int64(s, 7 + d, r->ne[d]);
         sqlite3_bind_int64(s, 11, (int64_t) r->bytes);
         sqlite3_bind_int(s, 12, (r->flags & NODE_VIEW) != 0);
         sqlite3_bind_int(s, 13, (r->flags & NODE_NOOP) != 0);
-        sqlite3_bind_text(s, 14, r->buffer >= 0 ? g->strings[r->buffer] : NULL, -1, SQLITE_STATIC); // sqlite binds a NULL string as NULL
+        llt_store_bind_text(s, 14, r->buffer >= 0 ? g->strings[r->buffer] : NULL);
+        sqlite3_bind_int(s, 15, (r->flags & NODE_LOUT) != 0);
+        sqlite3_bind_int(s, 16, (r->flags & NODE_FUSED) != 0);
         rc = llt_store_step_done(w->st, s);
         for (int k = 0; k < r->n_src && rc == LLT_OK; k++) {
             if (r->src_kind[k] == SRC_NONE) continue;
@@ -150,35 +156,12 @@ static int write_graph(struct llt_rows * w, const struct graph_rows * g) {
             } else if (r->src_ref[k] >= 0) {
                 name = g->strings[r->src_ref[k]];
             }
-            sqlite3_bind_text(s, 7, name, -1, SQLITE_STATIC);
+            llt_store_bind_text(s, 7, name);
             sqlite3_bind_int64(s, 8, (int64_t) r->src_bytes[k]);
             rc = llt_store_step_done(w->st, s);
         }
     }
     return rc;
-}
-
-// node times of a step as a JSON array of [idx, begin_ns, end_ns]: one row per step, read
-// back row by row through the node_times view
-static const char * times_json(struct llt_rows * w, const struct step_rows * ps) {
-    size_t need = (size_t) ps->n_times * 64 + 3;
-    if (need > w->json_cap) {
-        char * nj = realloc(w->json, need);
-        if (!nj) return NULL;
-        w->json = nj;
-        w->json_cap = need;
-    }
-    char * p = w->json;
-    *p++ = '[';
-    for (int32_t k = 0; k < ps->n_times; k++) {
-        const struct node_time * t = &ps->times[k];
-        p += sprintf(p, "%s[%d,%lld,%lld]", k ? "," : "", t->idx,
-                     (long long) (ps->compute_begin_ns + ((int64_t) t->begin << ps->time_shift)),
-                     (long long) (ps->compute_begin_ns + ((int64_t) t->end << ps->time_shift)));
-    }
-    *p++ = ']';
-    *p = '\0';
-    return w->json;
 }
 
 static int write_step(struct llt_rows * w, const struct step_rows * ps) {
@@ -195,15 +178,21 @@ static int write_step(struct llt_rows * w, const struct step_rows * ps) {
     sqlite3_bind_int64(s, 10, ps->compute_begin_ns);
     bind_time_or_null(s, 11, ps->compute_end_ns);
     bind_time_or_null(s, 12, ps->t_sample_ns);
+    sqlite3_bind_int(s, 13, ps->n_times);
     int rc = llt_store_step_done(w->st, s);
-    if (rc != LLT_OK || !ps->times) return rc;
-    const char * json = times_json(w, ps);
-    if (!json) return llt_set_error(LLT_ENOMEM, "out of memory");
-    s = w->ins[INS_TIMES];
-    sqlite3_bind_int64(s, 1, w->run_id);
-    sqlite3_bind_int64(s, 2, ps->step);
-    sqlite3_bind_text(s, 3, json, -1, SQLITE_STATIC);
-    return llt_store_step_done(w->st, s);
+    // a row per timed node; the step's row said how many, so it is written first (a step
+    // whose times are deferred is written twice, the second time ignored)
+    for (int32_t k = 0; k < ps->n_times && ps->times && rc == LLT_OK; k++) {
+        const struct node_time * t = &ps->times[k];
+        s = w->ins[INS_TIMES];
+        sqlite3_bind_int64(s, 1, w->run_id);
+        sqlite3_bind_int64(s, 2, ps->step);
+        sqlite3_bind_int(s, 3, t->idx);
+        sqlite3_bind_int64(s, 4, ps->compute_begin_ns + ((int64_t) t->begin << ps->time_shift));
+        sqlite3_bind_int64(s, 5, ps->compute_begin_ns + ((int64_t) t->end << ps->time_shift));
+        rc = llt_store_step_done(w->st, s);
+    }
+    return rc;
 }
 
 static int write_token(struct llt_rows * w, const struct token_rows * t) {
@@ -214,7 +203,9 @@ static int write_token(struct llt_rows * w, const struct token_rows * t) {
     sqlite3_bind_int64(s, 4, t->step);
     sqlite3_bind_int(s, 5, t->pos);
     sqlite3_bind_int(s, 6, t->token);
-    sqlite3_bind_text(s, 7, t->piece, -1, SQLITE_STATIC);
+    // a piece may be part of a character (byte-fallback tokens): the text is made valid, the bytes kept
+    llt_store_bind_text(s, 7, t->piece);
+    sqlite3_bind_blob(s, 8, t->piece, (int) strlen(t->piece), SQLITE_STATIC);
     return llt_store_step_done(w->st, s);
 }
 
@@ -244,7 +235,7 @@ static int write_diff(struct llt_rows * w, const struct diff_rows * r) {
     sqlite3_bind_int64(s, i++, w->run_id);
     sqlite3_bind_int64(s, i++, r->step);
     sqlite3_bind_int(s, i++, r->idx);
-    sqlite3_bind_text(s, i++, r->name, -1, SQLITE_STATIC);
+    llt_store_bind_text(s, i++, r->name);
     sqlite3_bind_int(s, i++, r->shape_ok);
     sqlite3_bind_int64(s, i++, d->n);
     sqlite3_bind_double(s, i++, d->max_abs);
@@ -272,8 +263,9 @@ static int write_parity(struct llt_rows * w, const struct llt_parity_step * p) {
     sqlite3_bind_int(s, 2, p->step);
     sqlite3_bind_int(s, 3, p->pos);
     sqlite3_bind_int(s, 4, p->token);
-    sqlite3_bind_text(s, 5, p->piece, -1, SQLITE_STATIC);
+    llt_store_bind_text(s, 5, p->piece);
     sqlite3_bind_text(s, 6, top_k, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 7, p->piece, (int) strlen(p->piece), SQLITE_STATIC);
     return llt_store_step_done(w->st, s);
 }
 
@@ -311,7 +303,6 @@ int llt_rows_init(struct llt_store * st, int64_t run_id, const char * const * we
 void llt_rows_free(struct llt_rows * w) {
     if (!w) return;
     for (int i = 0; i < INS_COUNT; i++) sqlite3_finalize(w->ins[i]);
-    free(w->json);
     free(w);
 }
 
@@ -339,8 +330,7 @@ static void defer_bulk(struct llt_writer * w, struct llt_batch * b) {
             if (!b->steps[i].times) continue;
             steps[d->n_steps++] = b->steps[i];
             w->deferred_bytes += (size_t) b->steps[i].n_times * sizeof(struct node_time);
-            b->steps[i].times = NULL;
-            b->steps[i].n_times = 0;
+            b->steps[i].times = NULL; // n_times stays: the step's row written now counts them
         }
         d->steps = steps;
         d->cap_steps = d->n_steps;
