@@ -21,10 +21,10 @@
 // seen before, so a structure is stored once; each decode call's rows go to the writer thread
 // (writer.c) in one batch.
 #include "capture/values.h"
+#include "trace/runs.h"
 
 #include "ggml-backend.h"
 
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -982,71 +982,23 @@ static int insert_run(struct llt_tracer * tr, const struct llama_model * model) 
     llama_model_meta_val_str(model, "general.architecture", arch, sizeof(arch));
     llama_model_meta_val_str(model, "general.name", name, sizeof(name));
     llama_model_desc(model, desc, sizeof(desc));
-    sqlite3_stmt * s = llt_store_prepare(tr->st,
-        "INSERT INTO runs(started_at, status, level, lltrace_version, llama_tag, system_info,"
-        " model_path, model_name, model_arch, model_desc, n_layer, n_embd, n_head, n_head_kv,"
-        " n_vocab, n_ctx_train, file_type, model_bytes, model_params, params, prompt)"
-        " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
-    if (!s) return LLT_EIO;
-    int i = 1;
-    sqlite3_bind_text(s, i++, started, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(s, i++, llt_run_status_name(LLT_RUN_RUNNING), -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, i++, llt_level_name(tr->params.level), -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, i++, llt_version(), -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, i++, llt_llama_tag(), -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, i++, llama_print_system_info(), -1, SQLITE_TRANSIENT);
-    llt_store_bind_text(s, i++, tr->model_path);
-    llt_store_bind_text(s, i++, name);
-    sqlite3_bind_text(s, i++, arch, -1, SQLITE_TRANSIENT);
-    llt_store_bind_text(s, i++, desc);
-    sqlite3_bind_int(s, i++, llama_model_n_layer(model));
-    sqlite3_bind_int(s, i++, llama_model_n_embd(model));
-    sqlite3_bind_int(s, i++, llama_model_n_head(model));
-    sqlite3_bind_int(s, i++, llama_model_n_head_kv(model));
-    sqlite3_bind_int(s, i++, llama_vocab_n_tokens(llama_model_get_vocab(model)));
-    sqlite3_bind_int(s, i++, llama_model_n_ctx_train(model));
-    sqlite3_bind_text(s, i++, llt_ftype_name(llama_model_ftype(model)), -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, i++, (int64_t) llt_registry_file_size(tr->reg));
-    sqlite3_bind_int64(s, i++, (int64_t) llama_model_n_params(model));
-    sqlite3_bind_text(s, i++, tr->params_json, -1, SQLITE_TRANSIENT); // sqlite binds a NULL string as NULL
-    llt_store_bind_text(s, i++, tr->prompt);
-    int rc = llt_store_step_done(tr->st, s);
-    sqlite3_finalize(s);
-    if (rc != LLT_OK) return rc;
-    tr->run_id = sqlite3_last_insert_rowid(llt_store_db(tr->st));
-
-    s = llt_store_prepare(tr->st,
-        "INSERT INTO weights(run_id, id, name, type, n_dims, ne0, ne1, ne2, ne3, bytes, bpw, layer, file_offset)"
-        " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)");
-    if (!s) return LLT_EIO;
-    for (int w = 0; w < llt_registry_count(tr->reg) && rc == LLT_OK; w++) {
-        const struct llt_weight * wt = llt_registry_get(tr->reg, w);
-        sqlite3_bind_int64(s, 1, tr->run_id);
-        sqlite3_bind_int(s, 2, w);
-        llt_store_bind_text(s, 3, wt->name);
-        sqlite3_bind_text(s, 4, ggml_type_name((enum ggml_type) wt->type), -1, SQLITE_STATIC);
-        sqlite3_bind_int(s, 5, wt->n_dims);
-        for (int d = 0; d < 4; d++) sqlite3_bind_int64(s, 6 + d, wt->ne[d]);
-        sqlite3_bind_int64(s, 10, (int64_t) wt->bytes);
-        sqlite3_bind_double(s, 11, wt->bpw);
-        sqlite3_bind_int(s, 12, wt->layer);
-        sqlite3_bind_int64(s, 13, (int64_t) wt->file_offset);
-        rc = llt_store_step_done(tr->st, s);
-    }
-    sqlite3_finalize(s);
-    return rc;
+    const struct llt_run_begin r = {
+        .started_at = started, .level = llt_level_name(tr->params.level), .system_info = llama_print_system_info(),
+        .model_path = tr->model_path, .model_name = name, .model_arch = arch, .model_desc = desc,
+        .n_layer = llama_model_n_layer(model), .n_embd = llama_model_n_embd(model), .n_head = llama_model_n_head(model),
+        .n_head_kv = llama_model_n_head_kv(model), .n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model)),
+        .n_ctx_train = llama_model_n_ctx_train(model), .file_type = llt_ftype_name(llama_model_ftype(model)),
+        .model_bytes = (int64_t) llt_registry_file_size(tr->reg), .model_params = (int64_t) llama_model_n_params(model),
+        .params = tr->params_json, .prompt = tr->prompt,
+    };
+    return llt_trace_run_begin(tr->st, &r, tr->reg, &tr->run_id);
 }
 
 int llt_tracer_begin(struct llt_tracer * tr, const struct llama_model * model, struct llama_context * ctx) {
     tr->vocab = llama_model_get_vocab(model);
     tr->t0_ns = llt_now_ns();
-    int rc = llt_store_begin(tr->st);
-    if (rc == LLT_OK) rc = insert_run(tr, model);
-    if (rc == LLT_OK) rc = llt_store_commit(tr->st);
-    if (rc != LLT_OK) {
-        llt_store_rollback(tr->st);
-        return rc;
-    }
+    int rc = insert_run(tr, model);
+    if (rc != LLT_OK) return rc;
     // graph ids are given here, not by the database, so capture never waits for the writer;
     // each run has its own range, so runs traced into one file at once never collide
     tr->next_graph_id = tr->run_id * GRAPH_IDS_PER_RUN + 1;
@@ -1158,39 +1110,19 @@ int llt_tracer_end(struct llt_tracer * tr, enum llt_run_status status, const cha
     }
     char ended[32];
     llt_utc_now(ended, sizeof(ended));
-    int rc = llt_store_begin(tr->st);
-    sqlite3_stmt * s = rc == LLT_OK ? llt_store_prepare(tr->st,
-        "UPDATE runs SET ended_at=?, status=?, error=?, output=?, n_prompt=?, n_gen=?,"
-        " t_prompt_ns=?, t_gen_ns=?, dump_path=?, nan_report=?, t_tokenize_ns=? WHERE id=?") : NULL;
-    if (s) {
-        sqlite3_bind_text(s, 1, ended, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(s, 2, llt_run_status_name(tr->error[0] && status == LLT_RUN_OK ? LLT_RUN_ERROR : status), -1, SQLITE_STATIC);
-        llt_store_bind_text(s, 3, tr->error[0] ? tr->error : NULL);
-        llt_store_bind_text(s, 4, output);
-        sqlite3_bind_int(s, 5, tr->n_prompt);
-        sqlite3_bind_int(s, 6, tr->n_gen);
-        sqlite3_bind_int64(s, 7, tr->t_prompt_ns);
-        sqlite3_bind_int64(s, 8, tr->t_gen_ns);
-        sqlite3_bind_text(s, 9, dump_path, -1, SQLITE_TRANSIENT);
-        llt_store_bind_text(s, 10, llt_tracer_nan_report(tr));
-        sqlite3_bind_int64(s, 11, tr->params.t_tokenize_ns);
-        sqlite3_bind_int64(s, 12, tr->run_id);
-        rc = llt_store_step_done(tr->st, s);
-        sqlite3_finalize(s);
-    } else {
-        rc = LLT_EIO;
-    }
-    s = rc == LLT_OK ? llt_store_prepare(tr->st, "UPDATE weights SET buffer=? WHERE run_id=? AND id=?") : NULL;
-    for (int w = 0; s && rc == LLT_OK && w < llt_registry_count(tr->reg); w++) {
-        if (tr->weight_buffer[w] < 0) continue;
-        sqlite3_bind_text(s, 1, tr->strings[tr->weight_buffer[w]], -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 2, tr->run_id);
-        sqlite3_bind_int(s, 3, w);
-        rc = llt_store_step_done(tr->st, s);
-    }
-    sqlite3_finalize(s);
-    if (rc == LLT_OK) rc = llt_store_commit(tr->st);
-    if (rc != LLT_OK) llt_store_rollback(tr->st);
+    const int32_t nw = llt_registry_count(tr->reg);
+    const char ** buffers = calloc((size_t) nw + 1, sizeof(char *));
+    if (!buffers) return llt_set_error(LLT_ENOMEM, "out of memory");
+    for (int32_t w = 0; w < nw; w++) buffers[w] = tr->weight_buffer[w] >= 0 ? tr->strings[tr->weight_buffer[w]] : NULL;
+    const struct llt_run_end e = {
+        .ended_at = ended,
+        .status = llt_run_status_name(tr->error[0] && status == LLT_RUN_OK ? LLT_RUN_ERROR : status),
+        .error = tr->error[0] ? tr->error : NULL, .output = output, .n_prompt = tr->n_prompt, .n_gen = tr->n_gen,
+        .t_prompt_ns = tr->t_prompt_ns, .t_gen_ns = tr->t_gen_ns, .t_tokenize_ns = tr->params.t_tokenize_ns,
+        .dump_path = dump_path, .nan_report = llt_tracer_nan_report(tr), .weight_buffers = buffers, .n_weights = nw,
+    };
+    int rc = llt_trace_run_end(tr->st, tr->run_id, &e);
+    free(buffers);
     return rc;
 }
 
