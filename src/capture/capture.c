@@ -1074,11 +1074,17 @@ void llt_tracer_sampled(struct llt_tracer * tr, llama_token token) {
 void llt_tracer_parity(struct llt_tracer * tr, const struct llt_parity_step * step) {
     if (!tr->active) return;
     struct llt_batch * b = cur_batch(tr);
-    if (!b || !llt_grow((void **) &b->parity, &b->cap_parity, b->n_parity + 1, sizeof(*step))) {
+    const int len = llt_parity_format_top_k(step, NULL, 0);
+    char * top_k = len >= 0 ? malloc((size_t) len + 1) : NULL;
+    if (!b || !top_k || !llt_grow((void **) &b->parity, &b->cap_parity, b->n_parity + 1, sizeof(struct parity_rows))) {
+        free(top_k);
         tracer_fail(tr, "out of memory");
         return;
     }
-    b->parity[b->n_parity++] = *step;
+    llt_parity_format_top_k(step, top_k, (size_t) len + 1);
+    struct parity_rows * p = &b->parity[b->n_parity++];
+    *p = (struct parity_rows) { .step = step->step, .pos = step->pos, .token = step->token, .top_k = top_k };
+    snprintf(p->piece, sizeof(p->piece), "%s", step->piece);
 }
 
 int llt_tracer_sync(struct llt_tracer * tr) {

@@ -52,6 +52,7 @@ void llt_batch_free(struct llt_batch * b) {
     free(b->tokens);
     free(b->stats);
     free(b->diffs);
+    for (int32_t i = 0; i < b->n_parity; i++) free(b->parity[i].top_k);
     free(b->parity);
     free(b);
 }
@@ -209,16 +210,14 @@ static int write_diff(struct llt_rows * w, const struct diff_rows * r) {
     return llt_store_step_done(w->st, s);
 }
 
-static int write_parity(struct llt_rows * w, const struct llt_parity_step * p) {
-    char top_k[LLT_PARITY_LINE_MAX];
-    llt_parity_format_top_k(p, top_k, sizeof(top_k));
+static int write_parity(struct llt_rows * w, const struct parity_rows * p) {
     sqlite3_stmt * s = w->ins[INS_PARITY];
     sqlite3_bind_int64(s, 1, w->run_id);
     sqlite3_bind_int(s, 2, p->step);
     sqlite3_bind_int(s, 3, p->pos);
     sqlite3_bind_int(s, 4, p->token);
     llt_store_bind_text(s, 5, p->piece);
-    sqlite3_bind_text(s, 6, top_k, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 6, p->top_k, -1, SQLITE_STATIC);
     sqlite3_bind_blob(s, 7, p->piece, (int) strlen(p->piece), SQLITE_STATIC);
     return llt_store_step_done(w->st, s);
 }

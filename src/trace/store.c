@@ -144,7 +144,7 @@ static int store_open(const char * path, enum llt_store_mode mode, bool recover,
         rc = llt_store_exec(st, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
         if (rc == LLT_OK && is_empty) rc = create_schema(st);
         if (rc == LLT_OK && !is_empty) rc = llt_schema_check(st, mode);
-        if (rc == LLT_OK && !is_empty && llt_steplog_recover(st, path) < 0) rc = LLT_EIO;
+        if (rc == LLT_OK && !is_empty && llt_trace_recover(st) < 0) rc = LLT_EIO;
         if (rc != LLT_OK) goto done;
     }
     if (mode == LLT_STORE_READ && recover && llt_steplog_any(path) && access(path, W_OK) == 0) {
