@@ -17,6 +17,7 @@
 #include "trace/schema.h"
 
 #include <sqlite3.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,7 +102,15 @@ static const struct table tables[] = {
       "PRIMARY KEY(run_id, step, idx)", false },
 };
 #define N_TABLES ((int) (sizeof(tables) / sizeof(tables[0])))
-enum { T_NODE_TIMES = 9 };
+#define MAX_COLS 64 // columns of the widest table, at most (struct found)
+
+// index of a table in tables[]
+static int table_index(const char * name) {
+    for (int i = 0; i < N_TABLES; i++) {
+        if (strcmp(tables[i].name, name) == 0) return i;
+    }
+    return -1;
+}
 
 // made after the tables (and again after an upgrade: a view's n.* is the columns of its
 // time); %s: "" or "TEMP "
@@ -202,7 +211,7 @@ int llt_schema_create(struct llt_store * st) {
 // what a version-1 trace holds of a table
 struct found {
     bool exists;
-    bool has[32]; // per column of the version-2 table
+    bool has[MAX_COLS]; // per column of the version-2 table
 };
 
 static int inspect(struct llt_store * st, const struct table * t, struct found * f) {
@@ -213,7 +222,7 @@ static int inspect(struct llt_store * st, const struct table * t, struct found *
     while (sqlite3_step(s) == SQLITE_ROW) {
         const char * name = (const char *) sqlite3_column_text(s, 0);
         f->exists = true;
-        for (int k = 0; t->cols[k].name; k++) {
+        for (int k = 0; t->cols[k].name && k < MAX_COLS; k++) {
             if (strcmp(t->cols[k].name, name) == 0) f->has[k] = true;
         }
     }
@@ -241,12 +250,13 @@ static void old_value(struct sql * q, const struct table * t, const struct found
 // Upgrades a version-1 trace in place (the caller holds a write transaction): missing tables
 // and columns are added and filled, node times become rows, text becomes valid UTF-8.
 static int upgrade(struct llt_store * st, struct sql * q) {
+    const int times_table = table_index("node_times");
     bool json = false;
     int rc = times_are_json(st, &json);
     add(q, "DROP VIEW IF EXISTS main.step_nodes;\n");
     if (json) {
         add(q, "DROP VIEW main.node_times;\n");
-        create_table(q, "main", &tables[T_NODE_TIMES]);
+        create_table(q, "main", &tables[times_table]);
         add(q, "INSERT INTO main.node_times ");
         add(q, times_from_json_sql, "main");
         add(q, ";\nDROP TABLE main.step_times;\n");
@@ -254,7 +264,7 @@ static int upgrade(struct llt_store * st, struct sql * q) {
     for (int i = 0; i < N_TABLES && rc == LLT_OK; i++) {
         const struct table * t = &tables[i];
         struct found f;
-        if ((json && i == T_NODE_TIMES) || (rc = inspect(st, t, &f)) != LLT_OK) continue;
+        if ((json && i == times_table) || (rc = inspect(st, t, &f)) != LLT_OK) continue;
         if (!f.exists) {
             create_table(q, "main", t);
             continue;
@@ -287,10 +297,11 @@ static int upgrade(struct llt_store * st, struct sql * q) {
 // per table (they come before main's tables in name lookup) with the missing columns filled
 // and text made valid, and the node times of JSON variants as a TEMP table of rows.
 static int shim(struct llt_store * st, struct sql * q) {
+    const int times_table = table_index("node_times");
     bool json = false;
     int rc = times_are_json(st, &json);
     if (json) {
-        create_table(q, "temp", &tables[T_NODE_TIMES]);
+        create_table(q, "temp", &tables[times_table]);
         add(q, "INSERT INTO temp.node_times ");
         add(q, times_from_json_sql, "main");
         add(q, ";\n");
@@ -298,7 +309,7 @@ static int shim(struct llt_store * st, struct sql * q) {
     for (int i = 0; i < N_TABLES && rc == LLT_OK; i++) {
         const struct table * t = &tables[i];
         struct found f;
-        if ((json && i == T_NODE_TIMES) || (rc = inspect(st, t, &f)) != LLT_OK) continue;
+        if ((json && i == times_table) || (rc = inspect(st, t, &f)) != LLT_OK) continue;
         add(q, "CREATE TEMP VIEW %s AS SELECT ", t->name);
         for (int k = 0; t->cols[k].name; k++) {
             if (k) add(q, ", ");
