@@ -6,10 +6,13 @@
 // this thread commits what is queued every COMMIT_INTERVAL_MS, in order, in one transaction,
 // then empties the log. llt_writer_sync() commits at once and waits.
 //
-// Graph structures (a thousand rows each, a few per run), node times (a row per timed node) and node statistics (level values, a row per node per step) are the bulk: writing them while the model runs would take cores
-// from inference, and a writer that preempts one of the compute threads stalls them all at the
-// next barrier. They wait in memory, safe in the step log, and are written when the run ends
-// or DEFERRED_MAX bytes of them have piled up. The thread also runs at a lower priority.
+// Graph structures (a thousand rows each, a few per run), node times (a row per timed node)
+// and node statistics (level values, a row per node per step) are the bulk: writing them while
+// the model runs would take cores from inference, and a writer that preempts one of the
+// compute threads stalls them all at the next barrier. They wait in memory, safe in the step
+// log, and are written when the run ends or DEFERRED_MAX bytes of them have piled up; the
+// step's own row goes in at once, its n_timed saying how many times will follow. The thread
+// also runs at a lower priority. Rows are written by rows.c.
 #define _DEFAULT_SOURCE // syscall(SYS_gettid): the writer thread lowers its own priority
 #include "trace/batch.h"
 
