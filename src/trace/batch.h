@@ -2,16 +2,14 @@
 // batched per decode call), the rows writer, the step log, the writer thread and recovery.
 // Private to the library.
 //
-// Files of src/trace and who calls whom (an arrow: calls; nothing calls back up):
-//
-//   capture ──► writer.c (thread) ──► steplog.c (append)      analysis/parity.c ──► runs.c
-//      │            └──────────────► rows.c ──┐
-//      └──► runs.c (a run's rows) ────────────┤
-//   store.c (open) ──► schema.c ──────────────┼──► db.c (statements) ──► SQLite
-//      ├──► recovery.c ──► steplog.c (replay)  │
-//      │         ├──────► rows.c ──────────────┘
-//      │         └──────► runs.c
-//      └──► steplog.c (any logs left?)
+// Files of src/trace and whom they call (no file calls back up this list: no cycles):
+//   store.c    (open, close)  ──► schema.c, recovery.c, steplog.c (any logs left?), db.c
+//   recovery.c (dead runs)    ──► steplog.c (replay), rows.c, runs.c, db.c
+//   writer.c   (the thread)   ──► steplog.c (append), rows.c, db.c
+//   steplog.c  (the log file) ──► rows.c (llt_batch_free only)
+//   rows.c, runs.c, schema.c  ──► db.c (statements, the connection) ──► SQLite
+// From outside: capture ──► writer.c, runs.c; analysis/parity.c ──► runs.c; the CLI and
+// analysis ──► store.c (the public lltrace/store.h).
 //
 // steplog.c only writes and reads its file (no SQL); rows.c turns batches into rows; runs.c
 // holds a run's own rows (begin, end, killed, weight names, parity records); schema.c makes

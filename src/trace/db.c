@@ -61,3 +61,11 @@ int llt_store_step_done(struct llt_store * st, sqlite3_stmt * stmt) {
     }
     return LLT_OK;
 }
+
+const char * llt_store_path(const struct llt_store * st) {
+    return st->path;
+}
+
+struct sqlite3 * llt_store_db(struct llt_store * st) {
+    return st->db;
+}

@@ -178,14 +178,6 @@ void llt_store_close(struct llt_store * st) {
     free(st);
 }
 
-const char * llt_store_path(const struct llt_store * st) {
-    return st->path;
-}
-
-struct sqlite3 * llt_store_db(struct llt_store * st) {
-    return st->db;
-}
-
 int llt_store_last_run(struct llt_store * st) {
     int64_t id = 0;
     if (query_int(st->db, "SELECT coalesce(max(id), 0) FROM runs", &id) != SQLITE_OK) {
