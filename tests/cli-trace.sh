@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The trace file itself: version-1 traces of every earlier schema variant are read as they are
+# The trace file itself: version-1 traces of each of the five earlier schema variants are read as they are
 # and upgraded when a run is appended; every table and view reads as valid UTF-8 in Python,
 # with the raw bytes of token pieces kept.
 #   cli-trace.sh LLTRACE_BINARY
@@ -51,6 +51,15 @@ CREATE TABLE runs(
   n_ctx_train INTEGER, file_type TEXT, model_bytes INTEGER, model_params INTEGER,
   params TEXT, prompt TEXT, output TEXT, n_prompt INTEGER, n_gen INTEGER,
   t_prompt_ns INTEGER, t_gen_ns INTEGER, dump_path TEXT, nan_report TEXT, t_tokenize_ns INTEGER);"
+runs_eae43c0="
+CREATE TABLE runs(
+  id INTEGER PRIMARY KEY, started_at TEXT, ended_at TEXT, status TEXT, error TEXT,
+  level TEXT, lltrace_version TEXT, llama_tag TEXT, system_info TEXT,
+  model_path TEXT, model_name TEXT, model_arch TEXT, model_desc TEXT,
+  n_layer INTEGER, n_embd INTEGER, n_head INTEGER, n_head_kv INTEGER, n_vocab INTEGER,
+  n_ctx_train INTEGER, file_type TEXT, model_bytes INTEGER, model_params INTEGER,
+  params TEXT, prompt TEXT, output TEXT, n_prompt INTEGER, n_gen INTEGER,
+  t_prompt_ns INTEGER, t_gen_ns INTEGER, dump_path TEXT, nan_report TEXT);"
 steps_82f70c6="
 CREATE TABLE steps(
   run_id INTEGER, step INTEGER, decode INTEGER, phase TEXT, pos0 INTEGER,
@@ -106,9 +115,12 @@ INSERT INTO steps(run_id, step, decode, phase, pos0, n_tokens, graph_id, compute
 INSERT INTO tokens VALUES (1, 0, 'prompt', 0, 0, 243, CAST(X'F0' AS TEXT)),
   (1, 1, 'prompt', 0, 1, 162, CAST(X'9F' AS TEXT)), (1, 2, 'gen', 0, 2, 120, 'x');"
 
+# the five variants, by the commit that made each
 declare -A variants=(
     [82f70c6]="$runs_82f70c6 $steps_82f70c6 $times_rows"
+    [4d32634]="$runs_82f70c6 $steps_82f70c6 $times_json"
     [17f6828]="$runs_82f70c6 $steps_82f70c6 $times_json $parity"
+    [eae43c0]="$runs_eae43c0 $steps_82f70c6 $times_json $parity $stats_diffs"
     [94b227c]="$runs_94b227c $steps_94b227c $times_json $parity $stats_diffs"
 )
 
@@ -152,11 +164,13 @@ print(q("SELECT group_concat(n_timed) FROM (SELECT n_timed FROM steps WHERE run_
 print(q("SELECT group_concat(name || '=' || dur_ns, ' ') FROM (SELECT * FROM node_times_named WHERE run_id=1 ORDER BY step, idx)")[0][0])
 print(q("SELECT hex(group_concat(piece_bytes, '')), group_concat(piece, '') FROM (SELECT * FROM tokens WHERE run_id=1 AND role='prompt' ORDER BY seq)")[0])
 print(q("SELECT prompt FROM runs WHERE id=1")[0][0])
+print(*q("SELECT count(*), group_concat(hex(piece_bytes)), group_concat(piece) FROM parity WHERE run_id=1")[0])
 # the new run's node times agree with its steps
 print(q("SELECT count(*) FROM steps s WHERE run_id=2 AND n_timed != (SELECT count(*) FROM node_times t WHERE t.run_id=2 AND t.step=s.step)")[0][0],
       q("SELECT count(*) > 0 FROM node_times WHERE run_id=2")[0][0])
 EOF
 ) || fail "$v: reading the upgraded trace"
+    case "${variants[$v]}" in *"CREATE TABLE parity"*) parity_row="1 9F �" ;; *) parity_row="0 None None" ;; esac
     want="2 2
 1:ok,2:ok
 table 0
@@ -165,6 +179,7 @@ table 0
 norm-0=100 l_out-0=150 l_out-0=60
 ('F09F', '��')
 ��
+$parity_row
 0 1"
     expect "$v: the upgraded trace" "$got" "$want"
     [ -z "$(read_all "$t")" ] || fail "$v: reading every table and view: $(read_all "$t")"
