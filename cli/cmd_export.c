@@ -307,7 +307,7 @@ static const char chrome_nodes_sql[] =
     "   n.layer IS NOT lag(n.layer) OVER (PARTITION BY s.step ORDER BY n.idx) AS starts"
     "  FROM steps s JOIN nodes n ON n.graph_id = s.graph_id"
     "  LEFT JOIN node_times t ON t.run_id = s.run_id AND t.step = s.step AND t.idx = n.idx"
-    "  WHERE s.run_id = :run AND s.step IN (SELECT step FROM step_times WHERE run_id = :run)),"
+    "  WHERE s.run_id = :run AND s.n_timed > 0),"
     " seg AS (SELECT *, sum(starts) OVER (PARTITION BY step ORDER BY idx) AS seg FROM sn),"
     " span AS (SELECT *, idx = min(idx) OVER w AS first, min(tb) OVER w AS seg_tb, max(te) OVER w AS seg_te,"
     "   count(te) OVER w AS seg_timed, sum(is_noop = 0) OVER w AS seg_computing, count(*) OVER w AS seg_nodes"

@@ -226,7 +226,7 @@ static int load_run(struct prof * p) {
     }
     if (rc != SQLITE_ROW) return db_error(p);
     int64_t n_timed = 0;
-    if ((rc = query_count(p, "SELECT count(*) FROM step_times WHERE run_id = :run", &n_timed)) != CLI_OK) return rc;
+    if ((rc = query_count(p, "SELECT count(*) FROM steps WHERE run_id = :run AND n_timed > 0", &n_timed)) != CLI_OK) return rc;
     if (n_timed == 0) {
         cli_error("profile: run %lld of trace '%s' has no node times (level %s); re-run with "
                   "'lltrace run --level timing' (every node) or '--level profile' (sampled)",
@@ -348,20 +348,17 @@ static int load_costs(struct prof * p) {
 }
 
 static int load_steps(struct prof * p) {
-    int64_t has_sample = 0, n = 0;
-    int rc = query_count(p, "SELECT count(*) FROM pragma_table_info('steps') WHERE name = 't_sample_ns'", &has_sample);
-    if (rc == CLI_OK) rc = query_count(p, "SELECT count(*) FROM steps WHERE run_id = :run", &n);
+    int64_t n = 0;
+    int rc = query_count(p, "SELECT count(*) FROM steps WHERE run_id = :run", &n);
     if (rc != CLI_OK) return rc;
     p->steps = calloc((size_t) n + 1, sizeof(*p->steps));
     p->l_out_ends = malloc(((size_t) n * (size_t) p->n_layer + 1) * sizeof(*p->l_out_ends));
     if (!p->steps || !p->l_out_ends) return oom();
     for (int64_t i = 0; i < n * p->n_layer; i++) p->l_out_ends[i] = -1;
 
-    sqlite3_stmt * stmt = prepare(p, has_sample
-        ? "SELECT step, phase, graph_id, n_tokens, t_begin_ns, t_end_ns, compute_begin_ns, compute_end_ns,"
-          " coalesce(t_sample_ns, -1) FROM steps WHERE run_id = :run ORDER BY step"
-        : "SELECT step, phase, graph_id, n_tokens, t_begin_ns, t_end_ns, compute_begin_ns, compute_end_ns,"
-          " -1 FROM steps WHERE run_id = :run ORDER BY step");
+    sqlite3_stmt * stmt = prepare(p,
+        "SELECT step, phase, graph_id, n_tokens, t_begin_ns, t_end_ns, compute_begin_ns, compute_end_ns,"
+        " coalesce(t_sample_ns, -1) FROM steps WHERE run_id = :run ORDER BY step");
     if (!stmt) return db_error(p);
     // steps written after the count are left out: a trace may still be being written
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW && p->n_steps < n) {

@@ -37,6 +37,10 @@ check_recovered() {
     [ "$n" -ge "$min" ] || fail "$t holds $n steps after recovery, want at least $min"
     [ "$(sqlite3 "$t" "SELECT status FROM runs WHERE id=1")" = killed ] || fail "$t: killed run is not 'killed'"
     [ "$(incomplete "$t")" = 0 ] || fail "$t: $(incomplete "$t") steps are incomplete after recovery"
+    local counted
+    counted=$(sqlite3 "$t" "SELECT count(*) FROM steps s WHERE run_id=1 AND n_timed !=
+      (SELECT count(*) FROM node_times t WHERE t.run_id=1 AND t.step=s.step)")
+    [ "$counted" = 0 ] || fail "$t: $counted recovered steps whose n_timed is not their node_times rows"
     local gen
     gen=$(sqlite3 "$t" "SELECT count(*) FROM tokens WHERE run_id=1 AND role='gen'")
     [ "$gen" -ge $((n - 1)) ] || fail "$t: $gen generated tokens for $n steps"
@@ -48,6 +52,11 @@ check_recovered() {
 pid=$!
 wait_steps "$dir/k.db" 30 "$pid" || fail "the run never reached 30 steps"
 seen=$(steps "$dir/k.db")
+# a run being written reads as running, its committed steps counting their node times
+# (the rows themselves come at the end of the run, or from the step log after a kill)
+[ "$(sqlite3 "$dir/k.db" "SELECT status FROM runs WHERE id=1")" = running ] || fail "a live run is not 'running'"
+untimed=$(sqlite3 "$dir/k.db" "SELECT count(*) FROM steps WHERE run_id=1 AND n_timed = 0")
+[ "$untimed" = 0 ] || fail "$untimed committed steps of a live timing run have n_timed 0"
 kill -9 "$pid"
 wait "$pid" 2>/dev/null
 [ "$(sqlite3 "$dir/k.db" 'PRAGMA integrity_check')" = ok ] || fail "integrity_check right after kill -9"

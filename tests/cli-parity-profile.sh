@@ -168,10 +168,12 @@ expect "rows of --by node --top 3 (both phases)" \
 # sampled: the node times of one layer per step (and every l_out) kept, as --level profile does
 sampled=$WORK/sampled.db
 cp "$timed" "$sampled"
-sqlite3 "$sampled" "UPDATE step_times SET times = (SELECT json_group_array(j.value)
-    FROM json_each(step_times.times) j JOIN steps s ON s.run_id = step_times.run_id AND s.step = step_times.step
-    JOIN nodes n ON n.graph_id = s.graph_id AND n.idx = j.value->>0
-    WHERE n.name LIKE 'l_out-%' OR n.layer = step_times.step % 2)" || fail "sqlite3: sampling the trace"
+sqlite3 "$sampled" "DELETE FROM node_times WHERE NOT EXISTS (SELECT 1 FROM steps s
+    JOIN nodes n ON n.graph_id = s.graph_id AND n.idx = node_times.idx
+    WHERE s.run_id = node_times.run_id AND s.step = node_times.step
+      AND (n.name LIKE 'l_out-%' OR n.layer = node_times.step % 2));
+    UPDATE steps SET n_timed = (SELECT count(*) FROM node_times t WHERE t.run_id = steps.run_id AND t.step = steps.step)" ||
+    fail "sqlite3: sampling the trace"
 "$LLTRACE" profile "$sampled" >"$WORK/sampled.txt" || fail "profile of a sampled trace exited with $?"
 grep -q "^sampled:" "$WORK/sampled.txt" || fail "profile of a sampled trace does not say it is sampled"
 "$LLTRACE" profile "$sampled" --by layer --format json >"$WORK/slayers.json" || fail "profile --by layer (sampled)"
@@ -191,7 +193,7 @@ db = sqlite3.connect(sys.argv[2])
 run = db.execute("SELECT max(id) FROM runs").fetchone()[0]
 for line in open(sys.argv[1]):
     o = json.loads(line)
-    db.execute("INSERT INTO parity VALUES (?, ?, ?, ?, ?, ?)",
+    db.execute("INSERT INTO parity(run_id, step, pos, token, piece, top_k) VALUES (?, ?, ?, ?, ?, ?)",
                (run, o["step"], o["pos"], o["token"], o["piece"], json.dumps(o["top_k"])))
 db.commit()
 EOF

@@ -102,6 +102,11 @@ static void check_coverage(int run, int n_weights) {
                       run, n_weights);
     CHECK(bad == 0, "run %d: %lld steps do not read all %d weights", run, bad, n_weights);
     CHECK_INT(qi("SELECT count(*) FROM weights WHERE run_id=%d AND buffer IS NULL", run), 0);
+    // the layer outputs, one per layer and step
+    CHECK_INT(qi("SELECT count(*) FROM steps s JOIN nodes n ON n.graph_id=s.graph_id WHERE s.run_id=%d AND n.layer_out=1", run),
+              qi("SELECT count(*) FROM steps WHERE run_id=%d", run) * qi("SELECT n_layer FROM runs WHERE id=%d", run));
+    CHECK_INT(qi("SELECT count(*) FROM steps s JOIN nodes n ON n.graph_id=s.graph_id WHERE s.run_id=%d"
+                 " AND (n.layer_out=1) != (n.name GLOB 'l_out-*')", run), 0);
 }
 
 static void check_tokens(int run, const struct llt_gen_result * r) {
@@ -126,6 +131,25 @@ static void check_timing(int run, bool whole_decode) {
     long long extra = qi("SELECT count(*) FROM node_times t JOIN steps s USING(run_id, step)"
                         " JOIN nodes n ON n.graph_id=s.graph_id AND n.idx=t.idx WHERE t.run_id=%d AND n.is_noop=1", run);
     CHECK(extra == 0, "%lld no-op nodes were timed", extra);
+    // steps.n_timed counts the step's rows
+    CHECK_INT(qi("SELECT count(*) FROM steps s WHERE run_id=%d AND n_timed !="
+                 " (SELECT count(*) FROM node_times t WHERE t.run_id=s.run_id AND t.step=s.step)", run), 0);
+    // the fused MULs, worked out here from the graph: a MUL right after an RMS_NORM that
+    // nothing else reads (every F32 norm of these models qualifies); the CPU backend computes
+    // them in the norm's pass, so their spans are empty
+    const char * pairs = "FROM steps s JOIN nodes n ON n.graph_id=s.graph_id"
+                         " JOIN nodes p ON p.graph_id=n.graph_id AND p.idx=n.idx-1"
+                         " WHERE s.run_id=%d AND n.op='MUL' AND p.op='RMS_NORM' AND n.type='f32' AND"
+                         " (SELECT count(*) FROM node_srcs x WHERE x.graph_id=n.graph_id AND x.kind='node' AND x.src_idx=p.idx) = 1";
+    char sql[1024];
+    snprintf(sql, sizeof(sql), "SELECT count(*) %s", pairs);
+    const long long n_pairs = qi(sql, run);
+    CHECK(n_pairs > 0, "run %d: no RMS_NORM + MUL pairs", run);
+    CHECK_INT(qi("SELECT count(*) FROM steps s JOIN nodes n ON n.graph_id=s.graph_id WHERE s.run_id=%d AND n.fused=1", run),
+              n_pairs);
+    snprintf(sql, sizeof(sql), "SELECT count(*) %s AND n.fused=1 AND EXISTS (SELECT 1 FROM node_times t"
+                               " WHERE t.run_id=s.run_id AND t.step=s.step AND t.idx=n.idx AND t.t_end_ns=t.t_begin_ns)", pairs);
+    CHECK_INT(qi(sql, run), n_pairs);
     // node intervals are in order and do not overlap, and lie inside the step
     long long overlap = qi("SELECT count(*) FROM (SELECT t_begin_ns, t_end_ns,"
                           " lag(t_end_ns) OVER (PARTITION BY step ORDER BY idx) AS prev_end"

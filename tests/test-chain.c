@@ -160,20 +160,28 @@ int main(void) {
         CHECK(sqlite3_column_int(s, 0) == runs[i][2], "run %d: %d computing nodes untimed", runs[i][0], sqlite3_column_int(s, 0));
         sqlite3_finalize(s);
     }
-    sqlite3_prepare_v2(db, "SELECT count(*) FROM step_times WHERE run_id=3 AND step=0", -1, &s, NULL);
+    sqlite3_prepare_v2(db, "SELECT (SELECT count(*) FROM node_times WHERE run_id=3 AND step=0),"
+                           " (SELECT n_timed FROM steps WHERE run_id=3 AND step=0)", -1, &s, NULL);
     REQUIRE(sqlite3_step(s) == SQLITE_ROW, "query");
     CHECK_INT(sqlite3_column_int(s, 0), 0); // the step whose stamps failed has no times
+    CHECK_INT(sqlite3_column_int(s, 1), 0);
+    sqlite3_finalize(s);
+    // steps.n_timed counts the step's node_times rows, in every run
+    sqlite3_prepare_v2(db, "SELECT count(*) FROM steps s WHERE n_timed IS NOT"
+                           " (SELECT count(*) FROM node_times t WHERE t.run_id=s.run_id AND t.step=s.step)", -1, &s, NULL);
+    REQUIRE(sqlite3_step(s) == SQLITE_ROW, "query");
+    CHECK_INT(sqlite3_column_int(s, 0), 0);
     sqlite3_finalize(s);
     // the stopped computation is a step without times, the others have them all
     sqlite3_prepare_v2(db, "SELECT (SELECT count(*) FROM steps WHERE run_id=5), (SELECT group_concat(step) FROM steps s"
-                           " WHERE run_id=5 AND NOT EXISTS (SELECT 1 FROM step_times t WHERE t.run_id=5 AND t.step=s.step))",
+                           " WHERE run_id=5 AND NOT EXISTS (SELECT 1 FROM node_times t WHERE t.run_id=5 AND t.step=s.step))",
                        -1, &s, NULL);
     REQUIRE(sqlite3_step(s) == SQLITE_ROW, "query");
     CHECK_INT(sqlite3_column_int(s, 0), n_out + 2);
     CHECK_STR((const char *) sqlite3_column_text(s, 1), "0");
     sqlite3_finalize(s);
     // level profile, observing: only every third step is timed (of steps 0..5, step 3)
-    sqlite3_prepare_v2(db, "SELECT group_concat(step) FROM step_times WHERE run_id=4", -1, &s, NULL);
+    sqlite3_prepare_v2(db, "SELECT group_concat(DISTINCT step) FROM node_times WHERE run_id=4", -1, &s, NULL);
     REQUIRE(sqlite3_step(s) == SQLITE_ROW, "query");
     CHECK_STR((const char *) sqlite3_column_text(s, 0), "3");
     sqlite3_finalize(s);

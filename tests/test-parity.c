@@ -245,7 +245,7 @@ static void test_trace(void) {
     sqlite3 * db = llt_store_db(st);
     REQUIRE(sqlite3_exec(db,
         "INSERT INTO runs(id, status) VALUES (1, 'ok'), (2, 'ok');"
-        "INSERT INTO parity VALUES (1, 0, 7, 10, 'a', '[[10,5.0],[11,4.0]]'), (1, 1, 8, 20, 'b', '[[21,1],[20,2]]');",
+        "INSERT INTO parity(run_id, step, pos, token, piece, top_k) VALUES (1, 0, 7, 10, 'a', '[[10,5.0],[11,4.0]]'), (1, 1, 8, 20, 'b', '[[21,1],[20,2]]');",
         NULL, NULL, NULL) == SQLITE_OK, "%s", sqlite3_errmsg(db));
 
     struct llt_parity_step * steps = NULL;
@@ -261,7 +261,7 @@ static void test_trace(void) {
     CHECK(llt_parity_read_trace(st, 0, &steps, &n) == LLT_ENOTFOUND, "got '%s'", llt_last_error());
     CHECK(strstr(llt_last_error(), "--parity") != NULL, "message '%s' does not say how to record parity", llt_last_error());
 
-    REQUIRE(sqlite3_exec(db, "INSERT INTO parity VALUES (2, 0, 0, 1, '', '[[1,2] x')", NULL, NULL, NULL) == SQLITE_OK,
+    REQUIRE(sqlite3_exec(db, "INSERT INTO parity(run_id, step, pos, token, piece, top_k) VALUES (2, 0, 0, 1, '', '[[1,2] x')", NULL, NULL, NULL) == SQLITE_OK,
             "%s", sqlite3_errmsg(db));
     CHECK(llt_parity_read_trace(st, 2, &steps, &n) == LLT_EFORMAT, "a bad top_k: '%s'", llt_last_error());
     llt_store_close(st);

@@ -7,7 +7,7 @@
 extern "C" {
 #endif
 
-#define LLT_STORE_SCHEMA_VERSION 1
+#define LLT_STORE_SCHEMA_VERSION 2
 #define LLT_STORE_APPLICATION_ID 0x4C4C5452 // "LLTR"
 
 enum llt_store_mode {
@@ -18,7 +18,10 @@ enum llt_store_mode {
 struct llt_store;
 struct sqlite3;
 
-// Opens a trace. Never modifies a file that is not an lltrace trace, or one of a newer schema.
+// Opens a trace. Never modifies a file that is not an lltrace trace, or one of a newer schema
+// (LLT_EVERSION). A trace of schema version 1 is upgraded in place when opened for writing;
+// opened for reading it is not written, and the connection sees it as the current version
+// through TEMP views (docs/trace-format.md, "Version 1 traces").
 // caller frees with llt_store_close()
 int  llt_store_open(const char * path, enum llt_store_mode mode, struct llt_store ** out);
 void llt_store_close(struct llt_store * st);

@@ -4,10 +4,10 @@
 // The reader is a small strict JSON parser for exactly one shape of object; it needs no JSON
 // library and names the line and column of the first thing it does not accept.
 #include "core/internal.h"
+#include "trace/runs.h"
 
 #include <errno.h>
 #include <math.h>
-#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -447,64 +447,42 @@ done:
     return LLT_OK;
 }
 
+struct trace_read {
+    struct llt_store *       st;
+    int                      run_id;
+    struct llt_parity_step * steps;
+    int32_t                  n, cap;
+};
+
+static int add_trace_row(const struct llt_trace_parity_row * row, void * user_data) {
+    struct trace_read * tr = user_data;
+    if (!llt_grow((void **) &tr->steps, &tr->cap, tr->n + 1, sizeof(*tr->steps))) return llt_set_error(LLT_ENOMEM, "out of memory");
+    struct llt_parity_step * s = &tr->steps[tr->n];
+    struct parser ps = { row->top_k, row->top_k, "" };
+    if (!parse_top_k(&ps, s) || !at_end(&ps)) {
+        return llt_set_error(LLT_EFORMAT, "trace '%s', run %d, parity step %d: top_k %s", llt_store_path(tr->st), tr->run_id,
+                             row->step, ps.err);
+    }
+    s->step = row->step;
+    s->pos = row->pos;
+    s->token = row->token;
+    snprintf(s->piece, sizeof(s->piece), "%s", row->piece);
+    tr->n++;
+    return LLT_OK;
+}
+
 int llt_parity_read_trace(struct llt_store * st, int run_id, struct llt_parity_step ** out, int32_t * n_out) {
     *out = NULL;
     *n_out = 0;
-    sqlite3 * db = llt_store_db(st);
-    sqlite3_stmt * stmt = NULL;
-    struct llt_parity_step * steps = NULL;
-    int32_t n = 0, cap = 0;
-    int rc = LLT_OK;
     if (run_id <= 0 && (run_id = llt_store_last_run(st)) < 0) return run_id;
-    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE name = 'parity'", -1, &stmt, NULL) != SQLITE_OK
-        || sqlite3_step(stmt) != SQLITE_ROW) {
-        rc = llt_set_error(LLT_EIO, "trace '%s': %s", llt_store_path(st), sqlite3_errmsg(db));
-        goto done;
-    }
-    const bool has_table = sqlite3_column_int(stmt, 0) > 0;
-    sqlite3_finalize(stmt);
-    stmt = NULL;
-    if (has_table && sqlite3_prepare_v2(db, "SELECT step, pos, token, piece, top_k FROM parity WHERE run_id = ? ORDER BY step",
-                                        -1, &stmt, NULL) != SQLITE_OK) {
-        rc = llt_set_error(LLT_EIO, "trace '%s': %s", llt_store_path(st), sqlite3_errmsg(db));
-        goto done;
-    }
-    int step_rc = SQLITE_DONE;
-    if (has_table) sqlite3_bind_int(stmt, 1, run_id);
-    while (has_table && (step_rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        if (!llt_grow((void **) &steps, &cap, n + 1, sizeof(*steps))) {
-            rc = llt_set_error(LLT_ENOMEM, "out of memory");
-            goto done;
-        }
-        struct llt_parity_step * s = &steps[n];
-        const char * top_k = (const char *) sqlite3_column_text(stmt, 4);
-        struct parser ps = { top_k ? top_k : "", top_k ? top_k : "", "" };
-        if (!parse_top_k(&ps, s) || !at_end(&ps)) {
-            rc = llt_set_error(LLT_EFORMAT, "trace '%s', run %d, parity step %d: top_k %s", llt_store_path(st), run_id,
-                               sqlite3_column_int(stmt, 0), ps.err);
-            goto done;
-        }
-        s->step = sqlite3_column_int(stmt, 0);
-        s->pos = sqlite3_column_type(stmt, 1) == SQLITE_NULL ? -1 : sqlite3_column_int(stmt, 1);
-        s->token = sqlite3_column_int(stmt, 2);
-        const char * piece = (const char *) sqlite3_column_text(stmt, 3);
-        snprintf(s->piece, sizeof(s->piece), "%s", piece ? piece : "");
-        n++;
-    }
-    if (step_rc != SQLITE_DONE) {
-        rc = llt_set_error(LLT_EIO, "trace '%s': %s", llt_store_path(st), sqlite3_errmsg(db));
-    } else if (n == 0) {
-        rc = llt_set_error(LLT_ENOTFOUND, "trace '%s', run %d has no parity records (record them with 'lltrace run --parity')",
-                           llt_store_path(st), run_id);
-    }
-done:
-    sqlite3_finalize(stmt);
+    struct trace_read tr = { .st = st, .run_id = run_id };
+    int rc = llt_trace_parity_each(st, run_id, add_trace_row, &tr);
     if (rc != LLT_OK) {
-        free(steps);
+        free(tr.steps);
         return rc;
     }
-    *out = steps;
-    *n_out = n;
+    *out = tr.steps;
+    *n_out = tr.n;
     return LLT_OK;
 }
 

@@ -22,6 +22,12 @@ void llt_utc_now(char * buf, size_t size);
 // false when out of memory (*p is then unchanged)
 bool llt_grow(void ** p, int32_t * cap, int32_t need, size_t elem);
 
+// whether n bytes at s are valid UTF-8 (RFC 3629)
+bool llt_utf8_valid(const char * s, size_t n);
+// copies n bytes of src into dst (size bytes, size >= 3n+1 holds any input), each byte that
+// does not start a valid UTF-8 sequence replaced by U+FFFD; NUL-terminates; returns the length
+size_t llt_utf8_copy(char * dst, size_t size, const char * src, size_t n);
+
 // a 32-bit hash of a string, for open-addressing tables
 uint32_t llt_str_hash(const char * s);
 
@@ -43,5 +49,7 @@ int  llt_store_commit(struct llt_store * st);
 void llt_store_rollback(struct llt_store * st);
 // prepares a statement; on failure sets the error and returns NULL. caller finalizes.
 struct sqlite3_stmt * llt_store_prepare(struct llt_store * st, const char * sql);
+// binds text as valid UTF-8 (invalid bytes become U+FFFD; NULL binds NULL); copies it
+void llt_store_bind_text(struct sqlite3_stmt * stmt, int i, const char * text);
 // steps a statement to completion and resets it; LLT_OK or LLT_EIO
 int  llt_store_step_done(struct llt_store * st, struct sqlite3_stmt * stmt);

@@ -26,6 +26,39 @@ int llt_utf8_len(const unsigned char * s) {
     return n;
 }
 
+// length of the valid sequence at s[0..n), 0 if none: llt_utf8_len on a bounded copy
+static int utf8_len_n(const char * s, size_t n) {
+    unsigned char buf[5] = {0};
+    memcpy(buf, s, n < 4 ? n : 4);
+    return llt_utf8_len(buf);
+}
+
+bool llt_utf8_valid(const char * s, size_t n) {
+    for (size_t i = 0; i < n;) {
+        const int len = utf8_len_n(s + i, n - i);
+        if (len == 0 || (size_t) len > n - i) return false;
+        i += (size_t) len;
+    }
+    return true;
+}
+
+size_t llt_utf8_copy(char * dst, size_t size, const char * src, size_t n) {
+    size_t out = 0;
+    for (size_t i = 0; i < n && size > 0;) {
+        int len = utf8_len_n(src + i, n - i);
+        // a NUL inside the bytes is valid UTF-8 but would end the text early
+        if (len == 1 && src[i] == '\0') len = 0;
+        const char * put = len ? src + i : "\xEF\xBF\xBD";
+        const size_t put_len = len ? (size_t) len : 3;
+        if (out + put_len + 1 > size) break;
+        memcpy(dst + out, put, put_len);
+        out += put_len;
+        i += len ? (size_t) len : 1;
+    }
+    if (size > 0) dst[out] = '\0';
+    return out;
+}
+
 uint32_t llt_str_hash(const char * s) {
     uint32_t h = 2166136261u; // FNV-1a
     for (; *s; s++) h = (h ^ (uint8_t) *s) * 16777619u;

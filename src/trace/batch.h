@@ -1,6 +1,19 @@
 // The trace layer's private interface: what capture hands it (node records, steps, tokens,
-// batched per decode call), the rows writer, the step log and the writer thread.
+// batched per decode call), the rows writer, the step log, the writer thread and recovery.
 // Private to the library.
+//
+// Files of src/trace and whom they call (no file calls back up this list: no cycles):
+//   store.c    (open, close)  ──► schema.c, recovery.c, steplog.c (any logs left?), db.c
+//   recovery.c (dead runs)    ──► steplog.c (replay), rows.c, runs.c, db.c
+//   writer.c   (the thread)   ──► steplog.c (append), rows.c, db.c
+//   steplog.c  (the log file) ──► rows.c (llt_batch_free only)
+//   rows.c, runs.c, schema.c  ──► db.c (statements, the connection) ──► SQLite
+// From outside: capture ──► writer.c, runs.c; analysis/parity.c ──► runs.c; the CLI and
+// analysis ──► store.c (the public lltrace/store.h).
+//
+// steplog.c only writes and reads its file (no SQL); rows.c turns batches into rows; runs.c
+// holds a run's own rows (begin, end, killed, weight names, parity records); schema.c makes
+// and upgrades the tables; db.c is the connection's statement helpers (trace/db.h).
 #pragma once
 
 #include "core/internal.h"
@@ -16,6 +29,8 @@ enum node_flag {
     NODE_DUMP = 4,  // matches the dump patterns or the checkpoints
     NODE_REF  = 8,  // the reference dump holds tensors of this name
     NODE_LOUT = 16, // a layer's output (l_out-N): the profile level times it every step
+    NODE_FUSABLE = 32, // a MUL that meets ggml-cpu's conditions for fusing with the RMS_NORM before it
+    NODE_FUSED = 64,   // and the norm has no other use: the CPU backend computes them in one pass
 };
 
 // One node as recorded in the ask call. Records are compared with memcmp, so they are zeroed
@@ -80,6 +95,14 @@ struct diff_rows {
     struct llt_diff d;
 };
 
+// a parity record: the top-k list comes formatted (the parity JSON text), the writer stores it
+struct parity_rows {
+    int32_t     step, pos;
+    llama_token token;
+    char        piece[64];
+    char *      top_k; // owned
+};
+
 struct token_rows {
     int64_t     seq, step;
     int32_t     pos;
@@ -95,7 +118,7 @@ struct llt_batch {
     struct token_rows * tokens; int32_t n_tokens, cap_tokens;
     struct stat_rows *  stats;  int32_t n_stats,  cap_stats;
     struct diff_rows *  diffs;  int32_t n_diffs,  cap_diffs;
-    struct llt_parity_step * parity; int32_t n_parity, cap_parity;
+    struct parity_rows * parity; int32_t n_parity, cap_parity;
     struct llt_batch *  next;
 };
 
@@ -128,10 +151,19 @@ int  llt_steplog_append(struct llt_steplog * log, const struct llt_batch * b);
 int  llt_steplog_reset(struct llt_steplog * log);
 // closes the log; removes it when keep is false
 void llt_steplog_close(struct llt_steplog * log, bool keep);
-// replays and removes the logs of dead runs of a trace opened for writing; returns runs recovered
-int  llt_steplog_recover(struct llt_store * st, const char * trace_path);
+// Hands the batches of each dead run's log (one no process holds) to fn, and removes the log
+// when fn returns LLT_OK; the batches are freed after the call. A torn or damaged log gives
+// its whole batches up to the damage (possibly none). Returns the logs replayed, or fn's error.
+int  llt_steplog_replay_dead(const char * trace_path,
+                             int (*fn)(int64_t run_id, const struct llt_batch * batches, void * user_data), void * user_data);
 // whether a trace has step logs (of live or dead runs)
 bool llt_steplog_any(const char * trace_path);
+
+// ---- recovery (recovery.c) ----------------------------------------------------------------
+
+// replays the step logs of dead runs into a trace opened for writing and marks those runs
+// killed; returns the runs recovered
+int  llt_trace_recover(struct llt_store * st);
 
 // ---- the writer: a thread that commits batches to the store, in order --------------------
 

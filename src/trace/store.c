@@ -3,6 +3,8 @@
 // Opening never modifies a file that is not an lltrace trace: the application id and schema
 // version are checked with read-only queries before anything is written.
 #include "trace/batch.h"
+#include "trace/db.h"
+#include "trace/schema.h"
 
 #include <errno.h>
 #include <sqlite3.h>
@@ -10,116 +12,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-struct llt_store {
-    sqlite3 *      db;
-    sqlite3_stmt * begin, * commit; // prepared once: a transaction per decode step
-    char           path[1024];
-};
-
-// ---- schema ------------------------------------------------------------------------------
-
-static const char * schema_sql =
-    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);\n"
-    "CREATE TABLE runs(\n"
-    "  id INTEGER PRIMARY KEY, started_at TEXT, ended_at TEXT, status TEXT, error TEXT,\n"
-    "  level TEXT, lltrace_version TEXT, llama_tag TEXT, system_info TEXT,\n"
-    "  model_path TEXT, model_name TEXT, model_arch TEXT, model_desc TEXT,\n"
-    "  n_layer INTEGER, n_embd INTEGER, n_head INTEGER, n_head_kv INTEGER, n_vocab INTEGER,\n"
-    "  n_ctx_train INTEGER, file_type TEXT, model_bytes INTEGER, model_params INTEGER,\n"
-    "  params TEXT, prompt TEXT, output TEXT, n_prompt INTEGER, n_gen INTEGER,\n"
-    "  t_prompt_ns INTEGER, t_gen_ns INTEGER, dump_path TEXT, nan_report TEXT, t_tokenize_ns INTEGER);\n"
-    "CREATE TABLE weights(\n"
-    "  run_id INTEGER, id INTEGER, name TEXT, type TEXT, n_dims INTEGER,\n"
-    "  ne0 INTEGER, ne1 INTEGER, ne2 INTEGER, ne3 INTEGER, bytes INTEGER, bpw REAL,\n"
-    "  layer INTEGER, file_offset INTEGER, buffer TEXT,\n"
-    "  PRIMARY KEY(run_id, id)) WITHOUT ROWID;\n"
-    "CREATE TABLE graphs(id INTEGER PRIMARY KEY, run_id INTEGER, n_nodes INTEGER);\n"
-    "CREATE TABLE nodes(\n"
-    "  graph_id INTEGER, idx INTEGER, op TEXT, name TEXT, layer INTEGER, type TEXT,\n"
-    "  ne0 INTEGER, ne1 INTEGER, ne2 INTEGER, ne3 INTEGER, bytes INTEGER,\n"
-    "  is_view INTEGER, is_noop INTEGER, buffer TEXT,\n"
-    "  PRIMARY KEY(graph_id, idx)) WITHOUT ROWID;\n"
-    "CREATE TABLE node_srcs(\n"
-    "  graph_id INTEGER, idx INTEGER, slot INTEGER, kind TEXT, src_idx INTEGER,\n"
-    "  weight_id INTEGER, name TEXT, bytes INTEGER,\n"
-    "  PRIMARY KEY(graph_id, idx, slot)) WITHOUT ROWID;\n"
-    "CREATE TABLE steps(\n"
-    "  run_id INTEGER, step INTEGER, decode INTEGER, phase TEXT, pos0 INTEGER,\n"
-    "  n_tokens INTEGER, graph_id INTEGER, t_begin_ns INTEGER, t_end_ns INTEGER,\n"
-    "  compute_begin_ns INTEGER, compute_end_ns INTEGER, t_sample_ns INTEGER,\n"
-    "  PRIMARY KEY(run_id, step)) WITHOUT ROWID;\n"
-    "CREATE TABLE tokens(\n"
-    "  run_id INTEGER, seq INTEGER, role TEXT, step INTEGER, pos INTEGER, token INTEGER,\n"
-    "  piece TEXT, PRIMARY KEY(run_id, seq)) WITHOUT ROWID;\n"
-    "CREATE TABLE parity(\n"
-    "  run_id INTEGER, step INTEGER, pos INTEGER, token INTEGER, piece TEXT, top_k TEXT,\n"
-    "  PRIMARY KEY(run_id, step)) WITHOUT ROWID;\n"
-    "CREATE TABLE step_times(\n"
-    "  run_id INTEGER, step INTEGER, times TEXT,\n"
-    "  PRIMARY KEY(run_id, step)) WITHOUT ROWID;\n"
-    "CREATE VIEW node_times AS\n"
-    "  SELECT st.run_id AS run_id, st.step AS step, j.value->>0 AS idx,\n"
-    "         j.value->>1 AS t_begin_ns, j.value->>2 AS t_end_ns\n"
-    "  FROM step_times st, json_each(st.times) j;\n"
-    "CREATE TABLE node_stats(\n"
-    "  run_id INTEGER, step INTEGER, idx INTEGER, n INTEGER, n_nan INTEGER, n_pinf INTEGER,\n"
-    "  n_ninf INTEGER, n_zero INTEGER, min REAL, max REAL, mean REAL, std REAL, absmax REAL,\n"
-    "  PRIMARY KEY(run_id, step, idx)) WITHOUT ROWID;\n"
-    "CREATE TABLE node_diffs(\n"
-    "  run_id INTEGER, step INTEGER, idx INTEGER, name TEXT, shape_ok INTEGER, n INTEGER,\n"
-    "  max_abs REAL, mean_abs REAL, max_rel REAL, mean_rel REAL, rmse REAL, nmse REAL, cosine REAL,\n"
-    "  ref_nonfinite INTEGER, nonfinite INTEGER, n_exceed INTEGER, max_abs_index INTEGER,\n"
-    "  within INTEGER, n_finite INTEGER, n_nonfinite_pairs INTEGER,\n"
-    "  PRIMARY KEY(run_id, step, idx)) WITHOUT ROWID;\n"
-    "CREATE VIEW step_nodes AS\n"
-    "  SELECT s.run_id AS run_id, s.step AS step, s.phase AS phase, n.*\n"
-    "  FROM steps s JOIN nodes n ON n.graph_id = s.graph_id;\n"
-    "INSERT INTO meta VALUES('format', 'lltrace-trace');\n";
-
-// ---- helpers -----------------------------------------------------------------------------
-
-int llt_store_exec(struct llt_store * st, const char * sql) {
-    char * msg = NULL;
-    if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        llt_set_error(LLT_EIO, "trace '%s': %s", st->path, msg ? msg : sqlite3_errmsg(st->db));
-        sqlite3_free(msg);
-        return LLT_EIO;
-    }
-    return LLT_OK;
-}
-
-static int run_cached(struct llt_store * st, sqlite3_stmt ** stmt, const char * sql) {
-    if (!*stmt && !(*stmt = llt_store_prepare(st, sql))) return LLT_EIO;
-    return llt_store_step_done(st, *stmt);
-}
-
-int llt_store_begin (struct llt_store * st) { return run_cached(st, &st->begin, "BEGIN"); }
-int llt_store_commit(struct llt_store * st) { return run_cached(st, &st->commit, "COMMIT"); }
-
-void llt_store_rollback(struct llt_store * st) {
-    if (!sqlite3_get_autocommit(st->db)) {
-        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-    }
-}
-
-sqlite3_stmt * llt_store_prepare(struct llt_store * st, const char * sql) {
-    sqlite3_stmt * stmt = NULL;
-    if (sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL) != SQLITE_OK) {
-        llt_set_error(LLT_EIO, "trace '%s': %s", st->path, sqlite3_errmsg(st->db));
-        return NULL;
-    }
-    return stmt;
-}
-
-int llt_store_step_done(struct llt_store * st, sqlite3_stmt * stmt) {
-    int rc = sqlite3_step(stmt);
-    sqlite3_reset(stmt);
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-        return llt_set_error(LLT_EIO, "trace '%s': %s", st->path, sqlite3_errmsg(st->db));
-    }
-    return LLT_OK;
-}
 
 static int query_int(sqlite3 * db, const char * sql, int64_t * out) {
     sqlite3_stmt * stmt = NULL;
@@ -155,7 +47,7 @@ static int check_trace(struct llt_store * st, bool * is_empty) {
         return llt_set_error(LLT_EFORMAT, "'%s' is not an lltrace trace (an SQLite database of another application)", st->path);
     }
     if (version > LLT_STORE_SCHEMA_VERSION || version < 1) {
-        return llt_set_error(LLT_EVERSION, "trace '%s' has schema version %lld; this lltrace knows version %d",
+        return llt_set_error(LLT_EVERSION, "trace '%s' has schema version %lld; this lltrace reads versions 1 to %d",
                              st->path, (long long) version, LLT_STORE_SCHEMA_VERSION);
     }
     return LLT_OK;
@@ -164,21 +56,13 @@ static int check_trace(struct llt_store * st, bool * is_empty) {
 // Creates the schema of an empty database. Under a write lock taken first: two processes that
 // create one trace at once make it once (the second finds the tables and checks them).
 static int create_schema(struct llt_store * st) {
-    char pragmas[128];
-    snprintf(pragmas, sizeof(pragmas), "PRAGMA application_id=%d; PRAGMA user_version=%d;",
-             LLT_STORE_APPLICATION_ID, LLT_STORE_SCHEMA_VERSION);
-    char version_row[128];
-    snprintf(version_row, sizeof(version_row), "INSERT INTO meta VALUES('schema_version', '%d');",
-             LLT_STORE_SCHEMA_VERSION);
     int rc = llt_store_exec(st, "BEGIN IMMEDIATE");
     int64_t n_tables = 0;
     if (rc == LLT_OK && query_int(st->db, "SELECT count(*) FROM sqlite_master", &n_tables) != SQLITE_OK) {
         rc = llt_set_error(LLT_EIO, "trace '%s': %s", st->path, sqlite3_errmsg(st->db));
     }
     const bool create = rc == LLT_OK && n_tables == 0;
-    if (create) rc = llt_store_exec(st, schema_sql);
-    if (create && rc == LLT_OK) rc = llt_store_exec(st, version_row);
-    if (create && rc == LLT_OK) rc = llt_store_exec(st, pragmas);
+    if (create) rc = llt_schema_create(st);
     if (rc == LLT_OK) rc = llt_store_commit(st);
     if (rc != LLT_OK) {
         llt_store_rollback(st);
@@ -242,6 +126,10 @@ static int store_open(const char * path, enum llt_store_mode mode, bool recover,
         goto done;
     }
     sqlite3_busy_timeout(st->db, 5000);
+    if (llt_schema_register(st->db) != LLT_OK) {
+        rc = llt_set_error(LLT_EIO, "cannot open trace '%s': %s", path, sqlite3_errmsg(st->db));
+        goto done;
+    }
 
     bool is_empty = false;
     rc = check_trace(st, &is_empty);
@@ -255,7 +143,8 @@ static int store_open(const char * path, enum llt_store_mode mode, bool recover,
         // something else switched it back
         rc = llt_store_exec(st, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
         if (rc == LLT_OK && is_empty) rc = create_schema(st);
-        if (rc == LLT_OK && !is_empty && llt_steplog_recover(st, path) < 0) rc = LLT_EIO;
+        if (rc == LLT_OK && !is_empty) rc = llt_schema_check(st, mode);
+        if (rc == LLT_OK && !is_empty && llt_trace_recover(st) < 0) rc = LLT_EIO;
         if (rc != LLT_OK) goto done;
     }
     if (mode == LLT_STORE_READ && recover && llt_steplog_any(path) && access(path, W_OK) == 0) {
@@ -266,6 +155,7 @@ static int store_open(const char * path, enum llt_store_mode mode, bool recover,
         llt_store_close(w);
         return rc == LLT_OK ? store_open(path, LLT_STORE_READ, false, out) : rc;
     }
+    if (mode == LLT_STORE_READ) rc = llt_schema_check(st, mode);
 done:
     if (rc != LLT_OK) {
         llt_store_close(st);
@@ -286,14 +176,6 @@ void llt_store_close(struct llt_store * st) {
     sqlite3_finalize(st->commit);
     if (st->db) sqlite3_close_v2(st->db);
     free(st);
-}
-
-const char * llt_store_path(const struct llt_store * st) {
-    return st->path;
-}
-
-struct sqlite3 * llt_store_db(struct llt_store * st) {
-    return st->db;
 }
 
 int llt_store_last_run(struct llt_store * st) {

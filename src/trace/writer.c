@@ -6,17 +6,18 @@
 // this thread commits what is queued every COMMIT_INTERVAL_MS, in order, in one transaction,
 // then empties the log. llt_writer_sync() commits at once and waits.
 //
-// Graph structures (a thousand rows each, a few per run), node times (a JSON text of a few
-// kilobytes per step) and node statistics (level values, a row per node per step) are the bulk: writing them while the model runs would take cores
-// from inference, and a writer that preempts one of the compute threads stalls them all at the
-// next barrier. They wait in memory, safe in the step log, and are written when the run ends
-// or DEFERRED_MAX bytes of them have piled up. The thread also runs at a lower priority.
+// Graph structures (a thousand rows each, a few per run), node times (a row per timed node)
+// and node statistics (level values, a row per node per step) are the bulk: writing them while
+// the model runs would take cores from inference, and a writer that preempts one of the
+// compute threads stalls them all at the next barrier. They wait in memory, safe in the step
+// log, and are written when the run ends or DEFERRED_MAX bytes of them have piled up; the
+// step's own row goes in at once, its n_timed saying how many times will follow. The thread
+// also runs at a lower priority. Rows are written by rows.c.
 #define _DEFAULT_SOURCE // syscall(SYS_gettid): the writer thread lowers its own priority
 #include "trace/batch.h"
 
 #include <errno.h>
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,33 +33,6 @@
 // rarely; the step log keeps the rows in between safe, and readers see them a second late.
 #define COMMIT_INTERVAL_MS 1000
 #define DEFERRED_MAX       (64u << 20)
-
-// one prepared insert per table; OR IGNORE: a step log replayed after a crash may repeat rows
-// already committed
-enum { INS_GRAPH, INS_NODE, INS_SRC, INS_STEP, INS_TIMES, INS_TOKEN, INS_STAT, INS_DIFF, INS_PARITY, INS_COUNT };
-
-static const char * insert_sql[] = {
-    [INS_GRAPH]  = "INSERT OR IGNORE INTO graphs(id, run_id, n_nodes) VALUES(?,?,?)",
-    [INS_NODE]   = "INSERT OR IGNORE INTO nodes VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-    [INS_SRC]    = "INSERT OR IGNORE INTO node_srcs VALUES(?,?,?,?,?,?,?,?)",
-    [INS_STEP]   = "INSERT OR IGNORE INTO steps VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
-    [INS_TIMES]  = "INSERT OR IGNORE INTO step_times VALUES(?,?,?)",
-    [INS_TOKEN]  = "INSERT OR IGNORE INTO tokens VALUES(?,?,?,?,?,?,?)",
-    [INS_STAT]   = "INSERT OR IGNORE INTO node_stats VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
-    [INS_DIFF]   = "INSERT OR IGNORE INTO node_diffs VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-    [INS_PARITY] = "INSERT OR IGNORE INTO parity VALUES(?,?,?,?,?,?)",
-};
-_Static_assert(sizeof(insert_sql)/sizeof(insert_sql[0]) == INS_COUNT, "one insert per table");
-
-struct llt_rows {
-    struct llt_store *   st;
-    int64_t              run_id;
-    const char * const * weight_names;
-    int32_t              n_weights;
-    sqlite3_stmt *       ins[INS_COUNT]; // prepared inserts, by table
-    char *               json; // node times of a step, as text
-    size_t               json_cap;
-};
 
 struct llt_writer {
     struct llt_rows *    rows;
@@ -78,242 +52,6 @@ struct llt_writer {
     atomic_bool      failed;
     char             error[512];
 };
-
-void llt_batch_free(struct llt_batch * b) {
-    if (!b) return;
-    for (int32_t i = 0; i < b->n_graphs; i++) {
-        free(b->graphs[i].recs);
-        free(b->graphs[i].strings);
-        free(b->graphs[i].string_data);
-    }
-    for (int32_t i = 0; i < b->n_steps; i++) free(b->steps[i].times);
-    free(b->graphs);
-    free(b->steps);
-    free(b->tokens);
-    free(b->stats);
-    free(b->diffs);
-    free(b->parity);
-    free(b);
-}
-
-// ---- rows --------------------------------------------------------------------------------
-
-static const char * src_kind_names[] = { "none", "node", "weight", "input" };
-
-static void bind_time_or_null(sqlite3_stmt * s, int i, int64_t t_ns) {
-    if (t_ns) sqlite3_bind_int64(s, i, t_ns); else sqlite3_bind_null(s, i);
-}
-
-const char * llt_node_op_name(const struct node_rec * r) {
-    if (r->op == GGML_OP_UNARY) return ggml_unary_op_name((enum ggml_unary_op) r->subop);
-    if (r->op == GGML_OP_GLU)   return ggml_glu_op_name((enum ggml_glu_op) r->subop);
-    return ggml_op_name((enum ggml_op) r->op);
-}
-
-static int write_graph(struct llt_rows * w, const struct graph_rows * g) {
-    sqlite3_stmt * s = w->ins[INS_GRAPH];
-    sqlite3_bind_int64(s, 1, g->id);
-    sqlite3_bind_int64(s, 2, w->run_id);
-    sqlite3_bind_int(s, 3, g->n_nodes);
-    int rc = llt_store_step_done(w->st, s);
-    for (int32_t i = 0; i < g->n_nodes && rc == LLT_OK; i++) {
-        const struct node_rec * r = &g->recs[i];
-        s = w->ins[INS_NODE];
-        sqlite3_bind_int64(s, 1, g->id);
-        sqlite3_bind_int(s, 2, i);
-        sqlite3_bind_text(s, 3, llt_node_op_name(r), -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 4, r->name, -1, SQLITE_STATIC);
-        sqlite3_bind_int(s, 5, r->layer);
-        sqlite3_bind_text(s, 6, ggml_type_name((enum ggml_type) r->type), -1, SQLITE_STATIC);
-        for (int d = 0; d < 4; d++) sqlite3_bind_int64(s, 7 + d, r->ne[d]);
-        sqlite3_bind_int64(s, 11, (int64_t) r->bytes);
-        sqlite3_bind_int(s, 12, (r->flags & NODE_VIEW) != 0);
-        sqlite3_bind_int(s, 13, (r->flags & NODE_NOOP) != 0);
-        sqlite3_bind_text(s, 14, r->buffer >= 0 ? g->strings[r->buffer] : NULL, -1, SQLITE_STATIC); // sqlite binds a NULL string as NULL
-        rc = llt_store_step_done(w->st, s);
-        for (int k = 0; k < r->n_src && rc == LLT_OK; k++) {
-            if (r->src_kind[k] == SRC_NONE) continue;
-            s = w->ins[INS_SRC];
-            sqlite3_bind_int64(s, 1, g->id);
-            sqlite3_bind_int(s, 2, i);
-            sqlite3_bind_int(s, 3, k);
-            sqlite3_bind_text(s, 4, src_kind_names[r->src_kind[k]], -1, SQLITE_STATIC);
-            sqlite3_bind_null(s, 5);
-            sqlite3_bind_null(s, 6);
-            const char * name = NULL;
-            if (r->src_kind[k] == SRC_NODE) {
-                sqlite3_bind_int(s, 5, r->src_ref[k]);
-                name = g->recs[r->src_ref[k]].name;
-            } else if (r->src_kind[k] == SRC_WEIGHT) {
-                sqlite3_bind_int(s, 6, r->src_ref[k]);
-                name = r->src_ref[k] < w->n_weights ? w->weight_names[r->src_ref[k]] : NULL;
-            } else if (r->src_ref[k] >= 0) {
-                name = g->strings[r->src_ref[k]];
-            }
-            sqlite3_bind_text(s, 7, name, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(s, 8, (int64_t) r->src_bytes[k]);
-            rc = llt_store_step_done(w->st, s);
-        }
-    }
-    return rc;
-}
-
-// node times of a step as a JSON array of [idx, begin_ns, end_ns]: one row per step, read
-// back row by row through the node_times view
-static const char * times_json(struct llt_rows * w, const struct step_rows * ps) {
-    size_t need = (size_t) ps->n_times * 64 + 3;
-    if (need > w->json_cap) {
-        char * nj = realloc(w->json, need);
-        if (!nj) return NULL;
-        w->json = nj;
-        w->json_cap = need;
-    }
-    char * p = w->json;
-    *p++ = '[';
-    for (int32_t k = 0; k < ps->n_times; k++) {
-        const struct node_time * t = &ps->times[k];
-        p += sprintf(p, "%s[%d,%lld,%lld]", k ? "," : "", t->idx,
-                     (long long) (ps->compute_begin_ns + ((int64_t) t->begin << ps->time_shift)),
-                     (long long) (ps->compute_begin_ns + ((int64_t) t->end << ps->time_shift)));
-    }
-    *p++ = ']';
-    *p = '\0';
-    return w->json;
-}
-
-static int write_step(struct llt_rows * w, const struct step_rows * ps) {
-    sqlite3_stmt * s = w->ins[INS_STEP];
-    sqlite3_bind_int64(s, 1, w->run_id);
-    sqlite3_bind_int64(s, 2, ps->step);
-    sqlite3_bind_int64(s, 3, ps->decode);
-    sqlite3_bind_text(s, 4, ps->is_prompt ? "prompt" : "gen", -1, SQLITE_STATIC);
-    sqlite3_bind_int(s, 5, ps->pos0);
-    sqlite3_bind_int(s, 6, ps->n_tokens);
-    sqlite3_bind_int64(s, 7, ps->graph_id);
-    bind_time_or_null(s, 8, ps->t_begin_ns);
-    bind_time_or_null(s, 9, ps->t_end_ns);
-    sqlite3_bind_int64(s, 10, ps->compute_begin_ns);
-    bind_time_or_null(s, 11, ps->compute_end_ns);
-    bind_time_or_null(s, 12, ps->t_sample_ns);
-    int rc = llt_store_step_done(w->st, s);
-    if (rc != LLT_OK || !ps->times) return rc;
-    const char * json = times_json(w, ps);
-    if (!json) return llt_set_error(LLT_ENOMEM, "out of memory");
-    s = w->ins[INS_TIMES];
-    sqlite3_bind_int64(s, 1, w->run_id);
-    sqlite3_bind_int64(s, 2, ps->step);
-    sqlite3_bind_text(s, 3, json, -1, SQLITE_STATIC);
-    return llt_store_step_done(w->st, s);
-}
-
-static int write_token(struct llt_rows * w, const struct token_rows * t) {
-    sqlite3_stmt * s = w->ins[INS_TOKEN];
-    sqlite3_bind_int64(s, 1, w->run_id);
-    sqlite3_bind_int64(s, 2, t->seq);
-    sqlite3_bind_text(s, 3, t->is_prompt ? "prompt" : "gen", -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 4, t->step);
-    sqlite3_bind_int(s, 5, t->pos);
-    sqlite3_bind_int(s, 6, t->token);
-    sqlite3_bind_text(s, 7, t->piece, -1, SQLITE_STATIC);
-    return llt_store_step_done(w->st, s);
-}
-
-static int write_stat(struct llt_rows * w, const struct stat_rows * r) {
-    sqlite3_stmt * s = w->ins[INS_STAT];
-    const struct llt_stats * st = &r->st;
-    sqlite3_bind_int64(s, 1, w->run_id);
-    sqlite3_bind_int64(s, 2, r->step);
-    sqlite3_bind_int(s, 3, r->idx);
-    sqlite3_bind_int64(s, 4, st->n);
-    sqlite3_bind_int64(s, 5, st->n_nan);
-    sqlite3_bind_int64(s, 6, st->n_pinf);
-    sqlite3_bind_int64(s, 7, st->n_ninf);
-    sqlite3_bind_int64(s, 8, st->n_zero);
-    sqlite3_bind_double(s, 9, st->min);
-    sqlite3_bind_double(s, 10, st->max);
-    sqlite3_bind_double(s, 11, st->mean);
-    sqlite3_bind_double(s, 12, st->std);
-    sqlite3_bind_double(s, 13, st->absmax);
-    return llt_store_step_done(w->st, s);
-}
-
-static int write_diff(struct llt_rows * w, const struct diff_rows * r) {
-    sqlite3_stmt * s = w->ins[INS_DIFF];
-    const struct llt_diff * d = &r->d;
-    int i = 1;
-    sqlite3_bind_int64(s, i++, w->run_id);
-    sqlite3_bind_int64(s, i++, r->step);
-    sqlite3_bind_int(s, i++, r->idx);
-    sqlite3_bind_text(s, i++, r->name, -1, SQLITE_STATIC);
-    sqlite3_bind_int(s, i++, r->shape_ok);
-    sqlite3_bind_int64(s, i++, d->n);
-    sqlite3_bind_double(s, i++, d->max_abs);
-    sqlite3_bind_double(s, i++, d->mean_abs);
-    sqlite3_bind_double(s, i++, d->max_rel);
-    sqlite3_bind_double(s, i++, d->mean_rel);
-    sqlite3_bind_double(s, i++, d->rmse);
-    sqlite3_bind_double(s, i++, d->nmse);
-    sqlite3_bind_double(s, i++, d->cosine);
-    sqlite3_bind_int64(s, i++, d->a_nan + d->a_inf);
-    sqlite3_bind_int64(s, i++, d->b_nan + d->b_inf);
-    sqlite3_bind_int64(s, i++, d->n_exceed);
-    sqlite3_bind_int64(s, i++, d->max_abs_index);
-    sqlite3_bind_int(s, i++, r->shape_ok && d->n_exceed == 0);
-    sqlite3_bind_int64(s, i++, d->n_finite);
-    sqlite3_bind_int64(s, i++, d->n - d->n_finite);
-    return llt_store_step_done(w->st, s);
-}
-
-static int write_parity(struct llt_rows * w, const struct llt_parity_step * p) {
-    char top_k[LLT_PARITY_LINE_MAX];
-    llt_parity_format_top_k(p, top_k, sizeof(top_k));
-    sqlite3_stmt * s = w->ins[INS_PARITY];
-    sqlite3_bind_int64(s, 1, w->run_id);
-    sqlite3_bind_int(s, 2, p->step);
-    sqlite3_bind_int(s, 3, p->pos);
-    sqlite3_bind_int(s, 4, p->token);
-    sqlite3_bind_text(s, 5, p->piece, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 6, top_k, -1, SQLITE_STATIC);
-    return llt_store_step_done(w->st, s);
-}
-
-int llt_rows_write(struct llt_rows * w, const struct llt_batch * b) {
-    int rc = llt_store_begin(w->st);
-    for (; b && rc == LLT_OK; b = b->next) {
-        for (int32_t i = 0; i < b->n_graphs && rc == LLT_OK; i++) rc = write_graph(w, &b->graphs[i]);
-        for (int32_t i = 0; i < b->n_steps  && rc == LLT_OK; i++) rc = write_step(w, &b->steps[i]);
-        for (int32_t i = 0; i < b->n_tokens && rc == LLT_OK; i++) rc = write_token(w, &b->tokens[i]);
-        for (int32_t i = 0; i < b->n_stats  && rc == LLT_OK; i++) rc = write_stat(w, &b->stats[i]);
-        for (int32_t i = 0; i < b->n_diffs  && rc == LLT_OK; i++) rc = write_diff(w, &b->diffs[i]);
-        for (int32_t i = 0; i < b->n_parity && rc == LLT_OK; i++) rc = write_parity(w, &b->parity[i]);
-    }
-    if (rc == LLT_OK) rc = llt_store_commit(w->st);
-    if (rc != LLT_OK) llt_store_rollback(w->st);
-    return rc;
-}
-
-int llt_rows_init(struct llt_store * st, int64_t run_id, const char * const * weight_names, int32_t n_weights,
-                  struct llt_rows ** out) {
-    *out = NULL;
-    struct llt_rows * w = calloc(1, sizeof(*w));
-    if (!w) return llt_set_error(LLT_ENOMEM, "out of memory");
-    *w = (struct llt_rows) { .st = st, .run_id = run_id, .weight_names = weight_names, .n_weights = n_weights };
-    for (int i = 0; i < INS_COUNT; i++) {
-        if (!(w->ins[i] = llt_store_prepare(st, insert_sql[i]))) {
-            llt_rows_free(w);
-            return LLT_EIO;
-        }
-    }
-    *out = w;
-    return LLT_OK;
-}
-
-void llt_rows_free(struct llt_rows * w) {
-    if (!w) return;
-    for (int i = 0; i < INS_COUNT; i++) sqlite3_finalize(w->ins[i]);
-    free(w->json);
-    free(w);
-}
 
 // ---- the thread --------------------------------------------------------------------------
 
@@ -339,8 +77,7 @@ static void defer_bulk(struct llt_writer * w, struct llt_batch * b) {
             if (!b->steps[i].times) continue;
             steps[d->n_steps++] = b->steps[i];
             w->deferred_bytes += (size_t) b->steps[i].n_times * sizeof(struct node_time);
-            b->steps[i].times = NULL;
-            b->steps[i].n_times = 0;
+            b->steps[i].times = NULL; // n_times stays: the step's row written now counts them
         }
         d->steps = steps;
         d->cap_steps = d->n_steps;

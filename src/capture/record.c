@@ -1,0 +1,392 @@
+// Recording: the eval callback's ask and post calls and the abort callback, for every node the
+// scheduler computes. The hot path is one struct compare per node while the graph repeats;
+// see tracer.h for the whole story.
+#include "capture/tracer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+// id of a string in tr->strings, added if new; -1 when out of memory
+static int32_t intern(struct llt_tracer * tr, const char * s) {
+    for (int32_t i = tr->n_strings - 1; i >= 0; i--) {
+        if (strcmp(tr->strings[i], s) == 0) return i;
+    }
+    if (!llt_grow((void **) &tr->strings, &tr->cap_strings, tr->n_strings + 1, sizeof(char *))) return -1;
+    char * copy = strdup(s);
+    if (!copy) return -1;
+    tr->strings[tr->n_strings] = copy;
+    return tr->n_strings++;
+}
+
+// ---- recording a node (runs for every node, in the ask call) -----------------------------
+
+static bool op_is_noop(enum ggml_op op) {
+    return op == GGML_OP_NONE || op == GGML_OP_VIEW || op == GGML_OP_RESHAPE ||
+           op == GGML_OP_PERMUTE || op == GGML_OP_TRANSPOSE;
+}
+
+static int32_t buffer_id(struct llt_tracer * tr, const struct ggml_tensor * t) {
+    const struct ggml_tensor * base = t->view_src ? t->view_src : t;
+    ggml_backend_buffer_t buf = base->buffer ? base->buffer : t->buffer;
+    // nodes of a graph share one or two buffers: remember the last one
+    if (buf != tr->last_buffer || tr->last_buffer_id < 0) {
+        tr->last_buffer = buf;
+        tr->last_buffer_id = intern(tr, buf ? ggml_backend_buffer_name(buf) : "none");
+    }
+    return tr->last_buffer_id;
+}
+
+// classifies a source: a node of this graph, a model weight, or an input
+static void classify_src(struct llt_tracer * tr, const struct ggml_tensor * s, int32_t * kind, int32_t * ref) {
+    int32_t idx = ptr_table_get(&tr->node_idx, s);
+    if (idx >= 0) { *kind = SRC_NODE; *ref = idx; return; }
+    int32_t wid = ptr_table_get(&tr->weight_ids, s);
+    if (wid >= 0) { *kind = SRC_WEIGHT; *ref = wid; return; }
+    if (s->buffer && ggml_backend_buffer_get_usage(s->buffer) == GGML_BACKEND_BUFFER_USAGE_WEIGHTS) {
+        wid = llt_registry_find(tr->reg, s->name);
+        if (wid >= 0) {
+            if (!ptr_table_put(&tr->weight_ids, s, wid)) { llt_capture_fail(tr, "out of memory"); }
+            if (tr->weight_buffer[wid] < 0) tr->weight_buffer[wid] = intern(tr, ggml_backend_buffer_name(s->buffer));
+            *kind = SRC_WEIGHT; *ref = wid;
+            return;
+        }
+    }
+    *kind = SRC_INPUT;
+    *ref = intern(tr, s->name[0] ? s->name : "(unnamed)");
+}
+
+static bool fuses_norm(const struct ggml_tensor * mul, const struct ggml_tensor * norm);
+
+static bool resize(void ** p, int32_t n, size_t elem) {
+    void * q = realloc(*p, (size_t) n * elem);
+    if (q) *p = q;
+    return q != NULL;
+}
+
+// Grows the per-node arrays; false (tracing stopped) when out of memory.
+static bool reserve_nodes(struct llt_tracer * tr, int32_t n) {
+    if (n <= tr->cap_nodes) return true;
+    int32_t cap = tr->cap_nodes;
+    bool ok = llt_grow((void **) &tr->recs, &cap, n, sizeof(struct node_rec)) &&
+              resize((void **) &tr->times, cap, sizeof(struct node_span)) &&
+              resize((void **) &tr->seen, cap, sizeof(struct ggml_tensor)) &&
+              resize((void **) &tr->seen_ptr, cap, sizeof(const struct ggml_tensor *)) &&
+              resize((void **) &tr->stamps, cap, sizeof(struct stamp)) && resize((void **) &tr->bits, cap, 1) &&
+              resize((void **) &tr->uses, cap, sizeof(int32_t)) && resize((void **) &tr->map.node, cap, sizeof(int32_t)) &&
+              resize((void **) &tr->map.layer, cap, sizeof(int16_t)) && resize((void **) &tr->map.fused, cap, 1);
+    if (ok && tr->values) {
+        ok = resize((void **) &tr->node_stats, cap, sizeof(struct node_stat)) &&
+             resize((void **) &tr->scan_at, cap, sizeof(int32_t)) && resize((void **) &tr->scan_first, cap, sizeof(int32_t));
+    }
+    if (!ok) {
+        llt_capture_fail(tr, "out of memory");
+        return false;
+    }
+    // new slots match nothing
+    memset(tr->seen_ptr + tr->cap_nodes, 0, (size_t) (cap - tr->cap_nodes) * sizeof(*tr->seen_ptr));
+    tr->cap_nodes = cap;
+    return true;
+}
+
+// the slow path: a node that differs from the previous computation's at its position
+static void describe_node(struct llt_tracer * tr, struct ggml_tensor * t, int32_t idx) {
+    if (tr->same_so_far) {
+        // the first difference: the index map must hold exactly this computation's nodes
+        tr->same_so_far = false;
+        ptr_table_clear(&tr->node_idx);
+        tr->names.gen++;
+        for (int32_t i = 0; i < idx; i++) {
+            if (!ptr_table_put(&tr->node_idx, tr->seen_ptr[i], i)) { llt_capture_fail(tr, "out of memory"); return; }
+            name_table_count(&tr->names, tr->recs, i);
+        }
+    }
+    if ((uint32_t) idx * 2 + 2 > tr->names.cap) {
+        // more nodes than the name table was made for: tracing stops rather than loop
+        llt_capture_fail(tr, "graph too large");
+        return;
+    }
+    struct node_rec * r = &tr->recs[idx];
+    memset(r, 0, sizeof(*r)); // records are compared with memcmp: padding included
+    strncpy(r->name, t->name, sizeof(r->name));
+    r->op    = t->op;
+    r->subop = t->op == GGML_OP_UNARY ? (int32_t) ggml_get_unary_op(t)
+             : t->op == GGML_OP_GLU   ? (int32_t) ggml_get_glu_op(t) : -1;
+    r->type  = t->type;
+    for (int d = 0; d < 4; d++) r->ne[d] = t->ne[d];
+    r->bytes  = ggml_nbytes(t);
+    r->flags  = (t->view_src ? NODE_VIEW : 0) | (op_is_noop(t->op) ? NODE_NOOP : 0) |
+                (strncmp(t->name, "l_out-", 6) == 0 ? NODE_LOUT : 0);
+    if (tr->cpu_fusion && idx > 0 && t->op == GGML_OP_MUL && tr->seen_ptr[idx - 1]->op == GGML_OP_RMS_NORM &&
+        fuses_norm(t, tr->seen_ptr[idx - 1])) {
+        const struct ggml_tensor * base = t->view_src ? t->view_src : t;
+        if (!base->buffer || ggml_backend_buffer_is_host(base->buffer)) r->flags |= NODE_FUSABLE; // on the CPU
+    }
+    r->occ    = name_table_count(&tr->names, tr->recs, idx);
+    r->buffer = buffer_id(tr, t);
+    int32_t inherited = -1;
+    for (int i = 0; i < GGML_MAX_SRC; i++) {
+        const struct ggml_tensor * s = t->src[i];
+        if (!s) continue;
+        r->n_src = i + 1;
+        classify_src(tr, s, &r->src_kind[i], &r->src_ref[i]);
+        r->src_bytes[i] = ggml_nbytes(s);
+        int32_t l = r->src_kind[i] == SRC_NODE   ? tr->recs[r->src_ref[i]].layer
+                  : r->src_kind[i] == SRC_WEIGHT ? llt_registry_get(tr->reg, r->src_ref[i])->layer : -1;
+        if (l > inherited) inherited = l;
+    }
+    r->layer = llt_layer_from_name(t->name);
+    if (r->layer < 0 && (t->name[0] == '\0' || strncmp(t->name, "node_", 5) == 0)) {
+        // auto-named nodes (FLASH_ATTN_EXT, GET_ROWS on out_ids) belong to the layer being
+        // built: the later of their sources' layer and the previous node's
+        int32_t prev = idx > 0 ? tr->recs[idx - 1].layer : -1;
+        r->layer = inherited > prev ? inherited : prev;
+    }
+    if (tr->values) r->flags |= llt_values_node_flags(tr->values, r->name, t->op, r->layer, (r->flags & NODE_NOOP) != 0);
+    if (!ptr_table_put(&tr->node_idx, t, idx)) llt_capture_fail(tr, "out of memory");
+    tr->seen[idx] = *t;
+    tr->seen_ptr[idx] = t;
+}
+
+// whether a node is observed: computed alone, then posted
+// the statistics read a node's output: it computes something of its own
+static bool scanned(const struct node_rec * r) {
+    return !(r->flags & (NODE_NOOP | NODE_VIEW));
+}
+
+// Where stamps cannot time the nodes, the profile level observes every PROFILE_PERIOD-th
+// step: its l_out nodes (the per-layer totals) and the computing nodes of one layer, rotating.
+// Each observed node costs the inference a compute call and a thread barrier.
+#define PROFILE_PERIOD 3
+
+static bool wants(const struct llt_tracer * tr, const struct node_rec * r, int32_t idx) {
+    const bool computes = !(r->flags & NODE_NOOP);
+    if ((r->flags & NODE_DUMP) && llt_values_step_wanted(tr->values, tr->n_steps)) return true;
+    if (r->flags & NODE_REF) return true;
+    if (tr->values && llt_values_stats(tr->values)) {
+        if (tr->n_plan > 0 && !tr->off_plan && idx < tr->n_plan) return tr->scan_first[idx] >= 0;
+        if (scanned(r)) return true;
+    }
+    if (tr->stamped) return false;
+    switch (tr->params.level) {
+        case LLT_LEVEL_TIMING:  return computes;
+        case LLT_LEVEL_PROFILE:
+            return computes && tr->n_steps % PROFILE_PERIOD == 0 &&
+                   ((r->flags & NODE_LOUT) || r->layer == (tr->n_steps / PROFILE_PERIOD) % tr->n_layer);
+        default:                return false;
+    }
+}
+
+// Whether the CPU backend computes mul together with norm, the RMS_NORM node before it (its
+// ggml_cpu_try_fuse_ops): the conditions on the pair itself. Those on the graph (the norm has
+// no other use, no compute range ends between them) are checked when the stamps are matched.
+static bool fuses_norm(const struct ggml_tensor * mul, const struct ggml_tensor * norm) {
+    if (mul->src[0] != norm && mul->src[1] != norm) return false;
+    const struct ggml_tensor * w = mul->src[0] == norm ? mul->src[1] : mul->src[0];
+    return norm->src[0] && norm->src[0]->type == GGML_TYPE_F32 && mul->type == GGML_TYPE_F32 && w &&
+           w->type == GGML_TYPE_F32 && w->ne[0] == norm->ne[0] && w->nb[0] == sizeof(float) &&
+           !norm->view_src && !(norm->flags & GGML_TENSOR_FLAG_OUTPUT) && ggml_are_same_shape(mul, norm);
+}
+
+// Records a node in the ask call; returns true if it should be observed (computed alone,
+// then posted). The hot path: one struct compare per node while the graph repeats.
+static bool record_node(struct llt_tracer * tr, struct ggml_tensor * t) {
+    if (tr->n_nodes > 0 && t == tr->seen_ptr[0]) {
+        // the first node again: a new graph computation began (next ubatch, or a decode made
+        // without llt_decode, whose rows are written right away)
+        llt_capture_finish_graph(tr);
+        if (!tr->in_decode) llt_capture_submit(tr);
+        if (!tr->active) return false;
+    }
+    if (tr->n_nodes == 0) tr->compute_begin_ns = tr->last_ask_ns = llt_now_ns() - tr->t0_ns;
+    const int32_t idx = tr->n_nodes;
+    if (idx >= tr->cap_nodes && !reserve_nodes(tr, idx + 1)) return false;
+    const bool same = tr->same_so_far && idx < tr->n_prev && tr->seen_ptr[idx] == t &&
+                      memcmp(&tr->seen[idx], t, sizeof(*t)) == 0;
+    if (!same) {
+        describe_node(tr, t, idx);
+        if (!tr->active) return false;
+    }
+    tr->n_nodes++;
+    if (tr->params.level == LLT_LEVEL_GRAPH && !tr->values) return false; // records only
+    if (tr->stamped) {
+        // the live tensors, not the records: this runs for every node, and they are in cache
+        tr->bits[idx] = 0;
+        // the computation begins after the last ask: the graph's last node, as before
+        if (!same || idx + 1 >= tr->n_prev) tr->last_ask_ns = llt_now_ns() - tr->t0_ns;
+        if (!tr->values) return false; // timed by stamps, nothing to observe
+    }
+    tr->times[idx] = (struct node_span) { 0, 0 };
+    if (tr->node_stats) tr->node_stats[idx].has = false;
+    if (!same && tr->n_plan > 0 && !tr->off_plan && tr->node_stats) {
+        // the graph changed under the plan: this node reads what the plan left pending
+        tr->off_plan = true;
+        return true;
+    }
+    return wants(tr, &tr->recs[idx], idx);
+}
+
+static bool overlaps(const struct ggml_tensor * a, const struct ggml_tensor * b) {
+    const char * pa = a->data, * pb = b->data;
+    return a->buffer == b->buffer && pa && pb && pa < pb + ggml_nbytes(b) && pb < pa + ggml_nbytes(a);
+}
+
+// reads the statistics of node i, whose output is intact now
+static int scan_node(struct llt_tracer * tr, int32_t i, int32_t * nan_at) {
+    struct node_stat * ns = &tr->node_stats[i];
+    int rc = llt_values_stats_of(tr->values, tr->seen_ptr[i], &ns->st);
+    ns->has = rc == LLT_OK;
+    if (ns->has && *nan_at < 0 && tr->params.values.break_on_nan && (ns->st.n_nan || ns->st.n_pinf || ns->st.n_ninf)) {
+        *nan_at = i;
+    }
+    return rc;
+}
+
+// the post call of node j reads: what the plan gives it; where the graph left the plan, the
+// pending nodes that j did not write over; off the plan, j itself
+static int scan(struct llt_tracer * tr, int32_t j, int32_t * nan_at) {
+    int rc = LLT_OK;
+    const bool planned = tr->n_plan > 0 && j < tr->n_plan;
+    if (planned && !tr->off_plan) {
+        for (int32_t i = tr->scan_first[j]; i >= 0 && i <= j && rc == LLT_OK; i++) {
+            if (tr->scan_at[i] == j) rc = scan_node(tr, i, nan_at);
+        }
+        if (tr->scan_first[j] >= 0) tr->scan_next = j + 1;
+        return rc;
+    }
+    if (planned && tr->off_plan && tr->scan_next <= j) {
+        // the first node off the plan: what is still pending, unless j wrote over it
+        for (int32_t i = tr->scan_next; i < j && rc == LLT_OK; i++) {
+            if (scanned(&tr->recs[i]) && !overlaps(&tr->seen[i], tr->seen_ptr[j])) rc = scan_node(tr, i, nan_at);
+        }
+        tr->scan_next = INT32_MAX;
+    }
+    return rc == LLT_OK && scanned(&tr->recs[j]) ? scan_node(tr, j, nan_at) : rc;
+}
+
+// Plans the reads for the graph just computed (tr->seen holds its tensors): each node is read
+// at the earliest point its output is still intact and others are too. Interval stabbing: a
+// node is readable from itself to the node before the first one that writes over it.
+void llt_capture_build_plan(struct llt_tracer * tr) {
+    const int32_t n = tr->n_nodes;
+    // the memory each node writes: [begin, end) in its buffer
+    struct span { const void * buffer; const char * begin, * end; } * sp = malloc((size_t) n * sizeof(*sp) + 1);
+    if (!sp) {
+        tr->n_plan = 0; // no plan: every node reads itself
+        return;
+    }
+    for (int32_t i = 0; i < n; i++) {
+        const struct ggml_tensor * t = &tr->seen[i];
+        if (t->buffer && !ggml_backend_buffer_is_host(t->buffer)) {
+            // a GPU backend fuses more kinds of node pairs than we can name: read node by node
+            free(sp);
+            tr->n_plan = 0;
+            return;
+        }
+        sp[i] = (struct span) { t->buffer, t->data, t->data ? (const char *) t->data + ggml_nbytes(t) : NULL };
+    }
+    int32_t pending = -1, min_end = INT32_MAX;
+    for (int32_t i = 0; i < n; i++) {
+        tr->scan_at[i] = tr->scan_first[i] = -1;
+        if (scanned(&tr->recs[i]) && sp[i].begin) {
+            // the CPU backend computes RMS_NORM and the MUL after it in one pass, without writing
+            // the norm, when both are in one compute range: such a norm is read at its own post
+            const bool fusable = tr->recs[i].op == GGML_OP_RMS_NORM && i + 1 < n && tr->recs[i + 1].op == GGML_OP_MUL &&
+                                 ((tr->recs[i + 1].src_kind[0] == SRC_NODE && tr->recs[i + 1].src_ref[0] == i) ||
+                                  (tr->recs[i + 1].src_kind[1] == SRC_NODE && tr->recs[i + 1].src_ref[1] == i));
+            int32_t end = fusable ? i : n - 1;
+            for (int32_t k = i + 1; k < n && end > i; k++) {
+                if (sp[k].buffer == sp[i].buffer && sp[k].begin && sp[k].begin < sp[i].end && sp[i].begin < sp[k].end &&
+                    !(tr->recs[k].flags & NODE_NOOP)) {
+                    end = k - 1;
+                    break;
+                }
+            }
+            if (end < min_end) min_end = end;
+            if (pending < 0) pending = i;
+        }
+        if (i == min_end) {
+            tr->scan_first[i] = pending;
+            for (int32_t p = pending; p <= i; p++) if (scanned(&tr->recs[p])) tr->scan_at[p] = i;
+            pending = -1;
+            min_end = INT32_MAX;
+        }
+    }
+    free(sp);
+    tr->n_plan = n;
+}
+
+// the post call of an observed node: its output is valid now
+static bool observe(struct llt_tracer * tr, struct ggml_tensor * t) {
+    const int32_t idx = tr->n_nodes - 1;
+    const int64_t now = llt_now_ns() - tr->t0_ns;
+    tr->times[idx].end_ns = now;
+    tr->compute_end_ns = now;
+    tr->n_observed++;
+    if (!tr->values) return true;
+    const struct node_rec * r = &tr->recs[idx];
+    struct llt_values * v = tr->values;
+    int rc = LLT_OK;
+    if (llt_values_stats(v)) {
+        int32_t nan_at = -1;
+        rc = scan(tr, idx, &nan_at);
+        if (nan_at >= 0) {
+            const struct node_rec * nr = &tr->recs[nan_at];
+            llt_values_nan(v, tr->seen_ptr[nan_at], nr, llt_node_op_name(nr), tr->n_steps, &tr->node_stats[nan_at].st);
+            return false; // the rest of the graph is not computed; the report ends the run
+        }
+    }
+    if (rc == LLT_OK && (r->flags & NODE_DUMP) && llt_values_step_wanted(v, tr->n_steps)) {
+        rc = llt_values_dump(v, t, r, idx, tr->n_steps, tr->cur_pos0, tr->cur_n_tokens, llt_node_op_name(r));
+    }
+    if (rc == LLT_OK && (r->flags & NODE_REF)) {
+        struct llt_batch * b = llt_capture_batch(tr);
+        bool found = false;
+        if (!b || !llt_grow((void **) &b->diffs, &b->cap_diffs, b->n_diffs + 1, sizeof(struct diff_rows))) {
+            rc = llt_set_error(LLT_ENOMEM, "out of memory");
+        } else {
+            rc = llt_values_compare(v, t, r, idx, tr->n_steps, &b->diffs[b->n_diffs], &found);
+            if (rc == LLT_OK && found) b->n_diffs++;
+        }
+    }
+    if (rc != LLT_OK) llt_capture_fail(tr, llt_last_error());
+    return true;
+}
+
+bool llt_capture_eval_cb(struct ggml_tensor * t, bool ask, void * user_data) {
+    struct llt_tracer * tr = user_data;
+    if (ask) {
+        tr->chain_need = tr->chain_cb ? tr->chain_cb(t, true, tr->chain_ud) : false;
+        tr->self_need = tr->active && record_node(tr, t);
+        const bool need = tr->self_need || tr->chain_need;
+        if (need && tr->active && tr->n_nodes > 0) {
+            const int64_t now = llt_now_ns() - tr->t0_ns;
+            tr->times[tr->n_nodes - 1].begin_ns = tr->last_ask_ns = now;
+            if (tr->stamped) {
+                tr->bits[tr->n_nodes - 1] |= BIT_OBSERVED;
+                tr->n_asked_true++;
+            }
+        }
+        return need;
+    }
+    bool go_on = true;
+    if (tr->self_need && tr->active) go_on = observe(tr, t);
+    // a false answer to a post call stops the computation: the chained callback may ask for it
+    if (tr->chain_need && !tr->chain_cb(t, false, tr->chain_ud)) go_on = false;
+    return go_on;
+}
+
+// the CPU backend computed a node (on the thread that called llama_decode)
+bool llt_capture_abort_cb(void * user_data) {
+    struct llt_tracer * tr = user_data;
+    if (tr->stamped && tr->active) {
+        const int64_t now = llt_now_ns() - tr->t0_ns;
+        if (tr->n_stamps == 0) tr->first_begin_ns = tr->last_ask_ns;
+        if (tr->n_stamps < tr->cap_nodes) tr->stamps[tr->n_stamps] = (struct stamp) { now, tr->n_nodes };
+        tr->n_stamps++;
+    }
+    if (!tr->chain_abort || !tr->chain_abort(tr->chain_abort_ud)) return false;
+    tr->aborted = true; // the application stops the computation: fewer stamps than nodes
+    return true;
+}
+

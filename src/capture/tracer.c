@@ -1,0 +1,304 @@
+// The tracer's public API (lltrace/tracer.h): a run's life — init, attach to a context, begin,
+// decode calls, the tokens chosen, parity records, end — and what it reports.
+#include "capture/tracer.h"
+#include "trace/runs.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+// ---- failure: record it, stop tracing, let inference go on -------------------------------
+
+void llt_capture_fail(struct llt_tracer * tr, const char * what) {
+    if (tr->error[0] == '\0') {
+        snprintf(tr->error, sizeof(tr->error), "tracing stopped at step %lld: %s",
+                 (long long) tr->n_steps, what);
+    }
+    tr->active = false;
+}
+
+// ---- public API --------------------------------------------------------------------------
+
+struct llt_tracer_params llt_tracer_default_params(void) {
+    return (struct llt_tracer_params) { .level = LLT_LEVEL_GRAPH, .values = llt_values_default_params() };
+}
+
+static char * dup_or_null(const char * s) { return s ? strdup(s) : NULL; }
+
+int llt_tracer_init(struct llt_store * st, struct llt_tracer_params params, struct llt_tracer ** out) {
+    *out = NULL;
+    if ((unsigned) params.level >= LLT_LEVEL_COUNT) return llt_set_error(LLT_EINVAL, "unknown trace level %d", params.level);
+    if (!params.model_path) return llt_set_error(LLT_EINVAL, "the tracer needs the model path");
+    struct llt_tracer * tr = calloc(1, sizeof(*tr));
+    if (!tr) return llt_set_error(LLT_ENOMEM, "out of memory");
+    tr->st = st;
+    tr->params = params;
+    tr->model_path = dup_or_null(params.model_path);
+    tr->prompt = dup_or_null(params.prompt);
+    tr->params_json = dup_or_null(params.params_json);
+    tr->params.model_path = tr->model_path;
+    tr->params.prompt = tr->prompt;
+    tr->params.params_json = tr->params_json;
+    tr->last_buffer_id = -1;
+    tr->observed_from = -1;
+    tr->map.n = -1;
+    int rc = llt_registry_load(params.model_path, &tr->reg);
+    if (rc == LLT_OK && (!ptr_table_init(&tr->node_idx, 2048) || !ptr_table_init(&tr->weight_ids, 1024))) {
+        rc = llt_set_error(LLT_ENOMEM, "out of memory");
+    }
+    // GGML_DEFAULT_GRAPH_SIZE nodes at most per graph in llama.cpp; names need half the table free
+    tr->names.cap = 1u << 15;
+    tr->names.gen = 1;
+    if (rc == LLT_OK && !(tr->names.e = calloc(tr->names.cap, sizeof(struct name_entry)))) {
+        rc = llt_set_error(LLT_ENOMEM, "out of memory");
+    }
+    if (rc == LLT_OK) {
+        int nw = llt_registry_count(tr->reg);
+        tr->weight_buffer = malloc(((size_t) nw + 1) * sizeof(int32_t));
+        if (!tr->weight_buffer) rc = llt_set_error(LLT_ENOMEM, "out of memory");
+        for (int i = 0; rc == LLT_OK && i < nw; i++) tr->weight_buffer[i] = -1;
+    }
+    if (rc != LLT_OK) {
+        llt_tracer_free(tr);
+        return rc;
+    }
+    *out = tr;
+    return LLT_OK;
+}
+
+void llt_tracer_free(struct llt_tracer * tr) {
+    if (!tr) return;
+    llt_writer_stop(tr->writer);
+    llt_batch_free(tr->batch);
+    for (int32_t i = 0; i < tr->n_graphs_cached; i++) free(tr->graphs[i].recs);
+    for (int32_t i = 0; i < tr->n_strings; i++) free(tr->strings[i]);
+    free(tr->strings);
+    free(tr->recs);
+    free(tr->times);
+    free(tr->stamps);
+    free(tr->bits);
+    free(tr->uses);
+    free(tr->map.node);
+    free(tr->map.layer);
+    free(tr->map.fused);
+    free(tr->seen);
+    free(tr->seen_ptr);
+    free(tr->node_idx.e);
+    free(tr->weight_ids.e);
+    free(tr->names.e);
+    free(tr->node_stats);
+    free(tr->scan_at);
+    free(tr->scan_first);
+    free(tr->all_tokens);
+    llt_values_free(tr->values);
+    free(tr->weight_buffer);
+    free(tr->weight_names);
+    llt_registry_free(tr->reg);
+    free(tr->model_path);
+    free(tr->prompt);
+    free(tr->params_json);
+    free(tr);
+}
+
+void llt_tracer_attach(struct llt_tracer * tr, struct llama_context_params * cparams) {
+    // attention probabilities exist as a tensor only without flash attention
+    if (tr->params.values.checkpoints) cparams->flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+    tr->chain_cb = cparams->cb_eval;
+    tr->chain_ud = cparams->cb_eval_user_data;
+    cparams->cb_eval = llt_capture_eval_cb;
+    cparams->cb_eval_user_data = tr;
+    const char * nofuse = getenv("GGML_CPU_DISABLE_FUSION"); // read the way ggml-cpu reads it
+    tr->cpu_fusion = !(nofuse && atoi(nofuse) == 1);
+    if (timed(tr)) {
+        tr->stamped = true;
+        tr->chain_abort = cparams->abort_callback;
+        tr->chain_abort_ud = cparams->abort_callback_data;
+        cparams->abort_callback = llt_capture_abort_cb;
+        cparams->abort_callback_data = tr;
+    }
+}
+
+static int insert_run(struct llt_tracer * tr, const struct llama_model * model) {
+    char started[32], arch[64] = "", name[256] = "", desc[256] = "";
+    llt_utc_now(started, sizeof(started));
+    llama_model_meta_val_str(model, "general.architecture", arch, sizeof(arch));
+    llama_model_meta_val_str(model, "general.name", name, sizeof(name));
+    llama_model_desc(model, desc, sizeof(desc));
+    const struct llt_run_begin r = {
+        .started_at = started, .level = llt_level_name(tr->params.level), .system_info = llama_print_system_info(),
+        .model_path = tr->model_path, .model_name = name, .model_arch = arch, .model_desc = desc,
+        .n_layer = llama_model_n_layer(model), .n_embd = llama_model_n_embd(model), .n_head = llama_model_n_head(model),
+        .n_head_kv = llama_model_n_head_kv(model), .n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model)),
+        .n_ctx_train = llama_model_n_ctx_train(model), .file_type = llt_ftype_name(llama_model_ftype(model)),
+        .model_bytes = (int64_t) llt_registry_file_size(tr->reg), .model_params = (int64_t) llama_model_n_params(model),
+        .params = tr->params_json, .prompt = tr->prompt,
+    };
+    return llt_trace_run_begin(tr->st, &r, tr->reg, &tr->run_id);
+}
+
+int llt_tracer_begin(struct llt_tracer * tr, const struct llama_model * model, struct llama_context * ctx) {
+    tr->vocab = llama_model_get_vocab(model);
+    tr->t0_ns = llt_now_ns();
+    int rc = insert_run(tr, model);
+    if (rc != LLT_OK) return rc;
+    // graph ids are given here, not by the database, so capture never waits for the writer;
+    // each run has its own range, so runs traced into one file at once never collide
+    tr->next_graph_id = tr->run_id * GRAPH_IDS_PER_RUN + 1;
+    tr->first_graph_id = tr->next_graph_id;
+    const int32_t nw = llt_registry_count(tr->reg);
+    tr->weight_names = malloc(((size_t) nw + 1) * sizeof(char *));
+    if (!tr->weight_names) return llt_set_error(LLT_ENOMEM, "out of memory");
+    for (int32_t i = 0; i < nw; i++) tr->weight_names[i] = llt_registry_get(tr->reg, i)->name;
+    rc = llt_writer_start(tr->st, tr->run_id, tr->weight_names, nw, &tr->writer);
+    if (rc != LLT_OK) return rc;
+    tr->n_layer = llama_model_n_layer(model) > 0 ? llama_model_n_layer(model) : 1;
+    const struct llt_values_params * vp = &tr->params.values;
+    if (tr->params.level == LLT_LEVEL_VALUES || vp->dump || vp->checkpoints || vp->reference || vp->break_on_nan) {
+        rc = llt_values_init(vp, tr->params.level, llt_store_path(tr->st), tr->run_id,
+                             llama_model_n_embd(model) / llama_model_n_head(model), llama_model_n_head_kv(model), &tr->values);
+        if (rc != LLT_OK) return rc;
+    }
+    tr->active = true;
+    return LLT_OK;
+}
+
+int32_t llt_decode(struct llt_tracer * tr, struct llama_context * ctx, struct llama_batch batch) {
+    if (!tr->active) {
+        return llama_decode(ctx, batch);
+    }
+    llt_capture_submit(tr); // the previous decode's, if no token was chosen from it
+    // a single token that was just sampled is generation; anything else is prompt
+    const bool is_gen = tr->have_sampled && batch.n_tokens == 1 && batch.token &&
+                        batch.token[0] == tr->last_sampled;
+    tr->have_sampled = false;
+    tr->cur_prompt = !is_gen;
+    tr->cur_pos0 = batch.pos ? batch.pos[0] : tr->next_pos;
+    tr->cur_n_tokens = batch.n_tokens;
+    const int64_t first_step = tr->n_steps;
+    if (!is_gen && batch.token) {
+        for (int32_t i = 0; i < batch.n_tokens; i++) {
+            llt_capture_push_token(tr, batch.token[i], batch.pos ? batch.pos[i] : tr->cur_pos0 + i, first_step, true);
+        }
+    }
+
+    const int64_t t_begin = llt_now_ns() - tr->t0_ns;
+    tr->in_decode = true;
+    int32_t ret = llama_decode(ctx, batch);
+    tr->in_decode = false;
+    llt_capture_finish_graph(tr);
+    const int64_t t_end = llt_now_ns() - tr->t0_ns;
+    if (is_gen) tr->t_gen_ns += t_end - t_begin; else tr->t_prompt_ns += t_end - t_begin;
+    tr->next_pos = tr->cur_pos0 + batch.n_tokens;
+    tr->n_decodes++;
+    if (!tr->active) return ret;
+
+    // the decode's wall time belongs to all of its steps (one per ubatch)
+    for (int32_t i = 0; tr->batch && i < tr->batch->n_steps; i++) {
+        tr->batch->steps[i].t_begin_ns = t_begin;
+        tr->batch->steps[i].t_end_ns = t_end;
+    }
+    // handed over when the token is chosen (its sampling time goes with the step), or with
+    // the next decode call
+    tr->t_decode_end_ns = t_end;
+    return ret;
+}
+
+void llt_tracer_sampled(struct llt_tracer * tr, llama_token token) {
+    if (!tr->active) return;
+    tr->last_sampled = token;
+    tr->have_sampled = true;
+    struct llt_batch * b = tr->batch;
+    if (b && b->n_steps > 0) b->steps[b->n_steps - 1].t_sample_ns = llt_now_ns() - tr->t0_ns - tr->t_decode_end_ns;
+    llt_capture_push_token(tr, token, tr->next_pos, tr->n_steps - 1, false);
+    llt_capture_submit(tr);
+}
+
+void llt_tracer_parity(struct llt_tracer * tr, const struct llt_parity_step * step) {
+    if (!tr->active) return;
+    struct llt_batch * b = llt_capture_batch(tr);
+    const int len = llt_parity_format_top_k(step, NULL, 0);
+    char * top_k = len >= 0 ? malloc((size_t) len + 1) : NULL;
+    if (!b || !top_k || !llt_grow((void **) &b->parity, &b->cap_parity, b->n_parity + 1, sizeof(struct parity_rows))) {
+        free(top_k);
+        llt_capture_fail(tr, "out of memory");
+        return;
+    }
+    llt_parity_format_top_k(step, top_k, (size_t) len + 1);
+    struct parity_rows * p = &b->parity[b->n_parity++];
+    *p = (struct parity_rows) { .step = step->step, .pos = step->pos, .token = step->token, .top_k = top_k };
+    snprintf(p->piece, sizeof(p->piece), "%s", step->piece);
+}
+
+int llt_tracer_sync(struct llt_tracer * tr) {
+    if (!tr->writer) return LLT_OK;
+    llt_capture_submit(tr);
+    return llt_writer_sync(tr->writer);
+}
+
+int llt_tracer_end(struct llt_tracer * tr, enum llt_run_status status, const char * output) {
+    if (tr->run_id == 0) return llt_set_error(LLT_EINVAL, "the run was never begun");
+    if (tr->active) {
+        llt_capture_finish_graph(tr);
+        llt_capture_submit(tr);
+    }
+    tr->active = false;
+    if (tr->writer && llt_writer_sync(tr->writer) != LLT_OK) llt_capture_fail(tr, llt_last_error());
+    llt_writer_stop(tr->writer);
+    tr->writer = NULL;
+
+    const char * dump_path = NULL;
+    if (tr->values && llt_values_dump_path(tr->values)) {
+        char filters[512];
+        const struct llt_values_params * vp = &tr->params.values;
+        snprintf(filters, sizeof(filters), "layer=%d steps=%d-%d sources=%d checkpoints=%d type=%d",
+                 vp->dump_layer, vp->dump_step_first, vp->dump_step_last, vp->dump_sources, vp->checkpoints, vp->dump_type);
+        struct llt_dump_meta meta = { tr->run_id, tr->reg, tr->model_path, tr->prompt, filters, tr->all_tokens, tr->n_prompt + tr->n_gen };
+        if (llt_values_finish(tr->values, &meta) == LLT_OK) dump_path = llt_values_dump_path(tr->values);
+        else llt_capture_fail(tr, llt_last_error());
+    }
+    char ended[32];
+    llt_utc_now(ended, sizeof(ended));
+    const int32_t nw = llt_registry_count(tr->reg);
+    const char ** buffers = calloc((size_t) nw + 1, sizeof(char *));
+    if (!buffers) return llt_set_error(LLT_ENOMEM, "out of memory");
+    for (int32_t w = 0; w < nw; w++) buffers[w] = tr->weight_buffer[w] >= 0 ? tr->strings[tr->weight_buffer[w]] : NULL;
+    const struct llt_run_end e = {
+        .ended_at = ended,
+        .status = llt_run_status_name(tr->error[0] && status == LLT_RUN_OK ? LLT_RUN_ERROR : status),
+        .error = tr->error[0] ? tr->error : NULL, .output = output, .n_prompt = tr->n_prompt, .n_gen = tr->n_gen,
+        .t_prompt_ns = tr->t_prompt_ns, .t_gen_ns = tr->t_gen_ns, .t_tokenize_ns = tr->params.t_tokenize_ns,
+        .dump_path = dump_path, .nan_report = llt_tracer_nan_report(tr), .weight_buffers = buffers, .n_weights = nw,
+    };
+    int rc = llt_trace_run_end(tr->st, tr->run_id, &e);
+    free(buffers);
+    return rc;
+}
+
+int llt_tracer_run_id(const struct llt_tracer * tr) { return (int) tr->run_id; }
+
+const char * llt_tracer_error(const struct llt_tracer * tr) {
+    return tr->error[0] ? tr->error : NULL;
+}
+
+const char * llt_tracer_dump_path(const struct llt_tracer * tr) {
+    return tr->values ? llt_values_dump_path(tr->values) : NULL;
+}
+
+const char * llt_tracer_nan_report(const struct llt_tracer * tr) {
+    return tr->values ? llt_values_nan_report(tr->values) : NULL;
+}
+
+struct llt_tracer_stats llt_tracer_get_stats(const struct llt_tracer * tr) {
+    // all derived: the last step's graph is the one llt_capture_finish_graph() matched last
+    const struct graph * g = tr->prev_graph;
+    return (struct llt_tracer_stats) {
+        .n_steps = tr->n_steps,
+        .n_nodes_last = g ? g->n_nodes : 0,
+        .n_graphs = tr->next_graph_id - tr->first_graph_id,
+        .n_weights = tr->reg ? llt_registry_count(tr->reg) : 0,
+        .n_weights_read = g ? g->n_weights_read : 0,
+        .n_dumped = tr->values ? llt_values_n_dumped(tr->values) : 0,
+        .timing_observed_from = tr->observed_from,
+    };
+}
+

@@ -1,0 +1,266 @@
+// Capture: the eval callback that records every graph node llama.cpp computes. This header
+// holds the tracer's state, shared by the files of src/capture; private to the library.
+//
+// The scheduler asks the callback about each node in order (ask=true); nodes answered false are
+// computed together up to the next node answered true, which then gets a post call
+// (ask=false) once it is computed. At level graph every node is recorded in the ask call and
+// every answer is false, so the scheduler computes each split in one go, as without lltrace.
+//
+// Levels timing and profile time nodes without observing them. The CPU backend calls the
+// context's abort callback (llama_context_params.abort_callback) on its calling thread after
+// every node it computes; the tracer chains its own there and takes a time stamp. After the
+// computation the stamps are matched, in order, to the nodes the CPU computes: every node
+// that is not a no-op, except that a MUL fused into the RMS_NORM before it shares its stamp.
+// A node's time runs from the previous node's stamp to its own, so the times add up to the
+// computation and the scheduler computes as without lltrace. Where the stamps do not match
+// (a GPU backend, an abort callback set later by the application) the tracer falls back to
+// observing each timed node: computed alone and timed from its ask to its post call.
+//
+// The hot path is one struct compare per node: llama.cpp reuses its graph from step to step,
+// and a node whose tensor is byte-identical to the one at the same position last time has the
+// same record. At the end of a graph computation the records are matched against the graphs
+// seen before, so a structure is stored once; each decode call's rows go to the writer thread
+// (writer.c) in one batch.
+//
+// Files: record.c (the callbacks: each node as the scheduler asks about it, observed nodes'
+// statistics, dumps and comparisons), steps.c (the end of each graph computation: its graph
+// structure, node times and rows), tracer.c (the public API: a run's life, decode calls, the
+// tokens chosen).
+#pragma once
+
+#include "capture/values.h"
+
+#include "ggml-backend.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+// a distinct graph structure, kept in memory to recognise repeats
+
+struct graph {
+    int64_t           id;        // graphs.id
+    int32_t           n_nodes;
+    int32_t           n_weights_read;
+    int64_t           last_used; // step that last ran it
+    struct node_rec * recs;
+};
+
+// open-addressing table: pointer -> int, entries of older generations count as empty
+struct ptr_entry { const void * key; int32_t val; uint32_t gen; };
+struct ptr_table { struct ptr_entry * e; uint32_t cap; uint32_t n; uint32_t gen; };
+
+// node name -> how many nodes of the graph so far have it; the name is read from recs[last]
+struct name_entry { uint32_t gen, hash; int32_t last, count; };
+struct name_table { struct name_entry * e; uint32_t cap, gen; };
+
+// statistics of a node of the current graph, when read
+struct node_stat { bool has; struct llt_stats st; };
+
+// a node's time in the current computation, since the run began; end 0: not timed
+struct node_span { int64_t begin_ns, end_ns; };
+
+// the CPU backend finished a node: when, and how many nodes had been asked about by then
+struct stamp { int64_t ns; int32_t asked; };
+
+// per node of the current graph, for matching stamps to nodes
+enum node_bit {
+    BIT_OBSERVED   = 1, // answered true: its compute range ends here, nothing fuses across it
+};
+
+#define MAX_CACHED_GRAPHS 32
+#define GRAPH_IDS_PER_RUN ((int64_t) 1 << 24)
+
+struct llt_tracer {
+    // first, together: what the abort callback reads after every node the CPU computes, when
+    // the node's data has pushed the tracer out of the cache
+    bool                     active;        // false once tracing failed or ended
+    bool                     stamped;       // timing by stamps; on until the stamps of a computation fail to match
+    int32_t                  n_nodes, cap_nodes; // the graph being computed: nodes asked about so far
+    int32_t                  n_stamps;
+    int64_t                  t0_ns;
+    int64_t                  last_ask_ns;   // the ask just before the computation began
+    int64_t                  first_begin_ns;
+    struct stamp *           stamps;        // this computation's, up to cap_nodes of them
+    bool                   (*chain_abort)(void *);
+    void *                   chain_abort_ud;
+    bool                     aborted;       // the chained abort callback stopped this computation
+
+    struct llt_store *       st;
+    struct llt_tracer_params params;
+    char *                   model_path;
+    char *                   prompt;
+    char *                   params_json;
+    struct llt_registry *    reg;
+    const struct llama_vocab * vocab;
+    struct llt_writer *      writer;
+    const char **            weight_names;  // for the writer: registry names by id
+    struct llt_values *      values;        // statistics, dumps, comparisons; NULL at levels graph/timing/profile without them
+    struct node_stat *       node_stats;    // per node of the current graph (values)
+    // the scan plan (statistics): for the graph of the previous computation, which post call
+    // reads which nodes' outputs. A node's output is intact from its computation until the
+    // first later node that writes over its memory, so one observed node can read many.
+    int32_t *                scan_at;       // per node: the node whose post call reads it, -1 none
+    int32_t *                scan_first;    // per node: first node its post call reads, -1 if it reads none
+    int32_t                  n_plan;        // nodes the plan covers; 0: no plan (observe every node)
+    int32_t                  scan_next;     // first node of this computation not read yet
+    bool                     off_plan;      // this computation left the plan: every node reads itself
+    int32_t                  n_layer;       // the profile level samples layer (step % n_layer)
+    llama_token *            all_tokens;    // every token in and out, for the dump's metadata
+    int32_t                  cap_all_tokens;
+    int64_t                  run_id;
+    char                     error[256];
+
+    // chained user callback
+    ggml_backend_sched_eval_callback chain_cb;
+    void *                   chain_ud;
+    bool                     chain_need;    // the chained callback asked for the last node
+    bool                     self_need;     // we asked for the last node
+
+    // timing by stamps (levels timing and profile): see the top of the file
+    bool                     cpu_fusion;    // the CPU backend fuses RMS_NORM + MUL (GGML_CPU_DISABLE_FUSION)
+    int64_t                  observed_from; // the step timing by observing began, -1 none
+    uint8_t *                bits;          // per node: enum node_bit
+    int32_t                  n_asked_true;  // nodes answered true in this computation
+    // which node each stamp ends, worked out for the graph once (it stays while the graph does)
+    struct stamp_map {
+        int32_t * node;   // per stamp: the node it ends
+        int16_t * layer;  // per stamp: that node's layer, -1 when level profile keeps it every step
+        uint8_t * fused;  // per stamp: the node after it was computed in the same pass
+        int32_t   n;      // stamps; -1 no map
+    }                        map;
+    int32_t *                uses;          // per node: how many source slots of the graph name it
+
+    // the graph being computed. recs, times and seen keep the previous computation's entries
+    // beyond n_nodes, for the comparison in record_node().
+    struct node_rec *        recs;
+    struct node_span *       times;
+    struct ggml_tensor *     seen;          // the tensor structs as they were asked about
+    const struct ggml_tensor ** seen_ptr;   // and where they were
+    int32_t                  n_prev;        // nodes of the previous computation
+    struct graph *           prev_graph;    // its graph
+    bool                     same_so_far;   // every node so far matched the previous computation
+    int64_t                  compute_begin_ns, compute_end_ns;
+    int32_t                  n_observed;    // post calls in the current computation
+    struct ptr_table         node_idx;      // tensor -> idx in the current graph
+    struct name_table        names;         // name -> count of nodes so far, for node_rec.occ
+    struct ptr_table         weight_ids;    // weight tensor -> registry id (lives for the run)
+
+    // strings: buffer names and input names; the strings never move once made
+    char **                  strings;
+    int32_t                  n_strings, cap_strings;
+
+    int32_t *                weight_buffer; // per registry id: buffer string id, -1 unseen
+    ggml_backend_buffer_t    last_buffer;   // buffer_id()'s cache
+    int32_t                  last_buffer_id;
+
+    // distinct graphs
+    struct graph             graphs[MAX_CACHED_GRAPHS];
+    int32_t                  n_graphs_cached;
+    int64_t                  first_graph_id, next_graph_id;
+
+    // decode bookkeeping
+    struct llt_batch *       batch;         // rows of the current decode call
+    int64_t                  n_steps;
+    int64_t                  n_decodes;
+    int32_t                  next_pos;
+    bool                     in_decode;
+    bool                     cur_prompt;
+    int32_t                  cur_pos0, cur_n_tokens;
+    llama_token              last_sampled;
+    bool                     have_sampled;
+    int64_t                  t_prompt_ns, t_gen_ns;
+    int64_t                  t_decode_end_ns; // end of the last decode call
+    int32_t                  n_prompt, n_gen;
+};
+
+// ---- small containers --------------------------------------------------------------------
+
+static inline uint32_t ptr_hash(const void * p) {
+    uint64_t x = (uint64_t) (uintptr_t) p;
+    x ^= x >> 33; x *= 0xff51afd7ed558ccdULL; x ^= x >> 33;
+    return (uint32_t) x;
+}
+
+static inline bool ptr_table_init(struct ptr_table * t, uint32_t cap) {
+    t->e = calloc(cap, sizeof(*t->e));
+    t->cap = cap;
+    t->n = 0;
+    t->gen = 1;
+    return t->e != NULL;
+}
+
+// forget every entry in O(1)
+static inline void ptr_table_clear(struct ptr_table * t) {
+    t->gen++;
+    t->n = 0;
+}
+
+static inline int32_t ptr_table_get(const struct ptr_table * t, const void * key) {
+    for (uint32_t i = ptr_hash(key) & (t->cap - 1);; i = (i + 1) & (t->cap - 1)) {
+        const struct ptr_entry * e = &t->e[i];
+        if (e->gen != t->gen) return -1;
+        if (e->key == key) return e->val;
+    }
+}
+
+static inline bool ptr_table_put(struct ptr_table * t, const void * key, int32_t val) {
+    if ((t->n + 1) * 2 > t->cap) {
+        // rehash the live entries into a table twice the size
+        struct ptr_table nt;
+        if (!ptr_table_init(&nt, t->cap * 2)) return false;
+        for (uint32_t i = 0; i < t->cap; i++) {
+            if (t->e[i].gen == t->gen) ptr_table_put(&nt, t->e[i].key, t->e[i].val);
+        }
+        free(t->e);
+        *t = nt;
+    }
+    uint32_t i = ptr_hash(key) & (t->cap - 1);
+    while (t->e[i].gen == t->gen && t->e[i].key != key) i = (i + 1) & (t->cap - 1);
+    if (t->e[i].gen != t->gen) t->n++;
+    t->e[i] = (struct ptr_entry) { key, val, t->gen };
+    return true;
+}
+
+// counts name at recs[idx]: returns how many earlier nodes had it (the table holds < cap/2 names)
+static inline int32_t name_table_count(struct name_table * t, const struct node_rec * recs, int32_t idx) {
+    const char * name = recs[idx].name;
+    const uint32_t h = llt_str_hash(name);
+    uint32_t i = h & (t->cap - 1);
+    for (;; i = (i + 1) & (t->cap - 1)) {
+        struct name_entry * e = &t->e[i];
+        if (e->gen != t->gen) {
+            *e = (struct name_entry) { t->gen, h, idx, 1 };
+            return 0;
+        }
+        if (e->hash == h && strcmp(recs[e->last].name, name) == 0) {
+            e->last = idx;
+            return e->count++;
+        }
+    }
+}
+
+// ---- shared by the files of src/capture --------------------------------------------------
+
+// node times are recorded at levels timing and profile
+static inline bool timed(const struct llt_tracer * tr) {
+    return tr->params.level == LLT_LEVEL_TIMING || tr->params.level == LLT_LEVEL_PROFILE;
+}
+
+// records the failure (the first one), stops tracing; inference goes on
+void llt_capture_fail(struct llt_tracer * tr, const char * what);
+
+// record.c: the callbacks llt_tracer_attach() installs
+bool llt_capture_eval_cb(struct ggml_tensor * t, bool ask, void * user_data);
+bool llt_capture_abort_cb(void * user_data);
+// record.c: plans which post calls read which nodes' outputs, for the graph just computed
+void llt_capture_build_plan(struct llt_tracer * tr);
+
+// steps.c: the batch of the current decode call, made on first use; NULL (tracing stopped) when out of memory
+struct llt_batch * llt_capture_batch(struct llt_tracer * tr);
+// steps.c: ends a graph computation: its step's rows into the batch
+void llt_capture_finish_graph(struct llt_tracer * tr);
+// steps.c: hands the batch to the writer
+void llt_capture_submit(struct llt_tracer * tr);
+// steps.c: a token in or out, into the batch
+void llt_capture_push_token(struct llt_tracer * tr, llama_token tok, int32_t pos, int64_t step, bool is_prompt);

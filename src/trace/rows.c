@@ -1,0 +1,260 @@
+// Rows: the batches capture hands over, as trace rows. One prepared insert per table, bound
+// field by field; a batch list is one transaction. Used by the writer thread (writer.c) and
+// by recovery (recovery.c), which replays a dead run's step log through the same code.
+#include "trace/batch.h"
+#include "trace/db.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+// one prepared insert per table; OR IGNORE: a step log replayed after a crash may repeat rows
+// already committed
+enum { INS_GRAPH, INS_NODE, INS_SRC, INS_STEP, INS_TIMES, INS_TOKEN, INS_STAT, INS_DIFF, INS_PARITY, INS_COUNT };
+
+static const char * insert_sql[] = {
+    [INS_GRAPH]  = "INSERT OR IGNORE INTO graphs(id, run_id, n_nodes) VALUES(?,?,?)",
+    [INS_NODE]   = "INSERT OR IGNORE INTO nodes(graph_id, idx, op, name, layer, type, ne0, ne1, ne2, ne3, bytes,"
+                   " is_view, is_noop, buffer, layer_out, fused) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    [INS_SRC]    = "INSERT OR IGNORE INTO node_srcs(graph_id, idx, slot, kind, src_idx, weight_id, name, bytes)"
+                   " VALUES(?,?,?,?,?,?,?,?)",
+    [INS_STEP]   = "INSERT OR IGNORE INTO steps(run_id, step, decode, phase, pos0, n_tokens, graph_id, t_begin_ns,"
+                   " t_end_ns, compute_begin_ns, compute_end_ns, t_sample_ns, n_timed) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    [INS_TIMES]  = "INSERT OR IGNORE INTO node_times(run_id, step, idx, t_begin_ns, t_end_ns) VALUES(?,?,?,?,?)",
+    [INS_TOKEN]  = "INSERT OR IGNORE INTO tokens(run_id, seq, role, step, pos, token, piece, piece_bytes)"
+                   " VALUES(?,?,?,?,?,?,?,?)",
+    [INS_STAT]   = "INSERT OR IGNORE INTO node_stats(run_id, step, idx, n, n_nan, n_pinf, n_ninf, n_zero, min, max,"
+                   " mean, std, absmax) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    [INS_DIFF]   = "INSERT OR IGNORE INTO node_diffs(run_id, step, idx, name, shape_ok, n, max_abs, mean_abs, max_rel,"
+                   " mean_rel, rmse, nmse, cosine, ref_nonfinite, nonfinite, n_exceed, max_abs_index, within, n_finite,"
+                   " n_nonfinite_pairs) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    [INS_PARITY] = "INSERT OR IGNORE INTO parity(run_id, step, pos, token, piece, top_k, piece_bytes) VALUES(?,?,?,?,?,?,?)",
+};
+_Static_assert(sizeof(insert_sql)/sizeof(insert_sql[0]) == INS_COUNT, "one insert per table");
+
+struct llt_rows {
+    struct llt_store *   st;
+    int64_t              run_id;
+    const char * const * weight_names;
+    int32_t              n_weights;
+    sqlite3_stmt *       ins[INS_COUNT]; // prepared inserts, by table
+};
+
+void llt_batch_free(struct llt_batch * b) {
+    if (!b) return;
+    for (int32_t i = 0; i < b->n_graphs; i++) {
+        free(b->graphs[i].recs);
+        free(b->graphs[i].strings);
+        free(b->graphs[i].string_data);
+    }
+    for (int32_t i = 0; i < b->n_steps; i++) free(b->steps[i].times);
+    free(b->graphs);
+    free(b->steps);
+    free(b->tokens);
+    free(b->stats);
+    free(b->diffs);
+    for (int32_t i = 0; i < b->n_parity; i++) free(b->parity[i].top_k);
+    free(b->parity);
+    free(b);
+}
+
+static const char * src_kind_names[] = { "none", "node", "weight", "input" };
+
+static void bind_time_or_null(sqlite3_stmt * s, int i, int64_t t_ns) {
+    if (t_ns) sqlite3_bind_int64(s, i, t_ns); else sqlite3_bind_null(s, i);
+}
+
+const char * llt_node_op_name(const struct node_rec * r) {
+    if (r->op == GGML_OP_UNARY) return ggml_unary_op_name((enum ggml_unary_op) r->subop);
+    if (r->op == GGML_OP_GLU)   return ggml_glu_op_name((enum ggml_glu_op) r->subop);
+    return ggml_op_name((enum ggml_op) r->op);
+}
+
+static int write_graph(struct llt_rows * w, const struct graph_rows * g) {
+    sqlite3_stmt * s = w->ins[INS_GRAPH];
+    sqlite3_bind_int64(s, 1, g->id);
+    sqlite3_bind_int64(s, 2, w->run_id);
+    sqlite3_bind_int(s, 3, g->n_nodes);
+    int rc = llt_store_step_done(w->st, s);
+    for (int32_t i = 0; i < g->n_nodes && rc == LLT_OK; i++) {
+        const struct node_rec * r = &g->recs[i];
+        s = w->ins[INS_NODE];
+        sqlite3_bind_int64(s, 1, g->id);
+        sqlite3_bind_int(s, 2, i);
+        sqlite3_bind_text(s, 3, llt_node_op_name(r), -1, SQLITE_STATIC);
+        llt_store_bind_text(s, 4, r->name); // a name ggml cut at GGML_MAX_NAME may end inside a character
+        sqlite3_bind_int(s, 5, r->layer);
+        sqlite3_bind_text(s, 6, ggml_type_name((enum ggml_type) r->type), -1, SQLITE_STATIC);
+        for (int d = 0; d < 4; d++) sqlite3_bind_int64(s, 7 + d, r->ne[d]);
+        sqlite3_bind_int64(s, 11, (int64_t) r->bytes);
+        sqlite3_bind_int(s, 12, (r->flags & NODE_VIEW) != 0);
+        sqlite3_bind_int(s, 13, (r->flags & NODE_NOOP) != 0);
+        llt_store_bind_text(s, 14, r->buffer >= 0 ? g->strings[r->buffer] : NULL);
+        sqlite3_bind_int(s, 15, (r->flags & NODE_LOUT) != 0);
+        sqlite3_bind_int(s, 16, (r->flags & NODE_FUSED) != 0);
+        rc = llt_store_step_done(w->st, s);
+        for (int k = 0; k < r->n_src && rc == LLT_OK; k++) {
+            if (r->src_kind[k] == SRC_NONE) continue;
+            s = w->ins[INS_SRC];
+            sqlite3_bind_int64(s, 1, g->id);
+            sqlite3_bind_int(s, 2, i);
+            sqlite3_bind_int(s, 3, k);
+            sqlite3_bind_text(s, 4, src_kind_names[r->src_kind[k]], -1, SQLITE_STATIC);
+            sqlite3_bind_null(s, 5);
+            sqlite3_bind_null(s, 6);
+            const char * name = NULL;
+            if (r->src_kind[k] == SRC_NODE) {
+                sqlite3_bind_int(s, 5, r->src_ref[k]);
+                name = g->recs[r->src_ref[k]].name;
+            } else if (r->src_kind[k] == SRC_WEIGHT) {
+                sqlite3_bind_int(s, 6, r->src_ref[k]);
+                name = r->src_ref[k] < w->n_weights ? w->weight_names[r->src_ref[k]] : NULL;
+            } else if (r->src_ref[k] >= 0) {
+                name = g->strings[r->src_ref[k]];
+            }
+            llt_store_bind_text(s, 7, name);
+            sqlite3_bind_int64(s, 8, (int64_t) r->src_bytes[k]);
+            rc = llt_store_step_done(w->st, s);
+        }
+    }
+    return rc;
+}
+
+static int write_step(struct llt_rows * w, const struct step_rows * ps) {
+    sqlite3_stmt * s = w->ins[INS_STEP];
+    sqlite3_bind_int64(s, 1, w->run_id);
+    sqlite3_bind_int64(s, 2, ps->step);
+    sqlite3_bind_int64(s, 3, ps->decode);
+    sqlite3_bind_text(s, 4, ps->is_prompt ? "prompt" : "gen", -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 5, ps->pos0);
+    sqlite3_bind_int(s, 6, ps->n_tokens);
+    sqlite3_bind_int64(s, 7, ps->graph_id);
+    bind_time_or_null(s, 8, ps->t_begin_ns);
+    bind_time_or_null(s, 9, ps->t_end_ns);
+    sqlite3_bind_int64(s, 10, ps->compute_begin_ns);
+    bind_time_or_null(s, 11, ps->compute_end_ns);
+    bind_time_or_null(s, 12, ps->t_sample_ns);
+    sqlite3_bind_int(s, 13, ps->n_times);
+    int rc = llt_store_step_done(w->st, s);
+    // a row per timed node; the step's row said how many, so it is written first (a step
+    // whose times are deferred is written twice, the second time ignored)
+    for (int32_t k = 0; k < ps->n_times && ps->times && rc == LLT_OK; k++) {
+        const struct node_time * t = &ps->times[k];
+        s = w->ins[INS_TIMES];
+        sqlite3_bind_int64(s, 1, w->run_id);
+        sqlite3_bind_int64(s, 2, ps->step);
+        sqlite3_bind_int(s, 3, t->idx);
+        sqlite3_bind_int64(s, 4, ps->compute_begin_ns + ((int64_t) t->begin << ps->time_shift));
+        sqlite3_bind_int64(s, 5, ps->compute_begin_ns + ((int64_t) t->end << ps->time_shift));
+        rc = llt_store_step_done(w->st, s);
+    }
+    return rc;
+}
+
+static int write_token(struct llt_rows * w, const struct token_rows * t) {
+    sqlite3_stmt * s = w->ins[INS_TOKEN];
+    sqlite3_bind_int64(s, 1, w->run_id);
+    sqlite3_bind_int64(s, 2, t->seq);
+    sqlite3_bind_text(s, 3, t->is_prompt ? "prompt" : "gen", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, t->step);
+    sqlite3_bind_int(s, 5, t->pos);
+    sqlite3_bind_int(s, 6, t->token);
+    // a piece may be part of a character (byte-fallback tokens): the text is made valid, the bytes kept
+    llt_store_bind_text(s, 7, t->piece);
+    sqlite3_bind_blob(s, 8, t->piece, (int) strlen(t->piece), SQLITE_STATIC);
+    return llt_store_step_done(w->st, s);
+}
+
+static int write_stat(struct llt_rows * w, const struct stat_rows * r) {
+    sqlite3_stmt * s = w->ins[INS_STAT];
+    const struct llt_stats * st = &r->st;
+    sqlite3_bind_int64(s, 1, w->run_id);
+    sqlite3_bind_int64(s, 2, r->step);
+    sqlite3_bind_int(s, 3, r->idx);
+    sqlite3_bind_int64(s, 4, st->n);
+    sqlite3_bind_int64(s, 5, st->n_nan);
+    sqlite3_bind_int64(s, 6, st->n_pinf);
+    sqlite3_bind_int64(s, 7, st->n_ninf);
+    sqlite3_bind_int64(s, 8, st->n_zero);
+    sqlite3_bind_double(s, 9, st->min);
+    sqlite3_bind_double(s, 10, st->max);
+    sqlite3_bind_double(s, 11, st->mean);
+    sqlite3_bind_double(s, 12, st->std);
+    sqlite3_bind_double(s, 13, st->absmax);
+    return llt_store_step_done(w->st, s);
+}
+
+static int write_diff(struct llt_rows * w, const struct diff_rows * r) {
+    sqlite3_stmt * s = w->ins[INS_DIFF];
+    const struct llt_diff * d = &r->d;
+    int i = 1;
+    sqlite3_bind_int64(s, i++, w->run_id);
+    sqlite3_bind_int64(s, i++, r->step);
+    sqlite3_bind_int(s, i++, r->idx);
+    llt_store_bind_text(s, i++, r->name);
+    sqlite3_bind_int(s, i++, r->shape_ok);
+    sqlite3_bind_int64(s, i++, d->n);
+    sqlite3_bind_double(s, i++, d->max_abs);
+    sqlite3_bind_double(s, i++, d->mean_abs);
+    sqlite3_bind_double(s, i++, d->max_rel);
+    sqlite3_bind_double(s, i++, d->mean_rel);
+    sqlite3_bind_double(s, i++, d->rmse);
+    sqlite3_bind_double(s, i++, d->nmse);
+    sqlite3_bind_double(s, i++, d->cosine);
+    sqlite3_bind_int64(s, i++, d->a_nan + d->a_inf);
+    sqlite3_bind_int64(s, i++, d->b_nan + d->b_inf);
+    sqlite3_bind_int64(s, i++, d->n_exceed);
+    sqlite3_bind_int64(s, i++, d->max_abs_index);
+    sqlite3_bind_int(s, i++, r->shape_ok && d->n_exceed == 0);
+    sqlite3_bind_int64(s, i++, d->n_finite);
+    sqlite3_bind_int64(s, i++, d->n - d->n_finite);
+    return llt_store_step_done(w->st, s);
+}
+
+static int write_parity(struct llt_rows * w, const struct parity_rows * p) {
+    sqlite3_stmt * s = w->ins[INS_PARITY];
+    sqlite3_bind_int64(s, 1, w->run_id);
+    sqlite3_bind_int(s, 2, p->step);
+    sqlite3_bind_int(s, 3, p->pos);
+    sqlite3_bind_int(s, 4, p->token);
+    llt_store_bind_text(s, 5, p->piece);
+    sqlite3_bind_text(s, 6, p->top_k, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 7, p->piece, (int) strlen(p->piece), SQLITE_STATIC);
+    return llt_store_step_done(w->st, s);
+}
+
+int llt_rows_write(struct llt_rows * w, const struct llt_batch * b) {
+    int rc = llt_store_begin(w->st);
+    for (; b && rc == LLT_OK; b = b->next) {
+        for (int32_t i = 0; i < b->n_graphs && rc == LLT_OK; i++) rc = write_graph(w, &b->graphs[i]);
+        for (int32_t i = 0; i < b->n_steps  && rc == LLT_OK; i++) rc = write_step(w, &b->steps[i]);
+        for (int32_t i = 0; i < b->n_tokens && rc == LLT_OK; i++) rc = write_token(w, &b->tokens[i]);
+        for (int32_t i = 0; i < b->n_stats  && rc == LLT_OK; i++) rc = write_stat(w, &b->stats[i]);
+        for (int32_t i = 0; i < b->n_diffs  && rc == LLT_OK; i++) rc = write_diff(w, &b->diffs[i]);
+        for (int32_t i = 0; i < b->n_parity && rc == LLT_OK; i++) rc = write_parity(w, &b->parity[i]);
+    }
+    if (rc == LLT_OK) rc = llt_store_commit(w->st);
+    if (rc != LLT_OK) llt_store_rollback(w->st);
+    return rc;
+}
+
+int llt_rows_init(struct llt_store * st, int64_t run_id, const char * const * weight_names, int32_t n_weights,
+                  struct llt_rows ** out) {
+    *out = NULL;
+    struct llt_rows * w = calloc(1, sizeof(*w));
+    if (!w) return llt_set_error(LLT_ENOMEM, "out of memory");
+    *w = (struct llt_rows) { .st = st, .run_id = run_id, .weight_names = weight_names, .n_weights = n_weights };
+    for (int i = 0; i < INS_COUNT; i++) {
+        if (!(w->ins[i] = llt_store_prepare(st, insert_sql[i]))) {
+            llt_rows_free(w);
+            return LLT_EIO;
+        }
+    }
+    *out = w;
+    return LLT_OK;
+}
+
+void llt_rows_free(struct llt_rows * w) {
+    if (!w) return;
+    for (int i = 0; i < INS_COUNT; i++) sqlite3_finalize(w->ins[i]);
+    free(w);
+}

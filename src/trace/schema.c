@@ -1,0 +1,347 @@
+// The trace schema: the tables of version 2, made in a new trace, and the upgrade of a
+// version-1 trace, in place (opened for writing) or seen through on the fly (read only).
+//
+// Every build of lltrace before schema version 2 wrote user_version 1, with one of these
+// variants of the schema (git history of src/store.c):
+//   a. 82f70c6  node_times a table of rows; no parity, node_stats, node_diffs;
+//               runs without dump_path, nan_report, t_tokenize_ns; steps without t_sample_ns
+//   b. 4d32634  node_times a view over step_times(run_id, step, times), a JSON text of
+//               [idx, t_begin_ns, t_end_ns] per timed node
+//   c. 17f6828  + table parity
+//   d. eae43c0  + runs.dump_path, runs.nan_report, tables node_stats and node_diffs
+//   e. 94b227c  + runs.t_tokenize_ns, steps.t_sample_ns
+// Version 2 adds steps.n_timed, nodes.layer_out, nodes.fused, tokens.piece_bytes,
+// parity.piece_bytes and the view node_times_named, makes node_times a table of rows again
+// and holds valid UTF-8 in every TEXT column. The tables below are version 2; a column
+// missing from a version-1 table gets its `fill` (an SQL expression over the old row, m).
+#include "trace/schema.h"
+
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct column {
+    const char * name;
+    const char * type;
+    const char * fill; // value of a version-1 row that lacks the column; NULL: NULL
+};
+
+struct table {
+    const char *          name;
+    const struct column * cols;
+    const char *          key;    // table constraint after the columns, or NULL
+    bool                  rowid;  // false: WITHOUT ROWID
+};
+
+#define COLS(...) (const struct column[]) { __VA_ARGS__, { NULL, NULL, NULL } }
+
+static const struct table tables[] = {
+    { "meta", COLS({ "key", "TEXT PRIMARY KEY", NULL }, { "value", "TEXT", NULL }), NULL, true },
+    { "runs", COLS(
+        { "id", "INTEGER PRIMARY KEY", NULL }, { "started_at", "TEXT", NULL }, { "ended_at", "TEXT", NULL },
+        { "status", "TEXT", NULL }, { "error", "TEXT", NULL }, { "level", "TEXT", NULL },
+        { "lltrace_version", "TEXT", NULL }, { "llama_tag", "TEXT", NULL }, { "system_info", "TEXT", NULL },
+        { "model_path", "TEXT", NULL }, { "model_name", "TEXT", NULL }, { "model_arch", "TEXT", NULL },
+        { "model_desc", "TEXT", NULL }, { "n_layer", "INTEGER", NULL }, { "n_embd", "INTEGER", NULL },
+        { "n_head", "INTEGER", NULL }, { "n_head_kv", "INTEGER", NULL }, { "n_vocab", "INTEGER", NULL },
+        { "n_ctx_train", "INTEGER", NULL }, { "file_type", "TEXT", NULL }, { "model_bytes", "INTEGER", NULL },
+        { "model_params", "INTEGER", NULL }, { "params", "TEXT", NULL }, { "prompt", "TEXT", NULL },
+        { "output", "TEXT", NULL }, { "n_prompt", "INTEGER", NULL }, { "n_gen", "INTEGER", NULL },
+        { "t_prompt_ns", "INTEGER", NULL }, { "t_gen_ns", "INTEGER", NULL }, { "dump_path", "TEXT", NULL },
+        { "nan_report", "TEXT", NULL }, { "t_tokenize_ns", "INTEGER", NULL }), NULL, true },
+    { "weights", COLS(
+        { "run_id", "INTEGER", NULL }, { "id", "INTEGER", NULL }, { "name", "TEXT", NULL }, { "type", "TEXT", NULL },
+        { "n_dims", "INTEGER", NULL }, { "ne0", "INTEGER", NULL }, { "ne1", "INTEGER", NULL }, { "ne2", "INTEGER", NULL },
+        { "ne3", "INTEGER", NULL }, { "bytes", "INTEGER", NULL }, { "bpw", "REAL", NULL }, { "layer", "INTEGER", NULL },
+        { "file_offset", "INTEGER", NULL }, { "buffer", "TEXT", NULL }), "PRIMARY KEY(run_id, id)", false },
+    { "graphs", COLS({ "id", "INTEGER PRIMARY KEY", NULL }, { "run_id", "INTEGER", NULL }, { "n_nodes", "INTEGER", NULL }),
+      NULL, true },
+    { "nodes", COLS(
+        { "graph_id", "INTEGER", NULL }, { "idx", "INTEGER", NULL }, { "op", "TEXT", NULL }, { "name", "TEXT", NULL },
+        { "layer", "INTEGER", NULL }, { "type", "TEXT", NULL }, { "ne0", "INTEGER", NULL }, { "ne1", "INTEGER", NULL },
+        { "ne2", "INTEGER", NULL }, { "ne3", "INTEGER", NULL }, { "bytes", "INTEGER", NULL },
+        { "is_view", "INTEGER", NULL }, { "is_noop", "INTEGER", NULL }, { "buffer", "TEXT", NULL },
+        // facts capture knew, which version 1 did not keep: unknown
+        { "layer_out", "INTEGER", NULL }, { "fused", "INTEGER", NULL }), "PRIMARY KEY(graph_id, idx)", false },
+    { "node_srcs", COLS(
+        { "graph_id", "INTEGER", NULL }, { "idx", "INTEGER", NULL }, { "slot", "INTEGER", NULL }, { "kind", "TEXT", NULL },
+        { "src_idx", "INTEGER", NULL }, { "weight_id", "INTEGER", NULL }, { "name", "TEXT", NULL },
+        { "bytes", "INTEGER", NULL }), "PRIMARY KEY(graph_id, idx, slot)", false },
+    { "steps", COLS(
+        { "run_id", "INTEGER", NULL }, { "step", "INTEGER", NULL }, { "decode", "INTEGER", NULL }, { "phase", "TEXT", NULL },
+        { "pos0", "INTEGER", NULL }, { "n_tokens", "INTEGER", NULL }, { "graph_id", "INTEGER", NULL },
+        { "t_begin_ns", "INTEGER", NULL }, { "t_end_ns", "INTEGER", NULL }, { "compute_begin_ns", "INTEGER", NULL },
+        { "compute_end_ns", "INTEGER", NULL }, { "t_sample_ns", "INTEGER", NULL },
+        { "n_timed", "INTEGER", "(SELECT count(*) FROM node_times t WHERE t.run_id = m.run_id AND t.step = m.step)" }),
+      "PRIMARY KEY(run_id, step)", false },
+    { "tokens", COLS(
+        { "run_id", "INTEGER", NULL }, { "seq", "INTEGER", NULL }, { "role", "TEXT", NULL }, { "step", "INTEGER", NULL },
+        { "pos", "INTEGER", NULL }, { "token", "INTEGER", NULL }, { "piece", "TEXT", NULL },
+        { "piece_bytes", "BLOB", "CAST(m.piece AS BLOB)" }), "PRIMARY KEY(run_id, seq)", false },
+    { "parity", COLS(
+        { "run_id", "INTEGER", NULL }, { "step", "INTEGER", NULL }, { "pos", "INTEGER", NULL }, { "token", "INTEGER", NULL },
+        { "piece", "TEXT", NULL }, { "top_k", "TEXT", NULL }, { "piece_bytes", "BLOB", "CAST(m.piece AS BLOB)" }),
+      "PRIMARY KEY(run_id, step)", false },
+    { "node_times", COLS(
+        { "run_id", "INTEGER", NULL }, { "step", "INTEGER", NULL }, { "idx", "INTEGER", NULL },
+        { "t_begin_ns", "INTEGER", NULL }, { "t_end_ns", "INTEGER", NULL }), "PRIMARY KEY(run_id, step, idx)", false },
+    { "node_stats", COLS(
+        { "run_id", "INTEGER", NULL }, { "step", "INTEGER", NULL }, { "idx", "INTEGER", NULL }, { "n", "INTEGER", NULL },
+        { "n_nan", "INTEGER", NULL }, { "n_pinf", "INTEGER", NULL }, { "n_ninf", "INTEGER", NULL },
+        { "n_zero", "INTEGER", NULL }, { "min", "REAL", NULL }, { "max", "REAL", NULL }, { "mean", "REAL", NULL },
+        { "std", "REAL", NULL }, { "absmax", "REAL", NULL }), "PRIMARY KEY(run_id, step, idx)", false },
+    { "node_diffs", COLS(
+        { "run_id", "INTEGER", NULL }, { "step", "INTEGER", NULL }, { "idx", "INTEGER", NULL }, { "name", "TEXT", NULL },
+        { "shape_ok", "INTEGER", NULL }, { "n", "INTEGER", NULL }, { "max_abs", "REAL", NULL },
+        { "mean_abs", "REAL", NULL }, { "max_rel", "REAL", NULL }, { "mean_rel", "REAL", NULL }, { "rmse", "REAL", NULL },
+        { "nmse", "REAL", NULL }, { "cosine", "REAL", NULL }, { "ref_nonfinite", "INTEGER", NULL },
+        { "nonfinite", "INTEGER", NULL }, { "n_exceed", "INTEGER", NULL }, { "max_abs_index", "INTEGER", NULL },
+        { "within", "INTEGER", NULL }, { "n_finite", "INTEGER", NULL }, { "n_nonfinite_pairs", "INTEGER", NULL }),
+      "PRIMARY KEY(run_id, step, idx)", false },
+};
+#define N_TABLES ((int) (sizeof(tables) / sizeof(tables[0])))
+#define MAX_COLS 64 // columns of the widest table, at most (struct found)
+
+// index of a table in tables[]
+static int table_index(const char * name) {
+    for (int i = 0; i < N_TABLES; i++) {
+        if (strcmp(tables[i].name, name) == 0) return i;
+    }
+    return -1;
+}
+
+// made after the tables (and again after an upgrade: a view's n.* is the columns of its
+// time); %s: "" or "TEMP "
+static const char * views_sql =
+    "CREATE %sVIEW step_nodes AS\n"
+    "  SELECT s.run_id AS run_id, s.step AS step, s.phase AS phase, n.*\n"
+    "  FROM steps s JOIN nodes n ON n.graph_id = s.graph_id;\n"
+    "CREATE %sVIEW node_times_named AS\n"
+    "  SELECT t.run_id AS run_id, t.step AS step, t.idx AS idx, n.name AS name, n.op AS op,\n"
+    "         n.layer AS layer, t.t_begin_ns AS t_begin_ns, t.t_end_ns AS t_end_ns,\n"
+    "         t.t_end_ns - t.t_begin_ns AS dur_ns\n"
+    "  FROM node_times t JOIN steps s ON s.run_id = t.run_id AND s.step = t.step\n"
+    "  JOIN nodes n ON n.graph_id = s.graph_id AND n.idx = t.idx;\n";
+
+// node times of a version-1 trace of variants b-e, from their JSON text
+static const char * times_from_json_sql =
+    "SELECT st.run_id, st.step, j.value->>0, j.value->>1, j.value->>2 FROM %s.step_times st, json_each(st.times) j";
+
+// ---- text --------------------------------------------------------------------------------
+
+struct sql {
+    char * s;
+    size_t len, cap;
+    bool   failed;
+};
+
+static void add(struct sql * q, const char * fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add(struct sql * q, const char * fmt, ...) {
+    for (int attempt = 0; attempt < 2 && !q->failed; attempt++) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(q->s ? q->s + q->len : NULL, q->s ? q->cap - q->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) { q->failed = true; return; }
+        if (q->s && q->len + (size_t) n < q->cap) { q->len += (size_t) n; return; }
+        size_t cap = q->cap ? q->cap : 1024;
+        while (cap <= q->len + (size_t) n) cap *= 2;
+        char * ns = realloc(q->s, cap);
+        if (!ns) { q->failed = true; return; }
+        q->s = ns;
+        q->cap = cap;
+    }
+}
+
+static void create_table(struct sql * q, const char * schema, const struct table * t) {
+    add(q, "CREATE TABLE %s.%s(", schema, t->name);
+    for (const struct column * c = t->cols; c->name; c++) add(q, "%s%s %s", c == t->cols ? "" : ", ", c->name, c->type);
+    if (t->key) add(q, ", %s", t->key);
+    add(q, ")%s;\n", t->rowid ? "" : " WITHOUT ROWID");
+}
+
+// ---- UTF-8: the SQL function llt_utf8(x) -------------------------------------------------
+
+// x with every byte that does not start a valid UTF-8 sequence replaced by U+FFFD; other values as they are
+static void utf8_fn(sqlite3_context * ctx, int argc, sqlite3_value ** argv) {
+    (void) argc;
+    if (sqlite3_value_type(argv[0]) != SQLITE_TEXT) {
+        sqlite3_result_value(ctx, argv[0]);
+        return;
+    }
+    const char * s = (const char *) sqlite3_value_text(argv[0]);
+    const int n = sqlite3_value_bytes(argv[0]);
+    if (llt_utf8_valid(s, (size_t) n)) {
+        sqlite3_result_value(ctx, argv[0]);
+        return;
+    }
+    char * out = malloc((size_t) n * 3 + 1);
+    if (!out) {
+        sqlite3_result_error_nomem(ctx);
+        return;
+    }
+    size_t len = llt_utf8_copy(out, (size_t) n * 3 + 1, s, (size_t) n);
+    sqlite3_result_text(ctx, out, (int) len, free);
+}
+
+int llt_schema_register(struct sqlite3 * db) {
+    return sqlite3_create_function(db, "llt_utf8", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL,
+                                   utf8_fn, NULL, NULL) == SQLITE_OK ? LLT_OK : LLT_EIO;
+}
+
+// ---- creating ----------------------------------------------------------------------------
+
+int llt_schema_create(struct llt_store * st) {
+    struct sql q = {0};
+    for (int i = 0; i < N_TABLES; i++) create_table(&q, "main", &tables[i]);
+    add(&q, views_sql, "", "");
+    add(&q, "INSERT INTO meta VALUES('format', 'lltrace-trace');\n"
+            "INSERT INTO meta VALUES('schema_version', '%d');\n"
+            "PRAGMA application_id=%d; PRAGMA user_version=%d;\n",
+        LLT_STORE_SCHEMA_VERSION, LLT_STORE_APPLICATION_ID, LLT_STORE_SCHEMA_VERSION);
+    int rc = q.failed ? llt_set_error(LLT_ENOMEM, "out of memory") : llt_store_exec(st, q.s);
+    free(q.s);
+    return rc;
+}
+
+// ---- version 1 ---------------------------------------------------------------------------
+
+// what a version-1 trace holds of a table
+struct found {
+    bool exists;
+    bool has[MAX_COLS]; // per column of the version-2 table
+};
+
+static int inspect(struct llt_store * st, const struct table * t, struct found * f) {
+    *f = (struct found) {0};
+    sqlite3_stmt * s = llt_store_prepare(st, "SELECT name FROM pragma_table_info(?, 'main')");
+    if (!s) return LLT_EIO;
+    sqlite3_bind_text(s, 1, t->name, -1, SQLITE_STATIC);
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        const char * name = (const char *) sqlite3_column_text(s, 0);
+        f->exists = true;
+        for (int k = 0; t->cols[k].name && k < MAX_COLS; k++) {
+            if (strcmp(t->cols[k].name, name) == 0) f->has[k] = true;
+        }
+    }
+    return sqlite3_finalize(s) == SQLITE_OK ? LLT_OK : llt_set_error(LLT_EIO, "trace '%s': %s", llt_store_path(st),
+                                                                       sqlite3_errmsg(llt_store_db(st)));
+}
+
+// whether main.node_times is the version-1 view over step_times (variants b-e)
+static int times_are_json(struct llt_store * st, bool * json) {
+    sqlite3_stmt * s = llt_store_prepare(st, "SELECT type FROM main.sqlite_master WHERE name = 'node_times'");
+    if (!s) return LLT_EIO;
+    *json = sqlite3_step(s) == SQLITE_ROW && strcmp((const char *) sqlite3_column_text(s, 0), "view") == 0;
+    sqlite3_finalize(s);
+    return LLT_OK;
+}
+
+// the value of column k of a version-1 row m: the column (text made valid), or its fill
+static void old_value(struct sql * q, const struct table * t, const struct found * f, int k) {
+    const struct column * c = &t->cols[k];
+    if (!f->has[k])                        add(q, "%s", c->fill ? c->fill : "NULL");
+    else if (strcmp(c->type, "TEXT") == 0) add(q, "llt_utf8(m.%s)", c->name);
+    else                                   add(q, "m.%s", c->name);
+}
+
+// Upgrades a version-1 trace in place (the caller holds a write transaction): missing tables
+// and columns are added and filled, node times become rows, text becomes valid UTF-8.
+static int upgrade(struct llt_store * st, struct sql * q) {
+    const int times_table = table_index("node_times");
+    bool json = false;
+    int rc = times_are_json(st, &json);
+    add(q, "DROP VIEW IF EXISTS main.step_nodes;\n");
+    if (json) {
+        add(q, "DROP VIEW main.node_times;\n");
+        create_table(q, "main", &tables[times_table]);
+        add(q, "INSERT INTO main.node_times ");
+        add(q, times_from_json_sql, "main");
+        add(q, ";\nDROP TABLE main.step_times;\n");
+    }
+    for (int i = 0; i < N_TABLES && rc == LLT_OK; i++) {
+        const struct table * t = &tables[i];
+        struct found f;
+        if ((json && i == times_table) || (rc = inspect(st, t, &f)) != LLT_OK) continue;
+        if (!f.exists) {
+            create_table(q, "main", t);
+            continue;
+        }
+        for (int k = 0; t->cols[k].name; k++) {
+            if (!f.has[k]) add(q, "ALTER TABLE main.%s ADD COLUMN %s %s;\n", t->name, t->cols[k].name, t->cols[k].type);
+        }
+        // one pass over the table sets every new and every text column (piece_bytes is
+        // computed from the piece as it was: an UPDATE reads the old row)
+        add(q, "UPDATE main.%s AS m SET ", t->name);
+        for (int k = 0; t->cols[k].name; k++) {
+            add(q, "%s%s = ", k ? ", " : "", t->cols[k].name);
+            old_value(q, t, &f, k);
+        }
+        add(q, " WHERE 0");
+        for (int k = 0; t->cols[k].name; k++) {
+            const struct column * c = &t->cols[k];
+            if (!f.has[k] && c->fill)                    add(q, " OR 1");
+            else if (f.has[k] && !strcmp(c->type, "TEXT")) add(q, " OR m.%s IS NOT llt_utf8(m.%s)", c->name, c->name);
+        }
+        add(q, ";\n");
+    }
+    add(q, views_sql, "", "");
+    add(q, "INSERT OR REPLACE INTO main.meta VALUES('schema_version', '%d');\nPRAGMA main.user_version=%d;\n",
+        LLT_STORE_SCHEMA_VERSION, LLT_STORE_SCHEMA_VERSION);
+    return rc;
+}
+
+// Shows a version-1 trace opened read only as version 2, without writing it: a TEMP view
+// per table (they come before main's tables in name lookup) with the missing columns filled
+// and text made valid, and the node times of JSON variants as a TEMP table of rows.
+static int shim(struct llt_store * st, struct sql * q) {
+    const int times_table = table_index("node_times");
+    bool json = false;
+    int rc = times_are_json(st, &json);
+    if (json) {
+        create_table(q, "temp", &tables[times_table]);
+        add(q, "INSERT INTO temp.node_times ");
+        add(q, times_from_json_sql, "main");
+        add(q, ";\n");
+    }
+    for (int i = 0; i < N_TABLES && rc == LLT_OK; i++) {
+        const struct table * t = &tables[i];
+        struct found f;
+        if ((json && i == times_table) || (rc = inspect(st, t, &f)) != LLT_OK) continue;
+        add(q, "CREATE TEMP VIEW %s AS SELECT ", t->name);
+        for (int k = 0; t->cols[k].name; k++) {
+            if (k) add(q, ", ");
+            if (f.exists) old_value(q, t, &f, k); else add(q, "NULL");
+            add(q, " AS %s", t->cols[k].name);
+        }
+        if (f.exists) add(q, " FROM main.%s AS m;\n", t->name); else add(q, " WHERE 0;\n");
+    }
+    add(q, views_sql, "TEMP ", "TEMP ");
+    return rc;
+}
+
+int llt_schema_check(struct llt_store * st, enum llt_store_mode mode) {
+    sqlite3 * db = llt_store_db(st);
+    struct sql q = {0};
+    int rc = mode == LLT_STORE_WRITE ? llt_store_exec(st, "BEGIN IMMEDIATE") : LLT_OK;
+    // read under the write lock: another process may have upgraded the trace meanwhile
+    sqlite3_stmt * s = rc == LLT_OK ? llt_store_prepare(st, "PRAGMA main.user_version") : NULL;
+    const int version = s && sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int(s, 0) : -1;
+    sqlite3_finalize(s);
+    if (rc == LLT_OK && version < 0) rc = llt_set_error(LLT_EIO, "trace '%s': %s", llt_store_path(st), sqlite3_errmsg(db));
+    if (rc == LLT_OK && version == 1) rc = mode == LLT_STORE_WRITE ? upgrade(st, &q) : shim(st, &q);
+    if (rc == LLT_OK && q.failed) rc = llt_set_error(LLT_ENOMEM, "out of memory");
+    if (rc == LLT_OK && q.s) rc = llt_store_exec(st, q.s);
+    if (rc == LLT_OK && mode == LLT_STORE_WRITE) rc = llt_store_exec(st, "COMMIT");
+    if (rc != LLT_OK && mode == LLT_STORE_WRITE) llt_store_rollback(st);
+    if (rc != LLT_OK && version == 1) {
+        char why[512];
+        snprintf(why, sizeof(why), "%s", llt_last_error());
+        rc = llt_set_error(rc, "cannot %s trace '%s' of schema version 1: %s",
+                           mode == LLT_STORE_WRITE ? "upgrade" : "read", llt_store_path(st), why);
+    }
+    free(q.s);
+    return rc;
+}

@@ -1,0 +1,218 @@
+#!/usr/bin/env bash
+# The trace file itself: version-1 traces of each of the five earlier schema variants are read as they are
+# and upgraded when a run is appended; every table and view reads as valid UTF-8 in Python,
+# with the raw bytes of token pieces kept.
+#   cli-trace.sh LLTRACE_BINARY
+. "$(dirname "$0")/lib.sh" cli-trace "$@"
+
+# ---- version-1 fixtures: the schemas earlier builds wrote (git history of src/store.c) ------
+
+v1_common="
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE weights(
+  run_id INTEGER, id INTEGER, name TEXT, type TEXT, n_dims INTEGER,
+  ne0 INTEGER, ne1 INTEGER, ne2 INTEGER, ne3 INTEGER, bytes INTEGER, bpw REAL,
+  layer INTEGER, file_offset INTEGER, buffer TEXT,
+  PRIMARY KEY(run_id, id)) WITHOUT ROWID;
+CREATE TABLE graphs(id INTEGER PRIMARY KEY, run_id INTEGER, n_nodes INTEGER);
+CREATE TABLE nodes(
+  graph_id INTEGER, idx INTEGER, op TEXT, name TEXT, layer INTEGER, type TEXT,
+  ne0 INTEGER, ne1 INTEGER, ne2 INTEGER, ne3 INTEGER, bytes INTEGER,
+  is_view INTEGER, is_noop INTEGER, buffer TEXT,
+  PRIMARY KEY(graph_id, idx)) WITHOUT ROWID;
+CREATE TABLE node_srcs(
+  graph_id INTEGER, idx INTEGER, slot INTEGER, kind TEXT, src_idx INTEGER,
+  weight_id INTEGER, name TEXT, bytes INTEGER,
+  PRIMARY KEY(graph_id, idx, slot)) WITHOUT ROWID;
+CREATE TABLE tokens(
+  run_id INTEGER, seq INTEGER, role TEXT, step INTEGER, pos INTEGER, token INTEGER,
+  piece TEXT, PRIMARY KEY(run_id, seq)) WITHOUT ROWID;
+CREATE VIEW step_nodes AS
+  SELECT s.run_id AS run_id, s.step AS step, s.phase AS phase, n.*
+  FROM steps s JOIN nodes n ON n.graph_id = s.graph_id;
+INSERT INTO meta VALUES('format', 'lltrace-trace');
+INSERT INTO meta VALUES('schema_version', '1');
+PRAGMA application_id=1280070738; PRAGMA user_version=1;"
+runs_82f70c6="
+CREATE TABLE runs(
+  id INTEGER PRIMARY KEY, started_at TEXT, ended_at TEXT, status TEXT, error TEXT,
+  level TEXT, lltrace_version TEXT, llama_tag TEXT, system_info TEXT,
+  model_path TEXT, model_name TEXT, model_arch TEXT, model_desc TEXT,
+  n_layer INTEGER, n_embd INTEGER, n_head INTEGER, n_head_kv INTEGER, n_vocab INTEGER,
+  n_ctx_train INTEGER, file_type TEXT, model_bytes INTEGER, model_params INTEGER,
+  params TEXT, prompt TEXT, output TEXT, n_prompt INTEGER, n_gen INTEGER,
+  t_prompt_ns INTEGER, t_gen_ns INTEGER);"
+runs_94b227c="
+CREATE TABLE runs(
+  id INTEGER PRIMARY KEY, started_at TEXT, ended_at TEXT, status TEXT, error TEXT,
+  level TEXT, lltrace_version TEXT, llama_tag TEXT, system_info TEXT,
+  model_path TEXT, model_name TEXT, model_arch TEXT, model_desc TEXT,
+  n_layer INTEGER, n_embd INTEGER, n_head INTEGER, n_head_kv INTEGER, n_vocab INTEGER,
+  n_ctx_train INTEGER, file_type TEXT, model_bytes INTEGER, model_params INTEGER,
+  params TEXT, prompt TEXT, output TEXT, n_prompt INTEGER, n_gen INTEGER,
+  t_prompt_ns INTEGER, t_gen_ns INTEGER, dump_path TEXT, nan_report TEXT, t_tokenize_ns INTEGER);"
+runs_eae43c0="
+CREATE TABLE runs(
+  id INTEGER PRIMARY KEY, started_at TEXT, ended_at TEXT, status TEXT, error TEXT,
+  level TEXT, lltrace_version TEXT, llama_tag TEXT, system_info TEXT,
+  model_path TEXT, model_name TEXT, model_arch TEXT, model_desc TEXT,
+  n_layer INTEGER, n_embd INTEGER, n_head INTEGER, n_head_kv INTEGER, n_vocab INTEGER,
+  n_ctx_train INTEGER, file_type TEXT, model_bytes INTEGER, model_params INTEGER,
+  params TEXT, prompt TEXT, output TEXT, n_prompt INTEGER, n_gen INTEGER,
+  t_prompt_ns INTEGER, t_gen_ns INTEGER, dump_path TEXT, nan_report TEXT);"
+steps_82f70c6="
+CREATE TABLE steps(
+  run_id INTEGER, step INTEGER, decode INTEGER, phase TEXT, pos0 INTEGER,
+  n_tokens INTEGER, graph_id INTEGER, t_begin_ns INTEGER, t_end_ns INTEGER,
+  compute_begin_ns INTEGER, compute_end_ns INTEGER,
+  PRIMARY KEY(run_id, step)) WITHOUT ROWID;"
+steps_94b227c="
+CREATE TABLE steps(
+  run_id INTEGER, step INTEGER, decode INTEGER, phase TEXT, pos0 INTEGER,
+  n_tokens INTEGER, graph_id INTEGER, t_begin_ns INTEGER, t_end_ns INTEGER,
+  compute_begin_ns INTEGER, compute_end_ns INTEGER, t_sample_ns INTEGER,
+  PRIMARY KEY(run_id, step)) WITHOUT ROWID;"
+times_rows="
+CREATE TABLE node_times(
+  run_id INTEGER, step INTEGER, idx INTEGER, t_begin_ns INTEGER, t_end_ns INTEGER,
+  PRIMARY KEY(run_id, step, idx)) WITHOUT ROWID;
+INSERT INTO node_times VALUES (1, 0, 1, 100, 200), (1, 0, 2, 200, 350), (1, 1, 2, 900, 960);"
+times_json="
+CREATE TABLE step_times(
+  run_id INTEGER, step INTEGER, times TEXT,
+  PRIMARY KEY(run_id, step)) WITHOUT ROWID;
+CREATE VIEW node_times AS
+  SELECT st.run_id AS run_id, st.step AS step, j.value->>0 AS idx,
+         j.value->>1 AS t_begin_ns, j.value->>2 AS t_end_ns
+  FROM step_times st, json_each(st.times) j;
+INSERT INTO step_times VALUES (1, 0, '[[1,100,200],[2,200,350]]'), (1, 1, '[[2,900,960]]');"
+parity="
+CREATE TABLE parity(
+  run_id INTEGER, step INTEGER, pos INTEGER, token INTEGER, piece TEXT, top_k TEXT,
+  PRIMARY KEY(run_id, step)) WITHOUT ROWID;
+INSERT INTO parity VALUES (1, 0, 3, 162, CAST(X'9F' AS TEXT), '[[162,1.5]]');"
+stats_diffs="
+CREATE TABLE node_stats(
+  run_id INTEGER, step INTEGER, idx INTEGER, n INTEGER, n_nan INTEGER, n_pinf INTEGER,
+  n_ninf INTEGER, n_zero INTEGER, min REAL, max REAL, mean REAL, std REAL, absmax REAL,
+  PRIMARY KEY(run_id, step, idx)) WITHOUT ROWID;
+CREATE TABLE node_diffs(
+  run_id INTEGER, step INTEGER, idx INTEGER, name TEXT, shape_ok INTEGER, n INTEGER,
+  max_abs REAL, mean_abs REAL, max_rel REAL, mean_rel REAL, rmse REAL, nmse REAL, cosine REAL,
+  ref_nonfinite INTEGER, nonfinite INTEGER, n_exceed INTEGER, max_abs_index INTEGER,
+  within INTEGER, n_finite INTEGER, n_nonfinite_pairs INTEGER,
+  PRIMARY KEY(run_id, step, idx)) WITHOUT ROWID;"
+# one run of two steps: three nodes, two timed in step 0, one in step 1; a prompt cut inside 🦙
+rows="
+INSERT INTO runs(id, status, level, model_path, n_layer, prompt, output, n_prompt, n_gen)
+  VALUES (1, 'ok', 'timing', 'old.gguf', 1, CAST(X'F09F' AS TEXT), 'x', 2, 1);
+INSERT INTO graphs VALUES (1, 1, 3);
+INSERT INTO nodes VALUES (1, 0, 'GET_ROWS', 'inp_embd', -1, 'f32', 8, 2, 1, 1, 64, 0, 0, 'CPU'),
+  (1, 1, 'RMS_NORM', 'norm-0', 0, 'f32', 8, 2, 1, 1, 64, 0, 0, 'CPU'),
+  (1, 2, 'ADD', 'l_out-0', 0, 'f32', 8, 2, 1, 1, 64, 0, 0, 'CPU');
+INSERT INTO steps(run_id, step, decode, phase, pos0, n_tokens, graph_id, compute_begin_ns, compute_end_ns)
+  VALUES (1, 0, 0, 'prompt', 0, 2, 1, 100, 350), (1, 1, 1, 'gen', 2, 1, 1, 900, 960);
+INSERT INTO tokens VALUES (1, 0, 'prompt', 0, 0, 243, CAST(X'F0' AS TEXT)),
+  (1, 1, 'prompt', 0, 1, 162, CAST(X'9F' AS TEXT)), (1, 2, 'gen', 0, 2, 120, 'x');"
+
+# the five variants, by the commit that made each
+declare -A variants=(
+    [82f70c6]="$runs_82f70c6 $steps_82f70c6 $times_rows"
+    [4d32634]="$runs_82f70c6 $steps_82f70c6 $times_json"
+    [17f6828]="$runs_82f70c6 $steps_82f70c6 $times_json $parity"
+    [eae43c0]="$runs_eae43c0 $steps_82f70c6 $times_json $parity $stats_diffs"
+    [94b227c]="$runs_94b227c $steps_94b227c $times_json $parity $stats_diffs"
+)
+
+# read_all TRACE: every table and view of the trace through Python's sqlite3 (text decoded as
+# UTF-8, the way pandas.read_sql reads it); prints the first failure
+read_all() {
+    python3 - "$1" <<'EOF'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view') ORDER BY name").fetchall():
+    try:
+        db.execute(f'SELECT * FROM "{name}"').fetchall()
+    except Exception as e:
+        print(f"{name}: {e}")
+EOF
+}
+
+for v in "${!variants[@]}"; do
+    t=$dir/v1-$v.db
+    sqlite3 "$t" "${variants[$v]} $v1_common $rows" || { fail "$v: cannot make the fixture"; continue; }
+    before=$(sha256sum <"$t")
+
+    # read only: the trace is read as version 2 (times as rows, counts, valid text) and not written
+    "$bin" show "$t" --step 0 --format csv >"$dir/show.csv" 2>"$dir/err" || fail "$v: show of a version-1 trace: $(cat "$dir/err")"
+    expect "$v: node times shown in step 0 (µs)" "$(grep -o 'norm-0,.*,0\.100,\|l_out-0,.*,0\.150,' "$dir/show.csv" | wc -l)" 2
+    expect "$v: the file after reading it" "$(sha256sum <"$t")" "$before"
+    ls "$t"-* >/dev/null 2>&1 && fail "$v: reading left files beside the trace: $(ls "$t"-*)"
+
+    # appending a run upgrades the trace first
+    "$bin" run -m "$model" -p "Hi" -n 3 --level timing -o "$t" >/dev/null 2>"$dir/err" ||
+        fail "$v: run -o onto a version-1 trace exited with $?: $(cat "$dir/err")"
+    got=$(python3 - "$t" <<'EOF'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+q = lambda sql: db.execute(sql).fetchall()
+print(q("PRAGMA user_version")[0][0], q("SELECT value FROM meta WHERE key='schema_version'")[0][0])
+print(q("SELECT group_concat(id || ':' || status) FROM runs")[0][0])
+print(q("SELECT type FROM sqlite_master WHERE name='node_times'")[0][0], len(q("SELECT 1 FROM sqlite_master WHERE name='step_times'")))
+print(q("SELECT group_concat(step || '/' || idx || '/' || t_begin_ns || '/' || t_end_ns, ' ') FROM (SELECT * FROM node_times WHERE run_id=1 ORDER BY step, idx)")[0][0])
+print(q("SELECT group_concat(n_timed) FROM (SELECT n_timed FROM steps WHERE run_id=1 ORDER BY step)")[0][0])
+print(q("SELECT group_concat(name || '=' || dur_ns, ' ') FROM (SELECT * FROM node_times_named WHERE run_id=1 ORDER BY step, idx)")[0][0])
+print(q("SELECT hex(group_concat(piece_bytes, '')), group_concat(piece, '') FROM (SELECT * FROM tokens WHERE run_id=1 AND role='prompt' ORDER BY seq)")[0])
+print(q("SELECT prompt FROM runs WHERE id=1")[0][0])
+print(*q("SELECT count(*), group_concat(hex(piece_bytes)), group_concat(piece) FROM parity WHERE run_id=1")[0])
+# the new run's node times agree with its steps
+print(q("SELECT count(*) FROM steps s WHERE run_id=2 AND n_timed != (SELECT count(*) FROM node_times t WHERE t.run_id=2 AND t.step=s.step)")[0][0],
+      q("SELECT count(*) > 0 FROM node_times WHERE run_id=2")[0][0])
+EOF
+) || fail "$v: reading the upgraded trace"
+    case "${variants[$v]}" in *"CREATE TABLE parity"*) parity_row="1 9F �" ;; *) parity_row="0 None None" ;; esac
+    want="2 2
+1:ok,2:ok
+table 0
+0/1/100/200 0/2/200/350 1/2/900/960
+2,1
+norm-0=100 l_out-0=150 l_out-0=60
+('F09F', '��')
+��
+$parity_row
+0 1"
+    expect "$v: the upgraded trace" "$got" "$want"
+    [ -z "$(read_all "$t")" ] || fail "$v: reading every table and view: $(read_all "$t")"
+done
+
+# a newer schema version is refused, with the version named, and the file is left alone
+newer=$dir/newer.db
+sqlite3 "$newer" "PRAGMA application_id=1280070738; PRAGMA user_version=3; CREATE TABLE meta(key, value);"
+before=$(sha256sum <"$newer")
+# (the exit status of an unreadable input is show's own business: not checked here)
+"$bin" show "$newer" >/dev/null 2>"$dir/err" && fail "show of a version-3 trace succeeded"
+grep -q "schema version 3" "$dir/err" || fail "the error on a version-3 trace does not name the version: $(cat "$dir/err")"
+"$bin" run -m "$model" -n 1 -o "$newer" >/dev/null 2>&1 && fail "run -o onto a version-3 trace succeeded"
+expect "a version-3 trace after run -o" "$(sha256sum <"$newer")" "$before"
+
+# ---- UTF-8: pieces cut inside characters (the tiny model's byte-fallback tokens) ----------
+
+prompt="Héllo 🦙 世界 ok"
+u=$dir/utf8.db
+"$bin" run -m "$model" -p "$prompt" -n 8 -o "$u" >/dev/null 2>"$dir/err" || fail "run with an emoji and CJK prompt: $(cat "$dir/err")"
+[ -z "$(read_all "$u")" ] || fail "reading every table and view of the UTF-8 trace: $(read_all "$u")"
+got=$(python3 - "$u" "$prompt" <<'EOF'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+prompt = sys.argv[2].encode()
+pieces = lambda role: b"".join(r[0] for r in db.execute(
+    "SELECT piece_bytes FROM tokens WHERE run_id=1 AND role=? AND token != 1 ORDER BY seq", (role,)))  # 1: <s>
+out = db.execute("SELECT output FROM runs WHERE id=1").fetchone()[0].encode()
+cut = db.execute("SELECT count(*) FROM tokens WHERE piece_bytes != CAST(piece AS BLOB)").fetchone()[0]
+# the tokenizer puts a space before the prompt
+print(pieces("prompt") == b" " + prompt, pieces("gen") == out, cut > 0)
+EOF
+)
+expect "prompt and output bytes from piece_bytes, and some pieces cut" "$got" "True True True"
+
+finish
