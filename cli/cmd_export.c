@@ -414,7 +414,7 @@ static int check_run(const struct exporter * ex) {
     int step_rc = sqlite3_step(stmt);
     if (step_rc == SQLITE_DONE) {
         cli_error("trace '%s' has no run %lld", ex->trace, (long long) ex->run);
-        rc = CLI_FAIL;
+        rc = CLI_USAGE;
     } else if (step_rc != SQLITE_ROW) {
         rc = db_error(ex);
     }
@@ -527,7 +527,7 @@ int cmd_export(int argc, char ** argv) {
     int rc = CLI_OK;
     if (llt_store_open(trace, LLT_STORE_READ, &st) != LLT_OK) {
         cli_error("%s", llt_last_error());
-        rc = CLI_FAIL;
+        rc = CLI_USAGE;
         goto done;
     }
     ex.db = llt_store_db(st);

@@ -15,6 +15,8 @@
 #include "lltrace/tracer.h"
 #include "lltrace/generate.h"
 #include "lltrace/cost.h"
+#include "lltrace/read.h"
+#include "lltrace/analysis.h"
 #include "lltrace/models.h"
 #include "lltrace/tensors.h"
 #include "lltrace/diff.h"

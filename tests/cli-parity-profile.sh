@@ -180,7 +180,7 @@ expect "l_out gaps of the sampled trace" "$(gaps "$WORK/slayers.json")" "$(gaps 
 refused "profile of a graph-level trace" 1 "--level timing" profile "$WORK/graph.db"
 refused "profile --by x" 2 "--by" profile "$timed" --by x
 refused "profile without a trace" 2 "missing TRACE" profile
-refused "profile --run 99" 1 "no run 99" profile "$timed" --run 99
+refused "profile --run 99" 2 "no run 99" profile "$timed" --run 99
 
 # ---- parity records in a trace ----------------------------------------------------------
 

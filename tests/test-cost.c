@@ -96,6 +96,15 @@ int main(void) {
         { tensor(256, 768, 8, 1, Q4_K), tensor(256, 1, 1, 1, F32), input(8) } };
     check_cost("MUL_MAT_ID", &moe, (struct want) { true, 2ull * 256 * 768 * 2, 2 * 110592 + 1024 + 8, 6144 });
 
+    // P·V without flash attention, V transposed in a 1024-cell cache: the view [n_kv 256, 64, 2]
+    // spans the whole cache (row stride 1024 cells) but its 256·64·2 f16 elements are read
+    struct llt_cost_tensor v_view = tensor(256, 64, 2, 1, F16);
+    v_view.bytes = 2 * (1023 + 127 * 1024) + 2; // ggml_nbytes of the strided view
+    v_view.is_view = true;
+    v_view.type = GGML_TYPE_F16;
+    const struct llt_cost_node kqv = { "MUL_MAT", tensor(64, 7, 4, 1, F32), 2, { v_view, tensor(256, 7, 4, 1, F32) } };
+    check_cost("MUL_MAT kqv of a strided V view", &kqv, (struct want) { true, 2ull * 256 * 64 * 7 * 4, 65536 + 28672, 7168 });
+
     // no model, or a shape the model needs is unknown: the plain sum of bytes
     const struct llt_cost_node concat = { "CONCAT", tensor(256, 14, 1, 1, F32), 2,
         { tensor(256, 7, 1, 1, F32), tensor(256, 7, 1, 1, F32) } };
