@@ -154,11 +154,11 @@ static const char * val_text(const struct out * o, const struct out_col * c, con
             return buf;
         case OUT_REAL:
             if (v->type == OV_INT) snprintf(buf, size, "%lld", (long long) v->i);
-            else snprintf(buf, size, table ? "%.4g" : "%.10g", d);
+            else snprintf(buf, size, table ? "%.4g" : "%.17g", d);
             return buf;
         default:
             if (v->type == OV_INT) snprintf(buf, size, "%lld", (long long) v->i);
-            else snprintf(buf, size, "%.10g", d);
+            else snprintf(buf, size, "%.17g", d);
             return buf;
     }
 }
