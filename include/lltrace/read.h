@@ -36,7 +36,7 @@ struct llt_read_run {
     int64_t n_weights;        // the weight registry
 };
 
-// The run sel->run (0: the last one); LLT_ENOTFOUND when the trace has no such run.
+// The run (0: the last one); LLT_ENOTFOUND when the trace has no such run.
 int llt_read_run(struct llt_store * st, int64_t run, struct llt_read_run * out);
 
 // ---- the rows of a run, streamed ---------------------------------------------------------
@@ -53,6 +53,7 @@ struct llt_read_node {
     int64_t      ne[4];
     int64_t      bytes;
     bool         is_view, is_noop;
+    const char * buffer;   // where it ran: "CPU"
 };
 
 enum llt_read_src_kind { LLT_SRC_NODE, LLT_SRC_WEIGHT, LLT_SRC_INPUT };
@@ -63,6 +64,7 @@ struct llt_read_src {
     enum llt_read_src_kind kind;
     int32_t                src_idx;   // LLT_SRC_NODE: the node it is
     int64_t                weight_id; // LLT_SRC_WEIGHT: the weight it is
+    const char *           name;
     int64_t                bytes;
     int64_t                ne[4];     // the node's or weight's; all 0 for an input
     const char *           type;      // the node's or weight's; "" for an input
@@ -72,8 +74,15 @@ struct llt_read_src {
 struct llt_read_step {
     int64_t step, decode, pos0, n_tokens, graph_id;
     bool    prompt;  // phase prompt, else gen
+    // since the run started; -1 when not recorded
     int64_t t_begin_ns, t_end_ns, compute_begin_ns, compute_end_ns;
-    int64_t t_sample_ns; // -1 when not recorded
+    int64_t t_sample_ns;
+};
+
+struct llt_read_token {
+    int64_t      seq, step, pos, token;
+    bool         prompt; // role prompt (fed), else gen (chosen from the step's logits)
+    const char * piece;  // as llama.cpp gave it: may end inside a UTF-8 character
 };
 
 struct llt_read_time {
@@ -86,6 +95,7 @@ typedef int (*llt_read_node_fn)(const struct llt_read_node * row, void * user_da
 typedef int (*llt_read_src_fn) (const struct llt_read_src  * row, void * user_data);
 typedef int (*llt_read_step_fn)(const struct llt_read_step * row, void * user_data);
 typedef int (*llt_read_time_fn)(const struct llt_read_time * row, void * user_data);
+typedef int (*llt_read_token_fn)(const struct llt_read_token * row, void * user_data);
 
 // the nodes of every graph the selected steps ran, by graph and idx
 int llt_read_nodes(struct llt_store * st, const struct llt_read_sel * sel, llt_read_node_fn fn, void * user_data);
@@ -95,6 +105,8 @@ int llt_read_srcs (struct llt_store * st, const struct llt_read_sel * sel, llt_r
 int llt_read_steps(struct llt_store * st, const struct llt_read_sel * sel, llt_read_step_fn fn, void * user_data);
 // the node times of the selected steps, by step and idx
 int llt_read_times(struct llt_store * st, const struct llt_read_sel * sel, llt_read_time_fn fn, void * user_data);
+// the tokens of the run, by seq (sel->step is ignored)
+int llt_read_tokens(struct llt_store * st, const struct llt_read_sel * sel, llt_read_token_fn fn, void * user_data);
 
 // ---- tables as rows ----------------------------------------------------------------------
 
@@ -118,7 +130,7 @@ struct llt_table_rows {
 // the tables of `lltrace show`; docs/trace-format.md names their columns
 enum llt_table {
     LLT_TABLE_RUNS,          // every run: id, started, model, level, status, steps, tokens
-    LLT_TABLE_RUN,           // the run
+    LLT_TABLE_RUN,           // the run: every column of runs, and its steps
     LLT_TABLE_STEP,          // the step
     LLT_TABLE_TOKENS,        // dir in: the tokens the step fed; out: the one chosen from its logits
     LLT_TABLE_NODES,         // the nodes of the step, with time, statistics and sources

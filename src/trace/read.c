@@ -107,7 +107,7 @@ static int node_row(sqlite3_stmt * stmt, void * ctx) {
         .graph_id = sqlite3_column_int64(stmt, 0), .idx = sqlite3_column_int(stmt, 1),
         .op = text(stmt, 2), .name = text(stmt, 3), .type = text(stmt, 4), .layer = sqlite3_column_int(stmt, 5),
         .bytes = sqlite3_column_int64(stmt, 10), .is_view = sqlite3_column_int(stmt, 11) != 0,
-        .is_noop = sqlite3_column_int(stmt, 12) != 0,
+        .is_noop = sqlite3_column_int(stmt, 12) != 0, .buffer = text(stmt, 13),
     };
     for (int d = 0; d < 4; d++) n.ne[d] = sqlite3_column_int64(stmt, 6 + d);
     return ((llt_read_node_fn) cb->fn)(&n, cb->user_data);
@@ -115,7 +115,7 @@ static int node_row(sqlite3_stmt * stmt, void * ctx) {
 
 int llt_read_nodes(struct llt_store * st, const struct llt_read_sel * sel, llt_read_node_fn fn, void * user_data) {
     sqlite3_stmt * stmt = prepare_sel(st,
-        "SELECT graph_id, idx, op, name, type, layer, ne0, ne1, ne2, ne3, bytes, is_view, is_noop"
+        "SELECT graph_id, idx, op, name, type, layer, ne0, ne1, ne2, ne3, bytes, is_view, is_noop, buffer"
         " FROM nodes WHERE graph_id IN " SEL_GRAPHS " ORDER BY graph_id, idx", sel->run, sel->step);
     if (!stmt) return LLT_EIO;
     struct callback cb = { (void *) fn, user_data };
@@ -131,6 +131,7 @@ static int src_row(sqlite3_stmt * stmt, void * ctx) {
         .kind = strcmp(kind, "node") == 0 ? LLT_SRC_NODE : strcmp(kind, "weight") == 0 ? LLT_SRC_WEIGHT : LLT_SRC_INPUT,
         .src_idx = sqlite3_column_int(stmt, 4), .weight_id = sqlite3_column_int64(stmt, 5),
         .bytes = sqlite3_column_int64(stmt, 6), .type = text(stmt, 11), .is_view = sqlite3_column_int(stmt, 12) != 0,
+        .name = text(stmt, 13),
     };
     for (int d = 0; d < 4; d++) s.ne[d] = sqlite3_column_int64(stmt, 7 + d);
     return ((llt_read_src_fn) cb->fn)(&s, cb->user_data);
@@ -140,7 +141,7 @@ int llt_read_srcs(struct llt_store * st, const struct llt_read_sel * sel, llt_re
     sqlite3_stmt * stmt = prepare_sel(st,
         "SELECT ns.graph_id, ns.idx, ns.slot, ns.kind, coalesce(ns.src_idx, -1), coalesce(ns.weight_id, -1), ns.bytes,"
         " coalesce(n2.ne0, w.ne0, 0), coalesce(n2.ne1, w.ne1, 0), coalesce(n2.ne2, w.ne2, 0), coalesce(n2.ne3, w.ne3, 0),"
-        " coalesce(n2.type, w.type, ''), coalesce(n2.is_view, 0)"
+        " coalesce(n2.type, w.type, ''), coalesce(n2.is_view, 0), ns.name"
         " FROM node_srcs ns"
         " LEFT JOIN nodes n2 ON ns.kind = 'node' AND n2.graph_id = ns.graph_id AND n2.idx = ns.src_idx"
         " LEFT JOIN weights w ON ns.kind = 'weight' AND w.run_id = :run AND w.id = ns.weight_id"
@@ -156,8 +157,8 @@ static int step_row(sqlite3_stmt * stmt, void * ctx) {
         .step = sqlite3_column_int64(stmt, 0), .decode = sqlite3_column_int64(stmt, 1),
         .prompt = strcmp(text(stmt, 2), "prompt") == 0, .pos0 = sqlite3_column_int64(stmt, 3),
         .n_tokens = sqlite3_column_int64(stmt, 4), .graph_id = sqlite3_column_int64(stmt, 5),
-        .t_begin_ns = sqlite3_column_int64(stmt, 6), .t_end_ns = sqlite3_column_int64(stmt, 7),
-        .compute_begin_ns = sqlite3_column_int64(stmt, 8), .compute_end_ns = sqlite3_column_int64(stmt, 9),
+        .t_begin_ns = int_or(stmt, 6, -1), .t_end_ns = int_or(stmt, 7, -1),
+        .compute_begin_ns = int_or(stmt, 8, -1), .compute_end_ns = int_or(stmt, 9, -1),
         .t_sample_ns = int_or(stmt, 10, -1),
     };
     return ((llt_read_step_fn) cb->fn)(&s, cb->user_data);
@@ -189,4 +190,22 @@ int llt_read_times(struct llt_store * st, const struct llt_read_sel * sel, llt_r
     if (!stmt) return LLT_EIO;
     struct callback cb = { (void *) fn, user_data };
     return each_row(st, stmt, time_row, &cb);
+}
+
+static int token_row(sqlite3_stmt * stmt, void * ctx) {
+    const struct callback * cb = ctx;
+    const struct llt_read_token t = {
+        .seq = sqlite3_column_int64(stmt, 0), .prompt = strcmp(text(stmt, 1), "prompt") == 0,
+        .step = sqlite3_column_int64(stmt, 2), .pos = sqlite3_column_int64(stmt, 3),
+        .token = sqlite3_column_int64(stmt, 4), .piece = text(stmt, 5),
+    };
+    return ((llt_read_token_fn) cb->fn)(&t, cb->user_data);
+}
+
+int llt_read_tokens(struct llt_store * st, const struct llt_read_sel * sel, llt_read_token_fn fn, void * user_data) {
+    sqlite3_stmt * stmt = prepare_sel(st,
+        "SELECT seq, role, step, pos, token, piece FROM tokens WHERE run_id = :run ORDER BY seq", sel->run, -1);
+    if (!stmt) return LLT_EIO;
+    struct callback cb = { (void *) fn, user_data };
+    return each_row(st, stmt, token_row, &cb);
 }

@@ -17,7 +17,10 @@ static const char * const table_sql[] = {
     [LLT_TABLE_RUN] =
         "SELECT id AS run, model_name AS model, model_arch AS arch, file_type, level, status, error,"
         " (SELECT count(*) FROM steps WHERE run_id = r.id) AS steps, n_prompt, n_gen, output, prompt,"
-        " model_path, started_at, ended_at, CASE WHEN json_valid(params) THEN params END AS params, system_info"
+        " model_path, started_at, ended_at, CASE WHEN json_valid(params) THEN params END AS params, system_info,"
+        " model_desc, n_layer, n_embd, n_head, n_head_kv, n_vocab, n_ctx_train, model_bytes, model_params,"
+        " lltrace_version, llama_tag, t_prompt_ns, t_gen_ns, t_tokenize_ns, dump_path,"
+        " (SELECT count(*) FROM graphs WHERE run_id = r.id) AS graphs"
         " FROM runs r WHERE id = :run",
     [LLT_TABLE_STEP] =
         "SELECT s.step, s.decode, s.phase, s.pos0, s.n_tokens, s.graph_id AS graph, g.n_nodes AS nodes,"
