@@ -53,7 +53,7 @@ static char * dump_path_of(struct llt_store * st, const char * trace, int64_t ru
 
 static int export_dump(struct llt_store * st, const char * trace, int64_t run, const char * format, const char * dest) {
     char * path = dump_path_of(st, trace, run);
-    if (!path) return CLI_USAGE;
+    if (!path) return CLI_FAIL;
     struct llt_tensor_set * set = NULL;
     struct llt_tensor_desc * descs = NULL;
     float * buf = NULL;
