@@ -243,7 +243,9 @@ static int write_run(struct out * o, const struct llt_analysis * a, const struct
              (long long) r->id, r->model, r->file_type, r->level, r->running ? ", status running" : "",
              (long long) r->n_steps, r->running ? " so far" : "", (long long) r->samples, (long long) r->instances,
              isnan(coverage) ? 0.0 : coverage);
-    if (r->samples < r->instances) {
+    if (r->running && r->n_timed_steps == 0) {
+        out_note(o, "status running: no step has node times yet");
+    } else if (r->samples < r->instances) {
         out_note(o, "sampled: times are estimated from the timed nodes; 'samples' counts the timings behind each figure");
     }
     if (r->fused > 0) {

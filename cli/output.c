@@ -147,10 +147,10 @@ static const char * val_text(const struct out * o, const struct out_col * c, con
             snprintf(buf, size, table ? "%.1f" : "%.3f", d / 1e3);
             return buf;
         case OUT_PCT:
-            snprintf(buf, size, table ? "%.1f%%" : "%.4f", d);
+            snprintf(buf, size, table ? "%.1f%%" : "%.17g", d);
             return buf;
         case OUT_RATE:
-            snprintf(buf, size, table ? "%.2f" : "%.6g", d);
+            snprintf(buf, size, table ? "%.2f" : "%.17g", d);
             return buf;
         case OUT_REAL:
             if (v->type == OV_INT) snprintf(buf, size, "%lld", (long long) v->i);
