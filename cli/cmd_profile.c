@@ -117,7 +117,8 @@ static const struct out_col step_cols[] = {
     { "wall_us", OUT_TIME, OUT_ALL }, { "compute_us", OUT_TIME, OUT_ALL }, { "nodes_us", OUT_TIME, OUT_ALL },
     { "samples", OUT_INT, OUT_ALL }, { "embed_us", OUT_TIME, OUT_ALL }, { "layers_us", OUT_TIME, OUT_ALL },
     { "logits_us", OUT_TIME, OUT_ALL }, { "sampling_us", OUT_TIME, OUT_ALL }, { "overhead_us", OUT_TIME, OUT_ALL },
-    { "bytes_read", OUT_BYTES, OUT_ALL }, { "bytes_written", OUT_BYTES, OUT_ALL }, { "flops", OUT_COUNT, OUT_ALL },
+    { "bytes_read", OUT_BYTES, OUT_ALL }, { "bytes_written", OUT_BYTES, OUT_ALL },
+    { "read_per_token", OUT_BYTES, OUT_ALL }, { "flops", OUT_COUNT, OUT_ALL },
 };
 // json only: a table says it in its header lines
 static const struct out_col run_cols[] = {
@@ -229,7 +230,7 @@ static int write_steps(struct out * o, const struct llt_analysis * a) {
             known(s->parts_ns[LLT_PART_EMBED]), known(s->parts_ns[LLT_PART_LAYERS]), known(s->parts_ns[LLT_PART_LOGITS]),
             known(s->parts_ns[LLT_PART_SAMPLING]), known(s->parts_ns[LLT_PART_OVERHEAD]),
             out_int((int64_t) (s->bytes_read_weights + s->bytes_read_acts)), out_int((int64_t) s->bytes_written),
-            out_int((int64_t) s->flops),
+            num(s->bytes_read_per_token), out_int((int64_t) s->flops),
         };
         rc = out_row(o, v);
     }
@@ -248,6 +249,7 @@ static int write_run(struct out * o, const struct llt_analysis * a, const struct
     } else if (r->samples < r->instances) {
         out_note(o, "sampled: times are estimated from the timed nodes; 'samples' counts the timings behind each figure");
     }
+    out_note(o, "bytes and FLOPs: the cost model (docs/trace-format.md), attention over the n_kv cache positions each step attends to");
     if (r->fused > 0) {
         out_note(o, "fused: %d MUL node(s) per step computed in one pass with the RMS_NORM before them; the norm's time is the pair's",
                  r->fused);

@@ -9,6 +9,7 @@
 #include "lltrace.h"
 #include "ggml-cpu.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,12 +180,13 @@ static struct out_val value_of(const struct llt_table_rows * rows, const struct 
     }
     if (strcmp(c->src, "vec_dot_type") == 0) {
         // the type ggml's CPU backend converts activations to for dot products with the weight
-        // (CPU_REPACK kernels take the same type, interleaved); only for weights a matmul reads
-        const struct llt_value * type = &row[src_index(rows, strcmp(rows->cols[0], "op") == 0 ? "weight_type" : "type")];
+        // (CPU_REPACK kernels take the same type, interleaved); only for matrix multiplies:
+        // the weights table says whether one reads the weight, the kernels table has the op
+        const int i_type = src_index(rows, "weight_type") >= 0 ? src_index(rows, "weight_type") : src_index(rows, "type");
         const int i_mm = src_index(rows, "matmul"), i_op = src_index(rows, "op");
-        const bool mm = i_mm >= 0 ? row[i_mm].i != 0
-                      : strcmp(row[i_op].s ? row[i_op].s : "", "MUL_MAT") == 0 || strcmp(row[i_op].s ? row[i_op].s : "", "MUL_MAT_ID") == 0;
-        const int t = mm && type->s ? llt_type_from_name(type->s) : -1;
+        const char * op = i_op >= 0 && row[i_op].s ? row[i_op].s : "";
+        const bool mm = i_mm >= 0 ? row[i_mm].i != 0 : strcmp(op, "MUL_MAT") == 0 || strcmp(op, "MUL_MAT_ID") == 0;
+        const int t = mm && row[i_type].s ? llt_type_from_name(row[i_type].s) : -1;
         return t < 0 ? out_null() : out_text(ggml_type_name(ggml_get_type_traits_cpu((enum ggml_type) t)->vec_dot_type));
     }
     if (strcmp(c->src, "block") == 0) {
@@ -458,6 +460,18 @@ static int view_diffs(struct show * sh) {
     return rc;
 }
 
+// llama_print_system_info()'s "CPU : SSE3 = 1 | AVX = 1 | ..." as "CPU : SSE3 AVX ..."
+static void cpu_features(const char * info, char * buf, size_t size) {
+    size_t n = 0;
+    for (const char * p = info; *p && n + 1 < size; ) {
+        if (strncmp(p, " = 1", 4) == 0) { p += 4; continue; }
+        if (strncmp(p, " |", 2) == 0)   { p += 2; continue; }
+        buf[n++] = *p++;
+    }
+    while (n > 0 && buf[n - 1] == ' ') n--;
+    buf[n] = '\0';
+}
+
 // the CPU whose type traits the dispatch view looks up: this one, said so when it is not the run's
 static int write_cpu(struct show * sh) {
     struct llt_table_rows * rows = NULL;
@@ -468,11 +482,13 @@ static int write_cpu(struct show * sh) {
     const int i = src_index(rows, "system_info");
     const char * run_info = rows->n_rows && rows->values[i].s ? rows->values[i].s : "";
     const char * here = llama_print_system_info();
+    char features[512];
+    cpu_features(run_info, features, sizeof(features));
     static const struct out_col cols[] = {
         { "cpu_features", OUT_TEXT, OUT_ALL }, { "vec_dot_types", OUT_TEXT, OUT_ALL },
     };
     const struct out_val v[] = {
-        out_text(run_info),
+        out_text(features),
         out_text(strcmp(run_info, here) == 0 ? "looked up here, on the same CPU features as the run"
                                              : "looked up on this machine, whose CPU features differ from the run's: "
                                                "the run may have used others"),
@@ -553,11 +569,10 @@ static int view_stats(struct show * sh) {
                                      step_stat_cols, (int) (sizeof(step_stat_cols) / sizeof(step_stat_cols[0])), 0);
     for (int64_t i = 0; i < llt_analysis_n_steps(a) && rc == CLI_OK; i++) {
         const struct llt_analysis_step * s = llt_analysis_step(a, i);
-        const uint64_t read = s->bytes_read_weights + s->bytes_read_acts;
         const struct out_val v[] = {
             out_int(s->step), out_text(llt_phase_name(s->phase)), out_int(s->n_tokens), out_int(s->graph_id),
             out_int(s->n_nodes), out_int((int64_t) s->bytes_read_weights), out_int((int64_t) s->bytes_read_acts),
-            out_int((int64_t) s->bytes_written), s->n_tokens > 0 ? out_real((double) read / (double) s->n_tokens) : out_null(),
+            out_int((int64_t) s->bytes_written), isnan(s->bytes_read_per_token) ? out_null() : out_real(s->bytes_read_per_token),
             out_int((int64_t) s->flops), out_int(s->weights_read), out_int(r->n_weights),
             r->n_weights > 0 ? out_real(100.0 * s->weights_read / (double) r->n_weights) : out_null(),
             out_int(s->wall_ns),

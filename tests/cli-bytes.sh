@@ -73,9 +73,9 @@ for step, pos0, T in rows:
         if got[name] != want:
             bad.append(f"step {step} (pos0 {pos0}, {T} tokens): {name} {got[name]}, wanted {want}")
     p = prof[step]
-    if p["bytes_read"] != w + a or p["bytes_written"] != out:
-        bad.append(f"step {step}: profile reads {p['bytes_read']} and writes {p['bytes_written']}, "
-                   f"show --stats {w + a} and {out}")
+    if p["bytes_read"] != w + a or p["bytes_written"] != out or p["read_per_token"] != got["read_per_token"]:
+        bad.append(f"step {step}: profile reads {p['bytes_read']} ({p['read_per_token']} a token) and writes "
+                   f"{p['bytes_written']}, show --stats {w + a} ({got['read_per_token']}) and {out}")
     if got["read_per_token"] != round((w + a) / T):  # whole bytes
         bad.append(f"step {step}: read_per_token {got['read_per_token']}, wanted {round((w + a) / T)}")
 if bad:

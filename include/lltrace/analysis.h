@@ -88,6 +88,7 @@ struct llt_analysis_step {
     uint64_t       bytes_read_weights;        // weights: the token rows of the embedding table ...
     uint64_t       bytes_read_acts;           // activations, inputs, the K/V cache positions attended to
     uint64_t       bytes_written;
+    double         bytes_read_per_token;      // (weights + acts) / n_tokens
     uint64_t       flops;
     int32_t        weights_read;              // distinct weights its graph reads
 };
@@ -110,7 +111,9 @@ struct llt_analysis_group {
     enum llt_phase phase;      // LLT_PHASE_COUNT when the phases are taken together
     char    key[64];           // the op, the layer ("embed", "0", ..., "logits"), the node's name
     char    op[32];            // by node: its op
-    int32_t idx, layer;        // by node: its place in the graph and its layer
+    int32_t idx;               // by node: its place in the graph; else -1
+    int32_t layer;             // by node: its layer; by layer: the table's order (0 embed,
+                               // 1 + the layer, n_layer + 1 logits)
     int64_t instances;         // (step, node) runs of its computing nodes
     int64_t samples;           // of them, timed
     double  time_ns;           // sum of the timed runs

@@ -195,6 +195,7 @@ static int on_step(const struct llt_read_step * r, void * user_data) {
     p->bytes_read_weights = g->cost.bytes_read_weights;
     p->bytes_read_acts = g->cost.bytes_read - g->cost.bytes_read_weights;
     p->bytes_written = g->cost.bytes_written;
+    p->bytes_read_per_token = r->n_tokens > 0 ? (double) g->cost.bytes_read / (double) r->n_tokens : NAN;
     p->flops = g->cost.flops;
     p->weights_read = g->weights_read;
     for (int32_t i = g->first; i < g->first + g->n_nodes; i++) {
