@@ -107,8 +107,10 @@ expect "warning lines of an unmatched --name" "$(grep -c "warning: no node" "$WO
 
 running=$WORK/running.db
 cp "$trace" "$running"
+# the node times: a table from schema version 2 on, JSON per step in step_times before
+times=$(sqlite3 "$running" "SELECT CASE type WHEN 'table' THEN 'node_times' ELSE 'step_times' END FROM sqlite_master WHERE name = 'node_times'")
 sqlite3 "$running" "UPDATE runs SET status = 'running', ended_at = NULL, n_prompt = NULL, n_gen = NULL, output = NULL;
-    DELETE FROM steps WHERE step >= 2; DELETE FROM tokens WHERE step >= 2; DELETE FROM step_times WHERE step >= 2"
+    DELETE FROM steps WHERE step >= 2; DELETE FROM tokens WHERE step >= 2; DELETE FROM $times WHERE step >= 2"
 "$LLTRACE" profile "$running" >"$WORK/out" 2>"$WORK/err" || fail "profile of a running run exited with $?"
 grep -q "status running: 2 steps so far" "$WORK/out" || fail "profile of a running run does not say so: $(head -1 "$WORK/out")"
 "$LLTRACE" show "$running" --stats >"$WORK/out" 2>&1 || fail "show --stats of a running run exited with $?"
@@ -119,7 +121,7 @@ expect "coverage of the steps of a running run" \
 expect "export of a running run: session_end" \
     "$("$LLTRACE" export "$running" | tail -1 | python3 -c 'import json, sys; e = json.loads(sys.stdin.read()); print(e["status"], e["n_steps"])')" \
     "running 2"
-sqlite3 "$running" "DELETE FROM step_times"
+sqlite3 "$running" "DELETE FROM $times"
 "$LLTRACE" profile "$running" >"$WORK/out" 2>"$WORK/err" || fail "profile of a running run without times exited with $?"
 grep -q "re-run" "$WORK/err" && fail "profile tells to re-run a run still being written"
 grep -q "no step has node times yet" "$WORK/out" || fail "profile of a running run without times: $(cat "$WORK/out")"

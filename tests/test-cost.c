@@ -79,6 +79,16 @@ int main(void) {
         { tensor(256, 32000, 1, 1, Q4_K), input(28) } };
     check_cost("GET_ROWS", &embd, (struct want) { true, 0, 7 * 144 + 28, 7168 });
 
+    // the same rows as weights: bytes_read_weights is the part of bytes_read read from them
+    struct llt_cost_node embd_w = embd;
+    embd_w.src[0].is_weight = true;
+    struct llt_cost cw;
+    llt_node_cost(&embd_w, &cw);
+    CHECK(cw.bytes_read_weights == 7 * 144, "GET_ROWS of a weight: %llu bytes read from weights, want %d",
+          (unsigned long long) cw.bytes_read_weights, 7 * 144);
+    CHECK(cw.bytes_read == 7 * 144 + 28, "GET_ROWS of a weight: %llu bytes read, want %d",
+          (unsigned long long) cw.bytes_read, 7 * 144 + 28);
+
     // K into the cache: 7 rows of 128 f32 into 7 of the 256 f16 rows of the cache (src2, not read)
     const struct llt_cost_node set = { "SET_ROWS", tensor(128, 256, 1, 1, F16), 3,
         { tensor(128, 7, 1, 1, F32), input(56), input(65536) } };

@@ -127,20 +127,25 @@ struct llt_table_rows {
     struct llt_value * values; // row r, column c: values[r * n_cols + c]
 };
 
-// the tables of `lltrace show`; docs/trace-format.md names their columns
+// The tables of `lltrace show`, with their columns (times in ns, sizes in bytes):
 enum llt_table {
-    LLT_TABLE_RUNS,          // every run: id, started, model, level, status, steps, tokens
-    LLT_TABLE_RUN,           // the run: every column of runs, and its steps
-    LLT_TABLE_STEP,          // the step
-    LLT_TABLE_TOKENS,        // dir in: the tokens the step fed; out: the one chosen from its logits
-    LLT_TABLE_NODES,         // the nodes of the step, with time, statistics and sources
-    LLT_TABLE_WEIGHTS,       // the weight registry
-    LLT_TABLE_GRAPHS,        // graphs of the selected steps
-    LLT_TABLE_UNREAD,        // weights some selected step did not read
-    LLT_TABLE_DIFFS,         // live comparison with a reference (node_diffs) of the step
-    LLT_TABLE_MATMUL_WEIGHTS,// weights with type, block size, and whether a matrix multiply reads them
-    LLT_TABLE_KERNELS,       // (op, weight type, buffers): weights and calls
-    LLT_TABLE_PLACEMENT,     // computing nodes per buffer they ran on
+    LLT_TABLE_RUNS,           // every run: id, started_at, model_name, file_type, level, status, steps, n_prompt, n_gen
+    LLT_TABLE_RUN,            // the run: every column of runs (model and arch as "model", "arch"), steps, graphs
+    LLT_TABLE_STEP,           // the step: step, decode, phase, pos0, n_tokens, graph, nodes, time_ns, compute_ns
+    LLT_TABLE_TOKENS,         // the step's tokens: dir ("in": fed by the step, "out": chosen from its
+                              // logits), role, seq, pos, token, piece
+    LLT_TABLE_NODES,          // the step's nodes: idx, op, name, layer, ne0..ne3, type, bytes, is_view,
+                              // is_noop, buffer, time_ns, min, max, mean, std, nan_inf, sources_text
+                              // ("name[idx]", "name(w)", "name(in)"), sources_json
+    LLT_TABLE_WEIGHTS,        // the weight registry: id, name, type, ne0..ne3, bytes, bpw, layer, file_offset, buffer
+    LLT_TABLE_GRAPHS,         // graphs of the selected steps: graph, nodes, steps, first_step
+    LLT_TABLE_UNREAD,         // weights some selected step did not read: id, name, bytes, steps (not reading it)
+    LLT_TABLE_DIFFS,          // the step's live comparison with a reference (node_diffs): idx, name, op,
+                              // layer, shape_ok, n, max_abs, mean_abs, max_rel, rmse, nmse, cosine,
+                              // nonfinite, ref_nonfinite, n_exceed, within
+    LLT_TABLE_MATMUL_WEIGHTS, // weights: id, name, type, ne0..ne3, bpw, buffer, layer, matmul (a matrix multiply reads it)
+    LLT_TABLE_KERNELS,        // per (op, weight_type, weight_buffer, ran_on): weights, calls (node runs)
+    LLT_TABLE_PLACEMENT,      // computing nodes per buffer they ran on: ran_on, calls, ops
 };
 
 // which rows of a table; NULL members and -1 numbers select everything
