@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static const char * usage_text =
     "usage: lltrace export TRACE [options]\n"
@@ -99,6 +101,15 @@ static bool same_file(const char * a, const char * b) {
     return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
+// the temporary file being written: Ctrl-C removes it and exits 130
+static char tmp_path[4096];
+
+static void on_sigint(int sig) {
+    (void) sig;
+    if (tmp_path[0]) unlink(tmp_path);
+    _exit(130);
+}
+
 // Writes the export to stdout, or to path.tmp renamed to path once complete.
 static int export_to(struct llt_store * st, int64_t run, enum llt_export_format format, const char * path) {
     if (!path) {
@@ -112,20 +123,19 @@ static int export_to(struct llt_store * st, int64_t run, enum llt_export_format 
         }
         return CLI_OK;
     }
-    const size_t n = strlen(path) + 5;
-    char * tmp = malloc(n);
-    if (!tmp) {
-        cli_error("out of memory");
-        return CLI_FAIL;
+    if (snprintf(tmp_path, sizeof(tmp_path), "%s.tmp", path) >= (int) sizeof(tmp_path)) {
+        cli_error("export: the path '%s' is too long", path);
+        return CLI_USAGE;
     }
-    snprintf(tmp, n, "%s.tmp", path);
+    const char * tmp = tmp_path;
     int rc = CLI_OK;
     FILE * f = fopen(tmp, "w");
     if (!f) {
         cli_error("cannot write '%s': %s", tmp, strerror(errno));
-        free(tmp);
+        tmp_path[0] = '\0';
         return CLI_FAIL;
     }
+    signal(SIGINT, on_sigint);
     if (llt_export(st, run, format, f) != LLT_OK) {
         cli_error("%s", llt_last_error());
         rc = CLI_FAIL;
@@ -140,7 +150,8 @@ static int export_to(struct llt_store * st, int64_t run, enum llt_export_format 
         rc = CLI_FAIL;
     }
     if (rc != CLI_OK) remove(tmp);
-    free(tmp);
+    signal(SIGINT, SIG_DFL);
+    tmp_path[0] = '\0';
     return rc;
 }
 

@@ -224,6 +224,18 @@ echo "keep me" >"$WORK/keep.ndjson"
 expect "output file after a failed export" "$(cat "$WORK/keep.ndjson")" "keep me"
 [ -e "$WORK/keep.ndjson.tmp" ] && fail "a failed export left keep.ndjson.tmp behind"
 
+# Ctrl-C during an export to a file: exit 130, no temporary file left, an existing file kept
+"$(dirname "$0")/../bench/make-trace.sh" "$trace" "$WORK/big.db" 20000 2>/dev/null || fail "make-trace.sh"
+echo "keep me" >"$WORK/big.ndjson"
+"$LLTRACE" export "$WORK/big.db" -o "$WORK/big.ndjson" 2>/dev/null &
+pid=$!
+sleep 0.5
+kill -INT "$pid"
+wait "$pid"
+expect "exit status of an export stopped by Ctrl-C" "$?" 130
+expect "output file after an export stopped by Ctrl-C" "$(cat "$WORK/big.ndjson")" "keep me"
+[ -e "$WORK/big.ndjson.tmp" ] && fail "an export stopped by Ctrl-C left big.ndjson.tmp behind"
+
 # ---- bad input ---------------------------------------------------------------------------
 
 # refused CODE ARGS...: lltrace ARGS exits with CODE, prints nothing on stdout, one line on stderr
