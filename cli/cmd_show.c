@@ -164,7 +164,7 @@ static struct out_val from_value(const struct llt_value * v) {
     }
 }
 
-// composed values: flags (view, noop), tokens ("3 prompt + 4 gen"), vec_dot_type
+// composed values: flags (view, noop), tokens ("3 prompt + 4 gen"), vec_dot_type, block (elements per block)
 static struct out_val value_of(const struct llt_table_rows * rows, const struct llt_value * row, const struct col * c,
                                char * buf, size_t size) {
     if (strcmp(c->src, "flags") == 0) {
@@ -430,8 +430,9 @@ static int view_nodes(struct show * sh) {
     // time and statistics columns only for runs that have them
     struct col cols[sizeof(node_cols) / sizeof(node_cols[0])];
     int n = 0;
-    const bool timed = strcmp(sh->run.level, "timing") == 0 || strcmp(sh->run.level, "profile") == 0;
-    const bool stats = strcmp(sh->run.level, "values") == 0;
+    const bool timed = sh->run.n_timed_steps > 0 || strcmp(sh->run.level, "timing") == 0 ||
+                       strcmp(sh->run.level, "profile") == 0;
+    const bool stats = sh->run.has_stats;
     for (int c = 0; c < (int) (sizeof(node_cols) / sizeof(node_cols[0])); c++) {
         if (c == NODE_TIME && !timed) continue;
         if (c >= NODE_STATS && c < NODE_STATS + NODE_N_STATS && !stats) continue;

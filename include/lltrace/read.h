@@ -34,6 +34,7 @@ struct llt_read_run {
     int64_t n_steps;          // steps written so far
     int64_t n_timed_steps;    // steps with node times
     int64_t n_weights;        // the weight registry
+    bool    has_stats;        // statistics of node outputs (node_stats)
 };
 
 // The run (0: the last one); LLT_ENOTFOUND when the trace has no such run.

@@ -63,7 +63,8 @@ int llt_read_run(struct llt_store * st, int64_t run, struct llt_read_run * out) 
         " (SELECT count(*) FROM steps WHERE run_id = r.id),"
         " (SELECT count(*) FROM steps s WHERE s.run_id = r.id"
         "   AND EXISTS (SELECT 1 FROM node_times t WHERE t.run_id = s.run_id AND t.step = s.step)),"
-        " (SELECT count(*) FROM weights WHERE run_id = r.id)"
+        " (SELECT count(*) FROM weights WHERE run_id = r.id),"
+        " EXISTS (SELECT 1 FROM node_stats WHERE run_id = r.id)"
         " FROM runs r WHERE id = :run", run, -1);
     if (!stmt) return LLT_EIO;
     int rc = sqlite3_step(stmt);
@@ -81,6 +82,7 @@ int llt_read_run(struct llt_store * st, int64_t run, struct llt_read_run * out) 
         out->n_steps = sqlite3_column_int64(stmt, 10);
         out->n_timed_steps = sqlite3_column_int64(stmt, 11);
         out->n_weights = sqlite3_column_int64(stmt, 12);
+        out->has_stats = sqlite3_column_int(stmt, 13) != 0;
         rc = LLT_OK;
     } else if (rc == SQLITE_DONE) {
         rc = llt_set_error(LLT_ENOTFOUND, "trace '%s' has no run %lld", llt_store_path(st), (long long) run);

@@ -172,7 +172,7 @@ int llt_read_table(struct llt_store * st, enum llt_table table, const struct llt
         return llt_set_error(LLT_EINVAL, "no table %d", (int) table);
     }
     int64_t run = filter->run;
-    if (run == 0 && (run = llt_store_last_run(st)) < 0) return (int) run;
+    if (run == 0 && table != LLT_TABLE_RUNS && (run = llt_store_last_run(st)) < 0) return (int) run;
     sqlite3_stmt * stmt = llt_store_prepare(st, table_sql[table]);
     if (!stmt) return LLT_EIO;
     struct llt_table_rows * rows = calloc(1, sizeof(*rows));
