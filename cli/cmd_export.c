@@ -107,7 +107,7 @@ static char tmp_path[4096];
 static void on_sigint(int sig) {
     (void) sig;
     if (tmp_path[0]) unlink(tmp_path);
-    _exit(130);
+    _exit(CLI_INTERRUPTED);
 }
 
 // Writes the export to stdout, or to path.tmp renamed to path once complete.
