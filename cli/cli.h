@@ -5,10 +5,12 @@
 #include <stdint.h>
 #include <stdio.h>
 
+// exit codes, the same in every command (README, "Commands")
 enum cli_exit {
-    CLI_OK      = 0, // success
-    CLI_FAIL    = 1, // the command ran and failed (or a threshold was exceeded)
-    CLI_USAGE   = 2, // bad flags or arguments, or an error before any work
+    CLI_OK          = 0,   // success
+    CLI_FAIL        = 1,   // the result is a failure: a threshold exceeded, a divergence, a write error
+    CLI_USAGE       = 2,   // bad flags or arguments, or an input that cannot be read
+    CLI_INTERRUPTED = 130, // stopped by Ctrl-C
 };
 
 // prints "lltrace: <message>" as one line on stderr
@@ -26,7 +28,7 @@ bool cli_is_help(const char * arg);
 
 // writes s as a JSON string (quoted, escaped); bytes are passed through as UTF-8
 void cli_json_string(FILE * f, const char * s);
-// writes v as a JSON number, or as the string "nan", "inf" or "-inf"
+// writes v as a JSON number; null when it is not finite, as the output engine does (output.h)
 void cli_json_number(FILE * f, double v);
 
 // -fa on|off|auto into enum llama_flash_attn_type; a cache type name (f16, q8_0) into enum

@@ -69,9 +69,8 @@ void cli_json_string(FILE * f, const char * s) {
 }
 
 void cli_json_number(FILE * f, double v) {
-    if (isnan(v))      fputs("\"nan\"", f);
-    else if (isinf(v)) fputs(v > 0 ? "\"inf\"" : "\"-inf\"", f);
-    else               fprintf(f, "%.17g", v);
+    if (isfinite(v)) fprintf(f, "%.17g", v);
+    else             fputs("null", f); // one policy with the output engine (output.h)
 }
 
 bool cli_parse_choice(const char * flag, const char * s, const char * const * names, int n, int * out) {

@@ -75,4 +75,20 @@ grep -q "version 99" "$dir/err" || fail "version message: $(cat "$dir/err")"
 expect nz "newer schema (show)" -- "$bin" show "$dir/newer.db"
 unchanged "$dir/newer.db" "$sum"
 
+# ---- inputs that cannot be read: exit 2 in every command that reads one --------------------
+# (run and bench: 'missing model' above; they exit 1 today)
+echo "not a trace, not a model" >"$dir/text.txt"
+"$bin" run -m "$model" -n 2 -o "$dir/ok.db" >/dev/null 2>&1 || fail "a good run failed"
+for input in "$dir/absent" "$dir/text.txt"; do
+    expect 2 "show $input"    -- "$bin" show "$input"
+    expect 2 "export $input"  -- "$bin" export "$input"
+    expect 2 "profile $input" -- "$bin" profile "$input"
+    expect 2 "parity $input"  -- "$bin" parity "$input" "$input"
+    expect 2 "inspect $input" -- "$bin" inspect "$input"
+    expect 2 "diff $input"    -- "$bin" diff "$input" "$input"
+done
+for cmd in show export profile; do
+    expect 2 "$cmd of a run the trace does not hold" -- "$bin" "$cmd" "$dir/ok.db" --run 9
+done
+
 finish

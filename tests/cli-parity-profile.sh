@@ -155,6 +155,24 @@ for phase in ("prompt", "gen"):
     assert mm["flops"] > 0 and mm["bytes"] > 0 and mm["GB/s"] > 0, f"{phase} MUL_MAT: {mm}"
     assert all(r["samples"] == r["nodes"] for r in ops.values()), f"{phase}: timing level with untimed nodes"
 EOF
+# median and p90 per op and phase against sqlite3: the nearest rank of the node times
+python3 - "$WORK/ops.json" "$timed" <<'EOF' || fail "profile --by op: median and p90"
+import json, math, sqlite3, sys
+rows = json.load(open(sys.argv[1]))["rows"]
+db = sqlite3.connect(sys.argv[2])
+times = {}
+for phase, op, ns in db.execute("""SELECT s.phase, n.op, t.t_end_ns - t.t_begin_ns FROM node_times t
+        JOIN steps s ON s.run_id = t.run_id AND s.step = t.step
+        JOIN nodes n ON n.graph_id = s.graph_id AND n.idx = t.idx WHERE n.is_noop = 0"""):
+    times.setdefault((phase, op), []).append(ns)
+rank = lambda v, q: sorted(v)[max(1, math.ceil(q * len(v))) - 1]
+assert len(rows) == len(times), f"{len(rows)} rows, {len(times)} (phase, op) pairs timed"
+for r in rows:
+    v = times[(r["phase"], r["op"])]
+    got = (r["samples"], round(r["median_us"] * 1000), round(r["p90_us"] * 1000))
+    want = (len(v), rank(v, 0.5), rank(v, 0.9))
+    assert got == want, f"{r['phase']} {r['op']}: samples, median, p90 {got}, wanted {want}"
+EOF
 for view in op layer phase step node; do
     for format in table csv json; do
         "$LLTRACE" profile "$timed" --by "$view" --format "$format" >"$WORK/p.out" ||
@@ -182,7 +200,7 @@ expect "l_out gaps of the sampled trace" "$(gaps "$WORK/slayers.json")" "$(gaps 
 refused "profile of a graph-level trace" 1 "--level timing" profile "$WORK/graph.db"
 refused "profile --by x" 2 "--by" profile "$timed" --by x
 refused "profile without a trace" 2 "missing TRACE" profile
-refused "profile --run 99" 1 "no run 99" profile "$timed" --run 99
+refused "profile --run 99" 2 "no run 99" profile "$timed" --run 99
 
 # ---- parity records in a trace ----------------------------------------------------------
 

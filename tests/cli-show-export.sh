@@ -81,7 +81,8 @@ for step in doc["steps"]:
 for op in sorted(doc["ops"], key=lambda o: o["op"]):
     print(f"{op['op']}|{op['nodes']}")
 EOF
-    q "SELECT op || '|' || count(*) FROM step_nodes WHERE run_id = $run AND $where GROUP BY op ORDER BY op" >"$WORK/ops.want"
+    # computing nodes: views and no-ops move nothing
+    q "SELECT op || '|' || count(*) FROM step_nodes WHERE run_id = $run AND is_noop = 0 AND $where GROUP BY op ORDER BY op" >"$WORK/ops.want"
     cmp -s "$WORK/ops.got" "$WORK/ops.want" ||
         fail "show --stats${*:+ $*}: ops and coverage, got:
 $(cat "$WORK/ops.got")
@@ -90,6 +91,47 @@ $(cat "$WORK/ops.want")"
 }
 stats_json "1"
 stats_json "step = 2" --step 2
+
+# ---- show --runs, the tokens of a step, unmatched patterns -----------------------------------
+
+expect "show --runs: one csv row per run" "$("$LLTRACE" show "$trace" --runs --format csv | tail -n +2 | cut -d, -f1,5,6,7)" \
+    "$(q "SELECT id || ',' || level || ',' || status || ',' || (SELECT count(*) FROM steps WHERE run_id = r.id) FROM runs r ORDER BY id")"
+# step 1 fed the token chosen after step 0, and its own chosen token came out
+tokens_of() { "$LLTRACE" show "$trace" --step "$1" --limit 1 --format json | python3 -c 'import json, sys; t = json.load(sys.stdin)["tokens"]; print(t["in"], "|", t["out"])'; }
+piece() { q "SELECT '\"' || piece || '\"' FROM tokens WHERE run_id = $run AND role = 'gen' AND step = $1"; }
+expect "tokens in and out of step 1" "$(tokens_of 1)" "$(piece 0) | $(piece 1)"
+"$LLTRACE" show "$trace" --name 'no-such-node*' >"$WORK/out" 2>"$WORK/err" || fail "show of an unmatched --name exited with $?"
+expect "warning lines of an unmatched --name" "$(grep -c "warning: no node" "$WORK/err")" 1
+
+# ---- a run still being written -----------------------------------------------------------
+
+running=$WORK/running.db
+cp "$trace" "$running"
+sqlite3 "$running" "UPDATE runs SET status = 'running', ended_at = NULL, n_prompt = NULL, n_gen = NULL, output = NULL;
+    DELETE FROM steps WHERE step >= 2; DELETE FROM tokens WHERE step >= 2; DELETE FROM node_times WHERE step >= 2"
+"$LLTRACE" profile "$running" >"$WORK/out" 2>"$WORK/err" || fail "profile of a running run exited with $?"
+grep -q "status running: 2 steps so far" "$WORK/out" || fail "profile of a running run does not say so: $(head -1 "$WORK/out")"
+"$LLTRACE" show "$running" --stats >"$WORK/out" 2>&1 || fail "show --stats of a running run exited with $?"
+grep -q "status running: the figures are those of the 2 steps" "$WORK/out" || fail "show --stats of a running run does not say so"
+expect "coverage of the steps of a running run" \
+    "$("$LLTRACE" show "$running" --stats --format json | python3 -c 'import json, sys; print(*[float(s["coverage"]) for s in json.load(sys.stdin)["steps"]])')" \
+    "100.0 100.0"
+expect "export of a running run: session_end" \
+    "$("$LLTRACE" export "$running" | tail -1 | python3 -c 'import json, sys; e = json.loads(sys.stdin.read()); print(e["status"], e["n_steps"])')" \
+    "running 2"
+sqlite3 "$running" "DELETE FROM node_times; UPDATE steps SET n_timed = 0"
+"$LLTRACE" profile "$running" >"$WORK/out" 2>"$WORK/err" || fail "profile of a running run without times exited with $?"
+grep -q "re-run" "$WORK/err" && fail "profile tells to re-run a run still being written"
+grep -q "no step has node times yet" "$WORK/out" || fail "profile of a running run without times: $(cat "$WORK/out")"
+
+# ---- show --diffs: the live comparison of run --reference --------------------------------
+
+"$LLTRACE" run -m "$model" -p "Hello world" -n 2 --dump 'l_out-*' -o "$WORK/d1.db" >"$WORK/run.log" 2>&1 || fail "run --dump"
+"$LLTRACE" run -m "$model" -p "Hello world" -n 2 --reference "$WORK/d1.db.run1.gguf" -o "$WORK/d2.db" >"$WORK/run.log" 2>&1 ||
+    fail "run --reference"
+expect "show --diffs --step 1: one csv row per compared node" \
+    "$("$LLTRACE" show "$WORK/d2.db" --diffs --step 1 --format csv | tail -n +2 | cut -d, -f1,2,16)" \
+    "$(sqlite3 "$WORK/d2.db" "SELECT idx || ',' || name || ',' || within FROM node_diffs WHERE step = 1 ORDER BY idx")"
 
 # ---- export ------------------------------------------------------------------------------
 
@@ -180,6 +222,18 @@ echo "keep me" >"$WORK/keep.ndjson"
 expect "output file after a failed export" "$(cat "$WORK/keep.ndjson")" "keep me"
 [ -e "$WORK/keep.ndjson.tmp" ] && fail "a failed export left keep.ndjson.tmp behind"
 
+# Ctrl-C during an export to a file: exit 130, no temporary file left, an existing file kept
+"$(dirname "$0")/../bench/make-trace.sh" "$trace" "$WORK/big.db" 20000 2>/dev/null || fail "make-trace.sh"
+echo "keep me" >"$WORK/big.ndjson"
+"$LLTRACE" export "$WORK/big.db" -o "$WORK/big.ndjson" 2>/dev/null &
+pid=$!
+sleep 0.5
+kill -INT "$pid"
+wait "$pid"
+expect "exit status of an export stopped by Ctrl-C" "$?" 130
+expect "output file after an export stopped by Ctrl-C" "$(cat "$WORK/big.ndjson")" "keep me"
+[ -e "$WORK/big.ndjson.tmp" ] && fail "an export stopped by Ctrl-C left big.ndjson.tmp behind"
+
 # ---- bad input ---------------------------------------------------------------------------
 
 # refused CODE ARGS...: lltrace ARGS exits with CODE, prints nothing on stdout, one line on stderr
@@ -196,18 +250,18 @@ not_trace=$WORK/not-a-trace.txt
 echo "not a trace" >"$not_trace"
 sum_before=$(sha256sum <"$not_trace")
 for cmd in show export; do
-    refused 1 "$cmd" "$WORK/missing.db"
-    refused 1 "$cmd" "$not_trace"
+    refused 2 "$cmd" "$WORK/missing.db"
+    refused 2 "$cmd" "$not_trace"
     refused 2 "$cmd" "$trace" --bogus
     refused 2 "$cmd"
-    refused 1 "$cmd" "$trace" --run 999
+    refused 2 "$cmd" "$trace" --run 999
 done
 expect "sha256 of a non-trace after show and export" "$(sha256sum <"$not_trace")" "$sum_before"
 refused 2 show "$trace" --step x
 refused 2 show "$trace" --step -1
 refused 2 show "$trace" --limit 0
 refused 2 show "$trace" --format xml
-refused 1 show "$trace" --step 999
+refused 2 show "$trace" --step 999
 refused 2 export "$trace" --format xml
 
 finish

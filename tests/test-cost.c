@@ -79,6 +79,16 @@ int main(void) {
         { tensor(256, 32000, 1, 1, Q4_K), input(28) } };
     check_cost("GET_ROWS", &embd, (struct want) { true, 0, 7 * 144 + 28, 7168 });
 
+    // the same rows as weights: bytes_read_weights is the part of bytes_read read from them
+    struct llt_cost_node embd_w = embd;
+    embd_w.src[0].is_weight = true;
+    struct llt_cost cw;
+    llt_node_cost(&embd_w, &cw);
+    CHECK(cw.bytes_read_weights == 7 * 144, "GET_ROWS of a weight: %llu bytes read from weights, want %d",
+          (unsigned long long) cw.bytes_read_weights, 7 * 144);
+    CHECK(cw.bytes_read == 7 * 144 + 28, "GET_ROWS of a weight: %llu bytes read, want %d",
+          (unsigned long long) cw.bytes_read, 7 * 144 + 28);
+
     // K into the cache: 7 rows of 128 f32 into 7 of the 256 f16 rows of the cache (src2, not read)
     const struct llt_cost_node set = { "SET_ROWS", tensor(128, 256, 1, 1, F16), 3,
         { tensor(128, 7, 1, 1, F32), input(56), input(65536) } };
@@ -95,6 +105,15 @@ int main(void) {
     const struct llt_cost_node moe = { "MUL_MAT_ID", tensor(768, 2, 1, 1, F32), 3,
         { tensor(256, 768, 8, 1, Q4_K), tensor(256, 1, 1, 1, F32), input(8) } };
     check_cost("MUL_MAT_ID", &moe, (struct want) { true, 2ull * 256 * 768 * 2, 2 * 110592 + 1024 + 8, 6144 });
+
+    // P·V without flash attention, V transposed in a 1024-cell cache: the view [n_kv 256, 64, 2]
+    // spans the whole cache (row stride 1024 cells) but its 256·64·2 f16 elements are read
+    struct llt_cost_tensor v_view = tensor(256, 64, 2, 1, F16);
+    v_view.bytes = 2 * (1023 + 127 * 1024) + 2; // ggml_nbytes of the strided view
+    v_view.is_view = true;
+    v_view.type = GGML_TYPE_F16;
+    const struct llt_cost_node kqv = { "MUL_MAT", tensor(64, 7, 4, 1, F32), 2, { v_view, tensor(256, 7, 4, 1, F32) } };
+    check_cost("MUL_MAT kqv of a strided V view", &kqv, (struct want) { true, 2ull * 256 * 64 * 7 * 4, 65536 + 28672, 7168 });
 
     // no model, or a shape the model needs is unknown: the plain sum of bytes
     const struct llt_cost_node concat = { "CONCAT", tensor(256, 14, 1, 1, F32), 2,

@@ -14,8 +14,12 @@ extern "C" {
 #define LLT_COST_MAX_SRC 10
 
 struct llt_cost_tensor {
-    int64_t  ne[4]; // elements per dim, ne[0] innermost; all 0 when unknown (graph inputs)
-    uint64_t bytes; // ggml_nbytes
+    int64_t  ne[4];     // elements per dim, ne[0] innermost; all 0 when unknown (graph inputs)
+    uint64_t bytes;     // ggml_nbytes
+    bool     is_view;   // a view: what is read are its elements (type, ne), not the span of
+                        // its strides (a K/V cache view holds the n_kv positions attended to)
+    int32_t  type;      // enum ggml_type, with is_view
+    bool     is_weight; // a source that is a model weight
 };
 
 struct llt_cost_node {
@@ -27,7 +31,8 @@ struct llt_cost_node {
 
 struct llt_cost {
     uint64_t flops;
-    uint64_t bytes_read;
+    uint64_t bytes_read;         // all sources
+    uint64_t bytes_read_weights; // the part of bytes_read that is model weights
     uint64_t bytes_written;
 };
 

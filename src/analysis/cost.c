@@ -75,8 +75,13 @@ static uint64_t rows_bytes(const struct llt_cost_tensor * t, uint64_t n) {
     return rows ? t->bytes / rows * n : t->bytes;
 }
 
-static uint64_t src_bytes(const struct llt_cost_node * node, int32_t slot) {
-    return slot < node->n_src ? node->src[slot].bytes : 0;
+// what reading a source moves: a view's elements (a strided view of the K/V cache spans the
+// whole cache but is read at the n_kv positions of its shape), else its bytes
+static uint64_t read_bytes(const struct llt_cost_tensor * t) {
+    if (t->is_view && shape_known(t) && t->type >= 0 && t->type < GGML_TYPE_COUNT && ggml_blck_size((enum ggml_type) t->type) > 0) {
+        return (uint64_t) ggml_row_size((enum ggml_type) t->type, t->ne[0]) * n_rows(t);
+    }
+    return t->bytes;
 }
 
 static bool src_known(const struct llt_cost_node * node, int32_t slot) {
@@ -85,24 +90,21 @@ static bool src_known(const struct llt_cost_node * node, int32_t slot) {
 
 // ---- the model ---------------------------------------------------------------------------
 
-bool llt_node_cost(const struct llt_cost_node * node, struct llt_cost * out) {
+// Fills rd[slot] with the bytes the op reads of each source; false if the op has no model
+// (every source then counts whole) or a shape it needs is unknown.
+static bool model(const struct llt_cost_node * node, struct llt_cost * out, uint64_t rd[LLT_COST_MAX_SRC]) {
     const struct llt_cost_tensor * o = &node->out;
     const struct llt_cost_tensor * s = node->src;
     const uint64_t n = n_elements(o);
-    memset(out, 0, sizeof(*out));
-    for (int32_t i = 0; i < node->n_src && i < LLT_COST_MAX_SRC; i++) {
-        out->bytes_read += s[i].bytes;
-    }
-    out->bytes_written = o->bytes;
-
     switch (op_class_of(node->op)) {
         case OP_OTHER:
             return false;
         case OP_NOOP:
-            out->bytes_read = out->bytes_written = 0;
+            memset(rd, 0, LLT_COST_MAX_SRC * sizeof(*rd));
+            out->bytes_written = 0;
             return true;
         case OP_COPY:
-            out->bytes_read = src_bytes(node, 0); // CPY's src1 is the destination
+            for (int32_t i = 1; i < LLT_COST_MAX_SRC; i++) rd[i] = 0; // CPY's src1 is the destination
             return true;
         case OP_ELEMENT:
             out->flops = n;
@@ -123,7 +125,8 @@ bool llt_node_cost(const struct llt_cost_node * node, struct llt_cost * out) {
             out->flops = 3 * n;
             return true;
         case OP_MUL_MAT:
-            // out [M, N, batch...] = src0 [K, M, ...] x src1 [K, N, ...]: 2·K per output element
+            // out [M, N, batch...] = src0 [K, M, ...] x src1 [K, N, ...]: 2·K per output element;
+            // K·Q of attention: M is n_kv, the positions attended to
             if (!src_known(node, 0)) return false;
             out->flops = 2 * (uint64_t) s[0].ne[0] * n;
             return true;
@@ -131,28 +134,40 @@ bool llt_node_cost(const struct llt_cost_node * node, struct llt_cost * out) {
             // src0 [K, M, n_expert], out [M, n_used, n_tokens]: only the chosen experts are read
             if (!src_known(node, 0)) return false;
             out->flops = 2 * (uint64_t) s[0].ne[0] * n;
-            if (n_rows(o) < (uint64_t) s[0].ne[2]) {
-                const uint64_t expert_bytes = s[0].bytes / (uint64_t) s[0].ne[2];
-                out->bytes_read = expert_bytes * n_rows(o) + src_bytes(node, 1) + src_bytes(node, 2);
-            }
+            if (n_rows(o) < (uint64_t) s[0].ne[2]) rd[0] = s[0].bytes / (uint64_t) s[0].ne[2] * n_rows(o);
             return true;
         case OP_GET_ROWS:
-            // only the rows asked for are read from src0 (the embedding table)
+            // only the rows asked for are read from src0 (the embedding table: a row per token)
             if (!src_known(node, 0)) return false;
-            out->bytes_read = rows_bytes(&s[0], n_rows(o)) + src_bytes(node, 1);
+            rd[0] = rows_bytes(&s[0], n_rows(o));
             return true;
         case OP_SET_ROWS:
             // src0's rows go into the rows of the output (a view of src2, which is not read)
             if (!src_known(node, 0) || !shape_known(o)) return false;
-            out->bytes_read = src_bytes(node, 0) + src_bytes(node, 1);
+            for (int32_t i = 2; i < LLT_COST_MAX_SRC; i++) rd[i] = 0;
             out->bytes_written = rows_bytes(o, n_rows(&s[0]));
             return true;
         case OP_FLASH_ATTN:
             // q [D, n_q, n_head, ns], k [D, n_kv, ...], v [Dv, n_kv, ...], out [Dv, n_head, n_q, ns]:
-            // Q·Kᵀ and P·V, 2·n_kv·(D + Dv) per query row and head; the softmax is not counted
+            // Q·Kᵀ and P·V, 2·n_kv·(D + Dv) per query row and head, n_kv the positions attended
+            // to (k's shape); the softmax is not counted
             if (!src_known(node, 0) || !src_known(node, 1) || !shape_known(o)) return false;
             out->flops = 2 * n_rows(o) * (uint64_t) s[1].ne[1] * (uint64_t) (s[0].ne[0] + o->ne[0]);
             return true;
     }
     return false;
+}
+
+bool llt_node_cost(const struct llt_cost_node * node, struct llt_cost * out) {
+    uint64_t rd[LLT_COST_MAX_SRC] = { 0 };
+    const int32_t n_src = node->n_src < LLT_COST_MAX_SRC ? node->n_src : LLT_COST_MAX_SRC;
+    memset(out, 0, sizeof(*out));
+    for (int32_t i = 0; i < n_src; i++) rd[i] = read_bytes(&node->src[i]);
+    out->bytes_written = node->out.bytes;
+    const bool modeled = model(node, out, rd);
+    for (int32_t i = 0; i < n_src; i++) {
+        out->bytes_read += rd[i];
+        if (node->src[i].is_weight) out->bytes_read_weights += rd[i];
+    }
+    return modeled;
 }

@@ -63,8 +63,9 @@ static const struct table tables[] = {
         { "layer", "INTEGER", NULL }, { "type", "TEXT", NULL }, { "ne0", "INTEGER", NULL }, { "ne1", "INTEGER", NULL },
         { "ne2", "INTEGER", NULL }, { "ne3", "INTEGER", NULL }, { "bytes", "INTEGER", NULL },
         { "is_view", "INTEGER", NULL }, { "is_noop", "INTEGER", NULL }, { "buffer", "TEXT", NULL },
-        // facts capture knew, which version 1 did not keep: unknown
-        { "layer_out", "INTEGER", NULL }, { "fused", "INTEGER", NULL }), "PRIMARY KEY(graph_id, idx)", false },
+        // facts capture knew, which version 1 did not keep: a layer's output is what version-1
+        // capture itself took for one (its name l_out-N); a fused MUL is unknown
+        { "layer_out", "INTEGER", "m.name GLOB 'l_out-[0-9]*'" }, { "fused", "INTEGER", NULL }), "PRIMARY KEY(graph_id, idx)", false },
     { "node_srcs", COLS(
         { "graph_id", "INTEGER", NULL }, { "idx", "INTEGER", NULL }, { "slot", "INTEGER", NULL }, { "kind", "TEXT", NULL },
         { "src_idx", "INTEGER", NULL }, { "weight_id", "INTEGER", NULL }, { "name", "TEXT", NULL },

@@ -1,0 +1,77 @@
+// The output engine of the commands: one document of sections (records and lists), written
+// as a table, CSV or JSON with one set of rules (README, "Output formats"):
+//   - numbers exact in csv and json; in a table bytes in binary units (KiB, MiB, GiB), big
+//     counts (FLOPs) in decimal ones (k, M, G), times in microseconds
+//   - a missing value is "-" in a table, empty in csv, null in json; a number that is not
+//     finite is nan, inf or -inf in a table and csv, null in json
+//   - a shape is [ne0, ne1, ne2, ne3], innermost first, trailing 1s dropped ([4096, 7]); an
+//     array in json
+// Lists stream in csv and json; a table holds one list at a time to align its columns.
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+enum out_format { OUT_TABLE, OUT_CSV, OUT_JSON, OUT_FORMAT_COUNT };
+
+// --format's value: table, csv or json; prints an error naming flag and returns false otherwise
+bool out_parse_format(const char * flag, const char * s, enum out_format * out);
+
+enum out_kind {
+    OUT_TEXT,
+    OUT_LONG,  // free text (prompt, output): one short quoted line in a table
+    OUT_INT,
+    OUT_REAL,
+    OUT_BYTES, // binary units in a table
+    OUT_COUNT, // FLOPs and such: k, M, G in a table
+    OUT_TIME,  // nanoseconds, printed as microseconds
+    OUT_PCT,
+    OUT_RATE,  // GB/s, GFLOP/s
+    OUT_SHAPE,
+    OUT_RAW_JSON, // JSON text made elsewhere: as is in json
+};
+
+enum out_where { OUT_ALL, OUT_NOT_JSON, OUT_ONLY_JSON };
+
+struct out_col {
+    const char *   name;
+    enum out_kind  kind;
+    enum out_where where;
+};
+
+enum out_val_type { OV_NULL, OV_INT, OV_REAL, OV_TEXT, OV_SHAPE };
+
+struct out_val {
+    enum out_val_type type;
+    int64_t           i;
+    double            d;
+    const char *      s;     // borrowed until out_row returns
+    int64_t           ne[4];
+};
+
+struct out_val out_null(void);
+struct out_val out_int(int64_t v);
+struct out_val out_real(double v);
+struct out_val out_text(const char * s);   // NULL: no value
+struct out_val out_shape(const int64_t ne[4]);
+
+// section flags
+enum {
+    OUT_RECORD      = 1, // one row: "name value, ..." on a line in a table, an object in json, not in csv
+    OUT_SPLIT_FIRST = 2, // table: a sub-list per value of the first column, titled with it
+};
+
+struct out;
+
+// A document on f. caller ends it with out_close()
+struct out * out_open(FILE * f, enum out_format format);
+// Starts a section: name is its member in json, title its heading in a table (NULL: none).
+// cols must live until out_end.
+int  out_begin(struct out * o, const char * name, const char * title, const struct out_col * cols, int n_cols, unsigned flags);
+int  out_row(struct out * o, const struct out_val * vals); // one value per column
+int  out_end(struct out * o);
+// a line of text, in a table only (a header, a note)
+void out_note(struct out * o, const char * fmt, ...) __attribute__((format(printf, 2, 3)));
+// Ends the document and frees o; CLI_OK, or CLI_FAIL after printing why the output failed.
+int  out_close(struct out * o);

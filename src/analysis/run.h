@@ -1,0 +1,72 @@
+// The run in memory, as load.c reads it and groups.c sums it; private to src/analysis.
+#pragma once
+
+#include "core/internal.h"
+
+// where a node sits in the forward pass
+enum region { REGION_EMBED, REGION_LAYERS, REGION_LOGITS };
+
+// a list of times (ns), for medians
+struct times {
+    int64_t * v;
+    int32_t   n, cap;
+};
+
+struct node {
+    char            op[32];
+    char            name[GGML_MAX_NAME];
+    int32_t         layer;
+    bool            is_noop;
+    bool            layer_out; // a layer's output (nodes.layer_out)
+    int8_t          fused;     // computed in its norm's pass: 1, 0, -1 unknown
+    enum region     region;
+    struct llt_cost_node in;  // shapes and sizes, for the cost
+    struct llt_cost cost;
+    // per phase: steps that ran the node, its timed runs and their sum, its estimate over all
+    int64_t         instances[LLT_PHASE_COUNT];
+    int64_t         samples[LLT_PHASE_COUNT];
+    int64_t         time_ns[LLT_PHASE_COUNT];
+    double          est_ns[LLT_PHASE_COUNT]; // NAN if it cannot be estimated
+    struct times    times[LLT_PHASE_COUNT];
+};
+
+struct graph {
+    int64_t   id;
+    int32_t   first, n_nodes; // its nodes: a->nodes[first .. first + n_nodes)
+    int32_t   embed_last;     // idx of the last computing node before layer 0, -1 if none
+    int32_t * l_out;          // per layer: idx of its output node, -1 if none
+    int32_t   weights_read;   // distinct weights its nodes read
+    int32_t   fused;          // MULs computed in their norm's pass
+    struct llt_cost cost;     // its computing nodes together
+    int64_t * weight_ids;     // while loading: the weights its nodes read
+    int32_t   n_weight_ids, cap_weight_ids;
+};
+
+struct step {
+    struct llt_analysis_step pub;
+    int32_t  graph;                   // index into a->graphs
+    int64_t  t_begin, compute_begin, compute_end, t_end, t_sample;
+    int64_t  embed_end;               // end of the graph's embed_last node, -1 if not timed
+    int64_t * l_out_end;              // per layer, -1 if not timed
+};
+
+struct llt_analysis {
+    struct llt_analysis_run run;
+    int64_t        t_tokenize;        // -1 if unknown
+    struct graph * graphs;            // by id
+    int32_t        n_graphs, cap_graphs;
+    struct node *  nodes;
+    int32_t        n_nodes, cap_nodes;
+    struct step *  steps;             // by step
+    int32_t        n_steps, cap_steps;
+    int32_t *      l_out_idx;         // n_graphs * n_layer
+    int64_t *      l_out_ends;        // n_steps * n_layer
+};
+
+bool times_add(struct times * t, int64_t v);
+
+// the time of layer l in step s: end of its l_out from the end of the one before; -1 if unknown
+int64_t llt_analysis_layer_gap(const struct llt_analysis * a, const struct step * s, int32_t l);
+
+// each node's estimated time over all its runs (groups.c)
+int llt_analysis_estimate(struct llt_analysis * a);
