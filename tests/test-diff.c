@@ -313,6 +313,8 @@ static void test_map(void) {
         { "tr-0#0",              2, { 3, 2, 1, 1 } },
         { "l_out-1#0",           2, { ROWS, 3, 1, 1 } },
         { "flat-0#0",            3, { 2, 3, 2, 1 } },
+        { "lr-0#0",              2, { ROWS, 3, 1, 1 } },
+        { "lq-0#0",              2, { ROWS, 3, 1, 1 } },
     };
     const struct llt_tensor_desc b_t[] = {
         { "model.layers.0.self_attn.q_proj.weight", 2, { IN, ROWS, 1, 1 } },
@@ -321,16 +323,20 @@ static void test_map(void) {
         { "model.layers.1",                         2, { ROWS, TOK, 1, 1 } },
         { "flat.0",                                 2, { 4, 3, 1, 1 } },
         { "model.layers.0.unmapped",                1, { 2, 1, 1, 1 } },
+        { "lr.0",                                   2, { ROWS, TOK, 1, 1 } },
+        { "lq.0",                                   2, { ROWS, TOK, 1, 1 } },
     };
     const float pad[2] = { 0, 0 };
-    const struct arrays da = { { w_gguf, q_gguf, q_gguf, t_a, l_a, r_a }, { ROWS * IN, ROWS * TOK, ROWS * TOK, 6, ROWS * 3, 12 } };
-    const struct arrays db = { { w_hf, q_hf, t_b, l_b, r_b, pad }, { ROWS * IN, ROWS * TOK, 6, ROWS * TOK, 12, 2 } };
+    const struct arrays da = { { w_gguf, q_gguf, q_gguf, t_a, l_a, r_a, l_a, q_gguf + ROWS * (TOK - 3) },
+                               { ROWS * IN, ROWS * TOK, ROWS * TOK, 6, ROWS * 3, 12, ROWS * 3, ROWS * 3 } };
+    const struct arrays db = { { w_hf, q_hf, t_b, l_b, r_b, pad, l_b, q_hf },
+                               { ROWS * IN, ROWS * TOK, 6, ROWS * TOK, 12, 2, ROWS * TOK, ROWS * TOK } };
     char pa[256], pb[256], pm[256];
     path_in_tmp(pa, sizeof(pa), "map-a.safetensors");
     path_in_tmp(pb, sizeof(pb), "map-b.safetensors");
     path_in_tmp(pm, sizeof(pm), "test.map");
-    REQUIRE(llt_safetensors_write(pa, a_t, 6, get_array, (void *) &da) == LLT_OK, "write: %s", llt_last_error());
-    REQUIRE(llt_safetensors_write(pb, b_t, 6, get_array, (void *) &db) == LLT_OK, "write: %s", llt_last_error());
+    REQUIRE(llt_safetensors_write(pa, a_t, 8, get_array, (void *) &da) == LLT_OK, "write: %s", llt_last_error());
+    REQUIRE(llt_safetensors_write(pb, b_t, 8, get_array, (void *) &db) == LLT_OK, "write: %s", llt_last_error());
     write_map(pm,
         "lltrace-map 1\n"
         "# weights and activations\n"
@@ -338,7 +344,9 @@ static void test_map(void) {
         "Qcur-{L}   model.layers.{L}.self_attn.q_proj   qk-permute:0   # a comment\n"
         "tr-{L}     tr.{L}       transpose\n"
         "l_out-{L}  model.layers.{L}  last-rows\n"
-        "flat-*     flat.*       reshape\n");
+        "flat-*     flat.*       reshape\n"
+        "lr-{L}     lr.{L}       last-rows reshape:-1,3   # the reshape sees 3 tokens, not 5\n"
+        "lq-{L}     lq.{L}       last-rows qk-permute:0\n");
 
     struct llt_tensor_set * a = NULL, * b = NULL;
     struct llt_name_map * map = NULL;
@@ -355,8 +363,8 @@ static void test_map(void) {
     CHECK(strstr(llt_last_error(), "--map-var head_dim") != NULL, "message: %s", llt_last_error());
     REQUIRE(llt_name_map_set_var(map, "head_dim", HD) == LLT_OK, "set var");
     REQUIRE(llt_set_diff(a, b, &p, &sd) == LLT_OK, "set diff: %s", llt_last_error());
-    CHECK_INT(sd->n_compared, 5);
-    CHECK_INT(sd->n_within, 5);
+    CHECK_INT(sd->n_compared, 7);
+    CHECK_INT(sd->n_within, 7);
     CHECK_INT(sd->n_unmapped, 2); // Qcur-0#0.2 and model.layers.0.unmapped
     CHECK_INT(sd->n_only_a + sd->n_only_b + sd->n_shape_mismatch, 0);
     for (int i = 0; i < sd->n_entries; i++) {

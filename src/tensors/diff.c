@@ -510,9 +510,9 @@ static void swap_bt(struct bufs * bf) { float * x = bf->b; bf->b = bf->t; bf->t 
 // Applies the line's ops to B's floats in bf->b with shape ne (updated). *flat: compare in
 // memory order whatever the shapes.
 static int apply_ops(const struct map_ctx * mc, const int64_t ne_a[4], struct bufs * bf, int64_t ne[4], bool * flat) {
-    const int64_t n = ne[0] * ne[1] * ne[2] * ne[3];
     for (int k = 0; k < mc->line->n_ops; k++) {
         const struct map_op * op = &mc->line->ops[k];
+        const int64_t n = ne[0] * ne[1] * ne[2] * ne[3]; // per op: last-rows shrinks it
         int rc;
         switch (op->kind) {
             case OP_FLAT:
