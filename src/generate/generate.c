@@ -129,6 +129,9 @@ int llt_generate(const struct llt_gen_params * p, struct llt_store * st, struct 
     if (p->n_predict < 0 || p->n_batch <= 0 || p->parity_top_k < 0 || p->parity_top_k > LLT_PARITY_MAX_K) {
         return llt_set_error(LLT_EINVAL, "bad generation parameters");
     }
+    if (p->n_prompt_tokens > 0 ? !p->prompt_tokens : !p->prompt) {
+        return llt_set_error(LLT_EINVAL, "no prompt: give a prompt or prompt tokens");
+    }
     // the registry checks the file first, so a bad model gets a clear message, not a llama.cpp log
     int rc = llt_registry_load(p->model_path, &reg);
     llt_registry_free(reg);
@@ -146,7 +149,8 @@ int llt_generate(const struct llt_gen_params * p, struct llt_store * st, struct 
 
     // tokenize (or take the tokens given)
     const int64_t t_tokenize = llt_now_ns();
-    const int32_t plen = (int32_t) strlen(p->prompt);
+    // the prompt text is not read when tokens are given: it may be NULL then
+    const int32_t plen = p->n_prompt_tokens > 0 ? 0 : (int32_t) strlen(p->prompt);
     const int32_t n_prompt = p->n_prompt_tokens > 0 ? p->n_prompt_tokens
                            : -llama_tokenize(vocab, p->prompt, plen, NULL, 0, true, true);
     res->tokens = malloc(((size_t) n_prompt + (size_t) p->n_predict + 1) * sizeof(llama_token));
