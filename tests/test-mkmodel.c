@@ -42,10 +42,17 @@ static void check_type(const char * type_name, int want_big_type) {
         CHECK(w->file_offset % 32 == 0, "%s: data offset %llu not aligned", w->name, (unsigned long long) w->file_offset);
     }
     CHECK(n_big > 0, "%s: no tensor of type %s", type_name, ggml_type_name((enum ggml_type) want_big_type));
-    CHECK_STR(llt_registry_meta(reg, "general.architecture"), "llama");
-    char want_layers[16];
+    // two answers at once: each lives in its caller's buffer
+    char arch[32], layers[16], want_layers[16], cut[3];
     snprintf(want_layers, sizeof(want_layers), "%d", p->n_layer);
-    CHECK_STR(llt_registry_meta(reg, "llama.block_count"), want_layers);
+    CHECK_INT(llt_registry_meta(reg, "general.architecture", arch, sizeof(arch)), LLT_OK);
+    CHECK_INT(llt_registry_meta(reg, "llama.block_count", layers, sizeof(layers)), LLT_OK);
+    CHECK_STR(arch, "llama");
+    CHECK_STR(layers, want_layers);
+    CHECK_INT(llt_registry_meta(reg, "general.architecture", cut, sizeof(cut)), LLT_OK);
+    CHECK_STR(cut, "ll");
+    CHECK_INT(llt_registry_meta(reg, "no.such.key", cut, sizeof(cut)), LLT_ENOTFOUND);
+    CHECK_STR(cut, "");
     llt_registry_free(reg);
 
     struct llama_model * m = llama_model_load_from_file(a, llama_model_default_params());
