@@ -36,6 +36,9 @@ bool cli_parse_flash_attn(const char * flag, const char * s, int32_t * out);
 bool cli_parse_choice(const char * flag, const char * s, const char * const * names, int n, int * out);
 bool cli_parse_cache_type(const char * flag, const char * s, int32_t * out);
 
+// llt_default_model() that tells the user on stderr when it makes the model (cmd_mkmodel.c)
+int cli_default_model(const char * preset, int ftype, char ** out_path);
+
 int cmd_run    (int argc, char ** argv);
 int cmd_show   (int argc, char ** argv);
 int cmd_export (int argc, char ** argv);

@@ -257,7 +257,7 @@ int cmd_bench(int argc, char ** argv) {
     if (b.threads == 0) b.threads = (int) sysconf(_SC_NPROCESSORS_ONLN);
     llt_log_init(false);
     if (!b.model) {
-        if (llt_default_model("small", LLAMA_FTYPE_MOSTLY_Q4_K_M, &model) != LLT_OK) {
+        if (cli_default_model("small", LLAMA_FTYPE_MOSTLY_Q4_K_M, &model) != LLT_OK) {
             cli_error("%s", llt_last_error());
             return CLI_FAIL;
         }

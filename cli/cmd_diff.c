@@ -441,8 +441,10 @@ int cmd_diff(int argc, char ** argv) {
         rc = CLI_USAGE;
         goto done;
     }
-    if (llt_set_diff(a, b, &o.p, &sd) != LLT_OK) {
-        cli_error("diff: %s", llt_last_error());
+    const int drc = llt_set_diff(a, b, &o.p, &sd);
+    if (drc != LLT_OK) {
+        // a variable the map needs and the files do not give: the flag that gives it
+        cli_error("diff: %s%s", llt_last_error(), drc == LLT_ENOTFOUND && map ? " with --map-var NAME=N" : "");
         rc = CLI_USAGE;
         goto done;
     }

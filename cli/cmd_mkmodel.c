@@ -18,6 +18,13 @@ static const char * usage_text =
     "  --vocab FILE  tokenizer GGUF (default: llama.cpp's models/ggml-vocab-llama-spm.gguf)\n"
     "  -v            show llama.cpp's log\n";
 
+int cli_default_model(const char * preset, int ftype, char ** out_path) {
+    if (!llt_default_model_cached(preset, ftype)) {
+        fprintf(stderr, "lltrace: making the built-in '%s' %s model (once)\n", preset, llt_ftype_name(ftype));
+    }
+    return llt_default_model(preset, ftype, out_path);
+}
+
 int cmd_mkmodel(int argc, char ** argv) {
     const char * preset = NULL, * type = "F32", * out = NULL, * vocab = NULL;
     bool cache = false, verbose = false;
@@ -59,7 +66,7 @@ int cmd_mkmodel(int argc, char ** argv) {
 
     if (cache && !out) {
         char * path = NULL;
-        if (llt_default_model(preset, ftype, &path) != LLT_OK) { cli_error("%s", llt_last_error()); return CLI_FAIL; }
+        if (cli_default_model(preset, ftype, &path) != LLT_OK) { cli_error("%s", llt_last_error()); return CLI_FAIL; }
         printf("%s\n", path);
         free(path);
         return CLI_OK;

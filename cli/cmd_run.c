@@ -261,7 +261,7 @@ int cmd_run(int argc, char ** argv) {
     }
     if (o.model) {
         model_path = strdup(o.model);
-    } else if (llt_default_model("tiny", LLAMA_FTYPE_ALL_F32, &model_path) != LLT_OK) {
+    } else if (cli_default_model("tiny", LLAMA_FTYPE_ALL_F32, &model_path) != LLT_OK) {
         cli_error("%s", llt_last_error());
         goto done;
     }

@@ -85,7 +85,7 @@ static int compile_pattern(const char * pat, struct pattern * p) {
     if (err != 0) {
         char msg[128];
         regerror(err, &p->re, msg, sizeof(msg));
-        return llt_set_error(LLT_EINVAL, "--dump '%s': bad regular expression: %s", pat, msg);
+        return llt_set_error(LLT_EINVAL, "dump pattern '%s': bad regular expression: %s", pat, msg);
     }
     p->is_regex = true;
     return LLT_OK;

@@ -460,8 +460,8 @@ static int map_var(const struct map_ctx * mc, const char * name, int64_t * out) 
         if (strcmp(mc->map->vars[i].name, name) == 0) { *out = mc->map->vars[i].value; return LLT_OK; }
     }
     if (auto_var(mc->a, name, out) || auto_var(mc->b, name, out)) return LLT_OK;
-    return llt_set_error(LLT_EINVAL, "map '%s' line %d: {%s} is not known from the files' metadata; "
-        "set it with --map-var %s=N", mc->map->path, mc->line->line_no, name, name);
+    return llt_set_error(LLT_ENOTFOUND, "map '%s' line %d: the map variable {%s} is not known from the files' "
+        "metadata: give its value", mc->map->path, mc->line->line_no, name);
 }
 
 // a reshape dimension: a number, -1, or {var}
