@@ -10,6 +10,7 @@
 // name within the step (Qcur-0#4 is the projection, Qcur-0#4.2 the RoPE), plus :s<i> for
 // source i with dump_sources. A name longer than GGUF allows becomes n<idx>#<step>...
 #include "capture/values.h"
+#include "tensors/gguf_writer.h"
 
 #include "ggml-backend.h"
 #include "gguf.h"
@@ -491,40 +492,70 @@ void llt_values_nan(struct llt_values * v, const struct ggml_tensor * t, const s
 
 // ---- the dump file -----------------------------------------------------------------------
 
-static void set_meta_str(struct gguf_context * g, const char * name, const char * field, const char * value) {
-    char key[160];
-    snprintf(key, sizeof(key), "lltrace.tensor.%s.%s", name, field);
-    gguf_set_val_str(g, key, value);
+static void meta_key(char * key, size_t size, const char * name, const char * field) {
+    snprintf(key, size, "lltrace.tensor.%s.%s", name, field);
 }
 
-static void set_meta_i64(struct gguf_context * g, const char * name, const char * field, int64_t value) {
+static int32_t entry_n_kv(const struct dump_entry * e) { return 8 + (e->src_slot >= 0) + (e->checkpoint[0] != '\0'); }
+
+static void put_entry_kv(struct llt_gguf_writer * w, const struct dump_entry * e) {
     char key[160];
-    snprintf(key, sizeof(key), "lltrace.tensor.%s.%s", name, field);
-    gguf_set_val_i64(g, key, value);
+    const struct { const char * field; int64_t value; } ints[] = {
+        { "layer", e->layer }, { "step", e->step }, { "pos", e->pos0 }, { "n_tokens", e->n_tokens },
+        { "order", e->order }, { "idx", e->idx }, { "src", e->src_slot },
+    };
+    meta_key(key, sizeof(key), e->name, "node"); llt_gguf_writer_kv_str(w, key, e->node);
+    meta_key(key, sizeof(key), e->name, "op");   llt_gguf_writer_kv_str(w, key, e->op);
+    for (size_t i = 0; i < sizeof(ints)/sizeof(ints[0]); i++) {
+        if (strcmp(ints[i].field, "src") == 0 && e->src_slot < 0) continue;
+        meta_key(key, sizeof(key), e->name, ints[i].field);
+        llt_gguf_writer_kv_i64(w, key, ints[i].value);
+    }
+    if (e->checkpoint[0]) { meta_key(key, sizeof(key), e->name, "checkpoint"); llt_gguf_writer_kv_str(w, key, e->checkpoint); }
 }
 
-static int copy_data(struct llt_values * v, FILE * out, const struct dump_entry * e, size_t alignment) {
+static int copy_data(struct llt_values * v, struct llt_gguf_writer * w, const struct dump_entry * e) {
     char buf[65536];
     if (fseeko(v->data, (off_t) e->offset, SEEK_SET) != 0) return llt_set_error(LLT_EIO, "cannot read dump data");
     for (uint64_t left = e->size; left > 0;) {
         size_t n = left < sizeof(buf) ? (size_t) left : sizeof(buf);
-        if (fread(buf, 1, n, v->data) != n || fwrite(buf, 1, n, out) != n) return llt_set_error(LLT_EIO, "cannot copy dump data");
+        if (fread(buf, 1, n, v->data) != n || fwrite(buf, 1, n, w->f) != n) return llt_set_error(LLT_EIO, "cannot copy dump data");
         left -= n;
     }
-    static const char zeros[64];
-    size_t pad = (alignment - e->size % alignment) % alignment;
-    return fwrite(zeros, 1, pad, out) == pad ? LLT_OK : llt_set_error(LLT_EIO, "cannot copy dump data");
+    llt_gguf_writer_pad(w);
+    return LLT_OK;
 }
 
+struct name_ref { const char * name; int32_t i; };
+
+static int cmp_name_ref(const void * pa, const void * pb) {
+    const struct name_ref * a = pa, * b = pb;
+    const int c = strcmp(a->name, b->name);
+    return c ? c : (a->i > b->i) - (a->i < b->i);
+}
+
+// keep[i]: entry i is the first of its name (a name made twice is a truncated fallback)
+static bool first_of_names(const struct llt_values * v, bool * keep) {
+    struct name_ref * refs = malloc(((size_t) v->n_entries + 1) * sizeof(*refs));
+    if (!refs) return false;
+    for (int32_t i = 0; i < v->n_entries; i++) refs[i] = (struct name_ref) { v->entries[i].name, i };
+    qsort(refs, (size_t) v->n_entries, sizeof(*refs), cmp_name_ref);
+    for (int32_t k = 0; k < v->n_entries; k++) keep[refs[k].i] = k == 0 || strcmp(refs[k].name, refs[k - 1].name) != 0;
+    free(refs);
+    return true;
+}
+
+// The dump is streamed by a GGUF writer of its own: gguf_context's setters search every key
+// already set, which made finishing a dump of n tensors cost n^2.
 int llt_values_finish(struct llt_values * v, const struct llt_dump_meta * meta) {
     if (!v->data) return LLT_OK;
-    struct ggml_init_params ip = { .mem_size = ((size_t) v->n_entries + 1) * ggml_tensor_overhead(), .no_alloc = true };
-    struct ggml_context * ctx = ggml_init(ip);
-    struct gguf_context * g = gguf_init_empty();
+    struct gguf_context * g = gguf_init_empty(); // the dump-wide keys only: a few dozen
+    bool * keep = calloc((size_t) v->n_entries + 1, sizeof(bool));
     char tmp[1200];
     snprintf(tmp, sizeof(tmp), "%s.tmp.%d", v->dump_path, (int) getpid());
     FILE * out = NULL;
-    int rc = ctx ? LLT_OK : llt_set_error(LLT_ENOMEM, "out of memory");
+    int rc = g && keep && first_of_names(v, keep) ? LLT_OK : llt_set_error(LLT_ENOMEM, "out of memory");
+    if (rc != LLT_OK) goto done;
 
     if (meta->model) llt_registry_copy_meta(meta->model, g); // general.architecture, llama.* ...
     gguf_set_val_str(g, "general.type", "lltrace-dump");
@@ -536,37 +567,28 @@ int llt_values_finish(struct llt_values * v, const struct llt_dump_meta * meta) 
     gguf_set_val_str(g, "lltrace.filters", meta->filters ? meta->filters : "");
     gguf_set_val_i64(g, "lltrace.run_id", meta->run_id);
     gguf_set_arr_data(g, "lltrace.tokens", GGUF_TYPE_INT32, meta->tokens, (size_t) meta->n_tokens);
-    for (int32_t i = 0; rc == LLT_OK && i < v->n_entries; i++) {
+
+    int64_t n_kv = 0, n_tensors = 0;
+    for (int32_t i = 0; i < v->n_entries; i++) {
+        if (keep[i]) { n_kv += entry_n_kv(&v->entries[i]); n_tensors++; }
+    }
+    if (!(out = fopen(tmp, "wb"))) { rc = llt_set_error(LLT_EIO, "cannot write dump '%s': %s", v->dump_path, strerror(errno)); goto done; }
+    struct llt_gguf_writer w;
+    if ((rc = llt_gguf_writer_begin(&w, out, g, n_kv, n_tensors)) != LLT_OK) goto done;
+    for (int32_t i = 0; i < v->n_entries; i++) if (keep[i]) put_entry_kv(&w, &v->entries[i]);
+    for (int32_t i = 0; i < v->n_entries; i++) {
         const struct dump_entry * e = &v->entries[i];
-        if (gguf_find_tensor(g, e->name) >= 0) continue; // a name made twice (a truncated fallback): keep the first
-        struct ggml_tensor * t = ggml_new_tensor(ctx, (enum ggml_type) e->type, e->n_dims > 0 ? e->n_dims : 1, e->ne);
-        ggml_set_name(t, e->name);
-        gguf_add_tensor(g, t);
-        set_meta_str(g, e->name, "node", e->node);
-        set_meta_str(g, e->name, "op", e->op);
-        set_meta_i64(g, e->name, "layer", e->layer);
-        set_meta_i64(g, e->name, "step", e->step);
-        set_meta_i64(g, e->name, "pos", e->pos0);
-        set_meta_i64(g, e->name, "n_tokens", e->n_tokens);
-        set_meta_i64(g, e->name, "order", e->order);
-        set_meta_i64(g, e->name, "idx", e->idx);
-        if (e->src_slot >= 0) set_meta_i64(g, e->name, "src", e->src_slot);
-        if (e->checkpoint[0]) set_meta_str(g, e->name, "checkpoint", e->checkpoint);
+        if (keep[i]) llt_gguf_writer_tensor(&w, e->name, e->type, e->n_dims > 0 ? e->n_dims : 1, e->ne, e->size);
     }
-    if (rc == LLT_OK && !(out = fopen(tmp, "wb"))) rc = llt_set_error(LLT_EIO, "cannot write dump '%s': %s", v->dump_path, strerror(errno));
-    if (rc == LLT_OK && !gguf_write_to_file_ptr(g, out, true)) rc = llt_set_error(LLT_EIO, "cannot write dump '%s'", v->dump_path);
-    for (int32_t i = 0; rc == LLT_OK && i < gguf_get_n_tensors(g); i++) {
-        // tensors in the file's order; entries made twice were skipped above
-        const char * name = gguf_get_tensor_name(g, i);
-        for (int32_t k = 0; k < v->n_entries; k++) {
-            if (strcmp(v->entries[k].name, name) == 0) { rc = copy_data(v, out, &v->entries[k], gguf_get_alignment(g)); break; }
-        }
-    }
+    llt_gguf_writer_pad(&w);
+    for (int32_t i = 0; rc == LLT_OK && i < v->n_entries; i++) if (keep[i]) rc = copy_data(v, &w, &v->entries[i]);
+    if (rc == LLT_OK) rc = llt_gguf_writer_end(&w);
+done:
     if (out && fclose(out) != 0 && rc == LLT_OK) rc = llt_set_error(LLT_EIO, "cannot write dump '%s'", v->dump_path);
     if (rc == LLT_OK && rename(tmp, v->dump_path) != 0) rc = llt_set_error(LLT_EIO, "cannot write dump '%s': %s", v->dump_path, strerror(errno));
-    if (rc != LLT_OK) unlink(tmp);
+    if (rc != LLT_OK && out) unlink(tmp);
+    free(keep);
     gguf_free(g);
-    if (ctx) ggml_free(ctx);
     return rc;
 }
 
