@@ -21,6 +21,10 @@ import json, sys
 print(" ".join(sorted(set(t["type"] for t in json.load(sys.stdin)["tensors"]))))')
 [ "$types" = f16 ] || fail "--dump-type f16 gave types '$types'"
 
+# a dump named relative to the current folder is recorded by its absolute path
+(cd "$dir" && "$bin" run -m "$model" -n 1 -o rel.db --dump 'l_out-0' --dump-file rel.gguf >/dev/null 2>&1) || fail "run with a relative dump"
+expect "runs.dump_path of a relative dump" "$(sqlite3 "$dir/rel.db" "SELECT dump_path FROM runs WHERE id=1")" "$(cd "$dir" && pwd -P)/rel.gguf"
+
 # a dump against itself through the command: every tensor compared, zero difference, exit 0
 "$bin" diff "$dump" "$dump" --format json >"$dir/self.json" || fail "diff of a dump with itself: exit $?"
 python3 - "$dir/self.json" <<'PY' || fail "diff of a dump with itself is not zero"

@@ -205,7 +205,7 @@ int llt_values_init(const struct llt_values_params * p, enum llt_level level, co
     if (rc == LLT_OK && (v->n_patterns > 0 || p->checkpoints)) {
         char def[1100];
         snprintf(def, sizeof(def), "%s.run%lld.gguf", trace_path, (long long) run_id);
-        v->dump_path = strdup(p->dump_path ? p->dump_path : def);
+        v->dump_path = llt_abs_path(p->dump_path ? p->dump_path : def); // runs.dump_path holds it
         snprintf(v->data_path, sizeof(v->data_path), "%s.data.%d", v->dump_path, (int) getpid());
         v->data = v->dump_path ? fopen(v->data_path, "w+b") : NULL;
         if (!v->data) rc = llt_set_error(LLT_EIO, "cannot write dump data next to '%s': %s", v->dump_path ? v->dump_path : def, strerror(errno));

@@ -22,6 +22,10 @@ void llt_utc_now(char * buf, size_t size);
 // false when out of memory (*p is then unchanged)
 bool llt_grow(void ** p, int32_t * cap, int32_t need, size_t elem);
 
+// path made absolute against the current folder (not resolved: the file may not exist yet);
+// NULL when out of memory or the folder is unknown. caller frees with free()
+char * llt_abs_path(const char * path);
+
 // a 32-bit hash of a string, for open-addressing tables
 uint32_t llt_str_hash(const char * s);
 
