@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char * usage_text =
     "usage: lltrace run [options]\n"
@@ -247,6 +248,7 @@ int cmd_run(int argc, char ** argv) {
         o.gen.prompt = prompt_buf;
     }
     // a bad model or output path fails before anything is loaded or made
+    exit_code = CLI_USAGE;
     if (o.model) {
         struct llt_registry * reg = NULL;
         if (llt_registry_load(o.model, &reg) != LLT_OK) {
@@ -255,16 +257,21 @@ int cmd_run(int argc, char ** argv) {
         }
         llt_registry_free(reg);
     }
-    if (llt_store_open(o.output, LLT_STORE_WRITE, &st) != LLT_OK) {
-        cli_error("%s", llt_last_error());
-        goto done;
-    }
     if (o.model) {
         model_path = strdup(o.model);
     } else if (cli_default_model("tiny", LLAMA_FTYPE_ALL_F32, &model_path) != LLT_OK) {
         cli_error("%s", llt_last_error());
+        exit_code = CLI_FAIL;
         goto done;
     }
+    // a trace made here and left without a run (llama.cpp refused the model or the context) is
+    // removed; an existing one is never touched
+    const bool made_trace = access(o.output, F_OK) != 0;
+    if (llt_store_open(o.output, LLT_STORE_WRITE, &st) != LLT_OK) {
+        cli_error("%s", llt_last_error());
+        goto done;
+    }
+    exit_code = CLI_FAIL;
     o.gen.model_path = model_path;
     o.gen.stop = &stop_flag;
     o.gen.on_piece = print_piece;
@@ -277,6 +284,13 @@ int cmd_run(int argc, char ** argv) {
     if (rc != LLT_OK) {
         fputc('\n', stdout);
         cli_error("%s", llt_last_error());
+        // refused while loading: the model or the flags, not the run, are at fault
+        if (res.t_load_ns == 0) exit_code = CLI_USAGE;
+        if (made_trace && res.run_id == 0) {
+            llt_store_close(st);
+            st = NULL;
+            unlink(o.output);
+        }
         goto done;
     }
     if (o.parity) {

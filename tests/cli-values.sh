@@ -25,6 +25,16 @@ print(" ".join(sorted(set(t["type"] for t in json.load(sys.stdin)["tensors"]))))
 (cd "$dir" && "$bin" run -m "$model" -n 1 -o rel.db --dump 'l_out-0' --dump-file rel.gguf >/dev/null 2>&1) || fail "run with a relative dump"
 expect "runs.dump_path of a relative dump" "$(sqlite3 "$dir/rel.db" "SELECT dump_path FROM runs WHERE id=1")" "$(cd "$dir" && pwd -P)/rel.gguf"
 
+# llama.cpp's refusal says why, without -v; a trace made for the refused run is removed, an
+# existing one is left as it was
+"$bin" run -m "$model" -n 1 -fa off -ctv q8_0 -o "$dir/refused.db" >/dev/null 2>"$dir/err"
+expect "exit of a refused context" "$?" 2
+grep -q "requires flash_attn" "$dir/err" || fail "refused context: llama.cpp's reason missing: $(cat "$dir/err")"
+[ ! -e "$dir/refused.db" ] || fail "a refused run left $dir/refused.db behind"
+cp "$dir/rel.db" "$dir/kept.db"
+"$bin" run -m "$model" -n 1 -fa off -ctv q8_0 -o "$dir/kept.db" >/dev/null 2>&1
+cmp -s "$dir/rel.db" "$dir/kept.db" || fail "a refused run changed an existing trace"
+
 # a dump against itself through the command: every tensor compared, zero difference, exit 0
 "$bin" diff "$dump" "$dump" --format json >"$dir/self.json" || fail "diff of a dump with itself: exit $?"
 python3 - "$dir/self.json" <<'PY' || fail "diff of a dump with itself is not zero"
@@ -77,7 +87,7 @@ expect 2 "bad dump type"          "$bin" run -m "$model" --dump-type f64
 expect 2 "bad regex"              "$bin" run -m "$model" -o "$dir/t.db" -n 1 --dump 're:(' 
 "$bin" run -m "$model" -n 1 -o "$dir/t.db" >/dev/null 2>&1
 expect 1 "export of a run without a dump" "$bin" export "$dir/t.db" --dump-format npy -o "$dir/none"
-expect 1 "missing reference"      "$bin" run -m "$model" -n 1 -o "$dir/t.db" --reference "$dir/absent.gguf"
+expect 2 "missing reference"      "$bin" run -m "$model" -n 1 -o "$dir/t.db" --reference "$dir/absent.gguf"
 
 # a failure inside the hook (the dump outgrows the file size limit): tracing stops, the error is
 # recorded, generation finishes

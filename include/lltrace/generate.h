@@ -39,7 +39,7 @@ struct llt_gen_result {
     int32_t       n_prompt;
     int32_t       n_gen;
     char *        text;       // generated text
-    int64_t       t_load_ns;
+    int64_t       t_load_ns;  // 0 if the run failed while loading (model, context, tracer)
     int64_t       t_prompt_ns;
     int64_t       t_gen_ns;
     bool          interrupted;

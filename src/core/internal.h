@@ -26,6 +26,11 @@ bool llt_grow(void ** p, int32_t * cap, int32_t need, size_t elem);
 // NULL when out of memory or the folder is unknown. caller frees with free()
 char * llt_abs_path(const char * path);
 
+// llama.cpp's last error log line since llt_llama_error_clear() (its function name cut), ""
+// if none; set once llt_log_init() installed the log callback. Lives until the next clear.
+const char * llt_llama_error(void);
+void         llt_llama_error_clear(void);
+
 // a 32-bit hash of a string, for open-addressing tables
 uint32_t llt_str_hash(const char * s);
 

@@ -140,9 +140,11 @@ int llt_generate(const struct llt_gen_params * p, struct llt_store * st, struct 
     llama_backend_init();
     const int64_t t_load = llt_now_ns();
     struct llama_model_params mp = llama_model_default_params();
+    llt_llama_error_clear();
     model = llama_model_load_from_file(p->model_path, mp);
     if (!model) {
-        rc = llt_set_error(LLT_ELLAMA, "llama.cpp could not load model '%s'", p->model_path);
+        rc = llt_set_error(LLT_ELLAMA, "llama.cpp could not load model '%s'%s%s", p->model_path,
+                           *llt_llama_error() ? ": " : "", llt_llama_error());
         goto done;
     }
     const struct llama_vocab * vocab = llama_model_get_vocab(model);
@@ -198,10 +200,12 @@ int llt_generate(const struct llt_gen_params * p, struct llt_store * st, struct 
         llt_tracer_attach(tr, &cp);
         res->flash_attn_off = cp.flash_attn_type != (enum llama_flash_attn_type) p->flash_attn;
     }
+    llt_llama_error_clear();
     ctx = llama_init_from_model(model, cp);
     if (!ctx) {
-        rc = llt_set_error(LLT_ELLAMA, "llama.cpp could not create a context (n_ctx %d, K cache %s, V cache %s)",
-                           n_ctx, ggml_type_name(cp.type_k), ggml_type_name(cp.type_v));
+        rc = llt_set_error(LLT_ELLAMA, "llama.cpp could not create a context (n_ctx %d, K cache %s, V cache %s)%s%s",
+                           n_ctx, ggml_type_name(cp.type_k), ggml_type_name(cp.type_v),
+                           *llt_llama_error() ? ": " : "", llt_llama_error());
         goto done;
     }
     if (tr && (rc = llt_tracer_begin(tr, model, ctx)) != LLT_OK) goto done;
