@@ -1,6 +1,6 @@
 // lltrace diff: compares two tensor sets (GGUF dumps or models, safetensors files, .npy
 // directories) tensor by tensor after dequantization, and prints the metrics per tensor, per
-// layer, per weight kind (--weights) and a summary in the form of seed 003's analyzer.
+// layer, per weight kind (--weights) and a summary.
 // Exit status: 0 all within tolerance, 1 some tensor exceeds it (or shapes differ, or a
 // tensor is on one side only), 2 bad usage or unreadable input.
 #include "cli.h"

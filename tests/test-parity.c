@@ -31,7 +31,7 @@ static const char * seq_a =
     "{\"step\":2,\"token\":30,\"top_k\":[[30,1.5],[31,1.0],[32,0.5]],\"piece\":\"c\",\"pos\":9}\n"
     "{\"step\":3,\"token\":40,\"top_k\":[[40,3.0],[41,2.5],[42,1.0]],\"piece\":\"d\",\"pos\":10}\n"
     "{\"step\":4,\"token\":50,\"top_k\":[[50,3.0],[51,2.0],[52,1.0]],\"piece\":\"e\",\"pos\":11}\n";
-// seed 004's shape: no piece, no pos; top_k not sorted on one line; an extra key
+// another engine's lines: no piece, no pos; top_k not sorted on one line; an extra key
 static const char * seq_b =
     "{\"step\":0,\"token\":10,\"top_k\":[[10,5.0],[11,4.0],[12,3.0]]}\n"
     "{\"step\":1,\"token\":20,\"top_k\":[[20,2.0],[21,0.5],[23,0.2]]}\n"

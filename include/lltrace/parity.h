@@ -23,7 +23,7 @@ struct llt_parity_step {
 
 // ---- parity ------------------------------------------------------------------------------
 //
-// A parity file is JSON Lines, one object per generated step, in seed 004's shape:
+// A parity file (the parity JSON Lines format) holds one JSON object per generated step:
 //   {"step":N,"token":ID,"top_k":[[ID,LOGIT],...],"piece":"text","pos":P}
 // "piece" and "pos" are optional (other engines leave them out; pos is then -1); other keys
 // are ignored. Steps count up by one from the first line. A trace keeps the same records in

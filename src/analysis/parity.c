@@ -1,4 +1,4 @@
-// Parity: greedy-decode parity files (seed 004's JSON Lines), the parity records of a trace,
+// Parity: greedy-decode parity files (the parity JSON Lines format), the parity records of a trace,
 // and the comparison of two sequences.
 //
 // The reader is a small strict JSON parser for exactly one shape of object; it needs no JSON

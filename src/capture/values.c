@@ -125,7 +125,7 @@ static bool pattern_match(const struct llt_values * v, const char * name) {
     return false;
 }
 
-// ---- the checkpoints of seed 002 ---------------------------------------------------------
+// ---- checkpoints -------------------------------------------------------------------------
 
 // the checkpoint a node is, "" if none: per layer the attention norm, Q/K/V after projection
 // and after RoPE, the KV cache, attention probabilities, attention output (before and after
