@@ -308,9 +308,22 @@ static void test_top_k(void) {
     }
 }
 
+// the top_k column alone: sorted on reading, duplicates refused
+static void test_parse_top_k(void) {
+    struct llt_parity_step s;
+    memset(&s, 0, sizeof(s));
+    CHECK_INT(llt_parity_parse_top_k("[[3,1.5],[7,2.5],[9,-1]]", &s), LLT_OK);
+    CHECK(s.k == 3 && s.ids[0] == 7 && s.ids[1] == 3 && s.ids[2] == 9 && s.logits[0] == 2.5f,
+          "top_k: k %d ids %d %d %d, want 3 ids 7 3 9", s.k, s.ids[0], s.ids[1], s.ids[2]);
+    CHECK_INT(llt_parity_parse_top_k("[[3,1],[3,2]]", &s), LLT_EFORMAT);
+    CHECK(strstr(llt_last_error(), "twice") != NULL, "message: %s", llt_last_error());
+    CHECK_INT(llt_parity_parse_top_k("[[3,1]] x", &s), LLT_EFORMAT);
+}
+
 int main(void) {
     test_dir_make("test-parity");
     test_top_k();
+    test_parse_top_k();
     test_divergence();
     test_malformed();
     test_round_trip();

@@ -44,6 +44,9 @@ int  llt_parity_write(const char * path, const struct llt_parity_step * steps, i
 // Parses one parity line. A top_k of more than LLT_PARITY_MAX_K entries keeps the largest;
 // top_k is sorted, largest logit first. The error names the column, not the line.
 int  llt_parity_parse(const char * line, struct llt_parity_step * out);
+// Parses a top-k list alone (the parity table's top_k column) into out's ids, logits and k,
+// sorted like llt_parity_parse's. The error names the column.
+int  llt_parity_parse_top_k(const char * text, struct llt_parity_step * out);
 // Reads a parity file; a malformed line fails naming its number. caller frees *steps with free()
 int  llt_parity_read(const char * path, struct llt_parity_step ** steps, int32_t * n_steps);
 // Reads the parity records of a run (0: the last run). caller frees *steps with free()
