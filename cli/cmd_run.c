@@ -217,6 +217,7 @@ static void print_summary(const struct run_opts * o, const struct llt_gen_result
             llt_level_name(o->gen.level), (long long) r->stats.n_steps, (long long) r->stats.n_nodes_last,
             (long long) r->stats.n_graphs, (long long) r->stats.n_weights_read, (long long) r->stats.n_weights);
     if (r->flash_attn_off) fprintf(stderr, "lltrace: flash attention was turned off: --checkpoints reads attention probabilities\n");
+    if (r->dump_unmatched[0]) fprintf(stderr, "lltrace: warning: --dump %s matched no node (names are case-sensitive)\n", r->dump_unmatched);
     if (r->dump_path[0]) fprintf(stderr, "lltrace: %lld tensors dumped to %s\n", (long long) r->stats.n_dumped, r->dump_path);
     if (r->stats.timing_observed_from >= 0) {
         fprintf(stderr, "lltrace: the backend gave no per-node stamps that match the graph; nodes were timed by"

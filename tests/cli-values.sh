@@ -35,6 +35,12 @@ cp "$dir/rel.db" "$dir/kept.db"
 "$bin" run -m "$model" -n 1 -fa off -ctv q8_0 -o "$dir/kept.db" >/dev/null 2>&1
 cmp -s "$dir/rel.db" "$dir/kept.db" || fail "a refused run changed an existing trace"
 
+# a dump pattern that matches no node is a warning (names are case-sensitive); the run succeeds
+"$bin" run -m "$model" -n 1 -o "$dir/w.db" --dump 'L_OUT-*' --dump 'l_out-0' >/dev/null 2>"$dir/err"
+expect "exit of a run with an unmatched --dump" "$?" 0
+grep -q "warning: --dump 'L_OUT-\*' matched no node" "$dir/err" || fail "no warning for an unmatched --dump: $(cat "$dir/err")"
+grep -q "warning: --dump.*'l_out-0'" "$dir/err" && fail "a matching --dump pattern was warned about"
+
 # a dump against itself through the command: every tensor compared, zero difference, exit 0
 "$bin" diff "$dump" "$dump" --format json >"$dir/self.json" || fail "diff of a dump with itself: exit $?"
 python3 - "$dir/self.json" <<'PY' || fail "diff of a dump with itself is not zero"

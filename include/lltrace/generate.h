@@ -47,6 +47,7 @@ struct llt_gen_result {
     bool          flash_attn_off;   // checkpoints asked for attention probabilities: flash attention was turned off
     char          nan_report[1024]; // where the NaN/Inf appeared, when stopped_on_nan
     char          dump_path[1024];  // the tensor dump written, "" if none
+    char          dump_unmatched[256]; // dump patterns no node matched, quoted, comma-separated; "" if none
     struct llt_parity_step * parity; // n_gen entries when parity_top_k > 0
     int           run_id;     // run written, or 0 untraced
     struct llt_tracer_stats stats;

@@ -113,6 +113,10 @@ const char * llt_tracer_error(const struct llt_tracer * tr);
 // layer, step, sources and their statistics), or NULL; generation should stop when set
 const char * llt_tracer_nan_report(const struct llt_tracer * tr);
 
+// the dump patterns (values.dump) no node of the run matched, quoted and comma-separated into
+// buf (cut to size); returns how many
+int          llt_tracer_dump_unmatched(const struct llt_tracer * tr, char * buf, size_t size);
+
 // the GGUF the run's tensor dump goes to (written by llt_tracer_end), or NULL (borrowed, lives with tr)
 const char * llt_tracer_dump_path(const struct llt_tracer * tr);
 

@@ -1188,6 +1188,11 @@ const char * llt_tracer_dump_path(const struct llt_tracer * tr) {
     return tr->values ? llt_values_dump_path(tr->values) : NULL;
 }
 
+int llt_tracer_dump_unmatched(const struct llt_tracer * tr, char * buf, size_t size) {
+    if (size > 0) buf[0] = '\0';
+    return tr->values && size > 0 ? llt_values_unmatched(tr->values, buf, size) : 0;
+}
+
 const char * llt_tracer_nan_report(const struct llt_tracer * tr) {
     return tr->values ? llt_values_nan_report(tr->values) : NULL;
 }

@@ -28,6 +28,7 @@ struct pattern {
     bool    is_regex;
     regex_t re;
     char *  glob;
+    bool    matched; // some node of the run matched it: else the user gets a warning
 };
 
 struct dump_entry {
@@ -117,12 +118,14 @@ static int compile_patterns(struct llt_values * v) {
     return LLT_OK;
 }
 
-static bool pattern_match(const struct llt_values * v, const char * name) {
+// every pattern is tried, so that each one that matches something is marked
+static bool pattern_match(struct llt_values * v, const char * name) {
+    bool any = false;
     for (int32_t i = 0; i < v->n_patterns; i++) {
-        const struct pattern * p = &v->patterns[i];
-        if (p->is_regex ? regexec(&p->re, name, 0, NULL, 0) == 0 : fnmatch(p->glob, name, 0) == 0) return true;
+        struct pattern * p = &v->patterns[i];
+        if (p->is_regex ? regexec(&p->re, name, 0, NULL, 0) == 0 : fnmatch(p->glob, name, 0) == 0) any = p->matched = true;
     }
-    return false;
+    return any;
 }
 
 // ---- checkpoints -------------------------------------------------------------------------
@@ -241,8 +244,20 @@ bool llt_values_stats(const struct llt_values * v) { return v->stats; }
 const char * llt_values_dump_path(const struct llt_values * v) { return v->dump_path; }
 const char * llt_values_nan_report(const struct llt_values * v) { return v->nan_report[0] ? v->nan_report : NULL; }
 
+int llt_values_unmatched(const struct llt_values * v, char * buf, size_t size) {
+    size_t n = 0;
+    int count = 0;
+    buf[0] = '\0';
+    for (int32_t i = 0; i < v->n_patterns; i++) {
+        if (v->patterns[i].matched) continue;
+        if (n < size) n += (size_t) snprintf(buf + n, size - n, "%s'%s'", count ? ", " : "", v->p.dump[i]);
+        count++;
+    }
+    return count;
+}
+
 // Flags of a node, from what is fixed for the run: its name, op and layer.
-int32_t llt_values_node_flags(const struct llt_values * v, const char * name, enum ggml_op op, int32_t layer, bool noop) {
+int32_t llt_values_node_flags(struct llt_values * v, const char * name, enum ggml_op op, int32_t layer, bool noop) {
     int32_t flags = 0;
     if (v->n_patterns > 0 && !noop && (v->p.dump_layer < 0 || layer == v->p.dump_layer) && pattern_match(v, name)) {
         flags |= NODE_DUMP;

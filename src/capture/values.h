@@ -23,9 +23,12 @@ void llt_values_free(struct llt_values * v);
 bool llt_values_stats(const struct llt_values * v);            // statistics of every computing node
 const char * llt_values_dump_path(const struct llt_values * v); // NULL if nothing is dumped
 const char * llt_values_nan_report(const struct llt_values * v);
+// the dump patterns no node has matched so far, quoted and comma-separated into buf (cut to
+// size); returns how many
+int llt_values_unmatched(const struct llt_values * v, char * buf, size_t size);
 int32_t llt_values_n_dumped(const struct llt_values * v);
 // NODE_DUMP / NODE_REF from what is fixed for the run
-int32_t llt_values_node_flags(const struct llt_values * v, const char * name, enum ggml_op op, int32_t layer, bool noop);
+int32_t llt_values_node_flags(struct llt_values * v, const char * name, enum ggml_op op, int32_t layer, bool noop);
 bool llt_values_step_wanted(const struct llt_values * v, int64_t step);
 // in the post call, while t's data is valid
 int  llt_values_stats_of(struct llt_values * v, const struct ggml_tensor * t, struct llt_stats * st);
