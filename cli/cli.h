@@ -8,7 +8,8 @@
 enum cli_exit {
     CLI_OK      = 0, // success
     CLI_FAIL    = 1, // the command ran and failed (or a threshold was exceeded)
-    CLI_USAGE   = 2, // bad flags or arguments, or an error before any work
+    CLI_USAGE   = 2, // bad flags or arguments, or an input that cannot be read
+    CLI_INTERRUPTED = 130, // stopped by Ctrl-C (128 + SIGINT, as shells report it)
 };
 
 // prints "lltrace: <message>" as one line on stderr

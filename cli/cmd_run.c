@@ -302,7 +302,8 @@ int cmd_run(int argc, char ** argv) {
         fprintf(stderr, "\nlltrace: parity of %d steps (top-%d) written to %s", res.n_gen, o.gen.parity_top_k, o.parity);
     }
     print_summary(&o, &res);
-    exit_code = CLI_OK;
+    // the trace holds what ran either way; the status says whether it ran to the end
+    exit_code = stop_flag ? CLI_INTERRUPTED : res.stopped_on_nan ? CLI_FAIL : CLI_OK;
 done:
     llt_gen_result_free(&res);
     llt_store_close(st);
