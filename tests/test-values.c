@@ -278,6 +278,22 @@ int main(void) {
     v.dump_path = path_in("q4.gguf");
     run(q4, path_in("t.db"), LLT_LEVEL_GRAPH, v, 1, &res);
     llt_gen_result_free(&res);
+    // the embedding is a checkpoint, and the first node where a quantized token_embd differs
+    struct llt_tensor_set * s32 = NULL, * s4 = NULL;
+    REQUIRE(llt_tensor_set_open(path_in("f32.gguf"), &s32) == LLT_OK && llt_tensor_set_open(path_in("q4.gguf"), &s4) == LLT_OK,
+            "%s", llt_last_error());
+    const int emb = llt_tensor_set_find(s4, "embd#0");
+    CHECK(emb >= 0 && llt_tensor_set_get(s4, emb)->order == 0, "embd#0 is not the first checkpoint of the Q4_K_M dump");
+    struct llt_diff_params ep = llt_diff_default_params();
+    struct llt_set_diff * ed = NULL;
+    CHECK(llt_set_diff(s32, s4, &ep, &ed) == LLT_OK, "%s", llt_last_error());
+    if (ed) {
+        const char * first = ed->first_exceed >= 0 ? llt_tensor_set_get(s32, ed->entries[ed->first_exceed].a)->name : "none";
+        CHECK(strcmp(first, "embd#0") == 0, "first difference F32 vs Q4_K_M at %s, want embd#0", first);
+    }
+    llt_set_diff_free(ed);
+    llt_tensor_set_close(s32);
+    llt_tensor_set_close(s4);
     for (int l = 0; l < n_layer; l++) {
         const double e8 = layer_error(path_in("f32.gguf"), path_in("q8.gguf"), l);
         const double e4 = layer_error(path_in("f32.gguf"), path_in("q4.gguf"), l);

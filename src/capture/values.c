@@ -151,6 +151,8 @@ static const char * checkpoint_of(const char * name, enum ggml_op op) {
         size_t n = strlen(set[i].prefix);
         if (op == set[i].op && strncmp(name, set[i].prefix, n) == 0 && strchr(name, ' ') == NULL) return set[i].what;
     }
+    // the rows of token_embd the tokens pick, layer 0's input: a quantized token_embd differs here first
+    if (op == GGML_OP_GET_ROWS && (strcmp(name, "embd") == 0 || strcmp(name, "inp_embd") == 0)) return "embedding";
     if (op == GGML_OP_MUL && strcmp(name, "result_norm") == 0) return "output_norm";
     if (op == GGML_OP_MUL_MAT && strcmp(name, "result_output") == 0) return "logits";
     // the views attention reads the cache through
