@@ -300,6 +300,11 @@ static void print_table(const struct parity_opts * o, const struct llt_parity_re
         case LLT_PARITY_DIVERGED:
             printf("verdict: diverged at step %d: A chose %d, B chose %d\n", r->first_diff,
                    r->steps[r->first_diff].token_a, r->steps[r->first_diff].token_b);
+            printf("top-1 - top-2 logit at step %d: A ", r->first_diff);
+            if (isnan(r->margin_a)) fputs("-", stdout); else printf("%.6f", r->margin_a);
+            fputs(", B ", stdout);
+            if (isnan(r->margin_b)) fputs("-", stdout); else printf("%.6f", r->margin_b);
+            fputs(" (a small margin is a near tie that small numeric differences flip)\n", stdout);
             break;
         case LLT_PARITY_LENGTH:
         case LLT_PARITY_VERDICT_COUNT:
@@ -330,6 +335,11 @@ static void print_json(const struct parity_opts * o, const struct llt_parity_rep
     json_number(r->max_diff);
     printf(", \"max_logit_diff_step\": %d,\n  \"mean_kl\": %.9g, \"max_kl\": %.9g, \"max_kl_step\": %d,\n",
            r->max_diff_step, r->mean_kl, r->max_kl, r->max_kl_step);
+    fputs("  \"margin_a\": ", stdout);
+    json_number(r->margin_a);
+    fputs(", \"margin_b\": ", stdout);
+    json_number(r->margin_b);
+    fputs(",\n", stdout);
     printf("  \"pos_differs\": %s, \"verdict\": \"%s\",\n  \"steps\": [", r->pos_differs ? "true" : "false",
            llt_parity_verdict_name(r->verdict));
     const int32_t n = r->n_a < r->n_b ? r->n_a : r->n_b;

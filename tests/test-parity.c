@@ -88,6 +88,9 @@ static void test_divergence(void) {
     for (int i = 0; i < 4; i++) CHECK_NEAR(r.steps[i].max_diff, diff[i], 1e-6);
     CHECK_NEAR(r.max_diff, 1.0, 1e-6);
     CHECK_INT(r.max_diff_step, 3);
+    // margins at step 3, the first difference: A 3.0 - 2.5, B 3.0 - 2.0
+    CHECK_NEAR(r.margin_a, 0.5, 1e-6);
+    CHECK_NEAR(r.margin_b, 1.0, 1e-6);
 
     // KL over the union of ids; an id missing from a side takes that side's 3rd logit
     // step 1: ids 20 21 22 23; A: 2 1 0 [0]; B: 2 0.5 [0.2] 0.2

@@ -90,6 +90,9 @@ struct llt_parity_report {
     double  mean_kl, max_kl;
     int32_t max_kl_step;
     bool    pos_differs;    // both sides have positions and step 0's differ: different prompts
+    // at first_diff, each side's top-1 minus top-2 logit: how near a tie its choice was; NAN
+    // without a difference or with fewer than 2 logits on that side
+    double  margin_a, margin_b;
     enum llt_parity_verdict verdict;
     struct llt_parity_cmp * steps; // min(n_a, n_b) entries
 };

@@ -137,6 +137,11 @@ static void compare_step(const struct llt_parity_step * a, const struct llt_pari
     c->kl = kl_divergence(a, b, k);
 }
 
+// top-1 minus top-2 logit (top_k is sorted, largest first); NAN with fewer than 2
+static double top_margin(const struct llt_parity_step * s) {
+    return s->k >= 2 ? (double) s->logits[0] - (double) s->logits[1] : NAN;
+}
+
 int llt_parity_compare(const struct llt_parity_step * a, int32_t n_a, const struct llt_parity_step * b, int32_t n_b,
                        int32_t k, struct llt_parity_report * r) {
     memset(r, 0, sizeof(*r));
@@ -180,6 +185,8 @@ int llt_parity_compare(const struct llt_parity_step * a, int32_t n_a, const stru
         }
         if (c->token_a != c->token_b) r->first_diff = i;
     }
+    r->margin_a = r->first_diff >= 0 ? top_margin(&a[r->first_diff]) : NAN;
+    r->margin_b = r->first_diff >= 0 ? top_margin(&b[r->first_diff]) : NAN;
     r->mean_overlap = sum_overlap / r->n_compared;
     r->mean_kl = sum_kl / r->n_compared;
     r->pos_differs = a[0].pos >= 0 && b[0].pos >= 0 && a[0].pos != b[0].pos;
