@@ -208,6 +208,36 @@ static int parse_opts(int argc, char ** argv, struct run_opts * o) {
 
 // ---- summary -----------------------------------------------------------------------------
 
+// the live comparison with --reference: what was compared, what was not and why
+static void print_reference(const struct run_opts * o, const struct llt_ref_summary * s) {
+    fprintf(stderr, "lltrace: reference: %lld compared, %lld within tolerance", (long long) s->n_compared, (long long) s->n_within);
+    if (s->first_beyond[0]) fprintf(stderr, ", first beyond: %s (max |d| %.3g)", s->first_beyond, s->first_beyond_max_abs);
+    fputc('\n', stderr);
+    if (s->n_shape_differs > 0) {
+        fprintf(stderr, "lltrace: reference: %lld skipped, shapes differ (%s)", (long long) s->n_shape_differs, s->shape_example);
+        if (s->n_token_count_differs > 0) {
+            fprintf(stderr, "; %lld in the token count alone: the prompt differs from the reference's", (long long) s->n_token_count_differs);
+        }
+        fputc('\n', stderr);
+    }
+    if (s->n_not_contiguous > 0) fprintf(stderr, "lltrace: reference: %lld skipped, views not contiguous\n", (long long) s->n_not_contiguous);
+    if (s->n_ref_unseen > 0) {
+        fprintf(stderr, "lltrace: reference: %d of its nodes never computed here%s\n", s->n_ref_unseen,
+                s->ref_has_probs && !s->run_has_probs ? " (flash attention is on here and was off in the reference: "
+                "attention probabilities exist only without it; -fa off)" : "");
+    }
+    // the cache types of both sides: a cache that is not f32 explains small differences
+    struct llt_tensor_set * ref = NULL;
+    char rk[16], rv[16], note[400];
+    if (s->n_compared > s->n_within && llt_tensor_set_open(o->gen.values.reference, &ref) == LLT_OK &&
+        llt_dump_cache_types(ref, rk, rv, sizeof(rk)) &&
+        llt_diff_kv_note(rk, rv, ggml_type_name((enum ggml_type) o->gen.type_k), ggml_type_name((enum ggml_type) o->gen.type_v),
+                         s->max_abs, note, sizeof(note))) {
+        fprintf(stderr, "lltrace: note: A is the reference, B this run: %s (-ctk f32 -ctv f32)\n", note);
+    }
+    llt_tensor_set_close(ref);
+}
+
 static void print_summary(const struct run_opts * o, const struct llt_gen_result * r) {
     const double prompt_s = r->t_prompt_ns / 1e9, gen_s = r->t_gen_ns / 1e9;
     fprintf(stderr, "\n\nlltrace: %d prompt tokens in %.3f s (%.1f tok/s), %d generated in %.3f s (%.1f tok/s)%s\n",
@@ -223,6 +253,7 @@ static void print_summary(const struct run_opts * o, const struct llt_gen_result
         fprintf(stderr, "lltrace: the backend gave no per-node stamps that match the graph; nodes were timed by"
                         " observing them from step %lld on (slower)\n", (long long) r->stats.timing_observed_from);
     }
+    if (r->has_reference) print_reference(o, &r->reference);
     if (r->stopped_on_nan) fprintf(stderr, "lltrace: stopped at the first NaN/Inf: %s\n", r->nan_report);
     if (r->trace_error[0]) fprintf(stderr, "lltrace: warning: %s\n", r->trace_error);
     fprintf(stderr, "lltrace: trace written to %s (run %d); see 'lltrace show %s --stats'\n",
@@ -303,7 +334,8 @@ int cmd_run(int argc, char ** argv) {
     }
     print_summary(&o, &res);
     // the trace holds what ran either way; the status says whether it ran to the end
-    exit_code = stop_flag ? CLI_INTERRUPTED : res.stopped_on_nan ? CLI_FAIL : CLI_OK;
+    const bool beyond = res.has_reference && res.reference.n_within < res.reference.n_compared;
+    exit_code = stop_flag ? CLI_INTERRUPTED : res.stopped_on_nan || beyond ? CLI_FAIL : CLI_OK;
 done:
     llt_gen_result_free(&res);
     llt_store_close(st);

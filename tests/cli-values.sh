@@ -41,6 +41,31 @@ expect "exit of a run with an unmatched --dump" "$?" 0
 grep -q "warning: --dump 'L_OUT-\*' matched no node" "$dir/err" || fail "no warning for an unmatched --dump: $(cat "$dir/err")"
 grep -q "warning: --dump.*'l_out-0'" "$dir/err" && fail "a matching --dump pattern was warned about"
 
+# --reference ends with a summary: what was compared (as many as node_diffs holds), the first
+# node beyond tolerance, and why reference nodes were not compared (flash attention, off in the
+# checkpoint run that made the reference, is on here); beyond tolerance exits 1
+"$bin" run -m "$model" -n 2 -o "$dir/ref.db" --checkpoints --dump-file "$dir/ref.gguf" >/dev/null 2>&1 || fail "run --checkpoints for a reference"
+"$bin" run -m "$model" -n 2 -o "$dir/ref.db" -fa on --reference "$dir/ref.gguf" >/dev/null 2>"$dir/err"
+expect "exit of a run beyond its reference's tolerance" "$?" 1
+read -r n_cmp n_within <<<"$(sqlite3 -separator ' ' "$dir/ref.db" "SELECT count(*), sum(n_exceed = 0) FROM node_diffs WHERE run_id=2 AND shape_ok=1")"
+grep -q "reference: $n_cmp compared, $n_within within tolerance, first beyond: " "$dir/err" \
+    || fail "reference summary: want $n_cmp compared, $n_within within: $(cat "$dir/err")"
+grep -q "flash attention is on here and was off in the reference" "$dir/err" || fail "reference summary: no word of flash attention: $(cat "$dir/err")"
+grep -q "K/V cache is f16/f16 in A and f16/f16 in B" "$dir/err" || fail "reference summary: no K/V cache note: $(cat "$dir/err")"
+# diff says the same of two dumps whose caches differ, and nothing when both are f32
+"$bin" run -m "$model" -n 2 -o "$dir/ref.db" --checkpoints -ctk f32 -ctv f32 --dump-file "$dir/f32kv.gguf" >/dev/null 2>&1 || fail "run -ctk f32"
+"$bin" run -m "$model" -n 2 -o "$dir/ref.db" --checkpoints -ctk f32 -ctv f32 --dump-file "$dir/f32kv2.gguf" >/dev/null 2>&1 || fail "run -ctk f32"
+"$bin" diff "$dir/ref.gguf" "$dir/f32kv.gguf" --format json >"$dir/kv.json"
+expect "exit of diff f16 against f32 caches" "$?" 1
+python3 - "$dir/kv.json" <<'PY' || fail "diff of f16 and f32 caches: no K/V cache note"
+import json, sys
+s = json.load(open(sys.argv[1]))["summary"]
+assert 0 < s["max_abs"] <= 1e-2 and "f16/f16 in A and f32/f32 in B" in (s["kv_cache_note"] or ""), s
+PY
+"$bin" diff "$dir/f32kv.gguf" "$dir/f32kv2.gguf" --format json >"$dir/kv2.json"
+python3 -c "import json,sys; s=json.load(open(sys.argv[1]))['summary']; assert s['kv_cache_note'] is None, s" "$dir/kv2.json" \
+    || fail "diff of two f32-cache dumps carries a K/V cache note"
+
 # a dump against itself through the command: every tensor compared, zero difference, exit 0
 "$bin" diff "$dump" "$dump" --format json >"$dir/self.json" || fail "diff of a dump with itself: exit $?"
 python3 - "$dir/self.json" <<'PY' || fail "diff of a dump with itself is not zero"

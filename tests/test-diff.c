@@ -407,6 +407,45 @@ static void test_map(void) {
     }
 }
 
+// ---- the K/V cache note ------------------------------------------------------------------
+
+static void test_kv_note(void) {
+    char note[400];
+    CHECK(!llt_diff_kv_note("f32", "f32", "f32", "f32", 1e-3, note, sizeof(note)) && note[0] == '\0', "note for f32 caches: %s", note);
+    CHECK(llt_diff_kv_note("f16", "f16", "f32", "f32", 1e-3, note, sizeof(note)), "no note for an f16 cache against f32");
+    CHECK(strstr(note, "f16/f16 in A") && strstr(note, "f32/f32 in B") && !strstr(note, "--"), "note: %s", note);
+    CHECK(llt_diff_kv_note("f32", "f32", "q8_0", "f32", 5e-3, note, sizeof(note)), "no note for a quantized K cache");
+    CHECK(!llt_diff_kv_note("f16", "f16", "f32", "f32", 0.5, note, sizeof(note)), "a cache explains a difference of 0.5: %s", note);
+    CHECK(!llt_diff_kv_note("f16", "f16", "f32", "f32", 0.0, note, sizeof(note)), "a note without differences");
+    CHECK(!llt_diff_kv_note("f16", "", "f32", "f32", 1e-3, note, sizeof(note)), "a note with a side unknown");
+
+    // a dump says its run's cache types under LLT_DUMP_KEY_PARAMS
+    char pa[256];
+    path_in_tmp(pa, sizeof(pa), "params.gguf");
+    struct ggml_init_params ip = { .mem_size = 1 << 16, .mem_buffer = NULL, .no_alloc = false };
+    struct ggml_context * ctx = ggml_init(ip);
+    struct gguf_context * g = gguf_init_empty();
+    struct ggml_tensor * t = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, 4);
+    ggml_set_name(t, "x-0#0");
+    memset(t->data, 0, 16);
+    gguf_add_tensor(g, t);
+    gguf_set_val_str(g, LLT_DUMP_KEY_PARAMS, "{\"n_ctx\":256,\"flash_attn\":\"off\",\"type_k\":\"q8_0\",\"type_v\":\"f16\",\"seed\":1}");
+    REQUIRE(gguf_write_to_file(g, pa, false), "write %s", pa);
+    gguf_free(g);
+    ggml_free(ctx);
+    struct llt_tensor_set * set = NULL;
+    REQUIRE(llt_tensor_set_open(pa, &set) == LLT_OK, "open: %s", llt_last_error());
+    char k[16] = "", v[16] = "";
+    CHECK(llt_dump_cache_types(set, k, v, sizeof(k)), "cache types not read");
+    CHECK(strcmp(k, "q8_0") == 0 && strcmp(v, "f16") == 0, "cache types %s/%s, want q8_0/f16", k, v);
+    llt_tensor_set_close(set);
+    // a set without the key: unknown
+    path_in_tmp(pa, sizeof(pa), "a.safetensors");
+    REQUIRE(llt_tensor_set_open(pa, &set) == LLT_OK, "open: %s", llt_last_error());
+    CHECK(!llt_dump_cache_types(set, k, v, sizeof(k)), "cache types from a safetensors file");
+    llt_tensor_set_close(set);
+}
+
 int main(void) {
     llt_log_init(false);
     REQUIRE(mkdtemp(tmp_dir), "mkdtemp");
@@ -415,6 +454,7 @@ int main(void) {
     test_set_diff();
     test_graph_order();
     test_map();
+    test_kv_note();
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp_dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp_dir);

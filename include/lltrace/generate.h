@@ -48,6 +48,8 @@ struct llt_gen_result {
     char          nan_report[1024]; // where the NaN/Inf appeared, when stopped_on_nan
     char          dump_path[1024];  // the tensor dump written, "" if none
     char          dump_unmatched[256]; // dump patterns no node matched, quoted, comma-separated; "" if none
+    bool          has_reference;    // values.reference was compared live: reference holds the summary
+    struct llt_ref_summary reference;
     struct llt_parity_step * parity; // n_gen entries when parity_top_k > 0
     int           run_id;     // run written, or 0 untraced
     struct llt_tracer_stats stats;

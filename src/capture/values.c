@@ -63,7 +63,9 @@ struct llt_values {
     // live comparison
     struct llt_tensor_set * ref;
     char **          ref_nodes;   // node names the reference holds (sorted)
+    bool *           ref_seen;    // [n_ref_nodes]: a node of this run has the name
     int32_t          n_ref_nodes;
+    struct llt_ref_summary ref_sum;
 
     // scratch
     void *           host;        // a tensor's bytes when its buffer is not in host memory
@@ -190,6 +192,16 @@ static int load_reference(struct llt_values * v) {
         v->ref_nodes[v->n_ref_nodes++] = node;
     }
     qsort(v->ref_nodes, (size_t) v->n_ref_nodes, sizeof(char *), cmp_str);
+    // one name per node: a node dumped at several steps is one node
+    int32_t u = 0;
+    for (int32_t i = 0; i < v->n_ref_nodes; i++) {
+        if (u > 0 && strcmp(v->ref_nodes[u - 1], v->ref_nodes[i]) == 0) { free(v->ref_nodes[i]); continue; }
+        v->ref_nodes[u++] = v->ref_nodes[i];
+        v->ref_sum.ref_has_probs |= strncmp(v->ref_nodes[i], "kq_soft_max-", 12) == 0;
+    }
+    v->n_ref_nodes = u;
+    v->ref_seen = calloc((size_t) u + 1, sizeof(bool));
+    if (!v->ref_seen) return llt_set_error(LLT_ENOMEM, "out of memory");
     if (v->n_ref_nodes == 0) {
         return llt_set_error(LLT_EFORMAT, "reference '%s' holds no lltrace dump tensors (<node>#<step>)", v->p.reference);
     }
@@ -235,6 +247,7 @@ void llt_values_free(struct llt_values * v) {
     free(v->entries);
     llt_tensor_set_close(v->ref);
     for (int32_t i = 0; i < v->n_ref_nodes; i++) free(v->ref_nodes[i]);
+    free(v->ref_seen);
     free(v->ref_nodes);
     free(v->host);
     free(v->f32a);
@@ -268,8 +281,11 @@ int32_t llt_values_node_flags(struct llt_values * v, const char * name, enum ggm
         checkpoint_of(name, op)[0]) {
         flags |= NODE_DUMP;
     }
-    if (v->ref && !noop && bsearch(&name, v->ref_nodes, (size_t) v->n_ref_nodes, sizeof(char *), cmp_str)) {
+    if (v->ref && strncmp(name, "kq_soft_max-", 12) == 0) v->ref_sum.run_has_probs = true;
+    char ** hit = v->ref && !noop ? bsearch(&name, v->ref_nodes, (size_t) v->n_ref_nodes, sizeof(char *), cmp_str) : NULL;
+    if (hit) {
         flags |= NODE_REF;
+        v->ref_seen[hit - v->ref_nodes] = true;
     }
     return flags;
 }
@@ -471,14 +487,45 @@ int llt_values_compare(struct llt_values * v, const struct ggml_tensor * t, cons
     out->idx = idx;
     out->shape_ok = ti->n_elements == ggml_nelements(t);
     for (int d = 0; out->shape_ok && d < 4; d++) out->shape_ok = ti->ne[d] == t->ne[d];
+    struct llt_ref_summary * s = &v->ref_sum;
     if (!out->shape_ok || !ggml_is_contiguous(t)) {
         memset(&out->d, 0, sizeof(out->d));
+        if (out->shape_ok) {
+            s->n_not_contiguous++;
+        } else {
+            // activations are [features, tokens]: only the token count differs when the prompts do
+            const bool tokens_only = ti->ne[0] == t->ne[0] && ti->ne[1] != t->ne[1] && ti->ne[2] == t->ne[2] && ti->ne[3] == t->ne[3];
+            s->n_token_count_differs += tokens_only;
+            if (s->n_shape_differs++ == 0) {
+                snprintf(s->shape_example, sizeof(s->shape_example), "%.60s: [%lld, %lld, %lld, %lld] here, [%lld, %lld, %lld, %lld] in the reference",
+                         out->name, (long long) t->ne[0], (long long) t->ne[1], (long long) t->ne[2], (long long) t->ne[3],
+                         (long long) ti->ne[0], (long long) ti->ne[1], (long long) ti->ne[2], (long long) ti->ne[3]);
+            }
+        }
         return LLT_OK;
     }
     int rc = tensor_f32(v, t);
     if (rc == LLT_OK) rc = llt_tensor_set_read_f32(v->ref, i, v->f32b);
     if (rc == LLT_OK) rc = llt_diff_compute(v->f32b, v->f32a, ti->n_elements, v->p.tol_abs, v->p.tol_rel, &out->d);
+    if (rc == LLT_OK) {
+        s->n_compared++;
+        if (out->d.max_abs > s->max_abs) s->max_abs = out->d.max_abs;
+        if (out->d.n_exceed == 0) {
+            s->n_within++;
+        } else if (!s->first_beyond[0]) {
+            snprintf(s->first_beyond, sizeof(s->first_beyond), "%s", out->name);
+            s->first_beyond_max_abs = out->d.max_abs;
+        }
+    }
     return rc;
+}
+
+bool llt_values_ref_summary(const struct llt_values * v, struct llt_ref_summary * out) {
+    if (!v->ref) return false;
+    *out = v->ref_sum;
+    out->n_ref_unseen = 0;
+    for (int32_t i = 0; i < v->n_ref_nodes; i++) out->n_ref_unseen += !v->ref_seen[i];
+    return true;
 }
 
 // ---- NaN / Inf ---------------------------------------------------------------------------
@@ -582,6 +629,7 @@ int llt_values_finish(struct llt_values * v, const struct llt_dump_meta * meta) 
     gguf_set_val_str(g, "lltrace.model", meta->model_path ? meta->model_path : "");
     gguf_set_val_str(g, "lltrace.prompt", meta->prompt ? meta->prompt : "");
     gguf_set_val_str(g, "lltrace.filters", meta->filters ? meta->filters : "");
+    gguf_set_val_str(g, LLT_DUMP_KEY_PARAMS, meta->params_json ? meta->params_json : "{}");
     gguf_set_val_i64(g, "lltrace.run_id", meta->run_id);
     gguf_set_arr_data(g, "lltrace.tokens", GGUF_TYPE_INT32, meta->tokens, (size_t) meta->n_tokens);
 

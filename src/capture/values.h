@@ -12,6 +12,7 @@ struct llt_dump_meta {
     const char *        model_path;
     const char *        prompt;
     const char *        filters;  // the dump options, as text
+    const char *        params_json; // the run's parameters (cache types, flash attention), may be NULL
     const llama_token * tokens;   // every token in and out
     int32_t             n_tokens;
 };
@@ -38,6 +39,8 @@ int  llt_values_compare(struct llt_values * v, const struct ggml_tensor * t, con
                         int64_t step, struct diff_rows * out, bool * found);
 void llt_values_nan(struct llt_values * v, const struct ggml_tensor * t, const struct node_rec * r, const char * op_name,
                     int64_t step, const struct llt_stats * st);
+// the live comparison so far; false without a reference
+bool llt_values_ref_summary(const struct llt_values * v, struct llt_ref_summary * out);
 // writes the dump GGUF (at the end of the run)
 int  llt_values_finish(struct llt_values * v, const struct llt_dump_meta * meta);
 

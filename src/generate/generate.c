@@ -271,6 +271,7 @@ done:
         res->stats = llt_tracer_get_stats(tr);
         if (llt_tracer_error(tr)) snprintf(res->trace_error, sizeof(res->trace_error), "%s", llt_tracer_error(tr));
         llt_tracer_dump_unmatched(tr, res->dump_unmatched, sizeof(res->dump_unmatched));
+        res->has_reference = llt_tracer_ref_summary(tr, &res->reference);
         if (llt_tracer_dump_path(tr) && res->stats.n_dumped > 0) snprintf(res->dump_path, sizeof(res->dump_path), "%s", llt_tracer_dump_path(tr));
         if (rc == LLT_OK) rc = erc; else llt_set_error(rc, "%s", saved);
     }
