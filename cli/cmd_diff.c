@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "lltrace.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -471,6 +472,10 @@ int cmd_diff(int argc, char ** argv) {
     if (o.json) print_json(stdout, &o, sd, note, a, b, &layers, &kinds);
     else        print_table(stdout, &o, sd, note, a, b, &layers, &kinds);
     rc = sd->n_exceed || sd->n_shape_mismatch || sd->n_only_a || sd->n_only_b ? CLI_FAIL : CLI_OK;
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        cli_error("diff: cannot write the output: %s", strerror(errno));
+        rc = CLI_FAIL;
+    }
 done:
     free(layers.g);
     free(kinds.g);

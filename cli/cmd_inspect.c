@@ -6,6 +6,7 @@
 
 #include "gguf.h"
 
+#include <errno.h>
 #include <fnmatch.h>
 #include <math.h>
 #include <stdio.h>
@@ -659,6 +660,10 @@ int cmd_inspect(int argc, char ** argv) {
         rc = show_blocks(f, set, blocks, o.n_blocks, o.json);
     }
     if (o.json) fputs("\n}\n", f);
+    if (rc == CLI_OK && (fflush(f) != 0 || ferror(f))) {
+        cli_error("inspect: cannot write the output: %s", strerror(errno));
+        rc = CLI_FAIL;
+    }
     llt_tensor_set_close(set);
     return rc;
 }

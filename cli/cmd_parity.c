@@ -375,6 +375,7 @@ int cmd_parity(int argc, char ** argv) {
     int exit_code = CLI_USAGE;
     if (o.out_dir && mkdir(o.out_dir, 0777) != 0 && errno != EEXIST) {
         cli_error("cannot make folder '%s': %s", o.out_dir, strerror(errno));
+        exit_code = CLI_FAIL; // the output, not the input, failed
         goto done;
     }
     for (int i = 0; i < 2; i++) {
@@ -384,7 +385,7 @@ int cmd_parity(int argc, char ** argv) {
         if (s->type_k == UNSET) s->type_k = o.both.type_k;
         if (s->type_v == UNSET) s->type_v = o.both.type_v;
         if (!(o.n_models ? run_side(&o, s, names[i]) : read_side(s))) goto done;
-        if (o.out_dir && !write_side(o.out_dir, s, files[i])) goto done;
+        if (o.out_dir && !write_side(o.out_dir, s, files[i])) { exit_code = CLI_FAIL; goto done; }
     }
     if (llt_parity_compare(o.side[0].steps, o.side[0].n_steps, o.side[1].steps, o.side[1].n_steps,
                            (int32_t) o.top_k, &report) != LLT_OK) {
@@ -395,6 +396,7 @@ int cmd_parity(int argc, char ** argv) {
     else                         print_table(&o, &report);
     if (fflush(stdout) != 0 || ferror(stdout)) {
         cli_error("cannot write the output: %s", strerror(errno));
+        exit_code = CLI_FAIL;
         goto done;
     }
     switch (report.verdict) {

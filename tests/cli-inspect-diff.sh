@@ -289,5 +289,15 @@ expect 2 "inspect no block tensor" "no tensor 'nope'"                -- "$bin" i
 expect 2 "inspect blocks of f32"  "not a block-quantized type"       -- "$bin" inspect "$f32" --blocks output_norm.weight
 expect 2 "inspect bad format"     "unknown value"                   -- "$bin" inspect "$f32" --format xml
 
+expect 2 "mkmodel unreadable vocab" "cannot read vocabulary"           -- "$bin" mkmodel tiny F32 --vocab "$dir/absent.gguf" -o "$dir/m.gguf"
+
+# a write error on the output is a failure (1), not a usage error
+if [ -w /dev/full ]; then
+    "$bin" inspect "$f32" >/dev/full 2>/dev/null; rc=$?
+    [ "$rc" = 1 ] || fail "inspect into a full device: exit $rc, want 1"
+    "$bin" diff "$f32" "$f32" >/dev/full 2>/dev/null; rc=$?
+    [ "$rc" = 1 ] || fail "diff into a full device: exit $rc, want 1"
+fi
+
 if [ "$fails" != 0 ]; then echo "cli-inspect-diff: $fails failure(s)"; exit 1; fi
 echo "cli-inspect-diff: ok"
