@@ -40,7 +40,10 @@ static const char * usage_text =
     "  --blocks NAME    the quantization blocks of a quantized tensor: scales, mins, quants\n"
     "  --n-blocks N     how many blocks --blocks shows (default: 4)\n"
     "  --format FMT     table (default) or json\n"
-    "  -h, --help       this help\n";
+    "  -h, --help       this help\n"
+    "\n"
+    "Exit status: 0 done (a --tensor that matches nothing is a warning); 1 the output could not\n"
+    "be written; 2 bad usage or an unreadable file.\n";
 
 #define META_ARRAY_HEAD 8  // array elements shown
 #define META_STR_MAX    96 // characters of a string shown in a table
