@@ -228,6 +228,10 @@ static void print_reference(const struct run_opts * o, const struct llt_ref_summ
         fputc('\n', stderr);
     }
     if (s->n_not_contiguous > 0) fprintf(stderr, "lltrace: reference: %lld skipped, views not contiguous\n", (long long) s->n_not_contiguous);
+    if (s->n_ref_cache > 0) {
+        fprintf(stderr, "lltrace: reference: its %d K/V cache checkpoints are not compared live ('lltrace diff' compares dumps)\n",
+                s->n_ref_cache);
+    }
     if (s->n_ref_unseen > 0) {
         fprintf(stderr, "lltrace: reference: %d of its nodes never computed here%s\n", s->n_ref_unseen,
                 s->ref_has_probs && !s->run_has_probs ? " (flash attention is on here and was off in the reference: "

@@ -52,6 +52,13 @@ grep -q "reference: $n_cmp compared, $n_within within tolerance, first beyond: "
     || fail "reference summary: want $n_cmp compared, $n_within within: $(cat "$dir/err")"
 grep -q "flash attention is on here and was off in the reference" "$dir/err" || fail "reference summary: no word of flash attention: $(cat "$dir/err")"
 grep -q "K/V cache is f16/f16 in A and f16/f16 in B" "$dir/err" || fail "reference summary: no K/V cache note: $(cat "$dir/err")"
+# with flash attention off too, the same run compares all it can (attention probabilities cut to
+# the positions in use, as dumped) and all of it within tolerance
+"$bin" run -m "$model" -n 2 -o "$dir/ref.db" -fa off --reference "$dir/ref.gguf" >/dev/null 2>"$dir/err"
+expect "exit of a run equal to its reference" "$?" 0
+# the tiny model's 2 layers at 2 steps
+expect "attention probabilities compared" "$(sqlite3 "$dir/ref.db" "SELECT count(*) FROM node_diffs WHERE run_id=3 AND name LIKE 'kq_soft_max-%' AND shape_ok=1 AND n_exceed=0")" 4
+grep -q "shapes differ\|never computed here" "$dir/err" && fail "the same run skipped reference nodes: $(cat "$dir/err")"
 # diff says the same of two dumps whose caches differ, and nothing when both are f32
 "$bin" run -m "$model" -n 2 -o "$dir/ref.db" --checkpoints -ctk f32 -ctv f32 --dump-file "$dir/f32kv.gguf" >/dev/null 2>&1 || fail "run -ctk f32"
 "$bin" run -m "$model" -n 2 -o "$dir/ref.db" --checkpoints -ctk f32 -ctv f32 --dump-file "$dir/f32kv2.gguf" >/dev/null 2>&1 || fail "run -ctk f32"

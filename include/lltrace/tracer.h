@@ -63,7 +63,8 @@ struct llt_ref_summary {
     int64_t n_token_count_differs; // ... of them, shapes that differ in the token count alone: another prompt
     char    shape_example[160]; // one of them: "name: [ne] here, [ne] in the reference"
     int64_t n_not_contiguous;  // skipped: a view lltrace cannot read in order
-    int32_t n_ref_unseen;      // reference nodes this run never computed
+    int32_t n_ref_unseen;      // reference nodes this run never computed, the K/V cache aside
+    int32_t n_ref_cache;       // K/V cache checkpoints of the reference: named after the cache, not compared live
     bool    ref_has_probs;     // the reference holds attention probabilities: flash attention was off there
     bool    run_has_probs;     // this run computed them: flash attention is off here
 };
