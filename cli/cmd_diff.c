@@ -7,7 +7,6 @@
 #include "output.h"
 #include "lltrace.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -201,7 +200,6 @@ static bool build_groups(const struct llt_set_diff * sd, struct llt_tensor_set *
 
 // ---- output ------------------------------------------------------------------------------
 
-#define COLS(c) c, (int) (sizeof(c) / sizeof(c[0]))
 
 static const struct out_col set_cols[] = {
     { "path", OUT_TEXT, OUT_ONLY_JSON }, { "kind", OUT_TEXT, OUT_ONLY_JSON }, { "n_tensors", OUT_INT, OUT_ONLY_JSON },
@@ -277,13 +275,11 @@ static int write_set(struct out * o, const char * name, const char * path, struc
              llt_tensor_set_kind_name(llt_tensor_set_kind(s)), llt_tensor_set_count(s));
     const struct out_val v[] = { out_text(path), out_text(llt_tensor_set_kind_name(llt_tensor_set_kind(s))),
                                  out_int(llt_tensor_set_count(s)) };
-    int rc = out_begin(o, name, NULL, COLS(set_cols), OUT_RECORD);
-    if (rc == CLI_OK) rc = out_row(o, v);
-    return rc == CLI_OK ? out_end(o) : rc;
+    return out_record(o, name, OUT_COLS(set_cols), v);
 }
 
 static int write_tensors(struct out * o, const struct llt_set_diff * sd, struct llt_tensor_set * a, struct llt_tensor_set * b) {
-    int rc = out_begin(o, "tensors", "per tensor", COLS(tensor_cols), 0);
+    int rc = out_begin(o, "tensors", "per tensor", OUT_COLS(tensor_cols), 0);
     for (int i = 0; i < sd->n_entries && rc == CLI_OK; i++) {
         const struct llt_diff_entry * e = &sd->entries[i];
         const struct llt_diff * d = &e->d;
@@ -313,7 +309,7 @@ static int write_tensors(struct out * o, const struct llt_set_diff * sd, struct 
 }
 
 static int write_groups(struct out * o, const char * name, const char * title, const struct groups * gs, bool kinds) {
-    int rc = kinds ? out_begin(o, name, title, COLS(kind_cols), 0) : out_begin(o, name, title, COLS(layer_cols), 0);
+    int rc = kinds ? out_begin(o, name, title, OUT_COLS(kind_cols), 0) : out_begin(o, name, title, OUT_COLS(layer_cols), 0);
     for (int i = 0; i < gs->n && rc == CLI_OK; i++) {
         const struct group * g = &gs->g[i];
         const bool any = g->n_compared > 0; // a maximum or mean of nothing is missing
@@ -361,9 +357,7 @@ static int write_summary(struct out * o, const struct diff_opts * opts, const st
         out_real(sd->max_abs), out_real(sd->max_rel), out_real(sd->mean_cosine), out_text(first),
         out_text(sd->graph_order ? "graph" : "file"), out_text(note[0] ? note : NULL),
     };
-    int rc = out_begin(o, "summary", NULL, COLS(summary_cols), OUT_RECORD);
-    if (rc == CLI_OK) rc = out_row(o, v);
-    return rc == CLI_OK ? out_end(o) : rc;
+    return out_record(o, "summary", OUT_COLS(summary_cols), v);
 }
 
 static int write_diff(struct out * o, const struct diff_opts * opts, const struct llt_set_diff * sd, const char * note,
@@ -373,9 +367,7 @@ static int write_diff(struct out * o, const struct diff_opts * opts, const struc
     if (rc == CLI_OK) rc = write_set(o, "b", opts->b, b);
     out_note(o, "tolerance: |a-b| <= %g or |a-b| <= %g*|a|", opts->p.tol_abs, opts->p.tol_rel);
     const struct out_val tol[] = { out_real(opts->p.tol_abs), out_real(opts->p.tol_rel) };
-    if (rc == CLI_OK) rc = out_begin(o, "tolerance", NULL, COLS(tolerance_cols), OUT_RECORD);
-    if (rc == CLI_OK) rc = out_row(o, tol);
-    if (rc == CLI_OK) rc = out_end(o);
+    if (rc == CLI_OK) rc = out_record(o, "tolerance", OUT_COLS(tolerance_cols), tol);
     if (rc == CLI_OK) rc = write_tensors(o, sd, a, b);
     if (rc == CLI_OK) rc = write_groups(o, "layers", "per layer", layers, false);
     if (rc == CLI_OK && opts->weights) rc = write_groups(o, "kinds", "per weight kind (type A->B)", kinds, true);

@@ -7,7 +7,6 @@
 
 #include "gguf.h"
 
-#include <errno.h>
 #include <fnmatch.h>
 #include <math.h>
 #include <stdio.h>
@@ -46,7 +45,6 @@ static const char * usage_text =
     "Exit status: 0 done (a --tensor that matches nothing is a warning); 1 the output could not\n"
     "be written; 2 bad usage or an unreadable file.\n";
 
-#define COLS(c) c, (int) (sizeof(c) / sizeof(c[0]))
 #define META_ARRAY_HEAD 8  // array elements shown
 #define META_STR_MAX    96 // characters of a string shown in a table
 
@@ -208,7 +206,7 @@ static int write_metadata(struct out * o, enum out_format format, const struct g
     const int64_t n = gguf_get_n_kv(g);
     char title[64];
     snprintf(title, sizeof(title), "metadata (%lld keys)", (long long) n);
-    int rc = out_begin(o, "metadata", title, COLS(meta_cols), 0);
+    int rc = out_begin(o, "metadata", title, OUT_COLS(meta_cols), 0);
     for (int64_t k = 0; k < n && rc == CLI_OK; k++) {
         char * text = value_text(g, k, format != OUT_TABLE);
         if (!text) {
@@ -482,10 +480,8 @@ static int write_blocks(struct out * o, struct llt_tensor_set * set, int i, int6
              (long long) bs, bb, (long long) (t->n_elements / bs), decoded ? ": value = scale * q + offset" : "");
     const struct out_val head[] = { out_text(name), out_text(llt_type_name(t->type)), out_int(bs), out_int((int64_t) bb),
                                     out_int(t->n_elements / bs), out_bool(decoded) };
-    rc = out_begin(o, "blocks", NULL, COLS(blocks_cols), OUT_RECORD);
-    if (rc == CLI_OK) rc = out_row(o, head);
-    if (rc == CLI_OK) rc = out_end(o);
-    if (rc == CLI_OK) rc = out_begin(o, "shown", NULL, COLS(shown_cols), 0);
+    rc = out_record(o, "blocks", OUT_COLS(blocks_cols), head);
+    if (rc == CLI_OK) rc = out_begin(o, "shown", NULL, OUT_COLS(shown_cols), 0);
     for (int64_t k = 0; k < nb && rc == CLI_OK; k++) {
         const unsigned char * blk = data + k * bb;
         if (llt_to_float(blk, t->type, bs, v) != LLT_OK) {
@@ -513,7 +509,7 @@ static int write_blocks(struct out * o, struct llt_tensor_set * set, int i, int6
     }
     if (rc == CLI_OK) rc = out_end(o);
     if (rc != CLI_OK || !decoded) goto done;
-    rc = out_begin(o, "sub_blocks", "sub-blocks", COLS(sub_cols), 0);
+    rc = out_begin(o, "sub_blocks", "sub-blocks", OUT_COLS(sub_cols), 0);
     for (int64_t k = 0; k < nb && rc == CLI_OK; k++) {
         decode_block(t->type, data + k * bb, b);
         for (int sb = 0; sb < b->n_sub && rc == CLI_OK; sb++) {
@@ -634,9 +630,7 @@ static int write_file(struct out * o, const struct inspect_opts * opts, struct l
         g ? out_int(gguf_get_version(g)) : out_null(), g ? out_int(gguf_get_n_kv(g)) : out_null(),
         g ? out_int((int64_t) gguf_get_alignment(g)) : out_null(), g ? out_int((int64_t) gguf_get_data_offset(g)) : out_null(),
     };
-    int rc = out_begin(o, "file", NULL, COLS(file_cols), OUT_RECORD);
-    if (rc == CLI_OK) rc = out_row(o, v);
-    return rc == CLI_OK ? out_end(o) : rc;
+    return out_record(o, "file", OUT_COLS(file_cols), v);
 }
 
 // ---- the command -------------------------------------------------------------------------

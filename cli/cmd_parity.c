@@ -226,7 +226,6 @@ static bool write_side(const char * dir, const struct side * s, const char * fil
 
 // ---- the report --------------------------------------------------------------------------
 
-#define COLS(c) c, (int) (sizeof(c) / sizeof(c[0]))
 
 static const struct out_col side_cols[] = { { "source", OUT_TEXT, OUT_ONLY_JSON }, { "steps", OUT_INT, OUT_ONLY_JSON } };
 
@@ -254,14 +253,12 @@ static struct out_val step_or_null(int32_t step) {
 static int report_side(struct out * o, const char * name, const struct side * s, int32_t n) {
     out_note(o, "%c: %s (%d steps)", name[0] - 'a' + 'A', s->desc, n);
     const struct out_val v[] = { out_text(s->desc), out_int(n) };
-    int rc = out_begin(o, name, NULL, COLS(side_cols), OUT_RECORD);
-    if (rc == CLI_OK) rc = out_row(o, v);
-    return rc == CLI_OK ? out_end(o) : rc;
+    return out_record(o, name, OUT_COLS(side_cols), v);
 }
 
 static int write_steps(struct out * o, const struct parity_opts * opts, const struct llt_parity_report * r) {
     const int32_t n = r->n_a < r->n_b ? r->n_a : r->n_b;
-    int rc = out_begin(o, "steps", NULL, COLS(step_cols), 0);
+    int rc = out_begin(o, "steps", NULL, OUT_COLS(step_cols), 0);
     for (int32_t i = 0; i < n && rc == CLI_OK; i++) {
         const struct llt_parity_cmp * c = &r->steps[i];
         const bool cmp = c->compared;
@@ -322,9 +319,7 @@ static int write_summary(struct out * o, const struct parity_opts * opts, const 
         out_real(r->margin_a), out_real(r->margin_b), out_bool(r->pos_differs),
         out_text(llt_parity_verdict_name(r->verdict)),
     };
-    int rc = out_begin(o, "summary", NULL, COLS(summary_cols), OUT_RECORD);
-    if (rc == CLI_OK) rc = out_row(o, v);
-    return rc == CLI_OK ? out_end(o) : rc;
+    return out_record(o, "summary", OUT_COLS(summary_cols), v);
 }
 
 static int write_report(enum out_format format, const struct parity_opts * opts, const struct llt_parity_report * r) {

@@ -404,6 +404,12 @@ int out_end(struct out * o) {
     return o->failed ? CLI_FAIL : CLI_OK;
 }
 
+int out_record(struct out * o, const char * name, const struct out_col * cols, int n_cols, const struct out_val * vals) {
+    int rc = out_begin(o, name, NULL, cols, n_cols, OUT_RECORD);
+    if (rc == CLI_OK) rc = out_row(o, vals);
+    return rc == CLI_OK ? out_end(o) : rc;
+}
+
 int out_close(struct out * o) {
     if (!o) return CLI_FAIL;
     if (o->format == OUT_JSON) fputs("\n}\n", o->f);

@@ -80,6 +80,9 @@ enum {
     OUT_SPLIT_FIRST = 2, // table: a sub-list per value of the first column, titled with it
 };
 
+// a static column array and its length, for out_begin
+#define OUT_COLS(cols) cols, (int) (sizeof(cols) / sizeof((cols)[0]))
+
 struct out;
 
 // A document on f. caller ends it with out_close()
@@ -89,6 +92,8 @@ struct out * out_open(FILE * f, enum out_format format);
 int  out_begin(struct out * o, const char * name, const char * title, const struct out_col * cols, int n_cols, unsigned flags);
 int  out_row(struct out * o, const struct out_val * vals); // one value per column
 int  out_end(struct out * o);
+// a section of one record, begun, written and ended
+int  out_record(struct out * o, const char * name, const struct out_col * cols, int n_cols, const struct out_val * vals);
 // a line of text, in a table only (a header, a note)
 void out_note(struct out * o, const char * fmt, ...) __attribute__((format(printf, 2, 3)));
 // A value as a table shows it (kind OUT_BYTES: "1.5 MiB", a shape "[4096, 7]"), for text the
