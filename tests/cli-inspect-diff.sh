@@ -297,9 +297,33 @@ x, same = rows['x'], rows['same']
 assert x['status'] == 'exceeds' and float(x['max_abs']) == 0.5 and int(x['max_abs_index']) == 2, x
 assert abs(float(x['rmse']) - math.sqrt(0.25 / 6)) < 1e-12 and x['ne_a'] == '[3, 2]', x
 assert same['status'] == 'within' and float(same['max_abs']) == 0 and float(same['cosine']) == 1, same
+assert 'result' not in x, 'the table-only column result is in csv'
 layers = list(csv.DictReader(io.StringIO(blocks[1])))
 assert [(l['layer'], l['compared'], l['within']) for l in layers] == [('-1', '2', '1')], layers
 EOF
+# numbers that are not finite: null in json, nan/inf/-inf in a table and csv
+mkdir "$dir/nonfinite"
+python3 - "$dir" <<'EOF' || fail "cannot write the non-finite .npy"
+import struct, sys
+head = "{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }"
+head += ' ' * (-(10 + len(head) + 1) % 64) + '\n'
+open(sys.argv[1] + '/nonfinite/v.npy', 'wb').write(b'\x93NUMPY\x01\x00' + struct.pack('<H', len(head)) + head.encode() +
+    struct.pack('<4f', float('nan'), float('inf'), float('-inf'), 1.5))
+EOF
+"$bin" inspect "$dir/nonfinite" --show-data 4 --stats --format json >"$dir/nf.json" || fail "inspect non-finite json: exit $?"
+"$bin" inspect "$dir/nonfinite" --show-data 4 --format csv >"$dir/nf.csv" || fail "inspect non-finite csv: exit $?"
+"$bin" inspect "$dir/nonfinite" --show-data 4 >"$dir/nf.txt" || fail "inspect non-finite table: exit $?"
+python3 - "$dir" <<'EOF' || fail "inspect: non-finite values"
+import csv, json, sys
+d = sys.argv[1]
+t = json.load(open(d + '/nf.json'))['tensors'][0]
+assert t['data'] == [None, None, None, 1.5], t['data']
+assert t['nan'] == 1 and t['pinf'] == 1 and t['ninf'] == 1 and t['min'] == 1.5 and t['max'] == 1.5, t
+row = list(csv.DictReader(open(d + '/nf.csv')))[0]
+assert row['data'] == 'nan inf -inf 1.5', row['data']
+assert any(l.rstrip().endswith('nan inf -inf 1.5') for l in open(d + '/nf.txt')), open(d + '/nf.txt').read()
+EOF
+
 expect 0 "diff within loose tolerance" "" -- "$bin" diff "$dir/npy" "$dir/b.safetensors" --tolerance-abs 0.5
 expect 0 "diff --name" "" -- "$bin" diff "$dir/npy" "$dir/b.safetensors" --name 'sa*'
 # a --name that matches nothing is a warning, exit 0, with empty lists (as show's unmatched --name)
