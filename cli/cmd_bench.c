@@ -198,8 +198,9 @@ static void machine(char * buf, size_t size) {
     }
     if (f) fclose(f);
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
-    snprintf(buf, size, "%s, %ld cores, %.0f GiB RAM", model, sysconf(_SC_NPROCESSORS_ONLN),
-             (double) pages * (double) page / (1024.0 * 1024.0 * 1024.0));
+    char ram[32];
+    snprintf(buf, size, "%s, %ld cores, %s RAM", model, sysconf(_SC_NPROCESSORS_ONLN),
+             out_table_text(OUT_BYTES, out_real((double) pages * (double) page), ram, sizeof(ram)));
 }
 
 // The untraced runs' own spread, (max - min) / median in percent, for time measure what: an
