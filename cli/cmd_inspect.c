@@ -552,7 +552,7 @@ static bool tensor_selected(const struct inspect_opts * o, const char * name) {
     return !o->tensor || fnmatch(o->tensor, name, 0) == 0;
 }
 
-// one row of the tensor table: vals holds N_TENSOR_COLS + N_STATS_COLS + 1 values
+// one row of the tensor table, in the columns write_tensors chose: statistics and data when asked
 static int write_tensor(struct out * o, struct llt_tensor_set * set, const struct inspect_opts * opts, int i) {
     const struct llt_tensor_info * t = llt_tensor_set_get(set, i);
     struct out_val v[N_TENSOR_COLS + N_STATS_COLS + 1];

@@ -114,13 +114,11 @@ static void shape_text(const int64_t ne[4], bool json, char * buf, size_t size) 
 
 static const char * number_text(const struct out_col * c, bool table, const struct out_val * v, char * buf, size_t size);
 
-// numbers space-separated: as a table shows them, or exactly (json puts them in brackets)
-static void floats_text(const struct out_val * v, bool table, char * buf, size_t size) {
+// numbers space-separated as a table shows them (csv and json write them whole: floats_write)
+static void floats_text(const struct out_val * v, char * buf, size_t size) {
     size_t n = 0;
     buf[0] = '\0';
-    for (int64_t k = 0; k < v->i && n < size; k++) {
-        n += (size_t) snprintf(buf + n, size - n, table ? "%s%.6g" : "%s%.9g", k ? " " : "", v->f[k]);
-    }
+    for (int64_t k = 0; k < v->i && n < size; k++) n += (size_t) snprintf(buf + n, size - n, "%s%.6g", k ? " " : "", v->f[k]);
     if (n >= size && size > 4) snprintf(buf + size - 4, 4, "…"); // cut: the table's cell is full
 }
 
@@ -131,7 +129,7 @@ static const char * val_text(const struct out * o, const struct out_col * c, con
     switch (v->type) {
         case OV_NULL:  return table ? "-" : "";
         case OV_BOOL:  return v->i ? "true" : "false";
-        case OV_FLOATS: floats_text(v, table, buf, size); return buf;
+        case OV_FLOATS: floats_text(v, buf, size); return buf;
         case OV_SHAPE: shape_text(v->ne, o->format == OUT_JSON, buf, size); return buf;
         case OV_TEXT:
             if (c->kind == OUT_LONG && table) {
