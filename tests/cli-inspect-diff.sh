@@ -353,6 +353,11 @@ expect 2 "diff bad safetensors"   "bad safetensors header"           -- "$bin" d
 expect 2 "diff bad npy"           "unsupported dtype '<c8' (complex)" -- "$bin" diff "$dir/badnpy" "$dir/npy"
 expect 2 "diff missing file"      "No such file"                     -- "$bin" diff "$dir/absent.gguf" "$f32"
 expect 2 "diff one argument"      "needs two tensor sets"            -- "$bin" diff "$f32"
+python3 -c "
+import struct
+open('$dir/empty.gguf', 'wb').write(b'GGUF' + struct.pack('<IQQ', 3, 0, 0))  # version 3, no tensor, no key
+"
+expect 2 "diff of two empty sets" "hold none"                        -- "$bin" diff "$dir/empty.gguf" "$dir/empty.gguf"
 expect 2 "diff weights npy"       "--weights compares two GGUF"      -- "$bin" diff "$dir/npy" "$f32" --weights
 expect 2 "diff bad tolerance"     "--tolerance-abs"                  -- "$bin" diff "$f32" "$f32" --tolerance-abs x
 expect 2 "diff bad map"           "lltrace-map 1"                    -- "$bin" diff "$f32" "$f32" --map "$dir/bad.safetensors"
