@@ -194,7 +194,7 @@ static bool build_groups(const struct llt_set_diff * sd, struct llt_tensor_set *
         if (!(g = group_get(kinds, key, -1))) return false;
         group_add(g, e);
     }
-    qsort(layers->g, (size_t) layers->n, sizeof(struct group), cmp_layer);
+    if (layers->n > 1) qsort(layers->g, (size_t) layers->n, sizeof(struct group), cmp_layer); // no groups: --name matched nothing
     return true;
 }
 
