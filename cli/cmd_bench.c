@@ -4,6 +4,7 @@
 // wait4() reports the peak memory of one child
 #define _DEFAULT_SOURCE
 #include "cli.h"
+#include "output.h"
 #include "lltrace.h"
 
 #include <errno.h>
@@ -153,7 +154,7 @@ static struct summary summarise(double * v, int n) {
     return s;
 }
 
-enum measure { PROMPT_TPS, GEN_TPS, PROMPT_S, GEN_S, RSS_MIB, TRACE_MIB };
+enum measure { PROMPT_TPS, GEN_TPS, PROMPT_S, GEN_S, RSS_BYTES, TRACE_BYTES };
 
 static double value(const struct sample * s, enum measure what) {
     switch (what) {
@@ -161,8 +162,8 @@ static double value(const struct sample * s, enum measure what) {
         case GEN_TPS:    return s->n_gen / s->t_gen_s;
         case PROMPT_S:   return s->t_prompt_s;
         case GEN_S:      return s->t_gen_s;
-        case RSS_MIB:    return s->maxrss_kib / 1024.0;
-        case TRACE_MIB:  return s->trace_bytes / (1024.0 * 1024.0);
+        case RSS_BYTES:   return s->maxrss_kib * 1024.0;
+        case TRACE_BYTES: return (double) s->trace_bytes;
     }
     return 0;
 }
@@ -197,8 +198,9 @@ static void machine(char * buf, size_t size) {
     }
     if (f) fclose(f);
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
-    snprintf(buf, size, "%s, %ld cores, %.0f GiB RAM", model, sysconf(_SC_NPROCESSORS_ONLN),
-             (double) pages * (double) page / (1024.0 * 1024.0 * 1024.0));
+    char ram[32];
+    snprintf(buf, size, "%s, %ld cores, %s RAM", model, sysconf(_SC_NPROCESSORS_ONLN),
+             out_table_text(OUT_BYTES, out_real((double) pages * (double) page), ram, sizeof(ram)));
 }
 
 // The untraced runs' own spread, (max - min) / median in percent, for time measure what: an
@@ -227,7 +229,7 @@ static void write_receipt(FILE * f, const struct bench * b) {
     fprintf(f, "- %d-token prompt, %d generated tokens, %d threads, %d interleaved repetitions per level, "
                "each in its own process, in rotating order; median (min–max); time vs off: median of the per-repetition ratios\n\n",
                b->n_prompt, b->n_gen, b->threads, b->reps);
-    fprintf(f, "| level | prompt tok/s | generation tok/s | prompt time vs off | generation time vs off | peak RSS MiB | trace MiB |\n");
+    fprintf(f, "| level | prompt tok/s | generation tok/s | prompt time vs off | generation time vs off | peak RSS | trace |\n");
     fprintf(f, "|---|---|---|---|---|---|---|\n");
     int off = -1;
     for (int li = 0; li < b->n_levels; li++) if (b->levels[li] == LEVEL_OFF) off = li;
@@ -239,9 +241,13 @@ static void write_receipt(FILE * f, const struct bench * b) {
             noisy |= overhead_cell(b, li, off, PROMPT_S, pr, sizeof(pr));
             noisy |= overhead_cell(b, li, off, GEN_S, gr, sizeof(gr));
         }
-        fprintf(f, "| %s | %.1f (%.1f–%.1f) | %.1f (%.1f–%.1f) | %s | %s | %.0f | %.2f |\n",
-                level_label(b->levels[li]), pt.med, pt.min, pt.max, gt.med, gt.min, gt.max, pr, gr,
-                measure(b, li, RSS_MIB).med, measure(b, li, TRACE_MIB).med);
+        char rate[6][32], rss[32], trace[32]; // numbers and bytes as the output engine writes them
+        const double rates[6] = { pt.med, pt.min, pt.max, gt.med, gt.min, gt.max };
+        for (int k = 0; k < 6; k++) out_table_text(OUT_RATE, out_real(rates[k]), rate[k], sizeof(rate[k]));
+        fprintf(f, "| %s | %s (%s–%s) | %s (%s–%s) | %s | %s | %s | %s |\n", level_label(b->levels[li]), rate[0], rate[1],
+                rate[2], rate[3], rate[4], rate[5], pr, gr,
+                out_table_text(OUT_BYTES, out_real(measure(b, li, RSS_BYTES).med), rss, sizeof(rss)),
+                out_table_text(OUT_BYTES, out_real(measure(b, li, TRACE_BYTES).med), trace, sizeof(trace)));
     }
     if (noisy) {
         fprintf(f, "\n⚠ smaller than the spread (max − min) of the untraced runs — prompt %.1f%%, generation %.1f%% of "

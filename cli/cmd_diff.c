@@ -4,9 +4,9 @@
 // Exit status: 0 all within tolerance, 1 some tensor exceeds it (or shapes differ, or a
 // tensor is on one side only), 2 bad usage or unreadable input.
 #include "cli.h"
+#include "output.h"
 #include "lltrace.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,8 +22,8 @@ struct diff_opts {
     const char * map_vars[MAX_MAP_VARS]; // NAME=VALUE
     int          n_map_vars;
     struct llt_diff_params p;
+    enum out_format format;
     bool         weights;
-    bool         json;
 };
 
 static const char * usage_text =
@@ -39,10 +39,11 @@ static const char * usage_text =
     "  --tolerance-rel Y    relative tolerance (default 1e-4): element i is within tolerance if\n"
     "                       |a-b| <= X or |a-b| <= Y*|a|\n"
     "  --layer N            only tensors of layer N\n"
-    "  --name GLOB          only tensors whose A or B name matches: 'Qcur-*', 'blk.0.*'\n"
+    "  --name GLOB          only tensors whose A or B name matches: 'Qcur-*', 'blk.0.*' (case-sensitive;\n"
+    "                       one that matches nothing is a warning)\n"
     "  --map FILE           match names through a map (docs/name-maps.md), e.g. docs/maps/llama-hf.map\n"
     "  --map-var NAME=N     set a map variable ({head_dim}) the files' metadata does not give\n"
-    "  --format FMT         table (default) or json\n"
+    "  --format FMT         table (default), csv or json (README, \"Output formats\")\n"
     "  -h, --help           this help\n"
     "\n"
     "exit status: 0 all within tolerance, 1 some tensor exceeds it, differs in shape or is\n"
@@ -76,10 +77,7 @@ static bool parse_opts(int argc, char ** argv, struct diff_opts * o, bool * help
             }
             o->map_vars[o->n_map_vars++] = v;
         } else if (strcmp(a, "--format") == 0) {
-            static const char * const formats[] = { "table", "json" };
-            int k;
-            if (!(v = cli_value(argc, argv, &i)) || !cli_parse_choice(a, v, formats, 2, &k)) return false;
-            o->json = k == 1;
+            if (!(v = cli_value(argc, argv, &i)) || !out_parse_format(a, v, &o->format)) return false;
         } else if (a[0] == '-' && a[1] != '\0') {
             cli_error("diff: unknown option '%s' (see 'lltrace diff --help')", a);
             return false;
@@ -196,205 +194,185 @@ static bool build_groups(const struct llt_set_diff * sd, struct llt_tensor_set *
         if (!(g = group_get(kinds, key, -1))) return false;
         group_add(g, e);
     }
-    qsort(layers->g, (size_t) layers->n, sizeof(struct group), cmp_layer);
+    if (layers->n > 1) qsort(layers->g, (size_t) layers->n, sizeof(struct group), cmp_layer); // no groups: --name matched nothing
     return true;
 }
 
 // ---- output ------------------------------------------------------------------------------
 
+
+static const struct out_col set_cols[] = {
+    { "path", OUT_TEXT, OUT_ONLY_JSON }, { "kind", OUT_TEXT, OUT_ONLY_JSON }, { "n_tensors", OUT_INT, OUT_ONLY_JSON },
+};
+static const struct out_col tolerance_cols[] = { { "abs", OUT_REAL, OUT_ONLY_JSON }, { "rel", OUT_REAL, OUT_ONLY_JSON } };
+
+// a table shows what to read, csv and json every figure
+static const struct out_col tensor_cols[] = {
+    { "name", OUT_TEXT, OUT_ALL }, { "name_b", OUT_TEXT, OUT_NOT_TABLE }, { "status", OUT_TEXT, OUT_NOT_TABLE },
+    { "layer", OUT_INT, OUT_NOT_TABLE }, { "order", OUT_INT, OUT_NOT_TABLE },
+    { "type_a", OUT_TEXT, OUT_ALL }, { "type_b", OUT_TEXT, OUT_ALL }, { "ne_a", OUT_SHAPE, OUT_ALL },
+    { "ne_b", OUT_SHAPE, OUT_NOT_TABLE }, { "transform", OUT_TEXT, OUT_NOT_TABLE },
+    { "n", OUT_INT, OUT_NOT_TABLE }, { "n_finite", OUT_INT, OUT_NOT_TABLE }, { "n_exceed", OUT_INT, OUT_NOT_TABLE },
+    { "max_abs_index", OUT_INT, OUT_NOT_TABLE }, { "a_nan", OUT_INT, OUT_NOT_TABLE }, { "a_inf", OUT_INT, OUT_NOT_TABLE },
+    { "b_nan", OUT_INT, OUT_NOT_TABLE }, { "b_inf", OUT_INT, OUT_NOT_TABLE },
+    { "max_abs", OUT_REAL, OUT_ALL }, { "mean_abs", OUT_REAL, OUT_ALL }, { "max_rel", OUT_REAL, OUT_ALL },
+    { "mean_rel", OUT_REAL, OUT_NOT_TABLE }, { "rmse", OUT_REAL, OUT_ALL }, { "nmse", OUT_REAL, OUT_ALL },
+    { "cosine", OUT_PRECISE, OUT_ALL }, { "result", OUT_TEXT, OUT_ONLY_TABLE },
+};
+enum { N_TENSOR_COLS = sizeof(tensor_cols) / sizeof(tensor_cols[0]) };
+
+static const struct out_col layer_cols[] = {
+    { "layer", OUT_INT, OUT_ALL }, { "tensors", OUT_INT, OUT_ALL }, { "compared", OUT_INT, OUT_ALL },
+    { "within", OUT_INT, OUT_ALL }, { "max_abs", OUT_REAL, OUT_ALL }, { "max_rel", OUT_REAL, OUT_ALL },
+    { "mean_cosine", OUT_PRECISE, OUT_ALL }, { "mean_nmse", OUT_REAL, OUT_ALL },
+};
+static const struct out_col kind_cols[] = {
+    { "kind", OUT_TEXT, OUT_ALL }, { "tensors", OUT_INT, OUT_ALL }, { "compared", OUT_INT, OUT_ALL },
+    { "within", OUT_INT, OUT_ALL }, { "max_abs", OUT_REAL, OUT_ALL }, { "max_rel", OUT_REAL, OUT_ALL },
+    { "mean_cosine", OUT_PRECISE, OUT_ALL }, { "mean_nmse", OUT_REAL, OUT_ALL },
+};
+static const struct out_col summary_cols[] = {
+    { "compared", OUT_INT, OUT_ONLY_JSON }, { "within", OUT_INT, OUT_ONLY_JSON }, { "exceed", OUT_INT, OUT_ONLY_JSON },
+    { "shape_mismatch", OUT_INT, OUT_ONLY_JSON }, { "type_mismatch", OUT_INT, OUT_ONLY_JSON },
+    { "only_a", OUT_INT, OUT_ONLY_JSON }, { "only_b", OUT_INT, OUT_ONLY_JSON }, { "unmapped", OUT_INT, OUT_ONLY_JSON },
+    { "max_abs", OUT_REAL, OUT_ONLY_JSON }, { "max_rel", OUT_REAL, OUT_ONLY_JSON },
+    { "mean_cosine", OUT_REAL, OUT_ONLY_JSON }, { "first_exceed", OUT_TEXT, OUT_ONLY_JSON },
+    { "first_exceed_order", OUT_TEXT, OUT_ONLY_JSON }, { "kv_cache_note", OUT_TEXT, OUT_ONLY_JSON },
+};
+
 static const char * entry_name(const struct llt_diff_entry * e, struct llt_tensor_set * a, struct llt_tensor_set * b) {
     return e->a >= 0 ? llt_tensor_set_get(a, e->a)->name : llt_tensor_set_get(b, e->b)->name;
 }
 
-static void shape_text(const int64_t ne[4], char * buf, size_t cap) {
-    int nd = 4;
-    while (nd > 1 && ne[nd - 1] == 1) nd--;
-    int o = snprintf(buf, cap, "%lld", (long long) ne[0]);
-    for (int d = 1; d < nd && o < (int) cap; d++) o += snprintf(buf + o, cap - (size_t) o, "x%lld", (long long) ne[d]);
+// the table's verdict on one tensor: "ok", "EXCEEDS (3 of 64, worst at 7)", then non-finite
+// counts and the map's transforms
+static void result_text(const struct llt_diff_entry * e, char * buf, size_t size) {
+    size_t n = 0;
+    switch (e->status) {
+        case LLT_DIFF_WITHIN:  n = (size_t) snprintf(buf, size, "ok"); break;
+        case LLT_DIFF_EXCEEDS:
+            n = (size_t) snprintf(buf, size, "EXCEEDS (%lld of %lld, worst at %lld)", (long long) e->d.n_exceed,
+                                  (long long) e->d.n, (long long) e->d.max_abs_index);
+            break;
+        case LLT_DIFF_SHAPE_MISMATCH: {
+            char shape[96];
+            n = (size_t) snprintf(buf, size, "SHAPE MISMATCH (B: %s)", out_table_text(OUT_SHAPE, out_shape(e->ne_b), shape, sizeof(shape)));
+            break;
+        }
+        case LLT_DIFF_ONLY_A: n = (size_t) snprintf(buf, size, "ONLY IN A"); break;
+        case LLT_DIFF_ONLY_B: n = (size_t) snprintf(buf, size, "ONLY IN B"); break;
+        default: buf[0] = '\0'; break;
+    }
+    if (n < size && compared(e) && (e->d.a_nan || e->d.a_inf || e->d.b_nan || e->d.b_inf)) {
+        n += (size_t) snprintf(buf + n, size - n, "  [A: %lld nan %lld inf, B: %lld nan %lld inf]", (long long) e->d.a_nan,
+                               (long long) e->d.a_inf, (long long) e->d.b_nan, (long long) e->d.b_inf);
+    }
+    if (n < size && e->transform[0]) snprintf(buf + n, size - n, "  {%s}", e->transform);
 }
 
-static void print_table(FILE * f, const struct diff_opts * o, const struct llt_set_diff * sd, const char * note,
-                        struct llt_tensor_set * a, struct llt_tensor_set * b,
-                        const struct groups * layers, const struct groups * kinds) {
-    fprintf(f, "A: %s (%s, %d tensors)\nB: %s (%s, %d tensors)\n", o->a, llt_tensor_set_kind_name(llt_tensor_set_kind(a)),
-        llt_tensor_set_count(a), o->b, llt_tensor_set_kind_name(llt_tensor_set_kind(b)), llt_tensor_set_count(b));
-    fprintf(f, "tolerance: |a-b| <= %g or |a-b| <= %g*|a|\n\n", o->p.tol_abs, o->p.tol_rel);
+static int write_set(struct out * o, const char * name, const char * path, struct llt_tensor_set * s) {
+    out_note(o, "%s: %s (%s, %d tensors)", name[0] == 'a' ? "A" : "B", path,
+             llt_tensor_set_kind_name(llt_tensor_set_kind(s)), llt_tensor_set_count(s));
+    const struct out_val v[] = { out_text(path), out_text(llt_tensor_set_kind_name(llt_tensor_set_kind(s))),
+                                 out_int(llt_tensor_set_count(s)) };
+    return out_record(o, name, OUT_COLS(set_cols), v);
+}
 
-    fprintf(f, "%-36s %-6s %-6s %-16s %-10s %-10s %-10s %-10s %-10s %-12s %s\n", "tensor", "type A", "type B", "shape",
-        "max abs", "mean abs", "max rel", "rmse", "nmse", "cosine", "result");
-    for (int i = 0; i < sd->n_entries; i++) {
+static int write_tensors(struct out * o, const struct llt_set_diff * sd, struct llt_tensor_set * a, struct llt_tensor_set * b) {
+    int rc = out_begin(o, "tensors", "per tensor", OUT_COLS(tensor_cols), 0);
+    for (int i = 0; i < sd->n_entries && rc == CLI_OK; i++) {
         const struct llt_diff_entry * e = &sd->entries[i];
-        char sa[48], sb[48];
-        shape_text(e->a >= 0 ? e->ne_a : e->ne_b, sa, sizeof(sa));
-        fprintf(f, "%-36s %-6s %-6s %-16s ", entry_name(e, a, b), e->a >= 0 ? llt_type_name(e->type_a) : "-",
-            e->b >= 0 ? llt_type_name(e->type_b) : "-", sa);
-        if (compared(e)) {
-            fprintf(f, "%-10.3e %-10.3e %-10.3e %-10.3e %-10.3e %-12.9f ", e->d.max_abs, e->d.mean_abs, e->d.max_rel,
-                e->d.rmse, e->d.nmse, e->d.cosine);
-        } else {
-            fprintf(f, "%-10s %-10s %-10s %-10s %-10s %-12s ", "-", "-", "-", "-", "-", "-");
-        }
-        switch (e->status) {
-            case LLT_DIFF_WITHIN:  fputs("ok", f); break;
-            case LLT_DIFF_EXCEEDS: fprintf(f, "EXCEEDS (%lld of %lld, worst at %lld)", (long long) e->d.n_exceed,
-                                       (long long) e->d.n, (long long) e->d.max_abs_index); break;
-            case LLT_DIFF_SHAPE_MISMATCH:
-                shape_text(e->ne_b, sb, sizeof(sb));
-                fprintf(f, "SHAPE MISMATCH (B: %s)", sb);
-                break;
-            case LLT_DIFF_ONLY_A: fputs("ONLY IN A", f); break;
-            case LLT_DIFF_ONLY_B: fputs("ONLY IN B", f); break;
-            default: break;
-        }
-        if (compared(e) && (e->d.a_nan || e->d.a_inf || e->d.b_nan || e->d.b_inf)) {
-            fprintf(f, "  [A: %lld nan %lld inf, B: %lld nan %lld inf]", (long long) e->d.a_nan, (long long) e->d.a_inf,
-                (long long) e->d.b_nan, (long long) e->d.b_inf);
-        }
-        if (e->transform[0]) fprintf(f, "  {%s}", e->transform);
-        fputc('\n', f);
+        const struct llt_diff * d = &e->d;
+        char result[256];
+        result_text(e, result, sizeof(result));
+        struct out_val v[N_TENSOR_COLS];
+        int c = 0;
+        v[c++] = out_text(entry_name(e, a, b));
+        v[c++] = out_text(e->b >= 0 ? llt_tensor_set_get(b, e->b)->name : NULL);
+        v[c++] = out_text(llt_diff_status_name(e->status));
+        v[c++] = out_int(e->layer);
+        v[c++] = out_int(e->order);
+        v[c++] = out_text(e->a >= 0 ? llt_type_name(e->type_a) : NULL);
+        v[c++] = out_text(e->b >= 0 ? llt_type_name(e->type_b) : NULL);
+        v[c++] = e->a >= 0 ? out_shape(e->ne_a) : out_null();
+        v[c++] = e->b >= 0 ? out_shape(e->ne_b) : out_null();
+        v[c++] = out_text(e->transform);
+        const bool m = compared(e); // metrics only of tensors compared
+        const int64_t ints[] = { d->n, d->n_finite, d->n_exceed, d->max_abs_index, d->a_nan, d->a_inf, d->b_nan, d->b_inf };
+        for (size_t k = 0; k < sizeof(ints) / sizeof(ints[0]); k++) v[c++] = m ? out_int(ints[k]) : out_null();
+        const double reals[] = { d->max_abs, d->mean_abs, d->max_rel, d->mean_rel, d->rmse, d->nmse, d->cosine };
+        for (size_t k = 0; k < sizeof(reals) / sizeof(reals[0]); k++) v[c++] = m ? out_real(reals[k]) : out_null();
+        v[c++] = out_text(result);
+        rc = out_row(o, v);
     }
-
-    fprintf(f, "\nper layer:\n  %-6s %-8s %-9s %-8s %-10s %-10s %-12s %s\n", "layer", "tensors", "compared", "within",
-        "max abs", "max rel", "mean cosine", "mean nmse");
-    for (int i = 0; i < layers->n; i++) {
-        const struct group * g = &layers->g[i];
-        char l[16];
-        snprintf(l, sizeof(l), g->layer < 0 ? "-" : "%d", g->layer);
-        fprintf(f, "  %-6s %-8d %-9d %-8d %-10.3e %-10.3e %-12.9f %.3e\n", l, g->n, g->n_compared, g->n_within,
-            g->max_abs, g->max_rel, g->n_compared ? g->sum_cos / g->n_compared : 0.0,
-            g->n_compared ? g->sum_nmse / g->n_compared : 0.0);
-    }
-    if (o->weights) {
-        fprintf(f, "\nper weight kind:\n  %-40s %-8s %-10s %-10s %-12s %s\n", "kind (type A->B)", "tensors", "max abs",
-            "max rel", "mean cosine", "mean nmse");
-        for (int i = 0; i < kinds->n; i++) {
-            const struct group * g = &kinds->g[i];
-            fprintf(f, "  %-40s %-8d %-10.3e %-10.3e %-12.9f %.3e\n", g->key, g->n, g->max_abs, g->max_rel,
-                g->n_compared ? g->sum_cos / g->n_compared : 0.0, g->n_compared ? g->sum_nmse / g->n_compared : 0.0);
-        }
-    }
-
-    const int matched = sd->n_compared + sd->n_shape_mismatch;
-    fprintf(f, "\n=== TENSOR DIFFERENCE ANALYSIS SUMMARY ===\n");
-    fprintf(f, "Reference (A): %s\nCompared (B): %s\n", o->a, o->b);
-    fprintf(f, "Total comparisons: %d (A has %d tensors, B has %d)\n", sd->n_compared, llt_tensor_set_count(a),
-        llt_tensor_set_count(b));
-    fprintf(f, "Tolerance - Absolute: %.2e, Relative: %.2e\n\n--- Overall Results ---\n", o->p.tol_abs, o->p.tol_rel);
-    fprintf(f, "Tensors within tolerance: %d/%d (%.1f%%)\n", sd->n_within, matched,
-        matched ? 100.0 * sd->n_within / matched : 100.0);
-    fprintf(f, "Shape mismatches: %d\nType mismatches: %d\n", sd->n_shape_mismatch, sd->n_type_mismatch);
-    fprintf(f, "Only in A: %d, only in B: %d", sd->n_only_a, sd->n_only_b);
-    if (o->map) fprintf(f, ", not named by the map: %d", sd->n_unmapped);
-    fprintf(f, "\nMaximum absolute difference: %.2e\nMaximum relative difference: %.2e\n", sd->max_abs, sd->max_rel);
-    fprintf(f, "Average cosine similarity: %.6f\n", sd->mean_cosine);
-    if (sd->n_exceed > 0) {
-        fprintf(f, "\n--- Tensors exceeding tolerance ---\n");
-        for (int i = 0; i < sd->n_entries; i++) {
-            const struct llt_diff_entry * e = &sd->entries[i];
-            if (e->status == LLT_DIFF_EXCEEDS) {
-                fprintf(f, "  %s: abs=%.2e, rel=%.2e\n", entry_name(e, a, b), e->d.max_abs, e->d.max_rel);
-            }
-        }
-    }
-    if (sd->first_exceed >= 0) {
-        const struct llt_diff_entry * e = &sd->entries[sd->first_exceed];
-        fprintf(f, "\nFirst in %s order exceeding tolerance: %s", sd->graph_order ? "graph" : "file", entry_name(e, a, b));
-        if (sd->graph_order) fprintf(f, " (node %lld)", (long long) e->order);
-        fputc('\n', f);
-    }
-    if (note[0]) fprintf(f, "\nNote: %s (-ctk f32 -ctv f32)\n", note);
+    return rc == CLI_OK ? out_end(o) : rc;
 }
 
-static void json_metrics(FILE * f, const struct llt_diff * d) {
-    const char * names[] = { "max_abs", "mean_abs", "max_rel", "mean_rel", "rmse", "nmse", "cosine" };
-    const double v[] = { d->max_abs, d->mean_abs, d->max_rel, d->mean_rel, d->rmse, d->nmse, d->cosine };
-    fprintf(f, "{\"n\": %lld, \"n_finite\": %lld, \"n_exceed\": %lld, \"max_abs_index\": %lld, \"a_nan\": %lld, "
-        "\"a_inf\": %lld, \"b_nan\": %lld, \"b_inf\": %lld", (long long) d->n, (long long) d->n_finite,
-        (long long) d->n_exceed, (long long) d->max_abs_index, (long long) d->a_nan, (long long) d->a_inf,
-        (long long) d->b_nan, (long long) d->b_inf);
-    for (int k = 0; k < 7; k++) { fprintf(f, ", \"%s\": ", names[k]); cli_json_number(f, v[k]); }
-    fputc('}', f);
-}
-
-static void json_groups(FILE * f, const char * name, const struct groups * gs, bool kinds) {
-    fprintf(f, ",\n  \"%s\": [", name);
-    for (int i = 0; i < gs->n; i++) {
+static int write_groups(struct out * o, const char * name, const char * title, const struct groups * gs, bool kinds) {
+    int rc = kinds ? out_begin(o, name, title, OUT_COLS(kind_cols), 0) : out_begin(o, name, title, OUT_COLS(layer_cols), 0);
+    for (int i = 0; i < gs->n && rc == CLI_OK; i++) {
         const struct group * g = &gs->g[i];
-        fprintf(f, "%s\n    {", i ? "," : "");
-        if (kinds) { fputs("\"kind\": ", f); cli_json_string(f, g->key); }
-        else       fprintf(f, "\"layer\": %d", g->layer);
-        fprintf(f, ", \"tensors\": %d, \"compared\": %d, \"within\": %d, \"max_abs\": ", g->n, g->n_compared, g->n_within);
-        cli_json_number(f, g->max_abs);
-        fputs(", \"max_rel\": ", f);
-        cli_json_number(f, g->max_rel);
-        fputs(", \"mean_cosine\": ", f);
-        cli_json_number(f, g->n_compared ? g->sum_cos / g->n_compared : 0.0);
-        fputs(", \"mean_nmse\": ", f);
-        cli_json_number(f, g->n_compared ? g->sum_nmse / g->n_compared : 0.0);
-        fputc('}', f);
+        const bool any = g->n_compared > 0; // a maximum or mean of nothing is missing
+        const struct out_val v[] = {
+            kinds ? out_text(g->key) : out_int(g->layer), out_int(g->n), out_int(g->n_compared), out_int(g->n_within),
+            any ? out_real(g->max_abs) : out_null(), any ? out_real(g->max_rel) : out_null(),
+            any ? out_real(g->sum_cos / g->n_compared) : out_null(), any ? out_real(g->sum_nmse / g->n_compared) : out_null(),
+        };
+        rc = out_row(o, v);
     }
-    fputs(gs->n ? "\n  ]" : "]", f);
+    return rc == CLI_OK ? out_end(o) : rc;
 }
 
-static void json_set(FILE * f, const char * key, const char * path, struct llt_tensor_set * s) {
-    fprintf(f, "  \"%s\": {\"path\": ", key);
-    cli_json_string(f, path);
-    fprintf(f, ", \"kind\": \"%s\", \"n_tensors\": %d},\n", llt_tensor_set_kind_name(llt_tensor_set_kind(s)),
-        llt_tensor_set_count(s));
-}
-
-static void json_ne(FILE * f, const int64_t ne[4]) {
-    int nd = 4;
-    while (nd > 1 && ne[nd - 1] == 1) nd--;
-    fputc('[', f);
-    for (int d = 0; d < nd; d++) fprintf(f, "%s%lld", d ? ", " : "", (long long) ne[d]);
-    fputc(']', f);
-}
-
-static void print_json(FILE * f, const struct diff_opts * o, const struct llt_set_diff * sd, const char * note,
-                       struct llt_tensor_set * a, struct llt_tensor_set * b,
-                       const struct groups * layers, const struct groups * kinds) {
-    fputs("{\n", f);
-    json_set(f, "a", o->a, a);
-    json_set(f, "b", o->b, b);
-    fprintf(f, "  \"tolerance\": {\"abs\": %.9g, \"rel\": %.9g},\n  \"tensors\": [", o->p.tol_abs, o->p.tol_rel);
-    for (int i = 0; i < sd->n_entries; i++) {
-        const struct llt_diff_entry * e = &sd->entries[i];
-        fprintf(f, "%s\n    {\"name\": ", i ? "," : "");
-        cli_json_string(f, entry_name(e, a, b));
-        fputs(", \"name_b\": ", f);
-        if (e->b >= 0) cli_json_string(f, llt_tensor_set_get(b, e->b)->name);
-        else           fputs("null", f);
-        fprintf(f, ", \"status\": \"%s\", \"layer\": %d, \"order\": %lld", llt_diff_status_name(e->status), e->layer,
-            (long long) e->order);
-        fprintf(f, ", \"type_a\": \"%s\", \"type_b\": \"%s\"", e->a >= 0 ? llt_type_name(e->type_a) : "",
-            e->b >= 0 ? llt_type_name(e->type_b) : "");
-        fputs(", \"ne_a\": ", f); json_ne(f, e->ne_a);
-        fputs(", \"ne_b\": ", f); json_ne(f, e->ne_b);
-        fputs(", \"transform\": ", f); cli_json_string(f, e->transform);
-        fputs(", \"metrics\": ", f);
-        if (compared(e)) json_metrics(f, &e->d);
-        else             fputs("null", f);
-        fputc('}', f);
+// the summary: sentences in a table, a record in json
+static int write_summary(struct out * o, const struct diff_opts * opts, const struct llt_set_diff * sd, const char * note,
+                         struct llt_tensor_set * a, struct llt_tensor_set * b) {
+    char t1[32], t2[32], t3[32];
+    const int matched = sd->n_compared + sd->n_shape_mismatch;
+    out_note(o, "\nsummary: %d of %d tensors matched by name within tolerance (%.1f%%), %d compared (A has %d tensors, B %d)",
+             sd->n_within, matched, matched ? 100.0 * sd->n_within / matched : 100.0, sd->n_compared,
+             llt_tensor_set_count(a), llt_tensor_set_count(b));
+    if (opts->map) {
+        out_note(o, "shape mismatches %d, type mismatches %d, only in A %d, only in B %d, not named by the map %d",
+                 sd->n_shape_mismatch, sd->n_type_mismatch, sd->n_only_a, sd->n_only_b, sd->n_unmapped);
+    } else {
+        out_note(o, "shape mismatches %d, type mismatches %d, only in A %d, only in B %d", sd->n_shape_mismatch,
+                 sd->n_type_mismatch, sd->n_only_a, sd->n_only_b);
     }
-    fputs(sd->n_entries ? "\n  ]" : "]", f);
-    json_groups(f, "layers", layers, false);
-    if (o->weights) json_groups(f, "kinds", kinds, true);
-    fprintf(f, ",\n  \"summary\": {\"compared\": %d, \"within\": %d, \"exceed\": %d, \"shape_mismatch\": %d, "
-        "\"type_mismatch\": %d, \"only_a\": %d, \"only_b\": %d, \"unmapped\": %d, \"max_abs\": ", sd->n_compared,
-        sd->n_within, sd->n_exceed, sd->n_shape_mismatch, sd->n_type_mismatch, sd->n_only_a, sd->n_only_b, sd->n_unmapped);
-    cli_json_number(f, sd->max_abs);
-    fputs(", \"max_rel\": ", f);
-    cli_json_number(f, sd->max_rel);
-    fputs(", \"mean_cosine\": ", f);
-    cli_json_number(f, sd->mean_cosine);
-    fputs(", \"first_exceed\": ", f);
-    if (sd->first_exceed >= 0) cli_json_string(f, entry_name(&sd->entries[sd->first_exceed], a, b));
-    else                       fputs("null", f);
-    fprintf(f, ", \"first_exceed_order\": \"%s\", \"kv_cache_note\": ", sd->graph_order ? "graph" : "file");
-    if (note[0]) cli_json_string(f, note);
-    else         fputs("null", f);
-    fputs("}\n}\n", f);
+    out_note(o, "max abs %s, max rel %s, mean cosine %s", out_table_text(OUT_REAL, out_real(sd->max_abs), t1, sizeof(t1)),
+             out_table_text(OUT_REAL, out_real(sd->max_rel), t2, sizeof(t2)),
+             out_table_text(OUT_PRECISE, out_real(sd->mean_cosine), t3, sizeof(t3)));
+    const char * first = sd->first_exceed >= 0 ? entry_name(&sd->entries[sd->first_exceed], a, b) : NULL;
+    if (first) {
+        if (sd->graph_order) {
+            out_note(o, "first in graph order beyond tolerance: %s (node %lld)", first,
+                     (long long) sd->entries[sd->first_exceed].order);
+        } else {
+            out_note(o, "first in file order beyond tolerance: %s", first);
+        }
+    }
+    if (note[0]) out_note(o, "note: %s (-ctk f32 -ctv f32)", note);
+    const struct out_val v[] = {
+        out_int(sd->n_compared), out_int(sd->n_within), out_int(sd->n_exceed), out_int(sd->n_shape_mismatch),
+        out_int(sd->n_type_mismatch), out_int(sd->n_only_a), out_int(sd->n_only_b), out_int(sd->n_unmapped),
+        out_real(sd->max_abs), out_real(sd->max_rel), out_real(sd->mean_cosine), out_text(first),
+        out_text(sd->graph_order ? "graph" : "file"), out_text(note[0] ? note : NULL),
+    };
+    return out_record(o, "summary", OUT_COLS(summary_cols), v);
+}
+
+static int write_diff(struct out * o, const struct diff_opts * opts, const struct llt_set_diff * sd, const char * note,
+                      struct llt_tensor_set * a, struct llt_tensor_set * b,
+                      const struct groups * layers, const struct groups * kinds) {
+    int rc = write_set(o, "a", opts->a, a);
+    if (rc == CLI_OK) rc = write_set(o, "b", opts->b, b);
+    out_note(o, "tolerance: |a-b| <= %g or |a-b| <= %g*|a|", opts->p.tol_abs, opts->p.tol_rel);
+    const struct out_val tol[] = { out_real(opts->p.tol_abs), out_real(opts->p.tol_rel) };
+    if (rc == CLI_OK) rc = out_record(o, "tolerance", OUT_COLS(tolerance_cols), tol);
+    if (rc == CLI_OK) rc = write_tensors(o, sd, a, b);
+    if (rc == CLI_OK) rc = write_groups(o, "layers", "per layer", layers, false);
+    if (rc == CLI_OK && opts->weights) rc = write_groups(o, "kinds", "per weight kind (type A->B)", kinds, true);
+    if (rc == CLI_OK) rc = write_summary(o, opts, sd, note, a, b);
+    return rc;
 }
 
 // ---- the command -------------------------------------------------------------------------
@@ -453,11 +431,19 @@ int cmd_diff(int argc, char ** argv) {
         rc = CLI_USAGE;
         goto done;
     }
-    if (sd->n_entries == 0) {
-        cli_error("diff: no tensors to compare (%d in A, %d in B%s)", llt_tensor_set_count(a), llt_tensor_set_count(b),
-            o.p.name_glob || o.p.layer >= 0 || map ? ", after --name/--layer/--map" : "");
+    // nothing to compare at all is an input that cannot be used; a filter that matches nothing
+    // is a warning, as in every command
+    if (llt_tensor_set_count(a) == 0 && llt_tensor_set_count(b) == 0) {
+        cli_error("diff: no tensors to compare ('%s' and '%s' hold none)", o.a, o.b);
         rc = CLI_USAGE;
         goto done;
+    }
+    if (sd->n_entries == 0) {
+        char layer[32] = "";
+        if (o.p.layer >= 0) snprintf(layer, sizeof(layer), " --layer %d", o.p.layer);
+        cli_error("diff: warning:%s%s%s%s matched no tensor of A (%d) or B (%d) (names are case-sensitive)",
+                  o.p.name_glob ? " --name '" : "", o.p.name_glob ? o.p.name_glob : "", o.p.name_glob ? "'" : "", layer,
+                  llt_tensor_set_count(a), llt_tensor_set_count(b));
     }
     if (!build_groups(sd, a, o.weights, &layers, &kinds)) {
         cli_error("diff: out of memory");
@@ -469,13 +455,16 @@ int cmd_diff(int argc, char ** argv) {
     if (sd->n_exceed > 0 && llt_dump_cache_types(a, ak, av, sizeof(ak)) && llt_dump_cache_types(b, bk, bv, sizeof(bk))) {
         llt_diff_kv_note(ak, av, bk, bv, sd->max_abs, note, sizeof(note));
     }
-    if (o.json) print_json(stdout, &o, sd, note, a, b, &layers, &kinds);
-    else        print_table(stdout, &o, sd, note, a, b, &layers, &kinds);
-    rc = sd->n_exceed || sd->n_shape_mismatch || sd->n_only_a || sd->n_only_b ? CLI_FAIL : CLI_OK;
-    if (fflush(stdout) != 0 || ferror(stdout)) {
-        cli_error("diff: cannot write the output: %s", strerror(errno));
+    struct out * out = out_open(stdout, o.format);
+    if (!out) {
+        cli_error("diff: out of memory");
         rc = CLI_FAIL;
+        goto done;
     }
+    rc = write_diff(out, &o, sd, note, a, b, &layers, &kinds);
+    const int close_rc = out_close(out);
+    if (rc == CLI_OK) rc = close_rc;
+    if (rc == CLI_OK && (sd->n_exceed || sd->n_shape_mismatch || sd->n_only_a || sd->n_only_b)) rc = CLI_FAIL;
 done:
     free(layers.g);
     free(kinds.g);

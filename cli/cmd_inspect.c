@@ -2,11 +2,11 @@
 // values of every tensor (dequantized), per-tensor statistics and the quantization blocks of a
 // quantized tensor. Safetensors files and .npy directories work too (they have no metadata).
 #include "cli.h"
+#include "output.h"
 #include "lltrace.h"
 
 #include "gguf.h"
 
-#include <errno.h>
 #include <fnmatch.h>
 #include <math.h>
 #include <stdio.h>
@@ -21,8 +21,8 @@ struct inspect_opts {
     const char * blocks;    // show the blocks of this tensor
     int64_t      show_data; // first N values of every tensor; 0: none
     int64_t      n_blocks;
+    enum out_format format;
     bool         stats;
-    bool         json;
     bool         no_metadata;
 };
 
@@ -39,7 +39,7 @@ static const char * usage_text =
     "  --stats          min, max, mean, std, absmax and NaN/Inf/zero counts per tensor\n"
     "  --blocks NAME    the quantization blocks of a quantized tensor: scales, mins, quants\n"
     "  --n-blocks N     how many blocks --blocks shows (default: 4)\n"
-    "  --format FMT     table (default) or json\n"
+    "  --format FMT     table (default), csv or json (README, \"Output formats\")\n"
     "  -h, --help       this help\n"
     "\n"
     "Exit status: 0 done (a --tensor that matches nothing is a warning); 1 the output could not\n"
@@ -72,10 +72,7 @@ static bool parse_opts(int argc, char ** argv, struct inspect_opts * o, bool * h
         } else if (strcmp(a, "--no-metadata") == 0) {
             o->no_metadata = true;
         } else if (strcmp(a, "--format") == 0) {
-            static const char * const formats[] = { "table", "json" };
-            int k;
-            if (!(v = cli_value(argc, argv, &i)) || !cli_parse_choice(a, v, formats, 2, &k)) return false;
-            o->json = k == 1;
+            if (!(v = cli_value(argc, argv, &i)) || !out_parse_format(a, v, &o->format)) return false;
         } else if (a[0] == '-' && a[1] != '\0') {
             cli_error("inspect: unknown option '%s' (see 'lltrace inspect --help')", a);
             return false;
@@ -122,6 +119,7 @@ static size_t gguf_scalar_size(enum gguf_type t) {
     }
 }
 
+// one scalar: exact; a float that is not finite is null in json
 static void print_scalar(FILE * f, enum gguf_type t, const void * p, bool json) {
     const double v = gguf_num(t, p);
     switch (t) {
@@ -129,11 +127,12 @@ static void print_scalar(FILE * f, enum gguf_type t, const void * p, bool json) 
         case GGUF_TYPE_UINT64:  fprintf(f, "%llu", (unsigned long long) *(const uint64_t *) p); break;
         case GGUF_TYPE_INT64:   fprintf(f, "%lld", (long long) *(const int64_t *) p); break;
         case GGUF_TYPE_FLOAT32:
-        case GGUF_TYPE_FLOAT64: if (json) cli_json_number(f, v); else fprintf(f, "%.9g", v); break;
+        case GGUF_TYPE_FLOAT64: if (json && !isfinite(v)) fputs("null", f); else fprintf(f, "%.9g", v); break;
         default:                fprintf(f, "%.0f", v); break; // integers of 32 bits and less: exact
     }
 }
 
+// a string for a table: quoted, control characters escaped, cut at META_STR_MAX bytes
 static void print_table_string(FILE * f, const char * s) {
     const size_t n = strlen(s);
     fputc('"', f);
@@ -147,11 +146,17 @@ static void print_table_string(FILE * f, const char * s) {
     if (n > META_STR_MAX) fprintf(f, "... (%zu bytes)", n);
 }
 
+static void print_string(FILE * f, const char * s, bool json) {
+    if (json) llt_json_write_string(f, s);
+    else      print_table_string(f, s);
+}
+
+// a value for a table (strings cut, arrays as "[i32 x 100] 1, 2, ...") or as JSON text (an
+// array as {"type", "n", "head"})
 static void print_value(FILE * f, const struct gguf_context * g, int64_t k, bool json) {
     const enum gguf_type t = gguf_get_kv_type(g, k);
     if (t == GGUF_TYPE_STRING) {
-        if (json) cli_json_string(f, gguf_get_val_str(g, k));
-        else      print_table_string(f, gguf_get_val_str(g, k));
+        print_string(f, gguf_get_val_str(g, k), json);
         return;
     }
     if (t != GGUF_TYPE_ARRAY) {
@@ -166,8 +171,7 @@ static void print_value(FILE * f, const struct gguf_context * g, int64_t k, bool
     for (size_t i = 0; i < head; i++) {
         if (i) fputs(", ", f);
         if (at == GGUF_TYPE_STRING) {
-            if (json) cli_json_string(f, gguf_get_arr_str(g, k, i));
-            else      print_table_string(f, gguf_get_arr_str(g, k, i));
+            print_string(f, gguf_get_arr_str(g, k, i), json);
         } else if (at == GGUF_TYPE_ARRAY) {
             fputs(json ? "null" : "[...]", f);
         } else {
@@ -178,40 +182,46 @@ static void print_value(FILE * f, const struct gguf_context * g, int64_t k, bool
     else if (head < n) fputs(", ...", f);
 }
 
-static void print_metadata(FILE * f, const struct gguf_context * g, bool json) {
+// print_value into a string; caller frees; NULL when out of memory
+static char * value_text(const struct gguf_context * g, int64_t k, bool json) {
+    char * text = NULL;
+    size_t size = 0;
+    FILE * f = open_memstream(&text, &size);
+    if (!f) return NULL;
+    print_value(f, g, k, json);
+    if (fclose(f) != 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+// the value: a table's text; csv and json carry it exactly as JSON text
+static const struct out_col meta_cols[] = {
+    { "key", OUT_TEXT, OUT_ALL }, { "type", OUT_TEXT, OUT_ALL }, { "value", OUT_TEXT, OUT_NOT_JSON },
+    { "value", OUT_RAW_JSON, OUT_ONLY_JSON },
+};
+
+static int write_metadata(struct out * o, enum out_format format, const struct gguf_context * g) {
     const int64_t n = gguf_get_n_kv(g);
-    if (json) {
-        fputs("  \"metadata\": [", f);
-        for (int64_t k = 0; k < n; k++) {
-            fprintf(f, "%s\n    {\"key\": ", k ? "," : "");
-            cli_json_string(f, gguf_get_key(g, k));
-            fprintf(f, ", \"type\": \"%s\", \"value\": ", gguf_type_name(gguf_get_kv_type(g, k)));
-            print_value(f, g, k, true);
-            fputc('}', f);
+    char title[64];
+    snprintf(title, sizeof(title), "metadata (%lld keys)", (long long) n);
+    int rc = out_begin(o, "metadata", title, OUT_COLS(meta_cols), 0);
+    for (int64_t k = 0; k < n && rc == CLI_OK; k++) {
+        char * text = value_text(g, k, format != OUT_TABLE);
+        if (!text) {
+            cli_error("inspect: out of memory");
+            return CLI_FAIL;
         }
-        fputs(n ? "\n  ],\n" : "],\n", f);
-        return;
+        const struct out_val v[] = { out_text(gguf_get_key(g, k)), out_text(gguf_type_name(gguf_get_kv_type(g, k))),
+                                     out_text(text), out_text(text) };
+        rc = out_row(o, v);
+        free(text);
     }
-    fprintf(f, "metadata (%lld keys):\n", (long long) n);
-    int w = 0;
-    for (int64_t k = 0; k < n; k++) {
-        const int l = (int) strlen(gguf_get_key(g, k));
-        w = l > w ? l : w;
-    }
-    for (int64_t k = 0; k < n; k++) {
-        fprintf(f, "  %-*s  %-6s  ", w, gguf_get_key(g, k), gguf_type_name(gguf_get_kv_type(g, k)));
-        print_value(f, g, k, false);
-        fputc('\n', f);
-    }
-    fputc('\n', f);
+    return rc == CLI_OK ? out_end(o) : rc;
 }
 
 // ---- tensors -----------------------------------------------------------------------------
-
-static void shape_text(const struct llt_tensor_info * t, char * buf, size_t cap) {
-    int o = snprintf(buf, cap, "%lld", (long long) t->ne[0]);
-    for (int d = 1; d < t->n_dims && o < (int) cap; d++) o += snprintf(buf + o, cap - (size_t) o, " x %lld", (long long) t->ne[d]);
-}
 
 // the first n values of tensor i (dequantized); *got how many
 static int first_values(struct llt_tensor_set * set, int i, int64_t n, float ** out, int64_t * got) {
@@ -431,181 +441,199 @@ static bool has_layout(int type) {
     return false;
 }
 
-static void print_floats(FILE * f, const float * v, int n, bool json) {
-    for (int i = 0; i < n; i++) {
-        if (json) { if (i) fputs(", ", f); cli_json_number(f, v[i]); }
-        else      fprintf(f, "%s%.6g", i ? " " : "", v[i]);
-    }
-}
+static const struct out_col blocks_cols[] = {
+    { "tensor", OUT_TEXT, OUT_ONLY_JSON }, { "type", OUT_TEXT, OUT_ONLY_JSON }, { "block_size", OUT_INT, OUT_ONLY_JSON },
+    { "block_bytes", OUT_INT, OUT_ONLY_JSON }, { "n_blocks", OUT_INT, OUT_ONLY_JSON }, { "decoded", OUT_TEXT, OUT_ONLY_JSON },
+};
+// one row per block shown: its scales, the check of the decoding, its raw bytes (hex) when it
+// is not decoded here, its values as ggml dequantizes them
+static const struct out_col shown_cols[] = {
+    { "block", OUT_INT, OUT_ALL }, { "first", OUT_INT, OUT_ALL }, { "d", OUT_REAL, OUT_ALL }, { "dmin", OUT_REAL, OUT_ALL },
+    { "decode_error", OUT_REAL, OUT_ALL }, { "raw", OUT_TEXT, OUT_ALL }, { "values", OUT_LIST, OUT_ALL },
+};
+static const struct out_col sub_cols[] = {
+    { "block", OUT_INT, OUT_ALL }, { "sub", OUT_INT, OUT_ALL }, { "scale_q", OUT_INT, OUT_ALL }, { "min_q", OUT_INT, OUT_ALL },
+    { "scale", OUT_REAL, OUT_ALL }, { "offset", OUT_REAL, OUT_ALL }, { "q", OUT_LIST, OUT_ALL },
+};
 
-static void print_ints(FILE * f, const int * v, int n, bool json) {
-    for (int i = 0; i < n; i++) fprintf(f, "%s%d", i ? (json ? ", " : " ") : "", v[i]);
-}
-
-// the first n_blocks blocks of tensor i, a block-quantized one
-static int show_blocks(FILE * f, struct llt_tensor_set * set, int i, int64_t n_blocks, bool json) {
+// the first n_blocks blocks of tensor i, a block-quantized one: a list of blocks, then (when
+// the type is decoded here) a list of their sub-blocks, each block decoded again (a block at a
+// time, however many are shown)
+static int write_blocks(struct out * o, struct llt_tensor_set * set, int i, int64_t n_blocks) {
     const struct llt_tensor_info * t = llt_tensor_set_get(set, i);
     const char * name = t->name;
     const int64_t bs = llt_type_block_size(t->type);
     const size_t bb = llt_type_block_bytes(t->type);
     const unsigned char * data = llt_tensor_set_data(set, i);
-    float * vals = malloc((size_t) bs * sizeof(float));
-    if (!data || !vals) {
-        free(vals);
-        cli_error("inspect: tensor '%s': cannot read its data", name);
-        return CLI_FAIL;
-    }
     const int64_t nb = t->n_elements / bs < n_blocks ? t->n_elements / bs : n_blocks;
     const bool decoded = has_layout(t->type);
-    if (json) {
-        fputs("  \"blocks\": {\"tensor\": ", f);
-        cli_json_string(f, name);
-        fprintf(f, ", \"type\": \"%s\", \"block_size\": %lld, \"block_bytes\": %zu, \"n_blocks\": %lld, \"decoded\": %s, \"shown\": [",
-            llt_type_name(t->type), (long long) bs, bb, (long long) (t->n_elements / bs), decoded ? "true" : "false");
-    } else {
-        fprintf(f, "blocks of %s (%s: %lld elements in %zu bytes per block, %lld blocks):\n", name,
-            llt_type_name(t->type), (long long) bs, bb, (long long) (t->n_elements / bs));
-        if (decoded) fprintf(f, "  value = scale * q + offset\n");
-    }
+    float * v = malloc((size_t) bs * sizeof(float));
+    struct qblock * b = malloc(sizeof(*b));
+    char * hex = malloc(2 * bb + 1);
     int rc = CLI_OK;
+    if (!data || !v || !b || !hex) {
+        cli_error("inspect: tensor '%s': cannot read its data", name);
+        rc = CLI_FAIL;
+        goto done;
+    }
+    out_note(o, "blocks of %s (%s: %lld elements in %zu bytes per block, %lld blocks)%s", name, llt_type_name(t->type),
+             (long long) bs, bb, (long long) (t->n_elements / bs), decoded ? ": value = scale * q + offset" : "");
+    const struct out_val head[] = { out_text(name), out_text(llt_type_name(t->type)), out_int(bs), out_int((int64_t) bb),
+                                    out_int(t->n_elements / bs), out_bool(decoded) };
+    rc = out_record(o, "blocks", OUT_COLS(blocks_cols), head);
+    if (rc == CLI_OK) rc = out_begin(o, "shown", NULL, OUT_COLS(shown_cols), 0);
     for (int64_t k = 0; k < nb && rc == CLI_OK; k++) {
         const unsigned char * blk = data + k * bb;
-        if (llt_to_float(blk, t->type, bs, vals) != LLT_OK) {
+        if (llt_to_float(blk, t->type, bs, v) != LLT_OK) {
             cli_error("inspect: tensor '%s': %s", name, llt_last_error());
             rc = CLI_FAIL;
             break;
         }
-        if (json) fprintf(f, "%s\n    {\"block\": %lld", k ? "," : "", (long long) k);
-        else      fprintf(f, "\nblock %lld (elements %lld..%lld):\n", (long long) k, (long long) (k * bs), (long long) ((k + 1) * bs - 1));
+        double err = 0;
         if (decoded) {
-            struct qblock q;
-            decode_block(t->type, blk, &q);
+            decode_block(t->type, blk, b);
             // ggml's dequantization against scale * q + offset: 0 when the decoding is right
-            double err = 0;
             for (int e = 0; e < bs; e++) {
-                const int s = e / q.sub_size;
-                err = fmax(err, fabs((double) (q.scale[s] * q.q[e] + q.off[s]) - vals[e]));
-            }
-            if (json) {
-                fputs(", \"d\": ", f); cli_json_number(f, q.d);
-                if (q.has_dmin) { fputs(", \"dmin\": ", f); cli_json_number(f, q.dmin); }
-                fputs(", \"decode_error\": ", f); cli_json_number(f, err);
-                fputs(", \"sub_blocks\": [", f);
-                for (int s = 0; s < q.n_sub; s++) {
-                    fprintf(f, "%s\n      {", s ? "," : "");
-                    if (q.has_sub_scale) fprintf(f, "\"scale_q\": %d, ", q.sc[s]);
-                    if (q.has_sub_min)   fprintf(f, "\"min_q\": %d, ", q.mn[s]);
-                    fputs("\"scale\": ", f); cli_json_number(f, q.scale[s]);
-                    fputs(", \"offset\": ", f); cli_json_number(f, q.off[s]);
-                    fputs(", \"q\": [", f); print_ints(f, q.q + s * q.sub_size, q.sub_size, true);
-                    fputs("]}", f);
-                }
-                fputs("]", f);
-            } else {
-                fprintf(f, "  d = %.6g", q.d);
-                if (q.has_dmin) fprintf(f, "   %s = %.6g", q.has_sub_min ? "dmin" : "m", q.dmin);
-                fprintf(f, "   decode check: max |scale*q + offset - dequantized| = %g\n", err);
-                fprintf(f, "  %-4s %s%s%-12s %-12s quants\n", "sub", q.has_sub_scale ? "scale_q " : "",
-                    q.has_sub_min ? "min_q " : "", "scale", "offset");
-                for (int s = 0; s < q.n_sub; s++) {
-                    fprintf(f, "  %-4d ", s);
-                    if (q.has_sub_scale) fprintf(f, "%7d ", q.sc[s]);
-                    if (q.has_sub_min)   fprintf(f, "%5d ", q.mn[s]);
-                    fprintf(f, "%-12.6g %-12.6g ", q.scale[s], q.off[s]);
-                    print_ints(f, q.q + s * q.sub_size, q.sub_size, false);
-                    fputc('\n', f);
-                }
+                const int sb = e / b->sub_size;
+                err = fmax(err, fabs((double) (b->scale[sb] * b->q[e] + b->off[sb]) - v[e]));
             }
         } else {
-            if (json) fputs(", \"bytes\": \"", f);
-            else      fputs("  bytes:", f);
-            for (size_t b = 0; b < bb; b++) {
-                if (!json && b % 32 == 0) fputs("\n   ", f);
-                fprintf(f, json ? "%02x" : " %02x", blk[b]);
-            }
-            fputs(json ? "\"" : "\n", f);
+            for (size_t j = 0; j < bb; j++) snprintf(hex + 2 * j, 3, "%02x", blk[j]);
         }
-        if (json) { fputs(", \"values\": [", f); print_floats(f, vals, (int) bs, true); fputs("]}", f); }
-        else      { fputs("  dequantized: ", f); print_floats(f, vals, (int) bs, false); fputc('\n', f); }
+        const struct out_val row[] = {
+            out_int(k), out_int(k * bs), decoded ? out_real(b->d) : out_null(),
+            decoded && b->has_dmin ? out_real(b->dmin) : out_null(), decoded ? out_real(err) : out_null(),
+            decoded ? out_null() : out_text(hex), out_floats(v, bs),
+        };
+        rc = out_row(o, row);
     }
-    if (json) fputs(nb ? "\n  ]}" : "]}", f);
-    free(vals);
+    if (rc == CLI_OK) rc = out_end(o);
+    if (rc != CLI_OK || !decoded) goto done;
+    rc = out_begin(o, "sub_blocks", "sub-blocks", OUT_COLS(sub_cols), 0);
+    for (int64_t k = 0; k < nb && rc == CLI_OK; k++) {
+        decode_block(t->type, data + k * bb, b);
+        for (int sb = 0; sb < b->n_sub && rc == CLI_OK; sb++) {
+            float qs[QK_K]; // small integers: exact as floats
+            for (int e = 0; e < b->sub_size; e++) qs[e] = (float) b->q[sb * b->sub_size + e];
+            const struct out_val row[] = {
+                out_int(k), out_int(sb), b->has_sub_scale ? out_int(b->sc[sb]) : out_null(),
+                b->has_sub_min ? out_int(b->mn[sb]) : out_null(), out_real(b->scale[sb]), out_real(b->off[sb]),
+                out_floats(qs, b->sub_size),
+            };
+            rc = out_row(o, row);
+        }
+    }
+    if (rc == CLI_OK) rc = out_end(o);
+done:
+    free(v);
+    free(b);
+    free(hex);
     return rc;
 }
 
-// ---- the command -------------------------------------------------------------------------
+// ---- the tensor table --------------------------------------------------------------------
 
-static void print_stats_json(FILE * f, const struct llt_stats * st) {
-    fprintf(f, ", \"stats\": {\"n\": %lld, \"nan\": %lld, \"pinf\": %lld, \"ninf\": %lld, \"zero\": %lld",
-        (long long) st->n, (long long) st->n_nan, (long long) st->n_pinf, (long long) st->n_ninf, (long long) st->n_zero);
-    const char * names[] = { "min", "max", "mean", "std", "absmax" };
-    const double v[] = { st->min, st->max, st->mean, st->std, st->absmax };
-    for (int k = 0; k < 5; k++) { fprintf(f, ", \"%s\": ", names[k]); cli_json_number(f, v[k]); }
-    fputc('}', f);
-}
+static const struct out_col tensor_cols[] = {
+    { "index", OUT_INT, OUT_ALL }, { "name", OUT_TEXT, OUT_ALL }, { "type", OUT_TEXT, OUT_ALL },
+    { "ne", OUT_SHAPE, OUT_ALL }, { "elements", OUT_INT, OUT_ALL }, { "bytes", OUT_BYTES, OUT_ALL },
+    { "bpw", OUT_REAL, OUT_ALL }, { "offset", OUT_INT, OUT_ALL }, { "layer", OUT_INT, OUT_NOT_TABLE },
+    { "order", OUT_INT, OUT_NOT_TABLE },
+};
+static const struct out_col stats_cols[] = {
+    { "min", OUT_REAL, OUT_ALL }, { "max", OUT_REAL, OUT_ALL }, { "mean", OUT_REAL, OUT_ALL }, { "std", OUT_REAL, OUT_ALL },
+    { "absmax", OUT_REAL, OUT_ALL }, { "nan", OUT_INT, OUT_ALL }, { "pinf", OUT_INT, OUT_ALL }, { "ninf", OUT_INT, OUT_ALL },
+    { "zero", OUT_INT, OUT_ALL },
+};
+static const struct out_col data_col = { "data", OUT_LIST, OUT_ALL };
+
+enum { N_TENSOR_COLS = sizeof(tensor_cols) / sizeof(tensor_cols[0]), N_STATS_COLS = sizeof(stats_cols) / sizeof(stats_cols[0]) };
 
 static bool tensor_selected(const struct inspect_opts * o, const char * name) {
     return !o->tensor || fnmatch(o->tensor, name, 0) == 0;
 }
 
-// every tensor, or those --tensor matches (n_selected of them)
-static int print_tensors(FILE * f, struct llt_tensor_set * set, const struct inspect_opts * o, int n_selected) {
-    const int n = llt_tensor_set_count(set);
-    if (o->json) {
-        fputs("  \"tensors\": [", f);
-    } else {
-        char count[48];
-        if (o->tensor) snprintf(count, sizeof(count), "%d of %d", n_selected, n);
-        else           snprintf(count, sizeof(count), "%d", n);
-        fprintf(f, "tensors (%s):\n  %5s  %-32s %-7s %-22s %12s %12s %6s %12s\n", count, "#", "name", "type",
-            "shape (ne0 first)", "elements", "bytes", "bpw", "offset");
+// one row of the tensor table, in the columns write_tensors chose: statistics and data when asked
+static int write_tensor(struct out * o, struct llt_tensor_set * set, const struct inspect_opts * opts, int i) {
+    const struct llt_tensor_info * t = llt_tensor_set_get(set, i);
+    struct out_val v[N_TENSOR_COLS + N_STATS_COLS + 1];
+    int c = 0;
+    v[c++] = out_int(i);
+    v[c++] = out_text(t->name);
+    v[c++] = out_text(llt_type_name(t->type));
+    int64_t ne[4] = { 1, 1, 1, 1 };
+    for (int d = 0; d < t->n_dims && d < 4; d++) ne[d] = t->ne[d];
+    v[c++] = out_shape(ne);
+    v[c++] = out_int(t->n_elements);
+    v[c++] = out_int((int64_t) t->bytes);
+    v[c++] = t->n_elements > 0 ? out_real((double) t->bytes * 8.0 / (double) t->n_elements) : out_null();
+    v[c++] = out_int((int64_t) t->offset);
+    v[c++] = out_int(t->layer);
+    v[c++] = out_int(t->order);
+    if (opts->stats) {
+        struct llt_stats st;
+        int rc = tensor_stats(set, i, &st);
+        if (rc != CLI_OK) return rc;
+        const double r[] = { st.min, st.max, st.mean, st.std, st.absmax };
+        for (size_t k = 0; k < sizeof(r) / sizeof(r[0]); k++) v[c++] = out_real(r[k]);
+        const int64_t n[] = { st.n_nan, st.n_pinf, st.n_ninf, st.n_zero };
+        for (size_t k = 0; k < sizeof(n) / sizeof(n[0]); k++) v[c++] = out_int(n[k]);
     }
-    int shown = 0;
-    for (int i = 0; i < n; i++) {
-        const struct llt_tensor_info * t = llt_tensor_set_get(set, i);
-        if (!tensor_selected(o, t->name)) continue;
-        const double bpw = t->n_elements > 0 ? (double) t->bytes * 8.0 / (double) t->n_elements : 0.0;
-        char shape[96];
-        shape_text(t, shape, sizeof(shape));
-        if (o->json) {
-            fprintf(f, "%s\n    {\"index\": %d, \"name\": ", shown > 0 ? "," : "", i);
-            cli_json_string(f, t->name);
-            fprintf(f, ", \"type\": \"%s\", \"ne\": [", llt_type_name(t->type));
-            for (int d = 0; d < t->n_dims; d++) fprintf(f, "%s%lld", d ? ", " : "", (long long) t->ne[d]);
-            fprintf(f, "], \"elements\": %lld, \"bytes\": %llu, \"bpw\": %.4f, \"offset\": %llu, \"layer\": %d, \"order\": %lld",
-                (long long) t->n_elements, (unsigned long long) t->bytes, bpw, (unsigned long long) t->offset,
-                t->layer, (long long) t->order);
-        } else {
-            fprintf(f, "  %5d  %-32s %-7s %-22s %12lld %12llu %6.2f %12llu\n", i, t->name, llt_type_name(t->type),
-                shape, (long long) t->n_elements, (unsigned long long) t->bytes, bpw, (unsigned long long) t->offset);
-        }
-        if (o->stats) {
-            struct llt_stats st;
-            int rc = tensor_stats(set, i, &st);
-            if (rc != CLI_OK) return rc;
-            if (o->json) {
-                print_stats_json(f, &st);
-            } else {
-                fprintf(f, "         stats: min %.6g max %.6g mean %.6g std %.6g absmax %.6g  nan %lld +inf %lld -inf %lld zero %lld\n",
-                    st.min, st.max, st.mean, st.std, st.absmax, (long long) st.n_nan, (long long) st.n_pinf,
-                    (long long) st.n_ninf, (long long) st.n_zero);
-            }
-        }
-        if (o->show_data > 0) {
-            float * v = NULL;
-            int64_t got = 0;
-            int rc = first_values(set, i, o->show_data, &v, &got);
-            if (rc != CLI_OK) return rc;
-            if (o->json) { fputs(", \"data\": [", f); print_floats(f, v, (int) got, true); fputc(']', f); }
-            else         { fputs("         data: ", f); print_floats(f, v, (int) got, false); fputs(got < t->n_elements ? " ...\n" : "\n", f); }
-            free(v);
-        }
-        if (o->json) fputc('}', f);
-        shown++;
+    float * data = NULL;
+    if (opts->show_data > 0) {
+        int64_t got = 0;
+        int rc = first_values(set, i, opts->show_data, &data, &got);
+        if (rc != CLI_OK) return rc;
+        v[c++] = out_floats(data, got);
     }
-    if (o->json) fputs(shown > 0 ? "\n  ]" : "]", f);
-    return CLI_OK;
+    const int rc = out_row(o, v);
+    free(data);
+    return rc;
 }
+
+// every tensor, or those --tensor matches (n_selected of them)
+static int write_tensors(struct out * o, struct llt_tensor_set * set, const struct inspect_opts * opts, int n_selected) {
+    const int n = llt_tensor_set_count(set);
+    struct out_col cols[N_TENSOR_COLS + N_STATS_COLS + 1];
+    int n_cols = 0;
+    for (int c = 0; c < N_TENSOR_COLS; c++) cols[n_cols++] = tensor_cols[c];
+    for (int c = 0; opts->stats && c < N_STATS_COLS; c++) cols[n_cols++] = stats_cols[c];
+    if (opts->show_data > 0) cols[n_cols++] = data_col;
+    char title[64];
+    if (opts->tensor) snprintf(title, sizeof(title), "tensors (%d of %d)", n_selected, n);
+    else              snprintf(title, sizeof(title), "tensors (%d)", n);
+    int rc = out_begin(o, "tensors", title, cols, n_cols, 0);
+    for (int i = 0; i < n && rc == CLI_OK; i++) {
+        if (tensor_selected(opts, llt_tensor_set_get(set, i)->name)) rc = write_tensor(o, set, opts, i);
+    }
+    return rc == CLI_OK ? out_end(o) : rc;
+}
+
+static const struct out_col file_cols[] = {
+    { "path", OUT_TEXT, OUT_ONLY_JSON }, { "kind", OUT_TEXT, OUT_ONLY_JSON }, { "n_tensors", OUT_INT, OUT_ONLY_JSON },
+    { "gguf_version", OUT_INT, OUT_ONLY_JSON }, { "metadata_keys", OUT_INT, OUT_ONLY_JSON },
+    { "alignment", OUT_INT, OUT_ONLY_JSON }, { "data_offset", OUT_INT, OUT_ONLY_JSON },
+};
+
+// what the file is: a line in a table, a record in json (GGUF's figures null for other sets)
+static int write_file(struct out * o, const struct inspect_opts * opts, struct llt_tensor_set * set) {
+    const struct gguf_context * g = llt_tensor_set_gguf(set);
+    const char * kind = llt_tensor_set_kind_name(llt_tensor_set_kind(set));
+    if (g) {
+        out_note(o, "%s: %s, %d tensors, GGUF v%u, %lld metadata keys, alignment %zu, data at byte %zu", opts->path, kind,
+                 llt_tensor_set_count(set), gguf_get_version(g), (long long) gguf_get_n_kv(g), gguf_get_alignment(g),
+                 gguf_get_data_offset(g));
+    } else {
+        out_note(o, "%s: %s, %d tensors", opts->path, kind, llt_tensor_set_count(set));
+    }
+    const struct out_val v[] = {
+        out_text(opts->path), out_text(kind), out_int(llt_tensor_set_count(set)),
+        g ? out_int(gguf_get_version(g)) : out_null(), g ? out_int(gguf_get_n_kv(g)) : out_null(),
+        g ? out_int((int64_t) gguf_get_alignment(g)) : out_null(), g ? out_int((int64_t) gguf_get_data_offset(g)) : out_null(),
+    };
+    return out_record(o, "file", OUT_COLS(file_cols), v);
+}
+
+// ---- the command -------------------------------------------------------------------------
 
 int cmd_inspect(int argc, char ** argv) {
     struct inspect_opts o = { .n_blocks = 4 };
@@ -635,38 +663,20 @@ int cmd_inspect(int argc, char ** argv) {
         llt_tensor_set_close(set);
         return CLI_USAGE;
     }
-    FILE * f = stdout;
+    struct out * out = out_open(stdout, o.format);
+    if (!out) {
+        cli_error("inspect: out of memory");
+        llt_tensor_set_close(set);
+        return CLI_FAIL;
+    }
     const struct gguf_context * g = llt_tensor_set_gguf(set);
-    const enum llt_tensor_set_kind kind = llt_tensor_set_kind(set);
-    if (o.json) {
-        fputs("{\n  \"file\": ", f);
-        cli_json_string(f, o.path);
-        fprintf(f, ",\n  \"kind\": \"%s\",\n  \"n_tensors\": %d,\n", llt_tensor_set_kind_name(kind), llt_tensor_set_count(set));
-        if (g) {
-            fprintf(f, "  \"gguf_version\": %u,\n  \"alignment\": %zu,\n  \"data_offset\": %zu,\n",
-                gguf_get_version(g), gguf_get_alignment(g), gguf_get_data_offset(g));
-        }
-    } else {
-        fprintf(f, "%s: %s, %d tensors", o.path, llt_tensor_set_kind_name(kind), llt_tensor_set_count(set));
-        if (g) {
-            fprintf(f, ", GGUF v%u, %lld metadata keys, alignment %zu, data at byte %zu", gguf_get_version(g),
-                (long long) gguf_get_n_kv(g), gguf_get_alignment(g), gguf_get_data_offset(g));
-        }
-        fputs("\n\n", f);
-    }
-    if (g && !o.tensor && !o.blocks && !o.no_metadata) print_metadata(f, g, o.json);
-    int rc = CLI_OK;
+    int rc = write_file(out, &o, set);
+    if (rc == CLI_OK && g && !o.tensor && !o.blocks && !o.no_metadata) rc = write_metadata(out, o.format, g);
     const bool table = !o.blocks || o.tensor || o.stats || o.show_data; // --blocks alone shows only blocks
-    if (table) rc = print_tensors(f, set, &o, n_selected);
-    if (rc == CLI_OK && o.blocks) {
-        if (table) fputs(o.json ? ",\n" : "\n", f);
-        rc = show_blocks(f, set, blocks, o.n_blocks, o.json);
-    }
-    if (o.json) fputs("\n}\n", f);
-    if (rc == CLI_OK && (fflush(f) != 0 || ferror(f))) {
-        cli_error("inspect: cannot write the output: %s", strerror(errno));
-        rc = CLI_FAIL;
-    }
+    if (rc == CLI_OK && table) rc = write_tensors(out, set, &o, n_selected);
+    if (rc == CLI_OK && o.blocks) rc = write_blocks(out, set, blocks, o.n_blocks);
+    const int close_rc = out_close(out);
+    if (rc == CLI_OK) rc = close_rc;
     llt_tensor_set_close(set);
     return rc;
 }

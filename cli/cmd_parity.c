@@ -4,6 +4,7 @@
 // Steps are compared while both sides were fed the same tokens: up to and including the first
 // step whose chosen tokens differ (docs/trace-format.md, "Parity").
 #include "cli.h"
+#include "output.h"
 #include "lltrace.h"
 
 #include <errno.h>
@@ -23,7 +24,7 @@ static const char * usage_text =
     "\n"
     "options:\n"
     "  --top-k K           compare the K largest logits (default 10, at most 64)\n"
-    "  --format FMT        table (default) or json\n"
+    "  --format FMT        table (default), csv or json (README, \"Output formats\")\n"
     "  --run ID            the run of a trace (default: the last); --run-a ID, --run-b ID: one side\n"
     "\n"
     "running both sides:\n"
@@ -45,8 +46,6 @@ static const char * usage_text =
 
 #define UNSET INT32_MIN
 
-enum parity_format { FORMAT_TABLE, FORMAT_JSON };
-
 // one side: a file or trace to read, or a model to run with its settings
 struct side {
     const char * path;
@@ -65,7 +64,7 @@ struct parity_opts {
     struct llt_gen_params gen;
     int64_t            top_k;
     const char *       out_dir;
-    enum parity_format format;
+    enum out_format    format;
     bool               run_flags;    // an option that only --model uses was given
     bool               verbose;
 };
@@ -100,13 +99,7 @@ static int parse_opts(int argc, char ** argv, struct parity_opts * o) {
 #define TARGET (s >= 0 ? &o->side[s] : &o->both)
         if (cli_is_help(a)) { fputs(usage_text, stdout); return -1; }
         else if (strcmp(a, "--top-k") == 0) { VALUE(); if (!cli_parse_int(a, v, 1, LLT_PARITY_MAX_K, &o->top_k)) return CLI_USAGE; }
-        else if (strcmp(a, "--format") == 0) {
-            static const char * const formats[] = { [FORMAT_TABLE] = "table", [FORMAT_JSON] = "json" };
-            int k;
-            VALUE();
-            if (!cli_parse_choice(a, v, formats, 2, &k)) return CLI_USAGE;
-            o->format = k;
-        }
+        else if (strcmp(a, "--format") == 0) { VALUE(); if (!out_parse_format(a, v, &o->format)) return CLI_USAGE; }
         else if (IS("-o", "--output"))  { VALUE(); o->out_dir = v; }
         else if (IS("-v", "--verbose")) { o->verbose = true; }
         else if (SIDE_OR_BOTH("--run", "--run", "--run")) { VALUE(); if (!cli_parse_int(a, v, 1, INT32_MAX, &TARGET->run)) return CLI_USAGE; }
@@ -233,137 +226,114 @@ static bool write_side(const char * dir, const struct side * s, const char * fil
 
 // ---- the report --------------------------------------------------------------------------
 
-// display columns of UTF-8 text: continuation bytes take none
-static int text_width(const char * s) {
-    int w = 0;
-    for (; *s; s++) w += ((unsigned char) *s & 0xC0) != 0x80;
-    return w;
+
+static const struct out_col side_cols[] = { { "source", OUT_TEXT, OUT_ONLY_JSON }, { "steps", OUT_INT, OUT_ONLY_JSON } };
+
+static const struct out_col step_cols[] = {
+    { "step", OUT_INT, OUT_ALL }, { "token_a", OUT_INT, OUT_ALL }, { "piece_a", OUT_LONG, OUT_ALL },
+    { "token_b", OUT_INT, OUT_ALL }, { "piece_b", OUT_LONG, OUT_ALL }, { "compared", OUT_TEXT, OUT_NOT_TABLE },
+    { "same_top1", OUT_TEXT, OUT_NOT_TABLE }, { "top1", OUT_TEXT, OUT_ONLY_TABLE }, { "overlap", OUT_INT, OUT_ALL },
+    { "max_logit_diff", OUT_REAL, OUT_ALL }, { "kl", OUT_REAL, OUT_ALL }, { "note", OUT_TEXT, OUT_ONLY_TABLE },
+};
+
+static const struct out_col summary_cols[] = {
+    { "k", OUT_INT, OUT_ONLY_JSON }, { "compared", OUT_INT, OUT_ONLY_JSON }, { "first_diff", OUT_INT, OUT_ONLY_JSON },
+    { "top1_agreement", OUT_REAL, OUT_ONLY_JSON }, { "mean_overlap", OUT_REAL, OUT_ONLY_JSON },
+    { "max_logit_diff", OUT_REAL, OUT_ONLY_JSON }, { "max_logit_diff_step", OUT_INT, OUT_ONLY_JSON },
+    { "mean_kl", OUT_REAL, OUT_ONLY_JSON }, { "max_kl", OUT_REAL, OUT_ONLY_JSON }, { "max_kl_step", OUT_INT, OUT_ONLY_JSON },
+    { "margin_a", OUT_REAL, OUT_ONLY_JSON }, { "margin_b", OUT_REAL, OUT_ONLY_JSON },
+    { "pos_differs", OUT_TEXT, OUT_ONLY_JSON }, { "verdict", OUT_TEXT, OUT_ONLY_JSON },
+};
+
+// a step index that is -1 when there is none
+static struct out_val step_or_null(int32_t step) {
+    return step >= 0 ? out_int(step) : out_null();
 }
 
-// a token and its piece as one short cell: 1234 "Hello"
-static void token_cell(llama_token token, const char * piece, char * buf, size_t size) {
-    size_t n = (size_t) snprintf(buf, size, "%d", token);
-    if (!piece[0]) return;
-    n += (size_t) snprintf(buf + n, size - n, " \"");
-    for (const char * p = piece; *p && n + 8 < size; p++) {
-        unsigned char ch = (unsigned char) *p;
-        if (ch == '\n')      n += (size_t) snprintf(buf + n, size - n, "\\n");
-        else if (ch < 0x20)  buf[n++] = '?';
-        else                 buf[n++] = (char) ch;
-    }
-    snprintf(buf + n, size - n, "\"");
+static int report_side(struct out * o, const char * name, const struct side * s, int32_t n) {
+    out_note(o, "%c: %s (%d steps)", name[0] - 'a' + 'A', s->desc, n);
+    const struct out_val v[] = { out_text(s->desc), out_int(n) };
+    return out_record(o, name, OUT_COLS(side_cols), v);
 }
 
-static void print_cell(const char * text, int width) {
-    int pad = width - text_width(text);
-    fputs(text, stdout);
-    printf("%*s", pad > 0 ? pad : 0, "");
-}
-
-static void print_table(const struct parity_opts * o, const struct llt_parity_report * r) {
-    const struct side * a = &o->side[0], * b = &o->side[1];
-    printf("A: %s (%d steps)\nB: %s (%d steps)\n\n", a->desc, r->n_a, b->desc, r->n_b);
-    printf("%5s  %-20s  %-20s  %4s  %7s  %11s  %10s\n", "step", "token A", "token B", "top1", "overlap", "max|dlogit|", "KL");
+static int write_steps(struct out * o, const struct parity_opts * opts, const struct llt_parity_report * r) {
     const int32_t n = r->n_a < r->n_b ? r->n_a : r->n_b;
-    for (int32_t i = 0; i < n; i++) {
+    int rc = out_begin(o, "steps", NULL, OUT_COLS(step_cols), 0);
+    for (int32_t i = 0; i < n && rc == CLI_OK; i++) {
         const struct llt_parity_cmp * c = &r->steps[i];
-        char ta[128], tb[128];
-        token_cell(c->token_a, a->steps[i].piece, ta, sizeof(ta));
-        token_cell(c->token_b, b->steps[i].piece, tb, sizeof(tb));
-        printf("%5d  ", c->step);
-        print_cell(ta, 20);
-        fputs("  ", stdout);
-        print_cell(tb, 20);
-        if (!c->compared) {
-            printf("  not compared: the sides were fed different tokens\n");
-            continue;
-        }
-        char overlap[32], diff[32];
-        snprintf(overlap, sizeof(overlap), "%d/%d", c->overlap, r->k);
-        if (isnan(c->max_diff)) snprintf(diff, sizeof(diff), "-");
-        else                    snprintf(diff, sizeof(diff), "%.6f", c->max_diff);
-        printf("  %4s  %7s  %11s  %10.3g%s\n", c->same_top1 ? "=" : "x", overlap, diff, c->kl,
-               i == r->first_diff ? "  <- first difference" : "");
+        const bool cmp = c->compared;
+        const struct out_val v[] = {
+            out_int(c->step), out_int(c->token_a), out_text(opts->side[0].steps[i].piece), out_int(c->token_b),
+            out_text(opts->side[1].steps[i].piece), out_bool(cmp), cmp ? out_bool(c->same_top1) : out_null(),
+            cmp ? out_text(c->same_top1 ? "=" : "x") : out_null(), cmp ? out_int(c->overlap) : out_null(),
+            cmp ? out_real(c->max_diff) : out_null(), cmp ? out_real(c->kl) : out_null(),
+            out_text(!cmp ? "not compared: the sides were fed different tokens" : i == r->first_diff ? "<- first difference" : ""),
+        };
+        rc = out_row(o, v);
     }
-    printf("\ncompared %d of %d common steps, top-%d\n", r->n_compared, n, r->k);
-    printf("top-1 agreement  %.1f%% (%d/%d)\n", 100.0 * r->n_top1 / r->n_compared, r->n_top1, r->n_compared);
-    printf("top-k overlap    %.1f%% mean\n", 100.0 * r->mean_overlap);
-    if (isnan(r->max_diff)) printf("max |dlogit|     - (no shared ids)\n");
-    else                    printf("max |dlogit|     %.6f (step %d)\n", r->max_diff, r->max_diff_step);
-    printf("KL(A||B)         %.3g mean, %.3g max (step %d)\n", r->mean_kl, r->max_kl, r->max_kl_step);
+    return rc == CLI_OK ? out_end(o) : rc;
+}
+
+// the summary and the verdict: sentences in a table, a record in json
+static int write_summary(struct out * o, const struct parity_opts * opts, const struct llt_parity_report * r) {
+    const int32_t n = r->n_a < r->n_b ? r->n_a : r->n_b;
+    char t1[32], t2[32];
+    out_note(o, "\ncompared %d of %d common steps, top-%d", r->n_compared, n, r->k);
+    out_note(o, "top-1 agreement  %s (%d/%d)", out_table_text(OUT_PCT, out_real(100.0 * r->n_top1 / r->n_compared), t1, sizeof(t1)),
+             r->n_top1, r->n_compared);
+    out_note(o, "top-k overlap    %s mean", out_table_text(OUT_PCT, out_real(100.0 * r->mean_overlap), t1, sizeof(t1)));
+    if (isnan(r->max_diff)) out_note(o, "max |dlogit|     - (no shared ids)");
+    else out_note(o, "max |dlogit|     %s (step %d)", out_table_text(OUT_REAL, out_real(r->max_diff), t1, sizeof(t1)), r->max_diff_step);
+    out_note(o, "KL(A||B)         %s mean, %s max (step %d)", out_table_text(OUT_REAL, out_real(r->mean_kl), t1, sizeof(t1)),
+             out_table_text(OUT_REAL, out_real(r->max_kl), t2, sizeof(t2)), r->max_kl_step);
     if (r->pos_differs) {
-        printf("warning: step 0 is at position %d in A and %d in B: the prompts differ\n",
-               a->steps[0].pos, b->steps[0].pos);
+        out_note(o, "warning: step 0 is at position %d in A and %d in B: the prompts differ",
+                 opts->side[0].steps[0].pos, opts->side[1].steps[0].pos);
     }
     switch (r->verdict) {
         case LLT_PARITY_IDENTICAL:
-            printf("verdict: identical: same tokens, same top-%d logits\n", r->k);
+            out_note(o, "verdict: identical: same tokens, same top-%d logits", r->k);
             break;
         case LLT_PARITY_MATCH:
-            printf("verdict: match: same greedy tokens; logits differ by up to %.6f\n", r->max_diff);
+            out_note(o, "verdict: match: same greedy tokens; logits differ by up to %s",
+                     out_table_text(OUT_REAL, out_real(r->max_diff), t1, sizeof(t1)));
             break;
         case LLT_PARITY_DIVERGED:
-            printf("verdict: diverged at step %d: A chose %d, B chose %d\n", r->first_diff,
-                   r->steps[r->first_diff].token_a, r->steps[r->first_diff].token_b);
-            printf("top-1 - top-2 logit at step %d: A ", r->first_diff);
-            if (isnan(r->margin_a)) fputs("-", stdout); else printf("%.6f", r->margin_a);
-            fputs(", B ", stdout);
-            if (isnan(r->margin_b)) fputs("-", stdout); else printf("%.6f", r->margin_b);
-            fputs(" (a small margin is a near tie that small numeric differences flip)\n", stdout);
+            out_note(o, "verdict: diverged at step %d: A chose %d, B chose %d", r->first_diff,
+                     r->steps[r->first_diff].token_a, r->steps[r->first_diff].token_b);
+            // a missing margin reads "-", as every missing value in a table
+            out_note(o, "top-1 - top-2 logit at step %d: A %s, B %s (a small margin is a near tie that small numeric "
+                     "differences flip)", r->first_diff,
+                     out_table_text(OUT_REAL, isnan(r->margin_a) ? out_null() : out_real(r->margin_a), t1, sizeof(t1)),
+                     out_table_text(OUT_REAL, isnan(r->margin_b) ? out_null() : out_real(r->margin_b), t2, sizeof(t2)));
             break;
         case LLT_PARITY_LENGTH:
         case LLT_PARITY_VERDICT_COUNT:
-            printf("verdict: length mismatch: the common %d steps match, but A has %d steps and B %d\n",
-                   n, r->n_a, r->n_b);
+            out_note(o, "verdict: length mismatch: the common %d steps match, but A has %d steps and B %d", n, r->n_a, r->n_b);
             break;
     }
+    const struct out_val v[] = {
+        out_int(r->k), out_int(r->n_compared), step_or_null(r->first_diff),
+        out_real((double) r->n_top1 / r->n_compared), out_real(r->mean_overlap), out_real(r->max_diff),
+        step_or_null(r->max_diff_step), out_real(r->mean_kl), out_real(r->max_kl), step_or_null(r->max_kl_step),
+        out_real(r->margin_a), out_real(r->margin_b), out_bool(r->pos_differs),
+        out_text(llt_parity_verdict_name(r->verdict)),
+    };
+    return out_record(o, "summary", OUT_COLS(summary_cols), v);
 }
 
-static void json_number(double v) {
-    if (isnan(v)) fputs("null", stdout);
-    else          printf("%.9g", v);
-}
-
-static void json_side(const char * name, const struct side * s, int32_t n) {
-    printf("  \"%s\": {\"source\": ", name);
-    llt_json_write_string(stdout, s->desc);
-    printf(", \"steps\": %d},\n", n);
-}
-
-static void print_json(const struct parity_opts * o, const struct llt_parity_report * r) {
-    printf("{\n");
-    json_side("a", &o->side[0], r->n_a);
-    json_side("b", &o->side[1], r->n_b);
-    printf("  \"k\": %d, \"compared\": %d, \"first_diff\": %d,\n", r->k, r->n_compared, r->first_diff);
-    printf("  \"top1_agreement\": %.9g, \"mean_overlap\": %.9g, \"max_logit_diff\": ",
-           (double) r->n_top1 / r->n_compared, r->mean_overlap);
-    json_number(r->max_diff);
-    printf(", \"max_logit_diff_step\": %d,\n  \"mean_kl\": %.9g, \"max_kl\": %.9g, \"max_kl_step\": %d,\n",
-           r->max_diff_step, r->mean_kl, r->max_kl, r->max_kl_step);
-    fputs("  \"margin_a\": ", stdout);
-    json_number(r->margin_a);
-    fputs(", \"margin_b\": ", stdout);
-    json_number(r->margin_b);
-    fputs(",\n", stdout);
-    printf("  \"pos_differs\": %s, \"verdict\": \"%s\",\n  \"steps\": [", r->pos_differs ? "true" : "false",
-           llt_parity_verdict_name(r->verdict));
-    const int32_t n = r->n_a < r->n_b ? r->n_a : r->n_b;
-    for (int32_t i = 0; i < n; i++) {
-        const struct llt_parity_cmp * c = &r->steps[i];
-        printf("%s\n    {\"step\": %d, \"token_a\": %d, \"token_b\": %d, \"piece_a\": ", i ? "," : "", c->step,
-               c->token_a, c->token_b);
-        llt_json_write_string(stdout, o->side[0].steps[i].piece);
-        fputs(", \"piece_b\": ", stdout);
-        llt_json_write_string(stdout, o->side[1].steps[i].piece);
-        printf(", \"compared\": %s", c->compared ? "true" : "false");
-        if (c->compared) {
-            printf(", \"same_top1\": %s, \"overlap\": %d, \"max_logit_diff\": ", c->same_top1 ? "true" : "false", c->overlap);
-            json_number(c->max_diff);
-            printf(", \"kl\": %.9g", c->kl);
-        }
-        fputc('}', stdout);
+static int write_report(enum out_format format, const struct parity_opts * opts, const struct llt_parity_report * r) {
+    struct out * o = out_open(stdout, format);
+    if (!o) {
+        cli_error("out of memory");
+        return CLI_FAIL;
     }
-    printf("\n  ]\n}\n");
+    int rc = report_side(o, "a", &opts->side[0], r->n_a);
+    if (rc == CLI_OK) rc = report_side(o, "b", &opts->side[1], r->n_b);
+    if (rc == CLI_OK) rc = write_steps(o, opts, r);
+    if (rc == CLI_OK) rc = write_summary(o, opts, r);
+    const int close_rc = out_close(o);
+    return rc == CLI_OK ? close_rc : rc;
 }
 
 // ---- the command -------------------------------------------------------------------------
@@ -397,10 +367,7 @@ int cmd_parity(int argc, char ** argv) {
         cli_error("%s", llt_last_error());
         goto done;
     }
-    if (o.format == FORMAT_JSON) print_json(&o, &report);
-    else                         print_table(&o, &report);
-    if (fflush(stdout) != 0 || ferror(stdout)) {
-        cli_error("cannot write the output: %s", strerror(errno));
+    if (write_report(o.format, &o, &report) != CLI_OK) {
         exit_code = CLI_FAIL;
         goto done;
     }

@@ -22,6 +22,8 @@ struct out_val out_null(void)           { return (struct out_val) { .type = OV_N
 struct out_val out_int(int64_t v)       { return (struct out_val) { .type = OV_INT, .i = v, .d = (double) v }; }
 struct out_val out_real(double v)       { return (struct out_val) { .type = OV_REAL, .d = v }; }
 struct out_val out_text(const char * s) { return s ? (struct out_val) { .type = OV_TEXT, .s = s } : out_null(); }
+struct out_val out_bool(bool v)         { return (struct out_val) { .type = OV_BOOL, .i = v }; }
+struct out_val out_floats(const float * v, int64_t n) { return (struct out_val) { .type = OV_FLOATS, .f = v, .i = n }; }
 struct out_val out_shape(const int64_t ne[4]) {
     struct out_val v = { .type = OV_SHAPE };
     memcpy(v.ne, ne, sizeof(v.ne));
@@ -64,9 +66,7 @@ void out_note(struct out * o, const char * fmt, ...) {
 }
 
 static bool shown(const struct out * o, const struct out_col * c) {
-    if (c->where == OUT_NOT_JSON) return o->format != OUT_JSON;
-    if (c->where == OUT_ONLY_JSON) return o->format == OUT_JSON;
-    return true;
+    return !(c->where & (1 << o->format));
 }
 
 // ---- values as text ----------------------------------------------------------------------
@@ -112,12 +112,24 @@ static void shape_text(const int64_t ne[4], bool json, char * buf, size_t size) 
     if (len < size) snprintf(buf + len, size - len, "]");
 }
 
+static const char * number_text(const struct out_col * c, bool table, const struct out_val * v, char * buf, size_t size);
+
+// numbers space-separated as a table shows them (csv and json write them whole: floats_write)
+static void floats_text(const struct out_val * v, char * buf, size_t size) {
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int64_t k = 0; k < v->i && n < size; k++) n += (size_t) snprintf(buf + n, size - n, "%s%.6g", k ? " " : "", v->f[k]);
+    if (n >= size && size > 4) snprintf(buf + size - 4, 4, "…"); // cut: the table's cell is full
+}
+
 // A value as text for a table (human units) or exactly (csv, json). Returns the value's own
 // text or buf.
 static const char * val_text(const struct out * o, const struct out_col * c, const struct out_val * v, char * buf, size_t size) {
     const bool table = o->format == OUT_TABLE;
     switch (v->type) {
         case OV_NULL:  return table ? "-" : "";
+        case OV_BOOL:  return v->i ? "true" : "false";
+        case OV_FLOATS: floats_text(v, buf, size); return buf;
         case OV_SHAPE: shape_text(v->ne, o->format == OUT_JSON, buf, size); return buf;
         case OV_TEXT:
             if (c->kind == OUT_LONG && table) {
@@ -129,6 +141,10 @@ static const char * val_text(const struct out * o, const struct out_col * c, con
         case OV_REAL:
             break;
     }
+    return number_text(c, table, v, buf, size);
+}
+
+static const char * number_text(const struct out_col * c, bool table, const struct out_val * v, char * buf, size_t size) {
     const double d = v->d;
     if (isnan(d)) return "nan";
     if (isinf(d)) return d > 0 ? "inf" : "-inf";
@@ -156,6 +172,9 @@ static const char * val_text(const struct out * o, const struct out_col * c, con
             if (v->type == OV_INT) snprintf(buf, size, "%lld", (long long) v->i);
             else snprintf(buf, size, table ? "%.4g" : "%.17g", d);
             return buf;
+        case OUT_PRECISE:
+            snprintf(buf, size, table ? "%.10g" : "%.17g", d);
+            return buf;
         default:
             if (v->type == OV_INT) snprintf(buf, size, "%lld", (long long) v->i);
             else snprintf(buf, size, "%.17g", d);
@@ -176,10 +195,31 @@ static void csv_field(FILE * f, const char * s) {
     fputc('"', f);
 }
 
+const char * out_table_text(enum out_kind kind, struct out_val v, char * buf, size_t size) {
+    const struct out table = { .format = OUT_TABLE };
+    const struct out_col c = { "", kind, OUT_ALL };
+    const char * t = val_text(&table, &c, &v, buf, size);
+    if (t != buf) snprintf(buf, size, "%s", t);
+    return buf;
+}
+
+// a list of numbers whole (a table's cell cuts it): exact, space-separated in csv; a json array
+static void floats_write(FILE * f, const struct out_val * v, bool json) {
+    if (json) fputc('[', f);
+    for (int64_t k = 0; k < v->i; k++) {
+        if (k) fputs(json ? ", " : " ", f);
+        if (json && !isfinite(v->f[k])) fputs("null", f);
+        else                            fprintf(f, "%.9g", v->f[k]);
+    }
+    if (json) fputc(']', f);
+}
+
 static void json_val(const struct out * o, const struct out_col * c, const struct out_val * v) {
-    char buf[512];
+    char buf[OUT_CELL_MAX];
     if (v->type == OV_NULL || ((v->type == OV_REAL) && !isfinite(v->d))) {
         fputs("null", o->f);
+    } else if (v->type == OV_FLOATS) {
+        floats_write(o->f, v, true);
     } else if (v->type == OV_TEXT) {
         if (c->kind == OUT_RAW_JSON) fputs(v->s, o->f);
         else                     llt_json_write_string(o->f, v->s);
@@ -227,7 +267,7 @@ static int table_keep(struct out * o, const struct out_val * vals) {
         o->cells = nc;
         o->cap = cap;
     }
-    char buf[512];
+    char buf[OUT_CELL_MAX];
     char ** row = o->cells + o->n_rows * o->n_cols;
     for (int c = 0; c < o->n_cols; c++) {
         row[c] = shown(o, &o->cols[c]) ? strdup(val_text(o, &o->cols[c], &vals[c], buf, sizeof(buf))) : NULL;
@@ -241,7 +281,7 @@ static int table_keep(struct out * o, const struct out_val * vals) {
 }
 
 int out_row(struct out * o, const struct out_val * vals) {
-    char buf[512];
+    char buf[OUT_CELL_MAX];
     const bool record = o->flags & OUT_RECORD;
     if (o->format == OUT_JSON) {
         fputs(record ? "{" : o->n_rows ? ",\n    {" : "\n    {", o->f);
@@ -259,7 +299,8 @@ int out_row(struct out * o, const struct out_val * vals) {
         for (int c = 0; c < o->n_cols; c++) {
             if (!shown(o, &o->cols[c])) continue;
             fputs(sep, o->f);
-            csv_field(o->f, val_text(o, &o->cols[c], &vals[c], buf, sizeof(buf)));
+            if (vals[c].type == OV_FLOATS) floats_write(o->f, &vals[c], false); // no comma or quote to escape
+            else csv_field(o->f, val_text(o, &o->cols[c], &vals[c], buf, sizeof(buf)));
             sep = ",";
         }
         fputc('\n', o->f);
@@ -287,7 +328,8 @@ static size_t text_width(const char * s) {
 }
 
 static bool right_aligned(const struct out_col * c) {
-    return c->kind != OUT_TEXT && c->kind != OUT_LONG && c->kind != OUT_RAW_JSON && c->kind != OUT_SHAPE;
+    return c->kind != OUT_TEXT && c->kind != OUT_LONG && c->kind != OUT_RAW_JSON && c->kind != OUT_SHAPE &&
+           c->kind != OUT_LIST;
 }
 
 static void table_cell(FILE * f, const char * text, size_t width, bool right, bool last) {
@@ -358,6 +400,12 @@ int out_end(struct out * o) {
     }
     o->n_rows = 0;
     return o->failed ? CLI_FAIL : CLI_OK;
+}
+
+int out_record(struct out * o, const char * name, const struct out_col * cols, int n_cols, const struct out_val * vals) {
+    int rc = out_begin(o, name, NULL, cols, n_cols, OUT_RECORD);
+    if (rc == CLI_OK) rc = out_row(o, vals);
+    return rc == CLI_OK ? out_end(o) : rc;
 }
 
 int out_close(struct out * o) {

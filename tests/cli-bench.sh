@@ -43,6 +43,10 @@ for name, off, gr, flagged in (('noisy', [1.0, 1.3, 0.9], [1.02, 1.33, 0.92], Tr
     spread = '%.1f%%' % ((max(off) - min(off)) / statistics.median(off) * 100)
     assert (('generation %s' % spread) in text) == flagged, (name, spread, text)
     assert '⚠' not in row(md, 'graph')[3], (name, 'prompt times are equal: no flag', row(md, 'graph'))
+    # bytes in the output engine's binary units: 1000 KiB and 1100 KiB of peak memory, traces
+    # of 0 and 4096 bytes
+    got = [row(md, 'off')[5:7], row(md, 'graph')[5:7]]
+    assert got == [['1000.0 KiB', '0 B'], ['1.1 MiB', '4.0 KiB']], (name, got)
 PY
 
 # measures saved from real runs of the tiny model give the same table again

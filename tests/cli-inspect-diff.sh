@@ -79,7 +79,8 @@ def check(cond, what):
     global ok
     if not cond:
         print('  ' + what); ok = False
-check(d['n_tensors'] == len(tensors), 'n_tensors %d, the file has %d' % (d['n_tensors'], len(tensors)))
+check(d['file']['n_tensors'] == len(tensors), 'n_tensors %d, the file has %d' % (d['file']['n_tensors'], len(tensors)))
+check(d['file']['metadata_keys'] == n_kv, 'metadata_keys %d, the file has %d' % (d['file']['metadata_keys'], n_kv))
 check(len(d['metadata']) == n_kv, '%d metadata keys, the file has %d' % (len(d['metadata']), n_kv))
 check([m['key'] for m in d['metadata']] == list(meta.keys()), 'metadata keys differ')
 for t, (name, typ, ne, off) in zip(d['tensors'], tensors):
@@ -94,6 +95,28 @@ sys.exit(0 if ok else 1)
 EOF
 done
 
+# csv: the tensor table exactly (bytes in bytes, offsets of the file); a table gives bytes in
+# binary units and shapes innermost first
+"$bin" inspect "$q8" --no-metadata --format csv >"$dir/inspect.csv" || fail "inspect --format csv: exit $?"
+"$bin" inspect "$q8" --no-metadata >"$dir/inspect.txt" || fail "inspect table: exit $?"
+python3 - "$dir" "$q8" <<'EOF' || fail "inspect csv and table differ from the file"
+import csv, sys
+sys.path.insert(0, sys.argv[1])
+import gguf
+_, _, tensors = gguf.read(sys.argv[2])
+rows = list(csv.DictReader(open(sys.argv[1] + '/inspect.csv', encoding='utf-8')))
+assert [r['name'] for r in rows] == [t[0] for t in tensors], [r['name'] for r in rows]
+for r, (name, typ, ne, off) in zip(rows, tensors):
+    n = 1
+    for x in ne: n *= x
+    size = n * 4 if typ == 0 else n // 32 * 34  # f32, or q8_0: 34 bytes per 32 elements
+    assert int(r['offset']) == off and int(r['bytes']) == size and int(r['elements']) == n, (r, off, size, n)
+    assert r['ne'] == '[' + ', '.join(map(str, ne)) + ']', (r['ne'], ne)
+line = [l for l in open(sys.argv[1] + '/inspect.txt', encoding='utf-8') if ' blk.0.attn_q.weight ' in l][0]
+# 256 x 256 q8_0: 2048 blocks of 34 bytes = 68.0 KiB
+assert '[256, 256]' in line and '68.0 KiB' in line, line
+EOF
+
 # --blocks of a Q8_0 tensor: d and the int8 quants of each block, read here from the file
 "$bin" inspect "$q8" --blocks blk.0.attn_q.weight --n-blocks 3 --format json >"$dir/blocks.json" || fail "inspect --blocks: exit $?"
 python3 - "$dir" "$q8" <<'EOF' || fail "inspect --blocks: Q8_0 blocks differ from the file"
@@ -102,15 +125,19 @@ sys.path.insert(0, sys.argv[1])
 import gguf
 _, _, tensors = gguf.read(sys.argv[2])
 off = [o for n, t, ne, o in tensors if n == 'blk.0.attn_q.weight'][0]
-d = json.load(open(sys.argv[1] + '/blocks.json'))['blocks']
-assert d['type'] == 'q8_0' and d['block_size'] == 32 and d['block_bytes'] == 34 and len(d['shown']) == 3, d
+doc = json.load(open(sys.argv[1] + '/blocks.json'))
+d = doc['blocks']
+assert d['type'] == 'q8_0' and d['block_size'] == 32 and d['block_bytes'] == 34 and d['decoded'] is True, d
+assert len(doc['shown']) == 3 and len(doc['sub_blocks']) == 3, (len(doc['shown']), len(doc['sub_blocks']))
+assert 'tensors' not in doc, 'a tensor table with --blocks alone'
 raw = open(sys.argv[2], 'rb').read()
-for k, b in enumerate(d['shown']):
+for k, (b, sb) in enumerate(zip(doc['shown'], doc['sub_blocks'])):
     blk = raw[off + 34 * k: off + 34 * (k + 1)]
     scale = struct.unpack('<e', blk[:2])[0]
     qs = list(struct.unpack('<32b', blk[2:]))
+    assert b['block'] == k and b['first'] == 32 * k and b['dmin'] is None and b['decode_error'] == 0, b
     assert abs(b['d'] - scale) <= 1e-9 * abs(scale), (k, b['d'], scale)
-    assert b['sub_blocks'][0]['q'] == qs, (k, b['sub_blocks'][0]['q'], qs)
+    assert sb['block'] == k and sb['sub'] == 0 and sb['scale_q'] is None and sb['q'] == qs, (k, sb, qs)
     assert all(abs(v - scale * q) <= 1e-6 * abs(scale * q) for v, q in zip(b['values'], qs)), k
 EOF
 "$bin" inspect "$q4" --tensor blk.0.attn_q.weight --stats --show-data 4 --format json >"$dir/one.json" || fail "inspect --tensor: exit $?"
@@ -119,8 +146,8 @@ import json, sys
 d = json.load(open('$dir/one.json'))
 t = d['tensors']
 assert len(t) == 1 and t[0]['name'] == 'blk.0.attn_q.weight' and len(t[0]['data']) == 4, t
-s = t[0]['stats']
-assert s['n'] == 65536 and s['nan'] == 0 and s['min'] <= s['mean'] <= s['max'] and s['std'] > 0, s
+s = t[0]
+assert s['elements'] == 65536 and s['nan'] == 0 and s['min'] <= s['mean'] <= s['max'] and s['std'] > 0, s
 " || fail "inspect --tensor --stats --show-data"
 
 # --tensor is a case-sensitive glob; one that matches nothing is a warning, not an error;
@@ -162,10 +189,10 @@ ok, n = True, 0
 for name, t8 in q8.items():
     t4 = q4[name]
     if t4['type_b'] == 'f32':
-        if t8['metrics']['max_abs'] != 0 or t4['metrics']['max_abs'] != 0:
+        if t8['max_abs'] != 0 or t4['max_abs'] != 0:
             print('  %s: f32 in both, yet differs' % name); ok = False
         continue
-    e8, e4 = t8['metrics']['rmse'], t4['metrics']['rmse']
+    e8, e4 = t8['rmse'], t4['rmse']
     n += 1
     if not (0 < e8 < e4):
         print('  %s: rmse q8_0 %g, q4_K_M (%s) %g' % (name, e8, t4['type_b'], e4)); ok = False
@@ -251,7 +278,7 @@ python3 -c "
 import json, math
 d = json.load(open('$dir/out'))
 x = [t for t in d['tensors'] if t['name'] == 'x'][0]
-m = x['metrics']
+m = x
 a = [1, 2, 3, 4, 5, 6]; b = [1, 2, 3.5, 4, 5, 6]
 cos = sum(p * q for p, q in zip(a, b)) / math.sqrt(sum(p * p for p in a) * sum(q * q for q in b))
 assert x['status'] == 'exceeds' and x['ne_a'] == [3, 2] and m['max_abs'] == 0.5 and m['max_abs_index'] == 2, x
@@ -260,8 +287,53 @@ assert abs(m['cosine'] - cos) < 1e-12 and abs(m['nmse'] - 0.25 / 91) < 1e-12 and
 s = d['summary']
 assert s['compared'] == 2 and s['within'] == 1 and s['first_exceed'] == 'x' and s['first_exceed_order'] == 'file', s
 " || fail "diff npy vs safetensors: metrics differ from the ones computed here"
+# csv: the same figures, exact, tensors first (a list; lists apart by an empty line)
+"$bin" diff "$dir/npy" "$dir/b.safetensors" --format csv >"$dir/diff.csv"
+python3 - "$dir/diff.csv" <<'EOF' || fail "diff --format csv"
+import csv, io, math, sys
+blocks = open(sys.argv[1], encoding='utf-8').read().split('\n\n')
+rows = {r['name']: r for r in csv.DictReader(io.StringIO(blocks[0]))}
+x, same = rows['x'], rows['same']
+assert x['status'] == 'exceeds' and float(x['max_abs']) == 0.5 and int(x['max_abs_index']) == 2, x
+assert abs(float(x['rmse']) - math.sqrt(0.25 / 6)) < 1e-12 and x['ne_a'] == '[3, 2]', x
+assert same['status'] == 'within' and float(same['max_abs']) == 0 and float(same['cosine']) == 1, same
+assert 'result' not in x, 'the table-only column result is in csv'
+layers = list(csv.DictReader(io.StringIO(blocks[1])))
+assert [(l['layer'], l['compared'], l['within']) for l in layers] == [('-1', '2', '1')], layers
+EOF
+# numbers that are not finite: null in json, nan/inf/-inf in a table and csv
+mkdir "$dir/nonfinite"
+python3 - "$dir" <<'EOF' || fail "cannot write the non-finite .npy"
+import struct, sys
+head = "{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }"
+head += ' ' * (-(10 + len(head) + 1) % 64) + '\n'
+open(sys.argv[1] + '/nonfinite/v.npy', 'wb').write(b'\x93NUMPY\x01\x00' + struct.pack('<H', len(head)) + head.encode() +
+    struct.pack('<4f', float('nan'), float('inf'), float('-inf'), 1.5))
+EOF
+"$bin" inspect "$dir/nonfinite" --show-data 4 --stats --format json >"$dir/nf.json" || fail "inspect non-finite json: exit $?"
+"$bin" inspect "$dir/nonfinite" --show-data 4 --format csv >"$dir/nf.csv" || fail "inspect non-finite csv: exit $?"
+"$bin" inspect "$dir/nonfinite" --show-data 4 >"$dir/nf.txt" || fail "inspect non-finite table: exit $?"
+python3 - "$dir" <<'EOF' || fail "inspect: non-finite values"
+import csv, json, sys
+d = sys.argv[1]
+t = json.load(open(d + '/nf.json'))['tensors'][0]
+assert t['data'] == [None, None, None, 1.5], t['data']
+assert t['nan'] == 1 and t['pinf'] == 1 and t['ninf'] == 1 and t['min'] == 1.5 and t['max'] == 1.5, t
+row = list(csv.DictReader(open(d + '/nf.csv')))[0]
+assert row['data'] == 'nan inf -inf 1.5', row['data']
+assert any(l.rstrip().endswith('nan inf -inf 1.5') for l in open(d + '/nf.txt')), open(d + '/nf.txt').read()
+EOF
+
 expect 0 "diff within loose tolerance" "" -- "$bin" diff "$dir/npy" "$dir/b.safetensors" --tolerance-abs 0.5
 expect 0 "diff --name" "" -- "$bin" diff "$dir/npy" "$dir/b.safetensors" --name 'sa*'
+# a --name that matches nothing is a warning, exit 0, with empty lists (as show's unmatched --name)
+expect 0 "diff --name matching nothing" "" -- "$bin" diff "$f32" "$f32" --name 'BLK.*' --format json
+grep -q "warning: --name 'BLK.\*' matched no tensor" "$dir/err" || fail "diff --name matching nothing: no warning: $(cat "$dir/err")"
+python3 -c "
+import json
+d = json.load(open('$dir/out'))
+assert d['tensors'] == [] and d['layers'] == [] and d['summary']['compared'] == 0, d
+" || fail "diff --name matching nothing: lists not empty"
 
 # ---- bad input: one line, exit 2 ---------------------------------------------------------------
 printf 'GGUF\003\000\000\000\377\377\377\377\377\377\377\377junk' >"$dir/corrupt.gguf"
@@ -281,7 +353,11 @@ expect 2 "diff bad safetensors"   "bad safetensors header"           -- "$bin" d
 expect 2 "diff bad npy"           "unsupported dtype '<c8' (complex)" -- "$bin" diff "$dir/badnpy" "$dir/npy"
 expect 2 "diff missing file"      "No such file"                     -- "$bin" diff "$dir/absent.gguf" "$f32"
 expect 2 "diff one argument"      "needs two tensor sets"            -- "$bin" diff "$f32"
-expect 2 "diff no match"          "no tensors to compare"            -- "$bin" diff "$f32" "$f32" --name 'nothing*'
+python3 -c "
+import struct
+open('$dir/empty.gguf', 'wb').write(b'GGUF' + struct.pack('<IQQ', 3, 0, 0))  # version 3, no tensor, no key
+"
+expect 2 "diff of two empty sets" "hold none"                        -- "$bin" diff "$dir/empty.gguf" "$dir/empty.gguf"
 expect 2 "diff weights npy"       "--weights compares two GGUF"      -- "$bin" diff "$dir/npy" "$f32" --weights
 expect 2 "diff bad tolerance"     "--tolerance-abs"                  -- "$bin" diff "$f32" "$f32" --tolerance-abs x
 expect 2 "diff bad map"           "lltrace-map 1"                    -- "$bin" diff "$f32" "$f32" --map "$dir/bad.safetensors"

@@ -35,13 +35,16 @@ python3 - "$WORK/out" "$rc" <<'EOF' || fail "parity F32 vs Q4_K_M, json"
 import json, sys
 doc = json.load(open(sys.argv[1]))
 rc = int(sys.argv[2])
-assert doc["max_logit_diff"] is not None and doc["max_logit_diff"] > 0, f"max_logit_diff {doc['max_logit_diff']}"
-assert doc["mean_kl"] > 0, f"mean_kl {doc['mean_kl']}"
-assert (doc["verdict"] == "diverged") == (rc == 1), f"verdict {doc['verdict']} with exit {rc}"
-compared = [s for s in doc["steps"] if s["compared"]]
-assert len(compared) == doc["compared"], "compared steps"
-if doc["first_diff"] >= 0:
-    assert len(compared) == doc["first_diff"] + 1, "steps compared past the first difference"
+s = doc["summary"]
+assert s["max_logit_diff"] is not None and s["max_logit_diff"] > 0, f"max_logit_diff {s['max_logit_diff']}"
+assert s["mean_kl"] > 0, f"mean_kl {s['mean_kl']}"
+assert (s["verdict"] == "diverged") == (rc == 1), f"verdict {s['verdict']} with exit {rc}"
+compared = [st for st in doc["steps"] if st["compared"]]
+assert len(compared) == s["compared"], "compared steps"
+# a missing step index is null, as every missing value in json
+assert (s["first_diff"] is None) == (rc == 0), f"first_diff {s['first_diff']} with exit {rc}"
+if s["first_diff"] is not None:
+    assert len(compared) == s["first_diff"] + 1, "steps compared past the first difference"
 EOF
 
 # a known divergence: B chooses another token at step 3
@@ -60,6 +63,20 @@ expect "exit of a divergence at step 3" "$(code parity "$a" "$WORK/div.jsonl")" 
 grep -q "^verdict: diverged at step 3" "$WORK/out" || fail "divergence at step 3 not reported:
 $(cat "$WORK/out")"
 expect "steps not compared after step 3" "$(grep -c 'not compared' "$WORK/out")" 8
+# csv: the steps as rows, the tokens those of the files (read here), the divergence at step 3
+"$LLTRACE" parity "$a" "$WORK/div.jsonl" --format csv >"$WORK/div.csv"
+python3 - "$WORK/div.csv" "$a" "$WORK/div.jsonl" <<'EOF' || fail "parity --format csv"
+import csv, json, sys
+rows = list(csv.DictReader(open(sys.argv[1], encoding="utf-8")))
+a = [json.loads(l) for l in open(sys.argv[2])]
+b = [json.loads(l) for l in open(sys.argv[3])]
+assert len(rows) == 12, f"{len(rows)} rows, want 12"
+for r, x, y in zip(rows, a, b):
+    assert int(r["token_a"]) == x["token"] and int(r["token_b"]) == y["token"], (r, x["token"], y["token"])
+    assert r["compared"] == ("true" if x["step"] <= 3 else "false"), (r["step"], r["compared"])
+assert rows[3]["same_top1"] == "false" and rows[2]["same_top1"] == "true", (rows[2], rows[3])
+assert rows[5]["max_logit_diff"] == "" and rows[5]["kl"] == "", rows[5]  # not compared: no value
+EOF
 
 # refused WHAT CODE TEXT ARGS...: lltrace ARGS exits with CODE and one line on stderr that says TEXT
 refused() {
