@@ -130,7 +130,6 @@ static const struct out_col run_cols[] = {
     { "instances", OUT_INT, OUT_ONLY_JSON }, { "fused", OUT_INT, OUT_ONLY_JSON }, { "by", OUT_TEXT, OUT_ONLY_JSON },
 };
 
-#define COLS(c) c, (int) (sizeof(c) / sizeof(c[0]))
 
 static double ratio(double num, double den) {
     return den > 0 ? num / den : NAN;
@@ -201,7 +200,7 @@ static int write_groups(struct out * o, const struct llt_analysis * a, const str
 }
 
 static int write_phases(struct out * o, const struct llt_analysis * a) {
-    int rc = out_begin(o, "rows", NULL, COLS(phase_cols), OUT_SPLIT_FIRST);
+    int rc = out_begin(o, "rows", NULL, OUT_COLS(phase_cols), OUT_SPLIT_FIRST);
     for (int ph = 0; ph < LLT_PHASE_COUNT && rc == CLI_OK; ph++) {
         struct llt_analysis_part parts[LLT_PART_COUNT];
         llt_analysis_parts(a, (enum llt_phase) ph, parts);
@@ -223,7 +222,7 @@ static int write_phases(struct out * o, const struct llt_analysis * a) {
 }
 
 static int write_steps(struct out * o, const struct llt_analysis * a) {
-    int rc = out_begin(o, "rows", NULL, COLS(step_cols), 0);
+    int rc = out_begin(o, "rows", NULL, OUT_COLS(step_cols), 0);
     for (int64_t i = 0; i < llt_analysis_n_steps(a) && rc == CLI_OK; i++) {
         const struct llt_analysis_step * s = llt_analysis_step(a, i);
         const struct out_val v[] = {
@@ -258,7 +257,7 @@ static int write_run(struct out * o, const struct llt_analysis * a, const struct
     }
     char model[192];
     snprintf(model, sizeof(model), "%s %s", r->model, r->file_type);
-    int rc = out_begin(o, "run", NULL, COLS(run_cols), OUT_RECORD);
+    int rc = out_begin(o, "run", NULL, OUT_COLS(run_cols), OUT_RECORD);
     const struct out_val v[] = {
         out_text(opts->trace), out_int(r->id), out_text(model), out_text(r->level), out_text(r->status),
         out_int(r->n_steps), out_int(r->n_timed_steps), out_int(r->samples), out_int(r->instances), out_int(r->fused),

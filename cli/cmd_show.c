@@ -227,7 +227,6 @@ static int write_table(struct show * sh, enum llt_table table, const char * name
     return rc;
 }
 
-#define COLS(c) c, (int) (sizeof(c) / sizeof(c[0]))
 
 static const struct col run_cols[] = {
     { { "run",        OUT_INT,      OUT_ALL },       "run" },
@@ -382,7 +381,7 @@ static void warn_unmatched(const struct show * sh, int64_t n_rows, const char * 
 }
 
 static int write_run(struct show * sh) {
-    return write_table(sh, LLT_TABLE_RUN, "run", NULL, COLS(run_cols), OUT_RECORD, NULL);
+    return write_table(sh, LLT_TABLE_RUN, "run", NULL, OUT_COLS(run_cols), OUT_RECORD, NULL);
 }
 
 // appends piece to buf as a quoted string, for a line of tokens
@@ -424,7 +423,7 @@ static int write_tokens(struct show * sh) {
 // the step header, then a line with the tokens it fed and the one chosen after it
 static int view_nodes(struct show * sh) {
     int rc = write_run(sh);
-    if (rc == CLI_OK) rc = write_table(sh, LLT_TABLE_STEP, "step", NULL, COLS(step_cols), OUT_RECORD, NULL);
+    if (rc == CLI_OK) rc = write_table(sh, LLT_TABLE_STEP, "step", NULL, OUT_COLS(step_cols), OUT_RECORD, NULL);
     if (rc == CLI_OK) rc = write_tokens(sh);
     if (rc != CLI_OK) return rc;
     // time and statistics columns only for runs that have them
@@ -447,7 +446,7 @@ static int view_nodes(struct show * sh) {
 static int view_weights(struct show * sh) {
     int64_t n_rows = 0;
     int rc = write_run(sh);
-    if (rc == CLI_OK) rc = write_table(sh, LLT_TABLE_WEIGHTS, "weights", NULL, COLS(weight_cols), 0, &n_rows);
+    if (rc == CLI_OK) rc = write_table(sh, LLT_TABLE_WEIGHTS, "weights", NULL, OUT_COLS(weight_cols), 0, &n_rows);
     if (rc == CLI_OK) warn_unmatched(sh, n_rows, "weight");
     return rc;
 }
@@ -455,8 +454,8 @@ static int view_weights(struct show * sh) {
 static int view_diffs(struct show * sh) {
     int64_t n_rows = 0;
     int rc = write_run(sh);
-    if (rc == CLI_OK) rc = write_table(sh, LLT_TABLE_STEP, "step", NULL, COLS(step_cols), OUT_RECORD, NULL);
-    if (rc == CLI_OK) rc = write_table(sh, LLT_TABLE_DIFFS, "diffs", "diffs against the reference", COLS(diff_cols), 0, &n_rows);
+    if (rc == CLI_OK) rc = write_table(sh, LLT_TABLE_STEP, "step", NULL, OUT_COLS(step_cols), OUT_RECORD, NULL);
+    if (rc == CLI_OK) rc = write_table(sh, LLT_TABLE_DIFFS, "diffs", "diffs against the reference", OUT_COLS(diff_cols), 0, &n_rows);
     if (rc == CLI_OK) warn_unmatched(sh, n_rows, "compared node of the step");
     return rc;
 }
@@ -505,10 +504,10 @@ static int view_dispatch(struct show * sh) {
     int64_t n_rows = 0;
     int rc = write_run(sh);
     if (rc == CLI_OK) rc = write_cpu(sh);
-    if (rc == CLI_OK) rc = write_table(sh, LLT_TABLE_MATMUL_WEIGHTS, "weights", "weights", COLS(dispatch_weight_cols), 0, &n_rows);
+    if (rc == CLI_OK) rc = write_table(sh, LLT_TABLE_MATMUL_WEIGHTS, "weights", "weights", OUT_COLS(dispatch_weight_cols), 0, &n_rows);
     if (rc == CLI_OK) warn_unmatched(sh, n_rows, "weight");
-    if (rc == CLI_OK) rc = write_table(sh, LLT_TABLE_KERNELS, "kernels", "kernels (calls: node runs)", COLS(kernel_cols), 0, NULL);
-    if (rc == CLI_OK) rc = write_table(sh, LLT_TABLE_PLACEMENT, "placement", "where the nodes ran", COLS(placement_cols), 0, NULL);
+    if (rc == CLI_OK) rc = write_table(sh, LLT_TABLE_KERNELS, "kernels", "kernels (calls: node runs)", OUT_COLS(kernel_cols), 0, NULL);
+    if (rc == CLI_OK) rc = write_table(sh, LLT_TABLE_PLACEMENT, "placement", "where the nodes ran", OUT_COLS(placement_cols), 0, NULL);
     return rc;
 }
 
@@ -583,8 +582,8 @@ static int view_stats(struct show * sh) {
     if (rc == CLI_OK) rc = out_end(sh->out);
     if (rc == CLI_OK) rc = write_groups(sh, a, LLT_ANALYSIS_BY_OP);
     if (rc == CLI_OK) rc = write_groups(sh, a, LLT_ANALYSIS_BY_LAYER);
-    if (rc == CLI_OK) rc = write_table(sh, LLT_TABLE_GRAPHS, "graphs", "graphs", COLS(graph_cols), 0, NULL);
-    if (rc == CLI_OK) rc = write_table(sh, LLT_TABLE_UNREAD, "unread_weights", "weights never read", COLS(unread_cols), 0, NULL);
+    if (rc == CLI_OK) rc = write_table(sh, LLT_TABLE_GRAPHS, "graphs", "graphs", OUT_COLS(graph_cols), 0, NULL);
+    if (rc == CLI_OK) rc = write_table(sh, LLT_TABLE_UNREAD, "unread_weights", "weights never read", OUT_COLS(unread_cols), 0, NULL);
     llt_analysis_free(a);
     return rc;
 }
@@ -647,7 +646,7 @@ int cmd_show(int argc, char ** argv) {
             case VIEW_WEIGHTS:  rc = view_weights(&sh); break;
             case VIEW_DISPATCH: rc = view_dispatch(&sh); break;
             case VIEW_DIFFS:    rc = view_diffs(&sh); break;
-            case VIEW_RUNS:     rc = write_table(&sh, LLT_TABLE_RUNS, "runs", NULL, COLS(runs_cols), 0, NULL); break;
+            case VIEW_RUNS:     rc = write_table(&sh, LLT_TABLE_RUNS, "runs", NULL, OUT_COLS(runs_cols), 0, NULL); break;
         }
     }
     if (sh.out) {
