@@ -13,6 +13,11 @@ enum cli_exit {
     CLI_INTERRUPTED = 130, // stopped by Ctrl-C (128 + SIGINT, as shells report it)
 };
 
+// flushes standard output: CLI_OK, or CLI_FAIL after one line saying why it could not be
+// written (a full disk). main() calls it after every command that succeeded; a command that
+// writes much calls it itself to fail as soon as it knows.
+int cli_check_stdout(void);
+
 // prints "lltrace: <message>" as one line on stderr
 void cli_error(const char * fmt, ...) __attribute__((format(printf, 1, 2)));
 
