@@ -141,6 +141,10 @@ mkdir "$dir/folder"
 expect 2 "diff --map DIR" -- "$bin" diff "$model" "$model" --map "$dir/folder"
 grep -q 'is a directory' "$dir/err" || fail "diff --map DIR message: $(cat "$dir/err")"
 expect 2 "run --reference FIFO" -- "$bin" run -m "$model" -n 2 --reference "$dir/fifo" -o "$dir/m.db"
+# the reason of a malformed parity line survives its wrapping in the file's message
+{ head -n 1 "$dir/p.jsonl"; echo '{"step":1,"token":5,"top_k":[[5,1.0],]}'; } >"$dir/bad.jsonl"
+expect 2 "parity: a malformed line" -- "$bin" parity "$dir/p.jsonl" "$dir/bad.jsonl"
+grep -q "bad.jsonl', line 2, column 38: expected '\['$" "$dir/err" || fail "malformed parity line message: $(cat "$dir/err")"
 
 # ---- -o on a device node or a FIFO: written directly, never replaced ------------------------
 # The device is a copy of /dev/null made here (never the real one); the FIFO has a reader,
@@ -178,6 +182,12 @@ through_fifo "export -o FIFO" "$dir/export.ndjson" -- "$bin" export "$dir/timed.
 "$bin" export "$dir/timed.db" --dump-format safetensors -o "$dir/dump.safetensors" 2>/dev/null
 through_fifo "export safetensors -o FIFO" "$dir/dump.safetensors" -- "$bin" export "$dir/timed.db" --dump-format safetensors -o "$dir/fifo"
 through_fifo "mkmodel -o FIFO" "$model" -- "$bin" mkmodel tiny -o "$dir/fifo"
+# a symbolic link stays a link: the file it names is replaced
+echo old >"$dir/target.ndjson"
+ln -s target.ndjson "$dir/link.ndjson"
+"$bin" export "$dir/timed.db" -o "$dir/link.ndjson" || fail "export -o LINK failed"
+[ -L "$dir/link.ndjson" ] || fail "export -o LINK replaced the link"
+cmp -s "$dir/target.ndjson" "$dir/export.ndjson" || fail "export -o LINK: the linked file does not hold the export"
 
 # ---- outputs that cannot be written: the cause, and nothing left behind ---------------------
 # a file size limit: EFBIG, not death by SIGXFSZ; no temporary file stays
