@@ -201,6 +201,7 @@ left=$(ls -A "$dir/limited")
 # a full disk: a small tmpfs where the machine lets us mount one
 mkdir "$dir/small"
 if mount -t tmpfs -o size=64k tmpfs "$dir/small" 2>/dev/null; then
+    trap 'umount "$dir/small" 2>/dev/null; rm -rf "$dir"' EXIT # a mount point is not removed by rm
     for type in F32 Q8_0; do
         expect 1 "mkmodel $type on a full disk" -- "$bin" mkmodel tiny "$type" -o "$dir/small/m.gguf"
         grep -q 'No space left on device' "$dir/err" || fail "mkmodel $type full disk message: $(cat "$dir/err")"
