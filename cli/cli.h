@@ -13,6 +13,11 @@ enum cli_exit {
     CLI_INTERRUPTED = 130, // stopped by Ctrl-C (128 + SIGINT, as shells report it)
 };
 
+// flushes standard output: CLI_OK, or CLI_FAIL after one line saying why it could not be
+// written (a full disk). main() calls it after every command that succeeded; a command that
+// writes much calls it itself to fail as soon as it knows.
+int cli_check_stdout(void);
+
 // prints "lltrace: <message>" as one line on stderr
 void cli_error(const char * fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -25,11 +30,6 @@ const char * cli_value(int argc, char ** argv, int * i);
 
 // true if argv[i] is -h or --help
 bool cli_is_help(const char * arg);
-
-// writes s as a JSON string (quoted, escaped); bytes are passed through as UTF-8
-void cli_json_string(FILE * f, const char * s);
-// writes v as a JSON number; null when it is not finite, as the output engine does (output.h)
-void cli_json_number(FILE * f, double v);
 
 // -fa on|off|auto into enum llama_flash_attn_type; a cache type name (f16, q8_0) into enum
 // ggml_type; each prints an error naming flag and returns false on failure

@@ -284,6 +284,7 @@ static int level_of(const char * name) {
 // reads samples saved by save_samples into b: lines in the order save_samples writes them
 // (repetition by repetition, levels in one order); false with a message naming the line
 static bool load_samples(const char * path, struct bench * b, char * model, size_t model_size) {
+    if (llt_input_check(path, "samples") != LLT_OK) { cli_error("bench: %s", llt_last_error()); return false; }
     FILE * f = fopen(path, "r");
     if (!f) { cli_error("bench: cannot read samples '%s': %s", path, strerror(errno)); return false; }
     char line[1200], level[32], fmt[96];

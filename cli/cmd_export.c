@@ -4,6 +4,7 @@
 #include "cli.h"
 #include "lltrace.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +27,8 @@ static const char * usage_text =
     "                      for PyTorch users: npy (-o is a directory, one NAME.npy per tensor)\n"
     "                      or safetensors (-o is the file); data as float32\n"
     "  -o, --output FILE   write to FILE instead of standard output; FILE is replaced\n"
-    "                      only once the export is complete\n"
+    "                      only once the export is complete (a FIFO or device: written\n"
+    "                      directly)\n"
     "  -h, --help          this help\n";
 
 // ---- a run's dump as .npy files or safetensors -------------------------------------------
@@ -53,6 +55,18 @@ static char * dump_path_of(struct llt_store * st, const char * trace, int64_t ru
     return path;
 }
 
+// a folder this export made, with the files it wrote into it: a failed export leaves nothing
+static void remove_dir(const char * path) {
+    DIR * d = opendir(path);
+    for (struct dirent * e; d && (e = readdir(d));) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        char file[8192];
+        if (snprintf(file, sizeof(file), "%s/%s", path, e->d_name) < (int) sizeof(file)) unlink(file);
+    }
+    if (d) closedir(d);
+    rmdir(path);
+}
+
 static int export_dump(struct llt_store * st, const char * trace, int64_t run, const char * format, const char * dest) {
     char * path = dump_path_of(st, trace, run);
     if (!path) return CLI_FAIL;
@@ -60,6 +74,7 @@ static int export_dump(struct llt_store * st, const char * trace, int64_t run, c
     struct llt_tensor_desc * descs = NULL;
     float * buf = NULL;
     int rc = CLI_FAIL;
+    bool made_dir = false;
     if (llt_tensor_set_open(path, &set) != LLT_OK) { cli_error("%s", llt_last_error()); goto done; }
     const int n = llt_tensor_set_count(set);
     if (!(descs = calloc((size_t) n + 1, sizeof(*descs)))) { cli_error("out of memory"); goto done; }
@@ -70,7 +85,10 @@ static int export_dump(struct llt_store * st, const char * trace, int64_t run, c
     if (strcmp(format, "safetensors") == 0) {
         if (llt_safetensors_write(dest, descs, n, read_tensor, set) != LLT_OK) { cli_error("%s", llt_last_error()); goto done; }
     } else {
-        if (mkdir(dest, 0755) != 0 && errno != EEXIST) { cli_error("cannot create '%s': %s", dest, strerror(errno)); goto done; }
+        struct stat sb;
+        made_dir = mkdir(dest, 0777) == 0;
+        if (!made_dir && errno != EEXIST) { cli_error("cannot create '%s': %s", dest, strerror(errno)); goto done; }
+        if (!made_dir && (stat(dest, &sb) != 0 || !S_ISDIR(sb.st_mode))) { cli_error("cannot write into '%s': not a directory", dest); goto done; }
         for (int i = 0; i < n; i++) {
             const struct llt_tensor_info * ti = llt_tensor_set_get(set, i);
             float * nb = realloc(buf, (size_t) ti->n_elements * sizeof(float) + 1);
@@ -86,6 +104,7 @@ static int export_dump(struct llt_store * st, const char * trace, int64_t run, c
     fprintf(stderr, "lltrace: %d tensors of '%s' written to %s\n", n, path, dest);
     rc = CLI_OK;
 done:
+    if (rc != CLI_OK && made_dir) remove_dir(dest);
     free(buf);
     free(descs);
     llt_tensor_set_close(set);
@@ -110,49 +129,34 @@ static void on_sigint(int sig) {
     _exit(CLI_INTERRUPTED);
 }
 
-// Writes the export to stdout, or to path.tmp renamed to path once complete.
+// Writes the export to stdout, or to path through llt_outfile (replaced once complete; a
+// FIFO or device written directly).
 static int export_to(struct llt_store * st, int64_t run, enum llt_export_format format, const char * path) {
     if (!path) {
         if (llt_export(st, run, format, stdout) != LLT_OK) {
             cli_error("%s", llt_last_error());
             return CLI_FAIL;
         }
-        if (fflush(stdout) != 0 || ferror(stdout)) {
-            cli_error("cannot write the export: %s", strerror(errno));
-            return CLI_FAIL;
-        }
-        return CLI_OK;
+        return cli_check_stdout();
     }
-    if (snprintf(tmp_path, sizeof(tmp_path), "%s.tmp", path) >= (int) sizeof(tmp_path)) {
-        cli_error("export: the path '%s' is too long", path);
-        return CLI_USAGE;
-    }
-    const char * tmp = tmp_path;
-    int rc = CLI_OK;
-    FILE * f = fopen(tmp, "w");
-    if (!f) {
-        cli_error("cannot write '%s': %s", tmp, strerror(errno));
-        tmp_path[0] = '\0';
+    struct llt_outfile * of = NULL;
+    if (llt_outfile_open(path, &of) != LLT_OK) {
+        cli_error("%s", llt_last_error());
         return CLI_FAIL;
     }
+    const char * tmp = llt_outfile_temp(of);
+    snprintf(tmp_path, sizeof(tmp_path), "%s", tmp ? tmp : "");
     signal(SIGINT, on_sigint);
-    if (llt_export(st, run, format, f) != LLT_OK) {
-        cli_error("%s", llt_last_error());
-        rc = CLI_FAIL;
+    int rc = llt_export(st, run, format, llt_outfile_file(of));
+    if (rc == LLT_OK) {
+        rc = llt_outfile_commit(of);
+    } else {
+        llt_outfile_abort(of);
     }
-    const bool write_failed = ferror(f) != 0;
-    if (fclose(f) != 0 || (rc == CLI_OK && write_failed)) {
-        if (rc == CLI_OK) cli_error("cannot write '%s': %s", tmp, strerror(errno));
-        rc = CLI_FAIL;
-    }
-    if (rc == CLI_OK && rename(tmp, path) != 0) {
-        cli_error("cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
-        rc = CLI_FAIL;
-    }
-    if (rc != CLI_OK) remove(tmp);
     signal(SIGINT, SIG_DFL);
     tmp_path[0] = '\0';
-    return rc;
+    if (rc != LLT_OK) cli_error("%s", llt_last_error());
+    return rc == LLT_OK ? CLI_OK : CLI_FAIL;
 }
 
 int cmd_export(int argc, char ** argv) {

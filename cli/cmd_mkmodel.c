@@ -2,11 +2,9 @@
 #include "cli.h"
 #include "lltrace.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 static const char * usage_text =
     "usage: lltrace mkmodel PRESET [TYPE] [-o FILE] [--vocab FILE]\n"
@@ -64,8 +62,8 @@ int cmd_mkmodel(int argc, char ** argv) {
         cli_error("mkmodel: unknown file type '%s' (F32, F16, BF16, Q8_0, Q4_0, Q4_K_M, ...)", type);
         return CLI_USAGE;
     }
-    if (vocab && access(vocab, R_OK) != 0) { // an input that cannot be read, not a failure to make
-        cli_error("mkmodel: cannot read vocabulary '%s': %s", vocab, strerror(errno));
+    if (vocab && llt_input_check(vocab, NULL) != LLT_OK) { // an input that cannot be read, not a failure to make
+        cli_error("mkmodel: cannot read vocabulary: %s", llt_last_error());
         return CLI_USAGE;
     }
     llt_log_init(verbose);

@@ -158,8 +158,8 @@ static bool is_sqlite(const char * path) {
 
 // a parity file, or the parity records of a trace; false after printing why not
 static bool read_side(struct side * s) {
-    int rc = LLT_OK;
-    if (is_sqlite(s->path)) {
+    int rc = llt_input_check(s->path, NULL); // a FIFO would block the sniffing
+    if (rc == LLT_OK && is_sqlite(s->path)) {
         struct llt_store * st = NULL;
         rc = llt_store_open(s->path, LLT_STORE_READ, &st);
         if (rc == LLT_OK && s->run == 0 && (rc = llt_store_last_run(st)) > 0) {
@@ -174,7 +174,7 @@ static bool read_side(struct side * s) {
         }
         llt_store_close(st);
         snprintf(s->desc, sizeof(s->desc), "%s, run %lld", s->path, (long long) s->run);
-    } else {
+    } else if (rc == LLT_OK) {
         rc = llt_parity_read(s->path, &s->steps, &s->n_steps);
         snprintf(s->desc, sizeof(s->desc), "%s", s->path);
     }

@@ -286,6 +286,7 @@ int cmd_run(int argc, char ** argv) {
     int exit_code = CLI_FAIL;
 
     if (o.prompt_file) {
+        if (llt_input_check(o.prompt_file, "prompt file") != LLT_OK) { cli_error("%s", llt_last_error()); exit_code = CLI_USAGE; goto done; }
         prompt_buf = read_file(o.prompt_file);
         if (!prompt_buf) { cli_error("cannot read prompt file '%s'", o.prompt_file); exit_code = CLI_USAGE; goto done; }
         o.gen.prompt = prompt_buf;

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,13 @@ void cli_error(const char * fmt, ...) {
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
+}
+
+int cli_check_stdout(void) {
+    errno = 0;
+    if (fflush(stdout) == 0 && !ferror(stdout)) return CLI_OK;
+    cli_error("cannot write standard output: %s", errno ? strerror(errno) : "write error");
+    return CLI_FAIL;
 }
 
 bool cli_parse_int(const char * flag, const char * s, int64_t lo, int64_t hi, int64_t * out) {
@@ -62,15 +70,6 @@ const char * cli_value(int argc, char ** argv, int * i) {
 
 bool cli_is_help(const char * arg) {
     return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;
-}
-
-void cli_json_string(FILE * f, const char * s) {
-    llt_json_write_string(f, s);
-}
-
-void cli_json_number(FILE * f, double v) {
-    if (isfinite(v)) fprintf(f, "%.17g", v);
-    else             fputs("null", f); // one policy with the output engine (output.h)
 }
 
 bool cli_parse_choice(const char * flag, const char * s, const char * const * names, int n, int * out) {
@@ -138,7 +137,16 @@ static void usage(FILE * f) {
     fprintf(f, "\n'lltrace <command> --help' tells more.\n");
 }
 
+// the command's status, or CLI_FAIL when it succeeded but its output was not all written (a
+// command that failed has said why, and a truncated output does not change its status)
+static int finish(int rc) {
+    return rc == CLI_OK ? cli_check_stdout() : rc;
+}
+
 int main(int argc, char ** argv) {
+    // over a file size limit (ulimit -f), write() fails with EFBIG and the command says so and
+    // removes its temporary files, instead of dying by SIGXFSZ halfway through a file
+    signal(SIGXFSZ, SIG_IGN);
     if (argc < 2) {
         usage(stderr);
         return CLI_USAGE;
@@ -146,15 +154,15 @@ int main(int argc, char ** argv) {
     const char * name = argv[1];
     if (cli_is_help(name)) {
         usage(stdout);
-        return CLI_OK;
+        return finish(CLI_OK);
     }
     if (strcmp(name, "--version") == 0 || strcmp(name, "version") == 0) {
         printf("lltrace %s (llama.cpp %s)\n", llt_version(), llt_llama_tag());
-        return CLI_OK;
+        return finish(CLI_OK);
     }
     for (size_t i = 0; i < sizeof(commands)/sizeof(commands[0]); i++) {
         if (strcmp(name, commands[i].name) == 0) {
-            return commands[i].fn(argc - 1, argv + 1);
+            return finish(commands[i].fn(argc - 1, argv + 1));
         }
     }
     cli_error("unknown command '%s' (see 'lltrace --help')", name);

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# Bad input gets one line on stderr and a non-zero exit, and leaves existing files as they were.
+# Bad input gets one line on stderr and the documented exit status (README, "Commands"), and
+# leaves existing files as they were; every command's exit status for a missing input, an
+# unknown flag, a FIFO input, a full standard output and (with -o) a device node or FIFO output.
 #   cli-errors.sh LLTRACE_BINARY
 . "$(dirname "$0")/lib.sh" cli-errors "$@"
 
-# expect WANT_EXIT NAME -- command...: exit status WANT_EXIT (or any non-zero for "nz") and one stderr line
+# expect WANT_EXIT NAME -- command...: exit status WANT_EXIT and one stderr line; stdout goes
+# to $out (default $dir/out), and a command that would block is stopped after 60 s (exit 124)
+out=$dir/out
 expect() {
     local want=$1 name=$2; shift 3
-    "$@" >"$dir/out" 2>"$dir/err"
+    timeout 60 "$@" >"$out" 2>"$dir/err"
     local got=$? lines
     lines=$(wc -l <"$dir/err")
-    if { [ "$want" = nz ] && [ "$got" = 0 ]; } || { [ "$want" != nz ] && [ "$got" != "$want" ]; }; then
+    if [ "$got" != "$want" ]; then
         fail "$name: exit $got, want $want; stderr: $(cat "$dir/err")"
     elif [ "$lines" != 1 ]; then
         fail "$name: $lines lines on stderr, want 1:"; cat "$dir/err"
@@ -27,16 +31,16 @@ unchanged() {
 
 
 # ---- models -------------------------------------------------------------------------------
-expect nz "missing model"   -- "$bin" run -m "$dir/absent.gguf" -n 2 -o "$dir/t.db"
+expect 2 "missing model"   -- "$bin" run -m "$dir/absent.gguf" -n 2 -o "$dir/t.db"
 [ -e "$dir/t.db" ] && fail "a trace was created for a missing model"
 echo "just some text, not a model" >"$dir/text.gguf"
-expect nz "not a GGUF"      -- "$bin" run -m "$dir/text.gguf" -n 2 -o "$dir/t.db"
+expect 2 "not a GGUF"      -- "$bin" run -m "$dir/text.gguf" -n 2 -o "$dir/t.db"
 grep -q "not a GGUF" "$dir/err" || fail "not-a-GGUF message: $(cat "$dir/err")"
 head -c 2000000 "$model" >"$dir/truncated.gguf"
-expect nz "truncated GGUF"  -- "$bin" run -m "$dir/truncated.gguf" -n 2 -o "$dir/t.db"
+expect 2 "truncated GGUF"  -- "$bin" run -m "$dir/truncated.gguf" -n 2 -o "$dir/t.db"
 grep -q "truncated" "$dir/err" || fail "truncated message: $(cat "$dir/err")"
 head -c 100 "$model" >"$dir/header.gguf"
-expect nz "cut-off header"  -- "$bin" run -m "$dir/header.gguf" -n 2 -o "$dir/t.db"
+expect 2 "cut-off header"  -- "$bin" run -m "$dir/header.gguf" -n 2 -o "$dir/t.db"
 
 # ---- flags --------------------------------------------------------------------------------
 expect 2 "unknown flag"     -- "$bin" run --bogus
@@ -52,31 +56,30 @@ expect 2 "mkmodel preset"   -- "$bin" mkmodel huge
 expect 2 "mkmodel type"     -- "$bin" mkmodel tiny Q9_K
 
 # ---- output paths -------------------------------------------------------------------------
-expect nz "missing dir"     -- "$bin" run -m "$model" -n 2 -o "$dir/missing/t.db"
-expect nz "unwritable dir"  -- "$bin" run -m "$model" -n 2 -o /proc/lltrace-test.db
-expect nz "mkmodel missing dir" -- "$bin" mkmodel tiny F32 -o "$dir/missing/m.gguf"
+expect 2 "missing dir"     -- "$bin" run -m "$model" -n 2 -o "$dir/missing/t.db"
+expect 2 "unwritable dir"  -- "$bin" run -m "$model" -n 2 -o /proc/lltrace-test.db
+expect 1 "mkmodel missing dir" -- "$bin" mkmodel tiny F32 -o "$dir/missing/m.gguf"
 
 echo "my precious notes" >"$dir/notes.txt"
 sum=$(sha256sum "$dir/notes.txt" | cut -d' ' -f1)
-expect nz "not a trace"     -- "$bin" run -m "$model" -n 2 -o "$dir/notes.txt"
+expect 2 "not a trace"     -- "$bin" run -m "$model" -n 2 -o "$dir/notes.txt"
 unchanged "$dir/notes.txt" "$sum"
 
 sqlite3 "$dir/other.db" "CREATE TABLE t(x); INSERT INTO t VALUES(42);"
 sum=$(sha256sum "$dir/other.db" | cut -d' ' -f1)
-expect nz "other database"  -- "$bin" run -m "$model" -n 2 -o "$dir/other.db"
+expect 2 "other database"  -- "$bin" run -m "$model" -n 2 -o "$dir/other.db"
 unchanged "$dir/other.db" "$sum"
 
 # a trace of a newer schema version: refused for writing and reading
 "$bin" run -m "$model" -n 2 -o "$dir/newer.db" >/dev/null 2>&1 || fail "a good run failed"
 sqlite3 "$dir/newer.db" "PRAGMA user_version=99;"
 sum=$(sha256sum "$dir/newer.db" | cut -d' ' -f1)
-expect nz "newer schema (run)"  -- "$bin" run -m "$model" -n 2 -o "$dir/newer.db"
+expect 2 "newer schema (run)"  -- "$bin" run -m "$model" -n 2 -o "$dir/newer.db"
 grep -q "version 99" "$dir/err" || fail "version message: $(cat "$dir/err")"
-expect nz "newer schema (show)" -- "$bin" show "$dir/newer.db"
+expect 2 "newer schema (show)" -- "$bin" show "$dir/newer.db"
 unchanged "$dir/newer.db" "$sum"
 
 # ---- inputs that cannot be read: exit 2 in every command that reads one --------------------
-# (run and bench: 'missing model' above; they exit 1 today)
 echo "not a trace, not a model" >"$dir/text.txt"
 "$bin" run -m "$model" -n 2 -o "$dir/ok.db" >/dev/null 2>&1 || fail "a good run failed"
 for input in "$dir/absent" "$dir/text.txt"; do
@@ -90,5 +93,126 @@ done
 for cmd in show export profile; do
     expect 2 "$cmd of a run the trace does not hold" -- "$bin" "$cmd" "$dir/ok.db" --run 9
 done
+
+# ---- every command: missing input 2, unknown flag 2, FIFO input 2, full stdout 1 -----------
+# A FIFO as an input is refused, not opened: opening it would wait for a writer forever.
+mkfifo "$dir/fifo"
+"$bin" run -m "$model" -n 2 --level timing --checkpoints --parity "$dir/p.jsonl" -o "$dir/timed.db" >/dev/null 2>&1 \
+    || fail "a timing run with checkpoints and parity failed"
+printf '# lltrace-bench-samples 1\tm.gguf\t32\t64\t2\tsome machine\noff\t0\t0.1\t1.0\t32\t64\t1000\t0\ngraph\t0\t0.1\t1.01\t32\t64\t1000\t100\n' >"$dir/samples.tsv"
+# one good invocation per command, @IN@ standing for its input (ctest sets LLTRACE_VOCAB)
+declare -A good=(
+    [run]="run -m @IN@ -n 2 -o $dir/m.db"
+    [show]="show @IN@"
+    [export]="export @IN@"
+    [mkmodel]="mkmodel tiny -o $dir/mk.gguf --vocab @IN@"
+    [bench]="bench --samples @IN@"
+    [inspect]="inspect @IN@"
+    [diff]="diff @IN@ $model"
+    [parity]="parity @IN@ $dir/p.jsonl"
+    [profile]="profile @IN@"
+)
+declare -A input=(
+    [run]=$model [show]=$dir/timed.db [export]=$dir/timed.db [mkmodel]=${LLTRACE_VOCAB:-}
+    [bench]=$dir/samples.tsv [inspect]=$model [diff]=$model [parity]=$dir/p.jsonl [profile]=$dir/timed.db
+)
+for cmd in run show export mkmodel bench inspect diff parity profile; do
+    args=${good[$cmd]}
+    # shellcheck disable=SC2086 # the words of a command line
+    expect 2 "$cmd: missing input" -- "$bin" ${args//@IN@/$dir/absent}
+    # shellcheck disable=SC2086
+    expect 2 "$cmd: FIFO input"    -- "$bin" ${args//@IN@/$dir/fifo}
+    grep -q 'FIFO' "$dir/err" || fail "$cmd: FIFO message: $(cat "$dir/err")"
+    expect 2 "$cmd: unknown flag"  -- "$bin" "$cmd" --bogus
+    [ -n "${input[$cmd]}" ] || { fail "$cmd: no good input"; continue; }
+    if [ "$cmd" != run ]; then # run also writes its summary on stderr: below
+        out=/dev/full
+        # shellcheck disable=SC2086
+        expect 1 "$cmd: stdout on a full disk" -- "$bin" ${args//@IN@/${input[$cmd]}}
+        out=$dir/out
+    fi
+done
+"$bin" run -m "$model" -n 2 -o "$dir/m.db" >/dev/full 2>"$dir/err"
+got=$?
+[ "$got" = 1 ] || fail "run: stdout on a full disk: exit $got, want 1"
+tail -n1 "$dir/err" | grep -q '^lltrace: cannot write standard output' || fail "run: full stdout message: $(cat "$dir/err")"
+expect 2 "run -f FIFO"   -- "$bin" run -m "$model" -n 2 -f "$dir/fifo" -o "$dir/m.db"
+mkdir "$dir/folder"
+expect 2 "diff --map DIR" -- "$bin" diff "$model" "$model" --map "$dir/folder"
+grep -q 'is a directory' "$dir/err" || fail "diff --map DIR message: $(cat "$dir/err")"
+expect 2 "run --reference FIFO" -- "$bin" run -m "$model" -n 2 --reference "$dir/fifo" -o "$dir/m.db"
+# the reason of a malformed parity line survives its wrapping in the file's message
+{ head -n 1 "$dir/p.jsonl"; echo '{"step":1,"token":5,"top_k":[[5,1.0],]}'; } >"$dir/bad.jsonl"
+expect 2 "parity: a malformed line" -- "$bin" parity "$dir/p.jsonl" "$dir/bad.jsonl"
+grep -q "bad.jsonl', line 2, column 38: expected '\['$" "$dir/err" || fail "malformed parity line message: $(cat "$dir/err")"
+
+# ---- -o on a device node or a FIFO: written directly, never replaced ------------------------
+# The device is a copy of /dev/null made here (never the real one); the FIFO has a reader,
+# whose copy must be the bytes a regular file gets.
+if mknod "$dir/null" c 1 3 2>/dev/null; then
+    stays_node() { [ -c "$dir/null" ] || fail "$1 replaced the device node"; }
+    "$bin" export "$dir/timed.db" -o "$dir/null" || fail "export -o DEVICE failed";                                       stays_node export
+    "$bin" export "$dir/timed.db" --dump-format safetensors -o "$dir/null" 2>/dev/null || fail "export safetensors -o DEVICE failed"
+    stays_node "export --dump-format safetensors"
+    expect 1 "export npy -o DEVICE"         -- "$bin" export "$dir/timed.db" --dump-format npy -o "$dir/null";            stays_node "export --dump-format npy"
+    expect 2 "run -o DEVICE"                -- "$bin" run -m "$model" -n 2 -o "$dir/null";                                stays_node "run -o"
+    grep -q 'character device' "$dir/err" || fail "run -o DEVICE message: $(cat "$dir/err")"
+    expect 2 "run --dump-file DEVICE"       -- "$bin" run -m "$model" -n 2 --checkpoints --dump-file "$dir/null" -o "$dir/m.db"; stays_node "run --dump-file"
+    "$bin" run -m "$model" -n 2 --parity "$dir/null" -o "$dir/m.db" >/dev/null 2>&1 || fail "run --parity DEVICE failed"; stays_node "run --parity"
+    "$bin" mkmodel tiny -o "$dir/null" >/dev/null 2>&1 || fail "mkmodel -o DEVICE failed";                               stays_node mkmodel
+    "$bin" bench --samples "$dir/samples.tsv" -o "$dir/null" >/dev/null 2>&1 || fail "bench -o DEVICE failed";            stays_node bench
+    mknod "$dir/full" c 1 7
+    expect 1 "mkmodel -o a full device" -- "$bin" mkmodel tiny -o "$dir/full"
+    grep -q 'No space left on device' "$dir/err" || fail "mkmodel full device message: $(cat "$dir/err")"
+else
+    echo "skip: device node outputs (mknod needs root)"
+fi
+# through_fifo NAME FILE -- command with FIFO for its output: the reader's copy equals FILE
+through_fifo() {
+    local name=$1 want=$2; shift 3
+    timeout 60 cat "$dir/fifo" >"$dir/fifo.out" &
+    local reader=$!
+    timeout 60 "$@" >/dev/null 2>"$dir/err" || fail "$name: exit $?: $(cat "$dir/err")"
+    wait "$reader"
+    [ -p "$dir/fifo" ] || fail "$name replaced the FIFO"
+    cmp -s "$dir/fifo.out" "$want" || fail "$name: the reader got $(wc -c <"$dir/fifo.out") bytes, not the $(wc -c <"$want") of $want"
+}
+"$bin" export "$dir/timed.db" -o "$dir/export.ndjson" 2>/dev/null
+through_fifo "export -o FIFO" "$dir/export.ndjson" -- "$bin" export "$dir/timed.db" -o "$dir/fifo"
+"$bin" export "$dir/timed.db" --dump-format safetensors -o "$dir/dump.safetensors" 2>/dev/null
+through_fifo "export safetensors -o FIFO" "$dir/dump.safetensors" -- "$bin" export "$dir/timed.db" --dump-format safetensors -o "$dir/fifo"
+through_fifo "mkmodel -o FIFO" "$model" -- "$bin" mkmodel tiny -o "$dir/fifo"
+# a symbolic link stays a link: the file it names is replaced
+echo old >"$dir/target.ndjson"
+ln -s target.ndjson "$dir/link.ndjson"
+"$bin" export "$dir/timed.db" -o "$dir/link.ndjson" || fail "export -o LINK failed"
+[ -L "$dir/link.ndjson" ] || fail "export -o LINK replaced the link"
+cmp -s "$dir/target.ndjson" "$dir/export.ndjson" || fail "export -o LINK: the linked file does not hold the export"
+
+# ---- outputs that cannot be written: the cause, and nothing left behind ---------------------
+# a file size limit: EFBIG, not death by SIGXFSZ; no temporary file stays
+mkdir "$dir/limited"
+(ulimit -f 1000; exec "$bin" mkmodel tiny -o "$dir/limited/m.gguf") >/dev/null 2>"$dir/err"
+got=$?
+[ "$got" = 1 ] || fail "mkmodel over ulimit -f: exit $got, want 1: $(cat "$dir/err")"
+grep -q 'File too large' "$dir/err" || fail "mkmodel over ulimit -f message: $(cat "$dir/err")"
+left=$(ls -A "$dir/limited")
+[ -z "$left" ] || fail "mkmodel over ulimit -f left files: $left"
+# a full disk: a small tmpfs where the machine lets us mount one
+mkdir "$dir/small"
+if mount -t tmpfs -o size=64k tmpfs "$dir/small" 2>/dev/null; then
+    trap 'umount "$dir/small" 2>/dev/null; rm -rf "$dir"' EXIT # a mount point is not removed by rm
+    for type in F32 Q8_0; do
+        expect 1 "mkmodel $type on a full disk" -- "$bin" mkmodel tiny "$type" -o "$dir/small/m.gguf"
+        grep -q 'No space left on device' "$dir/err" || fail "mkmodel $type full disk message: $(cat "$dir/err")"
+    done
+    expect 1 "export npy on a full disk" -- "$bin" export "$dir/timed.db" --dump-format npy -o "$dir/small/npy"
+    expect 1 "export safetensors on a full disk" -- "$bin" export "$dir/timed.db" --dump-format safetensors -o "$dir/small/d.st"
+    left=$(ls -A "$dir/small")
+    [ -z "$left" ] || fail "failed writes on a full disk left files: $left"
+    umount "$dir/small"
+else
+    echo "skip: full-disk outputs (cannot mount a tmpfs)"
+fi
 
 finish

@@ -40,6 +40,30 @@ int          llt_type_from_name(const char * name);
 int          llt_layer_from_name(const char * name);
 
 
+// ---- files -------------------------------------------------------------------------------
+
+// 0 when path names a regular file (links followed); else LLT_EIO with a one-line message,
+// "cannot open WHAT 'path': it is a directory" (what may be NULL). Every reader checks its
+// path with it first: a FIFO would block the open, a directory reads as nonsense.
+int llt_input_check(const char * path, const char * what);
+
+// An output file replaced only once complete (a temporary file next to it, renamed over it at
+// commit). A FIFO or a character device is written directly and stays what it is; a
+// directory, block device or socket is refused.
+struct llt_outfile;
+// caller ends it with llt_outfile_commit() or llt_outfile_abort()
+int          llt_outfile_open(const char * path, struct llt_outfile ** out);
+// the stream to write (borrowed: lives until commit or abort)
+FILE *       llt_outfile_file(struct llt_outfile * of);
+// the temporary file being written, NULL when writing directly (borrowed, as above): what a
+// signal handler removes
+const char * llt_outfile_temp(const struct llt_outfile * of);
+// checks every write, closes and renames into place; on failure removes the temporary file
+// and says why (ENOSPC, EFBIG). Frees of either way.
+int          llt_outfile_commit(struct llt_outfile * of);
+// closes and removes the temporary file; frees of. Accepts NULL.
+void         llt_outfile_abort(struct llt_outfile * of);
+
 // ---- versions ----------------------------------------------------------------------------
 
 const char * llt_version(void);    // lltrace version

@@ -6,6 +6,7 @@
 #include "core/internal.h"
 
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 
 struct xnode {
@@ -549,7 +550,8 @@ int llt_export(struct llt_store * st, int64_t run, enum llt_export_format format
         write_steps_until(&ex, ex.n_steps);
         if (format == LLT_EXPORT_CHROME) ch_end(&ex);
         else                             nd_session_end(&ex);
-        if (ferror(f)) rc = llt_set_error(LLT_EIO, "cannot write the export");
+        // flushed here, so that the cause (a full disk) is known while errno holds it
+        if (fflush(f) != 0 || ferror(f)) rc = llt_set_error(LLT_EIO, "cannot write the export: %s", strerror(errno));
     }
     for (int32_t i = 0; i < ex.n_nodes; i++) free(ex.nodes[i].sources);
     for (int32_t i = 0; i < ex.n_tokens; i++) free(ex.tokens[i].piece);

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 struct pattern {
@@ -224,8 +225,12 @@ int llt_values_init(const struct llt_values_params * p, enum llt_level level, co
         snprintf(def, sizeof(def), "%s.run%lld.gguf", trace_path, (long long) run_id);
         v->dump_path = llt_abs_path(p->dump_path ? p->dump_path : def); // runs.dump_path holds it
         snprintf(v->data_path, sizeof(v->data_path), "%s.data.%d", v->dump_path, (int) getpid());
-        v->data = v->dump_path ? fopen(v->data_path, "w+b") : NULL;
-        if (!v->data) rc = llt_set_error(LLT_EIO, "cannot write dump data next to '%s': %s", v->dump_path ? v->dump_path : def, strerror(errno));
+        struct stat sb; // the trace names the dump to read it back: it is a file, not a FIFO or device
+        if (v->dump_path && stat(v->dump_path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+            rc = llt_set_error(LLT_EIO, "cannot write dump '%s': not a regular file (a dump is read back by its path)", v->dump_path);
+        } else if (!(v->data = v->dump_path ? fopen(v->data_path, "w+b") : NULL)) {
+            rc = llt_set_error(LLT_EIO, "cannot write dump data next to '%s': %s", v->dump_path ? v->dump_path : def, strerror(errno));
+        }
     }
     if (rc != LLT_OK) {
         llt_values_free(v);
@@ -630,9 +635,7 @@ int llt_values_finish(struct llt_values * v, const struct llt_dump_meta * meta) 
     if (!v->data) return LLT_OK;
     struct gguf_context * g = gguf_init_empty(); // the dump-wide keys only: a few dozen
     bool * keep = calloc((size_t) v->n_entries + 1, sizeof(bool));
-    char tmp[1200];
-    snprintf(tmp, sizeof(tmp), "%s.tmp.%d", v->dump_path, (int) getpid());
-    FILE * out = NULL;
+    struct llt_outfile * of = NULL;
     int rc = g && keep && first_of_names(v, keep) ? LLT_OK : llt_set_error(LLT_ENOMEM, "out of memory");
     if (rc != LLT_OK) goto done;
 
@@ -652,9 +655,9 @@ int llt_values_finish(struct llt_values * v, const struct llt_dump_meta * meta) 
     for (int32_t i = 0; i < v->n_entries; i++) {
         if (keep[i]) { n_kv += entry_n_kv(&v->entries[i]); n_tensors++; }
     }
-    if (!(out = fopen(tmp, "wb"))) { rc = llt_set_error(LLT_EIO, "cannot write dump '%s': %s", v->dump_path, strerror(errno)); goto done; }
+    if ((rc = llt_outfile_open(v->dump_path, &of)) != LLT_OK) goto done;
     struct llt_gguf_writer w;
-    if ((rc = llt_gguf_writer_begin(&w, out, g, n_kv, n_tensors)) != LLT_OK) goto done;
+    if ((rc = llt_gguf_writer_begin(&w, llt_outfile_file(of), g, n_kv, n_tensors)) != LLT_OK) goto done;
     for (int32_t i = 0; i < v->n_entries; i++) if (keep[i]) put_entry_kv(&w, &v->entries[i]);
     for (int32_t i = 0; i < v->n_entries; i++) {
         const struct dump_entry * e = &v->entries[i];
@@ -663,10 +666,12 @@ int llt_values_finish(struct llt_values * v, const struct llt_dump_meta * meta) 
     llt_gguf_writer_pad(&w);
     for (int32_t i = 0; rc == LLT_OK && i < v->n_entries; i++) if (keep[i]) rc = copy_data(v, &w, &v->entries[i]);
     if (rc == LLT_OK) rc = llt_gguf_writer_end(&w);
+    if (rc == LLT_OK) {
+        rc = llt_outfile_commit(of);
+        of = NULL;
+    }
 done:
-    if (out && fclose(out) != 0 && rc == LLT_OK) rc = llt_set_error(LLT_EIO, "cannot write dump '%s'", v->dump_path);
-    if (rc == LLT_OK && rename(tmp, v->dump_path) != 0) rc = llt_set_error(LLT_EIO, "cannot write dump '%s': %s", v->dump_path, strerror(errno));
-    if (rc != LLT_OK && out) unlink(tmp);
+    llt_outfile_abort(of);
     free(keep);
     gguf_free(g);
     return rc;

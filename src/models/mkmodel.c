@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #ifndef LLT_DEFAULT_VOCAB
@@ -161,12 +163,31 @@ static struct gguf_context * make_metadata(const struct llt_preset * p, const ch
 
 // ---- writing -----------------------------------------------------------------------------
 
-// rewrites the GGUF at src into dst keeping only a Llama checkpoint's tensors
-static int keep_llama_tensors(const char * src, const char * dst, int n_layer) {
+// Why llama.cpp could not write path, which it does not say (its writes fail into a log
+// line): the file size limit (ulimit -f) or a full disk; NULL when neither explains it.
+static const char * write_failure(const char * path) {
+    struct stat sb;
+    struct rlimit rl;
+    struct statvfs vfs;
+    if (stat(path, &sb) == 0 && getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        (rlim_t) sb.st_size >= rl.rlim_cur) {
+        return strerror(EFBIG);
+    }
+    if (statvfs(path, &vfs) == 0 && (geteuid() == 0 ? vfs.f_bfree : vfs.f_bavail) * vfs.f_frsize < (1u << 20)) {
+        return strerror(ENOSPC);
+    }
+    return NULL;
+}
+
+// writes the GGUF at src into f (named dst in messages) keeping only a Llama checkpoint's tensors
+static int keep_llama_tensors(const char * src, FILE * f, const char * dst, int n_layer) {
     struct ggml_context * gctx = NULL;
     struct gguf_init_params gp = { .no_alloc = false, .ctx = &gctx };
     struct gguf_context * in = gguf_init_from_file(src, gp);
-    if (!in) return llt_set_error(LLT_EIO, "cannot read back '%s'", src);
+    if (!in) { // llama_model_save_to_file() does not report a failed write: its output is cut short
+        const char * why = write_failure(src);
+        return llt_set_error(LLT_EIO, "cannot write '%s': %s", dst, why ? why : "llama.cpp wrote an unreadable model");
+    }
     struct gguf_context * out = gguf_init_empty();
     gguf_set_kv(out, in);
     int kept = 0;
@@ -179,8 +200,8 @@ static int keep_llama_tensors(const char * src, const char * dst, int n_layer) {
     int rc = LLT_OK;
     if (kept != 3 + 9 * n_layer) {
         rc = llt_set_error(LLT_ELLAMA, "llama.cpp made %d of the %d llama tensors", kept, 3 + 9 * n_layer);
-    } else if (!gguf_write_to_file(out, dst, false)) {
-        rc = llt_set_error(LLT_EIO, "cannot write '%s'", dst);
+    } else if (!gguf_write_to_file_ptr(out, f, false) || fflush(f) != 0) {
+        rc = llt_set_error(LLT_EIO, "cannot write '%s': %s", dst, strerror(errno));
     }
     gguf_free(out);
     gguf_free(in);
@@ -188,7 +209,8 @@ static int keep_llama_tensors(const char * src, const char * dst, int n_layer) {
     return rc;
 }
 
-static int make_f32(const struct llt_preset * p, const char * vocab_path, const char * out_path) {
+// the F32 model into f through llama.cpp, which writes the file raw by its path
+static int make_f32(const struct llt_preset * p, const char * vocab_path, const char * raw, FILE * f, const char * dst) {
     struct gguf_context * meta = make_metadata(p, vocab_path);
     if (!meta) return LLT_EFORMAT;
     struct init_ctx ic = { p };
@@ -196,12 +218,38 @@ static int make_f32(const struct llt_preset * p, const char * vocab_path, const 
     struct llama_model * model = llama_model_init_from_user(meta, set_tensor_data, &ic, mp);
     gguf_free(meta);
     if (!model) return llt_set_error(LLT_ELLAMA, "llama.cpp could not build the '%s' model", p->name);
-    char raw[4200];
-    snprintf(raw, sizeof(raw), "%s.raw", out_path);
     llama_model_save_to_file(model, raw);
     llama_model_free(model);
-    int rc = keep_llama_tensors(raw, out_path, p->n_layer);
-    remove(raw);
+    return keep_llama_tensors(raw, f, dst, p->n_layer);
+}
+
+// the F32 model quantized into f: llama.cpp reads and writes the files f32 and quant by path
+static int make_quantized(const struct llt_preset * p, int ftype, const char * vocab_path, const char * raw,
+                          const char * f32, const char * quant, FILE * f, const char * dst) {
+    FILE * ff = fopen(f32, "wb");
+    if (!ff) return llt_set_error(LLT_EIO, "cannot write '%s': %s", dst, strerror(errno));
+    int rc = make_f32(p, vocab_path, raw, ff, dst);
+    if (fclose(ff) != 0 && rc == LLT_OK) rc = llt_set_error(LLT_EIO, "cannot write '%s': %s", dst, strerror(errno));
+    if (rc != LLT_OK) return rc;
+    struct llama_model_quantize_params qp = llama_model_quantize_default_params();
+    qp.ftype = (enum llama_ftype) ftype;
+    qp.nthread = (int32_t) sysconf(_SC_NPROCESSORS_ONLN);
+    if (llama_model_quantize(f32, quant, &qp) != 0) {
+        const char * why = write_failure(quant);
+        return why ? llt_set_error(LLT_EIO, "cannot write '%s': %s", dst, why)
+                   : llt_set_error(LLT_ELLAMA, "llama.cpp could not quantize to %s", llt_ftype_name(ftype));
+    }
+    FILE * q = fopen(quant, "rb");
+    if (!q) return llt_set_error(LLT_EIO, "cannot read back the quantized model: %s", strerror(errno));
+    char buf[65536];
+    for (size_t n; (n = fread(buf, 1, sizeof(buf), q)) > 0;) {
+        if (fwrite(buf, 1, n, f) != n) {
+            rc = llt_set_error(LLT_EIO, "cannot write '%s': %s", dst, strerror(errno));
+            break;
+        }
+    }
+    if (rc == LLT_OK && ferror(q)) rc = llt_set_error(LLT_EIO, "cannot read back the quantized model");
+    fclose(q);
     return rc;
 }
 
@@ -211,37 +259,30 @@ int llt_mkmodel(const char * preset, int ftype, const char * vocab_path, const c
     if (strcmp(llt_ftype_name(ftype), "?") == 0) return llt_set_error(LLT_EINVAL, "unknown file type %d", ftype);
     if (!vocab_path) vocab_path = getenv("LLTRACE_VOCAB");
     if (!vocab_path || !*vocab_path) vocab_path = LLT_DEFAULT_VOCAB;
-    if (access(vocab_path, R_OK) != 0) {
-        return llt_set_error(LLT_EIO, "cannot read the vocabulary '%s' (set LLTRACE_VOCAB to llama.cpp's models/ggml-vocab-llama-spm.gguf)", vocab_path);
+    if (llt_input_check(vocab_path, NULL) != LLT_OK) {
+        return llt_set_error(LLT_EIO, "cannot read the vocabulary: %s (set LLTRACE_VOCAB to llama.cpp's models/ggml-vocab-llama-spm.gguf)", llt_last_error());
     }
-    llama_backend_init();
+    // a failure never leaves a half-made model (llt_outfile); llama.cpp's own files go next to
+    // the temporary output, or into TMPDIR when the output is a FIFO or device written directly
+    struct llt_outfile * of = NULL;
+    int rc = llt_outfile_open(out_path, &of);
+    if (rc != LLT_OK) return rc;
+    char work[4096], raw[4200], f32[4200], quant[4200];
+    const char * tmp = llt_outfile_temp(of), * tmpdir = getenv("TMPDIR");
+    if (tmp) snprintf(work, sizeof(work), "%s", tmp);
+    else     snprintf(work, sizeof(work), "%s/lltrace-mkmodel.%d", tmpdir && *tmpdir ? tmpdir : "/tmp", (int) getpid());
+    snprintf(raw, sizeof(raw), "%s.raw", work);
+    snprintf(f32, sizeof(f32), "%s.f32", work);
+    snprintf(quant, sizeof(quant), "%s.quant", work);
 
-    // write next to the target and rename, so a failure never leaves a half-made model
-    char tmp[4200], f32[4200];
-    snprintf(tmp, sizeof(tmp), "%s.tmp.%d", out_path, (int) getpid());
-    snprintf(f32, sizeof(f32), "%s.f32.%d", out_path, (int) getpid());
-    FILE * probe = fopen(tmp, "wb");
-    if (!probe) return llt_set_error(LLT_EIO, "cannot write '%s': %s", out_path, strerror(errno));
-    fclose(probe);
-    int rc;
-    if (ftype == LLAMA_FTYPE_ALL_F32) {
-        rc = make_f32(p, vocab_path, tmp);
-    } else {
-        rc = make_f32(p, vocab_path, f32);
-        if (rc == LLT_OK) {
-            struct llama_model_quantize_params qp = llama_model_quantize_default_params();
-            qp.ftype = (enum llama_ftype) ftype;
-            qp.nthread = (int32_t) sysconf(_SC_NPROCESSORS_ONLN);
-            if (llama_model_quantize(f32, tmp, &qp) != 0) {
-                rc = llt_set_error(LLT_ELLAMA, "llama.cpp could not quantize to %s", llt_ftype_name(ftype));
-            }
-        }
-        remove(f32);
-    }
-    if (rc == LLT_OK && rename(tmp, out_path) != 0) {
-        rc = llt_set_error(LLT_EIO, "cannot write '%s': %s", out_path, strerror(errno));
-    }
-    if (rc != LLT_OK) remove(tmp);
+    llama_backend_init();
+    rc = ftype == LLAMA_FTYPE_ALL_F32 ? make_f32(p, vocab_path, raw, llt_outfile_file(of), out_path)
+                                      : make_quantized(p, ftype, vocab_path, raw, f32, quant, llt_outfile_file(of), out_path);
+    remove(raw);
+    remove(f32);
+    remove(quant);
+    if (rc == LLT_OK) return llt_outfile_commit(of);
+    llt_outfile_abort(of);
     return rc;
 }
 

@@ -22,6 +22,7 @@ struct llt_registry {
 // ---- checks before handing the file to gguf ----------------------------------------------
 
 static int check_magic(const char * path, uint64_t * size) {
+    if (llt_input_check(path, "model") != LLT_OK) return LLT_EIO;
     FILE * f = fopen(path, "rb");
     if (!f) {
         return llt_set_error(LLT_EIO, "cannot open model '%s': %s", path, strerror(errno));
@@ -31,7 +32,7 @@ static int check_magic(const char * path, uint64_t * size) {
     size_t n = fread(magic, 1, 4, f);
     int rc = fstat(fileno(f), &sb);
     fclose(f);
-    if (rc != 0 || S_ISDIR(sb.st_mode)) {
+    if (rc != 0 || !S_ISREG(sb.st_mode)) {
         return llt_set_error(LLT_EIO, "cannot open model '%s': not a regular file", path);
     }
     if (n < 4 || memcmp(magic, "GGUF", 4) != 0) {

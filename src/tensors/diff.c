@@ -319,6 +319,7 @@ static bool parse_op(const char * w, struct map_op * op) {
 
 int llt_name_map_load(const char * path, struct llt_name_map ** out) {
     *out = NULL;
+    if (llt_input_check(path, "map") != LLT_OK) return LLT_EIO;
     FILE * f = fopen(path, "r");
     if (!f) return llt_set_error(LLT_EIO, "cannot open map '%s': %s", path, strerror(errno));
     int rc = LLT_OK;

@@ -249,15 +249,15 @@ int llt_npy_write(const char * dir, const char * name, const float * data, const
     const unsigned char pre[10] = { 0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0,
                                     (unsigned char) ((total - 10) & 0xff), (unsigned char) ((total - 10) >> 8) };
 
-    char * tmp = NULL;
-    FILE * f = NULL;
-    if ((rc = llt_tf_open_temp(path, &tmp, &f)) != LLT_OK) goto done;
+    struct llt_outfile * of = NULL;
+    if ((rc = llt_outfile_open(path, &of)) != LLT_OK) goto done;
+    FILE * f = llt_outfile_file(of);
     fwrite(pre, 1, sizeof(pre), f);
     fwrite(hdr, 1, (size_t) h, f);
     for (int i = 10 + h; i < total - 1; i++) fputc(' ', f);
     fputc('\n', f);
     fwrite(data, sizeof(float), (size_t) n, f);
-    rc = llt_tf_commit_temp(f, tmp, path, LLT_OK);
+    rc = llt_outfile_commit(of);
 done:
     free(path);
     return rc;

@@ -114,17 +114,17 @@ void llt_json_write_string(FILE * f, const char * s) {
 }
 
 int llt_parity_write(const char * path, const struct llt_parity_step * steps, int32_t n) {
-    FILE * f = fopen(path, "w");
-    if (!f) return llt_set_error(LLT_EIO, "cannot write parity file '%s': %s", path, strerror(errno));
+    struct llt_outfile * of = NULL;
+    int rc = llt_outfile_open(path, &of);
+    if (rc != LLT_OK) return rc;
+    FILE * f = llt_outfile_file(of);
     char line[LLT_PARITY_LINE_MAX];
     for (int32_t i = 0; i < n; i++) {
         llt_parity_format(&steps[i], line, sizeof(line));
         fputs(line, f);
         fputc('\n', f);
     }
-    bool ok = !ferror(f);
-    if (fclose(f) != 0) ok = false;
-    return ok ? LLT_OK : llt_set_error(LLT_EIO, "cannot write parity file '%s': %s", path, strerror(errno));
+    return llt_outfile_commit(of);
 }
 
 // ---- a strict JSON reader for one parity object ------------------------------------------
@@ -412,6 +412,7 @@ int llt_parity_read(const char * path, struct llt_parity_step ** out, int32_t * 
     char * line = NULL;
     size_t line_cap = 0;
     int rc = LLT_OK;
+    if (llt_input_check(path, "parity file") != LLT_OK) return LLT_EIO;
     FILE * f = fopen(path, "r");
     if (!f) return llt_set_error(LLT_EIO, "cannot open parity file '%s': %s", path, strerror(errno));
     ssize_t len;

@@ -321,14 +321,14 @@ int llt_safetensors_write(const char * path, const struct llt_tensor_desc * tens
         return llt_set_error(LLT_ENOMEM, "out of memory");
     }
 
-    char * tmp = NULL;
-    FILE * f = NULL;
+    struct llt_outfile * of = NULL;
     float * buf = NULL;
-    int rc = llt_tf_open_temp(path, &tmp, &f);
+    int rc = llt_outfile_open(path, &of);
     if (rc != LLT_OK) goto done;
+    FILE * f = llt_outfile_file(of);
     if (!(buf = malloc((size_t) max_n * sizeof(float)))) {
         rc = llt_set_error(LLT_ENOMEM, "out of memory");
-        goto commit;
+        goto done;
     }
     const uint64_t len64 = hlen;
     fwrite(&len64, sizeof(len64), 1, f);
@@ -336,9 +336,11 @@ int llt_safetensors_write(const char * path, const struct llt_tensor_desc * tens
     for (int i = 0; i < n && rc == LLT_OK; i++) {
         if ((rc = get(i, buf, user_data)) == LLT_OK) fwrite(buf, sizeof(float), (size_t) desc_elements(&tensors[i]), f);
     }
-commit:
-    rc = llt_tf_commit_temp(f, tmp, path, rc);
+    if (rc == LLT_OK) rc = llt_outfile_commit(of);
+    else              llt_outfile_abort(of);
+    of = NULL;
 done:
+    llt_outfile_abort(of);
     free(buf);
     free(hdr);
     return rc;

@@ -70,11 +70,12 @@ int llt_tf_map_file(struct llt_tensor_set * set, const char * path, struct tf_fi
     if (!(f->path = strdup(path))) return llt_set_error(LLT_ENOMEM, "out of memory");
     set->n_files++;
 
-    int fd = open(path, O_RDONLY);
+    int rc = llt_input_check(path, NULL); // a FIFO would block the open
+    if (rc != LLT_OK) return rc;
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
     if (fd < 0) return llt_set_error(LLT_EIO, "cannot open '%s': %s", path, strerror(errno));
     struct stat sb;
-    int rc = LLT_OK;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) { // replaced since the check
         rc = llt_set_error(LLT_EIO, "cannot open '%s': not a regular file", path);
         goto done;
     }
@@ -285,6 +286,8 @@ int llt_tensor_set_open(const char * path, struct llt_tensor_set ** out) {
     if (S_ISDIR(sb.st_mode)) {
         set->kind = LLT_TENSOR_SET_NPY;
         rc = llt_tf_open_npy_dir(set, path);
+    } else if ((rc = llt_input_check(path, NULL)) != LLT_OK) {
+        goto done;
     } else {
         unsigned char magic[8] = {0};
         FILE * f = fopen(path, "rb");
@@ -361,41 +364,6 @@ int llt_tensor_set_read_f32(struct llt_tensor_set * set, int i, float * dst) {
 }
 
 // ---- writers -----------------------------------------------------------------------------
-
-// a temp file next to path; llt_tf_commit_temp() renames it over path, or removes it on failure
-int llt_tf_open_temp(const char * path, char ** tmp_path, FILE ** out) {
-    *out = NULL;
-    *tmp_path = malloc(strlen(path) + 8);
-    if (!*tmp_path) return llt_set_error(LLT_ENOMEM, "out of memory");
-    sprintf(*tmp_path, "%s.XXXXXX", path);
-    int fd = mkstemp(*tmp_path);
-    if (fd < 0) {
-        int rc = llt_set_error(LLT_EIO, "cannot write '%s': %s", path, strerror(errno));
-        free(*tmp_path);
-        *tmp_path = NULL;
-        return rc;
-    }
-    if (fchmod(fd, 0644) != 0 || !(*out = fdopen(fd, "wb"))) {
-        int rc = llt_set_error(LLT_EIO, "cannot write '%s': %s", path, strerror(errno));
-        close(fd);
-        unlink(*tmp_path);
-        free(*tmp_path);
-        *tmp_path = NULL;
-        return rc;
-    }
-    return LLT_OK;
-}
-
-int llt_tf_commit_temp(FILE * f, char * tmp_path, const char * path, int rc) {
-    if (ferror(f) && rc == LLT_OK) rc = llt_set_error(LLT_EIO, "cannot write '%s': %s", path, strerror(errno));
-    if (fclose(f) != 0 && rc == LLT_OK) rc = llt_set_error(LLT_EIO, "cannot write '%s': %s", path, strerror(errno));
-    if (rc == LLT_OK && rename(tmp_path, path) != 0) {
-        rc = llt_set_error(LLT_EIO, "cannot write '%s': %s", path, strerror(errno));
-    }
-    if (rc != LLT_OK) unlink(tmp_path);
-    free(tmp_path);
-    return rc;
-}
 
 int llt_tf_check_shape(const char * name, const int64_t ne[4], int n_dims, int64_t * n_elements) {
     if (n_dims < 1 || n_dims > 4) return llt_set_error(LLT_EINVAL, "tensor '%s': %d dimensions (1 to 4)", name, n_dims);

@@ -47,8 +47,5 @@ int  llt_tf_open_npy_file(struct llt_tensor_set * set, const char * path, const 
 int  llt_tf_open_npy_dir(struct llt_tensor_set * set, const char * dir);
 bool llt_tf_has_npy_suffix(const char * s);
 
-// writers: a temp file next to path that llt_tf_commit_temp() renames over path, or removes on
-// failure (tmp_path is freed either way); a shape checked and its element count
-int llt_tf_open_temp(const char * path, char ** tmp_path, FILE ** out);
-int llt_tf_commit_temp(FILE * f, char * tmp_path, const char * path, int rc);
+// writers (through llt_outfile): a shape checked and its element count
 int llt_tf_check_shape(const char * name, const int64_t ne[4], int n_dims, int64_t * n_elements);

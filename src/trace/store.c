@@ -107,9 +107,7 @@ static int store_open(const char * path, enum llt_store_mode mode, bool recover,
     if (!exists && mode == LLT_STORE_READ) {
         return llt_set_error(LLT_EIO, "cannot open trace '%s': %s", path, strerror(errno));
     }
-    if (exists && S_ISDIR(sb.st_mode)) {
-        return llt_set_error(LLT_EIO, "cannot open trace '%s': it is a directory", path);
-    }
+    if (exists && llt_input_check(path, "trace") != LLT_OK) return LLT_EIO; // a FIFO, a device, a directory
     if (!exists) {
         int rc = create_trace(path);
         if (rc != LLT_OK) return rc;
