@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char * usage_text =
     "usage: lltrace run [options]\n"
@@ -207,6 +208,16 @@ static int parse_opts(int argc, char ** argv, struct run_opts * o) {
 
 // ---- summary -----------------------------------------------------------------------------
 
+// a run whose trace could not be written whole: why, and where the rest waits
+static void trace_failed(const struct run_opts * o, const struct llt_gen_result * r) {
+    char log[1100];
+    snprintf(log, sizeof(log), "%s-log-%d", o->output, r->run_id); // docs/trace-format.md, "The step log"
+    cli_error("the trace %s (run %d) is incomplete: %s", o->output, r->run_id, r->trace_error);
+    if (access(log, F_OK) == 0) {
+        cli_error("its step log %s keeps the rows not written; they go into the trace when it is next opened with room to write", log);
+    }
+}
+
 static void print_summary(const struct run_opts * o, const struct llt_gen_result * r) {
     const double prompt_s = r->t_prompt_ns / 1e9, gen_s = r->t_gen_ns / 1e9;
     fprintf(stderr, "\n\nlltrace: %d prompt tokens in %.3f s (%.1f tok/s), %d generated in %.3f s (%.1f tok/s)%s\n",
@@ -222,7 +233,10 @@ static void print_summary(const struct run_opts * o, const struct llt_gen_result
                         " observing them from step %lld on (slower)\n", (long long) r->stats.timing_observed_from);
     }
     if (r->stopped_on_nan) fprintf(stderr, "lltrace: stopped at the first NaN/Inf: %s\n", r->nan_report);
-    if (r->trace_error[0]) fprintf(stderr, "lltrace: warning: %s\n", r->trace_error);
+    if (r->trace_error[0]) {
+        trace_failed(o, r);
+        return;
+    }
     fprintf(stderr, "lltrace: trace written to %s (run %d); see 'lltrace show %s --stats'\n",
             o->output, r->run_id, o->output);
 }
@@ -277,6 +291,7 @@ int cmd_run(int argc, char ** argv) {
     if (rc != LLT_OK) {
         fputc('\n', stdout);
         cli_error("%s", llt_last_error());
+        if (res.trace_error[0]) trace_failed(&o, &res);
         goto done;
     }
     if (o.parity) {
@@ -287,7 +302,7 @@ int cmd_run(int argc, char ** argv) {
         fprintf(stderr, "\nlltrace: parity of %d steps (top-%d) written to %s", res.n_gen, o.gen.parity_top_k, o.parity);
     }
     print_summary(&o, &res);
-    exit_code = CLI_OK;
+    exit_code = res.trace_error[0] ? CLI_FAIL : CLI_OK;
 done:
     llt_gen_result_free(&res);
     llt_store_close(st);

@@ -243,7 +243,8 @@ int llt_tracer_end(struct llt_tracer * tr, enum llt_run_status status, const cha
     }
     tr->active = false;
     if (tr->writer && llt_writer_sync(tr->writer) != LLT_OK) llt_capture_fail(tr, llt_last_error());
-    llt_writer_stop(tr->writer);
+    // the writer writes node times and statistics as it stops: that can fail too
+    if (llt_writer_stop(tr->writer) != LLT_OK) llt_capture_fail(tr, llt_last_error());
     tr->writer = NULL;
 
     const char * dump_path = NULL;
