@@ -225,7 +225,7 @@ void llt_capture_finish_graph(struct llt_tracer * tr) {
 // hands the current batch to the writer; stops tracing if the writer failed
 void llt_capture_submit(struct llt_tracer * tr) {
     const char * werr = llt_writer_error(tr->writer);
-    if (werr) llt_capture_fail(tr, werr);
+    if (werr && !tr->writer_failed) llt_capture_writer_fail(tr, werr);
     if (tr->batch && tr->active) {
         llt_writer_submit(tr->writer, tr->batch);
         tr->batch = NULL;

@@ -51,6 +51,7 @@ struct llt_writer {
     size_t           deferred_bytes;
     atomic_bool      failed;
     char             error[512];
+    int64_t          first_lost;       // the first step of the batches dropped unwritten; -1 none (the thread's)
 };
 
 // ---- the thread --------------------------------------------------------------------------
@@ -107,14 +108,18 @@ static int64_t first_step(const struct llt_batch * b) {
     return first;
 }
 
-// the first error: the writer stops writing, the log keeps what it could not write. The
-// message says from which step the trace lacks rows: node times and statistics are written
-// late (defer_bulk), so that step can be long before the one tracing stopped at
-static void fail(struct llt_writer * w, const struct llt_batch * unwritten) {
-    const int64_t step = first_step(unwritten);
-    if (step >= 0) snprintf(w->error, sizeof(w->error), "rows from step %lld on not written: %s", (long long) step, llt_last_error());
-    else snprintf(w->error, sizeof(w->error), "%s", llt_last_error());
+// the first error: the writer stops writing, the log keeps what it could not write
+static void fail(struct llt_writer * w) {
+    snprintf(w->error, sizeof(w->error), "%s", llt_last_error());
     atomic_store(&w->failed, true);
+}
+
+// batches the thread drops unwritten (the log has them): the trace lacks rows from their first
+// step on. Node times and statistics are written late (defer_bulk), so that step can be long
+// before the one tracing stopped at; llt_writer_stop() says which it is
+static void lost(struct llt_writer * w, const struct llt_batch * b) {
+    const int64_t step = first_step(b);
+    if (step >= 0 && (w->first_lost < 0 || step < w->first_lost)) w->first_lost = step;
 }
 
 static void deadline_in(struct timespec * ts, int ms) {
@@ -145,10 +150,12 @@ static void * writer_main(void * arg) {
 
         defer_bulk(w, todo);
         // after a failure batches are dropped: tracing has stopped, the log keeps them
-        if (todo && !atomic_load(&w->failed) && llt_rows_write(w->rows, todo) != LLT_OK) fail(w, todo);
+        if (todo && !atomic_load(&w->failed) && llt_rows_write(w->rows, todo) != LLT_OK) fail(w);
+        if (atomic_load(&w->failed)) lost(w, todo);
         free_batches(todo);
         if (w->deferred && (stopping || w->deferred_bytes > DEFERRED_MAX)) {
-            if (!atomic_load(&w->failed) && llt_rows_write(w->rows, w->deferred) != LLT_OK) fail(w, w->deferred);
+            if (!atomic_load(&w->failed) && llt_rows_write(w->rows, w->deferred) != LLT_OK) fail(w);
+            if (atomic_load(&w->failed)) lost(w, w->deferred);
             free_batches(w->deferred);
             w->deferred = NULL;
             w->deferred_tail = &w->deferred;
@@ -158,7 +165,7 @@ static void * writer_main(void * arg) {
         pthread_mutex_lock(&w->mu);
         // caught up: what the log holds is all in the trace (the producer appends under mu)
         if (n > 0 && !w->head && !w->deferred && !atomic_load(&w->failed) && llt_steplog_reset(w->log) != LLT_OK) {
-            fail(w, NULL);
+            fail(w);
         }
         w->n_committed += n;
         pthread_cond_broadcast(&w->done);
@@ -174,6 +181,7 @@ int llt_writer_start(struct llt_store * st, int64_t run_id, const char * const *
     struct llt_writer * w = calloc(1, sizeof(*w));
     if (!w) return llt_set_error(LLT_ENOMEM, "out of memory");
     atomic_init(&w->failed, false);
+    w->first_lost = -1;
     w->deferred_tail = &w->deferred;
     const char * env = getenv("LLTRACE_COMMIT_MS");
     w->interval_ms = env && atoi(env) > 0 ? atoi(env) : COMMIT_INTERVAL_MS;
@@ -203,7 +211,7 @@ int llt_writer_start(struct llt_store * st, int64_t run_id, const char * const *
 void llt_writer_submit(struct llt_writer * w, struct llt_batch * b) {
     b->next = NULL;
     pthread_mutex_lock(&w->mu);
-    if (!atomic_load(&w->failed) && llt_steplog_append(w->log, b) != LLT_OK) fail(w, b);
+    if (!atomic_load(&w->failed) && llt_steplog_append(w->log, b) != LLT_OK) fail(w); // the thread drops b
     if (w->tail) w->tail->next = b; else w->head = b;
     w->tail = b;
     w->n_submitted++;
@@ -236,7 +244,12 @@ int llt_writer_stop(struct llt_writer * w) {
     // a failed writer leaves its log for the next open to replay
     const bool failed = atomic_load(&w->failed);
     llt_steplog_close(w->log, failed);
-    const int rc = failed ? llt_set_error(LLT_EIO, "%s", w->error) : LLT_OK;
+    int rc = LLT_OK;
+    if (failed && w->first_lost >= 0) {
+        rc = llt_set_error(LLT_EIO, "rows from step %lld on not written: %s", (long long) w->first_lost, w->error);
+    } else if (failed) {
+        rc = llt_set_error(LLT_EIO, "%s", w->error);
+    }
     llt_rows_free(w->rows);
     free(w);
     return rc;

@@ -61,11 +61,10 @@ static void read_trace_run(struct llt_store * st, int64_t run) {
     }
 }
 
-// opens path read only and reads its last run and run 1
+// opens path read only and reads its last run
 static void read_trace(const char * path) {
     struct llt_store * st = NULL;
     if (llt_store_open(path, LLT_STORE_READ, &st) != LLT_OK) return;
     read_trace_run(st, 0);
-    read_trace_run(st, 1);
     llt_store_close(st);
 }
