@@ -1,7 +1,7 @@
 // Fuzzes opening a damaged trace read only, then everything a reader does with it
 // (read-trace.h): the read functions, the tables of `lltrace show`, the analysis and both
-// exports. Seeds (corpus/fuzz-trace/): small traces of the tiny model, made by the tool and
-// shrunk to small pages:
+// exports. Seeds (corpus/fuzz-trace/*.trace, not .db, which git ignores): small traces of the
+// tiny model, made by the tool and shrunk to small pages:
 //   lltrace run -n 2 --level L -o t.db   (L: timing, values; one with --parity P)
 //   sqlite3 t.db 'PRAGMA journal_mode=DELETE; PRAGMA page_size=1024; VACUUM'
 #include "fuzz.h"
