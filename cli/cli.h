@@ -10,7 +10,7 @@ enum cli_exit {
     CLI_OK          = 0,   // success
     CLI_FAIL        = 1,   // the result is a failure: a threshold exceeded, a divergence, a write error
     CLI_USAGE       = 2,   // bad flags or arguments, or an input that cannot be read
-    CLI_INTERRUPTED = 130, // stopped by Ctrl-C
+    CLI_INTERRUPTED = 130, // stopped by Ctrl-C (128 + SIGINT, as shells report it)
 };
 
 // prints "lltrace: <message>" as one line on stderr
@@ -37,6 +37,9 @@ bool cli_parse_flash_attn(const char * flag, const char * s, int32_t * out);
 // s as the index of one of n names; prints "FLAG: unknown value 'S' (a, b, c)" otherwise
 bool cli_parse_choice(const char * flag, const char * s, const char * const * names, int n, int * out);
 bool cli_parse_cache_type(const char * flag, const char * s, int32_t * out);
+
+// llt_default_model() that tells the user on stderr when it makes the model (cmd_mkmodel.c)
+int cli_default_model(const char * preset, int ftype, char ** out_path);
 
 int cmd_run    (int argc, char ** argv);
 int cmd_show   (int argc, char ** argv);

@@ -7,6 +7,8 @@
 #include "lltrace.h"
 
 #include <errno.h>
+#include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +32,14 @@ static const char * usage_text =
     "  -t N               threads (default: all cores)\n"
     "  --levels LIST      comma-separated: off, parity (untraced, top-10 logits kept per step)\n"
     "                     and trace levels graph, timing, profile, values (default off,graph,timing)\n"
-    "  -o FILE            write the receipt to FILE too (it always goes to stdout)\n";
+    "  -o FILE            write the receipt to FILE too (it always goes to stdout)\n"
+    "  --save-samples FILE  write every run's measures to FILE (tab-separated)\n"
+    "  --samples FILE     make the receipt from measures saved with --save-samples; runs nothing\n"
+    "\n"
+    "An overhead smaller than the spread (max - min) of the untraced runs is flagged: it is noise,\n"
+    "not a measured cost.\n"
+    "Exit status: 0 receipt written, 1 a run failed or the receipt could not be written, 2 bad\n"
+    "usage or an unreadable model or samples file, 130 after Ctrl-C.\n";
 
 #define MAX_LEVELS 8
 #define MAX_REPS 1000
@@ -49,6 +58,7 @@ struct bench {
     int n_levels;
     int levels[MAX_LEVELS]; // -1 = off
     struct sample * samples; // [rep][level]
+    char machine[400];       // where the runs ran
 };
 
 // levels: the trace levels, plus two untraced runs
@@ -60,7 +70,11 @@ static const char * level_label(int level) {
 
 // ---- one run, in a child process ---------------------------------------------------------
 
+static volatile sig_atomic_t interrupted;
+static void on_sigint(int sig) { (void) sig; interrupted = 1; }
+
 static void run_child(const struct bench * b, int level, const char * trace, int fd) {
+    signal(SIGINT, SIG_DFL); // Ctrl-C ends the run at once; the parent stops the benchmark
     struct sample s = {0};
     llt_log_init(false);
     llama_token * toks = malloc((size_t) b->n_prompt * sizeof(llama_token));
@@ -187,13 +201,27 @@ static void machine(char * buf, size_t size) {
              (double) pages * (double) page / (1024.0 * 1024.0 * 1024.0));
 }
 
+// The untraced runs' own spread, (max - min) / median in percent, for time measure what: an
+// overhead smaller than it cannot be told from noise.
+static double noise_pct(const struct bench * b, int off, enum measure what) {
+    const struct summary s = measure(b, off, what);
+    return s.med > 0 ? (s.max - s.min) / s.med * 100 : INFINITY;
+}
+
+// an overhead cell: "+3.1%", or "+0.4% ⚠" when the noise of the untraced runs is larger
+static bool overhead_cell(const struct bench * b, int li, int off, enum measure what, char * buf, size_t size) {
+    const double o = overhead(b, li, off, what).med, noise = noise_pct(b, off, what);
+    const bool noisy = noise > fabs(o);
+    snprintf(buf, size, "%+.1f%%%s", o, noisy ? " ⚠" : "");
+    return noisy;
+}
+
 static void write_receipt(FILE * f, const struct bench * b) {
-    char date[32], mach[400];
+    char date[32];
     time_t now = time(NULL);
     strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-    machine(mach, sizeof(mach));
     fprintf(f, "## lltrace bench, %s\n\n", date);
-    fprintf(f, "- machine: %s\n", mach);
+    fprintf(f, "- machine: %s\n", b->machine);
     fprintf(f, "- model: `%s`\n", b->model);
     fprintf(f, "- lltrace %s, llama.cpp %s\n", llt_version(), llt_llama_tag());
     fprintf(f, "- %d-token prompt, %d generated tokens, %d threads, %d interleaved repetitions per level, "
@@ -203,18 +231,83 @@ static void write_receipt(FILE * f, const struct bench * b) {
     fprintf(f, "|---|---|---|---|---|---|---|\n");
     int off = -1;
     for (int li = 0; li < b->n_levels; li++) if (b->levels[li] == LEVEL_OFF) off = li;
+    bool noisy = false;
     for (int li = 0; li < b->n_levels; li++) {
         struct summary pt = measure(b, li, PROMPT_TPS), gt = measure(b, li, GEN_TPS);
         char pr[32] = "–", gr[32] = "–";
         if (off >= 0 && li != off) {
-            snprintf(pr, sizeof(pr), "%+.1f%%", overhead(b, li, off, PROMPT_S).med);
-            snprintf(gr, sizeof(gr), "%+.1f%%", overhead(b, li, off, GEN_S).med);
+            noisy |= overhead_cell(b, li, off, PROMPT_S, pr, sizeof(pr));
+            noisy |= overhead_cell(b, li, off, GEN_S, gr, sizeof(gr));
         }
         fprintf(f, "| %s | %.1f (%.1f–%.1f) | %.1f (%.1f–%.1f) | %s | %s | %.0f | %.2f |\n",
                 level_label(b->levels[li]), pt.med, pt.min, pt.max, gt.med, gt.min, gt.max, pr, gr,
                 measure(b, li, RSS_MIB).med, measure(b, li, TRACE_MIB).med);
     }
+    if (noisy) {
+        fprintf(f, "\n⚠ smaller than the spread (max − min) of the untraced runs — prompt %.1f%%, generation %.1f%% of "
+                   "their median: noise, not a measured overhead; more repetitions (-r) or a quieter machine tell it apart.\n",
+                noise_pct(b, off, PROMPT_S), noise_pct(b, off, GEN_S));
+    }
     fprintf(f, "\n");
+}
+
+// ---- saved samples -----------------------------------------------------------------------
+//
+// One line per run: level, repetition, prompt seconds, generation seconds, prompt tokens,
+// generated tokens, peak RSS KiB, trace bytes; tab-separated, after a header line that names
+// the model, the run's shape (prompt and generated tokens, threads) and the machine.
+
+static bool save_samples(const char * path, const struct bench * b) {
+    FILE * f = fopen(path, "w");
+    if (!f) return false;
+    fprintf(f, "# lltrace-bench-samples 1\t%s\t%d\t%d\t%d\t%s\n", b->model, b->n_prompt, b->n_gen, b->threads, b->machine);
+    for (int r = 0; r < b->reps; r++) {
+        for (int li = 0; li < b->n_levels; li++) {
+            const struct sample * s = &b->samples[r * b->n_levels + li];
+            fprintf(f, "%s\t%d\t%.9f\t%.9f\t%d\t%d\t%ld\t%lld\n", level_label(b->levels[li]), r, s->t_prompt_s,
+                    s->t_gen_s, s->n_prompt, s->n_gen, s->maxrss_kib, s->trace_bytes);
+        }
+    }
+    return fclose(f) == 0;
+}
+
+static int level_of(const char * name) {
+    return strcmp(name, "off") == 0 ? LEVEL_OFF : strcmp(name, "parity") == 0 ? LEVEL_PARITY : llt_level_from_name(name);
+}
+
+// reads samples saved by save_samples into b: lines in the order save_samples writes them
+// (repetition by repetition, levels in one order); false with a message naming the line
+static bool load_samples(const char * path, struct bench * b, char * model, size_t model_size) {
+    FILE * f = fopen(path, "r");
+    if (!f) { cli_error("bench: cannot read samples '%s': %s", path, strerror(errno)); return false; }
+    char line[1200], level[32], fmt[96];
+    snprintf(fmt, sizeof(fmt), "# lltrace-bench-samples 1\t%%%zu[^\t]\t%%d\t%%d\t%%d\t%%399[^\n]", model_size - 1);
+    int lineno = 1, n = 0;
+    bool ok = fgets(line, sizeof(line), f) && sscanf(line, fmt, model, &b->n_prompt, &b->n_gen, &b->threads, b->machine) == 5;
+    b->n_levels = b->reps = 0;
+    while (ok && fgets(line, sizeof(line), f)) {
+        lineno++;
+        struct sample s = { .ok = 1 };
+        int rep, l;
+        ok = sscanf(line, "%31s %d %lf %lf %d %d %ld %lld", level, &rep, &s.t_prompt_s, &s.t_gen_s, &s.n_prompt,
+                    &s.n_gen, &s.maxrss_kib, &s.trace_bytes) == 8 && s.t_prompt_s > 0 && s.t_gen_s > 0 &&
+             ((l = level_of(level)) != -1 || strcmp(level, "off") == 0);
+        if (ok && rep == 0 && b->reps <= 1) { // repetition 0 names the levels
+            ok = b->n_levels < MAX_LEVELS;
+            if (ok) b->levels[b->n_levels++] = l;
+        } else if (ok) {
+            ok = b->n_levels > 0 && rep == n / b->n_levels && rep < MAX_REPS && b->levels[n % b->n_levels] == l;
+        }
+        struct sample * grown = ok ? realloc(b->samples, (size_t) (n + 1) * sizeof(*grown)) : NULL;
+        if (!grown) { ok = false; break; }
+        b->samples = grown;
+        b->samples[n++] = s;
+        b->reps = rep + 1;
+    }
+    fclose(f);
+    if (ok && (n == 0 || n != b->reps * b->n_levels)) { lineno++; ok = false; }
+    if (!ok) cli_error("bench: samples '%s', line %d: not what --save-samples writes", path, lineno);
+    return ok;
 }
 
 // ---- the command -------------------------------------------------------------------------
@@ -236,9 +329,22 @@ static bool parse_levels(const char * list, struct bench * b) {
     return true;
 }
 
+// the receipt on stdout and, with -o, appended to a file
+static int write_receipts(const struct bench * b, const char * out) {
+    write_receipt(stdout, b);
+    if (!out) return CLI_OK;
+    FILE * rf = fopen(out, "a");
+    if (rf) write_receipt(rf, b);
+    if (!rf || fclose(rf) != 0) {
+        cli_error("bench: cannot write receipt '%s': %s", out, strerror(errno));
+        return CLI_FAIL;
+    }
+    return CLI_OK;
+}
+
 int cmd_bench(int argc, char ** argv) {
     struct bench b = { .n_prompt = 32, .n_gen = 64, .reps = 5 };
-    const char * out = NULL;
+    const char * out = NULL, * samples = NULL, * save = NULL;
     char * model = NULL;
     if (!parse_levels("off,graph,timing", &b)) return CLI_USAGE;
     for (int i = 1; i < argc; i++) {
@@ -247,6 +353,8 @@ int cmd_bench(int argc, char ** argv) {
         if (cli_is_help(a)) { fputs(usage_text, stdout); return CLI_OK; }
         if (strcmp(a, "-m") == 0 || strcmp(a, "--model") == 0) { if (!(v = cli_value(argc, argv, &i))) return CLI_USAGE; b.model = v; }
         else if (strcmp(a, "-o") == 0) { if (!(out = cli_value(argc, argv, &i))) return CLI_USAGE; }
+        else if (strcmp(a, "--samples") == 0) { if (!(samples = cli_value(argc, argv, &i))) return CLI_USAGE; }
+        else if (strcmp(a, "--save-samples") == 0) { if (!(save = cli_value(argc, argv, &i))) return CLI_USAGE; }
         else if (strcmp(a, "--levels") == 0) { if (!(v = cli_value(argc, argv, &i)) || !parse_levels(v, &b)) return CLI_USAGE; }
         else if (strcmp(a, "-p") == 0) { if (!(v = cli_value(argc, argv, &i)) || !cli_parse_int(a, v, 2, 1 << 16, &iv)) return CLI_USAGE; b.n_prompt = (int) iv; }
         else if (strcmp(a, "-n") == 0) { if (!(v = cli_value(argc, argv, &i)) || !cli_parse_int(a, v, 1, 1 << 16, &iv)) return CLI_USAGE; b.n_gen = (int) iv; }
@@ -254,22 +362,33 @@ int cmd_bench(int argc, char ** argv) {
         else if (strcmp(a, "-t") == 0) { if (!(v = cli_value(argc, argv, &i)) || !cli_parse_int(a, v, 1, 1024, &iv)) return CLI_USAGE; b.threads = (int) iv; }
         else { cli_error("bench: unknown option '%s' (see 'lltrace bench --help')", a); return CLI_USAGE; }
     }
+    if (samples) { // a receipt from saved measures: nothing runs
+        char saved_model[1024];
+        int rc = load_samples(samples, &b, saved_model, sizeof(saved_model)) ? CLI_OK : CLI_USAGE;
+        b.model = saved_model;
+        if (rc == CLI_OK) rc = write_receipts(&b, out);
+        free(b.samples);
+        return rc;
+    }
     if (b.threads == 0) b.threads = (int) sysconf(_SC_NPROCESSORS_ONLN);
+    machine(b.machine, sizeof(b.machine));
     llt_log_init(false);
     if (!b.model) {
-        if (llt_default_model("small", LLAMA_FTYPE_MOSTLY_Q4_K_M, &model) != LLT_OK) {
+        if (cli_default_model("small", LLAMA_FTYPE_MOSTLY_Q4_K_M, &model) != LLT_OK) {
             cli_error("%s", llt_last_error());
             return CLI_FAIL;
         }
         b.model = model;
     } else {
         struct llt_registry * reg = NULL;
-        if (llt_registry_load(b.model, &reg) != LLT_OK) { cli_error("%s", llt_last_error()); return CLI_FAIL; }
+        if (llt_registry_load(b.model, &reg) != LLT_OK) { cli_error("%s", llt_last_error()); return CLI_USAGE; }
         llt_registry_free(reg);
     }
-    FILE * rf = NULL;
-    if (out && !(rf = fopen(out, "a"))) {
-        cli_error("cannot write receipt '%s': %s", out, strerror(errno));
+
+    // the receipt's file is tried now, not after minutes of runs
+    FILE * rf = out ? fopen(out, "a") : NULL;
+    if (out && (!rf || fclose(rf) != 0)) {
+        cli_error("bench: cannot write receipt '%s': %s", out, strerror(errno));
         free(model);
         return CLI_FAIL;
     }
@@ -278,27 +397,34 @@ int cmd_bench(int argc, char ** argv) {
     int rc = CLI_FAIL;
     b.samples = calloc((size_t) b.reps * (size_t) b.n_levels, sizeof(struct sample));
     if (!b.samples || !mkdtemp(tmpdir)) { cli_error("cannot set up the benchmark"); goto done; }
+    signal(SIGINT, on_sigint);
     // a warm-up run pages the model in, so the first measured run is not the slow one
     struct sample warm;
-    if (run_one(&b, -1, tmpdir, &warm) != 0) { cli_error("the warm-up run failed"); goto done; }
+    if (run_one(&b, -1, tmpdir, &warm) != 0) {
+        if (interrupted) rc = CLI_INTERRUPTED; else cli_error("the warm-up run failed");
+        goto done;
+    }
     for (int r = 0; r < b.reps; r++) {
         // each repetition starts at the next level: no level always runs right after another
         for (int k = 0; k < b.n_levels; k++) {
             const int li = (k + r) % b.n_levels;
             struct sample * s = &b.samples[r * b.n_levels + li];
-            if (run_one(&b, b.levels[li], tmpdir, s) != 0) {
-                cli_error("run %d at level %s failed", r + 1, level_label(b.levels[li]));
+            if (run_one(&b, b.levels[li], tmpdir, s) != 0 || interrupted) {
+                if (interrupted) rc = CLI_INTERRUPTED;
+                else cli_error("run %d at level %s failed", r + 1, level_label(b.levels[li]));
                 goto done;
             }
             fprintf(stderr, "bench: rep %d/%d %-7s prompt %7.1f tok/s  gen %7.1f tok/s\n", r + 1, b.reps,
                     level_label(b.levels[li]), s->n_prompt / s->t_prompt_s, s->n_gen / s->t_gen_s);
         }
     }
-    write_receipt(stdout, &b);
-    if (rf) write_receipt(rf, &b);
-    rc = CLI_OK;
+    if (save && !save_samples(save, &b)) {
+        cli_error("bench: cannot write samples '%s': %s", save, strerror(errno));
+        goto done;
+    }
+    rc = write_receipts(&b, out);
 done:
-    if (rf) fclose(rf);
+    signal(SIGINT, SIG_DFL);
     rmdir(tmpdir);
     free(b.samples);
     free(model);

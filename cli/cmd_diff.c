@@ -1,11 +1,12 @@
 // lltrace diff: compares two tensor sets (GGUF dumps or models, safetensors files, .npy
 // directories) tensor by tensor after dequantization, and prints the metrics per tensor, per
-// layer, per weight kind (--weights) and a summary in the form of seed 003's analyzer.
+// layer, per weight kind (--weights) and a summary.
 // Exit status: 0 all within tolerance, 1 some tensor exceeds it (or shapes differ, or a
 // tensor is on one side only), 2 bad usage or unreadable input.
 #include "cli.h"
 #include "lltrace.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -212,7 +213,7 @@ static void shape_text(const int64_t ne[4], char * buf, size_t cap) {
     for (int d = 1; d < nd && o < (int) cap; d++) o += snprintf(buf + o, cap - (size_t) o, "x%lld", (long long) ne[d]);
 }
 
-static void print_table(FILE * f, const struct diff_opts * o, const struct llt_set_diff * sd,
+static void print_table(FILE * f, const struct diff_opts * o, const struct llt_set_diff * sd, const char * note,
                         struct llt_tensor_set * a, struct llt_tensor_set * b,
                         const struct groups * layers, const struct groups * kinds) {
     fprintf(f, "A: %s (%s, %d tensors)\nB: %s (%s, %d tensors)\n", o->a, llt_tensor_set_kind_name(llt_tensor_set_kind(a)),
@@ -301,6 +302,7 @@ static void print_table(FILE * f, const struct diff_opts * o, const struct llt_s
         if (sd->graph_order) fprintf(f, " (node %lld)", (long long) e->order);
         fputc('\n', f);
     }
+    if (note[0]) fprintf(f, "\nNote: %s (-ctk f32 -ctv f32)\n", note);
 }
 
 static void json_metrics(FILE * f, const struct llt_diff * d) {
@@ -349,7 +351,7 @@ static void json_ne(FILE * f, const int64_t ne[4]) {
     fputc(']', f);
 }
 
-static void print_json(FILE * f, const struct diff_opts * o, const struct llt_set_diff * sd,
+static void print_json(FILE * f, const struct diff_opts * o, const struct llt_set_diff * sd, const char * note,
                        struct llt_tensor_set * a, struct llt_tensor_set * b,
                        const struct groups * layers, const struct groups * kinds) {
     fputs("{\n", f);
@@ -389,7 +391,10 @@ static void print_json(FILE * f, const struct diff_opts * o, const struct llt_se
     fputs(", \"first_exceed\": ", f);
     if (sd->first_exceed >= 0) cli_json_string(f, entry_name(&sd->entries[sd->first_exceed], a, b));
     else                       fputs("null", f);
-    fprintf(f, ", \"first_exceed_order\": \"%s\"}\n}\n", sd->graph_order ? "graph" : "file");
+    fprintf(f, ", \"first_exceed_order\": \"%s\", \"kv_cache_note\": ", sd->graph_order ? "graph" : "file");
+    if (note[0]) cli_json_string(f, note);
+    else         fputs("null", f);
+    fputs("}\n}\n", f);
 }
 
 // ---- the command -------------------------------------------------------------------------
@@ -441,8 +446,10 @@ int cmd_diff(int argc, char ** argv) {
         rc = CLI_USAGE;
         goto done;
     }
-    if (llt_set_diff(a, b, &o.p, &sd) != LLT_OK) {
-        cli_error("diff: %s", llt_last_error());
+    const int drc = llt_set_diff(a, b, &o.p, &sd);
+    if (drc != LLT_OK) {
+        // a variable the map needs and the files do not give: the flag that gives it
+        cli_error("diff: %s%s", llt_last_error(), drc == LLT_ENOTFOUND && map ? " with --map-var NAME=N" : "");
         rc = CLI_USAGE;
         goto done;
     }
@@ -457,9 +464,18 @@ int cmd_diff(int argc, char ** argv) {
         rc = CLI_FAIL;
         goto done;
     }
-    if (o.json) print_json(stdout, &o, sd, a, b, &layers, &kinds);
-    else        print_table(stdout, &o, sd, a, b, &layers, &kinds);
+    // dumps that say their runs' cache types: a cache that is not f32 explains small differences
+    char note[400] = "", ak[16], av[16], bk[16], bv[16];
+    if (sd->n_exceed > 0 && llt_dump_cache_types(a, ak, av, sizeof(ak)) && llt_dump_cache_types(b, bk, bv, sizeof(bk))) {
+        llt_diff_kv_note(ak, av, bk, bv, sd->max_abs, note, sizeof(note));
+    }
+    if (o.json) print_json(stdout, &o, sd, note, a, b, &layers, &kinds);
+    else        print_table(stdout, &o, sd, note, a, b, &layers, &kinds);
     rc = sd->n_exceed || sd->n_shape_mismatch || sd->n_only_a || sd->n_only_b ? CLI_FAIL : CLI_OK;
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        cli_error("diff: cannot write the output: %s", strerror(errno));
+        rc = CLI_FAIL;
+    }
 done:
     free(layers.g);
     free(kinds.g);

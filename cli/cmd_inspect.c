@@ -6,6 +6,8 @@
 
 #include "gguf.h"
 
+#include <errno.h>
+#include <fnmatch.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,12 +17,13 @@
 
 struct inspect_opts {
     const char * path;
-    const char * tensor;    // only this tensor
+    const char * tensor;    // only the tensors this glob matches (case-sensitive, like every name pattern)
     const char * blocks;    // show the blocks of this tensor
     int64_t      show_data; // first N values of every tensor; 0: none
     int64_t      n_blocks;
     bool         stats;
     bool         json;
+    bool         no_metadata;
 };
 
 static const char * usage_text =
@@ -31,12 +34,16 @@ static const char * usage_text =
     "\n"
     "options:\n"
     "  --show-data [N]  the first N values of every tensor, dequantized (default N: 10)\n"
-    "  --tensor NAME    only this tensor\n"
+    "  --tensor GLOB    only the tensors whose name matches GLOB ('blk.0.*'; case-sensitive)\n"
+    "  --no-metadata    leave out the metadata keys\n"
     "  --stats          min, max, mean, std, absmax and NaN/Inf/zero counts per tensor\n"
     "  --blocks NAME    the quantization blocks of a quantized tensor: scales, mins, quants\n"
     "  --n-blocks N     how many blocks --blocks shows (default: 4)\n"
     "  --format FMT     table (default) or json\n"
-    "  -h, --help       this help\n";
+    "  -h, --help       this help\n"
+    "\n"
+    "Exit status: 0 done (a --tensor that matches nothing is a warning); 1 the output could not\n"
+    "be written; 2 bad usage or an unreadable file.\n";
 
 #define META_ARRAY_HEAD 8  // array elements shown
 #define META_STR_MAX    96 // characters of a string shown in a table
@@ -62,6 +69,8 @@ static bool parse_opts(int argc, char ** argv, struct inspect_opts * o, bool * h
             if (!(v = cli_value(argc, argv, &i)) || !cli_parse_int(a, v, 1, 1 << 20, &o->n_blocks)) return false;
         } else if (strcmp(a, "--stats") == 0) {
             o->stats = true;
+        } else if (strcmp(a, "--no-metadata") == 0) {
+            o->no_metadata = true;
         } else if (strcmp(a, "--format") == 0) {
             static const char * const formats[] = { "table", "json" };
             int k;
@@ -535,23 +544,31 @@ static void print_stats_json(FILE * f, const struct llt_stats * st) {
     fputc('}', f);
 }
 
-// every tensor, or only tensor `only` (>= 0)
-static int print_tensors(FILE * f, struct llt_tensor_set * set, const struct inspect_opts * o, int only) {
+static bool tensor_selected(const struct inspect_opts * o, const char * name) {
+    return !o->tensor || fnmatch(o->tensor, name, 0) == 0;
+}
+
+// every tensor, or those --tensor matches (n_selected of them)
+static int print_tensors(FILE * f, struct llt_tensor_set * set, const struct inspect_opts * o, int n_selected) {
     const int n = llt_tensor_set_count(set);
-    const int first = only >= 0 ? only : 0, last = only >= 0 ? only + 1 : n;
     if (o->json) {
         fputs("  \"tensors\": [", f);
     } else {
-        fprintf(f, "tensors (%d):\n  %5s  %-32s %-7s %-22s %12s %12s %6s %12s\n", n, "#", "name", "type",
+        char count[48];
+        if (o->tensor) snprintf(count, sizeof(count), "%d of %d", n_selected, n);
+        else           snprintf(count, sizeof(count), "%d", n);
+        fprintf(f, "tensors (%s):\n  %5s  %-32s %-7s %-22s %12s %12s %6s %12s\n", count, "#", "name", "type",
             "shape (ne0 first)", "elements", "bytes", "bpw", "offset");
     }
-    for (int i = first; i < last; i++) {
+    int shown = 0;
+    for (int i = 0; i < n; i++) {
         const struct llt_tensor_info * t = llt_tensor_set_get(set, i);
+        if (!tensor_selected(o, t->name)) continue;
         const double bpw = t->n_elements > 0 ? (double) t->bytes * 8.0 / (double) t->n_elements : 0.0;
         char shape[96];
         shape_text(t, shape, sizeof(shape));
         if (o->json) {
-            fprintf(f, "%s\n    {\"index\": %d, \"name\": ", i > first ? "," : "", i);
+            fprintf(f, "%s\n    {\"index\": %d, \"name\": ", shown > 0 ? "," : "", i);
             cli_json_string(f, t->name);
             fprintf(f, ", \"type\": \"%s\", \"ne\": [", llt_type_name(t->type));
             for (int d = 0; d < t->n_dims; d++) fprintf(f, "%s%lld", d ? ", " : "", (long long) t->ne[d]);
@@ -584,8 +601,9 @@ static int print_tensors(FILE * f, struct llt_tensor_set * set, const struct ins
             free(v);
         }
         if (o->json) fputc('}', f);
+        shown++;
     }
-    if (o->json) fputs(last > first ? "\n  ]" : "]", f);
+    if (o->json) fputs(shown > 0 ? "\n  ]" : "]", f);
     return CLI_OK;
 }
 
@@ -603,14 +621,16 @@ int cmd_inspect(int argc, char ** argv) {
         cli_error("inspect: %s", llt_last_error());
         return CLI_USAGE;
     }
-    // names are checked before anything is printed
-    const int only = o.tensor ? llt_tensor_set_find(set, o.tensor) : -1;
+    // names are checked before anything is printed: --blocks names one tensor, --tensor is a
+    // filter, and one that matches nothing is a warning
+    int n_selected = 0;
+    for (int i = 0; i < llt_tensor_set_count(set); i++) n_selected += tensor_selected(&o, llt_tensor_set_get(set, i)->name);
+    if (o.tensor && n_selected == 0) cli_error("inspect: warning: --tensor '%s' matched no tensor in '%s' (names are case-sensitive)", o.tensor, o.path);
     const int blocks = o.blocks ? llt_tensor_set_find(set, o.blocks) : -1;
-    const char * missing = o.tensor && only < 0 ? o.tensor : o.blocks && blocks < 0 ? o.blocks : NULL;
     const struct llt_tensor_info * bt = llt_tensor_set_get(set, blocks);
     const bool not_blocks = bt && (llt_type_block_size(bt->type) <= 1 || bt->fortran);
-    if (missing || not_blocks) {
-        if (missing) cli_error("inspect: no tensor '%s' in '%s'", missing, o.path);
+    if ((o.blocks && blocks < 0) || not_blocks) {
+        if (!bt) cli_error("inspect: no tensor '%s' in '%s'", o.blocks, o.path);
         else         cli_error("inspect: tensor '%s' is %s, not a block-quantized type", bt->name, llt_type_name(bt->type));
         llt_tensor_set_close(set);
         return CLI_USAGE;
@@ -634,15 +654,19 @@ int cmd_inspect(int argc, char ** argv) {
         }
         fputs("\n\n", f);
     }
-    if (g && !o.tensor && !o.blocks) print_metadata(f, g, o.json);
+    if (g && !o.tensor && !o.blocks && !o.no_metadata) print_metadata(f, g, o.json);
     int rc = CLI_OK;
     const bool table = !o.blocks || o.tensor || o.stats || o.show_data; // --blocks alone shows only blocks
-    if (table) rc = print_tensors(f, set, &o, only);
+    if (table) rc = print_tensors(f, set, &o, n_selected);
     if (rc == CLI_OK && o.blocks) {
         if (table) fputs(o.json ? ",\n" : "\n", f);
         rc = show_blocks(f, set, blocks, o.n_blocks, o.json);
     }
     if (o.json) fputs("\n}\n", f);
+    if (rc == CLI_OK && (fflush(f) != 0 || ferror(f))) {
+        cli_error("inspect: cannot write the output: %s", strerror(errno));
+        rc = CLI_FAIL;
+    }
     llt_tensor_set_close(set);
     return rc;
 }

@@ -2,9 +2,11 @@
 #include "cli.h"
 #include "lltrace.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char * usage_text =
     "usage: lltrace mkmodel PRESET [TYPE] [-o FILE] [--vocab FILE]\n"
@@ -17,6 +19,13 @@ static const char * usage_text =
     "  --cache       make it in the model cache (where 'lltrace run' finds it) and print the path\n"
     "  --vocab FILE  tokenizer GGUF (default: llama.cpp's models/ggml-vocab-llama-spm.gguf)\n"
     "  -v            show llama.cpp's log\n";
+
+int cli_default_model(const char * preset, int ftype, char ** out_path) {
+    if (!llt_default_model_cached(preset, ftype)) {
+        fprintf(stderr, "lltrace: making the built-in '%s' %s model (once)\n", preset, llt_ftype_name(ftype));
+    }
+    return llt_default_model(preset, ftype, out_path);
+}
 
 int cmd_mkmodel(int argc, char ** argv) {
     const char * preset = NULL, * type = "F32", * out = NULL, * vocab = NULL;
@@ -55,11 +64,15 @@ int cmd_mkmodel(int argc, char ** argv) {
         cli_error("mkmodel: unknown file type '%s' (F32, F16, BF16, Q8_0, Q4_0, Q4_K_M, ...)", type);
         return CLI_USAGE;
     }
+    if (vocab && access(vocab, R_OK) != 0) { // an input that cannot be read, not a failure to make
+        cli_error("mkmodel: cannot read vocabulary '%s': %s", vocab, strerror(errno));
+        return CLI_USAGE;
+    }
     llt_log_init(verbose);
 
     if (cache && !out) {
         char * path = NULL;
-        if (llt_default_model(preset, ftype, &path) != LLT_OK) { cli_error("%s", llt_last_error()); return CLI_FAIL; }
+        if (cli_default_model(preset, ftype, &path) != LLT_OK) { cli_error("%s", llt_last_error()); return CLI_FAIL; }
         printf("%s\n", path);
         free(path);
         return CLI_OK;

@@ -174,6 +174,11 @@ static bool read_side(struct side * s) {
             rc = LLT_OK;
         }
         if (rc == LLT_OK) rc = llt_parity_read_trace(st, (int) s->run, &s->steps, &s->n_steps);
+        if (rc == LLT_ENOTFOUND && s->run > 0) {
+            cli_error("%s (record them with 'lltrace run --parity')", llt_last_error());
+            llt_store_close(st);
+            return false;
+        }
         llt_store_close(st);
         snprintf(s->desc, sizeof(s->desc), "%s, run %lld", s->path, (long long) s->run);
     } else {
@@ -300,6 +305,11 @@ static void print_table(const struct parity_opts * o, const struct llt_parity_re
         case LLT_PARITY_DIVERGED:
             printf("verdict: diverged at step %d: A chose %d, B chose %d\n", r->first_diff,
                    r->steps[r->first_diff].token_a, r->steps[r->first_diff].token_b);
+            printf("top-1 - top-2 logit at step %d: A ", r->first_diff);
+            if (isnan(r->margin_a)) fputs("-", stdout); else printf("%.6f", r->margin_a);
+            fputs(", B ", stdout);
+            if (isnan(r->margin_b)) fputs("-", stdout); else printf("%.6f", r->margin_b);
+            fputs(" (a small margin is a near tie that small numeric differences flip)\n", stdout);
             break;
         case LLT_PARITY_LENGTH:
         case LLT_PARITY_VERDICT_COUNT:
@@ -330,6 +340,11 @@ static void print_json(const struct parity_opts * o, const struct llt_parity_rep
     json_number(r->max_diff);
     printf(", \"max_logit_diff_step\": %d,\n  \"mean_kl\": %.9g, \"max_kl\": %.9g, \"max_kl_step\": %d,\n",
            r->max_diff_step, r->mean_kl, r->max_kl, r->max_kl_step);
+    fputs("  \"margin_a\": ", stdout);
+    json_number(r->margin_a);
+    fputs(", \"margin_b\": ", stdout);
+    json_number(r->margin_b);
+    fputs(",\n", stdout);
     printf("  \"pos_differs\": %s, \"verdict\": \"%s\",\n  \"steps\": [", r->pos_differs ? "true" : "false",
            llt_parity_verdict_name(r->verdict));
     const int32_t n = r->n_a < r->n_b ? r->n_a : r->n_b;
@@ -365,6 +380,7 @@ int cmd_parity(int argc, char ** argv) {
     int exit_code = CLI_USAGE;
     if (o.out_dir && mkdir(o.out_dir, 0777) != 0 && errno != EEXIST) {
         cli_error("cannot make folder '%s': %s", o.out_dir, strerror(errno));
+        exit_code = CLI_FAIL; // the output, not the input, failed
         goto done;
     }
     for (int i = 0; i < 2; i++) {
@@ -374,7 +390,7 @@ int cmd_parity(int argc, char ** argv) {
         if (s->type_k == UNSET) s->type_k = o.both.type_k;
         if (s->type_v == UNSET) s->type_v = o.both.type_v;
         if (!(o.n_models ? run_side(&o, s, names[i]) : read_side(s))) goto done;
-        if (o.out_dir && !write_side(o.out_dir, s, files[i])) goto done;
+        if (o.out_dir && !write_side(o.out_dir, s, files[i])) { exit_code = CLI_FAIL; goto done; }
     }
     if (llt_parity_compare(o.side[0].steps, o.side[0].n_steps, o.side[1].steps, o.side[1].n_steps,
                            (int32_t) o.top_k, &report) != LLT_OK) {
@@ -385,6 +401,7 @@ int cmd_parity(int argc, char ** argv) {
     else                         print_table(&o, &report);
     if (fflush(stdout) != 0 || ferror(stdout)) {
         cli_error("cannot write the output: %s", strerror(errno));
+        exit_code = CLI_FAIL;
         goto done;
     }
     switch (report.verdict) {

@@ -35,26 +35,34 @@ static const char * usage_text =
     "  -v, --verbose        show llama.cpp's log\n"
     "\n"
     "Tensor values (any level):\n"
-    "  --dump PATTERN       dump nodes whose name matches (glob, or regex after 're:'); repeatable\n"
+    "  --dump PATTERN       dump nodes whose name matches (glob, or regex after 're:'; names are\n"
+    "                       case-sensitive); repeatable; one that matches no node is a warning\n"
     "  --dump-layer N       only nodes of layer N\n"
     "  --dump-step N|A-B    only these steps\n"
     "  --dump-sources       also dump each dumped node's src0..src2\n"
     "  --dump-type T        native (default), f32 or f16\n"
     "  --dump-file FILE     the dump GGUF (default TRACE.run<ID>.gguf)\n"
-    "  --checkpoints        dump the named checkpoints: attention norm, Q/K/V (projected and after\n"
-    "                       RoPE), K/V cache of the positions so far, attention probabilities,\n"
-    "                       attention and FFN outputs, layer outputs, final norm, logits\n"
+    "  --checkpoints        dump the named checkpoints: the embedding, attention norm, Q/K/V\n"
+    "                       (projected and after RoPE), K/V cache of the positions so far,\n"
+    "                       attention probabilities, attention and FFN outputs, layer outputs,\n"
+    "                       final norm, logits\n"
     "                       (turns flash attention off: probabilities do not exist under it)\n"
     "  --layer N            checkpoints of layer N only\n"
     "  --break-on-nan       stop at the first node that produces a NaN or Inf and report it\n"
-    "  --reference DUMP     compare every node the dump holds as it is computed (metrics in the trace)\n"
+    "  --reference DUMP     compare every node the dump holds as it is computed (metrics in the trace,\n"
+    "                       a summary at the end; beyond tolerance exits 1)\n"
     "  --tolerance-abs X    live comparison tolerances (default 1e-6, 1e-4)\n"
     "  --tolerance-rel Y\n"
     "\n"
     "Parity:\n"
     "  --parity FILE        write each generated step's token and top-k logits as JSON Lines\n"
     "                       (also kept in the trace); LLTRACE_PARITY=FILE does the same\n"
-    "                       (10 logits per step, or --top-k K, at most 64)\n";
+    "                       (10 logits per step, or --top-k K, at most 64)\n"
+    "\n"
+    "Exit status: 0 done; 1 --break-on-nan stopped the run, --reference went beyond tolerance, or\n"
+    "the trace could not be written whole (tracing stopped: a full disk, a write error);\n"
+    "2 bad usage, an unreadable model, trace or reference, or llama.cpp refused the model or\n"
+    "context; 130 after Ctrl-C.\n";
 
 static volatile sig_atomic_t stop_flag;
 
@@ -218,6 +226,40 @@ static void trace_failed(const struct run_opts * o, const struct llt_gen_result 
     }
 }
 
+// the live comparison with --reference: what was compared, what was not and why
+static void print_reference(const struct run_opts * o, const struct llt_ref_summary * s) {
+    fprintf(stderr, "lltrace: reference: %lld compared, %lld within tolerance", (long long) s->n_compared, (long long) s->n_within);
+    if (s->first_beyond[0]) fprintf(stderr, ", first beyond: %s (max |d| %.3g)", s->first_beyond, s->first_beyond_max_abs);
+    fputc('\n', stderr);
+    if (s->n_shape_differs > 0) {
+        fprintf(stderr, "lltrace: reference: %lld skipped, shapes differ (%s)", (long long) s->n_shape_differs, s->shape_example);
+        if (s->n_token_count_differs > 0) {
+            fprintf(stderr, "; %lld in the token count alone: the prompt differs from the reference's", (long long) s->n_token_count_differs);
+        }
+        fputc('\n', stderr);
+    }
+    if (s->n_not_contiguous > 0) fprintf(stderr, "lltrace: reference: %lld skipped, views not contiguous\n", (long long) s->n_not_contiguous);
+    if (s->n_ref_cache > 0) {
+        fprintf(stderr, "lltrace: reference: its %d K/V cache checkpoints are not compared live ('lltrace diff' compares dumps)\n",
+                s->n_ref_cache);
+    }
+    if (s->n_ref_unseen > 0) {
+        fprintf(stderr, "lltrace: reference: %d of its nodes never computed here%s\n", s->n_ref_unseen,
+                s->ref_has_probs && !s->run_has_probs ? " (flash attention is on here and was off in the reference: "
+                "attention probabilities exist only without it; -fa off)" : "");
+    }
+    // the cache types of both sides: a cache that is not f32 explains small differences
+    struct llt_tensor_set * ref = NULL;
+    char rk[16], rv[16], note[400];
+    if (s->n_compared > s->n_within && llt_tensor_set_open(o->gen.values.reference, &ref) == LLT_OK &&
+        llt_dump_cache_types(ref, rk, rv, sizeof(rk)) &&
+        llt_diff_kv_note(rk, rv, ggml_type_name((enum ggml_type) o->gen.type_k), ggml_type_name((enum ggml_type) o->gen.type_v),
+                         s->max_abs, note, sizeof(note))) {
+        fprintf(stderr, "lltrace: note: A is the reference, B this run: %s (-ctk f32 -ctv f32)\n", note);
+    }
+    llt_tensor_set_close(ref);
+}
+
 static void print_summary(const struct run_opts * o, const struct llt_gen_result * r) {
     const double prompt_s = r->t_prompt_ns / 1e9, gen_s = r->t_gen_ns / 1e9;
     fprintf(stderr, "\n\nlltrace: %d prompt tokens in %.3f s (%.1f tok/s), %d generated in %.3f s (%.1f tok/s)%s\n",
@@ -227,11 +269,13 @@ static void print_summary(const struct run_opts * o, const struct llt_gen_result
             llt_level_name(o->gen.level), (long long) r->stats.n_steps, (long long) r->stats.n_nodes_last,
             (long long) r->stats.n_graphs, (long long) r->stats.n_weights_read, (long long) r->stats.n_weights);
     if (r->flash_attn_off) fprintf(stderr, "lltrace: flash attention was turned off: --checkpoints reads attention probabilities\n");
+    if (r->dump_unmatched[0]) fprintf(stderr, "lltrace: warning: --dump %s matched no node (names are case-sensitive)\n", r->dump_unmatched);
     if (r->dump_path[0]) fprintf(stderr, "lltrace: %lld tensors dumped to %s\n", (long long) r->stats.n_dumped, r->dump_path);
     if (r->stats.timing_observed_from >= 0) {
         fprintf(stderr, "lltrace: the backend gave no per-node stamps that match the graph; nodes were timed by"
                         " observing them from step %lld on (slower)\n", (long long) r->stats.timing_observed_from);
     }
+    if (r->has_reference) print_reference(o, &r->reference);
     if (r->stopped_on_nan) fprintf(stderr, "lltrace: stopped at the first NaN/Inf: %s\n", r->nan_report);
     if (r->trace_error[0]) {
         trace_failed(o, r);
@@ -261,6 +305,7 @@ int cmd_run(int argc, char ** argv) {
         o.gen.prompt = prompt_buf;
     }
     // a bad model or output path fails before anything is loaded or made
+    exit_code = CLI_USAGE;
     if (o.model) {
         struct llt_registry * reg = NULL;
         if (llt_registry_load(o.model, &reg) != LLT_OK) {
@@ -269,16 +314,21 @@ int cmd_run(int argc, char ** argv) {
         }
         llt_registry_free(reg);
     }
+    if (o.model) {
+        model_path = strdup(o.model);
+    } else if (cli_default_model("tiny", LLAMA_FTYPE_ALL_F32, &model_path) != LLT_OK) {
+        cli_error("%s", llt_last_error());
+        exit_code = CLI_FAIL;
+        goto done;
+    }
+    // a trace made here and left without a run (llama.cpp refused the model or the context) is
+    // removed; an existing one is never touched
+    const bool made_trace = access(o.output, F_OK) != 0;
     if (llt_store_open(o.output, LLT_STORE_WRITE, &st) != LLT_OK) {
         cli_error("%s", llt_last_error());
         goto done;
     }
-    if (o.model) {
-        model_path = strdup(o.model);
-    } else if (llt_default_model("tiny", LLAMA_FTYPE_ALL_F32, &model_path) != LLT_OK) {
-        cli_error("%s", llt_last_error());
-        goto done;
-    }
+    exit_code = CLI_FAIL;
     o.gen.model_path = model_path;
     o.gen.stop = &stop_flag;
     o.gen.on_piece = print_piece;
@@ -292,6 +342,13 @@ int cmd_run(int argc, char ** argv) {
         fputc('\n', stdout);
         cli_error("%s", llt_last_error());
         if (res.trace_error[0]) trace_failed(&o, &res);
+        // refused while loading: the model or the flags, not the run, are at fault
+        if (res.t_load_ns == 0) exit_code = CLI_USAGE;
+        if (made_trace && res.run_id == 0) {
+            llt_store_close(st);
+            st = NULL;
+            unlink(o.output);
+        }
         goto done;
     }
     if (o.parity) {
@@ -302,7 +359,10 @@ int cmd_run(int argc, char ** argv) {
         fprintf(stderr, "\nlltrace: parity of %d steps (top-%d) written to %s", res.n_gen, o.gen.parity_top_k, o.parity);
     }
     print_summary(&o, &res);
-    exit_code = res.trace_error[0] ? CLI_FAIL : CLI_OK;
+    // the trace holds what ran either way; the status says whether it ran to the end, and
+    // whether its trace could be written whole
+    const bool beyond = res.has_reference && res.reference.n_within < res.reference.n_compared;
+    exit_code = stop_flag ? CLI_INTERRUPTED : res.stopped_on_nan || beyond || res.trace_error[0] ? CLI_FAIL : CLI_OK;
 done:
     llt_gen_result_free(&res);
     llt_store_close(st);

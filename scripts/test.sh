@@ -1,6 +1,32 @@
 #!/usr/bin/env bash
-# Build everything (scripts/build.sh) and run the test suite.
+# Build everything (scripts/build.sh) and run the test suite three ways:
+#   1. the normal build (build/), every CTest test;
+#   2. the same suite built with AddressSanitizer + UBSan (build-asan/; llama.cpp's libraries
+#      stay unsanitized): any sanitizer report fails the test that triggered it;
+#   3. every fuzz harness for a short bounded time (scripts/fuzz.sh, LLTRACE_FUZZ_SECONDS,
+#      default 20 s each), on top of the seed and regression inputs the suite replays.
+# scripts/test.sh --quick runs only 1. Extra arguments go to ctest (e.g. -R cli-).
+# Each part prints how long it took.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+quick=0
+if [ "${1:-}" = "--quick" ]; then quick=1; shift; fi
+part() { echo "test: $1 took $(( $(date +%s) - $2 )) s" >&2; }
+
+t=$(date +%s)
 scripts/build.sh
 ctest --test-dir "${LLTRACE_BUILD_DIR:-build}" --output-on-failure "$@"
+part "the build and the suite" "$t"
+[ $quick = 1 ] && exit 0
+
+t=$(date +%s)
+prefix=${LLAMA_PREFIX:-$(scripts/bootstrap-llama.sh | tail -n 1)}
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLLAMA_PREFIX="$prefix" -DLLT_SANITIZE=ON >/dev/null
+cmake --build build-asan -j "$(nproc)" >/dev/null || cmake --build build-asan -j 1
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir build-asan --output-on-failure "$@"
+part "the sanitizer build and suite" "$t"
+
+t=$(date +%s)
+scripts/fuzz.sh "${LLTRACE_FUZZ_SECONDS:-20}"
+part "the fuzz harnesses" "$t"

@@ -123,6 +123,26 @@ s = t[0]['stats']
 assert s['n'] == 65536 and s['nan'] == 0 and s['min'] <= s['mean'] <= s['max'] and s['std'] > 0, s
 " || fail "inspect --tensor --stats --show-data"
 
+# --tensor is a case-sensitive glob; one that matches nothing is a warning, not an error;
+# --no-metadata leaves the keys out
+"$bin" inspect "$q4" --tensor 'blk.1.attn_*' --no-metadata --format json >"$dir/glob.json" 2>"$dir/err" || fail "inspect --tensor glob: exit $?"
+python3 - "$dir/glob.json" "$q4" "$dir" <<'EOF' || fail "inspect --tensor glob --no-metadata"
+import json, sys
+sys.path.insert(0, sys.argv[3])
+import gguf
+d = json.load(open(sys.argv[1]))
+_, _, tensors = gguf.read(sys.argv[2])
+want = [n for n, t, ne, o in tensors if n.startswith('blk.1.attn_')]
+got = [t['name'] for t in d['tensors']]
+assert 'metadata' not in d, 'metadata shown with --no-metadata'
+assert got == want and len(want) == 5, (got, want)
+EOF
+"$bin" inspect "$f32" --tensor 'BLK.*' >"$dir/out" 2>"$dir/err"
+rc=$?
+[ "$rc" = 0 ] || fail "inspect --tensor matching nothing: exit $rc, want 0"
+grep -q "warning: --tensor 'BLK.\*' matched no tensor" "$dir/err" || fail "inspect --tensor matching nothing: no warning: $(cat "$dir/err")"
+grep -q "tensors (0 of 21)" "$dir/out" || fail "inspect --tensor matching nothing: $(cat "$dir/out")"
+
 # ---- diff: a model against itself and against its quantized versions --------------------------
 expect 0 "diff model itself" "" -- "$bin" diff "$f32" "$f32" --format json
 python3 -c "
@@ -265,9 +285,19 @@ expect 2 "diff no match"          "no tensors to compare"            -- "$bin" d
 expect 2 "diff weights npy"       "--weights compares two GGUF"      -- "$bin" diff "$dir/npy" "$f32" --weights
 expect 2 "diff bad tolerance"     "--tolerance-abs"                  -- "$bin" diff "$f32" "$f32" --tolerance-abs x
 expect 2 "diff bad map"           "lltrace-map 1"                    -- "$bin" diff "$f32" "$f32" --map "$dir/bad.safetensors"
-expect 2 "inspect no tensor"      "no tensor 'nope'"                 -- "$bin" inspect "$f32" --tensor nope
+expect 2 "inspect no block tensor" "no tensor 'nope'"                -- "$bin" inspect "$f32" --blocks nope
 expect 2 "inspect blocks of f32"  "not a block-quantized type"       -- "$bin" inspect "$f32" --blocks output_norm.weight
 expect 2 "inspect bad format"     "unknown value"                   -- "$bin" inspect "$f32" --format xml
+
+expect 2 "mkmodel unreadable vocab" "cannot read vocabulary"           -- "$bin" mkmodel tiny F32 --vocab "$dir/absent.gguf" -o "$dir/m.gguf"
+
+# a write error on the output is a failure (1), not a usage error
+if [ -w /dev/full ]; then
+    "$bin" inspect "$f32" >/dev/full 2>/dev/null; rc=$?
+    [ "$rc" = 1 ] || fail "inspect into a full device: exit $rc, want 1"
+    "$bin" diff "$f32" "$f32" >/dev/full 2>/dev/null; rc=$?
+    [ "$rc" = 1 ] || fail "diff into a full device: exit $rc, want 1"
+fi
 
 if [ "$fails" != 0 ]; then echo "cli-inspect-diff: $fails failure(s)"; exit 1; fi
 echo "cli-inspect-diff: ok"

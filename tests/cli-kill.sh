@@ -127,7 +127,7 @@ wait_steps "$dir/i.db" 10 "$pid" || fail "the run never reached 10 steps"
 kill -INT "$pid"
 wait "$pid"
 rc=$?
-[ "$rc" = 0 ] || fail "SIGINT: exit $rc: $(cat "$dir/i.err")"
+[ "$rc" = 130 ] || fail "SIGINT: exit $rc, want 130: $(cat "$dir/i.err")"
 [ "$(sqlite3 "$dir/i.db" "SELECT status FROM runs WHERE id=1")" = interrupted ] || fail "SIGINT: run not marked interrupted"
 n=$(sqlite3 "$dir/i.db" "SELECT n_gen FROM runs WHERE id=1")
 [ "$n" -lt 20000 ] && [ "$n" -ge 10 ] || fail "SIGINT: n_gen $n"

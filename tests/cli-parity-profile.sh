@@ -78,6 +78,9 @@ refused "a missing file" 2 "missing.jsonl" parity "$a" "$WORK/missing.jsonl"
 refused "one side" 2 "two files" parity "$a"
 refused "--top-k 0" 2 "top-k" parity "$a" "$a" --top-k 0
 refused "-fa with files" 2 "--model" parity "$a" "$a" -fa on
+"$LLTRACE" run -m "$f32" -n 2 -o "$WORK/noparity.db" >/dev/null 2>&1 || fail "run without --parity"
+refused "a trace without parity records" 2 "run 1 has no parity records (record them with 'lltrace run --parity')" \
+    parity "$WORK/noparity.db" "$a"
 
 # ---- profile -----------------------------------------------------------------------------
 

@@ -21,6 +21,58 @@ import json, sys
 print(" ".join(sorted(set(t["type"] for t in json.load(sys.stdin)["tensors"]))))')
 [ "$types" = f16 ] || fail "--dump-type f16 gave types '$types'"
 
+# a dump named relative to the current folder is recorded by its absolute path
+(cd "$dir" && "$bin" run -m "$model" -n 1 -o rel.db --dump 'l_out-0' --dump-file rel.gguf >/dev/null 2>&1) || fail "run with a relative dump"
+expect "runs.dump_path of a relative dump" "$(sqlite3 "$dir/rel.db" "SELECT dump_path FROM runs WHERE id=1")" "$(cd "$dir" && pwd -P)/rel.gguf"
+
+# llama.cpp's refusal says why, without -v; a trace made for the refused run is removed, an
+# existing one is left as it was
+"$bin" run -m "$model" -n 1 -fa off -ctv q8_0 -o "$dir/refused.db" >/dev/null 2>"$dir/err"
+expect "exit of a refused context" "$?" 2
+grep -q "requires flash_attn" "$dir/err" || fail "refused context: llama.cpp's reason missing: $(cat "$dir/err")"
+[ ! -e "$dir/refused.db" ] || fail "a refused run left $dir/refused.db behind"
+cp "$dir/rel.db" "$dir/kept.db"
+"$bin" run -m "$model" -n 1 -fa off -ctv q8_0 -o "$dir/kept.db" >/dev/null 2>&1
+cmp -s "$dir/rel.db" "$dir/kept.db" || fail "a refused run changed an existing trace"
+
+# a dump pattern that matches no node is a warning (names are case-sensitive); the run succeeds
+"$bin" run -m "$model" -n 1 -o "$dir/w.db" --dump 'L_OUT-*' --dump 'l_out-0' >/dev/null 2>"$dir/err"
+expect "exit of a run with an unmatched --dump" "$?" 0
+grep -q "warning: --dump 'L_OUT-\*' matched no node" "$dir/err" || fail "no warning for an unmatched --dump: $(cat "$dir/err")"
+grep -q "warning: --dump.*'l_out-0'" "$dir/err" && fail "a matching --dump pattern was warned about"
+
+# --reference ends with a summary: what was compared (as many as node_diffs holds), the first
+# node beyond tolerance, and why reference nodes were not compared (flash attention, off in the
+# checkpoint run that made the reference, is on here); beyond tolerance exits 1
+"$bin" run -m "$model" -n 2 -o "$dir/ref.db" --checkpoints --dump-file "$dir/ref.gguf" >/dev/null 2>&1 || fail "run --checkpoints for a reference"
+"$bin" run -m "$model" -n 2 -o "$dir/ref.db" -fa on --reference "$dir/ref.gguf" >/dev/null 2>"$dir/err"
+expect "exit of a run beyond its reference's tolerance" "$?" 1
+read -r n_cmp n_within <<<"$(sqlite3 -separator ' ' "$dir/ref.db" "SELECT count(*), sum(n_exceed = 0) FROM node_diffs WHERE run_id=2 AND shape_ok=1")"
+grep -q "reference: $n_cmp compared, $n_within within tolerance, first beyond: " "$dir/err" \
+    || fail "reference summary: want $n_cmp compared, $n_within within: $(cat "$dir/err")"
+grep -q "flash attention is on here and was off in the reference" "$dir/err" || fail "reference summary: no word of flash attention: $(cat "$dir/err")"
+grep -q "K/V cache is f16/f16 in A and f16/f16 in B" "$dir/err" || fail "reference summary: no K/V cache note: $(cat "$dir/err")"
+# with flash attention off too, the same run compares all it can (attention probabilities cut to
+# the positions in use, as dumped) and all of it within tolerance
+"$bin" run -m "$model" -n 2 -o "$dir/ref.db" -fa off --reference "$dir/ref.gguf" >/dev/null 2>"$dir/err"
+expect "exit of a run equal to its reference" "$?" 0
+# the tiny model's 2 layers at 2 steps
+expect "attention probabilities compared" "$(sqlite3 "$dir/ref.db" "SELECT count(*) FROM node_diffs WHERE run_id=3 AND name LIKE 'kq_soft_max-%' AND shape_ok=1 AND n_exceed=0")" 4
+grep -q "shapes differ\|never computed here" "$dir/err" && fail "the same run skipped reference nodes: $(cat "$dir/err")"
+# diff says the same of two dumps whose caches differ, and nothing when both are f32
+"$bin" run -m "$model" -n 2 -o "$dir/ref.db" --checkpoints -ctk f32 -ctv f32 --dump-file "$dir/f32kv.gguf" >/dev/null 2>&1 || fail "run -ctk f32"
+"$bin" run -m "$model" -n 2 -o "$dir/ref.db" --checkpoints -ctk f32 -ctv f32 --dump-file "$dir/f32kv2.gguf" >/dev/null 2>&1 || fail "run -ctk f32"
+"$bin" diff "$dir/ref.gguf" "$dir/f32kv.gguf" --format json >"$dir/kv.json"
+expect "exit of diff f16 against f32 caches" "$?" 1
+python3 - "$dir/kv.json" <<'PY' || fail "diff of f16 and f32 caches: no K/V cache note"
+import json, sys
+s = json.load(open(sys.argv[1]))["summary"]
+assert 0 < s["max_abs"] <= 1e-2 and "f16/f16 in A and f32/f32 in B" in (s["kv_cache_note"] or ""), s
+PY
+"$bin" diff "$dir/f32kv.gguf" "$dir/f32kv2.gguf" --format json >"$dir/kv2.json"
+python3 -c "import json,sys; s=json.load(open(sys.argv[1]))['summary']; assert s['kv_cache_note'] is None, s" "$dir/kv2.json" \
+    || fail "diff of two f32-cache dumps carries a K/V cache note"
+
 # a dump against itself through the command: every tensor compared, zero difference, exit 0
 "$bin" diff "$dump" "$dump" --format json >"$dir/self.json" || fail "diff of a dump with itself: exit $?"
 python3 - "$dir/self.json" <<'PY' || fail "diff of a dump with itself is not zero"
@@ -73,7 +125,7 @@ expect 2 "bad dump type"          "$bin" run -m "$model" --dump-type f64
 expect 2 "bad regex"              "$bin" run -m "$model" -o "$dir/t.db" -n 1 --dump 're:(' 
 "$bin" run -m "$model" -n 1 -o "$dir/t.db" >/dev/null 2>&1
 expect 1 "export of a run without a dump" "$bin" export "$dir/t.db" --dump-format npy -o "$dir/none"
-expect 1 "missing reference"      "$bin" run -m "$model" -n 1 -o "$dir/t.db" --reference "$dir/absent.gguf"
+expect 2 "missing reference"      "$bin" run -m "$model" -n 1 -o "$dir/t.db" --reference "$dir/absent.gguf"
 
 # a failure inside the hook (the dump outgrows the file size limit): tracing stops, the error is
 # recorded, generation finishes, and the run exits 1 (its output could not be written)

@@ -313,6 +313,8 @@ static void test_map(void) {
         { "tr-0#0",              2, { 3, 2, 1, 1 } },
         { "l_out-1#0",           2, { ROWS, 3, 1, 1 } },
         { "flat-0#0",            3, { 2, 3, 2, 1 } },
+        { "lr-0#0",              2, { ROWS, 3, 1, 1 } },
+        { "lq-0#0",              2, { ROWS, 3, 1, 1 } },
     };
     const struct llt_tensor_desc b_t[] = {
         { "model.layers.0.self_attn.q_proj.weight", 2, { IN, ROWS, 1, 1 } },
@@ -321,16 +323,20 @@ static void test_map(void) {
         { "model.layers.1",                         2, { ROWS, TOK, 1, 1 } },
         { "flat.0",                                 2, { 4, 3, 1, 1 } },
         { "model.layers.0.unmapped",                1, { 2, 1, 1, 1 } },
+        { "lr.0",                                   2, { ROWS, TOK, 1, 1 } },
+        { "lq.0",                                   2, { ROWS, TOK, 1, 1 } },
     };
     const float pad[2] = { 0, 0 };
-    const struct arrays da = { { w_gguf, q_gguf, q_gguf, t_a, l_a, r_a }, { ROWS * IN, ROWS * TOK, ROWS * TOK, 6, ROWS * 3, 12 } };
-    const struct arrays db = { { w_hf, q_hf, t_b, l_b, r_b, pad }, { ROWS * IN, ROWS * TOK, 6, ROWS * TOK, 12, 2 } };
+    const struct arrays da = { { w_gguf, q_gguf, q_gguf, t_a, l_a, r_a, l_a, q_gguf + ROWS * (TOK - 3) },
+                               { ROWS * IN, ROWS * TOK, ROWS * TOK, 6, ROWS * 3, 12, ROWS * 3, ROWS * 3 } };
+    const struct arrays db = { { w_hf, q_hf, t_b, l_b, r_b, pad, l_b, q_hf },
+                               { ROWS * IN, ROWS * TOK, 6, ROWS * TOK, 12, 2, ROWS * TOK, ROWS * TOK } };
     char pa[256], pb[256], pm[256];
     path_in_tmp(pa, sizeof(pa), "map-a.safetensors");
     path_in_tmp(pb, sizeof(pb), "map-b.safetensors");
     path_in_tmp(pm, sizeof(pm), "test.map");
-    REQUIRE(llt_safetensors_write(pa, a_t, 6, get_array, (void *) &da) == LLT_OK, "write: %s", llt_last_error());
-    REQUIRE(llt_safetensors_write(pb, b_t, 6, get_array, (void *) &db) == LLT_OK, "write: %s", llt_last_error());
+    REQUIRE(llt_safetensors_write(pa, a_t, 8, get_array, (void *) &da) == LLT_OK, "write: %s", llt_last_error());
+    REQUIRE(llt_safetensors_write(pb, b_t, 8, get_array, (void *) &db) == LLT_OK, "write: %s", llt_last_error());
     write_map(pm,
         "lltrace-map 1\n"
         "# weights and activations\n"
@@ -338,7 +344,9 @@ static void test_map(void) {
         "Qcur-{L}   model.layers.{L}.self_attn.q_proj   qk-permute:0   # a comment\n"
         "tr-{L}     tr.{L}       transpose\n"
         "l_out-{L}  model.layers.{L}  last-rows\n"
-        "flat-*     flat.*       reshape\n");
+        "flat-*     flat.*       reshape\n"
+        "lr-{L}     lr.{L}       last-rows reshape:-1,3   # the reshape sees 3 tokens, not 5\n"
+        "lq-{L}     lq.{L}       last-rows qk-permute:0\n");
 
     struct llt_tensor_set * a = NULL, * b = NULL;
     struct llt_name_map * map = NULL;
@@ -351,12 +359,13 @@ static void test_map(void) {
     p.tol_rel = 0;
     struct llt_set_diff * sd = NULL;
     // {head_dim} is in neither file's metadata: a clear error until it is set
-    CHECK_INT(llt_set_diff(a, b, &p, &sd), LLT_EINVAL);
-    CHECK(strstr(llt_last_error(), "--map-var head_dim") != NULL, "message: %s", llt_last_error());
+    CHECK_INT(llt_set_diff(a, b, &p, &sd), LLT_ENOTFOUND);
+    CHECK(strstr(llt_last_error(), "{head_dim}") != NULL && strstr(llt_last_error(), "--") == NULL,
+          "message: %s", llt_last_error());
     REQUIRE(llt_name_map_set_var(map, "head_dim", HD) == LLT_OK, "set var");
     REQUIRE(llt_set_diff(a, b, &p, &sd) == LLT_OK, "set diff: %s", llt_last_error());
-    CHECK_INT(sd->n_compared, 5);
-    CHECK_INT(sd->n_within, 5);
+    CHECK_INT(sd->n_compared, 7);
+    CHECK_INT(sd->n_within, 7);
     CHECK_INT(sd->n_unmapped, 2); // Qcur-0#0.2 and model.layers.0.unmapped
     CHECK_INT(sd->n_only_a + sd->n_only_b + sd->n_shape_mismatch, 0);
     for (int i = 0; i < sd->n_entries; i++) {
@@ -398,6 +407,45 @@ static void test_map(void) {
     }
 }
 
+// ---- the K/V cache note ------------------------------------------------------------------
+
+static void test_kv_note(void) {
+    char note[400];
+    CHECK(!llt_diff_kv_note("f32", "f32", "f32", "f32", 1e-3, note, sizeof(note)) && note[0] == '\0', "note for f32 caches: %s", note);
+    CHECK(llt_diff_kv_note("f16", "f16", "f32", "f32", 1e-3, note, sizeof(note)), "no note for an f16 cache against f32");
+    CHECK(strstr(note, "f16/f16 in A") && strstr(note, "f32/f32 in B") && !strstr(note, "--"), "note: %s", note);
+    CHECK(llt_diff_kv_note("f32", "f32", "q8_0", "f32", 5e-3, note, sizeof(note)), "no note for a quantized K cache");
+    CHECK(!llt_diff_kv_note("f16", "f16", "f32", "f32", 0.5, note, sizeof(note)), "a cache explains a difference of 0.5: %s", note);
+    CHECK(!llt_diff_kv_note("f16", "f16", "f32", "f32", 0.0, note, sizeof(note)), "a note without differences");
+    CHECK(!llt_diff_kv_note("f16", "", "f32", "f32", 1e-3, note, sizeof(note)), "a note with a side unknown");
+
+    // a dump says its run's cache types under LLT_DUMP_KEY_PARAMS
+    char pa[256];
+    path_in_tmp(pa, sizeof(pa), "params.gguf");
+    struct ggml_init_params ip = { .mem_size = 1 << 16, .mem_buffer = NULL, .no_alloc = false };
+    struct ggml_context * ctx = ggml_init(ip);
+    struct gguf_context * g = gguf_init_empty();
+    struct ggml_tensor * t = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, 4);
+    ggml_set_name(t, "x-0#0");
+    memset(t->data, 0, 16);
+    gguf_add_tensor(g, t);
+    gguf_set_val_str(g, LLT_DUMP_KEY_PARAMS, "{\"n_ctx\":256,\"flash_attn\":\"off\",\"type_k\":\"q8_0\",\"type_v\":\"f16\",\"seed\":1}");
+    REQUIRE(gguf_write_to_file(g, pa, false), "write %s", pa);
+    gguf_free(g);
+    ggml_free(ctx);
+    struct llt_tensor_set * set = NULL;
+    REQUIRE(llt_tensor_set_open(pa, &set) == LLT_OK, "open: %s", llt_last_error());
+    char k[16] = "", v[16] = "";
+    CHECK(llt_dump_cache_types(set, k, v, sizeof(k)), "cache types not read");
+    CHECK(strcmp(k, "q8_0") == 0 && strcmp(v, "f16") == 0, "cache types %s/%s, want q8_0/f16", k, v);
+    llt_tensor_set_close(set);
+    // a set without the key: unknown
+    path_in_tmp(pa, sizeof(pa), "a.safetensors");
+    REQUIRE(llt_tensor_set_open(pa, &set) == LLT_OK, "open: %s", llt_last_error());
+    CHECK(!llt_dump_cache_types(set, k, v, sizeof(k)), "cache types from a safetensors file");
+    llt_tensor_set_close(set);
+}
+
 int main(void) {
     llt_log_init(false);
     REQUIRE(mkdtemp(tmp_dir), "mkdtemp");
@@ -406,6 +454,7 @@ int main(void) {
     test_set_diff();
     test_graph_order();
     test_map();
+    test_kv_note();
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp_dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp_dir);

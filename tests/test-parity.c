@@ -31,7 +31,7 @@ static const char * seq_a =
     "{\"step\":2,\"token\":30,\"top_k\":[[30,1.5],[31,1.0],[32,0.5]],\"piece\":\"c\",\"pos\":9}\n"
     "{\"step\":3,\"token\":40,\"top_k\":[[40,3.0],[41,2.5],[42,1.0]],\"piece\":\"d\",\"pos\":10}\n"
     "{\"step\":4,\"token\":50,\"top_k\":[[50,3.0],[51,2.0],[52,1.0]],\"piece\":\"e\",\"pos\":11}\n";
-// seed 004's shape: no piece, no pos; top_k not sorted on one line; an extra key
+// another engine's lines: no piece, no pos; top_k not sorted on one line; an extra key
 static const char * seq_b =
     "{\"step\":0,\"token\":10,\"top_k\":[[10,5.0],[11,4.0],[12,3.0]]}\n"
     "{\"step\":1,\"token\":20,\"top_k\":[[20,2.0],[21,0.5],[23,0.2]]}\n"
@@ -88,6 +88,9 @@ static void test_divergence(void) {
     for (int i = 0; i < 4; i++) CHECK_NEAR(r.steps[i].max_diff, diff[i], 1e-6);
     CHECK_NEAR(r.max_diff, 1.0, 1e-6);
     CHECK_INT(r.max_diff_step, 3);
+    // margins at step 3, the first difference: A 3.0 - 2.5, B 3.0 - 2.0
+    CHECK_NEAR(r.margin_a, 0.5, 1e-6);
+    CHECK_NEAR(r.margin_b, 1.0, 1e-6);
 
     // KL over the union of ids; an id missing from a side takes that side's 3rd logit
     // step 1: ids 20 21 22 23; A: 2 1 0 [0]; B: 2 0.5 [0.2] 0.2
@@ -259,7 +262,8 @@ static void test_trace(void) {
 
     // run 2 (the last one) has no records
     CHECK(llt_parity_read_trace(st, 0, &steps, &n) == LLT_ENOTFOUND, "got '%s'", llt_last_error());
-    CHECK(strstr(llt_last_error(), "--parity") != NULL, "message '%s' does not say how to record parity", llt_last_error());
+    CHECK(strstr(llt_last_error(), "run 2 has no parity records") != NULL && !strstr(llt_last_error(), "--"),
+          "message '%s' does not name the run, or names a flag (the CLI adds the hint)", llt_last_error());
 
     REQUIRE(sqlite3_exec(db, "INSERT INTO parity(run_id, step, pos, token, piece, top_k) VALUES (2, 0, 0, 1, '', '[[1,2] x')", NULL, NULL, NULL) == SQLITE_OK,
             "%s", sqlite3_errmsg(db));
@@ -308,9 +312,22 @@ static void test_top_k(void) {
     }
 }
 
+// the top_k column alone: sorted on reading, duplicates refused
+static void test_parse_top_k(void) {
+    struct llt_parity_step s;
+    memset(&s, 0, sizeof(s));
+    CHECK_INT(llt_parity_parse_top_k("[[3,1.5],[7,2.5],[9,-1]]", &s), LLT_OK);
+    CHECK(s.k == 3 && s.ids[0] == 7 && s.ids[1] == 3 && s.ids[2] == 9 && s.logits[0] == 2.5f,
+          "top_k: k %d ids %d %d %d, want 3 ids 7 3 9", s.k, s.ids[0], s.ids[1], s.ids[2]);
+    CHECK_INT(llt_parity_parse_top_k("[[3,1],[3,2]]", &s), LLT_EFORMAT);
+    CHECK(strstr(llt_last_error(), "twice") != NULL, "message: %s", llt_last_error());
+    CHECK_INT(llt_parity_parse_top_k("[[3,1]] x", &s), LLT_EFORMAT);
+}
+
 int main(void) {
     test_dir_make("test-parity");
     test_top_k();
+    test_parse_top_k();
     test_divergence();
     test_malformed();
     test_round_trip();

@@ -4,6 +4,8 @@
 #include "testutil.h"
 
 #include "lltrace.h"
+#include "../src/tensors/gguf_writer.h" // private to the library; its symbols are visible
+#include "gguf.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -338,10 +340,118 @@ static void test_other_errors(void) {
     open_fails("corrupt gguf", p, LLT_EFORMAT, "corrupt or truncated GGUF header");
 }
 
+// ---- the streaming GGUF writer -----------------------------------------------------------
+
+static bool same_file(const char * a, const char * b) {
+    FILE * fa = fopen(a, "rb"), * fb = fopen(b, "rb");
+    bool same = fa && fb;
+    for (int ca = 0, cb = 0; same && ca != EOF; ) {
+        ca = fgetc(fa); cb = fgetc(fb);
+        same = ca == cb;
+    }
+    if (fa) fclose(fa);
+    if (fb) fclose(fb);
+    return same;
+}
+
+// n tensors of shape [1 + i%5, 1 + i%3], values k + i, two keys each, written by the streaming writer
+static void write_stream(const char * path, const struct gguf_context * global, int n) {
+    FILE * f = fopen(path, "wb");
+    REQUIRE(f, "write %s", path);
+    struct llt_gguf_writer w;
+    REQUIRE(llt_gguf_writer_begin(&w, f, global, 2 * (int64_t) n, n) == LLT_OK, "%s", llt_last_error());
+    char key[96], name[64];
+    for (int i = 0; i < n; i++) {
+        snprintf(name, sizeof(name), "t%d", i);
+        snprintf(key, sizeof(key), "x.%s.s", name); llt_gguf_writer_kv_str(&w, key, name);
+        snprintf(key, sizeof(key), "x.%s.i", name); llt_gguf_writer_kv_i64(&w, key, -i);
+    }
+    for (int i = 0; i < n; i++) {
+        const int64_t ne[4] = { 1 + i % 5, 1 + i % 3, 1, 1 };
+        snprintf(name, sizeof(name), "t%d", i);
+        const int n_dims = ne[1] > 1 ? 2 : 1; // as ggml_n_dims counts
+        llt_gguf_writer_tensor(&w, name, GGML_TYPE_F32, n_dims, ne, (uint64_t) (ne[0] * ne[1]) * sizeof(float));
+    }
+    llt_gguf_writer_pad(&w);
+    for (int i = 0; i < n; i++) {
+        const int64_t m = (1 + i % 5) * (1 + i % 3);
+        for (int64_t k = 0; k < m; k++) { const float x = (float) (k + i); fwrite(&x, sizeof(x), 1, f); }
+        llt_gguf_writer_pad(&w);
+    }
+    CHECK_INT(llt_gguf_writer_end(&w), LLT_OK);
+    fclose(f);
+}
+
+static void test_gguf_writer(void) {
+    struct gguf_context * global = gguf_init_empty();
+    const char * words[] = { "a", "bc", "" };
+    const int32_t ints[] = { 3, -1, 7 };
+    gguf_set_val_str(global, "general.type", "test");
+    gguf_set_val_u32(global, "x.u32", 42);
+    gguf_set_val_bool(global, "x.bool", true);
+    gguf_set_arr_str(global, "x.words", words, 3);
+    gguf_set_arr_data(global, "x.ints", GGUF_TYPE_INT32, ints, 3);
+
+    // a few tensors: the same bytes as gguf's own writer
+    enum { FEW = 7 };
+    char ps[256], pg[256];
+    path_in_tmp(ps, sizeof(ps), "stream.gguf");
+    path_in_tmp(pg, sizeof(pg), "ggml.gguf");
+    write_stream(ps, global, FEW);
+    struct ggml_init_params ip = { .mem_size = 1 << 20, .mem_buffer = NULL, .no_alloc = false };
+    struct ggml_context * ctx = ggml_init(ip);
+    struct gguf_context * g = gguf_init_empty();
+    gguf_set_kv(g, global);
+    char key[96], name[64];
+    for (int i = 0; i < FEW; i++) {
+        snprintf(name, sizeof(name), "t%d", i);
+        snprintf(key, sizeof(key), "x.%s.s", name); gguf_set_val_str(g, key, name);
+        snprintf(key, sizeof(key), "x.%s.i", name); gguf_set_val_i64(g, key, -i);
+    }
+    for (int i = 0; i < FEW; i++) {
+        struct ggml_tensor * t = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, 1 + i % 5, 1 + i % 3);
+        snprintf(name, sizeof(name), "t%d", i);
+        ggml_set_name(t, name);
+        for (int64_t k = 0; k < ggml_nelements(t); k++) ((float *) t->data)[k] = (float) (k + i);
+        gguf_add_tensor(g, t);
+    }
+    REQUIRE(gguf_write_to_file(g, pg, false), "gguf write");
+    CHECK(same_file(ps, pg), "the streaming writer's file differs from gguf_write_to_file's");
+    gguf_free(g);
+    ggml_free(ctx);
+
+    // many tensors: every one reads back with its shape, values and keys
+    enum { MANY = 3000 };
+    write_stream(ps, global, MANY);
+    struct llt_tensor_set * set = NULL;
+    REQUIRE(llt_tensor_set_open(ps, &set) == LLT_OK, "open: %s", llt_last_error());
+    CHECK_INT(llt_tensor_set_count(set), MANY);
+    const struct gguf_context * rg = llt_tensor_set_gguf(set);
+    int bad = 0;
+    for (int i = 0; i < MANY && set; i++) {
+        snprintf(name, sizeof(name), "t%d", i);
+        const int j = llt_tensor_set_find(set, name);
+        const struct llt_tensor_info * t = j >= 0 ? llt_tensor_set_get(set, j) : NULL;
+        if (!t || t->ne[0] != 1 + i % 5 || t->ne[1] != 1 + i % 3) { bad++; continue; }
+        float x[15];
+        if (llt_tensor_set_read_f32(set, j, x) != LLT_OK) { bad++; continue; }
+        for (int64_t k = 0; k < t->n_elements; k++) if (x[k] != (float) (k + i)) { bad++; break; }
+        snprintf(key, sizeof(key), "x.%s.i", name);
+        const int64_t ki = gguf_find_key(rg, key);
+        if (ki < 0 || gguf_get_val_i64(rg, ki) != -i) bad++;
+    }
+    CHECK(bad == 0, "%d of %d tensors read back wrong, want 0", bad, MANY);
+    const int64_t kw = gguf_find_key(rg, "x.words");
+    CHECK(kw >= 0 && gguf_get_arr_n(rg, kw) == 3 && strcmp(gguf_get_arr_str(rg, kw, 1), "bc") == 0, "x.words lost");
+    llt_tensor_set_close(set);
+    gguf_free(global);
+}
+
 int main(void) {
     llt_log_init(false);
     REQUIRE(mkdtemp(tmp_dir), "mkdtemp");
     test_npy_roundtrip();
+    test_gguf_writer();
     test_safetensors_roundtrip();
     test_npy_dtypes();
     test_npy_errors();

@@ -211,11 +211,32 @@ static void model_with_nan(const char * src, const char * dst) {
     ggml_free(ctx);
 }
 
+// prompt tokens stand in for the prompt text, which may then be NULL
+static void test_prompt_tokens(const char * model_path) {
+    const llama_token toks[] = { 1, 5, 9 };
+    struct llt_gen_params p = llt_gen_default_params();
+    p.model_path = model_path;
+    p.prompt = NULL;
+    p.prompt_tokens = toks;
+    p.n_prompt_tokens = 3;
+    p.n_predict = 2;
+    p.n_threads = 2;
+    struct llt_gen_result res = {0};
+    CHECK(llt_generate(&p, NULL, &res) == LLT_OK, "generate from tokens: %s", llt_last_error());
+    CHECK(res.n_prompt == 3 && res.n_gen == 2, "prompt %d generated %d, want 3 and 2", res.n_prompt, res.n_gen);
+    for (int i = 0; i < 3 && res.tokens; i++) CHECK(res.tokens[i] == toks[i], "token %d: %d, want %d", i, res.tokens[i], toks[i]);
+    llt_gen_result_free(&res);
+    p.n_prompt_tokens = 0; // neither text nor tokens
+    CHECK_INT(llt_generate(&p, NULL, &res), LLT_EINVAL);
+    llt_gen_result_free(&res);
+}
+
 int main(void) {
     test_dir_make("test-values");
     llt_log_init(false);
     char * f32 = model("F32"), * q8 = model("Q8_0"), * q4 = model("Q4_K_M");
     const int n_layer = llt_preset_find("tiny")->n_layer, n_steps = 4;
+    test_prompt_tokens(f32);
 
     // checkpoints and statistics in one run
     struct llt_values_params v = llt_values_default_params();
@@ -257,6 +278,22 @@ int main(void) {
     v.dump_path = path_in("q4.gguf");
     run(q4, path_in("t.db"), LLT_LEVEL_GRAPH, v, 1, &res);
     llt_gen_result_free(&res);
+    // the embedding is a checkpoint, and the first node where a quantized token_embd differs
+    struct llt_tensor_set * s32 = NULL, * s4 = NULL;
+    REQUIRE(llt_tensor_set_open(path_in("f32.gguf"), &s32) == LLT_OK && llt_tensor_set_open(path_in("q4.gguf"), &s4) == LLT_OK,
+            "%s", llt_last_error());
+    const int emb = llt_tensor_set_find(s4, "embd#0");
+    CHECK(emb >= 0 && llt_tensor_set_get(s4, emb)->order == 0, "embd#0 is not the first checkpoint of the Q4_K_M dump");
+    struct llt_diff_params ep = llt_diff_default_params();
+    struct llt_set_diff * ed = NULL;
+    CHECK(llt_set_diff(s32, s4, &ep, &ed) == LLT_OK, "%s", llt_last_error());
+    if (ed) {
+        const char * first = ed->first_exceed >= 0 ? llt_tensor_set_get(s32, ed->entries[ed->first_exceed].a)->name : "none";
+        CHECK(strcmp(first, "embd#0") == 0, "first difference F32 vs Q4_K_M at %s, want embd#0", first);
+    }
+    llt_set_diff_free(ed);
+    llt_tensor_set_close(s32);
+    llt_tensor_set_close(s4);
     for (int l = 0; l < n_layer; l++) {
         const double e8 = layer_error(path_in("f32.gguf"), path_in("q8.gguf"), l);
         const double e4 = layer_error(path_in("f32.gguf"), path_in("q4.gguf"), l);

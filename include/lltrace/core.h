@@ -45,7 +45,9 @@ int          llt_layer_from_name(const char * name);
 const char * llt_version(void);    // lltrace version
 const char * llt_llama_tag(void);  // tag of the llama.cpp lltrace was built against
 
-// Silences llama.cpp's log unless verbose; errors are kept for llt_last_error().
+// Installs lltrace's llama.cpp log callback: llama.cpp's error lines are kept, so that a
+// refused model or context says why in llt_last_error(); with verbose the whole log also goes
+// to stderr (the only output the library ever makes, and only when asked).
 void llt_log_init(bool verbose);
 
 #ifdef __cplusplus

@@ -7,6 +7,21 @@
 extern "C" {
 #endif
 
+// ---- the K/V cache: a source of differences of its own -----------------------------------
+
+// The K and V cache types ("f16", "q8_0") of the run that wrote a dump, from its
+// LLT_DUMP_KEY_PARAMS; false if the set does not say (not an lltrace dump, or an older one).
+bool llt_dump_cache_types(const struct llt_tensor_set * set, char * type_k, char * type_v, size_t size);
+
+// When a K or V cache that is not f32 on either side can alone explain the differences seen
+// (max_abs up to LLT_DIFF_KV_MAX_ABS: f16 keeps 11 significant bits, so about 1e-3 after
+// attention; quantized types fewer), one line into buf that says which side keeps which type,
+// and returns true; false (buf "") when both sides keep f32, a side is unknown (NULL or ""),
+// or the differences are larger than a cache explains. a_* and b_* are ggml type names.
+#define LLT_DIFF_KV_MAX_ABS 1e-2
+bool llt_diff_kv_note(const char * a_k, const char * a_v, const char * b_k, const char * b_v, double max_abs,
+                      char * buf, size_t size);
+
 struct llt_name_map;
 
 // Reads a name map (docs/name-maps.md). caller frees with llt_name_map_free()

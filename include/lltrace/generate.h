@@ -39,7 +39,7 @@ struct llt_gen_result {
     int32_t       n_prompt;
     int32_t       n_gen;
     char *        text;       // generated text
-    int64_t       t_load_ns;
+    int64_t       t_load_ns;  // 0 if the run failed while loading (model, context, tracer)
     int64_t       t_prompt_ns;
     int64_t       t_gen_ns;
     bool          interrupted;
@@ -47,6 +47,9 @@ struct llt_gen_result {
     bool          flash_attn_off;   // checkpoints asked for attention probabilities: flash attention was turned off
     char          nan_report[1024]; // where the NaN/Inf appeared, when stopped_on_nan
     char          dump_path[1024];  // the tensor dump written, "" if none
+    char          dump_unmatched[256]; // dump patterns no node matched, quoted, comma-separated; "" if none
+    bool          has_reference;    // values.reference was compared live: reference holds the summary
+    struct llt_ref_summary reference;
     struct llt_parity_step * parity; // n_gen entries when parity_top_k > 0
     int           run_id;     // run written, or 0 untraced
     struct llt_tracer_stats stats;

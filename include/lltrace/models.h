@@ -21,9 +21,12 @@ const char *              llt_preset_names(void); // "tiny, small"
 // (NULL = the llama-spm vocab of the llama.cpp build).
 int  llt_mkmodel(const char * preset, int ftype, const char * vocab_path, const char * out_path);
 
-// Path of a built-in model in the cache, generated on first use. The string is malloc'ed:
-// caller frees with free().
+// Path of a built-in model in the cache, generated on first use (seconds for "small": ask
+// llt_default_model_cached() first to tell the user). The string is malloc'ed: caller frees
+// with free().
 int  llt_default_model(const char * preset, int ftype, char ** out_path);
+// true if the built-in model is already in the cache, so llt_default_model() will not make it
+bool llt_default_model_cached(const char * preset, int ftype);
 
 // Cache folder: $LLTRACE_CACHE or ~/.cache/lltrace. malloc'ed: caller frees with free().
 char * llt_cache_dir(void);

@@ -23,7 +23,7 @@ struct llt_parity_step {
 
 // ---- parity ------------------------------------------------------------------------------
 //
-// A parity file is JSON Lines, one object per generated step, in seed 004's shape:
+// A parity file (the parity JSON Lines format) holds one JSON object per generated step:
 //   {"step":N,"token":ID,"top_k":[[ID,LOGIT],...],"piece":"text","pos":P}
 // "piece" and "pos" are optional (other engines leave them out; pos is then -1); other keys
 // are ignored. Steps count up by one from the first line. A trace keeps the same records in
@@ -44,6 +44,9 @@ int  llt_parity_write(const char * path, const struct llt_parity_step * steps, i
 // Parses one parity line. A top_k of more than LLT_PARITY_MAX_K entries keeps the largest;
 // top_k is sorted, largest logit first. The error names the column, not the line.
 int  llt_parity_parse(const char * line, struct llt_parity_step * out);
+// Parses a top-k list alone (the parity table's top_k column) into out's ids, logits and k,
+// sorted like llt_parity_parse's. The error names the column.
+int  llt_parity_parse_top_k(const char * text, struct llt_parity_step * out);
 // Reads a parity file; a malformed line fails naming its number. caller frees *steps with free()
 int  llt_parity_read(const char * path, struct llt_parity_step ** steps, int32_t * n_steps);
 // Reads the parity records of a run (0: the last run). caller frees *steps with free()
@@ -87,6 +90,9 @@ struct llt_parity_report {
     double  mean_kl, max_kl;
     int32_t max_kl_step;
     bool    pos_differs;    // both sides have positions and step 0's differ: different prompts
+    // at first_diff, each side's top-1 minus top-2 logit: how near a tie its choice was; NAN
+    // without a difference or with fewer than 2 logits on that side
+    double  margin_a, margin_b;
     enum llt_parity_verdict verdict;
     struct llt_parity_cmp * steps; // min(n_a, n_b) entries
 };

@@ -29,8 +29,9 @@ int                       llt_registry_count(const struct llt_registry * reg);
 const struct llt_weight * llt_registry_get  (const struct llt_registry * reg, int id); // borrowed, lives with reg
 int                       llt_registry_find (const struct llt_registry * reg, const char * name); // id or -1
 uint64_t                  llt_registry_file_size(const struct llt_registry * reg);
-// general.* and llama.* metadata of the file, as text; NULL if absent (borrowed, lives with reg)
-const char *              llt_registry_meta(const struct llt_registry * reg, const char * key);
+// metadata value of key (general.*, llama.* ...) as text into buf of size bytes (cut to fit,
+// always terminated; arrays read "[array of N]"); 0, or LLT_ENOTFOUND if the file lacks the key
+int                       llt_registry_meta(const struct llt_registry * reg, const char * key, char * buf, size_t size);
 
 #ifdef __cplusplus
 }

@@ -68,6 +68,8 @@ int  llt_diff_compute(const float * a, const float * b, int64_t n, double tol_ab
 // A GGUF dump written by lltrace carries, per tensor, its execution order under this key:
 #define LLT_DUMP_KEY_ORDER "lltrace.tensor.%s.order" // integer, by tensor name
 #define LLT_DUMP_KEY_LAYER "lltrace.tensor.%s.layer" // integer, optional
+// and the run's parameters as a JSON object (type_k, type_v, flash_attn, ...) under this one:
+#define LLT_DUMP_KEY_PARAMS "lltrace.params"
 
 enum llt_tensor_set_kind {
     LLT_TENSOR_SET_GGUF,

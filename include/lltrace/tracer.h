@@ -52,6 +52,23 @@ struct llt_values_params {
 
 struct llt_values_params llt_values_default_params(void);
 
+// What the live comparison with a reference dump did, for a summary at the end of the run.
+struct llt_ref_summary {
+    int64_t n_compared;        // (node, step) pairs compared element by element
+    int64_t n_within;          // ... every element within tolerance
+    char    first_beyond[96];  // the first beyond tolerance in execution order, "<node>#<step>"; "" if none
+    double  first_beyond_max_abs;
+    double  max_abs;           // the largest |difference| over the compared pairs
+    int64_t n_shape_differs;   // skipped: the reference has another shape
+    int64_t n_token_count_differs; // ... of them, shapes that differ in the token count alone: another prompt
+    char    shape_example[160]; // one of them: "name: [ne] here, [ne] in the reference"
+    int64_t n_not_contiguous;  // skipped: a view lltrace cannot read in order
+    int32_t n_ref_unseen;      // reference nodes this run never computed, the K/V cache aside
+    int32_t n_ref_cache;       // K/V cache checkpoints of the reference: named after the cache, not compared live
+    bool    ref_has_probs;     // the reference holds attention probabilities: flash attention was off there
+    bool    run_has_probs;     // this run computed them: flash attention is off here
+};
+
 // LLT_OK if pat is a usable dump pattern (a glob, or a regex after "re:"), else LLT_EINVAL
 int llt_pattern_check(const char * pat);
 
@@ -112,6 +129,13 @@ const char * llt_tracer_error(const struct llt_tracer * tr);
 // with break_on_nan: a description of the first node that produced a NaN or Inf (its op, name,
 // layer, step, sources and their statistics), or NULL; generation should stop when set
 const char * llt_tracer_nan_report(const struct llt_tracer * tr);
+
+// the live comparison with values.reference so far; false without a reference
+bool         llt_tracer_ref_summary(const struct llt_tracer * tr, struct llt_ref_summary * out);
+
+// the dump patterns (values.dump) no node of the run matched, quoted and comma-separated into
+// buf (cut to size); returns how many
+int          llt_tracer_dump_unmatched(const struct llt_tracer * tr, char * buf, size_t size);
 
 // the GGUF the run's tensor dump goes to (written by llt_tracer_end), or NULL (borrowed, lives with tr)
 const char * llt_tracer_dump_path(const struct llt_tracer * tr);

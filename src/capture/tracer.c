@@ -261,7 +261,8 @@ int llt_tracer_end(struct llt_tracer * tr, enum llt_run_status status, const cha
         const struct llt_values_params * vp = &tr->params.values;
         snprintf(filters, sizeof(filters), "layer=%d steps=%d-%d sources=%d checkpoints=%d type=%d",
                  vp->dump_layer, vp->dump_step_first, vp->dump_step_last, vp->dump_sources, vp->checkpoints, vp->dump_type);
-        struct llt_dump_meta meta = { tr->run_id, tr->reg, tr->model_path, tr->prompt, filters, tr->all_tokens, tr->n_prompt + tr->n_gen };
+        struct llt_dump_meta meta = { tr->run_id, tr->reg, tr->model_path, tr->prompt, filters, tr->params_json,
+                                      tr->all_tokens, tr->n_prompt + tr->n_gen };
         if (llt_values_finish(tr->values, &meta) == LLT_OK) dump_path = llt_values_dump_path(tr->values);
         else llt_capture_fail(tr, llt_last_error());
     }
@@ -291,6 +292,15 @@ const char * llt_tracer_error(const struct llt_tracer * tr) {
 
 const char * llt_tracer_dump_path(const struct llt_tracer * tr) {
     return tr->values ? llt_values_dump_path(tr->values) : NULL;
+}
+
+bool llt_tracer_ref_summary(const struct llt_tracer * tr, struct llt_ref_summary * out) {
+    return tr->values && llt_values_ref_summary(tr->values, out);
+}
+
+int llt_tracer_dump_unmatched(const struct llt_tracer * tr, char * buf, size_t size) {
+    if (size > 0) buf[0] = '\0';
+    return tr->values && size > 0 ? llt_values_unmatched(tr->values, buf, size) : 0;
 }
 
 const char * llt_tracer_nan_report(const struct llt_tracer * tr) {

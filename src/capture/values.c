@@ -10,6 +10,7 @@
 // name within the step (Qcur-0#4 is the projection, Qcur-0#4.2 the RoPE), plus :s<i> for
 // source i with dump_sources. A name longer than GGUF allows becomes n<idx>#<step>...
 #include "capture/values.h"
+#include "tensors/gguf_writer.h"
 
 #include "ggml-backend.h"
 #include "gguf.h"
@@ -27,6 +28,7 @@ struct pattern {
     bool    is_regex;
     regex_t re;
     char *  glob;
+    bool    matched; // some node of the run matched it: else the user gets a warning
 };
 
 struct dump_entry {
@@ -61,7 +63,9 @@ struct llt_values {
     // live comparison
     struct llt_tensor_set * ref;
     char **          ref_nodes;   // node names the reference holds (sorted)
+    bool *           ref_seen;    // [n_ref_nodes]: a node of this run has the name
     int32_t          n_ref_nodes;
+    struct llt_ref_summary ref_sum;
 
     // scratch
     void *           host;        // a tensor's bytes when its buffer is not in host memory
@@ -85,7 +89,7 @@ static int compile_pattern(const char * pat, struct pattern * p) {
     if (err != 0) {
         char msg[128];
         regerror(err, &p->re, msg, sizeof(msg));
-        return llt_set_error(LLT_EINVAL, "--dump '%s': bad regular expression: %s", pat, msg);
+        return llt_set_error(LLT_EINVAL, "dump pattern '%s': bad regular expression: %s", pat, msg);
     }
     p->is_regex = true;
     return LLT_OK;
@@ -116,15 +120,17 @@ static int compile_patterns(struct llt_values * v) {
     return LLT_OK;
 }
 
-static bool pattern_match(const struct llt_values * v, const char * name) {
+// every pattern is tried, so that each one that matches something is marked
+static bool pattern_match(struct llt_values * v, const char * name) {
+    bool any = false;
     for (int32_t i = 0; i < v->n_patterns; i++) {
-        const struct pattern * p = &v->patterns[i];
-        if (p->is_regex ? regexec(&p->re, name, 0, NULL, 0) == 0 : fnmatch(p->glob, name, 0) == 0) return true;
+        struct pattern * p = &v->patterns[i];
+        if (p->is_regex ? regexec(&p->re, name, 0, NULL, 0) == 0 : fnmatch(p->glob, name, 0) == 0) any = p->matched = true;
     }
-    return false;
+    return any;
 }
 
-// ---- the checkpoints of seed 002 ---------------------------------------------------------
+// ---- checkpoints -------------------------------------------------------------------------
 
 // the checkpoint a node is, "" if none: per layer the attention norm, Q/K/V after projection
 // and after RoPE, the KV cache, attention probabilities, attention output (before and after
@@ -147,6 +153,8 @@ static const char * checkpoint_of(const char * name, enum ggml_op op) {
         size_t n = strlen(set[i].prefix);
         if (op == set[i].op && strncmp(name, set[i].prefix, n) == 0 && strchr(name, ' ') == NULL) return set[i].what;
     }
+    // the rows of token_embd the tokens pick, layer 0's input: a quantized token_embd differs here first
+    if (op == GGML_OP_GET_ROWS && (strcmp(name, "embd") == 0 || strcmp(name, "inp_embd") == 0)) return "embedding";
     if (op == GGML_OP_MUL && strcmp(name, "result_norm") == 0) return "output_norm";
     if (op == GGML_OP_MUL_MAT && strcmp(name, "result_output") == 0) return "logits";
     // the views attention reads the cache through
@@ -184,6 +192,16 @@ static int load_reference(struct llt_values * v) {
         v->ref_nodes[v->n_ref_nodes++] = node;
     }
     qsort(v->ref_nodes, (size_t) v->n_ref_nodes, sizeof(char *), cmp_str);
+    // one name per node: a node dumped at several steps is one node
+    int32_t u = 0;
+    for (int32_t i = 0; i < v->n_ref_nodes; i++) {
+        if (u > 0 && strcmp(v->ref_nodes[u - 1], v->ref_nodes[i]) == 0) { free(v->ref_nodes[i]); continue; }
+        v->ref_nodes[u++] = v->ref_nodes[i];
+        v->ref_sum.ref_has_probs |= strncmp(v->ref_nodes[i], "kq_soft_max-", 12) == 0;
+    }
+    v->n_ref_nodes = u;
+    v->ref_seen = calloc((size_t) u + 1, sizeof(bool));
+    if (!v->ref_seen) return llt_set_error(LLT_ENOMEM, "out of memory");
     if (v->n_ref_nodes == 0) {
         return llt_set_error(LLT_EFORMAT, "reference '%s' holds no lltrace dump tensors (<node>#<step>)", v->p.reference);
     }
@@ -204,7 +222,7 @@ int llt_values_init(const struct llt_values_params * p, enum llt_level level, co
     if (rc == LLT_OK && (v->n_patterns > 0 || p->checkpoints)) {
         char def[1100];
         snprintf(def, sizeof(def), "%s.run%lld.gguf", trace_path, (long long) run_id);
-        v->dump_path = strdup(p->dump_path ? p->dump_path : def);
+        v->dump_path = llt_abs_path(p->dump_path ? p->dump_path : def); // runs.dump_path holds it
         snprintf(v->data_path, sizeof(v->data_path), "%s.data.%d", v->dump_path, (int) getpid());
         v->data = v->dump_path ? fopen(v->data_path, "w+b") : NULL;
         if (!v->data) rc = llt_set_error(LLT_EIO, "cannot write dump data next to '%s': %s", v->dump_path ? v->dump_path : def, strerror(errno));
@@ -229,6 +247,7 @@ void llt_values_free(struct llt_values * v) {
     free(v->entries);
     llt_tensor_set_close(v->ref);
     for (int32_t i = 0; i < v->n_ref_nodes; i++) free(v->ref_nodes[i]);
+    free(v->ref_seen);
     free(v->ref_nodes);
     free(v->host);
     free(v->f32a);
@@ -240,8 +259,20 @@ bool llt_values_stats(const struct llt_values * v) { return v->stats; }
 const char * llt_values_dump_path(const struct llt_values * v) { return v->dump_path; }
 const char * llt_values_nan_report(const struct llt_values * v) { return v->nan_report[0] ? v->nan_report : NULL; }
 
+int llt_values_unmatched(const struct llt_values * v, char * buf, size_t size) {
+    size_t n = 0;
+    int count = 0;
+    buf[0] = '\0';
+    for (int32_t i = 0; i < v->n_patterns; i++) {
+        if (v->patterns[i].matched) continue;
+        if (n < size) n += (size_t) snprintf(buf + n, size - n, "%s'%s'", count ? ", " : "", v->p.dump[i]);
+        count++;
+    }
+    return count;
+}
+
 // Flags of a node, from what is fixed for the run: its name, op and layer.
-int32_t llt_values_node_flags(const struct llt_values * v, const char * name, enum ggml_op op, int32_t layer, bool noop) {
+int32_t llt_values_node_flags(struct llt_values * v, const char * name, enum ggml_op op, int32_t layer, bool noop) {
     int32_t flags = 0;
     if (v->n_patterns > 0 && !noop && (v->p.dump_layer < 0 || layer == v->p.dump_layer) && pattern_match(v, name)) {
         flags |= NODE_DUMP;
@@ -250,8 +281,11 @@ int32_t llt_values_node_flags(const struct llt_values * v, const char * name, en
         checkpoint_of(name, op)[0]) {
         flags |= NODE_DUMP;
     }
-    if (v->ref && !noop && bsearch(&name, v->ref_nodes, (size_t) v->n_ref_nodes, sizeof(char *), cmp_str)) {
+    if (v->ref && strncmp(name, "kq_soft_max-", 12) == 0) v->ref_sum.run_has_probs = true;
+    char ** hit = v->ref && !noop ? bsearch(&name, v->ref_nodes, (size_t) v->n_ref_nodes, sizeof(char *), cmp_str) : NULL;
+    if (hit) {
         flags |= NODE_REF;
+        v->ref_seen[hit - v->ref_nodes] = true;
     }
     return flags;
 }
@@ -393,12 +427,20 @@ static int dump_kv(struct llt_values * v, const struct ggml_tensor * t, bool is_
     return append_entry(v, e, out);
 }
 
-// attention probabilities [n_kv, n_tokens, n_head] cut to the cells in use: [n_pos, n_tokens, n_head]
-static int dump_probs(struct llt_values * v, const struct ggml_tensor * t, int32_t n_pos, struct dump_entry * e) {
+// attention probabilities [n_kv, n_tokens, n_head] cut to the cells in use, [n_pos, n_tokens,
+// n_head], into v->f32a: as dumped, and as compared with a dump
+static int probs_f32(struct llt_values * v, const struct ggml_tensor * t, int64_t n_pos) {
     int rc = tensor_f32(v, t);
     if (rc != LLT_OK) return rc;
     const int64_t rows = t->ne[1] * t->ne[2] * t->ne[3];
     for (int64_t r = 0; r < rows; r++) memmove(v->f32a + r * n_pos, v->f32a + r * t->ne[0], (size_t) n_pos * sizeof(float));
+    return LLT_OK;
+}
+
+static int dump_probs(struct llt_values * v, const struct ggml_tensor * t, int32_t n_pos, struct dump_entry * e) {
+    int rc = probs_f32(v, t, n_pos);
+    if (rc != LLT_OK) return rc;
+    const int64_t rows = t->ne[1] * t->ne[2] * t->ne[3];
     e->type = GGML_TYPE_F32;
     e->n_dims = 3;
     e->ne[0] = n_pos; e->ne[1] = t->ne[1]; e->ne[2] = t->ne[2]; e->ne[3] = t->ne[3];
@@ -451,16 +493,54 @@ int llt_values_compare(struct llt_values * v, const struct ggml_tensor * t, cons
     *found = true;
     out->step = step;
     out->idx = idx;
-    out->shape_ok = ti->n_elements == ggml_nelements(t);
-    for (int d = 0; out->shape_ok && d < 4; d++) out->shape_ok = ti->ne[d] == t->ne[d];
+    // attention probabilities were dumped cut to the positions in use: compare the same cut
+    const bool probs = strcmp(checkpoint_of(r->name, (enum ggml_op) r->op), "attn_probs") == 0 && ti->ne[0] > 0 &&
+                       ti->ne[0] < t->ne[0] && ti->ne[1] == t->ne[1] && ti->ne[2] == t->ne[2] && ti->ne[3] == t->ne[3];
+    out->shape_ok = probs || ti->n_elements == ggml_nelements(t);
+    for (int d = 0; !probs && out->shape_ok && d < 4; d++) out->shape_ok = ti->ne[d] == t->ne[d];
+    struct llt_ref_summary * s = &v->ref_sum;
     if (!out->shape_ok || !ggml_is_contiguous(t)) {
         memset(&out->d, 0, sizeof(out->d));
+        if (out->shape_ok) {
+            s->n_not_contiguous++;
+        } else {
+            // activations are [features, tokens]: only the token count differs when the prompts do
+            const bool tokens_only = ti->ne[0] == t->ne[0] && ti->ne[1] != t->ne[1] && ti->ne[2] == t->ne[2] && ti->ne[3] == t->ne[3];
+            s->n_token_count_differs += tokens_only;
+            if (s->n_shape_differs++ == 0) {
+                snprintf(s->shape_example, sizeof(s->shape_example), "%.60s: [%lld, %lld, %lld, %lld] here, [%lld, %lld, %lld, %lld] in the reference",
+                         out->name, (long long) t->ne[0], (long long) t->ne[1], (long long) t->ne[2], (long long) t->ne[3],
+                         (long long) ti->ne[0], (long long) ti->ne[1], (long long) ti->ne[2], (long long) ti->ne[3]);
+            }
+        }
         return LLT_OK;
     }
-    int rc = tensor_f32(v, t);
+    int rc = probs ? probs_f32(v, t, ti->ne[0]) : tensor_f32(v, t);
     if (rc == LLT_OK) rc = llt_tensor_set_read_f32(v->ref, i, v->f32b);
     if (rc == LLT_OK) rc = llt_diff_compute(v->f32b, v->f32a, ti->n_elements, v->p.tol_abs, v->p.tol_rel, &out->d);
+    if (rc == LLT_OK) {
+        s->n_compared++;
+        if (out->d.max_abs > s->max_abs) s->max_abs = out->d.max_abs;
+        if (out->d.n_exceed == 0) {
+            s->n_within++;
+        } else if (!s->first_beyond[0]) {
+            snprintf(s->first_beyond, sizeof(s->first_beyond), "%s", out->name);
+            s->first_beyond_max_abs = out->d.max_abs;
+        }
+    }
     return rc;
+}
+
+bool llt_values_ref_summary(const struct llt_values * v, struct llt_ref_summary * out) {
+    if (!v->ref) return false;
+    *out = v->ref_sum;
+    out->n_ref_unseen = out->n_ref_cache = 0;
+    for (int32_t i = 0; i < v->n_ref_nodes; i++) {
+        const char * n = v->ref_nodes[i];
+        if (strncmp(n, "cache_k_l", 9) == 0 || strncmp(n, "cache_v_l", 9) == 0) out->n_ref_cache++;
+        else out->n_ref_unseen += !v->ref_seen[i];
+    }
+    return true;
 }
 
 // ---- NaN / Inf ---------------------------------------------------------------------------
@@ -491,40 +571,70 @@ void llt_values_nan(struct llt_values * v, const struct ggml_tensor * t, const s
 
 // ---- the dump file -----------------------------------------------------------------------
 
-static void set_meta_str(struct gguf_context * g, const char * name, const char * field, const char * value) {
-    char key[160];
-    snprintf(key, sizeof(key), "lltrace.tensor.%s.%s", name, field);
-    gguf_set_val_str(g, key, value);
+static void meta_key(char * key, size_t size, const char * name, const char * field) {
+    snprintf(key, size, "lltrace.tensor.%s.%s", name, field);
 }
 
-static void set_meta_i64(struct gguf_context * g, const char * name, const char * field, int64_t value) {
+static int32_t entry_n_kv(const struct dump_entry * e) { return 8 + (e->src_slot >= 0) + (e->checkpoint[0] != '\0'); }
+
+static void put_entry_kv(struct llt_gguf_writer * w, const struct dump_entry * e) {
     char key[160];
-    snprintf(key, sizeof(key), "lltrace.tensor.%s.%s", name, field);
-    gguf_set_val_i64(g, key, value);
+    const struct { const char * field; int64_t value; } ints[] = {
+        { "layer", e->layer }, { "step", e->step }, { "pos", e->pos0 }, { "n_tokens", e->n_tokens },
+        { "order", e->order }, { "idx", e->idx }, { "src", e->src_slot },
+    };
+    meta_key(key, sizeof(key), e->name, "node"); llt_gguf_writer_kv_str(w, key, e->node);
+    meta_key(key, sizeof(key), e->name, "op");   llt_gguf_writer_kv_str(w, key, e->op);
+    for (size_t i = 0; i < sizeof(ints)/sizeof(ints[0]); i++) {
+        if (strcmp(ints[i].field, "src") == 0 && e->src_slot < 0) continue;
+        meta_key(key, sizeof(key), e->name, ints[i].field);
+        llt_gguf_writer_kv_i64(w, key, ints[i].value);
+    }
+    if (e->checkpoint[0]) { meta_key(key, sizeof(key), e->name, "checkpoint"); llt_gguf_writer_kv_str(w, key, e->checkpoint); }
 }
 
-static int copy_data(struct llt_values * v, FILE * out, const struct dump_entry * e, size_t alignment) {
+static int copy_data(struct llt_values * v, struct llt_gguf_writer * w, const struct dump_entry * e) {
     char buf[65536];
     if (fseeko(v->data, (off_t) e->offset, SEEK_SET) != 0) return llt_set_error(LLT_EIO, "cannot read dump data");
     for (uint64_t left = e->size; left > 0;) {
         size_t n = left < sizeof(buf) ? (size_t) left : sizeof(buf);
-        if (fread(buf, 1, n, v->data) != n || fwrite(buf, 1, n, out) != n) return llt_set_error(LLT_EIO, "cannot copy dump data");
+        if (fread(buf, 1, n, v->data) != n || fwrite(buf, 1, n, w->f) != n) return llt_set_error(LLT_EIO, "cannot copy dump data");
         left -= n;
     }
-    static const char zeros[64];
-    size_t pad = (alignment - e->size % alignment) % alignment;
-    return fwrite(zeros, 1, pad, out) == pad ? LLT_OK : llt_set_error(LLT_EIO, "cannot copy dump data");
+    llt_gguf_writer_pad(w);
+    return LLT_OK;
 }
 
+struct name_ref { const char * name; int32_t i; };
+
+static int cmp_name_ref(const void * pa, const void * pb) {
+    const struct name_ref * a = pa, * b = pb;
+    const int c = strcmp(a->name, b->name);
+    return c ? c : (a->i > b->i) - (a->i < b->i);
+}
+
+// keep[i]: entry i is the first of its name (a name made twice is a truncated fallback)
+static bool first_of_names(const struct llt_values * v, bool * keep) {
+    struct name_ref * refs = malloc(((size_t) v->n_entries + 1) * sizeof(*refs));
+    if (!refs) return false;
+    for (int32_t i = 0; i < v->n_entries; i++) refs[i] = (struct name_ref) { v->entries[i].name, i };
+    qsort(refs, (size_t) v->n_entries, sizeof(*refs), cmp_name_ref);
+    for (int32_t k = 0; k < v->n_entries; k++) keep[refs[k].i] = k == 0 || strcmp(refs[k].name, refs[k - 1].name) != 0;
+    free(refs);
+    return true;
+}
+
+// The dump is streamed by a GGUF writer of its own: gguf_context's setters search every key
+// already set, which made finishing a dump of n tensors cost n^2.
 int llt_values_finish(struct llt_values * v, const struct llt_dump_meta * meta) {
     if (!v->data) return LLT_OK;
-    struct ggml_init_params ip = { .mem_size = ((size_t) v->n_entries + 1) * ggml_tensor_overhead(), .no_alloc = true };
-    struct ggml_context * ctx = ggml_init(ip);
-    struct gguf_context * g = gguf_init_empty();
+    struct gguf_context * g = gguf_init_empty(); // the dump-wide keys only: a few dozen
+    bool * keep = calloc((size_t) v->n_entries + 1, sizeof(bool));
     char tmp[1200];
     snprintf(tmp, sizeof(tmp), "%s.tmp.%d", v->dump_path, (int) getpid());
     FILE * out = NULL;
-    int rc = ctx ? LLT_OK : llt_set_error(LLT_ENOMEM, "out of memory");
+    int rc = g && keep && first_of_names(v, keep) ? LLT_OK : llt_set_error(LLT_ENOMEM, "out of memory");
+    if (rc != LLT_OK) goto done;
 
     if (meta->model) llt_registry_copy_meta(meta->model, g); // general.architecture, llama.* ...
     gguf_set_val_str(g, "general.type", "lltrace-dump");
@@ -534,39 +644,31 @@ int llt_values_finish(struct llt_values * v, const struct llt_dump_meta * meta) 
     gguf_set_val_str(g, "lltrace.model", meta->model_path ? meta->model_path : "");
     gguf_set_val_str(g, "lltrace.prompt", meta->prompt ? meta->prompt : "");
     gguf_set_val_str(g, "lltrace.filters", meta->filters ? meta->filters : "");
+    gguf_set_val_str(g, LLT_DUMP_KEY_PARAMS, meta->params_json ? meta->params_json : "{}");
     gguf_set_val_i64(g, "lltrace.run_id", meta->run_id);
     gguf_set_arr_data(g, "lltrace.tokens", GGUF_TYPE_INT32, meta->tokens, (size_t) meta->n_tokens);
-    for (int32_t i = 0; rc == LLT_OK && i < v->n_entries; i++) {
+
+    int64_t n_kv = 0, n_tensors = 0;
+    for (int32_t i = 0; i < v->n_entries; i++) {
+        if (keep[i]) { n_kv += entry_n_kv(&v->entries[i]); n_tensors++; }
+    }
+    if (!(out = fopen(tmp, "wb"))) { rc = llt_set_error(LLT_EIO, "cannot write dump '%s': %s", v->dump_path, strerror(errno)); goto done; }
+    struct llt_gguf_writer w;
+    if ((rc = llt_gguf_writer_begin(&w, out, g, n_kv, n_tensors)) != LLT_OK) goto done;
+    for (int32_t i = 0; i < v->n_entries; i++) if (keep[i]) put_entry_kv(&w, &v->entries[i]);
+    for (int32_t i = 0; i < v->n_entries; i++) {
         const struct dump_entry * e = &v->entries[i];
-        if (gguf_find_tensor(g, e->name) >= 0) continue; // a name made twice (a truncated fallback): keep the first
-        struct ggml_tensor * t = ggml_new_tensor(ctx, (enum ggml_type) e->type, e->n_dims > 0 ? e->n_dims : 1, e->ne);
-        ggml_set_name(t, e->name);
-        gguf_add_tensor(g, t);
-        set_meta_str(g, e->name, "node", e->node);
-        set_meta_str(g, e->name, "op", e->op);
-        set_meta_i64(g, e->name, "layer", e->layer);
-        set_meta_i64(g, e->name, "step", e->step);
-        set_meta_i64(g, e->name, "pos", e->pos0);
-        set_meta_i64(g, e->name, "n_tokens", e->n_tokens);
-        set_meta_i64(g, e->name, "order", e->order);
-        set_meta_i64(g, e->name, "idx", e->idx);
-        if (e->src_slot >= 0) set_meta_i64(g, e->name, "src", e->src_slot);
-        if (e->checkpoint[0]) set_meta_str(g, e->name, "checkpoint", e->checkpoint);
+        if (keep[i]) llt_gguf_writer_tensor(&w, e->name, e->type, e->n_dims > 0 ? e->n_dims : 1, e->ne, e->size);
     }
-    if (rc == LLT_OK && !(out = fopen(tmp, "wb"))) rc = llt_set_error(LLT_EIO, "cannot write dump '%s': %s", v->dump_path, strerror(errno));
-    if (rc == LLT_OK && !gguf_write_to_file_ptr(g, out, true)) rc = llt_set_error(LLT_EIO, "cannot write dump '%s'", v->dump_path);
-    for (int32_t i = 0; rc == LLT_OK && i < gguf_get_n_tensors(g); i++) {
-        // tensors in the file's order; entries made twice were skipped above
-        const char * name = gguf_get_tensor_name(g, i);
-        for (int32_t k = 0; k < v->n_entries; k++) {
-            if (strcmp(v->entries[k].name, name) == 0) { rc = copy_data(v, out, &v->entries[k], gguf_get_alignment(g)); break; }
-        }
-    }
+    llt_gguf_writer_pad(&w);
+    for (int32_t i = 0; rc == LLT_OK && i < v->n_entries; i++) if (keep[i]) rc = copy_data(v, &w, &v->entries[i]);
+    if (rc == LLT_OK) rc = llt_gguf_writer_end(&w);
+done:
     if (out && fclose(out) != 0 && rc == LLT_OK) rc = llt_set_error(LLT_EIO, "cannot write dump '%s'", v->dump_path);
     if (rc == LLT_OK && rename(tmp, v->dump_path) != 0) rc = llt_set_error(LLT_EIO, "cannot write dump '%s': %s", v->dump_path, strerror(errno));
-    if (rc != LLT_OK) unlink(tmp);
+    if (rc != LLT_OK && out) unlink(tmp);
+    free(keep);
     gguf_free(g);
-    if (ctx) ggml_free(ctx);
     return rc;
 }
 

@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static _Thread_local char last_error[512];
 
@@ -11,9 +12,13 @@ const char * llt_last_error(void) {
 }
 
 int llt_set_error(int code, const char * fmt, ...) {
+    // formatted aside first: callers wrap the last message in a new one (llt_last_error() as
+    // an argument), and vsnprintf must not write over what it reads
+    char msg[sizeof(last_error)];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof(last_error), fmt, ap);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    memcpy(last_error, msg, sizeof(msg));
     return code;
 }

@@ -28,6 +28,15 @@ bool llt_utf8_valid(const char * s, size_t n);
 // does not start a valid UTF-8 sequence replaced by U+FFFD; NUL-terminates; returns the length
 size_t llt_utf8_copy(char * dst, size_t size, const char * src, size_t n);
 
+// path made absolute against the current folder (not resolved: the file may not exist yet);
+// NULL when out of memory or the folder is unknown. caller frees with free()
+char * llt_abs_path(const char * path);
+
+// llama.cpp's last error log line since llt_llama_error_clear() (its function name cut), ""
+// if none; set once llt_log_init() installed the log callback. Lives until the next clear.
+const char * llt_llama_error(void);
+void         llt_llama_error_clear(void);
+
 // a 32-bit hash of a string, for open-addressing tables
 uint32_t llt_str_hash(const char * s);
 

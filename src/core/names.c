@@ -135,12 +135,31 @@ char * llt_cache_dir(void) {
 // ---- llama.cpp's log ---------------------------------------------------------------------
 
 static bool log_verbose;
+// llama.cpp's last error line: why it refused a model or a context, for our own message
+static _Thread_local char llama_error[256];
+static _Thread_local bool llama_error_open; // the line goes on in GGML_LOG_LEVEL_CONT pieces
 
 static void log_cb(enum ggml_log_level level, const char * text, void * user_data) {
-    if (log_verbose) {
-        fputs(text, stderr);
+    (void) user_data;
+    if (level == GGML_LOG_LEVEL_ERROR) {
+        // "llama_init_from_model: V cache quantization requires flash_attn": the function name goes
+        const char * colon = strstr(text, ": ");
+        size_t k = 0;
+        while (text[k] == '_' || isalnum((unsigned char) text[k])) k++;
+        snprintf(llama_error, sizeof(llama_error), "%s", colon && colon == text + k && k > 0 ? colon + 2 : text);
+        llama_error_open = true;
+    } else if (level == GGML_LOG_LEVEL_CONT && llama_error_open) {
+        const size_t n = strlen(llama_error);
+        snprintf(llama_error + n, sizeof(llama_error) - n, "%s", text);
+    } else {
+        llama_error_open = false;
     }
+    for (size_t n = strlen(llama_error); n > 0 && isspace((unsigned char) llama_error[n - 1]); n--) llama_error[n - 1] = '\0';
+    if (log_verbose) fputs(text, stderr); // the caller asked for llama.cpp's log
 }
+
+const char * llt_llama_error(void) { return llama_error; }
+void llt_llama_error_clear(void) { llama_error[0] = '\0'; llama_error_open = false; }
 
 void llt_log_init(bool verbose) {
     log_verbose = verbose;

@@ -1,8 +1,10 @@
 // Small helpers shared by the library's files.
 #include "core/internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 bool llt_grow(void ** p, int32_t * cap, int32_t need, size_t elem) {
     if (need <= *cap) return true;
@@ -63,4 +65,14 @@ uint32_t llt_str_hash(const char * s) {
     uint32_t h = 2166136261u; // FNV-1a
     for (; *s; s++) h = (h ^ (uint8_t) *s) * 16777619u;
     return h;
+}
+
+char * llt_abs_path(const char * path) {
+    if (path[0] == '/') return strdup(path);
+    char cwd[4096];
+    if (!getcwd(cwd, sizeof(cwd))) return NULL;
+    const size_t n = strlen(cwd) + 1 + strlen(path) + 1;
+    char * out = malloc(n);
+    if (out) snprintf(out, n, "%s/%s", strcmp(cwd, "/") == 0 ? "" : cwd, path[0] == '.' && path[1] == '/' ? path + 2 : path);
+    return out;
 }

@@ -129,6 +129,9 @@ int llt_generate(const struct llt_gen_params * p, struct llt_store * st, struct 
     if (p->n_predict < 0 || p->n_batch <= 0 || p->parity_top_k < 0 || p->parity_top_k > LLT_PARITY_MAX_K) {
         return llt_set_error(LLT_EINVAL, "bad generation parameters");
     }
+    if (p->n_prompt_tokens > 0 ? !p->prompt_tokens : !p->prompt) {
+        return llt_set_error(LLT_EINVAL, "no prompt: give a prompt or prompt tokens");
+    }
     // the registry checks the file first, so a bad model gets a clear message, not a llama.cpp log
     int rc = llt_registry_load(p->model_path, &reg);
     llt_registry_free(reg);
@@ -137,16 +140,19 @@ int llt_generate(const struct llt_gen_params * p, struct llt_store * st, struct 
     llama_backend_init();
     const int64_t t_load = llt_now_ns();
     struct llama_model_params mp = llama_model_default_params();
+    llt_llama_error_clear();
     model = llama_model_load_from_file(p->model_path, mp);
     if (!model) {
-        rc = llt_set_error(LLT_ELLAMA, "llama.cpp could not load model '%s'", p->model_path);
+        rc = llt_set_error(LLT_ELLAMA, "llama.cpp could not load model '%s'%s%s", p->model_path,
+                           *llt_llama_error() ? ": " : "", llt_llama_error());
         goto done;
     }
     const struct llama_vocab * vocab = llama_model_get_vocab(model);
 
     // tokenize (or take the tokens given)
     const int64_t t_tokenize = llt_now_ns();
-    const int32_t plen = (int32_t) strlen(p->prompt);
+    // the prompt text is not read when tokens are given: it may be NULL then
+    const int32_t plen = p->n_prompt_tokens > 0 ? 0 : (int32_t) strlen(p->prompt);
     const int32_t n_prompt = p->n_prompt_tokens > 0 ? p->n_prompt_tokens
                            : -llama_tokenize(vocab, p->prompt, plen, NULL, 0, true, true);
     res->tokens = malloc(((size_t) n_prompt + (size_t) p->n_predict + 1) * sizeof(llama_token));
@@ -194,10 +200,12 @@ int llt_generate(const struct llt_gen_params * p, struct llt_store * st, struct 
         llt_tracer_attach(tr, &cp);
         res->flash_attn_off = cp.flash_attn_type != (enum llama_flash_attn_type) p->flash_attn;
     }
+    llt_llama_error_clear();
     ctx = llama_init_from_model(model, cp);
     if (!ctx) {
-        rc = llt_set_error(LLT_ELLAMA, "llama.cpp could not create a context (n_ctx %d, K cache %s, V cache %s)",
-                           n_ctx, ggml_type_name(cp.type_k), ggml_type_name(cp.type_v));
+        rc = llt_set_error(LLT_ELLAMA, "llama.cpp could not create a context (n_ctx %d, K cache %s, V cache %s)%s%s",
+                           n_ctx, ggml_type_name(cp.type_k), ggml_type_name(cp.type_v),
+                           *llt_llama_error() ? ": " : "", llt_llama_error());
         goto done;
     }
     if (tr && (rc = llt_tracer_begin(tr, model, ctx)) != LLT_OK) goto done;
@@ -262,6 +270,8 @@ done:
         res->run_id = llt_tracer_run_id(tr);
         res->stats = llt_tracer_get_stats(tr);
         if (llt_tracer_error(tr)) snprintf(res->trace_error, sizeof(res->trace_error), "%s", llt_tracer_error(tr));
+        llt_tracer_dump_unmatched(tr, res->dump_unmatched, sizeof(res->dump_unmatched));
+        res->has_reference = llt_tracer_ref_summary(tr, &res->reference);
         if (llt_tracer_dump_path(tr) && res->stats.n_dumped > 0) snprintf(res->dump_path, sizeof(res->dump_path), "%s", llt_tracer_dump_path(tr));
         if (rc == LLT_OK) rc = erc; else llt_set_error(rc, "%s", saved);
     }

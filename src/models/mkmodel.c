@@ -259,17 +259,27 @@ static int mkdir_p(const char * path) {
     return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
 }
 
+// the cache folder of built-in models and a model's path in it; false when out of memory
+static bool default_model_path(const char * preset, int ftype, char * dir, size_t dir_size, char * path, size_t path_size) {
+    char * cache = llt_cache_dir();
+    if (!cache) return false;
+    snprintf(dir, dir_size, "%s/models", cache);
+    free(cache);
+    snprintf(path, path_size, "%s/%s-%s.gguf", dir, preset, llt_ftype_name(ftype));
+    return true;
+}
+
+bool llt_default_model_cached(const char * preset, int ftype) {
+    char dir[4096], path[4200];
+    return default_model_path(preset, ftype, dir, sizeof(dir), path, sizeof(path)) && access(path, R_OK) == 0;
+}
+
 int llt_default_model(const char * preset, int ftype, char ** out_path) {
     *out_path = NULL;
-    char * cache = llt_cache_dir();
-    if (!cache) return llt_set_error(LLT_ENOMEM, "out of memory");
     char dir[4096], path[4200];
-    snprintf(dir, sizeof(dir), "%s/models", cache);
-    free(cache);
-    snprintf(path, sizeof(path), "%s/%s-%s.gguf", dir, preset, llt_ftype_name(ftype));
+    if (!default_model_path(preset, ftype, dir, sizeof(dir), path, sizeof(path))) return llt_set_error(LLT_ENOMEM, "out of memory");
     if (access(path, R_OK) != 0) {
         if (mkdir_p(dir) != 0) return llt_set_error(LLT_EIO, "cannot create cache folder '%s': %s", dir, strerror(errno));
-        fprintf(stderr, "lltrace: making the built-in '%s' %s model in %s (once)\n", preset, llt_ftype_name(ftype), path);
         int rc = llt_mkmodel(preset, ftype, NULL, path);
         if (rc != LLT_OK) return rc;
     }

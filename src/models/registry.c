@@ -17,7 +17,6 @@ struct llt_registry {
     int32_t *             index;      // open addressing on the name hash: id, or -1
     uint32_t              index_mask;
     uint64_t              file_size;
-    char                  meta_buf[256]; // llt_registry_meta's answer
 };
 
 // ---- checks before handing the file to gguf ----------------------------------------------
@@ -144,12 +143,11 @@ int llt_registry_find(const struct llt_registry * reg, const char * name) {
     return -1;
 }
 
-const char * llt_registry_meta(const struct llt_registry * reg_const, const char * key) {
-    struct llt_registry * reg = (struct llt_registry *) reg_const; // the answer buffer is scratch
+int llt_registry_meta(const struct llt_registry * reg, const char * key, char * b, size_t sz) {
+    if (!b || sz == 0) return llt_set_error(LLT_EINVAL, "no buffer for metadata '%s'", key);
+    b[0] = '\0';
     int64_t k = gguf_find_key(reg->gguf, key);
-    if (k < 0) return NULL;
-    char * b = reg->meta_buf;
-    size_t sz = sizeof(reg->meta_buf);
+    if (k < 0) return llt_set_error(LLT_ENOTFOUND, "no metadata '%s' in the model", key);
     switch (gguf_get_kv_type(reg->gguf, k)) {
         case GGUF_TYPE_UINT8:   snprintf(b, sz, "%u",   gguf_get_val_u8  (reg->gguf, k)); break;
         case GGUF_TYPE_INT8:    snprintf(b, sz, "%d",   gguf_get_val_i8  (reg->gguf, k)); break;
@@ -165,7 +163,7 @@ const char * llt_registry_meta(const struct llt_registry * reg_const, const char
         case GGUF_TYPE_STRING:  snprintf(b, sz, "%s",   gguf_get_val_str (reg->gguf, k)); break;
         default:                snprintf(b, sz, "[array of %zu]", gguf_get_arr_n(reg->gguf, k)); break;
     }
-    return b;
+    return LLT_OK;
 }
 
 void llt_registry_copy_meta(const struct llt_registry * reg, struct gguf_context * dst) {

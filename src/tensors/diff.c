@@ -460,8 +460,8 @@ static int map_var(const struct map_ctx * mc, const char * name, int64_t * out) 
         if (strcmp(mc->map->vars[i].name, name) == 0) { *out = mc->map->vars[i].value; return LLT_OK; }
     }
     if (auto_var(mc->a, name, out) || auto_var(mc->b, name, out)) return LLT_OK;
-    return llt_set_error(LLT_EINVAL, "map '%s' line %d: {%s} is not known from the files' metadata; "
-        "set it with --map-var %s=N", mc->map->path, mc->line->line_no, name, name);
+    return llt_set_error(LLT_ENOTFOUND, "map '%s' line %d: the map variable {%s} is not known from the files' "
+        "metadata: give its value", mc->map->path, mc->line->line_no, name);
 }
 
 // a reshape dimension: a number, -1, or {var}
@@ -510,9 +510,9 @@ static void swap_bt(struct bufs * bf) { float * x = bf->b; bf->b = bf->t; bf->t 
 // Applies the line's ops to B's floats in bf->b with shape ne (updated). *flat: compare in
 // memory order whatever the shapes.
 static int apply_ops(const struct map_ctx * mc, const int64_t ne_a[4], struct bufs * bf, int64_t ne[4], bool * flat) {
-    const int64_t n = ne[0] * ne[1] * ne[2] * ne[3];
     for (int k = 0; k < mc->line->n_ops; k++) {
         const struct map_op * op = &mc->line->ops[k];
+        const int64_t n = ne[0] * ne[1] * ne[2] * ne[3]; // per op: last-rows shrinks it
         int rc;
         switch (op->kind) {
             case OP_FLAT:

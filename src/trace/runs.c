@@ -179,7 +179,7 @@ int llt_trace_parity_each(struct llt_store * st, int64_t run_id,
     if (rc == LLT_OK && step != SQLITE_DONE) rc = llt_set_error(LLT_EIO, "trace '%s': %s", st->path, sqlite3_errmsg(st->db));
     sqlite3_finalize(s);
     if (rc == LLT_OK && n == 0) {
-        rc = llt_set_error(LLT_ENOTFOUND, "trace '%s', run %lld has no parity records (record them with 'lltrace run --parity')",
+        rc = llt_set_error(LLT_ENOTFOUND, "trace '%s', run %lld has no parity records",
                            st->path, (long long) run_id);
     }
     return rc;

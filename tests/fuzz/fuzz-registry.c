@@ -10,7 +10,9 @@ int LLVMFuzzerTestOneInput(const uint8_t * data, size_t size) {
         const struct llt_weight * w = llt_registry_get(reg, i);
         llt_registry_find(reg, w->name);
     }
-    llt_registry_meta(reg, "general.architecture");
+    char buf[64];
+    llt_registry_meta(reg, "general.architecture", buf, sizeof(buf));
+    llt_registry_meta(reg, "general.name", buf, 1);
     llt_registry_free(reg);
     return 0;
 }
