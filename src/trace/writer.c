@@ -45,6 +45,7 @@ struct llt_writer {
     struct llt_batch * head, * tail;
     int64_t          n_submitted, n_committed;
     bool             stop, sync;
+    bool             log_failed;       // the log could not take a batch: nothing more goes in
     int              interval_ms;
     struct llt_batch * deferred;       // batches holding only statistics, oldest first
     struct llt_batch ** deferred_tail;
@@ -211,7 +212,12 @@ int llt_writer_start(struct llt_store * st, int64_t run_id, const char * const *
 void llt_writer_submit(struct llt_writer * w, struct llt_batch * b) {
     b->next = NULL;
     pthread_mutex_lock(&w->mu);
-    if (!atomic_load(&w->failed) && llt_steplog_append(w->log, b) != LLT_OK) fail(w); // the thread drops b
+    // logged even after the trace failed (a full disk): the log's room is taken ahead, and
+    // what it holds is replayed once the trace has room again
+    if (!w->log_failed && llt_steplog_append(w->log, b) != LLT_OK) {
+        w->log_failed = true;
+        fail(w); // the thread drops b
+    }
     if (w->tail) w->tail->next = b; else w->head = b;
     w->tail = b;
     w->n_submitted++;
