@@ -59,7 +59,8 @@ static const char * usage_text =
     "                       (also kept in the trace); LLTRACE_PARITY=FILE does the same\n"
     "                       (10 logits per step, or --top-k K, at most 64)\n"
     "\n"
-    "Exit status: 0 done; 1 --break-on-nan stopped the run or --reference went beyond tolerance;\n"
+    "Exit status: 0 done; 1 --break-on-nan stopped the run, --reference went beyond tolerance, or\n"
+    "the trace could not be written whole (tracing stopped: a full disk, a write error);\n"
     "2 bad usage, an unreadable model, trace or reference, or llama.cpp refused the model or\n"
     "context; 130 after Ctrl-C.\n";
 
@@ -215,6 +216,16 @@ static int parse_opts(int argc, char ** argv, struct run_opts * o) {
 
 // ---- summary -----------------------------------------------------------------------------
 
+// a run whose trace could not be written whole: why, and where the rest waits
+static void trace_failed(const struct run_opts * o, const struct llt_gen_result * r) {
+    char log[1100];
+    snprintf(log, sizeof(log), "%s-log-%d", o->output, r->run_id); // docs/trace-format.md, "The step log"
+    cli_error("the trace %s (run %d) is incomplete: %s", o->output, r->run_id, r->trace_error);
+    if (access(log, F_OK) == 0) {
+        cli_error("its step log %s keeps the rows not written; they go into the trace when it is next opened with room to write", log);
+    }
+}
+
 // the live comparison with --reference: what was compared, what was not and why
 static void print_reference(const struct run_opts * o, const struct llt_ref_summary * s) {
     fprintf(stderr, "lltrace: reference: %lld compared, %lld within tolerance", (long long) s->n_compared, (long long) s->n_within);
@@ -266,7 +277,10 @@ static void print_summary(const struct run_opts * o, const struct llt_gen_result
     }
     if (r->has_reference) print_reference(o, &r->reference);
     if (r->stopped_on_nan) fprintf(stderr, "lltrace: stopped at the first NaN/Inf: %s\n", r->nan_report);
-    if (r->trace_error[0]) fprintf(stderr, "lltrace: warning: %s\n", r->trace_error);
+    if (r->trace_error[0]) {
+        trace_failed(o, r);
+        return;
+    }
     fprintf(stderr, "lltrace: trace written to %s (run %d); see 'lltrace show %s --stats'\n",
             o->output, r->run_id, o->output);
 }
@@ -328,6 +342,7 @@ int cmd_run(int argc, char ** argv) {
     if (rc != LLT_OK) {
         fputc('\n', stdout);
         cli_error("%s", llt_last_error());
+        if (res.trace_error[0]) trace_failed(&o, &res);
         // refused while loading: the model or the flags, not the run, are at fault
         if (res.t_load_ns == 0) exit_code = CLI_USAGE;
         if (made_trace && res.run_id == 0) {
@@ -345,9 +360,10 @@ int cmd_run(int argc, char ** argv) {
         fprintf(stderr, "\nlltrace: parity of %d steps (top-%d) written to %s", res.n_gen, o.gen.parity_top_k, o.parity);
     }
     print_summary(&o, &res);
-    // the trace holds what ran either way; the status says whether it ran to the end
+    // the trace holds what ran either way; the status says whether it ran to the end, and
+    // whether its trace could be written whole
     const bool beyond = res.has_reference && res.reference.n_within < res.reference.n_compared;
-    exit_code = stop_flag ? CLI_INTERRUPTED : res.stopped_on_nan || beyond ? CLI_FAIL : CLI_OK;
+    exit_code = stop_flag ? CLI_INTERRUPTED : res.stopped_on_nan || beyond || res.trace_error[0] ? CLI_FAIL : CLI_OK;
 done:
     llt_gen_result_free(&res);
     llt_store_close(st);

@@ -66,6 +66,43 @@ check_recovered "$dir/k.db" "$seen"
 "$bin" run -m "$model" -n 3 -o "$dir/k.db" >/dev/null 2>&1 || fail "cannot append to the killed trace"
 [ "$(sqlite3 "$dir/k.db" "SELECT status FROM runs WHERE id=2")" = ok ] || fail "run after kill -9"
 
+# ---- SIGKILL at 20 random moments --------------------------------------------------------------
+# Each a timing run killed at a moment drawn in [0, 1.2) s after its run's row appeared (prompt,
+# generation, a commit, the step log growing, ...): the trace passes integrity_check before and
+# after the replay, the run reads killed, and every token the run printed is in the trace, in
+# order (greedy decoding prints exactly the pieces the trace keeps). About 40 s in all.
+prompt="Once upon a time"
+for i in $(seq 1 20); do
+    t=$dir/m$i.db
+    "$bin" run -m "$model" -p "$prompt" -n 20000 -t 1 --level timing -o "$t" >"$dir/m.out" 2>"$dir/m.err" &
+    pid=$!
+    for _ in $(seq 1 300); do
+        [ "$(sqlite3 "$t" 'SELECT count(*) FROM runs' 2>/dev/null)" = 1 ] && break
+        sleep 0.01
+    done
+    ms=$((RANDOM % 1200))
+    delay=$(printf '%d.%03d' $((ms / 1000)) $((ms % 1000)))
+    sleep "$delay"
+    kill -9 "$pid" 2>/dev/null || fail "kill $i: the run ended before ${delay} s: $(cat "$dir/m.err")"
+    wait "$pid" 2>/dev/null
+    [ "$(sqlite3 "$t" 'PRAGMA integrity_check')" = ok ] || fail "kill $i at ${delay} s: integrity_check before the replay"
+    check_recovered "$t" 0
+    lost=$(python3 - "$dir/m.out" "$t" "$prompt" <<'PY'
+import sqlite3, sys
+out = open(sys.argv[1], 'rb').read()
+prompt = sys.argv[3].encode()
+printed = out[len(prompt):] if out.startswith(prompt) else b''
+rows = sqlite3.connect(sys.argv[2]).execute(
+    "SELECT piece_bytes FROM tokens WHERE run_id=1 AND role='gen' ORDER BY seq").fetchall()
+traced = b''.join(r[0] for r in rows)
+print(0 if traced.startswith(printed) else len(printed) - len(traced))
+PY
+)
+    [ "$lost" = 0 ] || fail "kill $i at ${delay} s: the trace lacks printed text ($lost bytes short)"
+    echo "kill $i at ${delay} s: $(steps "$t") steps, $(($(wc -c <"$dir/m.out") - ${#prompt})) bytes printed, all in the trace"
+    rm -f "$t"*
+done
+
 # ---- SIGKILL before any commit: everything comes back from the step log ---------------------
 LLTRACE_COMMIT_MS=600000 "$bin" run -m "$model" -p "Once upon a time" -n 20000 --level values \
     -o "$dir/l.db" >"$dir/l.out" 2>&1 &

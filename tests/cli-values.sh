@@ -128,16 +128,17 @@ expect 1 "export of a run without a dump" "$bin" export "$dir/t.db" --dump-forma
 expect 2 "missing reference"      "$bin" run -m "$model" -n 1 -o "$dir/t.db" --reference "$dir/absent.gguf"
 
 # a failure inside the hook (the dump outgrows the file size limit): tracing stops, the error is
-# recorded, generation finishes
+# recorded, generation finishes, and the run exits 1 (its output could not be written)
 (
     trap '' XFSZ
     ulimit -f 2048
     exec "$bin" run -m "$model" -n 40 -o "$dir/f.db" --dump result_output >"$dir/f.out" 2>"$dir/f.err"
 )
 rc=$?
-[ "$rc" = 0 ] || fail "a tracing failure ended the run: exit $rc: $(cat "$dir/f.err")"
+[ "$rc" = 1 ] || fail "a run whose trace could not be written: exit $rc, wanted 1: $(cat "$dir/f.err")"
 grep -q "40 generated" "$dir/f.err" || fail "generation did not finish after the tracing failure: $(cat "$dir/f.err")"
-grep -q "warning: tracing stopped at step" "$dir/f.err" || fail "no warning about the tracing failure"
+grep -q "is incomplete: tracing stopped at step" "$dir/f.err" || fail "no message about the tracing failure: $(cat "$dir/f.err")"
+grep -q "trace written" "$dir/f.err" && fail "an incomplete trace reported as written"
 [ "$(sqlite3 "$dir/f.db" "SELECT status FROM runs WHERE id=1")" = error ] || fail "the run is not marked error"
 sqlite3 "$dir/f.db" "SELECT error FROM runs WHERE id=1" | grep -q "cannot write dump data" || fail "runs.error: $(sqlite3 "$dir/f.db" "SELECT error FROM runs")"
 steps=$(sqlite3 "$dir/f.db" "SELECT count(*) FROM steps WHERE run_id=1")

@@ -57,12 +57,13 @@ static enum op_class op_class_of(const char * op) {
 
 // ---- shapes ------------------------------------------------------------------------------
 
+// in unsigned arithmetic: a damaged trace's shapes may overflow (wrapping is defined there)
 static uint64_t n_elements(const struct llt_cost_tensor * t) {
-    return (uint64_t) (t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3]);
+    return (uint64_t) t->ne[0] * (uint64_t) t->ne[1] * (uint64_t) t->ne[2] * (uint64_t) t->ne[3];
 }
 
 static uint64_t n_rows(const struct llt_cost_tensor * t) {
-    return (uint64_t) (t->ne[1] * t->ne[2] * t->ne[3]);
+    return (uint64_t) t->ne[1] * (uint64_t) t->ne[2] * (uint64_t) t->ne[3];
 }
 
 static bool shape_known(const struct llt_cost_tensor * t) {
@@ -152,7 +153,7 @@ static bool model(const struct llt_cost_node * node, struct llt_cost * out, uint
             // Q·Kᵀ and P·V, 2·n_kv·(D + Dv) per query row and head, n_kv the positions attended
             // to (k's shape); the softmax is not counted
             if (!src_known(node, 0) || !src_known(node, 1) || !shape_known(o)) return false;
-            out->flops = 2 * n_rows(o) * (uint64_t) s[1].ne[1] * (uint64_t) (s[0].ne[0] + o->ne[0]);
+            out->flops = 2 * n_rows(o) * (uint64_t) s[1].ne[1] * ((uint64_t) s[0].ne[0] + (uint64_t) o->ne[0]);
             return true;
     }
     return false;

@@ -243,7 +243,8 @@ static void nd_tensor(struct exporter * ex, const struct llt_read_step * s, cons
     fputc(']', f);
     put_str(f, "dtype", n->type);
     put_int(f, "bytes", n->bytes);
-    put_int(f, "elements", n->ne[0] * n->ne[1] * n->ne[2] * n->ne[3]);
+    // unsigned: a damaged trace's shapes may overflow, which is defined there
+    put_int(f, "elements", (int64_t) ((uint64_t) n->ne[0] * (uint64_t) n->ne[1] * (uint64_t) n->ne[2] * (uint64_t) n->ne[3]));
     put_int(f, "is_view", n->is_view);
     put_int(f, "is_noop", n->is_noop);
     put_str(f, "buffer", n->buffer);

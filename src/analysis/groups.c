@@ -181,6 +181,7 @@ int llt_analysis_group(const struct llt_analysis * a, enum llt_analysis_by by, b
     for (int32_t i = 0; i < gs.n; i++) {
         struct group * grp = &gs.g[i];
         struct llt_analysis_group * g = &grp->pub;
+        // qsort wants a valid pointer even for no elements, and a group may have no times
         if (grp->values.n > 1) qsort(grp->values.v, (size_t) grp->values.n, sizeof(*grp->values.v), cmp_i64);
         const double n = by == LLT_ANALYSIS_BY_LAYER ? (double) g->gap_samples : (double) g->samples;
         const double sum = by == LLT_ANALYSIS_BY_LAYER ? g->gap_ns : g->time_ns;

@@ -143,7 +143,8 @@ static void cost_nodes(struct llt_analysis * a) {
             g->cost.bytes_read_weights += nd->cost.bytes_read_weights;
             g->cost.bytes_written += nd->cost.bytes_written;
         }
-        qsort(g->weight_ids, (size_t) g->n_weight_ids, sizeof(*g->weight_ids), cmp_i64);
+        // a graph that reads no weights has no array: qsort wants a valid pointer even for none
+        if (g->n_weight_ids > 1) qsort(g->weight_ids, (size_t) g->n_weight_ids, sizeof(*g->weight_ids), cmp_i64);
         for (int32_t i = 0; i < g->n_weight_ids; i++) {
             g->weights_read += i == 0 || g->weight_ids[i] != g->weight_ids[i - 1];
         }

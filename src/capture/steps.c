@@ -222,14 +222,15 @@ void llt_capture_finish_graph(struct llt_tracer * tr) {
     tr->same_so_far = true;
 }
 
-// hands the current batch to the writer; stops tracing if the writer failed
+// hands the current batch to the writer, then stops tracing if the writer failed: the batch
+// goes to the step log still, so the step before the one tracing stopped at is not lost
 void llt_capture_submit(struct llt_tracer * tr) {
-    const char * werr = llt_writer_error(tr->writer);
-    if (werr) llt_capture_fail(tr, werr);
     if (tr->batch && tr->active) {
         llt_writer_submit(tr->writer, tr->batch);
         tr->batch = NULL;
     }
+    const char * werr = llt_writer_error(tr->writer);
+    if (werr && !tr->writer_failed) llt_capture_writer_fail(tr, werr);
 }
 
 void llt_capture_push_token(struct llt_tracer * tr, llama_token tok, int32_t pos, int64_t step, bool is_prompt) {

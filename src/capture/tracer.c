@@ -11,9 +11,17 @@
 
 void llt_capture_fail(struct llt_tracer * tr, const char * what) {
     if (tr->error[0] == '\0') {
-        snprintf(tr->error, sizeof(tr->error), "tracing stopped at step %lld: %s",
-                 (long long) tr->n_steps, what);
+        tr->stopped_at = tr->n_steps;
+        snprintf(tr->error, sizeof(tr->error), "tracing stopped at step %lld: %s", (long long) tr->stopped_at, what);
     }
+    tr->active = false;
+}
+
+void llt_capture_writer_fail(struct llt_tracer * tr, const char * what) {
+    if (tr->error[0] && !tr->writer_failed) return; // capture's own failure came first
+    if (!tr->error[0]) tr->stopped_at = tr->n_steps;
+    tr->writer_failed = true;
+    snprintf(tr->error, sizeof(tr->error), "tracing stopped at step %lld: %s", (long long) tr->stopped_at, what);
     tr->active = false;
 }
 
@@ -242,8 +250,9 @@ int llt_tracer_end(struct llt_tracer * tr, enum llt_run_status status, const cha
         llt_capture_submit(tr);
     }
     tr->active = false;
-    if (tr->writer && llt_writer_sync(tr->writer) != LLT_OK) llt_capture_fail(tr, llt_last_error());
-    llt_writer_stop(tr->writer);
+    if (tr->writer && llt_writer_sync(tr->writer) != LLT_OK) llt_capture_writer_fail(tr, llt_last_error());
+    // the writer writes node times and statistics as it stops: that can fail too
+    if (llt_writer_stop(tr->writer) != LLT_OK) llt_capture_writer_fail(tr, llt_last_error());
     tr->writer = NULL;
 
     const char * dump_path = NULL;

@@ -110,6 +110,8 @@ struct llt_tracer {
     int32_t                  cap_all_tokens;
     int64_t                  run_id;
     char                     error[256];
+    int64_t                  stopped_at;    // with error: the step tracing stopped at
+    bool                     writer_failed; // error is the writer's: its last word replaces it
 
     // chained user callback
     ggml_backend_sched_eval_callback chain_cb;
@@ -249,6 +251,9 @@ static inline bool timed(const struct llt_tracer * tr) {
 
 // records the failure (the first one), stops tracing; inference goes on
 void llt_capture_fail(struct llt_tracer * tr, const char * what);
+// the writer's failure: recorded unless capture failed first; a later word of the writer (its
+// last, from llt_writer_stop(), names the first step it could not write) replaces an earlier one
+void llt_capture_writer_fail(struct llt_tracer * tr, const char * what);
 
 // record.c: the callbacks llt_tracer_attach() installs
 bool llt_capture_eval_cb(struct ggml_tensor * t, bool ask, void * user_data);

@@ -90,15 +90,15 @@ int llt_registry_load(const char * path, struct llt_registry ** out) {
         snprintf(w->name, sizeof(w->name), "%s", gguf_get_tensor_name(reg->gguf, i));
         w->type = gguf_get_tensor_type(reg->gguf, i);
         const int64_t * ne = gguf_get_tensor_ne(reg->gguf, i);
-        int64_t nel = 1;
+        double nel = 1; // in floating point: a damaged file's shape may overflow an integer
         w->n_dims = 1;
         for (int d = 0; d < 4; d++) {
             w->ne[d] = ne[d];
-            nel *= ne[d];
+            nel *= (double) ne[d];
             if (ne[d] != 1) w->n_dims = d + 1;
         }
         w->bytes = gguf_get_tensor_size(reg->gguf, i);
-        w->bpw = nel > 0 ? (double) w->bytes * 8.0 / (double) nel : 0.0;
+        w->bpw = nel > 0 ? (double) w->bytes * 8.0 / nel : 0.0;
         w->layer = llt_layer_from_name(w->name);
         w->file_offset = data_offset + gguf_get_tensor_offset(reg->gguf, i);
         if (w->file_offset + w->bytes > file_size) {

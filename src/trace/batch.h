@@ -178,5 +178,7 @@ void llt_writer_submit(struct llt_writer * w, struct llt_batch * b);
 int  llt_writer_sync(struct llt_writer * w);
 // the writer's first error, or NULL; cheap enough to call per step
 const char * llt_writer_error(struct llt_writer * w);
-// syncs, ends the thread and frees the writer; NULL is fine
-void llt_writer_stop(struct llt_writer * w);
+// syncs (the late rows too), ends the thread and frees the writer: LLT_OK, or the writer's
+// first error, saying from which step the trace lacks rows (its log then stays, for the next
+// open that can write to replay); NULL is fine
+int  llt_writer_stop(struct llt_writer * w);

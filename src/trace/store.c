@@ -100,6 +100,29 @@ static int create_trace(const char * path) {
     return rc;
 }
 
+// Opens st's connection (closing one it has). A reader of a WAL trace shares its wal-index
+// with the other connections through the -shm file, which SQLite makes and sizes at the first
+// read; on a full disk it cannot. private_index then keeps the index in the connection's own
+// memory (exclusive locking mode, set before the first read), which takes a connection that
+// could write: it is told to write nothing (query_only, no checkpoint when it closes). Only
+// as a fallback: it locks writers out while it reads, and there is none then (a writer's
+// -shm is already there).
+static int connect(struct llt_store * st, enum llt_store_mode mode, bool private_index) {
+    if (st->db) sqlite3_close_v2(st->db);
+    st->db = NULL;
+    const int flags = mode == LLT_STORE_READ && !private_index ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
+    if (sqlite3_open_v2(st->path, &st->db, flags, NULL) != SQLITE_OK) {
+        return llt_set_error(LLT_EIO, "cannot open trace '%s': %s", st->path, st->db ? sqlite3_errmsg(st->db) : "out of memory");
+    }
+    sqlite3_busy_timeout(st->db, 5000);
+    if (llt_schema_register(st->db) != LLT_OK) {
+        return llt_set_error(LLT_EIO, "cannot open trace '%s': %s", st->path, sqlite3_errmsg(st->db));
+    }
+    if (!private_index) return LLT_OK;
+    sqlite3_db_config(st->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+    return llt_store_exec(st, "PRAGMA locking_mode=EXCLUSIVE; PRAGMA query_only=1");
+}
+
 static int store_open(const char * path, enum llt_store_mode mode, bool recover, struct llt_store ** out) {
     *out = NULL;
     struct stat sb;
@@ -117,20 +140,14 @@ static int store_open(const char * path, enum llt_store_mode mode, bool recover,
     if (!st) return llt_set_error(LLT_ENOMEM, "out of memory");
     snprintf(st->path, sizeof(st->path), "%s", path);
 
-    int rc = LLT_OK;
-    if (sqlite3_open_v2(path, &st->db, mode == LLT_STORE_READ ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
-        rc = llt_set_error(LLT_EIO, "cannot open trace '%s': %s", path,
-                           st->db ? sqlite3_errmsg(st->db) : "out of memory");
-        goto done;
-    }
-    sqlite3_busy_timeout(st->db, 5000);
-    if (llt_schema_register(st->db) != LLT_OK) {
-        rc = llt_set_error(LLT_EIO, "cannot open trace '%s': %s", path, sqlite3_errmsg(st->db));
-        goto done;
-    }
-
+    int rc = connect(st, mode, false);
     bool is_empty = false;
-    rc = check_trace(st, &is_empty);
+    if (rc == LLT_OK) rc = check_trace(st, &is_empty);
+    if (rc == LLT_EIO && mode == LLT_STORE_READ && (sqlite3_extended_errcode(st->db) & 0xff) == SQLITE_IOERR &&
+        access(path, W_OK) == 0) {
+        rc = connect(st, mode, true); // the wal-index could not be made (a full disk): keep it in memory
+        if (rc == LLT_OK) rc = check_trace(st, &is_empty);
+    }
     if (rc != LLT_OK) goto done;
     if (is_empty && mode == LLT_STORE_READ) {
         rc = llt_set_error(LLT_EFORMAT, "'%s' is not an lltrace trace (empty)", path);
@@ -146,16 +163,19 @@ static int store_open(const char * path, enum llt_store_mode mode, bool recover,
         if (rc != LLT_OK) goto done;
     }
     if (mode == LLT_STORE_READ && recover && llt_steplog_any(path) && access(path, W_OK) == 0) {
-        // a killed run left rows behind: a writer puts them in, then reading starts over
+        // a killed run left rows behind: a writer puts them in, then reading starts over.
+        // Reading never needs to write: when the writer cannot (a full disk, a read-only
+        // mount), the log stays for a later open and the committed rows are read as they are
         llt_store_close(st);
         struct llt_store * w = NULL;
-        rc = store_open(path, LLT_STORE_WRITE, true, &w);
-        llt_store_close(w);
-        return rc == LLT_OK ? store_open(path, LLT_STORE_READ, false, out) : rc;
+        if (store_open(path, LLT_STORE_WRITE, true, &w) == LLT_OK) llt_store_close(w);
+        return store_open(path, LLT_STORE_READ, false, out);
     }
     if (mode == LLT_STORE_READ) rc = llt_schema_check(st, mode);
 done:
     if (rc != LLT_OK) {
+        // an open that failed (a full disk) leaves the files as they were: no checkpoint
+        if (st->db) sqlite3_db_config(st->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
         llt_store_close(st);
         return rc;
     }

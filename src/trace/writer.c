@@ -45,12 +45,14 @@ struct llt_writer {
     struct llt_batch * head, * tail;
     int64_t          n_submitted, n_committed;
     bool             stop, sync;
+    bool             log_failed;       // the log could not take a batch: nothing more goes in
     int              interval_ms;
     struct llt_batch * deferred;       // batches holding only statistics, oldest first
     struct llt_batch ** deferred_tail;
     size_t           deferred_bytes;
     atomic_bool      failed;
     char             error[512];
+    int64_t          first_lost;       // the first step of the batches dropped unwritten; -1 none (the thread's)
 };
 
 // ---- the thread --------------------------------------------------------------------------
@@ -96,6 +98,31 @@ static void defer_bulk(struct llt_writer * w, struct llt_batch * b) {
     }
 }
 
+// the first step with rows in a list of batches, or -1 (graphs only)
+static int64_t first_step(const struct llt_batch * b) {
+    int64_t first = -1;
+    for (; b; b = b->next) {
+        for (int32_t i = 0; i < b->n_steps; i++)  if (first < 0 || b->steps[i].step < first) first = b->steps[i].step;
+        for (int32_t i = 0; i < b->n_tokens; i++) if (first < 0 || b->tokens[i].step < first) first = b->tokens[i].step;
+        for (int32_t i = 0; i < b->n_stats; i++)  if (first < 0 || b->stats[i].step < first) first = b->stats[i].step;
+    }
+    return first;
+}
+
+// the first error: the writer stops writing, the log keeps what it could not write
+static void fail(struct llt_writer * w) {
+    snprintf(w->error, sizeof(w->error), "%s", llt_last_error());
+    atomic_store(&w->failed, true);
+}
+
+// batches the thread drops unwritten (the log has them): the trace lacks rows from their first
+// step on. Node times and statistics are written late (defer_bulk), so that step can be long
+// before the one tracing stopped at; llt_writer_stop() says which it is
+static void lost(struct llt_writer * w, const struct llt_batch * b) {
+    const int64_t step = first_step(b);
+    if (step >= 0 && (w->first_lost < 0 || step < w->first_lost)) w->first_lost = step;
+}
+
 static void deadline_in(struct timespec * ts, int ms) {
     clock_gettime(CLOCK_REALTIME, ts);
     ts->tv_nsec += (long) ms * 1000000L;
@@ -124,16 +151,12 @@ static void * writer_main(void * arg) {
 
         defer_bulk(w, todo);
         // after a failure batches are dropped: tracing has stopped, the log keeps them
-        if (todo && !atomic_load(&w->failed) && llt_rows_write(w->rows, todo) != LLT_OK) {
-            snprintf(w->error, sizeof(w->error), "%s", llt_last_error());
-            atomic_store(&w->failed, true);
-        }
+        if (todo && !atomic_load(&w->failed) && llt_rows_write(w->rows, todo) != LLT_OK) fail(w);
+        if (atomic_load(&w->failed)) lost(w, todo);
         free_batches(todo);
         if (w->deferred && (stopping || w->deferred_bytes > DEFERRED_MAX)) {
-            if (!atomic_load(&w->failed) && llt_rows_write(w->rows, w->deferred) != LLT_OK) {
-                snprintf(w->error, sizeof(w->error), "%s", llt_last_error());
-                atomic_store(&w->failed, true);
-            }
+            if (!atomic_load(&w->failed) && llt_rows_write(w->rows, w->deferred) != LLT_OK) fail(w);
+            if (atomic_load(&w->failed)) lost(w, w->deferred);
             free_batches(w->deferred);
             w->deferred = NULL;
             w->deferred_tail = &w->deferred;
@@ -143,8 +166,7 @@ static void * writer_main(void * arg) {
         pthread_mutex_lock(&w->mu);
         // caught up: what the log holds is all in the trace (the producer appends under mu)
         if (n > 0 && !w->head && !w->deferred && !atomic_load(&w->failed) && llt_steplog_reset(w->log) != LLT_OK) {
-            snprintf(w->error, sizeof(w->error), "%s", llt_last_error());
-            atomic_store(&w->failed, true);
+            fail(w);
         }
         w->n_committed += n;
         pthread_cond_broadcast(&w->done);
@@ -160,6 +182,7 @@ int llt_writer_start(struct llt_store * st, int64_t run_id, const char * const *
     struct llt_writer * w = calloc(1, sizeof(*w));
     if (!w) return llt_set_error(LLT_ENOMEM, "out of memory");
     atomic_init(&w->failed, false);
+    w->first_lost = -1;
     w->deferred_tail = &w->deferred;
     const char * env = getenv("LLTRACE_COMMIT_MS");
     w->interval_ms = env && atoi(env) > 0 ? atoi(env) : COMMIT_INTERVAL_MS;
@@ -189,9 +212,11 @@ int llt_writer_start(struct llt_store * st, int64_t run_id, const char * const *
 void llt_writer_submit(struct llt_writer * w, struct llt_batch * b) {
     b->next = NULL;
     pthread_mutex_lock(&w->mu);
-    if (!atomic_load(&w->failed) && llt_steplog_append(w->log, b) != LLT_OK) {
-        snprintf(w->error, sizeof(w->error), "%s", llt_last_error());
-        atomic_store(&w->failed, true);
+    // logged even after the trace failed (a full disk): the log's room is taken ahead, and
+    // what it holds is replayed once the trace has room again
+    if (!w->log_failed && llt_steplog_append(w->log, b) != LLT_OK) {
+        w->log_failed = true;
+        fail(w); // the thread drops b
     }
     if (w->tail) w->tail->next = b; else w->head = b;
     w->tail = b;
@@ -212,8 +237,8 @@ const char * llt_writer_error(struct llt_writer * w) {
     return atomic_load(&w->failed) ? w->error : NULL;
 }
 
-void llt_writer_stop(struct llt_writer * w) {
-    if (!w) return;
+int llt_writer_stop(struct llt_writer * w) {
+    if (!w) return LLT_OK;
     pthread_mutex_lock(&w->mu);
     w->stop = true;
     pthread_cond_signal(&w->wake);
@@ -223,7 +248,15 @@ void llt_writer_stop(struct llt_writer * w) {
     pthread_cond_destroy(&w->wake);
     pthread_cond_destroy(&w->done);
     // a failed writer leaves its log for the next open to replay
-    llt_steplog_close(w->log, atomic_load(&w->failed));
+    const bool failed = atomic_load(&w->failed);
+    llt_steplog_close(w->log, failed);
+    int rc = LLT_OK;
+    if (failed && w->first_lost >= 0) {
+        rc = llt_set_error(LLT_EIO, "rows from step %lld on not written: %s", (long long) w->first_lost, w->error);
+    } else if (failed) {
+        rc = llt_set_error(LLT_EIO, "%s", w->error);
+    }
     llt_rows_free(w->rows);
     free(w);
+    return rc;
 }
