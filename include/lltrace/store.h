@@ -27,6 +27,8 @@ int  llt_store_open(const char * path, enum llt_store_mode mode, struct llt_stor
 void llt_store_close(struct llt_store * st);
 // the underlying database, for queries; borrowed, lives with st
 struct sqlite3 * llt_store_db(struct llt_store * st);
+// the path the store was opened with (borrowed, lives with st)
+const char * llt_store_path(const struct llt_store * st);
 // id of the last run in the trace, or LLT_ENOTFOUND
 int  llt_store_last_run(struct llt_store * st);
 

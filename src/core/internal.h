@@ -40,25 +40,8 @@ void         llt_llama_error_clear(void);
 // a 32-bit hash of a string, for open-addressing tables
 uint32_t llt_str_hash(const char * s);
 
-// ---- store internals used by the tracer --------------------------------------------------
-
-struct sqlite3_stmt;
+// ---- shared between layers ---------------------------------------------------------------
 
 struct gguf_context;
-// copies a model's general.architecture, general.name and <arch>.* scalars into dst
+// copies a model's general.architecture, general.name and <arch>.* scalars into dst (models)
 void llt_registry_copy_meta(const struct llt_registry * reg, struct gguf_context * dst);
-
-// the path the store was opened with (borrowed, lives with st)
-const char * llt_store_path(const struct llt_store * st);
-
-// executes one or more SQL statements; on failure sets the error and returns LLT_EIO
-int  llt_store_exec(struct llt_store * st, const char * sql);
-int  llt_store_begin(struct llt_store * st);
-int  llt_store_commit(struct llt_store * st);
-void llt_store_rollback(struct llt_store * st);
-// prepares a statement; on failure sets the error and returns NULL. caller finalizes.
-struct sqlite3_stmt * llt_store_prepare(struct llt_store * st, const char * sql);
-// binds text as valid UTF-8 (invalid bytes become U+FFFD; NULL binds NULL); copies it
-void llt_store_bind_text(struct sqlite3_stmt * stmt, int i, const char * text);
-// steps a statement to completion and resets it; LLT_OK or LLT_EIO
-int  llt_store_step_done(struct llt_store * st, struct sqlite3_stmt * stmt);

@@ -1,6 +1,6 @@
 // Reading a run row by row for the analysis: one query per table, streamed in key order, so
 // that reading a run costs time linear in its size (no per-step re-query).
-#include "core/internal.h"
+#include "trace/db.h"
 
 #include <sqlite3.h>
 #include <string.h>

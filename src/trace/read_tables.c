@@ -1,6 +1,6 @@
 // The tables `lltrace show` prints, as generic rows: one query each over the trace
 // (docs/trace-format.md), bound with a filter whose unset members select everything.
-#include "core/internal.h"
+#include "trace/db.h"
 
 #include <sqlite3.h>
 #include <stdlib.h>

@@ -2,7 +2,7 @@
 // Private to the library.
 #pragma once
 
-#include "core/internal.h"
+#include "trace/db.h"
 
 struct sqlite3;
 
