@@ -131,15 +131,18 @@ expect "untimed computing nodes without fusion" "$(sqlite3 "$WORK/nofuse.db" "SE
     JOIN nodes n ON n.graph_id=s.graph_id WHERE n.is_noop=0 AND NOT EXISTS
     (SELECT 1 FROM node_times t WHERE t.run_id=s.run_id AND t.step=s.step AND t.idx=n.idx)")" 0
 
-# per step, the node times sum to within 10% of the compute span
+# per step, the node times sum to within 10% of the compute span. The span also holds
+# lltrace's own work in the ask calls before the first node runs; a sanitizer build
+# (LLTRACE_TEST_SPAN_TOL, set by CMake with LLT_SANITIZE) runs that work several times slower.
 "$LLTRACE" profile "$timed" --by step --format csv >"$WORK/steps.csv" || fail "profile --by step exited with $?"
-python3 - "$WORK/steps.csv" <<'EOF' || fail "profile --by step: node times against compute spans"
+python3 - "$WORK/steps.csv" "${LLTRACE_TEST_SPAN_TOL:-0.10}" <<'EOF' || fail "profile --by step: node times against compute spans"
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
+tol = float(sys.argv[2])
 assert len(rows) == 16, f"{len(rows)} steps"
 for r in rows:
     compute, nodes = float(r["compute_us"]), float(r["nodes_us"])
-    assert abs(nodes - compute) <= 0.10 * compute, f"step {r['step']}: nodes {nodes} us, compute {compute} us"
+    assert abs(nodes - compute) <= tol * compute, f"step {r['step']}: nodes {nodes} us, compute {compute} us (tolerance {tol})"
 EOF
 
 # per layer, the node times of a layer lie inside its l_out-to-l_out gap and fill it
