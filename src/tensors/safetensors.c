@@ -336,9 +336,10 @@ int llt_safetensors_write(const char * path, const struct llt_tensor_desc * tens
     for (int i = 0; i < n && rc == LLT_OK; i++) {
         if ((rc = get(i, buf, user_data)) == LLT_OK) fwrite(buf, sizeof(float), (size_t) desc_elements(&tensors[i]), f);
     }
-    if (rc == LLT_OK) rc = llt_outfile_commit(of);
-    else              llt_outfile_abort(of);
-    of = NULL;
+    if (rc == LLT_OK) {
+        rc = llt_outfile_commit(of);
+        of = NULL;
+    }
 done:
     llt_outfile_abort(of);
     free(buf);
