@@ -132,13 +132,8 @@ static int on_node(const struct llt_read_node * r, void * user_data) {
 }
 
 static struct xgraph * find_graph(const struct exporter * ex, int64_t id) {
-    int32_t lo = 0, hi = ex->n_graphs;
-    while (lo < hi) {
-        const int32_t mid = (lo + hi) / 2;
-        if (ex->graphs[mid].id < id) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo < ex->n_graphs && ex->graphs[lo].id == id ? &ex->graphs[lo] : NULL;
+    const int32_t i = llt_find_i64(ex->graphs, ex->n_graphs, sizeof(*ex->graphs), offsetof(struct xgraph, id), id);
+    return i < 0 ? NULL : &ex->graphs[i];
 }
 
 // appends the source to its node's JSON array of sources
@@ -199,13 +194,8 @@ static int on_token(const struct llt_read_token * r, void * user_data) {
 }
 
 static struct llt_read_step * find_step(const struct exporter * ex, int64_t step) {
-    int32_t lo = 0, hi = ex->n_steps;
-    while (lo < hi) {
-        const int32_t mid = (lo + hi) / 2;
-        if (ex->steps[mid].step < step) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo < ex->n_steps && ex->steps[lo].step == step ? &ex->steps[lo] : NULL;
+    const int32_t i = llt_find_i64(ex->steps, ex->n_steps, sizeof(*ex->steps), offsetof(struct llt_read_step, step), step);
+    return i < 0 ? NULL : &ex->steps[i];
 }
 
 // ---- ndjson ------------------------------------------------------------------------------

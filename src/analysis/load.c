@@ -34,23 +34,13 @@ static int oom(void) {
 }
 
 static struct graph * find_graph(const struct llt_analysis * a, int64_t id) {
-    int32_t lo = 0, hi = a->n_graphs;
-    while (lo < hi) {
-        const int32_t mid = (lo + hi) / 2;
-        if (a->graphs[mid].id < id) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo < a->n_graphs && a->graphs[lo].id == id ? &a->graphs[lo] : NULL;
+    const int32_t i = llt_find_i64(a->graphs, a->n_graphs, sizeof(*a->graphs), offsetof(struct graph, id), id);
+    return i < 0 ? NULL : &a->graphs[i];
 }
 
 static struct step * find_step(const struct llt_analysis * a, int64_t step) {
-    int32_t lo = 0, hi = a->n_steps;
-    while (lo < hi) {
-        const int32_t mid = (lo + hi) / 2;
-        if (a->steps[mid].pub.step < step) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo < a->n_steps && a->steps[lo].pub.step == step ? &a->steps[lo] : NULL;
+    const int32_t i = llt_find_i64(a->steps, a->n_steps, sizeof(*a->steps), offsetof(struct step, pub.step), step);
+    return i < 0 ? NULL : &a->steps[i];
 }
 
 // ---- graphs and nodes --------------------------------------------------------------------

@@ -37,6 +37,10 @@ char * llt_abs_path(const char * path);
 const char * llt_llama_error(void);
 void         llt_llama_error_clear(void);
 
+// index of the element of an array sorted by an int64_t key (at key_offset in each elem-byte
+// element) whose key is key; -1 if none
+int32_t llt_find_i64(const void * base, int32_t n, size_t elem, size_t key_offset, int64_t key);
+
 // a 32-bit hash of a string, for open-addressing tables
 uint32_t llt_str_hash(const char * s);
 

@@ -76,3 +76,19 @@ char * llt_abs_path(const char * path) {
     if (out) snprintf(out, n, "%s/%s", strcmp(cwd, "/") == 0 ? "" : cwd, path[0] == '.' && path[1] == '/' ? path + 2 : path);
     return out;
 }
+
+static int64_t key_at(const void * base, int32_t i, size_t elem, size_t key_offset) {
+    int64_t k;
+    memcpy(&k, (const char *) base + (size_t) i * elem + key_offset, sizeof(k));
+    return k;
+}
+
+int32_t llt_find_i64(const void * base, int32_t n, size_t elem, size_t key_offset, int64_t key) {
+    int32_t lo = 0, hi = n;
+    while (lo < hi) {
+        const int32_t mid = lo + (hi - lo) / 2;
+        if (key_at(base, mid, elem, key_offset) < key) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < n && key_at(base, lo, elem, key_offset) == key ? lo : -1;
+}
