@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Fetch and build the pinned llama.cpp (libraries only) into a cache outside the repo.
+# Fetch and build the pinned llama.cpp (libraries, and the programs the tests run) into a cache
+# outside the repo.
 #
 # The one pristine llama.cpp source reachable from Debian's and npm's registries is the git
 # bundle inside node-llama-cpp@3.22.1. It is verified against a pinned integrity hash, cloned
 # and built once into $LLTRACE_CACHE/llama.cpp-<tag>; later calls reuse it.
 #
-# Prints the install prefix (the folder holding lib/ and include/) on its last stdout line.
+# The build is keyed by tag and options: $LLTRACE_CACHE/llama.cpp-<tag>/install-<options>, with
+# RPC on (ggml-rpc, ggml-rpc-server) and these programs in bin/: llama-simple, llama-completion,
+# llama-server, llama-eval-callback, ggml-rpc-server.
+#
+# Prints the install prefix (the folder holding lib/, include/ and bin/) on its last stdout line.
 # Env: LLTRACE_CACHE (default ~/.cache/lltrace), LLTRACE_JOBS (default nproc).
 set -euo pipefail
 
@@ -13,6 +18,8 @@ PKG="node-llama-cpp@3.22.1"
 INTEGRITY="sha512-bltIipuWmc123H7tMIgDGKSsSrhmhlQYeVUC48XTjVW7XGJJiJJyCdlTMzQ/LiWoPkGDpcL4FviDpgw7qfTiDw=="
 CACHE="${LLTRACE_CACHE:-$HOME/.cache/lltrace}"
 JOBS="${LLTRACE_JOBS:-$(nproc)}"
+OPTS="rpc"                      # the cache key of the options below; change it with them
+PROGRAMS=(llama-simple llama-completion llama-server llama-eval-callback ggml-rpc-server)
 
 say() { echo "bootstrap: $*" >&2; }
 die() { echo "bootstrap: error: $*" >&2; exit 1; }
@@ -23,7 +30,7 @@ mkdir -p "$CACHE" || die "cannot create cache folder '$CACHE'"
 stamp="$CACHE/pinned-tag"
 if [ -f "$stamp" ]; then
     tag=$(cat "$stamp")
-    prefix="$CACHE/llama.cpp-$tag/install"
+    prefix="$CACHE/llama.cpp-$tag/install-$OPTS"
     if [ -f "$prefix/.complete" ]; then
         echo "$prefix"
         exit 0
@@ -59,7 +66,8 @@ tag=$(sed -n 's/.*"tag"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p' "$unpack/lla
 
 root="$CACHE/llama.cpp-$tag"
 src="$root/src"
-prefix="$root/install"
+prefix="$root/install-$OPTS"
+build="$root/build-$OPTS"
 if [ -f "$prefix/.complete" ]; then
     echo "$tag" > "$stamp"
     echo "$prefix"
@@ -73,24 +81,27 @@ if [ ! -f "$src/CMakeLists.txt" ]; then
     git -c advice.detachedHead=false clone -q "$unpack/llama/gitRelease.bundle" "$src" || die "cannot clone the bundle"
 fi
 
-say "building llama.cpp $tag libraries (a few minutes, once)"
-cmake -S "$src" -B "$root/build" -G "$(command -v ninja >/dev/null && echo Ninja || echo 'Unix Makefiles')" \
-    -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON \
-    -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF \
-    -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF \
-    -DCMAKE_INSTALL_PREFIX="$prefix" >"$root/configure.log" 2>&1 \
-    || die "cmake configure failed; see $root/configure.log"
-cmake --build "$root/build" --target llama -j "$JOBS" >"$root/build.log" 2>&1 \
-    || die "build failed; see $root/build.log"
+say "building llama.cpp $tag libraries and programs (about 15 minutes on 2 cores, once)"
+cmake -S "$src" -B "$build" -G "$(command -v ninja >/dev/null && echo Ninja || echo 'Unix Makefiles')" \
+    -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON -DGGML_RPC=ON \
+    -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=ON -DLLAMA_BUILD_TOOLS=ON \
+    -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF \
+    -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
+    -DCMAKE_BUILD_WITH_INSTALL_RPATH=ON -DCMAKE_INSTALL_RPATH='$ORIGIN:$ORIGIN/../lib' \
+    -DCMAKE_INSTALL_PREFIX="$prefix" >"$root/configure-$OPTS.log" 2>&1 \
+    || die "cmake configure failed; see $root/configure-$OPTS.log"
+cmake --build "$build" --target llama "${PROGRAMS[@]}" -j "$JOBS" >"$root/build-$OPTS.log" 2>&1 \
+    || die "build failed; see $root/build-$OPTS.log"
 
 # Install by hand: `cmake --install` wants every target built.
 rm -rf "$prefix"
-mkdir -p "$prefix/lib" "$prefix/include" "$prefix/share"
-find "$root/build/bin" "$root/build" -maxdepth 3 -name 'lib*.so*' -exec cp -P {} "$prefix/lib/" \; 2>/dev/null
+mkdir -p "$prefix/lib" "$prefix/include" "$prefix/share" "$prefix/bin"
+find "$build/bin" "$build" -maxdepth 3 -name 'lib*.so*' -exec cp -P {} "$prefix/lib/" \; 2>/dev/null
+for p in "${PROGRAMS[@]}"; do cp "$build/bin/$p" "$prefix/bin/" || die "build produced no $p"; done
 cp "$src"/include/*.h "$src"/ggml/include/*.h "$prefix/include/"
-cp "$src/models/ggml-vocab-llama-spm.gguf" "$prefix/share/"
+cp "$src"/models/ggml-vocab-*.gguf "$prefix/share/"
 echo "$tag" > "$prefix/TAG"
-for l in libllama libggml libggml-base libggml-cpu; do
+for l in libllama libggml libggml-base libggml-cpu libggml-rpc; do
     ls "$prefix/lib/$l.so"* >/dev/null 2>&1 || die "build produced no $l.so"
 done
 touch "$prefix/.complete"
