@@ -171,7 +171,7 @@ print(q("SELECT count(*) FROM steps s WHERE run_id=2 AND n_timed != (SELECT coun
 EOF
 ) || fail "$v: reading the upgraded trace"
     case "${variants[$v]}" in *"CREATE TABLE parity"*) parity_row="1 9F �" ;; *) parity_row="0 None None" ;; esac
-    want="2 2
+    want="3 3
 1:ok,2:ok
 table 0
 0/1/100/200 0/2/200/350 1/2/900/960
@@ -185,15 +185,42 @@ $parity_row
     [ -z "$(read_all "$t")" ] || fail "$v: reading every table and view: $(read_all "$t")"
 done
 
+# ---- version 2: a trace of this version without the columns version 3 added --------------
+
+v2=$dir/v2.db
+"$bin" run -m "$model" -p "Hi" -n 3 -o "$v2" >/dev/null 2>"$dir/err" || fail "making the version-2 fixture: $(cat "$dir/err")"
+sqlite3 "$v2" "ALTER TABLE runs DROP COLUMN name; ALTER TABLE tokens DROP COLUMN seq_id; ALTER TABLE tokens DROP COLUMN output;
+ALTER TABLE parity DROP COLUMN seq_id; UPDATE meta SET value='2' WHERE key='schema_version'; PRAGMA user_version=2;" ||
+    fail "cannot make the version-2 fixture"
+before=$(sha256sum <"$v2")
+"$bin" show "$v2" >/dev/null 2>"$dir/err" || fail "show of a version-2 trace: $(cat "$dir/err")"
+expect "version 2: the file after reading it" "$(sha256sum <"$v2")" "$before"
+"$bin" run -m "$model" -p "Hi" -n 3 -o "$v2" >/dev/null 2>"$dir/err" || fail "run -o onto a version-2 trace: $(cat "$dir/err")"
+got=$(python3 - "$v2" <<'EOF'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+q = lambda sql: db.execute(sql).fetchall()
+print(q("PRAGMA user_version")[0][0], q("SELECT value FROM meta WHERE key='schema_version'")[0][0])
+# run 1: one sequence (0), outputs unknown; run 2 ("Hi" = BOS, "▁Hi"): logits of the last prompt token, generated tokens recorded when chosen
+print(q("SELECT group_concat(DISTINCT seq_id), count(output) FROM tokens WHERE run_id=1")[0])
+print(q("SELECT group_concat(role || ':' || seq_id || ':' || ifnull(output, '-'), ' ') FROM (SELECT * FROM tokens WHERE run_id=2 ORDER BY seq)")[0][0])
+print(q("SELECT group_concat(ifnull(name, '-')) FROM runs")[0][0])
+EOF
+) || fail "reading the upgraded version-2 trace"
+expect "version 2 upgraded" "$got" "3 3
+('0', 0)
+prompt:0:0 prompt:0:1 gen:0:- gen:0:- gen:0:-
+-,"
+
 # a newer schema version is refused, with the version named, and the file is left alone
 newer=$dir/newer.db
-sqlite3 "$newer" "PRAGMA application_id=1280070738; PRAGMA user_version=3; CREATE TABLE meta(key, value);"
+sqlite3 "$newer" "PRAGMA application_id=1280070738; PRAGMA user_version=4; CREATE TABLE meta(key, value);"
 before=$(sha256sum <"$newer")
 # (the exit status of an unreadable input is show's own business: not checked here)
-"$bin" show "$newer" >/dev/null 2>"$dir/err" && fail "show of a version-3 trace succeeded"
-grep -q "schema version 3" "$dir/err" || fail "the error on a version-3 trace does not name the version: $(cat "$dir/err")"
-"$bin" run -m "$model" -n 1 -o "$newer" >/dev/null 2>&1 && fail "run -o onto a version-3 trace succeeded"
-expect "a version-3 trace after run -o" "$(sha256sum <"$newer")" "$before"
+"$bin" show "$newer" >/dev/null 2>"$dir/err" && fail "show of a version-4 trace succeeded"
+grep -q "schema version 4" "$dir/err" || fail "the error on a version-4 trace does not name the version: $(cat "$dir/err")"
+"$bin" run -m "$model" -n 1 -o "$newer" >/dev/null 2>&1 && fail "run -o onto a version-4 trace succeeded"
+expect "a version-4 trace after run -o" "$(sha256sum <"$newer")" "$before"
 
 # ---- UTF-8: pieces cut inside characters (the tiny model's byte-fallback tokens) ----------
 

@@ -79,6 +79,10 @@ struct llt_tracer_params {
     const char *   prompt;      // stored with the run, may be NULL
     const char *   params_json; // run parameters as a JSON object, may be NULL
     int64_t        t_tokenize_ns; // time the caller spent tokenizing the prompt, stored with the run
+    const char *   name;        // what made the run (lltrace exec: program and context), may be NULL
+    int32_t        parity_top_k; // > 0: each generated token's top-k logits go to table parity, read
+                                 // from the context when the token is known (for drivers that do not
+                                 // call llt_tracer_parity() themselves: lltrace exec); at most LLT_PARITY_MAX_K
 };
 
 struct llt_tracer_params llt_tracer_default_params(void);
@@ -108,12 +112,22 @@ int  llt_tracer_begin(struct llt_tracer * tr, const struct llama_model * model, 
 // commits them right away; llt_tracer_sync() waits until they are in the file.
 int32_t llt_decode(struct llt_tracer * tr, struct llama_context * ctx, struct llama_batch batch);
 
+// llt_decode() in two halves, for a driver that calls llama_decode() itself (lltrace exec):
+// begin records the batch's tokens (prompt, or generated: a token that continues the output of
+// a sequence), end the graph computations that llama_decode() made (one step each) and returns
+// ret. Every token keeps its sequence id and whether its logits were asked for.
+void    llt_tracer_decode_begin(struct llt_tracer * tr, struct llama_context * ctx, const struct llama_batch * batch);
+int32_t llt_tracer_decode_end(struct llt_tracer * tr, int32_t ret);
+
 // Waits until every step recorded so far is committed to the trace.
 int  llt_tracer_sync(struct llt_tracer * tr);
 
 // Records a token chosen from the logits of the last step, right after choosing it (the time
 // since the decode call returned is the step's sampling time).
 void llt_tracer_sampled(struct llt_tracer * tr, llama_token token);
+// The same for the output row idx of the last decode call (as in llama_get_logits_ith(); -1:
+// the last row): the token continues that row's sequence.
+void llt_tracer_sampled_at(struct llt_tracer * tr, struct llama_context * ctx, int32_t idx, llama_token token);
 
 struct llt_parity_step;
 // Records the top-k logits of a generated step (table parity).

@@ -170,6 +170,13 @@ static void mark_fused(struct llt_tracer * tr) {
     }
 }
 
+// the tokens this computation took: a decode call split into ubatches computes a graph per
+// ubatch, its token embeddings (inp_embd, the first node) of [n_embd, n_tokens]
+static int32_t graph_tokens(const struct llt_tracer * tr) {
+    const struct node_rec * r = &tr->recs[0];
+    return r->op == GGML_OP_GET_ROWS && strcmp(r->name, "inp_embd") == 0 && r->ne[1] > 0 ? (int32_t) r->ne[1] : tr->cur_n_tokens;
+}
+
 void llt_capture_finish_graph(struct llt_tracer * tr) {
     if (!tr->active || tr->n_nodes == 0) return;
     if (!tr->same_so_far || tr->n_nodes != tr->n_prev) mark_fused(tr);
@@ -194,7 +201,7 @@ void llt_capture_finish_graph(struct llt_tracer * tr) {
     struct step_rows * ps = &b->steps[b->n_steps++];
     *ps = (struct step_rows) {
         .step = tr->n_steps, .decode = tr->n_decodes, .graph_id = g->id,
-        .pos0 = tr->cur_pos0, .n_tokens = tr->cur_n_tokens, .is_prompt = tr->cur_prompt,
+        .pos0 = tr->cur_pos0, .n_tokens = graph_tokens(tr), .is_prompt = tr->cur_prompt,
         .compute_begin_ns = tr->compute_begin_ns,
         .compute_end_ns = timed(tr) && tr->n_observed > 0 ? tr->compute_end_ns : 0,
     };
@@ -233,7 +240,8 @@ void llt_capture_submit(struct llt_tracer * tr) {
     if (werr && !tr->writer_failed) llt_capture_writer_fail(tr, werr);
 }
 
-void llt_capture_push_token(struct llt_tracer * tr, llama_token tok, int32_t pos, int64_t step, bool is_prompt) {
+void llt_capture_push_token(struct llt_tracer * tr, llama_token tok, int32_t pos, int64_t step, bool is_prompt,
+                            int32_t seq_id, int output) {
     struct llt_batch * b = llt_capture_batch(tr);
     if (!b || !llt_grow((void **) &b->tokens, &b->cap_tokens, b->n_tokens + 1, sizeof(struct token_rows))) {
         llt_capture_fail(tr, "out of memory");
@@ -241,7 +249,8 @@ void llt_capture_push_token(struct llt_tracer * tr, llama_token tok, int32_t pos
     }
     struct token_rows * t = &b->tokens[b->n_tokens++];
     const int32_t seq = tr->n_prompt + tr->n_gen;
-    *t = (struct token_rows) { .seq = seq, .step = step, .pos = pos, .token = tok, .is_prompt = is_prompt };
+    *t = (struct token_rows) { .seq = seq, .step = step, .pos = pos, .seq_id = seq_id, .token = tok,
+                               .is_prompt = is_prompt, .output = (int8_t) output };
     int n = llama_token_to_piece(tr->vocab, tok, t->piece, (int32_t) sizeof(t->piece) - 1, 0, true);
     t->piece[n > 0 ? n : 0] = '\0';
     if (is_prompt) tr->n_prompt++; else tr->n_gen++;

@@ -37,6 +37,9 @@ int llt_tracer_init(struct llt_store * st, struct llt_tracer_params params, stru
     *out = NULL;
     if ((unsigned) params.level >= LLT_LEVEL_COUNT) return llt_set_error(LLT_EINVAL, "unknown trace level %d", params.level);
     if (!params.model_path) return llt_set_error(LLT_EINVAL, "the tracer needs the model path");
+    if (params.parity_top_k < 0 || params.parity_top_k > LLT_PARITY_MAX_K) {
+        return llt_set_error(LLT_EINVAL, "parity top-k %d is out of range [0, %d]", params.parity_top_k, LLT_PARITY_MAX_K);
+    }
     struct llt_tracer * tr = calloc(1, sizeof(*tr));
     if (!tr) return llt_set_error(LLT_ENOMEM, "out of memory");
     tr->st = st;
@@ -44,9 +47,11 @@ int llt_tracer_init(struct llt_store * st, struct llt_tracer_params params, stru
     tr->model_path = dup_or_null(params.model_path);
     tr->prompt = dup_or_null(params.prompt);
     tr->params_json = dup_or_null(params.params_json);
+    tr->name = dup_or_null(params.name);
     tr->params.model_path = tr->model_path;
     tr->params.prompt = tr->prompt;
     tr->params.params_json = tr->params_json;
+    tr->params.name = tr->name;
     tr->last_buffer_id = -1;
     tr->observed_from = -1;
     tr->map.n = -1;
@@ -98,6 +103,7 @@ void llt_tracer_free(struct llt_tracer * tr) {
     free(tr->scan_at);
     free(tr->scan_first);
     free(tr->all_tokens);
+    free(tr->seqs);
     llt_values_free(tr->values);
     free(tr->weight_buffer);
     free(tr->weight_names);
@@ -105,6 +111,7 @@ void llt_tracer_free(struct llt_tracer * tr) {
     free(tr->model_path);
     free(tr->prompt);
     free(tr->params_json);
+    free(tr->name);
     free(tr);
 }
 
@@ -139,7 +146,7 @@ static int insert_run(struct llt_tracer * tr, const struct llama_model * model) 
         .n_head_kv = llama_model_n_head_kv(model), .n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model)),
         .n_ctx_train = llama_model_n_ctx_train(model), .file_type = llt_ftype_name(llama_model_ftype(model)),
         .model_bytes = (int64_t) llt_registry_file_size(tr->reg), .model_params = (int64_t) llama_model_n_params(model),
-        .params = tr->params_json, .prompt = tr->prompt,
+        .params = tr->params_json, .prompt = tr->prompt, .name = tr->params.name,
     };
     return llt_trace_run_begin(tr->st, &r, tr->reg, &tr->run_id);
 }
@@ -170,33 +177,94 @@ int llt_tracer_begin(struct llt_tracer * tr, const struct llama_model * model, s
     return LLT_OK;
 }
 
-int32_t llt_decode(struct llt_tracer * tr, struct llama_context * ctx, struct llama_batch batch) {
-    if (!tr->active) {
-        return llama_decode(ctx, batch);
+// ---- decode calls and the tokens chosen ---------------------------------------------------
+
+static void parity_record(struct llt_tracer * tr, const struct llt_parity_step * step, int32_t seq_id);
+
+// the state of sequence id, NULL beyond MAX_SEQ_ID (or out of memory: tracing stops)
+static struct seq_state * seq_state(struct llt_tracer * tr, int32_t id) {
+    if (id < 0 || id >= MAX_SEQ_ID) return NULL;
+    const int32_t had = tr->cap_seqs;
+    if (id >= tr->cap_seqs) {
+        if (!llt_grow((void **) &tr->seqs, &tr->cap_seqs, id + 1, sizeof(struct seq_state))) {
+            llt_capture_fail(tr, "out of memory");
+            return NULL;
+        }
+        memset(tr->seqs + had, 0, (size_t) (tr->cap_seqs - had) * sizeof(struct seq_state));
     }
-    llt_capture_submit(tr); // the previous decode's, if no token was chosen from it
-    // a single token that was just sampled is generation; anything else is prompt
-    const bool is_gen = tr->have_sampled && batch.n_tokens == 1 && batch.token &&
-                        batch.token[0] == tr->last_sampled;
-    tr->have_sampled = false;
-    tr->cur_prompt = !is_gen;
-    tr->cur_pos0 = batch.pos ? batch.pos[0] : tr->next_pos;
-    tr->cur_n_tokens = batch.n_tokens;
-    const int64_t first_step = tr->n_steps;
-    if (!is_gen && batch.token) {
-        for (int32_t i = 0; i < batch.n_tokens; i++) {
-            llt_capture_push_token(tr, batch.token[i], batch.pos ? batch.pos[i] : tr->cur_pos0 + i, first_step, true);
+    return &tr->seqs[id];
+}
+
+// the token chosen from sequence s's output: recorded, with its top-k logits when asked for
+// and the logits are still the context's (no decode call since)
+static void record_chosen(struct llt_tracer * tr, struct llama_context * ctx, struct seq_state * s, int32_t seq_id,
+                          llama_token token) {
+    const int32_t pos = s->out_pos + 1;
+    if (tr->params.parity_top_k > 0 && ctx && s->out_decode == tr->n_decodes - 1) {
+        const float * logits = llama_get_logits_ith(ctx, s->out_row);
+        if (logits) {
+            struct llt_parity_step ps = { .step = tr->n_parity++, .pos = pos, .token = token };
+            llt_parity_top_k(logits, llama_vocab_n_tokens(tr->vocab), tr->params.parity_top_k, &ps);
+            int n = llama_token_to_piece(tr->vocab, token, ps.piece, (int32_t) sizeof(ps.piece) - 1, 0, true);
+            ps.piece[n > 0 ? n : 0] = '\0';
+            parity_record(tr, &ps, seq_id);
         }
     }
+    llt_capture_push_token(tr, token, pos, s->out_step, false, seq_id, -1);
+    s->chosen = true;
+    s->chosen_token = token;
+}
 
-    const int64_t t_begin = llt_now_ns() - tr->t0_ns;
+// the lowest sequence id of batch token i (0 for a batch without them)
+static int32_t token_seq(const struct llama_batch * b, int32_t i) {
+    if (!b->seq_id || !b->n_seq_id || b->n_seq_id[i] < 1 || !b->seq_id[i]) return 0;
+    int32_t lo = b->seq_id[i][0];
+    for (int32_t k = 1; k < b->n_seq_id[i]; k++) if (b->seq_id[i][k] < lo) lo = b->seq_id[i][k];
+    return lo;
+}
+
+void llt_tracer_decode_begin(struct llt_tracer * tr, struct llama_context * ctx, const struct llama_batch * batch) {
+    if (!tr->active) return;
+    llt_capture_submit(tr); // the previous decode's, if no token was chosen from it
+    const int64_t first_step = tr->n_steps;
+    bool any_prompt = batch->n_tokens == 0 || !batch->token;
+    for (int32_t i = 0; i < batch->n_tokens && tr->active; i++) {
+        const int32_t pos = batch->pos ? batch->pos[i] : tr->next_pos + i;
+        const int32_t sid = token_seq(batch, i);
+        const bool out = batch->logits ? batch->logits[i] != 0 : i == batch->n_tokens - 1;
+        struct seq_state * s = seq_state(tr, sid);
+        // a token at the position after its sequence's output was chosen from that output
+        const bool gen = batch->token && s && s->pending && pos == s->out_pos + 1;
+        if (gen) {
+            if (!s->chosen || s->chosen_token != batch->token[i]) record_chosen(tr, ctx, s, sid, batch->token[i]);
+            s->pending = false;
+        } else if (batch->token) {
+            llt_capture_push_token(tr, batch->token[i], pos, first_step, true, sid, out);
+            any_prompt = true;
+        }
+        if (out && s) {
+            *s = (struct seq_state) { .pending = true, .out_pos = pos, .out_row = i, .out_step = first_step,
+                                      .out_decode = tr->n_decodes };
+        }
+    }
+    tr->cur_prompt = any_prompt;
+    tr->cur_pos0 = batch->n_tokens > 0 && batch->pos ? batch->pos[0] : tr->next_pos;
+    tr->cur_n_tokens = batch->n_tokens;
+    tr->cur_t_begin_ns = llt_now_ns() - tr->t0_ns;
     tr->in_decode = true;
-    int32_t ret = llama_decode(ctx, batch);
+}
+
+int32_t llt_tracer_decode_end(struct llt_tracer * tr, int32_t ret) {
+    if (!tr->in_decode) return ret;
     tr->in_decode = false;
     llt_capture_finish_graph(tr);
+    const int64_t t_begin = tr->cur_t_begin_ns;
     const int64_t t_end = llt_now_ns() - tr->t0_ns;
-    if (is_gen) tr->t_gen_ns += t_end - t_begin; else tr->t_prompt_ns += t_end - t_begin;
-    tr->next_pos = tr->cur_pos0 + batch.n_tokens;
+    if (tr->cur_prompt) tr->t_prompt_ns += t_end - t_begin; else tr->t_gen_ns += t_end - t_begin;
+    tr->next_pos = tr->cur_pos0 + tr->cur_n_tokens;
+    if (ret != 0) { // no logits came of it
+        for (int32_t i = 0; i < tr->cap_seqs; i++) if (tr->seqs[i].out_decode == tr->n_decodes) tr->seqs[i].pending = false;
+    }
     tr->n_decodes++;
     if (!tr->active) return ret;
 
@@ -211,17 +279,38 @@ int32_t llt_decode(struct llt_tracer * tr, struct llama_context * ctx, struct ll
     return ret;
 }
 
-void llt_tracer_sampled(struct llt_tracer * tr, llama_token token) {
+int32_t llt_decode(struct llt_tracer * tr, struct llama_context * ctx, struct llama_batch batch) {
+    if (!tr->active) return llama_decode(ctx, batch);
+    llt_tracer_decode_begin(tr, ctx, &batch);
+    return llt_tracer_decode_end(tr, llama_decode(ctx, batch));
+}
+
+void llt_tracer_sampled_at(struct llt_tracer * tr, struct llama_context * ctx, int32_t idx, llama_token token) {
     if (!tr->active) return;
-    tr->last_sampled = token;
-    tr->have_sampled = true;
+    // the sequence whose output is row idx of the last decode call (-1: its last output row)
+    struct seq_state * s = NULL;
+    int32_t sid = -1;
+    for (int32_t i = 0; i < tr->cap_seqs; i++) {
+        struct seq_state * c = &tr->seqs[i];
+        if (!c->pending || c->out_decode != tr->n_decodes - 1) continue;
+        if (idx >= 0 ? c->out_row == idx : (!s || c->out_row > s->out_row)) { s = c; sid = i; }
+    }
+    if (!s || s->chosen) return;
     struct llt_batch * b = tr->batch;
     if (b && b->n_steps > 0) b->steps[b->n_steps - 1].t_sample_ns = llt_now_ns() - tr->t0_ns - tr->t_decode_end_ns;
-    llt_capture_push_token(tr, token, tr->next_pos, tr->n_steps - 1, false);
+    record_chosen(tr, ctx, s, sid, token);
     llt_capture_submit(tr);
 }
 
+void llt_tracer_sampled(struct llt_tracer * tr, llama_token token) {
+    llt_tracer_sampled_at(tr, NULL, -1, token);
+}
+
 void llt_tracer_parity(struct llt_tracer * tr, const struct llt_parity_step * step) {
+    parity_record(tr, step, 0);
+}
+
+static void parity_record(struct llt_tracer * tr, const struct llt_parity_step * step, int32_t seq_id) {
     if (!tr->active) return;
     struct llt_batch * b = llt_capture_batch(tr);
     const int len = llt_parity_format_top_k(step, NULL, 0);
@@ -233,7 +322,7 @@ void llt_tracer_parity(struct llt_tracer * tr, const struct llt_parity_step * st
     }
     llt_parity_format_top_k(step, top_k, (size_t) len + 1);
     struct parity_rows * p = &b->parity[b->n_parity++];
-    *p = (struct parity_rows) { .step = step->step, .pos = step->pos, .token = step->token, .top_k = top_k };
+    *p = (struct parity_rows) { .seq_id = seq_id, .step = step->step, .pos = step->pos, .token = step->token, .top_k = top_k };
     snprintf(p->piece, sizeof(p->piece), "%s", step->piece);
 }
 

@@ -91,6 +91,7 @@ struct llt_tracer {
     char *                   model_path;
     char *                   prompt;
     char *                   params_json;
+    char *                   name;
     struct llt_registry *    reg;
     const struct llama_vocab * vocab;
     struct llt_writer *      writer;
@@ -169,12 +170,26 @@ struct llt_tracer {
     bool                     in_decode;
     bool                     cur_prompt;
     int32_t                  cur_pos0, cur_n_tokens;
-    llama_token              last_sampled;
-    bool                     have_sampled;
+    int64_t                  cur_t_begin_ns;
+    struct seq_state *       seqs;          // by sequence id
+    int32_t                  cap_seqs;
+    int32_t                  n_parity;      // parity records of the run (parity_top_k)
     int64_t                  t_prompt_ns, t_gen_ns;
     int64_t                  t_decode_end_ns; // end of the last decode call
     int32_t                  n_prompt, n_gen;
 };
+
+// per llama.cpp sequence id: its output in the last decode call that asked for one
+struct seq_state {
+    bool        pending;     // an output no chosen token continues yet
+    bool        chosen;      // its token was chosen (and recorded) before the next decode call
+    llama_token chosen_token;
+    int32_t     out_pos;     // position of the token whose logits were asked for
+    int32_t     out_row;     // its index in that decode call's batch
+    int64_t     out_step;    // that call's first step
+    int64_t     out_decode;  // that call
+};
+#define MAX_SEQ_ID 4096 // sequence ids beyond: their tokens are all prompt
 
 // ---- small containers --------------------------------------------------------------------
 
@@ -268,4 +283,6 @@ void llt_capture_finish_graph(struct llt_tracer * tr);
 // steps.c: hands the batch to the writer
 void llt_capture_submit(struct llt_tracer * tr);
 // steps.c: a token in or out, into the batch
-void llt_capture_push_token(struct llt_tracer * tr, llama_token tok, int32_t pos, int64_t step, bool is_prompt);
+// output: 1 its logits were asked for, 0 not, -1 not known (a token recorded when chosen)
+void llt_capture_push_token(struct llt_tracer * tr, llama_token tok, int32_t pos, int64_t step, bool is_prompt,
+                            int32_t seq_id, int output);

@@ -97,6 +97,7 @@ struct diff_rows {
 
 // a parity record: the top-k list comes formatted (the parity JSON text), the writer stores it
 struct parity_rows {
+    int32_t     seq_id;  // the llama.cpp sequence the token continues
     int32_t     step, pos;
     llama_token token;
     char        piece[64];
@@ -106,8 +107,10 @@ struct parity_rows {
 struct token_rows {
     int64_t     seq, step;
     int32_t     pos;
+    int32_t     seq_id;    // llama.cpp's sequence id (the lowest, for a token in several)
     llama_token token;
     bool        is_prompt;
+    int8_t      output;    // its logits were asked for: 1, 0, -1 not known
     char        piece[128];
 };
 

@@ -20,14 +20,14 @@ static const char * insert_sql[] = {
     [INS_STEP]   = "INSERT OR IGNORE INTO steps(run_id, step, decode, phase, pos0, n_tokens, graph_id, t_begin_ns,"
                    " t_end_ns, compute_begin_ns, compute_end_ns, t_sample_ns, n_timed) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
     [INS_TIMES]  = "INSERT OR IGNORE INTO node_times(run_id, step, idx, t_begin_ns, t_end_ns) VALUES(?,?,?,?,?)",
-    [INS_TOKEN]  = "INSERT OR IGNORE INTO tokens(run_id, seq, role, step, pos, token, piece, piece_bytes)"
-                   " VALUES(?,?,?,?,?,?,?,?)",
+    [INS_TOKEN]  = "INSERT OR IGNORE INTO tokens(run_id, seq, role, step, pos, token, piece, piece_bytes, seq_id, output)"
+                   " VALUES(?,?,?,?,?,?,?,?,?,?)",
     [INS_STAT]   = "INSERT OR IGNORE INTO node_stats(run_id, step, idx, n, n_nan, n_pinf, n_ninf, n_zero, min, max,"
                    " mean, std, absmax) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
     [INS_DIFF]   = "INSERT OR IGNORE INTO node_diffs(run_id, step, idx, name, shape_ok, n, max_abs, mean_abs, max_rel,"
                    " mean_rel, rmse, nmse, cosine, ref_nonfinite, nonfinite, n_exceed, max_abs_index, within, n_finite,"
                    " n_nonfinite_pairs) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-    [INS_PARITY] = "INSERT OR IGNORE INTO parity(run_id, step, pos, token, piece, top_k, piece_bytes) VALUES(?,?,?,?,?,?,?)",
+    [INS_PARITY] = "INSERT OR IGNORE INTO parity(run_id, step, pos, token, piece, top_k, piece_bytes, seq_id) VALUES(?,?,?,?,?,?,?,?)",
 };
 _Static_assert(sizeof(insert_sql)/sizeof(insert_sql[0]) == INS_COUNT, "one insert per table");
 
@@ -161,6 +161,8 @@ static int write_token(struct llt_rows * w, const struct token_rows * t) {
     // a piece may be part of a character (byte-fallback tokens): the text is made valid, the bytes kept
     llt_store_bind_text(s, 7, t->piece);
     sqlite3_bind_blob(s, 8, t->piece, (int) strlen(t->piece), SQLITE_STATIC);
+    sqlite3_bind_int(s, 9, t->seq_id);
+    if (t->output >= 0) sqlite3_bind_int(s, 10, t->output); else sqlite3_bind_null(s, 10);
     return llt_store_step_done(w->st, s);
 }
 
@@ -219,6 +221,7 @@ static int write_parity(struct llt_rows * w, const struct parity_rows * p) {
     llt_store_bind_text(s, 5, p->piece);
     sqlite3_bind_text(s, 6, p->top_k, -1, SQLITE_STATIC);
     sqlite3_bind_blob(s, 7, p->piece, (int) strlen(p->piece), SQLITE_STATIC);
+    sqlite3_bind_int(s, 8, p->seq_id);
     return llt_store_step_done(w->st, s);
 }
 

@@ -12,8 +12,8 @@ int llt_trace_run_begin(struct llt_store * st, const struct llt_run_begin * r, c
     sqlite3_stmt * s = rc == LLT_OK ? llt_store_prepare(st,
         "INSERT INTO runs(started_at, status, level, lltrace_version, llama_tag, system_info,"
         " model_path, model_name, model_arch, model_desc, n_layer, n_embd, n_head, n_head_kv,"
-        " n_vocab, n_ctx_train, file_type, model_bytes, model_params, params, prompt)"
-        " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)") : NULL;
+        " n_vocab, n_ctx_train, file_type, model_bytes, model_params, params, prompt, name)"
+        " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)") : NULL;
     if (s) {
         int i = 1;
         llt_store_bind_text(s, i++, r->started_at);
@@ -37,6 +37,7 @@ int llt_trace_run_begin(struct llt_store * st, const struct llt_run_begin * r, c
         sqlite3_bind_int64(s, i++, r->model_params);
         llt_store_bind_text(s, i++, r->params);
         llt_store_bind_text(s, i++, r->prompt);
+        llt_store_bind_text(s, i++, r->name ? r->name : "");
         rc = llt_store_step_done(st, s);
         sqlite3_finalize(s);
     } else if (rc == LLT_OK) {

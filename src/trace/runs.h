@@ -15,6 +15,7 @@ struct llt_run_begin {
     int64_t      model_bytes, model_params;
     const char * params;       // JSON object or NULL
     const char * prompt;       // or NULL
+    const char * name;         // the program and context that made it (lltrace exec), or NULL
 };
 
 // what is known when it ends; text borrowed for the call

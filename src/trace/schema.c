@@ -1,5 +1,5 @@
-// The trace schema: the tables of version 2, made in a new trace, and the upgrade of a
-// version-1 trace, in place (opened for writing) or seen through on the fly (read only).
+// The trace schema: the tables of version 3, made in a new trace, and the upgrade of an older
+// trace, in place (opened for writing) or seen through on the fly (read only).
 //
 // Every build of lltrace before schema version 2 wrote user_version 1, with one of these
 // variants of the schema (git history of src/store.c):
@@ -12,8 +12,10 @@
 //   e. 94b227c  + runs.t_tokenize_ns, steps.t_sample_ns
 // Version 2 adds steps.n_timed, nodes.layer_out, nodes.fused, tokens.piece_bytes,
 // parity.piece_bytes and the view node_times_named, makes node_times a table of rows again
-// and holds valid UTF-8 in every TEXT column. The tables below are version 2; a column
-// missing from a version-1 table gets its `fill` (an SQL expression over the old row, m).
+// and holds valid UTF-8 in every TEXT column. Version 3 adds runs.name, tokens.seq_id,
+// tokens.output and parity.seq_id (lltrace exec: several sequences per batch). The tables
+// below are version 3; a column missing from an older table gets its `fill` (an SQL
+// expression over the old row, m). The same upgrade serves versions 1 and 2.
 #include "trace/schema.h"
 
 #include <sqlite3.h>
@@ -25,7 +27,7 @@
 struct column {
     const char * name;
     const char * type;
-    const char * fill; // value of a version-1 row that lacks the column; NULL: NULL
+    const char * fill; // value of an older row that lacks the column; NULL: NULL
 };
 
 struct table {
@@ -50,7 +52,9 @@ static const struct table tables[] = {
         { "model_params", "INTEGER", NULL }, { "params", "TEXT", NULL }, { "prompt", "TEXT", NULL },
         { "output", "TEXT", NULL }, { "n_prompt", "INTEGER", NULL }, { "n_gen", "INTEGER", NULL },
         { "t_prompt_ns", "INTEGER", NULL }, { "t_gen_ns", "INTEGER", NULL }, { "dump_path", "TEXT", NULL },
-        { "nan_report", "TEXT", NULL }, { "t_tokenize_ns", "INTEGER", NULL }), NULL, true },
+        { "nan_report", "TEXT", NULL }, { "t_tokenize_ns", "INTEGER", NULL },
+        // version 3: which program and context made the run (lltrace exec), "" for lltrace run
+        { "name", "TEXT", NULL }), NULL, true },
     { "weights", COLS(
         { "run_id", "INTEGER", NULL }, { "id", "INTEGER", NULL }, { "name", "TEXT", NULL }, { "type", "TEXT", NULL },
         { "n_dims", "INTEGER", NULL }, { "ne0", "INTEGER", NULL }, { "ne1", "INTEGER", NULL }, { "ne2", "INTEGER", NULL },
@@ -80,11 +84,14 @@ static const struct table tables[] = {
     { "tokens", COLS(
         { "run_id", "INTEGER", NULL }, { "seq", "INTEGER", NULL }, { "role", "TEXT", NULL }, { "step", "INTEGER", NULL },
         { "pos", "INTEGER", NULL }, { "token", "INTEGER", NULL }, { "piece", "TEXT", NULL },
-        { "piece_bytes", "BLOB", "CAST(m.piece AS BLOB)" }), "PRIMARY KEY(run_id, seq)", false },
+        { "piece_bytes", "BLOB", "CAST(m.piece AS BLOB)" },
+        // version 3: llama.cpp's sequence id, and whether the token's logits were asked for
+        // (older traces: one sequence; outputs unknown)
+        { "seq_id", "INTEGER", "0" }, { "output", "INTEGER", NULL }), "PRIMARY KEY(run_id, seq)", false },
     { "parity", COLS(
         { "run_id", "INTEGER", NULL }, { "step", "INTEGER", NULL }, { "pos", "INTEGER", NULL }, { "token", "INTEGER", NULL },
-        { "piece", "TEXT", NULL }, { "top_k", "TEXT", NULL }, { "piece_bytes", "BLOB", "CAST(m.piece AS BLOB)" }),
-      "PRIMARY KEY(run_id, step)", false },
+        { "piece", "TEXT", NULL }, { "top_k", "TEXT", NULL }, { "piece_bytes", "BLOB", "CAST(m.piece AS BLOB)" },
+        { "seq_id", "INTEGER", "0" }), "PRIMARY KEY(run_id, step)", false },
     { "node_times", COLS(
         { "run_id", "INTEGER", NULL }, { "step", "INTEGER", NULL }, { "idx", "INTEGER", NULL },
         { "t_begin_ns", "INTEGER", NULL }, { "t_end_ns", "INTEGER", NULL }), "PRIMARY KEY(run_id, step, idx)", false },
@@ -207,12 +214,12 @@ int llt_schema_create(struct llt_store * st) {
     return rc;
 }
 
-// ---- version 1 ---------------------------------------------------------------------------
+// ---- older versions ----------------------------------------------------------------------
 
-// what a version-1 trace holds of a table
+// what an older trace holds of a table
 struct found {
     bool exists;
-    bool has[MAX_COLS]; // per column of the version-2 table
+    bool has[MAX_COLS]; // per column of the current table
 };
 
 static int inspect(struct llt_store * st, const struct table * t, struct found * f) {
@@ -240,7 +247,7 @@ static int times_are_json(struct llt_store * st, bool * json) {
     return LLT_OK;
 }
 
-// the value of column k of a version-1 row m: the column (text made valid), or its fill
+// the value of column k of an older row m: the column (text made valid), or its fill
 static void old_value(struct sql * q, const struct table * t, const struct found * f, int k) {
     const struct column * c = &t->cols[k];
     if (!f->has[k])                        add(q, "%s", c->fill ? c->fill : "NULL");
@@ -248,13 +255,13 @@ static void old_value(struct sql * q, const struct table * t, const struct found
     else                                   add(q, "m.%s", c->name);
 }
 
-// Upgrades a version-1 trace in place (the caller holds a write transaction): missing tables
+// Upgrades an older trace in place (the caller holds a write transaction): missing tables
 // and columns are added and filled, node times become rows, text becomes valid UTF-8.
 static int upgrade(struct llt_store * st, struct sql * q) {
     const int times_table = table_index("node_times");
     bool json = false;
     int rc = times_are_json(st, &json);
-    add(q, "DROP VIEW IF EXISTS main.step_nodes;\n");
+    add(q, "DROP VIEW IF EXISTS main.step_nodes; DROP VIEW IF EXISTS main.node_times_named;\n");
     if (json) {
         add(q, "DROP VIEW main.node_times;\n");
         create_table(q, "main", &tables[times_table]);
@@ -294,7 +301,7 @@ static int upgrade(struct llt_store * st, struct sql * q) {
     return rc;
 }
 
-// Shows a version-1 trace opened read only as version 2, without writing it: a TEMP view
+// Shows an older trace opened read only as the current version, without writing it: a TEMP view
 // per table (they come before main's tables in name lookup) with the missing columns filled
 // and text made valid, and the node times of JSON variants as a TEMP table of rows.
 static int shim(struct llt_store * st, struct sql * q) {
@@ -332,16 +339,17 @@ int llt_schema_check(struct llt_store * st, enum llt_store_mode mode) {
     const int version = s && sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int(s, 0) : -1;
     sqlite3_finalize(s);
     if (rc == LLT_OK && version < 0) rc = llt_set_error(LLT_EIO, "trace '%s': %s", llt_store_path(st), sqlite3_errmsg(db));
-    if (rc == LLT_OK && version == 1) rc = mode == LLT_STORE_WRITE ? upgrade(st, &q) : shim(st, &q);
+    const bool old = version >= 1 && version < LLT_STORE_SCHEMA_VERSION;
+    if (rc == LLT_OK && old) rc = mode == LLT_STORE_WRITE ? upgrade(st, &q) : shim(st, &q);
     if (rc == LLT_OK && q.failed) rc = llt_set_error(LLT_ENOMEM, "out of memory");
     if (rc == LLT_OK && q.s) rc = llt_store_exec(st, q.s);
     if (rc == LLT_OK && mode == LLT_STORE_WRITE) rc = llt_store_exec(st, "COMMIT");
     if (rc != LLT_OK && mode == LLT_STORE_WRITE) llt_store_rollback(st);
-    if (rc != LLT_OK && version == 1) {
+    if (rc != LLT_OK && old) {
         char why[512];
         snprintf(why, sizeof(why), "%s", llt_last_error());
-        rc = llt_set_error(rc, "cannot %s trace '%s' of schema version 1: %s",
-                           mode == LLT_STORE_WRITE ? "upgrade" : "read", llt_store_path(st), why);
+        rc = llt_set_error(rc, "cannot %s trace '%s' of schema version %d: %s",
+                           mode == LLT_STORE_WRITE ? "upgrade" : "read", llt_store_path(st), version, why);
     }
     free(q.s);
     return rc;

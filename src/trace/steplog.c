@@ -1,7 +1,7 @@
 // The step log: the batches of a running trace that the writer has not committed yet.
 //
 // File <trace>-log-<run id>, native byte order (it is read back on the same machine):
-//   1. header (struct log_header): magic "LLTL", u32 version (3), i64 run id, i64 pid of the
+//   1. header (struct log_header): magic "LLTL", u32 version (4), i64 run id, i64 pid of the
 //      writing process
 //   2. records, each: u32 kind, u32 payload size, the payload, then zero bytes up to a multiple
 //      of 8 (so every record, and the word that publishes a batch, is aligned)
@@ -40,7 +40,7 @@
 #include <unistd.h>
 
 #define LOG_MAGIC   "LLTL"
-#define LOG_VERSION 3
+#define LOG_VERSION 4
 
 enum log_kind { LOG_GRAPH = 1, LOG_STEP = 2, LOG_TOKENS = 3, LOG_END = 4, LOG_STATS = 5, LOG_DIFFS = 6, LOG_PARITY = 7 };
 
@@ -78,8 +78,9 @@ struct log_token {
     int64_t seq, step;
     int32_t pos, token, is_prompt, piece_len;
     char    piece[128];
+    int32_t seq_id, output;
 };
-_Static_assert(sizeof(struct log_token) == 160, "log token layout");
+_Static_assert(sizeof(struct log_token) == 168, "log token layout");
 
 struct log_stat {
     int64_t step;
@@ -102,8 +103,9 @@ _Static_assert(GGML_MAX_NAME <= 64, "a node name fits a log diff");
 struct log_parity {
     int32_t step, pos, token, top_k_len;
     char    piece[64];
+    int32_t seq_id, unused;
 };
-_Static_assert(sizeof(struct log_parity) == 80, "log parity layout");
+_Static_assert(sizeof(struct log_parity) == 88, "log parity layout");
 
 struct llt_steplog {
     int    fd;
@@ -177,7 +179,7 @@ static bool put_step(struct llt_steplog * log, const struct step_rows * s) {
 static bool put_tokens(struct llt_steplog * log, const struct token_rows * t, int32_t n) {
     bool ok = n == 0 || put_record(log, LOG_TOKENS, (uint32_t) ((size_t) n * sizeof(struct log_token)));
     for (int32_t i = 0; ok && i < n; i++) {
-        struct log_token lt = { t[i].seq, t[i].step, t[i].pos, t[i].token, t[i].is_prompt, 0, {0} };
+        struct log_token lt = { t[i].seq, t[i].step, t[i].pos, t[i].token, t[i].is_prompt, 0, {0}, t[i].seq_id, t[i].output };
         lt.piece_len = (int32_t) strnlen(t[i].piece, sizeof(lt.piece) - 1);
         memcpy(lt.piece, t[i].piece, (size_t) lt.piece_len);
         ok = put(log, &lt, sizeof(lt));
@@ -211,7 +213,7 @@ static bool put_diffs(struct llt_steplog * log, const struct diff_rows * r, int3
 
 static bool put_parity(struct llt_steplog * log, const struct parity_rows * p) {
     const size_t len = p->top_k ? strlen(p->top_k) : 0;
-    struct log_parity lp = { p->step, p->pos, p->token, (int32_t) len, {0} };
+    struct log_parity lp = { p->step, p->pos, p->token, (int32_t) len, {0}, p->seq_id, 0 };
     memcpy(lp.piece, p->piece, strnlen(p->piece, sizeof(lp.piece) - 1));
     return len < INT32_MAX - sizeof(lp) && put_record(log, LOG_PARITY, (uint32_t) (sizeof(lp) + len)) &&
            put(log, &lp, sizeof(lp)) && put(log, p->top_k, len) && pad(log);
@@ -412,9 +414,10 @@ static bool read_tokens(struct reader * body, struct llt_batch * b) {
     for (int32_t i = 0; i < n; i++) {
         struct log_token lt;
         if (!take(body, &lt, sizeof(lt)) || lt.piece_len < 0 || lt.piece_len >= (int32_t) sizeof(lt.piece) ||
-            (lt.is_prompt != 0 && lt.is_prompt != 1) || lt.seq < 0) return false;
+            (lt.is_prompt != 0 && lt.is_prompt != 1) || (lt.output < -1 || lt.output > 1) || lt.seq < 0) return false;
         struct token_rows * t = &b->tokens[b->n_tokens++];
-        *t = (struct token_rows) { .seq = lt.seq, .step = lt.step, .pos = lt.pos, .token = lt.token, .is_prompt = lt.is_prompt };
+        *t = (struct token_rows) { .seq = lt.seq, .step = lt.step, .pos = lt.pos, .seq_id = lt.seq_id, .token = lt.token,
+                                   .is_prompt = lt.is_prompt, .output = (int8_t) lt.output };
         memcpy(t->piece, lt.piece, (size_t) lt.piece_len);
         t->piece[lt.piece_len] = '\0';
     }
@@ -457,7 +460,8 @@ static bool read_parity(struct reader * body, struct llt_batch * b) {
     if (!take(body, &lp, sizeof(lp)) || lp.top_k_len < 0 || (size_t) lp.top_k_len != (size_t) (body->end - body->p) ||
         !llt_grow((void **) &b->parity, &b->cap_parity, b->n_parity + 1, sizeof(struct parity_rows))) return false;
     struct parity_rows * p = &b->parity[b->n_parity];
-    *p = (struct parity_rows) { .step = lp.step, .pos = lp.pos, .token = lp.token, .top_k = malloc((size_t) lp.top_k_len + 1) };
+    *p = (struct parity_rows) { .seq_id = lp.seq_id, .step = lp.step, .pos = lp.pos, .token = lp.token,
+                                .top_k = malloc((size_t) lp.top_k_len + 1) };
     lp.piece[sizeof(lp.piece) - 1] = '\0';
     snprintf(p->piece, sizeof(p->piece), "%s", lp.piece);
     if (!p->top_k) return false;
