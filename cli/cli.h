@@ -42,6 +42,7 @@ bool cli_parse_cache_type(const char * flag, const char * s, int32_t * out);
 int cli_default_model(const char * preset, int ftype, char ** out_path);
 
 int cmd_run    (int argc, char ** argv);
+int cmd_exec   (int argc, char ** argv);
 int cmd_show   (int argc, char ** argv);
 int cmd_export (int argc, char ** argv);
 int cmd_mkmodel(int argc, char ** argv);

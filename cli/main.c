@@ -119,6 +119,7 @@ struct cli_cmd {
 
 static const struct cli_cmd commands[] = {
     { "run",     cmd_run,     "generate text with llama.cpp and trace every graph node" },
+    { "exec",    cmd_exec,    "run a llama.cpp program as it is (llama-cli, llama-server, ...) and trace it" },
     { "show",    cmd_show,    "print the nodes, steps and statistics of a trace" },
     { "export",  cmd_export,  "write a trace as an NDJSON event log" },
     { "mkmodel", cmd_mkmodel, "write a built-in deterministic llama model" },

@@ -13,6 +13,7 @@
 #include "lltrace/store.h"
 #include "lltrace/parity.h"
 #include "lltrace/tracer.h"
+#include "lltrace/exec.h"
 #include "lltrace/generate.h"
 #include "lltrace/cost.h"
 #include "lltrace/read.h"

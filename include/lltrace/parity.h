@@ -18,6 +18,7 @@ struct llt_parity_step {
     int32_t     k;
     llama_token ids[LLT_PARITY_MAX_K];     // top-k token ids, largest logit first
     float       logits[LLT_PARITY_MAX_K];
+    int32_t     seq_id;                    // the llama.cpp sequence (in a trace; 0 in a file)
 };
 
 
@@ -49,7 +50,8 @@ int  llt_parity_parse(const char * line, struct llt_parity_step * out);
 int  llt_parity_parse_top_k(const char * text, struct llt_parity_step * out);
 // Reads a parity file; a malformed line fails naming its number. caller frees *steps with free()
 int  llt_parity_read(const char * path, struct llt_parity_step ** steps, int32_t * n_steps);
-// Reads the parity records of a run (0: the last run). caller frees *steps with free()
+// Reads the parity records of a run (0: the last run), every sequence's, in the order they were
+// made; a run of several sequences numbers them across its sequences. caller frees *steps with free()
 int  llt_parity_read_trace(struct llt_store * st, int run_id, struct llt_parity_step ** steps, int32_t * n_steps);
 
 // s as a JSON string; bytes that are not UTF-8 (a token cut inside a character) become U+FFFD

@@ -35,6 +35,9 @@ struct llt_read_run {
     int64_t n_timed_steps;    // steps with node times
     int64_t n_weights;        // the weight registry
     bool    has_stats;        // statistics of node outputs (node_stats)
+    char    name[256];        // what made it (lltrace exec: "<program> context <n>"); "" for lltrace run
+    int32_t n_seqs;           // llama.cpp sequences its tokens belong to
+    char    error[256];       // why tracing stopped, "" if it did not
 };
 
 // The run (0: the last one); LLT_ENOTFOUND when the trace has no such run.
@@ -132,7 +135,7 @@ struct llt_table_rows {
 
 // The tables of `lltrace show`, with their columns (times in ns, sizes in bytes):
 enum llt_table {
-    LLT_TABLE_RUNS,           // every run: id, started_at, model_name, file_type, level, status, steps, n_prompt, n_gen
+    LLT_TABLE_RUNS,           // every run: id, started_at, model_name, file_type, level, status, steps, n_prompt, n_gen, name
     LLT_TABLE_RUN,            // the run: every column of runs (model and arch as "model", "arch"), steps, graphs
     LLT_TABLE_STEP,           // the step: step, decode, phase, pos0, n_tokens, graph, nodes, time_ns, compute_ns
     LLT_TABLE_TOKENS,         // the step's tokens: dir ("in": fed by the step, "out": chosen from its

@@ -28,6 +28,7 @@ static int add_trace_row(const struct llt_trace_parity_row * row, void * user_da
     s->step = row->step;
     s->pos = row->pos;
     s->token = row->token;
+    s->seq_id = row->seq_id;
     snprintf(s->piece, sizeof(s->piece), "%s", row->piece);
     tr->n++;
     return LLT_OK;

@@ -64,7 +64,8 @@ int llt_read_run(struct llt_store * st, int64_t run, struct llt_read_run * out) 
         " (SELECT count(*) FROM steps s WHERE s.run_id = r.id"
         "   AND EXISTS (SELECT 1 FROM node_times t WHERE t.run_id = s.run_id AND t.step = s.step)),"
         " (SELECT count(*) FROM weights WHERE run_id = r.id),"
-        " EXISTS (SELECT 1 FROM node_stats WHERE run_id = r.id)"
+        " EXISTS (SELECT 1 FROM node_stats WHERE run_id = r.id), coalesce(name, ''),"
+        " (SELECT count(DISTINCT seq_id) FROM tokens WHERE run_id = r.id), coalesce(error, '')"
         " FROM runs r WHERE id = :run", run, -1);
     if (!stmt) return LLT_EIO;
     int rc = sqlite3_step(stmt);
@@ -83,6 +84,9 @@ int llt_read_run(struct llt_store * st, int64_t run, struct llt_read_run * out) 
         out->n_timed_steps = sqlite3_column_int64(stmt, 11);
         out->n_weights = sqlite3_column_int64(stmt, 12);
         out->has_stats = sqlite3_column_int(stmt, 13) != 0;
+        snprintf(out->name, sizeof(out->name), "%s", text(stmt, 14));
+        out->n_seqs = sqlite3_column_int(stmt, 15);
+        snprintf(out->error, sizeof(out->error), "%s", text(stmt, 16));
         rc = LLT_OK;
     } else if (rc == SQLITE_DONE) {
         rc = llt_set_error(LLT_ENOTFOUND, "trace '%s' has no run %lld", llt_store_path(st), (long long) run);

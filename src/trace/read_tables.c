@@ -12,7 +12,7 @@
 static const char * const table_sql[] = {
     [LLT_TABLE_RUNS] =
         "SELECT id, started_at, model_name, file_type, level, status,"
-        " (SELECT count(*) FROM steps WHERE run_id = r.id) AS steps, n_prompt, n_gen"
+        " (SELECT count(*) FROM steps WHERE run_id = r.id) AS steps, n_prompt, n_gen, name"
         " FROM runs r ORDER BY id",
     [LLT_TABLE_RUN] =
         "SELECT id AS run, model_name AS model, model_arch AS arch, file_type, level, status, error,"

@@ -160,7 +160,7 @@ void llt_trace_names_free(char ** names, int32_t n) {
 
 int llt_trace_parity_each(struct llt_store * st, int64_t run_id,
                           int (*fn)(const struct llt_trace_parity_row * row, void * user_data), void * user_data) {
-    sqlite3_stmt * s = llt_store_prepare(st, "SELECT step, pos, token, piece, top_k FROM parity WHERE run_id = ? ORDER BY step");
+    sqlite3_stmt * s = llt_store_prepare(st, "SELECT step, pos, token, piece, top_k, seq_id FROM parity WHERE run_id = ? ORDER BY step");
     if (!s) return LLT_EIO;
     sqlite3_bind_int64(s, 1, run_id);
     int rc = LLT_OK, step, n = 0;
@@ -173,6 +173,7 @@ int llt_trace_parity_each(struct llt_store * st, int64_t run_id,
             .token = sqlite3_column_int(s, 2),
             .piece = piece ? piece : "",
             .top_k = top_k ? top_k : "",
+            .seq_id = sqlite3_column_int(s, 5),
         };
         rc = fn(&row, user_data);
         n++;

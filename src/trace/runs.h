@@ -51,6 +51,7 @@ struct llt_trace_parity_row {
     int32_t      token;
     const char * piece;
     const char * top_k;        // the JSON text [[ID,LOGIT],...]
+    int32_t      seq_id;       // the llama.cpp sequence
 };
 // Calls fn for each parity record of a run, in step order, until fn returns non-zero (that
 // is returned); LLT_ENOTFOUND if the run has none.

@@ -1,0 +1,268 @@
+// lltrace exec: run an unmodified llama.cpp program with the preload library, tracing every
+// context it decodes with (lltrace/exec.h: the preload library and its LLTRACE_* variables).
+#define _GNU_SOURCE // execvp's environment, setenv
+#include "cli.h"
+#include "lltrace.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char * usage_text =
+    "usage: lltrace exec [options] -- PROGRAM [ARGS...]\n"
+    "\n"
+    "Runs PROGRAM, a llama.cpp program as it is (llama-cli, llama-completion, llama-server, a\n"
+    "node-llama-cpp script ...), and traces every llama.cpp context it decodes with into a run:\n"
+    "every graph node of every step, the tokens of every sequence, as `lltrace run` does. PROGRAM\n"
+    "must load llama.cpp as a shared library (libllama.so) of the version lltrace was built for.\n"
+    "\n"
+    "  -o, --output TRACE   trace file; runs are appended (default lltrace.db)\n"
+    "  --level LEVEL        graph (default), timing, profile or values (as in `lltrace run`)\n"
+    "  --dump PATTERN       dump nodes whose name matches (glob, or regex after 're:'); repeatable;\n"
+    "                       each run's dump goes to TRACE.run<ID>.gguf\n"
+    "  --dump-layer N       only nodes of layer N\n"
+    "  --dump-step N|A-B    only these steps\n"
+    "  --dump-sources       also dump each dumped node's src0..src2\n"
+    "  --dump-type T        native (default), f32 or f16\n"
+    "  --checkpoints        dump the named checkpoints (turns flash attention off)\n"
+    "  --layer N            checkpoints of layer N only\n"
+    "  --break-on-nan       record the first node that produces a NaN or Inf (the program goes on)\n"
+    "  --stop-on-nan        ... and then end the program (exit status 1)\n"
+    "  --reference DUMP     compare every node the dump holds as it is computed\n"
+    "  --tolerance-abs X    live comparison tolerances (default 1e-6, 1e-4)\n"
+    "  --tolerance-rel Y\n"
+    "  --parity PREFIX      each sequence's generated tokens and top-k logits, read from the\n"
+    "                       program's own logits, into PREFIX-run<R>-seq<S>.jsonl (and the trace)\n"
+    "  --top-k K            logits kept per generated token with --parity (default 10, at most 64)\n"
+    "  -q, --quiet          no summary of the runs on stderr\n"
+    "\n"
+    "The options travel to PROGRAM as LLTRACE_* environment variables (README, 'lltrace exec');\n"
+    "LD_PRELOAD=<lltrace's folder>/liblltrace-preload.so PROGRAM with them set works the same.\n"
+    "\n"
+    "Exit status: PROGRAM's own (128 + N when signal N ended it); 1 when PROGRAM succeeded but\n"
+    "nothing was traced or tracing stopped on a failure; 2 bad usage, PROGRAM cannot be run, or an\n"
+    "unusable trace.\n";
+
+// ---- options into the environment ----------------------------------------------------------
+
+// a flag and the variable it sets; value NULL: the flag takes a value
+struct flag { const char * flag; const char * var; const char * value; };
+
+static const struct flag flags[] = {
+    { "--level", "LLTRACE_LEVEL", NULL },           { "--dump-layer", "LLTRACE_DUMP_LAYER", NULL },
+    { "--dump-step", "LLTRACE_DUMP_STEP", NULL },   { "--dump-sources", "LLTRACE_DUMP_SOURCES", "1" },
+    { "--dump-type", "LLTRACE_DUMP_TYPE", NULL },   { "--checkpoints", "LLTRACE_CHECKPOINTS", "1" },
+    { "--layer", "LLTRACE_LAYER", NULL },           { "--break-on-nan", "LLTRACE_BREAK_ON_NAN", "report" },
+    { "--stop-on-nan", "LLTRACE_BREAK_ON_NAN", "stop" }, { "--reference", "LLTRACE_REFERENCE", NULL },
+    { "--tolerance-abs", "LLTRACE_TOLERANCE_ABS", NULL }, { "--tolerance-rel", "LLTRACE_TOLERANCE_REL", NULL },
+    { "--top-k", "LLTRACE_PARITY_TOP_K", NULL },
+};
+
+struct exec_opts {
+    const char * output;
+    const char * parity;  // file prefix
+    bool         quiet;
+    char         dump[8192];
+    char **      argv;    // PROGRAM and its arguments
+};
+
+static bool set(const char * var, const char * value) {
+    if (setenv(var, value, 1) == 0) return true;
+    cli_error("cannot set %s: %s", var, strerror(errno));
+    return false;
+}
+
+// returns CLI_OK, or the exit code to leave with (-1: help was printed)
+static int parse_opts(int argc, char ** argv, struct exec_opts * o) {
+    o->output = "lltrace.db";
+    // a variable the caller set is the default: only this command's flags set them
+    int i = 1;
+    for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        const char * a = argv[i];
+        const char * v = NULL;
+#define VALUE() do { if (!(v = cli_value(argc, argv, &i))) return CLI_USAGE; } while (0)
+        if (cli_is_help(a)) { fputs(usage_text, stdout); return -1; }
+        else if (!strcmp(a, "-o") || !strcmp(a, "--output")) { VALUE(); o->output = v; }
+        else if (!strcmp(a, "-q") || !strcmp(a, "--quiet"))  { o->quiet = true; }
+        else if (!strcmp(a, "--parity")) { VALUE(); o->parity = v; }
+        else if (!strcmp(a, "--dump")) {
+            VALUE();
+            if (strpbrk(v, " \t\n")) { cli_error("--dump: '%s': a pattern holds no white space", v); return CLI_USAGE; }
+            const size_t len = strlen(o->dump);
+            if (len + strlen(v) + 2 > sizeof(o->dump)) { cli_error("--dump: too many patterns"); return CLI_USAGE; }
+            snprintf(o->dump + len, sizeof(o->dump) - len, "%s%s", len ? " " : "", v);
+        } else {
+            const struct flag * f = NULL;
+            for (size_t k = 0; k < sizeof(flags) / sizeof(flags[0]) && !f; k++) if (!strcmp(a, flags[k].flag)) f = &flags[k];
+            if (!f) { cli_error("exec: unknown option '%s' (see 'lltrace exec --help')", a); return CLI_USAGE; }
+            if (!f->value) VALUE();
+            if (!set(f->var, f->value ? f->value : v)) return CLI_FAIL;
+        }
+#undef VALUE
+    }
+    if (i + 1 >= argc) {
+        cli_error("exec: no program to run (lltrace exec [options] -- PROGRAM [ARGS...])");
+        return CLI_USAGE;
+    }
+    o->argv = argv + i + 1;
+    if (o->dump[0] && !set("LLTRACE_DUMP", o->dump)) return CLI_FAIL;
+    if (o->parity && !getenv("LLTRACE_PARITY_TOP_K") && !set("LLTRACE_PARITY_TOP_K", "10")) return CLI_FAIL;
+    if (!o->parity && getenv("LLTRACE_PARITY_TOP_K") && !set("LLTRACE_PARITY_TOP_K", "0")) return CLI_FAIL;
+    return set("LLTRACE_OUTPUT", o->output) ? CLI_OK : CLI_FAIL;
+}
+
+// the preload library beside this program (or LLTRACE_PRELOAD), into buf
+static bool find_preload(char * buf, size_t size) {
+    const char * env = getenv("LLTRACE_PRELOAD");
+    if (env && *env) {
+        snprintf(buf, size, "%s", env);
+    } else {
+        char self[PATH_MAX];
+        const ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        if (n <= 0) { cli_error("exec: cannot tell where lltrace is: %s", strerror(errno)); return false; }
+        self[n] = '\0';
+        char * slash = strrchr(self, '/');
+        if (slash) *slash = '\0';
+        if ((size_t) snprintf(buf, size, "%s/liblltrace-preload.so", self) >= size) {
+            cli_error("exec: the path of lltrace is too long");
+            return false;
+        }
+    }
+    if (access(buf, R_OK) != 0) {
+        cli_error("exec: no preload library '%s' (%s): build lltrace whole, or set LLTRACE_PRELOAD", buf, strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+// ---- after the program ---------------------------------------------------------------------
+
+// each sequence's parity records of run into PREFIX-run<R>-seq<S>.jsonl; false on a write error
+static bool write_parity(struct llt_store * st, int64_t run, const char * prefix) {
+    struct llt_parity_step * steps = NULL;
+    int32_t n = 0;
+    if (llt_parity_read_trace(st, (int) run, &steps, &n) != LLT_OK) return true; // none
+    bool ok = true;
+    struct llt_parity_step * one = malloc((size_t) n * sizeof(*one));
+    for (int32_t i = 0; one && i < n; i++) {
+        if (steps[i].seq_id < 0) continue;
+        // this sequence's steps, numbered from 0, marked done
+        const int32_t seq = steps[i].seq_id;
+        int32_t m = 0;
+        for (int32_t k = i; k < n; k++) {
+            if (steps[k].seq_id != seq) continue;
+            one[m] = steps[k];
+            one[m].step = m;
+            m++;
+            if (k > i) steps[k].seq_id = -1;
+        }
+        char path[PATH_MAX];
+        snprintf(path, sizeof(path), "%s-run%lld-seq%d.jsonl", prefix, (long long) run, seq);
+        if (llt_parity_write(path, one, m) != LLT_OK) {
+            cli_error("%s", llt_last_error());
+            ok = false;
+        }
+    }
+    if (!one && n > 0) ok = false;
+    free(one);
+    free(steps);
+    return ok;
+}
+
+// one line per run the program made; false if none was made or one's tracing failed
+static bool summarize(const struct exec_opts * o, int64_t first_run) {
+    struct llt_store * st = NULL;
+    // opened to write: a program killed mid-run leaves step logs, brought in here
+    if (llt_store_open(o->output, LLT_STORE_WRITE, &st) != LLT_OK) {
+        cli_error("%s", llt_last_error());
+        return false;
+    }
+    const int last = llt_store_last_run(st);
+    bool ok = last >= first_run;
+    if (!ok) {
+        cli_error("%s decoded with no llama.cpp context that could be traced: %s holds no new run "
+                  "(llama.cpp linked statically, or loaded from elsewhere, cannot be traced)", o->argv[0], o->output);
+    }
+    for (int64_t id = first_run; id <= last && last > 0; id++) {
+        struct llt_read_run r;
+        if (llt_read_run(st, id, &r) != LLT_OK) continue;
+        if (r.error[0]) ok = false;
+        if (!o->quiet) {
+            fprintf(stderr, "lltrace: run %lld (%s): %s, %lld steps, %lld prompt + %lld generated tokens, %d sequence%s%s%s\n",
+                    (long long) id, r.name[0] ? r.name : r.model_name, r.status, (long long) r.n_steps,
+                    (long long) r.n_prompt, (long long) r.n_gen, r.n_seqs, r.n_seqs == 1 ? "" : "s",
+                    r.error[0] ? ": " : "", r.error);
+        }
+        if (o->parity && !write_parity(st, id, o->parity)) ok = false;
+    }
+    if (!o->quiet && last >= first_run) fprintf(stderr, "lltrace: trace in %s ('lltrace show %s --runs')\n", o->output, o->output);
+    llt_store_close(st);
+    return ok;
+}
+
+// ---- the command ---------------------------------------------------------------------------
+
+int cmd_exec(int argc, char ** argv) {
+    struct exec_opts o = {0};
+    int rc = parse_opts(argc, argv, &o);
+    if (rc != CLI_OK) return rc < 0 ? CLI_OK : rc;
+    char preload[PATH_MAX];
+    if (!find_preload(preload, sizeof(preload))) return CLI_USAGE;
+
+    // the options as the program will read them: refused here rather than there
+    struct llt_exec_config * cfg = NULL;
+    if (llt_exec_config_from_env(&cfg) != LLT_OK) {
+        cli_error("exec: %s", llt_last_error());
+        return CLI_USAGE;
+    }
+    llt_exec_config_free(cfg);
+    // the trace: made or checked now, so that an unusable one stops us before the program runs
+    struct llt_store * st = NULL;
+    if (llt_store_open(o.output, LLT_STORE_WRITE, &st) != LLT_OK) {
+        cli_error("%s", llt_last_error());
+        return CLI_USAGE;
+    }
+    const int before = llt_store_last_run(st);
+    llt_store_close(st);
+
+    // the program's own LD_PRELOAD stays, after ours
+    char ld[2 * PATH_MAX];
+    const char * had = getenv("LD_PRELOAD");
+    snprintf(ld, sizeof(ld), "%s%s%s", preload, had && *had ? ":" : "", had ? had : "");
+    fflush(NULL);
+    const pid_t pid = fork();
+    if (pid < 0) {
+        cli_error("exec: cannot start %s: %s", o.argv[0], strerror(errno));
+        return CLI_USAGE;
+    }
+    if (pid == 0) {
+        setenv("LD_PRELOAD", ld, 1);
+        execvp(o.argv[0], o.argv);
+        cli_error("exec: cannot run %s: %s", o.argv[0], strerror(errno));
+        _exit(127);
+    }
+    // Ctrl-C reaches the program (same process group): it decides, we wait for it
+    signal(SIGINT, SIG_IGN);
+    signal(SIGQUIT, SIG_IGN);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    signal(SIGINT, SIG_DFL);
+    signal(SIGQUIT, SIG_DFL);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
+        // execvp failed (said so) or the program's own 127: no trace to speak of either way
+        return CLI_USAGE;
+    }
+    const bool traced = summarize(&o, before > 0 ? before + 1 : 1);
+    if (WIFSIGNALED(status)) {
+        if (!o.quiet) cli_error("%s was ended by signal %d (%s)", o.argv[0], WTERMSIG(status), strsignal(WTERMSIG(status)));
+        return 128 + WTERMSIG(status);
+    }
+    const int code = WEXITSTATUS(status);
+    return code == 0 && !traced ? CLI_FAIL : code;
+}
