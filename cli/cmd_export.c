@@ -21,6 +21,7 @@ static const char * usage_text =
     "\n"
     "options:\n"
     "  --run ID            the run to export (default: the last one)\n"
+    "  --seq N             only the steps and tokens of llama.cpp sequence N (lltrace exec)\n"
     "  --format FMT        ndjson (default), or chrome: Trace Event Format JSON with the\n"
     "                      decode calls, graph computations, layers and timed nodes\n"
     "  --dump-format FMT   instead: convert the run's tensor dump (run --dump/--checkpoints)\n"
@@ -131,9 +132,9 @@ static void on_sigint(int sig) {
 
 // Writes the export to stdout, or to path through llt_outfile (replaced once complete; a
 // FIFO or device written directly).
-static int export_to(struct llt_store * st, int64_t run, enum llt_export_format format, const char * path) {
+static int export_to(struct llt_store * st, int64_t run, int32_t seq, enum llt_export_format format, const char * path) {
     if (!path) {
-        if (llt_export(st, run, format, stdout) != LLT_OK) {
+        if (llt_export(st, run, seq, format, stdout) != LLT_OK) {
             cli_error("%s", llt_last_error());
             return CLI_FAIL;
         }
@@ -147,7 +148,7 @@ static int export_to(struct llt_store * st, int64_t run, enum llt_export_format 
     const char * tmp = llt_outfile_temp(of);
     snprintf(tmp_path, sizeof(tmp_path), "%s", tmp ? tmp : "");
     signal(SIGINT, on_sigint);
-    int rc = llt_export(st, run, format, llt_outfile_file(of));
+    int rc = llt_export(st, run, seq, format, llt_outfile_file(of));
     if (rc == LLT_OK) {
         rc = llt_outfile_commit(of);
     } else {
@@ -163,7 +164,7 @@ int cmd_export(int argc, char ** argv) {
     static const char * const format_names[] = { [LLT_EXPORT_NDJSON] = "ndjson", [LLT_EXPORT_CHROME] = "chrome" };
     const char * trace = NULL, * path = NULL, * dump_format = NULL;
     int format = LLT_EXPORT_NDJSON;
-    int64_t run = 0;
+    int64_t run = 0, seq = -1;
     for (int i = 1; i < argc; i++) {
         const char * a = argv[i];
         const char * v = NULL;
@@ -172,6 +173,8 @@ int cmd_export(int argc, char ** argv) {
             return CLI_OK;
         } else if (strcmp(a, "--run") == 0) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_parse_int(a, v, 1, INT32_MAX, &run)) return CLI_USAGE;
+        } else if (strcmp(a, "--seq") == 0) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_parse_int(a, v, 0, INT32_MAX, &seq)) return CLI_USAGE;
         } else if (strcmp(a, "--format") == 0) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_parse_choice(a, v, format_names, 2, &format)) return CLI_USAGE;
         } else if (strcmp(a, "--dump-format") == 0) {
@@ -213,7 +216,7 @@ int cmd_export(int argc, char ** argv) {
         return CLI_USAGE; // an input that cannot be read, or a run it does not hold
     }
     const int rc = dump_format ? export_dump(st, trace, r.id, dump_format, path)
-                               : export_to(st, r.id, (enum llt_export_format) format, path);
+                               : export_to(st, r.id, (int32_t) seq, (enum llt_export_format) format, path);
     llt_store_close(st);
     return rc;
 }

@@ -20,6 +20,7 @@ static const char * usage_text =
     "\n"
     "options:\n"
     "  --run ID        the run (default: the last one)\n"
+    "  --seq N         only the steps that took tokens of llama.cpp sequence N (lltrace exec)\n"
     "  --by VIEW       op (default): time, share, samples, mean, median and p90 of a timed\n"
     "                  node, bytes, FLOPs, GB/s and GFLOP/s per op\n"
     "                  layer: per layer, with the l_out-to-l_out time of each layer (mean,\n"
@@ -42,6 +43,7 @@ struct prof_opts {
     const char *    trace;
     int64_t         run;  // 0: the last run
     int64_t         top;  // 0: all rows
+    int64_t         seq;  // -1: every step
     enum prof_view  view;
     enum out_format format;
 };
@@ -49,6 +51,7 @@ struct prof_opts {
 // returns CLI_OK, or the exit code to leave with (-1: help was printed)
 static int parse_opts(int argc, char ** argv, struct prof_opts * o) {
     bool has_top = false;
+    o->seq = -1;
     for (int i = 1; i < argc; i++) {
         const char * a = argv[i];
         const char * v = NULL;
@@ -58,6 +61,8 @@ static int parse_opts(int argc, char ** argv, struct prof_opts * o) {
             return -1;
         } else if (strcmp(a, "--run") == 0) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_parse_int(a, v, 1, INT32_MAX, &o->run)) return CLI_USAGE;
+        } else if (strcmp(a, "--seq") == 0) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_parse_int(a, v, 0, INT32_MAX, &o->seq)) return CLI_USAGE;
         } else if (strcmp(a, "--top") == 0) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_parse_int(a, v, 1, INT32_MAX, &o->top)) return CLI_USAGE;
             has_top = true;
@@ -284,6 +289,7 @@ int cmd_profile(int argc, char ** argv) {
     }
     struct llt_analysis_params params = llt_analysis_default_params();
     params.run = opts.run;
+    params.seq = (int32_t) opts.seq;
     if (llt_analysis_load(st, &params, &a) != LLT_OK) {
         cli_error("%s", llt_last_error());
         rc = CLI_USAGE;

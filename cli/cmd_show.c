@@ -25,6 +25,8 @@ struct show_opts {
     int64_t         layer;     // with has_layer
     bool            has_step;
     bool            has_layer;
+    bool            has_seq;
+    int64_t         seq;       // with has_seq
     const char *    op;        // NULL: any op
     const char *    name;      // sqlite GLOB, NULL: any name
     int64_t         limit;     // 0: no limit
@@ -41,11 +43,12 @@ static const char * usage_text =
     "options:\n"
     "  --run ID        the run to show (default: the last one)\n"
     "  --step N        the step to show (default: 0; with --stats: every step)\n"
+    "  --seq N         only the steps and tokens of llama.cpp sequence N (lltrace exec)\n"
     "  --layer N       only nodes (or weights) of layer N; -1: outside the blocks\n"
     "  --op OP         only nodes of this op, any case (MUL_MAT, rms_norm)\n"
     "  --name GLOB     only nodes (or weights) whose name matches, case-sensitive: 'Qcur-*', 'blk.0.*'\n"
     "  --limit N       at most N rows\n"
-    "  --runs          the runs of the trace: id, start, model, level, status, steps, tokens\n"
+    "  --runs          the runs of the trace: id, start, model, level, status, steps, tokens, name\n"
     "  --stats         per step bytes read and written (cost model), FLOPs, weight coverage;\n"
     "                  nodes and time per op and layer; graphs; weights never read\n"
     "  --weights       the weight registry of the run\n"
@@ -82,6 +85,9 @@ static bool parse_opts(int argc, char ** argv, struct show_opts * o) {
         } else if (strcmp(a, "--step") == 0) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_parse_int(a, v, 0, INT32_MAX, &o->step)) return false;
             o->has_step = true;
+        } else if (strcmp(a, "--seq") == 0) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_parse_int(a, v, 0, INT32_MAX, &o->seq)) return false;
+            o->has_seq = true;
         } else if (strcmp(a, "--layer") == 0) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_parse_int(a, v, -1, INT32_MAX, &o->layer)) return false;
             o->has_layer = true;
@@ -555,6 +561,7 @@ static int view_stats(struct show * sh) {
     struct llt_analysis_params params = llt_analysis_default_params();
     params.run = sh->run.id;
     params.step = sh->o.has_step ? sh->o.step : -1;
+    params.seq = sh->o.has_seq ? (int32_t) sh->o.seq : -1;
     struct llt_analysis * a = NULL;
     if (llt_analysis_load(sh->st, &params, &a) != LLT_OK) {
         cli_error("%s", llt_last_error());
@@ -624,6 +631,8 @@ int cmd_show(int argc, char ** argv) {
         sh.o.has_step = true; // the node table shows one step: 0 unless told
     }
     sh.filter.step = o->has_step ? o->step : -1;
+    sh.filter.by_seq = o->has_seq;
+    sh.filter.seq = (int32_t) o->seq;
     sh.filter.layer = o->has_layer ? o->layer : INT64_MIN;
     sh.filter.op = o->op;
     sh.filter.name = o->name;

@@ -55,4 +55,176 @@ printed=$(( $(wc -w <"$dir/k.out") - 4 )) # "context 0 at 0x...:" then a token p
 got=$(q "$dir/k.db" "SELECT status, (SELECT count(*) FROM steps) >= $printed, (SELECT count(*) FROM steps) > 0 FROM runs")
 expect "killed after $printed tokens: the run" "$got" "killed|1|1"
 
+# ---- llama-simple at every level: its output unchanged; every node, weight and token --------
+
+prompt="Hello, my name is"
+"$llbin/llama-simple" -m "$model" -n 8 "$prompt" >"$dir/simple.plain" 2>/dev/null || fail "llama-simple untraced exited with $?"
+for level in graph timing profile values; do
+    t=$dir/simple-$level.db
+    "$bin" exec -q --level "$level" -o "$t" -- "$llbin/llama-simple" -m "$model" -n 8 "$prompt" >"$dir/simple.out" 2>"$dir/err" ||
+        fail "$level: exec llama-simple exited with $?: $(tail -3 "$dir/err")"
+    cmp -s "$dir/simple.out" "$dir/simple.plain" || fail "$level: llama-simple's output differs traced: $(cat "$dir/simple.out")"
+    # the run: one, ok, 8 steps (the prompt, then 7 tokens fed back), 8 tokens chosen
+    expect "$level: llama-simple's run" "$(q "$t" "SELECT count(*), status, n_gen, (SELECT count(*) FROM steps) FROM runs")" "1|ok|8|8"
+    expect "$level: steps reading fewer weights than the model has" "$(weights_unread "$t" 1)" 0
+    # the tokens, prompt then generated, are the text it printed (pieces as llama.cpp made them)
+    got=$(python3 - "$t" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+sys.stdout.buffer.write(b"".join(r[0] for r in db.execute("SELECT piece_bytes FROM tokens WHERE run_id = 1 ORDER BY seq")) + b"\n")
+PY
+)
+    expect "$level: the trace's tokens against llama-simple's text" "$got" "$(cat "$dir/simple.plain")"
+done
+# every node of every step: timing has node times for each computing node
+expect "timing: steps without node times" "$(q "$dir/simple-timing.db" "SELECT count(*) FROM steps WHERE n_timed = 0")" 0
+expect "values: steps without statistics" "$(q "$dir/simple-values.db" \
+    "SELECT count(*) FROM steps s WHERE NOT EXISTS (SELECT 1 FROM node_stats n WHERE n.run_id = 1 AND n.step = s.step)")" 0
+
+# ---- llama-eval-callback: its own callback chained; its printout of every node is ours ------
+
+ecb=("$llbin/llama-eval-callback" -m "$model" -p "$prompt" -n 1 -t 2 --no-warmup)
+"${ecb[@]}" >"$dir/ecb.plain" 2>&1 || fail "llama-eval-callback untraced exited with $?"
+"$bin" exec -q -o "$dir/ecb.db" -- "${ecb[@]}" >"$dir/ecb.out" 2>&1 || fail "exec llama-eval-callback exited with $?"
+# what it prints of the tensors (not its timings)
+tensors() { grep -v -e 'llama_perf' -e ' ms ' -e 'load time' -e 'lltrace' "$1"; }
+cmp -s <(tensors "$dir/ecb.out") <(tensors "$dir/ecb.plain") || fail "llama-eval-callback's printout differs traced: $(diff <(tensors "$dir/ecb.out") <(tensors "$dir/ecb.plain") | head -5)"
+printed=$(grep -c '^common_debug_cb_eval: ' "$dir/ecb.plain")
+[ "$printed" -gt 0 ] || fail "llama-eval-callback printed no node"
+expect "nodes llama-eval-callback printed, in the trace" \
+    "$(q "$dir/ecb.db" "SELECT sum(g.n_nodes) FROM steps s JOIN graphs g ON g.id = s.graph_id")" "$printed"
+expect "names of the nodes it printed, in the trace" \
+    "$(q "$dir/ecb.db" "SELECT group_concat(name, ' ') FROM (SELECT n.name FROM steps s JOIN nodes n ON n.graph_id = s.graph_id ORDER BY s.step, n.idx)")" \
+    "$(sed -n 's/^common_debug_cb_eval: *\([^ ]*\) = .*/\1/p' "$dir/ecb.plain" | paste -sd ' ')"
+
+# ---- llama-completion: a memory probe context that never decodes leaves no run -------------
+
+cpl=("$llbin/llama-completion" -m "$model" -p "$prompt" -n 8 -no-cnv --temp 0 -t 2 -s 1)
+"${cpl[@]}" >"$dir/cpl.plain" 2>/dev/null </dev/null || fail "llama-completion untraced exited with $?"
+"$bin" exec -q -o "$dir/cpl.db" -- "${cpl[@]}" >"$dir/cpl.out" 2>/dev/null </dev/null || fail "exec llama-completion exited with $?"
+cmp -s "$dir/cpl.out" "$dir/cpl.plain" || fail "llama-completion's output differs traced: $(cat "$dir/cpl.out")"
+expect "llama-completion: runs with steps, runs without" \
+    "$(q "$dir/cpl.db" "SELECT count(*), sum((SELECT count(*) FROM steps s WHERE s.run_id = r.id) = 0) FROM runs r")" "1|0"
+run=$(q "$dir/cpl.db" "SELECT id FROM runs")
+expect "llama-completion: steps reading fewer weights than the model has" "$(weights_unread "$dir/cpl.db" "$run")" 0
+
+# ---- llama-server --parallel 2: two requests at once, mixed batches ------------------------
+
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+server=("$llbin/llama-server" -m "$model" --host 127.0.0.1 --port "$port" --parallel 2 -c 512 -t 2 --no-warmup)
+# serve TRACE|-: starts the server (traced into TRACE), sends both requests at once, stops the
+# server by its pid; prints "slot content" per request, in request order
+serve() {
+    if [ "$1" = - ]; then "${server[@]}" >"$dir/server.log" 2>&1 & spid=$!; epid=
+    else "$bin" exec -q -o "$1" -- "${server[@]}" >"$dir/server.log" 2>&1 & epid=$!; spid=; fi
+    python3 - "$port" <<'PY'
+import json, sys, threading, time, urllib.request
+port = sys.argv[1]
+base = "http://127.0.0.1:%s" % port
+deadline = time.time() + 60
+while True:
+    try:
+        if urllib.request.urlopen(base + "/health", timeout=2).status == 200: break
+    except Exception:
+        pass
+    if time.time() > deadline: sys.exit("the server did not come up in 60 s")
+    time.sleep(0.1)
+prompts = ["Hello, my name is", "The capital of France is a city where"]
+out = [None, None]
+def ask(i):
+    body = json.dumps({"prompt": prompts[i], "n_predict": 24, "temperature": 0, "cache_prompt": False}).encode()
+    req = urllib.request.Request(base + "/completion", body, {"Content-Type": "application/json"})
+    r = json.load(urllib.request.urlopen(req, timeout=60))
+    out[i] = "%d %s" % (r["id_slot"], json.dumps(r["content"]))
+ts = [threading.Thread(target=ask, args=(i,)) for i in range(2)]
+for t in ts: t.start()
+for t in ts: t.join()
+print("\n".join(str(o) for o in out))
+PY
+    local rc=$?
+    [ -n "$epid" ] && spid=$(pgrep -P "$epid")
+    [ -n "$spid" ] && kill -TERM "$spid"
+    timeout 30 tail --pid="${epid:-$spid}" -f /dev/null || fail "the server did not stop in 30 s"
+    return $rc
+}
+plain=$(serve -) || fail "llama-server untraced: $(tail -3 "$dir/server.log")"
+traced=$(serve "$dir/server.db") || fail "llama-server traced: $(tail -3 "$dir/server.log")"
+[ -n "$plain" ] && expect "llama-server's responses traced" "$(cut -d' ' -f2- <<<"$traced")" "$(cut -d' ' -f2- <<<"$plain")"
+t=$dir/server.db
+run=$(q "$t" "SELECT id FROM runs WHERE (SELECT count(*) FROM steps s WHERE s.run_id = runs.id) > 0")
+expect "llama-server: runs that decoded" "$(wc -l <<<"$run")" 1
+expect "llama-server: the sequences of its tokens" "$(q "$t" "SELECT group_concat(DISTINCT seq_id) FROM (SELECT seq_id FROM tokens WHERE run_id = $run ORDER BY seq_id)")" "0,1"
+[ "$(q "$t" "SELECT count(*) FROM steps WHERE run_id = $run AND seq_mask = 3")" -gt 0 ] || fail "llama-server: no batch holds both sequences"
+expect "llama-server: steps reading fewer weights than the model has" "$(weights_unread "$t" "$run")" 0
+# each slot's generated tokens are its response's text (the slot is the sequence)
+while read -r slot content; do
+    got=$(python3 - "$t" "$run" "$slot" <<'PY'
+import json, sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+b = b"".join(r[0] for r in db.execute("SELECT piece_bytes FROM tokens WHERE run_id = ? AND seq_id = ? AND role = 'gen' ORDER BY seq",
+                                      (int(sys.argv[2]), int(sys.argv[3]))))
+print(json.dumps(b.decode("utf-8", "replace")))
+PY
+)
+    expect "llama-server: slot $slot's generated tokens against its response" "$got" "$content"
+done <<<"$traced"
+# filtering by sequence: show, export and profile keep the steps of one
+n1=$(q "$t" "SELECT count(*) FROM steps WHERE run_id = $run AND (seq_mask >> 1) & 1")
+expect "export --seq 1: step events" "$("$bin" export "$t" --run "$run" --seq 1 | grep -c '"event":"step_begin","kind":"decode"')" "$n1"
+expect "export --seq 1: token events of another sequence" "$("$bin" export "$t" --run "$run" --seq 1 | grep '"event":"token"' | grep -vc '"seq_id":1')" 0
+
+# ---- values under exec: checkpoints, dumps, the live comparison, parity --------------------
+
+simple=("$llbin/llama-simple" -m "$model" -n 6 "$prompt")
+"${simple[@]}" >"$dir/simple6.plain" 2>/dev/null || fail "llama-simple -n 6 untraced exited with $?"
+"$bin" exec -q --checkpoints -o "$dir/cp.db" -- "${simple[@]}" >"$dir/cp.out" 2>"$dir/err" || fail "exec --checkpoints: $(tail -2 "$dir/err")"
+# flash attention off for the probabilities: the text is the same (the tiny model in F32)
+cmp -s "$dir/cp.out" "$dir/simple6.plain" || fail "exec --checkpoints: llama-simple's output differs"
+dump=$dir/cp.db.run1.gguf
+[ -f "$dump" ] || fail "exec --checkpoints made no dump $dump"
+# two layers, six steps: each layer's output and attention probabilities in every step
+expect "checkpoints: l_out and kq_soft_max tensors in the dump" \
+    "$("$bin" inspect "$dump" --no-metadata --format csv | grep -c -e '^l_out-[01]#' -e '^kq_soft_max-[01]#')" 24
+"$bin" exec -q --reference "$dump" -o "$dir/ref.db" -- "${simple[@]}" >/dev/null 2>"$dir/err" || fail "exec --reference: $(tail -2 "$dir/err")"
+expect "--reference: nodes compared, beyond tolerance" "$(q "$dir/ref.db" "SELECT count(*) > 100, sum(within = 0) FROM node_diffs")" "1|0"
+
+# parity from the program's own logits: one file per sequence, the chosen token its top 1
+"$bin" exec -q --parity "$dir/par" -o "$dir/par.db" -- "${simple[@]}" >/dev/null 2>"$dir/err" || fail "exec --parity: $(tail -2 "$dir/err")"
+[ -f "$dir/par-run1-seq0.jsonl" ] || fail "exec --parity wrote no $dir/par-run1-seq0.jsonl"
+got=$(python3 - "$dir/par-run1-seq0.jsonl" "$dir/par.db" <<'PY'
+import json, sqlite3, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+gen = [r[0] for r in sqlite3.connect(sys.argv[2]).execute("SELECT token FROM tokens WHERE role = 'gen' ORDER BY seq")]
+print(len(lines), [l["token"] for l in lines] == gen, all(l["top_k"][0][0] == l["token"] for l in lines),
+      [l["step"] for l in lines] == list(range(len(lines))))
+PY
+)
+expect "parity file: steps, tokens as traced, greedy top 1, steps from 0" "$got" "6 True True True"
+"$bin" parity "$dir/par-run1-seq0.jsonl" "$dir/par.db" >/dev/null || fail "lltrace parity of the file against its trace exited with $?"
+
+# ---- node-llama-cpp: its addon opens its own libllama RTLD_LOCAL ---------------------------
+
+nm=${LLTRACE_NODE_MODULES:?set LLTRACE_NODE_MODULES (scripts/node-llama-cpp.sh installs node-llama-cpp)}
+[ -d "$nm/node-llama-cpp" ] || { echo "FAIL no node-llama-cpp in $nm (scripts/node-llama-cpp.sh installs it)"; exit 1; }
+cp "$(dirname "$0")/exec/complete.mjs" "$dir/" && ln -s "$nm" "$dir/node_modules"
+plain=$(timeout 300 node "$dir/complete.mjs" "$model" "$prompt" 8 2>/dev/null) || fail "node complete.mjs untraced exited with $?"
+traced=$(timeout 300 "$bin" exec -q -o "$dir/node.db" -- node "$dir/complete.mjs" "$model" "$prompt" 8 2>"$dir/err") ||
+    fail "exec node complete.mjs exited with $?: $(tail -2 "$dir/err")"
+expect "node-llama-cpp: its text traced" "$traced" "$plain"
+run=$(q "$dir/node.db" "SELECT id FROM runs WHERE (SELECT count(*) FROM steps s WHERE s.run_id = runs.id) > 0")
+expect "node-llama-cpp: runs that decoded" "$(wc -l <<<"$run")" 1
+expect "node-llama-cpp: steps reading fewer weights than the model has" "$(weights_unread "$dir/node.db" "$run")" 0
+# it samples without llama_sampler_sample: a token is known when fed back, so the 8th, never
+# fed, is not in the trace; the 7 before it are the text it printed
+got=$(python3 - "$dir/node.db" "$run" "$plain" <<'PY'
+import json, sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+gen = b"".join(r[0] for r in db.execute("SELECT piece_bytes FROM tokens WHERE run_id = ? AND role = 'gen' ORDER BY seq",
+                                        (int(sys.argv[2]),))).decode("utf-8", "replace")
+text = json.loads(sys.argv[3])
+print(db.execute("SELECT n_gen FROM runs WHERE id = ?", (int(sys.argv[2]),)).fetchone()[0], text.startswith(gen) and len(text) > len(gen))
+PY
+)
+expect "node-llama-cpp: generated tokens in the trace, a prefix of its text" "$got" "7 True"
+
 finish

@@ -40,7 +40,7 @@ int main(int argc, char ** argv) {
     };
     for (size_t i = 0; i < sizeof(exports) / sizeof(exports[0]); i++) {
         n_statements = 0;
-        CHECK(llt_export(st, 0, exports[i].format, null) == LLT_OK, "%s", llt_last_error());
+        CHECK(llt_export(st, 0, -1, exports[i].format, null) == LLT_OK, "%s", llt_last_error());
         printf("%s %d\n", exports[i].name, n_statements);
     }
 

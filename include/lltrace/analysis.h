@@ -44,6 +44,7 @@ const char * llt_part_name(enum llt_part part);    // "tokenize", ..., "decode o
 struct llt_analysis_params {
     int64_t run;  // 0: the last run of the trace
     int64_t step; // -1: every step; else only this one
+    int32_t seq;  // -1: every step; else only those that took tokens of this llama.cpp sequence
 };
 
 struct llt_analysis_params llt_analysis_default_params(void);

@@ -34,7 +34,8 @@ extern "C" {
 enum llt_export_format { LLT_EXPORT_NDJSON, LLT_EXPORT_CHROME };
 
 // Writes run (0: the last one) of st to f. LLT_EIO also when writing to f failed.
-int llt_export(struct llt_store * st, int64_t run, enum llt_export_format format, FILE * f);
+// seq >= 0: only the steps and tokens of that llama.cpp sequence
+int llt_export(struct llt_store * st, int64_t run, int32_t seq, enum llt_export_format format, FILE * f);
 
 #ifdef __cplusplus
 }

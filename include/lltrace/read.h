@@ -17,6 +17,8 @@ extern "C" {
 struct llt_read_sel {
     int64_t run;
     int64_t step;
+    bool    by_seq;  // only the steps (and tokens) of llama.cpp sequence seq
+    int32_t seq;
 };
 
 // ---- a run -------------------------------------------------------------------------------
@@ -89,6 +91,7 @@ struct llt_read_token {
     int64_t      seq, step, pos, token;
     bool         prompt; // role prompt (fed), else gen (chosen from the step's logits)
     const char * piece;  // as llama.cpp gave it: may end inside a UTF-8 character
+    int32_t      seq_id; // the llama.cpp sequence
 };
 
 struct llt_read_time {
@@ -162,6 +165,8 @@ struct llt_table_filter {
     const char * op;    // an op, case-insensitive
     const char * name;  // a glob (case-sensitive, sqlite GLOB)
     int64_t      limit; // 0: no limit
+    bool         by_seq; // only the steps (and tokens) of llama.cpp sequence seq
+    int32_t      seq;
 };
 
 struct llt_table_filter llt_table_default_filter(void);

@@ -207,6 +207,7 @@ static void nd_token(struct exporter * ex, const struct xtoken * tok, const stru
     fputs("\"event\":\"token\"", f);
     put_int(f, "step", t->step);
     put_int(f, "seq", t->seq);
+    put_int(f, "seq_id", t->seq_id);
     put_str(f, "role", t->prompt ? "prompt" : "gen");
     put_int(f, "pos", t->pos);
     put_int(f, "token", t->token);
@@ -513,7 +514,7 @@ static int on_time(const struct llt_read_time * r, void * user_data) {
 
 // ---- the export --------------------------------------------------------------------------
 
-int llt_export(struct llt_store * st, int64_t run, enum llt_export_format format, FILE * f) {
+int llt_export(struct llt_store * st, int64_t run, int32_t seq, enum llt_export_format format, FILE * f) {
     struct exporter ex = { .f = f, .format = format, .timed_step = -1 };
     struct llt_table_filter filter = llt_table_default_filter();
     filter.run = run;
@@ -521,7 +522,8 @@ int llt_export(struct llt_store * st, int64_t run, enum llt_export_format format
     if (rc == LLT_OK && ex.run->n_rows == 0) {
         rc = llt_set_error(LLT_ENOTFOUND, "trace '%s' has no run %lld", llt_store_path(st), (long long) run);
     }
-    const struct llt_read_sel sel = { .run = rc == LLT_OK ? run_value(&ex, "run")->i : 0, .step = -1 };
+    const struct llt_read_sel sel = { .run = rc == LLT_OK ? run_value(&ex, "run")->i : 0, .step = -1,
+                                      .by_seq = seq >= 0, .seq = seq };
     if (rc == LLT_OK) rc = llt_read_nodes(st, &sel, on_node, &ex);
     if (rc == LLT_OK) rc = llt_read_srcs(st, &sel, on_src, &ex);
     if (rc == LLT_OK) rc = llt_read_steps(st, &sel, on_step, &ex);

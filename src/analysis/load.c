@@ -20,7 +20,7 @@ const char * llt_part_name(enum llt_part part) {
 }
 
 struct llt_analysis_params llt_analysis_default_params(void) {
-    return (struct llt_analysis_params) { .run = 0, .step = -1 };
+    return (struct llt_analysis_params) { .run = 0, .step = -1, .seq = -1 };
 }
 
 bool times_add(struct times * t, int64_t v) {
@@ -264,7 +264,7 @@ int llt_analysis_load(struct llt_store * st, const struct llt_analysis_params * 
     snprintf(a->run.level, sizeof(a->run.level), "%s", r.level);
     snprintf(a->run.status, sizeof(a->run.status), "%s", r.status);
     a->t_tokenize = r.t_tokenize_ns;
-    const struct llt_read_sel sel = { .run = r.id, .step = params->step };
+    const struct llt_read_sel sel = { .run = r.id, .step = params->step, .by_seq = params->seq >= 0, .seq = params->seq };
     rc = llt_read_nodes(st, &sel, on_node, a);
     if (rc == LLT_OK) rc = place_nodes(a);
     if (rc == LLT_OK) rc = llt_read_srcs(st, &sel, on_src, a);

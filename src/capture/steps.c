@@ -201,7 +201,7 @@ void llt_capture_finish_graph(struct llt_tracer * tr) {
     struct step_rows * ps = &b->steps[b->n_steps++];
     *ps = (struct step_rows) {
         .step = tr->n_steps, .decode = tr->n_decodes, .graph_id = g->id,
-        .pos0 = tr->cur_pos0, .n_tokens = graph_tokens(tr), .is_prompt = tr->cur_prompt,
+        .pos0 = tr->cur_pos0, .n_tokens = graph_tokens(tr), .is_prompt = tr->cur_prompt, .seq_mask = tr->cur_seq_mask,
         .compute_begin_ns = tr->compute_begin_ns,
         .compute_end_ns = timed(tr) && tr->n_observed > 0 ? tr->compute_end_ns : 0,
     };

@@ -228,11 +228,13 @@ void llt_tracer_decode_begin(struct llt_tracer * tr, struct llama_context * ctx,
     llt_capture_submit(tr); // the previous decode's, if no token was chosen from it
     const int64_t first_step = tr->n_steps;
     bool any_prompt = batch->n_tokens == 0 || !batch->token;
+    int64_t seq_mask = 0;
     for (int32_t i = 0; i < batch->n_tokens && tr->active; i++) {
         const int32_t pos = batch->pos ? batch->pos[i] : tr->next_pos + i;
         const int32_t sid = token_seq(batch, i);
         const bool out = batch->logits ? batch->logits[i] != 0 : i == batch->n_tokens - 1;
         struct seq_state * s = seq_state(tr, sid);
+        seq_mask |= (int64_t) ((uint64_t) 1 << (sid >= 0 && sid < 63 ? sid : 63));
         // a token at the position after its sequence's output was chosen from that output
         const bool gen = batch->token && s && s->pending && pos == s->out_pos + 1;
         if (gen) {
@@ -248,6 +250,7 @@ void llt_tracer_decode_begin(struct llt_tracer * tr, struct llama_context * ctx,
         }
     }
     tr->cur_prompt = any_prompt;
+    tr->cur_seq_mask = seq_mask;
     tr->cur_pos0 = batch->n_tokens > 0 && batch->pos ? batch->pos[0] : tr->next_pos;
     tr->cur_n_tokens = batch->n_tokens;
     tr->cur_t_begin_ns = llt_now_ns() - tr->t0_ns;

@@ -171,6 +171,7 @@ struct llt_tracer {
     bool                     cur_prompt;
     int32_t                  cur_pos0, cur_n_tokens;
     int64_t                  cur_t_begin_ns;
+    int64_t                  cur_seq_mask;  // the sequences the decode call took tokens of
     struct seq_state *       seqs;          // by sequence id
     int32_t                  cap_seqs;
     int32_t                  n_parity;      // parity records of the run (parity_top_k)

@@ -34,6 +34,7 @@ struct ctx_entry {
     bool                       begun;    // the run began (first decode)
     bool                       failed;   // tracing stopped; said on stderr
     bool                       said_nan;
+    bool                       said;     // without a tracer (a model made in memory), and said so
 };
 
 static struct {
@@ -103,13 +104,14 @@ static void entry_free(struct ctx_entry * e) {
 }
 
 static void * context_begin(const struct llama_model * model, struct llama_context_params * params) {
-    char path[4096];
-    if (!model_path(model, path, sizeof(path))) {
-        say("a context of a model not loaded from a file (llama_model_load_from_file): not traced");
-        return NULL;
-    }
     struct ctx_entry * e = calloc(1, sizeof(*e));
     if (!e) return NULL;
+    char path[4096];
+    if (!model_path(model, path, sizeof(path))) {
+        // a model made in memory (llama_model_init_from_user: programs measure memory so); its
+        // context, without a tracer, is said only if it decodes
+        return e;
+    }
     pthread_mutex_lock(&E.lock);
     e->ordinal = ++E.n_made;
     pthread_mutex_unlock(&E.lock);
@@ -199,7 +201,11 @@ static void stop_program(void) {
 
 static int32_t decode(struct llama_context * ctx, struct llama_batch batch, llt_decode_fn real) {
     struct ctx_entry * e = find(ctx, false);
-    if (!e || e->failed) return real(ctx, batch);
+    if (e && !e->tr && !e->said) {
+        say("a context of a model not loaded from a file decodes: not traced (lltrace reads the GGUF)");
+        e->said = true;
+    }
+    if (!e || !e->tr || e->failed) return real(ctx, batch);
     if (!e->begun) {
         if (llt_tracer_begin(e->tr, e->model, ctx) != LLT_OK) {
             say("context %d: not traced: %s", e->ordinal, llt_last_error());
@@ -225,7 +231,7 @@ static int32_t decode(struct llama_context * ctx, struct llama_batch batch, llt_
 
 static void sampled(struct llama_context * ctx, int32_t idx, llama_token token) {
     struct ctx_entry * e = find(ctx, false);
-    if (e && e->begun) llt_tracer_sampled_at(e->tr, ctx, idx, token);
+    if (e && e->begun && !e->failed) llt_tracer_sampled_at(e->tr, ctx, idx, token);
 }
 
 // ---- start and exit ------------------------------------------------------------------------

@@ -76,6 +76,7 @@ struct step_rows {
     bool    is_prompt;
     int64_t t_begin_ns, t_end_ns;             // the decode call; 0 if unknown
     int64_t compute_begin_ns, compute_end_ns; // end 0 if unknown (level graph)
+    int64_t seq_mask;                         // bit s: the decode took tokens of sequence s (bit 63: of one >= 63)
     int32_t n_times;                          // timed nodes (levels timing and profile)
     int32_t time_shift;
     struct node_time * times;                 // owned

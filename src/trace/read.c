@@ -7,15 +7,20 @@
 
 // ---- statements --------------------------------------------------------------------------
 
-// Prepares sql and binds :run and :step (NULL: every step). caller finalizes; NULL after
-// setting the error.
-static sqlite3_stmt * prepare_sel(struct llt_store * st, const char * sql, int64_t run, int64_t step) {
+// the steps of the sequence :seq (NULL: every step)
+#define SEQ_STEP(s) "(:seq IS NULL OR (" s "seq_mask >> min(:seq, 63)) & 1)"
+
+// Prepares sql and binds :run, :step (step < 0: NULL, every step) and :seq (seq < 0: NULL,
+// every sequence). caller finalizes; NULL after setting the error.
+static sqlite3_stmt * prepare_sel(struct llt_store * st, const char * sql, int64_t run, int64_t step, int64_t seq) {
     sqlite3_stmt * stmt = llt_store_prepare(st, sql);
     if (!stmt) return NULL;
     const int i_run = sqlite3_bind_parameter_index(stmt, ":run");
     const int i_step = sqlite3_bind_parameter_index(stmt, ":step");
+    const int i_seq = sqlite3_bind_parameter_index(stmt, ":seq");
     if ((i_run && sqlite3_bind_int64(stmt, i_run, run) != SQLITE_OK) ||
-        (i_step && step >= 0 && sqlite3_bind_int64(stmt, i_step, step) != SQLITE_OK)) {
+        (i_step && step >= 0 && sqlite3_bind_int64(stmt, i_step, step) != SQLITE_OK) ||
+        (i_seq && seq >= 0 && sqlite3_bind_int64(stmt, i_seq, seq) != SQLITE_OK)) {
         llt_set_error(LLT_EIO, "trace '%s': %s", llt_store_path(st), sqlite3_errmsg(llt_store_db(st)));
         sqlite3_finalize(stmt);
         return NULL;
@@ -66,7 +71,7 @@ int llt_read_run(struct llt_store * st, int64_t run, struct llt_read_run * out) 
         " (SELECT count(*) FROM weights WHERE run_id = r.id),"
         " EXISTS (SELECT 1 FROM node_stats WHERE run_id = r.id), coalesce(name, ''),"
         " (SELECT count(DISTINCT seq_id) FROM tokens WHERE run_id = r.id), coalesce(error, '')"
-        " FROM runs r WHERE id = :run", run, -1);
+        " FROM runs r WHERE id = :run", run, -1, -1);
     if (!stmt) return LLT_EIO;
     int rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW) {
@@ -100,7 +105,8 @@ int llt_read_run(struct llt_store * st, int64_t run, struct llt_read_run * out) 
 // ---- rows --------------------------------------------------------------------------------
 
 // the graphs of the selected steps
-#define SEL_GRAPHS "(SELECT DISTINCT graph_id FROM steps WHERE run_id = :run AND (:step IS NULL OR step = :step))"
+#define SEL_GRAPHS "(SELECT DISTINCT graph_id FROM steps WHERE run_id = :run AND (:step IS NULL OR step = :step) AND " SEQ_STEP("") ")"
+#define SEL_SEQ(sel) ((sel)->by_seq ? (sel)->seq : -1)
 
 struct callback {
     void * fn;
@@ -124,7 +130,7 @@ static int node_row(sqlite3_stmt * stmt, void * ctx) {
 int llt_read_nodes(struct llt_store * st, const struct llt_read_sel * sel, llt_read_node_fn fn, void * user_data) {
     sqlite3_stmt * stmt = prepare_sel(st,
         "SELECT graph_id, idx, op, name, type, layer, ne0, ne1, ne2, ne3, bytes, is_view, is_noop, buffer,"
-        " layer_out, fused FROM nodes WHERE graph_id IN " SEL_GRAPHS " ORDER BY graph_id, idx", sel->run, sel->step);
+        " layer_out, fused FROM nodes WHERE graph_id IN " SEL_GRAPHS " ORDER BY graph_id, idx", sel->run, sel->step, SEL_SEQ(sel));
     if (!stmt) return LLT_EIO;
     struct callback cb = { (void *) fn, user_data };
     return each_row(st, stmt, node_row, &cb);
@@ -153,7 +159,7 @@ int llt_read_srcs(struct llt_store * st, const struct llt_read_sel * sel, llt_re
         " FROM node_srcs ns"
         " LEFT JOIN nodes n2 ON ns.kind = 'node' AND n2.graph_id = ns.graph_id AND n2.idx = ns.src_idx"
         " LEFT JOIN weights w ON ns.kind = 'weight' AND w.run_id = :run AND w.id = ns.weight_id"
-        " WHERE ns.graph_id IN " SEL_GRAPHS " ORDER BY ns.graph_id, ns.idx, ns.slot", sel->run, sel->step);
+        " WHERE ns.graph_id IN " SEL_GRAPHS " ORDER BY ns.graph_id, ns.idx, ns.slot", sel->run, sel->step, SEL_SEQ(sel));
     if (!stmt) return LLT_EIO;
     struct callback cb = { (void *) fn, user_data };
     return each_row(st, stmt, src_row, &cb);
@@ -175,8 +181,8 @@ static int step_row(sqlite3_stmt * stmt, void * ctx) {
 int llt_read_steps(struct llt_store * st, const struct llt_read_sel * sel, llt_read_step_fn fn, void * user_data) {
     sqlite3_stmt * stmt = prepare_sel(st,
         "SELECT step, decode, phase, pos0, n_tokens, graph_id, t_begin_ns, t_end_ns, compute_begin_ns, compute_end_ns,"
-        " t_sample_ns FROM steps WHERE run_id = :run AND (:step IS NULL OR step = :step) ORDER BY step",
-        sel->run, sel->step);
+        " t_sample_ns FROM steps WHERE run_id = :run AND (:step IS NULL OR step = :step) AND " SEQ_STEP("") " ORDER BY step",
+        sel->run, sel->step, SEL_SEQ(sel));
     if (!stmt) return LLT_EIO;
     struct callback cb = { (void *) fn, user_data };
     return each_row(st, stmt, step_row, &cb);
@@ -194,7 +200,9 @@ static int time_row(sqlite3_stmt * stmt, void * ctx) {
 int llt_read_times(struct llt_store * st, const struct llt_read_sel * sel, llt_read_time_fn fn, void * user_data) {
     sqlite3_stmt * stmt = prepare_sel(st,
         "SELECT step, idx, t_begin_ns, t_end_ns FROM node_times"
-        " WHERE run_id = :run AND (:step IS NULL OR step = :step) ORDER BY step, idx", sel->run, sel->step);
+        " WHERE run_id = :run AND (:step IS NULL OR step = :step) AND (:seq IS NULL OR step IN"
+        "  (SELECT step FROM steps WHERE run_id = :run AND " SEQ_STEP("") ")) ORDER BY step, idx",
+        sel->run, sel->step, SEL_SEQ(sel));
     if (!stmt) return LLT_EIO;
     struct callback cb = { (void *) fn, user_data };
     return each_row(st, stmt, time_row, &cb);
@@ -205,14 +213,15 @@ static int token_row(sqlite3_stmt * stmt, void * ctx) {
     const struct llt_read_token t = {
         .seq = sqlite3_column_int64(stmt, 0), .prompt = strcmp(text(stmt, 1), "prompt") == 0,
         .step = sqlite3_column_int64(stmt, 2), .pos = sqlite3_column_int64(stmt, 3),
-        .token = sqlite3_column_int64(stmt, 4), .piece = text(stmt, 5),
+        .token = sqlite3_column_int64(stmt, 4), .piece = text(stmt, 5), .seq_id = sqlite3_column_int(stmt, 6),
     };
     return ((llt_read_token_fn) cb->fn)(&t, cb->user_data);
 }
 
 int llt_read_tokens(struct llt_store * st, const struct llt_read_sel * sel, llt_read_token_fn fn, void * user_data) {
     sqlite3_stmt * stmt = prepare_sel(st,
-        "SELECT seq, role, step, pos, token, piece FROM tokens WHERE run_id = :run ORDER BY seq", sel->run, -1);
+        "SELECT seq, role, step, pos, token, piece, seq_id FROM tokens WHERE run_id = :run"
+        " AND (:seq IS NULL OR seq_id = :seq) ORDER BY seq", sel->run, -1, SEL_SEQ(sel));
     if (!stmt) return LLT_EIO;
     struct callback cb = { (void *) fn, user_data };
     return each_row(st, stmt, token_row, &cb);

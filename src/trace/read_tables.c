@@ -6,8 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-// the selected steps: one with :step, else all of the run
-#define STEPS_WHERE(s) s ".run_id = :run AND (:step IS NULL OR " s ".step = :step)"
+// the selected steps: one with :step, else all of the run; with :seq, those that took tokens of it
+#define STEPS_WHERE(s) s ".run_id = :run AND (:step IS NULL OR " s ".step = :step)" \
+                       " AND (:seq IS NULL OR (" s ".seq_mask >> min(:seq, 63)) & 1)"
 
 static const char * const table_sql[] = {
     [LLT_TABLE_RUNS] =
@@ -29,8 +30,9 @@ static const char * const table_sql[] = {
         " WHERE s.run_id = :run AND s.step = :step",
     [LLT_TABLE_TOKENS] =
         // in: the prompt tokens of the step, or the token chosen after the step before; out: the one chosen after it
-        "SELECT CASE WHEN role = 'prompt' OR step < :step THEN 'in' ELSE 'out' END AS dir, role, seq, pos, token, piece"
-        " FROM tokens WHERE run_id = :run AND (step = :step OR (role = 'gen' AND step = :step - 1)) ORDER BY seq",
+        "SELECT CASE WHEN role = 'prompt' OR step < :step THEN 'in' ELSE 'out' END AS dir, role, seq, seq_id, pos, token, piece"
+        " FROM tokens WHERE run_id = :run AND (step = :step OR (role = 'gen' AND step = :step - 1))"
+        " AND (:seq IS NULL OR seq_id = :seq) ORDER BY seq",
     [LLT_TABLE_NODES] =
         "WITH sn AS ("
         "  SELECT n.*, t.t_end_ns - t.t_begin_ns AS time_ns,"
@@ -130,6 +132,7 @@ static int bind_text(sqlite3_stmt * stmt, const char * param, const char * v) {
 static int bind_filter(sqlite3_stmt * stmt, int64_t run, const struct llt_table_filter * f) {
     int rc = bind_int(stmt, ":run", run);
     if (rc == SQLITE_OK && f->step >= 0)         rc = bind_int(stmt, ":step", f->step);
+    if (rc == SQLITE_OK && f->by_seq)            rc = bind_int(stmt, ":seq", f->seq);
     if (rc == SQLITE_OK && f->layer != INT64_MIN) rc = bind_int(stmt, ":layer", f->layer);
     if (rc == SQLITE_OK && f->limit > 0)         rc = bind_int(stmt, ":limit", f->limit);
     if (rc == SQLITE_OK && f->op)                rc = bind_text(stmt, ":op", f->op);

@@ -18,7 +18,7 @@ static const char * insert_sql[] = {
     [INS_SRC]    = "INSERT OR IGNORE INTO node_srcs(graph_id, idx, slot, kind, src_idx, weight_id, name, bytes)"
                    " VALUES(?,?,?,?,?,?,?,?)",
     [INS_STEP]   = "INSERT OR IGNORE INTO steps(run_id, step, decode, phase, pos0, n_tokens, graph_id, t_begin_ns,"
-                   " t_end_ns, compute_begin_ns, compute_end_ns, t_sample_ns, n_timed) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                   " t_end_ns, compute_begin_ns, compute_end_ns, t_sample_ns, n_timed, seq_mask) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
     [INS_TIMES]  = "INSERT OR IGNORE INTO node_times(run_id, step, idx, t_begin_ns, t_end_ns) VALUES(?,?,?,?,?)",
     [INS_TOKEN]  = "INSERT OR IGNORE INTO tokens(run_id, seq, role, step, pos, token, piece, piece_bytes, seq_id, output)"
                    " VALUES(?,?,?,?,?,?,?,?,?,?)",
@@ -134,6 +134,7 @@ static int write_step(struct llt_rows * w, const struct step_rows * ps) {
     bind_time_or_null(s, 11, ps->compute_end_ns);
     bind_time_or_null(s, 12, ps->t_sample_ns);
     sqlite3_bind_int(s, 13, ps->n_times);
+    sqlite3_bind_int64(s, 14, ps->seq_mask);
     int rc = llt_store_step_done(w->st, s);
     // a row per timed node; the step's row said how many, so it is written first (a step
     // whose times are deferred is written twice, the second time ignored)

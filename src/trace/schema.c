@@ -13,7 +13,7 @@
 // Version 2 adds steps.n_timed, nodes.layer_out, nodes.fused, tokens.piece_bytes,
 // parity.piece_bytes and the view node_times_named, makes node_times a table of rows again
 // and holds valid UTF-8 in every TEXT column. Version 3 adds runs.name, tokens.seq_id,
-// tokens.output and parity.seq_id (lltrace exec: several sequences per batch). The tables
+// tokens.output, steps.seq_mask and parity.seq_id (lltrace exec: several sequences per batch). The tables
 // below are version 3; a column missing from an older table gets its `fill` (an SQL
 // expression over the old row, m). The same upgrade serves versions 1 and 2.
 #include "trace/schema.h"
@@ -79,7 +79,10 @@ static const struct table tables[] = {
         { "pos0", "INTEGER", NULL }, { "n_tokens", "INTEGER", NULL }, { "graph_id", "INTEGER", NULL },
         { "t_begin_ns", "INTEGER", NULL }, { "t_end_ns", "INTEGER", NULL }, { "compute_begin_ns", "INTEGER", NULL },
         { "compute_end_ns", "INTEGER", NULL }, { "t_sample_ns", "INTEGER", NULL },
-        { "n_timed", "INTEGER", "(SELECT count(*) FROM node_times t WHERE t.run_id = m.run_id AND t.step = m.step)" }),
+        { "n_timed", "INTEGER", "(SELECT count(*) FROM node_times t WHERE t.run_id = m.run_id AND t.step = m.step)" },
+        // version 3: bit s set when the decode call took tokens of sequence s (bit 63: of one
+        // >= 63); older traces held sequence 0 alone
+        { "seq_mask", "INTEGER", "1" }),
       "PRIMARY KEY(run_id, step)", false },
     { "tokens", COLS(
         { "run_id", "INTEGER", NULL }, { "seq", "INTEGER", NULL }, { "role", "TEXT", NULL }, { "step", "INTEGER", NULL },

@@ -71,8 +71,9 @@ struct log_step {
     int64_t step, decode, graph_id;
     int64_t t_begin_ns, t_end_ns, compute_begin_ns, compute_end_ns, t_sample_ns;
     int32_t pos0, n_tokens, is_prompt, n_times, time_shift, unused;
+    int64_t seq_mask;
 };
-_Static_assert(sizeof(struct log_step) == 88, "log step layout");
+_Static_assert(sizeof(struct log_step) == 96, "log step layout");
 
 struct log_token {
     int64_t seq, step;
@@ -169,7 +170,7 @@ static bool put_graph(struct llt_steplog * log, const struct graph_rows * g) {
 static bool put_step(struct llt_steplog * log, const struct step_rows * s) {
     const struct log_step ls = {
         s->step, s->decode, s->graph_id, s->t_begin_ns, s->t_end_ns, s->compute_begin_ns, s->compute_end_ns,
-        s->t_sample_ns, s->pos0, s->n_tokens, s->is_prompt, s->n_times, s->time_shift, 0,
+        s->t_sample_ns, s->pos0, s->n_tokens, s->is_prompt, s->n_times, s->time_shift, 0, s->seq_mask,
     };
     const size_t times = (size_t) s->n_times * sizeof(struct node_time);
     return put_record(log, LOG_STEP, (uint32_t) (sizeof(ls) + times)) && put(log, &ls, sizeof(ls)) &&
@@ -391,7 +392,7 @@ static bool read_step(struct reader * r, uint32_t size, struct step_rows * s) {
         .n_tokens = ls.n_tokens, .is_prompt = ls.is_prompt != 0, .t_begin_ns = ls.t_begin_ns,
         .t_end_ns = ls.t_end_ns, .compute_begin_ns = ls.compute_begin_ns,
         .compute_end_ns = ls.compute_end_ns, .t_sample_ns = ls.t_sample_ns, .n_times = ls.n_times,
-        .time_shift = ls.time_shift,
+        .time_shift = ls.time_shift, .seq_mask = ls.seq_mask,
     };
     if (ls.n_times == 0) return true;
     s->times = malloc((size_t) ls.n_times * sizeof(struct node_time));

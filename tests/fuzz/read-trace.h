@@ -55,8 +55,8 @@ static void read_trace_run(struct llt_store * st, int64_t run) {
 
     FILE * sink = fopen("/dev/null", "w");
     if (sink) {
-        llt_export(st, run, LLT_EXPORT_NDJSON, sink);
-        llt_export(st, run, LLT_EXPORT_CHROME, sink);
+        llt_export(st, run, -1, LLT_EXPORT_NDJSON, sink);
+        llt_export(st, run, -1, LLT_EXPORT_CHROME, sink);
         fclose(sink);
     }
 }
