@@ -7,7 +7,7 @@
 # and built once into $LLTRACE_CACHE/llama.cpp-<tag>; later calls reuse it.
 #
 # The build is keyed by tag and options: $LLTRACE_CACHE/llama.cpp-<tag>/install-<options>, with
-# RPC on (ggml-rpc, ggml-rpc-server) and these programs in bin/: llama-simple, llama-completion,
+# RPC on (ggml-rpc, ggml-rpc-server) and these programs in bin/: llama-simple, llama-completion, llama-cli,
 # llama-server, llama-eval-callback, ggml-rpc-server.
 #
 # Prints the install prefix (the folder holding lib/, include/ and bin/) on its last stdout line.
@@ -19,7 +19,7 @@ INTEGRITY="sha512-bltIipuWmc123H7tMIgDGKSsSrhmhlQYeVUC48XTjVW7XGJJiJJyCdlTMzQ/Li
 CACHE="${LLTRACE_CACHE:-$HOME/.cache/lltrace}"
 JOBS="${LLTRACE_JOBS:-$(nproc)}"
 OPTS="rpc"                      # the cache key of the options below; change it with them
-PROGRAMS=(llama-simple llama-completion llama-server llama-eval-callback ggml-rpc-server)
+PROGRAMS=(llama-simple llama-completion llama-cli llama-server llama-eval-callback ggml-rpc-server)
 
 say() { echo "bootstrap: $*" >&2; }
 die() { echo "bootstrap: error: $*" >&2; exit 1; }

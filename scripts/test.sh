@@ -15,6 +15,7 @@ part() { echo "test: $1 took $(( $(date +%s) - $2 )) s" >&2; }
 
 t=$(date +%s)
 scripts/build.sh
+scripts/node-llama-cpp.sh >/dev/null # for lltrace exec's test (once, into the cache)
 ctest --test-dir "${LLTRACE_BUILD_DIR:-build}" --output-on-failure "$@"
 part "the build and the suite" "$t"
 [ $quick = 1 ] && exit 0

@@ -229,14 +229,24 @@ void llt_tracer_decode_begin(struct llt_tracer * tr, struct llama_context * ctx,
     const int64_t first_step = tr->n_steps;
     bool any_prompt = batch->n_tokens == 0 || !batch->token;
     int64_t seq_mask = 0;
+    // a generated token comes alone in its sequence (a prompt may come in pieces, each asking
+    // for the logits of its last token)
+    for (int32_t i = 0; i < batch->n_tokens && tr->active; i++) {
+        struct seq_state * s = seq_state(tr, token_seq(batch, i));
+        if (s) s->n_batch = 0;
+    }
+    for (int32_t i = 0; i < batch->n_tokens && tr->active; i++) {
+        struct seq_state * s = seq_state(tr, token_seq(batch, i));
+        if (s) s->n_batch++;
+    }
     for (int32_t i = 0; i < batch->n_tokens && tr->active; i++) {
         const int32_t pos = batch->pos ? batch->pos[i] : tr->next_pos + i;
         const int32_t sid = token_seq(batch, i);
         const bool out = batch->logits ? batch->logits[i] != 0 : i == batch->n_tokens - 1;
         struct seq_state * s = seq_state(tr, sid);
         seq_mask |= (int64_t) ((uint64_t) 1 << (sid >= 0 && sid < 63 ? sid : 63));
-        // a token at the position after its sequence's output was chosen from that output
-        const bool gen = batch->token && s && s->pending && pos == s->out_pos + 1;
+        // a token alone in its sequence, at the position after the sequence's output, was chosen from it
+        const bool gen = batch->token && s && s->pending && s->n_batch == 1 && pos == s->out_pos + 1;
         if (gen) {
             if (!s->chosen || s->chosen_token != batch->token[i]) record_chosen(tr, ctx, s, sid, batch->token[i]);
             s->pending = false;
@@ -246,7 +256,7 @@ void llt_tracer_decode_begin(struct llt_tracer * tr, struct llama_context * ctx,
         }
         if (out && s) {
             *s = (struct seq_state) { .pending = true, .out_pos = pos, .out_row = i, .out_step = first_step,
-                                      .out_decode = tr->n_decodes };
+                                      .out_decode = tr->n_decodes, .n_batch = s->n_batch };
         }
     }
     tr->cur_prompt = any_prompt;

@@ -189,6 +189,7 @@ struct seq_state {
     int32_t     out_row;     // its index in that decode call's batch
     int64_t     out_step;    // that call's first step
     int64_t     out_decode;  // that call
+    int32_t     n_batch;     // its tokens in the batch of the decode call being recorded
 };
 #define MAX_SEQ_ID 4096 // sequence ids beyond: their tokens are all prompt
 

@@ -1,11 +1,14 @@
 // A llama.cpp program for lltrace exec's tests, linked with libllama as any program is: it
 // makes N contexts one after another (freed in between, so the next one may come at the same
 // address), and in each generates greedily from one prompt, printing the tokens.
-//   exec-contexts MODEL N_CONTEXTS N_PREDICT [--no-free] [--sleep-ms MS]
+//   exec-contexts MODEL N_CONTEXTS N_PREDICT [--no-free] [--sleep-ms MS] [--threads]
 // --no-free: exits without freeing the last context (its run must end at exit);
-// --sleep-ms: sleeps after every token (a test kills it mid-generation).
+// --sleep-ms: sleeps after every token (a test kills it mid-generation);
+// --threads: the contexts generate at once, each on a thread of its own.
 #include "llama.h"
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,17 +16,58 @@
 
 static void quiet(enum ggml_log_level level, const char * text, void * ud) { (void) level; (void) text; (void) ud; }
 
+struct job {
+    struct llama_model * model;
+    const llama_token *  toks;
+    int                  n_prompt, n_predict, sleep_ms, index;
+    bool                 keep;   // do not free the context
+    char                 out[4096];
+    int                  failed;
+};
+
+// one context: the prompt, then n_predict greedy tokens; the line it prints into job->out
+static void * generate(void * arg) {
+    struct job * j = arg;
+    struct llama_context_params cp = llama_context_default_params();
+    cp.n_ctx = 256;
+    cp.n_batch = 64;
+    cp.n_threads = cp.n_threads_batch = 2;
+    struct llama_context * ctx = llama_init_from_model(j->model, cp);
+    if (!ctx) { j->failed = 1; return NULL; }
+    int len = snprintf(j->out, sizeof(j->out), "context %d at %p:", j->index, (void *) ctx);
+    struct llama_sampler * smpl = llama_sampler_chain_init(llama_sampler_chain_default_params());
+    llama_sampler_chain_add(smpl, llama_sampler_init_greedy());
+    struct llama_batch batch = llama_batch_get_one((llama_token *) j->toks, j->n_prompt);
+    llama_token next;
+    for (int i = 0; i < j->n_predict; i++) {
+        if (llama_decode(ctx, batch) != 0) { j->failed = 1; break; }
+        next = llama_sampler_sample(smpl, ctx, -1);
+        if (len < (int) sizeof(j->out)) len += snprintf(j->out + len, sizeof(j->out) - (size_t) len, " %d", next);
+        if (j->sleep_ms) {
+            printf("%s\n", j->out); // the tokens so far, for a test that kills the program
+            fflush(stdout);
+            nanosleep(&(struct timespec) { j->sleep_ms / 1000, (j->sleep_ms % 1000) * 1000000L }, NULL);
+        }
+        batch = llama_batch_get_one(&next, 1);
+    }
+    llama_sampler_free(smpl);
+    if (!j->keep) llama_free(ctx);
+    return NULL;
+}
+
 int main(int argc, char ** argv) {
     if (argc < 4) {
-        fprintf(stderr, "usage: exec-contexts MODEL N_CONTEXTS N_PREDICT [--no-free] [--sleep-ms MS]\n");
+        fprintf(stderr, "usage: exec-contexts MODEL N_CONTEXTS N_PREDICT [--no-free] [--sleep-ms MS] [--threads]\n");
         return 2;
     }
     const int n_contexts = atoi(argv[2]), n_predict = atoi(argv[3]);
-    int no_free = 0, sleep_ms = 0;
+    int no_free = 0, sleep_ms = 0, threads = 0;
     for (int i = 4; i < argc; i++) {
         if (!strcmp(argv[i], "--no-free")) no_free = 1;
+        else if (!strcmp(argv[i], "--threads")) threads = 1;
         else if (!strcmp(argv[i], "--sleep-ms") && i + 1 < argc) sleep_ms = atoi(argv[++i]);
     }
+    if (n_contexts < 1 || n_contexts > 16) { fprintf(stderr, "1 to 16 contexts\n"); return 2; }
     llama_log_set(quiet, NULL);
     llama_backend_init();
     struct llama_model * model = llama_model_load_from_file(argv[1], llama_model_default_params());
@@ -33,29 +77,23 @@ int main(int argc, char ** argv) {
     llama_token toks[64];
     const int n_prompt = llama_tokenize(vocab, prompt, (int32_t) strlen(prompt), toks, 64, true, true);
 
+    static struct job jobs[16];
+    pthread_t tid[16];
     for (int c = 0; c < n_contexts; c++) {
-        struct llama_context_params cp = llama_context_default_params();
-        cp.n_ctx = 256;
-        cp.n_batch = 64;
-        cp.n_threads = cp.n_threads_batch = 2;
-        struct llama_context * ctx = llama_init_from_model(model, cp);
-        if (!ctx) { fprintf(stderr, "cannot make a context\n"); return 1; }
-        printf("context %d at %p:", c, (void *) ctx);
-        struct llama_sampler * smpl = llama_sampler_chain_init(llama_sampler_chain_default_params());
-        llama_sampler_chain_add(smpl, llama_sampler_init_greedy());
-        struct llama_batch batch = llama_batch_get_one(toks, n_prompt);
-        llama_token next;
-        for (int i = 0; i < n_predict; i++) {
-            if (llama_decode(ctx, batch) != 0) { fprintf(stderr, "decode failed\n"); return 1; }
-            next = llama_sampler_sample(smpl, ctx, -1);
-            printf(" %d", next);
-            fflush(stdout);
-            if (sleep_ms) nanosleep(&(struct timespec) { sleep_ms / 1000, (sleep_ms % 1000) * 1000000L }, NULL);
-            batch = llama_batch_get_one(&next, 1);
+        jobs[c] = (struct job) { model, toks, n_prompt, n_predict, sleep_ms, c, no_free && c == n_contexts - 1, "", 0 };
+        if (threads) {
+            pthread_create(&tid[c], NULL, generate, &jobs[c]);
+        } else {
+            generate(&jobs[c]);
+            if (!sleep_ms) printf("%s\n", jobs[c].out);
         }
-        printf("\n");
-        llama_sampler_free(smpl);
-        if (!(no_free && c == n_contexts - 1)) llama_free(ctx);
+    }
+    for (int c = 0; threads && c < n_contexts; c++) {
+        pthread_join(tid[c], NULL);
+        printf("%s\n", jobs[c].out);
+    }
+    for (int c = 0; c < n_contexts; c++) {
+        if (jobs[c].failed) { fprintf(stderr, "context %d failed\n", c); return 1; }
     }
     if (!no_free) llama_model_free(model);
     return 0;
