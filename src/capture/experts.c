@@ -54,6 +54,31 @@ bool llt_experts_is_route(const struct ggml_tensor * t) {
 // is read into the stack
 #define MAX_USED 512
 
+// Where the layer's rows of tokens are in the batch. The last layer computes its FFN only for
+// the tokens whose output is asked for: llama.cpp picks their rows with GET_ROWS at the input
+// inp_out_ids before it (a few nodes up the sources). Found there, or else the last rows.
+#define MAX_SEARCH 256
+
+static void token_rows(const struct llt_tracer * tr, const struct ggml_tensor * t, int64_t n_rows, int32_t * pos) {
+    for (int64_t r = 0; r < n_rows; r++) pos[r] = tr->cur_pos0 + tr->cur_n_tokens - (int32_t) n_rows + (int32_t) r;
+    if (n_rows >= tr->cur_n_tokens) return;
+    const struct ggml_tensor * queue[MAX_SEARCH];
+    int32_t head = 0, tail = 0;
+    queue[tail++] = t;
+    while (head < tail) {
+        const struct ggml_tensor * x = queue[head++];
+        if (strcmp(x->name, "inp_out_ids") == 0 && x->type == GGML_TYPE_I32 && ggml_nelements(x) == n_rows) {
+            for (int64_t r = 0; r < n_rows; r++) {
+                int32_t row = 0;
+                ggml_backend_tensor_get(x, &row, (size_t) r * sizeof(int32_t), sizeof(int32_t));
+                pos[r] = tr->cur_pos0 + row;
+            }
+            return;
+        }
+        for (int i = 0; i < GGML_MAX_SRC && x->src[i] && tail < MAX_SEARCH; i++) queue[tail++] = x->src[i];
+    }
+}
+
 // the first weights node of a layer: a row per token and expert into the batch
 static int read_first(struct llt_tracer * tr, const struct ggml_tensor * t, int32_t layer) {
     const struct ggml_tensor * ids = t->src[1];
@@ -67,6 +92,9 @@ static int read_first(struct llt_tracer * tr, const struct ggml_tensor * t, int3
     tr->route_n = (int32_t) (k * n_tokens);
     tr->route_layer = layer;
     tr->route_step = tr->n_steps;
+    int32_t * pos = malloc((size_t) n_tokens * sizeof(int32_t) + 1);
+    if (!pos) return llt_set_error(LLT_ENOMEM, "out of memory");
+    token_rows(tr, t, n_tokens, pos);
     int32_t id[MAX_USED];
     float w[MAX_USED];
     for (int64_t r = 0; r < n_tokens; r++) {
@@ -75,11 +103,12 @@ static int read_first(struct llt_tracer * tr, const struct ggml_tensor * t, int3
         ggml_backend_tensor_get(t, w, (size_t) (r * k) * sizeof(float), (size_t) k * sizeof(float));
         for (int64_t j = 0; j < k; j++) {
             b->routes[b->n_routes++] = (struct route_rows) {
-                .step = tr->n_steps, .layer = layer, .pos = tr->cur_pos0 + (int32_t) r, .rank = (int32_t) j,
+                .step = tr->n_steps, .layer = layer, .pos = pos[r], .rank = (int32_t) j,
                 .expert = id[j], .weight = w[j],
             };
         }
     }
+    free(pos);
     return LLT_OK;
 }
 

@@ -71,6 +71,8 @@ struct llt_values {
     // scratch
     void *           host;        // a tensor's bytes when its buffer is not in host memory
     size_t           host_size;
+    void *           rows;        // a strided view's rows, gathered
+    size_t           rows_size;
     float *          f32a, * f32b;
     size_t           f32_cap;
 
@@ -149,6 +151,7 @@ static const char * checkpoint_of(const char * name, enum ggml_op op) {
         { "attn_out-",    GGML_OP_MUL_MAT,  "attn_out" },
         { "ffn_out-",     GGML_OP_MUL_MAT,  "ffn_out" },
         { "l_out-",       GGML_OP_ADD,      "layer_out" },
+        { "ffn_moe_topk-", GGML_OP_VIEW,    "moe_topk" }, // the experts an MoE layer chose
     };
     for (size_t i = 0; i < sizeof(set)/sizeof(set[0]); i++) {
         size_t n = strlen(set[i].prefix);
@@ -255,6 +258,7 @@ void llt_values_free(struct llt_values * v) {
     free(v->ref_seen);
     free(v->ref_nodes);
     free(v->host);
+    free(v->rows);
     free(v->f32a);
     free(v->f32b);
     free(v);
@@ -276,10 +280,16 @@ int llt_values_unmatched(const struct llt_values * v, char * buf, size_t size) {
     return count;
 }
 
+// A view llama.cpp named itself (ffn_moe_topk-N, the experts chosen): dumped like a computing
+// node. Other no-ops are named after their source ("Kcur-0 (view)") or repeat its name.
+static bool named_view(const char * name, enum ggml_op op) {
+    return op == GGML_OP_VIEW && strstr(name, " (") == NULL;
+}
+
 // Flags of a node, from what is fixed for the run: its name, op and layer.
 int32_t llt_values_node_flags(struct llt_values * v, const char * name, enum ggml_op op, int32_t layer, bool noop) {
     int32_t flags = 0;
-    if (v->n_patterns > 0 && !noop && (v->p.dump_layer < 0 || layer == v->p.dump_layer) && pattern_match(v, name)) {
+    if (v->n_patterns > 0 && (!noop || named_view(name, op)) && (v->p.dump_layer < 0 || layer == v->p.dump_layer) && pattern_match(v, name)) {
         flags |= NODE_DUMP;
     }
     if (v->p.checkpoints && (v->p.checkpoint_layer < 0 || layer == v->p.checkpoint_layer || layer < 0) &&
@@ -317,6 +327,35 @@ static const void * tensor_bytes(struct llt_values * v, const struct ggml_tensor
     return v->host;
 }
 
+// The bytes of t, contiguous: in place, or a strided view's rows gathered (a view whose rows
+// are contiguous, as ffn_moe_topk-N is) into *out
+static int packed_bytes(struct llt_values * v, const struct ggml_tensor * t, const void ** out) {
+    const void * bytes = tensor_bytes(v, t);
+    if (!bytes) return llt_set_error(LLT_ENOMEM, "out of memory");
+    *out = bytes;
+    if (ggml_is_contiguous(t)) return LLT_OK;
+    if (t->nb[0] != ggml_type_size(t->type) || ggml_blck_size(t->type) != 1) {
+        return llt_set_error(LLT_EINVAL, "cannot read '%s': not contiguous", t->name);
+    }
+    const size_t row = ggml_row_size(t->type, t->ne[0]), n = ggml_nbytes(t) > 0 ? row * (size_t) ggml_nrows(t) : 0;
+    if (n > v->rows_size) {
+        void * r = realloc(v->rows, n);
+        if (!r) return llt_set_error(LLT_ENOMEM, "out of memory");
+        v->rows = r;
+        v->rows_size = n;
+    }
+    char * p = v->rows;
+    for (int64_t i3 = 0; i3 < t->ne[3]; i3++) {
+        for (int64_t i2 = 0; i2 < t->ne[2]; i2++) {
+            for (int64_t i1 = 0; i1 < t->ne[1]; i1++, p += row) {
+                memcpy(p, (const char *) bytes + i1 * t->nb[1] + i2 * t->nb[2] + i3 * t->nb[3], row);
+            }
+        }
+    }
+    *out = v->rows;
+    return LLT_OK;
+}
+
 static bool reserve_f32(struct llt_values * v, size_t n) {
     if (n <= v->f32_cap) return true;
     float * a = realloc(v->f32a, n * sizeof(float));
@@ -328,10 +367,12 @@ static bool reserve_f32(struct llt_values * v, size_t n) {
     return true;
 }
 
-// a contiguous tensor as floats in v->f32a
+// a tensor as floats in v->f32a
 static int tensor_f32(struct llt_values * v, const struct ggml_tensor * t) {
-    const void * bytes = tensor_bytes(v, t);
-    if (!bytes || !reserve_f32(v, (size_t) ggml_nelements(t))) return llt_set_error(LLT_ENOMEM, "out of memory");
+    const void * bytes = NULL;
+    int rc = packed_bytes(v, t, &bytes);
+    if (rc != LLT_OK) return rc;
+    if (!reserve_f32(v, (size_t) ggml_nelements(t))) return llt_set_error(LLT_ENOMEM, "out of memory");
     return llt_to_float(bytes, t->type, ggml_nelements(t), v->f32a);
 }
 
@@ -374,12 +415,12 @@ static int dump_tensor(struct llt_values * v, const struct ggml_tensor * t, stru
     e->n_dims = ggml_n_dims(t);
     for (int d = 0; d < 4; d++) e->ne[d] = t->ne[d];
     const int64_t n = ggml_nelements(t);
-    if (!ggml_is_contiguous(t)) return llt_set_error(LLT_EINVAL, "cannot dump '%s': not contiguous", t->name);
     if (v->p.dump_type == LLT_DUMP_NATIVE) {
-        const void * bytes = tensor_bytes(v, t);
-        if (!bytes) return llt_set_error(LLT_ENOMEM, "out of memory");
+        const void * bytes = NULL;
+        int rc = packed_bytes(v, t, &bytes);
+        if (rc != LLT_OK) return rc;
         e->type = t->type;
-        e->size = ggml_nbytes(t);
+        e->size = (uint64_t) ggml_row_size(t->type, t->ne[0]) * (uint64_t) ggml_nrows(t);
         return append_entry(v, e, bytes);
     }
     int rc = tensor_f32(v, t);
