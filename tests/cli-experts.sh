@@ -117,6 +117,45 @@ for t in s['tokens']:
 sys.exit(0 if ok else 1)
 EOF
 
+# ---- MUL_MAT_ID reads the chosen experts only: weight bytes per step by hand ---------------
+"$bin" show "$dir/t.db" --stats --format json >"$dir/stats.json" || fail "show --stats: exit $?"
+python3 - "$dir" <<'EOF' || fail "bytes of weights read per step differ from those worked out by hand"
+import json, sqlite3, struct, sys
+sys.path.insert(0, sys.argv[1])
+import gguf
+d = sys.argv[1]
+_, _, tensors = gguf.read(d + '/d.gguf')
+f = open(d + '/d.gguf', 'rb')
+chosen = {}  # (step, layer): distinct experts, from the dumped topk view
+for name, typ, ne, off in tensors:
+    if not name.startswith('ffn_moe_topk-'): continue
+    layer, step = map(int, name[len('ffn_moe_topk-'):].split('#'))
+    n = ne[0] * (ne[1] if len(ne) > 1 else 1)
+    f.seek(off)
+    chosen[(step, layer)] = len(set(struct.unpack('<%di' % n, f.read(4 * n))))
+db = sqlite3.connect(d + '/t.db')
+stats = {s['step']: s for s in json.load(open(d + '/stats.json'))['steps']}
+ok = True
+for step, graph in db.execute('SELECT step, graph_id FROM steps ORDER BY step').fetchall():
+    want = 0
+    for op, layer, ne1, ne2, ne3, w_bytes, w_ne1, w_ne2, w_ne3 in db.execute(
+            "SELECT n.op, n.layer, n.ne1, n.ne2, n.ne3, w.bytes, w.ne1, w.ne2, w.ne3 FROM nodes n"
+            " JOIN node_srcs s ON s.graph_id = n.graph_id AND s.idx = n.idx AND s.kind = 'weight'"
+            " JOIN weights w ON w.id = s.weight_id WHERE n.graph_id = ?", (graph,)):
+        if op == 'MUL_MAT_ID':
+            want += w_bytes // w_ne2 * chosen[(step, layer)]   # [K, M, n_expert]: whole experts
+        elif op == 'GET_ROWS':
+            want += w_bytes // (w_ne1 * w_ne2 * w_ne3) * ne1 * ne2 * ne3  # the rows asked for
+        else:
+            want += w_bytes
+    if stats[step]['read_weights'] != want:
+        print('  step %d: read_weights %d, by hand %d' % (step, stats[step]['read_weights'], want)); ok = False
+# the prompt step's first layer: 10 choices could reach all 8 experts, fewer were chosen
+if chosen[(0, 0)] >= 8:
+    print('  step 0 layer 0 chose every expert: the test needs a prompt that leaves one idle'); ok = False
+sys.exit(0 if ok else 1)
+EOF
+
 # one step, one layer; usage errors
 # csv: the layers, a blank line, the tokens (step, pos, piece, layer, ...)
 "$bin" show "$dir/t.db" --experts --step 0 --layer 0 --format csv >"$dir/e.csv" || fail "show --experts --format csv: exit $?"

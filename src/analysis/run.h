@@ -28,6 +28,9 @@ struct node {
     int64_t         time_ns[LLT_PHASE_COUNT];
     double          est_ns[LLT_PHASE_COUNT]; // NAN if it cannot be estimated
     struct times    times[LLT_PHASE_COUNT];
+    // a MUL_MAT_ID's bytes beyond instances × cost, over its runs and its timed runs: the
+    // experts the routing recorded per step in place of the bound (negative: fewer read)
+    double          bytes_adj[LLT_PHASE_COUNT], bytes_adj_timed[LLT_PHASE_COUNT];
 };
 
 struct graph {
@@ -48,6 +51,7 @@ struct step {
     int64_t  t_begin, compute_begin, compute_end, t_end, t_sample;
     int64_t  embed_end;               // end of the graph's embed_last node, -1 if not timed
     int64_t * l_out_end;              // per layer, -1 if not timed
+    int32_t * experts;                // per layer: distinct experts its tokens chose, 0 unknown
 };
 
 struct llt_analysis {
@@ -61,6 +65,12 @@ struct llt_analysis {
     int32_t        n_steps, cap_steps;
     int32_t *      l_out_idx;         // n_graphs * n_layer
     int64_t *      l_out_ends;        // n_steps * n_layer
+    int32_t *      step_experts;      // n_steps * n_layer
+    // reading the routing: the (step, layer) being counted and the experts seen in it
+    int64_t        route_step;
+    int32_t        route_layer;
+    uint8_t *      route_seen;
+    int32_t        cap_route_seen;
 };
 
 bool times_add(struct times * t, int64_t v);
