@@ -156,6 +156,33 @@ if chosen[(0, 0)] >= 8:
 sys.exit(0 if ok else 1)
 EOF
 
+# ---- profile --by expert: each MUL_MAT_ID run's time split by the tokens each expert took ----
+"$bin" profile "$dir/t.db" --by expert --format json >"$dir/prof.json" || fail "profile --by expert: exit $?"
+python3 - "$dir" <<'EOF' || fail "profile --by expert differs from the split worked out here"
+import json, sqlite3, sys
+d = sys.argv[1]
+db = sqlite3.connect(d + '/t.db')
+want = {}  # (layer, expert): [tokens, steps, time_ns, samples]
+uses = {}
+for step, layer, expert, n in db.execute('SELECT step, layer, expert, count(*) FROM expert_routing GROUP BY 1, 2, 3'):
+    uses.setdefault((step, layer), []).append((expert, n))
+    w = want.setdefault((layer, expert), [0, 0, 0.0, 0])
+    w[0] += n; w[1] += 1
+for step, layer, dur in db.execute("SELECT step, layer, dur_ns FROM node_times_named WHERE op = 'MUL_MAT_ID'"):
+    total = sum(n for _, n in uses[(step, layer)])
+    for expert, n in uses[(step, layer)]:
+        w = want[(layer, expert)]
+        w[2] += dur * n / total; w[3] += 1
+rows = json.load(open(d + '/prof.json'))['rows']
+ok = len(rows) == 16  # 2 layers x 8 experts, the idle ones too
+for r in rows:
+    w = want.get((r['layer'], r['expert']), [0, 0, 0.0, 0])
+    if [r['tokens'], r['steps'], r['samples']] != [w[0], w[1], w[3]] or abs(r['time_us'] * 1000 - w[2]) > 1:
+        print('  layer %d expert %d: %s, wanted tokens, steps, time_ns, samples %s' % (r['layer'], r['expert'], r, w)); ok = False
+if not ok: print('  %d rows' % len(rows))
+sys.exit(0 if ok else 1)
+EOF
+
 # one step, one layer; usage errors
 # csv: the layers, a blank line, the tokens (step, pos, piece, layer, ...)
 "$bin" show "$dir/t.db" --experts --step 0 --layer 0 --format csv >"$dir/e.csv" || fail "show --experts --format csv: exit $?"

@@ -177,63 +177,6 @@ static int on_step(const struct llt_read_step * r, void * user_data) {
     return LLT_OK;
 }
 
-// ---- expert routing: the bytes of MUL_MAT_ID ----------------------------------------------
-
-// Counts the distinct experts of each (step, layer) from expert_routing (rows come by step,
-// layer, pos, rank).
-static int on_route(const struct llt_read_route * r, void * user_data) {
-    struct llt_analysis * a = user_data;
-    if (r->layer < 0 || r->layer >= a->run.n_layer || r->expert < 0 || r->expert >= INT32_MAX / 2) return LLT_OK;
-    struct step * s = find_step(a, r->step);
-    if (!s) return LLT_OK;
-    if (r->step != a->route_step || r->layer != a->route_layer) {
-        if (a->route_seen) memset(a->route_seen, 0, (size_t) a->cap_route_seen);
-        a->route_step = r->step;
-        a->route_layer = r->layer;
-    }
-    if (r->expert >= a->cap_route_seen) {
-        const int32_t old = a->cap_route_seen;
-        if (!llt_grow((void **) &a->route_seen, &a->cap_route_seen, r->expert + 1, 1)) return oom();
-        memset(a->route_seen + old, 0, (size_t) (a->cap_route_seen - old));
-    }
-    if (!a->route_seen[r->expert]) {
-        a->route_seen[r->expert] = 1;
-        s->experts[r->layer]++;
-    }
-    return LLT_OK;
-}
-
-// what the experts chosen in its step change of a MUL_MAT_ID node's bytes read (all, and of
-// weights), against the bound its cost has
-static int64_t routed_delta(const struct llt_analysis * a, const struct step * s, const struct node * nd, int64_t * weights) {
-    *weights = 0;
-    if (nd->layer < 0 || nd->layer >= a->run.n_layer || s->experts[nd->layer] <= 0 || strcmp(nd->op, "MUL_MAT_ID") != 0) return 0;
-    struct llt_cost_node in = nd->in;
-    in.n_experts = s->experts[nd->layer];
-    struct llt_cost c;
-    llt_node_cost(&in, &c);
-    *weights = (int64_t) c.bytes_read_weights - (int64_t) nd->cost.bytes_read_weights;
-    return (int64_t) c.bytes_read - (int64_t) nd->cost.bytes_read;
-}
-
-// each step's bytes with the experts its routing names
-static void apply_routing(struct llt_analysis * a) {
-    for (int32_t si = 0; si < a->n_steps; si++) {
-        struct step * s = &a->steps[si];
-        struct llt_analysis_step * p = &s->pub;
-        const struct graph * g = &a->graphs[s->graph];
-        for (int32_t i = g->first; i < g->first + g->n_nodes; i++) {
-            int64_t dw = 0;
-            const int64_t d = routed_delta(a, s, &a->nodes[i], &dw);
-            if (d == 0 && dw == 0) continue;
-            p->bytes_read_weights = (uint64_t) ((int64_t) p->bytes_read_weights + dw);
-            p->bytes_read_acts = (uint64_t) ((int64_t) p->bytes_read_acts + d - dw);
-            a->nodes[i].bytes_adj[p->phase] += (double) d;
-        }
-        if (p->n_tokens > 0) p->bytes_read_per_token = (double) (p->bytes_read_weights + p->bytes_read_acts) / (double) p->n_tokens;
-    }
-}
-
 static int on_time(const struct llt_read_time * r, void * user_data) {
     struct llt_analysis * a = user_data;
     struct step * s = find_step(a, r->step);
@@ -246,8 +189,7 @@ static int on_time(const struct llt_read_time * r, void * user_data) {
     if (!times_add(&nd->times[ph], ns)) return oom();
     nd->samples[ph]++;
     nd->time_ns[ph] += ns;
-    int64_t dw;
-    nd->bytes_adj_timed[ph] += (double) routed_delta(a, s, nd, &dw);
+    llt_analysis_route_time(a, s, nd, ns);
     s->pub.node_ns += ns;
     s->pub.node_samples++;
     if (r->idx == g->embed_last) s->embed_end = r->t_end_ns;
@@ -335,20 +277,19 @@ int llt_analysis_load(struct llt_store * st, const struct llt_analysis_params * 
         const size_t n = (size_t) a->n_steps * (size_t) a->run.n_layer;
         a->l_out_ends = malloc((n + 1) * sizeof(*a->l_out_ends));
         a->step_experts = calloc(n + 1, sizeof(*a->step_experts));
-        if (!a->l_out_ends || !a->step_experts) rc = oom();
+        a->step_uses = calloc(n + 1, sizeof(*a->step_uses));
+        if (!a->l_out_ends || !a->step_experts || !a->step_uses) rc = oom();
         for (size_t i = 0; rc == LLT_OK && i < n; i++) a->l_out_ends[i] = -1;
         for (int32_t si = 0; rc == LLT_OK && si < a->n_steps; si++) {
             a->steps[si].l_out_end = a->l_out_ends + (size_t) si * (size_t) a->run.n_layer;
             a->steps[si].experts = a->step_experts + (size_t) si * (size_t) a->run.n_layer;
+            a->steps[si].uses = a->step_uses + (size_t) si * (size_t) a->run.n_layer;
         }
     }
-    if (rc == LLT_OK) {
-        a->route_step = -1;
-        rc = llt_read_routes(st, &sel, on_route, a);
-        if (rc == LLT_OK) apply_routing(a);
-    }
+    if (rc == LLT_OK) rc = llt_analysis_read_routing(st, &sel, a);
     if (rc == LLT_OK) rc = llt_read_times(st, &sel, on_time, a);
     if (rc == LLT_OK) {
+        llt_analysis_route_finish(a);
         summarize(a);
         rc = llt_analysis_estimate(a);
     }
@@ -372,7 +313,10 @@ void llt_analysis_free(struct llt_analysis * a) {
     free(a->l_out_idx);
     free(a->l_out_ends);
     free(a->step_experts);
+    free(a->step_uses);
+    free(a->uses);
     free(a->route_seen);
+    free(a->experts);
     free(a);
 }
 
