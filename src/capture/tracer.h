@@ -4,7 +4,9 @@
 // The scheduler asks the callback about each node in order (ask=true); nodes answered false are
 // computed together up to the next node answered true, which then gets a post call
 // (ask=false) once it is computed. At level graph every node is recorded in the ask call and
-// every answer is false, so the scheduler computes each split in one go, as without lltrace.
+// every answer is false, so the scheduler computes each split in one go, as without lltrace
+// (but for an MoE layer's mixing weights, observed at every level to read the experts chosen:
+// experts.c).
 //
 // Levels timing and profile time nodes without observing them. The CPU backend calls the
 // context's abort callback (llama_context_params.abort_callback) on its calling thread after
