@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Expert routing on the built-in Mixture of Experts (tiny-qwen3moe): the experts recorded in
 # expert_routing against a dump of the router's own tensors, read by the tests' GGUF reader;
-# `show --experts` against counts made here; the views a dump can now hold; MUL_MAT_ID bytes
-# worked out by hand from the experts chosen.
+# `show --experts` against counts made from the dump; the topk view dumped by --dump and
+# --checkpoints; MUL_MAT_ID bytes worked out by hand from the experts chosen; profile's split
+# of MUL_MAT_ID time by expert redone here.
 . "$(dirname "$0")/lib.sh" cli-experts "$@"
 
 moe=$("$bin" mkmodel tiny-qwen3moe F32 --cache) || { echo "FAIL cannot make tiny-qwen3moe"; exit 1; }
@@ -183,6 +184,34 @@ if not ok: print('  %d rows' % len(rows))
 sys.exit(0 if ok else 1)
 EOF
 
+# ---- --checkpoints: the experts chosen (the topk view) are a checkpoint of every MoE layer ---
+"$bin" run -m "$moe" -p "Hello, my name is" -n 1 -t 2 -o "$dir/cp.db" --checkpoints --dump-file "$dir/cp.gguf" \
+    >"$dir/cp.out" 2>&1 || fail "run --checkpoints: exit $? ($(tail -1 "$dir/cp.out"))"
+python3 - "$dir" <<'EOF' || fail "--checkpoints: the moe_topk checkpoints differ from expert_routing"
+import sqlite3, struct, sys
+sys.path.insert(0, sys.argv[1])
+import gguf
+d = sys.argv[1]
+_, meta, tensors = gguf.read(d + '/cp.gguf')
+f = open(d + '/cp.gguf', 'rb')
+db = sqlite3.connect(d + '/cp.db')
+n_layer = db.execute('SELECT n_layer FROM runs').fetchone()[0]
+ok = True
+for layer in range(n_layer):
+    name = 'ffn_moe_topk-%d#0' % layer
+    found = [(ne, off) for n, t, ne, off in tensors if n == name]
+    if not found or meta.get('lltrace.tensor.%s.checkpoint' % name) != 'moe_topk':
+        print('  %s: missing, or not checkpoint moe_topk' % name); ok = False; continue
+    ne, off = found[0]
+    n = ne[0] * (ne[1] if len(ne) > 1 else 1)
+    f.seek(off)
+    got = list(struct.unpack('<%di' % n, f.read(4 * n)))
+    want = [e for (e,) in db.execute('SELECT expert FROM expert_routing WHERE step = 0 AND layer = ? ORDER BY pos, rank', (layer,))]
+    if got != want:
+        print('  %s: %s, expert_routing %s' % (name, got, want)); ok = False
+sys.exit(0 if ok else 1)
+EOF
+
 # one step, one layer; usage errors
 # csv: the layers, a blank line, the tokens (step, pos, piece, layer, ...)
 "$bin" show "$dir/t.db" --experts --step 0 --layer 0 --format csv >"$dir/e.csv" || fail "show --experts --format csv: exit $?"
@@ -198,7 +227,7 @@ expect "show --experts on llama: exit" "$rc" 0
 [[ "$out" == *"no expert routing"* ]] || fail "show --experts on llama: no note ($out)"
 expect "llama: routing rows" "$(sqlite3 "$dir/llama.db" 'SELECT count(*) FROM expert_routing')" 0
 
-# ---- every level records the same experts; the tokens stay those of an untraced run ---------
+# ---- every level records the same experts -----------------------------------------------------
 for level in graph values; do
     "$bin" run -m "$moe" -p "Hello, my name is" -n 3 -t 2 -o "$dir/$level.db" --level $level >/dev/null 2>&1 ||
         fail "run --level $level: exit $?"

@@ -15,6 +15,9 @@
 extern "C" {
 #endif
 
+// expert ids from this on are taken for a damaged trace (llama.cpp allows 512 experts)
+#define LLT_EXPERTS_MAX 65536
+
 struct llt_experts_layer {
     int32_t         layer;
     int32_t         n_expert;  // the layer's experts: its router's width (ffn_moe_probs-N), or past the highest id chosen

@@ -6,6 +6,7 @@
 #include "core/internal.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +14,11 @@ struct layer {
     struct llt_experts_layer pub;
     int64_t * count;
     int32_t   cap_count;
+};
+
+struct piece {
+    int64_t pos;
+    char *  text; // owned
 };
 
 struct llt_experts {
@@ -25,7 +31,7 @@ struct llt_experts {
     int32_t *                  expert;  // every choice, in row order
     float *                    weight;
     int32_t                    n_choices, cap_expert, cap_weight;
-    char **                    pieces;  // by pos: the token fed there (owned), NULL if none
+    struct piece *             pieces;  // the tokens fed, by pos
     int32_t                    n_pieces, cap_pieces;
 };
 
@@ -57,14 +63,14 @@ static bool widen(struct layer * l, int32_t n) {
 // a layer's router width: its probabilities, one per expert
 static int on_node(const struct llt_read_node * r, void * user_data) {
     struct llt_experts * e = user_data;
-    if (r->layer < 0 || strncmp(r->name, "ffn_moe_probs-", 14) != 0 || r->ne[0] <= 0 || r->ne[0] > INT32_MAX / 2) return LLT_OK;
+    if (r->layer < 0 || strncmp(r->name, "ffn_moe_probs-", 14) != 0 || r->ne[0] <= 0 || r->ne[0] > LLT_EXPERTS_MAX) return LLT_OK;
     struct layer * l = layer_of(e, r->layer);
     return l && widen(l, (int32_t) r->ne[0]) ? LLT_OK : oom();
 }
 
 static int on_route(const struct llt_read_route * r, void * user_data) {
     struct llt_experts * e = user_data;
-    if (r->expert < 0 || r->expert >= INT32_MAX / 2 || r->layer < 0) return LLT_OK; // a damaged row
+    if (r->expert < 0 || r->expert >= LLT_EXPERTS_MAX || r->layer < 0) return LLT_OK; // a damaged row
     struct llt_experts_token * t = e->n_tokens ? &e->tokens[e->n_tokens - 1] : NULL;
     if (!t || t->step != r->step || t->layer != r->layer || t->pos != r->pos) {
         if (!llt_grow((void **) &e->tokens, &e->cap_tokens, e->n_tokens + 1, sizeof(*e->tokens)) ||
@@ -89,24 +95,29 @@ static int on_route(const struct llt_read_route * r, void * user_data) {
 
 static int on_token(const struct llt_read_token * r, void * user_data) {
     struct llt_experts * e = user_data;
-    if (r->pos < 0 || r->pos >= INT32_MAX / 2) return LLT_OK;
-    const int32_t pos = (int32_t) r->pos;
-    if (pos >= e->n_pieces) {
-        if (!llt_grow((void **) &e->pieces, &e->cap_pieces, pos + 1, sizeof(*e->pieces))) return oom();
-        memset(e->pieces + e->n_pieces, 0, (size_t) (pos + 1 - e->n_pieces) * sizeof(*e->pieces));
-        e->n_pieces = pos + 1;
-    }
-    if (!e->pieces[pos] && !(e->pieces[pos] = strdup(r->piece))) return oom();
+    if (!llt_grow((void **) &e->pieces, &e->cap_pieces, e->n_pieces + 1, sizeof(*e->pieces))) return oom();
+    struct piece * p = &e->pieces[e->n_pieces];
+    if (!(p->text = strdup(r->piece))) return oom();
+    p->pos = r->pos;
+    e->n_pieces++;
     return LLT_OK;
+}
+
+// by pos (a run feeds one token per position)
+static int cmp_piece(const void * x, const void * y) {
+    const struct piece * a = x, * b = y;
+    return (a->pos > b->pos) - (a->pos < b->pos);
 }
 
 // the figures, once every row is in (the arrays no longer move)
 static void finish(struct llt_experts * e) {
+    if (e->n_pieces > 1) qsort(e->pieces, (size_t) e->n_pieces, sizeof(*e->pieces), cmp_piece);
     for (int32_t i = 0; i < e->n_tokens; i++) {
         struct llt_experts_token * t = &e->tokens[i];
         t->expert = e->expert + e->first[i];
         t->weight = e->weight + e->first[i];
-        if (t->pos >= 0 && t->pos < e->n_pieces && e->pieces[t->pos]) t->piece = e->pieces[t->pos];
+        const int32_t k = llt_find_i64(e->pieces, e->n_pieces, sizeof(*e->pieces), offsetof(struct piece, pos), t->pos);
+        if (k >= 0) t->piece = e->pieces[k].text;
     }
     for (int32_t i = 0; i < e->n_layers; i++) {
         struct layer * l = &e->layers[i];
@@ -144,7 +155,7 @@ int llt_experts_load(struct llt_store * st, int64_t run, int64_t step, struct ll
 void llt_experts_free(struct llt_experts * e) {
     if (!e) return;
     for (int32_t i = 0; i < e->n_layers; i++) free(e->layers[i].count);
-    for (int32_t i = 0; i < e->n_pieces; i++) free(e->pieces[i]);
+    for (int32_t i = 0; i < e->n_pieces; i++) free(e->pieces[i].text);
     free(e->layers);
     free(e->tokens);
     free(e->first);

@@ -7,6 +7,7 @@
 // over steps that chose different experts, so the difference is kept per step and per node
 // (node.bytes_adj) rather than in the graph's cost.
 #include "analysis/run.h"
+#include "lltrace/experts.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +20,7 @@ static int oom(void) {
 // a->uses, one entry per distinct expert with the tokens that chose it.
 static int on_route(const struct llt_read_route * r, void * user_data) {
     struct llt_analysis * a = user_data;
-    if (r->layer < 0 || r->layer >= a->run.n_layer || r->expert < 0 || r->expert >= INT32_MAX / 2) return LLT_OK;
+    if (r->layer < 0 || r->layer >= a->run.n_layer || r->expert < 0 || r->expert >= LLT_EXPERTS_MAX) return LLT_OK;
     const int32_t si = llt_find_i64(a->steps, a->n_steps, sizeof(*a->steps), offsetof(struct step, pub.step), r->step);
     if (si < 0) return LLT_OK;
     struct step * s = &a->steps[si];
@@ -85,7 +86,7 @@ static void apply_bytes(struct llt_analysis * a) {
 static int count_choices(struct llt_analysis * a) {
     for (int32_t i = 0; a->n_expert > 0 && i < a->n_nodes; i++) {
         const int64_t w = a->nodes[i].in.out.ne[0];
-        if (strncmp(a->nodes[i].name, "ffn_moe_probs-", 14) == 0 && w > a->n_expert && w < INT32_MAX / 2) a->n_expert = (int32_t) w;
+        if (strncmp(a->nodes[i].name, "ffn_moe_probs-", 14) == 0 && w > a->n_expert && w <= LLT_EXPERTS_MAX) a->n_expert = (int32_t) w;
     }
     const size_t n = (size_t) a->run.n_layer * (size_t) a->n_expert;
     if (n == 0) return LLT_OK;

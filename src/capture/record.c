@@ -142,7 +142,7 @@ static void describe_node(struct llt_tracer * tr, struct ggml_tensor * t, int32_
         int32_t prev = idx > 0 ? tr->recs[idx - 1].layer : -1;
         r->layer = inherited > prev ? inherited : prev;
     }
-    if (tr->values) r->flags |= llt_values_node_flags(tr->values, r->name, t->op, r->layer, (r->flags & NODE_NOOP) != 0);
+    if (tr->values) r->flags |= llt_values_node_flags(tr->values, t, r->name, r->layer, (r->flags & NODE_NOOP) != 0);
     if (!ptr_table_put(&tr->node_idx, t, idx)) llt_capture_fail(tr, "out of memory");
     tr->seen[idx] = *t;
     tr->seen_ptr[idx] = t;
