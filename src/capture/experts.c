@@ -54,6 +54,12 @@ bool llt_experts_is_route(const struct ggml_tensor * t) {
 // is read into the stack
 #define MAX_USED 512
 
+// ggml_backend_tensor_get() aborts on a tensor without data or buffer: the hook must not
+static bool readable(const struct ggml_tensor * t) {
+    const struct ggml_tensor * base = t->view_src ? t->view_src : t;
+    return t->data && base->buffer;
+}
+
 // Where the layer's rows of tokens are in the batch. The last layer computes its FFN only for
 // the tokens whose output is asked for: llama.cpp picks their rows with GET_ROWS at the input
 // inp_out_ids before it (a few nodes up the sources). Found there, or else the last rows.
@@ -67,7 +73,7 @@ static void token_rows(const struct llt_tracer * tr, const struct ggml_tensor * 
     queue[tail++] = t;
     while (head < tail) {
         const struct ggml_tensor * x = queue[head++];
-        if (strcmp(x->name, "inp_out_ids") == 0 && x->type == GGML_TYPE_I32 && ggml_nelements(x) == n_rows) {
+        if (strcmp(x->name, "inp_out_ids") == 0 && x->type == GGML_TYPE_I32 && ggml_nelements(x) == n_rows && readable(x)) {
             for (int64_t r = 0; r < n_rows; r++) {
                 int32_t row = 0;
                 ggml_backend_tensor_get(x, &row, (size_t) r * sizeof(int32_t), sizeof(int32_t));
@@ -131,7 +137,7 @@ static int read_later(struct llt_tracer * tr, const struct ggml_tensor * t, int3
 }
 
 int llt_experts_read(struct llt_tracer * tr, const struct ggml_tensor * t, int32_t layer) {
-    if (layer < 0) return LLT_OK;
+    if (layer < 0 || !readable(t) || (t->src[1] && !readable(t->src[1]))) return LLT_OK;
     return t->op == GGML_OP_GET_ROWS && is_named(t->name, weight_names[0]) ? read_first(tr, t, layer)
                                                                            : read_later(tr, t, layer);
 }
