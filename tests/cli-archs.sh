@@ -15,13 +15,11 @@ cp "$here/gguf.py" "$dir/gguf.py"
 prompt="The capital of France is"
 q() { sqlite3 "$1" "$2"; }
 
-# every tensor of the file, counted by our own reader
-n_weights=$(python3 -c "
+# the tensors and layers of the file, counted by our own reader
+read -r n_weights n_layer < <(python3 -c "
 import sys; sys.path.insert(0, '$dir'); import gguf
-print(len(gguf.read('$f32')[2]))")
-n_layer=$(python3 -c "
-import sys; sys.path.insert(0, '$dir'); import gguf
-print(gguf.read('$f32')[1]['$arch.block_count'])")
+_, meta, tensors = gguf.read('$f32')
+print(len(tensors), meta['$arch.block_count'])")
 
 for type in F32 "$qtype"; do
     model=$f32; [ "$type" = F32 ] || model=$quant
