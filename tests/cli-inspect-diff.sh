@@ -30,7 +30,7 @@ q8=$("$bin" mkmodel tiny Q8_0 --cache) || { echo "FAIL cannot make tiny Q8_0"; e
 q4=$("$bin" mkmodel tiny Q4_K_M --cache) || { echo "FAIL cannot make tiny Q4_K_M"; exit 1; }
 
 # ---- a GGUF reader of our own ---------------------------------------------------------------
-cp "$(dirname "$0")/gguf.py" "$dir/gguf.py"
+cp "$here/gguf.py" "$dir/gguf.py"
 
 # ---- inspect ----------------------------------------------------------------------------------
 for model in "$f32" "$q4"; do

@@ -1,4 +1,4 @@
-# A GGUF reader of the tests' own, independent of lltrace and ggml (used by cli-*.sh)
+# A GGUF reader of the tests' own (no numpy, no gguf-py): the file's metadata and tensor table.
 import struct
 
 SCALARS = {0: '<B', 1: '<b', 2: '<H', 3: '<h', 4: '<I', 5: '<i', 6: '<f', 7: '<?', 10: '<Q', 11: '<q', 12: '<d'}
