@@ -1,4 +1,4 @@
-// lltrace mkmodel: write a built-in deterministic llama model.
+// lltrace mkmodel: write a built-in deterministic model of one of several architectures.
 #include "cli.h"
 #include "lltrace.h"
 
@@ -9,13 +9,23 @@
 static const char * usage_text =
     "usage: lltrace mkmodel PRESET [TYPE] [-o FILE] [--vocab FILE]\n"
     "\n"
-    "Writes a deterministic llama model: the same preset and type give the same bytes.\n"
+    "Writes a deterministic model: the same preset and type give the same bytes. It holds only\n"
+    "the tensors a real checkpoint of its architecture has, and its family's tokenizer.\n"
     "\n"
-    "  PRESET        tiny (n_embd 256, 2 layers) or small (n_embd 768, 12 layers, n_ff 2048)\n"
-    "  TYPE          llama file type: F32 (default), F16, BF16, Q8_0, Q4_0, Q4_K_M, Q6_K, IQ4_NL, ...\n"
+    "  PRESET        architecture and size:\n"
+    "                  tiny            llama, n_embd 256, 2 layers (vocab llama-spm)\n"
+    "                  small           llama, n_embd 768, 12 layers, n_ff 2048 (vocab llama-spm)\n"
+    "                  tiny-gpt2       gpt2: LayerNorm with biases, learned positions, GELU (vocab gpt-2)\n"
+    "                  tiny-qwen3      qwen3: Q/K norms, head_dim 32 x 4 heads > n_embd 64 (vocab qwen2)\n"
+    "                  tiny-gemma3     gemma3: sliding-window layer 0, global layer 1 (vocab gemma-4)\n"
+    "                  tiny-qwen3moe   qwen3moe: 8 experts, 2 used per token (vocab qwen2)\n"
+    "                  tiny-bitnet     bitnet b1.58: ternary projections, for TQ1_0/TQ2_0 (vocab llama-spm)\n"
+    "  TYPE          llama file type: F32 (default), F16, BF16, Q8_0, Q4_0, Q4_K_M, Q6_K, IQ4_NL,\n"
+    "                TQ1_0, TQ2_0, ...\n"
     "  -o FILE       output (default: <preset>-<type>.gguf; without -o and with --cache: the cache)\n"
     "  --cache       make it in the model cache (where 'lltrace run' finds it) and print the path\n"
-    "  --vocab FILE  tokenizer GGUF (default: llama.cpp's models/ggml-vocab-llama-spm.gguf)\n"
+    "  --vocab FILE  tokenizer GGUF (default: the family's models/ggml-vocab-*.gguf of llama.cpp,\n"
+    "                from $LLTRACE_VOCAB_DIR; llama-spm from $LLTRACE_VOCAB)\n"
     "  -v            show llama.cpp's log\n";
 
 int cli_default_model(const char * preset, int ftype, char ** out_path) {

@@ -28,15 +28,19 @@ static const char * usage_text =
     "                  phase: tokenize, embed, layers, logits, sampling and decode overhead\n"
     "                  step: the same per step, with the sum of the node times\n"
     "                  node: the slowest nodes\n"
-    "  --top N         op, layer, node: at most N rows per phase (default: all; node: 20)\n"
+    "                  expert: per MoE layer and expert the tokens routed to it and its part\n"
+    "                  of the layer's MUL_MAT_ID time, split by tokens (an attribution: ggml\n"
+    "                  computes all experts of a MUL_MAT_ID in one node)\n"
+    "  --top N         op, layer, node, expert: at most N rows per phase (expert: the N\n"
+    "                  slowest; default: all; node: 20)\n"
     "  --format FMT    table (default), csv or json\n"
     "  -h, --help      this help\n";
 
 // ---- options -----------------------------------------------------------------------------
 
-enum prof_view { BY_OP, BY_LAYER, BY_PHASE, BY_STEP, BY_NODE, BY_COUNT };
+enum prof_view { BY_OP, BY_LAYER, BY_PHASE, BY_STEP, BY_NODE, BY_EXPERT, BY_COUNT };
 
-static const char * view_names[] = { "op", "layer", "phase", "step", "node" };
+static const char * view_names[] = { "op", "layer", "phase", "step", "node", "expert" };
 _Static_assert(sizeof(view_names) / sizeof(view_names[0]) == BY_COUNT, "a name per view");
 
 struct prof_opts {
@@ -243,6 +247,45 @@ static int write_steps(struct out * o, const struct llt_analysis * a) {
     return rc == CLI_OK ? out_end(o) : rc;
 }
 
+static const struct out_col expert_cols[] = {
+    { "layer", OUT_INT, OUT_ALL }, { "expert", OUT_INT, OUT_ALL }, { "tokens", OUT_INT, OUT_ALL },
+    { "steps", OUT_INT, OUT_ALL }, { "time_us", OUT_TIME, OUT_ALL }, { "share", OUT_PCT, OUT_ALL },
+    { "samples", OUT_INT, OUT_ALL },
+};
+
+static int cmp_expert_time(const void * x, const void * y) {
+    const double a = (*(const struct llt_analysis_expert * const *) x)->time_ns;
+    const double b = (*(const struct llt_analysis_expert * const *) y)->time_ns;
+    return (a < b) - (a > b);
+}
+
+// per MoE layer and expert (--top: the slowest); share: of the experts' time
+static int write_experts(struct out * o, const struct llt_analysis * a, const struct prof_opts * opts) {
+    const int32_t n = llt_analysis_n_experts(a);
+    const struct llt_analysis_expert ** e = malloc(((size_t) n + 1) * sizeof(*e));
+    if (!e) {
+        cli_error("out of memory");
+        return CLI_FAIL;
+    }
+    double total = 0;
+    for (int32_t i = 0; i < n; i++) {
+        e[i] = llt_analysis_expert(a, i);
+        total += e[i]->time_ns;
+    }
+    if (opts->top) qsort(e, (size_t) n, sizeof(*e), cmp_expert_time);
+    if (n == 0) out_note(o, "no expert routing: not a Mixture-of-Experts model");
+    int rc = out_begin(o, "rows", NULL, OUT_COLS(expert_cols), 0);
+    for (int32_t i = 0; i < n && rc == CLI_OK && (!opts->top || i < opts->top); i++) {
+        const struct out_val v[] = {
+            out_int(e[i]->layer), out_int(e[i]->expert), out_int(e[i]->choices), out_int(e[i]->steps),
+            out_real(e[i]->time_ns), num(100.0 * ratio(e[i]->time_ns, total)), out_int(e[i]->samples),
+        };
+        rc = out_row(o, v);
+    }
+    free(e);
+    return rc == CLI_OK ? out_end(o) : rc;
+}
+
 static int write_run(struct out * o, const struct llt_analysis * a, const struct prof_opts * opts) {
     const struct llt_analysis_run * r = llt_analysis_run(a);
     const double coverage = 100.0 * ratio((double) r->samples, (double) r->instances);
@@ -311,7 +354,8 @@ int cmd_profile(int argc, char ** argv) {
     }
     rc = write_run(o, a, &opts);
     if (rc == CLI_OK) {
-        rc = opts.view == BY_PHASE ? write_phases(o, a) : opts.view == BY_STEP ? write_steps(o, a) : write_groups(o, a, &opts);
+        rc = opts.view == BY_PHASE ? write_phases(o, a) : opts.view == BY_STEP ? write_steps(o, a)
+           : opts.view == BY_EXPERT ? write_experts(o, a, &opts) : write_groups(o, a, &opts);
     }
 done:
     if (o) {

@@ -16,7 +16,7 @@
 
 // ---- options -----------------------------------------------------------------------------
 
-enum show_view { VIEW_NODES, VIEW_STATS, VIEW_WEIGHTS, VIEW_DISPATCH, VIEW_RUNS, VIEW_DIFFS };
+enum show_view { VIEW_NODES, VIEW_STATS, VIEW_WEIGHTS, VIEW_DISPATCH, VIEW_RUNS, VIEW_DIFFS, VIEW_EXPERTS };
 
 struct show_opts {
     const char *    trace;
@@ -55,6 +55,9 @@ static const char * usage_text =
     "  --dispatch      per weight: type, block size, bits per weight, the type this CPU converts\n"
     "                  activations to for its dot products, buffer; kernels and where nodes ran\n"
     "  --diffs         the live comparison of a 'run --reference' run, node by node (--step)\n"
+    "  --experts       Mixture of Experts: per layer how often each expert was chosen and the\n"
+    "                  load imbalance (max / mean); per token the experts and their weights\n"
+    "                  (--step, --layer; --limit: token rows)\n"
     "  --format FMT    table (default), csv or json\n"
     "  -h, --help      this help\n";
 
@@ -66,7 +69,7 @@ static bool parse_opts(int argc, char ** argv, struct show_opts * o) {
         const char * v = NULL;
         static const struct { const char * flag; enum show_view view; } views[] = {
             { "--stats", VIEW_STATS }, { "--weights", VIEW_WEIGHTS }, { "--dispatch", VIEW_DISPATCH },
-            { "--runs", VIEW_RUNS }, { "--diffs", VIEW_DIFFS },
+            { "--runs", VIEW_RUNS }, { "--diffs", VIEW_DIFFS }, { "--experts", VIEW_EXPERTS },
         };
         bool is_view = false;
         for (size_t k = 0; k < sizeof(views) / sizeof(views[0]); k++) {
@@ -114,7 +117,7 @@ static bool parse_opts(int argc, char ** argv, struct show_opts * o) {
         return false;
     }
     if (n_views > 1) {
-        cli_error("show: --runs, --stats, --weights, --dispatch and --diffs are separate views; pick one");
+        cli_error("show: --runs, --stats, --weights, --dispatch, --diffs and --experts are separate views; pick one");
         return false;
     }
     const enum show_view w = o->view;
@@ -124,6 +127,10 @@ static bool parse_opts(int argc, char ** argv, struct show_opts * o) {
     }
     if ((w == VIEW_STATS || w == VIEW_RUNS) && (o->has_layer || o->op || o->name || o->limit)) {
         cli_error("show: --layer, --op, --name and --limit select nodes or weights, not --stats or --runs");
+        return false;
+    }
+    if (w == VIEW_EXPERTS && (o->op || o->name)) {
+        cli_error("show: --op and --name select nodes; --experts takes --step, --layer and --limit");
         return false;
     }
     if (w == VIEW_RUNS && (o->has_step || o->run)) {
@@ -595,6 +602,62 @@ static int view_stats(struct show * sh) {
     return rc;
 }
 
+// ---- --experts: the analysis layer's routing figures ---------------------------------------
+
+static const struct out_col expert_layer_cols[] = {
+    { "layer", OUT_INT, OUT_ALL }, { "experts", OUT_INT, OUT_ALL }, { "used", OUT_INT, OUT_ALL },
+    { "tokens", OUT_INT, OUT_ALL }, { "imbalance", OUT_REAL, OUT_ALL }, { "idle", OUT_INT, OUT_ALL },
+    { "counts", OUT_LIST, OUT_ALL },
+};
+
+static const struct out_col expert_token_cols[] = {
+    { "step", OUT_INT, OUT_ALL }, { "pos", OUT_INT, OUT_ALL }, { "piece", OUT_TEXT, OUT_ALL },
+    { "layer", OUT_INT, OUT_ALL }, { "experts", OUT_LIST, OUT_ALL }, { "weights", OUT_LIST, OUT_ALL },
+};
+
+static int view_experts(struct show * sh) {
+    struct llt_experts * e = NULL;
+    if (llt_experts_load(sh->st, sh->run.id, sh->o.has_step ? sh->o.step : -1, &e) != LLT_OK) {
+        cli_error("%s", llt_last_error());
+        return CLI_FAIL;
+    }
+    const bool any_layer = !sh->o.has_layer;
+    float * f = NULL;
+    int rc = out_begin(sh->out, "layers", "Experts chosen per layer (counts: expert 0, 1, ...)", OUT_COLS(expert_layer_cols), 0);
+    for (int32_t i = 0; rc == CLI_OK && i < llt_experts_n_layers(e); i++) {
+        const struct llt_experts_layer * l = llt_experts_layer(e, i);
+        if (!any_layer && l->layer != sh->o.layer) continue;
+        float * nf = realloc(f, ((size_t) l->n_expert + 1) * sizeof(float));
+        if (!nf) { rc = CLI_FAIL; cli_error("out of memory"); break; }
+        f = nf;
+        for (int32_t x = 0; x < l->n_expert; x++) f[x] = (float) l->count[x];
+        const struct out_val v[] = { out_int(l->layer), out_int(l->n_expert), out_int(l->n_used), out_int(l->n_tokens),
+                                     out_real(l->imbalance), out_int(l->n_idle), out_floats(f, l->n_expert) };
+        rc = out_row(sh->out, v);
+    }
+    if (rc == CLI_OK) rc = out_end(sh->out);
+    if (rc == CLI_OK && llt_experts_n_layers(e) == 0) {
+        out_note(sh->out, "run %lld has no expert routing: not a Mixture-of-Experts model", (long long) sh->run.id);
+    }
+    if (rc == CLI_OK) rc = out_begin(sh->out, "tokens", "Experts per token, best first", OUT_COLS(expert_token_cols), 0);
+    int64_t n_rows = 0;
+    float ids[512];
+    for (int64_t i = 0; rc == CLI_OK && i < llt_experts_n_tokens(e) && (!sh->o.limit || n_rows < sh->o.limit); i++) {
+        const struct llt_experts_token * t = llt_experts_token(e, i);
+        if (!any_layer && t->layer != sh->o.layer) continue;
+        const int32_t n = t->n < 512 ? t->n : 512;
+        for (int32_t k = 0; k < n; k++) ids[k] = (float) t->expert[k];
+        const struct out_val v[] = { out_int(t->step), out_int(t->pos), out_text(t->piece), out_int(t->layer),
+                                     out_floats(ids, n), out_floats(t->weight, n) };
+        rc = out_row(sh->out, v);
+        n_rows++;
+    }
+    if (rc == CLI_OK) rc = out_end(sh->out);
+    free(f);
+    llt_experts_free(e);
+    return rc;
+}
+
 // ---- the command -------------------------------------------------------------------------
 
 // Finds the run and checks the step asked for exists; the exit code on failure.
@@ -655,6 +718,7 @@ int cmd_show(int argc, char ** argv) {
             case VIEW_WEIGHTS:  rc = view_weights(&sh); break;
             case VIEW_DISPATCH: rc = view_dispatch(&sh); break;
             case VIEW_DIFFS:    rc = view_diffs(&sh); break;
+            case VIEW_EXPERTS:  rc = view_experts(&sh); break;
             case VIEW_RUNS:     rc = write_table(&sh, LLT_TABLE_RUNS, "runs", NULL, OUT_COLS(runs_cols), 0, NULL); break;
         }
     }

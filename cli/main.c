@@ -122,7 +122,7 @@ static const struct cli_cmd commands[] = {
     { "exec",    cmd_exec,    "run a llama.cpp program as it is (llama-cli, llama-server, ...) and trace it" },
     { "show",    cmd_show,    "print the nodes, steps and statistics of a trace" },
     { "export",  cmd_export,  "write a trace as an NDJSON event log" },
-    { "mkmodel", cmd_mkmodel, "write a built-in deterministic llama model" },
+    { "mkmodel", cmd_mkmodel, "write a built-in deterministic model: llama, gpt2, qwen3, gemma3, qwen3moe, bitnet" },
     { "bench",   cmd_bench,   "measure what tracing costs, as a Markdown receipt" },
     { "parity",  cmd_parity,  "compare two greedy decodes token by token, with top-k logits" },
     { "profile", cmd_profile, "time per op, layer, phase and node, with bytes and FLOPs" },

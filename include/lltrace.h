@@ -18,6 +18,7 @@
 #include "lltrace/cost.h"
 #include "lltrace/read.h"
 #include "lltrace/analysis.h"
+#include "lltrace/experts.h"
 #include "lltrace/export.h"
 #include "lltrace/models.h"
 #include "lltrace/tensors.h"

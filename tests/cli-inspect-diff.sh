@@ -30,40 +30,7 @@ q8=$("$bin" mkmodel tiny Q8_0 --cache) || { echo "FAIL cannot make tiny Q8_0"; e
 q4=$("$bin" mkmodel tiny Q4_K_M --cache) || { echo "FAIL cannot make tiny Q4_K_M"; exit 1; }
 
 # ---- a GGUF reader of our own ---------------------------------------------------------------
-cat >"$dir/gguf.py" <<'EOF'
-import struct
-
-SCALARS = {0: '<B', 1: '<b', 2: '<H', 3: '<h', 4: '<I', 5: '<i', 6: '<f', 7: '<?', 10: '<Q', 11: '<q', 12: '<d'}
-TYPE_NAMES = {0: 'f32', 1: 'f16', 8: 'q8_0', 12: 'q4_K', 14: 'q6_K'}
-
-def read(path):
-    """(n_kv, metadata dict, tensors [(name, type, ne, absolute offset)])"""
-    f = open(path, 'rb')
-    def take(fmt):
-        return struct.unpack(fmt, f.read(struct.calcsize(fmt)))[0]
-    def string():
-        return f.read(take('<Q')).decode('utf-8')
-    def value(t):
-        if t == 8: return string()
-        if t == 9:
-            at, n = take('<I'), take('<Q')
-            return [value(at) for _ in range(n)]
-        return take(SCALARS[t])
-    assert f.read(4) == b'GGUF'
-    version, n_tensors, n_kv = take('<I'), take('<Q'), take('<Q')
-    meta = {}
-    for _ in range(n_kv):
-        k = string()
-        meta[k] = value(take('<I'))
-    infos = []
-    for _ in range(n_tensors):
-        name = string()
-        ne = [take('<Q') for _ in range(take('<I'))]
-        infos.append((name, take('<I'), ne, take('<Q')))
-    align = meta.get('general.alignment', 32)
-    start = (f.tell() + align - 1) // align * align
-    return n_kv, meta, [(n, t, ne, start + o) for n, t, ne, o in infos]
-EOF
+cp "$here/gguf.py" "$dir/gguf.py"
 
 # ---- inspect ----------------------------------------------------------------------------------
 for model in "$f32" "$q4"; do

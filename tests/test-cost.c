@@ -105,6 +105,12 @@ int main(void) {
     const struct llt_cost_node moe = { "MUL_MAT_ID", tensor(768, 2, 1, 1, F32), 3,
         { tensor(256, 768, 8, 1, Q4_K), tensor(256, 1, 1, 1, F32), input(8) } };
     check_cost("MUL_MAT_ID", &moe, (struct want) { true, 2ull * 256 * 768 * 2, 2 * 110592 + 1024 + 8, 6144 });
+    // five tokens: 10 choices bound 8 experts; the routing says they chose 3 distinct ones
+    struct llt_cost_node moe5 = { "MUL_MAT_ID", tensor(768, 2, 5, 1, F32), 3,
+        { tensor(256, 768, 8, 1, Q4_K), tensor(256, 1, 5, 1, F32), input(40) } };
+    check_cost("MUL_MAT_ID bound", &moe5, (struct want) { true, 2ull * 256 * 768 * 10, 8 * 110592 + 5120 + 40, 30720 });
+    moe5.n_experts = 3;
+    check_cost("MUL_MAT_ID routed", &moe5, (struct want) { true, 2ull * 256 * 768 * 10, 3 * 110592 + 5120 + 40, 30720 });
 
     // P·V without flash attention, V transposed in a 1024-cell cache: the view [n_kv 256, 64, 2]
     // spans the whole cache (row stride 1024 cells) but its 256·64·2 f16 elements are read

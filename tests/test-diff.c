@@ -393,6 +393,8 @@ static void test_map(void) {
         { "lltrace-map 2\na b\n",                  "version 2" },
         { "a b\n",                                 "lltrace-map 1" },
         { "lltrace-map 1\na b frobnicate\n",       "unknown transform" },
+        { "lltrace-map 1\na b split:1,2,2\n",     "unknown transform" }, // part 2 of 2: parts count from 0
+        { "lltrace-map 1\na b split:1,0\n",       "unknown transform" },
         { "lltrace-map 1\na b.{L}\n",              "{L}" },
         { "lltrace-map 1\na* b\n",                 "'*'" },
         { "lltrace-map 1\nonly-one-word\n",        "needs" },

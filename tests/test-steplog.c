@@ -11,7 +11,8 @@
 static char trace[300], log_file[320];
 
 // a batch with two graph nodes, a timed step, two tokens (one cut inside a character), a
-// statistics row, a diff row and a parity record; the caller frees it with llt_batch_free()
+// statistics row, a diff row, a parity record and two expert routing rows; the caller frees
+// it with llt_batch_free()
 static struct llt_batch * make_batch(void) {
     struct llt_batch * b = calloc(1, sizeof(*b));
     REQUIRE(b, "out of memory");
@@ -58,6 +59,10 @@ static struct llt_batch * make_batch(void) {
     b->parity = calloc(1, sizeof(*b->parity));
     b->n_parity = b->cap_parity = 1;
     b->parity[0] = (struct parity_rows) { .step = 0, .pos = 2, .token = 3010, .piece = "h\xC3", .top_k = strdup("[[3010,1.5]]") };
+    b->routes = calloc(2, sizeof(*b->routes));
+    b->n_routes = b->cap_routes = 2;
+    b->routes[0] = (struct route_rows) { .step = 0, .layer = 1, .pos = 1, .rank = 0, .expert = 5, .weight = 0.75f };
+    b->routes[1] = (struct route_rows) { .step = 0, .layer = 1, .pos = 1, .rank = 1, .expert = 2, .weight = 0.25f };
     return b;
 }
 
@@ -117,6 +122,8 @@ static void test_replay(void) {
               "l_out-0 16 1 2 3 4 0.5 0 1");
     CHECK_STR(q(db, "SELECT pos || ' ' || token || ' ' || piece || ' ' || hex(piece_bytes) || ' ' || top_k FROM parity"),
               "2 3010 h\xEF\xBF\xBD 68C3 [[3010,1.5]]");
+    CHECK_STR(q(db, "SELECT group_concat(step || ':' || layer || ':' || pos || ':' || rank || ':' || expert || ':' || weight, ' ')"
+                    " FROM expert_routing"), "0:1:1:0:5:0.75 0:1:1:1:2:0.25");
     llt_store_close(st);
 }
 

@@ -104,6 +104,24 @@ struct llt_analysis_part {
 };
 void llt_analysis_parts(const struct llt_analysis * a, enum llt_phase phase, struct llt_analysis_part out[LLT_PART_COUNT]);
 
+// ---- experts: Mixture-of-Experts layers ----------------------------------------------------
+
+// One expert of an MoE layer over the loaded steps. Its time cannot be measured: ggml computes
+// every expert of a MUL_MAT_ID in one node (its threads share out each chosen expert's rows)
+// and the CPU backend's callback comes once per node. time_ns attributes each timed
+// MUL_MAT_ID run to the experts of its step by their share of its FLOPs: the tokens routed to each.
+struct llt_analysis_expert {
+    int32_t layer, expert;
+    int64_t choices;  // tokens routed to it
+    int64_t steps;    // steps that chose it
+    double  time_ns;  // its part of the layer's timed MUL_MAT_ID runs (gate, up, down)
+    int64_t samples;  // timed MUL_MAT_ID runs that chose it
+};
+
+// the experts of every MoE layer, by layer and expert; none for a model without experts
+int32_t                            llt_analysis_n_experts(const struct llt_analysis * a);
+const struct llt_analysis_expert * llt_analysis_expert(const struct llt_analysis * a, int32_t i);
+
 // ---- groups: time, bytes and FLOPs per op, layer or node ---------------------------------
 
 enum llt_analysis_by { LLT_ANALYSIS_BY_OP, LLT_ANALYSIS_BY_LAYER, LLT_ANALYSIS_BY_NODE };

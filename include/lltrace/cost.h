@@ -27,6 +27,8 @@ struct llt_cost_node {
     struct llt_cost_tensor out;
     int32_t                n_src; // sources in slots 0..n_src-1; an empty slot is all 0
     struct llt_cost_tensor src[LLT_COST_MAX_SRC];
+    int32_t                n_experts; // MUL_MAT_ID: the distinct experts its ids chose (expert_routing);
+                                      // 0 when unknown: at most n_used × n_tokens of them
 };
 
 struct llt_cost {

@@ -100,11 +100,22 @@ struct llt_read_time {
     int64_t t_begin_ns, t_end_ns;
 };
 
+// an expert a token chose in an MoE layer (expert_routing)
+struct llt_read_route {
+    int64_t step;
+    int32_t layer;
+    int64_t pos;     // the token's position
+    int32_t rank;    // 0: the token's highest-scoring expert
+    int32_t expert;
+    double  weight;  // its weight in the layer's mix
+};
+
 typedef int (*llt_read_node_fn)(const struct llt_read_node * row, void * user_data);
 typedef int (*llt_read_src_fn) (const struct llt_read_src  * row, void * user_data);
 typedef int (*llt_read_step_fn)(const struct llt_read_step * row, void * user_data);
 typedef int (*llt_read_time_fn)(const struct llt_read_time * row, void * user_data);
 typedef int (*llt_read_token_fn)(const struct llt_read_token * row, void * user_data);
+typedef int (*llt_read_route_fn)(const struct llt_read_route * row, void * user_data);
 
 // the nodes of every graph the selected steps ran, by graph and idx
 int llt_read_nodes(struct llt_store * st, const struct llt_read_sel * sel, llt_read_node_fn fn, void * user_data);
@@ -116,6 +127,9 @@ int llt_read_steps(struct llt_store * st, const struct llt_read_sel * sel, llt_r
 int llt_read_times(struct llt_store * st, const struct llt_read_sel * sel, llt_read_time_fn fn, void * user_data);
 // the tokens of the run, by seq (sel->step is ignored)
 int llt_read_tokens(struct llt_store * st, const struct llt_read_sel * sel, llt_read_token_fn fn, void * user_data);
+// the experts of the selected steps, by step, layer, pos and rank (none for a model without
+// experts, or a trace made before the table)
+int llt_read_routes(struct llt_store * st, const struct llt_read_sel * sel, llt_read_route_fn fn, void * user_data);
 
 // ---- tables as rows ----------------------------------------------------------------------
 

@@ -132,10 +132,13 @@ static bool model(const struct llt_cost_node * node, struct llt_cost * out, uint
             out->flops = 2 * (uint64_t) s[0].ne[0] * n;
             return true;
         case OP_MUL_MAT_ID:
-            // src0 [K, M, n_expert], out [M, n_used, n_tokens]: only the chosen experts are read
+            // src0 [K, M, n_expert], out [M, n_used, n_tokens]: only the chosen experts' matrices
+            // are read, each once however many tokens chose it: the distinct experts the
+            // routing recorded, else at most n_used × n_tokens of them
             if (!src_known(node, 0)) return false;
             out->flops = 2 * (uint64_t) s[0].ne[0] * n;
-            if (n_rows(o) < (uint64_t) s[0].ne[2]) rd[0] = s[0].bytes / (uint64_t) s[0].ne[2] * n_rows(o);
+            const uint64_t chosen = node->n_experts > 0 ? (uint64_t) node->n_experts : n_rows(o);
+            if (chosen < (uint64_t) s[0].ne[2]) rd[0] = s[0].bytes / (uint64_t) s[0].ne[2] * chosen;
             return true;
         case OP_GET_ROWS:
             // only the rows asked for are read from src0 (the embedding table: a row per token)

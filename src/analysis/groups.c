@@ -97,9 +97,9 @@ static int build(const struct llt_analysis * a, enum llt_analysis_by by, bool by
                 g->instances += nd->instances[ph];
                 g->samples += nd->samples[ph];
                 g->time_ns += (double) nd->time_ns[ph];
-                g->bytes += inst * bytes;
+                g->bytes += inst * bytes + nd->bytes_adj[ph];
                 g->flops += inst * (double) nd->cost.flops;
-                g->bytes_timed += smp * bytes;
+                g->bytes_timed += smp * bytes + nd->bytes_adj_timed[ph];
                 g->flops_timed += smp * (double) nd->cost.flops;
                 g->est_ns += nd->est_ns[ph];
                 if (by == LLT_ANALYSIS_BY_LAYER) continue; // its values are the l_out gaps
@@ -125,7 +125,7 @@ int llt_analysis_estimate(struct llt_analysis * a) {
             }
             const struct group * op = nd->is_noop || inst == 0 ? NULL : group_find(&ops, (enum llt_phase) ph, nd->op, 0);
             const double bytes = (double) (nd->cost.bytes_read + nd->cost.bytes_written);
-            nd->est_ns[ph] = op && op->pub.bytes_timed > 0 ? inst * bytes * op->pub.time_ns / op->pub.bytes_timed
+            nd->est_ns[ph] = op && op->pub.bytes_timed > 0 ? (inst * bytes + nd->bytes_adj[ph]) * op->pub.time_ns / op->pub.bytes_timed
                            : inst > 0 ? NAN : 0;
         }
     }

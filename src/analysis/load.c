@@ -189,6 +189,7 @@ static int on_time(const struct llt_read_time * r, void * user_data) {
     if (!times_add(&nd->times[ph], ns)) return oom();
     nd->samples[ph]++;
     nd->time_ns[ph] += ns;
+    llt_analysis_route_time(a, s, nd, ns);
     s->pub.node_ns += ns;
     s->pub.node_samples++;
     if (r->idx == g->embed_last) s->embed_end = r->t_end_ns;
@@ -275,14 +276,20 @@ int llt_analysis_load(struct llt_store * st, const struct llt_analysis_params * 
     if (rc == LLT_OK) {
         const size_t n = (size_t) a->n_steps * (size_t) a->run.n_layer;
         a->l_out_ends = malloc((n + 1) * sizeof(*a->l_out_ends));
-        if (!a->l_out_ends) rc = oom();
+        a->step_experts = calloc(n + 1, sizeof(*a->step_experts));
+        a->step_uses = calloc(n + 1, sizeof(*a->step_uses));
+        if (!a->l_out_ends || !a->step_experts || !a->step_uses) rc = oom();
         for (size_t i = 0; rc == LLT_OK && i < n; i++) a->l_out_ends[i] = -1;
         for (int32_t si = 0; rc == LLT_OK && si < a->n_steps; si++) {
             a->steps[si].l_out_end = a->l_out_ends + (size_t) si * (size_t) a->run.n_layer;
+            a->steps[si].experts = a->step_experts + (size_t) si * (size_t) a->run.n_layer;
+            a->steps[si].uses = a->step_uses + (size_t) si * (size_t) a->run.n_layer;
         }
     }
+    if (rc == LLT_OK) rc = llt_analysis_read_routing(st, &sel, a);
     if (rc == LLT_OK) rc = llt_read_times(st, &sel, on_time, a);
     if (rc == LLT_OK) {
+        llt_analysis_route_finish(a);
         summarize(a);
         rc = llt_analysis_estimate(a);
     }
@@ -305,6 +312,11 @@ void llt_analysis_free(struct llt_analysis * a) {
     free(a->steps);
     free(a->l_out_idx);
     free(a->l_out_ends);
+    free(a->step_experts);
+    free(a->step_uses);
+    free(a->uses);
+    free(a->route_seen);
+    free(a->experts);
     free(a);
 }
 

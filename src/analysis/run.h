@@ -28,6 +28,9 @@ struct node {
     int64_t         time_ns[LLT_PHASE_COUNT];
     double          est_ns[LLT_PHASE_COUNT]; // NAN if it cannot be estimated
     struct times    times[LLT_PHASE_COUNT];
+    // a MUL_MAT_ID's bytes beyond instances × cost, over its runs and its timed runs: the
+    // experts the routing recorded per step in place of the bound (negative: fewer read)
+    double          bytes_adj[LLT_PHASE_COUNT], bytes_adj_timed[LLT_PHASE_COUNT];
 };
 
 struct graph {
@@ -48,6 +51,13 @@ struct step {
     int64_t  t_begin, compute_begin, compute_end, t_end, t_sample;
     int64_t  embed_end;               // end of the graph's embed_last node, -1 if not timed
     int64_t * l_out_end;              // per layer, -1 if not timed
+    int32_t * experts;                // per layer: distinct experts its tokens chose, 0 unknown
+    int32_t * uses;                   // per layer: the first of them in a->uses
+};
+
+// an expert a (step, layer) chose, and how many of its tokens did
+struct expert_use {
+    int32_t expert, n;
 };
 
 struct llt_analysis {
@@ -61,12 +71,31 @@ struct llt_analysis {
     int32_t        n_steps, cap_steps;
     int32_t *      l_out_idx;         // n_graphs * n_layer
     int64_t *      l_out_ends;        // n_steps * n_layer
+    // expert routing (routing.c)
+    int32_t *      step_experts;      // n_steps * n_layer
+    int32_t *      step_uses;         // n_steps * n_layer
+    struct expert_use * uses;
+    int32_t        n_uses, cap_uses;
+    int64_t        route_step;        // reading: the (step, layer) being counted
+    int32_t        route_layer;
+    int32_t *      route_seen;        // per expert id: 1 + its entry in uses for that (step, layer), 0 none
+    int32_t        cap_route_seen;
+    int32_t        n_expert;          // the highest expert id chosen + 1
+    struct llt_analysis_expert * experts; // n_layer * n_expert, then only the layers with routing
+    int32_t        n_experts;
 };
 
 bool times_add(struct times * t, int64_t v);
 
 // the time of layer l in step s: end of its l_out from the end of the one before; -1 if unknown
 int64_t llt_analysis_layer_gap(const struct llt_analysis * a, const struct step * s, int32_t l);
+
+// routing.c: reads the experts chosen per (step, layer), puts them in the steps' bytes
+int  llt_analysis_read_routing(struct llt_store * st, const struct llt_read_sel * sel, struct llt_analysis * a);
+// routing.c: a timed run of node nd in step s: a MUL_MAT_ID's bytes and time by expert
+void llt_analysis_route_time(struct llt_analysis * a, const struct step * s, struct node * nd, int64_t ns);
+// routing.c: keeps the experts of the layers that have routing (once the times are in)
+void llt_analysis_route_finish(struct llt_analysis * a);
 
 // each node's estimated time over all its runs (groups.c)
 int llt_analysis_estimate(struct llt_analysis * a);

@@ -116,7 +116,7 @@ static void describe_node(struct llt_tracer * tr, struct ggml_tensor * t, int32_
     for (int d = 0; d < 4; d++) r->ne[d] = t->ne[d];
     r->bytes  = ggml_nbytes(t);
     r->flags  = (t->view_src ? NODE_VIEW : 0) | (op_is_noop(t->op) ? NODE_NOOP : 0) |
-                (strncmp(t->name, "l_out-", 6) == 0 ? NODE_LOUT : 0);
+                (strncmp(t->name, "l_out-", 6) == 0 ? NODE_LOUT : 0) | (llt_experts_is_route(t) ? NODE_ROUTE : 0);
     if (tr->cpu_fusion && idx > 0 && t->op == GGML_OP_MUL && tr->seen_ptr[idx - 1]->op == GGML_OP_RMS_NORM &&
         fuses_norm(t, tr->seen_ptr[idx - 1])) {
         const struct ggml_tensor * base = t->view_src ? t->view_src : t;
@@ -142,7 +142,7 @@ static void describe_node(struct llt_tracer * tr, struct ggml_tensor * t, int32_
         int32_t prev = idx > 0 ? tr->recs[idx - 1].layer : -1;
         r->layer = inherited > prev ? inherited : prev;
     }
-    if (tr->values) r->flags |= llt_values_node_flags(tr->values, r->name, t->op, r->layer, (r->flags & NODE_NOOP) != 0);
+    if (tr->values) r->flags |= llt_values_node_flags(tr->values, t, r->name, r->layer, (r->flags & NODE_NOOP) != 0);
     if (!ptr_table_put(&tr->node_idx, t, idx)) llt_capture_fail(tr, "out of memory");
     tr->seen[idx] = *t;
     tr->seen_ptr[idx] = t;
@@ -208,13 +208,15 @@ static bool record_node(struct llt_tracer * tr, struct ggml_tensor * t) {
         if (!tr->active) return false;
     }
     tr->n_nodes++;
-    if (tr->params.level == LLT_LEVEL_GRAPH && !tr->values) return false; // records only
+    // an MoE layer's routing is read at every level (experts.c)
+    const bool route = (tr->recs[idx].flags & NODE_ROUTE) != 0;
+    if (tr->params.level == LLT_LEVEL_GRAPH && !tr->values) return route; // records only
     if (tr->stamped) {
         // the live tensors, not the records: this runs for every node, and they are in cache
         tr->bits[idx] = 0;
         // the computation begins after the last ask: the graph's last node, as before
         if (!same || idx + 1 >= tr->n_prev) tr->last_ask_ns = llt_now_ns() - tr->t0_ns;
-        if (!tr->values) return false; // timed by stamps, nothing to observe
+        if (!tr->values) return route; // timed by stamps, nothing else to observe
     }
     tr->times[idx] = (struct node_span) { 0, 0 };
     if (tr->node_stats) tr->node_stats[idx].has = false;
@@ -223,7 +225,7 @@ static bool record_node(struct llt_tracer * tr, struct ggml_tensor * t) {
         tr->off_plan = true;
         return true;
     }
-    return wants(tr, &tr->recs[idx], idx);
+    return wants(tr, &tr->recs[idx], idx) || route;
 }
 
 static bool overlaps(const struct ggml_tensor * a, const struct ggml_tensor * b) {
@@ -323,8 +325,12 @@ static bool observe(struct llt_tracer * tr, struct ggml_tensor * t) {
     tr->times[idx].end_ns = now;
     tr->compute_end_ns = now;
     tr->n_observed++;
-    if (!tr->values) return true;
     const struct node_rec * r = &tr->recs[idx];
+    if ((r->flags & NODE_ROUTE) && llt_experts_read(tr, t, r->layer) != LLT_OK) {
+        llt_capture_fail(tr, llt_last_error());
+        return true;
+    }
+    if (!tr->values) return true;
     struct llt_values * v = tr->values;
     int rc = LLT_OK;
     if (llt_values_stats(v)) {

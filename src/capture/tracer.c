@@ -169,8 +169,7 @@ int llt_tracer_begin(struct llt_tracer * tr, const struct llama_model * model, s
     tr->n_layer = llama_model_n_layer(model) > 0 ? llama_model_n_layer(model) : 1;
     const struct llt_values_params * vp = &tr->params.values;
     if (tr->params.level == LLT_LEVEL_VALUES || vp->dump || vp->checkpoints || vp->reference || vp->break_on_nan) {
-        rc = llt_values_init(vp, tr->params.level, llt_store_path(tr->st), tr->run_id,
-                             llama_model_n_embd(model) / llama_model_n_head(model), llama_model_n_head_kv(model), &tr->values);
+        rc = llt_values_init(vp, tr->params.level, llt_store_path(tr->st), tr->run_id, &tr->values);
         if (rc != LLT_OK) return rc;
     }
     tr->active = true;

@@ -4,7 +4,9 @@
 // The scheduler asks the callback about each node in order (ask=true); nodes answered false are
 // computed together up to the next node answered true, which then gets a post call
 // (ask=false) once it is computed. At level graph every node is recorded in the ask call and
-// every answer is false, so the scheduler computes each split in one go, as without lltrace.
+// every answer is false, so the scheduler computes each split in one go, as without lltrace
+// (but for an MoE layer's mixing weights, observed at every level to read the experts chosen:
+// experts.c).
 //
 // Levels timing and profile time nodes without observing them. The CPU backend calls the
 // context's abort callback (llama_context_params.abort_callback) on its calling thread after
@@ -23,9 +25,9 @@
 // (writer.c) in one batch.
 //
 // Files: record.c (the callbacks: each node as the scheduler asks about it, observed nodes'
-// statistics, dumps and comparisons), steps.c (the end of each graph computation: its graph
-// structure, node times and rows), tracer.c (the public API: a run's life, decode calls, the
-// tokens chosen).
+// statistics, dumps and comparisons), experts.c (the experts MoE layers chose), steps.c (the
+// end of each graph computation: its graph structure, node times and rows), tracer.c (the
+// public API: a run's life, decode calls, the tokens chosen).
 #pragma once
 
 #include "capture/values.h"
@@ -178,6 +180,11 @@ struct llt_tracer {
     int64_t                  t_prompt_ns, t_gen_ns;
     int64_t                  t_decode_end_ns; // end of the last decode call
     int32_t                  n_prompt, n_gen;
+
+    // expert routing (experts.c): the rows of the MoE layer read last, in the current batch
+    int32_t                  route_first, route_n; // first row, rows (n_expert_used × n_tokens)
+    int32_t                  route_layer;
+    int64_t                  route_step;
 };
 
 // per llama.cpp sequence id: its output in the last decode call that asked for one
@@ -277,6 +284,11 @@ bool llt_capture_eval_cb(struct ggml_tensor * t, bool ask, void * user_data);
 bool llt_capture_abort_cb(void * user_data);
 // record.c: plans which post calls read which nodes' outputs, for the graph just computed
 void llt_capture_build_plan(struct llt_tracer * tr);
+
+// experts.c: whether a node is an MoE layer's mixing weights (ffn_moe_weights*-N), read in its post call
+bool llt_experts_is_route(const struct ggml_tensor * t);
+// experts.c: in the post call of such a node: its layer's expert ids and weights into the batch
+int  llt_experts_read(struct llt_tracer * tr, const struct ggml_tensor * t, int32_t layer);
 
 // steps.c: the batch of the current decode call, made on first use; NULL (tracing stopped) when out of memory
 struct llt_batch * llt_capture_batch(struct llt_tracer * tr);

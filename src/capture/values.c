@@ -71,10 +71,11 @@ struct llt_values {
     // scratch
     void *           host;        // a tensor's bytes when its buffer is not in host memory
     size_t           host_size;
+    void *           rows;        // a strided view's rows, gathered
+    size_t           rows_size;
     float *          f32a, * f32b;
     size_t           f32_cap;
 
-    int32_t          head_dim, n_head_kv;
     char             nan_report[1024];
 };
 
@@ -133,30 +134,48 @@ static bool pattern_match(struct llt_values * v, const char * name) {
 
 // ---- checkpoints -------------------------------------------------------------------------
 
-// the checkpoint a node is, "" if none: per layer the attention norm, Q/K/V after projection
-// and after RoPE, the KV cache, attention probabilities, attention output (before and after
-// its projection), FFN output and layer output; then the final norm and the logits
-static const char * checkpoint_of(const char * name, enum ggml_op op) {
+// the checkpoint node t (named name) is, "" if none: per layer the attention norm, Q/K/V after
+// projection (fused in GPT-2), their norms (Qwen3, Gemma 3) and RoPE, the KV cache, attention
+// probabilities, attention output (before and after its projection), FFN or MoE output (and
+// the experts an MoE layer chose) and layer output; then the final norm and the logits.
+// docs/architectures.md tables them per architecture.
+static const char * checkpoint_of(const struct ggml_tensor * t, const char * name) {
     static const struct { const char * prefix; enum ggml_op op; const char * what; } set[] = {
-        { "attn_norm-",   GGML_OP_MUL,      "attn_norm" },
-        { "Qcur-",        GGML_OP_MUL_MAT,  "q_proj" },
-        { "Qcur-",        GGML_OP_ROPE,     "q_rope" },
-        { "Kcur-",        GGML_OP_MUL_MAT,  "k_proj" },
-        { "Kcur-",        GGML_OP_ROPE,     "k_rope" },
-        { "Vcur-",        GGML_OP_MUL_MAT,  "v_proj" },
-        { "kq_soft_max-", GGML_OP_SOFT_MAX, "attn_probs" },
-        { "kqv_out-",     GGML_OP_CONT,     "attn_kqv" },
-        { "attn_out-",    GGML_OP_MUL_MAT,  "attn_out" },
-        { "ffn_out-",     GGML_OP_MUL_MAT,  "ffn_out" },
-        { "l_out-",       GGML_OP_ADD,      "layer_out" },
+        { "attn_norm-",      GGML_OP_MUL,      "attn_norm" },
+        { "attn_norm-",      GGML_OP_ADD,      "attn_norm" },      // LayerNorm's bias (GPT-2)
+        { "wqkv_b-",         GGML_OP_ADD,      "qkv_proj" },       // fused Q/K/V with bias (GPT-2)
+        { "Qcur-",           GGML_OP_MUL_MAT,  "q_proj" },
+        { "Qcur_normed-",    GGML_OP_MUL,      "q_norm" },
+        { "Qcur-",           GGML_OP_ROPE,     "q_rope" },
+        { "Kcur-",           GGML_OP_MUL_MAT,  "k_proj" },
+        { "Kcur_normed-",    GGML_OP_MUL,      "k_norm" },
+        { "Kcur-",           GGML_OP_ROPE,     "k_rope" },
+        { "Vcur-",           GGML_OP_MUL_MAT,  "v_proj" },
+        { "kq_soft_max-",    GGML_OP_SOFT_MAX, "attn_probs" },
+        { "kqv_out-",        GGML_OP_CONT,     "attn_kqv" },
+        { "attn_sub_norm-",  GGML_OP_MUL,      "attn_sub_norm" },  // BitNet
+        { "attn_out-",       GGML_OP_MUL_MAT,  "attn_out" },
+        { "attn_post_norm-", GGML_OP_MUL,      "attn_post_norm" }, // Gemma 3
+        { "ffn_out-",        GGML_OP_MUL_MAT,  "ffn_out" },
+        { "ffn_out-",        GGML_OP_ADD,      "ffn_out" },        // the down projection's bias (GPT-2)
+        { "ffn_down-",       GGML_OP_MUL_MAT,  "ffn_down" },       // BitNet's FFN output; GPT-2's before its bias
+        { "ffn_moe_topk-",   GGML_OP_VIEW,     "moe_topk" },       // the experts an MoE layer chose
+        { "ffn_moe_out-",    GGML_OP_ADD,      "moe_out" },        // the selected experts' sum
+        { "ffn_post_norm-",  GGML_OP_MUL,      "ffn_post_norm" },  // Gemma 3
+        { "l_out-",          GGML_OP_ADD,      "layer_out" },
     };
+    const enum ggml_op op = t->op;
     for (size_t i = 0; i < sizeof(set)/sizeof(set[0]); i++) {
         size_t n = strlen(set[i].prefix);
         if (op == set[i].op && strncmp(name, set[i].prefix, n) == 0 && strchr(name, ' ') == NULL) return set[i].what;
     }
+    // Qwen3, Gemma 3 and GPT-2 leave the attention output projection unnamed (node_N): it is
+    // the product with the layer's attn_output weight
+    const char * w = op == GGML_OP_MUL_MAT && t->src[0] ? t->src[0]->name : "";
+    if (strncmp(w, "blk.", 4) == 0 && strcmp(w + 4 + strspn(w + 4, "0123456789"), ".attn_output.weight") == 0) return "attn_out";
     // the rows of token_embd the tokens pick, layer 0's input: a quantized token_embd differs here first
     if (op == GGML_OP_GET_ROWS && (strcmp(name, "embd") == 0 || strcmp(name, "inp_embd") == 0)) return "embedding";
-    if (op == GGML_OP_MUL && strcmp(name, "result_norm") == 0) return "output_norm";
+    if ((op == GGML_OP_MUL || op == GGML_OP_ADD) && strcmp(name, "result_norm") == 0) return "output_norm";
     if (op == GGML_OP_MUL_MAT && strcmp(name, "result_output") == 0) return "logits";
     // the views attention reads the cache through
     if (op == GGML_OP_VIEW && strncmp(name, "cache_k_l", 9) == 0 && strstr(name, " (view)") && !strstr(name, "(permuted)")) return "k_cache";
@@ -210,14 +229,12 @@ static int load_reference(struct llt_values * v) {
 }
 
 int llt_values_init(const struct llt_values_params * p, enum llt_level level, const char * trace_path,
-                    int64_t run_id, int32_t head_dim, int32_t n_head_kv, struct llt_values ** out) {
+                    int64_t run_id, struct llt_values ** out) {
     *out = NULL;
     struct llt_values * v = calloc(1, sizeof(*v));
     if (!v) return llt_set_error(LLT_ENOMEM, "out of memory");
     v->p = *p;
     v->stats = level == LLT_LEVEL_VALUES || p->break_on_nan;
-    v->head_dim = head_dim;
-    v->n_head_kv = n_head_kv;
     int rc = compile_patterns(v);
     if (rc == LLT_OK && p->reference) rc = load_reference(v);
     if (rc == LLT_OK && (v->n_patterns > 0 || p->checkpoints)) {
@@ -255,6 +272,7 @@ void llt_values_free(struct llt_values * v) {
     free(v->ref_seen);
     free(v->ref_nodes);
     free(v->host);
+    free(v->rows);
     free(v->f32a);
     free(v->f32b);
     free(v);
@@ -276,14 +294,21 @@ int llt_values_unmatched(const struct llt_values * v, char * buf, size_t size) {
     return count;
 }
 
-// Flags of a node, from what is fixed for the run: its name, op and layer.
-int32_t llt_values_node_flags(struct llt_values * v, const char * name, enum ggml_op op, int32_t layer, bool noop) {
+// A view llama.cpp named itself (ffn_moe_topk-N, the experts chosen): dumped like a computing
+// node. Other no-ops are named after their source ("Kcur-0 (view)") or repeat its name.
+static bool named_view(const char * name, enum ggml_op op) {
+    return op == GGML_OP_VIEW && strstr(name, " (") == NULL;
+}
+
+// Flags of a node t, from what is fixed for the run: its name, op, weight and layer.
+int32_t llt_values_node_flags(struct llt_values * v, const struct ggml_tensor * t, const char * name, int32_t layer, bool noop) {
     int32_t flags = 0;
-    if (v->n_patterns > 0 && !noop && (v->p.dump_layer < 0 || layer == v->p.dump_layer) && pattern_match(v, name)) {
+    if (v->n_patterns > 0 && (!noop || named_view(name, t->op)) && (v->p.dump_layer < 0 || layer == v->p.dump_layer) &&
+        pattern_match(v, name)) {
         flags |= NODE_DUMP;
     }
     if (v->p.checkpoints && (v->p.checkpoint_layer < 0 || layer == v->p.checkpoint_layer || layer < 0) &&
-        checkpoint_of(name, op)[0]) {
+        checkpoint_of(t, name)[0]) {
         flags |= NODE_DUMP;
     }
     if (v->ref && strncmp(name, "kq_soft_max-", 12) == 0) v->ref_sum.run_has_probs = true;
@@ -317,6 +342,35 @@ static const void * tensor_bytes(struct llt_values * v, const struct ggml_tensor
     return v->host;
 }
 
+// The bytes of t, contiguous: in place, or a strided view's rows gathered (a view whose rows
+// are contiguous, as ffn_moe_topk-N is) into *out
+static int packed_bytes(struct llt_values * v, const struct ggml_tensor * t, const void ** out) {
+    const void * bytes = tensor_bytes(v, t);
+    if (!bytes) return llt_set_error(LLT_ENOMEM, "out of memory");
+    *out = bytes;
+    if (ggml_is_contiguous(t)) return LLT_OK;
+    if (t->nb[0] != ggml_type_size(t->type) || ggml_blck_size(t->type) != 1) {
+        return llt_set_error(LLT_EINVAL, "cannot read '%s': not contiguous", t->name);
+    }
+    const size_t row = ggml_row_size(t->type, t->ne[0]), n = ggml_nbytes(t) > 0 ? row * (size_t) ggml_nrows(t) : 0;
+    if (n > v->rows_size) {
+        void * r = realloc(v->rows, n);
+        if (!r) return llt_set_error(LLT_ENOMEM, "out of memory");
+        v->rows = r;
+        v->rows_size = n;
+    }
+    char * p = v->rows;
+    for (int64_t i3 = 0; i3 < t->ne[3]; i3++) {
+        for (int64_t i2 = 0; i2 < t->ne[2]; i2++) {
+            for (int64_t i1 = 0; i1 < t->ne[1]; i1++, p += row) {
+                memcpy(p, (const char *) bytes + i1 * t->nb[1] + i2 * t->nb[2] + i3 * t->nb[3], row);
+            }
+        }
+    }
+    *out = v->rows;
+    return LLT_OK;
+}
+
 static bool reserve_f32(struct llt_values * v, size_t n) {
     if (n <= v->f32_cap) return true;
     float * a = realloc(v->f32a, n * sizeof(float));
@@ -328,10 +382,12 @@ static bool reserve_f32(struct llt_values * v, size_t n) {
     return true;
 }
 
-// a contiguous tensor as floats in v->f32a
+// a tensor as floats in v->f32a
 static int tensor_f32(struct llt_values * v, const struct ggml_tensor * t) {
-    const void * bytes = tensor_bytes(v, t);
-    if (!bytes || !reserve_f32(v, (size_t) ggml_nelements(t))) return llt_set_error(LLT_ENOMEM, "out of memory");
+    const void * bytes = NULL;
+    int rc = packed_bytes(v, t, &bytes);
+    if (rc != LLT_OK) return rc;
+    if (!reserve_f32(v, (size_t) ggml_nelements(t))) return llt_set_error(LLT_ENOMEM, "out of memory");
     return llt_to_float(bytes, t->type, ggml_nelements(t), v->f32a);
 }
 
@@ -374,12 +430,12 @@ static int dump_tensor(struct llt_values * v, const struct ggml_tensor * t, stru
     e->n_dims = ggml_n_dims(t);
     for (int d = 0; d < 4; d++) e->ne[d] = t->ne[d];
     const int64_t n = ggml_nelements(t);
-    if (!ggml_is_contiguous(t)) return llt_set_error(LLT_EINVAL, "cannot dump '%s': not contiguous", t->name);
     if (v->p.dump_type == LLT_DUMP_NATIVE) {
-        const void * bytes = tensor_bytes(v, t);
-        if (!bytes) return llt_set_error(LLT_ENOMEM, "out of memory");
+        const void * bytes = NULL;
+        int rc = packed_bytes(v, t, &bytes);
+        if (rc != LLT_OK) return rc;
         e->type = t->type;
-        e->size = ggml_nbytes(t);
+        e->size = (uint64_t) ggml_row_size(t->type, t->ne[0]) * (uint64_t) ggml_nrows(t);
         return append_entry(v, e, bytes);
     }
     int rc = tensor_f32(v, t);
@@ -398,11 +454,13 @@ static int dump_tensor(struct llt_values * v, const struct ggml_tensor * t, stru
 
 // The KV cache of positions [0, n_pos) as F32 [n_head_kv*head_dim, n_pos], gathered through the
 // view attention reads: K as [head_dim, n_head_kv, cells], V (transposed when flash attention is
-// off, as checkpoints run) as [cells, n_head_kv, head_dim].
+// off, as checkpoints run) as [cells, n_head_kv, head_dim]. The shape comes from the view, not
+// from n_embd / n_head: Qwen3 and Gemma 3 heads are wider than that, and layers may differ.
 static int dump_kv(struct llt_values * v, const struct ggml_tensor * t, bool is_v, int32_t n_pos, struct dump_entry * e) {
-    const int64_t hd = v->head_dim, nh = v->n_head_kv, ch = hd * nh;
-    const int cell_dim = is_v && t->ne[0] != hd ? 0 : 2;
-    if (t->ne[cell_dim] < n_pos || (cell_dim == 2 && (t->ne[0] != hd || t->ne[1] != nh))) {
+    // transposed, a head's elements lie a whole cache row apart, further than the next head
+    const int cell_dim = is_v && t->nb[1] > t->nb[2] ? 0 : 2;
+    const int64_t hd = cell_dim == 2 ? t->ne[0] : t->ne[2], nh = t->ne[1], ch = hd * nh;
+    if (t->ne[cell_dim] < n_pos) {
         return llt_set_error(LLT_EINVAL, "cannot read KV cache view '%s': unexpected shape", t->name);
     }
     const void * bytes = tensor_bytes(v, t);
@@ -460,7 +518,7 @@ int llt_values_dump(struct llt_values * v, const struct ggml_tensor * t, const s
     };
     snprintf(e.node, sizeof(e.node), "%s", r->name);
     snprintf(e.op, sizeof(e.op), "%s", op_name);
-    const char * cp = v->p.checkpoints ? checkpoint_of(r->name, (enum ggml_op) r->op) : "";
+    const char * cp = v->p.checkpoints ? checkpoint_of(t, r->name) : "";
     snprintf(e.checkpoint, sizeof(e.checkpoint), "%s", cp);
     const int32_t n_pos = pos0 + n_tokens;
     if (strcmp(cp, "k_cache") == 0 || strcmp(cp, "v_cache") == 0) {
@@ -499,7 +557,7 @@ int llt_values_compare(struct llt_values * v, const struct ggml_tensor * t, cons
     out->step = step;
     out->idx = idx;
     // attention probabilities were dumped cut to the positions in use: compare the same cut
-    const bool probs = strcmp(checkpoint_of(r->name, (enum ggml_op) r->op), "attn_probs") == 0 && ti->ne[0] > 0 &&
+    const bool probs = strcmp(checkpoint_of(t, r->name), "attn_probs") == 0 && ti->ne[0] > 0 &&
                        ti->ne[0] < t->ne[0] && ti->ne[1] == t->ne[1] && ti->ne[2] == t->ne[2] && ti->ne[3] == t->ne[3];
     out->shape_ok = probs || ti->n_elements == ggml_nelements(t);
     for (int d = 0; !probs && out->shape_ok && d < 4; d++) out->shape_ok = ti->ne[d] == t->ne[d];

@@ -17,9 +17,9 @@ struct llt_dump_meta {
     int32_t             n_tokens;
 };
 
-// head_dim and n_head_kv read the KV cache views. caller frees with llt_values_free()
+// caller frees with llt_values_free()
 int  llt_values_init(const struct llt_values_params * p, enum llt_level level, const char * trace_path,
-                     int64_t run_id, int32_t head_dim, int32_t n_head_kv, struct llt_values ** out);
+                     int64_t run_id, struct llt_values ** out);
 void llt_values_free(struct llt_values * v);
 bool llt_values_stats(const struct llt_values * v);            // statistics of every computing node
 const char * llt_values_dump_path(const struct llt_values * v); // NULL if nothing is dumped
@@ -29,7 +29,7 @@ const char * llt_values_nan_report(const struct llt_values * v);
 int llt_values_unmatched(const struct llt_values * v, char * buf, size_t size);
 int32_t llt_values_n_dumped(const struct llt_values * v);
 // NODE_DUMP / NODE_REF from what is fixed for the run
-int32_t llt_values_node_flags(struct llt_values * v, const char * name, enum ggml_op op, int32_t layer, bool noop);
+int32_t llt_values_node_flags(struct llt_values * v, const struct ggml_tensor * t, const char * name, int32_t layer, bool noop);
 bool llt_values_step_wanted(const struct llt_values * v, int64_t step);
 // in the post call, while t's data is valid
 int  llt_values_stats_of(struct llt_values * v, const struct ggml_tensor * t, struct llt_stats * st);

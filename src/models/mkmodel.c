@@ -1,12 +1,15 @@
-// Built-in models: deterministic llama checkpoints made through llama.cpp's public API.
+// Built-in models: deterministic checkpoints of several architectures made through llama.cpp's
+// public API.
 //
 // No model can be downloaded where lltrace is tested, so it makes its own: the tokenizer of
-// the llama SentencePiece vocab GGUF shipped with llama.cpp, hyperparameters of a preset,
-// weights from a fixed integer PRNG (no libm, so every IEEE machine writes the same bytes).
-// llama_model_init_from_user() builds the model, llama_model_save_to_file() writes it, the
-// optional tensors a real Llama checkpoint lacks are dropped, and llama_model_quantize()
-// makes the other file types.
+// the architecture's family from a vocab GGUF shipped with llama.cpp, hyperparameters of a
+// preset, weights from a fixed integer PRNG (no libm, so every IEEE machine writes the same
+// bytes). llama_model_init_from_user() builds the model, llama_model_save_to_file() writes it
+// (or, for the architectures it refuses, lltrace writes the tensors llama.cpp created through
+// gguf.h), the optional tensors a real checkpoint lacks are dropped (src/models/archs.c), and
+// llama_model_quantize() makes the other file types.
 #include "core/internal.h"
+#include "models/arch.h"
 
 #include "gguf.h"
 
@@ -22,21 +25,9 @@
 #ifndef LLT_DEFAULT_VOCAB
 #define LLT_DEFAULT_VOCAB ""
 #endif
-
-static const struct llt_preset presets[] = {
-    //  name     n_embd n_layer n_head n_head_kv n_ff  n_ctx_train
-    { "tiny",    256,   2,      4,     2,        768,  2048 },
-    { "small",   768,   12,     12,    12,       2048, 2048 },
-};
-
-const struct llt_preset * llt_preset_find(const char * name) {
-    for (size_t i = 0; i < sizeof(presets)/sizeof(presets[0]); i++) {
-        if (strcmp(presets[i].name, name) == 0) return &presets[i];
-    }
-    return NULL;
-}
-
-const char * llt_preset_names(void) { return "tiny, small"; }
+#ifndef LLT_VOCAB_DIR
+#define LLT_VOCAB_DIR ""
+#endif
 
 // ---- deterministic weights ---------------------------------------------------------------
 
@@ -64,14 +55,21 @@ static bool is_norm(const char * name) { return strstr(name, "_norm.") != NULL; 
 
 struct init_ctx {
     const struct llt_preset * preset;
+    const struct llt_arch *   arch;
+    struct ggml_tensor **     tensors;   // every tensor llama.cpp created, in its order
+    int32_t                   n_tensors, cap_tensors;
+    bool                      oom;
 };
 
 static void set_tensor_data(struct ggml_tensor * t, void * user_data) {
-    const struct init_ctx * ic = user_data;
+    struct init_ctx * ic = user_data;
+    if (!llt_grow((void **) &ic->tensors, &ic->cap_tensors, ic->n_tensors + 1, sizeof(*ic->tensors))) ic->oom = true;
+    if (!ic->oom) ic->tensors[ic->n_tensors++] = t;
     const int64_t n = ggml_nelements(t);
     uint64_t seed = fnv1a(t->name) ^ fnv1a(ic->preset->name);
     // norms are 1, like a fresh checkpoint; the rest keeps activations near unit scale
-    float scale = is_norm(t->name) ? 0.0f
+    const bool norm = is_norm(t->name), ternary = llt_arch_is_ternary(ic->arch, t->name);
+    float scale = norm ? 0.0f
                 : strcmp(t->name, "token_embd.weight") == 0 ? 1.0f
                 : 1.0f / (float) (t->ne[0] >= 1024 ? 32 : t->ne[0] >= 512 ? 24 : 16);
     // every tensor is made F32 (the default of init_from_user); other types come from quantizing
@@ -80,32 +78,17 @@ static void set_tensor_data(struct ggml_tensor * t, void * user_data) {
     float buf[4096];
     for (int64_t off = 0; off < n; off += chunk) {
         int64_t m = n - off < chunk ? n - off : chunk;
-        for (int64_t i = 0; i < m; i++) buf[i] = is_norm(t->name) ? 1.0f : gauss(&seed) * scale;
+        for (int64_t i = 0; i < m; i++) {
+            // BitNet b1.58: one scale times {-1, 0, 1}, which TQ1_0 and TQ2_0 hold exactly
+            buf[i] = norm ? 1.0f : ternary ? (float) ((int) (splitmix64(&seed) % 3) - 1) * scale : gauss(&seed) * scale;
+        }
         ggml_backend_tensor_set(t, buf, (size_t) off * sizeof(float), (size_t) m * sizeof(float));
     }
 }
 
-// the tensors of a real Llama checkpoint
-static bool is_llama_tensor(const char * name, int n_layer) {
-    static const char * global[] = { "token_embd.weight", "output_norm.weight", "output.weight" };
-    static const char * per_layer[] = { "attn_norm", "attn_q", "attn_k", "attn_v", "attn_output",
-                                        "ffn_norm", "ffn_gate", "ffn_up", "ffn_down" };
-    for (size_t i = 0; i < sizeof(global)/sizeof(global[0]); i++) {
-        if (strcmp(name, global[i]) == 0) return true;
-    }
-    int layer = -1, len = 0;
-    char kind[32];
-    if (sscanf(name, "blk.%d.%31[a-z_].weight%n", &layer, kind, &len) != 2 || name[len] != '\0') return false;
-    if (layer < 0 || layer >= n_layer) return false;
-    for (size_t i = 0; i < sizeof(per_layer)/sizeof(per_layer[0]); i++) {
-        if (strcmp(kind, per_layer[i]) == 0) return true;
-    }
-    return false;
-}
-
 // ---- metadata ----------------------------------------------------------------------------
 
-static struct gguf_context * make_metadata(const struct llt_preset * p, const char * vocab_path) {
+static struct gguf_context * make_metadata(const struct llt_preset * p, const struct llt_arch * arch, const char * vocab_path) {
     struct gguf_init_params gp = { .no_alloc = true, .ctx = NULL };
     struct gguf_context * vocab = gguf_init_from_file(vocab_path, gp);
     if (!vocab) {
@@ -113,7 +96,7 @@ static struct gguf_context * make_metadata(const struct llt_preset * p, const ch
         return NULL;
     }
     struct gguf_context * meta = gguf_init_empty();
-    // the tokenizer only: the vocab file's llama.* hyperparameters describe a 7B model
+    // the tokenizer only: the vocab file's <arch>.* hyperparameters describe a big model
     for (int64_t k = 0; k < gguf_get_n_kv(vocab); k++) {
         const char * key = gguf_get_key(vocab, k);
         if (strncmp(key, "tokenizer.", 10) != 0) continue;
@@ -144,20 +127,39 @@ static struct gguf_context * make_metadata(const struct llt_preset * p, const ch
     }
     gguf_free(vocab);
 
-    char name[64];
+    char name[64], key[128];
     snprintf(name, sizeof(name), "lltrace-%s", p->name);
-    gguf_set_val_str(meta, "general.architecture", "llama");
+    gguf_set_val_str(meta, "general.architecture", arch->name);
     gguf_set_val_str(meta, "general.name", name);
     gguf_set_val_u32(meta, "general.file_type", LLAMA_FTYPE_ALL_F32);
-    gguf_set_val_u32(meta, "llama.context_length", (uint32_t) p->n_ctx_train);
-    gguf_set_val_u32(meta, "llama.embedding_length", (uint32_t) p->n_embd);
-    gguf_set_val_u32(meta, "llama.block_count", (uint32_t) p->n_layer);
-    gguf_set_val_u32(meta, "llama.feed_forward_length", (uint32_t) p->n_ff);
-    gguf_set_val_u32(meta, "llama.attention.head_count", (uint32_t) p->n_head);
-    gguf_set_val_u32(meta, "llama.attention.head_count_kv", (uint32_t) p->n_head_kv);
-    gguf_set_val_u32(meta, "llama.rope.dimension_count", (uint32_t) (p->n_embd / p->n_head));
-    gguf_set_val_f32(meta, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
-    gguf_set_val_f32(meta, "llama.rope.freq_base", 10000.0f);
+#define SET_U32(k, v) (snprintf(key, sizeof(key), "%s." k, arch->name), gguf_set_val_u32(meta, key, (uint32_t) (v)))
+#define SET_F32(k, v) (snprintf(key, sizeof(key), "%s." k, arch->name), gguf_set_val_f32(meta, key, (v)))
+    const int32_t head_dim = p->head_dim ? p->head_dim : p->n_embd / p->n_head;
+    SET_U32("context_length", p->n_ctx_train);
+    SET_U32("embedding_length", p->n_embd);
+    SET_U32("block_count", p->n_layer);
+    SET_U32("feed_forward_length", p->n_ff);
+    SET_U32("attention.head_count", p->n_head);
+    SET_U32("attention.head_count_kv", p->n_head_kv);
+    if (arch->rope_base > 0.0f) SET_U32("rope.dimension_count", head_dim);
+    if (arch->layer_norm) SET_F32("attention.layer_norm_epsilon", 1e-5f);
+    else                  SET_F32("attention.layer_norm_rms_epsilon", arch == llt_arch_find("llama") ? 1e-5f : 1e-6f);
+    if (arch->rope_base > 0.0f) SET_F32("rope.freq_base", arch->rope_base);
+    if (p->head_dim) {
+        SET_U32("attention.key_length", p->head_dim);
+        SET_U32("attention.value_length", p->head_dim);
+    }
+    if (p->n_expert) {
+        SET_U32("expert_count", p->n_expert);
+        SET_U32("expert_used_count", p->n_expert_used);
+        SET_U32("expert_feed_forward_length", p->n_ff);
+    }
+    if (p->n_swa) {
+        SET_U32("attention.sliding_window", p->n_swa);
+        SET_U32("attention.sliding_window_pattern", p->swa_pattern);
+    }
+#undef SET_U32
+#undef SET_F32
     return meta;
 }
 
@@ -179,8 +181,17 @@ static const char * write_failure(const char * path) {
     return NULL;
 }
 
-// writes the GGUF at src into f (named dst in messages) keeping only a Llama checkpoint's tensors
-static int keep_llama_tensors(const char * src, FILE * f, const char * dst, int n_layer) {
+// the GGUF of out into f (named dst in messages) when it holds every tensor of the preset
+static int write_checked(struct gguf_context * out, int kept, const struct llt_preset * p, const struct llt_arch * arch,
+                         FILE * f, const char * dst) {
+    const int want = llt_arch_n_tensors(arch, p->n_layer);
+    if (kept != want) return llt_set_error(LLT_ELLAMA, "llama.cpp made %d of the %d %s tensors", kept, want, arch->name);
+    if (!gguf_write_to_file_ptr(out, f, false) || fflush(f) != 0) return llt_set_error(LLT_EIO, "cannot write '%s': %s", dst, strerror(errno));
+    return LLT_OK;
+}
+
+// writes the GGUF llama.cpp wrote at src into f keeping only the architecture's tensors
+static int keep_tensors(const char * src, const struct llt_preset * p, const struct llt_arch * arch, FILE * f, const char * dst) {
     struct ggml_context * gctx = NULL;
     struct gguf_init_params gp = { .no_alloc = false, .ctx = &gctx };
     struct gguf_context * in = gguf_init_from_file(src, gp);
@@ -193,34 +204,66 @@ static int keep_llama_tensors(const char * src, FILE * f, const char * dst, int 
     int kept = 0;
     for (int64_t i = 0; i < gguf_get_n_tensors(in); i++) {
         const char * name = gguf_get_tensor_name(in, i);
-        if (!is_llama_tensor(name, n_layer)) continue;
+        if (!llt_arch_has_tensor(arch, name, p->n_layer)) continue;
         gguf_add_tensor(out, ggml_get_tensor(gctx, name));
         kept++;
     }
-    int rc = LLT_OK;
-    if (kept != 3 + 9 * n_layer) {
-        rc = llt_set_error(LLT_ELLAMA, "llama.cpp made %d of the %d llama tensors", kept, 3 + 9 * n_layer);
-    } else if (!gguf_write_to_file_ptr(out, f, false) || fflush(f) != 0) {
-        rc = llt_set_error(LLT_EIO, "cannot write '%s': %s", dst, strerror(errno));
-    }
+    int rc = write_checked(out, kept, p, arch, f, dst);
     gguf_free(out);
     gguf_free(in);
     ggml_free(gctx);
     return rc;
 }
 
-// the F32 model into f through llama.cpp, which writes the file raw by its path
+// writes meta and the architecture's tensors among those llama.cpp created (ic) into f, for
+// the architectures llama_model_save_to_file() refuses
+static int write_created(const struct init_ctx * ic, const struct gguf_context * meta, FILE * f, const char * dst) {
+    size_t bytes = 0;
+    for (int32_t i = 0; i < ic->n_tensors; i++) bytes += ggml_nbytes(ic->tensors[i]) + ggml_tensor_overhead();
+    struct ggml_init_params ip = { .mem_size = bytes + 1024, .mem_buffer = NULL, .no_alloc = false };
+    struct ggml_context * gctx = ggml_init(ip);
+    if (!gctx) return llt_set_error(LLT_ENOMEM, "out of memory");
+    struct gguf_context * out = gguf_init_empty();
+    gguf_set_kv(out, meta);
+    int kept = 0;
+    for (int32_t i = 0; i < ic->n_tensors; i++) {
+        const struct ggml_tensor * t = ic->tensors[i];
+        if (!llt_arch_has_tensor(ic->arch, t->name, ic->preset->n_layer)) continue;
+        struct ggml_tensor * c = ggml_new_tensor(gctx, t->type, ggml_n_dims(t), t->ne);
+        ggml_set_name(c, t->name);
+        ggml_backend_tensor_get(t, c->data, 0, ggml_nbytes(t));
+        gguf_add_tensor(out, c);
+        kept++;
+    }
+    int rc = write_checked(out, kept, ic->preset, ic->arch, f, dst);
+    gguf_free(out);
+    ggml_free(gctx);
+    return rc;
+}
+
+// the F32 model into f: llama.cpp writes the file raw by its path, lltrace keeps what belongs
 static int make_f32(const struct llt_preset * p, const char * vocab_path, const char * raw, FILE * f, const char * dst) {
-    struct gguf_context * meta = make_metadata(p, vocab_path);
+    const struct llt_arch * arch = llt_arch_find(p->arch);
+    struct gguf_context * meta = make_metadata(p, arch, vocab_path);
     if (!meta) return LLT_EFORMAT;
-    struct init_ctx ic = { p };
+    struct init_ctx ic = { .preset = p, .arch = arch };
     struct llama_model_params mp = llama_model_default_params();
     struct llama_model * model = llama_model_init_from_user(meta, set_tensor_data, &ic, mp);
-    gguf_free(meta);
-    if (!model) return llt_set_error(LLT_ELLAMA, "llama.cpp could not build the '%s' model", p->name);
-    llama_model_save_to_file(model, raw);
+    int rc = LLT_OK;
+    if (!model) {
+        rc = llt_set_error(LLT_ELLAMA, "llama.cpp could not build the '%s' model", p->name);
+    } else if (ic.oom) {
+        rc = llt_set_error(LLT_ENOMEM, "out of memory");
+    } else if (arch->own_writer) {
+        rc = write_created(&ic, meta, f, dst);
+    } else {
+        llama_model_save_to_file(model, raw);
+    }
     llama_model_free(model);
-    return keep_llama_tensors(raw, f, dst, p->n_layer);
+    gguf_free(meta);
+    free(ic.tensors);
+    if (rc == LLT_OK && !arch->own_writer) rc = keep_tensors(raw, p, arch, f, dst);
+    return rc;
 }
 
 // the F32 model quantized into f: llama.cpp reads and writes the files f32 and quant by path
@@ -253,14 +296,28 @@ static int make_quantized(const struct llt_preset * p, int ftype, const char * v
     return rc;
 }
 
+// the tokenizer of the architecture's family: the llama SentencePiece vocab from
+// $LLTRACE_VOCAB or the build's LLTRACE_VOCAB (as before there were other architectures), the
+// others ggml-vocab-<family>.gguf in $LLTRACE_VOCAB_DIR or the build's LLTRACE_VOCAB_DIR
+static const char * family_vocab(const struct llt_arch * arch, char * buf, size_t size) {
+    if (strcmp(arch->vocab, "llama-spm") == 0) {
+        const char * v = getenv("LLTRACE_VOCAB");
+        return v && *v ? v : LLT_DEFAULT_VOCAB;
+    }
+    const char * dir = getenv("LLTRACE_VOCAB_DIR");
+    snprintf(buf, size, "%s/ggml-vocab-%s.gguf", dir && *dir ? dir : LLT_VOCAB_DIR, arch->vocab);
+    return buf;
+}
+
 int llt_mkmodel(const char * preset, int ftype, const char * vocab_path, const char * out_path) {
     const struct llt_preset * p = llt_preset_find(preset);
     if (!p) return llt_set_error(LLT_EINVAL, "unknown preset '%s' (known: %s)", preset, llt_preset_names());
     if (strcmp(llt_ftype_name(ftype), "?") == 0) return llt_set_error(LLT_EINVAL, "unknown file type %d", ftype);
-    if (!vocab_path) vocab_path = getenv("LLTRACE_VOCAB");
-    if (!vocab_path || !*vocab_path) vocab_path = LLT_DEFAULT_VOCAB;
+    char family[4200];
+    if (!vocab_path) vocab_path = family_vocab(llt_arch_find(p->arch), family, sizeof(family));
     if (llt_input_check(vocab_path, NULL) != LLT_OK) {
-        return llt_set_error(LLT_EIO, "cannot read the vocabulary: %s (set LLTRACE_VOCAB to llama.cpp's models/ggml-vocab-llama-spm.gguf)", llt_last_error());
+        return llt_set_error(LLT_EIO, "cannot read the vocabulary: %s (set %s)", llt_last_error(), vocab_path == family
+                             ? "LLTRACE_VOCAB_DIR to llama.cpp's models folder" : "LLTRACE_VOCAB to llama.cpp's models/ggml-vocab-llama-spm.gguf");
     }
     // a failure never leaves a half-made model (llt_outfile); llama.cpp's own files go next to
     // the temporary output, or into TMPDIR when the output is a FIFO or device written directly

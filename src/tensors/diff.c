@@ -172,11 +172,12 @@ int llt_diff_compute(const float * a, const float * b, int64_t n, double tol_abs
 #define MAP_MAX_CAPS 8
 #define MAP_MAX_VARS 16
 
-enum map_op_kind { OP_TRANSPOSE, OP_FLAT, OP_RESHAPE, OP_QK_PERMUTE, OP_LAST_ROWS };
+enum map_op_kind { OP_TRANSPOSE, OP_FLAT, OP_RESHAPE, OP_QK_PERMUTE, OP_LAST_ROWS, OP_SPLIT };
 
 struct map_op {
     enum map_op_kind kind;
-    int              axis;        // OP_QK_PERMUTE
+    int              axis;        // OP_QK_PERMUTE, OP_SPLIT
+    int              part, n_parts; // OP_SPLIT: keep part of n_parts equal parts along axis
     int              n_dims;      // OP_RESHAPE
     char             dims[4][32]; // OP_RESHAPE: numbers, -1 or {var}
 };
@@ -290,9 +291,14 @@ int llt_name_map_set_var(struct llt_name_map * map, const char * name, int64_t v
     return LLT_OK;
 }
 
-// one op word: transpose, reshape, reshape:D0,D1,..., qk-permute:AXIS, last-rows
+// one op word: transpose, reshape, reshape:D0,D1,..., qk-permute:AXIS, last-rows, split:AXIS,I,N
 static bool parse_op(const char * w, struct map_op * op) {
     memset(op, 0, sizeof(*op));
+    int len = 0;
+    if (sscanf(w, "split:%d,%d,%d%n", &op->axis, &op->part, &op->n_parts, &len) == 3 && w[len] == '\0') {
+        op->kind = OP_SPLIT;
+        return op->axis >= 0 && op->axis < 4 && op->part >= 0 && op->part < op->n_parts;
+    }
     if (strcmp(w, "transpose") == 0) { op->kind = OP_TRANSPOSE; return true; }
     if (strcmp(w, "reshape") == 0)   { op->kind = OP_FLAT; return true; }
     if (strcmp(w, "last-rows") == 0) { op->kind = OP_LAST_ROWS; return true; }
@@ -368,7 +374,7 @@ int llt_name_map_load(const char * path, struct llt_name_map ** out) {
         for (int k = 2; k < nw; k++) {
             if (!parse_op(words[k], &ml->ops[ml->n_ops++])) {
                 MAP_ERR("cannot read map '%s': line %d: unknown transform '%s' (transpose, reshape, "
-                    "reshape:D0,D1,..., qk-permute:0|1, last-rows)", path, line_no, words[k]);
+                    "reshape:D0,D1,..., qk-permute:0|1, last-rows, split:AXIS,I,N)", path, line_no, words[k]);
             }
             snprintf(ops_text + strlen(ops_text), sizeof(ops_text) - strlen(ops_text), "%s%s", k > 2 ? " " : "", words[k]);
         }
@@ -572,6 +578,23 @@ static int apply_ops(const struct map_ctx * mc, const int64_t ne_a[4], struct bu
                         memcpy(dst + r * inner, src + from * inner, (size_t) inner * sizeof(float));
                     }
                 }
+                swap_bt(bf);
+                break;
+            }
+            case OP_SPLIT: { // the part-th of n_parts equal slices along the axis (a fused tensor's piece)
+                const int ax = op->axis;
+                if (ne[ax] % op->n_parts != 0) {
+                    return llt_set_error(LLT_EINVAL, "map '%s' line %d: split: dimension %d (%lld) is not a multiple of %d",
+                        mc->map->path, mc->line->line_no, ax, (long long) ne[ax], op->n_parts);
+                }
+                int64_t inner = 1;
+                for (int d = 0; d < ax; d++) inner *= ne[d];
+                const int64_t len = ne[ax], piece = len / op->n_parts, outer = n / (len * inner);
+                for (int64_t o = 0; o < outer; o++) {
+                    memcpy(bf->t + o * piece * inner, bf->b + (o * len + op->part * piece) * inner,
+                           (size_t) (piece * inner) * sizeof(float));
+                }
+                ne[ax] = piece;
                 swap_bt(bf);
                 break;
             }

@@ -31,6 +31,7 @@ enum node_flag {
     NODE_LOUT = 16, // a layer's output (l_out-N): the profile level times it every step
     NODE_FUSABLE = 32, // a MUL that meets ggml-cpu's conditions for fusing with the RMS_NORM before it
     NODE_FUSED = 64,   // and the norm has no other use: the CPU backend computes them in one pass
+    NODE_ROUTE = 128,  // an MoE layer's mixing weights (ffn_moe_weights*-N): the expert routing is read at its post call
 };
 
 // One node as recorded in the ask call. Records are compared with memcmp, so they are zeroed
@@ -105,6 +106,14 @@ struct parity_rows {
     char *      top_k; // owned
 };
 
+// one expert a token chose in an MoE layer (table expert_routing)
+struct route_rows {
+    int64_t step;
+    int32_t layer, pos, rank; // rank: 0 for the highest-scoring of the token's experts
+    int32_t expert;
+    float   weight;           // its weight in the mix (after normalising or scaling, where the model does)
+};
+
 struct token_rows {
     int64_t     seq, step;
     int32_t     pos;
@@ -123,6 +132,7 @@ struct llt_batch {
     struct stat_rows *  stats;  int32_t n_stats,  cap_stats;
     struct diff_rows *  diffs;  int32_t n_diffs,  cap_diffs;
     struct parity_rows * parity; int32_t n_parity, cap_parity;
+    struct route_rows * routes; int32_t n_routes, cap_routes;
     struct llt_batch *  next;
 };
 

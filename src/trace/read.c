@@ -226,3 +226,31 @@ int llt_read_tokens(struct llt_store * st, const struct llt_read_sel * sel, llt_
     struct callback cb = { (void *) fn, user_data };
     return each_row(st, stmt, token_row, &cb);
 }
+
+static int route_row(sqlite3_stmt * stmt, void * ctx) {
+    const struct callback * cb = ctx;
+    const struct llt_read_route r = {
+        .step = sqlite3_column_int64(stmt, 0), .layer = sqlite3_column_int(stmt, 1),
+        .pos = sqlite3_column_int64(stmt, 2), .rank = sqlite3_column_int(stmt, 3),
+        .expert = sqlite3_column_int(stmt, 4), .weight = sqlite3_column_double(stmt, 5),
+    };
+    return ((llt_read_route_fn) cb->fn)(&r, cb->user_data);
+}
+
+int llt_read_routes(struct llt_store * st, const struct llt_read_sel * sel, llt_read_route_fn fn, void * user_data) {
+    // a trace made before the table (schema version 2) has no routing: no rows
+    sqlite3_stmt * stmt = prepare_sel(st, "SELECT 1 FROM sqlite_master WHERE name = 'expert_routing'"
+                                          " UNION ALL SELECT 1 FROM sqlite_temp_master WHERE name = 'expert_routing'", 0, -1, -1);
+    if (!stmt) return LLT_EIO;
+    const int found = sqlite3_step(stmt);
+    sqlite3_finalize(stmt);
+    if (found != SQLITE_ROW) return found == SQLITE_DONE ? LLT_OK : step_error(st);
+    stmt = prepare_sel(st,
+        "SELECT step, layer, pos, rank, expert, weight FROM expert_routing"
+        " WHERE run_id = :run AND (:step IS NULL OR step = :step) AND (:seq IS NULL OR step IN"
+        "  (SELECT step FROM steps WHERE run_id = :run AND " SEQ_STEP("") ")) ORDER BY step, layer, pos, rank",
+        sel->run, sel->step, SEL_SEQ(sel));
+    if (!stmt) return LLT_EIO;
+    struct callback cb = { (void *) fn, user_data };
+    return each_row(st, stmt, route_row, &cb);
+}

@@ -9,7 +9,7 @@
 
 // one prepared insert per table; OR IGNORE: a step log replayed after a crash may repeat rows
 // already committed
-enum { INS_GRAPH, INS_NODE, INS_SRC, INS_STEP, INS_TIMES, INS_TOKEN, INS_STAT, INS_DIFF, INS_PARITY, INS_COUNT };
+enum { INS_GRAPH, INS_NODE, INS_SRC, INS_STEP, INS_TIMES, INS_TOKEN, INS_STAT, INS_DIFF, INS_PARITY, INS_ROUTE, INS_COUNT };
 
 static const char * insert_sql[] = {
     [INS_GRAPH]  = "INSERT OR IGNORE INTO graphs(id, run_id, n_nodes) VALUES(?,?,?)",
@@ -28,6 +28,7 @@ static const char * insert_sql[] = {
                    " mean_rel, rmse, nmse, cosine, ref_nonfinite, nonfinite, n_exceed, max_abs_index, within, n_finite,"
                    " n_nonfinite_pairs) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
     [INS_PARITY] = "INSERT OR IGNORE INTO parity(run_id, step, pos, token, piece, top_k, piece_bytes, seq_id) VALUES(?,?,?,?,?,?,?,?)",
+    [INS_ROUTE]  = "INSERT OR IGNORE INTO expert_routing(run_id, step, layer, pos, rank, expert, weight) VALUES(?,?,?,?,?,?,?)",
 };
 _Static_assert(sizeof(insert_sql)/sizeof(insert_sql[0]) == INS_COUNT, "one insert per table");
 
@@ -54,6 +55,7 @@ void llt_batch_free(struct llt_batch * b) {
     free(b->diffs);
     for (int32_t i = 0; i < b->n_parity; i++) free(b->parity[i].top_k);
     free(b->parity);
+    free(b->routes);
     free(b);
 }
 
@@ -226,6 +228,18 @@ static int write_parity(struct llt_rows * w, const struct parity_rows * p) {
     return llt_store_step_done(w->st, s);
 }
 
+static int write_route(struct llt_rows * w, const struct route_rows * r) {
+    sqlite3_stmt * s = w->ins[INS_ROUTE];
+    sqlite3_bind_int64(s, 1, w->run_id);
+    sqlite3_bind_int64(s, 2, r->step);
+    sqlite3_bind_int(s, 3, r->layer);
+    sqlite3_bind_int(s, 4, r->pos);
+    sqlite3_bind_int(s, 5, r->rank);
+    sqlite3_bind_int(s, 6, r->expert);
+    sqlite3_bind_double(s, 7, r->weight);
+    return llt_store_step_done(w->st, s);
+}
+
 int llt_rows_write(struct llt_rows * w, const struct llt_batch * b) {
     int rc = llt_store_begin(w->st);
     for (; b && rc == LLT_OK; b = b->next) {
@@ -235,6 +249,7 @@ int llt_rows_write(struct llt_rows * w, const struct llt_batch * b) {
         for (int32_t i = 0; i < b->n_stats  && rc == LLT_OK; i++) rc = write_stat(w, &b->stats[i]);
         for (int32_t i = 0; i < b->n_diffs  && rc == LLT_OK; i++) rc = write_diff(w, &b->diffs[i]);
         for (int32_t i = 0; i < b->n_parity && rc == LLT_OK; i++) rc = write_parity(w, &b->parity[i]);
+        for (int32_t i = 0; i < b->n_routes && rc == LLT_OK; i++) rc = write_route(w, &b->routes[i]);
     }
     if (rc == LLT_OK) rc = llt_store_commit(w->st);
     if (rc != LLT_OK) llt_store_rollback(w->st);

@@ -111,6 +111,11 @@ static const struct table tables[] = {
         { "nonfinite", "INTEGER", NULL }, { "n_exceed", "INTEGER", NULL }, { "max_abs_index", "INTEGER", NULL },
         { "within", "INTEGER", NULL }, { "n_finite", "INTEGER", NULL }, { "n_nonfinite_pairs", "INTEGER", NULL }),
       "PRIMARY KEY(run_id, step, idx)", false },
+    // version 3: the experts each token chose in each MoE layer
+    { "expert_routing", COLS(
+        { "run_id", "INTEGER", NULL }, { "step", "INTEGER", NULL }, { "layer", "INTEGER", NULL },
+        { "pos", "INTEGER", NULL }, { "rank", "INTEGER", NULL }, { "expert", "INTEGER", NULL },
+        { "weight", "REAL", NULL }), "PRIMARY KEY(run_id, step, layer, pos, rank)", false },
 };
 #define N_TABLES ((int) (sizeof(tables) / sizeof(tables[0])))
 #define MAX_COLS 64 // columns of the widest table, at most (struct found)

@@ -12,6 +12,7 @@
 //      LOG_STATS  struct log_stat[n]
 //      LOG_DIFFS  struct log_diff[n]
 //      LOG_PARITY struct log_parity, then top_k_len bytes of top-k text (one record per row)
+//      LOG_ROUTES struct log_route[n]  (version 4: the experts of MoE layers)
 //      LOG_END    (empty) closes a batch; a batch without its end is dropped when replayed
 //   3. a record of kind 0 ends the log; the file may hold stale bytes after it
 // Every record struct has fixed-width fields and a size asserted below; the rows of a batch
@@ -42,7 +43,8 @@
 #define LOG_MAGIC   "LLTL"
 #define LOG_VERSION 4
 
-enum log_kind { LOG_GRAPH = 1, LOG_STEP = 2, LOG_TOKENS = 3, LOG_END = 4, LOG_STATS = 5, LOG_DIFFS = 6, LOG_PARITY = 7 };
+enum log_kind { LOG_GRAPH = 1, LOG_STEP = 2, LOG_TOKENS = 3, LOG_END = 4, LOG_STATS = 5, LOG_DIFFS = 6, LOG_PARITY = 7,
+                LOG_ROUTES = 8 };
 
 struct log_header {
     char     magic[4];
@@ -107,6 +109,14 @@ struct log_parity {
     int32_t seq_id, unused;
 };
 _Static_assert(sizeof(struct log_parity) == 88, "log parity layout");
+
+struct log_route {
+    int64_t step;
+    int32_t layer, pos, rank, expert;
+    float   weight;
+    int32_t unused;
+};
+_Static_assert(sizeof(struct log_route) == 32, "log route layout");
 
 struct llt_steplog {
     int    fd;
@@ -220,6 +230,15 @@ static bool put_parity(struct llt_steplog * log, const struct parity_rows * p) {
            put(log, &lp, sizeof(lp)) && put(log, p->top_k, len) && pad(log);
 }
 
+static bool put_routes(struct llt_steplog * log, const struct route_rows * r, int32_t n) {
+    bool ok = n == 0 || put_record(log, LOG_ROUTES, (uint32_t) ((size_t) n * sizeof(struct log_route)));
+    for (int32_t i = 0; ok && i < n; i++) {
+        const struct log_route lr = { r[i].step, r[i].layer, r[i].pos, r[i].rank, r[i].expert, r[i].weight, 0 };
+        ok = put(log, &lr, sizeof(lr));
+    }
+    return ok;
+}
+
 // Maps the file at a size that holds `need` bytes. A larger map keeps the pages already
 // mapped (mremap) and writes to each new page now, so that steps do not pay the faults: the
 // first write to a page of a shared file mapping faults, and the file system gives it a block.
@@ -266,14 +285,15 @@ int llt_steplog_append(struct llt_steplog * log, const struct llt_batch * b) {
     log->len = 0;
     // room for the graphs up front: one allocation, not a doubling per page
     size_t need = 4096 + (size_t) b->n_stats * sizeof(struct log_stat) + (size_t) b->n_diffs * sizeof(struct log_diff) +
-                  (size_t) b->n_tokens * sizeof(struct log_token) + (size_t) b->n_parity * (sizeof(struct log_parity) + 1024);
+                  (size_t) b->n_tokens * sizeof(struct log_token) + (size_t) b->n_parity * (sizeof(struct log_parity) + 1024) +
+                  (size_t) b->n_routes * sizeof(struct log_route);
     for (int32_t i = 0; i < b->n_steps; i++) need += (size_t) b->steps[i].n_times * sizeof(struct node_time) + 128;
     for (int32_t i = 0; i < b->n_graphs; i++) need += (size_t) b->graphs[i].n_nodes * sizeof(struct node_rec) + 65536;
     bool ok = put(log, NULL, 0) && (need <= log->cap || reserve(log, need));
     for (int32_t i = 0; ok && i < b->n_graphs; i++) ok = put_graph(log, &b->graphs[i]);
     for (int32_t i = 0; ok && i < b->n_steps; i++) ok = put_step(log, &b->steps[i]);
     ok = ok && put_tokens(log, b->tokens, b->n_tokens) && put_stats(log, b->stats, b->n_stats) &&
-         put_diffs(log, b->diffs, b->n_diffs);
+         put_diffs(log, b->diffs, b->n_diffs) && put_routes(log, b->routes, b->n_routes);
     for (int32_t i = 0; ok && i < b->n_parity; i++) ok = put_parity(log, &b->parity[i]);
     if (!ok || !put_record(log, LOG_END, 0)) return llt_set_error(LLT_ENOMEM, "out of memory");
     return publish(log);
@@ -472,6 +492,17 @@ static bool read_parity(struct reader * body, struct llt_batch * b) {
     return true;
 }
 
+static bool read_routes(struct reader * body, struct llt_batch * b) {
+    const int32_t n = count_rows(body, sizeof(struct log_route));
+    if (n < 0 || !llt_grow((void **) &b->routes, &b->cap_routes, b->n_routes + n, sizeof(struct route_rows))) return false;
+    for (int32_t i = 0; i < n; i++) {
+        struct log_route lr;
+        if (!take(body, &lr, sizeof(lr)) || lr.layer < 0 || lr.rank < 0 || lr.expert < 0) return false;
+        b->routes[b->n_routes++] = (struct route_rows) { lr.step, lr.layer, lr.pos, lr.rank, lr.expert, lr.weight };
+    }
+    return true;
+}
+
 // Parses a log into complete batches (linked by next); a torn or damaged tail is dropped.
 static struct llt_batch * parse_log(const char * data, size_t size, int64_t run_id) {
     struct reader r = { data, data + size };
@@ -502,6 +533,7 @@ static struct llt_batch * parse_log(const char * data, size_t size, int64_t run_
             case LOG_STATS:  ok = read_stats(&body, cur); break;
             case LOG_DIFFS:  ok = read_diffs(&body, cur); break;
             case LOG_PARITY: ok = read_parity(&body, cur); break;
+            case LOG_ROUTES: ok = h.version >= 4 && read_routes(&body, cur); break;
             case LOG_END:
                 *tail = cur;
                 tail = &cur->next;

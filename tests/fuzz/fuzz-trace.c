@@ -3,6 +3,7 @@
 // exports. Seeds (corpus/fuzz-trace/*.trace, not .db, which git ignores): small traces of the
 // tiny model, made by the tool and shrunk to small pages:
 //   lltrace run -n 2 --level L -o t.db   (L: timing, values; one with --parity P)
+//   lltrace run -m tiny-qwen3moe-F32.gguf -n 2 --level timing -o t.db   (moe.trace: expert routing)
 //   sqlite3 t.db 'PRAGMA journal_mode=DELETE; PRAGMA page_size=1024; VACUUM'
 #include "fuzz.h"
 #include "read-trace.h"

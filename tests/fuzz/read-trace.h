@@ -15,6 +15,7 @@ static int read_trace_src(const struct llt_read_src * r, void * u) { (void) u; r
 static int read_trace_step(const struct llt_read_step * r, void * u) { (void) r; (void) u; return 0; }
 static int read_trace_time(const struct llt_read_time * r, void * u) { (void) r; (void) u; return 0; }
 static int read_trace_token(const struct llt_read_token * r, void * u) { (void) u; return read_trace_text(r->piece); }
+static int read_trace_route(const struct llt_read_route * r, void * u) { (void) r; (void) u; return 0; }
 
 static void read_trace_run(struct llt_store * st, int64_t run) {
     struct llt_read_run r;
@@ -25,6 +26,12 @@ static void read_trace_run(struct llt_store * st, int64_t run) {
     llt_read_steps(st, &sel, read_trace_step, NULL);
     llt_read_times(st, &sel, read_trace_time, NULL);
     llt_read_tokens(st, &sel, read_trace_token, NULL);
+    llt_read_routes(st, &sel, read_trace_route, NULL);
+    struct llt_experts * e = NULL;
+    if (llt_experts_load(st, run, -1, &e) == LLT_OK) {
+        for (int64_t i = 0; i < llt_experts_n_tokens(e); i++) read_trace_text(llt_experts_token(e, i)->piece);
+        llt_experts_free(e);
+    }
 
     struct llt_table_filter filter = llt_table_default_filter();
     filter.run = run;
@@ -44,6 +51,7 @@ static void read_trace_run(struct llt_store * st, int64_t run) {
         struct llt_analysis_part parts[LLT_PART_COUNT];
         llt_analysis_parts(a, LLT_PHASE_PROMPT, parts);
         llt_analysis_parts(a, LLT_PHASE_GEN, parts);
+        for (int32_t i = 0; i < llt_analysis_n_experts(a); i++) llt_analysis_expert(a, i);
         for (int by = LLT_ANALYSIS_BY_OP; by <= LLT_ANALYSIS_BY_NODE; by++) {
             for (int by_phase = 0; by_phase <= 1; by_phase++) {
                 struct llt_analysis_groups g = {0};
