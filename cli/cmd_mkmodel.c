@@ -35,6 +35,23 @@ int cli_default_model(const char * preset, int ftype, char ** out_path) {
     return llt_default_model(preset, ftype, out_path);
 }
 
+// what was written, read back from the file: llama.cpp counts no parameters on a model it
+// built in memory (llama_model_n_params is 0 there). Nothing for a FIFO or device.
+static void print_size(const char * path) {
+    struct llt_registry * reg = NULL;
+    if (llt_registry_load(path, &reg) != LLT_OK) return;
+    int64_t params = 0;
+    for (int i = 0; i < llt_registry_count(reg); i++) {
+        const struct llt_weight * w = llt_registry_get(reg, i);
+        params += w->ne[0] * w->ne[1] * w->ne[2] * w->ne[3];
+    }
+    char arch[32] = "";
+    llt_registry_meta(reg, "general.architecture", arch, sizeof(arch));
+    fprintf(stderr, "lltrace: %s: %s, %d tensors, %lld parameters, %.1f MiB\n", path, arch, llt_registry_count(reg),
+            (long long) params, (double) llt_registry_file_size(reg) / (1024.0 * 1024.0));
+    llt_registry_free(reg);
+}
+
 int cmd_mkmodel(int argc, char ** argv) {
     const char * preset = NULL, * type = "F32", * out = NULL, * vocab = NULL;
     bool cache = false, verbose = false;
@@ -95,5 +112,7 @@ int cmd_mkmodel(int argc, char ** argv) {
         return CLI_FAIL;
     }
     printf("%s\n", out);
-    return CLI_OK;
+    int rc = cli_check_stdout(); // the path first: when it cannot be written, that is the one error
+    if (rc == CLI_OK) print_size(out);
+    return rc;
 }

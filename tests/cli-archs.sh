@@ -21,6 +21,21 @@ import sys; sys.path.insert(0, '$dir'); import gguf
 _, meta, tensors = gguf.read('$f32')
 print(len(tensors), meta['$arch.block_count'])")
 
+# mkmodel says what it wrote, read back from the file (llama.cpp counts 0 parameters on a model
+# it built in memory): the parameters are the elements of the file's tensors
+"$bin" mkmodel "tiny-$arch" -o "$dir/again.gguf" >/dev/null 2>"$dir/err" || fail "mkmodel -o: $(tail -1 "$dir/err")"
+cmp -s "$dir/again.gguf" "$f32" || fail "mkmodel tiny-$arch: not the same bytes as the cached model"
+want_params=$(python3 -c "
+import sys; sys.path.insert(0, '$dir'); import gguf
+n = 0
+for _, _, ne, _ in gguf.read('$f32')[2]:
+    p = 1
+    for d in ne: p *= d
+    n += p
+print(n)")
+expect "mkmodel's report" "$(grep -o "$arch, $n_weights tensors, [0-9]* parameters" "$dir/err")" "$arch, $n_weights tensors, $want_params parameters"
+rm -f "$dir/again.gguf"
+
 for type in F32 "$qtype"; do
     model=$f32; [ "$type" = F32 ] || model=$quant
     t=$dir/$type.db

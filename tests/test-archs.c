@@ -6,7 +6,7 @@
 // Hugging Face checkpoints, not from lltrace's table) with the family's vocabulary; tracing
 // never changes the greedy tokens; every step reads every weight; every layer has its nodes
 // (names, ops and the weights they read, from llama.cpp's graph code) and reads only its own
-// weights; --checkpoints dumps the architecture's named set in every layer, the KV cache as
+// weights, and every node between the first layer's and the last layer's output is in a layer; --checkpoints dumps the architecture's named set in every layer, the KV cache as
 // [n_head_kv * head_dim, positions].
 #include "lltrace.h"
 #include "testdb.h"
@@ -227,6 +227,11 @@ static void check_run(const struct arch_want * w, const struct llt_preset * p, i
     CHECK(bad == 0, "run %d: %lld reads of a layer's weight by a node of another layer", run, bad);
     CHECK_INT(qi("SELECT count(*) FROM steps s JOIN nodes n ON n.graph_id=s.graph_id WHERE s.run_id=%d AND n.layer_out=1", run),
               n_steps * p->n_layer);
+    // outside the layers only what comes before the first layer's first node or after the last layer's output
+    bad = qi("SELECT count(*) FROM steps s JOIN nodes n ON n.graph_id=s.graph_id WHERE s.run_id=%d AND n.layer < 0"
+             " AND n.idx > (SELECT min(idx) FROM nodes m WHERE m.graph_id=s.graph_id AND m.layer = 0)"
+             " AND n.idx < (SELECT max(idx) FROM nodes m WHERE m.graph_id=s.graph_id AND m.layer_out=1)", run);
+    CHECK(bad == 0, "run %d: %lld nodes within the layers are attributed to none", run, bad);
     for (long long step = 0; step < n_steps; step++) {
         long long g = qi("SELECT graph_id FROM steps WHERE run_id=%d AND step=%lld", run, step);
         check_node(g, step, &(struct node_want) { "embd", "GET_ROWS", "token_embd.weight" }, -1);

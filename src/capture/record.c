@@ -141,6 +141,11 @@ static void describe_node(struct llt_tracer * tr, struct ggml_tensor * t, int32_
         // built: the later of their sources' layer and the previous node's
         int32_t prev = idx > 0 ? tr->recs[idx - 1].layer : -1;
         r->layer = inherited > prev ? inherited : prev;
+    } else if (r->layer < 0 && (t->op == GGML_OP_RMS_NORM || t->op == GGML_OP_NORM) && r->src_kind[0] == SRC_NODE &&
+               !(tr->recs[r->src_ref[0]].flags & NODE_LOUT)) {
+        // a norm llama.cpp builds with layer -1 inside a layer (Gemma 3's post-FFN norm, named
+        // "norm") belongs to its input's layer; the final norm reads the last layer's output
+        r->layer = tr->recs[r->src_ref[0]].layer;
     }
     if (tr->values) r->flags |= llt_values_node_flags(tr->values, t, r->name, r->layer, (r->flags & NODE_NOOP) != 0);
     if (!ptr_table_put(&tr->node_idx, t, idx)) llt_capture_fail(tr, "out of memory");
