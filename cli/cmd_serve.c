@@ -43,7 +43,7 @@ static void on_sigint(int sig) { (void) sig; stop = 1; }
 struct cache {
     char *  data;      // the last JSON, or an error object
     size_t  n;
-    int     status;    // its HTTP status
+    int     status;    // its HTTP status: 200, or 500 when out of memory
     int64_t key[4];    // the trace's and its WAL's size and mtime when it was computed
 };
 
@@ -72,14 +72,14 @@ static void refresh(struct cache * c, const char * trace, const struct llt_repor
     if (rc != LLT_OK) {
         // the trace is not there yet, or has no run yet: the page says so and asks again
         rewind(mem);
-        fputs("{\"error\":", mem);
+        fputs("{\"waiting\":", mem);
         llt_json_write_string(mem, llt_last_error());
         fputs("}", mem);
         fflush(mem);
         c->n = (size_t) ftell(mem);
     }
     fclose(mem);
-    c->status = rc == LLT_OK ? 200 : 503;
+    c->status = 200;
     memcpy(c->key, key, sizeof(key));
 }
 
@@ -108,6 +108,7 @@ static void respond(int fd, int status, const char * type, const char * body, si
 static void handle(int fd, const char * trace, const struct llt_report_params * rp, struct cache * c) {
     char req[8192];
     size_t got = 0;
+    req[0] = '\0';
     // the request line and headers, up to the buffer's size; the body (none for GET) unread
     while (got < sizeof(req) - 1 && !strstr(req, "\r\n\r\n")) {
         struct pollfd pf = { fd, POLLIN, 0 };

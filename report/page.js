@@ -6,6 +6,8 @@
   const S = { layer: null, node: null, attStep: null, attLayer: 0, resMetric: 'rms', lensStep: 'all' }; // what the reader chose
   const R = window.lltReport = { ready: false, renders: 0, data: null };
   let D = null, lastText = '';
+  // served: how often to ask for data.json (?poll=MS; every two seconds unless told)
+  const pollMs = Math.max(100, +(new URLSearchParams(location.search).get('poll') || 2000));
 
   // ---- small helpers -----------------------------------------------------------------------
   function el(tag, attrs, ...kids) {
@@ -419,10 +421,10 @@
       if (t === lastText) return;
       lastText = t;
       const d = JSON.parse(t);
-      if (d.error) { document.getElementById('live').textContent = 'waiting: ' + d.error; R.waiting = d.error; return; }
+      if (d.waiting) { document.getElementById('live').textContent = 'waiting for the run: ' + d.waiting; R.waiting = d.waiting; return; }
       render(d);
     }).catch(e => { document.getElementById('live').textContent = 'the server did not answer: ' + e.message; })
-      .finally(() => setTimeout(poll, 2000));
+      .finally(() => setTimeout(poll, pollMs));
   }
   document.body.append(tip);
   const inline = document.getElementById('llt-data').textContent.trim();

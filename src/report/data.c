@@ -77,7 +77,8 @@ static int write_candidates(FILE * f, struct llt_store * st, int64_t run, uint8_
     struct llt_parity_step * ps = NULL;
     int32_t n = 0;
     int rc = llt_parity_read_trace(st, (int) run, &ps, &n);
-    if (rc != LLT_OK) return rc;
+    if (rc == LLT_ENOTFOUND) n = 0; // a run without --parity
+    else if (rc != LLT_OK) return rc;
     *have = n > 0;
     if (n == 0) { fputs("\"candidates\":null", f); free(ps); return LLT_OK; }
     fputs("\"candidates\":[", f);
