@@ -26,6 +26,9 @@ static const char * usage_text =
     "  --step N           the step whose graph is drawn (default: the first generated one)\n"
     "  --lens-k K         logit lens candidates per layer and position, 0 to 16 (default 5;\n"
     "                     0: no lens)\n"
+    "  --vs B.db          compare with the last run of trace B (section 8): token by token\n"
+    "                     (both runs with --parity) and tensor by tensor (both with --checkpoints)\n"
+    "  --vs-run ID        compare with that run (of B, or of TRACE without --vs)\n"
     "  --data             write the page's data (JSON, docs/report.md) instead of the page\n"
     "  -h, --help         this help\n"
     "\n"
@@ -37,7 +40,8 @@ static bool same_file(const char * a, const char * b) {
 }
 
 int cmd_report(int argc, char ** argv) {
-    const char * trace = NULL, * path = NULL, * v;
+    const char * trace = NULL, * path = NULL, * vs = NULL, * v;
+    bool vs_run_given = false;
     struct llt_report_params rp = llt_report_default_params();
     bool data_only = false;
     int64_t iv;
@@ -51,6 +55,11 @@ int cmd_report(int argc, char ** argv) {
         } else if (strcmp(a, "--lens-k") == 0) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_parse_int(a, v, 0, LLT_LENS_MAX_K, &iv)) return CLI_USAGE;
             rp.lens_k = (int32_t) iv;
+        } else if (strcmp(a, "--vs") == 0) {
+            if (!(vs = cli_value(argc, argv, &i))) return CLI_USAGE;
+        } else if (strcmp(a, "--vs-run") == 0) {
+            if (!(v = cli_value(argc, argv, &i)) || !cli_parse_int(a, v, 1, INT64_MAX, &rp.vs_run)) return CLI_USAGE;
+            vs_run_given = true;
         } else if (strcmp(a, "--data") == 0) {
             data_only = true;
         } else if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
@@ -77,13 +86,29 @@ int cmd_report(int argc, char ** argv) {
         return CLI_USAGE;
     }
     rp.run = r.id;
+    // the other side: a run of trace B, or another run of this trace
+    struct llt_store * other = NULL;
+    struct llt_read_run rb;
+    if (vs && (llt_store_open(vs, LLT_STORE_READ, &other) != LLT_OK || llt_read_run(other, rp.vs_run, &rb) != LLT_OK)) {
+        cli_error("%s", llt_last_error());
+        llt_store_close(other);
+        llt_store_close(st);
+        return CLI_USAGE;
+    }
+    if (!vs && vs_run_given && llt_read_run(st, rp.vs_run, &rb) != LLT_OK) {
+        cli_error("%s", llt_last_error());
+        llt_store_close(st);
+        return CLI_USAGE;
+    }
+    rp.vs = other ? other : vs_run_given ? st : NULL;
     char def[4096];
     if (!path) {
         snprintf(def, sizeof(def), "%s.run%lld.%s", trace, (long long) r.id, data_only ? "json" : "html");
         path = def;
     }
-    if (same_file(path, trace)) {
-        cli_error("report: the output '%s' is the trace itself", path);
+    if (same_file(path, trace) || (vs && same_file(path, vs))) {
+        cli_error("report: the output '%s' is a trace", path);
+        llt_store_close(other);
         llt_store_close(st);
         return CLI_USAGE;
     }
@@ -93,6 +118,7 @@ int cmd_report(int argc, char ** argv) {
     FILE * mem = open_memstream(&data, &n);
     int rc = mem ? llt_report_write_data(st, &rp, mem) : LLT_ENOMEM;
     if (mem) fclose(mem);
+    llt_store_close(other);
     llt_store_close(st);
     if (rc != LLT_OK) {
         cli_error("%s", rc == LLT_ENOMEM && !mem ? "report: out of memory" : llt_last_error());

@@ -386,9 +386,51 @@
 
   // ---- 8. comparison ------------------------------------------------------------------------
   function secComparison() {
+    const C = D.comparison;
     return section('comparison', '8. Comparison',
-      'Two runs of the same prompt (another quantization, another engine) compared layer by layer (NMSE, cosine) and token by token (top-1 agreement, KL divergence, the first divergence and its margin).',
-      D.missing.comparison, () => {});
+      'Two runs of the same prompt (another quantization, another build) compared the way <code>lltrace parity</code> and <code>lltrace diff</code> do. Token by token: the <b>top-1 agreement</b>, the <b>KL divergence</b> of the two top-k distributions per step (0: the same), and the <b>first divergence</b> with each side’s <b>margin</b> (top-1 minus top-2 logit: a small margin is a near tie that rounding can flip). Tensor by tensor: the <b>NMSE</b> (squared error over the reference’s energy) and <b>cosine</b> of every dumped tensor of a step, in execution order, so you see where the error enters and how it grows through the layers.',
+      C ? null : D.missing.comparison, s => {
+        const side = x => `${x.trace} run ${x.run}: ${x.model} (${x.file_type})`;
+        s.append(el('div', { class: 'kv' }, el('div', null, el('span', null, 'A'), side(C.a)), el('div', null, el('span', null, 'B'), side(C.b))));
+        const P = C.parity;
+        s.append(el('h3', null, 'Token by token'));
+        if (!P) s.append(el('p', { class: 'missing' }, C.why_parity));
+        else {
+          const fd = P.first_diff;
+          s.append(el('p', { id: 'cmp-verdict', 'data-verdict': P.verdict, 'data-first-diff': fd, 'data-top1': P.n_top1, 'data-compared': P.n_compared },
+            `${P.verdict}: top-1 agreement ${P.n_top1} of ${P.n_compared} compared steps, mean KL ${fmtNum(P.mean_kl)} nats` +
+            (fd >= 0 ? `; first divergence at step ${fd}: A chose ${JSON.stringify(shown(piece(P.steps[fd][1])))} (margin ${fmtNum(P.margin_a)}), B chose ${JSON.stringify(shown(piece(P.steps[fd][2])))} (margin ${fmtNum(P.margin_b)})` : '')));
+          const cmp = P.steps.filter(x => x[3]);
+          const kmax = Math.max(1e-12, ...cmp.map(x => x[7] || 0));
+          s.append(table(P.steps, [{ h: 'step', num: 1, f: x => x[0] }, { h: 'A', f: x => el('span', { class: 'tok gen' }, shown(piece(x[1]))) },
+            { h: 'B', f: x => el('span', { class: 'tok ' + (x[1] === x[2] ? 'gen' : 'prompt') }, shown(piece(x[2]))) },
+            { h: 'compared', f: x => x[3] ? (x[0] === fd ? 'first difference' : 'yes') : 'no: different text before' },
+            { h: 'KL', num: 1, f: x => x[3] ? fmtNum(x[7]) : '' }, { h: '', f: x => x[3] ? el('span', { class: 'bar', style: `width:${Math.round(100 * (x[7] || 0) / kmax)}px` }) : '' },
+            { h: 'max |Δlogit|', num: 1, f: x => x[3] ? fmtNum(x[6]) : '' }]));
+        }
+        const T = C.tensors;
+        s.append(el('h3', null, 'Tensor by tensor'));
+        if (!T) { s.append(el('p', { class: 'missing' }, C.why_tensors)); return; }
+        const stepOf = n => { const m = /#(\d+)/.exec(n); return m ? +m[1] : -1; };
+        const steps = [...new Set(T.rows.map(r => stepOf(r[0])))].sort((a, b) => a - b);
+        if (S.cmpStep === undefined || !steps.includes(S.cmpStep)) S.cmpStep = steps[0];
+        s.append(el('div', { class: 'controls' }, el('label', null, 'step'), el('select', { id: 'cmp-step', onchange: e => { S.cmpStep = +e.target.value; rerender(); } },
+          steps.map(x => el('option', { value: x, ...(x === S.cmpStep ? { selected: '' } : {}) }, x === 0 ? 'prompt' : 'step ' + x))),
+          el('span', { class: 'legend' }, `${T.n_compared} tensors compared, ${T.n_exceed} beyond the default tolerance; mean cosine ${fmtNum(T.mean_cosine, 6)}`)));
+        const rows = T.rows.filter(r => stepOf(r[0]) === S.cmpStep);
+        const nm = rows.map(r => r[3]).filter(v => v > 0), lo = Math.log10(Math.min(...nm, 1)), hi = Math.log10(Math.max(...nm, 1e-12));
+        // NMSE along the execution order: a line that climbs through the layers
+        const W = 620, H = 160, m = 40, svg = sv('svg', { class: 'chart', width: W, height: H, id: 'cmp-chart' });
+        const X = i => m + i * (W - m - 10) / Math.max(1, rows.length - 1), Y = v => H - 20 - (H - 30) * (hi > lo ? (Math.log10(Math.max(v, 1e-30)) - lo) / (hi - lo) : 0.5);
+        svg.append(sv('path', { d: rows.map((r, i) => (i ? 'L' : 'M') + X(i) + ',' + Y(r[3])).join(' '), fill: 'none', stroke: '#2e6bd1' }));
+        const t1 = sv('text', { x: 2, y: 14 }); t1.textContent = 'NMSE 1e' + hi.toFixed(1); svg.append(t1);
+        const t2 = sv('text', { x: 2, y: H - 22 }); t2.textContent = '1e' + lo.toFixed(1); svg.append(t2);
+        s.append(svg);
+        s.append(el('table', { id: 'cmp-tensors' }, el('tr', null, ['tensor', 'layer', 'NMSE', 'cosine', 'max |A−B|', 'within tolerance'].map(h => el('th', null, h))),
+          rows.map(r => el('tr', { 'data-name': r[0], 'data-nmse': r[3] }, el('td', null, r[0]), el('td', { class: 'num' }, r[1]),
+            el('td', { class: 'num', style: `background:${heat(hi > lo ? (Math.log10(Math.max(r[3], 1e-30)) - lo) / (hi - lo) : 0)}` }, fmtNum(r[3])),
+            el('td', { class: 'num' }, fmtNum(r[4], 7)), el('td', { class: 'num' }, fmtNum(r[5])), el('td', null, r[2] ? 'yes' : 'no')))));
+      });
   }
 
   // ---- the page -----------------------------------------------------------------------------

@@ -3,8 +3,9 @@
 # loaded from disk with no console error and no network request, every section there, the
 # attention heatmaps of the last layer at the prompt step equal to the dump's values (read by a
 # GGUF reader written here in Python), the token strip equal to the trace's tokens (Python's
-# sqlite3), the logit lens' last layer equal to the tokens the run chose; a screenshot of each
-# section into the test's output folder; bad input.
+# sqlite3), the logit lens' last layer equal to the tokens the run chose, the comparison with a
+# Q8_0 run equal to Python's (first divergence, top-1 agreement, a layer output's NMSE); a
+# screenshot of each section into the test's output folder; bad input.
 #   cli-report.sh LLTRACE_BINARY [SHOTS_DIR]
 # The model is LLTRACE_REPORT_MODEL (a GGUF path), else the built-in tiny F32 model.
 here=$(cd "$(dirname "$0")" && pwd)
@@ -13,58 +14,95 @@ shots=${2:-$dir/shots}
 . "$here/browser.sh"
 
 m=${LLTRACE_REPORT_MODEL:-$model}
-"$bin" run -m "$m" -p "The quick brown fox jumps over the lazy dog" -n 6 --checkpoints --level timing \
+# B, for the comparison: the same model quantized (LLTRACE_REPORT_MODEL_B), else tiny Q8_0
+mb=${LLTRACE_REPORT_MODEL_B:-$("$bin" mkmodel tiny Q8_0 --cache)} || { fail "cannot make tiny Q8_0"; finish; }
+prompt="The quick brown fox jumps over the lazy dog"
+"$bin" run -m "$m" -p "$prompt" -n 6 --checkpoints --level timing \
     --parity "$dir/p.jsonl" -o "$dir/t.db" >"$dir/run.out" 2>&1 || { cat "$dir/run.out"; fail "run: exit $?"; finish; }
-"$bin" report "$dir/t.db" -o "$dir/r.html" 2>"$dir/err" || fail "report: exit $?: $(cat "$dir/err")"
+grep -q "'lltrace report $dir/t.db'" "$dir/run.out" || fail "run does not name lltrace report: $(tail -1 "$dir/run.out")"
+"$bin" run -m "$mb" -p "$prompt" -n 6 --checkpoints --parity "$dir/pb.jsonl" -o "$dir/b.db" >"$dir/run.out" 2>&1 \
+    || { cat "$dir/run.out"; fail "run B: exit $?"; finish; }
+"$bin" report "$dir/t.db" --vs "$dir/b.db" -o "$dir/r.html" 2>"$dir/err" || fail "report: exit $?: $(cat "$dir/err")"
 grep -q "open file://$dir/r.html" "$dir/err" || fail "report does not say how to open the page: $(cat "$dir/err")"
 
 # ---- what the page must show, computed here ---------------------------------------------------
 python3 - "$dir" <<'PY' || fail "cannot compute the expected values"
 import json, sqlite3, struct, sys
 d = sys.argv[1]
+
+SC = {0: '<B', 1: '<b', 2: '<H', 3: '<h', 4: '<I', 5: '<i', 6: '<f', 7: '<?', 10: '<Q', 11: '<q', 12: '<d'}
+def gguf(path):
+    """(metadata, {name: (ne, type, absolute offset)}, file)"""
+    f = open(path, 'rb')
+    def take(fmt):
+        return struct.unpack(fmt, f.read(struct.calcsize(fmt)))[0]
+    def value(t):
+        if t == 8: return f.read(take('<Q')).decode('utf-8', 'replace')
+        if t == 9:
+            at, n = take('<I'), take('<Q')
+            return [value(at) for _ in range(n)]
+        return take(SC[t])
+    assert f.read(4) == b'GGUF'
+    _, n_t, n_kv = take('<I'), take('<Q'), take('<Q')
+    meta = {}
+    for _ in range(n_kv):
+        k = f.read(take('<Q')).decode()
+        meta[k] = value(take('<I'))
+    infos = {}
+    for _ in range(n_t):
+        name = f.read(take('<Q')).decode()
+        ne = [take('<Q') for _ in range(take('<I'))]
+        infos[name] = (ne, take('<I'), take('<Q'))
+    align = meta.get('general.alignment', 32)
+    start = (f.tell() + align - 1) // align * align
+    return meta, {k: (ne, t, start + o) for k, (ne, t, o) in infos.items()}, f
+def f32(g, name):
+    meta, infos, f = g
+    ne, typ, off = infos[name]
+    assert typ == 0, name + ' is f32 in the dump'
+    n = 1
+    for x in ne: n *= x
+    f.seek(off)
+    return ne, struct.unpack('<%df' % n, f.read(4 * n))
+
+def dump_of(db):
+    return sqlite3.connect(db).execute('SELECT dump_path FROM runs WHERE id = 1').fetchone()[0]
 db = sqlite3.connect(d + '/t.db')
-dump, = db.execute('SELECT dump_path FROM runs WHERE id = 1').fetchone()
 toks = [{'token': t, 'piece': p} for t, p in db.execute("SELECT token, piece FROM tokens WHERE run_id = 1 ORDER BY seq")]
 # a generated token at step s came from the logits of step s's last position
 gen = [{'token': t, 'pos': p0 + n - 1} for t, p0, n in db.execute(
     "SELECT t.token, s.pos0, s.n_tokens FROM tokens t JOIN steps s ON s.run_id = t.run_id AND s.step = t.step "
     "WHERE t.run_id = 1 AND t.role = 'gen' ORDER BY t.seq")]
-f = open(dump, 'rb')
-def take(fmt):
-    return struct.unpack(fmt, f.read(struct.calcsize(fmt)))[0]
-SC = {0: '<B', 1: '<b', 2: '<H', 3: '<h', 4: '<I', 5: '<i', 6: '<f', 7: '<?', 10: '<Q', 11: '<q', 12: '<d'}
-def value(t):
-    if t == 8: return f.read(take('<Q')).decode('utf-8', 'replace')
-    if t == 9:
-        at, n = take('<I'), take('<Q')
-        return [value(at) for _ in range(n)]
-    return take(SC[t])
-assert f.read(4) == b'GGUF'
-_, n_t, n_kv = take('<I'), take('<Q'), take('<Q')
-meta = {}
-for _ in range(n_kv):
-    k = f.read(take('<Q')).decode()
-    meta[k] = value(take('<I'))
-infos = {}
-for _ in range(n_t):
-    name = f.read(take('<Q')).decode()
-    ne = [take('<Q') for _ in range(take('<I'))]
-    infos[name] = (ne, take('<I'), take('<Q'))
-align = meta.get('general.alignment', 32)
-start = (f.tell() + align - 1) // align * align
+ga = gguf(dump_of(d + '/t.db'))
+meta = ga[0]
 arch = meta['general.architecture']
 n_layer, n_head = meta[arch + '.block_count'], meta[arch + '.attention.head_count']
-ne, typ, off = infos['kq_soft_max-%d#0' % (n_layer - 1)]
-assert typ == 0, 'attention probabilities are f32 in the dump'
-f.seek(start + off)
+ne, vals = f32(ga, 'kq_soft_max-%d#0' % (n_layer - 1))
 n_pos, n_q, heads = ne[0], ne[1], ne[2]
-vals = struct.unpack('<%df' % (n_pos * n_q * heads), f.read(4 * n_pos * n_q * heads))
 per = n_pos * n_q
-want = {'tokens': toks, 'generated': gen[:-1], 'n_layer': n_layer,
-        'sections_with_data': ['run', 'graph', 'time', 'attention', 'residual', 'lens', 'memory'],
-        'attention': {'step': 0, 'layer': n_layer - 1, 'n_head': n_head, 'rows': n_q, 'cols': n_pos,
-                      'values': [list(vals[h * per:(h + 1) * per]) for h in range(heads)]}}
 assert heads == n_head
+
+# the comparison: parity by the rules of docs/trace-format.md, NMSE of a layer output
+def parity(path):
+    out = []
+    for line in open(path):
+        r = json.loads(line)
+        top = sorted(r['top_k'], key=lambda x: -x[1])
+        out.append((r['token'], top[0][0]))
+    return out
+pa, pb = parity(d + '/p.jsonl'), parity(d + '/pb.jsonl')
+first = next((i for i, (x, y) in enumerate(zip(pa, pb)) if x[0] != y[0]), -1)
+compared = (first + 1) if first >= 0 else min(len(pa), len(pb))
+top1 = sum(1 for i in range(compared) if pa[i][1] == pb[i][1])
+_, a = f32(ga, 'l_out-0#0')
+_, b = f32(gguf(dump_of(d + '/b.db')), 'l_out-0#0')
+nmse = sum((x - y) ** 2 for x, y in zip(a, b)) / sum(x * x for x in a)
+
+want = {'tokens': toks, 'generated': gen[:-1], 'n_layer': n_layer,
+        'sections_with_data': ['run', 'graph', 'time', 'attention', 'residual', 'lens', 'memory', 'comparison'],
+        'attention': {'step': 0, 'layer': n_layer - 1, 'n_head': n_head, 'rows': n_q, 'cols': n_pos,
+                      'values': [list(vals[h * per:(h + 1) * per]) for h in range(heads)]},
+        'comparison': {'first_diff': first, 'compared': compared, 'top1': top1, 'tensor': 'l_out-0#0', 'nmse': nmse}}
 json.dump(want, open(d + '/expected.json', 'w'))
 PY
 # the last generated token is never decoded: the lens has no row for it (generated[:-1])
@@ -96,4 +134,6 @@ expect "missing trace message lines" "$(wc -l <"$dir/err")" 1
 "$bin" report "$dir/t.db" --run 9 -o "$dir/x.html" 2>"$dir/err"; expect "missing run exit" "$?" 2
 "$bin" report "$dir/t.db" --lens-k 99 2>"$dir/err"; expect "bad --lens-k exit" "$?" 2
 "$bin" report "$dir/t.db" -o "$dir/t.db" 2>"$dir/err"; expect "output is the trace exit" "$?" 2
+"$bin" report "$dir/t.db" --vs "$dir/none.db" -o "$dir/x.html" 2>"$dir/err"; expect "missing --vs trace exit" "$?" 2
+[ -e "$dir/x.html" ] && fail "a failed report wrote its output"
 finish

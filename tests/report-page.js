@@ -75,6 +75,15 @@ async function check(file, expectedFile, shots) {
     const got = await page.locator(`#lens-table td[data-layer="${want.n_layer - 1}"][data-pos="${g.pos}"]`).evaluateAll(ns => ns.map(n => +n.dataset.id));
     if (got.length !== 1 || got[0] !== g.token) fail(`logit lens, last layer, position ${g.pos}: token ${got}, the run chose ${g.token}`);
   }
+  // the comparison: the first divergence, top-1 agreement and one tensor's NMSE, as computed by the test
+  if (want.comparison) {
+    const c = want.comparison;
+    const v = await page.locator('#cmp-verdict').evaluateAll(ns => ns.map(n => ({ first: +n.dataset.firstDiff, top1: +n.dataset.top1, compared: +n.dataset.compared })));
+    if (v.length !== 1 || v[0].first !== c.first_diff || v[0].top1 !== c.top1 || v[0].compared !== c.compared) fail(`comparison: ${JSON.stringify(v)}, wanted first ${c.first_diff}, top-1 ${c.top1} of ${c.compared}`);
+    await page.selectOption('#cmp-step', '0');
+    const nm = await page.locator(`#cmp-tensors tr[data-name="${c.tensor}"]`).evaluateAll(ns => ns.map(n => +n.dataset.nmse));
+    if (nm.length !== 1 || !(Math.abs(nm[0] - c.nmse) <= 1e-3 * c.nmse)) fail(`comparison: NMSE of ${c.tensor} ${nm}, wanted ${c.nmse}`);
+  }
   // a graph node's record opens on a click
   await page.locator('#graph-svg .node').first().click();
   if (!/idx|name/.test(await page.locator('#node-info').textContent())) fail('clicking a graph node shows no record');

@@ -68,13 +68,16 @@ struct llt_report_params {
     int32_t lens_k;       // logit lens candidates, 0: no lens
     int64_t max_steps;    // per-step series longer than this are decimated (every n-th step)
     int64_t max_values;   // attention and residual cells kept at most; steps beyond are left out
+    struct llt_store * vs; // compare with a run of this trace (may be st itself); NULL: no comparison
+    int64_t vs_run;       // that run; 0: its last one
 };
 
 struct llt_report_params llt_report_default_params(void);
 
 // Writes the data of the report of a run as one JSON object (docs/report.md) to f: the run,
 // its tokens and top-k candidates, one step's graph, time, attention, residual stream, logit
-// lens and memory; a section without data says which `lltrace run` option gives it.
+// lens, memory and the comparison with p->vs; a section without data says which `lltrace run`
+// option gives it.
 // LLT_EIO also when writing to f failed.
 int llt_report_write_data(struct llt_store * st, const struct llt_report_params * p, FILE * f);
 

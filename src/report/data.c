@@ -14,7 +14,8 @@
 #include <string.h>
 
 struct llt_report_params llt_report_default_params(void) {
-    return (struct llt_report_params) { .run = 0, .graph_step = -1, .lens_k = 5, .max_steps = 2000, .max_values = 400000 };
+    return (struct llt_report_params) { .run = 0, .graph_step = -1, .lens_k = 5, .max_steps = 2000, .max_values = 400000,
+                                        .vs = NULL, .vs_run = 0 };
 }
 
 // a table as {"cols":[...],"rows":[[...],...]}: columns holding JSON text written raw
@@ -47,10 +48,6 @@ static const struct llt_value * col(const struct llt_table_rows * t, const char 
 static const char * col_text(const struct llt_table_rows * t, const char * name) {
     const struct llt_value * v = col(t, name);
     return v && v->type == LLT_VALUE_TEXT ? v->s : NULL;
-}
-
-static void mark(uint8_t * want, int32_t n_vocab, int32_t id) {
-    if (want && id >= 0 && id < n_vocab) want[id / 8] |= (uint8_t) (1u << (id % 8));
 }
 
 // ---- the run and its tokens --------------------------------------------------------------
@@ -100,7 +97,7 @@ static int write_candidates(FILE * f, struct llt_store * st, int64_t run, uint8_
             fputc(',', f);
             llt_rj_num(f, exp((double) s->logits[j] - s->logits[0]) / sum);
             fputc(']', f);
-            mark(want, n_vocab, s->ids[j]);
+            llt_report_mark(want, n_vocab, s->ids[j]);
         }
         fputs("]]", f);
     }
@@ -287,6 +284,12 @@ int llt_report_write_data(struct llt_store * st, const struct llt_report_params 
         fputs("\"lens\":null", f);
     }
     fputc(',', f);
+    if (p->vs) {
+        if ((rc = llt_report_compare(f, st, run, p->vs, p->vs_run, want, n_vocab)) != LLT_OK) goto done;
+    } else {
+        fputs("\"comparison\":null", f);
+    }
+    fputc(',', f);
     write_vocab(f, model_path, want, n_vocab);
 
     // what is missing and how to get it
@@ -300,7 +303,7 @@ int llt_report_write_data(struct llt_store * st, const struct llt_report_params 
     fputs(",\"lens\":", f);
     llt_json_write_string(f, dump_problem ? dump_problem : lens_problem);
     fputs(",\"comparison\":", f);
-    llt_json_write_string(f, "the comparison of two runs is not part of this report yet: use 'lltrace parity' and 'lltrace diff'");
+    llt_json_write_string(f, p->vs ? "" : "no second run: lltrace report A.db --vs B.db (or --vs-run ID for two runs of one trace)");
     fputs("}}\n", f);
     if (ferror(f)) rc = llt_set_error(LLT_EIO, "report: cannot write the data");
 done:

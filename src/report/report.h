@@ -24,6 +24,11 @@ static inline void llt_rj_value(FILE * f, const struct llt_value * v, bool raw_j
     }
 }
 
+// marks id in want, a bitmap of n_vocab bits: the ids whose pieces the data names
+static inline void llt_report_mark(uint8_t * want, int32_t n_vocab, int32_t id) {
+    if (want && id >= 0 && id < n_vocab) want[id / 8] |= (uint8_t) (1u << (id % 8));
+}
+
 // ---- sections from the dump (values.c) ---------------------------------------------------
 
 struct llt_tensor_set;
@@ -31,9 +36,18 @@ struct llt_tensor_set;
 // "attention": the attention probabilities of every layer and step, steps kept while the
 // cells written stay under max_values; "residual": per layer and position the RMS, absmax
 // and non-finite count of the layer outputs (and of the embedding, layer -1). Each writes
-// `"name":{...}` or `"name":null`, and adds the ids it names to want (a bitmap of n_vocab bits).
+// `"name":{...}` or `"name":null`.
 int llt_report_attention(FILE * f, struct llt_tensor_set * dump, int64_t max_values);
 int llt_report_residual(FILE * f, struct llt_tensor_set * dump, int64_t max_values);
-// "lens": the logit lens rows; marks the ids it shows in want (n_vocab bits)
+// "lens": the logit lens rows; marks the ids it shows in want
 int llt_report_lens(FILE * f, const char * model_path, const char * dump_path, int32_t k,
                     uint8_t * want, int32_t n_vocab);
+
+// ---- the comparison of two runs (compare.c) ----------------------------------------------
+
+// "comparison": run A (its LLT_TABLE_RUN row) against run b_run of b (may be A's store):
+// token by token from the parity records, tensor by tensor from the dumps; a side without
+// them leaves that part null and says why. Marks the tokens it names in want.
+struct llt_table_rows;
+int llt_report_compare(FILE * f, struct llt_store * a, const struct llt_table_rows * run_a,
+                       struct llt_store * b, int64_t b_run, uint8_t * want, int32_t n_vocab);

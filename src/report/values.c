@@ -168,7 +168,7 @@ int llt_report_lens(FILE * f, const char * model_path, const char * dump_path, i
         fputs(",[", f);
         for (int j = 0; j < r->k; j++) {
             fprintf(f, "%s%d", j ? "," : "", r->ids[j]);
-            if (want && r->ids[j] >= 0 && r->ids[j] < n_vocab) want[r->ids[j] / 8] |= (uint8_t) (1u << (r->ids[j] % 8));
+            llt_report_mark(want, n_vocab, r->ids[j]);
         }
         fputs("],[", f);
         for (int j = 0; j < r->k; j++) { if (j) fputc(',', f); llt_rj_num(f, r->probs[j]); }
