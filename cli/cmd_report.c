@@ -101,6 +101,7 @@ int cmd_report(int argc, char ** argv) {
         return CLI_USAGE;
     }
     rp.vs = other ? other : vs_run_given ? st : NULL;
+    rp.bandwidth_gbs = llt_report_measure_bandwidth(); // the roofline's limit, on this machine
     char def[4096];
     if (!path) {
         snprintf(def, sizeof(def), "%s.run%lld.%s", trace, (long long) r.id, data_only ? "json" : "html");

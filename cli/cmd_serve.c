@@ -187,6 +187,7 @@ int cmd_serve(int argc, char ** argv) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     fprintf(stderr, "lltrace: serving %s on http://127.0.0.1:%d/ (Ctrl-C stops)\n", trace, ntohs(addr.sin_port));
+    rp.bandwidth_gbs = llt_report_measure_bandwidth(); // once: the roofline's limit
     struct cache c = {0};
     while (!stop) {
         struct pollfd pf = { ls, POLLIN, 0 };

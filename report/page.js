@@ -171,7 +171,7 @@
   // ---- 3. time -----------------------------------------------------------------------------
   function secTime() {
     return section('time', '3. Time',
-      'Where the time of a step goes, from node times the CPU backend stamped (the same figures as <code>lltrace profile</code>). <b>Memory-bound</b> ops move many bytes per FLOP (matrix-vector multiplies while generating: each weight is read once per token); compute-bound ops reuse each byte many times (the prompt’s matrix-matrix multiplies). The roofline plots each op’s achieved GFLOP/s against its arithmetic intensity (FLOPs per byte moved); the line is the best bandwidth any op achieved in this run.',
+      'Where the time of a step goes, from node times the CPU backend stamped (the same figures as <code>lltrace profile</code>). <b>Memory-bound</b> ops move many bytes per FLOP (matrix-vector multiplies while generating: each weight is read once per token); compute-bound ops reuse each byte many times (the prompt’s matrix-matrix multiplies). The roofline plots each op’s achieved GFLOP/s against its arithmetic intensity (FLOPs per byte moved), under the line of this machine’s memory bandwidth.',
       D.time ? null : D.missing.time, s => {
         const t = D.time;
         s.append(el('p', { class: 'note' }, `${t.timed_steps} timed steps, ${t.samples} node timings.`));
@@ -223,11 +223,12 @@
     const x0 = Math.floor(Math.min(...xs)) - 0.2, x1 = Math.ceil(Math.max(...xs)) + 0.2, y0 = Math.floor(Math.min(...ys)) - 0.2, y1 = Math.ceil(Math.max(...ys)) + 0.2;
     const X = v => m + (lx(v) - x0) / (x1 - x0) * (W - m - 10), Y = v => H - m + 10 - (lx(v) - y0) / (y1 - y0) * (H - m);
     svg.append(sv('rect', { x: m, y: 10, width: W - m - 10, height: H - m, fill: 'none', stroke: '#d9dee7' }));
-    const best = Math.max(...pts.map(p => p.bw));
+    // the limit: this machine's measured bandwidth, else the best an op achieved
+    const measured = D.time.bandwidth_gbs, best = measured || Math.max(...pts.map(p => p.bw));
     // y = bandwidth × intensity
     const a = Math.pow(10, x0), b = Math.pow(10, x1);
     svg.append(sv('line', { x1: X(a), y1: Y(best * a), x2: X(b), y2: Y(best * b), stroke: '#d11a2a', 'stroke-dasharray': '5 4' }));
-    const bl = sv('text', { x: m + 6, y: 24 }); bl.textContent = `best achieved: ${best.toFixed(1)} GB/s`; svg.append(bl);
+    const bl = sv('text', { x: m + 6, y: 24 }); bl.textContent = measured ? `memory bandwidth: ${best.toFixed(1)} GB/s` : `best achieved: ${best.toFixed(1)} GB/s`; svg.append(bl);
     for (const p of pts) {
       const c = sv('circle', { cx: X(p.x), cy: Y(p.y), r: 4, fill: p.o.phase === 'gen' ? '#2e6bd1' : '#e08a00' });
       const t = sv('text', { x: X(p.x) + 6, y: Y(p.y) + 3 }); t.textContent = p.o.key;
@@ -236,7 +237,9 @@
     }
     const xl = sv('text', { x: W / 2 - 60, y: H - 8 }); xl.textContent = 'FLOPs per byte (log)'; svg.append(xl);
     const yl = sv('text', { x: 4, y: 20 }); yl.textContent = 'GFLOP/s'; svg.append(yl);
-    return el('div', null, svg, el('p', { class: 'legend' }, 'blue: generation, orange: prompt. This machine’s memory bandwidth was not measured separately: the line is the fastest op’s.'));
+    return el('div', null, svg, el('p', { class: 'legend' }, 'blue: generation, orange: prompt. ' + (measured
+      ? `The line is the memory bandwidth lltrace report measured on the machine that wrote this page (a 64 MiB copy, bytes read and written: ${measured.toFixed(1)} GB/s): an op on the line is memory-bound; below it, something else limits it.`
+      : 'The memory bandwidth was not measured: the line is the fastest op’s.')));
   }
   function stepChart() {
     const rows = D.steps.rows.filter(r => r[4] > 0), W = 520, H = 160, m = 36;
@@ -328,6 +331,7 @@
           tip: (r, k) => `${layers[r] < 0 ? 'embedding' : 'layer ' + layers[r]} output, position ${k} ${JSON.stringify(pt[k] ?? '')}: ${metric} ${val[layers[r] + '|' + k] ?? '–'}${bad[layers[r] + '|' + k] ? ', ' + bad[layers[r] + '|' + k] + ' NaN/Inf' : ''}` });
         c.id = 'residual-map';
         s.append(c);
+        if (D.residual.left_out_from >= 0) s.append(el('p', { class: 'note' }, `Steps from ${D.residual.left_out_from} on are left out to keep the page small.`));
         s.append(el('p', { class: 'note' }, 'The prompt step computes the last layer only at its last position (llama.cpp keeps only the rows whose logits are wanted): its other cells are empty.'));
       });
   }

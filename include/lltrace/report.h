@@ -70,7 +70,12 @@ struct llt_report_params {
     int64_t max_values;   // attention and residual cells kept at most; steps beyond are left out
     struct llt_store * vs; // compare with a run of this trace (may be st itself); NULL: no comparison
     int64_t vs_run;       // that run; 0: its last one
+    double  bandwidth_gbs; // this machine's memory bandwidth, the roofline's limit; 0: not measured
 };
+
+// This machine's memory bandwidth in GB/s (10^9 bytes read and written per second): the best
+// of a few copies of 64 MiB, larger than any cache. About 0.1 s.
+double llt_report_measure_bandwidth(void);
 
 struct llt_report_params llt_report_default_params(void);
 

@@ -15,7 +15,29 @@
 
 struct llt_report_params llt_report_default_params(void) {
     return (struct llt_report_params) { .run = 0, .graph_step = -1, .lens_k = 5, .max_steps = 2000, .max_values = 400000,
-                                        .vs = NULL, .vs_run = 0 };
+                                        .vs = NULL, .vs_run = 0, .bandwidth_gbs = 0 };
+}
+
+// ---- this machine's memory bandwidth -----------------------------------------------------
+
+double llt_report_measure_bandwidth(void) {
+    enum { BYTES = 64 << 20, REPS = 4 };
+    char * a = malloc(BYTES), * b = malloc(BYTES);
+    double best = 0;
+    if (a && b) {
+        memset(a, 1, BYTES); // every page touched before the clock starts
+        memset(b, 2, BYTES);
+        for (int r = 0; r < REPS; r++) {
+            const int64_t t0 = llt_now_ns();
+            memcpy(r % 2 ? a : b, r % 2 ? b : a, BYTES);
+            const int64_t dt = llt_now_ns() - t0;
+            // bytes read and written, as the cost model counts an op's bytes
+            if (dt > 0 && 2.0 * BYTES / dt > best) best = 2.0 * BYTES / dt;
+        }
+    }
+    free(a);
+    free(b);
+    return best;
 }
 
 // a table as {"cols":[...],"rows":[[...],...]}: columns holding JSON text written raw
@@ -154,11 +176,13 @@ static int write_groups(FILE * f, const char * name, const struct llt_analysis *
     return LLT_OK;
 }
 
-static int write_time(FILE * f, const struct llt_analysis * a) {
+static int write_time(FILE * f, const struct llt_analysis * a, double bandwidth_gbs) {
     const struct llt_analysis_run * r = llt_analysis_run(a);
     if (r->n_timed_steps == 0) { fputs("\"time\":null", f); return LLT_OK; }
-    fprintf(f, "\"time\":{\"timed_steps\":%lld,\"samples\":%lld,\"instances\":%lld,\"parts\":{",
+    fprintf(f, "\"time\":{\"timed_steps\":%lld,\"samples\":%lld,\"instances\":%lld,\"bandwidth_gbs\":",
             (long long) r->n_timed_steps, (long long) r->samples, (long long) r->instances);
+    llt_rj_num(f, bandwidth_gbs > 0 ? bandwidth_gbs : NAN);
+    fputs(",\"parts\":{", f);
     for (int ph = 0; ph < LLT_PHASE_COUNT; ph++) {
         struct llt_analysis_part parts[LLT_PART_COUNT];
         llt_analysis_parts(a, (enum llt_phase) ph, parts);
@@ -243,7 +267,7 @@ int llt_report_write_data(struct llt_store * st, const struct llt_report_params 
     fputc(',', f);
     write_steps(f, a, p->max_steps);
     fputc(',', f);
-    if ((rc = write_time(f, a)) != LLT_OK) goto done;
+    if ((rc = write_time(f, a, p->bandwidth_gbs)) != LLT_OK) goto done;
 
     // the graph of one step: the first generated one unless asked
     int64_t gstep = p->graph_step;
