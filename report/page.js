@@ -323,7 +323,7 @@
         const lo = Math.log(Math.min(...vals)), hi = Math.log(Math.max(...vals));
         const sel = el('select', { id: 'res-metric', onchange: e => { S.resMetric = e.target.value; rerender(); } },
           ['rms', 'absmax'].map(m => el('option', { value: m, ...(m === metric ? { selected: '' } : {}) }, m === 'rms' ? 'root mean square' : 'largest |value|')));
-        s.append(el('div', { class: 'controls' }, el('label', null, 'size'), sel, el('span', { class: 'legend' }, `log colour scale: ${Math.exp(lo).toPrecision(3)} (white) to ${Math.exp(hi).toPrecision(3)} (red)`)));
+        s.append(el('div', { class: 'controls' }, el('label', null, 'size'), sel, el('span', { class: 'legend' }, `log colour scale: ${Math.exp(lo).toPrecision(3)} (pale blue) to ${Math.exp(hi).toPrecision(3)} (red)`)));
         const cell = Math.max(4, Math.min(22, Math.floor(900 / (maxPos + 1))));
         const c = drawHeatmap(layers.length, maxPos + 1, (r, k) => val[layers[r] + '|' + k] ?? null, {
           cell, left: 80, top: 70, color: v => heat(hi > lo ? (Math.log(Math.max(v, 1e-30)) - lo) / (hi - lo) : 0.5),
