@@ -457,7 +457,7 @@
     for (const [name] of sections) nav.append(el('a', { href: '#sec-' + name }, name));
     const live = document.getElementById('live');
     live.innerHTML = '';
-    live.append(el('span', null, (d.running ? 'the run is being written: ' : '') + 'steps: '), el('span', { id: 'n-steps' }, d.steps.n));
+    live.append(el('span', null, (d.running ? 'the run is being written: ' : '') + 'steps: '), el('span', { id: 'n-steps' }, d.run.steps));
     rerender();
     R.renders++;
     R.ready = true;
