@@ -9,7 +9,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/browser.sh"
 m=${LLTRACE_REPORT_MODEL:-$model}
 
-"$bin" serve "$dir/t.db" --port 0 2>"$dir/serve.err" &
+# (a sanitizer build keeps freed memory in quarantine, which would read as growth)
+ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=0 "$bin" serve "$dir/t.db" --port 0 2>"$dir/serve.err" &
 pid=$!
 trap 'kill $pid 2>/dev/null; rm -rf "$dir"' EXIT
 port=
