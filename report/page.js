@@ -394,7 +394,8 @@
     return section('comparison', '8. Comparison',
       'Two runs of the same prompt (another quantization, another build) compared the way <code>lltrace parity</code> and <code>lltrace diff</code> do. Token by token: the <b>top-1 agreement</b>, the <b>KL divergence</b> of the two top-k distributions per step (0: the same), and the <b>first divergence</b> with each side’s <b>margin</b> (top-1 minus top-2 logit: a small margin is a near tie that rounding can flip). Tensor by tensor: the <b>NMSE</b> (squared error over the reference’s energy) and <b>cosine</b> of every dumped tensor of a step, in execution order, so you see where the error enters and how it grows through the layers.',
       C ? null : D.missing.comparison, s => {
-        const side = x => `${x.trace} run ${x.run}: ${x.model} (${x.file_type})`;
+        if (C.live) s.append(el('p', { class: 'note' }, 'This run was compared live with a reference dump (run --reference): its node_diffs, node by node.'));
+        const side = x => x.run === undefined ? x.trace : `${x.trace} run ${x.run}: ${x.model} (${x.file_type})`;
         s.append(el('div', { class: 'kv' }, el('div', null, el('span', null, 'A'), side(C.a)), el('div', null, el('span', null, 'B'), side(C.b))));
         const P = C.parity;
         s.append(el('h3', null, 'Token by token'));
@@ -420,7 +421,7 @@
         if (S.cmpStep === undefined || !steps.includes(S.cmpStep)) S.cmpStep = steps[0];
         s.append(el('div', { class: 'controls' }, el('label', null, 'step'), el('select', { id: 'cmp-step', onchange: e => { S.cmpStep = +e.target.value; rerender(); } },
           steps.map(x => el('option', { value: x, ...(x === S.cmpStep ? { selected: '' } : {}) }, x === 0 ? 'prompt' : 'step ' + x))),
-          el('span', { class: 'legend' }, `${T.n_compared} tensors compared, ${T.n_exceed} beyond the default tolerance; mean cosine ${fmtNum(T.mean_cosine, 6)}`)));
+          el('span', { class: 'legend' }, `${T.n_compared} tensors compared, ${T.n_exceed} beyond the tolerance` + (T.mean_cosine != null ? `; mean cosine ${fmtNum(T.mean_cosine, 6)}` : ''))));
         const rows = T.rows.filter(r => stepOf(r[0]) === S.cmpStep);
         const nm = rows.map(r => r[3]).filter(v => v > 0), lo = Math.log10(Math.min(...nm, 1)), hi = Math.log10(Math.max(...nm, 1e-12));
         // NMSE along the execution order: a line that climbs through the layers

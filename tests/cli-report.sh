@@ -113,6 +113,24 @@ for s in run graph time attention residual lens memory comparison; do
     [ -s "$shots/report-$s.png" ] || fail "no screenshot of section $s"
 done
 
+# ---- a run compared live with a reference dump: its node_diffs are the comparison ---------------
+bdump=$(python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('SELECT dump_path FROM runs').fetchone()[0])" "$dir/b.db")
+# (exit 1: the Q8_0 reference differs beyond the default tolerance, as it should)
+"$bin" run -m "$m" -p "$prompt" -n 3 --reference "$bdump" -o "$dir/ref.db" >"$dir/run.out" 2>&1
+rc=$?; [ $rc -le 1 ] || fail "run --reference: exit $rc: $(tail -2 "$dir/run.out")"
+"$bin" report "$dir/ref.db" --data -o "$dir/ref.json" 2>/dev/null || fail "report of a --reference run: exit $?"
+python3 - "$dir" <<'PY' || fail "the live comparison in the report differs from node_diffs"
+import json, sqlite3, sys
+d = sys.argv[1]
+c = json.load(open(d + '/ref.json'))['comparison']
+rows = sqlite3.connect(d + '/ref.db').execute('SELECT name, nmse, cosine FROM node_diffs WHERE run_id = 1 ORDER BY step, idx').fetchall()
+assert c and c['live'], c
+got = c['tensors']['rows']
+assert len(got) == len(rows) > 0, (len(got), len(rows))
+for g, (name, nmse, cos) in zip(got, rows):
+    assert g[0] == name and abs(g[3] - nmse) <= 1e-6 * abs(nmse) and abs(g[4] - cos) <= 1e-6, (g, name, nmse, cos)
+PY
+
 # ---- self-contained, small; without its dump it says why --------------------------------------
 size=$(stat -c %s "$dir/r.html")
 [ "$size" -lt 5000000 ] || fail "the page is $size bytes"

@@ -149,3 +149,55 @@ int llt_report_compare(FILE * f, struct llt_store * a, const struct llt_table_ro
     llt_table_rows_free(rb);
     return rc;
 }
+
+// ---- a run's own live comparison (run --reference) ---------------------------------------
+
+static const struct llt_value * cell(const struct llt_table_rows * t, int64_t r, const char * name) {
+    for (int32_t c = 0; c < t->n_cols; c++) {
+        if (strcmp(t->cols[c], name) == 0) return &t->values[r * t->n_cols + c];
+    }
+    return NULL;
+}
+
+int llt_report_live_diffs(FILE * f, struct llt_store * st, const struct llt_table_rows * run, const struct llt_analysis * a) {
+    int64_t id = 0;
+    for (int32_t c = 0; c < run->n_cols; c++) if (strcmp(run->cols[c], "run") == 0) id = run->values[c].i;
+    int rc = LLT_OK;
+    int32_t n = 0, n_within = 0;
+    for (int64_t i = 0; i < llt_analysis_n_steps(a) && rc == LLT_OK; i++) {
+        struct llt_table_filter filt = llt_table_default_filter();
+        filt.run = id;
+        filt.step = llt_analysis_step(a, i)->step;
+        struct llt_table_rows * d = NULL;
+        if ((rc = llt_read_table(st, LLT_TABLE_DIFFS, &filt, &d)) != LLT_OK) break;
+        for (int64_t r = 0; r < d->n_rows; r++) {
+            if (n == 0) {
+                fputs("\"comparison\":{\"live\":true,", f);
+                write_side(f, "a", st, run);
+                fputs(",\"b\":{\"trace\":\"the reference dump (run --reference)\"},\"parity\":null,"
+                      "\"why_parity\":\"a live comparison has no second decode: compare two runs with --vs\","
+                      "\"tensors\":{\"rows\":[", f);
+            }
+            // [name, layer, within (1) or exceeds (0), nmse, cosine, max_abs], as from two dumps
+            const struct llt_value * within = cell(d, r, "within");
+            fputs(n ? ",[" : "[", f);
+            llt_rj_value(f, cell(d, r, "name"), false);
+            fputc(',', f);
+            llt_rj_value(f, cell(d, r, "layer"), false);
+            fprintf(f, ",%d,", within && within->i ? 1 : 0);
+            llt_rj_value(f, cell(d, r, "nmse"), false);
+            fputc(',', f);
+            llt_rj_value(f, cell(d, r, "cosine"), false);
+            fputc(',', f);
+            llt_rj_value(f, cell(d, r, "max_abs"), false);
+            fputc(']', f);
+            n_within += within && within->i;
+            n++;
+        }
+        llt_table_rows_free(d);
+    }
+    if (rc != LLT_OK) return rc;
+    if (n == 0) fputs("\"comparison\":null", f);
+    else fprintf(f, "],\"n_compared\":%d,\"n_within\":%d,\"n_exceed\":%d},\"why_tensors\":\"\"}", n, n_within, n - n_within);
+    return LLT_OK;
+}

@@ -310,8 +310,8 @@ int llt_report_write_data(struct llt_store * st, const struct llt_report_params 
     fputc(',', f);
     if (p->vs) {
         if ((rc = llt_report_compare(f, st, run, p->vs, p->vs_run, want, n_vocab)) != LLT_OK) goto done;
-    } else {
-        fputs("\"comparison\":null", f);
+    } else if ((rc = llt_report_live_diffs(f, st, run, a)) != LLT_OK) {
+        goto done;
     }
     fputc(',', f);
     write_vocab(f, model_path, want, n_vocab);
@@ -327,7 +327,7 @@ int llt_report_write_data(struct llt_store * st, const struct llt_report_params 
     fputs(",\"lens\":", f);
     llt_json_write_string(f, dump_problem ? dump_problem : lens_problem);
     fputs(",\"comparison\":", f);
-    llt_json_write_string(f, p->vs ? "" : "no second run: lltrace report A.db --vs B.db (or --vs-run ID for two runs of one trace)");
+    llt_json_write_string(f, "no second run: lltrace report A.db --vs B.db (or --vs-run ID for two runs of one trace), or a run with --reference");
     fputs("}}\n", f);
     if (ferror(f)) rc = llt_set_error(LLT_EIO, "report: cannot write the data");
 done:

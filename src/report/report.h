@@ -51,3 +51,7 @@ int llt_report_lens(FILE * f, const char * model_path, const char * dump_path, i
 struct llt_table_rows;
 int llt_report_compare(FILE * f, struct llt_store * a, const struct llt_table_rows * run_a,
                        struct llt_store * b, int64_t b_run, uint8_t * want, int32_t n_vocab);
+// "comparison" from the run's own live diffs (run --reference, table node_diffs), in the shape
+// of llt_report_compare's tensors; null when the run has none.
+struct llt_analysis;
+int llt_report_live_diffs(FILE * f, struct llt_store * st, const struct llt_table_rows * run, const struct llt_analysis * a);
