@@ -145,6 +145,19 @@ assert d['attention'] is None and d['lens'] is None, 'values without the dump'
 assert 'moved' not in d['missing']['values'] and d['missing']['values'], d['missing']
 " "$dir/nodump.json" || fail "a report without its dump does not say why"
 
+# ---- a plain run: each empty section names the option that fills it ---------------------------
+"$bin" run -m "$m" -p "$prompt" -n 2 -o "$dir/plain.db" >/dev/null 2>&1 || fail "plain run: exit $?"
+"$bin" report "$dir/plain.db" --data -o "$dir/plain.json" 2>/dev/null || fail "report of a plain run: exit $?"
+python3 - "$dir/plain.json" <<'PY' || fail "a plain run's report does not say which options give its sections"
+import json, sys
+d = json.load(open(sys.argv[1]))
+m = d['missing']
+for section, option in [('candidates', '--parity'), ('time', '--level timing'), ('values', '--checkpoints'), ('comparison', '--vs')]:
+    assert option in m[section], (section, m[section])
+assert d['time'] is None and d['attention'] is None and d['lens'] is None and d['candidates'] is None
+assert d['graph'] and d['tokens'] and d['weights']['rows'], 'the graph, tokens and weights of every run'
+PY
+
 # ---- bad input: one line, exit 2, nothing written ----------------------------------------------
 "$bin" report "$dir/none.db" -o "$dir/x.html" 2>"$dir/err"; expect "missing trace exit" "$?" 2
 [ -e "$dir/x.html" ] && fail "a failed report wrote its output"
