@@ -62,7 +62,7 @@
       ['prompt time', fmtNs(r.t_prompt_ns)], ['generation', r.t_gen_ns && r.n_gen ? (r.n_gen / (r.t_gen_ns / 1e9)).toFixed(1) + ' tok/s' : '–'],
       ['lltrace / llama.cpp', r.lltrace_version + ' / ' + r.llama_tag]];
     return section('run', '1. The run',
-      'A <b>model</b> is a stack of identical transformer <b>layers</b> between an embedding table (token id → vector) and an output head (vector → one score, a <b>logit</b>, per vocabulary entry). Each decode <b>step</b> runs the whole stack: the prompt in one step, then one step per generated token. <b>Bits per weight</b> is the file size over the parameter count: 32 for F32, about 4.5–5 for Q4_K_M, whose weights are stored in <b>quantization blocks</b> (256 weights sharing scales).',
+      'A <b>model</b> is a stack of identical transformer <b>layers</b> between an embedding table (token id → vector) and an output head (vector → one score, a <b>logit</b>, per vocabulary entry). Each decode <b>step</b> runs the whole stack: the prompt in one step, then one step per generated token. <b>Bits per weight</b> is the file size over the parameter count: 32 for F32, about 4.5–5 for Q4_K_M, whose weights are stored in <b>quantization blocks</b>: 32 weights (Q8_0, Q4_0) or 256 (the K-quants) sharing a scale, each weight kept in a few bits.',
       null, s => {
         s.append(el('div', { class: 'kv' }, facts.map(([k, v]) => el('div', null, el('span', null, k), v ?? '–'))));
         s.append(el('h3', null, 'Parameters'), el('div', { class: 'kv' }, Object.entries(p).map(([k, v]) => el('div', null, el('span', null, k), String(v)))));
