@@ -290,9 +290,9 @@ int llt_report_write_data(struct llt_store * st, const struct llt_report_params 
     write_table(f, weights);
 
     // the values: the dump and the model
-    const char * dump_problem = NULL;
-    if (!dump_path) dump_problem = "the run dumped nothing: run with --checkpoints";
-    else if (llt_tensor_set_open(dump_path, &dump) != LLT_OK) dump_problem = llt_last_error();
+    char dump_problem[512] = ""; // a copy: later calls replace llt_last_error()'s message
+    if (!dump_path) snprintf(dump_problem, sizeof(dump_problem), "the run dumped nothing: run with --checkpoints");
+    else if (llt_tensor_set_open(dump_path, &dump) != LLT_OK) snprintf(dump_problem, sizeof(dump_problem), "%s", llt_last_error());
     char lens_problem[512] = "";
     fputc(',', f);
     if ((rc = llt_report_attention(f, dump, p->max_values)) != LLT_OK) goto done;
@@ -323,9 +323,9 @@ int llt_report_write_data(struct llt_store * st, const struct llt_report_params 
     fputs(",\"time\":", f);
     llt_json_write_string(f, llt_analysis_run(a)->n_timed_steps ? "" : "no node times: run with --level timing (or profile)");
     fputs(",\"values\":", f);
-    llt_json_write_string(f, dump_problem ? dump_problem : "");
+    llt_json_write_string(f, dump_problem);
     fputs(",\"lens\":", f);
-    llt_json_write_string(f, dump_problem ? dump_problem : lens_problem);
+    llt_json_write_string(f, dump_problem[0] ? dump_problem : lens_problem);
     fputs(",\"comparison\":", f);
     llt_json_write_string(f, "no second run: lltrace report A.db --vs B.db (or --vs-run ID for two runs of one trace), or a run with --reference");
     fputs("}}\n", f);
