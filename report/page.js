@@ -189,8 +189,8 @@
           box.append(table(ops.slice(0, 14), [{ h: 'op', f: o => o.key }, { h: 'time', num: 1, f: o => fmtNs(o.est_ns) },
             { h: '', f: o => el('span', { class: 'bar', style: `width:${Math.round(120 * o.est_ns / max)}px` }) }, { h: 'share', num: 1, f: o => fmtNum(o.share, 3) + '%' },
             { h: 'median', num: 1, f: o => fmtNs(o.median_ns) }, { h: 'p90', num: 1, f: o => fmtNs(o.p90_ns) },
-            { h: 'GB/s', num: 1, f: o => o.bytes_timed && o.time_ns ? (o.bytes_timed / o.time_ns).toFixed(1) : '–' },
-            { h: 'GFLOP/s', num: 1, f: o => o.flops_timed && o.time_ns ? (o.flops_timed / o.time_ns).toFixed(1) : '–' }]));
+            { h: 'GB/s', num: 1, f: o => o.bytes_timed && o.time_ns ? fmtNum(o.bytes_timed / o.time_ns) : '–' },
+            { h: 'GFLOP/s', num: 1, f: o => o.flops_timed && o.time_ns ? fmtNum(o.flops_timed / o.time_ns) : '–' }]));
           charts.append(box);
         }
         s.append(charts);
