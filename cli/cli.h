@@ -51,3 +51,5 @@ int cmd_parity (int argc, char ** argv);
 int cmd_profile(int argc, char ** argv);
 int cmd_inspect(int argc, char ** argv);
 int cmd_diff   (int argc, char ** argv);
+int cmd_report (int argc, char ** argv);
+int cmd_serve  (int argc, char ** argv);

@@ -282,8 +282,8 @@ static void print_summary(const struct run_opts * o, const struct llt_gen_result
         trace_failed(o, r);
         return;
     }
-    fprintf(stderr, "lltrace: trace written to %s (run %d); see 'lltrace show %s --stats'\n",
-            o->output, r->run_id, o->output);
+    fprintf(stderr, "lltrace: trace written to %s (run %d); see 'lltrace show %s --stats', or 'lltrace report %s'"
+            " for a page to open in a browser\n", o->output, r->run_id, o->output, o->output);
 }
 
 // ---- the command -------------------------------------------------------------------------

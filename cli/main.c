@@ -128,6 +128,8 @@ static const struct cli_cmd commands[] = {
     { "profile", cmd_profile, "time per op, layer, phase and node, with bytes and FLOPs" },
     { "inspect", cmd_inspect, "print the metadata, tensors, values and quant blocks of a GGUF" },
     { "diff",    cmd_diff,    "compare two tensor sets (dumps, safetensors, .npy, model weights)" },
+    { "report",  cmd_report,  "write a run as one HTML page that explains what happened" },
+    { "serve",   cmd_serve,   "show a run's page live on 127.0.0.1 while it is written" },
 };
 
 static void usage(FILE * f) {

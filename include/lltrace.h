@@ -23,3 +23,4 @@
 #include "lltrace/models.h"
 #include "lltrace/tensors.h"
 #include "lltrace/diff.h"
+#include "lltrace/report.h"

@@ -40,6 +40,13 @@ if [ -z "${LLAMA_PREFIX:-}" ]; then
 fi
 [ -f "$LLAMA_PREFIX/include/llama.h" ] || { echo "build: no include/llama.h under LLAMA_PREFIX=$LLAMA_PREFIX" >&2; exit 1; }
 
+# ---- the report page's JavaScript libraries (report/package-lock.json) --------------------
+# fetched once by npm, then the build is offline; compiled into the command (report/embed.cmake)
+if [ ! -f report/node_modules/.package-lock.json ] || [ report/package-lock.json -nt report/node_modules/.package-lock.json ]; then
+    say "npm ci in report/ (the report page's libraries)"
+    (cd report && npm ci --no-audit --no-fund >/dev/null)
+fi
+
 # ---- lltrace ------------------------------------------------------------------------------
 dir="${LLTRACE_BUILD_DIR:-build}"
 cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLLAMA_PREFIX="$LLAMA_PREFIX" >/dev/null

@@ -1,0 +1,131 @@
+// The report page in headless Chromium (Debian's chromium, driven by playwright-core from
+// report/node_modules), for cli-report.sh and cli-serve.sh.
+//   node report-page.js check  PAGE.html EXPECTED.json SHOTS_DIR   the offline report
+//   node report-page.js serve  URL STEPS_FILE                      the live page: step counts
+// EXPECTED.json is computed by the calling test from the dump and the trace (Python), never
+// by lltrace. Prints "FAIL ..." lines and exits 1 on any failure.
+'use strict';
+const path = require('path');
+const fs = require('fs');
+const { chromium } = require(path.join(process.env.LLTRACE_NODE_MODULES, 'playwright-core'));
+
+let fails = 0;
+const fail = msg => { console.log('FAIL ' + msg); fails++; };
+
+async function open(url) {
+  const browser = await chromium.launch({ executablePath: process.env.LLTRACE_CHROMIUM || '/usr/bin/chromium', args: ['--no-sandbox'] });
+  const page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
+  const events = { errors: [], requests: [] };
+  page.on('console', m => { if (m.type() === 'error' || m.type() === 'warning') events.errors.push(`console ${m.type()}: ${m.text()}`); });
+  page.on('pageerror', e => events.errors.push('page error: ' + e.message));
+  page.on('request', r => events.requests.push(r.url()));
+  await page.goto(url);
+  return { browser, page, events };
+}
+
+async function check(file, expectedFile, shots) {
+  const want = JSON.parse(fs.readFileSync(expectedFile, 'utf8'));
+  const url = 'file://' + path.resolve(file);
+  const { browser, page, events } = await open(url);
+  try {
+    await page.waitForFunction(() => window.lltReport && window.lltReport.ready, null, { timeout: 20000 });
+  } catch (e) {
+    fail('the page never finished drawing: ' + events.errors.join('; '));
+    await browser.close();
+    return;
+  }
+  // every section, each with its heading; none failed to draw
+  const sections = ['run', 'graph', 'time', 'attention', 'residual', 'lens', 'memory', 'comparison'];
+  for (const s of sections) {
+    const n = await page.locator('#sec-' + s + ' h2').count();
+    if (n !== 1) fail(`section ${s}: ${n} headings, wanted 1`);
+    const failed = await page.locator('#sec-' + s + ' .missing').allTextContents();
+    if (failed.some(t => /failed to draw/.test(t))) fail(`section ${s}: ${failed.join(' ')}`);
+  }
+  for (const s of want.sections_with_data) {
+    const miss = await page.locator('#sec-' + s + ' > p.missing').count();
+    if (miss) fail(`section ${s} says its data is missing: ${await page.locator('#sec-' + s + ' > p.missing').first().textContent()}`);
+  }
+  // the token strip: every token, in order, with its text
+  const toks = await page.locator('#token-strip .tok').evaluateAll(ns => ns.map(n => ({ text: n.textContent, token: +n.dataset.token })));
+  if (toks.length !== want.tokens.length) fail(`token strip: ${toks.length} tokens, wanted ${want.tokens.length}`);
+  want.tokens.forEach((t, i) => {
+    const got = toks[i];
+    if (!got || got.token !== t.token || got.text !== (t.piece === '' ? '∅' : t.piece)) fail(`token ${i}: got ${JSON.stringify(got)}, wanted ${JSON.stringify(t)}`);
+  });
+  // the attention heatmaps of the chosen step and layer: n_head maps of queries × keys, the dump's values
+  await page.selectOption('#att-step', String(want.attention.step));
+  await page.selectOption('#att-layer', String(want.attention.layer));
+  const maps = await page.locator('canvas.att').evaluateAll(cs => cs.map(c => ({ step: +c.dataset.step, layer: +c.dataset.layer, head: +c.dataset.head, rows: +c.dataset.rows, cols: +c.dataset.cols, v: Array.from(c._cells) })));
+  const a = want.attention;
+  if (maps.length !== a.n_head) fail(`attention: ${maps.length} heatmaps, wanted n_head = ${a.n_head}`);
+  let cells = 0;
+  for (const m of maps) {
+    if (m.step !== a.step || m.layer !== a.layer) fail(`attention map of step ${m.step} layer ${m.layer}, wanted step ${a.step} layer ${a.layer}`);
+    if (m.rows !== a.rows || m.cols !== a.cols) fail(`attention head ${m.head}: ${m.rows} × ${m.cols} cells, wanted ${a.rows} × ${a.cols}`);
+    const ref = a.values[m.head];
+    for (let i = 0; i < ref.length; i++) {
+      if (!(Math.abs(m.v[i] - ref[i]) <= 1e-6 * Math.max(1e-3, Math.abs(ref[i])))) { fail(`attention head ${m.head} cell ${i}: ${m.v[i]}, the dump has ${ref[i]}`); break; }
+      cells++;
+    }
+  }
+  if (cells !== a.n_head * a.rows * a.cols) fail(`attention: ${cells} cells compared, wanted ${a.n_head * a.rows * a.cols}`);
+  // the logit lens' last layer: the run's own top-1 at the position each generated token came from
+  for (const g of want.generated) {
+    const got = await page.locator(`#lens-table td[data-layer="${want.n_layer - 1}"][data-pos="${g.pos}"]`).evaluateAll(ns => ns.map(n => +n.dataset.id));
+    if (got.length !== 1 || got[0] !== g.token) fail(`logit lens, last layer, position ${g.pos}: token ${got}, the run chose ${g.token}`);
+  }
+  // the comparison: the first divergence, top-1 agreement and one tensor's NMSE, as computed by the test
+  if (want.comparison) {
+    const c = want.comparison;
+    const v = await page.locator('#cmp-verdict').evaluateAll(ns => ns.map(n => ({ first: +n.dataset.firstDiff, top1: +n.dataset.top1, compared: +n.dataset.compared })));
+    if (v.length !== 1 || v[0].first !== c.first_diff || v[0].top1 !== c.top1 || v[0].compared !== c.compared) fail(`comparison: ${JSON.stringify(v)}, wanted first ${c.first_diff}, top-1 ${c.top1} of ${c.compared}`);
+    await page.selectOption('#cmp-step', '0');
+    const nm = await page.locator(`#cmp-tensors tr[data-name="${c.tensor}"]`).evaluateAll(ns => ns.map(n => +n.dataset.nmse));
+    if (nm.length !== 1 || !(Math.abs(nm[0] - c.nmse) <= 1e-3 * c.nmse)) fail(`comparison: NMSE of ${c.tensor} ${nm}, wanted ${c.nmse}`);
+  }
+  // a graph node's record opens on a click
+  await page.locator('#graph-svg .node').first().click();
+  if (!/idx|name/.test(await page.locator('#node-info').textContent())) fail('clicking a graph node shows no record');
+  // screenshots of each section
+  fs.mkdirSync(shots, { recursive: true });
+  for (const s of sections) await page.locator('#sec-' + s).screenshot({ path: path.join(shots, `report-${s}.png`) });
+  await page.screenshot({ path: path.join(shots, 'report-page.png'), fullPage: true });
+  if (events.errors.length) fail('console: ' + events.errors.join(' | '));
+  const others = events.requests.filter(u => u !== url);
+  if (others.length) fail('network requests: ' + others.join(' '));
+  await browser.close();
+}
+
+// the live page: the step count it shows, every 250 ms, until STEPS_FILE holds the final count
+async function serve(url, stepsFile) {
+  const { browser, page, events } = await open(url);
+  const seen = [];
+  const t0 = Date.now();
+  let final = null;
+  while (Date.now() - t0 < 120000) {
+    const n = await page.evaluate(() => { const e = document.getElementById('n-steps'); return e ? +e.textContent : null; });
+    if (n !== null && seen[seen.length - 1] !== n) seen.push(n);
+    if (final === null && fs.existsSync(stepsFile) && fs.readFileSync(stepsFile, 'utf8').trim()) final = +fs.readFileSync(stepsFile, 'utf8');
+    if (final !== null && n === final) break;
+    await page.waitForTimeout(250);
+  }
+  console.log('step counts seen: ' + seen.join(' '));
+  if (final === null) fail('the run never ended');
+  else if (seen[seen.length - 1] !== final) fail(`the page shows ${seen[seen.length - 1]} steps, the run has ${final}`);
+  if (seen.length < 2) fail(`the page showed ${seen.length} step counts (${seen.join(', ')}), wanted the count to grow while the run was written`);
+  for (let i = 1; i < seen.length; i++) if (seen[i] < seen[i - 1]) fail(`the step count went down: ${seen.join(', ')}`);
+  if (events.errors.length) fail('console: ' + events.errors.join(' | '));
+  const origin = new URL(url).origin + '/';
+  const others = events.requests.filter(u => !u.startsWith(origin));
+  if (others.length) fail('requests elsewhere: ' + others.join(' '));
+  await browser.close();
+}
+
+(async () => {
+  const [mode, ...args] = process.argv.slice(2);
+  if (mode === 'check') await check(...args);
+  else if (mode === 'serve') await serve(...args);
+  else { console.log('usage: report-page.js check|serve ...'); process.exit(2); }
+  process.exit(fails ? 1 : 0);
+})().catch(e => { console.log('FAIL ' + (e.stack || e)); process.exit(1); });
