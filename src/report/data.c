@@ -254,7 +254,7 @@ int llt_report_write_data(struct llt_store * st, const struct llt_report_params 
         llt_rj_value(f, &run->values[c], strcmp(run->cols[c], "params") == 0);
     }
     fprintf(f, "},\"running\":%s,\"tokens\":[", status && strcmp(status, "running") == 0 ? "true" : "false");
-    struct llt_read_sel sel = { run_id, -1 };
+    struct llt_read_sel sel = { .run = run_id, .step = -1 };
     struct token_writer tw = { f, 0 };
     if ((rc = llt_read_tokens(st, &sel, on_token, &tw)) != LLT_OK) goto done;
     fputs("],", f);
