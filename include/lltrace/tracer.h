@@ -79,6 +79,11 @@ struct llt_tracer_params {
     const char *   prompt;      // stored with the run, may be NULL
     const char *   params_json; // run parameters as a JSON object, may be NULL
     int64_t        t_tokenize_ns; // time the caller spent tokenizing the prompt, stored with the run
+    // levels timing and profile where the CPU's stamps cannot time the graph (nodes on an RPC
+    // server or a GPU): false times each split by observing its last node (a post call where
+    // the scheduler synchronises anyway: next to free); true observes every computing node
+    // (a compute call and a backend round trip each: a remote one on RPC)
+    bool           time_nodes;
 };
 
 struct llt_tracer_params llt_tracer_default_params(void);

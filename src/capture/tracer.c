@@ -47,7 +47,7 @@ int llt_tracer_init(struct llt_store * st, struct llt_tracer_params params, stru
     tr->params.model_path = tr->model_path;
     tr->params.prompt = tr->prompt;
     tr->params.params_json = tr->params_json;
-    tr->last_buffer_id = -1;
+    tr->last_buffer_id = tr->last_device_id = -1;
     tr->observed_from = -1;
     tr->map.n = -1;
     int rc = llt_registry_load(params.model_path, &tr->reg);
@@ -85,6 +85,7 @@ void llt_tracer_free(struct llt_tracer * tr) {
     free(tr->times);
     free(tr->stamps);
     free(tr->bits);
+    free(tr->split_times);
     free(tr->uses);
     free(tr->map.node);
     free(tr->map.layer);
