@@ -374,6 +374,9 @@ int cmd_run(int argc, char ** argv) {
     signal(SIGINT, on_sigint);
     trace_path = o.output;
     ggml_set_abort_callback(on_ggml_abort);
+    // the RPC backend writes to its sockets without MSG_NOSIGNAL: a server gone would kill the
+    // process with SIGPIPE; ignored, the write fails and llama.cpp aborts, which is reported
+    if (o.gen.rpc) signal(SIGPIPE, SIG_IGN);
 
     fputs(o.gen.prompt, stdout);
     fflush(stdout);
