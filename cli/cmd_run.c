@@ -309,7 +309,11 @@ static void print_summary(const struct run_opts * o, const struct llt_gen_result
     if (r->flash_attn_off) fprintf(stderr, "lltrace: flash attention was turned off: --checkpoints reads attention probabilities\n");
     if (r->dump_unmatched[0]) fprintf(stderr, "lltrace: warning: --dump %s matched no node (names are case-sensitive)\n", r->dump_unmatched);
     if (r->dump_path[0]) fprintf(stderr, "lltrace: %lld tensors dumped to %s\n", (long long) r->stats.n_dumped, r->dump_path);
-    if (r->stats.timing_observed_from >= 0) {
+    if (r->stats.timing_observed_from >= 0 && r->stats.timing_splits) {
+        fprintf(stderr, "lltrace: nodes ran off the CPU, where the backend gives no per-node stamps: each split was timed"
+                        " by observing its last node from step %lld on ('lltrace profile --by device'; --time-nodes times"
+                        " every node, at a round trip each)\n", (long long) r->stats.timing_observed_from);
+    } else if (r->stats.timing_observed_from >= 0) {
         fprintf(stderr, "lltrace: the backend gave no per-node stamps that match the graph; nodes were timed by"
                         " observing them from step %lld on (slower)\n", (long long) r->stats.timing_observed_from);
     }

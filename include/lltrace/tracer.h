@@ -154,6 +154,7 @@ struct llt_tracer_stats {
     int64_t n_dumped;       // tensors written to the dump
     int64_t timing_observed_from; // levels timing/profile: the step from which nodes were timed by
                                   // observing them, the CPU backend's stamps having failed; -1 never
+    bool    timing_splits;        // ... off the CPU: each split timed by observing its last node, not each node
 };
 struct llt_tracer_stats llt_tracer_get_stats(const struct llt_tracer * tr);
 

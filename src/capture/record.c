@@ -390,12 +390,20 @@ void llt_capture_build_plan(struct llt_tracer * tr) {
 // the post call of an observed node: its output is valid now
 static bool observe(struct llt_tracer * tr, struct ggml_tensor * t) {
     const int32_t idx = tr->n_nodes - 1;
-    const int64_t now = llt_now_ns() - tr->t0_ns;
+    int64_t now = llt_now_ns() - tr->t0_ns;
     tr->times[idx].end_ns = now;
     tr->compute_end_ns = now;
     tr->n_observed++;
     if (tr->bits[idx] & BIT_SPLIT_END) {
-        // the split's time, not the node's
+        // the split's time, not the node's. A remote backend's synchronisation only waits until
+        // its commands are sent (ggml-rpc: the server computes them in order, later): reading a
+        // few bytes of the split's last output is the one round trip that ends with the split.
+        const struct ggml_tensor * base = t->view_src ? t->view_src : t;
+        if (base->buffer && !ggml_backend_buffer_is_host(base->buffer) && ggml_nbytes(t) > 0) {
+            char probe[4];
+            ggml_backend_tensor_get(t, probe, 0, ggml_nbytes(t) < sizeof(probe) ? ggml_nbytes(t) : sizeof(probe));
+            tr->times[idx].end_ns = tr->compute_end_ns = now = llt_now_ns() - tr->t0_ns;
+        }
         tr->times[idx] = (struct node_span) { 0, 0 };
         if (llt_grow((void **) &tr->split_times, &tr->cap_split_times, tr->n_split_times + 1, sizeof(struct split_time))) {
             tr->split_times[tr->n_split_times++] = (struct split_time) {

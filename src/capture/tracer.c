@@ -319,6 +319,7 @@ struct llt_tracer_stats llt_tracer_get_stats(const struct llt_tracer * tr) {
         .n_weights_read = g ? g->n_weights_read : 0,
         .n_dumped = tr->values ? llt_values_n_dumped(tr->values) : 0,
         .timing_observed_from = tr->observed_from,
+        .timing_splits = tr->observed_from >= 0 && tr->off_cpu && !tr->params.time_nodes,
     };
 }
 
