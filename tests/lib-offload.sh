@@ -73,8 +73,8 @@ offload_level() {
     expect "$level: weights read" "$(q "$t" "SELECT count(DISTINCT weight_id) FROM node_srcs WHERE kind = 'weight'")" "$n_weights"
     expect "$level: devices of the computing nodes" "$(devices_of "$t")" "$devices"
     # shellcheck disable=SC2086
-    "$bin" diff "$dir/cpu.gguf" "$dir/$level.gguf" $offload_diff >"$dir/$level.diff" 2>&1 ||
-        fail "$level: the checkpoint dump differs from the CPU's: $(tail -3 "$dir/$level.diff")"
+    "$bin" diff "$dir/cpu.gguf" "$dir/$level.gguf" $offload_diff >"$dir/$level.diff" 2>&1
+    expect "$level: checkpoint dump against the CPU's (lltrace diff: exit)" "$?" 0
     expect "$level: bytes copied into each device (last step)" "$(sched_bytes_check "$t" "$dir/$level.err" 2>&1)" ok
 }
 
