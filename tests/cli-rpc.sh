@@ -69,6 +69,28 @@ timeout 120 "$bin" run -m "$model" -n $n --rpc "$rpc" -fa off --reference "$dir/
     fail "--reference over RPC exited with $?: $(cat "$dir/ref.err")"
 grep -q "reference: [1-9][0-9]* compared, \([0-9]*\) within" "$dir/ref.err" || fail "--reference: no comparison: $(cat "$dir/ref.err")"
 
+# ---- llama.cpp's options for where the model runs ------------------------------------------
+
+# -ngl 1 offloads the output layer alone (llama-model.cpp: layers from n_layer + 1 - ngl on), to
+# the first device; -sm none puts everything on the main device (the first)
+for case in "-ngl 0|CPU" "--device RPC1|CPU,RPC1" "-ngl all -sm none|CPU,RPC0" "-ngl 1|CPU,RPC0"; do
+    flags=${case%|*}
+    # shellcheck disable=SC2086
+    timeout 120 "$bin" run -m "$model" -n 2 --rpc "$rpc" $flags -o "$dir/where.db" >/dev/null 2>"$dir/where.err" ||
+        fail "$flags: exited with $?: $(tail -2 "$dir/where.err")"
+    expect "$flags: devices" "$(devices_of "$dir/where.db")" "${case#*|}"
+    rm -f "$dir/where.db"
+done
+# refused before anything is loaded: exit 2, one line, no trace left behind
+for case in "--rpc nohost|is not HOST:PORT" "--device NOPE|no device 'NOPE'" "-sm diagonal|unknown value 'diagonal'" "-ngl many|-ngl"; do
+    flags=${case%|*}
+    # shellcheck disable=SC2086
+    timeout 60 "$bin" run -m "$model" -n 2 $flags -o "$dir/bad.db" >/dev/null 2>"$dir/bad.err"
+    expect "$flags: exit" "$?" 2
+    grep -q -- "${case#*|}" "$dir/bad.err" || fail "$flags: no '${case#*|}' in: $(cat "$dir/bad.err")"
+    [ ! -e "$dir/bad.db" ] || fail "$flags: left $dir/bad.db behind"
+done
+
 # ---- a server killed mid-run ---------------------------------------------------------------
 
 t=$dir/kill.db
