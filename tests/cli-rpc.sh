@@ -102,6 +102,7 @@ for _ in $(seq 300); do
     sleep 0.1
 done
 kill -9 "${pids[1]}"
+wait "${pids[1]}" 2>/dev/null # reaped here, quietly
 wait $run
 expect "exit of a run whose server was killed" "$?" 1
 grep -q "llama.cpp stopped the run" "$dir/kill.err" || fail "the killed server is not reported: $(tail -3 "$dir/kill.err")"
