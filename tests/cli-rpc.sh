@@ -82,7 +82,7 @@ for case in "-ngl 0|CPU" "--device RPC1|CPU,RPC1" "-ngl all -sm none|CPU,RPC0" "
     rm -f "$dir/where.db"
 done
 # refused before anything is loaded: exit 2, one line, no trace left behind
-for case in "--rpc nohost|is not HOST:PORT" "--device NOPE|no device 'NOPE'" "-sm diagonal|unknown value 'diagonal'" "-ngl many|-ngl"; do
+for case in "--rpc 127.0.0.1:1|cannot connect to 127.0.0.1:1" "--rpc nohost|is not HOST:PORT" "--device NOPE|no device 'NOPE'" "-sm diagonal|unknown value 'diagonal'" "-ngl many|-ngl"; do
     flags=${case%|*}
     # shellcheck disable=SC2086
     timeout 60 "$bin" run -m "$model" -n 2 $flags -o "$dir/bad.db" >/dev/null 2>"$dir/bad.err"

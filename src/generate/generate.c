@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <netdb.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define LLT_MAX_DEVICES 64 // devices one --device list names, at most
@@ -108,6 +111,28 @@ void llt_parity_top_k(const float * logits, int32_t n_vocab, int32_t k, struct l
 
 // ---- where the model runs ----------------------------------------------------------------
 
+// Whether a TCP connection to "host:port" opens (closed at once): llama.cpp aborts the process
+// when it cannot connect to an RPC server, so an unreachable one is refused here, with a message.
+static int check_endpoint(const char * endpoint) {
+    const char * colon = strrchr(endpoint, ':');
+    char host[256];
+    snprintf(host, sizeof(host), "%.*s", (int) (colon - endpoint), endpoint);
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, * res = NULL;
+    const int gai = getaddrinfo(host, colon + 1, &hints, &res);
+    if (gai != 0) return llt_set_error(LLT_EINVAL, "--rpc: cannot resolve '%s': %s", endpoint, gai_strerror(gai));
+    int err = ECONNREFUSED;
+    bool ok = false;
+    for (struct addrinfo * ai = res; ai && !ok; ai = ai->ai_next) {
+        const int fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+        if (fd < 0) { err = errno; continue; }
+        ok = connect(fd, ai->ai_addr, ai->ai_addrlen) == 0;
+        if (!ok) err = errno;
+        close(fd);
+    }
+    freeaddrinfo(res);
+    return ok ? LLT_OK : llt_set_error(LLT_EINVAL, "--rpc: cannot connect to %s: %s", endpoint, strerror(err));
+}
+
 // Registers each RPC server of "host:port,..." as devices, as llama.cpp's common/arg.cpp does
 // for --rpc. The RPC backend keeps one registry per endpoint for the process, and a device is
 // registered once: a second run with the same servers finds them registered.
@@ -124,7 +149,9 @@ static int add_rpc_servers(const char * list) {
         }
         snprintf(endpoint, sizeof(endpoint), "%.*s", (int) n, p);
         p += n + (p[n] == ',');
-        // connects to the server (llama.cpp aborts the process when it cannot: see lltrace run)
+        int rc = check_endpoint(endpoint);
+        if (rc != LLT_OK) return rc;
+        // connects to the server (llama.cpp aborts the process when that fails after all: see lltrace run)
         ggml_backend_reg_t reg = add(endpoint);
         if (!reg) return llt_set_error(LLT_EINVAL, "--rpc: server %s has no devices", endpoint);
         bool known = false;
