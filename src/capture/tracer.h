@@ -16,6 +16,13 @@
 // (a GPU backend, an abort callback set later by the application) the tracer falls back to
 // observing each timed node: computed alone and timed from its ask to its post call.
 //
+// Off the CPU (an RPC server, a GPU) there are no stamps. Each node records the device holding
+// its output and its split (the scheduler computes a run of nodes on one device as one split,
+// copying the inputs it needs from other devices; the copies, named "<backend>#<src>#<n>", are
+// resolved to their sources). Timed levels then observe only each split's last node: its post
+// call comes where the scheduler synchronises the device anyway, so a split costs one round
+// trip (record.c, split_end); llt_tracer_params.time_nodes observes every node instead.
+//
 // The hot path is one struct compare per node: llama.cpp reuses its graph from step to step,
 // and a node whose tensor is byte-identical to the one at the same position last time has the
 // same record. At the end of a graph computation the records are matched against the graphs
