@@ -273,7 +273,7 @@ static const struct col step_cols[] = {
 };
 
 // the node columns; time and statistics only where the run has them
-enum { NODE_TIME = 11, NODE_STATS = 12, NODE_N_STATS = 5 };
+enum { NODE_TIME = 12, NODE_STATS = 13, NODE_N_STATS = 5 };
 static const struct col node_cols[] = {
     { { "idx",     OUT_INT,      OUT_ALL },       "idx" },
     { { "op",      OUT_TEXT,     OUT_ALL },       "op" },
@@ -286,6 +286,7 @@ static const struct col node_cols[] = {
     { { "is_view", OUT_INT,      OUT_ONLY_JSON }, "is_view" },
     { { "is_noop", OUT_INT,      OUT_ONLY_JSON }, "is_noop" },
     { { "buffer",  OUT_TEXT,     OUT_ALL },       "buffer" },
+    { { "device",  OUT_TEXT,     OUT_ALL },       "device" },
     { { "time_us", OUT_TIME,     OUT_ALL },       "time_ns" },
     { { "min",     OUT_REAL,     OUT_ALL },       "min" },
     { { "max",     OUT_REAL,     OUT_ALL },       "max" },

@@ -139,7 +139,7 @@ enum llt_table {
     LLT_TABLE_TOKENS,         // the step's tokens: dir ("in": fed by the step, "out": chosen from its
                               // logits), role, seq, pos, token, piece
     LLT_TABLE_NODES,          // the step's nodes: idx, op, name, layer, ne0..ne3, type, bytes, is_view,
-                              // is_noop, buffer, time_ns, min, max, mean, std, nan_inf, sources_text
+                              // is_noop, buffer, device, time_ns, min, max, mean, std, nan_inf, sources_text
                               // ("name[idx]", "name(w)", "name(in)"), sources_json
     LLT_TABLE_WEIGHTS,        // the weight registry: id, name, type, ne0..ne3, bytes, bpw, layer, file_offset, buffer
     LLT_TABLE_GRAPHS,         // graphs of the selected steps: graph, nodes, steps, first_step

@@ -44,7 +44,7 @@ static const char * const table_sql[] = {
         "    AND (:op IS NULL OR upper(n.op) = upper(:op))"
         "    AND (:name IS NULL OR n.name GLOB :name)"
         "  ORDER BY n.idx LIMIT coalesce(:limit, -1))"
-        " SELECT idx, op, name, layer, ne0, ne1, ne2, ne3, type, bytes, is_view, is_noop, buffer, time_ns,"
+        " SELECT idx, op, name, layer, ne0, ne1, ne2, ne3, type, bytes, is_view, is_noop, buffer, device, time_ns,"
         "  st_min AS min, st_max AS max, st_mean AS mean, st_std AS std, st_nonfinite AS nan_inf,"
         "  (SELECT group_concat(label, ', ') FROM ("
         "    SELECT ns.name || CASE ns.kind WHEN 'node' THEN '[' || ns.src_idx || ']'"
