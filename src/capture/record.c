@@ -37,12 +37,16 @@ static int32_t buffer_id(struct llt_tracer * tr, const struct ggml_tensor * t) {
     return tr->last_buffer_id;
 }
 
-// the device whose memory holds t ("CPU", "RPC0", "CUDA0"): the device of its buffer's type
+// The device whose memory holds t ("CPU", "RPC0", "CUDA0"): the device of its buffer's type,
+// except a GPU's host buffer type (pinned memory), which llama.cpp gives the CPU backend when a
+// GPU is present (llama-context.cpp): the CPU computes there.
 static int32_t device_id(struct llt_tracer * tr, const struct ggml_tensor * t) {
     const struct ggml_tensor * base = t->view_src ? t->view_src : t;
     ggml_backend_buffer_t buf = base->buffer ? base->buffer : t->buffer;
     if (buf != tr->last_dev_buffer || tr->last_device_id < 0) {
-        ggml_backend_dev_t dev = buf ? ggml_backend_buft_get_device(ggml_backend_buffer_get_type(buf)) : NULL;
+        ggml_backend_buffer_type_t buft = buf ? ggml_backend_buffer_get_type(buf) : NULL;
+        ggml_backend_dev_t dev = buft ? ggml_backend_buft_get_device(buft) : NULL;
+        if (dev && ggml_backend_dev_host_buffer_type(dev) == buft) dev = NULL;
         tr->last_dev_buffer = buf;
         tr->last_device_id = intern(tr, dev ? ggml_backend_dev_name(dev) : "CPU");
         tr->last_device_cpu = !dev || ggml_backend_dev_type(dev) == GGML_BACKEND_DEVICE_TYPE_CPU;
