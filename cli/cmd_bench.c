@@ -31,6 +31,7 @@ static const char * usage_text =
     "  -n N               generated tokens (default 64)\n"
     "  -r N               repetitions of each level (default 5)\n"
     "  -t N               threads (default: all cores)\n"
+    "  --rpc SERVERS      run the model on llama.cpp RPC servers HOST:PORT,... (as 'lltrace run --rpc')\n"
     "  --levels LIST      comma-separated: off, parity (untraced, top-10 logits kept per step)\n"
     "                     and trace levels graph, timing, profile, values (default off,graph,timing)\n"
     "  -o FILE            write the receipt to FILE too (it always goes to stdout)\n"
@@ -56,6 +57,7 @@ struct sample {
 struct bench {
     const char * model;
     int n_prompt, n_gen, reps, threads;
+    const char * rpc; // RPC servers, or NULL
     int n_levels;
     int levels[MAX_LEVELS]; // -1 = off
     struct sample * samples; // [rep][level]
@@ -88,6 +90,7 @@ static void run_child(const struct bench * b, int level, const char * trace, int
     p.n_prompt_tokens = b->n_prompt;
     p.n_predict = b->n_gen;
     p.n_threads = b->threads;
+    p.rpc = b->rpc;
     p.level = level < 0 ? LLT_LEVEL_GRAPH : (enum llt_level) level;
     p.parity_top_k = level == LEVEL_PARITY ? 10 : 0;
     struct llt_store * st = NULL;
@@ -225,6 +228,7 @@ static void write_receipt(FILE * f, const struct bench * b) {
     fprintf(f, "## lltrace bench, %s\n\n", date);
     fprintf(f, "- machine: %s\n", b->machine);
     fprintf(f, "- model: `%s`\n", b->model);
+    if (b->rpc) fprintf(f, "- on the RPC servers %s\n", b->rpc);
     fprintf(f, "- lltrace %s, llama.cpp %s\n", llt_version(), llt_llama_tag());
     fprintf(f, "- %d-token prompt, %d generated tokens, %d threads, %d interleaved repetitions per level, "
                "each in its own process, in rotating order; median (min–max); time vs off: median of the per-repetition ratios\n\n",
@@ -366,6 +370,7 @@ int cmd_bench(int argc, char ** argv) {
         else if (strcmp(a, "-p") == 0) { if (!(v = cli_value(argc, argv, &i)) || !cli_parse_int(a, v, 2, 1 << 16, &iv)) return CLI_USAGE; b.n_prompt = (int) iv; }
         else if (strcmp(a, "-n") == 0) { if (!(v = cli_value(argc, argv, &i)) || !cli_parse_int(a, v, 1, 1 << 16, &iv)) return CLI_USAGE; b.n_gen = (int) iv; }
         else if (strcmp(a, "-r") == 0) { if (!(v = cli_value(argc, argv, &i)) || !cli_parse_int(a, v, 1, MAX_REPS, &iv)) return CLI_USAGE; b.reps = (int) iv; }
+        else if (strcmp(a, "--rpc") == 0) { if (!(b.rpc = cli_value(argc, argv, &i))) return CLI_USAGE; }
         else if (strcmp(a, "-t") == 0) { if (!(v = cli_value(argc, argv, &i)) || !cli_parse_int(a, v, 1, 1024, &iv)) return CLI_USAGE; b.threads = (int) iv; }
         else { cli_error("bench: unknown option '%s' (see 'lltrace bench --help')", a); return CLI_USAGE; }
     }

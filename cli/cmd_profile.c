@@ -31,6 +31,9 @@ static const char * usage_text =
     "                  expert: per MoE layer and expert the tokens routed to it and its part\n"
     "                  of the layer's MUL_MAT_ID time, split by tokens (an attribution: ggml\n"
     "                  computes all experts of a MUL_MAT_ID in one node)\n"
+    "                  device: per device (CPU, RPC server, GPU): node runs, splits, the\n"
+    "                  scheduler's input copies into them, split and node times, and how\n"
+    "                  each was measured\n"
     "  --top N         op, layer, node, expert: at most N rows per phase (expert: the N\n"
     "                  slowest; default: all; node: 20)\n"
     "  --format FMT    table (default), csv or json\n"
@@ -38,9 +41,9 @@ static const char * usage_text =
 
 // ---- options -----------------------------------------------------------------------------
 
-enum prof_view { BY_OP, BY_LAYER, BY_PHASE, BY_STEP, BY_NODE, BY_EXPERT, BY_COUNT };
+enum prof_view { BY_OP, BY_LAYER, BY_PHASE, BY_STEP, BY_NODE, BY_EXPERT, BY_DEVICE, BY_COUNT };
 
-static const char * view_names[] = { "op", "layer", "phase", "step", "node", "expert" };
+static const char * view_names[] = { "op", "layer", "phase", "step", "node", "expert", "device" };
 _Static_assert(sizeof(view_names) / sizeof(view_names[0]) == BY_COUNT, "a name per view");
 
 struct prof_opts {
@@ -315,6 +318,56 @@ static int write_run(struct out * o, const struct llt_analysis * a, const struct
     return rc == CLI_OK ? out_end(o) : rc;
 }
 
+static const struct out_col device_cols[] = {
+    { "device", OUT_TEXT, OUT_ALL }, { "calls", OUT_INT, OUT_ALL }, { "splits", OUT_INT, OUT_ALL },
+    { "inputs", OUT_INT, OUT_ALL }, { "input_bytes", OUT_BYTES, OUT_ALL }, { "split_us", OUT_TIME, OUT_ALL },
+    { "inputs_us", OUT_TIME, OUT_ALL }, { "timed_splits", OUT_INT, OUT_ALL }, { "node_us", OUT_TIME, OUT_ALL },
+    { "timed_nodes", OUT_INT, OUT_ALL }, { "measured", OUT_TEXT, OUT_ALL },
+};
+
+// the value of column col in a row of t
+static struct llt_value cell(const struct llt_table_rows * t, int64_t r, const char * col) {
+    for (int32_t c = 0; c < t->n_cols; c++) if (strcmp(t->cols[c], col) == 0) return t->values[r * t->n_cols + c];
+    return (struct llt_value) { .type = LLT_VALUE_NULL };
+}
+
+static struct out_val int_or_null(struct llt_value v) {
+    return v.type == LLT_VALUE_NULL ? out_null() : out_int(v.i);
+}
+
+// per device: what ran there, what was copied into it, and the times measured there
+static int write_devices(struct out * o, struct llt_store * st, const struct llt_analysis * a) {
+    struct llt_table_filter f = llt_table_default_filter();
+    f.run = llt_analysis_run(a)->id;
+    struct llt_table_rows * t = NULL;
+    if (llt_read_table(st, LLT_TABLE_DEVICES, &f, &t) != LLT_OK) {
+        cli_error("%s", llt_last_error());
+        return CLI_FAIL;
+    }
+    out_note(o, "split_us: a split's computation, from the ask of its first node to the post call of its last, "
+                "observed (the scheduler synchronises the device there anyway): one round trip per split");
+    out_note(o, "inputs_us: from the previous split's end to that ask: the scheduler's copies of the split's inputs");
+    out_note(o, "node_us: node times, from the CPU's per-node stamps, or each node observed (--time-nodes: a compute "
+                "call and a round trip to the device per node)");
+    int rc = out_begin(o, "rows", NULL, OUT_COLS(device_cols), 0);
+    for (int64_t r = 0; r < t->n_rows && rc == CLI_OK; r++) {
+        const bool splits = cell(t, r, "timed_splits").i > 0, nodes = cell(t, r, "timed_nodes").i > 0;
+        const struct llt_value dev = cell(t, r, "device");
+        const struct out_val v[] = {
+            out_text(dev.s && *dev.s ? dev.s : "?"), int_or_null(cell(t, r, "calls")), int_or_null(cell(t, r, "splits")),
+            int_or_null(cell(t, r, "inputs")), int_or_null(cell(t, r, "input_bytes")), int_or_null(cell(t, r, "split_ns")),
+            int_or_null(cell(t, r, "inputs_ns")), int_or_null(cell(t, r, "timed_splits")), int_or_null(cell(t, r, "node_ns")),
+            int_or_null(cell(t, r, "timed_nodes")),
+            out_text(splits && nodes ? "splits and nodes" : splits ? "splits: last node observed"
+                     : nodes ? "nodes" : "not timed"),
+        };
+        rc = out_row(o, v);
+    }
+    if (rc == CLI_OK) rc = out_end(o);
+    llt_table_rows_free(t);
+    return rc;
+}
+
 // ---- the command -------------------------------------------------------------------------
 
 int cmd_profile(int argc, char ** argv) {
@@ -340,10 +393,11 @@ int cmd_profile(int argc, char ** argv) {
     }
     const struct llt_analysis_run * r = llt_analysis_run(a);
     const bool timed_level = strcmp(r->level, "timing") == 0 || strcmp(r->level, "profile") == 0;
-    if (r->n_timed_steps == 0 && !(timed_level && r->running)) {
+    if (r->n_timed_steps == 0 && !(timed_level && r->running) && opts.view != BY_DEVICE) {
         cli_error("profile: run %lld of trace '%s' has no node times (level %s); re-run with "
-                  "'lltrace run --level timing' (every node) or '--level profile' (sampled)",
-                  (long long) r->id, opts.trace, r->level);
+                  "'lltrace run --level timing' (every node) or '--level profile' (sampled)%s",
+                  (long long) r->id, opts.trace, r->level,
+                  timed_level ? "; off the CPU its splits were timed: see --by device" : "");
         rc = CLI_FAIL;
         goto done;
     }
@@ -355,7 +409,8 @@ int cmd_profile(int argc, char ** argv) {
     rc = write_run(o, a, &opts);
     if (rc == CLI_OK) {
         rc = opts.view == BY_PHASE ? write_phases(o, a) : opts.view == BY_STEP ? write_steps(o, a)
-           : opts.view == BY_EXPERT ? write_experts(o, a, &opts) : write_groups(o, a, &opts);
+           : opts.view == BY_EXPERT ? write_experts(o, a, &opts)
+           : opts.view == BY_DEVICE ? write_devices(o, st, a) : write_groups(o, a, &opts);
     }
 done:
     if (o) {

@@ -34,6 +34,14 @@ static const char * usage_text =
     "  -o, --output TRACE   trace file; runs are appended (default lltrace.db)\n"
     "  -v, --verbose        show llama.cpp's log\n"
     "\n"
+    "Where the model runs (llama.cpp's options, same meaning):\n"
+    "  --rpc SERVERS        RPC servers HOST:PORT,... (ggml-rpc-server) as devices\n"
+    "  -ngl, --gpu-layers N layers stored on the devices: a number, 'auto' or 'all' (default all)\n"
+    "  -dev, --device LIST  devices to offload to, RPC0,CUDA0,... or 'none' (default: every device)\n"
+    "  -sm, --split-mode M  none, layer (default), row or tensor\n"
+    "  --time-nodes         levels timing/profile off the CPU: time every node (a compute call and a\n"
+    "                       round trip to the device each) instead of each split (its last node)\n"
+    "\n"
     "Tensor values (any level):\n"
     "  --dump PATTERN       dump nodes whose name matches (glob, or regex after 're:'; names are\n"
     "                       case-sensitive); repeatable; one that matches no node is a warning\n"
@@ -70,6 +78,20 @@ static volatile sig_atomic_t stop_flag;
 static void on_sigint(int sig) {
     (void) sig;
     stop_flag = 1;
+}
+
+static const char * trace_path; // for on_ggml_abort
+
+// llama.cpp gives up (an RPC server that went away, a failed allocation on a device): say so
+// and where the trace stands, and leave with status 1 rather than abort(). The steps written
+// so far are in the trace, the rest in its step log, which the next open replays (the run
+// is then marked killed).
+static void on_ggml_abort(const char * message) {
+    fflush(stdout);
+    fprintf(stderr, "\nlltrace: llama.cpp stopped the run: %s\n", message);
+    fprintf(stderr, "lltrace: the trace %s keeps the steps written so far; its step log, replayed when the trace is "
+                    "next opened, holds the rest (the run is then marked killed)\n", trace_path);
+    _exit(CLI_FAIL);
 }
 
 static void print_piece(const char * piece, void * user_data) {
@@ -164,6 +186,22 @@ static int parse_opts(int argc, char ** argv, struct run_opts * o) {
         else if (strcmp(a, "--temp") == 0)  { VALUE(); if (!cli_parse_float(a, v, 0, 100, &fv)) return CLI_USAGE; o->gen.temp = (float) fv; }
         else if (strcmp(a, "--top-k") == 0) { VALUE(); if (!cli_parse_int(a, v, 0, 1 << 20, &iv)) return CLI_USAGE; o->gen.top_k = (int32_t) iv; o->top_k_given = true; }
         else if (strcmp(a, "--top-p") == 0) { VALUE(); if (!cli_parse_float(a, v, 0, 1, &fv)) return CLI_USAGE; o->gen.top_p = (float) fv; }
+        else if (strcmp(a, "--rpc") == 0) { VALUE(); o->gen.rpc = v; }
+        else if (IS("-dev", "--device"))  { VALUE(); o->gen.devices = v; }
+        else if (IS("-ngl", "--gpu-layers") || strcmp(a, "--n-gpu-layers") == 0) {
+            VALUE();
+            if (strcmp(v, "auto") == 0 || strcmp(v, "all") == 0) o->gen.n_gpu_layers = -1;
+            else if (!cli_parse_int(a, v, 0, 1 << 20, &iv)) return CLI_USAGE;
+            else o->gen.n_gpu_layers = (int32_t) iv;
+        }
+        else if (IS("-sm", "--split-mode")) {
+            static const char * const modes[] = { "none", "layer", "row", "tensor" }; // enum llama_split_mode
+            int k;
+            VALUE();
+            if (!cli_parse_choice(a, v, modes, 4, &k)) return CLI_USAGE;
+            o->gen.split_mode = k;
+        }
+        else if (strcmp(a, "--time-nodes") == 0) { o->gen.time_nodes = true; }
         else if (strcmp(a, "--dump") == 0) {
             VALUE();
             if (o->n_dump == MAX_DUMP_PATTERNS) { cli_error("--dump: at most %d patterns", MAX_DUMP_PATTERNS); return CLI_USAGE; }
@@ -272,7 +310,11 @@ static void print_summary(const struct run_opts * o, const struct llt_gen_result
     if (r->flash_attn_off) fprintf(stderr, "lltrace: flash attention was turned off: --checkpoints reads attention probabilities\n");
     if (r->dump_unmatched[0]) fprintf(stderr, "lltrace: warning: --dump %s matched no node (names are case-sensitive)\n", r->dump_unmatched);
     if (r->dump_path[0]) fprintf(stderr, "lltrace: %lld tensors dumped to %s\n", (long long) r->stats.n_dumped, r->dump_path);
-    if (r->stats.timing_observed_from >= 0) {
+    if (r->stats.timing_observed_from >= 0 && r->stats.timing_splits) {
+        fprintf(stderr, "lltrace: nodes ran off the CPU, where the backend gives no per-node stamps: each split was timed"
+                        " by observing its last node from step %lld on ('lltrace profile --by device'; --time-nodes times"
+                        " every node, at a round trip each)\n", (long long) r->stats.timing_observed_from);
+    } else if (r->stats.timing_observed_from >= 0) {
         fprintf(stderr, "lltrace: the backend gave no per-node stamps that match the graph; nodes were timed by"
                         " observing them from step %lld on (slower)\n", (long long) r->stats.timing_observed_from);
     }
@@ -335,11 +377,17 @@ int cmd_run(int argc, char ** argv) {
     o.gen.stop = &stop_flag;
     o.gen.on_piece = print_piece;
     signal(SIGINT, on_sigint);
+    trace_path = o.output;
+    ggml_set_abort_callback(on_ggml_abort);
+    // the RPC backend writes to its sockets without MSG_NOSIGNAL: a server gone would kill the
+    // process with SIGPIPE; ignored, the write fails and llama.cpp aborts, which is reported
+    if (o.gen.rpc) signal(SIGPIPE, SIG_IGN);
 
     fputs(o.gen.prompt, stdout);
     fflush(stdout);
     rc = llt_generate(&o.gen, st, &res);
     signal(SIGINT, SIG_DFL);
+    ggml_set_abort_callback(NULL);
     if (rc != LLT_OK) {
         fputc('\n', stdout);
         cli_error("%s", llt_last_error());

@@ -286,7 +286,7 @@ static const struct col step_cols[] = {
 };
 
 // the node columns; time and statistics only where the run has them
-enum { NODE_TIME = 11, NODE_STATS = 12, NODE_N_STATS = 5 };
+enum { NODE_TIME = 12, NODE_STATS = 13, NODE_N_STATS = 5 };
 static const struct col node_cols[] = {
     { { "idx",     OUT_INT,      OUT_ALL },       "idx" },
     { { "op",      OUT_TEXT,     OUT_ALL },       "op" },
@@ -299,6 +299,7 @@ static const struct col node_cols[] = {
     { { "is_view", OUT_INT,      OUT_ONLY_JSON }, "is_view" },
     { { "is_noop", OUT_INT,      OUT_ONLY_JSON }, "is_noop" },
     { { "buffer",  OUT_TEXT,     OUT_ALL },       "buffer" },
+    { { "device",  OUT_TEXT,     OUT_ALL },       "device" },
     { { "time_us", OUT_TIME,     OUT_ALL },       "time_ns" },
     { { "min",     OUT_REAL,     OUT_ALL },       "min" },
     { { "max",     OUT_REAL,     OUT_ALL },       "max" },
@@ -524,6 +525,67 @@ static int view_dispatch(struct show * sh) {
     return rc;
 }
 
+// ---- --stats: where the model ran ---------------------------------------------------------
+
+static const struct col device_cols[] = {
+    { { "device",       OUT_TEXT,  OUT_ALL }, "device" },
+    { { "calls",        OUT_INT,   OUT_ALL }, "calls" },
+    { { "written",      OUT_BYTES, OUT_ALL }, "written" },
+    { { "splits",       OUT_INT,   OUT_ALL }, "splits" },
+    { { "inputs",       OUT_INT,   OUT_ALL }, "inputs" },
+    { { "input_bytes",  OUT_BYTES, OUT_ALL }, "input_bytes" },
+    { { "timed_splits", OUT_INT,   OUT_ALL }, "timed_splits" },
+    { { "split_us",     OUT_TIME,  OUT_ALL }, "split_ns" },
+    { { "inputs_us",    OUT_TIME,  OUT_ALL }, "inputs_ns" },
+    { { "timed_nodes",  OUT_INT,   OUT_ALL }, "timed_nodes" },
+    { { "node_us",      OUT_TIME,  OUT_ALL }, "node_ns" },
+};
+
+static const struct col link_cols[] = {
+    { { "from",           OUT_TEXT,  OUT_ALL }, "from_device" },
+    { { "to",             OUT_TEXT,  OUT_ALL }, "to_device" },
+    { { "copies",         OUT_INT,   OUT_ALL }, "copies" },
+    { { "bytes",          OUT_BYTES, OUT_ALL }, "bytes" },
+    { { "steps",          OUT_INT,   OUT_ALL }, "steps" },
+    { { "bytes_per_step", OUT_BYTES, OUT_ALL }, "bytes_per_step" },
+};
+
+static const struct col split_cols[] = {
+    { { "step",        OUT_INT,   OUT_ALL }, "step" },
+    { { "split",       OUT_INT,   OUT_ALL }, "split" },
+    { { "device",      OUT_TEXT,  OUT_ALL }, "device" },
+    { { "first",       OUT_INT,   OUT_ALL }, "idx_first" },
+    { { "last",        OUT_INT,   OUT_ALL }, "idx_last" },
+    { { "nodes",       OUT_INT,   OUT_ALL }, "nodes" },
+    { { "inputs",      OUT_INT,   OUT_ALL }, "inputs" },
+    { { "input_bytes", OUT_BYTES, OUT_ALL }, "input_bytes" },
+    { { "inputs_us",   OUT_TIME,  OUT_ALL }, "inputs_ns" },
+    { { "compute_us",  OUT_TIME,  OUT_ALL }, "compute_ns" },
+};
+
+// Per device, per link between devices and per split, for a run that computed off the CPU
+// (RPC servers, GPUs): nothing for a run on the CPU alone.
+static int write_devices(struct show * sh) {
+    struct llt_table_rows * rows = NULL;
+    if (llt_read_table(sh->st, LLT_TABLE_DEVICES, &sh->filter, &rows) != LLT_OK) {
+        cli_error("%s", llt_last_error());
+        return CLI_FAIL;
+    }
+    bool off_cpu = false;
+    for (int64_t r = 0; r < rows->n_rows; r++) {
+        const char * d = rows->values[r * rows->n_cols].s;
+        off_cpu |= d && *d && strcmp(d, "CPU") != 0;
+    }
+    llt_table_rows_free(rows);
+    if (!off_cpu) return CLI_OK;
+    int rc = write_table(sh, LLT_TABLE_DEVICES, "devices", "devices (splits: split runs; times: timed splits and nodes)",
+                         OUT_COLS(device_cols), 0, NULL);
+    if (rc == CLI_OK) rc = write_table(sh, LLT_TABLE_LINKS, "links", "links (the scheduler's input copies between devices)",
+                                       OUT_COLS(link_cols), 0, NULL);
+    if (rc == CLI_OK) rc = write_table(sh, LLT_TABLE_SPLITS, "splits", "splits", OUT_COLS(split_cols), 0, NULL);
+    return rc;
+}
+
 // ---- --stats: the analysis layer's figures -----------------------------------------------
 
 static const struct out_col step_stat_cols[] = {
@@ -598,6 +660,7 @@ static int view_stats(struct show * sh) {
     if (rc == CLI_OK) rc = write_groups(sh, a, LLT_ANALYSIS_BY_LAYER);
     if (rc == CLI_OK) rc = write_table(sh, LLT_TABLE_GRAPHS, "graphs", "graphs", OUT_COLS(graph_cols), 0, NULL);
     if (rc == CLI_OK) rc = write_table(sh, LLT_TABLE_UNREAD, "unread_weights", "weights never read", OUT_COLS(unread_cols), 0, NULL);
+    if (rc == CLI_OK) rc = write_devices(sh);
     llt_analysis_free(a);
     return rc;
 }

@@ -22,19 +22,20 @@ static struct llt_batch * make_batch(void) {
     g->id = 1 * ((int64_t) 1 << 24) + 1;
     g->n_nodes = 2;
     g->recs = calloc(2, sizeof(struct node_rec));
-    g->n_strings = 2;
-    g->strings = calloc(2, sizeof(char *));
-    g->string_data = malloc(16);
-    memcpy(g->string_data, "CPU\0inp_pos\0", 12);
+    g->n_strings = 3;
+    g->strings = calloc(3, sizeof(char *));
+    g->string_data = malloc(32);
+    memcpy(g->string_data, "CPU\0inp_pos\0RPC0\0", 17);
     g->strings[0] = g->string_data;
     g->strings[1] = g->string_data + 4;
+    g->strings[2] = g->string_data + 12;
     g->recs[0] = (struct node_rec) { .name = "norm-0", .op = GGML_OP_RMS_NORM, .subop = -1, .type = GGML_TYPE_F32,
                                      .layer = 0, .ne = { 8, 2, 1, 1 }, .bytes = 64, .buffer = 0, .n_src = 1,
-                                     .src_kind = { SRC_INPUT }, .src_ref = { 1 }, .src_bytes = { 16 } };
+                                     .device = 0, .split = 0, .src_kind = { SRC_INPUT }, .src_ref = { 1 }, .src_bytes = { 16 } };
     g->recs[1] = (struct node_rec) { .name = "l_out-0", .op = GGML_OP_MUL, .subop = -1, .type = GGML_TYPE_F32,
                                      .layer = 0, .ne = { 8, 2, 1, 1 }, .bytes = 64, .flags = NODE_LOUT | NODE_FUSED,
-                                     .buffer = 0, .n_src = 2, .src_kind = { SRC_NODE, SRC_WEIGHT },
-                                     .src_ref = { 0, 0 }, .src_bytes = { 64, 32 } };
+                                     .buffer = 0, .n_src = 2, .device = 2, .split = 1, .copied = 1, // norm-0 copied to RPC0
+                                     .src_kind = { SRC_NODE, SRC_WEIGHT }, .src_ref = { 0, 0 }, .src_bytes = { 64, 32 } };
     b->steps = calloc(1, sizeof(*b->steps));
     b->n_steps = b->cap_steps = 1;
     b->steps[0] = (struct step_rows) { .step = 0, .decode = 0, .graph_id = g->id, .pos0 = 0, .n_tokens = 2,
@@ -43,6 +44,9 @@ static struct llt_batch * make_batch(void) {
     b->steps[0].times = calloc(2, sizeof(struct node_time));
     b->steps[0].times[0] = (struct node_time) { 0, 10, 150 }; // << 1: 20..300 after compute_begin_ns
     b->steps[0].times[1] = (struct node_time) { 1, 150, 150 };
+    b->steps[0].n_split_times = 1;
+    b->steps[0].split_times = calloc(1, sizeof(struct split_time));
+    b->steps[0].split_times[0] = (struct split_time) { .split = 1, .idx = 1, .t_begin_ns = 300, .t_compute_ns = 350, .t_end_ns = 700 };
     b->tokens = calloc(2, sizeof(*b->tokens));
     b->n_tokens = b->cap_tokens = 2;
     b->tokens[0] = (struct token_rows) { .seq = 0, .step = 0, .pos = 0, .token = 243, .is_prompt = true, .piece = "\xF0" };
@@ -113,6 +117,14 @@ static void test_replay(void) {
     // begin/end are compute_begin_ns + (value << time_shift)
     CHECK_STR(q(db, "SELECT group_concat(idx || ':' || t_begin_ns || '-' || t_end_ns, ' ') FROM node_times"),
               "0:120-400 1:400-400");
+    // where the nodes ran: the splits, the copy of norm-0 from the CPU to RPC0, the split's time
+    CHECK_STR(q(db, "SELECT group_concat(idx || ':' || device, ' ') FROM nodes"), "0:CPU 1:RPC0");
+    CHECK_STR(q(db, "SELECT group_concat(split || ':' || device || ':' || idx_first || '-' || idx_last || ':' || n_inputs || ':'"
+                    " || input_bytes, ' ') FROM splits"), "0:CPU:0-0:0:0 1:RPC0:1-1:1:64");
+    CHECK_STR(q(db, "SELECT group_concat(split || ':' || kind || ':' || src_idx || ':' || name || ':' || from_device || '>'"
+                    " || to_device || ':' || bytes, ' ') FROM split_inputs"), "1:node:0:norm-0:CPU>RPC0:64");
+    CHECK_STR(q(db, "SELECT group_concat(split || ':' || t_begin_ns || '-' || t_compute_ns || '-' || t_end_ns, ' ') FROM split_times"),
+              "1:300-350-700");
     CHECK_STR(q(db, "SELECT group_concat(role || ':' || piece || ':' || hex(piece_bytes), ' ') FROM tokens"),
               "prompt:\xEF\xBF\xBD:F0 gen:h\xC3\xA9:68C3A9");
     CHECK_STR(q(db, "SELECT n || ' ' || n_nan || ' ' || n_zero || ' ' || min || ' ' || max || ' ' || mean || ' ' || std"

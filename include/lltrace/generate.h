@@ -25,6 +25,12 @@ struct llt_gen_params {
     float          top_p;
     enum llt_level level;
     struct llt_values_params values;
+    // where the model runs, with llama.cpp's names and meanings (common/arg.cpp)
+    const char *   rpc;          // --rpc: RPC servers "host:port,...", registered as devices; NULL: none
+    const char *   devices;      // --device: devices to offload to "RPC0,CUDA0,..." or "none"; NULL: all
+    int32_t        n_gpu_layers; // -ngl: layers stored on the devices; -1: all
+    int32_t        split_mode;   // -sm: enum llama_split_mode; -1: llama.cpp's default (layer)
+    bool           time_nodes;   // timing off the CPU: every node, not each split (llt_tracer_params)
     volatile sig_atomic_t * stop; // set to non-zero to end after the current step; may be NULL
     int32_t        parity_top_k; // > 0: keep the top-k logits of every generated step (result.parity)
     // called with each generated piece of text; may be NULL

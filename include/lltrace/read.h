@@ -62,6 +62,7 @@ struct llt_read_node {
     bool         layer_out; // a layer's output (capture's fact, nodes.layer_out)
     int8_t       fused;     // 1: a MUL the CPU computed in its norm's pass; 0 not; -1 unknown (a version-1 trace)
     const char * buffer;   // where it ran: "CPU"
+    const char * device;   // the backend device holding its output: "CPU", "RPC0", "CUDA0"; "" unknown (before version 3)
 };
 
 enum llt_read_src_kind { LLT_SRC_NODE, LLT_SRC_WEIGHT, LLT_SRC_INPUT };
@@ -158,7 +159,7 @@ enum llt_table {
     LLT_TABLE_TOKENS,         // the step's tokens: dir ("in": fed by the step, "out": chosen from its
                               // logits), role, seq, pos, token, piece
     LLT_TABLE_NODES,          // the step's nodes: idx, op, name, layer, ne0..ne3, type, bytes, is_view,
-                              // is_noop, buffer, time_ns, min, max, mean, std, nan_inf, sources_text
+                              // is_noop, buffer, device, time_ns, min, max, mean, std, nan_inf, sources_text
                               // ("name[idx]", "name(w)", "name(in)"), sources_json
     LLT_TABLE_WEIGHTS,        // the weight registry: id, name, type, ne0..ne3, bytes, bpw, layer, file_offset, buffer
     LLT_TABLE_GRAPHS,         // graphs of the selected steps: graph, nodes, steps, first_step
@@ -169,6 +170,15 @@ enum llt_table {
     LLT_TABLE_MATMUL_WEIGHTS, // weights: id, name, type, ne0..ne3, bpw, buffer, layer, matmul (a matrix multiply reads it)
     LLT_TABLE_KERNELS,        // per (op, weight_type, weight_buffer, ran_on): weights, calls (node runs)
     LLT_TABLE_PLACEMENT,      // computing nodes per buffer they ran on: ran_on, calls, ops
+    // where the model ran (tables splits, split_inputs, split_times):
+    LLT_TABLE_DEVICES,        // per device over the selected steps: device, calls (computing node runs),
+                              // written (their output bytes), splits (split runs), inputs (copies into
+                              // them), input_bytes, timed_splits, split_ns (their computation),
+                              // inputs_ns (their input copies), timed_nodes, node_ns
+    LLT_TABLE_LINKS,          // per link over the selected steps: from_device, to_device, copies, bytes,
+                              // steps, bytes_per_step
+    LLT_TABLE_SPLITS,         // per step and split: step, split, device, idx_first, idx_last, nodes, inputs,
+                              // input_bytes, t_begin_ns, t_compute_ns, t_end_ns (NULL untimed), inputs_ns, compute_ns
 };
 
 // which rows of a table; NULL members and -1 numbers select everything

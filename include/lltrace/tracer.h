@@ -83,6 +83,11 @@ struct llt_tracer_params {
     int32_t        parity_top_k; // > 0: each generated token's top-k logits go to table parity, read
                                  // from the context when the token is known (for drivers that do not
                                  // call llt_tracer_parity() themselves: lltrace exec); at most LLT_PARITY_MAX_K
+    // levels timing and profile where the CPU's stamps cannot time the graph (nodes on an RPC
+    // server or a GPU): false times each split by observing its last node (a post call where
+    // the scheduler synchronises anyway: next to free); true observes every computing node
+    // (a compute call and a backend round trip each: a remote one on RPC)
+    bool           time_nodes;
 };
 
 struct llt_tracer_params llt_tracer_default_params(void);
@@ -163,6 +168,7 @@ struct llt_tracer_stats {
     int64_t n_dumped;       // tensors written to the dump
     int64_t timing_observed_from; // levels timing/profile: the step from which nodes were timed by
                                   // observing them, the CPU backend's stamps having failed; -1 never
+    bool    timing_splits;        // ... off the CPU: each split timed by observing its last node, not each node
 };
 struct llt_tracer_stats llt_tracer_get_stats(const struct llt_tracer * tr);
 

@@ -10,7 +10,7 @@
 #include <string.h>
 
 struct xnode {
-    char    op[32], name[GGML_MAX_NAME], type[16], buffer[32];
+    char    op[32], name[GGML_MAX_NAME], type[16], buffer[32], device[32];
     int32_t layer;
     int64_t ne[4], bytes;
     bool    is_view, is_noop;
@@ -46,6 +46,10 @@ struct exporter {
     int32_t                 timed_step;  // index of the step whose times are being gathered, -1: none
     int64_t *               tb, * te;    // its times by idx, -1 where not timed
     int32_t                 max_nodes;
+    struct llt_table_rows * splits;      // chrome: the run's splits by step (LLT_TABLE_SPLITS)
+    int64_t                 next_split;  // the first row of splits not written yet
+    char                    (*devices)[32]; // chrome: the devices other than the CPU, a track each
+    int32_t                 n_devices, cap_devices;
 };
 
 static int oom(void) {
@@ -123,6 +127,7 @@ static int on_node(const struct llt_read_node * r, void * user_data) {
     snprintf(n->name, sizeof(n->name), "%s", r->name);
     snprintf(n->type, sizeof(n->type), "%s", r->type);
     snprintf(n->buffer, sizeof(n->buffer), "%s", r->buffer);
+    snprintf(n->device, sizeof(n->device), "%s", r->device);
     n->layer = r->layer;
     memcpy(n->ne, r->ne, sizeof(n->ne));
     n->bytes = r->bytes;
@@ -368,15 +373,75 @@ static void nd_session_end(struct exporter * ex) {
 
 // ---- chrome ------------------------------------------------------------------------------
 
-static void ch_complete(struct exporter * ex, const char * name, const char * cat, int64_t ts, int64_t dur) {
+// One track per device: the CPU computes on the thread that called llama_decode (track 1,
+// with the decode calls), every other device (an RPC server, a GPU) gets a track of its own.
+static int track(struct exporter * ex, const char * device) {
+    if (!device[0] || strcmp(device, "CPU") == 0) return 1;
+    for (int32_t i = 0; i < ex->n_devices; i++) if (strcmp(ex->devices[i], device) == 0) return 2 + i;
+    if (!llt_grow((void **) &ex->devices, &ex->cap_devices, ex->n_devices + 1, sizeof(*ex->devices))) return 1;
+    snprintf(ex->devices[ex->n_devices], sizeof(ex->devices[0]), "%s", device);
+    return 2 + ex->n_devices++;
+}
+
+static void ch_complete_on(struct exporter * ex, int tid, const char * name, const char * cat, int64_t ts, int64_t dur) {
     FILE * f = ex->f;
     event_begin(ex);
     key(f, "name", true);
     llt_json_write_string(f, name);
     put_str(f, "cat", cat);
-    fputs(",\"ph\":\"X\",\"pid\":1,\"tid\":1", f);
+    fprintf(f, ",\"ph\":\"X\",\"pid\":1,\"tid\":%d", tid);
     put_us(f, "ts", ts);
     put_us(f, "dur", dur);
+}
+
+static void ch_complete(struct exporter * ex, const char * name, const char * cat, int64_t ts, int64_t dur) {
+    ch_complete_on(ex, 1, name, cat, ts, dur);
+}
+
+// column col of a row of t (a column the query names)
+static const struct llt_value * split_val(const struct llt_table_rows * t, const struct llt_value * row, const char * col) {
+    static const struct llt_value null = { .type = LLT_VALUE_NULL };
+    for (int32_t c = 0; c < t->n_cols; c++) if (strcmp(t->cols[c], col) == 0) return &row[c];
+    return &null;
+}
+
+static int64_t split_int(const struct llt_table_rows * t, const struct llt_value * row, const char * col) {
+    return split_val(t, row, col)->i;
+}
+
+static const char * split_text(const struct llt_table_rows * t, const struct llt_value * row, const char * col) {
+    const char * v = split_val(t, row, col)->s;
+    return v ? v : "";
+}
+
+// the timed splits of step s on their devices' tracks: the input copies into a split, then its computation
+static void ch_splits(struct exporter * ex, const struct llt_read_step * s) {
+    const struct llt_table_rows * t = ex->splits;
+    for (; t && ex->next_split < t->n_rows; ex->next_split++) {
+        const struct llt_value * row = t->values + ex->next_split * t->n_cols;
+        const int64_t step = split_int(t, row, "step");
+        if (step > s->step) break;
+        if (step < s->step || split_val(t, row, "t_end_ns")->type == LLT_VALUE_NULL) continue; // untimed
+        const char * device = split_text(t, row, "device");
+        const int tid = track(ex, device);
+        const int64_t begin = split_int(t, row, "t_begin_ns"), compute = split_int(t, row, "t_compute_ns");
+        const int64_t end = split_int(t, row, "t_end_ns"), split = split_int(t, row, "split");
+        char name[64];
+        if (split_int(t, row, "inputs") > 0) {
+            snprintf(name, sizeof(name), "inputs of split %lld", (long long) split);
+            ch_complete_on(ex, tid, name, "copy", begin, compute - begin);
+            fprintf(ex->f, ",\"args\":{\"step\":%lld,\"split\":%lld,\"inputs\":%lld,\"bytes\":%lld}", (long long) step,
+                    (long long) split, (long long) split_int(t, row, "inputs"), (long long) split_int(t, row, "input_bytes"));
+            event_end(ex);
+        }
+        snprintf(name, sizeof(name), "split %lld", (long long) split);
+        ch_complete_on(ex, tid, name, "split", compute, end - compute);
+        fprintf(ex->f, ",\"args\":{\"step\":%lld,\"split\":%lld,\"nodes\":%lld", (long long) step, (long long) split,
+                (long long) split_int(t, row, "nodes"));
+        put_str(ex->f, "device", device);
+        fputc('}', ex->f);
+        event_end(ex);
+    }
 }
 
 static void ch_step(struct exporter * ex, const struct llt_read_step * s, const struct xgraph * g) {
@@ -400,6 +465,7 @@ static void ch_step(struct exporter * ex, const struct llt_read_step * s, const 
         fprintf(f, ",\"args\":{\"step\":%lld}", (long long) s->step);
         event_end(ex);
     }
+    ch_splits(ex, s);
     if (!g || ex->timed_step != ex->next_step) return; // nodes: only those of a step with times
     const struct xnode * nodes = ex->nodes + g->first;
     for (int32_t i = 0; i < g->n_nodes; ) {
@@ -417,14 +483,14 @@ static void ch_step(struct exporter * ex, const struct llt_read_step * s, const 
         // a layer whose computing nodes were all timed
         if (nodes[i].layer >= 0 && timed > 0 && timed == computing) {
             snprintf(name, sizeof(name), "layer %d", nodes[i].layer);
-            ch_complete(ex, name, "layer", tb, te - tb);
+            ch_complete_on(ex, track(ex, nodes[i].device), name, "layer", tb, te - tb);
             fprintf(f, ",\"args\":{\"step\":%lld,\"layer\":%d,\"nodes\":%d}", (long long) s->step, nodes[i].layer, end - i);
             event_end(ex);
         }
         for (int32_t k = i; k < end; k++) {
             const struct xnode * n = &nodes[k];
             if (ex->tb[k] < 0) continue;
-            ch_complete(ex, n->name[0] ? n->name : n->op, n->op, ex->tb[k], ex->te[k] - ex->tb[k]);
+            ch_complete_on(ex, track(ex, n->device), n->name[0] ? n->name : n->op, n->op, ex->tb[k], ex->te[k] - ex->tb[k]);
             fprintf(f, ",\"args\":{\"step\":%lld,\"idx\":%d", (long long) s->step, k);
             put_str(f, "op", n->op);
             put_int(f, "layer", n->layer);
@@ -471,6 +537,13 @@ static void ch_end(struct exporter * ex) {
         fprintf(f, ",\"args\":{\"seq\":%lld,\"step\":%lld,\"pos\":%lld,\"token\":%lld", (long long) t->seq,
                 (long long) t->step, (long long) t->pos, (long long) t->token);
         put_str(f, "piece", t->piece);
+        fputc('}', f);
+        event_end(ex);
+    }
+    for (int32_t i = 0; i < ex->n_devices; i++) {
+        event_begin(ex);
+        fprintf(f, "\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":1,\"tid\":%d,\"args\":{\"name\":", 2 + i);
+        llt_json_write_string(f, ex->devices[i]);
         fputc('}', f);
         event_end(ex);
     }
@@ -528,6 +601,10 @@ int llt_export(struct llt_store * st, int64_t run, int32_t seq, enum llt_export_
     if (rc == LLT_OK) rc = llt_read_srcs(st, &sel, on_src, &ex);
     if (rc == LLT_OK) rc = llt_read_steps(st, &sel, on_step, &ex);
     if (rc == LLT_OK) rc = llt_read_tokens(st, &sel, on_token, &ex);
+    if (rc == LLT_OK && format == LLT_EXPORT_CHROME) {
+        filter.run = sel.run;
+        rc = llt_read_table(st, LLT_TABLE_SPLITS, &filter, &ex.splits);
+    }
     if (rc == LLT_OK) {
         ex.tb = malloc(((size_t) ex.max_nodes + 1) * sizeof(*ex.tb));
         ex.te = malloc(((size_t) ex.max_nodes + 1) * sizeof(*ex.te));
@@ -555,5 +632,7 @@ int llt_export(struct llt_store * st, int64_t run, int32_t seq, enum llt_export_
     free(ex.tb);
     free(ex.te);
     llt_table_rows_free(ex.run);
+    llt_table_rows_free(ex.splits);
+    free(ex.devices);
     return rc;
 }

@@ -37,6 +37,54 @@ static int32_t buffer_id(struct llt_tracer * tr, const struct ggml_tensor * t) {
     return tr->last_buffer_id;
 }
 
+// The device whose memory holds t ("CPU", "RPC0", "CUDA0"): the device of its buffer's type,
+// except a GPU's host buffer type (pinned memory), which llama.cpp gives the CPU backend when a
+// GPU is present (llama-context.cpp): the CPU computes there.
+static int32_t device_id(struct llt_tracer * tr, const struct ggml_tensor * t) {
+    const struct ggml_tensor * base = t->view_src ? t->view_src : t;
+    ggml_backend_buffer_t buf = base->buffer ? base->buffer : t->buffer;
+    if (buf != tr->last_dev_buffer || tr->last_device_id < 0) {
+        ggml_backend_buffer_type_t buft = buf ? ggml_backend_buffer_get_type(buf) : NULL;
+        ggml_backend_dev_t dev = buft ? ggml_backend_buft_get_device(buft) : NULL;
+        if (dev && ggml_backend_dev_host_buffer_type(dev) == buft) dev = NULL;
+        tr->last_dev_buffer = buf;
+        tr->last_device_id = intern(tr, dev ? ggml_backend_dev_name(dev) : "CPU");
+        tr->last_device_cpu = !dev || ggml_backend_dev_type(dev) == GGML_BACKEND_DEVICE_TYPE_CPU;
+    }
+    return tr->last_device_id;
+}
+
+// ggml_is_view_op: the scheduler starts no split at these (ggml_backend_sched_split_graph)
+static bool is_view_op(int32_t op) {
+    return op == GGML_OP_VIEW || op == GGML_OP_RESHAPE || op == GGML_OP_PERMUTE || op == GGML_OP_TRANSPOSE;
+}
+
+// The split of node idx, recorded in r: a node that computes on another device than the split
+// before it starts a new one, as the scheduler splits the graph (views go with the split they
+// are in). The split's device is that of its last node that is not a view.
+static int32_t split_of(const struct llt_tracer * tr, const struct node_rec * r, int32_t idx) {
+    if (idx == 0) return 0;
+    const int32_t split = tr->recs[idx - 1].split;
+    if (is_view_op(r->op)) return split;
+    for (int32_t j = idx - 1; j >= 0 && tr->recs[j].split == split; j--) {
+        if (!is_view_op(tr->recs[j].op)) return tr->recs[j].device == r->device ? split : split + 1;
+    }
+    return split; // only views so far: this node gives the split its device
+}
+
+// The scheduler hands a node a copy of a source that lives on another device, made in the
+// node's split and named "<backend>#<source>#<copy>" (ggml_backend_sched_split_graph): the
+// source's name, or NULL if s is no such copy. A name cut at GGML_MAX_NAME loses its tail.
+static const char * copy_origin(const struct ggml_tensor * s, char * out, size_t size) {
+    const char * first = strchr(s->name, '#');
+    if (!first || first == s->name) return NULL;
+    const char * last = strrchr(s->name, '#');
+    size_t n = strlen(first + 1);
+    if (last > first && last[1] && strspn(last + 1, "0123456789") == strlen(last + 1)) n = (size_t) (last - first - 1);
+    snprintf(out, size, "%.*s", (int) n, first + 1);
+    return out;
+}
+
 // classifies a source: a node of this graph, a model weight, or an input
 static void classify_src(struct llt_tracer * tr, const struct ggml_tensor * s, int32_t * kind, int32_t * ref) {
     int32_t idx = ptr_table_get(&tr->node_idx, s);
@@ -122,19 +170,32 @@ static void describe_node(struct llt_tracer * tr, struct ggml_tensor * t, int32_
         const struct ggml_tensor * base = t->view_src ? t->view_src : t;
         if (!base->buffer || ggml_backend_buffer_is_host(base->buffer)) r->flags |= NODE_FUSABLE; // on the CPU
     }
-    r->occ    = name_table_count(&tr->names, tr->recs, idx);
     r->buffer = buffer_id(tr, t);
+    r->device = device_id(tr, t);
+    r->split  = split_of(tr, r, idx);
+    if (!tr->last_device_cpu && !op_is_noop(t->op)) tr->off_cpu = true;
     int32_t inherited = -1;
     for (int i = 0; i < GGML_MAX_SRC; i++) {
         const struct ggml_tensor * s = t->src[i];
         if (!s) continue;
         r->n_src = i + 1;
-        classify_src(tr, s, &r->src_kind[i], &r->src_ref[i]);
+        char origin[GGML_MAX_NAME];
+        if (ptr_table_get(&tr->node_idx, s) < 0 && copy_origin(s, origin, sizeof(origin))) {
+            // the source is the node, weight or input the copy was made of (the latest node of that name)
+            r->copied |= 1 << i;
+            int32_t at = name_table_find(&tr->names, tr->recs, origin);
+            int32_t wid = at < 0 ? llt_registry_find(tr->reg, origin) : -1;
+            r->src_kind[i] = at >= 0 ? SRC_NODE : wid >= 0 ? SRC_WEIGHT : SRC_INPUT;
+            r->src_ref[i]  = at >= 0 ? at : wid >= 0 ? wid : intern(tr, origin);
+        } else {
+            classify_src(tr, s, &r->src_kind[i], &r->src_ref[i]);
+        }
         r->src_bytes[i] = ggml_nbytes(s);
         int32_t l = r->src_kind[i] == SRC_NODE   ? tr->recs[r->src_ref[i]].layer
                   : r->src_kind[i] == SRC_WEIGHT ? llt_registry_get(tr->reg, r->src_ref[i])->layer : -1;
         if (l > inherited) inherited = l;
     }
+    r->occ   = name_table_count(&tr->names, tr->recs, idx); // after the sources: their lookups see earlier nodes only
     r->layer = llt_layer_from_name(t->name);
     if (r->layer < 0 && (t->name[0] == '\0' || strncmp(t->name, "node_", 5) == 0)) {
         // auto-named nodes (FLASH_ATTN_EXT, GET_ROWS on out_ids) belong to the layer being
@@ -172,7 +233,7 @@ static bool wants(const struct llt_tracer * tr, const struct node_rec * r, int32
         if (tr->n_plan > 0 && !tr->off_plan && idx < tr->n_plan) return tr->scan_first[idx] >= 0;
         if (scanned(r)) return true;
     }
-    if (tr->stamped) return false;
+    if (tr->stamped || times_splits(tr)) return false; // stamps, or each split's last node (record_node)
     switch (tr->params.level) {
         case LLT_LEVEL_TIMING:  return computes;
         case LLT_LEVEL_PROFILE:
@@ -191,6 +252,15 @@ static bool fuses_norm(const struct ggml_tensor * mul, const struct ggml_tensor 
     return norm->src[0] && norm->src[0]->type == GGML_TYPE_F32 && mul->type == GGML_TYPE_F32 && w &&
            w->type == GGML_TYPE_F32 && w->ne[0] == norm->ne[0] && w->nb[0] == sizeof(float) &&
            !norm->view_src && !(norm->flags & GGML_TENSOR_FLAG_OUTPUT) && ggml_are_same_shape(mul, norm);
+}
+
+// Whether node idx ends its split, as the previous computation had the graph: the scheduler
+// computes a split's nodes in one call and synchronises its backend after it, so observing the
+// last one adds a post call and nothing else. A wrong guess (the graph changed) is dropped
+// when the computation ends (llt_capture_finish_graph); the first computation has no guess.
+static bool split_end(const struct llt_tracer * tr, int32_t idx) {
+    if (idx + 1 >= tr->n_prev) return idx + 1 == tr->n_prev;
+    return tr->recs[idx + 1].split != tr->recs[idx].split;
 }
 
 // Records a node in the ask call; returns true if it should be observed (computed alone,
@@ -215,22 +285,27 @@ static bool record_node(struct llt_tracer * tr, struct ggml_tensor * t) {
     tr->n_nodes++;
     // an MoE layer's routing is read at every level (experts.c)
     const bool route = (tr->recs[idx].flags & NODE_ROUTE) != 0;
+    tr->bits[idx] = 0;
     if (tr->params.level == LLT_LEVEL_GRAPH && !tr->values) return route; // records only
     if (tr->stamped) {
         // the live tensors, not the records: this runs for every node, and they are in cache
-        tr->bits[idx] = 0;
         // the computation begins after the last ask: the graph's last node, as before
         if (!same || idx + 1 >= tr->n_prev) tr->last_ask_ns = llt_now_ns() - tr->t0_ns;
         if (!tr->values) return route; // timed by stamps, nothing else to observe
     }
     tr->times[idx] = (struct node_span) { 0, 0 };
     if (tr->node_stats) tr->node_stats[idx].has = false;
+    if (times_splits(tr)) {
+        if (idx == 0) tr->split_begin_ns = tr->compute_begin_ns;
+        if (idx == 0 || tr->recs[idx].split != tr->recs[idx - 1].split) tr->split_ask_ns = llt_now_ns() - tr->t0_ns;
+        if (split_end(tr, idx)) tr->bits[idx] = BIT_SPLIT_END;
+    }
     if (!same && tr->n_plan > 0 && !tr->off_plan && tr->node_stats) {
         // the graph changed under the plan: this node reads what the plan left pending
         tr->off_plan = true;
         return true;
     }
-    return wants(tr, &tr->recs[idx], idx) || route;
+    return (tr->bits[idx] & BIT_SPLIT_END) || wants(tr, &tr->recs[idx], idx) || route;
 }
 
 static bool overlaps(const struct ggml_tensor * a, const struct ggml_tensor * b) {
@@ -326,10 +401,32 @@ void llt_capture_build_plan(struct llt_tracer * tr) {
 // the post call of an observed node: its output is valid now
 static bool observe(struct llt_tracer * tr, struct ggml_tensor * t) {
     const int32_t idx = tr->n_nodes - 1;
-    const int64_t now = llt_now_ns() - tr->t0_ns;
+    int64_t now = llt_now_ns() - tr->t0_ns;
     tr->times[idx].end_ns = now;
     tr->compute_end_ns = now;
     tr->n_observed++;
+    if (tr->bits[idx] & BIT_SPLIT_END) {
+        // the split's time, not the node's. A remote backend's synchronisation only waits until
+        // its commands are sent (ggml-rpc: the server computes them in order, later): reading a
+        // few bytes of the split's last output is the one round trip that ends with the split.
+        const struct ggml_tensor * base = t->view_src ? t->view_src : t;
+        if (base->buffer && !ggml_backend_buffer_is_host(base->buffer) && ggml_nbytes(t) > 0) {
+            char probe[4];
+            ggml_backend_tensor_get(t, probe, 0, ggml_nbytes(t) < sizeof(probe) ? ggml_nbytes(t) : sizeof(probe));
+            tr->times[idx].end_ns = tr->compute_end_ns = now = llt_now_ns() - tr->t0_ns;
+        }
+        tr->times[idx] = (struct node_span) { 0, 0 };
+        if (llt_grow((void **) &tr->split_times, &tr->cap_split_times, tr->n_split_times + 1, sizeof(struct split_time))) {
+            tr->split_times[tr->n_split_times++] = (struct split_time) {
+                .split = tr->recs[idx].split, .idx = idx,
+                .t_begin_ns = tr->split_begin_ns, .t_compute_ns = tr->split_ask_ns, .t_end_ns = now,
+            };
+        } else {
+            llt_capture_fail(tr, "out of memory");
+        }
+        tr->split_begin_ns = now;
+    }
+    if (!tr->values) return true;
     const struct node_rec * r = &tr->recs[idx];
     if ((r->flags & NODE_ROUTE) && llt_experts_read(tr, t, r->layer) != LLT_OK) {
         llt_capture_fail(tr, llt_last_error());

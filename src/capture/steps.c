@@ -153,6 +153,21 @@ static bool step_times(const struct llt_tracer * tr, struct step_rows * ps) {
     return true;
 }
 
+// The splits timed in the computation into the step's rows: those whose observed node did end
+// its split in the graph as it came out (the guess was made from the previous computation).
+static bool step_split_times(struct llt_tracer * tr, struct step_rows * ps) {
+    const int32_t n = tr->n_split_times;
+    tr->n_split_times = 0;
+    if (!(ps->split_times = malloc((size_t) n * sizeof(struct split_time)))) return false;
+    for (int32_t k = 0; k < n; k++) {
+        const struct split_time * t = &tr->split_times[k];
+        const bool ends = t->idx < tr->n_nodes && tr->recs[t->idx].split == t->split &&
+                          (t->idx + 1 == tr->n_nodes || tr->recs[t->idx + 1].split != t->split);
+        if (ends) ps->split_times[ps->n_split_times++] = *t;
+    }
+    return true;
+}
+
 // A graph's fused MULs (NODE_FUSED): those meeting ggml-cpu's conditions on the pair whose
 // norm no other node reads. Known once the graph is complete.
 static void mark_fused(struct llt_tracer * tr) {
@@ -208,6 +223,7 @@ void llt_capture_finish_graph(struct llt_tracer * tr) {
     if (timed(tr) && tr->n_observed > 0) { // a profile step that sampled nothing has no times
         if (!step_times(tr, ps)) { llt_capture_fail(tr, "out of memory"); return; }
     }
+    if (tr->n_split_times > 0 && !step_split_times(tr, ps)) { llt_capture_fail(tr, "out of memory"); return; }
     for (int32_t i = 0; tr->node_stats && i < tr->n_nodes; i++) {
         if (!tr->node_stats[i].has) continue;
         if (!llt_grow((void **) &b->stats, &b->cap_stats, b->n_stats + 1, sizeof(struct stat_rows))) {

@@ -52,7 +52,7 @@ int llt_tracer_init(struct llt_store * st, struct llt_tracer_params params, stru
     tr->params.prompt = tr->prompt;
     tr->params.params_json = tr->params_json;
     tr->params.name = tr->name;
-    tr->last_buffer_id = -1;
+    tr->last_buffer_id = tr->last_device_id = -1;
     tr->observed_from = -1;
     tr->map.n = -1;
     int rc = llt_registry_load(params.model_path, &tr->reg);
@@ -90,6 +90,7 @@ void llt_tracer_free(struct llt_tracer * tr) {
     free(tr->times);
     free(tr->stamps);
     free(tr->bits);
+    free(tr->split_times);
     free(tr->uses);
     free(tr->map.node);
     free(tr->map.layer);
@@ -419,6 +420,7 @@ struct llt_tracer_stats llt_tracer_get_stats(const struct llt_tracer * tr) {
         .n_weights_read = g ? g->n_weights_read : 0,
         .n_dumped = tr->values ? llt_values_n_dumped(tr->values) : 0,
         .timing_observed_from = tr->observed_from,
+        .timing_splits = tr->observed_from >= 0 && tr->off_cpu && !tr->params.time_nodes,
     };
 }
 

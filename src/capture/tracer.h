@@ -18,6 +18,13 @@
 // (a GPU backend, an abort callback set later by the application) the tracer falls back to
 // observing each timed node: computed alone and timed from its ask to its post call.
 //
+// Off the CPU (an RPC server, a GPU) there are no stamps. Each node records the device holding
+// its output and its split (the scheduler computes a run of nodes on one device as one split,
+// copying the inputs it needs from other devices; the copies, named "<backend>#<src>#<n>", are
+// resolved to their sources). Timed levels then observe only each split's last node: its post
+// call comes where the scheduler synchronises the device anyway, so a split costs one round
+// trip (record.c, split_end); llt_tracer_params.time_nodes observes every node instead.
+//
 // The hot path is one struct compare per node: llama.cpp reuses its graph from step to step,
 // and a node whose tensor is byte-identical to the one at the same position last time has the
 // same record. At the end of a graph computation the records are matched against the graphs
@@ -68,6 +75,7 @@ struct stamp { int64_t ns; int32_t asked; };
 // per node of the current graph, for matching stamps to nodes
 enum node_bit {
     BIT_OBSERVED   = 1, // answered true: its compute range ends here, nothing fuses across it
+    BIT_SPLIT_END  = 2, // observed as the last node of its split: the split's time, not the node's
 };
 
 #define MAX_CACHED_GRAPHS 32
@@ -163,6 +171,17 @@ struct llt_tracer {
     struct graph             graphs[MAX_CACHED_GRAPHS];
     int32_t                  n_graphs_cached;
     int64_t                  first_graph_id, next_graph_id;
+
+    // devices and splits (record.c): the device of the last buffer seen, and the splits timed
+    // off the CPU in the current computation
+    ggml_backend_buffer_t    last_dev_buffer;
+    int32_t                  last_device_id;
+    bool                     last_device_cpu;
+    bool                     off_cpu;       // a node computed off the CPU (RPC, GPU) was seen
+    struct split_time *      split_times;
+    int32_t                  n_split_times, cap_split_times;
+    int64_t                  split_begin_ns; // the current split's inputs began to be copied: the previous split's end
+    int64_t                  split_ask_ns;   // the first ask of the current split: its computation is about to begin
 
     // decode bookkeeping
     struct llt_batch *       batch;         // rows of the current decode call
@@ -266,11 +285,27 @@ static inline int32_t name_table_count(struct name_table * t, const struct node_
     }
 }
 
+// the latest node in recs with this name (counted so far), or -1
+static inline int32_t name_table_find(const struct name_table * t, const struct node_rec * recs, const char * name) {
+    const uint32_t h = llt_str_hash(name);
+    for (uint32_t i = h & (t->cap - 1);; i = (i + 1) & (t->cap - 1)) {
+        const struct name_entry * e = &t->e[i];
+        if (e->gen != t->gen) return -1;
+        if (e->hash == h && strcmp(recs[e->last].name, name) == 0) return e->last;
+    }
+}
+
 // ---- shared by the files of src/capture --------------------------------------------------
 
 // node times are recorded at levels timing and profile
 static inline bool timed(const struct llt_tracer * tr) {
     return tr->params.level == LLT_LEVEL_TIMING || tr->params.level == LLT_LEVEL_PROFILE;
+}
+
+// timing by observing each split's last node: off the CPU, where stamps cannot time the nodes,
+// unless every node was asked for (llt_tracer_params.time_nodes)
+static inline bool times_splits(const struct llt_tracer * tr) {
+    return timed(tr) && !tr->stamped && tr->off_cpu && !tr->params.time_nodes;
 }
 
 // records the failure (the first one), stops tracing; inference goes on

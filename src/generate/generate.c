@@ -6,7 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <netdb.h>
+#include <sys/socket.h>
 #include <unistd.h>
+
+#define LLT_MAX_DEVICES 64 // devices one --device list names, at most
 
 struct llt_gen_params llt_gen_default_params(void) {
     return (struct llt_gen_params) {
@@ -22,6 +27,8 @@ struct llt_gen_params llt_gen_default_params(void) {
         .top_p = 0.95f,
         .level = LLT_LEVEL_GRAPH,
         .values = llt_values_default_params(),
+        .n_gpu_layers = -1,
+        .split_mode = -1,
     };
 }
 
@@ -52,9 +59,11 @@ static void params_json(const struct llt_gen_params * p, int n_ctx, int n_thread
     const char * fa = p->flash_attn < 0 ? "auto" : p->flash_attn ? "on" : "off";
     snprintf(buf, size,
         "{\"n_ctx\":%d,\"n_batch\":%d,\"n_threads\":%d,\"flash_attn\":\"%s\",\"type_k\":\"%s\","
-        "\"type_v\":\"%s\",\"seed\":%u,\"temp\":%g,\"top_k\":%d,\"top_p\":%g,\"n_predict\":%d}",
+        "\"type_v\":\"%s\",\"seed\":%u,\"temp\":%g,\"top_k\":%d,\"top_p\":%g,\"n_predict\":%d,"
+        "\"n_gpu_layers\":%d,\"split_mode\":%d,\"rpc\":\"%s\",\"devices\":\"%s\"}",
         n_ctx, p->n_batch, n_threads, fa, ggml_type_name((enum ggml_type) p->type_k),
-        ggml_type_name((enum ggml_type) p->type_v), p->seed, p->temp, p->top_k, p->top_p, p->n_predict);
+        ggml_type_name((enum ggml_type) p->type_v), p->seed, p->temp, p->top_k, p->top_p, p->n_predict,
+        p->n_gpu_layers, p->split_mode, p->rpc ? p->rpc : "", p->devices ? p->devices : ""); // both checked by then
 }
 
 static struct llama_sampler * make_sampler(const struct llt_gen_params * p) {
@@ -100,6 +109,80 @@ void llt_parity_top_k(const float * logits, int32_t n_vocab, int32_t k, struct l
     }
 }
 
+// ---- where the model runs ----------------------------------------------------------------
+
+// Whether a TCP connection to "host:port" opens (closed at once): llama.cpp aborts the process
+// when it cannot connect to an RPC server, so an unreachable one is refused here, with a message.
+static int check_endpoint(const char * endpoint) {
+    const char * colon = strrchr(endpoint, ':');
+    char host[256];
+    snprintf(host, sizeof(host), "%.*s", (int) (colon - endpoint), endpoint);
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, * res = NULL;
+    const int gai = getaddrinfo(host, colon + 1, &hints, &res);
+    if (gai != 0) return llt_set_error(LLT_EINVAL, "--rpc: cannot resolve '%s': %s", endpoint, gai_strerror(gai));
+    int err = ECONNREFUSED;
+    bool ok = false;
+    for (struct addrinfo * ai = res; ai && !ok; ai = ai->ai_next) {
+        const int fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+        if (fd < 0) { err = errno; continue; }
+        ok = connect(fd, ai->ai_addr, ai->ai_addrlen) == 0;
+        if (!ok) err = errno;
+        close(fd);
+    }
+    freeaddrinfo(res);
+    return ok ? LLT_OK : llt_set_error(LLT_EINVAL, "--rpc: cannot connect to %s: %s", endpoint, strerror(err));
+}
+
+// Registers each RPC server of "host:port,..." as devices, as llama.cpp's common/arg.cpp does
+// for --rpc. The RPC backend keeps one registry per endpoint for the process, and a device is
+// registered once: a second run with the same servers finds them registered.
+static int add_rpc_servers(const char * list) {
+    ggml_backend_reg_t rpc = ggml_backend_reg_by_name("RPC");
+    typedef ggml_backend_reg_t (*add_server_fn)(const char * endpoint);
+    add_server_fn add = rpc ? (add_server_fn) ggml_backend_reg_get_proc_address(rpc, "ggml_backend_rpc_add_server") : NULL;
+    if (!add) return llt_set_error(LLT_EINVAL, "--rpc: llama.cpp was built without RPC (-DGGML_RPC=ON)");
+    char endpoint[256];
+    for (const char * p = list; *p;) {
+        const size_t n = strcspn(p, ",");
+        if (n == 0 || n >= sizeof(endpoint) || !memchr(p, ':', n)) {
+            return llt_set_error(LLT_EINVAL, "--rpc: '%.*s' is not HOST:PORT", (int) n, p);
+        }
+        snprintf(endpoint, sizeof(endpoint), "%.*s", (int) n, p);
+        p += n + (p[n] == ',');
+        int rc = check_endpoint(endpoint);
+        if (rc != LLT_OK) return rc;
+        // connects to the server (llama.cpp aborts the process when that fails after all: see lltrace run)
+        ggml_backend_reg_t reg = add(endpoint);
+        if (!reg) return llt_set_error(LLT_EINVAL, "--rpc: server %s has no devices", endpoint);
+        bool known = false;
+        for (size_t i = 0; i < ggml_backend_reg_count() && !known; i++) known = ggml_backend_reg_get(i) == reg;
+        if (!known) ggml_backend_register(reg);
+    }
+    return LLT_OK;
+}
+
+// "RPC0,CUDA0" into a NULL-terminated device list (as common/arg.cpp's --device); "none": no device
+static int parse_devices(const char * list, ggml_backend_dev_t * out, int n_max) {
+    int n = 0;
+    if (strcmp(list, "none") != 0) {
+        char name[128];
+        for (const char * p = list; *p;) {
+            const size_t len = strcspn(p, ",");
+            snprintf(name, sizeof(name), "%.*s", (int) len, p);
+            p += len + (p[len] == ',');
+            ggml_backend_dev_t dev = ggml_backend_dev_by_name(name);
+            if (!dev || ggml_backend_dev_type(dev) == GGML_BACKEND_DEVICE_TYPE_CPU) {
+                return llt_set_error(LLT_EINVAL, "--device: no device '%s'%s", name,
+                                     strncmp(name, "RPC", 3) == 0 ? " (RPC devices come with --rpc)" : "");
+            }
+            if (n + 1 >= n_max) return llt_set_error(LLT_EINVAL, "--device: at most %d devices", n_max - 1);
+            out[n++] = dev;
+        }
+    }
+    out[n] = NULL;
+    return LLT_OK;
+}
+
 // ---- the loop ----------------------------------------------------------------------------
 
 static int32_t decode(struct llt_tracer * tr, struct llama_context * ctx, struct llama_batch b) {
@@ -140,6 +223,14 @@ int llt_generate(const struct llt_gen_params * p, struct llt_store * st, struct 
     llama_backend_init();
     const int64_t t_load = llt_now_ns();
     struct llama_model_params mp = llama_model_default_params();
+    ggml_backend_dev_t devices[LLT_MAX_DEVICES + 1];
+    if (p->rpc && *p->rpc && (rc = add_rpc_servers(p->rpc)) != LLT_OK) goto done;
+    if (p->devices) {
+        if ((rc = parse_devices(p->devices, devices, LLT_MAX_DEVICES + 1)) != LLT_OK) goto done;
+        mp.devices = devices;
+    }
+    mp.n_gpu_layers = p->n_gpu_layers;
+    if (p->split_mode >= 0) mp.split_mode = (enum llama_split_mode) p->split_mode;
     llt_llama_error_clear();
     model = llama_model_load_from_file(p->model_path, mp);
     if (!model) {
@@ -186,7 +277,7 @@ int llt_generate(const struct llt_gen_params * p, struct llt_store * st, struct 
     cp.no_perf = true;
 
     if (st) {
-        char pj[512];
+        char pj[1024];
         params_json(p, n_ctx, n_threads, pj, sizeof(pj));
         struct llt_tracer_params tp = llt_tracer_default_params();
         tp.level = p->level;
@@ -195,6 +286,7 @@ int llt_generate(const struct llt_gen_params * p, struct llt_store * st, struct 
         tp.prompt = p->prompt;
         tp.params_json = pj;
         tp.t_tokenize_ns = t_tokenize_ns;
+        tp.time_nodes = p->time_nodes;
         rc = llt_tracer_init(st, tp, &tr);
         if (rc != LLT_OK) goto done;
         llt_tracer_attach(tr, &cp);

@@ -48,6 +48,9 @@ struct node_rec {
     int32_t  occ;                    // earlier nodes of the graph with the same name
     int32_t  buffer;                 // string id
     int32_t  n_src;
+    int32_t  device;                 // string id: the backend device whose memory holds the output ("CPU", "RPC0", "CUDA0")
+    int32_t  split;                  // the scheduler's split: runs of non-view nodes on one device, counted from 0
+    int32_t  copied;                 // bit k: src k is the scheduler's copy of the source onto this node's device
     int32_t  src_kind[GGML_MAX_SRC]; // enum src_kind
     int32_t  src_ref [GGML_MAX_SRC]; // node idx, weight id or input name (string id)
     uint64_t src_bytes[GGML_MAX_SRC];
@@ -61,6 +64,15 @@ struct node_time {
 };
 
 // a new graph structure, written once
+// a split timed at level timing off the CPU: since the run began
+struct split_time {
+    int32_t split;
+    int32_t idx;             // its last node, observed
+    int64_t t_begin_ns;      // the end of the previous split (or the computation's begin): its input copies start
+    int64_t t_compute_ns;    // its computation began (the ask of its last node)
+    int64_t t_end_ns;        // its computation ended (the post of its last node, after the backend synchronised)
+};
+
 struct graph_rows {
     int64_t           id;
     int32_t           n_nodes;
@@ -81,6 +93,8 @@ struct step_rows {
     int32_t n_times;                          // timed nodes (levels timing and profile)
     int32_t time_shift;
     struct node_time * times;                 // owned
+    int32_t n_split_times;                    // timed splits (timing off the CPU, per split)
+    struct split_time * split_times;          // owned
 };
 
 struct stat_rows {

@@ -122,6 +122,7 @@ static int node_row(sqlite3_stmt * stmt, void * ctx) {
         .is_noop = sqlite3_column_int(stmt, 12) != 0, .buffer = text(stmt, 13),
         .layer_out = sqlite3_column_int(stmt, 14) != 0,
         .fused = sqlite3_column_type(stmt, 15) == SQLITE_NULL ? -1 : sqlite3_column_int(stmt, 15) != 0,
+        .device = text(stmt, 16),
     };
     for (int d = 0; d < 4; d++) n.ne[d] = sqlite3_column_int64(stmt, 6 + d);
     return ((llt_read_node_fn) cb->fn)(&n, cb->user_data);
@@ -130,7 +131,8 @@ static int node_row(sqlite3_stmt * stmt, void * ctx) {
 int llt_read_nodes(struct llt_store * st, const struct llt_read_sel * sel, llt_read_node_fn fn, void * user_data) {
     sqlite3_stmt * stmt = prepare_sel(st,
         "SELECT graph_id, idx, op, name, type, layer, ne0, ne1, ne2, ne3, bytes, is_view, is_noop, buffer,"
-        " layer_out, fused FROM nodes WHERE graph_id IN " SEL_GRAPHS " ORDER BY graph_id, idx", sel->run, sel->step, SEL_SEQ(sel));
+        " layer_out, fused, device FROM nodes WHERE graph_id IN " SEL_GRAPHS " ORDER BY graph_id, idx",
+        sel->run, sel->step, SEL_SEQ(sel));
     if (!stmt) return LLT_EIO;
     struct callback cb = { (void *) fn, user_data };
     return each_row(st, stmt, node_row, &cb);

@@ -46,7 +46,7 @@ static const char * const table_sql[] = {
         "    AND (:op IS NULL OR upper(n.op) = upper(:op))"
         "    AND (:name IS NULL OR n.name GLOB :name)"
         "  ORDER BY n.idx LIMIT coalesce(:limit, -1))"
-        " SELECT idx, op, name, layer, ne0, ne1, ne2, ne3, type, bytes, is_view, is_noop, buffer, time_ns,"
+        " SELECT idx, op, name, layer, ne0, ne1, ne2, ne3, type, bytes, is_view, is_noop, buffer, device, time_ns,"
         "  st_min AS min, st_max AS max, st_mean AS mean, st_std AS std, st_nonfinite AS nan_inf,"
         "  (SELECT group_concat(label, ', ') FROM ("
         "    SELECT ns.name || CASE ns.kind WHEN 'node' THEN '[' || ns.src_idx || ']'"
@@ -103,6 +103,35 @@ static const char * const table_sql[] = {
         "SELECT n.buffer AS ran_on, count(*) AS calls, group_concat(DISTINCT n.op) AS ops"
         " FROM steps s JOIN nodes n ON n.graph_id = s.graph_id"
         " WHERE " STEPS_WHERE("s") " AND n.is_noop = 0 GROUP BY n.buffer ORDER BY 2 DESC",
+    [LLT_TABLE_DEVICES] =
+        "WITH sel AS (SELECT run_id, step, graph_id FROM steps s WHERE " STEPS_WHERE("s") "),"
+        " nd AS (SELECT n.device, count(*) AS calls, sum(n.bytes) AS written FROM sel s"
+        "  JOIN nodes n ON n.graph_id = s.graph_id WHERE n.is_noop = 0 GROUP BY n.device),"
+        " sp AS (SELECT p.device, count(*) AS splits, sum(p.n_inputs) AS inputs, sum(p.input_bytes) AS input_bytes"
+        "  FROM sel s JOIN splits p ON p.graph_id = s.graph_id GROUP BY p.device),"
+        " st AS (SELECT p.device, count(*) AS timed, sum(t.t_end_ns - t.t_compute_ns) AS split_ns,"
+        "  sum(t.t_compute_ns - t.t_begin_ns) AS inputs_ns FROM sel s"
+        "  JOIN split_times t ON t.run_id = s.run_id AND t.step = s.step"
+        "  JOIN splits p ON p.graph_id = s.graph_id AND p.split = t.split GROUP BY p.device),"
+        " nt AS (SELECT n.device, count(*) AS timed, sum(t.t_end_ns - t.t_begin_ns) AS node_ns FROM sel s"
+        "  JOIN node_times t ON t.run_id = s.run_id AND t.step = s.step"
+        "  JOIN nodes n ON n.graph_id = s.graph_id AND n.idx = t.idx WHERE n.is_noop = 0 GROUP BY n.device)"
+        " SELECT nd.device, nd.calls, nd.written, sp.splits, sp.inputs, sp.input_bytes, st.timed AS timed_splits,"
+        "  st.split_ns, st.inputs_ns, nt.timed AS timed_nodes, nt.node_ns"
+        " FROM nd LEFT JOIN sp ON sp.device IS nd.device LEFT JOIN st ON st.device IS nd.device"
+        " LEFT JOIN nt ON nt.device IS nd.device ORDER BY nd.device <> 'CPU', nd.device",
+    [LLT_TABLE_LINKS] =
+        "SELECT i.from_device, i.to_device, count(*) AS copies, sum(i.bytes) AS bytes, count(DISTINCT s.step) AS steps,"
+        " sum(i.bytes) / count(DISTINCT s.step) AS bytes_per_step"
+        " FROM steps s JOIN split_inputs i ON i.graph_id = s.graph_id"
+        " WHERE " STEPS_WHERE("s") " GROUP BY 1, 2 ORDER BY 1, 2",
+    [LLT_TABLE_SPLITS] =
+        "SELECT s.step, p.split, p.device, p.idx_first, p.idx_last, p.n_nodes AS nodes, p.n_inputs AS inputs,"
+        " p.input_bytes, t.t_begin_ns, t.t_compute_ns, t.t_end_ns, t.t_compute_ns - t.t_begin_ns AS inputs_ns,"
+        " t.t_end_ns - t.t_compute_ns AS compute_ns"
+        " FROM steps s JOIN splits p ON p.graph_id = s.graph_id"
+        " LEFT JOIN split_times t ON t.run_id = s.run_id AND t.step = s.step AND t.split = p.split"
+        " WHERE " STEPS_WHERE("s") " ORDER BY s.step, p.split LIMIT coalesce(:limit, -1)",
 };
 
 struct llt_table_filter llt_table_default_filter(void) {

@@ -9,12 +9,13 @@
 
 // one prepared insert per table; OR IGNORE: a step log replayed after a crash may repeat rows
 // already committed
-enum { INS_GRAPH, INS_NODE, INS_SRC, INS_STEP, INS_TIMES, INS_TOKEN, INS_STAT, INS_DIFF, INS_PARITY, INS_ROUTE, INS_COUNT };
+enum { INS_GRAPH, INS_NODE, INS_SRC, INS_STEP, INS_TIMES, INS_TOKEN, INS_STAT, INS_DIFF, INS_PARITY, INS_ROUTE, INS_SPLIT,
+       INS_SPLIT_INPUT, INS_SPLIT_TIME, INS_COUNT };
 
 static const char * insert_sql[] = {
     [INS_GRAPH]  = "INSERT OR IGNORE INTO graphs(id, run_id, n_nodes) VALUES(?,?,?)",
     [INS_NODE]   = "INSERT OR IGNORE INTO nodes(graph_id, idx, op, name, layer, type, ne0, ne1, ne2, ne3, bytes,"
-                   " is_view, is_noop, buffer, layer_out, fused) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                   " is_view, is_noop, buffer, layer_out, fused, device) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
     [INS_SRC]    = "INSERT OR IGNORE INTO node_srcs(graph_id, idx, slot, kind, src_idx, weight_id, name, bytes)"
                    " VALUES(?,?,?,?,?,?,?,?)",
     [INS_STEP]   = "INSERT OR IGNORE INTO steps(run_id, step, decode, phase, pos0, n_tokens, graph_id, t_begin_ns,"
@@ -29,6 +30,12 @@ static const char * insert_sql[] = {
                    " n_nonfinite_pairs) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
     [INS_PARITY] = "INSERT OR IGNORE INTO parity(run_id, step, pos, token, piece, top_k, piece_bytes, seq_id) VALUES(?,?,?,?,?,?,?,?)",
     [INS_ROUTE]  = "INSERT OR IGNORE INTO expert_routing(run_id, step, layer, pos, rank, expert, weight) VALUES(?,?,?,?,?,?,?)",
+    [INS_SPLIT]  = "INSERT OR IGNORE INTO splits(graph_id, split, device, idx_first, idx_last, n_nodes, n_inputs, input_bytes)"
+                   " VALUES(?,?,?,?,?,?,?,?)",
+    [INS_SPLIT_INPUT] = "INSERT OR IGNORE INTO split_inputs(graph_id, split, input, kind, src_idx, weight_id, name,"
+                   " from_device, to_device, bytes) VALUES(?,?,?,?,?,?,?,?,?,?)",
+    [INS_SPLIT_TIME] = "INSERT OR IGNORE INTO split_times(run_id, step, split, t_begin_ns, t_compute_ns, t_end_ns)"
+                   " VALUES(?,?,?,?,?,?)",
 };
 _Static_assert(sizeof(insert_sql)/sizeof(insert_sql[0]) == INS_COUNT, "one insert per table");
 
@@ -47,7 +54,10 @@ void llt_batch_free(struct llt_batch * b) {
         free(b->graphs[i].strings);
         free(b->graphs[i].string_data);
     }
-    for (int32_t i = 0; i < b->n_steps; i++) free(b->steps[i].times);
+    for (int32_t i = 0; i < b->n_steps; i++) {
+        free(b->steps[i].times);
+        free(b->steps[i].split_times);
+    }
     free(b->graphs);
     free(b->steps);
     free(b->tokens);
@@ -69,6 +79,84 @@ const char * llt_node_op_name(const struct node_rec * r) {
     if (r->op == GGML_OP_UNARY) return ggml_unary_op_name((enum ggml_unary_op) r->subop);
     if (r->op == GGML_OP_GLU)   return ggml_glu_op_name((enum ggml_glu_op) r->subop);
     return ggml_op_name((enum ggml_op) r->op);
+}
+
+// binds source k of r: its node idx at column col, weight id at col + 1, name at col + 2
+static void bind_src(struct llt_rows * w, const struct graph_rows * g, sqlite3_stmt * s, const struct node_rec * r, int k, int col) {
+    sqlite3_bind_null(s, col);
+    sqlite3_bind_null(s, col + 1);
+    const char * name = NULL;
+    if (r->src_kind[k] == SRC_NODE) {
+        sqlite3_bind_int(s, col, r->src_ref[k]);
+        name = g->recs[r->src_ref[k]].name;
+    } else if (r->src_kind[k] == SRC_WEIGHT) {
+        sqlite3_bind_int(s, col + 1, r->src_ref[k]);
+        name = r->src_ref[k] < w->n_weights ? w->weight_names[r->src_ref[k]] : NULL;
+    } else if (r->src_ref[k] >= 0) {
+        name = g->strings[r->src_ref[k]];
+    }
+    llt_store_bind_text(s, col + 2, name);
+}
+
+static const char * device_name(const struct graph_rows * g, int32_t device) {
+    return device >= 0 ? g->strings[device] : NULL;
+}
+
+// The splits of a graph and the inputs the scheduler copied into each. The scheduler makes one
+// copy of a source per device and graph, in the first split on that device that reads it
+// (ggml-backend.cpp, ggml_backend_sched_split_graph), so a source copied again later is not
+// counted again. A copied graph input or weight comes from the CPU: the scheduler keeps graph
+// inputs on its last backend, the CPU, and copies weights only out of host memory.
+static int write_splits(struct llt_rows * w, const struct graph_rows * g) {
+    struct seen { int32_t kind, ref, to; } * seen = NULL;
+    int32_t n_seen = 0, cap_seen = 0;
+    int rc = LLT_OK;
+    for (int32_t i = 0; i < g->n_nodes && rc == LLT_OK;) {
+        const int32_t split = g->recs[i].split;
+        int32_t last = i, n_inputs = 0, device = -1;
+        int64_t input_bytes = 0;
+        for (; last + 1 < g->n_nodes && g->recs[last + 1].split == split; last++) {}
+        for (int32_t j = i; j <= last && rc == LLT_OK; j++) {
+            const struct node_rec * r = &g->recs[j];
+            if (device < 0 && !(r->flags & NODE_VIEW)) device = r->device;
+            for (int k = 0; k < r->n_src && rc == LLT_OK; k++) {
+                if (!(r->copied & (1 << k))) continue;
+                bool dup = false;
+                for (int32_t q = 0; q < n_seen && !dup; q++) {
+                    dup = seen[q].kind == r->src_kind[k] && seen[q].ref == r->src_ref[k] && seen[q].to == r->device;
+                }
+                if (dup) continue;
+                if (!llt_grow((void **) &seen, &cap_seen, n_seen + 1, sizeof(*seen))) { rc = llt_set_error(LLT_ENOMEM, "out of memory"); break; }
+                seen[n_seen++] = (struct seen) { r->src_kind[k], r->src_ref[k], r->device };
+                sqlite3_stmt * s = w->ins[INS_SPLIT_INPUT];
+                sqlite3_bind_int64(s, 1, g->id);
+                sqlite3_bind_int(s, 2, split);
+                sqlite3_bind_int(s, 3, n_inputs++);
+                sqlite3_bind_text(s, 4, src_kind_names[r->src_kind[k]], -1, SQLITE_STATIC);
+                bind_src(w, g, s, r, k, 5);
+                const char * from = r->src_kind[k] == SRC_NODE ? device_name(g, g->recs[r->src_ref[k]].device) : "CPU";
+                llt_store_bind_text(s, 8, from);
+                llt_store_bind_text(s, 9, device_name(g, r->device));
+                sqlite3_bind_int64(s, 10, (int64_t) r->src_bytes[k]);
+                input_bytes += (int64_t) r->src_bytes[k];
+                rc = llt_store_step_done(w->st, s);
+            }
+        }
+        if (rc != LLT_OK) break;
+        sqlite3_stmt * s = w->ins[INS_SPLIT];
+        sqlite3_bind_int64(s, 1, g->id);
+        sqlite3_bind_int(s, 2, split);
+        llt_store_bind_text(s, 3, device_name(g, device >= 0 ? device : g->recs[i].device));
+        sqlite3_bind_int(s, 4, i);
+        sqlite3_bind_int(s, 5, last);
+        sqlite3_bind_int(s, 6, last - i + 1);
+        sqlite3_bind_int(s, 7, n_inputs);
+        sqlite3_bind_int64(s, 8, input_bytes);
+        rc = llt_store_step_done(w->st, s);
+        i = last + 1;
+    }
+    free(seen);
+    return rc;
 }
 
 static int write_graph(struct llt_rows * w, const struct graph_rows * g) {
@@ -93,6 +181,7 @@ static int write_graph(struct llt_rows * w, const struct graph_rows * g) {
         llt_store_bind_text(s, 14, r->buffer >= 0 ? g->strings[r->buffer] : NULL);
         sqlite3_bind_int(s, 15, (r->flags & NODE_LOUT) != 0);
         sqlite3_bind_int(s, 16, (r->flags & NODE_FUSED) != 0);
+        llt_store_bind_text(s, 17, r->device >= 0 ? g->strings[r->device] : NULL);
         rc = llt_store_step_done(w->st, s);
         for (int k = 0; k < r->n_src && rc == LLT_OK; k++) {
             if (r->src_kind[k] == SRC_NONE) continue;
@@ -103,22 +192,12 @@ static int write_graph(struct llt_rows * w, const struct graph_rows * g) {
             sqlite3_bind_text(s, 4, src_kind_names[r->src_kind[k]], -1, SQLITE_STATIC);
             sqlite3_bind_null(s, 5);
             sqlite3_bind_null(s, 6);
-            const char * name = NULL;
-            if (r->src_kind[k] == SRC_NODE) {
-                sqlite3_bind_int(s, 5, r->src_ref[k]);
-                name = g->recs[r->src_ref[k]].name;
-            } else if (r->src_kind[k] == SRC_WEIGHT) {
-                sqlite3_bind_int(s, 6, r->src_ref[k]);
-                name = r->src_ref[k] < w->n_weights ? w->weight_names[r->src_ref[k]] : NULL;
-            } else if (r->src_ref[k] >= 0) {
-                name = g->strings[r->src_ref[k]];
-            }
-            llt_store_bind_text(s, 7, name);
+            bind_src(w, g, s, r, k, 5);
             sqlite3_bind_int64(s, 8, (int64_t) r->src_bytes[k]);
             rc = llt_store_step_done(w->st, s);
         }
     }
-    return rc;
+    return rc == LLT_OK ? write_splits(w, g) : rc;
 }
 
 static int write_step(struct llt_rows * w, const struct step_rows * ps) {
@@ -148,6 +227,17 @@ static int write_step(struct llt_rows * w, const struct step_rows * ps) {
         sqlite3_bind_int(s, 3, t->idx);
         sqlite3_bind_int64(s, 4, ps->compute_begin_ns + ((int64_t) t->begin << ps->time_shift));
         sqlite3_bind_int64(s, 5, ps->compute_begin_ns + ((int64_t) t->end << ps->time_shift));
+        rc = llt_store_step_done(w->st, s);
+    }
+    for (int32_t k = 0; k < ps->n_split_times && ps->split_times && rc == LLT_OK; k++) {
+        const struct split_time * t = &ps->split_times[k];
+        s = w->ins[INS_SPLIT_TIME];
+        sqlite3_bind_int64(s, 1, w->run_id);
+        sqlite3_bind_int64(s, 2, ps->step);
+        sqlite3_bind_int(s, 3, t->split);
+        sqlite3_bind_int64(s, 4, t->t_begin_ns);
+        sqlite3_bind_int64(s, 5, t->t_compute_ns);
+        sqlite3_bind_int64(s, 6, t->t_end_ns);
         rc = llt_store_step_done(w->st, s);
     }
     return rc;

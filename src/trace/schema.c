@@ -69,7 +69,9 @@ static const struct table tables[] = {
         { "is_view", "INTEGER", NULL }, { "is_noop", "INTEGER", NULL }, { "buffer", "TEXT", NULL },
         // facts capture knew, which version 1 did not keep: a layer's output is what version-1
         // capture itself took for one (its name l_out-N); a fused MUL is unknown
-        { "layer_out", "INTEGER", "m.name GLOB 'l_out-[0-9]*'" }, { "fused", "INTEGER", NULL }), "PRIMARY KEY(graph_id, idx)", false },
+        { "layer_out", "INTEGER", "m.name GLOB 'l_out-[0-9]*'" }, { "fused", "INTEGER", NULL },
+        // version 3 (the RPC/GPU branch): the backend device holding the output; unknown before
+        { "device", "TEXT", NULL }), "PRIMARY KEY(graph_id, idx)", false },
     { "node_srcs", COLS(
         { "graph_id", "INTEGER", NULL }, { "idx", "INTEGER", NULL }, { "slot", "INTEGER", NULL }, { "kind", "TEXT", NULL },
         { "src_idx", "INTEGER", NULL }, { "weight_id", "INTEGER", NULL }, { "name", "TEXT", NULL },
@@ -116,6 +118,21 @@ static const struct table tables[] = {
         { "run_id", "INTEGER", NULL }, { "step", "INTEGER", NULL }, { "layer", "INTEGER", NULL },
         { "pos", "INTEGER", NULL }, { "rank", "INTEGER", NULL }, { "expert", "INTEGER", NULL },
         { "weight", "REAL", NULL }), "PRIMARY KEY(run_id, step, layer, pos, rank)", false },
+    // version 3 (the RPC/GPU branch): the scheduler's splits of each graph, the inputs copied
+    // into each split from another device, and the splits timed off the CPU
+    { "splits", COLS(
+        { "graph_id", "INTEGER", NULL }, { "split", "INTEGER", NULL }, { "device", "TEXT", NULL },
+        { "idx_first", "INTEGER", NULL }, { "idx_last", "INTEGER", NULL }, { "n_nodes", "INTEGER", NULL },
+        { "n_inputs", "INTEGER", NULL }, { "input_bytes", "INTEGER", NULL }), "PRIMARY KEY(graph_id, split)", false },
+    { "split_inputs", COLS(
+        { "graph_id", "INTEGER", NULL }, { "split", "INTEGER", NULL }, { "input", "INTEGER", NULL },
+        { "kind", "TEXT", NULL }, { "src_idx", "INTEGER", NULL }, { "weight_id", "INTEGER", NULL },
+        { "name", "TEXT", NULL }, { "from_device", "TEXT", NULL }, { "to_device", "TEXT", NULL },
+        { "bytes", "INTEGER", NULL }), "PRIMARY KEY(graph_id, split, input)", false },
+    { "split_times", COLS(
+        { "run_id", "INTEGER", NULL }, { "step", "INTEGER", NULL }, { "split", "INTEGER", NULL },
+        { "t_begin_ns", "INTEGER", NULL }, { "t_compute_ns", "INTEGER", NULL }, { "t_end_ns", "INTEGER", NULL }),
+      "PRIMARY KEY(run_id, step, split)", false },
 };
 #define N_TABLES ((int) (sizeof(tables) / sizeof(tables[0])))
 #define MAX_COLS 64 // columns of the widest table, at most (struct found)

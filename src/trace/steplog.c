@@ -7,7 +7,8 @@
 //      of 8 (so every record, and the word that publishes a batch, is aligned)
 //      LOG_GRAPH  struct log_graph, struct node_rec[n_nodes], then n_strings strings, each
 //                 u32 length + bytes (no NUL)
-//      LOG_STEP   struct log_step, then struct node_time[n_times] (the timed nodes)
+//      LOG_STEP   struct log_step, then struct node_time[n_times] (the timed nodes), then
+//                 struct split_time[n_split_times] (the timed splits)
 //      LOG_TOKENS struct log_token[n]  (n from the size)
 //      LOG_STATS  struct log_stat[n]
 //      LOG_DIFFS  struct log_diff[n]
@@ -41,7 +42,7 @@
 #include <unistd.h>
 
 #define LOG_MAGIC   "LLTL"
-#define LOG_VERSION 4
+#define LOG_VERSION 4 // 4: tokens' sequences, node_rec.device, split, copied; split times; routing
 
 enum log_kind { LOG_GRAPH = 1, LOG_STEP = 2, LOG_TOKENS = 3, LOG_END = 4, LOG_STATS = 5, LOG_DIFFS = 6, LOG_PARITY = 7,
                 LOG_ROUTES = 8 };
@@ -66,13 +67,15 @@ struct log_graph {
 };
 _Static_assert(sizeof(struct log_graph) == 16, "log graph layout");
 // written as they are: the library's own fixed-width records (batch.h)
-_Static_assert(sizeof(struct node_rec) == 64 + 4 * 4 + 4 * 8 + 8 + 4 * 4 + GGML_MAX_SRC * (4 + 4 + 8), "node_rec layout");
+_Static_assert(sizeof(struct node_rec) == 64 + 4 * 4 + 4 * 8 + 8 + 7 * 4 + GGML_MAX_SRC * (4 + 4 + 8) + 4 /* padding before src_bytes */,
+               "node_rec layout");
+_Static_assert(sizeof(struct split_time) == 32, "split_time layout");
 _Static_assert(sizeof(struct node_time) == 12, "node_time layout");
 
 struct log_step {
     int64_t step, decode, graph_id;
     int64_t t_begin_ns, t_end_ns, compute_begin_ns, compute_end_ns, t_sample_ns;
-    int32_t pos0, n_tokens, is_prompt, n_times, time_shift, unused;
+    int32_t pos0, n_tokens, is_prompt, n_times, time_shift, n_split_times;
     int64_t seq_mask;
 };
 _Static_assert(sizeof(struct log_step) == 96, "log step layout");
@@ -180,11 +183,13 @@ static bool put_graph(struct llt_steplog * log, const struct graph_rows * g) {
 static bool put_step(struct llt_steplog * log, const struct step_rows * s) {
     const struct log_step ls = {
         s->step, s->decode, s->graph_id, s->t_begin_ns, s->t_end_ns, s->compute_begin_ns, s->compute_end_ns,
-        s->t_sample_ns, s->pos0, s->n_tokens, s->is_prompt, s->n_times, s->time_shift, 0, s->seq_mask,
+        s->t_sample_ns, s->pos0, s->n_tokens, s->is_prompt, s->n_times, s->time_shift,
+        s->split_times ? s->n_split_times : 0, s->seq_mask,
     };
-    const size_t times = (size_t) s->n_times * sizeof(struct node_time);
-    return put_record(log, LOG_STEP, (uint32_t) (sizeof(ls) + times)) && put(log, &ls, sizeof(ls)) &&
-           (times == 0 || put(log, s->times, times)) && pad(log);
+    const size_t times = (size_t) ls.n_times * sizeof(struct node_time);
+    const size_t splits = (size_t) ls.n_split_times * sizeof(struct split_time);
+    return put_record(log, LOG_STEP, (uint32_t) (sizeof(ls) + times + splits)) && put(log, &ls, sizeof(ls)) &&
+           (times == 0 || put(log, s->times, times)) && (splits == 0 || put(log, s->split_times, splits)) && pad(log);
 }
 
 static bool put_tokens(struct llt_steplog * log, const struct token_rows * t, int32_t n) {
@@ -287,7 +292,10 @@ int llt_steplog_append(struct llt_steplog * log, const struct llt_batch * b) {
     size_t need = 4096 + (size_t) b->n_stats * sizeof(struct log_stat) + (size_t) b->n_diffs * sizeof(struct log_diff) +
                   (size_t) b->n_tokens * sizeof(struct log_token) + (size_t) b->n_parity * (sizeof(struct log_parity) + 1024) +
                   (size_t) b->n_routes * sizeof(struct log_route);
-    for (int32_t i = 0; i < b->n_steps; i++) need += (size_t) b->steps[i].n_times * sizeof(struct node_time) + 128;
+    for (int32_t i = 0; i < b->n_steps; i++) {
+        need += (size_t) b->steps[i].n_times * sizeof(struct node_time) +
+                (size_t) b->steps[i].n_split_times * sizeof(struct split_time) + 128;
+    }
     for (int32_t i = 0; i < b->n_graphs; i++) need += (size_t) b->graphs[i].n_nodes * sizeof(struct node_rec) + 65536;
     bool ok = put(log, NULL, 0) && (need <= log->cap || reserve(log, need));
     for (int32_t i = 0; ok && i < b->n_graphs; i++) ok = put_graph(log, &b->graphs[i]);
@@ -362,6 +370,7 @@ static bool valid_rec(const struct node_rec * n, int32_t idx, int32_t n_strings)
     if (n->op == GGML_OP_UNARY && (n->subop < 0 || n->subop >= GGML_UNARY_OP_COUNT)) return false;
     if (n->op == GGML_OP_GLU && (n->subop < 0 || n->subop >= GGML_GLU_OP_COUNT)) return false;
     if (n->buffer < -1 || n->buffer >= n_strings || n->n_src < 0 || n->n_src > GGML_MAX_SRC) return false;
+    if (n->device < -1 || n->device >= n_strings || n->split < 0 || n->split > idx) return false;
     for (int k = 0; k < n->n_src; k++) {
         const int32_t ref = n->src_ref[k];
         switch (n->src_kind[k]) {
@@ -405,20 +414,31 @@ static bool read_graph(struct reader * r, struct graph_rows * g) {
 static bool read_step(struct reader * r, uint32_t size, struct step_rows * s) {
     struct log_step ls;
     if (!take(r, &ls, sizeof(ls)) || ls.n_times < 0 || ls.time_shift < 0 || ls.time_shift > 31 || ls.step < 0 ||
-        ls.n_tokens < 0 || (ls.is_prompt != 0 && ls.is_prompt != 1) ||
-        size != sizeof(ls) + (size_t) ls.n_times * sizeof(struct node_time)) return false;
+        ls.n_tokens < 0 || (ls.is_prompt != 0 && ls.is_prompt != 1) || ls.n_split_times < 0 ||
+        (size_t) ls.n_split_times > size / sizeof(struct split_time) ||
+        size != sizeof(ls) + (size_t) ls.n_times * sizeof(struct node_time) +
+                (size_t) ls.n_split_times * sizeof(struct split_time)) return false;
     *s = (struct step_rows) {
         .step = ls.step, .decode = ls.decode, .graph_id = ls.graph_id, .pos0 = ls.pos0,
         .n_tokens = ls.n_tokens, .is_prompt = ls.is_prompt != 0, .t_begin_ns = ls.t_begin_ns,
         .t_end_ns = ls.t_end_ns, .compute_begin_ns = ls.compute_begin_ns,
         .compute_end_ns = ls.compute_end_ns, .t_sample_ns = ls.t_sample_ns, .n_times = ls.n_times,
-        .time_shift = ls.time_shift, .seq_mask = ls.seq_mask,
+        .time_shift = ls.time_shift, .seq_mask = ls.seq_mask, .n_split_times = ls.n_split_times,
     };
-    if (ls.n_times == 0) return true;
-    s->times = malloc((size_t) ls.n_times * sizeof(struct node_time));
-    if (!s->times || !take(r, s->times, (size_t) ls.n_times * sizeof(struct node_time))) return false;
-    for (int32_t k = 0; k < ls.n_times; k++) {
-        if (s->times[k].idx < 0 || s->times[k].end < s->times[k].begin) return false;
+    if (ls.n_times > 0) {
+        s->times = malloc((size_t) ls.n_times * sizeof(struct node_time));
+        if (!s->times || !take(r, s->times, (size_t) ls.n_times * sizeof(struct node_time))) return false;
+        for (int32_t k = 0; k < ls.n_times; k++) {
+            if (s->times[k].idx < 0 || s->times[k].end < s->times[k].begin) return false;
+        }
+    }
+    if (ls.n_split_times > 0) {
+        s->split_times = malloc((size_t) ls.n_split_times * sizeof(struct split_time));
+        if (!s->split_times || !take(r, s->split_times, (size_t) ls.n_split_times * sizeof(struct split_time))) return false;
+        for (int32_t k = 0; k < ls.n_split_times; k++) {
+            const struct split_time * t = &s->split_times[k];
+            if (t->split < 0 || t->idx < t->split || t->t_begin_ns > t->t_compute_ns || t->t_compute_ns > t->t_end_ns) return false;
+        }
     }
     return true;
 }

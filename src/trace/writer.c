@@ -80,6 +80,8 @@ static void defer_bulk(struct llt_writer * w, struct llt_batch * b) {
             steps[d->n_steps++] = b->steps[i];
             w->deferred_bytes += (size_t) b->steps[i].n_times * sizeof(struct node_time);
             b->steps[i].times = NULL; // n_times stays: the step's row written now counts them
+            b->steps[i].split_times = NULL; // written with the deferred copy
+            b->steps[i].n_split_times = 0;
         }
         d->steps = steps;
         d->cap_steps = d->n_steps;

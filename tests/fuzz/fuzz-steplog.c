@@ -4,7 +4,8 @@
 // way every reader reads one (read-trace.h). Seeds (corpus/fuzz-steplog/): logs of the tiny
 // model made by the tool, cut after a few whole batches:
 //   LLTRACE_COMMIT_MS=600000 lltrace run -n 20000 --level L -o t.db & sleep 1; kill -9 $!
-//   (L: timing, values; one with --parity P), then t.db-log-1 up to its 2nd or 3rd batch end
+//   (L: timing, values; one with --parity P; one at timing with --rpc over two local servers),
+//   then t.db-log-1 up to its 2nd, 3rd or 4th batch end (step log version 4)
 #include "fuzz.h"
 #include "read-trace.h"
 
