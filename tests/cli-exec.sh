@@ -220,6 +220,33 @@ PY
 expect "parity file: steps, tokens as traced, greedy top 1, steps from 0" "$got" "6 True True True"
 "$bin" parity "$dir/par-run1-seq0.jsonl" "$dir/par.db" >/dev/null || fail "lltrace parity of the file against its trace exited with $?"
 
+# ---- a NaN: recorded, and the program stopped only when asked ------------------------------
+
+cp "$model" "$dir/nan.gguf"
+python3 - "$(dirname "$0")" "$dir/nan.gguf" <<'PY' || fail "cannot make the NaN model"
+import struct, sys
+sys.path.insert(0, sys.argv[1])
+import gguf
+_, _, tensors = gguf.read(sys.argv[2])
+off = [o for n, t, ne, o in tensors if n == "blk.1.ffn_up.weight"][0]
+with open(sys.argv[2], "r+b") as f:
+    f.seek(off + 5 * 4)
+    f.write(struct.pack("<f", float("nan")))
+PY
+nanrun=("$llbin/llama-simple" -m "$dir/nan.gguf" -n 4 "$prompt")
+"${nanrun[@]}" >"$dir/nan.plain" 2>/dev/null
+want=$?
+"$bin" exec -q --break-on-nan -o "$dir/nan1.db" -- "${nanrun[@]}" >"$dir/nan1.out" 2>"$dir/nan1.err"
+expect "--break-on-nan: the program's exit status" "$?" "$want"
+cmp -s "$dir/nan1.out" "$dir/nan.plain" || fail "--break-on-nan: the program's output differs traced"
+grep -q "^lltrace: run 1: .*ffn_up-1" "$dir/nan1.err" || fail "--break-on-nan: no report on stderr: $(cat "$dir/nan1.err")"
+expect "--break-on-nan: the run (status, report names the node, all steps)" \
+    "$(q "$dir/nan1.db" "SELECT status, nan_report LIKE '%ffn_up-1%', (SELECT count(*) FROM steps) FROM runs")" "ok|1|4"
+"$bin" exec -q --stop-on-nan -o "$dir/nan2.db" -- "${nanrun[@]}" >/dev/null 2>"$dir/nan2.err"
+expect "--stop-on-nan: exit status" "$?" 1
+expect "--stop-on-nan: the run (status, report, steps)" \
+    "$(q "$dir/nan2.db" "SELECT status, nan_report LIKE '%ffn_up-1%', (SELECT count(*) FROM steps) FROM runs")" "interrupted|1|1"
+
 # ---- node-llama-cpp: its addon opens its own libllama RTLD_LOCAL ---------------------------
 
 nm=${LLTRACE_NODE_MODULES:?set LLTRACE_NODE_MODULES (scripts/node-llama-cpp.sh installs node-llama-cpp)}

@@ -96,6 +96,18 @@ for case in "--rpc 127.0.0.1:1|cannot connect to 127.0.0.1:1" "--rpc nohost|is n
     [ ! -e "$dir/bad.db" ] || fail "$flags: left $dir/bad.db behind"
 done
 
+# ---- lltrace exec: llama.cpp's own program started with --rpc ------------------------------
+
+cpl=("$prefix/bin/llama-completion" -m "$model" -p "Hello, my name is" -n 4 -no-cnv --temp 0 -t 2 --rpc "$rpc" -ngl 99)
+timeout 120 "${cpl[@]}" >"$dir/cpl.plain" 2>/dev/null </dev/null || fail "llama-completion --rpc untraced exited with $?"
+timeout 120 "$bin" exec -q -o "$dir/exec.db" -- "${cpl[@]}" >"$dir/cpl.out" 2>"$dir/exec.err" </dev/null ||
+    fail "exec llama-completion --rpc exited with $?: $(tail -2 "$dir/exec.err")"
+cmp -s "$dir/cpl.out" "$dir/cpl.plain" || fail "exec llama-completion --rpc: its output differs traced"
+expect "exec llama-completion --rpc: devices" "$(devices_of "$dir/exec.db")" "CPU,RPC0,RPC1"
+expect "exec llama-completion --rpc: steps reading fewer weights than the model has" "$(q "$dir/exec.db" \
+    "SELECT count(*) FROM steps s WHERE (SELECT count(DISTINCT weight_id) FROM node_srcs n WHERE n.graph_id = s.graph_id
+     AND kind = 'weight') != (SELECT count(*) FROM weights w WHERE w.run_id = s.run_id)")" 0
+
 # ---- a server killed mid-run ---------------------------------------------------------------
 
 t=$dir/kill.db
