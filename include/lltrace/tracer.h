@@ -48,6 +48,7 @@ struct llt_values_params {
     bool         checkpoints;      // dump the named checkpoints (norms, Q/K/V, KV cache, ...)
     int32_t      checkpoint_layer; // only this layer; -1: all
     bool         break_on_nan;     // stop at the first node that produces a NaN or Inf
+    bool         nan_report_only;  // with break_on_nan: report it, and let the computation go on (lltrace exec)
 };
 
 struct llt_values_params llt_values_default_params(void);

@@ -426,7 +426,6 @@ static bool observe(struct llt_tracer * tr, struct ggml_tensor * t) {
         }
         tr->split_begin_ns = now;
     }
-    if (!tr->values) return true;
     const struct node_rec * r = &tr->recs[idx];
     if ((r->flags & NODE_ROUTE) && llt_experts_read(tr, t, r->layer) != LLT_OK) {
         llt_capture_fail(tr, llt_last_error());
@@ -441,7 +440,9 @@ static bool observe(struct llt_tracer * tr, struct ggml_tensor * t) {
         if (nan_at >= 0) {
             const struct node_rec * nr = &tr->recs[nan_at];
             llt_values_nan(v, tr->seen_ptr[nan_at], nr, llt_node_op_name(nr), tr->n_steps, &tr->node_stats[nan_at].st);
-            return false; // the rest of the graph is not computed; the report ends the run
+            // the rest of the graph is not computed, and the report ends the run; or, asked only
+            // for the report, the program goes on as it would
+            return tr->params.values.nan_report_only;
         }
     }
     if (rc == LLT_OK && (r->flags & NODE_DUMP) && llt_values_step_wanted(v, tr->n_steps)) {

@@ -135,6 +135,7 @@ int llt_exec_config_from_env(struct llt_exec_config ** out) {
     c->tracer.level = (enum llt_level) level;
     vp->dump_type = type;
     vp->break_on_nan = on_nan >= 0;
+    vp->nan_report_only = on_nan == 0;
     c->stop_on_nan = on_nan == 1;
     *out = c;
     return LLT_OK;
