@@ -10,15 +10,17 @@ extern "C" {
 struct llt_preset {
     const char * name;
     int32_t n_embd, n_layer, n_head, n_head_kv, n_ff, n_ctx_train;
+    bool trained; // taught a task by lltrace ("sorter": sorting letters), not random weights
 };
 
-// known presets: "tiny", "small"; NULL if unknown (borrowed, static)
+// known presets: "sorter", "tiny", "small"; NULL if unknown (borrowed, static)
 const struct llt_preset * llt_preset_find(const char * name);
-const char *              llt_preset_names(void); // "tiny, small"
+const char *              llt_preset_names(void); // "sorter, tiny, small"
 
 // Writes a deterministic llama model of a preset in a llama file type (LLAMA_FTYPE_*).
-// Same preset and type give byte-identical files. vocab_path: a GGUF with the tokenizer
-// (NULL = the llama-spm vocab of the llama.cpp build).
+// Same preset and type give byte-identical files (for the trained "sorter": on the same
+// machine and llama.cpp build; training takes a minute or two). vocab_path: a GGUF with the
+// tokenizer (NULL = the llama-spm vocab of the llama.cpp build; the sorter has its own).
 int  llt_mkmodel(const char * preset, int ftype, const char * vocab_path, const char * out_path);
 
 // Path of a built-in model in the cache, generated on first use (seconds for "small": ask
