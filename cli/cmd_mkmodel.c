@@ -9,9 +9,12 @@
 static const char * usage_text =
     "usage: lltrace mkmodel PRESET [TYPE] [-o FILE] [--vocab FILE]\n"
     "\n"
-    "Writes a deterministic llama model: the same preset and type give the same bytes.\n"
+    "Writes a deterministic llama model: the same preset and type give the same bytes (the\n"
+    "trained sorter: on the same machine and llama.cpp build).\n"
     "\n"
-    "  PRESET        tiny (n_embd 256, 2 layers) or small (n_embd 768, 12 layers, n_ff 2048)\n"
+    "  PRESET        sorter (trained to sort letters: 'sort: d a c b =' -> ' a b c d'; n_embd 64,\n"
+    "                2 layers; trained here, deterministically, in about 2 minutes),\n"
+    "                tiny (n_embd 256, 2 layers) or small (n_embd 768, 12 layers, n_ff 2048)\n"
     "  TYPE          llama file type: F32 (default), F16, BF16, Q8_0, Q4_0, Q4_K_M, Q6_K, IQ4_NL, ...\n"
     "  -o FILE       output (default: <preset>-<type>.gguf; without -o and with --cache: the cache)\n"
     "  --cache       make it in the model cache (where 'lltrace run' finds it) and print the path\n"
@@ -20,7 +23,9 @@ static const char * usage_text =
 
 int cli_default_model(const char * preset, int ftype, char ** out_path) {
     if (!llt_default_model_cached(preset, ftype)) {
-        fprintf(stderr, "lltrace: making the built-in '%s' %s model (once)\n", preset, llt_ftype_name(ftype));
+        const struct llt_preset * p = llt_preset_find(preset);
+        fprintf(stderr, "lltrace: making the built-in '%s' %s model (once%s)\n", preset, llt_ftype_name(ftype),
+                p && p->trained ? "; training it takes about 2 minutes" : "");
     }
     return llt_default_model(preset, ftype, out_path);
 }

@@ -28,7 +28,7 @@
 
 static const struct llt_preset presets[] = {
     //  name     n_embd n_layer n_head n_head_kv n_ff  n_ctx_train trained
-    { "sorter",  64,    2,      4,     4,        256,  64,         true },
+    { "sorter",  64,    1,      1,     1,        256,  64,         true },
     { "tiny",    256,   2,      4,     2,        768,  2048,       false },
     { "small",   768,   12,     12,    12,       2048, 2048,       false },
 };
