@@ -10,10 +10,11 @@
 simple=${2:-}/bin/llama-simple
 [ -x "$simple" ] || simple=${2:-}/../install-rpc/bin/llama-simple
 here=$(dirname "$0")
+abs_bin=$(realpath "$bin")
 sorter=$("$bin" mkmodel sorter --cache) || { fail "mkmodel sorter --cache"; finish; }
 
 # the README's first command: the default model and prompt
-(cd "$dir" && "$bin" run -n 8 >out 2>err) || fail "run with the defaults: exit $? ($(tail -1 "$dir/err"))"
+(cd "$dir" && "$abs_bin" run -n 8 >out 2>err) || fail "run with the defaults: exit $? ($(tail -1 "$dir/err"))"
 expect "run's output with the defaults" "$(cat "$dir/out")" "sort: d a c b = a b c d"
 [ -s "$dir/lltrace.db" ] || fail "run with the defaults wrote no lltrace.db"
 # another model keeps the old default prompt
