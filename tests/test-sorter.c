@@ -16,7 +16,7 @@ static void test_training(void) {
     float first_a, last_a, first_b, last_b;
     REQUIRE(llt_train_sorter(&p, &a, &first_a, &last_a) == LLT_OK, "%s", llt_last_error());
     REQUIRE(llt_train_sorter(&p, &b, &first_b, &last_b) == LLT_OK, "%s", llt_last_error());
-    // chance is ln(8 letters) ~ 2.08 for a letter; 40 steps at lr 1e-3 get well below half of it
+    // chance is ln(8 letters) ~ 2.08 for a letter; 40 steps get well below half of it
     CHECK(first_a > 1.5f, "loss of the first steps %.3f, want > 1.5 (untrained)", first_a);
     CHECK(last_a < 0.5f * first_a, "loss fell from %.3f to %.3f, want below half", first_a, last_a);
     CHECK(first_a == first_b && last_a == last_b, "two runs: losses %.6f/%.6f and %.6f/%.6f", first_a, last_a, first_b, last_b);
@@ -62,7 +62,7 @@ static void test_tokens(const char * model_path) {
     const llama_token want[] = { 1, 7, 12, 9, 11, 10, 8 };
     CHECK_INT(n, 7);
     for (int i = 0; i < 7 && i < n; i++) CHECK(tok[i] == want[i], "token %d: got %d, want %d", i, tok[i], want[i]);
-    CHECK_INT(llama_vocab_n_tokens(v), 17);
+    CHECK_INT(llama_vocab_n_tokens(v), SORT_N_VOCAB);
     llama_model_free(m);
 }
 
@@ -71,19 +71,20 @@ static void test_accuracy(const char * model_path) {
     uint64_t rng = 0x0dd5eed0fc0ffee1ULL;
     int n_right = 0;
     for (int k = 0; k < n_prompts; k++) {
-        // 2..6 distinct letters of a..h in random order: draw until n distinct
-        const int n = 2 + (int) (xorshift(&rng) % 5);
-        bool used[8] = { false };
+        // SORT_MIN_LEN..SORT_MAX_LEN distinct letters of the first SORT_N_LETTERS, in random
+        // order: draw until n distinct
+        const int n = SORT_MIN_LEN + (int) (xorshift(&rng) % (SORT_MAX_LEN - SORT_MIN_LEN + 1));
+        bool used[SORT_N_LETTERS] = { false };
         char prompt[64] = "sort:", want[64] = "";
         for (int got = 0; got < n;) {
-            int c = (int) (xorshift(&rng) % 8);
+            int c = (int) (xorshift(&rng) % SORT_N_LETTERS);
             if (used[c]) continue;
             used[c] = true;
             got++;
             snprintf(prompt + strlen(prompt), sizeof(prompt) - strlen(prompt), " %c", 'a' + c);
         }
         strcat(prompt, " =");
-        for (int c = 0; c < 8; c++) {
+        for (int c = 0; c < SORT_N_LETTERS; c++) {
             if (used[c]) snprintf(want + strlen(want), sizeof(want) - strlen(want), " %c", 'a' + c);
         }
         struct llt_gen_params gp = llt_gen_default_params();
