@@ -9,10 +9,14 @@
 static const char * usage_text =
     "usage: lltrace mkmodel PRESET [TYPE] [-o FILE] [--vocab FILE]\n"
     "\n"
-    "Writes a deterministic model: the same preset and type give the same bytes. It holds only\n"
-    "the tensors a real checkpoint of its architecture has, and its family's tokenizer.\n"
+    "Writes a deterministic model: the same preset and type give the same bytes (the trained\n"
+    "sorter: on the same machine and llama.cpp build). It holds only the tensors a real\n"
+    "checkpoint of its architecture has, and its family's tokenizer.\n"
     "\n"
     "  PRESET        architecture and size:\n"
+    "                  sorter          llama trained here to sort letters ('sort: d a c b =' ->\n"
+    "                                  ' a b c d'), n_embd 64, 1 layer, 1 head; its own 17-token\n"
+    "                                  vocab; trained deterministically in a minute or two\n"
     "                  tiny            llama, n_embd 256, 2 layers (vocab llama-spm)\n"
     "                  small           llama, n_embd 768, 12 layers, n_ff 2048 (vocab llama-spm)\n"
     "                  tiny-gpt2       gpt2: LayerNorm with biases, learned positions, GELU (vocab gpt-2)\n"
@@ -30,7 +34,9 @@ static const char * usage_text =
 
 int cli_default_model(const char * preset, int ftype, char ** out_path) {
     if (!llt_default_model_cached(preset, ftype)) {
-        fprintf(stderr, "lltrace: making the built-in '%s' %s model (once)\n", preset, llt_ftype_name(ftype));
+        const struct llt_preset * p = llt_preset_find(preset);
+        fprintf(stderr, "lltrace: making the built-in '%s' %s model (once%s)\n", preset, llt_ftype_name(ftype),
+                p && p->trained ? "; training it takes about 2 minutes" : "");
     }
     return llt_default_model(preset, ftype, out_path);
 }

@@ -13,8 +13,9 @@ static const char * usage_text =
     "\n"
     "Generates text with llama.cpp and records every graph node that runs into a trace.\n"
     "\n"
-    "  -m, --model FILE     GGUF model (default: the built-in 'tiny' F32 model, made on first use)\n"
-    "  -p, --prompt TEXT    prompt (default: \"Hello, my name is\")\n"
+    "  -m, --model FILE     GGUF model (default: the built-in 'sorter', a llama lltrace trains to sort\n"
+    "                       letters, made on first use: about 2 minutes once)\n"
+    "  -p, --prompt TEXT    prompt (default: \"sort: d a c b =\" on the sorter, else \"Hello, my name is\")\n"
     "  -f, --file FILE      read the prompt from FILE\n"
     "  -n, --n-predict N    tokens to generate (default 32)\n"
     "  -t, --threads N      threads (default: all cores)\n"
@@ -136,6 +137,7 @@ struct run_opts {
     const char * output;
     const char * parity;
     bool top_k_given;
+    bool prompt_given;
     bool verbose;
 };
 
@@ -171,8 +173,8 @@ static int parse_opts(int argc, char ** argv, struct run_opts * o) {
 #define IS(s, l) (strcmp(a, s) == 0 || strcmp(a, l) == 0)
         if (cli_is_help(a)) { fputs(usage_text, stdout); return -1; }
         else if (IS("-m", "--model"))     { VALUE(); o->model = v; }
-        else if (IS("-p", "--prompt"))    { VALUE(); o->gen.prompt = v; }
-        else if (IS("-f", "--file"))      { VALUE(); o->prompt_file = v; }
+        else if (IS("-p", "--prompt"))    { VALUE(); o->gen.prompt = v; o->prompt_given = true; }
+        else if (IS("-f", "--file"))      { VALUE(); o->prompt_file = v; o->prompt_given = true; }
         else if (IS("-o", "--output"))    { VALUE(); o->output = v; }
         else if (IS("-v", "--verbose"))   { o->verbose = true; }
         else if (IS("-n", "--n-predict")) { VALUE(); if (!cli_parse_int(a, v, 0, 1 << 20, &iv)) return CLI_USAGE; o->gen.n_predict = (int32_t) iv; }
@@ -360,10 +362,12 @@ int cmd_run(int argc, char ** argv) {
     }
     if (o.model) {
         model_path = strdup(o.model);
-    } else if (cli_default_model("tiny", LLAMA_FTYPE_ALL_F32, &model_path) != LLT_OK) {
+    } else if (cli_default_model("sorter", LLAMA_FTYPE_ALL_F32, &model_path) != LLT_OK) {
         cli_error("%s", llt_last_error());
         exit_code = CLI_FAIL;
         goto done;
+    } else if (!o.prompt_given) {
+        o.gen.prompt = "sort: d a c b ="; // the task it was trained on (README, "The demo model")
     }
     // a trace made here and left without a run (llama.cpp refused the model or the context) is
     // removed; an existing one is never touched

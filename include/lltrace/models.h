@@ -16,18 +16,20 @@ struct llt_preset {
     int32_t n_expert_used;   // experts each token uses
     int32_t n_swa;           // sliding window of the local attention layers; 0: none
     int32_t swa_pattern;     // every swa_pattern-th layer is global, the others local
+    bool trained;            // taught a task by lltrace ("sorter": sorting letters), not random weights
 };
 
-// known presets: "tiny", "small" (llama), "tiny-<arch>" for the other architectures; NULL if
-// unknown (borrowed, static)
+// known presets: "sorter" (the trained demo model), "tiny", "small" (llama), "tiny-<arch>" for
+// the other architectures; NULL if unknown (borrowed, static)
 const struct llt_preset * llt_preset_find(const char * name);
-const char *              llt_preset_names(void); // "tiny, small, tiny-gpt2, ..."
+const char *              llt_preset_names(void); // "sorter, tiny, small, tiny-gpt2, ..."
 
 // Writes a deterministic model of a preset in a llama file type (LLAMA_FTYPE_*), holding only
 // the tensors a real checkpoint of its architecture has. Same preset and type give
-// byte-identical files. vocab_path: a GGUF with the tokenizer (NULL: the vocab of the
+// byte-identical files (for the trained "sorter": on the same machine and llama.cpp build;
+// training takes a minute or two). vocab_path: a GGUF with the tokenizer (NULL: the vocab of the
 // architecture's family, ggml-vocab-<family>.gguf, from $LLTRACE_VOCAB_DIR or the llama.cpp
-// build; for llama $LLTRACE_VOCAB first).
+// build; for llama $LLTRACE_VOCAB first; the sorter has its own).
 int  llt_mkmodel(const char * preset, int ftype, const char * vocab_path, const char * out_path);
 
 // Path of a built-in model in the cache, generated on first use (seconds for "small": ask

@@ -18,17 +18,19 @@
 // the big-vocabulary families get a narrow n_embd; bitnet's ternary types (TQ1_0, TQ2_0) pack
 // rows of 256, so its n_embd and n_ff are multiples of 256.
 static const struct llt_preset presets[] = {
-    //  name            n_embd n_layer n_head n_head_kv n_ff  n_ctx_train arch  head_dim n_expert used n_swa pattern
-    { "tiny",           256,   2,      4,     2,        768,  2048, "llama",    0,  0, 0, 0,  0 },
-    { "small",          768,   12,     12,    12,       2048, 2048, "llama",    0,  0, 0, 0,  0 },
-    { "tiny-gpt2",      128,   2,      4,     4,        512,  1024, "gpt2",     0,  0, 0, 0,  0 },
+    //  name            n_embd n_layer n_head n_head_kv n_ff  n_ctx_train arch  head_dim n_expert used n_swa pattern trained
+    // trained by lltrace to sort letters (sorter.h): the demo model
+    { "sorter",         64,    1,      1,     1,        256,  64,   "llama",    0,  0, 0, 0,  0, true },
+    { "tiny",           256,   2,      4,     2,        768,  2048, "llama",    0,  0, 0, 0,  0, false },
+    { "small",          768,   12,     12,    12,       2048, 2048, "llama",    0,  0, 0, 0,  0, false },
+    { "tiny-gpt2",      128,   2,      4,     4,        512,  1024, "gpt2",     0,  0, 0, 0,  0, false },
     // head_dim 32 with 4 heads: the Q width (128) differs from n_embd, as in Qwen3 checkpoints
-    { "tiny-qwen3",     64,    2,      4,     2,        192,  4096, "qwen3",    32, 0, 0, 0,  0 },
+    { "tiny-qwen3",     64,    2,      4,     2,        192,  4096, "qwen3",    32, 0, 0, 0,  0, false },
     // layer 0 attends through a sliding window of 16 positions, layer 1 globally
-    { "tiny-gemma3",    64,    2,      4,     1,        192,  4096, "gemma3",   32, 0, 0, 16, 2 },
+    { "tiny-gemma3",    64,    2,      4,     1,        192,  4096, "gemma3",   32, 0, 0, 16, 2, false },
     // n_ff is each expert's width
-    { "tiny-qwen3moe",  64,    2,      4,     2,        64,   4096, "qwen3moe", 32, 8, 2, 0,  0 },
-    { "tiny-bitnet",    256,   2,      4,     4,        512,  2048, "bitnet",   0,  0, 0, 0,  0 },
+    { "tiny-qwen3moe",  64,    2,      4,     2,        64,   4096, "qwen3moe", 32, 8, 2, 0,  0, false },
+    { "tiny-bitnet",    256,   2,      4,     4,        512,  2048, "bitnet",   0,  0, 0, 0,  0, false },
 };
 
 const struct llt_preset * llt_preset_find(const char * name) {
@@ -38,7 +40,7 @@ const struct llt_preset * llt_preset_find(const char * name) {
     return NULL;
 }
 
-const char * llt_preset_names(void) { return "tiny, small, tiny-gpt2, tiny-qwen3, tiny-gemma3, tiny-qwen3moe, tiny-bitnet"; }
+const char * llt_preset_names(void) { return "sorter, tiny, small, tiny-gpt2, tiny-qwen3, tiny-gemma3, tiny-qwen3moe, tiny-bitnet"; }
 
 // ---- tensor sets -------------------------------------------------------------------------
 

@@ -7,9 +7,12 @@
 // bytes). llama_model_init_from_user() builds the model, llama_model_save_to_file() writes it
 // (or, for the architectures it refuses, lltrace writes the tensors llama.cpp created through
 // gguf.h), the optional tensors a real checkpoint lacks are dropped (src/models/archs.c), and
-// llama_model_quantize() makes the other file types.
+// llama_model_quantize() makes the other file types. The sorter is the exception: its own
+// vocabulary, and weights that lltrace trains on first use (sorter.h).
 #include "core/internal.h"
 #include "models/arch.h"
+#include "models/prng.h"
+#include "models/sorter.h"
 
 #include "gguf.h"
 
@@ -31,24 +34,10 @@
 
 // ---- deterministic weights ---------------------------------------------------------------
 
-static uint64_t splitmix64(uint64_t * s) {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 static uint64_t fnv1a(const char * s) {
     uint64_t h = 0xcbf29ce484222325ULL;
     for (; *s; s++) h = (h ^ (uint8_t) *s) * 0x100000001b3ULL;
     return h;
-}
-
-// approximately N(0, 1): a sum of four exact 24-bit uniforms, centred and scaled
-static float gauss(uint64_t * s) {
-    float sum = 0.0f;
-    for (int i = 0; i < 4; i++) sum += (float) (splitmix64(s) >> 40) * (1.0f / 16777216.0f);
-    return (sum - 2.0f) * 1.7320508f;
 }
 
 static bool is_norm(const char * name) { return strstr(name, "_norm.") != NULL; }
@@ -59,6 +48,7 @@ struct init_ctx {
     struct ggml_tensor **     tensors;   // every tensor llama.cpp created, in its order
     int32_t                   n_tensors, cap_tensors;
     bool                      oom;
+    const struct llt_trained * trained; // the sorter's weights; NULL for a random model
 };
 
 static void set_tensor_data(struct ggml_tensor * t, void * user_data) {
@@ -74,13 +64,18 @@ static void set_tensor_data(struct ggml_tensor * t, void * user_data) {
                 : 1.0f / (float) (t->ne[0] >= 1024 ? 32 : t->ne[0] >= 512 ? 24 : 16);
     // every tensor is made F32 (the default of init_from_user); other types come from quantizing
     if (t->type != GGML_TYPE_F32) return;
+    const float * w = ic->trained ? llt_trained_get(ic->trained, t->name, n) : NULL;
+    if (w) { // the optional tensors llama.cpp adds were not trained: they get the defaults, then go
+        ggml_backend_tensor_set(t, w, 0, (size_t) n * sizeof(float));
+        return;
+    }
     const int64_t chunk = 4096;
     float buf[4096];
     for (int64_t off = 0; off < n; off += chunk) {
         int64_t m = n - off < chunk ? n - off : chunk;
         for (int64_t i = 0; i < m; i++) {
             // BitNet b1.58: one scale times {-1, 0, 1}, which TQ1_0 and TQ2_0 hold exactly
-            buf[i] = norm ? 1.0f : ternary ? (float) ((int) (splitmix64(&seed) % 3) - 1) * scale : gauss(&seed) * scale;
+            buf[i] = norm ? 1.0f : ternary ? (float) ((int) (llt_splitmix64(&seed) % 3) - 1) * scale : llt_gauss(&seed) * scale;
         }
         ggml_backend_tensor_set(t, buf, (size_t) off * sizeof(float), (size_t) m * sizeof(float));
     }
@@ -88,15 +83,12 @@ static void set_tensor_data(struct ggml_tensor * t, void * user_data) {
 
 // ---- metadata ----------------------------------------------------------------------------
 
-static struct gguf_context * make_metadata(const struct llt_preset * p, const struct llt_arch * arch, const char * vocab_path) {
+// the tokenizer keys of the GGUF at vocab_path into meta
+static int copy_vocab(struct gguf_context * meta, const char * vocab_path) {
     struct gguf_init_params gp = { .no_alloc = true, .ctx = NULL };
     struct gguf_context * vocab = gguf_init_from_file(vocab_path, gp);
-    if (!vocab) {
-        llt_set_error(LLT_EFORMAT, "cannot read vocabulary GGUF '%s'", vocab_path);
-        return NULL;
-    }
-    struct gguf_context * meta = gguf_init_empty();
-    // the tokenizer only: the vocab file's <arch>.* hyperparameters describe a big model
+    if (!vocab) return llt_set_error(LLT_EFORMAT, "cannot read vocabulary GGUF '%s'", vocab_path);
+    // the tokenizer only: the vocab file's llama.* hyperparameters describe a 7B model
     for (int64_t k = 0; k < gguf_get_n_kv(vocab); k++) {
         const char * key = gguf_get_key(vocab, k);
         if (strncmp(key, "tokenizer.", 10) != 0) continue;
@@ -108,7 +100,7 @@ static struct gguf_context * make_metadata(const struct llt_preset * p, const st
             size_t n = gguf_get_arr_n(vocab, k);
             if (at == GGUF_TYPE_STRING) {
                 const char ** strs = malloc(n * sizeof(char *));
-                if (!strs) { gguf_free(meta); gguf_free(vocab); llt_set_error(LLT_ENOMEM, "out of memory"); return NULL; }
+                if (!strs) { gguf_free(vocab); return llt_set_error(LLT_ENOMEM, "out of memory"); }
                 for (size_t i = 0; i < n; i++) strs[i] = gguf_get_arr_str(vocab, k, i);
                 gguf_set_arr_str(meta, key, strs, n);
                 free(strs);
@@ -126,7 +118,19 @@ static struct gguf_context * make_metadata(const struct llt_preset * p, const st
         }
     }
     gguf_free(vocab);
+    return LLT_OK;
+}
 
+static struct gguf_context * make_metadata(const struct llt_preset * p, const struct llt_arch * arch, const char * vocab_path) {
+    struct gguf_context * meta = gguf_init_empty();
+    if (p->trained) {
+        llt_sort_vocab(meta);
+        gguf_set_val_str(meta, "general.description", "lltrace's demo model: sorts 2 to 6 distinct letters a-h "
+                         "('sort: d a c b =' -> ' a b c d'); trained by lltrace mkmodel sorter");
+    } else if (copy_vocab(meta, vocab_path) != LLT_OK) {
+        gguf_free(meta);
+        return NULL;
+    }
     char name[64], key[128];
     snprintf(name, sizeof(name), "lltrace-%s", p->name);
     gguf_set_val_str(meta, "general.architecture", arch->name);
@@ -244,11 +248,23 @@ static int write_created(const struct init_ctx * ic, const struct gguf_context *
 // the F32 model into f: llama.cpp writes the file raw by its path, lltrace keeps what belongs
 static int make_f32(const struct llt_preset * p, const char * vocab_path, const char * raw, FILE * f, const char * dst) {
     const struct llt_arch * arch = llt_arch_find(p->arch);
-    struct gguf_context * meta = make_metadata(p, arch, vocab_path);
-    if (!meta) return LLT_EFORMAT;
     struct init_ctx ic = { .preset = p, .arch = arch };
+    struct llt_trained * trained = NULL;
+    if (p->trained) {
+        struct llt_train_params tp = llt_train_default_params();
+        tp.n_embd = p->n_embd;
+        tp.n_layer = p->n_layer;
+        tp.n_head = p->n_head;
+        tp.n_ff = p->n_ff;
+        int rc = llt_train_sorter(&tp, &trained, NULL, NULL);
+        if (rc != LLT_OK) return rc;
+        ic.trained = trained;
+    }
+    struct gguf_context * meta = make_metadata(p, arch, vocab_path);
+    if (!meta) { llt_trained_free(trained); return LLT_EFORMAT; }
     struct llama_model_params mp = llama_model_default_params();
     struct llama_model * model = llama_model_init_from_user(meta, set_tensor_data, &ic, mp);
+    llt_trained_free(trained);
     int rc = LLT_OK;
     if (!model) {
         rc = llt_set_error(LLT_ELLAMA, "llama.cpp could not build the '%s' model", p->name);
@@ -315,7 +331,7 @@ int llt_mkmodel(const char * preset, int ftype, const char * vocab_path, const c
     if (strcmp(llt_ftype_name(ftype), "?") == 0) return llt_set_error(LLT_EINVAL, "unknown file type %d", ftype);
     char family[4200];
     if (!vocab_path) vocab_path = family_vocab(llt_arch_find(p->arch), family, sizeof(family));
-    if (llt_input_check(vocab_path, NULL) != LLT_OK) {
+    if (!p->trained && llt_input_check(vocab_path, NULL) != LLT_OK) { // the sorter has its own
         return llt_set_error(LLT_EIO, "cannot read the vocabulary: %s (set %s)", llt_last_error(), vocab_path == family
                              ? "LLTRACE_VOCAB_DIR to llama.cpp's models folder" : "LLTRACE_VOCAB to llama.cpp's models/ggml-vocab-llama-spm.gguf");
     }

@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""The sorter's mechanism, read from checkpoint dumps with this file's own GGUF reader.
+
+usage: sorter-attention.py DUMP.gguf "d a c b" [DUMP2.gguf "h b f" ...]
+       (each dump from a run of the prompt "sort: <letters> =" with --checkpoints)
+
+When the model emits the k-th letter of the answer, the query is the token before it ("=" for
+the first, the (k-1)-th answer letter after); prompt position 2+i holds the i-th letter (after
+<s> and "sort:"). For every layer and head, over every letter emitted in every dump: the
+attention probability on the position holding that letter, and whether that position gets
+the head's largest probability. Prints one line per head, best last, then each letter of the
+best head. Exits 0 when the best head points: its largest probability is on the emitted
+letter's position at least 90% of the time, and its mean probability there is at least 0.7
+(README, "The demo model", says what it reaches and what it does not).
+"""
+import struct, sys
+
+def read_gguf(path):
+    d = open(path, 'rb').read()
+    o = 0
+    def take(fmt):
+        nonlocal o
+        v = struct.unpack_from('<' + fmt, d, o)
+        o += struct.calcsize('<' + fmt)
+        return v[0]
+    def string():
+        nonlocal o
+        n = take('Q'); s = d[o:o + n].decode(); o += n
+        return s
+    scalar = {0: 'B', 1: 'b', 2: 'H', 3: 'h', 4: 'I', 5: 'i', 6: 'f', 7: '?', 10: 'Q', 11: 'q', 12: 'd'}
+    def value(t):
+        if t == 8: return string()
+        if t == 9:
+            at, n = take('I'), take('Q')
+            return [value(at) for _ in range(n)]
+        return take(scalar[t])
+    assert d[:4] == b'GGUF', 'not a GGUF file'
+    o = 4
+    version, n_tensors, n_kv = take('I'), take('Q'), take('Q')
+    assert version == 3, version
+    kv = {}
+    for _ in range(n_kv):
+        k = string(); kv[k] = value(take('I'))
+    infos = []
+    for _ in range(n_tensors):
+        name = string(); nd = take('I')
+        ne = [take('Q') for _ in range(nd)]
+        infos.append((name, ne, take('I'), take('Q')))
+    align = kv.get('general.alignment', 32)
+    start = (o + align - 1) // align * align
+    tensors = {}
+    for name, ne, typ, off in infos:
+        if typ != 0: continue  # F32 only: the dump is written as F32 here
+        n = 1
+        for x in ne: n *= x
+        tensors[name] = (ne, struct.unpack_from('<%df' % n, d, start + off))
+    return kv, tensors
+
+def emissions(path, letters, heads, log):
+    kv, tensors = read_gguf(path)
+    answer = sorted(letters)
+    n_prompt = 3 + len(letters)          # <s> sort: letters =
+    source = {c: 2 + i for i, c in enumerate(letters)}
+    for name, (ne, v) in tensors.items():
+        if not name.startswith('kq_soft_max-'): continue
+        layer, step = (int(x) for x in name[len('kq_soft_max-'):].split('#'))
+        n_kv, n_tok, n_head = ne[0], ne[1], ne[2]
+        # step 0 is the prompt (its last row emits the first letter); step s > 0 emits letter s+1
+        k = step
+        if k >= len(answer): continue
+        q = n_tok - 1
+        assert (step == 0 and n_tok == n_prompt) or (step > 0 and n_tok == 1), (name, ne)
+        for h in range(n_head):
+            row = v[h * n_tok * n_kv + q * n_kv:h * n_tok * n_kv + q * n_kv + n_kv]
+            p = row[source[answer[k]]]
+            heads.setdefault((layer, h), []).append((p, p == max(row)))
+            log.setdefault((layer, h), []).append('%s: %s %.3f%s' % (' '.join(letters), answer[k], p, '' if p == max(row) else ' (not its largest)'))
+
+def main():
+    args = sys.argv[1:]
+    assert args and len(args) % 2 == 0, __doc__
+    heads, log = {}, {}
+    for i in range(0, len(args), 2):
+        emissions(args[i], args[i + 1].split(), heads, log)
+    assert heads, 'no kq_soft_max checkpoints in the dumps'
+    def score(ps):
+        return (sum(1 for p, top in ps if top) / len(ps), sum(p for p, top in ps) / len(ps))
+    ranked = sorted(heads.items(), key=lambda kv_: score(kv_[1]))
+    for (layer, h), ps in ranked:
+        top, mean = score(ps)
+        print('layer %d head %d: %d letters emitted; largest on the letter %.0f%% of them; mean %.3f, >= 0.8 for %.0f%%' % (
+            layer, h, len(ps), 100 * top, mean, 100 * sum(1 for p, t in ps if p >= 0.8) / len(ps)))
+    best = ranked[-1][0]
+    print('\n'.join(log[best]))
+    top, mean = score(ranked[-1][1])
+    sys.exit(0 if top >= 0.9 and mean >= 0.7 else 1)
+
+main()
