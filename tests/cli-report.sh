@@ -7,16 +7,17 @@
 # Q8_0 run equal to Python's (first divergence, top-1 agreement, a layer output's NMSE); a
 # screenshot of each section into the test's output folder; bad input.
 #   cli-report.sh LLTRACE_BINARY [SHOTS_DIR]
-# The model is LLTRACE_REPORT_MODEL (a GGUF path), else the built-in tiny F32 model.
+# The model is LLTRACE_REPORT_MODEL (a GGUF path, with LLTRACE_REPORT_PROMPT), else the trained
+# demo model, sorter, whose attention and logit lens mean something.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh" cli-report "$@"
 shots=${2:-$dir/shots}
 . "$here/browser.sh"
 
-m=${LLTRACE_REPORT_MODEL:-$model}
-# B, for the comparison: the same model quantized (LLTRACE_REPORT_MODEL_B), else tiny Q8_0
-mb=${LLTRACE_REPORT_MODEL_B:-$("$bin" mkmodel tiny Q8_0 --cache)} || { fail "cannot make tiny Q8_0"; finish; }
-prompt="The quick brown fox jumps over the lazy dog"
+m=${LLTRACE_REPORT_MODEL:-$("$bin" mkmodel sorter --cache)} || { fail "cannot make the sorter"; finish; }
+# B, for the comparison: the same model quantized (LLTRACE_REPORT_MODEL_B), else the sorter in Q8_0
+mb=${LLTRACE_REPORT_MODEL_B:-$("$bin" mkmodel sorter Q8_0 --cache)} || { fail "cannot make the sorter in Q8_0"; finish; }
+prompt=${LLTRACE_REPORT_PROMPT:-"sort: h b f a c g ="}
 "$bin" run -m "$m" -p "$prompt" -n 6 --checkpoints --level timing \
     --parity "$dir/p.jsonl" -o "$dir/t.db" >"$dir/run.out" 2>&1 || { cat "$dir/run.out"; fail "run: exit $?"; finish; }
 grep -q "'lltrace report $dir/t.db'" "$dir/run.out" || fail "run does not name lltrace report: $(tail -1 "$dir/run.out")"
