@@ -85,6 +85,12 @@ PY
 )
     expect "$level: the trace's tokens against llama-simple's text" "$got" "$(cat "$dir/simple.plain")"
 done
+# by hand: the preload library and the variables, without lltrace exec
+LD_PRELOAD="$(dirname "$bin")/liblltrace-preload.so" LLTRACE_OUTPUT="$dir/hand.db" LLTRACE_LEVEL=timing \
+    "$llbin/llama-simple" -m "$model" -n 8 "$prompt" >"$dir/simple.out" 2>/dev/null || fail "LD_PRELOAD llama-simple exited with $?"
+cmp -s "$dir/simple.out" "$dir/simple.plain" || fail "LD_PRELOAD: llama-simple's output differs"
+expect "LD_PRELOAD by hand: the run" "$(q "$dir/hand.db" "SELECT status, level, n_gen, (SELECT count(*) FROM steps) FROM runs")" "ok|timing|8|8"
+
 # every node of every step: timing has node times for each computing node
 expect "timing: steps without node times" "$(q "$dir/simple-timing.db" "SELECT count(*) FROM steps WHERE n_timed = 0")" 0
 expect "values: steps without statistics" "$(q "$dir/simple-values.db" \

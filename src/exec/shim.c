@@ -142,24 +142,33 @@ __attribute__((constructor)) static void check_static(void) {
 
 // ---- llama.cpp's API, interposed ----------------------------------------------------------
 
-struct llama_model * llama_model_load_from_file(const char * path, struct llama_model_params params) {
-    REAL(llama_model_load_from_file);
-    if (depth) return real_fn(path, params);
+typedef struct llama_model * (*load_fn)(const char * path, struct llama_model_params params);
+typedef void (*free_fn)(struct llama_model * model);
+
+static struct llama_model * load(load_fn fn, const char * path, struct llama_model_params params) {
+    if (depth) return fn(path, params);
     depth++;
-    struct llama_model * m = real_fn(path, params);
+    struct llama_model * m = fn(path, params);
     depth--;
     if (m && engine()) hooks->model_loaded(m, path);
     return m;
 }
 
+static void unload(free_fn fn, struct llama_model * model) {
+    if (!depth && model && engine()) hooks->model_freed(model);
+    depth++;
+    fn(model);
+    depth--;
+}
+
+struct llama_model * llama_model_load_from_file(const char * path, struct llama_model_params params) {
+    REAL(llama_model_load_from_file);
+    return load(real_fn, path, params);
+}
+
 struct llama_model * llama_load_model_from_file(const char * path, struct llama_model_params params) {
     REAL(llama_load_model_from_file);
-    if (depth) return real_fn(path, params);
-    depth++;
-    struct llama_model * m = real_fn(path, params);
-    depth--;
-    if (m && engine()) hooks->model_loaded(m, path);
-    return m;
+    return load(real_fn, path, params);
 }
 
 struct llama_model * llama_model_load_from_splits(const char ** paths, size_t n_paths, struct llama_model_params params) {
@@ -174,18 +183,12 @@ struct llama_model * llama_model_load_from_splits(const char ** paths, size_t n_
 
 void llama_model_free(struct llama_model * model) {
     REAL(llama_model_free);
-    if (!depth && model && engine()) hooks->model_freed(model);
-    depth++;
-    real_fn(model);
-    depth--;
+    unload(real_fn, model);
 }
 
 void llama_free_model(struct llama_model * model) {
     REAL(llama_free_model);
-    if (!depth && model && engine()) hooks->model_freed(model);
-    depth++;
-    real_fn(model);
-    depth--;
+    unload(real_fn, model);
 }
 
 static struct llama_context * make_context(struct llama_context * (*fn)(struct llama_model *, struct llama_context_params),
