@@ -384,8 +384,31 @@
         s.append(el('h3', null, 'Bytes per token (cost model, as lltrace show --stats)'), table([['prompt', pr], ['generation', gen]].filter(x => x[1].length), [
           { h: 'phase', f: x => x[0] }, { h: 'weights read', num: 1, f: x => fmtBytes(avg(x[1], 6)) }, { h: 'KV cache, activations, inputs read', num: 1, f: x => fmtBytes(avg(x[1], 7)) },
           { h: 'written', num: 1, f: x => fmtBytes(avg(x[1], 8)) }, { h: 'FLOPs', num: 1, f: x => fmtNum(avg(x[1], 9)) }]));
-        s.append(el('p', { class: 'note' }, 'Mixture-of-experts models: which experts each step read is not shown in this version.'));
+        secExperts(s);
       });
+  }
+
+  // a Mixture of Experts reads only the experts its tokens chose: per layer, how many tokens
+  // each expert took over the run, and which experts the drawn step read
+  function secExperts(s) {
+    const X = D.experts;
+    if (!X || !X.rows.length) return;
+    const rows = objRows(X);
+    const layers = [...new Set(rows.map(r => r.layer))].sort((a, b) => a - b);
+    const nExp = 1 + Math.max(...rows.map(r => r.expert));
+    const total = {};
+    for (const r of rows) total[r.layer + ':' + r.expert] = (total[r.layer + ':' + r.expert] || 0) + r.tokens;
+    const gstep = D.graph ? D.graph.step : rows[0].step;
+    const read = {};
+    for (const r of rows) if (r.step === gstep) (read[r.layer] = read[r.layer] || []).push(r.expert);
+    const cols = [{ h: 'layer', f: l => l }];
+    for (let e = 0; e < nExp; e++) cols.push({ h: 'expert ' + e, num: 1, f: l => total[l + ':' + e] || 0 });
+    cols.push({ h: `read by step ${gstep}`, f: l => (read[l] || []).join(' ') });
+    s.append(el('h3', null, 'Experts read (Mixture of Experts)'),
+      el('p', { class: 'note' }, `A mixture-of-experts layer runs only the experts its router chose for each token, so a step reads those experts' weights and no others (lltrace show --experts). Tokens routed to each expert over the run${X.cut ? ' (cut: a long run)' : ''}, and the experts the drawn step read:`));
+    const t = table(layers, cols);
+    t.id = 'experts-table';
+    s.append(el('div', { style: 'overflow:auto' }, t));
   }
 
   // ---- 8. comparison ------------------------------------------------------------------------

@@ -159,6 +159,26 @@ assert d['time'] is None and d['attention'] is None and d['lens'] is None and d[
 assert d['graph'] and d['tokens'] and d['weights']['rows'], 'the graph, tokens and weights of every run'
 PY
 
+# ---- a Mixture of Experts: the experts each layer read, from the routing table -------------------
+moe=$("$bin" mkmodel tiny-qwen3moe F32 --cache) || fail "cannot make tiny-qwen3moe"
+"$bin" run -m "$moe" -p "The capital of France is" -n 3 -o "$dir/moe.db" >/dev/null 2>&1 || fail "run of tiny-qwen3moe: exit $?"
+"$bin" report "$dir/moe.db" -o "$dir/moe.html" 2>/dev/null || fail "report of a MoE run: exit $?"
+python3 - "$dir" <<'PY' || fail "cannot compute the experts table"
+import json, sqlite3, sys
+d = sys.argv[1]
+db = sqlite3.connect(d + '/moe.db')
+n_exp = 1 + db.execute("SELECT max(expert) FROM expert_routing").fetchone()[0]
+# the page draws the first generated step's graph; it reads the experts its tokens chose
+gstep = db.execute("SELECT min(step) FROM steps WHERE phase = 'gen'").fetchone()[0]
+rows = [['layer'] + ['expert %d' % e for e in range(n_exp)] + ['read by step %d' % gstep]]
+for (layer,) in db.execute("SELECT DISTINCT layer FROM expert_routing ORDER BY layer").fetchall():
+    count = dict(db.execute("SELECT expert, count(*) FROM expert_routing WHERE layer = ? GROUP BY expert", (layer,)).fetchall())
+    read = [str(e) for (e,) in db.execute("SELECT DISTINCT expert FROM expert_routing WHERE layer = ? AND step = ? ORDER BY expert", (layer, gstep))]
+    rows.append([str(layer)] + [str(count.get(e, 0)) for e in range(n_exp)] + [' '.join(read)])
+json.dump(rows, open(d + '/experts.json', 'w'))
+PY
+node "$here/report-page.js" experts "$dir/moe.html" "$dir/experts.json" || fail "the experts table in Chromium (above)"
+
 # ---- bad input: one line, exit 2, nothing written ----------------------------------------------
 "$bin" report "$dir/none.db" -o "$dir/x.html" 2>"$dir/err"; expect "missing trace exit" "$?" 2
 [ -e "$dir/x.html" ] && fail "a failed report wrote its output"

@@ -2,6 +2,7 @@
 // report/node_modules), for cli-report.sh and cli-serve.sh.
 //   node report-page.js check  PAGE.html EXPECTED.json SHOTS_DIR   the offline report
 //   node report-page.js serve  URL STEPS_FILE                      the live page: step counts
+//   node report-page.js experts PAGE.html EXPECTED.json             a MoE run: the experts table
 // EXPECTED.json is computed by the calling test from the dump and the trace (Python), never
 // by lltrace. Prints "FAIL ..." lines and exits 1 on any failure.
 'use strict';
@@ -122,10 +123,26 @@ async function serve(url, stepsFile) {
   await browser.close();
 }
 
+// the Memory section's experts table of a Mixture-of-Experts run, cell by cell
+async function experts(file, expectedFile) {
+  const want = JSON.parse(fs.readFileSync(expectedFile, 'utf8'));
+  const { browser, page, events } = await open('file://' + path.resolve(file));
+  const got = await page.evaluate(() => {
+    const t = document.getElementById('experts-table');
+    return t ? [...t.querySelectorAll('tr')].map(r => [...r.children].map(c => c.textContent)) : null;
+  });
+  if (!got) fail('no experts table in the Memory section');
+  else if (JSON.stringify(got) !== JSON.stringify(want)) fail(`experts table: got ${JSON.stringify(got)}, wanted ${JSON.stringify(want)}`);
+  if (events.errors.length) fail('console: ' + events.errors.join(' | '));
+  if (events.requests.some(u => !u.startsWith('file://'))) fail('requests: ' + events.requests.join(' '));
+  await browser.close();
+}
+
 (async () => {
   const [mode, ...args] = process.argv.slice(2);
   if (mode === 'check') await check(...args);
   else if (mode === 'serve') await serve(...args);
-  else { console.log('usage: report-page.js check|serve ...'); process.exit(2); }
+  else if (mode === 'experts') await experts(...args);
+  else { console.log('usage: report-page.js check|serve|experts ...'); process.exit(2); }
   process.exit(fails ? 1 : 0);
 })().catch(e => { console.log('FAIL ' + (e.stack || e)); process.exit(1); });

@@ -227,6 +227,61 @@ static void write_vocab(FILE * f, const char * model_path, const uint8_t * want,
 
 // ---- the whole object --------------------------------------------------------------------
 
+// ---- the experts a Mixture of Experts read ------------------------------------------------
+
+#define MAX_EXPERT_ROWS 200000 // (step, layer, expert) rows on the page at most: a long run is cut
+
+// per (step, layer): how many of the step's tokens each expert took, from the routing rows
+// (which come ordered by step, layer)
+struct expert_writer {
+    FILE *    f;
+    int64_t   step;
+    int32_t   layer;
+    int32_t * count;  // by expert
+    int32_t   cap;
+    int64_t   n_rows;
+    bool      cut;
+};
+
+static void flush_experts(struct expert_writer * w) {
+    for (int32_t e = 0; e < w->cap; e++) {
+        if (!w->count[e]) continue;
+        if (w->n_rows == MAX_EXPERT_ROWS) { w->cut = true; break; }
+        fprintf(w->f, "%s[%lld,%d,%d,%d]", w->n_rows++ ? "," : "", (long long) w->step, w->layer, e, w->count[e]);
+        w->count[e] = 0;
+    }
+}
+
+static int on_route(const struct llt_read_route * r, void * user_data) {
+    struct expert_writer * w = user_data;
+    if (r->expert < 0 || r->expert > 65535) return LLT_OK;
+    if (r->step != w->step || r->layer != w->layer) {
+        flush_experts(w);
+        w->step = r->step;
+        w->layer = r->layer;
+    }
+    const int32_t had = w->cap;
+    if (r->expert >= w->cap) {
+        if (!llt_grow((void **) &w->count, &w->cap, r->expert + 1, sizeof(int32_t))) return llt_set_error(LLT_ENOMEM, "report: out of memory");
+        memset(w->count + had, 0, (size_t) (w->cap - had) * sizeof(int32_t));
+    }
+    w->count[r->expert]++;
+    return LLT_OK;
+}
+
+// "experts": {"cols": [...], "rows": [[step, layer, expert, tokens], ...], "cut": bool}; no rows
+// for a model without experts
+static int write_experts(FILE * f, struct llt_store * st, int64_t run_id) {
+    struct expert_writer w = { .f = f, .step = -1, .layer = -1 };
+    const struct llt_read_sel sel = { .run = run_id, .step = -1 };
+    fputs("\"experts\":{\"cols\":[\"step\",\"layer\",\"expert\",\"tokens\"],\"rows\":[", f);
+    int rc = llt_read_routes(st, &sel, on_route, &w);
+    if (rc == LLT_OK && w.count) flush_experts(&w);
+    fprintf(f, "],\"cut\":%s}", w.cut ? "true" : "false");
+    free(w.count);
+    return rc;
+}
+
 int llt_report_write_data(struct llt_store * st, const struct llt_report_params * p, FILE * f) {
     struct llt_table_filter filt = llt_table_default_filter();
     filt.run = p->run;
@@ -288,6 +343,8 @@ int llt_report_write_data(struct llt_store * st, const struct llt_report_params 
     if ((rc = llt_read_table(st, LLT_TABLE_WEIGHTS, &filt, &weights)) != LLT_OK) goto done;
     fputs(",\"weights\":", f);
     write_table(f, weights);
+    fputc(',', f);
+    if ((rc = write_experts(f, st, run_id)) != LLT_OK) goto done;
 
     // the values: the dump and the model
     char dump_problem[512] = ""; // a copy: later calls replace llt_last_error()'s message
