@@ -27,44 +27,12 @@ grep -q "'lltrace report $dir/t.db'" "$dir/run.out" || fail "run does not name l
 grep -q "open file://$dir/r.html" "$dir/err" || fail "report does not say how to open the page: $(cat "$dir/err")"
 
 # ---- what the page must show, computed here ---------------------------------------------------
-python3 - "$dir" <<'PY' || fail "cannot compute the expected values"
+python3 - "$dir" "$here" <<'PY' || fail "cannot compute the expected values"
 import json, sqlite3, struct, sys
 d = sys.argv[1]
 
-SC = {0: '<B', 1: '<b', 2: '<H', 3: '<h', 4: '<I', 5: '<i', 6: '<f', 7: '<?', 10: '<Q', 11: '<q', 12: '<d'}
-def gguf(path):
-    """(metadata, {name: (ne, type, absolute offset)}, file)"""
-    f = open(path, 'rb')
-    def take(fmt):
-        return struct.unpack(fmt, f.read(struct.calcsize(fmt)))[0]
-    def value(t):
-        if t == 8: return f.read(take('<Q')).decode('utf-8', 'replace')
-        if t == 9:
-            at, n = take('<I'), take('<Q')
-            return [value(at) for _ in range(n)]
-        return take(SC[t])
-    assert f.read(4) == b'GGUF'
-    _, n_t, n_kv = take('<I'), take('<Q'), take('<Q')
-    meta = {}
-    for _ in range(n_kv):
-        k = f.read(take('<Q')).decode()
-        meta[k] = value(take('<I'))
-    infos = {}
-    for _ in range(n_t):
-        name = f.read(take('<Q')).decode()
-        ne = [take('<Q') for _ in range(take('<I'))]
-        infos[name] = (ne, take('<I'), take('<Q'))
-    align = meta.get('general.alignment', 32)
-    start = (f.tell() + align - 1) // align * align
-    return meta, {k: (ne, t, start + o) for k, (ne, t, o) in infos.items()}, f
-def f32(g, name):
-    meta, infos, f = g
-    ne, typ, off = infos[name]
-    assert typ == 0, name + ' is f32 in the dump'
-    n = 1
-    for x in ne: n *= x
-    f.seek(off)
-    return ne, struct.unpack('<%df' % n, f.read(4 * n))
+sys.path.insert(0, sys.argv[2])
+import gguf  # tests/gguf.py
 
 def dump_of(db):
     return sqlite3.connect(db).execute('SELECT dump_path FROM runs WHERE id = 1').fetchone()[0]
@@ -74,11 +42,11 @@ toks = [{'token': t, 'piece': p} for t, p in db.execute("SELECT token, piece FRO
 gen = [{'token': t, 'pos': p0 + n - 1} for t, p0, n in db.execute(
     "SELECT t.token, s.pos0, s.n_tokens FROM tokens t JOIN steps s ON s.run_id = t.run_id AND s.step = t.step "
     "WHERE t.run_id = 1 AND t.role = 'gen' ORDER BY t.seq")]
-ga = gguf(dump_of(d + '/t.db'))
-meta = ga[0]
+ga = dump_of(d + '/t.db')
+meta = gguf.read(ga)[1]
 arch = meta['general.architecture']
 n_layer, n_head = meta[arch + '.block_count'], meta[arch + '.attention.head_count']
-ne, vals = f32(ga, 'kq_soft_max-%d#0' % (n_layer - 1))
+ne, vals = gguf.f32(ga, 'kq_soft_max-%d#0' % (n_layer - 1))
 n_pos, n_q, heads = ne[0], ne[1], ne[2]
 per = n_pos * n_q
 assert heads == n_head
@@ -95,8 +63,8 @@ pa, pb = parity(d + '/p.jsonl'), parity(d + '/pb.jsonl')
 first = next((i for i, (x, y) in enumerate(zip(pa, pb)) if x[0] != y[0]), -1)
 compared = (first + 1) if first >= 0 else min(len(pa), len(pb))
 top1 = sum(1 for i in range(compared) if pa[i][1] == pb[i][1])
-_, a = f32(ga, 'l_out-0#0')
-_, b = f32(gguf(dump_of(d + '/b.db')), 'l_out-0#0')
+_, a = gguf.f32(ga, 'l_out-0#0')
+_, b = gguf.f32(dump_of(d + '/b.db'), 'l_out-0#0')
 nmse = sum((x - y) ** 2 for x, y in zip(a, b)) / sum(x * x for x in a)
 
 want = {'tokens': toks, 'generated': gen[:-1], 'n_layer': n_layer,

@@ -31,3 +31,22 @@ def read(path):
     align = meta.get('general.alignment', 32)
     start = (f.tell() + align - 1) // align * align
     return n_kv, meta, [(n, t, ne, start + o) for n, t, ne, o in infos]
+
+def f32_tensors(path, prefix=''):
+    """{name: (ne, values)} of the file's F32 tensors whose name starts with prefix"""
+    _, _, tensors = read(path)
+    out = {}
+    with open(path, 'rb') as f:
+        for name, typ, ne, off in tensors:
+            if typ != 0 or not name.startswith(prefix): continue
+            n = 1
+            for x in ne: n *= x
+            f.seek(off)
+            out[name] = (ne, struct.unpack('<%df' % n, f.read(4 * n)))
+    return out
+
+def f32(path, name):
+    """(ne, values) of the F32 tensor name"""
+    t = f32_tensors(path, name).get(name)
+    if t is None: raise KeyError(name + ': no F32 tensor of that name')
+    return t

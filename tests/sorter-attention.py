@@ -13,51 +13,12 @@ best head. Exits 0 when the best head points: its largest probability is on the 
 letter's position at least 90% of the time, and its mean probability there is at least 0.7
 (README, "The demo model", says what it reaches and what it does not).
 """
-import struct, sys
+import sys
 
-def read_gguf(path):
-    d = open(path, 'rb').read()
-    o = 0
-    def take(fmt):
-        nonlocal o
-        v = struct.unpack_from('<' + fmt, d, o)
-        o += struct.calcsize('<' + fmt)
-        return v[0]
-    def string():
-        nonlocal o
-        n = take('Q'); s = d[o:o + n].decode(); o += n
-        return s
-    scalar = {0: 'B', 1: 'b', 2: 'H', 3: 'h', 4: 'I', 5: 'i', 6: 'f', 7: '?', 10: 'Q', 11: 'q', 12: 'd'}
-    def value(t):
-        if t == 8: return string()
-        if t == 9:
-            at, n = take('I'), take('Q')
-            return [value(at) for _ in range(n)]
-        return take(scalar[t])
-    assert d[:4] == b'GGUF', 'not a GGUF file'
-    o = 4
-    version, n_tensors, n_kv = take('I'), take('Q'), take('Q')
-    assert version == 3, version
-    kv = {}
-    for _ in range(n_kv):
-        k = string(); kv[k] = value(take('I'))
-    infos = []
-    for _ in range(n_tensors):
-        name = string(); nd = take('I')
-        ne = [take('Q') for _ in range(nd)]
-        infos.append((name, ne, take('I'), take('Q')))
-    align = kv.get('general.alignment', 32)
-    start = (o + align - 1) // align * align
-    tensors = {}
-    for name, ne, typ, off in infos:
-        if typ != 0: continue  # F32 only: the dump is written as F32 here
-        n = 1
-        for x in ne: n *= x
-        tensors[name] = (ne, struct.unpack_from('<%df' % n, d, start + off))
-    return kv, tensors
+import gguf  # tests/gguf.py, beside this script
 
 def emissions(path, letters, heads, log):
-    kv, tensors = read_gguf(path)
+    tensors = gguf.f32_tensors(path, 'kq_soft_max-')
     answer = sorted(letters)
     n_prompt = 3 + len(letters)          # <s> sort: letters =
     source = {c: 2 + i for i, c in enumerate(letters)}

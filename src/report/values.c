@@ -53,6 +53,18 @@ static void step_close(struct stepper * s) {
 
 // ---- attention ---------------------------------------------------------------------------
 
+// tensor i of the dump as F32 into *v, grown to hold it (*cap elements)
+static int read_f32(struct llt_tensor_set * dump, int i, float ** v, int64_t * cap) {
+    const int64_t n = llt_tensor_set_get(dump, i)->n_elements;
+    if (n > *cap) {
+        float * nv = realloc(*v, (size_t) n * sizeof(float));
+        if (!nv) return llt_set_error(LLT_ENOMEM, "report: out of memory");
+        *v = nv;
+        *cap = n;
+    }
+    return llt_tensor_set_read_f32(dump, i, *v);
+}
+
 int llt_report_attention(FILE * f, struct llt_tensor_set * dump, int64_t max_values) {
     float * v = NULL;
     int64_t cap = 0, written = 0;
@@ -68,13 +80,7 @@ int llt_report_attention(FILE * f, struct llt_tensor_set * dump, int64_t max_val
             if (left_out < 0) left_out = step;
             continue;
         }
-        if (t->n_elements > cap) {
-            float * nv = realloc(v, (size_t) t->n_elements * sizeof(float));
-            if (!nv) { rc = llt_set_error(LLT_ENOMEM, "report: out of memory"); break; }
-            v = nv;
-            cap = t->n_elements;
-        }
-        if ((rc = llt_tensor_set_read_f32(dump, i, v)) != LLT_OK) break;
+        if ((rc = read_f32(dump, i, &v, &cap)) != LLT_OK) break;
         if (s.step < 0) fputs("\"attention\":{\"steps\":[", f);
         step_open(&s, dump, t->name, step);
         // ne: [positions attended to, queries (the step's tokens), heads]
@@ -113,13 +119,7 @@ int llt_report_residual(FILE * f, struct llt_tensor_set * dump, int64_t max_valu
             if (left_out < 0) left_out = step;
             continue;
         }
-        if (t->n_elements > cap) {
-            float * nv = realloc(v, (size_t) t->n_elements * sizeof(float));
-            if (!nv) { rc = llt_set_error(LLT_ENOMEM, "report: out of memory"); break; }
-            v = nv;
-            cap = t->n_elements;
-        }
-        if ((rc = llt_tensor_set_read_f32(dump, i, v)) != LLT_OK) break;
+        if ((rc = read_f32(dump, i, &v, &cap)) != LLT_OK) break;
         if (s.step < 0) fputs("\"residual\":{\"steps\":[", f);
         step_open(&s, dump, t->name, step);
         // a step that keeps fewer columns than tokens keeps the last ones (the prompt's last layer)
