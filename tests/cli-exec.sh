@@ -47,6 +47,15 @@ expect "exec-contexts --threads: its output traced" "$(strip <<<"$traced")" "$(s
 expect "exec-contexts --threads: the runs" "$(q "$dir/th.db" "SELECT group_concat(status || ':' || n_gen || ':' || (SELECT count(*) FROM steps s WHERE s.run_id = r.id), ' ') FROM runs r")" \
     "ok:4:4 ok:4:4 ok:4:4"
 
+# a decode call llama.cpp computes in ubatches of 4 tokens: a step per graph, each its tokens
+plain=$("$ctxprog" "$model" 1 3 --ubatch 4) || fail "exec-contexts --ubatch untraced"
+traced=$("$bin" exec -q -o "$dir/ub.db" -- "$ctxprog" "$model" 1 3 --ubatch 4) || fail "exec of exec-contexts --ubatch exited with $?"
+expect "exec-contexts --ubatch 4: its output traced" "$(strip <<<"$traced")" "$(strip <<<"$plain")"
+n_prompt=$(q "$dir/ub.db" "SELECT count(*) FROM tokens WHERE role = 'prompt'")
+want=$(python3 -c "import sys; n = int(sys.argv[1]); print(' '.join('0:%d' % min(4, n - i) for i in range(0, n, 4)) + ' 1:1 2:1')" "$n_prompt")
+expect "exec-contexts --ubatch 4: steps (decode:tokens) of the $n_prompt-token prompt and 2 tokens" \
+    "$(q "$dir/ub.db" "SELECT group_concat(decode || ':' || n_tokens, ' ') FROM (SELECT * FROM steps ORDER BY step)")" "$want"
+
 # a program that exits without freeing its context: the run ends at exit, whole
 "$bin" exec -q -o "$dir/b.db" -- "$ctxprog" "$model" 1 3 --no-free >/dev/null || fail "exec --no-free exited with $?"
 expect "a context never freed: its run" "$(q "$dir/b.db" "SELECT status, n_gen, (SELECT count(*) FROM steps) FROM runs")" "ok|3|3"

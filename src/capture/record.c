@@ -265,10 +265,18 @@ static bool split_end(const struct llt_tracer * tr, int32_t idx) {
 
 // Records a node in the ask call; returns true if it should be observed (computed alone,
 // then posted). The hot path: one struct compare per node while the graph repeats.
+// t begins a graph computation while one is recorded: the first node again, or, in a graph
+// llama.cpp built anew (a ubatch of another size), the token embeddings' GET_ROWS of the
+// first node's name (a cheap test first: few nodes are GET_ROWS)
+static bool starts_graph(const struct llt_tracer * tr, const struct ggml_tensor * t) {
+    return t == tr->seen_ptr[0] ||
+           (t->op == GGML_OP_GET_ROWS && tr->recs[0].op == GGML_OP_GET_ROWS && strcmp(t->name, tr->recs[0].name) == 0);
+}
+
 static bool record_node(struct llt_tracer * tr, struct ggml_tensor * t) {
-    if (tr->n_nodes > 0 && t == tr->seen_ptr[0]) {
-        // the first node again: a new graph computation began (next ubatch, or a decode made
-        // without llt_decode, whose rows are written right away)
+    if (tr->n_nodes > 0 && starts_graph(tr, t)) {
+        // a new graph computation began (next ubatch, or a decode made without llt_decode,
+        // whose rows are written right away)
         llt_capture_finish_graph(tr);
         if (!tr->in_decode) llt_capture_submit(tr);
         if (!tr->active) return false;

@@ -186,10 +186,10 @@ static void mark_fused(struct llt_tracer * tr) {
 }
 
 // the tokens this computation took: a decode call split into ubatches computes a graph per
-// ubatch, its token embeddings (inp_embd, the first node) of [n_embd, n_tokens]
+// ubatch, whose first node gets the token embeddings (GET_ROWS, [n_embd, n_tokens])
 static int32_t graph_tokens(const struct llt_tracer * tr) {
     const struct node_rec * r = &tr->recs[0];
-    return r->op == GGML_OP_GET_ROWS && strcmp(r->name, "inp_embd") == 0 && r->ne[1] > 0 ? (int32_t) r->ne[1] : tr->cur_n_tokens;
+    return r->op == GGML_OP_GET_ROWS && r->ne[1] > 0 ? (int32_t) r->ne[1] : tr->cur_n_tokens;
 }
 
 void llt_capture_finish_graph(struct llt_tracer * tr) {

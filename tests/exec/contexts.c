@@ -1,10 +1,11 @@
 // A llama.cpp program for lltrace exec's tests, linked with libllama as any program is: it
 // makes N contexts one after another (freed in between, so the next one may come at the same
 // address), and in each generates greedily from one prompt, printing the tokens.
-//   exec-contexts MODEL N_CONTEXTS N_PREDICT [--no-free] [--sleep-ms MS] [--threads]
+//   exec-contexts MODEL N_CONTEXTS N_PREDICT [--no-free] [--sleep-ms MS] [--threads] [--ubatch N]
 // --no-free: exits without freeing the last context (its run must end at exit);
 // --sleep-ms: sleeps after every token (a test kills it mid-generation);
-// --threads: the contexts generate at once, each on a thread of its own.
+// --threads: the contexts generate at once, each on a thread of its own;
+// --ubatch N: llama.cpp computes a decode call in ubatches of N tokens (a graph each).
 #include "llama.h"
 
 #include <pthread.h>
@@ -19,7 +20,7 @@ static void quiet(enum ggml_log_level level, const char * text, void * ud) { (vo
 struct job {
     struct llama_model * model;
     const llama_token *  toks;
-    int                  n_prompt, n_predict, sleep_ms, index;
+    int                  n_prompt, n_predict, sleep_ms, index, n_ubatch;
     bool                 keep;   // do not free the context
     char                 out[4096];
     int                  failed;
@@ -32,6 +33,7 @@ static void * generate(void * arg) {
     cp.n_ctx = 256;
     cp.n_batch = 64;
     cp.n_threads = cp.n_threads_batch = 2;
+    if (j->n_ubatch > 0) cp.n_ubatch = (uint32_t) j->n_ubatch;
     struct llama_context * ctx = llama_init_from_model(j->model, cp);
     if (!ctx) { j->failed = 1; return NULL; }
     int len = snprintf(j->out, sizeof(j->out), "context %d at %p:", j->index, (void *) ctx);
@@ -57,15 +59,16 @@ static void * generate(void * arg) {
 
 int main(int argc, char ** argv) {
     if (argc < 4) {
-        fprintf(stderr, "usage: exec-contexts MODEL N_CONTEXTS N_PREDICT [--no-free] [--sleep-ms MS] [--threads]\n");
+        fprintf(stderr, "usage: exec-contexts MODEL N_CONTEXTS N_PREDICT [--no-free] [--sleep-ms MS] [--threads] [--ubatch N]\n");
         return 2;
     }
     const int n_contexts = atoi(argv[2]), n_predict = atoi(argv[3]);
-    int no_free = 0, sleep_ms = 0, threads = 0;
+    int no_free = 0, sleep_ms = 0, threads = 0, n_ubatch = 0;
     for (int i = 4; i < argc; i++) {
         if (!strcmp(argv[i], "--no-free")) no_free = 1;
         else if (!strcmp(argv[i], "--threads")) threads = 1;
         else if (!strcmp(argv[i], "--sleep-ms") && i + 1 < argc) sleep_ms = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--ubatch") && i + 1 < argc) n_ubatch = atoi(argv[++i]);
     }
     if (n_contexts < 1 || n_contexts > 16) { fprintf(stderr, "1 to 16 contexts\n"); return 2; }
     llama_log_set(quiet, NULL);
@@ -80,7 +83,7 @@ int main(int argc, char ** argv) {
     static struct job jobs[16];
     pthread_t tid[16];
     for (int c = 0; c < n_contexts; c++) {
-        jobs[c] = (struct job) { model, toks, n_prompt, n_predict, sleep_ms, c, no_free && c == n_contexts - 1, "", 0 };
+        jobs[c] = (struct job) { model, toks, n_prompt, n_predict, sleep_ms, c, n_ubatch, no_free && c == n_contexts - 1, "", 0 };
         if (threads) {
             pthread_create(&tid[c], NULL, generate, &jobs[c]);
         } else {
