@@ -1,13 +1,17 @@
 // Test: the trained demo model, "sorter".
 //   test-sorter train      a short training: the loss falls, and two runs give the same bytes
 //   test-sorter model      (the built-in one in the cache, trained on first use)
-//   test-sorter MODEL      llama.cpp tokenizes the task one token per word, and greedy
-//                          generation through llt_generate sorts >= 99% of 500 held-out prompts
+//   test-sorter MODEL      llama.cpp tokenizes the task one token per word; the logits llama.cpp
+//                          computes from the file equal those of the trainer's own forward pass
+//                          (what was trained is what runs); and greedy generation through
+//                          llt_generate sorts >= 99% of 500 held-out prompts
 // The held-out prompts and their answers come from this file's own generator (xorshift, a seed
 // the training's splitmix stream never used), and the answer is sorted here, by counting.
 #include "lltrace.h"
 #include "models/sorter.h"
 #include "testutil.h"
+
+#include <math.h>
 
 static void test_training(void) {
     struct llt_train_params p = llt_train_default_params();
@@ -66,6 +70,60 @@ static void test_tokens(const char * model_path) {
     llama_model_free(m);
 }
 
+// every logit of 50 whole examples (prompt, answer, </s>), by llama_decode and by the trainer
+static void test_logits(const char * model_path) {
+    struct llt_trained * t = NULL;
+    REQUIRE(llt_trained_read(model_path, &t) == LLT_OK, "%s", llt_last_error());
+    struct llama_model * m = llama_model_load_from_file(model_path, llama_model_default_params());
+    REQUIRE(m, "cannot load %s", model_path);
+    struct llama_context_params cp = llama_context_default_params();
+    cp.n_ctx = 64;
+    cp.n_threads = cp.n_threads_batch = 1;
+    cp.type_k = cp.type_v = GGML_TYPE_F32; // the trainer keeps K and V in F32 too
+    cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+    struct llama_context * ctx = llama_init_from_model(m, cp);
+    REQUIRE(ctx, "cannot make a context");
+    const struct llt_train_params p = llt_train_default_params();
+    uint64_t rng = 0x10617510617cafeULL;
+    double max_diff = 0, max_abs = 0;
+    int n_logits = 0;
+    for (int e = 0; e < 50; e++) {
+        int32_t tok[SORT_MAX_TOKENS];
+        int n_prompt;
+        const int n = llt_sort_example(&rng, tok, &n_prompt);
+        float ours[SORT_MAX_TOKENS * SORT_N_VOCAB];
+        REQUIRE(llt_sorter_logits(t, &p, tok, n, ours) == LLT_OK, "%s", llt_last_error());
+        llama_memory_clear(llama_get_memory(ctx), true);
+        struct llama_batch b = llama_batch_init(n, 0, 1);
+        for (int i = 0; i < n; i++) {
+            b.token[i] = tok[i];
+            b.pos[i] = i;
+            b.n_seq_id[i] = 1;
+            b.seq_id[i][0] = 0;
+            b.logits[i] = 1;
+        }
+        b.n_tokens = n;
+        REQUIRE(llama_decode(ctx, b) == 0, "llama_decode failed");
+        for (int i = 0; i < n; i++) {
+            const float * theirs = llama_get_logits_ith(ctx, i);
+            for (int v = 0; v < SORT_N_VOCAB; v++) {
+                const double d = fabs((double) theirs[v] - ours[i * SORT_N_VOCAB + v]);
+                if (d > max_diff) max_diff = d;
+                if (fabs(theirs[v]) > max_abs) max_abs = fabs(theirs[v]);
+                n_logits++;
+            }
+        }
+        llama_batch_free(b);
+    }
+    fprintf(stderr, "sorter: %d logits, llama.cpp against the trainer: largest difference %.3g (largest logit %.3g)\n",
+            n_logits, max_diff, max_abs);
+    CHECK(max_abs > 1.0, "the logits are all near 0 (largest %.3g)", max_abs);
+    CHECK(max_diff <= 1e-4 * max_abs, "largest difference %.3g, want <= 1e-4 of the largest logit %.3g", max_diff, max_abs);
+    llama_free(ctx);
+    llama_model_free(m);
+    llt_trained_free(t);
+}
+
 static void test_accuracy(const char * model_path) {
     const int n_prompts = 500;
     uint64_t rng = 0x0dd5eed0fc0ffee1ULL;
@@ -118,6 +176,7 @@ int main(int argc, char ** argv) {
             REQUIRE(llt_default_model("sorter", LLAMA_FTYPE_ALL_F32, &path) == LLT_OK, "%s", llt_last_error());
         }
         test_tokens(path ? path : argv[1]);
+        test_logits(path ? path : argv[1]);
         test_accuracy(path ? path : argv[1]);
         free(path);
     }

@@ -379,7 +379,10 @@ static bool default_model_path(const char * preset, int ftype, char * dir, size_
     if (!cache) return false;
     snprintf(dir, dir_size, "%s/models", cache);
     free(cache);
-    snprintf(path, path_size, "%s/%s-%s.gguf", dir, preset, llt_ftype_name(ftype));
+    // a trained preset's file is named by its training too: a new recipe is trained anew
+    const struct llt_preset * p = llt_preset_find(preset);
+    if (p && p->trained) snprintf(path, path_size, "%s/%s-r%d-%s.gguf", dir, preset, SORT_TRAINING_REVISION, llt_ftype_name(ftype));
+    else snprintf(path, path_size, "%s/%s-%s.gguf", dir, preset, llt_ftype_name(ftype));
     return true;
 }
 

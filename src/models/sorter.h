@@ -36,11 +36,16 @@ void llt_sort_vocab(struct gguf_context * meta);
 
 // ---- training (train.c) -------------------------------------------------------------------
 
+// the training's recipe, in the cached file's name (sorter-r2-F32.gguf): raise it whenever the
+// training or its defaults change, so that a cache made by an older lltrace is not used
+#define SORT_TRAINING_REVISION 2
+
 struct llt_train_params {
     int32_t  n_embd, n_layer, n_head, n_ff; // the llama's shape
     int32_t  n_steps;   // optimizer steps
     int32_t  n_batch;   // sequences per step
     float    lr;        // peak AdamW learning rate (warm-up, then cosine to a tenth)
+    float    attn_entropy; // weight of the attention's entropy at the answer positions in the loss (0: none)
     uint64_t seed;      // weights and examples
     int32_t  n_threads; // fixed, so that the same parameters give the same bytes
 };
@@ -56,3 +61,9 @@ int  llt_train_sorter(const struct llt_train_params * p, struct llt_trained ** o
 // (borrowed: lives as long as t)
 const float * llt_trained_get(const struct llt_trained * t, const char * name, int64_t n);
 void llt_trained_free(struct llt_trained * t);
+
+// the F32 tensors of a GGUF file (a sorter llama.cpp saved) as trained values, by their names
+int  llt_trained_read(const char * path, struct llt_trained ** out);
+// the trainer's own forward pass (what it trained) over one sequence of n tokens at positions
+// 0..n-1: logits [n][SORT_N_VOCAB]; to compare with what llama.cpp computes from the file
+int  llt_sorter_logits(const struct llt_trained * t, const struct llt_train_params * p, const int32_t * tokens, int n, float * logits);
