@@ -674,7 +674,7 @@ static const struct out_col expert_layer_cols[] = {
 };
 
 static const struct out_col expert_token_cols[] = {
-    { "step", OUT_INT, OUT_ALL }, { "pos", OUT_INT, OUT_ALL }, { "piece", OUT_TEXT, OUT_ALL },
+    { "step", OUT_INT, OUT_ALL }, { "seq", OUT_INT, OUT_ALL }, { "pos", OUT_INT, OUT_ALL }, { "piece", OUT_TEXT, OUT_ALL },
     { "layer", OUT_INT, OUT_ALL }, { "experts", OUT_LIST, OUT_ALL }, { "weights", OUT_LIST, OUT_ALL },
 };
 
@@ -710,7 +710,7 @@ static int view_experts(struct show * sh) {
         if (!any_layer && t->layer != sh->o.layer) continue;
         const int32_t n = t->n < 512 ? t->n : 512;
         for (int32_t k = 0; k < n; k++) ids[k] = (float) t->expert[k];
-        const struct out_val v[] = { out_int(t->step), out_int(t->pos), out_text(t->piece), out_int(t->layer),
+        const struct out_val v[] = { out_int(t->step), out_int(t->seq_id), out_int(t->pos), out_text(t->piece), out_int(t->layer),
                                      out_floats(ids, n), out_floats(t->weight, n) };
         rc = out_row(sh->out, v);
         n_rows++;

@@ -133,45 +133,11 @@ expect "llama-completion: steps reading fewer weights than the model has" "$(wei
 
 # ---- llama-server --parallel 2: two requests at once, mixed batches ------------------------
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-server=("$llbin/llama-server" -m "$model" --host 127.0.0.1 --port "$port" --parallel 2 -c 512 -t 2 --no-warmup)
-# serve TRACE|-: starts the server (traced into TRACE), sends both requests at once, stops the
-# server by its pid; prints "slot content" per request, in request order
-serve() {
-    if [ "$1" = - ]; then "${server[@]}" >"$dir/server.log" 2>&1 & spid=$!; epid=
-    else "$bin" exec -q -o "$1" -- "${server[@]}" >"$dir/server.log" 2>&1 & epid=$!; spid=; fi
-    python3 - "$port" <<'PY'
-import json, sys, threading, time, urllib.request
-port = sys.argv[1]
-base = "http://127.0.0.1:%s" % port
-deadline = time.time() + 60
-while True:
-    try:
-        if urllib.request.urlopen(base + "/health", timeout=2).status == 200: break
-    except Exception:
-        pass
-    if time.time() > deadline: sys.exit("the server did not come up in 60 s")
-    time.sleep(0.1)
-prompts = ["Hello, my name is", "The capital of France is a city where"]
-out = [None, None]
-def ask(i):
-    body = json.dumps({"prompt": prompts[i], "n_predict": 24, "temperature": 0, "cache_prompt": False}).encode()
-    req = urllib.request.Request(base + "/completion", body, {"Content-Type": "application/json"})
-    r = json.load(urllib.request.urlopen(req, timeout=60))
-    out[i] = "%d %s" % (r["id_slot"], json.dumps(r["content"]))
-ts = [threading.Thread(target=ask, args=(i,)) for i in range(2)]
-for t in ts: t.start()
-for t in ts: t.join()
-print("\n".join(str(o) for o in out))
-PY
-    local rc=$?
-    [ -n "$epid" ] && spid=$(pgrep -P "$epid")
-    [ -n "$spid" ] && kill -TERM "$spid"
-    timeout 30 tail --pid="${epid:-$spid}" -f /dev/null || fail "the server did not stop in 30 s"
-    return $rc
-}
-plain=$(serve -) || fail "llama-server untraced: $(tail -3 "$dir/server.log")"
-traced=$(serve "$dir/server.db") || fail "llama-server traced: $(tail -3 "$dir/server.log")"
+. "$(dirname "$0")/exec/serve.sh"
+server=("$llbin/llama-server" -m "$model" --parallel 2 -c 512 -t 2 --no-warmup)
+prompts=("Hello, my name is" "The capital of France is a city where")
+plain=$(serve - 24 "${prompts[@]}" -- "${server[@]}") || fail "llama-server untraced: $(tail -3 "$dir/server.log")"
+traced=$(serve "$dir/server.db" 24 "${prompts[@]}" -- "${server[@]}") || fail "llama-server traced: $(tail -3 "$dir/server.log")"
 [ -n "$plain" ] && expect "llama-server's responses traced" "$(cut -d' ' -f2- <<<"$traced")" "$(cut -d' ' -f2- <<<"$plain")"
 t=$dir/server.db
 run=$(q "$t" "SELECT id FROM runs WHERE (SELECT count(*) FROM steps s WHERE s.run_id = runs.id) > 0")

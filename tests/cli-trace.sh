@@ -171,7 +171,7 @@ print(q("SELECT count(*) FROM steps s WHERE run_id=2 AND n_timed != (SELECT coun
 EOF
 ) || fail "$v: reading the upgraded trace"
     case "${variants[$v]}" in *"CREATE TABLE parity"*) parity_row="1 9F �" ;; *) parity_row="0 None None" ;; esac
-    want="3 3
+    want="4 4
 1:ok,2:ok
 table 0
 0/1/100/200 0/2/200/350 1/2/900/960
@@ -207,20 +207,51 @@ print(q("SELECT group_concat(role || ':' || seq_id || ':' || ifnull(output, '-')
 print(q("SELECT group_concat(ifnull(name, '-')) FROM runs")[0][0])
 EOF
 ) || fail "reading the upgraded version-2 trace"
-expect "version 2 upgraded" "$got" "3 3
+expect "version 2 upgraded" "$got" "4 4
 ('0', 0)
 prompt:0:0 prompt:0:1 gen:0:- gen:0:- gen:0:-
 -,"
 
+# ---- version 3: expert routing keyed by position, without row and sequence ----------------
+
+moe=$("$bin" mkmodel tiny-qwen3moe --cache) || fail "mkmodel tiny-qwen3moe"
+v3=$dir/v3.db
+"$bin" run -m "$moe" -p "Hello world, how are you" -n 3 -o "$v3" >/dev/null 2>"$dir/err" || fail "making the version-3 fixture: $(cat "$dir/err")"
+# what version 4 wrote, then the table as version 3 had it (its key, no row, no seq_id)
+want_routes=$(sqlite3 "$v3" "SELECT count(*), sum(row = pos - (SELECT pos0 FROM steps s WHERE s.run_id = r.run_id AND s.step = r.step)),
+    sum(seq_id = 0) FROM expert_routing r")
+sqlite3 "$v3" "CREATE TABLE er3(run_id INTEGER, step INTEGER, layer INTEGER, pos INTEGER, rank INTEGER, expert INTEGER,
+  weight REAL, PRIMARY KEY(run_id, step, layer, pos, rank)) WITHOUT ROWID;
+INSERT INTO er3 SELECT run_id, step, layer, pos, rank, expert, weight FROM expert_routing;
+DROP TABLE expert_routing; ALTER TABLE er3 RENAME TO expert_routing;
+UPDATE meta SET value='3' WHERE key='schema_version'; PRAGMA user_version=3;" || fail "cannot make the version-3 fixture"
+case $want_routes in 0\|*|"") fail "the version-3 fixture has no routing: '$want_routes'" ;; esac
+before=$(sha256sum <"$v3")
+# read only: the rows gain their row (position - the step's first) and sequence 0
+"$bin" show "$v3" --experts --format csv >"$dir/experts.csv" 2>"$dir/err" || fail "show --experts of a version-3 trace: $(cat "$dir/err")"
+expect "version 3: the file after reading it" "$(sha256sum <"$v3")" "$before"
+expect "version 3 read: tokens' sequences" "$(awk -F, '/^step,seq,/ { t = 1; next } t && NF { print $2 }' "$dir/experts.csv" | sort -u)" 0
+# appending a run upgrades it: the table made anew with its new key
+"$bin" run -m "$moe" -p "Hi" -n 2 -o "$v3" >/dev/null 2>"$dir/err" || fail "run -o onto a version-3 trace: $(cat "$dir/err")"
+expect "version 3 upgraded: version" "$(sqlite3 "$v3" "PRAGMA user_version")" 4
+expect "version 3 upgraded: the key of expert_routing" \
+    "$(sqlite3 "$v3" "SELECT group_concat(name) FROM (SELECT name FROM pragma_table_info('expert_routing') WHERE pk > 0 ORDER BY pk)")" \
+    "run_id,step,layer,row,rank"
+expect "version 3 upgraded: run 1's routes (count, row = pos - pos0, sequence 0)" \
+    "$(sqlite3 "$v3" "SELECT count(*), sum(row = pos - (SELECT pos0 FROM steps s WHERE s.run_id = r.run_id AND s.step = r.step)),
+        sum(seq_id = 0) FROM expert_routing r WHERE run_id = 1")" "$want_routes"
+[ "$(sqlite3 "$v3" "SELECT count(*) FROM expert_routing WHERE run_id = 2")" -gt 0 ] || fail "version 3 upgraded: the new run has no routing"
+[ -z "$(read_all "$v3")" ] || fail "reading every table and view of the upgraded version-3 trace: $(read_all "$v3")"
+
 # a newer schema version is refused, with the version named, and the file is left alone
 newer=$dir/newer.db
-sqlite3 "$newer" "PRAGMA application_id=1280070738; PRAGMA user_version=4; CREATE TABLE meta(key, value);"
+sqlite3 "$newer" "PRAGMA application_id=1280070738; PRAGMA user_version=5; CREATE TABLE meta(key, value);"
 before=$(sha256sum <"$newer")
 # (the exit status of an unreadable input is show's own business: not checked here)
-"$bin" show "$newer" >/dev/null 2>"$dir/err" && fail "show of a version-4 trace succeeded"
-grep -q "schema version 4" "$dir/err" || fail "the error on a version-4 trace does not name the version: $(cat "$dir/err")"
-"$bin" run -m "$model" -n 1 -o "$newer" >/dev/null 2>&1 && fail "run -o onto a version-4 trace succeeded"
-expect "a version-4 trace after run -o" "$(sha256sum <"$newer")" "$before"
+"$bin" show "$newer" >/dev/null 2>"$dir/err" && fail "show of a version-5 trace succeeded"
+grep -q "schema version 5" "$dir/err" || fail "the error on a version-5 trace does not name the version: $(cat "$dir/err")"
+"$bin" run -m "$model" -n 1 -o "$newer" >/dev/null 2>&1 && fail "run -o onto a version-5 trace succeeded"
+expect "a version-5 trace after run -o" "$(sha256sum <"$newer")" "$before"
 
 # ---- UTF-8: pieces cut inside characters (the tiny model's byte-fallback tokens) ----------
 

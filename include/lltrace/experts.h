@@ -31,11 +31,13 @@ struct llt_experts_layer {
 // one token's choice in one layer
 struct llt_experts_token {
     int64_t         step, pos;
+    int32_t         row;      // the token's row in the step's ubatch
+    int32_t         seq_id;   // its sequence; -1: not known (two sequences had a token at pos)
     int32_t         layer;
     int32_t         n;        // experts chosen
     const int32_t * expert;   // [n], best first
     const float *   weight;   // [n]: their weights in the mix
-    const char *    piece;    // the token fed at pos; "" if unknown
+    const char *    piece;    // the token fed at pos in its sequence; "" if unknown
 };
 
 struct llt_experts;
@@ -48,7 +50,7 @@ void llt_experts_free(struct llt_experts * e);
 // the MoE layers, by layer; pointers live as long as e
 int32_t                          llt_experts_n_layers(const struct llt_experts * e);
 const struct llt_experts_layer * llt_experts_layer(const struct llt_experts * e, int32_t i);
-// every token's choice in every layer, by step, layer and pos
+// every token's choice in every layer, by step, layer and row
 int64_t                          llt_experts_n_tokens(const struct llt_experts * e);
 const struct llt_experts_token * llt_experts_token(const struct llt_experts * e, int64_t i);
 

@@ -105,7 +105,9 @@ struct llt_read_time {
 struct llt_read_route {
     int64_t step;
     int32_t layer;
+    int32_t row;     // the token's row in the step's ubatch
     int64_t pos;     // the token's position
+    int32_t seq_id;  // its sequence; -1: not known (two sequences' tokens at one position)
     int32_t rank;    // 0: the token's highest-scoring expert
     int32_t expert;
     double  weight;  // its weight in the layer's mix

@@ -17,9 +17,14 @@ struct layer {
 };
 
 struct piece {
-    int64_t pos;
+    int64_t key;  // piece_key(sequence, position)
     char *  text; // owned
 };
+
+// a token's sequence and position as one sortable key
+static int64_t piece_key(int32_t seq_id, int64_t pos) {
+    return (int64_t) ((uint64_t) (uint32_t) seq_id << 32 | (uint32_t) pos);
+}
 
 struct llt_experts {
     struct layer *             layers;  // by layer
@@ -31,7 +36,7 @@ struct llt_experts {
     int32_t *                  expert;  // every choice, in row order
     float *                    weight;
     int32_t                    n_choices, cap_expert, cap_weight;
-    struct piece *             pieces;  // the tokens fed, by pos
+    struct piece *             pieces;  // the tokens fed, by sequence and position
     int32_t                    n_pieces, cap_pieces;
 };
 
@@ -72,12 +77,13 @@ static int on_route(const struct llt_read_route * r, void * user_data) {
     struct llt_experts * e = user_data;
     if (r->expert < 0 || r->expert >= LLT_EXPERTS_MAX || r->layer < 0) return LLT_OK; // a damaged row
     struct llt_experts_token * t = e->n_tokens ? &e->tokens[e->n_tokens - 1] : NULL;
-    if (!t || t->step != r->step || t->layer != r->layer || t->pos != r->pos) {
+    if (!t || t->step != r->step || t->layer != r->layer || t->row != r->row) {
         if (!llt_grow((void **) &e->tokens, &e->cap_tokens, e->n_tokens + 1, sizeof(*e->tokens)) ||
             !llt_grow((void **) &e->first, &e->cap_first, e->n_tokens + 1, sizeof(*e->first))) return oom();
         e->first[e->n_tokens] = e->n_choices;
         t = &e->tokens[e->n_tokens++];
-        *t = (struct llt_experts_token) { .step = r->step, .pos = r->pos, .layer = r->layer, .piece = "" };
+        *t = (struct llt_experts_token) { .step = r->step, .row = r->row, .pos = r->pos, .seq_id = r->seq_id,
+                                          .layer = r->layer, .piece = "" };
     }
     if (!llt_grow((void **) &e->expert, &e->cap_expert, e->n_choices + 1, sizeof(*e->expert)) ||
         !llt_grow((void **) &e->weight, &e->cap_weight, e->n_choices + 1, sizeof(*e->weight))) return oom();
@@ -98,15 +104,15 @@ static int on_token(const struct llt_read_token * r, void * user_data) {
     if (!llt_grow((void **) &e->pieces, &e->cap_pieces, e->n_pieces + 1, sizeof(*e->pieces))) return oom();
     struct piece * p = &e->pieces[e->n_pieces];
     if (!(p->text = strdup(r->piece))) return oom();
-    p->pos = r->pos;
+    p->key = piece_key(r->seq_id, r->pos);
     e->n_pieces++;
     return LLT_OK;
 }
 
-// by pos (a run feeds one token per position)
+// by sequence and position (a sequence is fed one token per position)
 static int cmp_piece(const void * x, const void * y) {
     const struct piece * a = x, * b = y;
-    return (a->pos > b->pos) - (a->pos < b->pos);
+    return (a->key > b->key) - (a->key < b->key);
 }
 
 // the figures, once every row is in (the arrays no longer move)
@@ -116,7 +122,8 @@ static void finish(struct llt_experts * e) {
         struct llt_experts_token * t = &e->tokens[i];
         t->expert = e->expert + e->first[i];
         t->weight = e->weight + e->first[i];
-        const int32_t k = llt_find_i64(e->pieces, e->n_pieces, sizeof(*e->pieces), offsetof(struct piece, pos), t->pos);
+        const int32_t k = t->seq_id < 0 ? -1 : llt_find_i64(e->pieces, e->n_pieces, sizeof(*e->pieces), offsetof(struct piece, key),
+                                                            piece_key(t->seq_id, t->pos));
         if (k >= 0) t->piece = e->pieces[k].text;
     }
     for (int32_t i = 0; i < e->n_layers; i++) {

@@ -60,24 +60,83 @@ static bool readable(const struct ggml_tensor * t) {
     return t->data && base->buffer;
 }
 
-// Where the layer's rows of tokens are in the batch. The last layer computes its FFN only for
-// the tokens whose output is asked for: llama.cpp picks their rows with GET_ROWS at the input
-// inp_out_ids before it (a few nodes up the sources). Found there, or else the last rows.
+// Which token each row is. A graph computes a ubatch: llama.cpp may split a decode call's
+// batch, and with a KV cache per sequence it groups each ubatch's tokens by sequence (an
+// equal number from each), so rows do not follow the batch. A row's position is read from the
+// graph itself (the first RoPE node's positions, in its ask call), and its sequence is found
+// in the batch: each row takes a batch token no earlier graph took, at the row's position,
+// and the next untaken one of its sequence (a sequence's tokens keep their order): the next of
+// the previous row's sequence if that one fits, else the first such token in the batch.
+// Without positions (no RoPE node, or no decode call) the rows follow the batch from the decode
+// call's first position, in sequence 0.
+
+// the batch's next token of sequence seq that no graph took; -1 if none
+static int32_t next_of(const struct llt_tracer * tr, int32_t seq) {
+    for (int32_t k = tr->batch_unused; k < tr->n_batch_tok; k++) {
+        if (!tr->batch_tok[k].used && tr->batch_tok[k].seq == seq) return k;
+    }
+    return -1;
+}
+
+// graph_seq[r] of each row, and the batch tokens taken
+static void find_sequences(struct llt_tracer * tr) {
+    int32_t prev = -1; // the previous row's batch token
+    for (int32_t r = 0; r < tr->n_graph_pos; r++) {
+        const int32_t pos = tr->graph_pos[r];
+        int32_t k = prev >= 0 ? next_of(tr, tr->batch_tok[prev].seq) : -1;
+        if (k < 0 || tr->batch_tok[k].pos != pos) {
+            for (k = tr->batch_unused; k < tr->n_batch_tok; k++) {
+                if (!tr->batch_tok[k].used && tr->batch_tok[k].pos == pos && next_of(tr, tr->batch_tok[k].seq) == k) break;
+            }
+        }
+        if (k >= tr->n_batch_tok) { tr->graph_seq[r] = -1; prev = -1; continue; }
+        tr->batch_tok[k].used = true;
+        tr->graph_seq[r] = tr->batch_tok[k].seq;
+        prev = k;
+        while (tr->batch_unused < tr->n_batch_tok && tr->batch_tok[tr->batch_unused].used) tr->batch_unused++;
+    }
+}
+
+void llt_experts_graph_pos(struct llt_tracer * tr, const struct ggml_tensor * rope) {
+    const struct ggml_tensor * pos = rope->src[1];
+    const int64_t n = rope->ne[2]; // [head size, heads, tokens]; M-RoPE's text positions come first
+    if (!pos || pos->type != GGML_TYPE_I32 || !ggml_is_contiguous(pos) || n <= 0 || n > INT32_MAX || ggml_nelements(pos) < n ||
+        !readable(pos) || !llt_grow((void **) &tr->graph_pos, &tr->cap_graph_pos, (int32_t) n, sizeof(int32_t)) ||
+        !llt_grow((void **) &tr->graph_seq, &tr->cap_graph_seq, (int32_t) n, sizeof(int32_t))) {
+        return;
+    }
+    ggml_backend_tensor_get(pos, tr->graph_pos, 0, (size_t) n * sizeof(int32_t));
+    tr->n_graph_pos = (int32_t) n;
+    if (tr->in_decode && tr->n_batch_tok > 0) find_sequences(tr);
+    else for (int32_t r = 0; r < tr->n_graph_pos; r++) tr->graph_seq[r] = -1;
+}
+
+struct token_at { int32_t row, pos, seq; };
+
+static struct token_at token_at(const struct llt_tracer * tr, int32_t row) {
+    if (row < tr->n_graph_pos) return (struct token_at) { row, tr->graph_pos[row], tr->graph_seq[row] };
+    return (struct token_at) { row, tr->cur_pos0 + row, 0 };
+}
+
+// The layer's rows: the last layer computes its FFN only for the tokens whose output is asked
+// for: llama.cpp picks their rows with GET_ROWS at the input out_ids before it (a few nodes up
+// the sources; named inp_out_ids before llama.cpp b6000 or so). Found there, or else the last rows.
 #define MAX_SEARCH 256
 
-static void token_rows(const struct llt_tracer * tr, const struct ggml_tensor * t, int64_t n_rows, int32_t * pos) {
-    for (int64_t r = 0; r < n_rows; r++) pos[r] = tr->cur_pos0 + tr->cur_n_tokens - (int32_t) n_rows + (int32_t) r;
-    if (n_rows >= tr->cur_n_tokens) return;
+static void token_rows(const struct llt_tracer * tr, const struct ggml_tensor * t, int64_t n_rows, struct token_at * at) {
+    const int32_t n_tokens = tr->n_graph_pos > 0 ? tr->n_graph_pos : tr->cur_n_tokens;
+    for (int64_t r = 0; r < n_rows; r++) at[r] = token_at(tr, n_tokens - (int32_t) n_rows + (int32_t) r);
+    if (n_rows >= n_tokens) return;
     const struct ggml_tensor * queue[MAX_SEARCH];
     int32_t head = 0, tail = 0;
     queue[tail++] = t;
     while (head < tail) {
         const struct ggml_tensor * x = queue[head++];
-        if (strcmp(x->name, "inp_out_ids") == 0 && x->type == GGML_TYPE_I32 && ggml_nelements(x) == n_rows && readable(x)) {
+        if ((strcmp(x->name, "out_ids") == 0 || strcmp(x->name, "inp_out_ids") == 0) && x->type == GGML_TYPE_I32 && ggml_nelements(x) == n_rows && readable(x)) {
             for (int64_t r = 0; r < n_rows; r++) {
                 int32_t row = 0;
                 ggml_backend_tensor_get(x, &row, (size_t) r * sizeof(int32_t), sizeof(int32_t));
-                pos[r] = tr->cur_pos0 + row;
+                at[r] = token_at(tr, row);
             }
             return;
         }
@@ -98,9 +157,9 @@ static int read_first(struct llt_tracer * tr, const struct ggml_tensor * t, int3
     tr->route_n = (int32_t) (k * n_tokens);
     tr->route_layer = layer;
     tr->route_step = tr->n_steps;
-    int32_t * pos = malloc((size_t) n_tokens * sizeof(int32_t) + 1);
-    if (!pos) return llt_set_error(LLT_ENOMEM, "out of memory");
-    token_rows(tr, t, n_tokens, pos);
+    struct token_at * at = malloc((size_t) n_tokens * sizeof(*at) + 1);
+    if (!at) return llt_set_error(LLT_ENOMEM, "out of memory");
+    token_rows(tr, t, n_tokens, at);
     int32_t id[MAX_USED];
     float w[MAX_USED];
     for (int64_t r = 0; r < n_tokens; r++) {
@@ -109,12 +168,12 @@ static int read_first(struct llt_tracer * tr, const struct ggml_tensor * t, int3
         ggml_backend_tensor_get(t, w, (size_t) (r * k) * sizeof(float), (size_t) k * sizeof(float));
         for (int64_t j = 0; j < k; j++) {
             b->routes[b->n_routes++] = (struct route_rows) {
-                .step = tr->n_steps, .layer = layer, .pos = pos[r], .rank = (int32_t) j,
-                .expert = id[j], .weight = w[j],
+                .step = tr->n_steps, .layer = layer, .row = at[r].row, .pos = at[r].pos, .seq_id = at[r].seq,
+                .rank = (int32_t) j, .expert = id[j], .weight = w[j],
             };
         }
     }
-    free(pos);
+    free(at);
     return LLT_OK;
 }
 

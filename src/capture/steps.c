@@ -214,6 +214,7 @@ void llt_capture_finish_graph(struct llt_tracer * tr) {
         return;
     }
     struct step_rows * ps = &b->steps[b->n_steps++];
+    tr->n_graph_pos = 0;
     *ps = (struct step_rows) {
         .step = tr->n_steps, .decode = tr->n_decodes, .graph_id = g->id,
         .pos0 = tr->cur_pos0, .n_tokens = graph_tokens(tr), .is_prompt = tr->cur_prompt, .seq_mask = tr->cur_seq_mask,

@@ -33,6 +33,14 @@ struct llt_tracer_params llt_tracer_default_params(void) {
 
 static char * dup_or_null(const char * s) { return s ? strdup(s) : NULL; }
 
+// whether the model has Mixture-of-Experts layers: <arch>.expert_count above 0
+static bool has_experts(const struct llt_registry * reg) {
+    char arch[64], key[96], count[32];
+    if (llt_registry_meta(reg, "general.architecture", arch, sizeof(arch)) != LLT_OK) return false;
+    snprintf(key, sizeof(key), "%s.expert_count", arch);
+    return llt_registry_meta(reg, key, count, sizeof(count)) == LLT_OK && atoi(count) > 0;
+}
+
 int llt_tracer_init(struct llt_store * st, struct llt_tracer_params params, struct llt_tracer ** out) {
     *out = NULL;
     if ((unsigned) params.level >= LLT_LEVEL_COUNT) return llt_set_error(LLT_EINVAL, "unknown trace level %d", params.level);
@@ -65,6 +73,7 @@ int llt_tracer_init(struct llt_store * st, struct llt_tracer_params params, stru
     if (rc == LLT_OK && !(tr->names.e = calloc(tr->names.cap, sizeof(struct name_entry)))) {
         rc = llt_set_error(LLT_ENOMEM, "out of memory");
     }
+    if (rc == LLT_OK) tr->moe = has_experts(tr->reg);
     if (rc == LLT_OK) {
         int nw = llt_registry_count(tr->reg);
         tr->weight_buffer = malloc(((size_t) nw + 1) * sizeof(int32_t));
@@ -105,6 +114,9 @@ void llt_tracer_free(struct llt_tracer * tr) {
     free(tr->scan_first);
     free(tr->all_tokens);
     free(tr->seqs);
+    free(tr->graph_pos);
+    free(tr->graph_seq);
+    free(tr->batch_tok);
     llt_values_free(tr->values);
     free(tr->weight_buffer);
     free(tr->weight_names);
@@ -223,6 +235,20 @@ static int32_t token_seq(const struct llama_batch * b, int32_t i) {
     return lo;
 }
 
+// the decode call's positions and sequences, to tell which token each row of its graphs is
+static void keep_batch(struct llt_tracer * tr, const struct llama_batch * batch) {
+    tr->n_batch_tok = tr->batch_unused = 0;
+    const int32_t n = batch->n_tokens;
+    // out of memory: the rows are taken in order, as without a batch
+    if (n <= 0 || !llt_grow((void **) &tr->batch_tok, &tr->cap_batch_tok, n, sizeof(*tr->batch_tok))) return;
+    for (int32_t i = 0; i < n; i++) {
+        tr->batch_tok[i].pos = batch->pos ? batch->pos[i] : tr->next_pos + i;
+        tr->batch_tok[i].seq = token_seq(batch, i);
+        tr->batch_tok[i].used = false;
+    }
+    tr->n_batch_tok = n;
+}
+
 void llt_tracer_decode_begin(struct llt_tracer * tr, struct llama_context * ctx, const struct llama_batch * batch) {
     if (!tr->active) return;
     llt_capture_submit(tr); // the previous decode's, if no token was chosen from it
@@ -261,6 +287,7 @@ void llt_tracer_decode_begin(struct llt_tracer * tr, struct llama_context * ctx,
     }
     tr->cur_prompt = any_prompt;
     tr->cur_seq_mask = seq_mask;
+    if (tr->moe) keep_batch(tr, batch);
     tr->cur_pos0 = batch->n_tokens > 0 && batch->pos ? batch->pos[0] : tr->next_pos;
     tr->cur_n_tokens = batch->n_tokens;
     tr->cur_t_begin_ns = llt_now_ns() - tr->t0_ns;

@@ -204,6 +204,15 @@ struct llt_tracer {
     int32_t                  route_first, route_n; // first row, rows (n_expert_used × n_tokens)
     int32_t                  route_layer;
     int64_t                  route_step;
+    // which token each row of a graph is, for the routing of a model with experts (moe): the
+    // positions of the graph's tokens, read from the first RoPE node's positions (n_graph_pos
+    // of them; 0 until read) and their sequences, found in the decode call's batch (positions
+    // and sequences per token, and which tokens the graphs so far took; experts.c)
+    bool                     moe;
+    int32_t *                graph_pos, * graph_seq;
+    int32_t                  n_graph_pos, cap_graph_pos, cap_graph_seq;
+    struct { int32_t pos, seq; bool used; } * batch_tok;
+    int32_t                  n_batch_tok, cap_batch_tok, batch_unused; // the first token no graph took
 };
 
 // per llama.cpp sequence id: its output in the last decode call that asked for one
@@ -324,6 +333,8 @@ void llt_capture_build_plan(struct llt_tracer * tr);
 bool llt_experts_is_route(const struct ggml_tensor * t);
 // experts.c: in the post call of such a node: its layer's expert ids and weights into the batch
 int  llt_experts_read(struct llt_tracer * tr, const struct ggml_tensor * t, int32_t layer);
+// experts.c: the positions of the graph's tokens, from a RoPE node in its ask call
+void llt_experts_graph_pos(struct llt_tracer * tr, const struct ggml_tensor * rope);
 
 // steps.c: the batch of the current decode call, made on first use; NULL (tracing stopped) when out of memory
 struct llt_batch * llt_capture_batch(struct llt_tracer * tr);

@@ -123,7 +123,10 @@ struct parity_rows {
 // one expert a token chose in an MoE layer (table expert_routing)
 struct route_rows {
     int64_t step;
-    int32_t layer, pos, rank; // rank: 0 for the highest-scoring of the token's experts
+    int32_t layer;
+    int32_t row;              // the token's row in the step's ubatch
+    int32_t pos, seq_id;      // its position and sequence (-1: not known)
+    int32_t rank;             // 0 for the highest-scoring of the token's experts
     int32_t expert;
     float   weight;           // its weight in the mix (after normalising or scaling, where the model does)
 };

@@ -235,6 +235,7 @@ static int route_row(sqlite3_stmt * stmt, void * ctx) {
         .step = sqlite3_column_int64(stmt, 0), .layer = sqlite3_column_int(stmt, 1),
         .pos = sqlite3_column_int64(stmt, 2), .rank = sqlite3_column_int(stmt, 3),
         .expert = sqlite3_column_int(stmt, 4), .weight = sqlite3_column_double(stmt, 5),
+        .row = sqlite3_column_int(stmt, 6), .seq_id = sqlite3_column_int(stmt, 7),
     };
     return ((llt_read_route_fn) cb->fn)(&r, cb->user_data);
 }
@@ -248,9 +249,9 @@ int llt_read_routes(struct llt_store * st, const struct llt_read_sel * sel, llt_
     sqlite3_finalize(stmt);
     if (found != SQLITE_ROW) return found == SQLITE_DONE ? LLT_OK : step_error(st);
     stmt = prepare_sel(st,
-        "SELECT step, layer, pos, rank, expert, weight FROM expert_routing"
+        "SELECT step, layer, pos, rank, expert, weight, row, seq_id FROM expert_routing"
         " WHERE run_id = :run AND (:step IS NULL OR step = :step) AND (:seq IS NULL OR step IN"
-        "  (SELECT step FROM steps WHERE run_id = :run AND " SEQ_STEP("") ")) ORDER BY step, layer, pos, rank",
+        "  (SELECT step FROM steps WHERE run_id = :run AND " SEQ_STEP("") ")) ORDER BY step, layer, row, rank",
         sel->run, sel->step, SEL_SEQ(sel));
     if (!stmt) return LLT_EIO;
     struct callback cb = { (void *) fn, user_data };

@@ -29,7 +29,8 @@ static const char * insert_sql[] = {
                    " mean_rel, rmse, nmse, cosine, ref_nonfinite, nonfinite, n_exceed, max_abs_index, within, n_finite,"
                    " n_nonfinite_pairs) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
     [INS_PARITY] = "INSERT OR IGNORE INTO parity(run_id, step, pos, token, piece, top_k, piece_bytes, seq_id) VALUES(?,?,?,?,?,?,?,?)",
-    [INS_ROUTE]  = "INSERT OR IGNORE INTO expert_routing(run_id, step, layer, pos, rank, expert, weight) VALUES(?,?,?,?,?,?,?)",
+    [INS_ROUTE]  = "INSERT OR IGNORE INTO expert_routing(run_id, step, layer, row, pos, seq_id, rank, expert, weight)"
+                   " VALUES(?,?,?,?,?,?,?,?,?)",
     [INS_SPLIT]  = "INSERT OR IGNORE INTO splits(graph_id, split, device, idx_first, idx_last, n_nodes, n_inputs, input_bytes)"
                    " VALUES(?,?,?,?,?,?,?,?)",
     [INS_SPLIT_INPUT] = "INSERT OR IGNORE INTO split_inputs(graph_id, split, input, kind, src_idx, weight_id, name,"
@@ -323,10 +324,12 @@ static int write_route(struct llt_rows * w, const struct route_rows * r) {
     sqlite3_bind_int64(s, 1, w->run_id);
     sqlite3_bind_int64(s, 2, r->step);
     sqlite3_bind_int(s, 3, r->layer);
-    sqlite3_bind_int(s, 4, r->pos);
-    sqlite3_bind_int(s, 5, r->rank);
-    sqlite3_bind_int(s, 6, r->expert);
-    sqlite3_bind_double(s, 7, r->weight);
+    sqlite3_bind_int(s, 4, r->row);
+    sqlite3_bind_int(s, 5, r->pos);
+    sqlite3_bind_int(s, 6, r->seq_id);
+    sqlite3_bind_int(s, 7, r->rank);
+    sqlite3_bind_int(s, 8, r->expert);
+    sqlite3_bind_double(s, 9, r->weight);
     return llt_store_step_done(w->st, s);
 }
 

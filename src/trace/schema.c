@@ -1,4 +1,4 @@
-// The trace schema: the tables of version 3, made in a new trace, and the upgrade of an older
+// The trace schema: the tables of version 4, made in a new trace, and the upgrade of an older
 // trace, in place (opened for writing) or seen through on the fly (read only).
 //
 // Every build of lltrace before schema version 2 wrote user_version 1, with one of these
@@ -13,11 +13,14 @@
 // Version 2 adds steps.n_timed, nodes.layer_out, nodes.fused, tokens.piece_bytes,
 // parity.piece_bytes and the view node_times_named, makes node_times a table of rows again
 // and holds valid UTF-8 in every TEXT column. Version 3 adds runs.name, tokens.seq_id,
-// tokens.output, steps.seq_mask and parity.seq_id (lltrace exec: several sequences per batch). The tables
-// below are version 3; a column missing from an older table gets its `fill` (an SQL
-// expression over the old row, m). The same upgrade serves versions 1 and 2.
+// tokens.output, steps.seq_mask and parity.seq_id (lltrace exec: several sequences per batch), and
+// the tables expert_routing, splits, split_inputs and split_times and nodes.device. Version 4
+// adds expert_routing.row (its new key) and expert_routing.seq_id. The tables below are version
+// 4; a column missing from an older table gets its `fill` (an SQL expression over the old row,
+// m). The same upgrade serves versions 1, 2 and 3.
 #include "trace/schema.h"
 
+#include <ctype.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -113,11 +116,14 @@ static const struct table tables[] = {
         { "nonfinite", "INTEGER", NULL }, { "n_exceed", "INTEGER", NULL }, { "max_abs_index", "INTEGER", NULL },
         { "within", "INTEGER", NULL }, { "n_finite", "INTEGER", NULL }, { "n_nonfinite_pairs", "INTEGER", NULL }),
       "PRIMARY KEY(run_id, step, idx)", false },
-    // version 3: the experts each token chose in each MoE layer
+    // version 3: the experts each token chose in each MoE layer; version 4: the token's row in
+    // the step's ubatch (the key: a ubatch may hold two sequences' tokens at one position) and
+    // its sequence. Version 3 wrote pos = the decode call's first position + row.
     { "expert_routing", COLS(
         { "run_id", "INTEGER", NULL }, { "step", "INTEGER", NULL }, { "layer", "INTEGER", NULL },
-        { "pos", "INTEGER", NULL }, { "rank", "INTEGER", NULL }, { "expert", "INTEGER", NULL },
-        { "weight", "REAL", NULL }), "PRIMARY KEY(run_id, step, layer, pos, rank)", false },
+        { "row", "INTEGER", "m.pos - (SELECT s.pos0 FROM main.steps s WHERE s.run_id = m.run_id AND s.step = m.step)" },
+        { "pos", "INTEGER", NULL }, { "seq_id", "INTEGER", "0" }, { "rank", "INTEGER", NULL },
+        { "expert", "INTEGER", NULL }, { "weight", "REAL", NULL }), "PRIMARY KEY(run_id, step, layer, row, rank)", false },
     // version 3 (the RPC/GPU branch): the scheduler's splits of each graph, the inputs copied
     // into each split from another device, and the splits timed off the CPU
     { "splits", COLS(
@@ -188,8 +194,9 @@ static void add(struct sql * q, const char * fmt, ...) {
     }
 }
 
-static void create_table(struct sql * q, const char * schema, const struct table * t) {
-    add(q, "CREATE TABLE %s.%s(", schema, t->name);
+// CREATE TABLE schema.<name><suffix>
+static void create_table(struct sql * q, const char * schema, const struct table * t, const char * suffix) {
+    add(q, "CREATE TABLE %s.%s%s(", schema, t->name, suffix);
     for (const struct column * c = t->cols; c->name; c++) add(q, "%s%s %s", c == t->cols ? "" : ", ", c->name, c->type);
     if (t->key) add(q, ", %s", t->key);
     add(q, ")%s;\n", t->rowid ? "" : " WITHOUT ROWID");
@@ -228,7 +235,7 @@ int llt_schema_register(struct sqlite3 * db) {
 
 int llt_schema_create(struct llt_store * st) {
     struct sql q = {0};
-    for (int i = 0; i < N_TABLES; i++) create_table(&q, "main", &tables[i]);
+    for (int i = 0; i < N_TABLES; i++) create_table(&q, "main", &tables[i], "");
     add(&q, views_sql, "", "");
     add(&q, "INSERT INTO meta VALUES('format', 'lltrace-trace');\n"
             "INSERT INTO meta VALUES('schema_version', '%d');\n"
@@ -280,8 +287,34 @@ static void old_value(struct sql * q, const struct table * t, const struct found
     else                                   add(q, "m.%s", c->name);
 }
 
+// whether the table's key names a column the older table lacks (SQLite cannot change a key)
+static bool key_gains_column(const struct table * t, const struct found * f) {
+    for (int k = 0; t->key && t->cols[k].name; k++) {
+        if (f->has[k]) continue;
+        const size_t n = strlen(t->cols[k].name);
+        for (const char * p = strstr(t->key, t->cols[k].name); p; p = strstr(p + 1, t->cols[k].name)) {
+            const bool starts = p == t->key || (!isalnum((unsigned char) p[-1]) && p[-1] != '_');
+            if (starts && !isalnum((unsigned char) p[n]) && p[n] != '_') return true;
+        }
+    }
+    return false;
+}
+
+// the table made anew under its current definition, its rows copied with the new columns filled
+static void rebuild(struct sql * q, const struct table * t, const struct found * f) {
+    create_table(q, "main", t, "_new");
+    add(q, "INSERT INTO main.%s_new SELECT ", t->name);
+    for (int k = 0; t->cols[k].name; k++) {
+        if (k) add(q, ", ");
+        old_value(q, t, f, k);
+    }
+    add(q, " FROM main.%s AS m;\nDROP TABLE main.%s;\nALTER TABLE main.%s_new RENAME TO %s;\n",
+        t->name, t->name, t->name, t->name);
+}
+
 // Upgrades an older trace in place (the caller holds a write transaction): missing tables
-// and columns are added and filled, node times become rows, text becomes valid UTF-8.
+// and columns are added and filled (a table whose key gains a column is made anew), node times
+// become rows, text becomes valid UTF-8.
 static int upgrade(struct llt_store * st, struct sql * q) {
     const int times_table = table_index("node_times");
     bool json = false;
@@ -289,7 +322,7 @@ static int upgrade(struct llt_store * st, struct sql * q) {
     add(q, "DROP VIEW IF EXISTS main.step_nodes; DROP VIEW IF EXISTS main.node_times_named;\n");
     if (json) {
         add(q, "DROP VIEW main.node_times;\n");
-        create_table(q, "main", &tables[times_table]);
+        create_table(q, "main", &tables[times_table], "");
         add(q, "INSERT INTO main.node_times ");
         add(q, times_from_json_sql, "main");
         add(q, ";\nDROP TABLE main.step_times;\n");
@@ -299,7 +332,11 @@ static int upgrade(struct llt_store * st, struct sql * q) {
         struct found f;
         if ((json && i == times_table) || (rc = inspect(st, t, &f)) != LLT_OK) continue;
         if (!f.exists) {
-            create_table(q, "main", t);
+            create_table(q, "main", t, "");
+            continue;
+        }
+        if (key_gains_column(t, &f)) {
+            rebuild(q, t, &f);
             continue;
         }
         for (int k = 0; t->cols[k].name; k++) {
@@ -334,7 +371,7 @@ static int shim(struct llt_store * st, struct sql * q) {
     bool json = false;
     int rc = times_are_json(st, &json);
     if (json) {
-        create_table(q, "temp", &tables[times_table]);
+        create_table(q, "temp", &tables[times_table], "");
         add(q, "INSERT INTO temp.node_times ");
         add(q, times_from_json_sql, "main");
         add(q, ";\n");

@@ -1,7 +1,7 @@
 // The step log: the batches of a running trace that the writer has not committed yet.
 //
 // File <trace>-log-<run id>, native byte order (it is read back on the same machine):
-//   1. header (struct log_header): magic "LLTL", u32 version (4), i64 run id, i64 pid of the
+//   1. header (struct log_header): magic "LLTL", u32 version (5), i64 run id, i64 pid of the
 //      writing process
 //   2. records, each: u32 kind, u32 payload size, the payload, then zero bytes up to a multiple
 //      of 8 (so every record, and the word that publishes a batch, is aligned)
@@ -13,7 +13,7 @@
 //      LOG_STATS  struct log_stat[n]
 //      LOG_DIFFS  struct log_diff[n]
 //      LOG_PARITY struct log_parity, then top_k_len bytes of top-k text (one record per row)
-//      LOG_ROUTES struct log_route[n]  (version 4: the experts of MoE layers)
+//      LOG_ROUTES struct log_route[n]  (version 4: the experts of MoE layers; 5: row, sequence)
 //      LOG_END    (empty) closes a batch; a batch without its end is dropped when replayed
 //   3. a record of kind 0 ends the log; the file may hold stale bytes after it
 // Every record struct has fixed-width fields and a size asserted below; the rows of a batch
@@ -42,7 +42,8 @@
 #include <unistd.h>
 
 #define LOG_MAGIC   "LLTL"
-#define LOG_VERSION 4 // 4: tokens' sequences, node_rec.device, split, copied; split times; routing
+#define LOG_VERSION 5 // 4: tokens' sequences, node_rec.device, split, copied; split times; routing
+                      // 5: a route's row and sequence
 
 enum log_kind { LOG_GRAPH = 1, LOG_STEP = 2, LOG_TOKENS = 3, LOG_END = 4, LOG_STATS = 5, LOG_DIFFS = 6, LOG_PARITY = 7,
                 LOG_ROUTES = 8 };
@@ -117,9 +118,9 @@ struct log_route {
     int64_t step;
     int32_t layer, pos, rank, expert;
     float   weight;
-    int32_t unused;
+    int32_t row, seq_id, unused;
 };
-_Static_assert(sizeof(struct log_route) == 32, "log route layout");
+_Static_assert(sizeof(struct log_route) == 40, "log route layout");
 
 struct llt_steplog {
     int    fd;
@@ -238,7 +239,7 @@ static bool put_parity(struct llt_steplog * log, const struct parity_rows * p) {
 static bool put_routes(struct llt_steplog * log, const struct route_rows * r, int32_t n) {
     bool ok = n == 0 || put_record(log, LOG_ROUTES, (uint32_t) ((size_t) n * sizeof(struct log_route)));
     for (int32_t i = 0; ok && i < n; i++) {
-        const struct log_route lr = { r[i].step, r[i].layer, r[i].pos, r[i].rank, r[i].expert, r[i].weight, 0 };
+        const struct log_route lr = { r[i].step, r[i].layer, r[i].pos, r[i].rank, r[i].expert, r[i].weight, r[i].row, r[i].seq_id, 0 };
         ok = put(log, &lr, sizeof(lr));
     }
     return ok;
@@ -517,8 +518,11 @@ static bool read_routes(struct reader * body, struct llt_batch * b) {
     if (n < 0 || !llt_grow((void **) &b->routes, &b->cap_routes, b->n_routes + n, sizeof(struct route_rows))) return false;
     for (int32_t i = 0; i < n; i++) {
         struct log_route lr;
-        if (!take(body, &lr, sizeof(lr)) || lr.layer < 0 || lr.rank < 0 || lr.expert < 0) return false;
-        b->routes[b->n_routes++] = (struct route_rows) { lr.step, lr.layer, lr.pos, lr.rank, lr.expert, lr.weight };
+        if (!take(body, &lr, sizeof(lr)) || lr.layer < 0 || lr.rank < 0 || lr.expert < 0 || lr.row < 0 || lr.seq_id < -1) return false;
+        b->routes[b->n_routes++] = (struct route_rows) {
+            .step = lr.step, .layer = lr.layer, .row = lr.row, .pos = lr.pos, .seq_id = lr.seq_id,
+            .rank = lr.rank, .expert = lr.expert, .weight = lr.weight,
+        };
     }
     return true;
 }
