@@ -34,9 +34,11 @@ static const char * usage_text =
 
 int cli_default_model(const char * preset, int ftype, char ** out_path) {
     if (!llt_default_model_cached(preset, ftype)) {
+        // a trained preset is trained once, in F32; its other types quantize that
         const struct llt_preset * p = llt_preset_find(preset);
+        const bool trains = p && p->trained && !llt_default_model_cached(preset, LLAMA_FTYPE_ALL_F32);
         fprintf(stderr, "lltrace: making the built-in '%s' %s model (once%s)\n", preset, llt_ftype_name(ftype),
-                p && p->trained ? "; training it takes about 2 minutes" : "");
+                trains ? "; training it takes about a minute" : "");
     }
     return llt_default_model(preset, ftype, out_path);
 }

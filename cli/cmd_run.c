@@ -14,7 +14,7 @@ static const char * usage_text =
     "Generates text with llama.cpp and records every graph node that runs into a trace.\n"
     "\n"
     "  -m, --model FILE     GGUF model (default: the built-in 'sorter', a llama lltrace trains to sort\n"
-    "                       letters, made on first use: about 2 minutes once)\n"
+    "                       letters, made on first use: about a minute once)\n"
     "  -p, --prompt TEXT    prompt (default: \"sort: d a c b =\" on the sorter, else \"Hello, my name is\")\n"
     "  -f, --file FILE      read the prompt from FILE\n"
     "  -n, --n-predict N    tokens to generate (default 32)\n"

@@ -27,7 +27,8 @@ const char *              llt_preset_names(void); // "sorter, tiny, small, tiny-
 // Writes a deterministic model of a preset in a llama file type (LLAMA_FTYPE_*), holding only
 // the tensors a real checkpoint of its architecture has. Same preset and type give
 // byte-identical files (for the trained "sorter": on the same machine and llama.cpp build;
-// training takes a minute or two). vocab_path: a GGUF with the tokenizer (NULL: the vocab of the
+// training takes about a minute, and its other types quantize the F32 model of the cache,
+// trained there first if need be). vocab_path: a GGUF with the tokenizer (NULL: the vocab of the
 // architecture's family, ggml-vocab-<family>.gguf, from $LLTRACE_VOCAB_DIR or the llama.cpp
 // build; for llama $LLTRACE_VOCAB first; the sorter has its own).
 int  llt_mkmodel(const char * preset, int ftype, const char * vocab_path, const char * out_path);

@@ -283,17 +283,27 @@ static int make_f32(const struct llt_preset * p, const char * vocab_path, const 
 }
 
 // the F32 model quantized into f: llama.cpp reads and writes the files f32 and quant by path
+// (a trained preset's F32 comes from the model cache: trained once, quantized to any type)
 static int make_quantized(const struct llt_preset * p, int ftype, const char * vocab_path, const char * raw,
                           const char * f32, const char * quant, FILE * f, const char * dst) {
-    FILE * ff = fopen(f32, "wb");
-    if (!ff) return llt_set_error(LLT_EIO, "cannot write '%s': %s", dst, strerror(errno));
-    int rc = make_f32(p, vocab_path, raw, ff, dst);
-    if (fclose(ff) != 0 && rc == LLT_OK) rc = llt_set_error(LLT_EIO, "cannot write '%s': %s", dst, strerror(errno));
-    if (rc != LLT_OK) return rc;
+    char * cached = NULL;
+    int rc = LLT_OK;
+    if (p->trained) {
+        if ((rc = llt_default_model(p->name, LLAMA_FTYPE_ALL_F32, &cached)) != LLT_OK) return rc;
+        f32 = cached;
+    } else {
+        FILE * ff = fopen(f32, "wb");
+        if (!ff) return llt_set_error(LLT_EIO, "cannot write '%s': %s", dst, strerror(errno));
+        rc = make_f32(p, vocab_path, raw, ff, dst);
+        if (fclose(ff) != 0 && rc == LLT_OK) rc = llt_set_error(LLT_EIO, "cannot write '%s': %s", dst, strerror(errno));
+        if (rc != LLT_OK) return rc;
+    }
     struct llama_model_quantize_params qp = llama_model_quantize_default_params();
     qp.ftype = (enum llama_ftype) ftype;
     qp.nthread = (int32_t) sysconf(_SC_NPROCESSORS_ONLN);
-    if (llama_model_quantize(f32, quant, &qp) != 0) {
+    const uint32_t failed = llama_model_quantize(f32, quant, &qp);
+    free(cached);
+    if (failed != 0) {
         const char * why = write_failure(quant);
         return why ? llt_set_error(LLT_EIO, "cannot write '%s': %s", dst, why)
                    : llt_set_error(LLT_ELLAMA, "llama.cpp could not quantize to %s", llt_ftype_name(ftype));

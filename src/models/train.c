@@ -229,10 +229,14 @@ static void make_batch(uint64_t * rng, int B, int32_t * tokens, float * mask, fl
     }
 }
 
-static void set_threads(ggml_backend_t backend, ggml_backend_dev_t dev, int n_threads) {
+// the CPU backend, running p->n_threads threads
+static int cpu_backend(const struct llt_train_params * p, ggml_backend_t * out) {
+    ggml_backend_dev_t dev = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
+    if (!dev || !(*out = ggml_backend_dev_init(dev, NULL))) return llt_set_error(LLT_ELLAMA, "ggml has no CPU backend");
     ggml_backend_set_n_threads_t fn = (ggml_backend_set_n_threads_t)
         ggml_backend_reg_get_proc_address(ggml_backend_dev_backend_reg(dev), "ggml_backend_set_n_threads");
-    if (fn) fn(backend, n_threads);
+    if (fn) fn(*out, p->n_threads);
+    return LLT_OK;
 }
 
 static bool params_ok(const struct llt_train_params * p) {
@@ -257,10 +261,7 @@ int llt_train_sorter(const struct llt_train_params * p, struct llt_trained ** ou
     float * mask = malloc((size_t) T * B * sizeof(float)), * ent = malloc((size_t) T * B * sizeof(float));
     float * labels = malloc((size_t) T * B * SORT_N_VOCAB * sizeof(float));
     if (!tokens || !pos || !mask || !ent || !labels) { rc = llt_set_error(LLT_ENOMEM, "out of memory"); goto done; }
-
-    ggml_backend_dev_t dev = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
-    if (!dev || !(backend = ggml_backend_dev_init(dev, NULL))) { rc = llt_set_error(LLT_ELLAMA, "ggml has no CPU backend"); goto done; }
-    set_threads(backend, dev, p->n_threads);
+    if ((rc = cpu_backend(p, &backend)) != LLT_OK) goto done;
 
     // the weights and the inputs: allocated once, in one buffer
     struct ggml_init_params sp = { (MAX_WEIGHTS + 8) * ggml_tensor_overhead(), NULL, true };
@@ -383,10 +384,8 @@ int llt_sorter_logits(const struct llt_trained * t, const struct llt_train_param
     ggml_backend_buffer_t buf = NULL;
     ggml_gallocr_t galloc = NULL;
     int32_t * pos = malloc((size_t) n * sizeof(int32_t));
-    ggml_backend_dev_t dev = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
     if (!pos) { rc = llt_set_error(LLT_ENOMEM, "out of memory"); goto done; }
-    if (!dev || !(backend = ggml_backend_dev_init(dev, NULL))) { rc = llt_set_error(LLT_ELLAMA, "ggml has no CPU backend"); goto done; }
-    set_threads(backend, dev, p->n_threads);
+    if ((rc = cpu_backend(p, &backend)) != LLT_OK) goto done;
 
     struct ggml_init_params sp = { (MAX_WEIGHTS + 2) * ggml_tensor_overhead(), NULL, true };
     ctx_static = ggml_init(sp);
