@@ -106,4 +106,17 @@ tracks = {e["tid"]: e["args"]["name"] for e in ev if e["name"] == "thread_name"}
 splits = {tracks.get(e["tid"]) for e in ev if e.get("cat") == "split"}
 print(",".join(sorted(set(tracks.values()) - {"llama_decode"})), ",".join(sorted(splits - {"llama_decode"})))' "$dir/t.json" 2>&1)
     expect "chrome export: a track per device, splits on them" "$got" "$off_cpu $off_cpu"
+    # NDJSON: each tensor event names the device its node has in the trace
+    "$bin" export "$t" -o "$dir/t.ndjson" || fail "export (NDJSON) exited with $?"
+    got=$(python3 - "$dir/t.ndjson" "$t" <<'PY' 2>&1
+import json, sqlite3, sys
+db = sqlite3.connect(sys.argv[2])
+run = db.execute("SELECT max(id) FROM runs").fetchone()[0]
+want = {(s, i): d for s, i, d in db.execute(
+    "SELECT s.step, n.idx, n.device FROM steps s JOIN nodes n ON n.graph_id = s.graph_id WHERE s.run_id = ?", (run,))}
+got = {(e["step"], e["idx"]): e.get("device") for e in map(json.loads, open(sys.argv[1])) if e.get("event") == "tensor"}
+print(len(got) == len(want) and got == want, ",".join(sorted({d for d in got.values() if d and d != "CPU"})))
+PY
+)
+    expect "NDJSON export: every tensor's device" "$got" "True $off_cpu"
 }

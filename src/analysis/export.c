@@ -244,6 +244,7 @@ static void nd_tensor(struct exporter * ex, const struct llt_read_step * s, cons
     put_int(f, "is_view", n->is_view);
     put_int(f, "is_noop", n->is_noop);
     put_str(f, "buffer", n->buffer);
+    if (n->device[0]) put_str(f, "device", n->device); // unknown in traces before version 3
     key(f, "sources", false);
     fputs(n->sources ? n->sources : "[", f);
     fputc(']', f);
