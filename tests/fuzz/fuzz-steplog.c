@@ -4,8 +4,10 @@
 // way every reader reads one (read-trace.h). Seeds (corpus/fuzz-steplog/): logs of the tiny
 // model made by the tool, cut after a few whole batches:
 //   LLTRACE_COMMIT_MS=600000 lltrace run -n 20000 --level L -o t.db & sleep 1; kill -9 $!
-//   (L: timing, values; one with --parity P; one at timing with --rpc over two local servers),
-//   then t.db-log-1 up to its 2nd, 3rd or 4th batch end (step log version 4)
+//   (L: timing, values; one with --parity P; one at timing with --rpc over two local servers;
+//   moe.log: timing on tiny-qwen3moe, with routing records), then t.db-log-1 up to its 2nd,
+//   3rd or 4th batch end. Version 5 changed only the routing records, so the seeds made as
+//   version 4 (and regress/fuzz-steplog/) had their version field set to 5.
 #include "fuzz.h"
 #include "read-trace.h"
 
