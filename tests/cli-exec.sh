@@ -4,9 +4,10 @@
 # LLTRACE_LLAMA_BIN) and exec-contexts (ours, linked with libllama as any program is). Each
 # program's output is compared with its untraced output; the trace with what the program
 # printed, with llama-eval-callback's printout of every node, and with counts from shapes.
-#   cli-exec.sh LLTRACE EXEC_CONTEXTS
+#   cli-exec.sh LLTRACE EXEC_CONTEXTS FAKE_GGML_VERSION_SO EXEC_OWN_DECODE
 . "$(dirname "$0")/lib.sh" cli-exec "$@"
-ctxprog=${2:?usage: cli-exec.sh LLTRACE EXEC_CONTEXTS}
+usage="usage: cli-exec.sh LLTRACE EXEC_CONTEXTS FAKE_GGML_VERSION_SO EXEC_OWN_DECODE"
+ctxprog=${2:?$usage} fake_ggml=${3:?$usage} own_decode=${4:?$usage}
 llbin=${LLTRACE_LLAMA_BIN:?set LLTRACE_LLAMA_BIN to the folder of llama.cpp programs}
 for p in llama-simple llama-completion llama-server llama-eval-callback; do
     [ -x "$llbin/$p" ] || { echo "FAIL no $llbin/$p (scripts/bootstrap-llama.sh builds it)"; exit 1; }
@@ -253,5 +254,24 @@ print(db.execute("SELECT n_gen FROM runs WHERE id = ?", (int(sys.argv[2]),)).fet
 PY
 )
 expect "node-llama-cpp: generated tokens in the trace, a prefix of its text" "$got" "7 True"
+
+# ---- what cannot be traced: said, the program left to run as it does alone -------------------
+
+# a llama.cpp whose ggml says another version (a library in the program's LD_PRELOAD, after
+# lltrace's, answers ggml_version() before libggml-base)
+LD_PRELOAD=$fake_ggml "$bin" exec -o "$dir/version.db" -- "$llbin/llama-simple" -m "$model" -n 8 "$prompt" \
+    >"$dir/version.out" 2>"$dir/version.err"
+expect "another ggml version: exit status (nothing traced)" "$?" 1
+expect "another ggml version: llama-simple's output" "$(cat "$dir/version.out")" "$(cat "$dir/simple.plain")"
+grep -q "uses ggml 0.0.0-lltrace-test; lltrace was built for ggml .*: not tracing" "$dir/version.err" ||
+    fail "another ggml version is not said: $(cat "$dir/version.err")"
+[ "$(q "$dir/version.db" "SELECT count(*) FROM steps" 2>/dev/null || echo 0)" = 0 ] || fail "another ggml version: steps were traced"
+
+# a program with its own llama_decode (llama.cpp linked in statically)
+"$bin" exec -o "$dir/own.db" -- "$own_decode" >"$dir/own.out" 2>"$dir/own.err"
+expect "own llama_decode: exit status (nothing traced)" "$?" 1
+expect "own llama_decode: its output" "$(cat "$dir/own.out")" "own llama_decode: 0"
+grep -q "exec-own-decode has llama.cpp linked in statically (its own llama_decode, in .*exec-own-decode): it cannot be traced" \
+    "$dir/own.err" || fail "a program with its own llama_decode is not said: $(cat "$dir/own.err")"
 
 finish

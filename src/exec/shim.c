@@ -131,10 +131,13 @@ static const struct llt_exec_hooks * engine(void) {
 
 // A program with llama.cpp linked in statically calls its own copy: nothing here is called.
 // Said at start when the program's own llama_decode comes before this one.
+// (Not `f != llama_decode`: this library's own reference to llama_decode resolves to the
+// program's too.)
 __attribute__((constructor)) static void check_static(void) {
     void * f = dlsym(RTLD_DEFAULT, "llama_decode");
-    Dl_info where;
-    if (f && f != (void *) llama_decode && dladdr(f, &where) && where.dli_fname && !is_llama_lib(where.dli_fname, "libllama")) {
+    Dl_info self, where;
+    if (f && dladdr((void *) check_static, &self) && dladdr(f, &where) && where.dli_fbase != self.dli_fbase &&
+        where.dli_fname && !is_llama_lib(where.dli_fname, "libllama")) {
         say("%s has llama.cpp linked in statically (its own llama_decode, in %s): it cannot be traced",
             program_invocation_short_name, where.dli_fname);
     }
