@@ -138,7 +138,9 @@ expect "llama-completion: steps reading fewer weights than the model has" "$(wei
 server=("$llbin/llama-server" -m "$model" --parallel 2 -c 512 -t 2 --no-warmup)
 prompts=("Hello, my name is" "The capital of France is a city where")
 plain=$(serve - 24 "${prompts[@]}" -- "${server[@]}") || fail "llama-server untraced: $(tail -3 "$dir/server.log")"
+serve_exec_opts=(--parity "$dir/spar")
 traced=$(serve "$dir/server.db" 24 "${prompts[@]}" -- "${server[@]}") || fail "llama-server traced: $(tail -3 "$dir/server.log")"
+serve_exec_opts=()
 [ -n "$plain" ] && expect "llama-server's responses traced" "$(cut -d' ' -f2- <<<"$traced")" "$(cut -d' ' -f2- <<<"$plain")"
 t=$dir/server.db
 run=$(q "$t" "SELECT id FROM runs WHERE (SELECT count(*) FROM steps s WHERE s.run_id = runs.id) > 0")
@@ -162,6 +164,18 @@ print(n, text.startswith(g) and len(text) > len(g))
 PY
 )
     expect "llama-server: slot $slot's generated tokens against its response" "$got" "23 True"
+    # its parity file: the slot's own, its tokens those of the trace's parity rows and generated tokens
+    got=$(python3 - "$dir/spar-run$run-seq$slot.jsonl" "$t" "$run" "$slot" <<'PY' 2>&1
+import json, sqlite3, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+db = sqlite3.connect(sys.argv[2])
+run, seq = int(sys.argv[3]), int(sys.argv[4])
+rows = [r[0] for r in db.execute("SELECT token FROM parity WHERE run_id = ? AND seq_id = ? ORDER BY step", (run, seq))]
+gen = [r[0] for r in db.execute("SELECT token FROM tokens WHERE run_id = ? AND seq_id = ? AND role = 'gen' ORDER BY seq", (run, seq))]
+print(len(lines), [l["token"] for l in lines] == rows == gen, all(l["top_k"][0][0] == l["token"] for l in lines))
+PY
+)
+    expect "llama-server: slot $slot's parity file" "$got" "23 True True"
 done <<<"$traced"
 # filtering by sequence: show, export and profile keep the steps of one
 n1=$(q "$t" "SELECT count(*) FROM steps WHERE run_id = $run AND (seq_mask >> 1) & 1")
