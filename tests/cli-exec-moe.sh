@@ -64,8 +64,10 @@ for i, slot in enumerate(slots):
     n_all += len(want)
     n_same += sum(got[k] == want[k] for k in want)
 # the same experts, in the same order; a near tie may fall the other way in another batch shape
+# (the two requests meet in batches whose shapes depend on timing), so a few may differ: a
+# token given another token's routing would agree by chance (2 of 8 experts, in order: 1 in 56)
 print('%s: %d of %d (layer, token) routings equal to the prompt run alone' % (name, n_same, n_all))
-assert n_same >= 0.97 * n_all, '%s: only %d of %d routings equal' % (name, n_same, n_all)
+assert n_same >= 0.95 * n_all, '%s: only %d of %d routings equal' % (name, n_same, n_all)
 PY
 done
 finish
