@@ -57,7 +57,7 @@ static const char * usage_text =
     "  --diffs         the live comparison of a 'run --reference' run, node by node (--step)\n"
     "  --experts       Mixture of Experts: per layer how often each expert was chosen and the\n"
     "                  load imbalance (max / mean); per token the experts and their weights\n"
-    "                  (--step, --layer; --limit: token rows)\n"
+    "                  (--step, --layer, --seq: one sequence's tokens; --limit: token rows)\n"
     "  --format FMT    table (default), csv or json\n"
     "  -h, --help      this help\n";
 
@@ -680,7 +680,8 @@ static const struct out_col expert_token_cols[] = {
 
 static int view_experts(struct show * sh) {
     struct llt_experts * e = NULL;
-    if (llt_experts_load(sh->st, sh->run.id, sh->o.has_step ? sh->o.step : -1, &e) != LLT_OK) {
+    const int32_t seq = sh->o.has_seq ? (int32_t) sh->o.seq : -1;
+    if (llt_experts_load(sh->st, sh->run.id, sh->o.has_step ? sh->o.step : -1, seq, &e) != LLT_OK) {
         cli_error("%s", llt_last_error());
         return CLI_FAIL;
     }

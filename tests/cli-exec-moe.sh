@@ -69,5 +69,20 @@ for i, slot in enumerate(slots):
 print('%s: %d of %d (layer, token) routings equal to the prompt run alone' % (name, n_same, n_all))
 assert n_same >= 0.95 * n_all, '%s: only %d of %d routings equal' % (name, n_same, n_all)
 PY
+    # show --experts --seq 1: that sequence's tokens only, the layers' counts theirs
+    "$bin" show "$t" --experts --format json >"$dir/all.json" 2>"$dir/err" || fail "$name: show --experts: $(cat "$dir/err")"
+    "$bin" show "$t" --experts --seq 1 --format json >"$dir/one.json" 2>"$dir/err" || fail "$name: show --experts --seq 1: $(cat "$dir/err")"
+    got=$(python3 - "$dir/all.json" "$dir/one.json" <<'PY' 2>&1
+import json, sys
+a, b = (json.load(open(f)) for f in sys.argv[1:3])
+ta = [t for t in a["tokens"] if t["seq"] == 1]
+used = {l["layer"]: l["used"] for l in b["layers"]}
+counts_ok = all(sum(l["counts"]) == l["tokens"] * l["used"] for l in b["layers"])
+per_layer = {l["layer"]: l["tokens"] for l in b["layers"]}
+print(len(b["tokens"]) > 0, b["tokens"] == ta, counts_ok,
+      per_layer == {k: sum(1 for t in ta if t["layer"] == k) for k in per_layer})
+PY
+)
+    expect "$name: show --experts --seq 1" "$got" "True True True True"
 done
 finish

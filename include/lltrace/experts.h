@@ -2,7 +2,7 @@
 // (table expert_routing). Part of lltrace.h.
 //
 //   struct llt_experts * e = NULL;
-//   llt_experts_load(st, 0, -1, &e);                       // the last run, every step
+//   llt_experts_load(st, 0, -1, -1, &e);                   // the last run, every step and sequence
 //   const struct llt_experts_layer * l = llt_experts_layer(e, 0);
 //   // l->count[x]: how often expert x was chosen; l->imbalance: max / mean
 //   llt_experts_free(e);
@@ -42,9 +42,10 @@ struct llt_experts_token {
 
 struct llt_experts;
 
-// Reads the routing of a run (0: the last) and step (-1: every step). A run without MoE
-// layers gives no layers. caller frees with llt_experts_free()
-int  llt_experts_load(struct llt_store * st, int64_t run, int64_t step, struct llt_experts ** out);
+// Reads the routing of a run (0: the last), step (-1: every step) and llama.cpp sequence (-1:
+// every one; else only that sequence's tokens, and the layers' counts are theirs). A run without
+// MoE layers gives no layers. caller frees with llt_experts_free()
+int  llt_experts_load(struct llt_store * st, int64_t run, int64_t step, int32_t seq, struct llt_experts ** out);
 void llt_experts_free(struct llt_experts * e);
 
 // the MoE layers, by layer; pointers live as long as e

@@ -38,6 +38,7 @@ struct llt_experts {
     int32_t                    n_choices, cap_expert, cap_weight;
     struct piece *             pieces;  // the tokens fed, by sequence and position
     int32_t                    n_pieces, cap_pieces;
+    int32_t                    seq;     // only this sequence's tokens; -1: every one
 };
 
 static int oom(void) {
@@ -76,6 +77,7 @@ static int on_node(const struct llt_read_node * r, void * user_data) {
 static int on_route(const struct llt_read_route * r, void * user_data) {
     struct llt_experts * e = user_data;
     if (r->expert < 0 || r->expert >= LLT_EXPERTS_MAX || r->layer < 0) return LLT_OK; // a damaged row
+    if (e->seq >= 0 && r->seq_id != e->seq) return LLT_OK;
     struct llt_experts_token * t = e->n_tokens ? &e->tokens[e->n_tokens - 1] : NULL;
     if (!t || t->step != r->step || t->layer != r->layer || t->row != r->row) {
         if (!llt_grow((void **) &e->tokens, &e->cap_tokens, e->n_tokens + 1, sizeof(*e->tokens)) ||
@@ -139,14 +141,15 @@ static void finish(struct llt_experts * e) {
     }
 }
 
-int llt_experts_load(struct llt_store * st, int64_t run, int64_t step, struct llt_experts ** out) {
+int llt_experts_load(struct llt_store * st, int64_t run, int64_t step, int32_t seq, struct llt_experts ** out) {
     *out = NULL;
     struct llt_read_run r;
     int rc = llt_read_run(st, run, &r);
     if (rc != LLT_OK) return rc;
     struct llt_experts * e = calloc(1, sizeof(*e));
     if (!e) return oom();
-    const struct llt_read_sel sel = { .run = r.id, .step = step };
+    e->seq = seq < 0 ? -1 : seq;
+    const struct llt_read_sel sel = { .run = r.id, .step = step, .by_seq = seq >= 0, .seq = seq };
     rc = llt_read_nodes(st, &sel, on_node, e);
     if (rc == LLT_OK) rc = llt_read_routes(st, &sel, on_route, e);
     if (rc == LLT_OK) rc = llt_read_tokens(st, &sel, on_token, e);

@@ -28,7 +28,7 @@ static void read_trace_run(struct llt_store * st, int64_t run) {
     llt_read_tokens(st, &sel, read_trace_token, NULL);
     llt_read_routes(st, &sel, read_trace_route, NULL);
     struct llt_experts * e = NULL;
-    if (llt_experts_load(st, run, -1, &e) == LLT_OK) {
+    if (llt_experts_load(st, run, -1, -1, &e) == LLT_OK) {
         for (int64_t i = 0; i < llt_experts_n_tokens(e); i++) read_trace_text(llt_experts_token(e, i)->piece);
         llt_experts_free(e);
     }
