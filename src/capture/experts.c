@@ -66,9 +66,10 @@ static bool readable(const struct ggml_tensor * t) {
 // graph itself (the first RoPE node's positions, in its ask call), and its sequence is found
 // in the batch: each row takes a batch token no earlier graph took, at the row's position,
 // and the next untaken one of its sequence (a sequence's tokens keep their order): the next of
-// the previous row's sequence if that one fits, else the first such token in the batch.
-// Without positions (no RoPE node, or no decode call) the rows follow the batch from the decode
-// call's first position, in sequence 0.
+// the previous row's sequence if that one fits, else the first such token in the batch (none
+// fits, or the graph was computed outside a decode call: sequence -1, unknown). Without
+// positions (no RoPE node) the rows follow the batch from the decode call's first position, in
+// sequence 0.
 
 // the batch's next token of sequence seq that no graph took; -1 if none
 static int32_t next_of(const struct llt_tracer * tr, int32_t seq) {
@@ -120,7 +121,7 @@ static struct token_at token_at(const struct llt_tracer * tr, int32_t row) {
 
 // The layer's rows: the last layer computes its FFN only for the tokens whose output is asked
 // for: llama.cpp picks their rows with GET_ROWS at the input out_ids before it (a few nodes up
-// the sources; named inp_out_ids before llama.cpp b6000 or so). Found there, or else the last rows.
+// the sources; inp_out_ids in older llama.cpp). Found there, or else the last rows.
 #define MAX_SEARCH 256
 
 static void token_rows(const struct llt_tracer * tr, const struct ggml_tensor * t, int64_t n_rows, struct token_at * at) {

@@ -239,7 +239,7 @@ static int32_t token_seq(const struct llama_batch * b, int32_t i) {
 static void keep_batch(struct llt_tracer * tr, const struct llama_batch * batch) {
     tr->n_batch_tok = tr->batch_unused = 0;
     const int32_t n = batch->n_tokens;
-    // out of memory: the rows are taken in order, as without a batch
+    // out of memory: no batch, and the rows' sequences are not known
     if (n <= 0 || !llt_grow((void **) &tr->batch_tok, &tr->cap_batch_tok, n, sizeof(*tr->batch_tok))) return;
     for (int32_t i = 0; i < n; i++) {
         tr->batch_tok[i].pos = batch->pos ? batch->pos[i] : tr->next_pos + i;
