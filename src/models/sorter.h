@@ -45,7 +45,8 @@ struct llt_train_params {
     int32_t  n_steps;   // optimizer steps
     int32_t  n_batch;   // sequences per step
     float    lr;        // peak AdamW learning rate (warm-up, then cosine to a tenth)
-    float    attn_entropy; // weight of the attention's entropy at the answer positions in the loss (0: none)
+    float    attn_entropy; // weight of the attention's entropy at the answer positions in the loss: 0 for
+                           // the first half of the steps, rising to this by three quarters (0: none)
     uint64_t seed;      // weights and examples
     int32_t  n_threads; // fixed, so that the same parameters give the same bytes
 };
