@@ -109,20 +109,6 @@ static int count(const char * const * names, int max) {
     return n;
 }
 
-static bool same_bytes(const char * a, const char * b) {
-    FILE * fa = fopen(a, "rb"), * fb = fopen(b, "rb");
-    bool same = fa && fb;
-    while (same) {
-        static char ba[65536], bb[65536];
-        size_t na = fread(ba, 1, sizeof(ba), fa), nb = fread(bb, 1, sizeof(bb), fb);
-        if (na != nb || memcmp(ba, bb, na) != 0) same = false;
-        if (na == 0) break;
-    }
-    if (fa) fclose(fa);
-    if (fb) fclose(fb);
-    return same;
-}
-
 // ---- the file ----------------------------------------------------------------------------
 
 static void check_file(const struct arch_want * w, const struct llt_preset * p, int ftype, const char * model, bool remake) {
@@ -328,10 +314,7 @@ int main(int argc, char ** argv) {
     llt_gen_result_free(&plain); llt_gen_result_free(&graph); llt_gen_result_free(&plain_nofa); llt_gen_result_free(&cps);
     llt_store_close(st);
     free(model);
-    unlink(trace);
-    char wal[600];
-    snprintf(wal, sizeof(wal), "%s-wal", trace); unlink(wal);
-    snprintf(wal, sizeof(wal), "%s-shm", trace); unlink(wal);
+    remove_trace(trace);
     char name[64];
     snprintf(name, sizeof(name), "test-archs %s %s", argv[1], argv[2]);
     return test_result(name);

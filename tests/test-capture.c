@@ -227,10 +227,7 @@ int main(int argc, char ** argv) {
     llt_gen_result_free(&plain_nofa); llt_gen_result_free(&graph_nofa);
     llt_store_close(st);
     free(model);
-    unlink(trace);
-    char wal[600];
-    snprintf(wal, sizeof(wal), "%s-wal", trace); unlink(wal);
-    snprintf(wal, sizeof(wal), "%s-shm", trace); unlink(wal);
+    remove_trace(trace);
     char name[64];
     snprintf(name, sizeof(name), "test-capture %s %s", preset, argv[2]);
     return test_result(name);

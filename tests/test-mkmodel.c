@@ -6,20 +6,6 @@
 
 static char dir[] = "/tmp/lltrace-test-mkmodel-XXXXXX";
 
-static bool same_bytes(const char * a, const char * b) {
-    FILE * fa = fopen(a, "rb"), * fb = fopen(b, "rb");
-    bool same = fa && fb;
-    while (same) {
-        char ba[65536], bb[65536];
-        size_t na = fread(ba, 1, sizeof(ba), fa), nb = fread(bb, 1, sizeof(bb), fb);
-        if (na != nb || memcmp(ba, bb, na) != 0) same = false;
-        if (na == 0) break;
-    }
-    if (fa) fclose(fa);
-    if (fb) fclose(fb);
-    return same;
-}
-
 static void check_type(const char * type_name, int want_big_type) {
     const int ftype = llt_ftype_from_name(type_name);
     char a[512], b[512];

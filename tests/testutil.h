@@ -2,9 +2,11 @@
 // exits non-zero at the end.
 #pragma once
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int test_failures;
 
@@ -59,6 +61,31 @@ static char * path_in(const char * name) {
     char * p = buf[k++ & 7];
     snprintf(p, sizeof(buf[0]), "%s/%s", test_dir, name);
     return p;
+}
+
+// whether two files hold the same bytes (false if either cannot be read)
+static bool same_bytes(const char * a, const char * b) {
+    FILE * fa = fopen(a, "rb"), * fb = fopen(b, "rb");
+    bool same = fa && fb;
+    while (same) {
+        static char ba[65536], bb[65536];
+        size_t na = fread(ba, 1, sizeof(ba), fa), nb = fread(bb, 1, sizeof(bb), fb);
+        if (na != nb || memcmp(ba, bb, na) != 0) same = false;
+        if (na == 0) break;
+    }
+    if (fa) fclose(fa);
+    if (fb) fclose(fb);
+    return same;
+}
+
+// removes a trace and the files SQLite keeps beside it
+static void remove_trace(const char * path) {
+    char side[600];
+    unlink(path);
+    snprintf(side, sizeof(side), "%s-wal", path);
+    unlink(side);
+    snprintf(side, sizeof(side), "%s-shm", path);
+    unlink(side);
 }
 
 static int test_result(const char * name) {
