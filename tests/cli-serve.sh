@@ -3,9 +3,10 @@
 # and a "waiting" data.json; a run started into the trace then shows in headless Chromium with
 # its step count growing to the run's; the server listens on 127.0.0.1 only, its memory does
 # not grow with requests, and it exits on SIGINT (130).
-#   cli-serve.sh LLTRACE_BINARY
+#   cli-serve.sh LLTRACE_BINARY EXEC_CONTEXTS
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh" cli-serve "$@"
+ctxprog=${2:?usage: cli-serve.sh LLTRACE_BINARY EXEC_CONTEXTS}
 . "$here/browser.sh"
 m=${LLTRACE_REPORT_MODEL:-$model}
 
@@ -39,11 +40,14 @@ except urllib.error.HTTPError as e:
     assert e.code == 404, e.code
 PY
 
-# the page first, then the run: the page must see its steps arrive
+# the page first, then the run: the page must see its steps arrive. The run must last longer
+# than a few polls on any machine, so it is a program that sleeps 50 ms after every token
+# (exec-contexts, traced by lltrace exec), its rows committed every 100 ms
 node "$here/report-page.js" serve "${url}?poll=300" "$dir/steps" >"$dir/page.out" 2>&1 &
 page=$!
 sleep 2
-"$bin" run -m "$m" -p "Once upon a time" -n 100 --level timing -o "$dir/t.db" >"$dir/run.out" 2>&1 || fail "run: exit $?: $(tail -3 "$dir/run.out")"
+LLTRACE_COMMIT_MS=100 "$bin" exec -q --level timing -o "$dir/t.db" -- "$ctxprog" "$m" 1 40 --sleep-ms 50 >"$dir/run.out" 2>&1 ||
+    fail "exec of exec-contexts: exit $?: $(tail -3 "$dir/run.out")"
 python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('SELECT count(*) FROM steps').fetchone()[0])" "$dir/t.db" >"$dir/steps"
 wait $page || fail "the live page (above)"
 cat "$dir/page.out"
