@@ -7,7 +7,12 @@
 //   (L: timing, values; one with --parity P; one at timing with --rpc over two local servers;
 //   moe.log: timing on tiny-qwen3moe, with routing records), then t.db-log-1 up to its 2nd,
 //   3rd or 4th batch end. Version 5 changed only the routing records, so the seeds made as
-//   version 4 (and regress/fuzz-steplog/) had their version field set to 5.
+//   version 4 had their version field set to 5.
+// Regressions (regress/fuzz-steplog/): split-input-none.log, found by this harness;
+// shape-overflow.log, timing.log with every node of its first graph given the shape
+// [2^40, 2^30, 3, 5], whose element count overflows int64 (the cost model once multiplied
+// shapes signed: UBSan); it replaces the version-3 input that found that, which the reader
+// now refuses at its header.
 #include "fuzz.h"
 #include "read-trace.h"
 
