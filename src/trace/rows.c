@@ -93,7 +93,7 @@ static void bind_src(struct llt_rows * w, const struct graph_rows * g, sqlite3_s
     } else if (r->src_kind[k] == SRC_WEIGHT) {
         sqlite3_bind_int(s, col + 1, r->src_ref[k]);
         name = r->src_ref[k] < w->n_weights ? w->weight_names[r->src_ref[k]] : NULL;
-    } else if (r->src_kind[k] == SRC_INPUT && r->src_ref[k] >= 0) { // (a damaged log's SRC_NONE may hold any ref)
+    } else if (r->src_kind[k] == SRC_INPUT && r->src_ref[k] >= 0) {
         name = g->strings[r->src_ref[k]];
     }
     llt_store_bind_text(s, col + 2, name);

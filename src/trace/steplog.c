@@ -375,7 +375,7 @@ static bool valid_rec(const struct node_rec * n, int32_t idx, int32_t n_strings)
     for (int k = 0; k < n->n_src; k++) {
         const int32_t ref = n->src_ref[k];
         switch (n->src_kind[k]) {
-            case SRC_NONE:   break;
+            case SRC_NONE:   if (n->copied & (1 << k)) return false; break; // no source, nothing copied
             case SRC_NODE:   if (ref < 0 || ref >= idx) return false; break;
             case SRC_WEIGHT: if (ref < 0) return false; break;
             case SRC_INPUT:  if (ref < -1 || ref >= n_strings) return false; break;
