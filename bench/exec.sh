@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${LLTRACE_BUILD_DIR:-build}
 reps=${REPS:-7}
-prefix=$(scripts/bootstrap-llama.sh | tail -n 1)
+prefix=$(scripts/bootstrap-llama.sh --programs | tail -n 1)
 bin=$prefix/bin
 model=$("$B"/lltrace mkmodel small Q4_K_M --cache)
 tmp=$(mktemp -d)

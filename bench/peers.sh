@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${LLTRACE_BUILD_DIR:-build}
-prefix=$(scripts/bootstrap-llama.sh | tail -n 1)
+prefix=$(scripts/bootstrap-llama.sh --programs | tail -n 1)
 root=$(dirname "$prefix")
 peers="$root/build-peers"
 if [ ! -x "$peers/bin/llama-eval-callback" ] || [ ! -x "$peers/bin/llama-simple" ]; then

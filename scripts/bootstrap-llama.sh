@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Fetch and build the pinned llama.cpp (libraries, and the programs the tests run) into a cache
-# outside the repo.
+# Fetch and build the pinned llama.cpp into a cache outside the repo: the libraries (what
+# `lltrace run` needs), and with --programs also the llama.cpp programs the tests and benchmarks
+# run. Both share one build folder, so asking for the programs later compiles only what they add.
 #
 # The one pristine llama.cpp source reachable from Debian's and npm's registries is the git
 # bundle inside node-llama-cpp@3.22.1. It is verified against a pinned integrity hash, cloned
 # and built once into $LLTRACE_CACHE/llama.cpp-<tag>; later calls reuse it.
 #
 # The build is keyed by tag and options: $LLTRACE_CACHE/llama.cpp-<tag>/install-<options>, with
-# RPC on (ggml-rpc, ggml-rpc-server) and these programs in bin/: llama-simple, llama-completion, llama-cli,
-# llama-server, llama-eval-callback, ggml-rpc-server.
+# RPC on (ggml-rpc); .complete marks the libraries, .programs these programs in bin/:
+# llama-simple, llama-completion, llama-cli, llama-server, llama-eval-callback, ggml-rpc-server.
 #
+# Usage: bootstrap-llama.sh [--programs]
 # Prints the install prefix (the folder holding lib/, include/ and bin/) on its last stdout line.
 # Env: LLTRACE_CACHE (default ~/.cache/lltrace), LLTRACE_JOBS (default nproc).
 set -euo pipefail
@@ -19,6 +21,8 @@ INTEGRITY="sha512-bltIipuWmc123H7tMIgDGKSsSrhmhlQYeVUC48XTjVW7XGJJiJJyCdlTMzQ/Li
 CACHE="${LLTRACE_CACHE:-$HOME/.cache/lltrace}"
 JOBS="${LLTRACE_JOBS:-$(nproc)}"
 OPTS="rpc"                      # the cache key of the options below; change it with them
+want_programs=0
+[ "${1:-}" = "--programs" ] && want_programs=1
 PROGRAMS=(llama-simple llama-completion llama-cli llama-server llama-eval-callback ggml-rpc-server)
 
 say() { echo "bootstrap: $*" >&2; }
@@ -31,7 +35,7 @@ stamp="$CACHE/pinned-tag"
 if [ -f "$stamp" ]; then
     tag=$(cat "$stamp")
     prefix="$CACHE/llama.cpp-$tag/install-$OPTS"
-    if [ -f "$prefix/.complete" ]; then
+    if [ -f "$prefix/.complete" ] && { [ $want_programs = 0 ] || [ -f "$prefix/.programs" ]; }; then
         echo "$prefix"
         exit 0
     fi
@@ -68,7 +72,7 @@ root="$CACHE/llama.cpp-$tag"
 src="$root/src"
 prefix="$root/install-$OPTS"
 build="$root/build-$OPTS"
-if [ -f "$prefix/.complete" ]; then
+if [ -f "$prefix/.complete" ] && { [ $want_programs = 0 ] || [ -f "$prefix/.programs" ]; }; then
     echo "$tag" > "$stamp"
     echo "$prefix"
     exit 0
@@ -81,30 +85,48 @@ if [ ! -f "$src/CMakeLists.txt" ]; then
     git -c advice.detachedHead=false clone -q "$unpack/llama/gitRelease.bundle" "$src" || die "cannot clone the bundle"
 fi
 
-say "building llama.cpp $tag libraries and programs (about 15 minutes on 2 cores, once)"
-cmake -S "$src" -B "$build" -G "$(command -v ninja >/dev/null && echo Ninja || echo 'Unix Makefiles')" \
-    -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON -DGGML_RPC=ON \
-    -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=ON -DLLAMA_BUILD_TOOLS=ON \
-    -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF \
-    -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
-    -DCMAKE_BUILD_WITH_INSTALL_RPATH=ON -DCMAKE_INSTALL_RPATH='$ORIGIN:$ORIGIN/../lib' \
-    -DCMAKE_INSTALL_PREFIX="$prefix" >"$root/configure-$OPTS.log" 2>&1 \
-    || die "cmake configure failed; see $root/configure-$OPTS.log"
-cmake --build "$build" --target llama "${PROGRAMS[@]}" -j "$JOBS" >"$root/build-$OPTS.log" 2>&1 \
-    || die "build failed; see $root/build-$OPTS.log"
+configure() {
+    cmake -S "$src" -B "$build" -G "$(command -v ninja >/dev/null && echo Ninja || echo 'Unix Makefiles')" \
+        -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON -DGGML_RPC=ON \
+        -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=ON -DLLAMA_BUILD_TOOLS=ON \
+        -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF \
+        -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
+        -DCMAKE_BUILD_WITH_INSTALL_RPATH=ON -DCMAKE_INSTALL_RPATH='$ORIGIN:$ORIGIN/../lib' \
+        -DCMAKE_INSTALL_PREFIX="$prefix" >"$root/configure-$OPTS.log" 2>&1 \
+        || die "cmake configure failed; see $root/configure-$OPTS.log"
+}
 
-# Install by hand: `cmake --install` wants every target built.
-rm -rf "$prefix"
-mkdir -p "$prefix/lib" "$prefix/include" "$prefix/share" "$prefix/bin"
-find "$build/bin" "$build" -maxdepth 3 -name 'lib*.so*' -exec cp -P {} "$prefix/lib/" \; 2>/dev/null
-for p in "${PROGRAMS[@]}"; do cp "$build/bin/$p" "$prefix/bin/" || die "build produced no $p"; done
-cp "$src"/include/*.h "$src"/ggml/include/*.h "$prefix/include/"
-cp "$src"/models/ggml-vocab-*.gguf "$prefix/share/"
-echo "$tag" > "$prefix/TAG"
-for l in libllama libggml libggml-base libggml-cpu libggml-rpc; do
-    ls "$prefix/lib/$l.so"* >/dev/null 2>&1 || die "build produced no $l.so"
-done
-touch "$prefix/.complete"
-echo "$tag" > "$stamp"
-say "llama.cpp $tag ready in $prefix"
+# ---- the libraries (what lltrace links) ---------------------------------------------------
+if [ ! -f "$prefix/.complete" ]; then
+    say "building llama.cpp $tag libraries (about 2 minutes on 2 cores, once)"
+    configure
+    cmake --build "$build" --target llama ggml-rpc -j "$JOBS" >"$root/build-$OPTS.log" 2>&1 \
+        || die "build failed; see $root/build-$OPTS.log"
+    # Install by hand: `cmake --install` wants every target built.
+    rm -rf "$prefix"
+    mkdir -p "$prefix/lib" "$prefix/include" "$prefix/share" "$prefix/bin"
+    find "$build/bin" "$build" -maxdepth 3 -name 'lib*.so*' -exec cp -P {} "$prefix/lib/" \; 2>/dev/null
+    cp "$src"/include/*.h "$src"/ggml/include/*.h "$prefix/include/"
+    cp "$src"/models/ggml-vocab-*.gguf "$prefix/share/"
+    echo "$tag" > "$prefix/TAG"
+    for l in libllama libggml libggml-base libggml-cpu libggml-rpc; do
+        ls "$prefix/lib/$l.so"* >/dev/null 2>&1 || die "build produced no $l.so"
+    done
+    touch "$prefix/.complete"
+    echo "$tag" > "$stamp"
+    say "llama.cpp $tag libraries ready in $prefix"
+fi
+
+# ---- the programs (tests and benchmarks), from the same build folder ----------------------
+if [ $want_programs = 1 ] && [ ! -f "$prefix/.programs" ]; then
+    say "building llama.cpp $tag programs: ${PROGRAMS[*]} (about 8 minutes on 2 cores, once)"
+    [ -f "$build/CMakeCache.txt" ] || configure
+    cmake --build "$build" --target "${PROGRAMS[@]}" -j "$JOBS" >"$root/build-programs-$OPTS.log" 2>&1 \
+        || die "build failed; see $root/build-programs-$OPTS.log"
+    # the programs link the same libraries: a rebuilt one replaces the installed copy
+    find "$build/bin" "$build" -maxdepth 3 -name 'lib*.so*' -exec cp -P {} "$prefix/lib/" \; 2>/dev/null
+    for p in "${PROGRAMS[@]}"; do cp "$build/bin/$p" "$prefix/bin/" || die "build produced no $p"; done
+    touch "$prefix/.programs"
+    say "llama.cpp $tag programs ready in $prefix/bin"
+fi
 echo "$prefix"

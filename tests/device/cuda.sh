@@ -45,7 +45,7 @@ if [ "$mode" = gpu ]; then
     command -v nvcc >/dev/null || die "no nvcc (the CUDA toolkit) on PATH or in /usr/local/cuda/bin" 2
     note "gpu: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | head -1); $(nvcc --version | tail -1)"
     part "the pinned llama.cpp source (scripts/bootstrap-llama.sh)"
-    rpc_prefix=$("$repo/scripts/bootstrap-llama.sh" 2>"$out/bootstrap.log" | tail -n 1) || die "bootstrap failed: $(tail -3 "$out/bootstrap.log")"
+    rpc_prefix=$("$repo/scripts/bootstrap-llama.sh" --programs 2>"$out/bootstrap.log" | tail -n 1) || die "bootstrap failed: $(tail -3 "$out/bootstrap.log")"
     root=$(dirname "$rpc_prefix")
     prefix=$root/install-cuda
     if [ ! -f "$prefix/.complete" ]; then
