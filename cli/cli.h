@@ -38,6 +38,11 @@ bool cli_parse_flash_attn(const char * flag, const char * s, int32_t * out);
 bool cli_parse_choice(const char * flag, const char * s, const char * const * names, int n, int * out);
 bool cli_parse_cache_type(const char * flag, const char * s, int32_t * out);
 
+// llt_store_open() that tells the user on stderr what opening found (a damaged step log kept
+// beside the trace), as one warning line; every command opens traces through it
+struct llt_store;
+int cli_open_trace(const char * path, int mode, struct llt_store ** out);
+
 // llt_default_model() that tells the user on stderr when it makes the model (cmd_mkmodel.c)
 int cli_default_model(const char * preset, int ftype, char ** out_path);
 

@@ -95,7 +95,7 @@ static void run_child(const struct bench * b, int level, const char * trace, int
     p.parity_top_k = level == LEVEL_PARITY ? 10 : 0;
     struct llt_store * st = NULL;
     struct llt_gen_result r = {0};
-    if (level >= 0 && llt_store_open(trace, LLT_STORE_WRITE, &st) != LLT_OK) goto done;
+    if (level >= 0 && cli_open_trace(trace, LLT_STORE_WRITE, &st) != LLT_OK) goto done;
     if (llt_generate(&p, st, &r) != LLT_OK) goto done;
     llt_store_close(st);
     st = NULL;

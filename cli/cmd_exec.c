@@ -179,7 +179,7 @@ static bool write_parity(struct llt_store * st, int64_t run, const char * prefix
 static bool summarize(const struct exec_opts * o, int64_t first_run) {
     struct llt_store * st = NULL;
     // opened to write: a program killed mid-run leaves step logs, brought in here
-    if (llt_store_open(o->output, LLT_STORE_WRITE, &st) != LLT_OK) {
+    if (cli_open_trace(o->output, LLT_STORE_WRITE, &st) != LLT_OK) {
         cli_error("%s", llt_last_error());
         return false;
     }
@@ -224,7 +224,7 @@ int cmd_exec(int argc, char ** argv) {
     llt_exec_config_free(cfg);
     // the trace: made or checked now, so that an unusable one stops us before the program runs
     struct llt_store * st = NULL;
-    if (llt_store_open(o.output, LLT_STORE_WRITE, &st) != LLT_OK) {
+    if (cli_open_trace(o.output, LLT_STORE_WRITE, &st) != LLT_OK) {
         cli_error("%s", llt_last_error());
         return CLI_USAGE;
     }

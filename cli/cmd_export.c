@@ -210,7 +210,7 @@ int cmd_export(int argc, char ** argv) {
 
     struct llt_store * st = NULL;
     struct llt_read_run r;
-    if (llt_store_open(trace, LLT_STORE_READ, &st) != LLT_OK || llt_read_run(st, run, &r) != LLT_OK) {
+    if (cli_open_trace(trace, LLT_STORE_READ, &st) != LLT_OK || llt_read_run(st, run, &r) != LLT_OK) {
         cli_error("%s", llt_last_error());
         llt_store_close(st);
         return CLI_USAGE; // an input that cannot be read, or a run it does not hold

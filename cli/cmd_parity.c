@@ -161,7 +161,7 @@ static bool read_side(struct side * s) {
     int rc = llt_input_check(s->path, NULL); // a FIFO would block the sniffing
     if (rc == LLT_OK && is_sqlite(s->path)) {
         struct llt_store * st = NULL;
-        rc = llt_store_open(s->path, LLT_STORE_READ, &st);
+        rc = cli_open_trace(s->path, LLT_STORE_READ, &st);
         if (rc == LLT_OK && s->run == 0 && (rc = llt_store_last_run(st)) > 0) {
             s->run = rc;
             rc = LLT_OK;

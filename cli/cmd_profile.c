@@ -378,7 +378,7 @@ int cmd_profile(int argc, char ** argv) {
     struct llt_store * st = NULL;
     struct llt_analysis * a = NULL;
     struct out * o = NULL;
-    if (llt_store_open(opts.trace, LLT_STORE_READ, &st) != LLT_OK) {
+    if (cli_open_trace(opts.trace, LLT_STORE_READ, &st) != LLT_OK) {
         cli_error("%s", llt_last_error());
         rc = CLI_USAGE;
         goto done;

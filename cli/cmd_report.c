@@ -80,7 +80,7 @@ int cmd_report(int argc, char ** argv) {
     }
     struct llt_store * st = NULL;
     struct llt_read_run r;
-    if (llt_store_open(trace, LLT_STORE_READ, &st) != LLT_OK || llt_read_run(st, rp.run, &r) != LLT_OK) {
+    if (cli_open_trace(trace, LLT_STORE_READ, &st) != LLT_OK || llt_read_run(st, rp.run, &r) != LLT_OK) {
         cli_error("%s", llt_last_error());
         llt_store_close(st);
         return CLI_USAGE;
@@ -89,7 +89,7 @@ int cmd_report(int argc, char ** argv) {
     // the other side: a run of trace B, or another run of this trace
     struct llt_store * other = NULL;
     struct llt_read_run rb;
-    if (vs && (llt_store_open(vs, LLT_STORE_READ, &other) != LLT_OK || llt_read_run(other, rp.vs_run, &rb) != LLT_OK)) {
+    if (vs && (cli_open_trace(vs, LLT_STORE_READ, &other) != LLT_OK || llt_read_run(other, rp.vs_run, &rb) != LLT_OK)) {
         cli_error("%s", llt_last_error());
         llt_store_close(other);
         llt_store_close(st);

@@ -263,7 +263,8 @@ static void trace_failed(const struct run_opts * o, const struct llt_gen_result 
     snprintf(log, sizeof(log), "%s-log-%d", o->output, r->run_id); // docs/trace-format.md, "The step log"
     cli_error("the trace %s (run %d) is incomplete: %s", o->output, r->run_id, r->trace_error);
     if (access(log, F_OK) == 0) {
-        cli_error("its step log %s keeps the rows not written; they go into the trace when it is next opened with room to write", log);
+        cli_error("its step log %s keeps the rows not written (with %s.1); they go into the trace when it is next opened with"
+                  " room to write", log, log);
     }
 }
 
@@ -372,7 +373,7 @@ int cmd_run(int argc, char ** argv) {
     // a trace made here and left without a run (llama.cpp refused the model or the context) is
     // removed; an existing one is never touched
     const bool made_trace = access(o.output, F_OK) != 0;
-    if (llt_store_open(o.output, LLT_STORE_WRITE, &st) != LLT_OK) {
+    if (cli_open_trace(o.output, LLT_STORE_WRITE, &st) != LLT_OK) {
         cli_error("%s", llt_last_error());
         goto done;
     }

@@ -66,7 +66,7 @@ static void refresh(struct cache * c, const char * trace, const struct llt_repor
     FILE * mem = open_memstream(&c->data, &c->n);
     if (!mem) { c->status = 500; return; }
     struct llt_store * st = NULL;
-    int rc = llt_store_open(trace, LLT_STORE_READ, &st);
+    int rc = cli_open_trace(trace, LLT_STORE_READ, &st);
     if (rc == LLT_OK) rc = llt_report_write_data(st, rp, mem);
     llt_store_close(st);
     if (rc != LLT_OK) {

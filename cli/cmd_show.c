@@ -766,7 +766,7 @@ int cmd_show(int argc, char ** argv) {
     sh.filter.limit = o->limit;
 
     int rc = CLI_OK;
-    if (llt_store_open(o->trace, LLT_STORE_READ, &sh.st) != LLT_OK) {
+    if (cli_open_trace(o->trace, LLT_STORE_READ, &sh.st) != LLT_OK) {
         cli_error("%s", llt_last_error());
         return CLI_USAGE;
     }

@@ -12,6 +12,12 @@
 
 // ---- shared helpers ----------------------------------------------------------------------
 
+int cli_open_trace(const char * path, int mode, struct llt_store ** out) {
+    const int rc = llt_store_open(path, (enum llt_store_mode) mode, out);
+    if (rc == LLT_OK && llt_store_recovery_note(*out)) fprintf(stderr, "lltrace: warning: %s\n", llt_store_recovery_note(*out));
+    return rc;
+}
+
 void cli_error(const char * fmt, ...) {
     va_list ap;
     va_start(ap, fmt);

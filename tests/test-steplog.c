@@ -1,6 +1,7 @@
 // The step log and recovery: a batch of every kind of row, logged by a process that then
 // "dies" (its log is left behind unlocked), comes back into the trace when the trace is next
-// opened, field by field; a damaged log replays whole batches or nothing and never crashes.
+// opened, field by field; the run's two logs are both replayed; a damaged log replays its whole
+// batches before the damage, never crashes, and is kept beside the trace, never deleted.
 #include "trace/batch.h"
 #include "testutil.h"
 
@@ -70,23 +71,25 @@ static struct llt_batch * make_batch(void) {
     return b;
 }
 
-// a trace with run 1 running and its one weight, and the log of run 1 holding one batch, left
-// behind as a dead process leaves it
-static void make_dead_run(void) {
+// a trace with run 1 running and its one weight, and log `which` of run 1 holding one batch
+// (the other log empty), left behind as a dead process leaves them
+static void make_dead_run_in(int which) {
     unlink(trace);
     struct llt_store * st = NULL;
     REQUIRE(llt_store_open(trace, LLT_STORE_WRITE, &st) == LLT_OK, "%s", llt_last_error());
     REQUIRE(sqlite3_exec(llt_store_db(st), "INSERT INTO runs(id, status) VALUES (1, 'running');"
                          "INSERT INTO weights(run_id, id, name) VALUES (1, 0, 'blk.0.attn_norm.weight')",
                          NULL, NULL, NULL) == SQLITE_OK, "%s", sqlite3_errmsg(llt_store_db(st)));
-    struct llt_steplog * log = NULL;
-    REQUIRE(llt_steplog_create(trace, 1, &log) == LLT_OK, "%s", llt_last_error());
+    struct llt_steplog * logs[2] = { NULL, NULL };
+    for (int k = 0; k < 2; k++) REQUIRE(llt_steplog_create(trace, 1, k, &logs[k]) == LLT_OK, "%s", llt_last_error());
     struct llt_batch * b = make_batch();
-    REQUIRE(llt_steplog_append(log, b) == LLT_OK, "%s", llt_last_error());
+    REQUIRE(llt_steplog_append(logs[which], b) == LLT_OK, "%s", llt_last_error());
     llt_batch_free(b);
-    llt_steplog_close(log, true);
+    for (int k = 0; k < 2; k++) llt_steplog_close(logs[k], true);
     llt_store_close(st);
 }
+
+static void make_dead_run(void) { make_dead_run_in(0); }
 
 static char * q(sqlite3 * db, const char * sql) {
     static char out[512];
@@ -101,12 +104,15 @@ static char * q(sqlite3 * db, const char * sql) {
     return out;
 }
 
-static void test_replay(void) {
-    make_dead_run();
-    REQUIRE(access(log_file, F_OK) == 0, "no log at %s", log_file);
+static void test_replay(int which) {
+    make_dead_run_in(which);
+    char log1[340];
+    snprintf(log1, sizeof(log1), "%s.1", log_file);
+    REQUIRE(access(log_file, F_OK) == 0 && access(log1, F_OK) == 0, "no logs at %s and %s", log_file, log1);
     struct llt_store * st = NULL;
     REQUIRE(llt_store_open(trace, LLT_STORE_READ, &st) == LLT_OK, "%s", llt_last_error()); // recovers first
-    CHECK(access(log_file, F_OK) != 0, "the log is still there after recovery");
+    CHECK(access(log_file, F_OK) != 0 && access(log1, F_OK) != 0, "a log is still there after recovery");
+    CHECK(llt_store_recovery_note(st) == NULL, "an intact log gave a note: %s", llt_store_recovery_note(st));
     sqlite3 * db = llt_store_db(st);
     CHECK_STR(q(db, "SELECT status || ' ' || n_prompt || ' ' || n_gen FROM runs WHERE id=1"), "killed 1 1");
     CHECK_STR(q(db, "SELECT group_concat(idx || ':' || name || ':' || op || ':' || layer_out || fused, ' ') FROM nodes"),
@@ -139,10 +145,46 @@ static void test_replay(void) {
     llt_store_close(st);
 }
 
-static int count_batches(int64_t run_id, const struct llt_batch * b, void * user_data) {
-    (void) run_id;
-    for (; b; b = b->next) (*(int *) user_data)++;
+static int count_batches(const struct llt_replay * r, void * user_data) {
+    for (const struct llt_batch * b = r->batches; b; b = b->next) (*(int *) user_data)++;
     return LLT_OK;
+}
+
+// a log whose first record is damaged: the run is killed with the reason, the note says where
+// the file went, and the file is there, byte for byte
+static void test_damaged_kept(void) {
+    make_dead_run();
+    FILE * f = fopen(log_file, "r+b");
+    REQUIRE(f, "cannot open %s", log_file);
+    static char before[1 << 16];
+    const size_t n = fread(before, 1, sizeof(before), f);
+    const uint32_t bad_kind = 77; // the first record's kind, after the 24-byte header
+    REQUIRE(fseek(f, 24, SEEK_SET) == 0 && fwrite(&bad_kind, 4, 1, f) == 1, "cannot damage %s", log_file);
+    fclose(f);
+    memcpy(before + 24, &bad_kind, 4);
+    struct llt_store * st = NULL;
+    REQUIRE(llt_store_open(trace, LLT_STORE_READ, &st) == LLT_OK, "%s", llt_last_error());
+    const char * note = llt_store_recovery_note(st);
+    CHECK(note && strstr(note, "damaged at byte 24") && strstr(note, ".damaged'"), "note: %s", note ? note : "(none)");
+    CHECK(!note || !strchr(note, '\n'), "the note is more than one line: %s", note);
+    CHECK_STR(q(llt_store_db(st), "SELECT status || ' ' || (error LIKE '%damaged at byte 24%') FROM runs WHERE id=1"), "killed 1");
+    llt_store_close(st);
+    char kept[400];
+    snprintf(kept, sizeof(kept), "%s.damaged", log_file);
+    CHECK(access(log_file, F_OK) != 0, "the damaged log is still under its name");
+    f = fopen(kept, "rb");
+    CHECK(f != NULL, "the damaged log was not kept as %s", kept);
+    if (f) {
+        static char after[1 << 16];
+        CHECK(fread(after, 1, sizeof(after), f) == n && memcmp(before, after, n) == 0, "%s differs from the log", kept);
+        fclose(f);
+    }
+    // a second open neither replays it again nor removes it
+    REQUIRE(llt_store_open(trace, LLT_STORE_READ, &st) == LLT_OK, "%s", llt_last_error());
+    CHECK(llt_store_recovery_note(st) == NULL, "the kept log was read again");
+    llt_store_close(st);
+    CHECK(access(kept, F_OK) == 0, "the kept log went away");
+    unlink(kept);
 }
 
 // every byte of the log set to 0xFF in turn, then the file cut at every length: never a
@@ -170,6 +212,9 @@ static void test_damage(void) {
             close(fd);
             int batches = 0;
             int rc = llt_steplog_replay_dead(trace, count_batches, &batches);
+            char kept[400];
+            snprintf(kept, sizeof(kept), "%s.damaged", log_file);
+            unlink(kept);
             CHECK(rc == 1, "offset %zu%s: replayed %d logs", i, cut ? " (cut)" : "", rc);
             if (batches > max_batches) max_batches = batches;
             full += batches == 1;
@@ -183,7 +228,9 @@ int main(void) {
     test_dir_make("test-steplog");
     snprintf(trace, sizeof(trace), "%s", path_in("t.db"));
     snprintf(log_file, sizeof(log_file), "%s-log-1", trace);
-    test_replay();
+    test_replay(0);
+    test_replay(1);
+    test_damaged_kept();
     test_damage();
     test_dir_remove();
     if (test_failures) {

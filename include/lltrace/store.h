@@ -29,6 +29,10 @@ void llt_store_close(struct llt_store * st);
 struct sqlite3 * llt_store_db(struct llt_store * st);
 // the path the store was opened with (borrowed, lives with st)
 const char * llt_store_path(const struct llt_store * st);
+// What opening the trace found that a user should know, in one line, or NULL: a killed run's
+// step log that was damaged (its whole batches before the damage replayed, the file kept
+// beside the trace as <log>.damaged). Borrowed, lives with st.
+const char * llt_store_recovery_note(const struct llt_store * st);
 // id of the last run in the trace, or LLT_ENOTFOUND
 int  llt_store_last_run(struct llt_store * st);
 

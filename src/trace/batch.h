@@ -169,32 +169,48 @@ int  llt_rows_write(struct llt_rows * rows, const struct llt_batch * batches);
 
 // ---- the step log: crash insurance for batches not yet committed (steplog.c) -------------
 //
-// Every batch is appended to <trace>-log-<run id> (one write() per decode call) before the
-// writer commits it; the writer empties the log when it has caught up. A process that dies
-// leaves the log behind, and the next llt_store_open() of the trace replays it.
+// Every batch is appended to one of the run's two logs, <trace>-log-<run id>[.1] (one copy
+// into a shared mapping per decode call) before the writer commits it; the writer swaps the
+// logs when it takes the queued batches and empties the other once they are committed. A
+// process that dies leaves its logs behind, and the next llt_store_open() of the trace replays
+// them (steplog_replay.c). The format and the size bounds: steplog.h.
 
 struct llt_steplog;
 
-// creates the log and locks it (the lock says the run is alive). caller closes with llt_steplog_close()
-int  llt_steplog_create(const char * trace_path, int64_t run_id, struct llt_steplog ** out);
-int  llt_steplog_append(struct llt_steplog * log, const struct llt_batch * b);
+// creates log `which` (0 or 1) of a run and locks it (the lock says the run is alive)
+// caller closes with llt_steplog_close()
+int    llt_steplog_create(const char * trace_path, int64_t run_id, int which, struct llt_steplog ** out);
+int    llt_steplog_append(struct llt_steplog * log, const struct llt_batch * b);
 // forgets everything appended so far (all of it is committed)
-int  llt_steplog_reset(struct llt_steplog * log);
+int    llt_steplog_reset(struct llt_steplog * log);
+// bytes the log holds now (its header included)
+size_t llt_steplog_used(const struct llt_steplog * log);
 // closes the log; removes it when keep is false
-void llt_steplog_close(struct llt_steplog * log, bool keep);
-// Hands the batches of each dead run's log (one no process holds) to fn, and removes the log
-// when fn returns LLT_OK; the batches are freed after the call. A torn or damaged log gives
-// its whole batches up to the damage (possibly none). Returns the logs replayed, or fn's error.
-int  llt_steplog_replay_dead(const char * trace_path,
-                             int (*fn)(int64_t run_id, const struct llt_batch * batches, void * user_data), void * user_data);
+void   llt_steplog_close(struct llt_steplog * log, bool keep);
+
+// one call of a replay: a dead run's batches a chunk at a time, in order, then a last call
+struct llt_replay {
+    int64_t                  run_id;
+    const struct llt_batch * batches; // linked by next; freed after the call; NULL in the last call
+    bool                     last;    // the logs are read: what remains is to mark the run
+    const char *             damage;  // in the last call: the one-line account of a damaged log
+                                      // (where, why, the file it was kept as), or NULL
+};
+// Hands the batches of each dead run's logs (ones no process holds) to fn, in chunks of
+// bounded size, and removes the logs when every call returned LLT_OK; a damaged log gives its
+// whole batches up to the damage and is kept as <log>.damaged. Returns the runs replayed, or
+// fn's error.
+int  llt_steplog_replay_dead(const char * trace_path, int (*fn)(const struct llt_replay * r, void * user_data),
+                             void * user_data);
 // whether a trace has step logs (of live or dead runs)
 bool llt_steplog_any(const char * trace_path);
 
 // ---- recovery (recovery.c) ----------------------------------------------------------------
 
 // replays the step logs of dead runs into a trace opened for writing and marks those runs
-// killed; returns the runs recovered
-int  llt_trace_recover(struct llt_store * st);
+// killed; returns the runs recovered. A damaged log's account goes into its run's error and
+// into *note (size bytes; left as it is when no log was damaged)
+int  llt_trace_recover(struct llt_store * st, char * note, size_t size);
 
 // ---- the writer: a thread that commits batches to the store, in order --------------------
 

@@ -10,6 +10,7 @@ struct llt_store {
     sqlite3 *      db;
     sqlite3_stmt * begin, * commit; // prepared once: a transaction per decode step
     char           path[1024];
+    char           note[2048];      // what recovery found damaged when the trace was opened ("" if nothing)
 };
 
 // ---- statements (every SQL statement of lltrace runs in this layer) ----------------------

@@ -107,17 +107,19 @@ int llt_trace_run_end(struct llt_store * st, int64_t run_id, const struct llt_ru
     return rc;
 }
 
-int llt_trace_run_killed(struct llt_store * st, int64_t run_id) {
+int llt_trace_run_killed(struct llt_store * st, int64_t run_id, const char * note) {
     char ended[32];
     llt_utc_now(ended, sizeof(ended));
     sqlite3_stmt * s = llt_store_prepare(st,
         "UPDATE runs SET status='killed', ended_at=?1,"
         " n_prompt=(SELECT count(*) FROM tokens WHERE run_id=?2 AND role='prompt'),"
-        " n_gen=(SELECT count(*) FROM tokens WHERE run_id=?2 AND role='gen')"
+        " n_gen=(SELECT count(*) FROM tokens WHERE run_id=?2 AND role='gen'),"
+        " error=coalesce(?3, error)"
         " WHERE id=?2 AND status='running'");
     if (!s) return LLT_EIO;
     llt_store_bind_text(s, 1, ended);
     sqlite3_bind_int64(s, 2, run_id);
+    llt_store_bind_text(s, 3, note);
     int rc = llt_store_step_done(st, s);
     sqlite3_finalize(s);
     return rc;

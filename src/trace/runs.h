@@ -37,8 +37,9 @@ int llt_trace_run_begin(struct llt_store * st, const struct llt_run_begin * r, c
                         int64_t * run_id);
 // Completes the run's row and its weights' buffers, in one transaction.
 int llt_trace_run_end(struct llt_store * st, int64_t run_id, const struct llt_run_end * e);
-// Marks a run that died while running killed, its token counts taken from its rows.
-int llt_trace_run_killed(struct llt_store * st, int64_t run_id);
+// Marks a run that died while running killed, its token counts taken from its rows; note (or
+// NULL) becomes its error: what recovery could not replay.
+int llt_trace_run_killed(struct llt_store * st, int64_t run_id, const char * note);
 // The weight names of a run, by id (the model file may be gone); NULL for an id without one.
 // caller frees with llt_trace_names_free()
 int  llt_trace_weight_names(struct llt_store * st, int64_t run_id, char *** names, int32_t * n);

@@ -159,7 +159,7 @@ static int store_open(const char * path, enum llt_store_mode mode, bool recover,
         rc = llt_store_exec(st, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
         if (rc == LLT_OK && is_empty) rc = create_schema(st);
         if (rc == LLT_OK && !is_empty) rc = llt_schema_check(st, mode);
-        if (rc == LLT_OK && !is_empty && llt_trace_recover(st) < 0) rc = LLT_EIO;
+        if (rc == LLT_OK && !is_empty && llt_trace_recover(st, st->note, sizeof(st->note)) < 0) rc = LLT_EIO;
         if (rc != LLT_OK) goto done;
     }
     if (mode == LLT_STORE_READ && recover && llt_steplog_any(path) && access(path, W_OK) == 0) {
@@ -168,8 +168,14 @@ static int store_open(const char * path, enum llt_store_mode mode, bool recover,
         // mount), the log stays for a later open and the committed rows are read as they are
         llt_store_close(st);
         struct llt_store * w = NULL;
-        if (store_open(path, LLT_STORE_WRITE, true, &w) == LLT_OK) llt_store_close(w);
-        return store_open(path, LLT_STORE_READ, false, out);
+        char note[sizeof(w->note)] = "";
+        if (store_open(path, LLT_STORE_WRITE, true, &w) == LLT_OK) {
+            snprintf(note, sizeof(note), "%s", w->note);
+            llt_store_close(w);
+        }
+        rc = store_open(path, LLT_STORE_READ, false, out);
+        if (rc == LLT_OK) snprintf((*out)->note, sizeof((*out)->note), "%s", note);
+        return rc;
     }
     if (mode == LLT_STORE_READ) rc = llt_schema_check(st, mode);
 done:
@@ -194,6 +200,10 @@ void llt_store_close(struct llt_store * st) {
     sqlite3_finalize(st->commit);
     if (st->db) sqlite3_close_v2(st->db);
     free(st);
+}
+
+const char * llt_store_recovery_note(const struct llt_store * st) {
+    return st->note[0] ? st->note : NULL;
 }
 
 int llt_store_last_run(struct llt_store * st) {

@@ -2,19 +2,20 @@
 //
 // A commit costs tens of microseconds of SQLite and file system work, too much for the thread
 // that runs inference, and more again when it is paid once per token. The capture side appends
-// each decode call's batch to the step log (one write(), the crash insurance) and queues it;
-// this thread commits what is queued every COMMIT_INTERVAL_MS, in order, in one transaction,
-// then empties the log. llt_writer_sync() commits at once and waits.
+// each decode call's batch to the step log (one copy, the crash insurance) and queues it; this
+// thread commits what is queued every COMMIT_INTERVAL_MS, in order, in one transaction, with
+// everything it holds: graph structures when first seen, node times, statistics. Nothing waits
+// in memory for the run's end, so memory stays flat and a live reader sees each committed step
+// whole within a second.
 //
-// Graph structures (a thousand rows each, a few per run), node times (a row per timed node)
-// and node statistics (level values, a row per node per step) are the bulk: writing them while
-// the model runs would take cores from inference, and a writer that preempts one of the
-// compute threads stalls them all at the next barrier. They wait in memory, safe in the step
-// log, and are written when the run ends or DEFERRED_MAX bytes of them have piled up; the
-// step's own row goes in at once, its n_timed saying how many times will follow. The thread
-// also runs at a lower priority. Rows are written by rows.c.
+// The step log is two files (steplog.h): when the thread takes the queued batches it makes the
+// other log current, under the queue's mutex, so the log it took them from holds exactly those
+// batches; once they are committed it empties that log. A log that passes LOG_SOFT_MAX wakes
+// the thread early; one that passes LOG_HARD_MAX makes the next submit wait for the swap, so
+// the logs stay bounded even when commits fall behind. The thread runs at a lower priority.
+// Rows are written by rows.c.
 #define _DEFAULT_SOURCE // syscall(SYS_gettid): the writer thread lowers its own priority
-#include "trace/batch.h"
+#include "trace/steplog.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -32,24 +33,21 @@
 // writer takes a core from one of them, and the other waits at the next barrier), so it comes
 // rarely; the step log keeps the rows in between safe, and readers see them a second late.
 #define COMMIT_INTERVAL_MS 1000
-#define DEFERRED_MAX       (64u << 20)
 
 struct llt_writer {
     struct llt_rows *    rows;
-    struct llt_steplog * log;
+    struct llt_steplog * logs[2];
+    int                  cur;          // the log submits append to (under mu)
 
     pthread_t        thread;
     pthread_mutex_t  mu;
     pthread_cond_t   wake;     // sync or stop asked
-    pthread_cond_t   done;     // batches committed
+    pthread_cond_t   done;     // batches committed, or the logs swapped
     struct llt_batch * head, * tail;
     int64_t          n_submitted, n_committed;
     bool             stop, sync;
     bool             log_failed;       // the log could not take a batch: nothing more goes in
     int              interval_ms;
-    struct llt_batch * deferred;       // batches holding only statistics, oldest first
-    struct llt_batch ** deferred_tail;
-    size_t           deferred_bytes;
     atomic_bool      failed;
     char             error[512];
     int64_t          first_lost;       // the first step of the batches dropped unwritten; -1 none (the thread's)
@@ -62,41 +60,6 @@ static void free_batches(struct llt_batch * b) {
         struct llt_batch * next = b->next;
         llt_batch_free(b);
         b = next;
-    }
-}
-
-// moves the graphs, node times and statistics of the batches into batches of their own, kept
-// for later (a step's row is written now; its copy with the times repeats it later, ignored)
-static void defer_bulk(struct llt_writer * w, struct llt_batch * b) {
-    for (; b; b = b->next) {
-        int32_t n_timed = 0;
-        for (int32_t i = 0; i < b->n_steps; i++) n_timed += b->steps[i].times != NULL;
-        if (b->n_stats == 0 && b->n_graphs == 0 && n_timed == 0) continue;
-        struct llt_batch * d = calloc(1, sizeof(*d));
-        struct step_rows * steps = n_timed ? malloc((size_t) n_timed * sizeof(*steps)) : NULL;
-        if (!d || (n_timed && !steps)) { free(d); free(steps); continue; } // written now instead
-        for (int32_t i = 0; i < b->n_steps; i++) {
-            if (!b->steps[i].times) continue;
-            steps[d->n_steps++] = b->steps[i];
-            w->deferred_bytes += (size_t) b->steps[i].n_times * sizeof(struct node_time);
-            b->steps[i].times = NULL; // n_times stays: the step's row written now counts them
-            b->steps[i].split_times = NULL; // written with the deferred copy
-            b->steps[i].n_split_times = 0;
-        }
-        d->steps = steps;
-        d->cap_steps = d->n_steps;
-        d->stats = b->stats;
-        d->n_stats = d->cap_stats = b->n_stats;
-        d->graphs = b->graphs;
-        d->n_graphs = d->cap_graphs = b->n_graphs;
-        b->stats = NULL;
-        b->n_stats = b->cap_stats = 0;
-        b->graphs = NULL;
-        b->n_graphs = b->cap_graphs = 0;
-        *w->deferred_tail = d;
-        w->deferred_tail = &d->next;
-        w->deferred_bytes += (size_t) d->n_stats * sizeof(struct stat_rows);
-        for (int32_t i = 0; i < d->n_graphs; i++) w->deferred_bytes += (size_t) d->graphs[i].n_nodes * sizeof(struct node_rec);
     }
 }
 
@@ -118,8 +81,7 @@ static void fail(struct llt_writer * w) {
 }
 
 // batches the thread drops unwritten (the log has them): the trace lacks rows from their first
-// step on. Node times and statistics are written late (defer_bulk), so that step can be long
-// before the one tracing stopped at; llt_writer_stop() says which it is
+// step on; llt_writer_stop() says which it is
 static void lost(struct llt_writer * w, const struct llt_batch * b) {
     const int64_t step = first_step(b);
     if (step >= 0 && (w->first_lost < 0 || step < w->first_lost)) w->first_lost = step;
@@ -149,27 +111,21 @@ static void * writer_main(void * arg) {
         for (struct llt_batch * b = todo; b; b = b->next) n++;
         w->head = w->tail = NULL;
         const bool stopping = w->stop;
+        // the log just taken holds exactly todo; a failed writer no longer swaps: its logs keep
+        // what it could not write
+        const int taken = w->cur;
+        if (n > 0 && !atomic_load(&w->failed)) w->cur ^= 1;
+        pthread_cond_broadcast(&w->done); // a submit waiting for room
         pthread_mutex_unlock(&w->mu);
 
-        defer_bulk(w, todo);
         // after a failure batches are dropped: tracing has stopped, the log keeps them
         if (todo && !atomic_load(&w->failed) && llt_rows_write(w->rows, todo) != LLT_OK) fail(w);
         if (atomic_load(&w->failed)) lost(w, todo);
         free_batches(todo);
-        if (w->deferred && (stopping || w->deferred_bytes > DEFERRED_MAX)) {
-            if (!atomic_load(&w->failed) && llt_rows_write(w->rows, w->deferred) != LLT_OK) fail(w);
-            if (atomic_load(&w->failed)) lost(w, w->deferred);
-            free_batches(w->deferred);
-            w->deferred = NULL;
-            w->deferred_tail = &w->deferred;
-            w->deferred_bytes = 0;
-        }
+        // committed: the taken log's batches are all in the trace (no submit appends to it now)
+        if (n > 0 && !atomic_load(&w->failed) && llt_steplog_reset(w->logs[taken]) != LLT_OK) fail(w);
 
         pthread_mutex_lock(&w->mu);
-        // caught up: what the log holds is all in the trace (the producer appends under mu)
-        if (n > 0 && !w->head && !w->deferred && !atomic_load(&w->failed) && llt_steplog_reset(w->log) != LLT_OK) {
-            fail(w);
-        }
         w->n_committed += n;
         pthread_cond_broadcast(&w->done);
         if (stopping && !w->head) break;
@@ -185,11 +141,10 @@ int llt_writer_start(struct llt_store * st, int64_t run_id, const char * const *
     if (!w) return llt_set_error(LLT_ENOMEM, "out of memory");
     atomic_init(&w->failed, false);
     w->first_lost = -1;
-    w->deferred_tail = &w->deferred;
     const char * env = getenv("LLTRACE_COMMIT_MS");
     w->interval_ms = env && atoi(env) > 0 ? atoi(env) : COMMIT_INTERVAL_MS;
     int rc = llt_rows_init(st, run_id, weight_names, n_weights, &w->rows);
-    if (rc == LLT_OK) rc = llt_steplog_create(llt_store_path(st), run_id, &w->log);
+    for (int k = 0; k < 2 && rc == LLT_OK; k++) rc = llt_steplog_create(llt_store_path(st), run_id, k, &w->logs[k]);
     if (rc == LLT_OK) {
         pthread_mutex_init(&w->mu, NULL);
         pthread_cond_init(&w->wake, NULL);
@@ -202,7 +157,7 @@ int llt_writer_start(struct llt_store * st, int64_t run_id, const char * const *
         }
     }
     if (rc != LLT_OK) {
-        llt_steplog_close(w->log, false);
+        for (int k = 0; k < 2; k++) llt_steplog_close(w->logs[k], false);
         llt_rows_free(w->rows);
         free(w);
         return rc;
@@ -214,15 +169,25 @@ int llt_writer_start(struct llt_store * st, int64_t run_id, const char * const *
 void llt_writer_submit(struct llt_writer * w, struct llt_batch * b) {
     b->next = NULL;
     pthread_mutex_lock(&w->mu);
+    // a log past its hard bound waits for the writer to swap (it wakes at once: sync)
+    while (llt_steplog_used(w->logs[w->cur]) > LOG_HARD_MAX && !atomic_load(&w->failed) && !w->log_failed) {
+        w->sync = true;
+        pthread_cond_signal(&w->wake);
+        pthread_cond_wait(&w->done, &w->mu);
+    }
     // logged even after the trace failed (a full disk): the log's room is taken ahead, and
     // what it holds is replayed once the trace has room again
-    if (!w->log_failed && llt_steplog_append(w->log, b) != LLT_OK) {
+    if (!w->log_failed && llt_steplog_append(w->logs[w->cur], b) != LLT_OK) {
         w->log_failed = true;
         fail(w); // the thread drops b
     }
     if (w->tail) w->tail->next = b; else w->head = b;
     w->tail = b;
     w->n_submitted++;
+    if (llt_steplog_used(w->logs[w->cur]) > LOG_SOFT_MAX && !w->sync) {
+        w->sync = true; // commit early: the log is growing faster than the interval empties it
+        pthread_cond_signal(&w->wake);
+    }
     pthread_mutex_unlock(&w->mu);
 }
 
@@ -251,7 +216,7 @@ int llt_writer_stop(struct llt_writer * w) {
     pthread_cond_destroy(&w->done);
     // a failed writer leaves its log for the next open to replay
     const bool failed = atomic_load(&w->failed);
-    llt_steplog_close(w->log, failed);
+    for (int k = 0; k < 2; k++) llt_steplog_close(w->logs[k], failed);
     int rc = LLT_OK;
     if (failed && w->first_lost >= 0) {
         rc = llt_set_error(LLT_EIO, "rows from step %lld on not written: %s", (long long) w->first_lost, w->error);

@@ -60,6 +60,8 @@ int LLVMFuzzerTestOneInput(const uint8_t * data, size_t size) {
     struct llt_store * st = NULL;
     if (llt_store_open(trace, LLT_STORE_WRITE, &st) == LLT_OK) llt_store_close(st);
     unlink(log); // a log set aside or refused must not stay for the next input
+    snprintf(side, sizeof(side), "%s.damaged", log);
+    unlink(side); // nor one kept as damaged
     read_trace(trace);
     return 0;
 }
