@@ -79,36 +79,6 @@ static struct llama_sampler * make_sampler(const struct llt_gen_params * p) {
     return s;
 }
 
-// inserts logit v of token id into the sorted top-k list
-static void top_k_insert(struct llt_parity_step * out, int32_t k, llama_token id, float v) {
-    int32_t j = out->k < k ? out->k++ : k - 1;
-    while (j > 0 && out->logits[j - 1] < v) {
-        out->logits[j] = out->logits[j - 1];
-        out->ids[j] = out->ids[j - 1];
-        j--;
-    }
-    out->logits[j] = v;
-    out->ids[j] = id;
-}
-
-// One pass over blocks of 16: a block whose maximum does not beat the k-th best is skipped
-// (the compiler vectorizes the maximum).
-void llt_parity_top_k(const float * logits, int32_t n_vocab, int32_t k, struct llt_parity_step * out) {
-    out->k = 0;
-    int32_t id = 0;
-    for (; id + 16 <= n_vocab; id += 16) {
-        float m = logits[id];
-        for (int j = 1; j < 16; j++) m = logits[id + j] > m ? logits[id + j] : m;
-        if (out->k == k && !(m > out->logits[k - 1])) continue;
-        for (int j = 0; j < 16; j++) {
-            if (out->k < k || logits[id + j] > out->logits[k - 1]) top_k_insert(out, k, id + j, logits[id + j]);
-        }
-    }
-    for (; id < n_vocab; id++) {
-        if (out->k < k || logits[id] > out->logits[k - 1]) top_k_insert(out, k, id, logits[id]);
-    }
-}
-
 // ---- where the model runs ----------------------------------------------------------------
 
 // Whether a TCP connection to "host:port" opens (closed at once): llama.cpp aborts the process
