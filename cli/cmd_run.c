@@ -16,7 +16,7 @@ static const char * usage_text =
     "  -m, --model FILE     GGUF model (default: the built-in 'sorter', a llama lltrace trains to sort\n"
     "                       letters, made on first use: about a minute once)\n"
     "  -p, --prompt TEXT    prompt (default: \"sort: d a c b =\" on the sorter, else \"Hello, my name is\")\n"
-    "  -f, --file FILE      read the prompt from FILE\n"
+    "  -f, --file FILE      read the prompt from FILE (less the newline that ends it)\n"
     "  -n, --n-predict N    tokens to generate (default 32)\n"
     "  -t, --threads N      threads (default: all cores)\n"
     "  -c, --ctx-size N     context size (default: prompt + n, rounded up to 256)\n"
@@ -93,6 +93,13 @@ static void on_ggml_abort(const char * message) {
     fprintf(stderr, "lltrace: the trace %s keeps the steps written so far; its step log, replayed when the trace is "
                     "next opened, holds the rest (the run is then marked killed)\n", trace_path);
     _exit(CLI_FAIL);
+}
+
+// the prompt, echoed once llama.cpp took it (a refused one is not)
+static void print_prompt(const char * prompt, void * user_data) {
+    (void) user_data;
+    fputs(prompt, stdout);
+    fflush(stdout);
 }
 
 static void print_piece(const char * piece, void * user_data) {
@@ -349,6 +356,9 @@ int cmd_run(int argc, char ** argv) {
         if (llt_input_check(o.prompt_file, "prompt file") != LLT_OK) { cli_error("%s", llt_last_error()); exit_code = CLI_USAGE; goto done; }
         prompt_buf = read_file(o.prompt_file);
         if (!prompt_buf) { cli_error("cannot read prompt file '%s'", o.prompt_file); exit_code = CLI_USAGE; goto done; }
+        // the newline that ends a file's last line is not part of the prompt (as llama.cpp's -f)
+        const size_t len = strlen(prompt_buf);
+        if (len > 0 && prompt_buf[len - 1] == '\n') prompt_buf[len - 1] = '\0';
         o.gen.prompt = prompt_buf;
     }
     // a bad model or output path fails before anything is loaded or made
@@ -380,6 +390,7 @@ int cmd_run(int argc, char ** argv) {
     exit_code = CLI_FAIL;
     o.gen.model_path = model_path;
     o.gen.stop = &stop_flag;
+    o.gen.on_prompt = print_prompt;
     o.gen.on_piece = print_piece;
     signal(SIGINT, on_sigint);
     trace_path = o.output;
@@ -388,13 +399,11 @@ int cmd_run(int argc, char ** argv) {
     // process with SIGPIPE; ignored, the write fails and llama.cpp aborts, which is reported
     if (o.gen.rpc) signal(SIGPIPE, SIG_IGN);
 
-    fputs(o.gen.prompt, stdout);
-    fflush(stdout);
     rc = llt_generate(&o.gen, st, &res);
     signal(SIGINT, SIG_DFL);
     ggml_set_abort_callback(NULL);
     if (rc != LLT_OK) {
-        fputc('\n', stdout);
+        if (res.n_prompt > 0) fputc('\n', stdout); // after the prompt and what came of it
         cli_error("%s", llt_last_error());
         if (res.trace_error[0]) trace_failed(&o, &res);
         // refused while loading: the model or the flags, not the run, are at fault

@@ -14,6 +14,7 @@
 #include "lltrace/parity.h"
 #include "lltrace/tracer.h"
 #include "lltrace/exec.h"
+#include "lltrace/tokenize.h"
 #include "lltrace/generate.h"
 #include "lltrace/cost.h"
 #include "lltrace/read.h"

@@ -33,6 +33,9 @@ struct llt_gen_params {
     bool           time_nodes;   // timing off the CPU: every node, not each split (llt_tracer_params)
     volatile sig_atomic_t * stop; // set to non-zero to end after the current step; may be NULL
     int32_t        parity_top_k; // > 0: keep the top-k logits of every generated step (result.parity)
+    // called once with the prompt text when it is tokenized, before it is decoded (not when
+    // tokens are given); may be NULL
+    void (*on_prompt)(const char * prompt, void * user_data);
     // called with each generated piece of text; may be NULL
     void (*on_piece)(const char * piece, void * user_data);
     void * user_data;

@@ -79,36 +79,6 @@ static struct llama_sampler * make_sampler(const struct llt_gen_params * p) {
     return s;
 }
 
-// inserts logit v of token id into the sorted top-k list
-static void top_k_insert(struct llt_parity_step * out, int32_t k, llama_token id, float v) {
-    int32_t j = out->k < k ? out->k++ : k - 1;
-    while (j > 0 && out->logits[j - 1] < v) {
-        out->logits[j] = out->logits[j - 1];
-        out->ids[j] = out->ids[j - 1];
-        j--;
-    }
-    out->logits[j] = v;
-    out->ids[j] = id;
-}
-
-// One pass over blocks of 16: a block whose maximum does not beat the k-th best is skipped
-// (the compiler vectorizes the maximum).
-void llt_parity_top_k(const float * logits, int32_t n_vocab, int32_t k, struct llt_parity_step * out) {
-    out->k = 0;
-    int32_t id = 0;
-    for (; id + 16 <= n_vocab; id += 16) {
-        float m = logits[id];
-        for (int j = 1; j < 16; j++) m = logits[id + j] > m ? logits[id + j] : m;
-        if (out->k == k && !(m > out->logits[k - 1])) continue;
-        for (int j = 0; j < 16; j++) {
-            if (out->k < k || logits[id + j] > out->logits[k - 1]) top_k_insert(out, k, id + j, logits[id + j]);
-        }
-    }
-    for (; id < n_vocab; id++) {
-        if (out->k < k || logits[id] > out->logits[k - 1]) top_k_insert(out, k, id, logits[id]);
-    }
-}
-
 // ---- where the model runs ----------------------------------------------------------------
 
 // Whether a TCP connection to "host:port" opens (closed at once): llama.cpp aborts the process
@@ -240,21 +210,28 @@ int llt_generate(const struct llt_gen_params * p, struct llt_store * st, struct 
     }
     const struct llama_vocab * vocab = llama_model_get_vocab(model);
 
-    // tokenize (or take the tokens given)
+    // tokenize (or take the tokens given); a text llama.cpp would throw on is refused here
     const int64_t t_tokenize = llt_now_ns();
-    // the prompt text is not read when tokens are given: it may be NULL then
-    const int32_t plen = p->n_prompt_tokens > 0 ? 0 : (int32_t) strlen(p->prompt);
-    const int32_t n_prompt = p->n_prompt_tokens > 0 ? p->n_prompt_tokens
-                           : -llama_tokenize(vocab, p->prompt, plen, NULL, 0, true, true);
+    llama_token * prompt_tokens = NULL;
+    int32_t n_prompt = p->n_prompt_tokens;
+    if (n_prompt <= 0) { // the text is read only here: with tokens given it may be NULL
+        struct llt_tokenizer * tk = NULL;
+        rc = llt_tokenizer_init(model, &tk);
+        if (rc == LLT_OK) rc = llt_tokenize(tk, p->prompt, true, &prompt_tokens, &n_prompt);
+        llt_tokenizer_free(tk);
+        if (rc != LLT_OK) goto done;
+        if (n_prompt == 0) {
+            free(prompt_tokens);
+            rc = llt_set_error(LLT_EINVAL, "the prompt is empty: it gives no tokens");
+            goto done;
+        }
+        if (p->on_prompt) p->on_prompt(p->prompt, p->user_data);
+    }
     res->tokens = malloc(((size_t) n_prompt + (size_t) p->n_predict + 1) * sizeof(llama_token));
     if (p->parity_top_k > 0) res->parity = calloc((size_t) p->n_predict + 1, sizeof(struct llt_parity_step));
+    if (res->tokens) memcpy(res->tokens, prompt_tokens ? prompt_tokens : p->prompt_tokens, (size_t) n_prompt * sizeof(llama_token));
+    free(prompt_tokens);
     if (!res->tokens || (p->parity_top_k > 0 && !res->parity)) { rc = llt_set_error(LLT_ENOMEM, "out of memory"); goto done; }
-    if (p->n_prompt_tokens > 0) {
-        memcpy(res->tokens, p->prompt_tokens, (size_t) n_prompt * sizeof(llama_token));
-    } else if (n_prompt <= 0 || llama_tokenize(vocab, p->prompt, plen, res->tokens, n_prompt, true, true) < 0) {
-        rc = llt_set_error(LLT_ELLAMA, "cannot tokenize the prompt");
-        goto done;
-    }
     res->n_prompt = n_prompt;
     const int64_t t_tokenize_ns = llt_now_ns() - t_tokenize;
 

@@ -9,8 +9,10 @@
 #include "models/sorter.h"
 
 #include "gguf.h"
+#include "llama.h"
 
 #include <stdio.h>
+#include <string.h>
 
 // ---- examples ----------------------------------------------------------------------------
 
@@ -42,22 +44,33 @@ int llt_sort_example(uint64_t * rng, int32_t * tokens, int * n_prompt) {
 
 // ---- vocabulary --------------------------------------------------------------------------
 
-void llt_sort_vocab(struct gguf_context * meta) {
+// the text of token id (< SORT_N_VOCAB) into buf (8 bytes)
+static const char * sort_token_text(int id, char buf[8]) {
     static const char * fixed[SORT_TOK_A] = {
         "<unk>", "<s>", "</s>", "\xe2\x96\x81s", "\xe2\x96\x81so", "\xe2\x96\x81sor", "\xe2\x96\x81sort",
         "\xe2\x96\x81sort:", "\xe2\x96\x81=",
     };
-    char letters[SORT_N_LETTERS][8];
+    if (id < SORT_TOK_A) return fixed[id];
+    snprintf(buf, 8, "\xe2\x96\x81%c", 'a' + id - SORT_TOK_A);
+    return buf;
+}
+
+bool llt_sort_vocab_is(const struct llama_vocab * vocab) {
+    if (llama_vocab_n_tokens(vocab) != SORT_N_VOCAB) return false;
+    char buf[8];
+    for (int i = 0; i < SORT_N_VOCAB; i++) {
+        if (strcmp(llama_vocab_get_text(vocab, i), sort_token_text(i, buf)) != 0) return false;
+    }
+    return true;
+}
+
+void llt_sort_vocab(struct gguf_context * meta) {
+    char letters[SORT_N_VOCAB][8];
     const char * tokens[SORT_N_VOCAB];
     float scores[SORT_N_VOCAB];
     int32_t types[SORT_N_VOCAB];
     for (int i = 0; i < SORT_N_VOCAB; i++) {
-        if (i < SORT_TOK_A) {
-            tokens[i] = fixed[i];
-        } else {
-            snprintf(letters[i - SORT_TOK_A], sizeof(letters[0]), "\xe2\x96\x81%c", 'a' + i - SORT_TOK_A);
-            tokens[i] = letters[i - SORT_TOK_A];
-        }
+        tokens[i] = sort_token_text(i, letters[i]);
         scores[i] = 0.0f;
         types[i] = i == SORT_TOK_UNK ? 2 : i <= SORT_TOK_EOS ? 3 : 1; // unknown, control, normal
     }

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 struct gguf_context;
+struct llama_vocab;
 
 // ---- the task and its vocabulary (sort_task.c) --------------------------------------------
 
@@ -33,6 +34,8 @@ int  llt_sort_example(uint64_t * rng, int32_t * tokens, int * n_prompt);
 
 // the tokenizer metadata (tokenizer.ggml.*) of the task's SentencePiece vocabulary into meta
 void llt_sort_vocab(struct gguf_context * meta);
+// whether a loaded vocabulary is the task's (token for token): the demo model's
+bool llt_sort_vocab_is(const struct llama_vocab * vocab);
 
 // ---- training (train.c) -------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
-// The parity JSON Lines format (docs/trace-format.md, "Parity files"): formatting a step,
-// writing a file, and a strict reader. It sits with the other tensor-side file formats, below
-// capture, the trace and the analysis, so that each of them can read or write it without
-// calling up into the comparison (src/analysis/parity.c).
+// The parity JSON Lines format (docs/trace-format.md, "Parity files"): a step's record (its
+// top-k logits, which capture keeps as a run goes), formatting a step, writing a file, and a
+// strict reader. It sits with the other tensor-side file formats, below capture, the trace and
+// the analysis, so that each of them can make, read or write it without calling up into the
+// comparison (src/analysis/parity.c) or the driver (src/generate).
 //
 // The reader is a small strict JSON parser for exactly one shape of object; it needs no JSON
 // library and names the line and column of the first thing it does not accept.
@@ -13,6 +14,38 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+// ---- a step's record --------------------------------------------------------------------
+
+// inserts logit v of token id into the sorted top-k list
+static void top_k_insert(struct llt_parity_step * out, int32_t k, llama_token id, float v) {
+    int32_t j = out->k < k ? out->k++ : k - 1;
+    while (j > 0 && out->logits[j - 1] < v) {
+        out->logits[j] = out->logits[j - 1];
+        out->ids[j] = out->ids[j - 1];
+        j--;
+    }
+    out->logits[j] = v;
+    out->ids[j] = id;
+}
+
+// One pass over blocks of 16: a block whose maximum does not beat the k-th best is skipped
+// (the compiler vectorizes the maximum).
+void llt_parity_top_k(const float * logits, int32_t n_vocab, int32_t k, struct llt_parity_step * out) {
+    out->k = 0;
+    int32_t id = 0;
+    for (; id + 16 <= n_vocab; id += 16) {
+        float m = logits[id];
+        for (int j = 1; j < 16; j++) m = logits[id + j] > m ? logits[id + j] : m;
+        if (out->k == k && !(m > out->logits[k - 1])) continue;
+        for (int j = 0; j < 16; j++) {
+            if (out->k < k || logits[id + j] > out->logits[k - 1]) top_k_insert(out, k, id + j, logits[id + j]);
+        }
+    }
+    for (; id < n_vocab; id++) {
+        if (out->k < k || logits[id] > out->logits[k - 1]) top_k_insert(out, k, id, logits[id]);
+    }
+}
 
 // ---- writing -----------------------------------------------------------------------------
 
