@@ -3,10 +3,10 @@
 // Private to the library.
 //
 // Files of src/trace and whom they call (no file calls back up this list: no cycles):
-//   store.c    (open, close)  ──► schema.c, recovery.c, steplog.c (any logs left?), db.c
-//   recovery.c (dead runs)    ──► steplog.c (replay), rows.c, runs.c, db.c
+//   store.c    (open, close)  ──► schema.c, recovery.c, steplog_replay.c (any logs left?), db.c
+//   recovery.c (dead runs)    ──► steplog_replay.c (replay), rows.c, runs.c, db.c
 //   writer.c   (the thread)   ──► steplog.c (append), rows.c, db.c
-//   steplog.c  (the log file) ──► rows.c (llt_batch_free only)
+//   steplog.c, steplog_replay.c (the log files) ──► rows.c (llt_batch_free only)
 //   rows.c, runs.c, schema.c  ──► db.c (statements, the connection) ──► SQLite
 // From outside: capture ──► writer.c, runs.c; analysis/parity.c ──► runs.c; the CLI and
 // analysis ──► store.c (the public lltrace/store.h).
