@@ -14,8 +14,8 @@
 //   candidates (steps decimated and values cut, as in `lltrace report`) and says what it left
 //   out; answers in flight share the data they were given (counted references), never a copy.
 // The data (the JSON of `lltrace report`) is computed again only when the trace's files
-// changed; the page asks for it every two seconds. Ctrl-C ends the loop at once (the signal
-// interrupts poll()).
+// changed, on a thread of its own so that the loop goes on meanwhile; the page asks for it
+// every two seconds. Ctrl-C ends the loop at once (the signal interrupts poll()).
 #define _GNU_SOURCE // accept4, strncasecmp
 #include "cli.h"
 #include "lltrace.h"
@@ -23,8 +23,10 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,11 +92,23 @@ static void body_unref(struct body * b) {
     if (b && --b->refs == 0) { free(b->bytes); free(b); }
 }
 
-// ---- the data, computed again when the trace changed -------------------------------------
+// ---- the data, computed on a thread of its own --------------------------------------------
+//
+// Computing the data of a long run, or one with dumped values, takes from a fraction of a
+// second to many: the loop goes on serving meanwhile, and the requests for the data wait for
+// it (parked, not polled). One computation at a time; the thread says it is done by a byte on
+// a pipe that the loop polls.
 
-struct cache {
-    struct body * data; // the last JSON, or a "waiting" object; NULL before the first
-    int64_t key[4];     // the trace's and its WAL's size and mtime when it was computed
+struct computer {
+    pthread_t       thread;
+    pthread_mutex_t mu;
+    pthread_cond_t  cv;
+    int             wake[2];  // pipe: [1] written by the thread when a result is ready
+    bool            asked;    // a computation to start
+    bool            quit;     // the thread is to end
+    struct body *   result;   // the last one's, until the loop takes it (NULL: out of memory)
+    const char *    trace;
+    struct llt_report_params rp;
 };
 
 static void file_key(const char * path, int64_t * size, int64_t * mtime) {
@@ -104,42 +118,72 @@ static void file_key(const char * path, int64_t * size, int64_t * mtime) {
     *mtime = (int64_t) sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
 }
 
-// the data, with a reference for the caller (body_unref); NULL when out of memory
-static struct body * data_get(struct cache * c, const char * trace, const struct llt_report_params * rp) {
+// what says the trace changed: its and its WAL's size and mtime
+static void trace_key(const char * trace, int64_t key[4]) {
     char wal[4200];
-    int64_t key[4];
     snprintf(wal, sizeof(wal), "%s-wal", trace);
     file_key(trace, &key[0], &key[1]);
     file_key(wal, &key[2], &key[3]);
-    if (!c->data || memcmp(key, c->key, sizeof(key)) != 0) {
-        char * bytes = NULL;
-        size_t n = 0;
-        FILE * mem = open_memstream(&bytes, &n);
-        if (!mem) return NULL;
-        struct llt_store * st = NULL;
-        int rc = llt_store_open(trace, LLT_STORE_READ, &st);
-        if (rc == LLT_OK) rc = llt_report_write_data(st, rp, mem);
-        llt_store_close(st);
-        if (rc != LLT_OK) {
-            // the trace is not there yet, or has no run yet: the page says so and asks again
-            rewind(mem);
-            fputs("{\"waiting\":", mem);
-            llt_json_write_string(mem, llt_last_error());
-            fputs("}", mem);
-            fflush(mem);
-            n = (size_t) ftell(mem);
-        }
-        const bool ok = !ferror(mem);
-        fclose(mem);
-        struct body * b = ok ? body_new(bytes, n) : NULL;
-        if (!ok) free(bytes);
-        if (!b) return NULL;
-        body_unref(c->data); // answers still sending the old data keep it until they are done
-        c->data = b;
-        memcpy(c->key, key, sizeof(key));
+}
+
+// the data of the trace now, or a "waiting" object; NULL when out of memory
+static struct body * compute_data(const char * trace, const struct llt_report_params * rp) {
+    char * bytes = NULL;
+    size_t n = 0;
+    FILE * mem = open_memstream(&bytes, &n);
+    if (!mem) return NULL;
+    struct llt_store * st = NULL;
+    int rc = llt_store_open(trace, LLT_STORE_READ, &st);
+    if (rc == LLT_OK) rc = llt_report_write_data(st, rp, mem);
+    llt_store_close(st);
+    if (rc != LLT_OK) {
+        // the trace is not there yet, or has no run yet: the page says so and asks again
+        rewind(mem);
+        fputs("{\"waiting\":", mem);
+        llt_json_write_string(mem, llt_last_error());
+        fputs("}", mem);
+        fflush(mem);
+        n = (size_t) ftell(mem);
     }
-    c->data->refs++;
-    return c->data;
+    const bool ok = !ferror(mem);
+    fclose(mem);
+    if (!ok) { free(bytes); return NULL; }
+    return body_new(bytes, n);
+}
+
+static void * computer_main(void * arg) {
+    struct computer * k = arg;
+    pthread_mutex_lock(&k->mu);
+    for (;;) {
+        while (!k->asked && !k->quit) pthread_cond_wait(&k->cv, &k->mu);
+        if (k->quit) break;
+        k->asked = false;
+        pthread_mutex_unlock(&k->mu);
+        struct body * b = compute_data(k->trace, &k->rp);
+        pthread_mutex_lock(&k->mu);
+        k->result = b;
+        if (write(k->wake[1], "", 1) != 1) {} // the pipe holds it: the loop reads one byte per result
+    }
+    pthread_mutex_unlock(&k->mu);
+    return NULL;
+}
+
+static void computer_ask(struct computer * k) {
+    pthread_mutex_lock(&k->mu);
+    k->asked = true;
+    pthread_cond_signal(&k->cv);
+    pthread_mutex_unlock(&k->mu);
+}
+
+// the result, once the wake pipe was readable
+static struct body * computer_take(struct computer * k) {
+    char byte;
+    if (read(k->wake[0], &byte, 1) != 1) return NULL;
+    pthread_mutex_lock(&k->mu);
+    struct body * b = k->result;
+    k->result = NULL;
+    pthread_mutex_unlock(&k->mu);
+    return b;
 }
 
 // ---- the request -------------------------------------------------------------------------
@@ -176,7 +220,7 @@ static bool host_allowed(const char * req, int port) {
 
 // ---- connections -------------------------------------------------------------------------
 
-enum conn_state { CONN_FREE, CONN_READING, CONN_WRITING };
+enum conn_state { CONN_FREE, CONN_READING, CONN_WAITING, CONN_WRITING }; // WAITING: for the data
 
 struct conn {
     enum conn_state state;
@@ -193,12 +237,15 @@ struct conn {
 };
 
 struct server {
-    int                 port;
-    const char *        trace;
-    struct llt_report_params rp;
-    struct cache        cache;
-    struct body *       page;
-    struct conn         conns[MAX_CONNS];
+    int             port;
+    const char *    trace;
+    struct body *   page;
+    struct body *   data;              // the last data computed; NULL before the first
+    int64_t         data_key[4];       // the trace's key when it was asked for
+    bool            computing;
+    int64_t         computing_key[4];
+    struct computer computer;
+    struct conn     conns[MAX_CONNS];
 };
 
 static void conn_close(struct conn * c) {
@@ -268,9 +315,19 @@ static void conn_route(struct server * s, struct conn * c) {
         s->page->refs++;
         conn_answer(c, 200, "text/html; charset=utf-8", s->page, NULL);
     } else if (strcmp(target, "/data.json") == 0) {
-        struct body * d = data_get(&s->cache, s->trace, &s->rp);
-        if (d) conn_answer(c, 200, "application/json", d, NULL);
-        else conn_answer(c, 500, "text/plain", NULL, "out of memory\n");
+        int64_t key[4];
+        trace_key(s->trace, key);
+        if (s->data && memcmp(key, s->data_key, sizeof(key)) == 0) {
+            s->data->refs++;
+            conn_answer(c, 200, "application/json", s->data, NULL);
+            return;
+        }
+        c->state = CONN_WAITING; // answered by data_arrived()
+        if (!s->computing) {
+            memcpy(s->computing_key, key, sizeof(key));
+            s->computing = true;
+            computer_ask(&s->computer);
+        }
     } else {
         conn_answer(c, 404, "text/plain", NULL, "not found\n");
     }
@@ -287,6 +344,25 @@ static void conn_read(struct server * s, struct conn * c) {
         c->req[c->got] = '\0';
         if (strstr(c->req, "\r\n\r\n")) { conn_route(s, c); return; }
         if (c->got == REQ_MAX) { conn_answer(c, 431, "text/plain", NULL, "request too large\n"); return; }
+    }
+}
+
+// the computation ended: its data answers every request waiting for it (out of memory: the
+// data before, if any; asked again by the next request)
+static void data_arrived(struct server * s) {
+    struct body * b = computer_take(&s->computer);
+    s->computing = false;
+    if (b) {
+        body_unref(s->data); // answers still sending the old data keep it until they are done
+        s->data = b;
+        memcpy(s->data_key, s->computing_key, sizeof(s->data_key));
+    }
+    for (int i = 0; i < MAX_CONNS; i++) {
+        struct conn * c = &s->conns[i];
+        if (c->state != CONN_WAITING) continue;
+        if (s->data) s->data->refs++;
+        if (s->data) conn_answer(c, 200, "application/json", s->data, NULL);
+        else conn_answer(c, 500, "text/plain", NULL, "out of memory\n");
     }
 }
 
@@ -313,20 +389,23 @@ static void accept_all(struct server * s, int ls) {
     }
 }
 
-// serves until stop: one poll() over the listening socket and every connection
+// serves until stop: one poll() over the computer's pipe, the listening socket and every
+// connection reading or writing
 static void serve_loop(struct server * s, int ls) {
-    struct pollfd pfd[1 + MAX_CONNS];
-    struct conn * of[1 + MAX_CONNS];
+    struct pollfd pfd[2 + MAX_CONNS];
+    struct conn * of[2 + MAX_CONNS];
     while (!stop) {
         const int64_t now = now_ns();
         int64_t next = INT64_MAX;
         int n = 0;
         bool room = false;
+        pfd[n] = (struct pollfd) { s->computer.wake[0], POLLIN, 0 };
+        of[n++] = NULL;
         for (int i = 0; i < MAX_CONNS; i++) {
             struct conn * c = &s->conns[i];
-            if (c->state != CONN_FREE && now >= c->deadline_ns) conn_close(c); // too slow: dropped
-            if (c->state != CONN_WRITING) room = true; // free, or reading and may give its place
-            if (c->state == CONN_FREE) continue;
+            if ((c->state == CONN_READING || c->state == CONN_WRITING) && now >= c->deadline_ns) conn_close(c); // too slow: dropped
+            if (c->state == CONN_FREE || c->state == CONN_READING) room = true; // a reading one may give its place
+            if (c->state == CONN_FREE || c->state == CONN_WAITING) continue;
             if (c->deadline_ns < next) next = c->deadline_ns;
             pfd[n] = (struct pollfd) { c->fd, c->state == CONN_READING ? POLLIN : POLLOUT, 0 };
             of[n++] = c;
@@ -340,11 +419,64 @@ static void serve_loop(struct server * s, int ls) {
         for (int i = 0; i < n; i++) {
             if (!pfd[i].revents) continue;
             struct conn * c = of[i];
-            if (!c) accept_all(s, ls);
+            if (pfd[i].fd == s->computer.wake[0]) data_arrived(s);
+            else if (!c) accept_all(s, ls);
             else if (c->state == CONN_READING) conn_read(s, c);
             else if (c->state == CONN_WRITING) conn_write(c);
         }
     }
+}
+
+// the server's state with the page made and the computer's thread started; NULL when out of
+// memory or threads. Free with server_free().
+static struct server * server_new(const char * trace, const struct llt_report_params * rp, int port) {
+    struct server * s = calloc(1, sizeof(*s));
+    char * page = NULL;
+    size_t n = 0;
+    FILE * mem = s ? open_memstream(&page, &n) : NULL;
+    if (!mem) goto fail;
+    const bool made = cli_page_write(mem, NULL, 0);
+    fclose(mem);
+    if (!made) { free(page); goto fail; }
+    if (!(s->page = body_new(page, n))) goto fail; // (page freed)
+    s->port = port;
+    s->trace = trace;
+    struct computer * k = &s->computer;
+    k->trace = trace;
+    k->rp = *rp;
+    if (pipe2(k->wake, O_CLOEXEC) != 0) goto fail;
+    pthread_mutex_init(&k->mu, NULL);
+    pthread_cond_init(&k->cv, NULL);
+    if (pthread_create(&k->thread, NULL, computer_main, k) == 0) return s;
+    close(k->wake[0]);
+    close(k->wake[1]);
+fail:
+    if (s) body_unref(s->page);
+    free(s);
+    return NULL;
+}
+
+// Closes every connection and ends the computer. One still computing when Ctrl-C came is not
+// waited for, so that the command ends at once: it ends with the process, and what it uses
+// (s) is left to it.
+static void server_free(struct server * s) {
+    for (int i = 0; i < MAX_CONNS; i++) {
+        if (s->conns[i].state != CONN_FREE) conn_close(&s->conns[i]);
+    }
+    if (s->computing) return;
+    struct computer * k = &s->computer;
+    pthread_mutex_lock(&k->mu);
+    k->quit = true;
+    pthread_cond_signal(&k->cv);
+    pthread_mutex_unlock(&k->mu);
+    pthread_join(k->thread, NULL);
+    close(k->wake[0]);
+    close(k->wake[1]);
+    pthread_mutex_destroy(&k->mu);
+    pthread_cond_destroy(&k->cv);
+    body_unref(s->data);
+    body_unref(s->page);
+    free(s);
 }
 
 int cmd_serve(int argc, char ** argv) {
@@ -396,31 +528,15 @@ int cmd_serve(int argc, char ** argv) {
     sigaction(SIGTERM, &sa, NULL);
     fprintf(stderr, "lltrace: serving %s on http://127.0.0.1:%d/ (Ctrl-C stops)\n", trace, ntohs(addr.sin_port));
     rp.bandwidth_gbs = llt_report_measure_bandwidth(); // once: the roofline's limit
-    // the page, the same for every request, made once
-    struct server * s = calloc(1, sizeof(*s));
-    char * page = NULL;
-    size_t n = 0;
-    FILE * mem = open_memstream(&page, &n);
-    const bool made = mem && cli_page_write(mem, NULL, 0);
-    if (mem) fclose(mem);
-    if (!s || !made || !(s->page = body_new(page, n))) {
-        if (!s || !made) free(page);
-        free(s);
+    struct server * s = server_new(trace, &rp, ntohs(addr.sin_port));
+    if (!s) {
+        cli_error("serve: cannot start (out of memory, or no thread)");
         close(ls);
-        cli_error("serve: out of memory");
         return CLI_FAIL;
     }
-    s->port = ntohs(addr.sin_port);
-    s->trace = trace;
-    s->rp = rp;
     serve_loop(s, ls);
-    for (int i = 0; i < MAX_CONNS; i++) {
-        if (s->conns[i].state != CONN_FREE) conn_close(&s->conns[i]);
-    }
     close(ls);
-    body_unref(s->cache.data);
-    body_unref(s->page);
-    free(s);
+    server_free(s);
     fprintf(stderr, "lltrace: serve stopped\n");
     return CLI_INTERRUPTED;
 }

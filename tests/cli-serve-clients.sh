@@ -3,8 +3,9 @@
 # (3,000 tokens of tiny, 64 candidates each):
 # - a request whose Host is not 127.0.0.1:PORT, localhost:PORT or [::1]:PORT gets 403 (DNS
 #   rebinding), the right Host 200;
-# - a client that sends half a request, or never reads a large answer, does not keep another
-#   waiting: the other is answered while the first is still open (serve-clients.py);
+# - a client that sends half a request, never reads a large answer, or waits for the data to be
+#   computed does not keep another waiting: the other is answered while the first is still
+#   open and unanswered (serve-clients.py);
 # - the data holds the last 2,000 tokens and candidates only, says what it left out, and the
 #   page (headless Chromium) shows that note.
 #   cli-serve-clients.sh LLTRACE_BINARY
@@ -38,6 +39,7 @@ win=$port
 serve whole --max-tokens 1000000
 whole=$port
 
+python3 "$here/serve-clients.py" "$whole" compute || fail "a client while the data is computed (above)"
 python3 "$here/serve-clients.py" "$win" host || fail "the Host header (above)"
 python3 "$here/serve-clients.py" "$win" slow || fail "a client sending half a request (above)"
 python3 "$here/serve-clients.py" "$whole" noread /data.json || fail "a client that never reads (above)"

@@ -3,7 +3,8 @@
 # cli-serve-clients.sh. Prints "FAIL ..." lines and exits 1 on any failure.
 #   serve-clients.py PORT host      only Host 127.0.0.1:PORT, localhost:PORT, [::1]:PORT answered
 #   serve-clients.py PORT slow      a half-sent request (or 20) does not keep another client waiting
-#   serve-clients.py PORT noread    a client that never reads its response does not either
+#   serve-clients.py PORT noread PATH  a client that never reads its answer does not either
+#   serve-clients.py PORT compute   the page is answered while the data is being computed
 # No timing threshold decides a verdict: the second client must be answered while the first
 # is still open and unanswered (the 60 s socket timeout only keeps a broken server from
 # hanging the test).
@@ -151,8 +152,28 @@ elif sys.argv[2] == 'noread':
     if status == 200 and len(body) <= taken:
         fail('the answer (%d bytes) fits in the socket buffers (%d bytes): the test proves nothing' % (len(body), taken))
 
+elif sys.argv[2] == 'compute':
+    # on a server that has not computed the data yet (a long run: a second or so), the first
+    # client asks for it, and the second for the page meanwhile
+    a = socket.create_connection(('127.0.0.1', port), timeout=60)
+    a.sendall(('GET /data.json HTTP/1.1\r\nHost: %s\r\n\r\n' % good).encode())
+    status, body = request(good, '/')
+    if status != 200 or b'<html' not in body:
+        fail('the page while the data is computed: status %s (%r)' % (status, body[:80]))
+    if not unanswered(a):
+        fail('the page was answered only after the data was computed')
+    a.setblocking(True)
+    data = b''
+    while True:
+        b = a.recv(1 << 16)
+        if not b:
+            break
+        data += b
+    if not data.startswith(b'HTTP/1.1 200') or b'"tokens"' not in data:
+        fail('the data, once computed: %r' % data[:80])
+
 else:
-    print('usage: serve-clients.py PORT host|slow|noread')
+    print('usage: serve-clients.py PORT host|slow|noread|compute')
     sys.exit(2)
 
 sys.exit(1 if fails else 0)
