@@ -447,7 +447,15 @@ static struct server * server_new(const char * trace, const struct llt_report_pa
     if (pipe2(k->wake, O_CLOEXEC) != 0) goto fail;
     pthread_mutex_init(&k->mu, NULL);
     pthread_cond_init(&k->cv, NULL);
-    if (pthread_create(&k->thread, NULL, computer_main, k) == 0) return s;
+    // the thread blocks Ctrl-C, so that the signal interrupts the loop's poll()
+    sigset_t stops, before;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGINT);
+    sigaddset(&stops, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stops, &before);
+    const int started = pthread_create(&k->thread, NULL, computer_main, k);
+    pthread_sigmask(SIG_SETMASK, &before, NULL);
+    if (started == 0) return s;
     close(k->wake[0]);
     close(k->wake[1]);
 fail:
