@@ -38,6 +38,14 @@
   function showTip(ev, text) { tip.textContent = text; tip.style.display = 'block'; tip.style.left = (ev.clientX + 12) + 'px'; tip.style.top = (ev.clientY + 12) + 'px'; }
   function hideTip() { tip.style.display = 'none'; }
   function piece(id) { return D.vocab && D.vocab[id] !== undefined ? D.vocab[id] : '#' + id; }
+  // what a window of the data (lltrace serve keeps the last tokens of a long run) left out:
+  // "showing the last 2,000 of 9,340 tokens"; null when nothing was (or older data says nothing)
+  function leftOut(shown, total, first, what) {
+    if (total == null || total <= shown) return null;
+    const f = n => n.toLocaleString('en-US');
+    return first + shown === total ? `showing the last ${f(shown)} of ${f(total)} ${what}`
+      : `showing ${what} ${f(first + 1)} to ${f(first + shown)} of ${f(total)}`;
+  }
   // a SentencePiece word start is U+2581: shown as a space, like the text
   const shown = s => String(s).replace(/\u2581/g, ' ');
   function section(id, title, explain, missing, body) {
@@ -67,6 +75,8 @@
         s.append(el('div', { class: 'kv' }, facts.map(([k, v]) => el('div', null, el('span', null, k), v ?? '–'))));
         s.append(el('h3', null, 'Parameters'), el('div', { class: 'kv' }, Object.entries(p).map(([k, v]) => el('div', null, el('span', null, k), String(v)))));
         s.append(el('h3', null, 'The text: prompt tokens (blue) and generated tokens (green)'));
+        const tokCut = leftOut(D.tokens.length, D.tokens_total, D.tokens_first, 'tokens');
+        if (tokCut) s.append(el('p', { class: 'note', id: 'tokens-cut' }, tokCut));
         const strip = el('div', { class: 'strip', id: 'token-strip' });
         for (const t of D.tokens) {
           strip.append(el('span', { class: 'tok ' + (t[1] ? 'prompt' : 'gen'), 'data-seq': t[0], 'data-pos': t[3], 'data-token': t[4],
@@ -75,6 +85,8 @@
         s.append(strip);
         s.append(el('h3', null, 'Each generated token and the candidates it was chosen from'));
         if (!D.candidates) { s.append(el('p', { class: 'missing' }, D.missing.candidates)); return; }
+        const candCut = leftOut(D.candidates.length, D.candidates_total, D.candidates_first, 'generated tokens');
+        if (candCut) s.append(el('p', { class: 'note', id: 'candidates-cut' }, candCut));
         s.append(el('p', { class: 'note' }, `Probabilities are the softmax over the ${D.candidates[0] ? D.candidates[0][4].length : 0} largest logits kept per step (the parity records), so they are slightly larger than over the whole vocabulary; entropy (nats) of the same distribution: 0 is certain.`));
         s.append(table(D.candidates, [
           { h: 'step', num: 1, f: c => c[0] }, { h: 'position', num: 1, f: c => c[1] },

@@ -2,6 +2,7 @@
 // report/node_modules), for cli-report.sh and cli-serve.sh.
 //   node report-page.js check  PAGE.html EXPECTED.json SHOTS_DIR   the offline report
 //   node report-page.js serve  URL STEPS_FILE                      the live page: step counts
+//   node report-page.js window URL EXPECTED.json                   the live page of a long run
 //   node report-page.js experts PAGE.html EXPECTED.json             a MoE run: the experts table
 // EXPECTED.json is computed by the calling test from the dump and the trace (Python), never
 // by lltrace. Prints "FAIL ..." lines and exits 1 on any failure.
@@ -123,6 +124,28 @@ async function serve(url, stepsFile) {
   await browser.close();
 }
 
+// the live page of a long run: the window of the last tokens, and the notes saying what it left
+// out. EXPECTED.json: {tokens_note, candidates_note, tokens: [token ids the strip must show]}
+async function window_(url, expectedFile) {
+  const want = JSON.parse(fs.readFileSync(expectedFile, 'utf8'));
+  const { browser, page, events } = await open(url);
+  try {
+    await page.waitForFunction(() => window.lltReport && window.lltReport.ready, null, { timeout: 60000 });
+  } catch (e) {
+    fail('the page never finished drawing: ' + events.errors.join('; '));
+    await browser.close();
+    return;
+  }
+  const text = async id => (await page.locator('#' + id).count()) ? await page.locator('#' + id).textContent() : null;
+  const tn = await text('tokens-cut'), cn = await text('candidates-cut');
+  if (tn !== want.tokens_note) fail(`the note on the tokens: ${JSON.stringify(tn)}, wanted ${JSON.stringify(want.tokens_note)}`);
+  if (cn !== want.candidates_note) fail(`the note on the candidates: ${JSON.stringify(cn)}, wanted ${JSON.stringify(want.candidates_note)}`);
+  const toks = await page.locator('#token-strip .tok').evaluateAll(ns => ns.map(n => +n.dataset.token));
+  if (JSON.stringify(toks) !== JSON.stringify(want.tokens)) fail(`token strip: ${toks.length} tokens, wanted the run's last ${want.tokens.length} (first ${toks[0]}, wanted ${want.tokens[0]})`);
+  if (events.errors.length) fail('console: ' + events.errors.join(' | '));
+  await browser.close();
+}
+
 // the Memory section's experts table of a Mixture-of-Experts run, cell by cell
 async function experts(file, expectedFile) {
   const want = JSON.parse(fs.readFileSync(expectedFile, 'utf8'));
@@ -143,6 +166,7 @@ async function experts(file, expectedFile) {
   if (mode === 'check') await check(...args);
   else if (mode === 'serve') await serve(...args);
   else if (mode === 'experts') await experts(...args);
-  else { console.log('usage: report-page.js check|serve|experts ...'); process.exit(2); }
+  else if (mode === 'window') await window_(...args);
+  else { console.log('usage: report-page.js check|serve|window|experts ...'); process.exit(2); }
   process.exit(fails ? 1 : 0);
 })().catch(e => { console.log('FAIL ' + (e.stack || e)); process.exit(1); });

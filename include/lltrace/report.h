@@ -68,6 +68,7 @@ struct llt_report_params {
     int32_t lens_k;       // logit lens candidates, 0: no lens
     int64_t max_steps;    // per-step series longer than this are decimated (every n-th step)
     int64_t max_values;   // attention and residual cells kept at most; steps beyond are left out
+    int64_t max_tokens;   // tokens and candidates kept at most: the last ones; 0: all
     struct llt_store * vs; // compare with a run of this trace (may be st itself); NULL: no comparison
     int64_t vs_run;       // that run; 0: its last one
     double  bandwidth_gbs; // this machine's memory bandwidth, the roofline's limit; 0: not measured

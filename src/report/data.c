@@ -4,7 +4,8 @@
 // layer, so the page's figures are `show`'s and `profile`'s; the page only draws. A section
 // the trace cannot fill is null, and "missing" says which `lltrace run` option gives it.
 // Long runs stay small: per-step series are decimated to max_steps, dumped values cut at
-// max_values, and the data says what was left out.
+// max_values, tokens and candidates to the last max_tokens, and the data says what was left
+// out.
 #include "report/report.h"
 
 #include "gguf.h"
@@ -14,7 +15,7 @@
 #include <string.h>
 
 struct llt_report_params llt_report_default_params(void) {
-    return (struct llt_report_params) { .run = 0, .graph_step = -1, .lens_k = 5, .max_steps = 2000, .max_values = 400000,
+    return (struct llt_report_params) { .run = 0, .graph_step = -1, .lens_k = 5, .max_steps = 2000, .max_values = 400000, .max_tokens = 0,
                                         .vs = NULL, .vs_run = 0, .bandwidth_gbs = 0 };
 }
 
@@ -74,34 +75,61 @@ static const char * col_text(const struct llt_table_rows * t, const char * name)
 
 // ---- the run and its tokens --------------------------------------------------------------
 
+// the tokens from index first on, at most max (0: all), counting them all in n
 struct token_writer {
     FILE *  f;
-    int64_t n;
+    int64_t first, max;
+    int64_t n, written;
 };
 
 static int on_token(const struct llt_read_token * r, void * user_data) {
     struct token_writer * w = user_data;
     FILE * f = w->f;
+    if (w->n++ < w->first || (w->max > 0 && w->written == w->max)) return 0;
     // [seq, prompt (1) or generated (0), step, pos, token, piece]
-    fprintf(f, "%s[%lld,%d,%lld,%lld,%lld,", w->n++ ? "," : "", (long long) r->seq, r->prompt ? 1 : 0,
+    fprintf(f, "%s[%lld,%d,%lld,%lld,%lld,", w->written++ ? "," : "", (long long) r->seq, r->prompt ? 1 : 0,
             (long long) r->step, (long long) r->pos, (long long) r->token);
     llt_json_write_string(f, r->piece ? r->piece : "");
     fputc(']', f);
     return 0;
 }
 
+static int count_token(const struct llt_read_token * r, void * user_data) {
+    (void) r;
+    ++*(int64_t *) user_data;
+    return 0;
+}
+
+// "tokens": the last max of the run (0: all), in order; "tokens_total" and "tokens_first" say
+// which they are. Two passes, so that only the tokens written are ever held.
+static int write_tokens(FILE * f, struct llt_store * st, int64_t run, int64_t max) {
+    struct llt_read_sel sel = { .run = run, .step = -1 };
+    int64_t n = 0;
+    int rc = max > 0 ? llt_read_tokens(st, &sel, count_token, &n) : LLT_OK;
+    if (rc != LLT_OK) return rc;
+    struct token_writer tw = { .f = f, .first = n > max ? n - max : 0, .max = max };
+    fputs("\"tokens\":[", f);
+    if ((rc = llt_read_tokens(st, &sel, on_token, &tw)) != LLT_OK) return rc;
+    // (tokens written between the passes count in the total: the window then ends before it)
+    fprintf(f, "],\"tokens_total\":%lld,\"tokens_first\":%lld", (long long) tw.n, (long long) tw.first);
+    return LLT_OK;
+}
+
 // the top-k candidates of each generated token, from the parity records: probabilities and
-// entropy of the softmax over the k logits kept
-static int write_candidates(FILE * f, struct llt_store * st, int64_t run, uint8_t * want, int32_t n_vocab, bool * have) {
+// entropy of the softmax over the k logits kept; "candidates_total" and "candidates_first" say
+// which of the run's the last max (0: all) are
+static int write_candidates(FILE * f, struct llt_store * st, int64_t run, int64_t max, uint8_t * want, int32_t n_vocab,
+                            bool * have) {
     struct llt_parity_step * ps = NULL;
     int32_t n = 0;
     int rc = llt_parity_read_trace(st, (int) run, &ps, &n);
     if (rc == LLT_ENOTFOUND) n = 0; // a run without --parity
     else if (rc != LLT_OK) return rc;
     *have = n > 0;
-    if (n == 0) { fputs("\"candidates\":null", f); free(ps); return LLT_OK; }
-    fputs("\"candidates\":[", f);
-    for (int32_t i = 0; i < n; i++) {
+    const int32_t first = max > 0 && n > max ? (int32_t) (n - max) : 0;
+    if (n == 0) fputs("\"candidates\":null", f);
+    else fputs("\"candidates\":[", f);
+    for (int32_t i = first; i < n; i++) {
         const struct llt_parity_step * s = &ps[i];
         double sum = 0, ent = 0;
         for (int j = 0; j < s->k; j++) sum += exp((double) s->logits[j] - s->logits[0]);
@@ -110,7 +138,7 @@ static int write_candidates(FILE * f, struct llt_store * st, int64_t run, uint8_
             if (p > 0) ent -= p * log(p);
         }
         // [step, pos, token, entropy, [[id, logit, probability], ...]]
-        fprintf(f, "%s[%d,%d,%d,", i ? "," : "", s->step, s->pos, s->token);
+        fprintf(f, "%s[%d,%d,%d,", i > first ? "," : "", s->step, s->pos, s->token);
         llt_rj_num(f, ent);
         fputs(",[", f);
         for (int j = 0; j < s->k; j++) {
@@ -123,7 +151,7 @@ static int write_candidates(FILE * f, struct llt_store * st, int64_t run, uint8_
         }
         fputs("]]", f);
     }
-    fputc(']', f);
+    fprintf(f, "%s,\"candidates_total\":%d,\"candidates_first\":%d", n ? "]" : "", n, first);
     free(ps);
     return LLT_OK;
 }
@@ -282,6 +310,15 @@ static int write_experts(FILE * f, struct llt_store * st, int64_t run_id) {
     return rc;
 }
 
+#define MAX_RUN_TEXT 65536 // bytes of the run's prompt and output kept under a max_tokens window
+
+// the last n bytes of s at most, from the start of a UTF-8 character
+static const char * text_tail(const char * s, size_t n) {
+    const char * t = s + strlen(s) - n;
+    while (((unsigned char) *t & 0xC0) == 0x80) t++;
+    return t;
+}
+
 int llt_report_write_data(struct llt_store * st, const struct llt_report_params * p, FILE * f) {
     struct llt_table_filter filt = llt_table_default_filter();
     filt.run = p->run;
@@ -306,15 +343,18 @@ int llt_report_write_data(struct llt_store * st, const struct llt_report_params 
         fprintf(f, "%s", c ? "," : "{");
         llt_json_write_string(f, run->cols[c]);
         fputc(':', f);
-        llt_rj_value(f, &run->values[c], strcmp(run->cols[c], "params") == 0);
+        const struct llt_value * v = &run->values[c];
+        if (p->max_tokens > 0 && v->type == LLT_VALUE_TEXT && strlen(v->s) > MAX_RUN_TEXT) {
+            llt_json_write_string(f, text_tail(v->s, MAX_RUN_TEXT)); // the prompt or output of a long run
+        } else {
+            llt_rj_value(f, v, strcmp(run->cols[c], "params") == 0);
+        }
     }
-    fprintf(f, "},\"running\":%s,\"tokens\":[", status && strcmp(status, "running") == 0 ? "true" : "false");
-    struct llt_read_sel sel = { .run = run_id, .step = -1 };
-    struct token_writer tw = { f, 0 };
-    if ((rc = llt_read_tokens(st, &sel, on_token, &tw)) != LLT_OK) goto done;
-    fputs("],", f);
+    fprintf(f, "},\"running\":%s,", status && strcmp(status, "running") == 0 ? "true" : "false");
+    if ((rc = write_tokens(f, st, run_id, p->max_tokens)) != LLT_OK) goto done;
+    fputc(',', f);
     bool have_cand = false;
-    if ((rc = write_candidates(f, st, run_id, want, n_vocab, &have_cand)) != LLT_OK) goto done;
+    if ((rc = write_candidates(f, st, run_id, p->max_tokens, want, n_vocab, &have_cand)) != LLT_OK) goto done;
 
     struct llt_analysis_params ap = llt_analysis_default_params();
     ap.run = run_id;
