@@ -288,8 +288,8 @@ static void conn_write(struct conn * c) {
 // the answer: hold (a reference the connection takes over) or a fixed text
 static void conn_answer(struct conn * c, int status, const char * type, struct body * hold, const char * text) {
     c->hold = hold;
-    c->body = hold ? hold->bytes : text;
-    c->body_n = hold ? hold->n : strlen(text);
+    c->body = hold ? hold->bytes : text ? text : "";
+    c->body_n = hold ? hold->n : strlen(c->body);
     int hn = snprintf(c->head, sizeof(c->head),
                       "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                       "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
