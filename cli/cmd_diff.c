@@ -328,9 +328,14 @@ static int write_summary(struct out * o, const struct diff_opts * opts, const st
                          struct llt_tensor_set * a, struct llt_tensor_set * b) {
     char t1[32], t2[32], t3[32];
     const int matched = sd->n_compared + sd->n_shape_mismatch;
-    out_note(o, "\nsummary: %d of %d tensors matched by name within tolerance (%.1f%%), %d compared (A has %d tensors, B %d)",
-             sd->n_within, matched, matched ? 100.0 * sd->n_within / matched : 100.0, sd->n_compared,
-             llt_tensor_set_count(a), llt_tensor_set_count(b));
+    if (matched == 0) {
+        out_note(o, "\nsummary: no tensor selected, nothing compared (A has %d tensors, B %d)", llt_tensor_set_count(a),
+                 llt_tensor_set_count(b));
+    } else {
+        out_note(o, "\nsummary: %d of %d tensors matched by name within tolerance (%.1f%%), %d compared (A has %d tensors, B %d)",
+                 sd->n_within, matched, 100.0 * sd->n_within / matched, sd->n_compared, llt_tensor_set_count(a),
+                 llt_tensor_set_count(b));
+    }
     if (opts->map) {
         out_note(o, "shape mismatches %d, type mismatches %d, only in A %d, only in B %d, not named by the map %d",
                  sd->n_shape_mismatch, sd->n_type_mismatch, sd->n_only_a, sd->n_only_b, sd->n_unmapped);

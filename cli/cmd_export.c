@@ -215,6 +215,11 @@ int cmd_export(int argc, char ** argv) {
         llt_store_close(st);
         return CLI_USAGE; // an input that cannot be read, or a run it does not hold
     }
+    if (seq >= 0 && llt_read_check_sel(st, r.id, -1, (int32_t) seq) != LLT_OK) {
+        cli_error("export: %s", llt_last_error());
+        llt_store_close(st);
+        return CLI_USAGE;
+    }
     const int rc = dump_format ? export_dump(st, trace, r.id, dump_format, path)
                                : export_to(st, r.id, (int32_t) seq, (enum llt_export_format) format, path);
     llt_store_close(st);

@@ -383,6 +383,12 @@ int cmd_profile(int argc, char ** argv) {
         rc = CLI_USAGE;
         goto done;
     }
+    struct llt_read_run run;
+    if (opts.seq >= 0 && (llt_read_run(st, opts.run, &run) != LLT_OK || llt_read_check_sel(st, run.id, -1, (int32_t) opts.seq) != LLT_OK)) {
+        cli_error("profile: %s", llt_last_error());
+        rc = CLI_USAGE;
+        goto done;
+    }
     struct llt_analysis_params params = llt_analysis_default_params();
     params.run = opts.run;
     params.seq = (int32_t) opts.seq;

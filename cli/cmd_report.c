@@ -86,6 +86,11 @@ int cmd_report(int argc, char ** argv) {
         return CLI_USAGE;
     }
     rp.run = r.id;
+    if (rp.graph_step >= 0 && llt_read_check_sel(st, r.id, rp.graph_step, -1) != LLT_OK) {
+        cli_error("report: --step: %s", llt_last_error());
+        llt_store_close(st);
+        return CLI_USAGE;
+    }
     // the other side: a run of trace B, or another run of this trace
     struct llt_store * other = NULL;
     struct llt_read_run rb;

@@ -141,6 +141,7 @@ struct run_opts {
     int n_dump;
     const char * model;
     const char * prompt_file;
+    bool prompt_flag;               // -p was given
     const char * output;
     const char * parity;
     bool top_k_given;
@@ -180,7 +181,7 @@ static int parse_opts(int argc, char ** argv, struct run_opts * o) {
 #define IS(s, l) (strcmp(a, s) == 0 || strcmp(a, l) == 0)
         if (cli_is_help(a)) { fputs(usage_text, stdout); return -1; }
         else if (IS("-m", "--model"))     { VALUE(); o->model = v; }
-        else if (IS("-p", "--prompt"))    { VALUE(); o->gen.prompt = v; o->prompt_given = true; }
+        else if (IS("-p", "--prompt"))    { VALUE(); o->gen.prompt = v; o->prompt_given = o->prompt_flag = true; }
         else if (IS("-f", "--file"))      { VALUE(); o->prompt_file = v; o->prompt_given = true; }
         else if (IS("-o", "--output"))    { VALUE(); o->output = v; }
         else if (IS("-v", "--verbose"))   { o->verbose = true; }
@@ -352,6 +353,19 @@ int cmd_run(int argc, char ** argv) {
     struct llt_gen_result res = {0};
     int exit_code = CLI_FAIL;
 
+    if (o.prompt_file && o.prompt_flag) {
+        cli_error("-p and -f both give the prompt: choose one");
+        exit_code = CLI_USAGE;
+        goto done;
+    }
+    // outputs whose folder is missing fail before anything is made (no trace, no run)
+    if (llt_output_dir_check(o.output, "trace") != LLT_OK ||
+        (o.gen.values.dump_path && llt_output_dir_check(o.gen.values.dump_path, "dump") != LLT_OK) ||
+        (o.parity && llt_output_dir_check(o.parity, "parity file") != LLT_OK)) {
+        cli_error("%s", llt_last_error());
+        exit_code = CLI_USAGE;
+        goto done;
+    }
     if (o.prompt_file) {
         if (llt_input_check(o.prompt_file, "prompt file") != LLT_OK) { cli_error("%s", llt_last_error()); exit_code = CLI_USAGE; goto done; }
         prompt_buf = read_file(o.prompt_file);

@@ -177,9 +177,13 @@ static struct out_val from_value(const struct llt_value * v) {
     }
 }
 
-// composed values: flags (view, noop), tokens ("3 prompt + 4 gen"), vec_dot_type, block (elements per block)
+// composed values: "?col" a yes/no column (JSON's true and false), flags (view, noop), tokens ("3 prompt + 4 gen"), vec_dot_type, block (elements per block)
 static struct out_val value_of(const struct llt_table_rows * rows, const struct llt_value * row, const struct col * c,
                                char * buf, size_t size) {
+    if (c->src[0] == '?') {
+        const int i = src_index(rows, c->src + 1);
+        return i >= 0 && row[i].type == LLT_VALUE_INT ? out_bool(row[i].i != 0) : out_null();
+    }
     if (strcmp(c->src, "flags") == 0) {
         const bool view = row[src_index(rows, "is_view")].i, noop = row[src_index(rows, "is_noop")].i;
         snprintf(buf, size, "%s%s%s", view ? "view" : "", view && noop ? "," : "", noop ? "noop" : "");
@@ -296,8 +300,8 @@ static const struct col node_cols[] = {
     { { "type",    OUT_TEXT,     OUT_ALL },       "type" },
     { { "bytes",   OUT_BYTES,    OUT_ALL },       "bytes" },
     { { "flags",   OUT_TEXT,     OUT_NOT_JSON },  "flags" },
-    { { "is_view", OUT_INT,      OUT_ONLY_JSON }, "is_view" },
-    { { "is_noop", OUT_INT,      OUT_ONLY_JSON }, "is_noop" },
+    { { "is_view", OUT_TEXT,     OUT_ONLY_JSON }, "?is_view" },
+    { { "is_noop", OUT_TEXT,     OUT_ONLY_JSON }, "?is_noop" },
     { { "buffer",  OUT_TEXT,     OUT_ALL },       "buffer" },
     { { "device",  OUT_TEXT,     OUT_ALL },       "device" },
     { { "time_us", OUT_TIME,     OUT_ALL },       "time_ns" },
@@ -342,7 +346,7 @@ static const struct col diff_cols[] = {
     { { "name",       OUT_TEXT, OUT_ALL }, "name" },
     { { "op",         OUT_TEXT, OUT_ALL }, "op" },
     { { "layer",      OUT_INT,  OUT_ALL }, "layer" },
-    { { "shape_ok",   OUT_INT,  OUT_ALL }, "shape_ok" },
+    { { "shape_ok",   OUT_TEXT, OUT_ALL }, "?shape_ok" },
     { { "n",          OUT_INT,  OUT_ALL }, "n" },
     { { "max_abs",    OUT_REAL, OUT_ALL }, "max_abs" },
     { { "mean_abs",   OUT_REAL, OUT_ALL }, "mean_abs" },
@@ -353,7 +357,7 @@ static const struct col diff_cols[] = {
     { { "nonfinite",  OUT_INT,  OUT_ALL }, "nonfinite" },
     { { "ref_nonfinite", OUT_INT, OUT_ALL }, "ref_nonfinite" },
     { { "n_exceed",   OUT_INT,  OUT_ALL }, "n_exceed" },
-    { { "within",     OUT_INT,  OUT_ALL }, "within" },
+    { { "within",     OUT_TEXT, OUT_ALL }, "?within" },
 };
 
 static const struct col dispatch_weight_cols[] = {
@@ -731,6 +735,10 @@ static int check_selection(struct show * sh) {
         return CLI_USAGE;
     }
     sh->filter.run = sh->run.id;
+    if (sh->o.has_seq && llt_read_check_sel(sh->st, sh->run.id, -1, (int32_t) sh->o.seq) != LLT_OK) {
+        cli_error("%s", llt_last_error());
+        return CLI_USAGE;
+    }
     if (!sh->o.has_step) return CLI_OK;
     struct llt_table_rows * rows = NULL;
     if (llt_read_table(sh->st, LLT_TABLE_STEP, &sh->filter, &rows) != LLT_OK) {

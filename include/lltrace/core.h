@@ -46,6 +46,10 @@ int          llt_layer_from_name(const char * name);
 // "cannot open WHAT 'path': it is a directory" (what may be NULL). Every reader checks its
 // path with it first: a FIFO would block the open, a directory reads as nonsense.
 int llt_input_check(const char * path, const char * what);
+// 0 when the folder an output file goes into exists and is a folder; else LLT_EIO with a
+// one-line message, "cannot write WHAT 'nodir/t.db': no folder 'nodir'". Checked before
+// anything is written, so a bad path leaves nothing behind.
+int llt_output_dir_check(const char * path, const char * what);
 
 // An output file replaced only once complete (a temporary file next to it, renamed over it at
 // commit). A FIFO or a character device is written directly and stays what it is; a

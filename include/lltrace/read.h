@@ -45,6 +45,11 @@ struct llt_read_run {
 // The run (0: the last one); LLT_ENOTFOUND when the trace has no such run.
 int llt_read_run(struct llt_store * st, int64_t run, struct llt_read_run * out);
 
+// Whether a selection of a run names something it has, for commands that refuse an empty
+// one: LLT_OK, or LLT_ENOTFOUND with a one-line message ("run 1 has no step 99 (it has 4)",
+// "run 1 has no step of sequence 7 (its sequences: 0, 1)"). step < 0 and seq < 0: any.
+int llt_read_check_sel(struct llt_store * st, int64_t run, int64_t step, int32_t seq);
+
 // ---- the rows of a run, streamed ---------------------------------------------------------
 
 // Texts in these rows are borrowed: valid during the callback only.

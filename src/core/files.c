@@ -42,6 +42,17 @@ int llt_input_check(const char * path, const char * what) {
     return LLT_OK;
 }
 
+int llt_output_dir_check(const char * path, const char * what) {
+    const char * slash = strrchr(path, '/');
+    if (!slash || slash == path) return LLT_OK; // the current folder, or /
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%.*s", (int) (slash - path), path);
+    struct stat sb;
+    if (stat(dir, &sb) != 0) return llt_set_error(LLT_EIO, "cannot write %s '%s': no folder '%s'", what, path, dir);
+    if (!S_ISDIR(sb.st_mode)) return llt_set_error(LLT_EIO, "cannot write %s '%s': '%s' is not a folder", what, path, dir);
+    return LLT_OK;
+}
+
 // ---- output files ------------------------------------------------------------------------
 
 struct llt_outfile {

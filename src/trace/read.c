@@ -55,6 +55,46 @@ static int each_row(struct llt_store * st, sqlite3_stmt * stmt, int (*row)(sqlit
 
 // ---- a run -------------------------------------------------------------------------------
 
+static int count_of(struct llt_store * st, const char * sql, int64_t run, int64_t step, int64_t seq, int64_t * out) {
+    sqlite3_stmt * stmt = prepare_sel(st, sql, run, step, seq);
+    if (!stmt) return LLT_EIO;
+    const int rc = sqlite3_step(stmt) == SQLITE_ROW ? LLT_OK : step_error(st);
+    *out = rc == LLT_OK ? sqlite3_column_int64(stmt, 0) : 0;
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+int llt_read_check_sel(struct llt_store * st, int64_t run, int64_t step, int32_t seq) {
+    int64_t n = 0;
+    int rc = LLT_OK;
+    if (seq >= 0) {
+        rc = count_of(st, "SELECT count(*) FROM steps WHERE run_id = :run AND " SEQ_STEP(""), run, -1, seq, &n);
+        if (rc == LLT_OK && n == 0) {
+            char seqs[160] = "";
+            for (int s = 0; s < 63 && strlen(seqs) < sizeof(seqs) - 16; s++) {
+                int64_t k = 0;
+                if (count_of(st, "SELECT count(*) FROM steps WHERE run_id = :run AND " SEQ_STEP(""), run, -1, s, &k) != LLT_OK) break;
+                if (k > 0) snprintf(seqs + strlen(seqs), sizeof(seqs) - strlen(seqs), "%s%d", seqs[0] ? ", " : "", s);
+            }
+            return llt_set_error(LLT_ENOTFOUND, "run %lld has no step of sequence %d (its sequences: %s)", (long long) run, seq,
+                                 seqs[0] ? seqs : "none so far");
+        }
+    }
+    if (rc == LLT_OK && step >= 0) {
+        rc = count_of(st, "SELECT count(*) FROM steps WHERE run_id = :run AND step = :step AND " SEQ_STEP(""), run, step,
+                      seq, &n);
+        if (rc == LLT_OK && n == 0) {
+            int64_t total = 0;
+            if (count_of(st, "SELECT count(*) FROM steps WHERE run_id = :run", run, -1, -1, &total) != LLT_OK) total = 0;
+            if (seq >= 0) return llt_set_error(LLT_ENOTFOUND, "run %lld has no step %lld of sequence %d", (long long) run,
+                                               (long long) step, seq);
+            return llt_set_error(LLT_ENOTFOUND, "run %lld has no step %lld (it has %lld)", (long long) run, (long long) step,
+                                 (long long) total);
+        }
+    }
+    return rc;
+}
+
 int llt_read_run(struct llt_store * st, int64_t run, struct llt_read_run * out) {
     memset(out, 0, sizeof(*out));
     if (run == 0) {

@@ -78,6 +78,7 @@ static int create_schema(struct llt_store * st) {
 // created in a file of its own, which is then linked into place. When another process got
 // there first, its trace is kept (link() does not replace).
 static int create_trace(const char * path) {
+    if (llt_output_dir_check(path, "trace") != LLT_OK) return LLT_EIO;
     char tmp[1100];
     snprintf(tmp, sizeof(tmp), "%s.new.%d", path, (int) getpid());
     struct llt_store st = {0};
@@ -107,10 +108,28 @@ static int create_trace(const char * path) {
 // could write: it is told to write nothing (query_only, no checkpoint when it closes). Only
 // as a fallback: it locks writers out while it reads, and there is none then (a writer's
 // -shm is already there).
+//
+// A read-only connection to a WAL trace makes its -wal and -shm files and cannot remove them
+// when it closes. So where the trace has none (it was closed cleanly) and its folder may be
+// written, a reader takes a connection that could write, told to write nothing (query_only):
+// as the last connection it removes the empty files it made; with other connections open it
+// leaves them, as SQLite does. Where the files are there (a live run, a killed one), it is
+// read-only and leaves them as they are.
+static bool reader_may_tidy(const char * path) {
+    char side[1100], dir[1100];
+    snprintf(side, sizeof(side), "%s-wal", path);
+    if (access(side, F_OK) == 0 || access(path, W_OK) != 0) return false;
+    const char * slash = strrchr(path, '/');
+    if (!slash) snprintf(dir, sizeof(dir), ".");
+    else snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int) (slash - path), path);
+    return access(dir, W_OK) == 0;
+}
+
 static int connect(struct llt_store * st, enum llt_store_mode mode, bool private_index) {
     if (st->db) sqlite3_close_v2(st->db);
     st->db = NULL;
-    const int flags = mode == LLT_STORE_READ && !private_index ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
+    const bool tidy = mode == LLT_STORE_READ && !private_index && reader_may_tidy(st->path);
+    const int flags = mode == LLT_STORE_READ && !private_index && !tidy ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
     if (sqlite3_open_v2(st->path, &st->db, flags, NULL) != SQLITE_OK) {
         return llt_set_error(LLT_EIO, "cannot open trace '%s': %s", st->path, st->db ? sqlite3_errmsg(st->db) : "out of memory");
     }
@@ -118,6 +137,7 @@ static int connect(struct llt_store * st, enum llt_store_mode mode, bool private
     if (llt_schema_register(st->db) != LLT_OK) {
         return llt_set_error(LLT_EIO, "cannot open trace '%s': %s", st->path, sqlite3_errmsg(st->db));
     }
+    if (tidy) return llt_store_exec(st, "PRAGMA query_only=1");
     if (!private_index) return LLT_OK;
     sqlite3_db_config(st->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
     return llt_store_exec(st, "PRAGMA locking_mode=EXCLUSIVE; PRAGMA query_only=1");
