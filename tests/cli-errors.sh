@@ -215,4 +215,35 @@ else
     echo "skip: full-disk outputs (cannot mount a tmpfs)"
 fi
 
+# ---- selections that name nothing, outputs without a folder (issue 20) ------------------------
+"$bin" run -m "$model" -n 3 --level profile -o "$dir/sel.db" >/dev/null 2>&1 || fail "the run for the selections failed"
+expect 2 "profile --seq of no sequence" -- "$bin" profile "$dir/sel.db" --seq 7
+grep -q "has no step of sequence 7 (its sequences: 0)" "$dir/err" || fail "profile --seq 7: $(cat "$dir/err")"
+expect 2 "show --seq of no sequence" -- "$bin" show "$dir/sel.db" --seq 5
+expect 2 "export --seq of no sequence" -- "$bin" export "$dir/sel.db" --seq 5
+expect 2 "report --step of no step" -- "$bin" report "$dir/sel.db" --step 99 -o "$dir/sel.html"
+grep -q "has no step 99 (it has 3)" "$dir/err" || fail "report --step 99: $(cat "$dir/err")"
+[ -e "$dir/sel.html" ] && fail "report --step 99 wrote a page"
+expect 2 "--dump-file in no folder" -- "$bin" run -m "$model" -n 2 --dump 'l_out*' --dump-file "$dir/nodir/d.gguf" -o "$dir/nd.db"
+grep -q "no folder '$dir/nodir'" "$dir/err" || fail "--dump-file nodir: $(cat "$dir/err")"
+[ -e "$dir/nd.db" ] && fail "a trace was made for a run refused for its --dump-file"
+expect 2 "-o in no folder" -- "$bin" run -m "$model" -n 2 -o "$dir/nodir/t.db"
+grep -q "cannot write trace '$dir/nodir/t.db': no folder '$dir/nodir'" "$dir/err" || fail "-o nodir: $(cat "$dir/err")"
+echo "a prompt" >"$dir/prompt.txt"
+expect 2 "-p with -f" -- "$bin" run -m "$model" -n 2 -p "hi" -f "$dir/prompt.txt" -o "$dir/pf.db"
+[ -e "$dir/pf.db" ] && fail "a trace was made for -p with -f"
+# JSON booleans in show's tables; a reader leaves no -wal/-shm files behind
+"$bin" show "$dir/sel.db" --step 0 --format json >"$dir/nodes.json" || fail "show --format json"
+python3 -c "
+import json, sys
+d = json.load(open(sys.argv[1]))
+nodes = next(v for v in d.values() if isinstance(v, list) and v and 'is_view' in v[0])
+assert all(isinstance(n['is_view'], bool) and isinstance(n['is_noop'], bool) for n in nodes), nodes[0]
+" "$dir/nodes.json" || fail "show --format json: is_view/is_noop are not JSON booleans"
+for cmd in "show --stats" profile export "report -o $dir/w.html"; do
+    # shellcheck disable=SC2086
+    "$bin" $cmd "$dir/sel.db" >/dev/null 2>&1
+    ls "$dir"/sel.db-wal "$dir"/sel.db-shm >/dev/null 2>&1 && fail "'lltrace $cmd' left -wal/-shm files: $(ls "$dir"/sel.db-*)"
+done
+
 finish
