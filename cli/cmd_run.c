@@ -414,6 +414,11 @@ int cmd_run(int argc, char ** argv) {
     if (o.gen.rpc) signal(SIGPIPE, SIG_IGN);
 
     rc = llt_generate(&o.gen, st, &res);
+    if (res.n_ctx_train > 0 && res.n_prompt > res.n_ctx_train) {
+        if (res.n_prompt > 0) fputc('\n', stdout);
+        cli_error("warning: the prompt has %d tokens, more than the %d the model was trained with: positions past them are"
+                  " unreliable", res.n_prompt, res.n_ctx_train);
+    }
     signal(SIGINT, SIG_DFL);
     ggml_set_abort_callback(NULL);
     if (rc != LLT_OK) {

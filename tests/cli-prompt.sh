@@ -56,4 +56,11 @@ done
 expect "parity -m sorter: exit status" "$?" 2
 expect "parity -m sorter: last line" "$(tail -1 "$dir/err")" "$(demo_line "'z' (U+007A)")"
 grep -q terminate "$dir/err" && fail "parity: llama.cpp's exception reached the terminal"
+# a prompt longer than the model's trained context (the demo model: 64) runs, with a warning
+long="sort: $(python3 -c "print(' '.join('abcdefgh'[i % 8] for i in range(70)))") ="
+"$bin" run -p "$long" -n 2 -o "$dir/long.db" >"$dir/out" 2>"$dir/err" || fail "run of a 73-token prompt: exit $?"
+grep -q "^lltrace: warning: the prompt has 73 tokens, more than the 64 the model was trained with" "$dir/err" ||
+    fail "no warning for a prompt longer than the trained context: $(head -3 "$dir/err")"
+"$bin" run -p "sort: d a c b =" -n 2 -o "$dir/short.db" >/dev/null 2>"$dir/err"
+grep -q "trained with" "$dir/err" && fail "a short prompt got the trained-context warning"
 finish

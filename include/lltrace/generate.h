@@ -47,6 +47,7 @@ struct llt_gen_result {
     llama_token * tokens;     // prompt tokens then generated tokens
     int32_t       n_prompt;
     int32_t       n_gen;
+    int32_t       n_ctx_train; // the context the model was trained with (0 if not loaded)
     char *        text;       // generated text
     int64_t       t_load_ns;  // 0 if the run failed while loading (model, context, tracer)
     int64_t       t_prompt_ns;

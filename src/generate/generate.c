@@ -233,6 +233,7 @@ int llt_generate(const struct llt_gen_params * p, struct llt_store * st, struct 
     free(prompt_tokens);
     if (!res->tokens || (p->parity_top_k > 0 && !res->parity)) { rc = llt_set_error(LLT_ENOMEM, "out of memory"); goto done; }
     res->n_prompt = n_prompt;
+    res->n_ctx_train = llama_model_n_ctx_train(model);
     const int64_t t_tokenize_ns = llt_now_ns() - t_tokenize;
 
     // context
