@@ -50,17 +50,29 @@ expect "steps of the long run" "$(sqlite3 "$t" "SELECT count(*) FROM steps WHERE
 expect "steps without statistics" "$(sqlite3 "$t" "SELECT count(*) FROM steps s WHERE run_id=1 AND NOT EXISTS
     (SELECT 1 FROM node_stats x WHERE x.run_id=1 AND x.step=s.step)")" 0
 
-# a live run at level graph: its graph structures are in the trace while it runs
-LLTRACE_COMMIT_MS=100 "$bin" run -m "$model" -p "Once upon a time" -n 20000 -t 1 -o "$dir/g.db" >/dev/null 2>&1 &
-pid=$!
-for _ in $(seq 1 400); do
-    [ "$(sqlite3 "$dir/g.db" "SELECT count(*) FROM steps WHERE run_id=1" 2>/dev/null || echo 0)" -gt 20 ] && break
-    sleep 0.05
+# a live run: its graph structures are in the trace while it runs, and lltrace's readers see
+# its committed steps with their nodes and times (show --stats, show --step, profile)
+for level in graph timing; do
+    g=$dir/g-$level.db
+    "$bin" run -m "$model" -p "Once upon a time" -n 20000 -t 1 --level $level -o "$g" >/dev/null 2>&1 &
+    pid=$!
+    for _ in $(seq 1 400); do
+        [ "$(sqlite3 "$g" "SELECT count(*) FROM steps WHERE run_id=1" 2>/dev/null || echo 0)" -gt 20 ] && break
+        sleep 0.05
+    done
+    whole=$(sqlite3 "$g" "SELECT count(*) FROM graphs g WHERE g.run_id=1 AND g.n_nodes =
+            (SELECT count(*) FROM nodes n WHERE n.graph_id=g.id)")
+    [ "$whole" -ge 1 ] || fail "a live run at level $level has no graph structure in the trace"
+    "$bin" show "$g" --stats >"$dir/live.out" 2>&1 || fail "show --stats of a live run: $(cat "$dir/live.out")"
+    grep -q "0 steps written so far" "$dir/live.out" && fail "show --stats of a live run at level $level: $(grep 'so far' "$dir/live.out")"
+    "$bin" show "$g" --step 5 >"$dir/live.out" 2>&1 || fail "show --step 5 of a live run: $(cat "$dir/live.out")"
+    grep -q "l_out-1" "$dir/live.out" || fail "show --step 5 of a live run at level $level lists no nodes: $(tail -3 "$dir/live.out")"
+    if [ $level = timing ]; then
+        "$bin" profile "$g" >"$dir/live.out" 2>&1 || fail "profile of a live run: $(cat "$dir/live.out")"
+        grep -q "MUL_MAT" "$dir/live.out" || fail "profile of a live timing run shows no op: $(head -5 "$dir/live.out")"
+    fi
+    kill -INT "$pid"; wait "$pid" 2>/dev/null
 done
-whole=$(sqlite3 "$dir/g.db" "SELECT count(*) FROM graphs g WHERE g.run_id=1 AND g.n_nodes =
-        (SELECT count(*) FROM nodes n WHERE n.graph_id=g.id)")
-kill -INT "$pid"; wait "$pid" 2>/dev/null
-[ "$whole" -ge 1 ] || fail "a live run at level graph has no graph structure in the trace"
 
 # ---- memory: flat whatever the run's length ----------------------------------------------------
 # Peak RSS of 300 against 6,000 generated tokens, the same context. The KV cache's pages are
