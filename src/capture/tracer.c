@@ -128,9 +128,29 @@ void llt_tracer_free(struct llt_tracer * tr) {
     free(tr);
 }
 
+// the run's parameters say "flash_attn":"off" where the tracer turned it off: what ran, not
+// what was asked for
+static void params_flash_attn_off(struct llt_tracer * tr) {
+    static const char key[] = "\"flash_attn\":\"";
+    const char * json = tr->params_json;
+    const char * v = json ? strstr(json, key) : NULL;
+    const char * end = v ? strchr(v + sizeof(key) - 1, '"') : NULL;
+    if (!end) return;
+    const int head = (int) (v + sizeof(key) - 1 - json);
+    char * out = malloc(strlen(json) + 4);
+    if (!out) return; // the parameters as asked, then
+    sprintf(out, "%.*soff%s", head, json, end);
+    free(tr->params_json);
+    tr->params_json = out;
+    tr->params.params_json = out;
+}
+
 void llt_tracer_attach(struct llt_tracer * tr, struct llama_context_params * cparams) {
     // attention probabilities exist as a tensor only without flash attention
-    if (tr->params.values.checkpoints) cparams->flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+    if (tr->params.values.checkpoints && cparams->flash_attn_type != LLAMA_FLASH_ATTN_TYPE_DISABLED) {
+        cparams->flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+        params_flash_attn_off(tr);
+    }
     tr->chain_cb = cparams->cb_eval;
     tr->chain_ud = cparams->cb_eval_user_data;
     cparams->cb_eval = llt_capture_eval_cb;
