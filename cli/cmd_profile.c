@@ -296,6 +296,14 @@ static int write_run(struct out * o, const struct llt_analysis * a, const struct
              (long long) r->id, r->model, r->file_type, r->level, r->running ? ", status running" : "",
              (long long) r->n_steps, r->running ? " so far" : "", (long long) r->samples, (long long) r->instances,
              isnan(coverage) ? 0.0 : coverage);
+    const double prompt_tps = llt_speed(r->n_prompt, r->t_prompt_ns), gen_tps = llt_speed(r->n_gen, r->t_gen_ns);
+    if (!isnan(prompt_tps) || !isnan(gen_tps)) {
+        char ps[64] = "-", gs[64] = "-";
+        if (!isnan(prompt_tps)) snprintf(ps, sizeof(ps), "%.1f tok/s", prompt_tps);
+        if (!isnan(gen_tps)) snprintf(gs, sizeof(gs), "%.1f tok/s", gen_tps);
+        out_note(o, "speed: prompt %s (%lld tokens), generation %s (%lld tokens; decode calls and sampling, docs/trace-format.md)",
+                 ps, (long long) r->n_prompt, gs, (long long) r->n_gen);
+    }
     if (r->running && r->n_timed_steps == 0) {
         out_note(o, "status running: no step has node times yet");
     } else if (r->samples < r->instances) {

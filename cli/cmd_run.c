@@ -3,6 +3,7 @@
 #include "lltrace.h"
 
 #include <signal.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -311,10 +312,11 @@ static void print_reference(const struct run_opts * o, const struct llt_ref_summ
 }
 
 static void print_summary(const struct run_opts * o, const struct llt_gen_result * r) {
-    const double prompt_s = r->t_prompt_ns / 1e9, gen_s = r->t_gen_ns / 1e9;
+    // the speeds every command prints for this run (docs/trace-format.md, "Speed")
+    const double prompt_tps = llt_speed(r->n_prompt, r->t_prompt_ns), gen_tps = llt_speed(r->n_gen, r->t_gen_ns);
     fprintf(stderr, "\n\nlltrace: %d prompt tokens in %.3f s (%.1f tok/s), %d generated in %.3f s (%.1f tok/s)%s\n",
-            r->n_prompt, prompt_s, prompt_s > 0 ? r->n_prompt / prompt_s : 0.0,
-            r->n_gen, gen_s, gen_s > 0 ? r->n_gen / gen_s : 0.0, r->interrupted ? ", interrupted" : "");
+            r->n_prompt, r->t_prompt_ns / 1e9, isnan(prompt_tps) ? 0.0 : prompt_tps,
+            r->n_gen, r->t_gen_ns / 1e9, isnan(gen_tps) ? 0.0 : gen_tps, r->interrupted ? ", interrupted" : "");
     fprintf(stderr, "lltrace: level %s: %lld steps, %lld nodes per step, %lld distinct graphs, weights read %lld/%lld\n",
             llt_level_name(o->gen.level), (long long) r->stats.n_steps, (long long) r->stats.n_nodes_last,
             (long long) r->stats.n_graphs, (long long) r->stats.n_weights_read, (long long) r->stats.n_weights);

@@ -308,4 +308,22 @@ expect "profile: untimed nodes of the sample" "$missing" 0
 expect "profile: steps" "$(sqlite3 "$WORK/prof.db" "SELECT count(*) FROM steps")" 8
 expect "profile of a sampled trace" "$(code profile "$WORK/prof.db" --by layer)" 0
 
+# one generation speed a run, printed the same by run, profile and the report's data
+# (docs/trace-format.md, "Speed": decode calls and the sampling of every generated token)
+"$bin" run -m "$model" -n 40 -t 1 --level timing -o "$WORK/speed.db" >/dev/null 2>"$WORK/speed.err" || fail "run for the speed"
+run_tps=$(sed -n 's/.* generated in .* s (\([0-9.]*\) tok\/s).*/\1/p' "$WORK/speed.err")
+prof_tps=$("$bin" profile "$WORK/speed.db" 2>/dev/null | sed -n 's/^speed: .*generation \([0-9.]*\) tok\/s.*/\1/p')
+"$bin" report "$WORK/speed.db" -o "$WORK/speed.html" 2>/dev/null || fail "report for the speed"
+page_tps=$(python3 - "$WORK/speed.html" <<'PY'
+import re, sys
+html = open(sys.argv[1]).read()
+n = int(re.search(r'"n_gen":(\d+)', html).group(1))
+t = int(re.search(r'"t_gen_ns":(\d+)', html).group(1))
+print("%.1f" % (n / (t / 1e9)))
+PY
+)
+[ -n "$run_tps" ] || fail "run printed no generation speed: $(cat "$WORK/speed.err")"
+expect "profile's generation speed against run's" "$prof_tps" "$run_tps"
+expect "the report's generation speed against run's" "$page_tps" "$run_tps"
+
 finish

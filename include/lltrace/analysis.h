@@ -71,7 +71,12 @@ struct llt_analysis_run {
     int64_t instances;      // (step, node) runs of computing nodes
     int32_t fused;          // MUL nodes per step computed in their norm's pass (the most of any graph); -1 unknown (a version-1 trace)
     int64_t n_weights;      // the weight registry
+    int64_t n_prompt, n_gen;        // the run's tokens (-1 while it is written)
+    int64_t t_prompt_ns, t_gen_ns;  // the times of its speed (docs/trace-format.md, "Speed"); -1 while it is written
 };
+
+// tokens per second: n over t_ns, NAN when either is unknown or 0 (docs/trace-format.md, "Speed")
+double llt_speed(int64_t n, int64_t t_ns);
 
 // borrowed, lives with a
 const struct llt_analysis_run * llt_analysis_run(const struct llt_analysis * a);

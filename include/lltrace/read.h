@@ -32,6 +32,7 @@ struct llt_read_run {
     char    file_type[32];
     int32_t n_layer;
     int64_t n_prompt, n_gen;  // tokens; -1 when unknown (a run still being written)
+    int64_t t_prompt_ns, t_gen_ns; // the speed's times (docs/trace-format.md, "Speed"); -1 when unknown
     int64_t t_tokenize_ns;    // -1 when unknown
     int64_t n_steps;          // steps written so far
     int64_t n_timed_steps;    // steps with node times

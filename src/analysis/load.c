@@ -259,12 +259,14 @@ int llt_analysis_load(struct llt_store * st, const struct llt_analysis_params * 
     struct llt_analysis * a = calloc(1, sizeof(*a));
     if (!a) return oom();
     a->run = (struct llt_analysis_run) { .id = r.id, .n_layer = r.n_layer, .n_weights = r.n_weights,
-                                         .running = strcmp(r.status, "running") == 0 };
+                                         .running = strcmp(r.status, "running") == 0, .n_prompt = r.n_prompt,
+                                         .n_gen = r.n_gen, .t_prompt_ns = r.t_prompt_ns, .t_gen_ns = r.t_gen_ns };
     snprintf(a->run.model, sizeof(a->run.model), "%s", r.model_name);
     snprintf(a->run.file_type, sizeof(a->run.file_type), "%s", r.file_type);
     snprintf(a->run.level, sizeof(a->run.level), "%s", r.level);
     snprintf(a->run.status, sizeof(a->run.status), "%s", r.status);
     a->t_tokenize = r.t_tokenize_ns;
+    if (params->seq >= 0) a->run.t_prompt_ns = a->run.t_gen_ns = -1; // the run's, not the sequence's
     const struct llt_read_sel sel = { .run = r.id, .step = params->step, .by_seq = params->seq >= 0, .seq = params->seq };
     rc = llt_read_nodes(st, &sel, on_node, a);
     if (rc == LLT_OK) rc = place_nodes(a);
@@ -344,4 +346,8 @@ void llt_analysis_parts(const struct llt_analysis * a, enum llt_phase phase, str
             out[k].steps++;
         }
     }
+}
+
+double llt_speed(int64_t n, int64_t t_ns) {
+    return n > 0 && t_ns > 0 ? (double) n * 1e9 / (double) t_ns : NAN;
 }

@@ -357,7 +357,9 @@ void llt_tracer_sampled_at(struct llt_tracer * tr, struct llama_context * ctx, i
     }
     if (!s || s->chosen) return;
     struct llt_batch * b = tr->batch;
-    if (b && b->n_steps > 0) b->steps[b->n_steps - 1].t_sample_ns = llt_now_ns() - tr->t0_ns - tr->t_decode_end_ns;
+    const int64_t t_sample = llt_now_ns() - tr->t0_ns - tr->t_decode_end_ns;
+    if (b && b->n_steps > 0) b->steps[b->n_steps - 1].t_sample_ns = t_sample;
+    tr->t_gen_ns += t_sample; // choosing a generated token is generation time (docs/trace-format.md, "Speed")
     record_chosen(tr, ctx, s, sid, token);
     llt_capture_submit(tr);
 }
@@ -468,6 +470,8 @@ struct llt_tracer_stats llt_tracer_get_stats(const struct llt_tracer * tr) {
         .n_dumped = tr->values ? llt_values_n_dumped(tr->values) : 0,
         .timing_observed_from = tr->observed_from,
         .timing_splits = tr->observed_from >= 0 && tr->off_cpu && !tr->params.time_nodes,
+        .t_prompt_ns = tr->t_prompt_ns,
+        .t_gen_ns = tr->t_gen_ns,
     };
 }
 
