@@ -304,6 +304,7 @@ static int write_run(struct out * o, const struct llt_analysis * a, const struct
         out_note(o, "speed: prompt %s (%lld tokens), generation %s (%lld tokens; decode calls and sampling, docs/trace-format.md)",
                  ps, (long long) r->n_prompt, gs, (long long) r->n_gen);
     }
+    if (r->values_read && r->n_timed_steps > 0) out_note(o, "note: %s", LLT_VALUES_READ_NOTE);
     if (r->running && r->n_timed_steps == 0) {
         out_note(o, "status running: no step has node times yet");
     } else if (r->samples < r->instances) {

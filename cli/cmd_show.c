@@ -645,6 +645,7 @@ static int view_stats(struct show * sh) {
     if (rc == CLI_OK && r->running) {
         out_note(sh->out, "status running: the figures are those of the %lld steps written so far", (long long) r->n_steps);
     }
+    if (rc == CLI_OK && r->values_read && r->n_timed_steps > 0) out_note(sh->out, "note: %s", LLT_VALUES_READ_NOTE);
     if (rc == CLI_OK) rc = out_begin(sh->out, "steps", "steps (bytes and FLOPs: the cost model, docs/trace-format.md)",
                                      step_stat_cols, (int) (sizeof(step_stat_cols) / sizeof(step_stat_cols[0])), 0);
     for (int64_t i = 0; i < llt_analysis_n_steps(a) && rc == CLI_OK; i++) {

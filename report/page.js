@@ -187,6 +187,7 @@
       D.time ? null : D.missing.time, s => {
         const t = D.time;
         s.append(el('p', { class: 'note' }, `${t.timed_steps} timed steps, ${t.samples} node timings.`));
+        if (t.values_read) s.append(el('p', { class: 'note', id: 'values-read' }, 'Node times were taken while values were read (statistics, a dump or checkpoints, a live comparison): each read splits the graph and waits for it, which inflates the times several-fold. Time a run at --level timing without them.'));
         s.append(el('h3', null, 'Per phase'));
         const parts = [];
         for (const ph of ['prompt', 'gen']) for (const p of t.parts[ph]) if (p[3] > 0 && p[1] >= 0) parts.push([ph, ...p]);

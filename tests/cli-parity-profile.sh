@@ -308,6 +308,17 @@ expect "profile: untimed nodes of the sample" "$missing" 0
 expect "profile: steps" "$(sqlite3 "$WORK/prof.db" "SELECT count(*) FROM steps")" 8
 expect "profile of a sampled trace" "$(code profile "$WORK/prof.db" --by layer)" 0
 
+# node times taken while values were read are said to be inflated, wherever they are shown
+"$bin" run -m "$model" -n 4 -t 1 --level timing --checkpoints -o "$WORK/vr.db" >/dev/null 2>&1 || fail "run --checkpoints at timing"
+"$bin" run -m "$model" -n 4 -t 1 --level timing -o "$WORK/novr.db" >/dev/null 2>&1 || fail "run at timing"
+for cmd in profile "show --stats"; do
+    # shellcheck disable=SC2086
+    "$bin" $cmd "$WORK/vr.db" 2>/dev/null | grep -q "^note: node times were taken while values were read" ||
+        fail "$cmd of a timing run with checkpoints does not say its node times are inflated"
+    # shellcheck disable=SC2086
+    "$bin" $cmd "$WORK/novr.db" 2>/dev/null | grep -q "values were read" && fail "$cmd of a plain timing run says values were read"
+done
+
 # one generation speed a run, printed the same by run, profile and the report's data
 # (docs/trace-format.md, "Speed": decode calls and the sampling of every generated token)
 "$bin" run -m "$model" -n 40 -t 1 --level timing -o "$WORK/speed.db" >/dev/null 2>"$WORK/speed.err" || fail "run for the speed"

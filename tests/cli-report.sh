@@ -71,7 +71,9 @@ want = {'tokens': toks, 'generated': gen[:-1], 'n_layer': n_layer,
         'sections_with_data': ['run', 'graph', 'time', 'attention', 'residual', 'lens', 'memory', 'comparison'],
         'attention': {'step': 0, 'layer': n_layer - 1, 'n_head': n_head, 'rows': n_q, 'cols': n_pos,
                       'values': [list(vals[h * per:(h + 1) * per]) for h in range(heads)]},
-        'comparison': {'first_diff': first, 'compared': compared, 'top1': top1, 'tensor': 'l_out-0#0', 'nmse': nmse}}
+        'comparison': {'first_diff': first, 'compared': compared, 'top1': top1, 'tensor': 'l_out-0#0', 'nmse': nmse},
+        # a timing run with checkpoints: its node times were taken while values were read
+        'values_read': db.execute("SELECT level = 'timing' AND dump_path IS NOT NULL FROM runs WHERE id = 1").fetchone()[0] == 1}
 json.dump(want, open(d + '/expected.json', 'w'))
 PY
 # the last generated token is never decoded: the lens has no row for it (generated[:-1])

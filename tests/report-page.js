@@ -48,6 +48,11 @@ async function check(file, expectedFile, shots) {
     const miss = await page.locator('#sec-' + s + ' > p.missing').count();
     if (miss) fail(`section ${s} says its data is missing: ${await page.locator('#sec-' + s + ' > p.missing').first().textContent()}`);
   }
+  // a timed run that read values says its node times are inflated (the caller's run is checkpointed)
+  if ('values_read' in want) {
+    const n = await page.locator('#values-read').count();
+    if (n !== (want.values_read ? 1 : 0)) fail(`the note on node times taken while values were read: ${n}, wanted ${want.values_read ? 1 : 0}`);
+  }
   // the token strip: every token, in order, with its text
   const toks = await page.locator('#token-strip .tok').evaluateAll(ns => ns.map(n => ({ text: n.textContent, token: +n.dataset.token })));
   if (toks.length !== want.tokens.length) fail(`token strip: ${toks.length} tokens, wanted ${want.tokens.length}`);

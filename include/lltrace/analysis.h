@@ -73,7 +73,13 @@ struct llt_analysis_run {
     int64_t n_weights;      // the weight registry
     int64_t n_prompt, n_gen;        // the run's tokens (-1 while it is written)
     int64_t t_prompt_ns, t_gen_ns;  // the times of its speed (docs/trace-format.md, "Speed"); -1 while it is written
+    bool    values_read;    // node outputs were read while it ran: its node times are inflated (LLT_VALUES_READ_NOTE)
 };
+
+// what to say wherever node times of a run that read values are shown
+#define LLT_VALUES_READ_NOTE "node times were taken while values were read (statistics, a dump or checkpoints, a live" \
+    " comparison): each read splits the graph and waits for it, which inflates the times several-fold; time a run at" \
+    " --level timing without them"
 
 // tokens per second: n over t_ns, NAN when either is unknown or 0 (docs/trace-format.md, "Speed")
 double llt_speed(int64_t n, int64_t t_ns);

@@ -38,6 +38,8 @@ struct llt_read_run {
     int64_t n_timed_steps;    // steps with node times
     int64_t n_weights;        // the weight registry
     bool    has_stats;        // statistics of node outputs (node_stats)
+    bool    values_read;      // node outputs were read while it ran (statistics, a dump, a live comparison):
+                              // each read splits the graph, so its node times are inflated
     char    name[256];        // what made it (lltrace exec: "<program> context <n>"); "" for lltrace run
     int32_t n_seqs;           // llama.cpp sequences its tokens belong to
     char    error[256];       // why tracing stopped, "" if it did not

@@ -260,7 +260,8 @@ int llt_analysis_load(struct llt_store * st, const struct llt_analysis_params * 
     if (!a) return oom();
     a->run = (struct llt_analysis_run) { .id = r.id, .n_layer = r.n_layer, .n_weights = r.n_weights,
                                          .running = strcmp(r.status, "running") == 0, .n_prompt = r.n_prompt,
-                                         .n_gen = r.n_gen, .t_prompt_ns = r.t_prompt_ns, .t_gen_ns = r.t_gen_ns };
+                                         .n_gen = r.n_gen, .t_prompt_ns = r.t_prompt_ns, .t_gen_ns = r.t_gen_ns,
+                                         .values_read = r.values_read };
     snprintf(a->run.model, sizeof(a->run.model), "%s", r.model_name);
     snprintf(a->run.file_type, sizeof(a->run.file_type), "%s", r.file_type);
     snprintf(a->run.level, sizeof(a->run.level), "%s", r.level);

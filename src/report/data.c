@@ -207,8 +207,9 @@ static int write_groups(FILE * f, const char * name, const struct llt_analysis *
 static int write_time(FILE * f, const struct llt_analysis * a, double bandwidth_gbs) {
     const struct llt_analysis_run * r = llt_analysis_run(a);
     if (r->n_timed_steps == 0) { fputs("\"time\":null", f); return LLT_OK; }
-    fprintf(f, "\"time\":{\"timed_steps\":%lld,\"samples\":%lld,\"instances\":%lld,\"bandwidth_gbs\":",
-            (long long) r->n_timed_steps, (long long) r->samples, (long long) r->instances);
+    fprintf(f, "\"time\":{\"timed_steps\":%lld,\"samples\":%lld,\"instances\":%lld,\"values_read\":%s,\"bandwidth_gbs\":",
+            (long long) r->n_timed_steps, (long long) r->samples, (long long) r->instances,
+            r->values_read ? "true" : "false");
     llt_rj_num(f, bandwidth_gbs > 0 ? bandwidth_gbs : NAN);
     fputs(",\"parts\":{", f);
     for (int ph = 0; ph < LLT_PHASE_COUNT; ph++) {

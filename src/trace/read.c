@@ -110,7 +110,8 @@ int llt_read_run(struct llt_store * st, int64_t run, struct llt_read_run * out) 
         "   AND EXISTS (SELECT 1 FROM node_times t WHERE t.run_id = s.run_id AND t.step = s.step)),"
         " (SELECT count(*) FROM weights WHERE run_id = r.id),"
         " EXISTS (SELECT 1 FROM node_stats WHERE run_id = r.id), coalesce(name, ''),"
-        " (SELECT count(DISTINCT seq_id) FROM tokens WHERE run_id = r.id), coalesce(error, ''), t_prompt_ns, t_gen_ns"
+        " (SELECT count(DISTINCT seq_id) FROM tokens WHERE run_id = r.id), coalesce(error, ''), t_prompt_ns, t_gen_ns,"
+        " coalesce(dump_path, '') != '' OR EXISTS (SELECT 1 FROM node_diffs WHERE run_id = r.id)"
         " FROM runs r WHERE id = :run", run, -1, -1);
     if (!stmt) return LLT_EIO;
     int rc = sqlite3_step(stmt);
@@ -134,6 +135,7 @@ int llt_read_run(struct llt_store * st, int64_t run, struct llt_read_run * out) 
         snprintf(out->error, sizeof(out->error), "%s", text(stmt, 16));
         out->t_prompt_ns = int_or(stmt, 17, -1);
         out->t_gen_ns = int_or(stmt, 18, -1);
+        out->values_read = out->has_stats || sqlite3_column_int(stmt, 19) != 0;
         rc = LLT_OK;
     } else if (rc == SQLITE_DONE) {
         rc = llt_set_error(LLT_ENOTFOUND, "trace '%s' has no run %lld", llt_store_path(st), (long long) run);
