@@ -621,7 +621,8 @@ static int write_groups(struct show * sh, const struct llt_analysis * a, enum ll
         const struct llt_analysis_group * g = &gs.g[i];
         const struct out_val v[] = {
             out_text(g->key), out_int(g->instances), out_int(g->samples),
-            g->samples ? out_real(g->time_ns) : out_null(), g->samples ? out_real(g->share) : out_null(),
+            // the estimate profile prints (by layer: the measured l_out-to-l_out time)
+            g->samples && !isnan(g->est_ns) ? out_real(g->est_ns) : out_null(), g->samples ? out_real(g->share) : out_null(),
         };
         rc = out_row(sh->out, v);
     }

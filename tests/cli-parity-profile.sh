@@ -337,4 +337,22 @@ PY
 expect "profile's generation speed against run's" "$prof_tps" "$run_tps"
 expect "the report's generation speed against run's" "$page_tps" "$run_tps"
 
+# one time a layer at level profile: profile --by layer and show --stats say the same, and no
+# layer takes more than its measured l_out-to-l_out time
+"$bin" run -m "$model" -n 30 -t 1 --level profile -o "$WORK/layers.db" >/dev/null 2>&1 || fail "run --level profile"
+"$bin" profile "$WORK/layers.db" --by layer --format json >"$WORK/prof-layers.json" || fail "profile --by layer"
+"$bin" show "$WORK/layers.db" --stats --format json >"$WORK/show-layers.json" || fail "show --stats"
+python3 - "$WORK/prof-layers.json" "$WORK/show-layers.json" <<'PY' || fail "layer times of profile and show --stats differ"
+import json, sys
+prof = json.load(open(sys.argv[1]))['rows']
+show = {r['layer']: r['time_us'] for r in json.load(open(sys.argv[2]))['layers']}
+total = {}
+for r in prof:
+    assert r['time_us'] <= r['l_out_gap_us'] * (1 + 1e-9), ('above its measured time', r)
+    total[r['layer']] = total.get(r['layer'], 0) + r['time_us']
+assert set(total) == set(show), (total, show)
+for k in total:
+    assert abs(total[k] - show[k]) <= 1e-3 * max(1, show[k]), (k, total[k], show[k])
+PY
+
 finish

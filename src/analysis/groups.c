@@ -5,6 +5,11 @@
 // GB/s its op achieved in that phase. At level timing the estimate is the plain sum. Every
 // figure says how many timed runs stand behind it; mean, median and p90 are those of one
 // timed run (by layer: of one step's l_out-to-l_out gap).
+//
+// A layer's time is measured, not estimated, wherever it can be: the sum of its
+// l_out-to-l_out gaps when every step of the phase has one (levels timing and profile time
+// every l_out), so no layer is ever given more than the time it took, and `profile --by
+// layer`, `show --stats` and the report say the same.
 #include "analysis/run.h"
 
 #include <math.h>
@@ -173,6 +178,14 @@ int llt_analysis_group(const struct llt_analysis * a, enum llt_analysis_by by, b
     if (!out->g) {
         groups_clear(&gs);
         return llt_set_error(LLT_ENOMEM, "out of memory");
+    }
+    if (by == LLT_ANALYSIS_BY_LAYER) {
+        int64_t steps[LLT_PHASE_COUNT + 1] = { 0 };
+        for (int32_t si = 0; si < a->n_steps; si++) steps[by_phase ? a->steps[si].pub.phase : LLT_PHASE_COUNT]++;
+        for (int32_t i = 0; i < gs.n; i++) {
+            struct llt_analysis_group * g = &gs.g[i].pub;
+            if (g->gap_samples > 0 && g->gap_samples == steps[g->phase]) g->est_ns = g->gap_ns;
+        }
     }
     double total[LLT_PHASE_COUNT + 1] = { 0 };
     for (int32_t i = 0; i < gs.n; i++) {
