@@ -131,7 +131,13 @@ grep -q "no step has node times yet" "$WORK/out" || fail "profile of a running r
     fail "run --reference"
 expect "show --diffs --step 1: one csv row per compared node" \
     "$("$LLTRACE" show "$WORK/d2.db" --diffs --step 1 --format csv | tail -n +2 | cut -d, -f1,2,16)" \
-    "$(sqlite3 "$WORK/d2.db" "SELECT idx || ',' || name || ',' || within FROM node_diffs WHERE step = 1 ORDER BY idx")"
+    "$(sqlite3 "$WORK/d2.db" "SELECT idx || ',' || name || ',' || iif(within, 'true', 'false') FROM node_diffs WHERE step = 1 ORDER BY idx")"
+# yes/no columns are JSON booleans
+"$LLTRACE" show "$WORK/d2.db" --diffs --step 1 --format json | python3 -c "
+import json, sys
+rows = next(v for v in json.load(sys.stdin).values() if isinstance(v, list) and v and 'shape_ok' in v[0])
+assert all(r['shape_ok'] is True and isinstance(r['within'], bool) for r in rows), rows[0]
+" || fail "show --diffs --format json: shape_ok and within are not JSON booleans"
 
 # ---- export ------------------------------------------------------------------------------
 

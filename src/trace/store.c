@@ -137,8 +137,7 @@ static int connect(struct llt_store * st, enum llt_store_mode mode, bool private
     if (llt_schema_register(st->db) != LLT_OK) {
         return llt_set_error(LLT_EIO, "cannot open trace '%s': %s", st->path, sqlite3_errmsg(st->db));
     }
-    if (tidy) return llt_store_exec(st, "PRAGMA query_only=1");
-    if (!private_index) return LLT_OK;
+    if (!private_index) return LLT_OK; // a tidy reader is told to write nothing once its views are made (store_open)
     sqlite3_db_config(st->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
     return llt_store_exec(st, "PRAGMA locking_mode=EXCLUSIVE; PRAGMA query_only=1");
 }
@@ -198,6 +197,8 @@ static int store_open(const char * path, enum llt_store_mode mode, bool recover,
         return rc;
     }
     if (mode == LLT_STORE_READ) rc = llt_schema_check(st, mode);
+    // a reader writes nothing to the trace, once its TEMP views (an older schema's) are made
+    if (mode == LLT_STORE_READ && rc == LLT_OK) rc = llt_store_exec(st, "PRAGMA query_only=1");
 done:
     if (rc != LLT_OK) {
         // an open that failed (a full disk) leaves the files as they were: no checkpoint
