@@ -77,6 +77,7 @@
         s.append(el('h3', null, 'The text: prompt tokens (blue) and generated tokens (green)'));
         const tokCut = leftOut(D.tokens.length, D.tokens_total, D.tokens_first, 'tokens');
         if (tokCut) s.append(el('p', { class: 'note', id: 'tokens-cut' }, tokCut));
+        if (D.steps_first > 0) s.append(el('p', { class: 'note', id: 'steps-cut' }, `Steps, times, the graph and the experts: those of the steps from ${D.steps_first.toLocaleString('en-US')} on (the run's last ${D.steps.n.toLocaleString('en-US')}).`));
         const strip = el('div', { class: 'strip', id: 'token-strip' });
         for (const t of D.tokens) {
           strip.append(el('span', { class: 'tok ' + (t[1] ? 'prompt' : 'gen'), 'data-seq': t[0], 'data-pos': t[3], 'data-token': t[4],
@@ -187,6 +188,7 @@
       D.time ? null : D.missing.time, s => {
         const t = D.time;
         s.append(el('p', { class: 'note' }, `${t.timed_steps} timed steps, ${t.samples} node timings.`));
+        if (D.steps_first > 0) s.append(el('p', { class: 'note' }, `Time of the steps from ${D.steps_first.toLocaleString('en-US')} on: the window the live page keeps of a long run.`));
         if (t.values_read) s.append(el('p', { class: 'note', id: 'values-read' }, 'Node times were taken while values were read (statistics, a dump or checkpoints, a live comparison): each read splits the graph and waits for it, which inflates the times several-fold. Time a run at --level timing without them.'));
         s.append(el('h3', null, 'Per phase'));
         const parts = [];

@@ -76,8 +76,12 @@ check('candidates in the data', len(d['candidates']), 2000)
 check('candidates_total', d['candidates_total'], len(steps))
 check('candidates_first', d['candidates_first'], len(steps) - 2000)
 check('the candidates\' steps', [x[0] for x in d['candidates']], steps[-2000:])
+n_steps = c.execute('SELECT count(*) FROM steps WHERE run_id = 1').fetchone()[0]
+check('steps_first', d['steps_first'], n_steps - 2000)
+check('steps in the data', d['steps']['n'], 2000)
 json.dump({'tokens_note': 'showing the last 2,000 of {:,} tokens'.format(len(ids)),
            'candidates_note': 'showing the last 2,000 of {:,} generated tokens'.format(len(steps)),
+           'steps_note': 'Steps, times, the graph and the experts: those of the steps from {:,} on (the run\'s last 2,000).'.format(n_steps - 2000),
            'tokens': ids[-2000:]}, open(out, 'w'))
 sys.exit(1 if fails else 0)
 PY

@@ -142,7 +142,8 @@ async function window_(url, expectedFile) {
     return;
   }
   const text = async id => (await page.locator('#' + id).count()) ? await page.locator('#' + id).textContent() : null;
-  const tn = await text('tokens-cut'), cn = await text('candidates-cut');
+  const tn = await text('tokens-cut'), cn = await text('candidates-cut'), sn = await text('steps-cut');
+  if (sn !== want.steps_note) fail(`the note on the steps: ${JSON.stringify(sn)}, wanted ${JSON.stringify(want.steps_note)}`);
   if (tn !== want.tokens_note) fail(`the note on the tokens: ${JSON.stringify(tn)}, wanted ${JSON.stringify(want.tokens_note)}`);
   if (cn !== want.candidates_note) fail(`the note on the candidates: ${JSON.stringify(cn)}, wanted ${JSON.stringify(want.candidates_note)}`);
   const toks = await page.locator('#token-strip .tok').evaluateAll(ns => ns.map(n => +n.dataset.token));

@@ -45,6 +45,7 @@ struct llt_analysis_params {
     int64_t run;  // 0: the last run of the trace
     int64_t step; // -1: every step; else only this one
     int32_t seq;  // -1: every step; else only those that took tokens of this llama.cpp sequence
+    int64_t from_step; // 0: every step; else only the steps from this one on (a window of a long run)
 };
 
 struct llt_analysis_params llt_analysis_default_params(void);

@@ -17,6 +17,7 @@ extern "C" {
 struct llt_read_sel {
     int64_t run;
     int64_t step;
+    int64_t from_step; // only steps from this one on (0: every step); their tokens and rows too
     bool    by_seq;  // only the steps (and tokens) of llama.cpp sequence seq
     int32_t seq;
 };

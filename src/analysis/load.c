@@ -268,7 +268,8 @@ int llt_analysis_load(struct llt_store * st, const struct llt_analysis_params * 
     snprintf(a->run.status, sizeof(a->run.status), "%s", r.status);
     a->t_tokenize = r.t_tokenize_ns;
     if (params->seq >= 0) a->run.t_prompt_ns = a->run.t_gen_ns = -1; // the run's, not the sequence's
-    const struct llt_read_sel sel = { .run = r.id, .step = params->step, .by_seq = params->seq >= 0, .seq = params->seq };
+    const struct llt_read_sel sel = { .run = r.id, .step = params->step, .by_seq = params->seq >= 0, .seq = params->seq,
+                                      .from_step = params->from_step };
     rc = llt_read_nodes(st, &sel, on_node, a);
     if (rc == LLT_OK) rc = place_nodes(a);
     if (rc == LLT_OK) rc = llt_read_srcs(st, &sel, on_src, a);

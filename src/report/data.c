@@ -300,9 +300,9 @@ static int on_route(const struct llt_read_route * r, void * user_data) {
 
 // "experts": {"cols": [...], "rows": [[step, layer, expert, tokens], ...], "cut": bool}; no rows
 // for a model without experts
-static int write_experts(FILE * f, struct llt_store * st, int64_t run_id) {
+static int write_experts(FILE * f, struct llt_store * st, int64_t run_id, int64_t from_step) {
     struct expert_writer w = { .f = f, .step = -1, .layer = -1 };
-    const struct llt_read_sel sel = { .run = run_id, .step = -1 };
+    const struct llt_read_sel sel = { .run = run_id, .step = -1, .from_step = from_step };
     fputs("\"experts\":{\"cols\":[\"step\",\"layer\",\"expert\",\"tokens\"],\"rows\":[", f);
     int rc = llt_read_routes(st, &sel, on_route, &w);
     if (rc == LLT_OK && w.count) flush_experts(&w);
@@ -357,9 +357,17 @@ int llt_report_write_data(struct llt_store * st, const struct llt_report_params 
     bool have_cand = false;
     if ((rc = write_candidates(f, st, run_id, p->max_tokens, want, n_vocab, &have_cand)) != LLT_OK) goto done;
 
+    // under a window (serve), the steps analysed are the window's too: what is read, held and
+    // sent stays bounded however long the run (about a token a step); "steps_first" says where
+    // the window begins
     struct llt_analysis_params ap = llt_analysis_default_params();
     ap.run = run_id;
+    struct llt_read_run rr;
+    if (p->max_tokens > 0 && llt_read_run(st, run_id, &rr) == LLT_OK && rr.n_steps > p->max_tokens) {
+        ap.from_step = rr.n_steps - p->max_tokens;
+    }
     if ((rc = llt_analysis_load(st, &ap, &a)) != LLT_OK) goto done;
+    fprintf(f, ",\"steps_first\":%lld", (long long) ap.from_step);
     fputc(',', f);
     write_steps(f, a, p->max_steps);
     fputc(',', f);
@@ -385,7 +393,7 @@ int llt_report_write_data(struct llt_store * st, const struct llt_report_params 
     fputs(",\"weights\":", f);
     write_table(f, weights);
     fputc(',', f);
-    if ((rc = write_experts(f, st, run_id)) != LLT_OK) goto done;
+    if ((rc = write_experts(f, st, run_id, ap.from_step)) != LLT_OK) goto done;
 
     // the values: the dump and the model
     char dump_problem[512] = ""; // a copy: later calls replace llt_last_error()'s message

@@ -28,6 +28,18 @@ static sqlite3_stmt * prepare_sel(struct llt_store * st, const char * sql, int64
     return stmt;
 }
 
+// prepare_sel() for a selection of rows: also binds :from, the first step kept
+static sqlite3_stmt * prepare_read(struct llt_store * st, const char * sql, const struct llt_read_sel * sel) {
+    sqlite3_stmt * stmt = prepare_sel(st, sql, sel->run, sel->step, sel->by_seq ? sel->seq : -1);
+    const int i_from = stmt ? sqlite3_bind_parameter_index(stmt, ":from") : 0;
+    if (i_from && sqlite3_bind_int64(stmt, i_from, sel->from_step > 0 ? sel->from_step : 0) != SQLITE_OK) {
+        llt_set_error(LLT_EIO, "trace '%s': %s", llt_store_path(st), sqlite3_errmsg(llt_store_db(st)));
+        sqlite3_finalize(stmt);
+        return NULL;
+    }
+    return stmt;
+}
+
 // the error of a statement that did not step to its end
 static int step_error(struct llt_store * st) {
     return llt_set_error(LLT_EIO, "trace '%s': %s", llt_store_path(st), sqlite3_errmsg(llt_store_db(st)));
@@ -149,8 +161,7 @@ int llt_read_run(struct llt_store * st, int64_t run, struct llt_read_run * out) 
 // ---- rows --------------------------------------------------------------------------------
 
 // the graphs of the selected steps
-#define SEL_GRAPHS "(SELECT DISTINCT graph_id FROM steps WHERE run_id = :run AND (:step IS NULL OR step = :step) AND " SEQ_STEP("") ")"
-#define SEL_SEQ(sel) ((sel)->by_seq ? (sel)->seq : -1)
+#define SEL_GRAPHS "(SELECT DISTINCT graph_id FROM steps WHERE run_id = :run AND (:step IS NULL OR step = :step) AND step >= :from AND " SEQ_STEP("") ")"
 
 struct callback {
     void * fn;
@@ -173,10 +184,10 @@ static int node_row(sqlite3_stmt * stmt, void * ctx) {
 }
 
 int llt_read_nodes(struct llt_store * st, const struct llt_read_sel * sel, llt_read_node_fn fn, void * user_data) {
-    sqlite3_stmt * stmt = prepare_sel(st,
+    sqlite3_stmt * stmt = prepare_read(st,
         "SELECT graph_id, idx, op, name, type, layer, ne0, ne1, ne2, ne3, bytes, is_view, is_noop, buffer,"
         " layer_out, fused, device FROM nodes WHERE graph_id IN " SEL_GRAPHS " ORDER BY graph_id, idx",
-        sel->run, sel->step, SEL_SEQ(sel));
+        sel);
     if (!stmt) return LLT_EIO;
     struct callback cb = { (void *) fn, user_data };
     return each_row(st, stmt, node_row, &cb);
@@ -198,14 +209,14 @@ static int src_row(sqlite3_stmt * stmt, void * ctx) {
 }
 
 int llt_read_srcs(struct llt_store * st, const struct llt_read_sel * sel, llt_read_src_fn fn, void * user_data) {
-    sqlite3_stmt * stmt = prepare_sel(st,
+    sqlite3_stmt * stmt = prepare_read(st,
         "SELECT ns.graph_id, ns.idx, ns.slot, ns.kind, coalesce(ns.src_idx, -1), coalesce(ns.weight_id, -1), ns.bytes,"
         " coalesce(n2.ne0, w.ne0, 0), coalesce(n2.ne1, w.ne1, 0), coalesce(n2.ne2, w.ne2, 0), coalesce(n2.ne3, w.ne3, 0),"
         " coalesce(n2.type, w.type, ''), coalesce(n2.is_view, 0), ns.name"
         " FROM node_srcs ns"
         " LEFT JOIN nodes n2 ON ns.kind = 'node' AND n2.graph_id = ns.graph_id AND n2.idx = ns.src_idx"
         " LEFT JOIN weights w ON ns.kind = 'weight' AND w.run_id = :run AND w.id = ns.weight_id"
-        " WHERE ns.graph_id IN " SEL_GRAPHS " ORDER BY ns.graph_id, ns.idx, ns.slot", sel->run, sel->step, SEL_SEQ(sel));
+        " WHERE ns.graph_id IN " SEL_GRAPHS " ORDER BY ns.graph_id, ns.idx, ns.slot", sel);
     if (!stmt) return LLT_EIO;
     struct callback cb = { (void *) fn, user_data };
     return each_row(st, stmt, src_row, &cb);
@@ -225,10 +236,10 @@ static int step_row(sqlite3_stmt * stmt, void * ctx) {
 }
 
 int llt_read_steps(struct llt_store * st, const struct llt_read_sel * sel, llt_read_step_fn fn, void * user_data) {
-    sqlite3_stmt * stmt = prepare_sel(st,
+    sqlite3_stmt * stmt = prepare_read(st,
         "SELECT step, decode, phase, pos0, n_tokens, graph_id, t_begin_ns, t_end_ns, compute_begin_ns, compute_end_ns,"
-        " t_sample_ns FROM steps WHERE run_id = :run AND (:step IS NULL OR step = :step) AND " SEQ_STEP("") " ORDER BY step",
-        sel->run, sel->step, SEL_SEQ(sel));
+        " t_sample_ns FROM steps WHERE run_id = :run AND (:step IS NULL OR step = :step) AND step >= :from AND " SEQ_STEP("") " ORDER BY step",
+        sel);
     if (!stmt) return LLT_EIO;
     struct callback cb = { (void *) fn, user_data };
     return each_row(st, stmt, step_row, &cb);
@@ -244,11 +255,11 @@ static int time_row(sqlite3_stmt * stmt, void * ctx) {
 }
 
 int llt_read_times(struct llt_store * st, const struct llt_read_sel * sel, llt_read_time_fn fn, void * user_data) {
-    sqlite3_stmt * stmt = prepare_sel(st,
+    sqlite3_stmt * stmt = prepare_read(st,
         "SELECT step, idx, t_begin_ns, t_end_ns FROM node_times"
-        " WHERE run_id = :run AND (:step IS NULL OR step = :step) AND (:seq IS NULL OR step IN"
+        " WHERE run_id = :run AND (:step IS NULL OR step = :step) AND step >= :from AND (:seq IS NULL OR step IN"
         "  (SELECT step FROM steps WHERE run_id = :run AND " SEQ_STEP("") ")) ORDER BY step, idx",
-        sel->run, sel->step, SEL_SEQ(sel));
+        sel);
     if (!stmt) return LLT_EIO;
     struct callback cb = { (void *) fn, user_data };
     return each_row(st, stmt, time_row, &cb);
@@ -265,9 +276,9 @@ static int token_row(sqlite3_stmt * stmt, void * ctx) {
 }
 
 int llt_read_tokens(struct llt_store * st, const struct llt_read_sel * sel, llt_read_token_fn fn, void * user_data) {
-    sqlite3_stmt * stmt = prepare_sel(st,
+    sqlite3_stmt * stmt = prepare_read(st,
         "SELECT seq, role, step, pos, token, piece, seq_id FROM tokens WHERE run_id = :run"
-        " AND (:seq IS NULL OR seq_id = :seq) ORDER BY seq", sel->run, -1, SEL_SEQ(sel));
+        " AND (:seq IS NULL OR seq_id = :seq) AND step >= :from ORDER BY seq", sel);
     if (!stmt) return LLT_EIO;
     struct callback cb = { (void *) fn, user_data };
     return each_row(st, stmt, token_row, &cb);
@@ -292,11 +303,11 @@ int llt_read_routes(struct llt_store * st, const struct llt_read_sel * sel, llt_
     const int found = sqlite3_step(stmt);
     sqlite3_finalize(stmt);
     if (found != SQLITE_ROW) return found == SQLITE_DONE ? LLT_OK : step_error(st);
-    stmt = prepare_sel(st,
+    stmt = prepare_read(st,
         "SELECT step, layer, pos, rank, expert, weight, row, seq_id FROM expert_routing"
-        " WHERE run_id = :run AND (:step IS NULL OR step = :step) AND (:seq IS NULL OR step IN"
+        " WHERE run_id = :run AND (:step IS NULL OR step = :step) AND step >= :from AND (:seq IS NULL OR step IN"
         "  (SELECT step FROM steps WHERE run_id = :run AND " SEQ_STEP("") ")) ORDER BY step, layer, row, rank",
-        sel->run, sel->step, SEL_SEQ(sel));
+        sel);
     if (!stmt) return LLT_EIO;
     struct callback cb = { (void *) fn, user_data };
     return each_row(st, stmt, route_row, &cb);
