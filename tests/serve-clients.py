@@ -21,18 +21,24 @@ def fail(msg):
     fails += 1
 
 
+def read_all(s):
+    """Everything s receives until the server closes it."""
+    s.setblocking(True)
+    data = b''
+    while True:
+        b = s.recv(65536)
+        if not b:
+            return data
+        data += b
+
+
 def request(host, path='/'):
     """One GET with that Host header (None: none); (status, body) once the server closed."""
     s = socket.create_connection(('127.0.0.1', port), timeout=60)
     head = 'GET %s HTTP/1.1\r\n' % path + ('Host: %s\r\n' % host if host is not None else '') + '\r\n'
     s.sendall(head.encode())
-    data = b''
     try:
-        while True:
-            b = s.recv(65536)
-            if not b:
-                break
-            data += b
+        data = read_all(s)
     except socket.timeout:
         s.close()
         return None, b'no answer in 60 s'
@@ -41,6 +47,15 @@ def request(host, path='/'):
     parts = line.split()
     status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
     return status, rest.partition(b'\r\n\r\n')[2]
+
+
+def page_while_open(a, first):
+    """The page is answered to a second client while a (the first client) is open and unanswered."""
+    status, body = request(good, '/')
+    if status != 200 or b'<html' not in body:
+        fail('the page while %s: status %s (%r)' % (first, status, body[:80]))
+    if not unanswered(a):
+        fail('the page was answered only after %s was dealt with' % first)
 
 
 def unanswered(s):
@@ -83,21 +98,11 @@ elif sys.argv[2] == 'slow':
     # the first client sends the start of a request and never its end
     a = socket.create_connection(('127.0.0.1', port), timeout=60)
     a.sendall(('GET / HTTP/1.1\r\nHost: %s\r\n' % good).encode())
-    status, body = request(good, '/')
-    if status != 200 or b'<html' not in body:
-        fail('second client, while the first has sent half a request: status %s (%r)' % (status, body[:80]))
-    if not unanswered(a):
-        fail('the second client was answered only after the first (half a request) was dealt with')
+    page_while_open(a, 'the first client (half a request)')
     # and the first is served once it finishes its request
-    a.setblocking(True)
-    data = b''
     try:
         a.sendall(b'\r\n')
-        while True:
-            b = a.recv(65536)
-            if not b:
-                break
-            data += b
+        data = read_all(a)
     except OSError as e:
         data = str(e).encode()
     a.close()
@@ -157,18 +162,8 @@ elif sys.argv[2] == 'compute':
     # client asks for it, and the second for the page meanwhile
     a = socket.create_connection(('127.0.0.1', port), timeout=60)
     a.sendall(('GET /data.json HTTP/1.1\r\nHost: %s\r\n\r\n' % good).encode())
-    status, body = request(good, '/')
-    if status != 200 or b'<html' not in body:
-        fail('the page while the data is computed: status %s (%r)' % (status, body[:80]))
-    if not unanswered(a):
-        fail('the page was answered only after the data was computed')
-    a.setblocking(True)
-    data = b''
-    while True:
-        b = a.recv(1 << 16)
-        if not b:
-            break
-        data += b
+    page_while_open(a, 'the data (being computed)')
+    data = read_all(a)
     if not data.startswith(b'HTTP/1.1 200') or b'"tokens"' not in data:
         fail('the data, once computed: %r' % data[:80])
 
