@@ -369,14 +369,7 @@ static bool parse_top_k(struct parser * ps, struct llt_parity_step * s) {
         }
         const float v = (float) logit;
         if (s->k == LLT_PARITY_MAX_K && !(v > s->logits[s->k - 1])) continue;
-        int32_t j = s->k < LLT_PARITY_MAX_K ? s->k++ : LLT_PARITY_MAX_K - 1;
-        while (j > 0 && s->logits[j - 1] < v) {
-            s->logits[j] = s->logits[j - 1];
-            s->ids[j] = s->ids[j - 1];
-            j--;
-        }
-        s->logits[j] = v;
-        s->ids[j] = id;
+        top_k_insert(s, LLT_PARITY_MAX_K, id, v);
     } while (take(ps, ','));
     return expect(ps, ']');
 }
