@@ -25,17 +25,25 @@ async function open(url) {
   return { browser, page, events };
 }
 
+// the page, drawn within timeout ms; null (and a failure said) when it never finishes
+async function openDrawn(url, timeout) {
+  const o = await open(url);
+  try {
+    await o.page.waitForFunction(() => window.lltReport && window.lltReport.ready, null, { timeout });
+    return o;
+  } catch (e) {
+    fail('the page never finished drawing: ' + o.events.errors.join('; '));
+    await o.browser.close();
+    return null;
+  }
+}
+
 async function check(file, expectedFile, shots) {
   const want = JSON.parse(fs.readFileSync(expectedFile, 'utf8'));
   const url = 'file://' + path.resolve(file);
-  const { browser, page, events } = await open(url);
-  try {
-    await page.waitForFunction(() => window.lltReport && window.lltReport.ready, null, { timeout: 20000 });
-  } catch (e) {
-    fail('the page never finished drawing: ' + events.errors.join('; '));
-    await browser.close();
-    return;
-  }
+  const drawn = await openDrawn(url, 20000);
+  if (!drawn) return;
+  const { browser, page, events } = drawn;
   // every section, each with its heading; none failed to draw
   const sections = ['run', 'graph', 'time', 'attention', 'residual', 'lens', 'memory', 'comparison'];
   for (const s of sections) {
@@ -133,14 +141,9 @@ async function serve(url, stepsFile) {
 // out. EXPECTED.json: {tokens_note, candidates_note, tokens: [token ids the strip must show]}
 async function window_(url, expectedFile) {
   const want = JSON.parse(fs.readFileSync(expectedFile, 'utf8'));
-  const { browser, page, events } = await open(url);
-  try {
-    await page.waitForFunction(() => window.lltReport && window.lltReport.ready, null, { timeout: 60000 });
-  } catch (e) {
-    fail('the page never finished drawing: ' + events.errors.join('; '));
-    await browser.close();
-    return;
-  }
+  const drawn = await openDrawn(url, 60000);
+  if (!drawn) return;
+  const { browser, page, events } = drawn;
   const text = async id => (await page.locator('#' + id).count()) ? await page.locator('#' + id).textContent() : null;
   const tn = await text('tokens-cut'), cn = await text('candidates-cut'), sn = await text('steps-cut');
   if (sn !== want.steps_note) fail(`the note on the steps: ${JSON.stringify(sn)}, wanted ${JSON.stringify(want.steps_note)}`);
