@@ -1,7 +1,11 @@
 // A llama.cpp program for lltrace exec's tests of process lives, linked with libllama as any
 // program is. Every context uses one thread (a forked child computes without OpenMP's pool).
 //   exec-lives MODEL exit N     N threads decode, each in its own context, without end; once
-//                               each has chosen 4 tokens the main thread calls exit(0)
+//                               each has chosen 4 tokens the main thread calls exit(0); the
+//                               program's own exit handler, which runs after lltrace's, waits
+//                               for each thread to choose 2 more (a program's exit work while
+//                               its threads still decode: a Python interpreter's, node's), then
+//                               stops them (llama.cpp's own exit work cannot run beside a decode)
 //   exec-lives MODEL fork       the parent decodes the prompt and 3 tokens, forks; the child
 //                               decodes 3 tokens in the same context and 3 in one of its own,
 //                               then exits; the parent, once it has, 3 more and exits
@@ -11,6 +15,7 @@
 // Each prints the tokens it chose ("parent: 1 2 3", "decoded N" ...).
 #define _DEFAULT_SOURCE // usleep
 #include "llama.h"
+#include "ggml-backend.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -55,6 +60,8 @@ static void generate(struct llama_context * ctx, llama_token * next, bool first,
 // ---- exit: exit() while other threads decode -----------------------------------------------
 
 static atomic_int chosen[16];
+static atomic_bool park;     // the threads stop decoding (before llama.cpp's own exit work)
+static atomic_int  n_parked;
 
 static void * endless(void * arg) {
     const int k = (int) (intptr_t) arg;
@@ -64,6 +71,10 @@ static void * endless(void * arg) {
     llama_token next;
     struct llama_batch b = llama_batch_get_one(prompt, n_prompt);
     for (int pos = n_prompt;; pos++) {
+        if (atomic_load(&park)) {
+            atomic_fetch_add(&n_parked, 1);
+            for (;;) pause();
+        }
         if (pos >= 500) { llama_memory_clear(llama_get_memory(ctx), true); pos = n_prompt; b = llama_batch_get_one(prompt, n_prompt); }
         if (llama_decode(ctx, b) != 0) { fprintf(stderr, "decode failed\n"); exit(1); }
         next = llama_sampler_sample(smpl, ctx, -1);
@@ -73,8 +84,26 @@ static void * endless(void * arg) {
     return NULL;
 }
 
+static int n_threads;
+static int at_exit_had[16];
+
+// the program's exit work, after lltrace's (registered before lltrace loaded): the threads go
+// on decoding meanwhile (at most 10 s, in case they are stuck: the test then sees too few tokens)
+static void more_tokens(void) {
+    for (int k = 0; k < n_threads; k++) at_exit_had[k] = atomic_load(&chosen[k]);
+    for (int k = 0, waited = 0; k < n_threads && waited < 10000; k++) {
+        while (atomic_load(&chosen[k]) < at_exit_had[k] + 2 && waited++ < 10000) usleep(1000);
+    }
+    printf("after exit: %s\n", n_threads > 0 && atomic_load(&chosen[0]) >= at_exit_had[0] + 2 ? "more tokens" : "stuck");
+    fflush(stdout);
+    // llama.cpp's own exit work frees what a decode uses: the threads stop first
+    atomic_store(&park, true);
+    for (int waited = 0; atomic_load(&n_parked) < n_threads && waited < 10000; waited++) usleep(1000);
+}
+
 static int run_exit(int n) {
     pthread_t t;
+    n_threads = n;
     for (int k = 0; k < n; k++) pthread_create(&t, NULL, endless, (void *) (intptr_t) k);
     for (int k = 0; k < n; k++) while (atomic_load(&chosen[k]) < 4) usleep(1000);
     printf("exiting\n");
@@ -134,6 +163,15 @@ int main(int argc, char ** argv) {
     if (argc < 3) { fprintf(stderr, "usage: exec-lives MODEL exit N | fork | refuse\n"); return 2; }
     llama_log_set(quiet, NULL);
     llama_backend_init();
+    if (!strcmp(argv[2], "exit")) {
+        // ggml's CPU backend destroys its extra buffer types at exit, made on first use: made
+        // now, they go after the handler; the handler goes after lltrace's, loaded with the model
+        ggml_backend_dev_t cpu = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
+        ggml_backend_dev_get_extra_bufts_t extra = (ggml_backend_dev_get_extra_bufts_t)
+            ggml_backend_reg_get_proc_address(ggml_backend_dev_backend_reg(cpu), "ggml_backend_dev_get_extra_bufts");
+        if (extra) extra(cpu);
+        atexit(more_tokens);
+    }
     model = llama_model_load_from_file(argv[1], llama_model_default_params());
     if (!model) { fprintf(stderr, "cannot load %s\n", argv[1]); return 1; }
     const char * text = "Hello, my name is";
