@@ -175,11 +175,15 @@ int llt_tracer_begin(struct llt_tracer * tr, const struct llama_model * model, s
     if (rc != LLT_OK) return rc;
     rc = start_run(tr, model);
     if (rc == LLT_OK) return LLT_OK;
-    // the run's row exists: it ends failed, saying why, rather than running forever
-    char why[200];
+    // the run's row exists: it ends failed, saying why, rather than running forever. The
+    // reason is the caller's error to report, not a tracing failure besides it (tr->error is
+    // cleared again)
+    char why[sizeof(tr->error)];
     snprintf(why, sizeof(why), "%s", llt_last_error());
-    llt_capture_fail(tr, why);
+    snprintf(tr->error, sizeof(tr->error), "%s", why);
+    tr->active = false;
     llt_tracer_end(tr, LLT_RUN_ERROR, NULL);
+    tr->error[0] = '\0';
     return llt_set_error(rc, "%s", why);
 }
 
