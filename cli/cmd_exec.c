@@ -65,7 +65,7 @@ static const struct flag flags[] = {
 };
 
 struct exec_opts {
-    const char * output;
+    char         output[PATH_MAX]; // absolute: the program may change its working directory
     const char * parity;  // file prefix
     bool         quiet;
     char         dump[8192];
@@ -78,9 +78,33 @@ static bool set(const char * var, const char * value) {
     return false;
 }
 
+// path made absolute against our working directory, into buf: the program reads every path
+// it is given in its own, which it may change (sh -c 'cd sub && ...')
+static bool absolute(const char * what, const char * path, char * buf, size_t size) {
+    char cwd[PATH_MAX];
+    if (path[0] == '/') {
+        if ((size_t) snprintf(buf, size, "%s", path) < size) return true;
+    } else if (!getcwd(cwd, sizeof(cwd))) {
+        cli_error("exec: %s '%s': cannot tell the working directory: %s", what, path, strerror(errno));
+        return false;
+    } else if ((size_t) snprintf(buf, size, "%s/%s", cwd, path) < size) {
+        return true;
+    }
+    cli_error("exec: %s '%s': the path is too long", what, path);
+    return false;
+}
+
+// a path variable made absolute, when set
+static bool absolute_var(const char * var) {
+    const char * v = getenv(var);
+    char abs[PATH_MAX];
+    if (!v || !*v || v[0] == '/') return true;
+    return absolute(var, v, abs, sizeof(abs)) && set(var, abs);
+}
+
 // returns CLI_OK, or the exit code to leave with (-1: help was printed)
 static int parse_opts(int argc, char ** argv, struct exec_opts * o) {
-    o->output = "lltrace.db";
+    const char * output = "lltrace.db";
     // a variable the caller set is the default: only this command's flags set them
     int i = 1;
     for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
@@ -88,7 +112,7 @@ static int parse_opts(int argc, char ** argv, struct exec_opts * o) {
         const char * v = NULL;
 #define VALUE() do { if (!(v = cli_value(argc, argv, &i))) return CLI_USAGE; } while (0)
         if (cli_is_help(a)) { fputs(usage_text, stdout); return -1; }
-        else if (!strcmp(a, "-o") || !strcmp(a, "--output")) { VALUE(); o->output = v; }
+        else if (!strcmp(a, "-o") || !strcmp(a, "--output")) { VALUE(); output = v; }
         else if (!strcmp(a, "-q") || !strcmp(a, "--quiet"))  { o->quiet = true; }
         else if (!strcmp(a, "--parity")) { VALUE(); o->parity = v; }
         else if (!strcmp(a, "--dump")) {
@@ -114,6 +138,8 @@ static int parse_opts(int argc, char ** argv, struct exec_opts * o) {
     if (o->dump[0] && !set("LLTRACE_DUMP", o->dump)) return CLI_FAIL;
     if (o->parity && !getenv("LLTRACE_PARITY_TOP_K") && !set("LLTRACE_PARITY_TOP_K", "10")) return CLI_FAIL;
     if (!o->parity && getenv("LLTRACE_PARITY_TOP_K") && !set("LLTRACE_PARITY_TOP_K", "0")) return CLI_FAIL;
+    if (!absolute("--output", output, o->output, sizeof(o->output))) return CLI_USAGE;
+    if (!absolute_var("LLTRACE_REFERENCE") || !absolute_var("LLTRACE_ENGINE")) return CLI_USAGE;
     return set("LLTRACE_OUTPUT", o->output) ? CLI_OK : CLI_FAIL;
 }
 
@@ -138,7 +164,56 @@ static bool find_preload(char * buf, size_t size) {
         cli_error("exec: no preload library '%s' (%s): build lltrace whole, or set LLTRACE_PRELOAD", buf, strerror(errno));
         return false;
     }
-    return true;
+    char rel[PATH_MAX];
+    snprintf(rel, sizeof(rel), "%s", buf);
+    return absolute("LLTRACE_PRELOAD", rel, buf, size);
+}
+
+// ---- what the program did with llama.cpp (the engine's notes) ------------------------------
+
+// the file the engine notes events in (LLTRACE_STATUS), made empty; false if it cannot be
+static bool status_file(char * path, size_t size) {
+    const char * tmp = getenv("TMPDIR");
+    snprintf(path, size, "%s/lltrace-exec-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    const int fd = mkstemp(path);
+    if (fd < 0) {
+        cli_error("exec: cannot make a file in %s: %s", tmp && *tmp ? tmp : "/tmp", strerror(errno));
+        return false;
+    }
+    close(fd);
+    return set("LLTRACE_STATUS", path);
+}
+
+// events of the program and its children: llama.cpp called (the engine loaded), a context
+// made, a context that decoded
+struct program_notes { bool engine, context, decode; };
+
+static struct program_notes read_notes(const char * path) {
+    struct program_notes n = {0};
+    FILE * f = fopen(path, "r");
+    char line[64];
+    while (f && fgets(line, sizeof(line), f)) {
+        if (!strncmp(line, "engine ", 7)) n.engine = true;
+        else if (!strncmp(line, "context ", 8)) n.context = true;
+        else if (!strncmp(line, "decode ", 7)) n.decode = true;
+    }
+    if (f) fclose(f);
+    return n;
+}
+
+// why the trace holds no new run, as far as the notes tell
+static void say_no_run(const struct exec_opts * o, const struct program_notes * n) {
+    const char * prog = o->argv[0];
+    if (n->decode) {
+        cli_error("%s decoded, but its runs could not be traced (said above): %s holds no new run", prog, o->output);
+    } else if (n->context) {
+        cli_error("%s made a llama.cpp context but decoded with none: %s holds no new run", prog, o->output);
+    } else if (n->engine) {
+        cli_error("%s called llama.cpp but made no context: %s holds no new run", prog, o->output);
+    } else {
+        cli_error("%s never called llama.cpp through a shared libllama (one linked in statically, or none, cannot be "
+                  "traced): %s holds no new run", prog, o->output);
+    }
 }
 
 // ---- after the program ---------------------------------------------------------------------
@@ -176,7 +251,7 @@ static bool write_parity(struct llt_store * st, int64_t run, const char * prefix
 }
 
 // one line per run the program made; false if none was made or one's tracing failed
-static bool summarize(const struct exec_opts * o, int64_t first_run) {
+static bool summarize(const struct exec_opts * o, int64_t first_run, const struct program_notes * notes) {
     struct llt_store * st = NULL;
     // opened to write: a program killed mid-run leaves step logs, brought in here
     if (cli_open_trace(o->output, LLT_STORE_WRITE, &st) != LLT_OK) {
@@ -185,10 +260,7 @@ static bool summarize(const struct exec_opts * o, int64_t first_run) {
     }
     const int last = llt_store_last_run(st);
     bool ok = last >= first_run;
-    if (!ok) {
-        cli_error("%s decoded with no llama.cpp context that could be traced: %s holds no new run "
-                  "(llama.cpp linked statically, or loaded from elsewhere, cannot be traced)", o->argv[0], o->output);
-    }
+    if (!ok) say_no_run(o, notes);
     for (int64_t id = first_run; id <= last && last > 0; id++) {
         struct llt_read_run r;
         if (llt_read_run(st, id, &r) != LLT_OK) continue;
@@ -212,7 +284,7 @@ int cmd_exec(int argc, char ** argv) {
     struct exec_opts o = {0};
     int rc = parse_opts(argc, argv, &o);
     if (rc != CLI_OK) return rc < 0 ? CLI_OK : rc;
-    char preload[PATH_MAX];
+    char preload[PATH_MAX], status_path[PATH_MAX];
     if (!find_preload(preload, sizeof(preload))) return CLI_USAGE;
 
     // the options as the program will read them: refused here rather than there
@@ -230,6 +302,7 @@ int cmd_exec(int argc, char ** argv) {
     }
     const int before = llt_store_last_run(st);
     llt_store_close(st);
+    if (!status_file(status_path, sizeof(status_path))) return CLI_FAIL;
 
     // the program's own LD_PRELOAD stays, after ours
     char ld[2 * PATH_MAX];
@@ -239,6 +312,7 @@ int cmd_exec(int argc, char ** argv) {
     const pid_t pid = fork();
     if (pid < 0) {
         cli_error("exec: cannot start %s: %s", o.argv[0], strerror(errno));
+        unlink(status_path);
         return CLI_USAGE;
     }
     if (pid == 0) {
@@ -254,13 +328,18 @@ int cmd_exec(int argc, char ** argv) {
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
     signal(SIGINT, SIG_DFL);
     signal(SIGQUIT, SIG_DFL);
+    const struct program_notes notes = read_notes(status_path);
+    unlink(status_path);
     if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
         // execvp failed (said so) or the program's own 127: no trace to speak of either way
         return CLI_USAGE;
     }
-    const bool traced = summarize(&o, before > 0 ? before + 1 : 1);
+    // (the trace is opened to write: the step logs of runs a dead program left are replayed,
+    // and those runs end killed)
+    const bool traced = summarize(&o, before > 0 ? before + 1 : 1, &notes);
     if (WIFSIGNALED(status)) {
-        if (!o.quiet) cli_error("%s was ended by signal %d (%s)", o.argv[0], WTERMSIG(status), strsignal(WTERMSIG(status)));
+        // said even with -q: the program failed
+        cli_error("%s failed: ended by signal %d (%s)", o.argv[0], WTERMSIG(status), strsignal(WTERMSIG(status)));
         return 128 + WTERMSIG(status);
     }
     const int code = WEXITSTATUS(status);

@@ -50,3 +50,63 @@ def f32(path, name):
     t = f32_tensors(path, name).get(name)
     if t is None: raise KeyError(name + ': no F32 tensor of that name')
     return t
+
+def split(path, prefix, n):
+    """writes the model at path as n files <prefix>-0000i-of-0000n.gguf, as llama-gguf-split does:
+    the first holds the metadata, each its share of the tensors, all the split.* keys"""
+    f = open(path, 'rb')
+    def take(fmt):
+        return struct.unpack(fmt, f.read(struct.calcsize(fmt)))[0]
+    def skip_value(t):
+        if t == 8: f.seek(take('<Q'), 1)
+        elif t == 9:
+            at, m = take('<I'), take('<Q')
+            for _ in range(m): skip_value(at)
+        else: f.seek(struct.calcsize(SCALARS[t]), 1)
+    assert f.read(4) == b'GGUF'
+    version, n_tensors, n_kv = take('<I'), take('<Q'), take('<Q')
+    kvs, align = [], 32
+    for _ in range(n_kv):
+        start = f.tell()
+        key = f.read(take('<Q')).decode('utf-8')
+        t = take('<I')
+        if key == 'general.alignment': align = take('<I'); f.seek(-4, 1)
+        skip_value(t)
+        end = f.tell()
+        f.seek(start)
+        kvs.append(f.read(end - start))
+    infos = []
+    for _ in range(n_tensors):
+        name = f.read(take('<Q'))
+        ne = [take('<Q') for _ in range(take('<I'))]
+        infos.append([name, ne, take('<I'), take('<Q')])
+    data = (f.tell() + align - 1) // align * align
+    size_of = {}
+    f.seek(0, 2)
+    total = f.tell() - data
+    for info in infos:
+        later = [o for *_, o in infos if o > info[3]]
+        size_of[info[0]] = (min(later) if later else total) - info[3]
+    def s(x): return struct.pack('<Q', len(x)) + x
+    def kv_u16(k, v): return s(k.encode()) + struct.pack('<IH', 2, v)
+    def kv_i32(k, v): return s(k.encode()) + struct.pack('<Ii', 5, v)
+    per = (len(infos) + n - 1) // n
+    paths = []
+    for i in range(n):
+        mine = infos[i * per:(i + 1) * per]
+        meta = (kvs if i == 0 else []) + [kv_u16('split.no', i), kv_u16('split.count', n), kv_i32('split.tensors.count', len(infos))]
+        out = [b'GGUF', struct.pack('<IQQ', version, len(mine), len(meta))] + meta
+        off, blobs = 0, []
+        for name, ne, typ, o in mine:
+            out += [s(name), struct.pack('<I', len(ne))] + [struct.pack('<Q', x) for x in ne] + [struct.pack('<IQ', typ, off)]
+            f.seek(data + o)
+            blob = f.read(size_of[name])
+            blob += b'\0' * ((-len(blob)) % align)
+            blobs.append(blob)
+            off += len(blob)
+        head = b''.join(out)
+        head += b'\0' * ((-len(head)) % align)
+        p = '%s-%05d-of-%05d.gguf' % (prefix, i + 1, n)
+        open(p, 'wb').write(head + b''.join(blobs))
+        paths.append(p)
+    return paths

@@ -23,6 +23,11 @@
 //   LLTRACE_PARITY_TOP_K  K > 0: each generated token's K largest logits, read from the
 //                         program's own logits, go to table parity (at most 64)
 //   LLTRACE_ENGINE        the engine library (default: liblltrace-exec.so beside the preload library)
+//   LLTRACE_STATUS        a file that exists: the engine appends a line per kind of event and
+//                         process ("engine PID": llama.cpp was called, "context PID", "decode
+//                         PID"), so that lltrace exec can say what a program did when no run came
+//
+// Paths are read in the traced program's working directory: lltrace exec makes them absolute.
 #pragma once
 
 #include "lltrace/tracer.h"

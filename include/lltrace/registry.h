@@ -15,7 +15,7 @@ struct llt_weight {
     uint64_t bytes;       // size of the data
     double   bpw;         // bits per weight
     int32_t  layer;       // from blk.N., else -1
-    uint64_t file_offset; // absolute offset of the data in the file
+    uint64_t file_offset; // absolute offset of the data in its file (a split model: in its split)
 };
 
 struct llt_registry;
@@ -28,7 +28,7 @@ void llt_registry_free(struct llt_registry * reg);
 int                       llt_registry_count(const struct llt_registry * reg);
 const struct llt_weight * llt_registry_get  (const struct llt_registry * reg, int id); // borrowed, lives with reg
 int                       llt_registry_find (const struct llt_registry * reg, const char * name); // id or -1
-uint64_t                  llt_registry_file_size(const struct llt_registry * reg);
+uint64_t                  llt_registry_file_size(const struct llt_registry * reg); // bytes of the model's files, all its splits
 // metadata value of key (general.*, llama.* ...) as text into buf of size bytes (cut to fit,
 // always terminated; arrays read "[array of N]"); 0, or LLT_ENOTFOUND if the file lacks the key
 int                       llt_registry_meta(const struct llt_registry * reg, const char * key, char * buf, size_t size);

@@ -110,7 +110,8 @@ void llt_tracer_free(struct llt_tracer * tr);
 // only without it.
 void llt_tracer_attach(struct llt_tracer * tr, struct llama_context_params * cparams);
 
-// Starts the run record: model info, weight registry, system info.
+// Starts the run record: model info, weight registry, system info. A failure after the run's row
+// is in ends the run there, status error with the reason.
 int  llt_tracer_begin(struct llt_tracer * tr, const struct llama_model * model, struct llama_context * ctx);
 
 // llama_decode() with the step recorded around it: tokens in, positions, wall time.
@@ -139,8 +140,16 @@ struct llt_parity_step;
 // Records the top-k logits of a generated step (table parity).
 void llt_tracer_parity(struct llt_tracer * tr, const struct llt_parity_step * step);
 
-// Ends the run: status, generated text (may be NULL) and totals.
+// Ends the run: status, generated text (may be NULL) and totals. A run whose llt_tracer_begin()
+// failed after its row was made has ended there (status error, with the reason); then, and on a
+// second call, this does nothing.
 int  llt_tracer_end(struct llt_tracer * tr, enum llt_run_status status, const char * output);
+
+// In a child made by fork() (without exec): the tracer the child copied stops recording, and
+// forgets the parent's writer thread, step log, trace connection and dump without touching
+// them; its callbacks, still installed in the child's copy of the context, decline every node.
+// Call it from a pthread_atfork child handler; never end or free the tracer in the child.
+void llt_tracer_disown(struct llt_tracer * tr);
 
 int          llt_tracer_run_id(const struct llt_tracer * tr);
 // the first tracing failure, or NULL while tracing is healthy (borrowed, lives with tr)

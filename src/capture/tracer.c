@@ -114,6 +114,7 @@ void llt_tracer_free(struct llt_tracer * tr) {
     free(tr->scan_first);
     free(tr->all_tokens);
     free(tr->seqs);
+    free(tr->seqs_before);
     free(tr->graph_pos);
     free(tr->graph_seq);
     free(tr->batch_tok);
@@ -184,11 +185,31 @@ static int insert_run(struct llt_tracer * tr, const struct llama_model * model) 
     return llt_trace_run_begin(tr->st, &r, tr->reg, &tr->run_id);
 }
 
+static int start_run(struct llt_tracer * tr, const struct llama_model * model);
+
 int llt_tracer_begin(struct llt_tracer * tr, const struct llama_model * model, struct llama_context * ctx) {
+    (void) ctx;
     tr->vocab = llama_model_get_vocab(model);
     tr->t0_ns = llt_now_ns();
     int rc = insert_run(tr, model);
     if (rc != LLT_OK) return rc;
+    rc = start_run(tr, model);
+    if (rc == LLT_OK) return LLT_OK;
+    // the run's row exists: it ends failed, saying why, rather than running forever. The
+    // reason is the caller's error to report, not a tracing failure besides it (tr->error is
+    // cleared again)
+    char why[sizeof(tr->error)];
+    snprintf(why, sizeof(why), "%s", llt_last_error());
+    snprintf(tr->error, sizeof(tr->error), "%s", why);
+    tr->active = false;
+    llt_tracer_end(tr, LLT_RUN_ERROR, NULL);
+    tr->error[0] = '\0';
+    return llt_set_error(rc, "%s", why);
+}
+
+// the run's writer thread and values, once its row is in
+static int start_run(struct llt_tracer * tr, const struct llama_model * model) {
+    int rc;
     // graph ids are given here, not by the database, so capture never waits for the writer;
     // each run has its own range, so runs traced into one file at once never collide
     tr->next_graph_id = tr->run_id * GRAPH_IDS_PER_RUN + 1;
@@ -269,9 +290,50 @@ static void keep_batch(struct llt_tracer * tr, const struct llama_batch * batch)
     tr->n_batch_tok = n;
 }
 
+// what a decode call changes, kept to undo it if llama.cpp refuses the call (undo_decode)
+static void mark_decode(struct llt_tracer * tr) {
+    const struct llt_batch * b = tr->batch;
+    tr->before.n_tokens = b ? b->n_tokens : 0;
+    tr->before.n_parity_rows = b ? b->n_parity : 0;
+    tr->before.n_prompt = tr->n_prompt;
+    tr->before.n_gen = tr->n_gen;
+    tr->before.n_parity = tr->n_parity;
+    tr->before.n_steps = tr->n_steps;
+    tr->before.next_pos = tr->next_pos;
+    tr->before.cap_seqs = 0;
+    if (tr->cap_seqs > 0 && !llt_grow((void **) &tr->seqs_before, &tr->cap_seqs_before, tr->cap_seqs, sizeof(struct seq_state))) {
+        llt_capture_fail(tr, "out of memory");
+        return;
+    }
+    if (tr->cap_seqs > 0) memcpy(tr->seqs_before, tr->seqs, (size_t) tr->cap_seqs * sizeof(struct seq_state));
+    tr->before.cap_seqs = tr->cap_seqs;
+}
+
+// A decode call llama.cpp refused (returned 1: no room in the KV cache) computed nothing: its
+// tokens are not in the sequence, and the program sends them again (llama-server in halves).
+// Recorded now, they would be recorded twice.
+static void undo_decode(struct llt_tracer * tr) {
+    struct llt_batch * b = tr->batch;
+    if (b) {
+        for (int32_t i = tr->before.n_parity_rows; i < b->n_parity; i++) free(b->parity[i].top_k);
+        b->n_tokens = tr->before.n_tokens;
+        b->n_parity = tr->before.n_parity_rows;
+    }
+    tr->n_prompt = tr->before.n_prompt;
+    tr->n_gen = tr->before.n_gen;
+    tr->n_parity = tr->before.n_parity;
+    tr->next_pos = tr->before.next_pos;
+    if (tr->before.cap_seqs > 0) memcpy(tr->seqs, tr->seqs_before, (size_t) tr->before.cap_seqs * sizeof(struct seq_state));
+    // sequences first seen in the refused call were never seen
+    if (tr->cap_seqs > tr->before.cap_seqs) {
+        memset(tr->seqs + tr->before.cap_seqs, 0, (size_t) (tr->cap_seqs - tr->before.cap_seqs) * sizeof(struct seq_state));
+    }
+}
+
 void llt_tracer_decode_begin(struct llt_tracer * tr, struct llama_context * ctx, const struct llama_batch * batch) {
     if (!tr->active) return;
     llt_capture_submit(tr); // the previous decode's, if no token was chosen from it
+    mark_decode(tr);
     const int64_t first_step = tr->n_steps;
     bool any_prompt = batch->n_tokens == 0 || !batch->token;
     int64_t seq_mask = 0;
@@ -322,8 +384,12 @@ int32_t llt_tracer_decode_end(struct llt_tracer * tr, int32_t ret) {
     const int64_t t_end = llt_now_ns() - tr->t0_ns;
     if (tr->cur_prompt) tr->t_prompt_ns += t_end - t_begin; else tr->t_gen_ns += t_end - t_begin;
     tr->next_pos = tr->cur_pos0 + tr->cur_n_tokens;
-    if (ret != 0) { // no logits came of it
-        for (int32_t i = 0; i < tr->cap_seqs; i++) if (tr->seqs[i].out_decode == tr->n_decodes) tr->seqs[i].pending = false;
+    const bool computed = tr->n_steps > tr->before.n_steps;
+    if (ret != 0 && tr->active) {
+        // refused: as if never called. A call that failed after computing a graph keeps its
+        // steps; its tokens go, and no logits came of it either way.
+        undo_decode(tr);
+        if (!computed) return ret;
     }
     tr->n_decodes++;
     if (!tr->active) return ret;
@@ -396,6 +462,8 @@ int llt_tracer_sync(struct llt_tracer * tr) {
 
 int llt_tracer_end(struct llt_tracer * tr, enum llt_run_status status, const char * output) {
     if (tr->run_id == 0) return llt_set_error(LLT_EINVAL, "the run was never begun");
+    if (tr->ended) return LLT_OK; // (a run whose begin failed ended there)
+    tr->ended = true;
     if (tr->active) {
         llt_capture_finish_graph(tr);
         llt_capture_submit(tr);
@@ -433,6 +501,16 @@ int llt_tracer_end(struct llt_tracer * tr, enum llt_run_status status, const cha
     int rc = llt_trace_run_end(tr->st, tr->run_id, &e);
     free(buffers);
     return rc;
+}
+
+void llt_tracer_disown(struct llt_tracer * tr) {
+    // its writer thread, step log, connection and dump are the parent's: forgotten, not closed
+    tr->active = false;
+    tr->stamped = false;
+    tr->writer = NULL;
+    tr->batch = NULL;
+    tr->values = NULL;
+    tr->st = NULL;
 }
 
 int llt_tracer_run_id(const struct llt_tracer * tr) { return (int) tr->run_id; }

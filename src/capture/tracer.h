@@ -120,6 +120,7 @@ struct llt_tracer {
     llama_token *            all_tokens;    // every token in and out, for the dump's metadata
     int32_t                  cap_all_tokens;
     int64_t                  run_id;
+    bool                     ended;         // llt_tracer_end() was called
     char                     error[256];
     int64_t                  stopped_at;    // with error: the step tracing stopped at
     bool                     writer_failed; // error is the writer's: its last word replaces it
@@ -199,6 +200,15 @@ struct llt_tracer {
     int64_t                  t_prompt_ns, t_gen_ns;
     int64_t                  t_decode_end_ns; // end of the last decode call
     int32_t                  n_prompt, n_gen;
+    // what the decode call in progress changed, undone when llama.cpp refuses it (no KV slot:
+    // the program retries the same tokens, in smaller batches): the tokens and parity records
+    // it added to the batch, the counts, and the sequences as they were (cap_seqs_before of them)
+    struct {
+        int32_t n_tokens, n_parity_rows, n_prompt, n_gen, n_parity, n_steps_rows, next_pos, cap_seqs;
+        int64_t n_steps;
+    }                        before;
+    struct seq_state *       seqs_before;
+    int32_t                  cap_seqs_before;
 
     // expert routing (experts.c): the rows of the MoE layer read last, in the current batch
     int32_t                  route_first, route_n; // first row, rows (n_expert_used × n_tokens)

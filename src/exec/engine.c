@@ -7,18 +7,34 @@
 // programs make only to measure memory leave no run; it ends when the context is freed, or
 // when the program exits without freeing it. Whatever fails here stops tracing with one line
 // on stderr and the reason in the trace; the program computes and prints as it would untraced.
-#define _GNU_SOURCE // program_invocation_short_name
+//
+// Process lives. Every hook that uses a context's entry holds it (busy) while it does, so that
+// the exit, which may come from another thread or from a signal handler in the middle of a
+// decode, ends only runs nobody is using: it first marks the process as ending (no run begins
+// and no entry is handed out any more), waits a bounded time for the entries in use to be let
+// go, ends the idle ones, and leaves the others running: their step logs bring their rows in
+// (killed) when the trace is next opened. It takes no lock without a time limit. A forked
+// child (fork() without exec) shares the parent's tracers, writers and files in copy: it
+// traces nothing and touches none of them; a child that execs gets an engine of its own.
+#define _GNU_SOURCE // program_invocation_short_name, open_memstream
 #include "exec/hooks.h"
 #include "core/internal.h"
 #include "lltrace.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+// how long the exit waits for decode calls in flight to leave, and for the tables' lock
+#define EXIT_WAIT_MS 2000
 
 struct model_entry {
     const struct llama_model * model;
@@ -32,9 +48,11 @@ struct ctx_entry {
     struct llt_tracer *        tr;
     int                        ordinal;  // contexts the process made, from 1
     bool                       begun;    // the run began (first decode)
+    bool                       ended;    // its run ended at exit: its calls go straight to llama.cpp
     bool                       failed;   // tracing stopped; said on stderr
     bool                       said_nan;
     bool                       said;     // without a tracer (a model made in memory), and said so
+    atomic_int                 busy;     // hooks using the entry now (the exit ends idle entries only)
 };
 
 static struct {
@@ -45,7 +63,13 @@ static struct {
     struct ctx_entry **          ctxs;
     int32_t                      n_ctxs, cap_ctxs;
     int                          n_made;
+    pid_t                        owner;   // the process that loaded the engine (a forked child is not it)
+    atomic_bool                  ending;  // the program exits: nothing is handed out or begun any more
+    atomic_int                   n_busy;  // the entries' busy counts, summed
+    bool                         said_fork;
 } E = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static __thread int held; // entries this thread holds busy (the exit may come from its signal handler)
 
 static __thread struct ctx_entry * dying; // between llama_free's two hooks, on its thread
 
@@ -57,6 +81,31 @@ static void say(const char * fmt, ...) {
     vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
     fprintf(stderr, "lltrace: %s\n", line);
+}
+
+// ---- what happened, for lltrace exec's last words ------------------------------------------
+
+// One line per kind of event and process into LLTRACE_STATUS (a file lltrace exec made): so it
+// can say whether the program created a llama.cpp context, or decoded with one, when no run came.
+static void note(const char * what) {
+    const char * path = getenv("LLTRACE_STATUS");
+    if (!path || !*path) return;
+    char line[64];
+    const int n = snprintf(line, sizeof(line), "%s %d\n", what, (int) getpid());
+    const int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (fd < 0) return;
+    if (write(fd, line, (size_t) n) != n) {} // a lost line costs a less precise message only
+    close(fd);
+}
+
+// a forked child (fork() without exec): its copies of the parent's tracers stay untouched
+static bool forked(void) {
+    if (getpid() == E.owner) return false;
+    if (!E.said_fork) {
+        E.said_fork = true;
+        say("%s (pid %d) is a fork of a traced process: not traced", program_invocation_short_name, (int) getpid());
+    }
+    return true;
 }
 
 // ---- models --------------------------------------------------------------------------------
@@ -103,7 +152,33 @@ static void entry_free(struct ctx_entry * e) {
     free(e);
 }
 
+// the run's parameters as JSON (every string escaped: a program's name may hold anything);
+// caller frees with free(), NULL when out of memory
+static char * params_json(const struct llama_context_params * p, int ordinal) {
+    char * json = NULL;
+    size_t size = 0;
+    FILE * f = open_memstream(&json, &size);
+    if (!f) return NULL;
+    fputs("{\"program\":", f);
+    llt_json_write_string(f, program_invocation_short_name);
+    fprintf(f, ",\"pid\":%d,\"context\":%d,\"n_ctx\":%u,\"n_batch\":%u,\"n_ubatch\":%u,\"n_seq_max\":%u,\"n_threads\":%d,"
+               "\"flash_attn\":%d,\"embeddings\":%s,\"type_k\":",
+            (int) getpid(), ordinal, p->n_ctx, p->n_batch, p->n_ubatch, p->n_seq_max, p->n_threads,
+            (int) p->flash_attn_type, p->embeddings ? "true" : "false");
+    llt_json_write_string(f, ggml_type_name(p->type_k));
+    fputs(",\"type_v\":", f);
+    llt_json_write_string(f, ggml_type_name(p->type_v));
+    fputc('}', f);
+    if (fclose(f) != 0) {
+        free(json);
+        return NULL;
+    }
+    return json;
+}
+
 static void * context_begin(const struct llama_model * model, struct llama_context_params * params) {
+    if (forked() || atomic_load(&E.ending)) return NULL;
+    note("context");
     struct ctx_entry * e = calloc(1, sizeof(*e));
     if (!e) return NULL;
     char path[4096];
@@ -117,22 +192,19 @@ static void * context_begin(const struct llama_model * model, struct llama_conte
     pthread_mutex_unlock(&E.lock);
     e->model = model;
 
-    char name[256], json[1024];
+    char name[256];
     snprintf(name, sizeof(name), "%s context %d%s", program_invocation_short_name, e->ordinal,
              params->embeddings ? " (embeddings)" : "");
-    snprintf(json, sizeof(json),
-             "{\"program\":\"%s\",\"pid\":%d,\"context\":%d,\"n_ctx\":%u,\"n_batch\":%u,\"n_ubatch\":%u,"
-             "\"n_seq_max\":%u,\"n_threads\":%d,\"flash_attn\":%d,\"embeddings\":%s,\"type_k\":\"%s\",\"type_v\":\"%s\"}",
-             program_invocation_short_name, (int) getpid(), e->ordinal, params->n_ctx, params->n_batch,
-             params->n_ubatch, params->n_seq_max, params->n_threads, (int) params->flash_attn_type,
-             params->embeddings ? "true" : "false", ggml_type_name(params->type_k), ggml_type_name(params->type_v));
+    char * json = params_json(params, e->ordinal);
     struct llt_tracer_params tp = E.cfg->tracer;
     tp.model_path = path;
     tp.name = name;
     tp.params_json = json;
-    if (llt_store_open(E.cfg->output, LLT_STORE_WRITE, &e->st) != LLT_OK ||
-        llt_tracer_init(e->st, tp, &e->tr) != LLT_OK) {
-        say("%s: not traced: %s", name, llt_last_error());
+    const bool ok = json && llt_store_open(E.cfg->output, LLT_STORE_WRITE, &e->st) == LLT_OK &&
+                    llt_tracer_init(e->st, tp, &e->tr) == LLT_OK; // (the tracer copies the strings)
+    if (!ok) say("%s: not traced: %s", name, json ? llt_last_error() : "out of memory");
+    free(json);
+    if (!ok) {
         entry_free(e);
         return NULL;
     }
@@ -155,16 +227,29 @@ static void context_made(void * pending, struct llama_context * ctx) {
     if (!kept) entry_free(e);
 }
 
-static struct ctx_entry * find(const struct llama_context * ctx, bool take) {
+// ctx's entry, held busy until let_go(); taken out of the table when take. NULL when it has
+// none, or once the program is ending (the exit owns every entry then)
+static struct ctx_entry * hold(const struct llama_context * ctx, bool take) {
+    if (forked()) return NULL;
     struct ctx_entry * e = NULL;
     pthread_mutex_lock(&E.lock);
-    for (int32_t i = 0; i < E.n_ctxs && !e; i++) {
+    for (int32_t i = 0; i < E.n_ctxs && !e && !atomic_load(&E.ending); i++) {
         if (E.ctxs[i]->ctx != ctx) continue;
         e = E.ctxs[i];
         if (take) E.ctxs[i] = E.ctxs[--E.n_ctxs];
+        atomic_fetch_add(&e->busy, 1);
+        atomic_fetch_add(&E.n_busy, 1);
+        held++;
     }
     pthread_mutex_unlock(&E.lock);
     return e;
+}
+
+static void let_go(struct ctx_entry * e) {
+    if (!e) return;
+    held--;
+    atomic_fetch_sub(&e->busy, 1);
+    atomic_fetch_sub(&E.n_busy, 1);
 }
 
 // the run's end: everything recorded is in the trace
@@ -176,9 +261,10 @@ static void end_run(struct ctx_entry * e, enum llt_run_status status) {
 }
 
 static void context_freed(struct llama_context * ctx) {
-    struct ctx_entry * e = find(ctx, true);
+    struct ctx_entry * e = hold(ctx, true);
     if (!e) return;
     end_run(e, LLT_RUN_OK);
+    let_go(e);
     dying = e;
 }
 
@@ -188,28 +274,81 @@ static void context_gone(struct llama_context * ctx) {
     dying = NULL;
 }
 
+// ---- the end of every run: at exit, or --stop-on-nan -------------------------------------
+
+static bool lock_bounded(pthread_mutex_t * m, int ms) {
+    for (int waited = 0; pthread_mutex_trylock(m) != 0; waited++) {
+        if (waited >= ms) return false;
+        nanosleep(&(struct timespec) { 0, 1000000 }, NULL);
+    }
+    return true;
+}
+
+// Ends the run of every entry nobody uses, after waiting a bounded time for the decode calls in
+// flight on other threads to finish (this thread's own entries stay as they are: it may be a
+// signal handler's, come in the middle of one). An entry still in use keeps its run running:
+// its step log has its rows. Returns with the entries ended and their stores closed.
+static void end_all(enum llt_run_status status) {
+    atomic_store(&E.ending, true);
+    if (!lock_bounded(&E.lock, EXIT_WAIT_MS)) return;
+    // the lock keeps further calls out: those in flight only have to finish
+    for (int waited = 0; atomic_load(&E.n_busy) > held && waited < EXIT_WAIT_MS; waited++) {
+        nanosleep(&(struct timespec) { 0, 1000000 }, NULL);
+    }
+    for (int32_t i = 0; i < E.n_ctxs; i++) {
+        struct ctx_entry * e = E.ctxs[i];
+        if (e->ended || atomic_load(&e->busy) > 0) continue;
+        end_run(e, status);
+        llt_store_close(e->st); // the tracer, inactive now, keeps its callbacks declining
+        e->st = NULL;
+        e->ended = true;
+    }
+    pthread_mutex_unlock(&E.lock);
+}
+
+// A program that exits without freeing its contexts: their runs end here. exit() may come from
+// any thread, or from a signal handler (llama-server's second Ctrl-C): see end_all().
+static void at_exit(void) {
+    if (getpid() != E.owner) return; // a forked child's copies are the parent's
+    end_all(LLT_RUN_OK);
+}
+
 // ---- decode calls --------------------------------------------------------------------------
 
 // every run ends, then the program (LLTRACE_BREAK_ON_NAN=stop)
 static void stop_program(void) {
-    pthread_mutex_lock(&E.lock);
-    for (int32_t i = 0; i < E.n_ctxs; i++) end_run(E.ctxs[i], LLT_RUN_INTERRUPTED);
-    pthread_mutex_unlock(&E.lock);
+    end_all(LLT_RUN_INTERRUPTED);
     say("stopping %s (LLTRACE_BREAK_ON_NAN=stop)", program_invocation_short_name);
     _exit(1);
 }
 
+// The run begins with the writer thread: made with the program's signals blocked, so that no
+// handler of the program (an exit() among them) ever runs on it
+static int begin_run(struct ctx_entry * e, struct llama_context * ctx) {
+    sigset_t all, had;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &had);
+    const int rc = llt_tracer_begin(e->tr, e->model, ctx);
+    pthread_sigmask(SIG_SETMASK, &had, NULL);
+    return rc;
+}
+
 static int32_t decode(struct llama_context * ctx, struct llama_batch batch, llt_decode_fn real) {
-    struct ctx_entry * e = find(ctx, false);
+    struct ctx_entry * e = hold(ctx, false);
     if (e && !e->tr && !e->said) {
         say("a context of a model not loaded from a file decodes: not traced (lltrace reads the GGUF)");
         e->said = true;
     }
-    if (!e || !e->tr || e->failed) return real(ctx, batch);
+    if (!e || !e->tr || e->failed || e->ended) {
+        let_go(e);
+        return real(ctx, batch);
+    }
     if (!e->begun) {
-        if (llt_tracer_begin(e->tr, e->model, ctx) != LLT_OK) {
+        note("decode");
+        if (begin_run(e, ctx) != LLT_OK) {
             say("context %d: not traced: %s", e->ordinal, llt_last_error());
             e->failed = true;
+            let_go(e);
             return real(ctx, batch);
         }
         e->begun = true;
@@ -217,33 +356,38 @@ static int32_t decode(struct llama_context * ctx, struct llama_batch batch, llt_
     llt_tracer_decode_begin(e->tr, ctx, &batch);
     const int32_t ret = llt_tracer_decode_end(e->tr, real(ctx, batch));
     const char * nan = llt_tracer_nan_report(e->tr);
+    bool stop = false;
     if (nan && !e->said_nan) {
         e->said_nan = true;
         say("run %d: %s", llt_tracer_run_id(e->tr), nan);
-        if (E.cfg->stop_on_nan) stop_program();
+        stop = E.cfg->stop_on_nan;
     }
     if (llt_tracer_error(e->tr) && !e->failed) {
         e->failed = true;
         say("run %d: %s", llt_tracer_run_id(e->tr), llt_tracer_error(e->tr));
     }
+    let_go(e); // its run ends with the others' when stopping
+    if (stop) stop_program();
     return ret;
 }
 
 static void sampled(struct llama_context * ctx, int32_t idx, llama_token token) {
-    struct ctx_entry * e = find(ctx, false);
-    if (e && e->begun && !e->failed) llt_tracer_sampled_at(e->tr, ctx, idx, token);
+    struct ctx_entry * e = hold(ctx, false);
+    if (e && e->begun && !e->failed && !e->ended) llt_tracer_sampled_at(e->tr, ctx, idx, token);
+    let_go(e);
 }
 
-// ---- start and exit ------------------------------------------------------------------------
+// ---- start ---------------------------------------------------------------------------------
 
-// A program that exits without freeing its contexts: their runs end here. Another thread may
-// still hold the lock (exit() from a signal handler): then the runs stay running, and the step
-// logs bring their rows in when the trace is next opened.
-static void at_exit(void) {
-    if (pthread_mutex_trylock(&E.lock) != 0) return;
-    for (int32_t i = 0; i < E.n_ctxs; i++) end_run(E.ctxs[i], LLT_RUN_OK);
-    for (int32_t i = 0; i < E.n_ctxs; i++) llt_store_close(E.ctxs[i]->st), E.ctxs[i]->st = NULL;
-    pthread_mutex_unlock(&E.lock);
+// fork() waits for the tables to be still, so that the child's copy of the lock is free
+static void fork_prepare(void) { pthread_mutex_lock(&E.lock); }
+static void fork_parent(void)  { pthread_mutex_unlock(&E.lock); }
+static void fork_child(void) {
+    pthread_mutex_unlock(&E.lock); // the forking thread's: the child's only thread
+    held = 0;
+    // a decode in the child of a context the parent made reaches its tracer through the
+    // callbacks: the copy stops there, and nothing of it is ever freed, ended or written
+    for (int32_t i = 0; i < E.n_ctxs; i++) if (E.ctxs[i]->tr) llt_tracer_disown(E.ctxs[i]->tr);
 }
 
 static const struct llt_exec_hooks hooks = {
@@ -255,6 +399,7 @@ static const struct llt_exec_hooks hooks = {
 };
 
 __attribute__((visibility("default"))) const struct llt_exec_hooks * llt_exec_engine(void) {
+    note("engine");
     // the ABI lltrace was built against: another ggml may lay out llama.cpp's structs otherwise
     if (strcmp(ggml_version(), LLT_GGML_VERSION) != 0) {
         say("%s uses ggml %s; lltrace was built for ggml %s (llama.cpp %s): not tracing", program_invocation_short_name,
@@ -265,6 +410,8 @@ __attribute__((visibility("default"))) const struct llt_exec_hooks * llt_exec_en
         say("%s: not tracing", llt_last_error());
         return NULL;
     }
+    E.owner = getpid();
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
     atexit(at_exit);
     return &hooks;
 }

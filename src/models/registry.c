@@ -1,5 +1,7 @@
 // The weight registry: every tensor of a GGUF model file with its type, shape, size, bits per
 // weight, layer and absolute file offset. Graph nodes name their weight sources through it.
+// A model split in several files (llama-gguf-split) is registered whole: the tensors of every
+// split, each offset in its own file, and the files' sizes added up.
 #include "core/internal.h"
 
 #include "gguf.h"
@@ -16,7 +18,7 @@ struct llt_registry {
     int                   n_weights;
     int32_t *             index;      // open addressing on the name hash: id, or -1
     uint32_t              index_mask;
-    uint64_t              file_size;
+    uint64_t              file_size;  // of every file of the model
 };
 
 // ---- checks before handing the file to gguf ----------------------------------------------
@@ -61,6 +63,77 @@ static bool build_index(struct llt_registry * reg) {
 
 // ---- load --------------------------------------------------------------------------------
 
+// the tensors of one file of the model (its only file, or one of its splits) into the registry
+static int add_file(struct llt_registry * reg, const char * path, const struct gguf_context * g, uint64_t file_size) {
+    const int64_t n = gguf_get_n_tensors(g);
+    const uint64_t data_offset = gguf_get_data_offset(g);
+    struct llt_weight * grown = realloc(reg->weights, ((size_t) reg->n_weights + (size_t) n + 1) * sizeof(struct llt_weight));
+    if (!grown) return llt_set_error(LLT_ENOMEM, "out of memory");
+    reg->weights = grown;
+    for (int64_t i = 0; i < n; i++) {
+        struct llt_weight * w = &reg->weights[reg->n_weights];
+        memset(w, 0, sizeof(*w));
+        snprintf(w->name, sizeof(w->name), "%s", gguf_get_tensor_name(g, i));
+        w->type = gguf_get_tensor_type(g, i);
+        const int64_t * ne = gguf_get_tensor_ne(g, i);
+        double nel = 1; // in floating point: a damaged file's shape may overflow an integer
+        w->n_dims = 1;
+        for (int d = 0; d < 4; d++) {
+            w->ne[d] = ne[d];
+            nel *= (double) ne[d];
+            if (ne[d] != 1) w->n_dims = d + 1;
+        }
+        w->bytes = gguf_get_tensor_size(g, i);
+        w->bpw = nel > 0 ? (double) w->bytes * 8.0 / nel : 0.0;
+        w->layer = llt_layer_from_name(w->name);
+        w->file_offset = data_offset + gguf_get_tensor_offset(g, i); // in its own file
+        if (w->file_offset + w->bytes > file_size) {
+            return llt_set_error(LLT_EFORMAT,
+                "cannot open model '%s': truncated (tensor '%s' ends at byte %llu, the file has %llu)",
+                path, w->name, (unsigned long long) (w->file_offset + w->bytes),
+                (unsigned long long) file_size);
+        }
+        reg->n_weights++;
+    }
+    reg->file_size += file_size;
+    return LLT_OK;
+}
+
+// The other files of a model split by llama-gguf-split (split.count > 1 in the first): named
+// as llama.cpp names them, <prefix>-NNNNN-of-MMMMM.gguf, beside the first (llama_split_path).
+static int add_splits(struct llt_registry * reg, const char * path) {
+    const int64_t kc = gguf_find_key(reg->gguf, "split.count");
+    if (kc < 0 || gguf_get_kv_type(reg->gguf, kc) != GGUF_TYPE_UINT16) return LLT_OK;
+    const int count = gguf_get_val_u16(reg->gguf, kc);
+    const int64_t kn = gguf_find_key(reg->gguf, "split.no");
+    const int no = kn >= 0 && gguf_get_kv_type(reg->gguf, kn) == GGUF_TYPE_UINT16 ? gguf_get_val_u16(reg->gguf, kn) : 0;
+    if (count <= 1) return LLT_OK;
+    char suffix[64];
+    snprintf(suffix, sizeof(suffix), "-%05d-of-%05d.gguf", no + 1, count);
+    const size_t len = strlen(path), slen = strlen(suffix);
+    if (len < slen || strcmp(path + len - slen, suffix) != 0) {
+        return llt_set_error(LLT_EFORMAT, "cannot open model '%s': split %d of %d, but not named <prefix>%s", path, no + 1,
+                             count, suffix);
+    }
+    int rc = LLT_OK;
+    for (int i = 0; i < count && rc == LLT_OK; i++) {
+        if (i == no) continue;
+        char split[4096];
+        snprintf(split, sizeof(split), "%.*s-%05d-of-%05d.gguf", (int) (len - slen), path, i + 1, count);
+        uint64_t size = 0;
+        rc = check_magic(split, &size);
+        if (rc != LLT_OK) break;
+        struct gguf_context * g = gguf_init_from_file(split, (struct gguf_init_params) { .no_alloc = true, .ctx = NULL });
+        if (!g) {
+            rc = llt_set_error(LLT_EFORMAT, "cannot open model '%s': corrupt or truncated GGUF header", split);
+            break;
+        }
+        rc = add_file(reg, split, g, size);
+        gguf_free(g);
+    }
+    return rc;
+}
+
 int llt_registry_load(const char * path, struct llt_registry ** out) {
     *out = NULL;
     uint64_t file_size = 0;
@@ -69,7 +142,6 @@ int llt_registry_load(const char * path, struct llt_registry ** out) {
 
     struct llt_registry * reg = calloc(1, sizeof(*reg));
     if (!reg) return llt_set_error(LLT_ENOMEM, "out of memory");
-    reg->file_size = file_size;
 
     struct gguf_init_params gp = { .no_alloc = true, .ctx = NULL };
     reg->gguf = gguf_init_from_file(path, gp);
@@ -77,40 +149,9 @@ int llt_registry_load(const char * path, struct llt_registry ** out) {
         rc = llt_set_error(LLT_EFORMAT, "cannot open model '%s': corrupt or truncated GGUF header", path);
         goto done;
     }
-
-    const int64_t n = gguf_get_n_tensors(reg->gguf);
-    const uint64_t data_offset = gguf_get_data_offset(reg->gguf);
-    reg->weights = calloc(n > 0 ? (size_t) n : 1, sizeof(struct llt_weight));
-    if (!reg->weights) {
-        rc = llt_set_error(LLT_ENOMEM, "out of memory");
-        goto done;
-    }
-    for (int64_t i = 0; i < n; i++) {
-        struct llt_weight * w = &reg->weights[i];
-        snprintf(w->name, sizeof(w->name), "%s", gguf_get_tensor_name(reg->gguf, i));
-        w->type = gguf_get_tensor_type(reg->gguf, i);
-        const int64_t * ne = gguf_get_tensor_ne(reg->gguf, i);
-        double nel = 1; // in floating point: a damaged file's shape may overflow an integer
-        w->n_dims = 1;
-        for (int d = 0; d < 4; d++) {
-            w->ne[d] = ne[d];
-            nel *= (double) ne[d];
-            if (ne[d] != 1) w->n_dims = d + 1;
-        }
-        w->bytes = gguf_get_tensor_size(reg->gguf, i);
-        w->bpw = nel > 0 ? (double) w->bytes * 8.0 / nel : 0.0;
-        w->layer = llt_layer_from_name(w->name);
-        w->file_offset = data_offset + gguf_get_tensor_offset(reg->gguf, i);
-        if (w->file_offset + w->bytes > file_size) {
-            rc = llt_set_error(LLT_EFORMAT,
-                "cannot open model '%s': truncated (tensor '%s' ends at byte %llu, the file has %llu)",
-                path, w->name, (unsigned long long) (w->file_offset + w->bytes),
-                (unsigned long long) file_size);
-            goto done;
-        }
-    }
-    reg->n_weights = (int) n;
-    if (!build_index(reg)) rc = llt_set_error(LLT_ENOMEM, "out of memory");
+    rc = add_file(reg, path, reg->gguf, file_size);
+    if (rc == LLT_OK) rc = add_splits(reg, path);
+    if (rc == LLT_OK && !build_index(reg)) rc = llt_set_error(LLT_ENOMEM, "out of memory");
 done:
     if (rc != LLT_OK) {
         llt_registry_free(reg);

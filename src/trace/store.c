@@ -13,6 +13,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+// How long a connection waits for another's write lock before giving up. Several processes
+// trace into one file at once (lltrace exec -- sh -c 'a & b'), and one's commit may be long (a
+// run's end writes its graphs, node times and statistics): a writer that gave up would stop
+// its tracing, so the wait is generous.
+#define BUSY_TIMEOUT_MS 120000
+
 static int query_int(sqlite3 * db, const char * sql, int64_t * out) {
     sqlite3_stmt * stmt = NULL;
     int rc = sqlite3_prepare_v2(db, sql, -1, &stmt, NULL);
@@ -133,7 +139,7 @@ static int connect(struct llt_store * st, enum llt_store_mode mode, bool private
     if (sqlite3_open_v2(st->path, &st->db, flags, NULL) != SQLITE_OK) {
         return llt_set_error(LLT_EIO, "cannot open trace '%s': %s", st->path, st->db ? sqlite3_errmsg(st->db) : "out of memory");
     }
-    sqlite3_busy_timeout(st->db, 5000);
+    sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
     if (llt_schema_register(st->db) != LLT_OK) {
         return llt_set_error(LLT_EIO, "cannot open trace '%s': %s", st->path, sqlite3_errmsg(st->db));
     }
