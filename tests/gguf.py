@@ -50,3 +50,16 @@ def f32(path, name):
     t = f32_tensors(path, name).get(name)
     if t is None: raise KeyError(name + ': no F32 tensor of that name')
     return t
+
+def tensor_facts(meta, tensors):
+    """{tensor name: {field: value}} of an lltrace dump: version 2's arrays (lltrace.tensors.<field>,
+    an element per tensor in the file's order), or version 1's keys lltrace.tensor.<name>.<field>"""
+    facts = {name: {} for name, _, _, _ in tensors}
+    for key, values in meta.items():
+        if key.startswith('lltrace.tensors.') and isinstance(values, list) and len(values) == len(tensors):
+            for (name, _, _, _), v in zip(tensors, values):
+                facts[name][key[len('lltrace.tensors.'):]] = v
+        elif key.startswith('lltrace.tensor.'):
+            name, field = key[len('lltrace.tensor.'):].rsplit('.', 1)
+            if name in facts: facts[name][field] = values
+    return facts
