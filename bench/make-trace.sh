@@ -10,7 +10,8 @@
 #         bench/make-trace.sh src.db big.db 100000
 #         time lltrace export big.db >/dev/null
 #
-# Works on schema version 1 (node times as JSON in step_times) and 2 (a node_times table).
+# Works on schema version 1 (node times as JSON in step_times), 2-4 (a node_times table) and 5
+# (a JSON text per step in step_node_times, its times after the row's base_ns).
 set -euo pipefail
 src=${1:?usage: make-trace.sh SOURCE.db OUT.db STEPS}
 out=${2:?usage: make-trace.sh SOURCE.db OUT.db STEPS}
@@ -24,6 +25,7 @@ run=$(q "SELECT max(id) FROM runs")
 first=$(q "SELECT min(step) FROM steps WHERE run_id = $run AND phase = 'gen'")
 [ -n "$first" ] || { echo "make-trace.sh: run $run of '$src' has no generation step" >&2; exit 2; }
 times_table=$(q "SELECT count(*) FROM sqlite_master WHERE name = 'node_times' AND type = 'table'")
+packed=$(q "SELECT count(*) FROM sqlite_master WHERE name = 'step_node_times' AND type = 'table'")
 
 # a SELECT list of the columns of TABLE, with some shifted: shifted TABLE COL=EXPR...
 shifted() {
@@ -53,7 +55,10 @@ INSERT INTO steps SELECT $(shifted steps "step=step+$off" "decode=decode+$off" "
         "t_begin_ns=t_begin_ns+$dt" "t_end_ns=t_end_ns+$dt" "compute_begin_ns=compute_begin_ns+$dt" \
         "compute_end_ns=compute_end_ns+$dt") FROM steps WHERE $sel;
 INSERT INTO tokens SELECT $(shifted tokens "seq=seq+$seq_off" "step=step+$off" "pos=pos+$off") FROM tokens WHERE $sel;"
-    if [ "$times_table" = 1 ]; then
+    if [ "$packed" = 1 ]; then
+        sql+="
+INSERT INTO step_node_times SELECT $(shifted step_node_times "step=step+$off" "base_ns=base_ns+$dt") FROM step_node_times WHERE $sel;"
+    elif [ "$times_table" = 1 ]; then
         sql+="
 INSERT INTO node_times SELECT $(shifted node_times "step=step+$off" "t_begin_ns=t_begin_ns+$dt" \
         "t_end_ns=t_end_ns+$dt") FROM node_times WHERE $sel;"
@@ -67,7 +72,9 @@ DELETE FROM steps WHERE run_id = $run AND step >= $want;
 DELETE FROM tokens WHERE run_id = $run AND step >= $want;
 COMMIT;"
 done
-if [ "$times_table" = 1 ]; then
+if [ "$packed" = 1 ]; then
+    q "DELETE FROM step_node_times WHERE run_id = $run AND step >= $want"
+elif [ "$times_table" = 1 ]; then
     q "DELETE FROM node_times WHERE run_id = $run AND step >= $want"
 else
     q "DELETE FROM step_times WHERE run_id = $run AND step >= $want"

@@ -11,7 +11,12 @@
 # RPC on (ggml-rpc); .complete marks the libraries, .programs these programs in bin/:
 # llama-simple, llama-completion, llama-cli, llama-server, llama-eval-callback, ggml-rpc-server.
 #
-# Usage: bootstrap-llama.sh [--programs]
+# --valgrind builds another variant, install-valgrind: only the libraries (llama, ggml), for an
+# x86-64 with AVX2 and no AVX-512 (-DGGML_NATIVE=OFF ...), so valgrind can run them: the native
+# build uses AVX-512, which valgrind does not know (illegal instruction). bench/instructions.sh
+# and the guard test cli-instructions point LD_LIBRARY_PATH at its lib/.
+#
+# Usage: bootstrap-llama.sh [--programs | --valgrind]
 # Prints the install prefix (the folder holding lib/, include/ and bin/) on its last stdout line.
 # Env: LLTRACE_CACHE (default ~/.cache/lltrace), LLTRACE_JOBS (default nproc).
 set -euo pipefail
@@ -21,8 +26,13 @@ INTEGRITY="sha512-bltIipuWmc123H7tMIgDGKSsSrhmhlQYeVUC48XTjVW7XGJJiJJyCdlTMzQ/Li
 CACHE="${LLTRACE_CACHE:-$HOME/.cache/lltrace}"
 JOBS="${LLTRACE_JOBS:-$(nproc)}"
 OPTS="rpc"                      # the cache key of the options below; change it with them
+ISA=()                          # the native build: ggml picks the machine's instructions
 want_programs=0
 [ "${1:-}" = "--programs" ] && want_programs=1
+if [ "${1:-}" = "--valgrind" ]; then
+    OPTS="valgrind"
+    ISA=(-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF)
+fi
 PROGRAMS=(llama-simple llama-completion llama-cli llama-server llama-eval-callback ggml-rpc-server)
 
 say() { echo "bootstrap: $*" >&2; }
@@ -92,7 +102,7 @@ configure() {
         -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF \
         -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
         -DCMAKE_BUILD_WITH_INSTALL_RPATH=ON -DCMAKE_INSTALL_RPATH='$ORIGIN:$ORIGIN/../lib' \
-        -DCMAKE_INSTALL_PREFIX="$prefix" >"$root/configure-$OPTS.log" 2>&1 \
+        -DCMAKE_INSTALL_PREFIX="$prefix" ${ISA[@]+"${ISA[@]}"} >"$root/configure-$OPTS.log" 2>&1 \
         || die "cmake configure failed; see $root/configure-$OPTS.log"
 }
 

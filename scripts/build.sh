@@ -13,7 +13,7 @@ say() { echo "build: $*" >&2; }
 # (a tool installed outside apt, such as a newer npm, counts as present)
 need=(
     "gcc:build-essential" "g++:build-essential" "make:build-essential" "cmake:cmake"
-    "ninja:ninja-build" "git:git" "openssl:openssl" "npm:npm" "sqlite3:sqlite3" "python3:python3"
+    "ninja:ninja-build" "git:git" "openssl:openssl" "npm:npm" "sqlite3:sqlite3" "python3:python3" "valgrind:valgrind"
     "/usr/include/sqlite3.h:libsqlite3-dev" "/etc/ssl/certs/ca-certificates.crt:ca-certificates"
 )
 missing=()

@@ -15,6 +15,7 @@ part() { echo "test: $1 took $(( $(date +%s) - $2 )) s" >&2; }
 
 t=$(date +%s)
 [ -n "${LLAMA_PREFIX:-}" ] || scripts/bootstrap-llama.sh --programs >/dev/null # llama.cpp and the programs the tests run (once, into the cache)
+scripts/bootstrap-llama.sh --valgrind >/dev/null # the libraries for valgrind (cli-instructions; once, about 3 minutes)
 scripts/build.sh
 scripts/node-llama-cpp.sh >/dev/null # for lltrace exec's test (once, into the cache)
 ctest --test-dir "${LLTRACE_BUILD_DIR:-build}" --output-on-failure "$@"

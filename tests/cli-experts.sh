@@ -193,6 +193,7 @@ sys.path.insert(0, sys.argv[1])
 import gguf
 d = sys.argv[1]
 _, meta, tensors = gguf.read(d + '/cp.gguf')
+facts = gguf.tensor_facts(meta, tensors)
 f = open(d + '/cp.gguf', 'rb')
 db = sqlite3.connect(d + '/cp.db')
 n_layer = db.execute('SELECT n_layer FROM runs').fetchone()[0]
@@ -200,7 +201,7 @@ ok = True
 for layer in range(n_layer):
     name = 'ffn_moe_topk-%d#0' % layer
     found = [(ne, off) for n, t, ne, off in tensors if n == name]
-    if not found or meta.get('lltrace.tensor.%s.checkpoint' % name) != 'moe_topk':
+    if not found or facts[name].get('checkpoint') != 'moe_topk':
         print('  %s: missing, or not checkpoint moe_topk' % name); ok = False; continue
     ne, off = found[0]
     n = ne[0] * (ne[1] if len(ne) > 1 else 1)

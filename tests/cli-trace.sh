@@ -171,9 +171,9 @@ print(q("SELECT count(*) FROM steps s WHERE run_id=2 AND n_timed != (SELECT coun
 EOF
 ) || fail "$v: reading the upgraded trace"
     case "${variants[$v]}" in *"CREATE TABLE parity"*) parity_row="1 9F �" ;; *) parity_row="0 None None" ;; esac
-    want="4 4
+    want="5 5
 1:ok,2:ok
-table 0
+view 0
 0/1/100/200 0/2/200/350 1/2/900/960
 2,1
 norm-0=100 l_out-0=150 l_out-0=60
@@ -207,7 +207,7 @@ print(q("SELECT group_concat(role || ':' || seq_id || ':' || ifnull(output, '-')
 print(q("SELECT group_concat(ifnull(name, '-')) FROM runs")[0][0])
 EOF
 ) || fail "reading the upgraded version-2 trace"
-expect "version 2 upgraded" "$got" "4 4
+expect "version 2 upgraded" "$got" "5 5
 ('0', 0)
 prompt:0:0 prompt:0:1 gen:0:- gen:0:- gen:0:-
 -,"
@@ -233,7 +233,7 @@ expect "version 3: the file after reading it" "$(sha256sum <"$v3")" "$before"
 expect "version 3 read: tokens' sequences" "$(awk -F, '/^step,seq,/ { t = 1; next } t && NF { print $2 }' "$dir/experts.csv" | sort -u)" 0
 # appending a run upgrades it: the table made anew with its new key
 "$bin" run -m "$moe" -p "Hi" -n 2 -o "$v3" >/dev/null 2>"$dir/err" || fail "run -o onto a version-3 trace: $(cat "$dir/err")"
-expect "version 3 upgraded: version" "$(sqlite3 "$v3" "PRAGMA user_version")" 4
+expect "version 3 upgraded: version" "$(sqlite3 "$v3" "PRAGMA user_version")" 5
 expect "version 3 upgraded: the key of expert_routing" \
     "$(sqlite3 "$v3" "SELECT group_concat(name) FROM (SELECT name FROM pragma_table_info('expert_routing') WHERE pk > 0 ORDER BY pk)")" \
     "run_id,step,layer,row,rank"
@@ -243,15 +243,41 @@ expect "version 3 upgraded: run 1's routes (count, row = pos - pos0, sequence 0)
 [ "$(sqlite3 "$v3" "SELECT count(*) FROM expert_routing WHERE run_id = 2")" -gt 0 ] || fail "version 3 upgraded: the new run has no routing"
 [ -z "$(read_all "$v3")" ] || fail "reading every table and view of the upgraded version-3 trace: $(read_all "$v3")"
 
+# ---- version 4: node times as a table of rows, one per node -----------------------------
+
+v4=$dir/v4.db
+"$bin" run -m "$model" -p "Hi" -n 3 --level timing -o "$v4" >/dev/null 2>"$dir/err" || fail "making the version-4 fixture: $(cat "$dir/err")"
+want_times=$(sqlite3 "$v4" "SELECT count(*), sum(t_end_ns - t_begin_ns), sum(idx * step) FROM node_times")
+sqlite3 "$v4" "DROP VIEW node_times_named; CREATE TABLE nt(run_id INTEGER, step INTEGER, idx INTEGER, t_begin_ns INTEGER,
+  t_end_ns INTEGER, PRIMARY KEY(run_id, step, idx)) WITHOUT ROWID; INSERT INTO nt SELECT * FROM node_times;
+DROP VIEW node_times; DROP TABLE step_node_times; ALTER TABLE nt RENAME TO node_times;
+CREATE VIEW node_times_named AS SELECT t.run_id AS run_id, t.step AS step, t.idx AS idx, n.name AS name, n.op AS op,
+  n.layer AS layer, t.t_begin_ns AS t_begin_ns, t.t_end_ns AS t_end_ns, t.t_end_ns - t.t_begin_ns AS dur_ns
+  FROM node_times t JOIN steps s ON s.run_id = t.run_id AND s.step = t.step JOIN nodes n ON n.graph_id = s.graph_id AND n.idx = t.idx;
+UPDATE meta SET value='4' WHERE key='schema_version'; PRAGMA user_version=4;" || fail "cannot make the version-4 fixture"
+case $want_times in 0\|*|"") fail "the version-4 fixture has no node times: '$want_times'" ;; esac
+before=$(sha256sum <"$v4")
+"$bin" show "$v4" --stats --format csv >"$dir/v4-read.csv" 2>"$dir/err" || fail "show --stats of a version-4 trace: $(cat "$dir/err")"
+expect "version 4: the file after reading it" "$(sha256sum <"$v4")" "$before"
+"$bin" run -m "$model" -p "Hi" -n 2 --level timing -o "$v4" >/dev/null 2>"$dir/err" || fail "run -o onto a version-4 trace: $(cat "$dir/err")"
+expect "version 4 upgraded: version, node_times a view, one text per timed step" \
+    "$(sqlite3 "$v4" "SELECT (SELECT user_version FROM pragma_user_version), (SELECT type FROM sqlite_master WHERE name = 'node_times'),
+        (SELECT count(*) FROM step_node_times WHERE run_id = 1) = (SELECT count(*) FROM steps WHERE run_id = 1 AND n_timed > 0)")" "5|view|1"
+expect "version 4 upgraded: run 1's node times" \
+    "$(sqlite3 "$v4" "SELECT count(*), sum(t_end_ns - t_begin_ns), sum(idx * step) FROM node_times WHERE run_id = 1")" "$want_times"
+"$bin" show "$v4" --run 1 --stats --format csv >"$dir/v4-up.csv" 2>"$dir/err" || fail "show --stats of the upgraded trace: $(cat "$dir/err")"
+expect "version 4: show --stats of run 1, before and after the upgrade" "$(cat "$dir/v4-up.csv")" "$(cat "$dir/v4-read.csv")"
+[ -z "$(read_all "$v4")" ] || fail "reading every table and view of the upgraded version-4 trace: $(read_all "$v4")"
+
 # a newer schema version is refused, with the version named, and the file is left alone
 newer=$dir/newer.db
-sqlite3 "$newer" "PRAGMA application_id=1280070738; PRAGMA user_version=5; CREATE TABLE meta(key, value);"
+sqlite3 "$newer" "PRAGMA application_id=1280070738; PRAGMA user_version=6; CREATE TABLE meta(key, value);"
 before=$(sha256sum <"$newer")
 # (the exit status of an unreadable input is show's own business: not checked here)
-"$bin" show "$newer" >/dev/null 2>"$dir/err" && fail "show of a version-5 trace succeeded"
-grep -q "schema version 5" "$dir/err" || fail "the error on a version-5 trace does not name the version: $(cat "$dir/err")"
-"$bin" run -m "$model" -n 1 -o "$newer" >/dev/null 2>&1 && fail "run -o onto a version-5 trace succeeded"
-expect "a version-5 trace after run -o" "$(sha256sum <"$newer")" "$before"
+"$bin" show "$newer" >/dev/null 2>"$dir/err" && fail "show of a version-6 trace succeeded"
+grep -q "schema version 6" "$dir/err" || fail "the error on a version-6 trace does not name the version: $(cat "$dir/err")"
+"$bin" run -m "$model" -n 1 -o "$newer" >/dev/null 2>&1 && fail "run -o onto a version-6 trace succeeded"
+expect "a version-6 trace after run -o" "$(sha256sum <"$newer")" "$before"
 
 # ---- UTF-8: pieces cut inside characters (the tiny model's byte-fallback tokens) ----------
 

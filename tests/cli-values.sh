@@ -45,6 +45,12 @@ grep -q "warning: --dump.*'l_out-0'" "$dir/err" && fail "a matching --dump patte
 # node beyond tolerance, and why reference nodes were not compared (flash attention, off in the
 # checkpoint run that made the reference, is on here); beyond tolerance exits 1
 "$bin" run -m "$model" -n 2 -o "$dir/ref.db" --checkpoints --dump-file "$dir/ref.gguf" >/dev/null 2>&1 || fail "run --checkpoints for a reference"
+# a dump's metadata keys do not grow with its tensors: an array per fact (dump version 2); a
+# key per tensor and fact (version 1) made ggml's reader, and so every opening, quadratic
+"$bin" run -m "$model" -n 6 -o "$dir/long.db" --checkpoints --dump-file "$dir/long.gguf" >/dev/null 2>&1 || fail "run --checkpoints -n 6"
+expect "metadata keys of a 2-step and a 6-step dump: the same; tensors: more" \
+    "$(python3 -c "import sys; sys.path.insert(0, sys.argv[1]); import gguf; a, b = gguf.read(sys.argv[2]), gguf.read(sys.argv[3]);
+print(a[0] == b[0], len(a[2]) < len(b[2]))" "$(dirname "$0")" "$dir/ref.gguf" "$dir/long.gguf")" "True True"
 "$bin" run -m "$model" -n 2 -o "$dir/ref.db" -fa on --reference "$dir/ref.gguf" >/dev/null 2>"$dir/err"
 expect "exit of a run beyond its reference's tolerance" "$?" 1
 read -r n_cmp n_within <<<"$(sqlite3 -separator ' ' "$dir/ref.db" "SELECT count(*), sum(n_exceed = 0) FROM node_diffs WHERE run_id=2 AND shape_ok=1")"

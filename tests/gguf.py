@@ -110,3 +110,16 @@ def split(path, prefix, n):
         open(p, 'wb').write(head + b''.join(blobs))
         paths.append(p)
     return paths
+
+def tensor_facts(meta, tensors):
+    """{tensor name: {field: value}} of an lltrace dump: version 2's arrays (lltrace.tensors.<field>,
+    an element per tensor in the file's order), or version 1's keys lltrace.tensor.<name>.<field>"""
+    facts = {name: {} for name, _, _, _ in tensors}
+    for key, values in meta.items():
+        if key.startswith('lltrace.tensors.') and isinstance(values, list) and len(values) == len(tensors):
+            for (name, _, _, _), v in zip(tensors, values):
+                facts[name][key[len('lltrace.tensors.'):]] = v
+        elif key.startswith('lltrace.tensor.'):
+            name, field = key[len('lltrace.tensor.'):].rsplit('.', 1)
+            if name in facts: facts[name][field] = values
+    return facts

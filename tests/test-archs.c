@@ -239,18 +239,17 @@ static void check_checkpoints(const struct arch_want * w, const struct llt_prese
     REQUIRE(g, "cannot read the dump %s", dump);
     const int n_cp = count(w->checkpoints, MAXN);
     int found[8][MAXN] = {{0}};
+    // the dump's per-tensor facts: an array per field, an element per tensor (dump version 2)
+    const int64_t k = gguf_find_key(g, "lltrace.tensors.checkpoint"), kl = gguf_find_key(g, "lltrace.tensors.layer"),
+                  ks = gguf_find_key(g, "lltrace.tensors.step");
+    REQUIRE(k >= 0 && kl >= 0 && ks >= 0 && gguf_get_arr_n(g, k) == (size_t) gguf_get_n_tensors(g),
+            "%s: the dump has no per-tensor arrays", w->preset);
+    const int64_t * layers = gguf_get_arr_data(g, kl), * steps = gguf_get_arr_data(g, ks);
     for (int64_t i = 0; i < gguf_get_n_tensors(g); i++) {
         const char * name = gguf_get_tensor_name(g, i);
-        char key[256];
-        snprintf(key, sizeof(key), "lltrace.tensor.%s.checkpoint", name);
-        int64_t k = gguf_find_key(g, key);
-        snprintf(key, sizeof(key), "lltrace.tensor.%s.layer", name);
-        int64_t kl = gguf_find_key(g, key);
-        snprintf(key, sizeof(key), "lltrace.tensor.%s.step", name);
-        int64_t ks = gguf_find_key(g, key);
-        if (k < 0 || kl < 0 || ks < 0 || gguf_get_val_i64(g, ks) != 0) continue;
-        const int64_t layer = gguf_get_val_i64(g, kl);
-        const char * cp = gguf_get_val_str(g, k);
+        const char * cp = gguf_get_arr_str(g, k, (size_t) i);
+        if (!cp[0] || steps[i] != 0) continue;
+        const int64_t layer = layers[i];
         for (int c = 0; c < n_cp && layer >= 0 && layer < 8; c++) found[layer][c] += strcmp(cp, w->checkpoints[c]) == 0;
         if (strcmp(cp, "k_cache") == 0 || strcmp(cp, "v_cache") == 0) {
             const struct ggml_tensor * t = ggml_get_tensor(ctx, name);

@@ -447,11 +447,78 @@ static void test_gguf_writer(void) {
     gguf_free(global);
 }
 
+// ---- a dump's per-tensor facts: version 2's arrays, version 1's keys --------------------
+
+// n one-element tensors t0..t<n-1>, order n-1-i, layer i, step 10+i: as one key per tensor and
+// field (version 1) or as an array per field (version 2, src -1: no source)
+static void write_dump(const char * path, int n, bool v1) {
+    struct gguf_context * global = gguf_init_empty();
+    gguf_set_val_str(global, "general.type", "lltrace-dump");
+    gguf_set_val_u32(global, "lltrace.dump.version", v1 ? 1 : 2);
+    int64_t order[8], layer[8], step[8], src[8];
+    for (int i = 0; i < n; i++) { order[i] = n - 1 - i; layer[i] = i; step[i] = 10 + i; src[i] = -1; }
+    if (!v1) {
+        gguf_set_arr_data(global, "lltrace.tensors.order", GGUF_TYPE_INT64, order, (size_t) n);
+        gguf_set_arr_data(global, "lltrace.tensors.layer", GGUF_TYPE_INT64, layer, (size_t) n);
+        gguf_set_arr_data(global, "lltrace.tensors.step", GGUF_TYPE_INT64, step, (size_t) n);
+        gguf_set_arr_data(global, "lltrace.tensors.src", GGUF_TYPE_INT64, src, (size_t) n);
+    }
+    FILE * f = fopen(path, "wb");
+    REQUIRE(f, "write %s", path);
+    struct llt_gguf_writer w;
+    REQUIRE(llt_gguf_writer_begin(&w, f, global, v1 ? 3 * (int64_t) n : 0, n) == LLT_OK, "%s", llt_last_error());
+    char key[96], name[64];
+    for (int i = 0; v1 && i < n; i++) {
+        snprintf(key, sizeof(key), "lltrace.tensor.t%d.order", i); llt_gguf_writer_kv_i64(&w, key, order[i]);
+        snprintf(key, sizeof(key), "lltrace.tensor.t%d.layer", i); llt_gguf_writer_kv_i64(&w, key, layer[i]);
+        snprintf(key, sizeof(key), "lltrace.tensor.t%d.step", i);  llt_gguf_writer_kv_i64(&w, key, step[i]);
+    }
+    const int64_t ne[4] = { 1, 1, 1, 1 };
+    for (int i = 0; i < n; i++) {
+        snprintf(name, sizeof(name), "t%d", i);
+        llt_gguf_writer_tensor(&w, name, GGML_TYPE_F32, 1, ne, sizeof(float));
+    }
+    llt_gguf_writer_pad(&w);
+    for (int i = 0; i < n; i++) {
+        const float x = (float) i;
+        fwrite(&x, sizeof(x), 1, f);
+        llt_gguf_writer_pad(&w);
+    }
+    CHECK_INT(llt_gguf_writer_end(&w), LLT_OK);
+    fclose(f);
+    gguf_free(global);
+}
+
+static void test_dump_facts(void) {
+    for (int v1 = 0; v1 <= 1; v1++) {
+        char p[256];
+        path_in_tmp(p, sizeof(p), v1 ? "dump-v1.gguf" : "dump-v2.gguf");
+        write_dump(p, 4, v1);
+        struct llt_tensor_set * set = NULL;
+        REQUIRE(llt_tensor_set_open(p, &set) == LLT_OK, "open %s: %s", p, llt_last_error());
+        CHECK_INT(llt_tensor_set_count(set), 4);
+        for (int i = 0; i < 4; i++) {
+            const struct llt_tensor_info * t = llt_tensor_set_get(set, i);
+            CHECK(t->order == 3 - i && t->layer == i, "dump v%d: %s order %lld layer %d, want %d %d", 2 - v1, t->name,
+                  (long long) t->order, t->layer, 3 - i, i);
+        }
+        int64_t v = -99;
+        CHECK(llt_tensor_set_meta_int(set, "lltrace.tensor.t2.step", &v) && v == 12,
+              "dump v%d: lltrace.tensor.t2.step: %lld, want 12", 2 - v1, (long long) v);
+        CHECK(!llt_tensor_set_meta_int(set, "lltrace.tensor.t2.src", &v), "dump v%d: t2 has a src", 2 - v1);
+        CHECK(!llt_tensor_set_meta_int(set, "lltrace.tensor.t9.step", &v), "dump v%d: no tensor t9, yet a step", 2 - v1);
+        CHECK(!llt_tensor_set_meta_int(set, "lltrace.tensor.t2.nothing", &v), "dump v%d: a field that is not there", 2 - v1);
+        llt_tensor_set_close(set);
+        remove(p);
+    }
+}
+
 int main(void) {
     llt_log_init(false);
     REQUIRE(mkdtemp(tmp_dir), "mkdtemp");
     test_npy_roundtrip();
     test_gguf_writer();
+    test_dump_facts();
     test_safetensors_roundtrip();
     test_npy_dtypes();
     test_npy_errors();

@@ -65,8 +65,13 @@ int  llt_diff_compute(const float * a, const float * b, int64_t n, double tol_ab
 
 // ---- tensor sets: GGUF files, safetensors files, directories of .npy ---------------------
 //
-// A GGUF dump written by lltrace carries, per tensor, its execution order under this key:
-#define LLT_DUMP_KEY_ORDER "lltrace.tensor.%s.order" // integer, by tensor name
+// A GGUF dump written by lltrace (docs/dump-format.md) carries per tensor its execution order,
+// layer, step ...: version 2 as one array key per field, an element per tensor in the file's
+// order; version 1 as one key per tensor and field. llt_tensor_set_meta_int() reads either
+// under version 1's key (LLT_DUMP_KEY_ORDER with the tensor's name, ...).
+#define LLT_DUMP_VERSION 2
+#define LLT_DUMP_KEY_FIELD "lltrace.tensors.%s"      // version 2: an array per field
+#define LLT_DUMP_KEY_ORDER "lltrace.tensor.%s.order" // version 1: integer, by tensor name
 #define LLT_DUMP_KEY_LAYER "lltrace.tensor.%s.layer" // integer, optional
 // and the run's parameters as a JSON object (type_k, type_v, flash_attn, ...) under this one:
 #define LLT_DUMP_KEY_PARAMS "lltrace.params"

@@ -634,26 +634,45 @@ void llt_values_nan(struct llt_values * v, const struct ggml_tensor * t, const s
 
 // ---- the dump file -----------------------------------------------------------------------
 
-static void meta_key(char * key, size_t size, const char * name, const char * field) {
-    snprintf(key, size, "lltrace.tensor.%s.%s", name, field);
-}
+// The per-tensor facts, one array key per field with an element per tensor in the file's
+// order (dump version 2). Version 1 wrote a key per tensor and field: ggml's GGUF reader checks
+// every key against all before it, so a dump of n tensors took n^2 to open.
+enum { F_LAYER, F_STEP, F_POS, F_N_TOKENS, F_ORDER, F_IDX, F_SRC, N_INT_FIELDS };
+static const char * const int_fields[N_INT_FIELDS] = { "layer", "step", "pos", "n_tokens", "order", "idx", "src" };
 
-static int32_t entry_n_kv(const struct dump_entry * e) { return 8 + (e->src_slot >= 0) + (e->checkpoint[0] != '\0'); }
-
-static void put_entry_kv(struct llt_gguf_writer * w, const struct dump_entry * e) {
-    char key[160];
-    const struct { const char * field; int64_t value; } ints[] = {
-        { "layer", e->layer }, { "step", e->step }, { "pos", e->pos0 }, { "n_tokens", e->n_tokens },
-        { "order", e->order }, { "idx", e->idx }, { "src", e->src_slot },
-    };
-    meta_key(key, sizeof(key), e->name, "node"); llt_gguf_writer_kv_str(w, key, e->node);
-    meta_key(key, sizeof(key), e->name, "op");   llt_gguf_writer_kv_str(w, key, e->op);
-    for (size_t i = 0; i < sizeof(ints)/sizeof(ints[0]); i++) {
-        if (strcmp(ints[i].field, "src") == 0 && e->src_slot < 0) continue;
-        meta_key(key, sizeof(key), e->name, ints[i].field);
-        llt_gguf_writer_kv_i64(w, key, ints[i].value);
+static int set_tensor_facts(struct gguf_context * g, const struct llt_values * v, const bool * keep, int64_t n) {
+    if (n == 0) return LLT_OK;
+    int64_t * ints = malloc((size_t) n * N_INT_FIELDS * sizeof(int64_t));
+    const char ** strs = malloc((size_t) n * 3 * sizeof(char *));
+    if (!ints || !strs) {
+        free(ints);
+        free(strs);
+        return llt_set_error(LLT_ENOMEM, "out of memory");
     }
-    if (e->checkpoint[0]) { meta_key(key, sizeof(key), e->name, "checkpoint"); llt_gguf_writer_kv_str(w, key, e->checkpoint); }
+    int64_t k = 0;
+    for (int32_t i = 0; i < v->n_entries; i++) {
+        if (!keep[i]) continue;
+        const struct dump_entry * e = &v->entries[i];
+        const int64_t f[N_INT_FIELDS] = { e->layer, e->step, e->pos0, e->n_tokens, e->order, e->idx, e->src_slot };
+        for (int c = 0; c < N_INT_FIELDS; c++) ints[c * n + k] = f[c];
+        strs[k] = e->node;
+        strs[n + k] = e->op;
+        strs[2 * n + k] = e->checkpoint;
+        k++;
+    }
+    char key[64];
+    for (int c = 0; c < N_INT_FIELDS; c++) {
+        snprintf(key, sizeof(key), LLT_DUMP_KEY_FIELD, int_fields[c]);
+        gguf_set_arr_data(g, key, GGUF_TYPE_INT64, ints + c * n, (size_t) n);
+    }
+    static const char * const str_fields[3] = { "node", "op", "checkpoint" };
+    for (int c = 0; c < 3; c++) {
+        snprintf(key, sizeof(key), LLT_DUMP_KEY_FIELD, str_fields[c]);
+        gguf_set_arr_str(g, key, strs + c * n, (size_t) n);
+    }
+    free(ints);
+    free(strs);
+    return LLT_OK;
 }
 
 static int copy_data(struct llt_values * v, struct llt_gguf_writer * w, const struct dump_entry * e) {
@@ -699,7 +718,7 @@ int llt_values_finish(struct llt_values * v, const struct llt_dump_meta * meta) 
 
     if (meta->model) llt_registry_copy_meta(meta->model, g); // general.architecture, llama.* ...
     gguf_set_val_str(g, "general.type", "lltrace-dump");
-    gguf_set_val_u32(g, "lltrace.dump.version", 1);
+    gguf_set_val_u32(g, "lltrace.dump.version", LLT_DUMP_VERSION);
     gguf_set_val_str(g, "lltrace.version", llt_version());
     gguf_set_val_str(g, "lltrace.llama_tag", llt_llama_tag());
     gguf_set_val_str(g, "lltrace.model", meta->model_path ? meta->model_path : "");
@@ -709,14 +728,12 @@ int llt_values_finish(struct llt_values * v, const struct llt_dump_meta * meta) 
     gguf_set_val_i64(g, "lltrace.run_id", meta->run_id);
     gguf_set_arr_data(g, "lltrace.tokens", GGUF_TYPE_INT32, meta->tokens, (size_t) meta->n_tokens);
 
-    int64_t n_kv = 0, n_tensors = 0;
-    for (int32_t i = 0; i < v->n_entries; i++) {
-        if (keep[i]) { n_kv += entry_n_kv(&v->entries[i]); n_tensors++; }
-    }
+    int64_t n_tensors = 0;
+    for (int32_t i = 0; i < v->n_entries; i++) n_tensors += keep[i];
+    if ((rc = set_tensor_facts(g, v, keep, n_tensors)) != LLT_OK) goto done;
     if ((rc = llt_outfile_open(v->dump_path, &of)) != LLT_OK) goto done;
     struct llt_gguf_writer w;
-    if ((rc = llt_gguf_writer_begin(&w, llt_outfile_file(of), g, n_kv, n_tensors)) != LLT_OK) goto done;
-    for (int32_t i = 0; i < v->n_entries; i++) if (keep[i]) put_entry_kv(&w, &v->entries[i]);
+    if ((rc = llt_gguf_writer_begin(&w, llt_outfile_file(of), g, 0, n_tensors)) != LLT_OK) goto done;
     for (int32_t i = 0; i < v->n_entries; i++) {
         const struct dump_entry * e = &v->entries[i];
         if (keep[i]) llt_gguf_writer_tensor(&w, e->name, e->type, e->n_dims > 0 ? e->n_dims : 1, e->ne, e->size);

@@ -216,10 +216,41 @@ int32_t llt_tf_layer_from_name(const char * name) {
 
 // ---- GGUF --------------------------------------------------------------------------------
 
+// a version-2 dump's array of an integer field, an element per tensor; NULL if it has none
+static const int64_t * dump_field(const struct llt_tensor_set * set, const char * field) {
+    char key[96];
+    snprintf(key, sizeof(key), LLT_DUMP_KEY_FIELD, field);
+    const int64_t k = gguf_find_key(set->gguf, key);
+    if (k < 0 || gguf_get_kv_type(set->gguf, k) != GGUF_TYPE_ARRAY || gguf_get_arr_type(set->gguf, k) != GGUF_TYPE_INT64 ||
+        gguf_get_arr_n(set->gguf, k) != (size_t) gguf_get_n_tensors(set->gguf)) {
+        return NULL;
+    }
+    return gguf_get_arr_data(set->gguf, k);
+}
+
+// A per-tensor key of version 1, "lltrace.tensor.<name>.<field>", read from version 2's array
+// of the field (a tensor's set index is its index in the file). src -1 (not a source) reads
+// as absent, as version 1 wrote no key for it.
+static bool dump_tensor_key(const struct llt_tensor_set * set, const char * key, int64_t * out) {
+    static const char prefix[] = "lltrace.tensor.";
+    if (strncmp(key, prefix, sizeof(prefix) - 1) != 0) return false;
+    const char * name = key + sizeof(prefix) - 1;
+    const char * dot = strrchr(name, '.'); // fields have no dot, names may
+    char tname[GGML_MAX_NAME + 1];
+    if (!dot || dot == name || (size_t) (dot - name) >= sizeof(tname)) return false;
+    memcpy(tname, name, (size_t) (dot - name));
+    tname[dot - name] = '\0';
+    const int i = llt_tensor_set_find(set, tname);
+    const int64_t * values = i >= 0 ? dump_field(set, dot + 1) : NULL;
+    if (!values || (strcmp(dot + 1, "src") == 0 && values[i] < 0)) return false;
+    *out = values[i];
+    return true;
+}
+
 bool llt_tensor_set_meta_int(const struct llt_tensor_set * set, const char * key, int64_t * out) {
     if (!set->gguf) return false;
     const int64_t k = gguf_find_key(set->gguf, key);
-    if (k < 0) return false;
+    if (k < 0) return dump_tensor_key(set, key, out);
     switch (gguf_get_kv_type(set->gguf, k)) {
         case GGUF_TYPE_UINT8:  *out = gguf_get_val_u8 (set->gguf, k); return true;
         case GGUF_TYPE_INT8:   *out = gguf_get_val_i8 (set->gguf, k); return true;
@@ -244,6 +275,8 @@ static int open_gguf(struct llt_tensor_set * set, const char * path) {
     }
     const int64_t n = gguf_get_n_tensors(set->gguf);
     const uint64_t data_offset = gguf_get_data_offset(set->gguf);
+    // a dump's execution order and layers: version 2's arrays, else version 1's keys
+    const int64_t * order = dump_field(set, "order"), * layer = dump_field(set, "layer");
     for (int64_t i = 0; i < n; i++) {
         const char * name = gguf_get_tensor_name(set->gguf, i);
         struct llt_tensor_info * t = NULL;
@@ -267,9 +300,11 @@ static int open_gguf(struct llt_tensor_set * set, const char * path) {
         char key[512];
         int64_t v = 0;
         snprintf(key, sizeof(key), LLT_DUMP_KEY_ORDER, name);
-        if (llt_tensor_set_meta_int(set, key, &v)) t->order = v;
+        if (order) t->order = order[i];
+        else if (llt_tensor_set_meta_int(set, key, &v)) t->order = v;
         snprintf(key, sizeof(key), LLT_DUMP_KEY_LAYER, name);
-        t->layer = llt_tensor_set_meta_int(set, key, &v) ? (int32_t) v : llt_tf_layer_from_name(name);
+        if (layer) t->layer = (int32_t) layer[i];
+        else t->layer = llt_tensor_set_meta_int(set, key, &v) ? (int32_t) v : llt_tf_layer_from_name(name);
     }
     return LLT_OK;
 }

@@ -20,7 +20,7 @@ static const char * insert_sql[] = {
                    " VALUES(?,?,?,?,?,?,?,?)",
     [INS_STEP]   = "INSERT OR IGNORE INTO steps(run_id, step, decode, phase, pos0, n_tokens, graph_id, t_begin_ns,"
                    " t_end_ns, compute_begin_ns, compute_end_ns, t_sample_ns, n_timed, seq_mask) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-    [INS_TIMES]  = "INSERT OR IGNORE INTO node_times(run_id, step, idx, t_begin_ns, t_end_ns) VALUES(?,?,?,?,?)",
+    [INS_TIMES]  = "INSERT OR IGNORE INTO step_node_times(run_id, step, base_ns, times) VALUES(?,?,?,?)",
     [INS_TOKEN]  = "INSERT OR IGNORE INTO tokens(run_id, seq, role, step, pos, token, piece, piece_bytes, seq_id, output)"
                    " VALUES(?,?,?,?,?,?,?,?,?,?)",
     [INS_STAT]   = "INSERT OR IGNORE INTO node_stats(run_id, step, idx, n, n_nan, n_pinf, n_ninf, n_zero, min, max,"
@@ -46,6 +46,8 @@ struct llt_rows {
     const char * const * weight_names;
     int32_t              n_weights;
     sqlite3_stmt *       ins[INS_COUNT]; // prepared inserts, by table
+    char *               text;           // a step's node times as text (times_text)
+    size_t               text_cap;
 };
 
 void llt_batch_free(struct llt_batch * b) {
@@ -201,6 +203,66 @@ static int write_graph(struct llt_rows * w, const struct graph_rows * g) {
     return rc == LLT_OK ? write_splits(w, g) : rc;
 }
 
+// ---- node times: one text per step ---------------------------------------------------------
+
+// v in decimal at p; returns the end. Two digits per division: this runs three times per
+// timed node, on the writer thread, which the model shares two cores with.
+static char * put_u64(char * p, uint64_t v) {
+    static const char pairs[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                                "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                                "8081828384858687888990919293949596979899";
+    static const uint64_t tens[19] = { 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL, 10000000ULL,
+        100000000ULL, 1000000000ULL, 10000000000ULL, 100000000000ULL, 1000000000000ULL, 10000000000000ULL,
+        100000000000000ULL, 1000000000000000ULL, 10000000000000000ULL, 100000000000000000ULL,
+        1000000000000000000ULL, 10000000000000000000ULL };
+    int n = 1;
+    while (n < 20 && v >= tens[n - 1]) n++; // digits
+    char * q = p + n;
+    while (v >= 100) {
+        const unsigned r = (unsigned) (v % 100);
+        v /= 100;
+        q -= 2;
+        q[0] = pairs[2 * r];
+        q[1] = pairs[2 * r + 1];
+    }
+    if (v >= 10) {
+        q[-2] = pairs[2 * v];
+        q[-1] = pairs[2 * v + 1];
+    } else {
+        q[-1] = (char) ('0' + v);
+    }
+    return p + n;
+}
+
+// The step's node times as step_node_times.times, [[idx,begin,end],...] in ns after its
+// compute_begin_ns; in w->text, valid until the next call; NULL when out of memory. Written
+// by hand: snprintf would cost the writer more than the rest of the step's row.
+static const char * times_text(struct llt_rows * w, const struct step_rows * ps) {
+    const size_t need = 3 + (size_t) ps->n_times * (3 + 3 * 20 + 3);
+    if (need > w->text_cap) {
+        char * t = realloc(w->text, need);
+        if (!t) return NULL;
+        w->text = t;
+        w->text_cap = need;
+    }
+    char * p = w->text;
+    *p++ = '[';
+    for (int32_t k = 0; k < ps->n_times; k++) {
+        const struct node_time * t = &ps->times[k];
+        if (k) *p++ = ',';
+        *p++ = '[';
+        p = put_u64(p, (uint32_t) t->idx);
+        *p++ = ',';
+        p = put_u64(p, (uint64_t) t->begin << ps->time_shift);
+        *p++ = ',';
+        p = put_u64(p, (uint64_t) t->end << ps->time_shift);
+        *p++ = ']';
+    }
+    *p++ = ']';
+    *p = '\0';
+    return w->text;
+}
+
 static int write_step(struct llt_rows * w, const struct step_rows * ps) {
     sqlite3_stmt * s = w->ins[INS_STEP];
     sqlite3_bind_int64(s, 1, w->run_id);
@@ -218,16 +280,16 @@ static int write_step(struct llt_rows * w, const struct step_rows * ps) {
     sqlite3_bind_int(s, 13, ps->n_times);
     sqlite3_bind_int64(s, 14, ps->seq_mask);
     int rc = llt_store_step_done(w->st, s);
-    // a row per timed node; the step's row said how many, so it is written first (a step
-    // whose times are deferred is written twice, the second time ignored)
-    for (int32_t k = 0; k < ps->n_times && ps->times && rc == LLT_OK; k++) {
-        const struct node_time * t = &ps->times[k];
+    // the step's node times in one row, after the step's own (a step whose times are deferred
+    // is written twice, the second time ignored)
+    if (ps->n_times > 0 && ps->times && rc == LLT_OK) {
         s = w->ins[INS_TIMES];
+        const char * text = times_text(w, ps);
+        if (!text) return llt_set_error(LLT_ENOMEM, "out of memory");
         sqlite3_bind_int64(s, 1, w->run_id);
         sqlite3_bind_int64(s, 2, ps->step);
-        sqlite3_bind_int(s, 3, t->idx);
-        sqlite3_bind_int64(s, 4, ps->compute_begin_ns + ((int64_t) t->begin << ps->time_shift));
-        sqlite3_bind_int64(s, 5, ps->compute_begin_ns + ((int64_t) t->end << ps->time_shift));
+        sqlite3_bind_int64(s, 3, ps->compute_begin_ns);
+        sqlite3_bind_text(s, 4, text, -1, SQLITE_STATIC);
         rc = llt_store_step_done(w->st, s);
     }
     for (int32_t k = 0; k < ps->n_split_times && ps->split_times && rc == LLT_OK; k++) {
@@ -368,5 +430,6 @@ int llt_rows_init(struct llt_store * st, int64_t run_id, const char * const * we
 void llt_rows_free(struct llt_rows * w) {
     if (!w) return;
     for (int i = 0; i < INS_COUNT; i++) sqlite3_finalize(w->ins[i]);
+    free(w->text);
     free(w);
 }

@@ -1,4 +1,4 @@
-// The trace schema: the tables of version 4, made in a new trace, and the upgrade of an older
+// The trace schema: the tables of version 5, made in a new trace, and the upgrade of an older
 // trace, in place (opened for writing) or seen through on the fly (read only).
 //
 // Every build of lltrace before schema version 2 wrote user_version 1, with one of these
@@ -15,9 +15,12 @@
 // and holds valid UTF-8 in every TEXT column. Version 3 adds runs.name, tokens.seq_id,
 // tokens.output, steps.seq_mask and parity.seq_id (lltrace exec: several sequences per batch), and
 // the tables expert_routing, splits, split_inputs and split_times and nodes.device. Version 4
-// adds expert_routing.row (its new key) and expert_routing.seq_id. The tables below are version
-// 4; a column missing from an older table gets its `fill` (an SQL expression over the old row,
-// m). The same upgrade serves versions 1, 2 and 3.
+// adds expert_routing.row (its new key) and expert_routing.seq_id. Version 5 keeps a step's node
+// times as one row of step_node_times (a JSON text, written in one insert: a row per node into
+// an index cost the writer more than the model's own work, issue 21), node_times becoming a view
+// over it with the same columns (and triggers, so SQL that inserts or deletes its rows still
+// works). The tables below are version 5; a column missing from an older table gets its `fill`
+// (an SQL expression over the old row, m). The same upgrade serves versions 1 to 4.
 #include "trace/schema.h"
 
 #include <ctype.h>
@@ -100,9 +103,12 @@ static const struct table tables[] = {
         { "run_id", "INTEGER", NULL }, { "step", "INTEGER", NULL }, { "pos", "INTEGER", NULL }, { "token", "INTEGER", NULL },
         { "piece", "TEXT", NULL }, { "top_k", "TEXT", NULL }, { "piece_bytes", "BLOB", "CAST(m.piece AS BLOB)" },
         { "seq_id", "INTEGER", "0" }), "PRIMARY KEY(run_id, step)", false },
-    { "node_times", COLS(
-        { "run_id", "INTEGER", NULL }, { "step", "INTEGER", NULL }, { "idx", "INTEGER", NULL },
-        { "t_begin_ns", "INTEGER", NULL }, { "t_end_ns", "INTEGER", NULL }), "PRIMARY KEY(run_id, step, idx)", false },
+    // version 5: a step's node times, [[idx, begin, end], ...] in key order, begin and end in ns
+    // after base_ns (the step's compute_begin_ns when lltrace wrote them); the view node_times
+    // shows them as rows
+    { "step_node_times", COLS(
+        { "run_id", "INTEGER", NULL }, { "step", "INTEGER", NULL }, { "base_ns", "INTEGER", NULL },
+        { "times", "TEXT", NULL }), "PRIMARY KEY(run_id, step)", false },
     { "node_stats", COLS(
         { "run_id", "INTEGER", NULL }, { "step", "INTEGER", NULL }, { "idx", "INTEGER", NULL }, { "n", "INTEGER", NULL },
         { "n_nan", "INTEGER", NULL }, { "n_pinf", "INTEGER", NULL }, { "n_ninf", "INTEGER", NULL },
@@ -143,13 +149,39 @@ static const struct table tables[] = {
 #define N_TABLES ((int) (sizeof(tables) / sizeof(tables[0])))
 #define MAX_COLS 64 // columns of the widest table, at most (struct found)
 
-// index of a table in tables[]
-static int table_index(const char * name) {
-    for (int i = 0; i < N_TABLES; i++) {
-        if (strcmp(tables[i].name, name) == 0) return i;
-    }
-    return -1;
-}
+// node times as rows, a table before version 5 (the view of the same name after)
+static const struct table times_rows = { "node_times", COLS(
+    { "run_id", "INTEGER", NULL }, { "step", "INTEGER", NULL }, { "idx", "INTEGER", NULL },
+    { "t_begin_ns", "INTEGER", NULL }, { "t_end_ns", "INTEGER", NULL }), "PRIMARY KEY(run_id, step, idx)", false };
+
+// node_times over step_node_times, made with the tables of a version-5 trace. The triggers keep
+// SQL written for the table working: an inserted row is appended to its step's text, a deleted
+// one taken out of it (slow, per row: for hand-made traces and tests, not for lltrace's writer).
+static const char * times_view_sql =
+    "CREATE VIEW node_times AS\n"
+    "  SELECT p.run_id AS run_id, p.step AS step, j.value->>0 AS idx,\n"
+    "         p.base_ns + (j.value->>1) AS t_begin_ns, p.base_ns + (j.value->>2) AS t_end_ns\n"
+    "  FROM step_node_times p, json_each(p.times) j;\n"
+    "CREATE TRIGGER node_times_insert INSTEAD OF INSERT ON node_times BEGIN\n"
+    "  INSERT OR IGNORE INTO step_node_times VALUES(NEW.run_id, NEW.step, 0, '[]');\n"
+    "  UPDATE step_node_times SET times = json_insert(times, '$[#]',\n"
+    "      json_array(NEW.idx, NEW.t_begin_ns - base_ns, NEW.t_end_ns - base_ns))\n"
+    "    WHERE run_id = NEW.run_id AND step = NEW.step;\n"
+    "END;\n"
+    "CREATE TRIGGER node_times_delete INSTEAD OF DELETE ON node_times BEGIN\n"
+    "  UPDATE step_node_times SET times = (SELECT json_group_array(json(j.value)) FROM json_each(times) j\n"
+    "      WHERE j.value->>0 IS NOT OLD.idx)\n"
+    "    WHERE run_id = OLD.run_id AND step = OLD.step;\n"
+    "  DELETE FROM step_node_times WHERE run_id = OLD.run_id AND step = OLD.step\n"
+    "    AND json_array_length(times) = 0;\n"
+    "END;\n";
+
+// the rows of an older trace's node_times table as version 5's texts, one per step
+static const char * times_pack_sql =
+    "INSERT INTO main.step_node_times(run_id, step, base_ns, times)\n"
+    "  SELECT run_id, step, 0, json_group_array(json_array(idx, t_begin_ns, t_end_ns))\n"
+    "  FROM (SELECT * FROM main.node_times ORDER BY run_id, step, idx) GROUP BY run_id, step;\n"
+    "DROP TABLE main.node_times;\n";
 
 // made after the tables (and again after an upgrade: a view's n.* is the columns of its
 // time); %s: "" or "TEMP "
@@ -236,6 +268,7 @@ int llt_schema_register(struct sqlite3 * db) {
 int llt_schema_create(struct llt_store * st) {
     struct sql q = {0};
     for (int i = 0; i < N_TABLES; i++) create_table(&q, "main", &tables[i], "");
+    add(&q, "%s", times_view_sql);
     add(&q, views_sql, "", "");
     add(&q, "INSERT INTO meta VALUES('format', 'lltrace-trace');\n"
             "INSERT INTO meta VALUES('schema_version', '%d');\n"
@@ -270,11 +303,25 @@ static int inspect(struct llt_store * st, const struct table * t, struct found *
                                                                        sqlite3_errmsg(llt_store_db(st)));
 }
 
-// whether main.node_times is the version-1 view over step_times (variants b-e)
-static int times_are_json(struct llt_store * st, bool * json) {
-    sqlite3_stmt * s = llt_store_prepare(st, "SELECT type FROM main.sqlite_master WHERE name = 'node_times'");
+// how an older trace holds its node times
+enum times_layout {
+    TIMES_NONE,   // not at all
+    TIMES_ROWS,   // a table of rows, node_times (version 1a, 2-4)
+    TIMES_JSON,   // version 1b-e: a JSON text per step in step_times, node_times a view over it
+    TIMES_PACKED, // this version's step_node_times (a trace marked older than it is)
+};
+
+static int times_layout(struct llt_store * st, enum times_layout * out) {
+    sqlite3_stmt * s = llt_store_prepare(st,
+        "SELECT coalesce(max(name = 'step_node_times' AND type = 'table') * 3, 0),"
+        " coalesce(max(name = 'step_times' AND type = 'table') * 2, 0),"
+        " coalesce(max(name = 'node_times' AND type = 'table'), 0)"
+        " FROM main.sqlite_master WHERE name IN ('step_node_times', 'step_times', 'node_times')");
     if (!s) return LLT_EIO;
-    *json = sqlite3_step(s) == SQLITE_ROW && strcmp((const char *) sqlite3_column_text(s, 0), "view") == 0;
+    *out = TIMES_NONE;
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        for (int c = 0; c < 3 && *out == TIMES_NONE; c++) *out = (enum times_layout) sqlite3_column_int(s, c);
+    }
     sqlite3_finalize(s);
     return LLT_OK;
 }
@@ -314,15 +361,14 @@ static void rebuild(struct sql * q, const struct table * t, const struct found *
 
 // Upgrades an older trace in place (the caller holds a write transaction): missing tables
 // and columns are added and filled (a table whose key gains a column is made anew), node times
-// become rows, text becomes valid UTF-8.
+// become one text per step behind the view node_times, text becomes valid UTF-8.
 static int upgrade(struct llt_store * st, struct sql * q) {
-    const int times_table = table_index("node_times");
-    bool json = false;
-    int rc = times_are_json(st, &json);
+    enum times_layout layout = TIMES_NONE;
+    int rc = times_layout(st, &layout);
     add(q, "DROP VIEW IF EXISTS main.step_nodes; DROP VIEW IF EXISTS main.node_times_named;\n");
-    if (json) {
-        add(q, "DROP VIEW main.node_times;\n");
-        create_table(q, "main", &tables[times_table], "");
+    if (layout == TIMES_JSON) { // version 1's JSON (b-e) becomes rows first, as versions 2-4 hold them
+        add(q, "DROP VIEW IF EXISTS main.node_times;\n");
+        create_table(q, "main", &times_rows, "");
         add(q, "INSERT INTO main.node_times ");
         add(q, times_from_json_sql, "main");
         add(q, ";\nDROP TABLE main.step_times;\n");
@@ -330,7 +376,7 @@ static int upgrade(struct llt_store * st, struct sql * q) {
     for (int i = 0; i < N_TABLES && rc == LLT_OK; i++) {
         const struct table * t = &tables[i];
         struct found f;
-        if ((json && i == times_table) || (rc = inspect(st, t, &f)) != LLT_OK) continue;
+        if ((rc = inspect(st, t, &f)) != LLT_OK) continue;
         if (!f.exists) {
             create_table(q, "main", t, "");
             continue;
@@ -357,6 +403,9 @@ static int upgrade(struct llt_store * st, struct sql * q) {
         }
         add(q, ";\n");
     }
+    // after the tables: steps.n_timed of version 1 was counted from the rows
+    if (layout == TIMES_ROWS || layout == TIMES_JSON) add(q, "%s", times_pack_sql);
+    add(q, "DROP VIEW IF EXISTS main.node_times;\n%s", times_view_sql);
     add(q, views_sql, "", "");
     add(q, "INSERT OR REPLACE INTO main.meta VALUES('schema_version', '%d');\nPRAGMA main.user_version=%d;\n",
         LLT_STORE_SCHEMA_VERSION, LLT_STORE_SCHEMA_VERSION);
@@ -365,21 +414,26 @@ static int upgrade(struct llt_store * st, struct sql * q) {
 
 // Shows an older trace opened read only as the current version, without writing it: a TEMP view
 // per table (they come before main's tables in name lookup) with the missing columns filled
-// and text made valid, and the node times of JSON variants as a TEMP table of rows.
+// and text made valid; node_times a TEMP view of the rows (versions 1a-4), or for the JSON
+// variants a TEMP table of rows.
 static int shim(struct llt_store * st, struct sql * q) {
-    const int times_table = table_index("node_times");
-    bool json = false;
-    int rc = times_are_json(st, &json);
-    if (json) {
-        create_table(q, "temp", &tables[times_table], "");
+    enum times_layout layout = TIMES_NONE;
+    int rc = times_layout(st, &layout);
+    if (layout == TIMES_JSON) {
+        create_table(q, "temp", &times_rows, "");
         add(q, "INSERT INTO temp.node_times ");
         add(q, times_from_json_sql, "main");
         add(q, ";\n");
-    }
+    } else if (layout == TIMES_ROWS) {
+        add(q, "CREATE TEMP VIEW node_times AS SELECT run_id, step, idx, t_begin_ns, t_end_ns FROM main.node_times;\n");
+    } else if (layout == TIMES_NONE) {
+        add(q, "CREATE TEMP VIEW node_times AS SELECT NULL AS run_id, NULL AS step, NULL AS idx, NULL AS t_begin_ns,"
+               " NULL AS t_end_ns WHERE 0;\n");
+    } // TIMES_PACKED: main's view reads main's table
     for (int i = 0; i < N_TABLES && rc == LLT_OK; i++) {
         const struct table * t = &tables[i];
         struct found f;
-        if ((json && i == times_table) || (rc = inspect(st, t, &f)) != LLT_OK) continue;
+        if ((rc = inspect(st, t, &f)) != LLT_OK) continue;
         add(q, "CREATE TEMP VIEW %s AS SELECT ", t->name);
         for (int k = 0; t->cols[k].name; k++) {
             if (k) add(q, ", ");
