@@ -11,9 +11,12 @@ at a random moment while the clients still ask, kills the server with SIGKILL an
 trace the next reader sees: PRAGMA integrity_check, the run 'killed', every step committed
 before the kill present and numbered without a gap.
 
-Prints the samples as a Markdown table and the checks; exits 1 when a check fails:
-RSS and step logs must be flat after warm-up (the first quarter of the tokens), logs within
-8 MiB, the trace growing with the tokens.
+Prints the samples as a Markdown table and the checks; exits 1 when a check fails: the step
+logs within 8 MiB, the trace growing with the tokens, and the server's RSS after warm-up (the
+first quarter of the tokens) growing no faster than the untraced server's: LEVEL "off" runs
+it untraced and writes its growth per token to WORKDIR/rss-per-token, which a later traced
+level compares with (1.25 times it plus 0.25 KiB a token); without it, at most 32 MiB.
+llama-server itself grows about 1.2 KiB a generated token (measured untraced, 2026-12-07).
 """
 import json
 import os
@@ -39,9 +42,12 @@ with socket.socket() as s:
     port = s.getsockname()[1]
 base = "http://127.0.0.1:%d" % port
 log = open(os.path.join(work, "server-%s.log" % level), "w")
-execp = subprocess.Popen([lltrace, "exec", "-q", "--level", level, "-o", trace, "--", server_bin, "-m", model,
-                          "--host", "127.0.0.1", "--port", str(port), "--parallel", "2", "-c", "2048", "-t", "2",
-                          "--no-warmup"], stdout=log, stderr=subprocess.STDOUT)
+server = [server_bin, "-m", model, "--host", "127.0.0.1", "--port", str(port), "--parallel", "2", "-c", "2048", "-t", "2",
+          "--no-warmup"]
+# level "off": the server untraced, the baseline of its own memory (no trace, no kill checks)
+untraced = level == "off"
+execp = subprocess.Popen(server if untraced else [lltrace, "exec", "-q", "--level", level, "-o", trace, "--"] + server,
+                         stdout=log, stderr=subprocess.STDOUT)
 
 deadline = time.time() + 120
 while True:
@@ -53,7 +59,7 @@ while True:
     if time.time() > deadline or execp.poll() is not None:
         sys.exit("soak: the server never answered /health")
     time.sleep(0.1)
-server_pid = int(subprocess.check_output(["pgrep", "-P", str(execp.pid)]).split()[0])
+server_pid = execp.pid if untraced else int(subprocess.check_output(["pgrep", "-P", str(execp.pid)]).split()[0])
 
 generated = [0]
 stop = threading.Event()
@@ -147,13 +153,27 @@ print()
 fails = []
 warm = [s for s in samples if s["tokens"] >= tokens / 4] or samples[-1:]
 rss_growth = warm[-1]["rss"] - warm[0]["rss"]
+rate = rss_growth / max(1, warm[-1]["tokens"] - warm[0]["tokens"])  # KiB a generated token
+base_file = os.path.join(work, "rss-per-token")
 log_max = max(s["log"] for s in samples)
 if log_max > 8 << 20:
     fails.append("the step logs reached %.1f MiB, want at most 8" % (log_max / 2**20))
-if rss_growth > 32 << 10:
+if untraced:
+    open(base_file, "w").write("%f\n" % rate)
+elif os.path.exists(base_file):
+    base = float(open(base_file).read())
+    if rate > 1.25 * base + 0.25:
+        fails.append("the server's RSS grew by %.2f KiB a token after warm-up, untraced %.2f" % (rate, base))
+elif rss_growth > 32 << 10:
     fails.append("the server's RSS grew by %.1f MiB after warm-up" % (rss_growth / 1024))
-if samples[-1]["trace"] <= samples[0]["trace"]:
+if samples[-1]["trace"] <= samples[0]["trace"] and not untraced:
     fails.append("the trace did not grow")
+if untraced:
+    print("untraced: RSS after warm-up %+.1f MiB (%.2f KiB a generated token)" % (rss_growth / 1024, rate))
+    print()
+    for f in fails:
+        print("soak: FAIL " + f, file=sys.stderr)
+    sys.exit(1 if fails else 0)
 
 # the next reader: lltrace itself opens the trace (recovery replays the killed run's logs)
 rc = subprocess.run([lltrace, "show", trace, "--runs"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -176,8 +196,8 @@ if count != span:
 if logs_left:
     fails.append("step logs left after recovery: %s" % logs_left)
 print("kill -9 at %.0f s: %d steps committed before it, %d after recovery (the rest from the step logs), "
-      "integrity_check %s, run %s; RSS after warm-up %+.1f MiB, step logs at most %.2f MiB"
-      % (time.time() - t0, before[0], count, integrity, status, rss_growth / 1024, log_max / 2**20))
+      "integrity_check %s, run %s; RSS after warm-up %+.1f MiB (%.2f KiB a generated token), step logs at most %.2f MiB"
+      % (time.time() - t0, before[0], count, integrity, status, rss_growth / 1024, rate, log_max / 2**20))
 print()
 for f in fails:
     print("soak: FAIL " + f, file=sys.stderr)

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 B=${LLTRACE_BUILD_DIR:-build}
 tokens=${TOKENS:-100000}
 interval=${INTERVAL:-10}
-levels=${LEVELS:-graph timing}
+levels=${LEVELS:-off graph timing} # off: the server untraced, the baseline of its memory
 prefix=${LLAMA_PREFIX:-$(scripts/bootstrap-llama.sh --programs | tail -n 1)}
 model=$("$B"/lltrace mkmodel "${MODEL:-tiny}" F32 --cache)
 tmp=$(mktemp -d)

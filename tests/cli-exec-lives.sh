@@ -189,4 +189,25 @@ expect "llama-server after two Ctrl-C: runs still running" "$(q "$dir/server.db"
 [ "$(q "$dir/server.db" "SELECT count(*) FROM steps")" -gt 20 ] || fail "llama-server after two Ctrl-C: the steps are lost"
 "$bin" show "$dir/server.db" --runs >/dev/null || fail "llama-server after two Ctrl-C: the trace does not open"
 
+# ---- a parent killed while its forked child lives: its run is recovered, not kept alive -------
+# the child shares the parent's open step log files (fork): it lets go of them, so the lock that
+# says the run lives is the parent's alone
+"$bin" exec -q -o "$dir/fk.db" -- "$lives" "$model" forkwait >"$dir/fk.out" 2>"$dir/fk.err" &
+epid=$!
+for _ in $(seq 1 600); do grep -q '^forked' "$dir/fk.out" 2>/dev/null && break; sleep 0.1; done
+child=$(sed -n 's/^forked \([0-9]*\)/\1/p' "$dir/fk.out")
+parent=$(pgrep -P "$epid" | head -1)
+if [ -z "$child" ] || [ -z "$parent" ]; then
+    fail "forkwait: no fork ($(cat "$dir/fk.err"))"
+else
+    sleep 1.5 # a commit of the writer, so the run's rows and its step logs are there
+    kill -9 "$parent"
+    wait "$epid" 2>/dev/null
+    kill -0 "$child" 2>/dev/null || fail "forkwait: the child is gone before the check"
+    "$bin" show "$dir/fk.db" --runs >/dev/null 2>"$dir/fk-show.err" || fail "forkwait: show: $(cat "$dir/fk-show.err")"
+    expect "forkwait: the killed parent's run, while its child lives" "$(q "$dir/fk.db" "SELECT group_concat(status) FROM runs WHERE (SELECT count(*) FROM steps s WHERE s.run_id = runs.id) > 0")" "killed"
+    expect "forkwait: step logs left" "$(ls "$dir" | grep -c 'fk.db-log')" 0
+    kill "$child" 2>/dev/null
+fi
+
 finish

@@ -507,6 +507,7 @@ void llt_tracer_disown(struct llt_tracer * tr) {
     // its writer thread, step log, connection and dump are the parent's: forgotten, not closed
     tr->active = false;
     tr->stamped = false;
+    llt_writer_disown(tr->writer); // the parent's lock on its step log stays the parent's alone
     tr->writer = NULL;
     tr->batch = NULL;
     tr->values = NULL;

@@ -187,6 +187,10 @@ int    llt_steplog_reset(struct llt_steplog * log);
 size_t llt_steplog_used(const struct llt_steplog * log);
 // closes the log; removes it when keep is false
 void   llt_steplog_close(struct llt_steplog * log, bool keep);
+// in a forked child: unmaps and closes the child's copy of the file, so that the lock (shared
+// with the parent through the open file, which a mapping holds too) is held by the parent
+// alone and goes when the parent dies; the file itself is the parent's and stays
+void   llt_steplog_disown(struct llt_steplog * log);
 
 // one call of a replay: a dead run's batches a chunk at a time, in order, then a last call
 struct llt_replay {
@@ -225,6 +229,9 @@ void llt_writer_submit(struct llt_writer * w, struct llt_batch * b);
 int  llt_writer_sync(struct llt_writer * w);
 // the writer's first error, or NULL; cheap enough to call per step
 const char * llt_writer_error(struct llt_writer * w);
+// in a forked child, where the thread does not exist: lets go of the parent's step logs
+// (llt_steplog_disown) and touches nothing else of the writer, which is the parent's
+void llt_writer_disown(struct llt_writer * w);
 // syncs (the late rows too), ends the thread and frees the writer: LLT_OK, or the writer's
 // first error, saying from which step the trace lacks rows (its log then stays, for the next
 // open that can write to replay); NULL is fine

@@ -235,6 +235,15 @@ size_t llt_steplog_used(const struct llt_steplog * log) {
     return log->end;
 }
 
+void llt_steplog_disown(struct llt_steplog * log) {
+    if (!log || log->fd < 0) return;
+    // the mapping holds the open file too, and with it the lock
+    if (log->map) munmap(log->map, log->map_size);
+    log->map = NULL;
+    close(log->fd);
+    log->fd = -1;
+}
+
 void llt_steplog_close(struct llt_steplog * log, bool keep) {
     if (!log) return;
     if (log->map) munmap(log->map, log->map_size);

@@ -204,6 +204,11 @@ const char * llt_writer_error(struct llt_writer * w) {
     return atomic_load(&w->failed) ? w->error : NULL;
 }
 
+void llt_writer_disown(struct llt_writer * w) {
+    if (!w) return;
+    for (int k = 0; k < 2; k++) llt_steplog_disown(w->logs[k]);
+}
+
 int llt_writer_stop(struct llt_writer * w) {
     if (!w) return LLT_OK;
     pthread_mutex_lock(&w->mu);

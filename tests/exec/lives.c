@@ -9,6 +9,8 @@
 //   exec-lives MODEL fork       the parent decodes the prompt and 3 tokens, forks; the child
 //                               decodes 3 tokens in the same context and 3 in one of its own,
 //                               then exits; the parent, once it has, 3 more and exits
+//   exec-lives MODEL forkwait    the parent decodes the prompt and 3 tokens, forks a child that
+//                               sleeps 60 s, prints "forked PID" and waits to be killed
 //   exec-lives MODEL refuse     more tokens than the KV cache holds, in batches: llama_decode
 //                               refuses one that does not fit (1), and the program halves it
 //                               and retries, as llama-server does, until the cache is full
@@ -136,6 +138,22 @@ static int run_fork(void) {
     return 0;
 }
 
+// ---- forkwait: a parent that dies (killed) while its forked child lives ---------------------
+
+static int run_forkwait(void) {
+    struct llama_context * ctx = context(256);
+    llama_token next;
+    generate(ctx, &next, true, 4, "parent");
+    const pid_t pid = fork();
+    if (pid == 0) {
+        sleep(60);
+        _exit(0);
+    }
+    printf("forked %d\n", (int) pid);
+    fflush(stdout);
+    for (;;) pause();
+}
+
 // ---- refuse: a batch the KV cache cannot hold, retried in halves ---------------------------
 
 static int run_refuse(void) {
@@ -178,6 +196,7 @@ int main(int argc, char ** argv) {
     n_prompt = llama_tokenize(llama_model_get_vocab(model), text, (int32_t) strlen(text), prompt, 64, true, true);
     if (!strcmp(argv[2], "exit") && argc > 3) return run_exit(atoi(argv[3]) < 1 ? 1 : atoi(argv[3]) > 16 ? 16 : atoi(argv[3]));
     if (!strcmp(argv[2], "fork")) return run_fork();
+    if (!strcmp(argv[2], "forkwait")) return run_forkwait();
     if (!strcmp(argv[2], "refuse")) return run_refuse();
     fprintf(stderr, "unknown mode %s\n", argv[2]);
     return 2;
