@@ -37,16 +37,7 @@ expect "exit() mid-generation: runs ok, with 5 steps or more" \
 # ---- --stop-on-nan with two threads decoding -----------------------------------------------
 
 cp "$model" "$dir/nan.gguf"
-python3 - "$(dirname "$0")" "$dir/nan.gguf" <<'PY' || fail "cannot make the NaN model"
-import struct, sys
-sys.path.insert(0, sys.argv[1])
-import gguf
-_, _, tensors = gguf.read(sys.argv[2])
-off = [o for n, t, ne, o in tensors if n == "blk.1.ffn_up.weight"][0]
-with open(sys.argv[2], "r+b") as f:
-    f.seek(off + 5 * 4)
-    f.write(struct.pack("<f", float("nan")))
-PY
+python3 "$(dirname "$0")/gguf.py" set-f32 "$dir/nan.gguf" blk.1.ffn_up.weight 5 nan || fail "cannot make the NaN model"
 timeout 120 "$bin" exec -q --stop-on-nan -o "$dir/nan.db" -- "$lives" "$dir/nan.gguf" exit 2 >/dev/null 2>"$dir/nan.err"
 expect "--stop-on-nan, two threads: exit status" "$?" 1
 no_asan "--stop-on-nan, two threads" "$dir/nan.err"

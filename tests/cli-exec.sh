@@ -219,16 +219,7 @@ expect "parity file: steps, tokens as traced, greedy top 1, steps from 0" "$got"
 # ---- a NaN: recorded, and the program stopped only when asked ------------------------------
 
 cp "$model" "$dir/nan.gguf"
-python3 - "$(dirname "$0")" "$dir/nan.gguf" <<'PY' || fail "cannot make the NaN model"
-import struct, sys
-sys.path.insert(0, sys.argv[1])
-import gguf
-_, _, tensors = gguf.read(sys.argv[2])
-off = [o for n, t, ne, o in tensors if n == "blk.1.ffn_up.weight"][0]
-with open(sys.argv[2], "r+b") as f:
-    f.seek(off + 5 * 4)
-    f.write(struct.pack("<f", float("nan")))
-PY
+python3 "$(dirname "$0")/gguf.py" set-f32 "$dir/nan.gguf" blk.1.ffn_up.weight 5 nan || fail "cannot make the NaN model"
 nanrun=("$llbin/llama-simple" -m "$dir/nan.gguf" -n 4 "$prompt")
 "${nanrun[@]}" >"$dir/nan.plain" 2>/dev/null
 want=$?

@@ -123,3 +123,20 @@ def tensor_facts(meta, tensors):
             name, field = key[len('lltrace.tensor.'):].rsplit('.', 1)
             if name in facts: facts[name][field] = values
     return facts
+
+def set_f32(path, name, index, value):
+    """writes element index of F32 tensor name in the GGUF file at path (a test's poisoned model)"""
+    import struct
+    _, _, tensors = read(path)
+    off = [o for n, t, ne, o in tensors if n == name][0]
+    with open(path, 'r+b') as f:
+        f.seek(off + index * 4)
+        f.write(struct.pack('<f', value))
+
+if __name__ == '__main__':
+    # gguf.py set-f32 FILE TENSOR INDEX VALUE
+    import sys
+    if len(sys.argv) == 6 and sys.argv[1] == 'set-f32':
+        set_f32(sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5]))
+    else:
+        sys.exit('usage: gguf.py set-f32 FILE TENSOR INDEX VALUE')

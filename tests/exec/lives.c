@@ -113,13 +113,19 @@ static int run_exit(int n) {
     exit(0);
 }
 
-// ---- fork: a child that decodes, then exits ------------------------------------------------
+// ---- fork: a child that decodes, then exits; forkwait: a parent killed while its child lives -
+
+// the parent's context, its prompt and 3 tokens decoded, then fork(): the child's pid (0 in it)
+static pid_t fork_after_prompt(struct llama_context ** ctx, llama_token * next) {
+    *ctx = context(256);
+    generate(*ctx, next, true, 4, "parent");
+    return fork();
+}
 
 static int run_fork(void) {
-    struct llama_context * ctx = context(256);
+    struct llama_context * ctx;
     llama_token next;
-    generate(ctx, &next, true, 4, "parent");
-    const pid_t pid = fork();
+    const pid_t pid = fork_after_prompt(&ctx, &next);
     if (pid == 0) {
         llama_token mine = next;
         generate(ctx, &mine, false, 3, "child");
@@ -138,13 +144,10 @@ static int run_fork(void) {
     return 0;
 }
 
-// ---- forkwait: a parent that dies (killed) while its forked child lives ---------------------
-
 static int run_forkwait(void) {
-    struct llama_context * ctx = context(256);
+    struct llama_context * ctx;
     llama_token next;
-    generate(ctx, &next, true, 4, "parent");
-    const pid_t pid = fork();
+    const pid_t pid = fork_after_prompt(&ctx, &next);
     if (pid == 0) {
         sleep(60);
         _exit(0);
