@@ -1,19 +1,10 @@
 #!/usr/bin/env bash
 # A traced run stays bounded whatever its length: the step log holds only what is not yet
-# committed (two files, at most 8 MiB together), memory does not grow with the tokens, and a
-# live reader sees each committed step whole (its graph, its node times). A step log that
-# cannot be replayed is kept beside the trace with a one-line warning, never deleted.
+# committed (two files, at most 8 MiB together), and a live reader sees each committed step
+# whole (its graph, its node times). A step log that cannot be replayed is kept beside the
+# trace with a one-line warning, never deleted. (Memory: cli-memory.)
 #   cli-bounded.sh LLTRACE_BINARY
 . "$(dirname "$0")/lib.sh" cli-bounded "$@"
-
-# peak_kb CMD...: the peak resident memory of CMD in KiB (its output discarded)
-peak_kb() {
-    python3 - "$@" <<'PY'
-import resource, subprocess, sys
-rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
-print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss if rc == 0 else -1)
-PY
-}
 
 # ---- the step log: bounded, and emptied as the writer commits --------------------------------
 # The writer is told to commit only every 10 minutes: the logs' own bound must keep them small.
@@ -72,25 +63,6 @@ for level in graph timing; do
         grep -q "MUL_MAT" "$dir/live.out" || fail "profile of a live timing run shows no op: $(head -5 "$dir/live.out")"
     fi
     kill -INT "$pid"; wait "$pid" 2>/dev/null
-done
-
-# ---- memory: flat whatever the run's length ----------------------------------------------------
-# Peak RSS of 300 against 6,000 generated tokens, the same context. The KV cache's pages are
-# touched as positions fill, so level graph's growth is the baseline. Node times (timing) and
-# statistics (values) once waited in memory for the run's end, 2.4 KB and 10 KB a token: 14 MB
-# and 57 MB over the 5,700 more tokens. Now each level grows as graph does, but for SQLite's
-# page cache (at most 2 MiB a connection) filling with more pages: within 4 MiB.
-declare -A grew
-for level in graph timing values; do
-    short=$(peak_kb "$bin" run -m "$model" -p "Once upon a time" -n 300 -t 1 -c 8192 --level $level -o "$dir/m$level.db")
-    long=$(peak_kb "$bin" run -m "$model" -p "Once upon a time" -n 6000 -t 1 -c 8192 --level $level -o "$dir/m$level.db")
-    { [ "$short" -gt 0 ] && [ "$long" -gt 0 ]; } || { fail "level $level: a run failed"; grew[$level]=0; continue; }
-    grew[$level]=$((long - short))
-    echo "level $level: peak RSS $short KiB for 300 tokens, $long KiB for 6000"
-done
-for level in timing values; do
-    [ $((grew[$level] - grew[graph])) -le 4096 ] ||
-        fail "level $level: memory grew by ${grew[$level]} KiB over 5700 tokens, level graph by ${grew[graph]}: want at most 4 MiB more"
 done
 
 # ---- a damaged step log: replayed up to the damage, kept, one warning ---------------------------
