@@ -231,6 +231,56 @@ int32_t llama_decode(struct llama_context * ctx, struct llama_batch batch) {
     return hooks->decode(ctx, batch, real_fn);
 }
 
+// llama-completion and llama-server clear the memory after their warm-up decode
+void llama_memory_clear(llama_memory_t mem, bool data) {
+    REAL(llama_memory_clear);
+    depth++;
+    real_fn(mem, data);
+    depth--;
+    if (!depth && mem && engine()) hooks->memory_cleared(mem);
+}
+
+// ---- tokens the program chose -------------------------------------------------------------
+
+// Programs sampling through common_sampler (llama-completion, llama-server) read the output
+// row idx (llama_get_sampled_token_ith: a backend sampler chose; else llama_get_logits_ith),
+// apply their samplers to it and take the token the chain selected: the row the thread read
+// last is the one its next selection is made from.
+static __thread struct llama_context * row_ctx;
+static __thread int32_t                row_idx;
+
+float * llama_get_logits_ith(struct llama_context * ctx, int32_t i) {
+    REAL(llama_get_logits_ith);
+    if (!depth) {
+        row_ctx = ctx;
+        row_idx = i;
+    }
+    return real_fn(ctx, i);
+}
+
+llama_token llama_get_sampled_token_ith(struct llama_context * ctx, int32_t i) {
+    REAL(llama_get_sampled_token_ith);
+    depth++;
+    const llama_token token = real_fn(ctx, i);
+    depth--;
+    if (depth) return token;
+    row_ctx = ctx;
+    row_idx = i;
+    if (token != LLAMA_TOKEN_NULL && ctx && engine()) hooks->sampled(ctx, i, token);
+    return token;
+}
+
+// the program's own call (not one inside llama_sampler_sample): a selection is a token chosen
+// from the row read last (a grammar's check of one token selects nothing)
+void llama_sampler_apply(struct llama_sampler * smpl, llama_token_data_array * cur_p) {
+    REAL(llama_sampler_apply);
+    depth++;
+    real_fn(smpl, cur_p);
+    depth--;
+    if (depth || !cur_p || cur_p->selected < 0 || (size_t) cur_p->selected >= cur_p->size || !row_ctx) return;
+    if (engine()) hooks->sampled(row_ctx, row_idx, cur_p->data[cur_p->selected].id);
+}
+
 llama_token llama_sampler_sample(struct llama_sampler * smpl, struct llama_context * ctx, int32_t idx) {
     REAL(llama_sampler_sample);
     depth++;
