@@ -110,6 +110,10 @@ expect "-ub 4: steps of a decode call sharing a time span, or not one after the 
 serve "$dir/srv.db" 6 "Hello, my name is" "The capital of France is a city where" -- \
     "$llbin/llama-server" -m "$model" --parallel 2 -c 512 -t 2 -ub 4 >/dev/null || fail "llama-server -ub 4: $(tail -3 "$dir/server.log")"
 run=$(q "$dir/srv.db" "SELECT id FROM runs WHERE (SELECT count(*) FROM steps s WHERE s.run_id = runs.id) > 0")
+# (it warms up too: each sequence's prompt from position 0, once)
+expect "llama-server: sequences whose prompt positions are not 0, 1, ... once each" \
+    "$(q "$dir/srv.db" "SELECT count(*) FROM (SELECT seq_id FROM tokens WHERE run_id = $run AND role = 'prompt' GROUP BY seq_id
+                        HAVING min(pos) != 0 OR count(*) != max(pos) + 1 OR count(DISTINCT pos) != count(*))")" 0
 expect "llama-server -ub 4: prompt tokens outside their step's positions" \
     "$(q "$dir/srv.db" "SELECT count(*) FROM tokens t JOIN steps s ON s.run_id = t.run_id AND s.step = t.step
                         WHERE t.run_id = $run AND role = 'prompt' AND (t.pos < s.pos0 OR t.pos >= s.pos0 + s.n_tokens)")" 0
