@@ -423,12 +423,12 @@ int32_t llt_decode(struct llt_tracer * tr, struct llama_context * ctx, struct ll
     return llt_tracer_decode_end(tr, llama_decode(ctx, batch));
 }
 
-void llt_tracer_memory_cleared(struct llt_tracer * tr) {
+void llt_tracer_memory_cleared(struct llt_tracer * tr, bool unread) {
     if (!tr->active) return;
-    // a warm-up: decoded, nothing chosen from it, forgotten. Its tokens are still in the batch
-    // (it goes to the writer with the next decode call); its steps stay, with no tokens.
+    // a warm-up: decoded, nothing read or chosen from it, forgotten. Its tokens are still in the
+    // batch (it goes to the writer with the next decode call); its steps stay, with no tokens.
     struct llt_batch * b = tr->batch;
-    if (tr->n_gen == 0 && b && b->n_tokens == tr->n_prompt) {
+    if (unread && tr->n_gen == 0 && b && b->n_tokens == tr->n_prompt) {
         b->n_tokens = 0;
         tr->n_prompt = 0;
         tr->t_prompt_ns = 0;

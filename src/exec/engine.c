@@ -377,14 +377,14 @@ static void sampled(struct llama_context * ctx, int32_t idx, llama_token token) 
     let_go(e);
 }
 
-static void memory_cleared(llama_memory_t mem) {
+static void memory_cleared(llama_memory_t mem, bool unread) {
     if (forked()) return;
     struct llama_context * ctx = NULL;
     pthread_mutex_lock(&E.lock);
     for (int32_t i = 0; i < E.n_ctxs && !ctx; i++) if (llama_get_memory(E.ctxs[i]->ctx) == mem) ctx = E.ctxs[i]->ctx;
     pthread_mutex_unlock(&E.lock);
     struct ctx_entry * e = ctx ? hold(ctx, false) : NULL;
-    if (e && e->begun && !e->failed && !e->ended) llt_tracer_memory_cleared(e->tr);
+    if (e && e->begun && !e->failed && !e->ended) llt_tracer_memory_cleared(e->tr, unread);
     let_go(e);
 }
 

@@ -34,8 +34,9 @@ struct llt_exec_hooks {
     // the program chose token from the output row idx of ctx (llama_sampler_sample(), or its
     // own samplers' selection, or a backend sampler's)
     void (*sampled)(struct llama_context * ctx, int32_t idx, llama_token token);
-    // llama_memory_clear(mem) was called: the memory of a context (llama_get_memory)
-    void (*memory_cleared)(llama_memory_t mem);
+    // llama_memory_clear(mem) was called: the memory of a context (llama_get_memory); unread:
+    // no output was read since the thread's last decode call
+    void (*memory_cleared)(llama_memory_t mem, bool unread);
 };
 
 // the engine's one exported function; NULL when it cannot trace (it said why on stderr)
