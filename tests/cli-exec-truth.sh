@@ -3,8 +3,9 @@
 # name the flags, every token it prints is in the trace (the last one too), warm-up decodes
 # and cleared memory leave the true positions, a decode split into ubatches gets a step each
 # with its own tokens and time; exec and run of the same model and prompt agree (parity 0).
-#   cli-exec-truth.sh LLTRACE
+#   cli-exec-truth.sh LLTRACE EXEC_CONTEXTS
 . "$(dirname "$0")/lib.sh" cli-exec-truth "$@"
+ctxprog=${2:?usage: cli-exec-truth.sh LLTRACE EXEC_CONTEXTS}
 llbin=${LLTRACE_LLAMA_BIN:?set LLTRACE_LLAMA_BIN to the folder of llama.cpp programs}
 for p in llama-completion llama-server; do
     [ -x "$llbin/$p" ] || { echo "FAIL no $llbin/$p (scripts/bootstrap-llama.sh builds it)"; exit 1; }
@@ -87,6 +88,17 @@ expect "parity of lltrace run against exec llama-completion: exit status" "$?" 0
 grep -qi "differ\|mismatch" "$dir/parity.out" && fail "parity of run against exec: $(grep -i "differ\|mismatch" "$dir/parity.out")"
 "$bin" parity "$dir/run.jsonl" "$dir/xpar-run1-seq0.jsonl" >/dev/null 2>&1
 expect "parity of run's file against exec's: exit status" "$?" 0
+
+# a decode nobody read, then the memory cleared, is a warm-up; one whose output was read is not
+# (an embedding program reads each batch, then clears): its tokens stay
+roles() { q "$1" "SELECT group_concat(role || ':' || pos, ' ') FROM (SELECT * FROM tokens ORDER BY seq)"; }
+"$bin" exec -q -o "$dir/plain.db" -- "$ctxprog" "$model" 1 2 >/dev/null || fail "exec-contexts exited with $?"
+"$bin" exec -q -o "$dir/warm.db" -- "$ctxprog" "$model" 1 2 --warmup >/dev/null || fail "exec-contexts --warmup exited with $?"
+expect "exec-contexts --warmup: its tokens as without the warm-up" "$(roles "$dir/warm.db")" "$(roles "$dir/plain.db")"
+"$bin" exec -q -o "$dir/read.db" -- "$ctxprog" "$model" 1 2 --read-clear >/dev/null || fail "exec-contexts --read-clear exited with $?"
+n=$(q "$dir/plain.db" "SELECT count(*) FROM tokens WHERE role = 'prompt'")
+expect "exec-contexts --read-clear: the prompt twice, from 0 each time, then the tokens" "$(roles "$dir/read.db")" \
+    "$(python3 -c "import sys; n = int(sys.argv[1]); print(' '.join(['prompt:%d' % i for i in range(n)] * 2 + ['gen:%d' % n, 'gen:%d' % (n + 1)]))" "$n")"
 
 # ---- a decode call computed in ubatches: a step each, with its own tokens and time ------------
 
