@@ -45,7 +45,10 @@ static const char * usage_text =
     "The options travel to PROGRAM as LLTRACE_* environment variables (README, 'lltrace exec');\n"
     "LD_PRELOAD=<lltrace's folder>/liblltrace-preload.so PROGRAM with them set works the same.\n"
     "\n"
-    "Exit status: PROGRAM's own (128 + N when signal N ended it); 1 when PROGRAM succeeded but\n"
+    "SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to lltrace go on to PROGRAM; lltrace waits for it.\n"
+    "\n"
+    "Exit status: PROGRAM's own (128 + N when signal N ended it, or when PROGRAM exited 0 after\n"
+    "lltrace passed it signal N: 130 for an interrupt); 1 when PROGRAM succeeded but\n"
     "nothing was traced or tracing stopped on a failure; 2 bad usage, PROGRAM cannot be run, or an\n"
     "unusable trace.\n";
 
@@ -63,6 +66,9 @@ static const struct flag flags[] = {
     { "--tolerance-abs", "LLTRACE_TOLERANCE_ABS", NULL }, { "--tolerance-rel", "LLTRACE_TOLERANCE_REL", NULL },
     { "--top-k", "LLTRACE_PARITY_TOP_K", NULL },
 };
+
+static bool flag_set[sizeof(flags) / sizeof(flags[0])]; // by this command's options
+static bool dump_set;
 
 struct exec_opts {
     char         output[PATH_MAX]; // absolute: the program may change its working directory
@@ -126,6 +132,7 @@ static int parse_opts(int argc, char ** argv, struct exec_opts * o) {
             for (size_t k = 0; k < sizeof(flags) / sizeof(flags[0]) && !f; k++) if (!strcmp(a, flags[k].flag)) f = &flags[k];
             if (!f) { cli_error("exec: unknown option '%s' (see 'lltrace exec --help')", a); return CLI_USAGE; }
             if (!f->value) VALUE();
+            flag_set[f - flags] = true;
             if (!set(f->var, f->value ? f->value : v)) return CLI_FAIL;
         }
 #undef VALUE
@@ -135,12 +142,29 @@ static int parse_opts(int argc, char ** argv, struct exec_opts * o) {
         return CLI_USAGE;
     }
     o->argv = argv + i + 1;
-    if (o->dump[0] && !set("LLTRACE_DUMP", o->dump)) return CLI_FAIL;
+    dump_set = o->dump[0] != '\0';
+    if (dump_set && !set("LLTRACE_DUMP", o->dump)) return CLI_FAIL;
     if (o->parity && !getenv("LLTRACE_PARITY_TOP_K") && !set("LLTRACE_PARITY_TOP_K", "10")) return CLI_FAIL;
     if (!o->parity && getenv("LLTRACE_PARITY_TOP_K") && !set("LLTRACE_PARITY_TOP_K", "0")) return CLI_FAIL;
     if (!absolute("--output", output, o->output, sizeof(o->output))) return CLI_USAGE;
     if (!absolute_var("LLTRACE_REFERENCE") || !absolute_var("LLTRACE_ENGINE")) return CLI_USAGE;
     return set("LLTRACE_OUTPUT", o->output) ? CLI_OK : CLI_FAIL;
+}
+
+// The engine's refusal of a variable ("LLTRACE_LEVEL='x': ..."), said of the flag that set it
+// (a variable the caller set stays named)
+static void say_config_error(const char * msg) {
+    for (size_t k = 0; k < sizeof(flags) / sizeof(flags[0]); k++) {
+        const size_t n = strlen(flags[k].var);
+        if (!flag_set[k] || strncmp(msg, flags[k].var, n) != 0 || msg[n] != '=') continue;
+        cli_error("exec: %s %s", flags[k].flag, msg + n + 1);
+        return;
+    }
+    if (dump_set && (!strncmp(msg, "LLTRACE_DUMP: ", 14) || !strncmp(msg, "LLTRACE_DUMP=", 13))) {
+        cli_error("exec: --dump %s", msg + 13 + (msg[12] == ':'));
+        return;
+    }
+    cli_error("exec: %s", msg);
 }
 
 // the preload library beside this program (or LLTRACE_PRELOAD), into buf
@@ -211,8 +235,8 @@ static void say_no_run(const struct exec_opts * o, const struct program_notes * 
     } else if (n->engine) {
         cli_error("%s called llama.cpp but made no context: %s holds no new run", prog, o->output);
     } else {
-        cli_error("%s never called llama.cpp through a shared libllama (one linked in statically, or none, cannot be "
-                  "traced): %s holds no new run", prog, o->output);
+        cli_error("no llama.cpp context was created (%s never called a shared libllama): %s holds no new run", prog,
+                  o->output);
     }
 }
 
@@ -278,6 +302,30 @@ static bool summarize(const struct exec_opts * o, int64_t first_run, const struc
     return ok;
 }
 
+// ---- signals: the program's to handle ------------------------------------------------------
+
+// Signals sent to lltrace go on to the program, which decides what to do (llama-server stops
+// cleanly, ending its runs); lltrace waits for it and exits with its status. The terminal's
+// Ctrl-C and Ctrl-\ reach the program already (same process group): those are not sent twice,
+// since a second SIGINT makes llama-server stop at once.
+static const int forwarded_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+static volatile pid_t forward_to;
+static volatile sig_atomic_t forwarded; // the last signal passed on, 0 none
+
+static void forward(int sig, siginfo_t * info, void * uctx) {
+    (void) uctx;
+    const bool from_terminal = info && info->si_code == SI_KERNEL && (sig == SIGINT || sig == SIGQUIT);
+    if (from_terminal || (info && info->si_pid == forward_to)) return;
+    if (forward_to > 0 && kill(forward_to, sig) == 0) forwarded = sig;
+}
+
+static void forward_signals(pid_t pid) {
+    forward_to = pid;
+    struct sigaction sa = { .sa_sigaction = forward, .sa_flags = SA_SIGINFO | SA_RESTART };
+    sigemptyset(&sa.sa_mask);
+    for (size_t k = 0; k < sizeof(forwarded_signals) / sizeof(forwarded_signals[0]); k++) sigaction(forwarded_signals[k], &sa, NULL);
+}
+
 // ---- the command ---------------------------------------------------------------------------
 
 int cmd_exec(int argc, char ** argv) {
@@ -290,7 +338,7 @@ int cmd_exec(int argc, char ** argv) {
     // the options as the program will read them: refused here rather than there
     struct llt_exec_config * cfg = NULL;
     if (llt_exec_config_from_env(&cfg) != LLT_OK) {
-        cli_error("exec: %s", llt_last_error());
+        say_config_error(llt_last_error());
         return CLI_USAGE;
     }
     llt_exec_config_free(cfg);
@@ -309,25 +357,30 @@ int cmd_exec(int argc, char ** argv) {
     const char * had = getenv("LD_PRELOAD");
     snprintf(ld, sizeof(ld), "%s%s%s", preload, had && *had ? ":" : "", had ? had : "");
     fflush(NULL);
+    // held until the handlers know the program: a signal between fork and then is not lost
+    sigset_t stop, had_mask;
+    sigemptyset(&stop);
+    for (size_t k = 0; k < sizeof(forwarded_signals) / sizeof(forwarded_signals[0]); k++) sigaddset(&stop, forwarded_signals[k]);
+    sigprocmask(SIG_BLOCK, &stop, &had_mask);
     const pid_t pid = fork();
     if (pid < 0) {
+        sigprocmask(SIG_SETMASK, &had_mask, NULL);
         cli_error("exec: cannot start %s: %s", o.argv[0], strerror(errno));
         unlink(status_path);
         return CLI_USAGE;
     }
     if (pid == 0) {
+        sigprocmask(SIG_SETMASK, &had_mask, NULL);
         setenv("LD_PRELOAD", ld, 1);
         execvp(o.argv[0], o.argv);
         cli_error("exec: cannot run %s: %s", o.argv[0], strerror(errno));
         _exit(127);
     }
-    // Ctrl-C reaches the program (same process group): it decides, we wait for it
-    signal(SIGINT, SIG_IGN);
-    signal(SIGQUIT, SIG_IGN);
+    forward_signals(pid);
+    sigprocmask(SIG_SETMASK, &had_mask, NULL);
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-    signal(SIGINT, SIG_DFL);
-    signal(SIGQUIT, SIG_DFL);
+    for (size_t k = 0; k < sizeof(forwarded_signals) / sizeof(forwarded_signals[0]); k++) signal(forwarded_signals[k], SIG_DFL);
     const struct program_notes notes = read_notes(status_path);
     unlink(status_path);
     if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
@@ -343,5 +396,7 @@ int cmd_exec(int argc, char ** argv) {
         return 128 + WTERMSIG(status);
     }
     const int code = WEXITSTATUS(status);
+    // stopped on request (it may exit 0 when it stops cleanly): the status says it was stopped
+    if (code == 0 && forwarded) return 128 + forwarded;
     return code == 0 && !traced ? CLI_FAIL : code;
 }

@@ -99,7 +99,7 @@ grep -q "holds no new run" "$dir/rel.err" && fail "-o rel.db: said no run: $(cat
 # what it says when no run comes: what the program did
 "$bin" exec -o "$dir/none.db" -- true 2>"$dir/none.err"
 expect "a program that never calls llama.cpp: exit status" "$?" 1
-grep -q "true never called llama.cpp through a shared libllama" "$dir/none.err" || fail "true: $(cat "$dir/none.err")"
+grep -q "no llama.cpp context was created (true never called a shared libllama)" "$dir/none.err" || fail "true: $(cat "$dir/none.err")"
 "$bin" exec -o "$dir/none.db" -- "$lives" "$model" no-such-mode 2>"$dir/none.err"
 grep -q "exec-lives called llama.cpp but made no context" "$dir/none.err" || fail "a model, no context: $(cat "$dir/none.err")"
 "$bin" exec -o "$dir/none.db" -- "$llbin/llama-completion" -m "$model" -p "$prompt" -n 0 -no-cnv --no-warmup </dev/null >/dev/null 2>"$dir/none.err"

@@ -136,6 +136,12 @@ void llt_tracer_sampled(struct llt_tracer * tr, llama_token token);
 // the last row): the token continues that row's sequence.
 void llt_tracer_sampled_at(struct llt_tracer * tr, struct llama_context * ctx, int32_t idx, llama_token token);
 
+// The program cleared ctx's memory (llama_memory_clear): every sequence starts again at
+// position 0. unread: no output of the decode calls since the last token chosen was read (no
+// logits, no embeddings): they were a warm-up (llama.cpp's common_init_from_params decodes
+// [BOS, EOS] so) or a probe, and their tokens are no prompt of the run.
+void llt_tracer_memory_cleared(struct llt_tracer * tr, bool unread);
+
 struct llt_parity_step;
 // Records the top-k logits of a generated step (table parity).
 void llt_tracer_parity(struct llt_tracer * tr, const struct llt_parity_step * step);

@@ -291,7 +291,8 @@ static bool record_node(struct llt_tracer * tr, struct ggml_tensor * t) {
         if (!tr->active) return false;
     }
     tr->n_nodes++;
-    if (tr->moe && tr->n_graph_pos == 0 && t->op == GGML_OP_ROPE) llt_experts_graph_pos(tr, t);
+    // which tokens the graph computes: an MoE layer's routing rows, the ubatches of a decode call
+    if ((tr->moe || tr->cur_n_tokens > 1) && tr->n_graph_pos == 0 && t->op == GGML_OP_ROPE) llt_experts_graph_pos(tr, t);
     // an MoE layer's routing is read at every level (experts.c)
     const bool route = (tr->recs[idx].flags & NODE_ROUTE) != 0;
     tr->bits[idx] = 0;

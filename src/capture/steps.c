@@ -192,6 +192,32 @@ static int32_t graph_tokens(const struct llt_tracer * tr) {
     return r->op == GGML_OP_GET_ROWS && r->ne[1] > 0 ? (int32_t) r->ne[1] : tr->cur_n_tokens;
 }
 
+// A decode call split into ubatches: the step of a graph that computed some of its tokens
+// (their positions and sequences read from the graph: experts.c) gets those tokens, its
+// first position, its sequences and its phase; the outputs it computed are its own.
+static void ubatch_tokens(struct llt_tracer * tr, struct step_rows * ps) {
+    const struct llt_batch * b = tr->batch;
+    bool prompt = false;
+    int64_t mask = 0;
+    for (int32_t r = 0; r < tr->n_graph_pos; r++) {
+        const int32_t pos = tr->graph_pos[r], seq = tr->graph_seq[r];
+        if (seq < 0) continue;
+        mask |= (int64_t) ((uint64_t) 1 << (seq < 63 ? seq : 63));
+        for (int32_t k = tr->before.n_tokens; b && k < b->n_tokens; k++) {
+            struct token_rows * t = &b->tokens[k];
+            if (!t->is_prompt || t->pos != pos || t->seq_id != seq) continue;
+            t->step = ps->step;
+            prompt = true;
+            break;
+        }
+        struct seq_state * s = seq < tr->cap_seqs ? &tr->seqs[seq] : NULL;
+        if (s && s->pending && s->out_decode == tr->n_decodes && s->out_pos == pos) s->out_step = ps->step;
+    }
+    ps->pos0 = tr->graph_pos[0];
+    ps->is_prompt = prompt;
+    if (mask) ps->seq_mask = mask;
+}
+
 void llt_capture_finish_graph(struct llt_tracer * tr) {
     if (!tr->active || tr->n_nodes == 0) return;
     if (!tr->same_so_far || tr->n_nodes != tr->n_prev) mark_fused(tr);
@@ -214,13 +240,16 @@ void llt_capture_finish_graph(struct llt_tracer * tr) {
         return;
     }
     struct step_rows * ps = &b->steps[b->n_steps++];
-    tr->n_graph_pos = 0;
     *ps = (struct step_rows) {
         .step = tr->n_steps, .decode = tr->n_decodes, .graph_id = g->id,
         .pos0 = tr->cur_pos0, .n_tokens = graph_tokens(tr), .is_prompt = tr->cur_prompt, .seq_mask = tr->cur_seq_mask,
         .compute_begin_ns = tr->compute_begin_ns,
         .compute_end_ns = timed(tr) && tr->n_observed > 0 ? tr->compute_end_ns : 0,
+        // the start of the next graph, for a ubatch (the decode call's end, for the last)
+        .t_end_ns = tr->in_decode ? llt_now_ns() - tr->t0_ns : 0,
     };
+    if (tr->in_decode && tr->n_graph_pos > 0 && ps->n_tokens < tr->cur_n_tokens) ubatch_tokens(tr, ps);
+    tr->n_graph_pos = 0;
     if (timed(tr) && tr->n_observed > 0) { // a profile step that sampled nothing has no times
         if (!step_times(tr, ps)) { llt_capture_fail(tr, "out of memory"); return; }
     }

@@ -276,6 +276,13 @@ static int32_t token_seq(const struct llama_batch * b, int32_t i) {
     return lo;
 }
 
+// The position llama.cpp gives the next token of sequence sid in a batch without positions:
+// after the last the context's memory holds (the program may have cleared or cut it)
+static int32_t auto_pos(const struct llt_tracer * tr, struct llama_context * ctx, int32_t sid) {
+    llama_memory_t mem = ctx ? llama_get_memory(ctx) : NULL;
+    return mem ? llama_memory_seq_pos_max(mem, sid) + 1 : tr->next_pos;
+}
+
 // the decode call's positions and sequences, to tell which token each row of its graphs is
 static void keep_batch(struct llt_tracer * tr, const struct llama_batch * batch) {
     tr->n_batch_tok = tr->batch_unused = 0;
@@ -283,7 +290,7 @@ static void keep_batch(struct llt_tracer * tr, const struct llama_batch * batch)
     // out of memory: no batch, and the rows' sequences are not known
     if (n <= 0 || !llt_grow((void **) &tr->batch_tok, &tr->cap_batch_tok, n, sizeof(*tr->batch_tok))) return;
     for (int32_t i = 0; i < n; i++) {
-        tr->batch_tok[i].pos = batch->pos ? batch->pos[i] : tr->next_pos + i;
+        tr->batch_tok[i].pos = batch->pos ? batch->pos[i] : tr->cur_pos0 + i;
         tr->batch_tok[i].seq = token_seq(batch, i);
         tr->batch_tok[i].used = false;
     }
@@ -344,11 +351,14 @@ void llt_tracer_decode_begin(struct llt_tracer * tr, struct llama_context * ctx,
         if (s) s->n_batch = 0;
     }
     for (int32_t i = 0; i < batch->n_tokens && tr->active; i++) {
-        struct seq_state * s = seq_state(tr, token_seq(batch, i));
-        if (s) s->n_batch++;
+        const int32_t sid = token_seq(batch, i);
+        struct seq_state * s = seq_state(tr, sid);
+        if (s && s->n_batch++ == 0 && !batch->pos) s->next_auto = auto_pos(tr, ctx, sid);
     }
     for (int32_t i = 0; i < batch->n_tokens && tr->active; i++) {
-        const int32_t pos = batch->pos ? batch->pos[i] : tr->next_pos + i;
+        struct seq_state * ps = batch->pos ? NULL : seq_state(tr, token_seq(batch, i));
+        const int32_t pos = batch->pos ? batch->pos[i] : ps ? ps->next_auto++ : tr->next_pos + i;
+        if (i == 0) tr->cur_pos0 = pos;
         const int32_t sid = token_seq(batch, i);
         const bool out = batch->logits ? batch->logits[i] != 0 : i == batch->n_tokens - 1;
         struct seq_state * s = seq_state(tr, sid);
@@ -364,13 +374,13 @@ void llt_tracer_decode_begin(struct llt_tracer * tr, struct llama_context * ctx,
         }
         if (out && s) {
             *s = (struct seq_state) { .pending = true, .out_pos = pos, .out_row = i, .out_step = first_step,
-                                      .out_decode = tr->n_decodes, .n_batch = s->n_batch };
+                                      .out_decode = tr->n_decodes, .n_batch = s->n_batch, .next_auto = s->next_auto };
         }
     }
     tr->cur_prompt = any_prompt;
     tr->cur_seq_mask = seq_mask;
-    if (tr->moe) keep_batch(tr, batch);
-    tr->cur_pos0 = batch->n_tokens > 0 && batch->pos ? batch->pos[0] : tr->next_pos;
+    if (tr->moe || batch->n_tokens > 1) keep_batch(tr, batch);
+    if (batch->n_tokens <= 0) tr->cur_pos0 = tr->next_pos;
     tr->cur_n_tokens = batch->n_tokens;
     tr->cur_t_begin_ns = llt_now_ns() - tr->t0_ns;
     tr->in_decode = true;
@@ -378,8 +388,8 @@ void llt_tracer_decode_begin(struct llt_tracer * tr, struct llama_context * ctx,
 
 int32_t llt_tracer_decode_end(struct llt_tracer * tr, int32_t ret) {
     if (!tr->in_decode) return ret;
+    llt_capture_finish_graph(tr); // (in the call still: the last ubatch's tokens are its)
     tr->in_decode = false;
-    llt_capture_finish_graph(tr);
     const int64_t t_begin = tr->cur_t_begin_ns;
     const int64_t t_end = llt_now_ns() - tr->t0_ns;
     if (tr->cur_prompt) tr->t_prompt_ns += t_end - t_begin; else tr->t_gen_ns += t_end - t_begin;
@@ -394,10 +404,12 @@ int32_t llt_tracer_decode_end(struct llt_tracer * tr, int32_t ret) {
     tr->n_decodes++;
     if (!tr->active) return ret;
 
-    // the decode's wall time belongs to all of its steps (one per ubatch)
+    // the decode's wall time, shared by its steps (one per ubatch): each runs from the end of
+    // the one before (the call's begin) to the start of the next graph (the call's end)
     for (int32_t i = 0; tr->batch && i < tr->batch->n_steps; i++) {
-        tr->batch->steps[i].t_begin_ns = t_begin;
-        tr->batch->steps[i].t_end_ns = t_end;
+        struct step_rows * ps = &tr->batch->steps[i];
+        ps->t_begin_ns = i == 0 ? t_begin : tr->batch->steps[i - 1].t_end_ns;
+        if (i == tr->batch->n_steps - 1) ps->t_end_ns = t_end;
     }
     // handed over when the token is chosen (its sampling time goes with the step), or with
     // the next decode call
@@ -409,6 +421,20 @@ int32_t llt_decode(struct llt_tracer * tr, struct llama_context * ctx, struct ll
     if (!tr->active) return llama_decode(ctx, batch);
     llt_tracer_decode_begin(tr, ctx, &batch);
     return llt_tracer_decode_end(tr, llama_decode(ctx, batch));
+}
+
+void llt_tracer_memory_cleared(struct llt_tracer * tr, bool unread) {
+    if (!tr->active) return;
+    // a warm-up: decoded, nothing read or chosen from it, forgotten. Its tokens are still in the
+    // batch (it goes to the writer with the next decode call); its steps stay, with no tokens.
+    struct llt_batch * b = tr->batch;
+    if (unread && tr->n_gen == 0 && b && b->n_tokens == tr->n_prompt) {
+        b->n_tokens = 0;
+        tr->n_prompt = 0;
+        tr->t_prompt_ns = 0;
+    }
+    if (tr->cap_seqs > 0) memset(tr->seqs, 0, (size_t) tr->cap_seqs * sizeof(struct seq_state));
+    tr->next_pos = 0;
 }
 
 void llt_tracer_sampled_at(struct llt_tracer * tr, struct llama_context * ctx, int32_t idx, llama_token token) {

@@ -235,6 +235,7 @@ struct seq_state {
     int64_t     out_step;    // that call's first step
     int64_t     out_decode;  // that call
     int32_t     n_batch;     // its tokens in the batch of the decode call being recorded
+    int32_t     next_auto;   // position llama.cpp gives its next token in a batch without positions
 };
 #define MAX_SEQ_ID 4096 // sequence ids beyond: their tokens are all prompt
 

@@ -377,6 +377,17 @@ static void sampled(struct llama_context * ctx, int32_t idx, llama_token token) 
     let_go(e);
 }
 
+static void memory_cleared(llama_memory_t mem, bool unread) {
+    if (forked()) return;
+    struct llama_context * ctx = NULL;
+    pthread_mutex_lock(&E.lock);
+    for (int32_t i = 0; i < E.n_ctxs && !ctx; i++) if (llama_get_memory(E.ctxs[i]->ctx) == mem) ctx = E.ctxs[i]->ctx;
+    pthread_mutex_unlock(&E.lock);
+    struct ctx_entry * e = ctx ? hold(ctx, false) : NULL;
+    if (e && e->begun && !e->failed && !e->ended) llt_tracer_memory_cleared(e->tr, unread);
+    let_go(e);
+}
+
 // ---- start ---------------------------------------------------------------------------------
 
 // fork() waits for the tables to be still, so that the child's copy of the lock is free
@@ -395,7 +406,7 @@ static const struct llt_exec_hooks hooks = {
     .model_loaded = model_loaded, .model_freed = model_freed,
     .context_begin = context_begin, .context_made = context_made,
     .context_freed = context_freed, .context_gone = context_gone,
-    .decode = decode, .sampled = sampled,
+    .decode = decode, .sampled = sampled, .memory_cleared = memory_cleared,
 };
 
 __attribute__((visibility("default"))) const struct llt_exec_hooks * llt_exec_engine(void) {

@@ -11,7 +11,7 @@
 
 #include "llama.h"
 
-#define LLT_EXEC_HOOKS_VERSION 1
+#define LLT_EXEC_HOOKS_VERSION 2
 
 typedef int32_t (*llt_decode_fn)(struct llama_context * ctx, struct llama_batch batch);
 
@@ -31,8 +31,12 @@ struct llt_exec_hooks {
     void (*context_gone)(struct llama_context * ctx);
     // llama_decode(), calling real
     int32_t (*decode)(struct llama_context * ctx, struct llama_batch batch, llt_decode_fn real);
-    // llama_sampler_sample() chose token from the output row idx of ctx
+    // the program chose token from the output row idx of ctx (llama_sampler_sample(), or its
+    // own samplers' selection, or a backend sampler's)
     void (*sampled)(struct llama_context * ctx, int32_t idx, llama_token token);
+    // llama_memory_clear(mem) was called: the memory of a context (llama_get_memory); unread:
+    // no output was read since the thread's last decode call
+    void (*memory_cleared)(llama_memory_t mem, bool unread);
 };
 
 // the engine's one exported function; NULL when it cannot trace (it said why on stderr)

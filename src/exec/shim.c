@@ -26,6 +26,10 @@
 static const struct llt_exec_hooks * hooks; // NULL: not tracing
 static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
 static __thread int depth;                  // inside an interposed call on this thread
+// Whether the program read an output (logits, embeddings, a sampled token) since its last
+// decode call on this thread: a decode nobody read, then its memory cleared, was a warm-up or
+// a probe (llama-completion and llama-server do both), not an embedding program's batch.
+static __thread bool outputs_read;
 
 static void say(const char * fmt, const char * a, const char * b) {
     fprintf(stderr, "lltrace: ");
@@ -228,7 +232,85 @@ void llama_free(struct llama_context * ctx) {
 int32_t llama_decode(struct llama_context * ctx, struct llama_batch batch) {
     REAL(llama_decode);
     if (depth || !engine()) return real_fn(ctx, batch);
+    outputs_read = false;
     return hooks->decode(ctx, batch, real_fn);
+}
+
+static void read_outputs(void) { if (!depth) outputs_read = true; }
+
+void llama_memory_clear(llama_memory_t mem, bool data) {
+    REAL(llama_memory_clear);
+    depth++;
+    real_fn(mem, data);
+    depth--;
+    if (!depth && mem && engine()) hooks->memory_cleared(mem, !outputs_read);
+}
+
+float * llama_get_logits(struct llama_context * ctx) {
+    REAL(llama_get_logits);
+    read_outputs();
+    return real_fn(ctx);
+}
+
+float * llama_get_embeddings(struct llama_context * ctx) {
+    REAL(llama_get_embeddings);
+    read_outputs();
+    return real_fn(ctx);
+}
+
+float * llama_get_embeddings_ith(struct llama_context * ctx, int32_t i) {
+    REAL(llama_get_embeddings_ith);
+    read_outputs();
+    return real_fn(ctx, i);
+}
+
+float * llama_get_embeddings_seq(struct llama_context * ctx, llama_seq_id seq_id) {
+    REAL(llama_get_embeddings_seq);
+    read_outputs();
+    return real_fn(ctx, seq_id);
+}
+
+// ---- tokens the program chose -------------------------------------------------------------
+
+// Programs sampling through common_sampler (llama-completion, llama-server) read the output
+// row idx (llama_get_sampled_token_ith: a backend sampler chose; else llama_get_logits_ith),
+// apply their samplers to it and take the token the chain selected: the row the thread read
+// last is the one its next selection is made from.
+static __thread struct llama_context * row_ctx;
+static __thread int32_t                row_idx;
+
+float * llama_get_logits_ith(struct llama_context * ctx, int32_t i) {
+    REAL(llama_get_logits_ith);
+    read_outputs();
+    if (!depth) {
+        row_ctx = ctx;
+        row_idx = i;
+    }
+    return real_fn(ctx, i);
+}
+
+llama_token llama_get_sampled_token_ith(struct llama_context * ctx, int32_t i) {
+    REAL(llama_get_sampled_token_ith);
+    depth++;
+    const llama_token token = real_fn(ctx, i);
+    depth--;
+    if (depth) return token;
+    outputs_read = true;
+    row_ctx = ctx;
+    row_idx = i;
+    if (token != LLAMA_TOKEN_NULL && ctx && engine()) hooks->sampled(ctx, i, token);
+    return token;
+}
+
+// the program's own call (not one inside llama_sampler_sample): a selection is a token chosen
+// from the row read last (a grammar's check of one token selects nothing)
+void llama_sampler_apply(struct llama_sampler * smpl, llama_token_data_array * cur_p) {
+    REAL(llama_sampler_apply);
+    depth++;
+    real_fn(smpl, cur_p);
+    depth--;
+    if (depth || !cur_p || cur_p->selected < 0 || (size_t) cur_p->selected >= cur_p->size || !row_ctx) return;
+    if (engine()) hooks->sampled(row_ctx, row_idx, cur_p->data[cur_p->selected].id);
 }
 
 llama_token llama_sampler_sample(struct llama_sampler * smpl, struct llama_context * ctx, int32_t idx) {
@@ -236,6 +318,8 @@ llama_token llama_sampler_sample(struct llama_sampler * smpl, struct llama_conte
     depth++;
     const llama_token token = real_fn(smpl, ctx, idx);
     depth--;
-    if (!depth && ctx && engine()) hooks->sampled(ctx, idx, token);
+    if (depth) return token;
+    outputs_read = true;
+    if (ctx && engine()) hooks->sampled(ctx, idx, token);
     return token;
 }

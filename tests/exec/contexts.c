@@ -2,10 +2,14 @@
 // makes N contexts one after another (freed in between, so the next one may come at the same
 // address), and in each generates greedily from one prompt, printing the tokens.
 //   exec-contexts MODEL N_CONTEXTS N_PREDICT [--no-free] [--sleep-ms MS] [--threads] [--ubatch N]
+//                 [--warmup|--read-clear]
 // --no-free: exits without freeing the last context (its run must end at exit);
 // --sleep-ms: sleeps after every token (a test kills it mid-generation);
 // --threads: the contexts generate at once, each on a thread of its own;
-// --ubatch N: llama.cpp computes a decode call in ubatches of N tokens (a graph each).
+// --ubatch N: llama.cpp computes a decode call in ubatches of N tokens (a graph each);
+// --warmup: first decodes the prompt, reads nothing and clears the memory (as llama.cpp's
+// warm-up does); --read-clear: the same, but reads the logits before clearing (as an
+// embedding program reads each batch's output).
 #include "llama.h"
 
 #include <pthread.h>
@@ -24,6 +28,7 @@ struct job {
     bool                 keep;   // do not free the context
     char                 out[4096];
     int                  failed;
+    int                  first;  // 1: a warm-up decode first, 2: a decode read, then cleared
 };
 
 // one context: the prompt, then n_predict greedy tokens; the line it prints into job->out
@@ -40,6 +45,11 @@ static void * generate(void * arg) {
     struct llama_sampler * smpl = llama_sampler_chain_init(llama_sampler_chain_default_params());
     llama_sampler_chain_add(smpl, llama_sampler_init_greedy());
     struct llama_batch batch = llama_batch_get_one((llama_token *) j->toks, j->n_prompt);
+    if (j->first) {
+        if (llama_decode(ctx, batch) != 0) j->failed = 1;
+        if (j->first == 2 && !llama_get_logits_ith(ctx, -1)) j->failed = 1;
+        llama_memory_clear(llama_get_memory(ctx), true);
+    }
     llama_token next;
     for (int i = 0; i < j->n_predict; i++) {
         if (llama_decode(ctx, batch) != 0) { j->failed = 1; break; }
@@ -59,16 +69,18 @@ static void * generate(void * arg) {
 
 int main(int argc, char ** argv) {
     if (argc < 4) {
-        fprintf(stderr, "usage: exec-contexts MODEL N_CONTEXTS N_PREDICT [--no-free] [--sleep-ms MS] [--threads] [--ubatch N]\n");
+        fprintf(stderr, "usage: exec-contexts MODEL N_CONTEXTS N_PREDICT [--no-free] [--sleep-ms MS] [--threads] [--ubatch N] [--warmup|--read-clear]\n");
         return 2;
     }
     const int n_contexts = atoi(argv[2]), n_predict = atoi(argv[3]);
-    int no_free = 0, sleep_ms = 0, threads = 0, n_ubatch = 0;
+    int no_free = 0, sleep_ms = 0, threads = 0, n_ubatch = 0, first = 0;
     for (int i = 4; i < argc; i++) {
         if (!strcmp(argv[i], "--no-free")) no_free = 1;
         else if (!strcmp(argv[i], "--threads")) threads = 1;
         else if (!strcmp(argv[i], "--sleep-ms") && i + 1 < argc) sleep_ms = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--ubatch") && i + 1 < argc) n_ubatch = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--warmup")) first = 1;
+        else if (!strcmp(argv[i], "--read-clear")) first = 2;
     }
     if (n_contexts < 1 || n_contexts > 16) { fprintf(stderr, "1 to 16 contexts\n"); return 2; }
     llama_log_set(quiet, NULL);
@@ -83,7 +95,7 @@ int main(int argc, char ** argv) {
     static struct job jobs[16];
     pthread_t tid[16];
     for (int c = 0; c < n_contexts; c++) {
-        jobs[c] = (struct job) { model, toks, n_prompt, n_predict, sleep_ms, c, n_ubatch, no_free && c == n_contexts - 1, "", 0 };
+        jobs[c] = (struct job) { model, toks, n_prompt, n_predict, sleep_ms, c, n_ubatch, no_free && c == n_contexts - 1, "", 0, first };
         if (threads) {
             pthread_create(&tid[c], NULL, generate, &jobs[c]);
         } else {
