@@ -194,7 +194,7 @@ int llt_name_map_load(const char * path, struct llt_name_map ** out) {
         for (char * c = line; *c; c++) { // a comment: '#' at the start of a line or after a blank
             if (*c == '#' && (c == line || c[-1] == ' ' || c[-1] == '\t')) { *c = '\0'; break; }
         }
-        char * words[2 + MAP_MAX_OPS + 1];
+        char * words[2 + MAP_MAX_OPS]; // two patterns and at most MAP_MAX_OPS transforms
         int nw = 0;
         for (char * save = NULL, * w = strtok_r(line, " \t\r\n", &save); w; w = strtok_r(NULL, " \t\r\n", &save)) {
             if (nw == (int) (sizeof(words)/sizeof(words[0]))) MAP_ERR("cannot read map '%s': line %d has too many words", path, line_no);

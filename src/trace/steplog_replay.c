@@ -270,7 +270,11 @@ static bool log_open(struct log_file * f, int64_t run_id) {
     struct stat sb;
     if (flock(f->fd, LOCK_EX | LOCK_NB) != 0 || fstat(f->fd, &sb) != 0) { close(f->fd); f->fd = -1; return false; }
     f->size = (size_t) sb.st_size;
-    if (f->size > 0) {
+    if (f->size == 0) { // made but never written: nothing to read, no pointer to compute with
+        f->done = true;
+        return true;
+    }
+    {
         void * m = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, f->fd, 0);
         if (m == MAP_FAILED) {
             snprintf(f->damage, sizeof(f->damage), "cannot be mapped: %s", strerror(errno));
