@@ -42,11 +42,16 @@ int llt_input_check(const char * path, const char * what) {
     return LLT_OK;
 }
 
-int llt_output_dir_check(const char * path, const char * what) {
+void llt_path_dir(const char * path, char * out, size_t size) {
     const char * slash = strrchr(path, '/');
-    if (!slash || slash == path) return LLT_OK; // the current folder, or /
+    if (!slash) snprintf(out, size, ".");
+    else if (slash == path) snprintf(out, size, "/");
+    else snprintf(out, size, "%.*s", (int) (slash - path), path);
+}
+
+int llt_output_dir_check(const char * path, const char * what) {
     char dir[4096];
-    snprintf(dir, sizeof(dir), "%.*s", (int) (slash - path), path);
+    llt_path_dir(path, dir, sizeof(dir));
     struct stat sb;
     if (stat(dir, &sb) != 0) return llt_set_error(LLT_EIO, "cannot write %s '%s': no folder '%s'", what, path, dir);
     if (!S_ISDIR(sb.st_mode)) return llt_set_error(LLT_EIO, "cannot write %s '%s': '%s' is not a folder", what, path, dir);

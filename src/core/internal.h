@@ -18,6 +18,9 @@ static inline int64_t llt_now_ns(void) {
 // current UTC time as ISO 8601 into buf (at least 32 bytes)
 void llt_utc_now(char * buf, size_t size);
 
+// the folder a path is in: "." for a bare name, "/" for one at the root
+void llt_path_dir(const char * path, char * out, size_t size);
+
 // grows *p (an array of *cap elements of elem bytes) to hold need, zeroing the new part;
 // false when out of memory (*p is then unchanged)
 bool llt_grow(void ** p, int32_t * cap, int32_t need, size_t elem);

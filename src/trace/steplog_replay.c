@@ -403,10 +403,8 @@ static int replay_run(const char * trace_path, int64_t run_id, int (*fn)(const s
 
 // the folder of a trace and the file name prefix of its logs
 static void log_glob(const char * trace_path, char * dir, size_t dir_size, char * prefix, size_t prefix_size) {
+    llt_path_dir(trace_path, dir, dir_size);
     const char * slash = strrchr(trace_path, '/');
-    if (!slash) snprintf(dir, dir_size, ".");
-    else if (slash == trace_path) snprintf(dir, dir_size, "/");
-    else snprintf(dir, dir_size, "%.*s", (int) (slash - trace_path), trace_path);
     snprintf(prefix, prefix_size, "%s-log-", slash ? slash + 1 : trace_path);
 }
 

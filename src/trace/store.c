@@ -125,9 +125,7 @@ static bool reader_may_tidy(const char * path) {
     char side[1100], dir[1100];
     snprintf(side, sizeof(side), "%s-wal", path);
     if (access(side, F_OK) == 0 || access(path, W_OK) != 0) return false;
-    const char * slash = strrchr(path, '/');
-    if (!slash) snprintf(dir, sizeof(dir), ".");
-    else snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int) (slash - path), path);
+    llt_path_dir(path, dir, sizeof(dir));
     return access(dir, W_OK) == 0;
 }
 
