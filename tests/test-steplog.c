@@ -187,6 +187,37 @@ static void test_damaged_kept(void) {
     unlink(kept);
 }
 
+// a log of 600 batches comes back a bounded chunk at a time (recovery's memory does not grow
+// with the log), every batch once, then one last call
+struct chunks { int calls, batches, largest, lasts; };
+static int count_chunks(const struct llt_replay * r, void * user_data) {
+    struct chunks * c = user_data;
+    int n = 0;
+    for (const struct llt_batch * b = r->batches; b; b = b->next) n++;
+    c->calls++;
+    c->batches += n;
+    if (n > c->largest) c->largest = n;
+    c->lasts += r->last;
+    return LLT_OK;
+}
+
+static void test_chunks(void) {
+    make_dead_run();
+    struct llt_steplog * log = NULL;
+    unlink(log_file);
+    REQUIRE(llt_steplog_create(trace, 1, 0, &log) == LLT_OK, "%s", llt_last_error());
+    struct llt_batch * b = make_batch();
+    for (int i = 0; i < 600; i++) REQUIRE(llt_steplog_append(log, b) == LLT_OK, "%s", llt_last_error());
+    llt_batch_free(b);
+    llt_steplog_close(log, true);
+    struct chunks c = { 0 };
+    CHECK_INT(llt_steplog_replay_dead(trace, count_chunks, &c), 1);
+    CHECK_INT(c.batches, 600);
+    CHECK(c.largest <= 256, "a chunk of %d batches", c.largest);
+    CHECK_INT(c.calls, 4); // 256 + 256 + 88, then the last call
+    CHECK_INT(c.lasts, 1);
+}
+
 // every byte of the log set to 0xFF in turn, then the file cut at every length: never a
 // crash, never more batches than were written
 static void test_damage(void) {
@@ -231,6 +262,7 @@ int main(void) {
     test_replay(0);
     test_replay(1);
     test_damaged_kept();
+    test_chunks();
     test_damage();
     test_dir_remove();
     if (test_failures) {
