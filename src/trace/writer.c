@@ -28,8 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
-// How often the writer commits; LLTRACE_COMMIT_MS overrides it (tests use it to leave
-// everything to the step log). A commit costs the inference threads about a millisecond (the
+// How often the writer commits; LLTRACE_COMMIT_MS overrides it (tests use it to leave batches
+// to the step log; the logs' own bound still wakes the writer, steplog.h). A commit costs the inference threads about a millisecond (the
 // writer takes a core from one of them, and the other waits at the next barrier), so it comes
 // rarely; the step log keeps the rows in between safe, and readers see them a second late.
 #define COMMIT_INTERVAL_MS 1000
