@@ -82,6 +82,15 @@ PY
 expect "llama-completion -n 16: generated tokens in the trace, the end of its text" "$got" "16 True"
 tokens() { q "$1" "SELECT group_concat(role || ':' || pos || ':' || token, ' ') FROM (SELECT * FROM tokens ORDER BY seq)"; }
 expect "llama-completion: its tokens (role:pos:token) against lltrace run's" "$(tokens "$dir/x.db")" "$(tokens "$dir/run.db")"
+expect "llama-completion: the warm-up's steps (step:phase:n_tokens), and its tokens none of the run's" \
+    "$(q "$dir/x.db" "SELECT group_concat(step || ':' || phase || ':' || n_tokens, ' ') FROM steps WHERE phase = 'warmup' OR step = 0")
+$(q "$dir/x.db" "SELECT count(*) FROM tokens WHERE step = 0")" "0:warmup:2
+0"
+"$bin" exec -q --level timing -o "$dir/xt.db" -- "${cpl[@]}" >/dev/null 2>"$dir/err" </dev/null ||
+    fail "exec --level timing llama-completion exited with $?: $(tail -2 "$dir/err")"
+expect "llama-completion --level timing: profile --by phase (phase:steps of its total), tokenizing in no warm-up" \
+    "$("$bin" profile "$dir/xt.db" --by phase --format csv | awk -F, '$2 == "total" { printf "%s:%s ", $1, $6 } $1 == "warmup" && $2 == "tokenize" && $3 != "" { printf "tokenize in warmup " }')" \
+    "prompt:1 gen:15 warmup:1 "
 expect "llama-completion: the prompt's step starts at" "$(q "$dir/x.db" "SELECT pos0 FROM steps WHERE step = (SELECT min(step) FROM tokens WHERE role = 'prompt')")" 0
 "$bin" parity "$dir/run.db" "$dir/x.db" >"$dir/parity.out" 2>&1
 expect "parity of lltrace run against exec llama-completion: exit status" "$?" 0
@@ -135,5 +144,22 @@ expect "llama-server -ub 4: steps with more prompt tokens than they computed" \
 expect "llama-server -ub 4: steps of a decode call sharing a time span" \
     "$(q "$dir/srv.db" "SELECT count(*) FROM steps a JOIN steps b ON b.run_id = a.run_id AND b.decode = a.decode AND b.step = a.step + 1
                         WHERE a.run_id = $run AND (b.t_begin_ns != a.t_end_ns OR a.t_end_ns <= a.t_begin_ns)")" 0
+# show --step lists the tokens each step took: its prompt tokens and the generated ones it fed
+# back (of each sequence, the one chosen after that sequence's step before), n_tokens in all
+got=$(python3 - "$bin" "$dir/srv.db" "$run" <<'PY'
+import json, re, sqlite3, subprocess, sys
+bin, db, run = sys.argv[1:]
+wrong = []
+for step, n in sqlite3.connect(db).execute(
+        "SELECT step, n_tokens FROM steps WHERE run_id = ? AND phase != 'warmup' ORDER BY step", (run,)):
+    out = subprocess.run([bin, "show", db, "--run", run, "--step", str(step), "--format", "json"],
+                         capture_output=True, text=True, check=True).stdout
+    fed = json.loads(out)["tokens"]["in"] or ""
+    k = len(re.findall(r'"(?:[^"\\]|\\.)*"', fed))
+    if k != n: wrong.append("%d: %d of %d" % (step, k, n))
+print(" ".join(wrong) or "none")
+PY
+)
+expect "llama-server -ub 4: steps whose show --step lists another count of tokens fed than n_tokens" "$got" none
 
 finish

@@ -426,9 +426,14 @@ int32_t llt_decode(struct llt_tracer * tr, struct llama_context * ctx, struct ll
 void llt_tracer_memory_cleared(struct llt_tracer * tr, bool unread) {
     if (!tr->active) return;
     // a warm-up: decoded, nothing read or chosen from it, forgotten. Its tokens are still in the
-    // batch (it goes to the writer with the next decode call); its steps stay, with no tokens.
+    // batch (it goes to the writer with the next decode call); its steps stay, in phase warmup,
+    // with no tokens: the run's prompt is what comes after.
     struct llt_batch * b = tr->batch;
     if (unread && tr->n_gen == 0 && b && b->n_tokens == tr->n_prompt) {
+        for (int32_t i = 0; i < b->n_steps; i++) {
+            b->steps[i].is_warmup = true;
+            b->steps[i].is_prompt = false;
+        }
         b->n_tokens = 0;
         tr->n_prompt = 0;
         tr->t_prompt_ns = 0;

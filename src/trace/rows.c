@@ -268,7 +268,7 @@ static int write_step(struct llt_rows * w, const struct step_rows * ps) {
     sqlite3_bind_int64(s, 1, w->run_id);
     sqlite3_bind_int64(s, 2, ps->step);
     sqlite3_bind_int64(s, 3, ps->decode);
-    sqlite3_bind_text(s, 4, ps->is_prompt ? "prompt" : "gen", -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, ps->is_warmup ? "warmup" : ps->is_prompt ? "prompt" : "gen", -1, SQLITE_STATIC);
     sqlite3_bind_int(s, 5, ps->pos0);
     sqlite3_bind_int(s, 6, ps->n_tokens);
     sqlite3_bind_int64(s, 7, ps->graph_id);
