@@ -15,22 +15,22 @@ PY
 }
 
 # ---- memory: flat whatever the run's length ----------------------------------------------------
-# Peak RSS of 300 against 6,000 generated tokens, the same context. The KV cache's pages are
+# Peak RSS of 300 against 3,000 generated tokens, the same context. The KV cache's pages are
 # touched as positions fill, so level graph's growth is the baseline. Node times (timing) and
-# statistics (values) once waited in memory for the run's end, 2.4 KB and 10 KB a token: 14 MB
-# and 57 MB over the 5,700 more tokens. Now each level grows as graph does, but for SQLite's
+# statistics (values) once waited in memory for the run's end, 2.4 KB and 10 KB a token: 6.5 MB
+# and 27 MB over the 2,700 more tokens. Now each level grows as graph does, but for SQLite's
 # page cache (at most 2 MiB a connection) filling with more pages: within 4 MiB.
 declare -A grew
 for level in graph timing values; do
-    short=$(peak_kb "$bin" run -m "$model" -p "Once upon a time" -n 300 -t 1 -c 8192 --level $level -o "$dir/m$level.db")
-    long=$(peak_kb "$bin" run -m "$model" -p "Once upon a time" -n 6000 -t 1 -c 8192 --level $level -o "$dir/m$level.db")
+    short=$(peak_kb "$bin" run -m "$model" -p "Once upon a time" -n 300 -t 1 -c 4096 --level $level -o "$dir/m$level.db")
+    long=$(peak_kb "$bin" run -m "$model" -p "Once upon a time" -n 3000 -t 1 -c 4096 --level $level -o "$dir/m$level.db")
     { [ "$short" -gt 0 ] && [ "$long" -gt 0 ]; } || { fail "level $level: a run failed"; grew[$level]=0; continue; }
     grew[$level]=$((long - short))
-    echo "level $level: peak RSS $short KiB for 300 tokens, $long KiB for 6000"
+    echo "level $level: peak RSS $short KiB for 300 tokens, $long KiB for 3000"
 done
 for level in timing values; do
     [ $((grew[$level] - grew[graph])) -le 4096 ] ||
-        fail "level $level: memory grew by ${grew[$level]} KiB over 5700 tokens, level graph by ${grew[graph]}: want at most 4 MiB more"
+        fail "level $level: memory grew by ${grew[$level]} KiB over 2700 tokens, level graph by ${grew[graph]}: want at most 4 MiB more"
 done
 
 finish

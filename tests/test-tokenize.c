@@ -130,6 +130,12 @@ static bool compare(const char * what, const struct llama_model * m, const char 
 }
 
 // n random texts of pieces from the alphabet: each compared both ways
+// random texts per vocabulary: 1500, or LLTRACE_TEST_TEXTS (fewer under the sanitizers)
+static int n_texts(void) {
+    const char * v = getenv("LLTRACE_TEST_TEXTS");
+    return v && atoi(v) > 0 ? atoi(v) : 1500;
+}
+
 static void fuzz(const char * what, const struct llama_model * m, const char * const * alphabet, int n_alpha, int n) {
     uint64_t x = 0x9e3779b97f4a7c15u;
     int n_refused = 0;
@@ -185,7 +191,7 @@ static void test_sorter(void) {
         "sort:", " sort:", "s", "o", "r", "t", ":", " ", "  ", "a", " a", " b", "c", " d", "e", "f", " g", "h", "=", " =", "z",
         "<s>", "</s>", "<unk>", "\xe2\x96\x81", "\n", "\xc3\xa9", "\xff", "\xe2",
     };
-    fuzz("sorter", m, alphabet, (int) (sizeof(alphabet) / sizeof(alphabet[0])), 1500);
+    fuzz("sorter", m, alphabet, (int) (sizeof(alphabet) / sizeof(alphabet[0])), n_texts());
     llama_model_free(m);
     free(path);
 }
@@ -209,7 +215,7 @@ static void test_made(const char * what, const char * name, int space_prefix, co
     static const char * const alphabet[] = {
         "a", "b", "c", "d", " ", "  ", "\xc3\xa9", "<s>", "</s>", "<|x|>", "<|xy|>", "<|x", "|xy", "y", "\xc3", "<unk>", "aa",
     };
-    fuzz(what, m, alphabet, (int) (sizeof(alphabet) / sizeof(alphabet[0])), 1500);
+    fuzz(what, m, alphabet, (int) (sizeof(alphabet) / sizeof(alphabet[0])), n_texts());
     // a vocabulary that is not the sorter's: the plain message
     struct llt_tokenizer * tk = NULL;
     llama_token * t = NULL;
