@@ -10,7 +10,7 @@ A guide marks each fenced block by its info string (the words after the opening 
                        PyTorch); the reason is printed
   ```text expect       the output of the run block above it: every non-empty line must be a
                        line of that block's output (stdout and stderr); "..." in a line matches
-                       any text, so figures that vary can be left out
+                       any text, so figures that vary can be left out; runs of blanks count as one
   ```python file NAME  written to NAME in the folder, where it is reached (not run by itself)
 Every sh block of a guide must say run or skip, so no command goes unchecked; other blocks
 (output shown without expect, SQL, C) are prose.
@@ -70,10 +70,15 @@ def parse(path):
     return kept, errors
 
 
+def squeeze(s):
+    return re.sub(r'\s+', ' ', s.strip())
+
+
 def matches(pattern, lines):
-    """Whether some output line is the pattern, '...' standing for any text."""
-    rx = re.compile('.*'.join(re.escape(p) for p in pattern.split('...')) + r'\Z')
-    return any(rx.match(l.rstrip()) for l in lines)
+    """Whether some output line is the pattern, '...' standing for any text; runs of blanks
+    count as one, so a table's column widths may change."""
+    rx = re.compile('.*'.join(re.escape(p) for p in squeeze(pattern).split('...')) + r'\Z')
+    return any(rx.match(squeeze(l)) for l in lines)
 
 
 def free_port():
