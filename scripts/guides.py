@@ -11,7 +11,8 @@ A guide marks each fenced block by its info string (the words after the opening 
   ```text expect       the output of the run block above it: every non-empty line must be a
                        line of that block's output (stdout and stderr); "..." in a line matches
                        any text, so figures that vary can be left out; runs of blanks count as one
-  ```python file NAME  written to NAME in the folder, where it is reached (not run by itself)
+  ```python file NAME  written to NAME in the folder, where it is reached (not run by itself);
+                       a .py file must compile, even when no block can run it here
 Every sh block of a guide must say run or skip, so no command goes unchecked; other blocks
 (output shown without expect, SQL, C) are prose.
 
@@ -65,6 +66,11 @@ def parse(path):
             continue
         elif b.kind == 'file' and not re.fullmatch(r'[\w.-]+', b.arg):
             errors.append('%s: a file block needs a plain file name (```python file x.py)' % where)
+        elif b.kind == 'file' and b.arg.endswith('.py'):
+            try:  # a script the machine cannot run (no PyTorch) is at least valid Python
+                compile(b.text, b.arg, 'exec')
+            except SyntaxError as e:
+                errors.append('%s: %s is not valid Python: %s' % (where, b.arg, e))
         if b.kind in ('run', 'skip', 'file'):
             kept.append(b)
     return kept, errors
