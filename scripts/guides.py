@@ -177,7 +177,8 @@ def main():
                                    for g in os.listdir(os.path.join(root, 'docs', 'guides')) if g.endswith('.md'))
     failures = []
     for g in guides:
-        errors, ran, _, _ = run_guide(os.path.relpath(g, os.getcwd()) if os.path.isabs(g) else g, args, root)
+        rel = os.path.relpath(g)
+        errors, ran, _, _ = run_guide(g if rel.startswith('..') else rel, args, root)
         if ran == 0 and not errors:
             errors = ['%s: no block marked run' % g]
         failures += errors
