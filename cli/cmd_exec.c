@@ -5,6 +5,7 @@
 #include "lltrace.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -46,9 +47,10 @@ static const char * usage_text =
     "LD_PRELOAD=<lltrace's folder>/liblltrace-preload.so PROGRAM with them set works the same.\n"
     "\n"
     "SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to lltrace go on to PROGRAM; lltrace waits for it.\n"
+    "Runs PROGRAM ends after such a signal (or the terminal's Ctrl-C) end 'interrupted'.\n"
     "\n"
     "Exit status: PROGRAM's own (128 + N when signal N ended it, or when PROGRAM exited 0 after\n"
-    "lltrace passed it signal N: 130 for an interrupt); 1 when PROGRAM succeeded but\n"
+    "it got signal N: 130 for an interrupt); 1 when PROGRAM succeeded but\n"
     "nothing was traced or tracing stopped on a failure; 2 bad usage, PROGRAM cannot be run, or an\n"
     "unusable trace.\n";
 
@@ -307,16 +309,29 @@ static bool summarize(const struct exec_opts * o, int64_t first_run, const struc
 // Signals sent to lltrace go on to the program, which decides what to do (llama-server stops
 // cleanly, ending its runs); lltrace waits for it and exits with its status. The terminal's
 // Ctrl-C and Ctrl-\ reach the program already (same process group): those are not sent twice,
-// since a second SIGINT makes llama-server stop at once.
+// since a second SIGINT makes llama-server stop at once. Either way the engine's notes get a
+// line "signal N" first: a run the program ends after it ends interrupted (engine.c).
 static const int forwarded_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
 static volatile pid_t forward_to;
-static volatile sig_atomic_t forwarded; // the last signal passed on, 0 none
+static volatile sig_atomic_t forwarded; // the last signal the program got, 0 none
+static int notes_fd = -1;               // LLTRACE_STATUS, to append to
+
+static void note_signal(int sig) {
+    char line[16] = "signal ";
+    size_t n = 7;
+    if (sig >= 10) line[n++] = (char) ('0' + sig / 10);
+    line[n++] = (char) ('0' + sig % 10);
+    line[n++] = '\n';
+    if (notes_fd >= 0 && write(notes_fd, line, n) != (ssize_t) n) {} // lost: the run reads ok
+}
 
 static void forward(int sig, siginfo_t * info, void * uctx) {
     (void) uctx;
+    if (info && info->si_pid == forward_to) return;
+    if (forward_to <= 0) return;
+    note_signal(sig);
     const bool from_terminal = info && info->si_code == SI_KERNEL && (sig == SIGINT || sig == SIGQUIT);
-    if (from_terminal || (info && info->si_pid == forward_to)) return;
-    if (forward_to > 0 && kill(forward_to, sig) == 0) forwarded = sig;
+    if (from_terminal || kill(forward_to, sig) == 0) forwarded = sig;
 }
 
 static void forward_signals(pid_t pid) {
@@ -351,6 +366,7 @@ int cmd_exec(int argc, char ** argv) {
     const int before = llt_store_last_run(st);
     llt_store_close(st);
     if (!status_file(status_path, sizeof(status_path))) return CLI_FAIL;
+    notes_fd = open(status_path, O_WRONLY | O_APPEND | O_CLOEXEC);
 
     // the program's own LD_PRELOAD stays, after ours
     char ld[2 * PATH_MAX];
@@ -381,6 +397,7 @@ int cmd_exec(int argc, char ** argv) {
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
     for (size_t k = 0; k < sizeof(forwarded_signals) / sizeof(forwarded_signals[0]); k++) signal(forwarded_signals[k], SIG_DFL);
+    if (notes_fd >= 0) close(notes_fd);
     const struct program_notes notes = read_notes(status_path);
     unlink(status_path);
     if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {

@@ -192,7 +192,7 @@
         if (t.values_read) s.append(el('p', { class: 'note', id: 'values-read' }, 'Node times were taken while values were read (statistics, a dump or checkpoints, a live comparison): each read splits the graph and waits for it, which inflates the times several-fold. Time a run at --level timing without them.'));
         s.append(el('h3', null, 'Per phase'));
         const parts = [];
-        for (const ph of ['prompt', 'gen']) for (const p of t.parts[ph]) if (p[3] > 0 && p[1] >= 0) parts.push([ph, ...p]);
+        for (const ph of ['prompt', 'gen', 'warmup']) for (const p of t.parts[ph] || []) if (p[3] > 0 && p[1] >= 0) parts.push([ph, ...p]);
         s.append(table(parts, [{ h: 'phase', f: p => p[0] }, { h: 'part', f: p => p[1] }, { h: 'time', num: 1, f: p => fmtNs(p[2]) },
           { h: 'per token', num: 1, f: p => p[3] ? fmtNs(p[2] / p[3]) : '–' }, { h: 'steps', num: 1, f: p => p[4] }]));
         const charts = el('div', { class: 'charts' });

@@ -45,7 +45,9 @@ for sig in INT TERM HUP; do
     want=$(( 128 + $(kill -l "$sig") ))
     expect "SIG$sig to lltrace exec: its exit status" "$status" "$want"
     [ -n "$spid" ] && kill -0 "$spid" 2>/dev/null && { fail "SIG$sig to lltrace exec: llama-server $spid left running"; kill -9 "$spid"; }
-    expect "SIG$sig: runs still running" "$(q "$dir/sig-$sig.db" "SELECT count(*) FROM runs WHERE status = 'running'")" 0
+    # (llama-server stops cleanly on INT and TERM, because it was asked to; HUP kills it)
+    want=interrupted; [ "$sig" = HUP ] && want=killed
+    expect "SIG$sig: the runs' status" "$(q "$dir/sig-$sig.db" "SELECT group_concat(DISTINCT status) FROM runs")" "$want"
 done
 
 # ---- what exec says, in the words of its options ---------------------------------------------
@@ -80,8 +82,32 @@ print(db.execute("SELECT n_gen FROM runs").fetchone()[0], out.rstrip(b"\n").ends
 PY
 )
 expect "llama-completion -n 16: generated tokens in the trace, the end of its text" "$got" "16 True"
+# with a grammar, common_sampler resamples when the grammar rejects its first pick: the token
+# that continues is the one in the trace (and in its parity records), as many as it printed
+gr=("$llbin/llama-completion" -m "$model" -p "$prompt" -n 12 --temp 0 -no-cnv -t 2 --grammar 'root ::= [a-z ]+')
+"$bin" exec -q --parity "$dir/gpar" -o "$dir/gr.db" -- "${gr[@]}" >"$dir/gr.out" 2>"$dir/err" </dev/null ||
+    fail "exec llama-completion --grammar exited with $?: $(tail -2 "$dir/err")"
+got=$(python3 - "$dir/gr.db" "$dir/gr.out" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+gen = [r[0] for r in db.execute("SELECT piece_bytes FROM tokens WHERE role = 'gen' ORDER BY seq")]
+par = [r[0] for r in db.execute("SELECT piece_bytes FROM parity ORDER BY step")]
+out = open(sys.argv[2], "rb").read()
+print(len(gen), out.rstrip(b"\n").endswith(b"".join(gen)), par == gen)
+PY
+)
+expect "llama-completion --grammar -n 12: generated tokens, the end of its text, parity's the same" "$got" "12 True True"
 tokens() { q "$1" "SELECT group_concat(role || ':' || pos || ':' || token, ' ') FROM (SELECT * FROM tokens ORDER BY seq)"; }
 expect "llama-completion: its tokens (role:pos:token) against lltrace run's" "$(tokens "$dir/x.db")" "$(tokens "$dir/run.db")"
+expect "llama-completion: the warm-up's steps (step:phase:n_tokens), and its tokens none of the run's" \
+    "$(q "$dir/x.db" "SELECT group_concat(step || ':' || phase || ':' || n_tokens, ' ') FROM steps WHERE phase = 'warmup' OR step = 0")
+$(q "$dir/x.db" "SELECT count(*) FROM tokens WHERE step = 0")" "0:warmup:2
+0"
+"$bin" exec -q --level timing -o "$dir/xt.db" -- "${cpl[@]}" >/dev/null 2>"$dir/err" </dev/null ||
+    fail "exec --level timing llama-completion exited with $?: $(tail -2 "$dir/err")"
+expect "llama-completion --level timing: profile --by phase (phase:steps of its total), tokenizing in no warm-up" \
+    "$("$bin" profile "$dir/xt.db" --by phase --format csv | awk -F, '$2 == "total" { printf "%s:%s ", $1, $6 } $1 == "warmup" && $2 == "tokenize" && $3 != "" { printf "tokenize in warmup " }')" \
+    "prompt:1 gen:15 warmup:1 "
 expect "llama-completion: the prompt's step starts at" "$(q "$dir/x.db" "SELECT pos0 FROM steps WHERE step = (SELECT min(step) FROM tokens WHERE role = 'prompt')")" 0
 "$bin" parity "$dir/run.db" "$dir/x.db" >"$dir/parity.out" 2>&1
 expect "parity of lltrace run against exec llama-completion: exit status" "$?" 0
@@ -135,5 +161,22 @@ expect "llama-server -ub 4: steps with more prompt tokens than they computed" \
 expect "llama-server -ub 4: steps of a decode call sharing a time span" \
     "$(q "$dir/srv.db" "SELECT count(*) FROM steps a JOIN steps b ON b.run_id = a.run_id AND b.decode = a.decode AND b.step = a.step + 1
                         WHERE a.run_id = $run AND (b.t_begin_ns != a.t_end_ns OR a.t_end_ns <= a.t_begin_ns)")" 0
+# show --step lists the tokens each step took: its prompt tokens and the generated ones it fed
+# back (of each sequence, the one chosen after that sequence's step before), n_tokens in all
+got=$(python3 - "$bin" "$dir/srv.db" "$run" <<'PY'
+import json, re, sqlite3, subprocess, sys
+bin, db, run = sys.argv[1:]
+wrong = []
+for step, n in sqlite3.connect(db).execute(
+        "SELECT step, n_tokens FROM steps WHERE run_id = ? AND phase != 'warmup' ORDER BY step", (run,)):
+    out = subprocess.run([bin, "show", db, "--run", run, "--step", str(step), "--format", "json"],
+                         capture_output=True, text=True, check=True).stdout
+    fed = json.loads(out)["tokens"]["in"] or ""
+    k = len(re.findall(r'"(?:[^"\\]|\\.)*"', fed))
+    if k != n: wrong.append("%d: %d of %d" % (step, k, n))
+print(" ".join(wrong) or "none")
+PY
+)
+expect "llama-server -ub 4: steps whose show --step lists another count of tokens fed than n_tokens" "$got" none
 
 finish

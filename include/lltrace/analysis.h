@@ -24,7 +24,7 @@
 extern "C" {
 #endif
 
-enum llt_phase { LLT_PHASE_PROMPT, LLT_PHASE_GEN, LLT_PHASE_COUNT };
+enum llt_phase { LLT_PHASE_PROMPT, LLT_PHASE_GEN, LLT_PHASE_WARMUP, LLT_PHASE_COUNT };
 
 // the parts of a step's time (docs/trace-format.md, "Profile figures")
 enum llt_part {

@@ -91,7 +91,8 @@ struct llt_read_src {
 
 struct llt_read_step {
     int64_t step, decode, pos0, n_tokens, graph_id;
-    bool    prompt;  // phase prompt, else gen
+    bool    prompt;  // phase prompt
+    bool    warmup;  // phase warmup (a decode the program made before clearing its memory); neither: gen
     // since the run started; -1 when not recorded
     int64_t t_begin_ns, t_end_ns, compute_begin_ns, compute_end_ns;
     int64_t t_sample_ns;
@@ -134,6 +135,8 @@ int llt_read_nodes(struct llt_store * st, const struct llt_read_sel * sel, llt_r
 // the sources of those nodes, by graph, idx and slot
 int llt_read_srcs (struct llt_store * st, const struct llt_read_sel * sel, llt_read_src_fn fn, void * user_data);
 // the selected steps, by step
+// the step's phase as the trace names it: "prompt", "gen" or "warmup"
+const char * llt_read_step_phase(const struct llt_read_step * s);
 int llt_read_steps(struct llt_store * st, const struct llt_read_sel * sel, llt_read_step_fn fn, void * user_data);
 // the node times of the selected steps, by step and idx
 int llt_read_times(struct llt_store * st, const struct llt_read_sel * sel, llt_read_time_fn fn, void * user_data);

@@ -273,7 +273,7 @@ static void nd_layer(struct exporter * ex, const struct llt_read_step * s, int32
 
 static void nd_step(struct exporter * ex, const struct llt_read_step * s, const struct xgraph * g) {
     FILE * f = ex->f;
-    const char * phase = s->prompt ? "prompt" : "gen";
+    const char * phase = llt_read_step_phase(s);
     event_begin(ex);
     fputs("\"event\":\"step_begin\",\"kind\":\"decode\"", f);
     put_int(f, "step", s->step);
@@ -449,10 +449,10 @@ static void ch_step(struct exporter * ex, const struct llt_read_step * s, const 
     FILE * f = ex->f;
     char name[64];
     if (s->t_end_ns >= 0) {
-        snprintf(name, sizeof(name), "decode %s %lld", s->prompt ? "prompt" : "gen", (long long) s->step);
+        snprintf(name, sizeof(name), "decode %s %lld", llt_read_step_phase(s), (long long) s->step);
         ch_complete(ex, name, "decode", s->t_begin_ns, s->t_end_ns - s->t_begin_ns);
         fprintf(f, ",\"args\":{\"step\":%lld,\"phase\":\"%s\",\"pos0\":%lld,\"n_tokens\":%lld,\"graph_id\":%lld}",
-                (long long) s->step, s->prompt ? "prompt" : "gen", (long long) s->pos0, (long long) s->n_tokens,
+                (long long) s->step, llt_read_step_phase(s), (long long) s->pos0, (long long) s->n_tokens,
                 (long long) s->graph_id);
         event_end(ex);
     }

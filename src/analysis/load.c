@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char * const phase_names[] = { "prompt", "gen" };
+static const char * const phase_names[] = { "prompt", "gen", "warmup" };
 static const char * const part_names[] = { "tokenize", "embed", "layers", "logits", "sampling", "decode overhead", "total" };
 _Static_assert(sizeof(phase_names) / sizeof(phase_names[0]) == LLT_PHASE_COUNT, "a name per phase");
 _Static_assert(sizeof(part_names) / sizeof(part_names[0]) == LLT_PART_COUNT, "a name per part");
@@ -161,7 +161,7 @@ static int on_step(const struct llt_read_step * r, void * user_data) {
     p->pos0 = r->pos0;
     p->n_tokens = r->n_tokens;
     p->graph_id = r->graph_id;
-    p->phase = r->prompt ? LLT_PHASE_PROMPT : LLT_PHASE_GEN;
+    p->phase = r->warmup ? LLT_PHASE_WARMUP : r->prompt ? LLT_PHASE_PROMPT : LLT_PHASE_GEN;
     p->n_nodes = g->n_nodes;
     p->wall_ns = r->t_end_ns - r->t_begin_ns;
     p->compute_ns = r->compute_end_ns - r->compute_begin_ns;
@@ -207,13 +207,13 @@ int64_t llt_analysis_layer_gap(const struct llt_analysis * a, const struct step 
 }
 
 // the parts of every step, -1 where unknown; docs/trace-format.md, "Profile figures"
-static void step_parts(struct llt_analysis * a, struct step * s) {
+static void step_parts(struct llt_analysis * a, struct step * s, bool first_prompt) {
     const int32_t n_layer = a->run.n_layer;
     const int64_t last = n_layer > 0 ? s->l_out_end[n_layer - 1] : -1;
     const int64_t from = s->embed_end >= 0 ? s->embed_end : s->compute_begin;
     int64_t * parts = s->pub.parts_ns;
-    // tokenizing the prompt belongs to the first step
-    parts[LLT_PART_TOKENIZE] = s->pub.step == 0 && a->t_tokenize >= 0 ? a->t_tokenize : -1;
+    // tokenizing the prompt belongs to the prompt's first step (a warm-up may come before it)
+    parts[LLT_PART_TOKENIZE] = first_prompt && a->t_tokenize >= 0 ? a->t_tokenize : -1;
     parts[LLT_PART_EMBED]    = s->embed_end >= 0 ? s->embed_end - s->compute_begin : -1;
     parts[LLT_PART_LAYERS]   = last >= 0 ? last - from : -1;
     parts[LLT_PART_LOGITS]   = last >= 0 ? s->compute_end - last : -1;
@@ -232,8 +232,12 @@ static void summarize(struct llt_analysis * a) {
             a->run.instances += a->nodes[i].instances[ph];
         }
     }
+    // the run's first prompt step: after its warm-up steps only, in a view from the run's start
+    bool before_prompt = a->n_steps > 0 && a->steps[0].pub.step == 0;
     for (int32_t si = 0; si < a->n_steps; si++) {
-        step_parts(a, &a->steps[si]);
+        const enum llt_phase ph = a->steps[si].pub.phase;
+        step_parts(a, &a->steps[si], before_prompt && ph == LLT_PHASE_PROMPT);
+        before_prompt = before_prompt && ph == LLT_PHASE_WARMUP;
         a->run.n_timed_steps += a->steps[si].pub.node_samples > 0;
     }
     // fused pairs: counted in the graph that has most of them (the graphs of a run repeat them);

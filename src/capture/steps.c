@@ -286,22 +286,33 @@ void llt_capture_submit(struct llt_tracer * tr) {
     if (werr && !tr->writer_failed) llt_capture_writer_fail(tr, werr);
 }
 
-void llt_capture_push_token(struct llt_tracer * tr, llama_token tok, int32_t pos, int64_t step, bool is_prompt,
-                            int32_t seq_id, int output) {
+// the row of the run's token number seq into the batch; false when out of memory (tracing stops)
+static bool put_token(struct llt_tracer * tr, int64_t seq, llama_token tok, int32_t pos, int64_t step, bool is_prompt,
+                      int32_t seq_id, int output) {
     struct llt_batch * b = llt_capture_batch(tr);
     if (!b || !llt_grow((void **) &b->tokens, &b->cap_tokens, b->n_tokens + 1, sizeof(struct token_rows))) {
         llt_capture_fail(tr, "out of memory");
-        return;
+        return false;
     }
     struct token_rows * t = &b->tokens[b->n_tokens++];
-    const int32_t seq = tr->n_prompt + tr->n_gen;
     *t = (struct token_rows) { .seq = seq, .step = step, .pos = pos, .seq_id = seq_id, .token = tok,
                                .is_prompt = is_prompt, .output = (int8_t) output };
     int n = llama_token_to_piece(tr->vocab, tok, t->piece, (int32_t) sizeof(t->piece) - 1, 0, true);
     t->piece[n > 0 ? n : 0] = '\0';
-    if (is_prompt) tr->n_prompt++; else tr->n_gen++;
     if (tr->values && llt_grow((void **) &tr->all_tokens, &tr->cap_all_tokens, seq + 1, sizeof(llama_token))) {
         tr->all_tokens[seq] = tok;
     }
+    return true;
+}
+
+void llt_capture_push_token(struct llt_tracer * tr, llama_token tok, int32_t pos, int64_t step, bool is_prompt,
+                            int32_t seq_id, int output) {
+    if (!put_token(tr, tr->n_prompt + tr->n_gen, tok, pos, step, is_prompt, seq_id, output)) return;
+    if (is_prompt) tr->n_prompt++; else tr->n_gen++;
+}
+
+void llt_capture_replace_token(struct llt_tracer * tr, int64_t seq, llama_token tok, int32_t pos, int64_t step,
+                               int32_t seq_id) {
+    put_token(tr, seq, tok, pos, step, false, seq_id, -1);
 }
 

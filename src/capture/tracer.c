@@ -249,21 +249,30 @@ static struct seq_state * seq_state(struct llt_tracer * tr, int32_t id) {
 }
 
 // the token chosen from sequence s's output: recorded, with its top-k logits when asked for
-// and the logits are still the context's (no decode call since)
+// and the logits are still the context's (no decode call since). A second choice from the same
+// output replaces the first: common_sampler resamples when a grammar rejects its first pick,
+// and a program may feed back another token than it picked; the one that continues is the truth.
 static void record_chosen(struct llt_tracer * tr, struct llama_context * ctx, struct seq_state * s, int32_t seq_id,
                           llama_token token) {
     const int32_t pos = s->out_pos + 1;
-    if (tr->params.parity_top_k > 0 && ctx && s->out_decode == tr->n_decodes - 1) {
+    const bool again = s->chosen;
+    if (tr->params.parity_top_k > 0 && ctx && s->out_decode == tr->n_decodes - 1 && (!again || s->chosen_parity >= 0)) {
         const float * logits = llama_get_logits_ith(ctx, s->out_row);
         if (logits) {
-            struct llt_parity_step ps = { .step = tr->n_parity++, .pos = pos, .token = token };
+            struct llt_parity_step ps = { .step = again ? s->chosen_parity : tr->n_parity++, .pos = pos, .token = token };
             llt_parity_top_k(logits, llama_vocab_n_tokens(tr->vocab), tr->params.parity_top_k, &ps);
             int n = llama_token_to_piece(tr->vocab, token, ps.piece, (int32_t) sizeof(ps.piece) - 1, 0, true);
             ps.piece[n > 0 ? n : 0] = '\0';
             parity_record(tr, &ps, seq_id);
+            s->chosen_parity = ps.step;
         }
     }
-    llt_capture_push_token(tr, token, pos, s->out_step, false, seq_id, -1);
+    if (again) {
+        llt_capture_replace_token(tr, s->chosen_seq, token, pos, s->out_step, seq_id);
+    } else {
+        s->chosen_seq = tr->n_prompt + tr->n_gen;
+        llt_capture_push_token(tr, token, pos, s->out_step, false, seq_id, -1);
+    }
     s->chosen = true;
     s->chosen_token = token;
 }
@@ -374,7 +383,8 @@ void llt_tracer_decode_begin(struct llt_tracer * tr, struct llama_context * ctx,
         }
         if (out && s) {
             *s = (struct seq_state) { .pending = true, .out_pos = pos, .out_row = i, .out_step = first_step,
-                                      .out_decode = tr->n_decodes, .n_batch = s->n_batch, .next_auto = s->next_auto };
+                                      .out_decode = tr->n_decodes, .n_batch = s->n_batch, .next_auto = s->next_auto,
+                                      .chosen_parity = -1 };
         }
     }
     tr->cur_prompt = any_prompt;
@@ -426,9 +436,14 @@ int32_t llt_decode(struct llt_tracer * tr, struct llama_context * ctx, struct ll
 void llt_tracer_memory_cleared(struct llt_tracer * tr, bool unread) {
     if (!tr->active) return;
     // a warm-up: decoded, nothing read or chosen from it, forgotten. Its tokens are still in the
-    // batch (it goes to the writer with the next decode call); its steps stay, with no tokens.
+    // batch (it goes to the writer with the next decode call); its steps stay, in phase warmup,
+    // with no tokens: the run's prompt is what comes after.
     struct llt_batch * b = tr->batch;
     if (unread && tr->n_gen == 0 && b && b->n_tokens == tr->n_prompt) {
+        for (int32_t i = 0; i < b->n_steps; i++) {
+            b->steps[i].is_warmup = true;
+            b->steps[i].is_prompt = false;
+        }
         b->n_tokens = 0;
         tr->n_prompt = 0;
         tr->t_prompt_ns = 0;
@@ -447,7 +462,14 @@ void llt_tracer_sampled_at(struct llt_tracer * tr, struct llama_context * ctx, i
         if (!c->pending || c->out_decode != tr->n_decodes - 1) continue;
         if (idx >= 0 ? c->out_row == idx : (!s || c->out_row > s->out_row)) { s = c; sid = i; }
     }
-    if (!s || s->chosen) return;
+    if (!s) return;
+    if (s->chosen) { // chosen again before the next decode call: the last choice is the token
+        if (token != s->chosen_token) {
+            record_chosen(tr, ctx, s, sid, token);
+            llt_capture_submit(tr);
+        }
+        return;
+    }
     struct llt_batch * b = tr->batch;
     const int64_t t_sample = llt_now_ns() - tr->t0_ns - tr->t_decode_end_ns;
     if (b && b->n_steps > 0) b->steps[b->n_steps - 1].t_sample_ns = t_sample;

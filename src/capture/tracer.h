@@ -230,6 +230,8 @@ struct seq_state {
     bool        pending;     // an output no chosen token continues yet
     bool        chosen;      // its token was chosen (and recorded) before the next decode call
     llama_token chosen_token;
+    int64_t     chosen_seq;  // ... recorded as the run's token number chosen_seq
+    int64_t     chosen_parity; // ... with the parity record of this step; -1 none
     int32_t     out_pos;     // position of the token whose logits were asked for
     int32_t     out_row;     // its index in that decode call's batch
     int64_t     out_step;    // that call's first step
@@ -357,3 +359,7 @@ void llt_capture_submit(struct llt_tracer * tr);
 // output: 1 its logits were asked for, 0 not, -1 not known (a token recorded when chosen)
 void llt_capture_push_token(struct llt_tracer * tr, llama_token tok, int32_t pos, int64_t step, bool is_prompt,
                             int32_t seq_id, int output);
+// steps.c: the generated token recorded as token seq of the run becomes tok (its row is
+// written again: the trace keeps the last)
+void llt_capture_replace_token(struct llt_tracer * tr, int64_t seq, llama_token tok, int32_t pos, int64_t step,
+                               int32_t seq_id);

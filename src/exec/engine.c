@@ -253,8 +253,24 @@ static void let_go(struct ctx_entry * e) {
 }
 
 // the run's end: everything recorded is in the trace
+// lltrace exec noted that the program got SIGINT, SIGTERM, SIGHUP or SIGQUIT (from lltrace, or
+// the terminal's Ctrl-C): the program stops because it was asked to
+static bool signal_noted(void) {
+    const char * path = getenv("LLTRACE_STATUS");
+    const int fd = path && *path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+    if (fd < 0) return false;
+    char buf[4096];
+    const ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    return strncmp(buf, "signal ", 7) == 0 || strstr(buf, "\nsignal ") != NULL;
+}
+
+// A run the program ends by itself after a signal (llama-server's clean stop on SIGINT) was
+// interrupted, not finished
 static void end_run(struct ctx_entry * e, enum llt_run_status status) {
     if (!e->begun) return;
+    if (status == LLT_RUN_OK && signal_noted()) status = LLT_RUN_INTERRUPTED;
     e->begun = false;
     if (llt_tracer_end(e->tr, status, NULL) != LLT_OK) say("run %d: %s", llt_tracer_run_id(e->tr), llt_last_error());
     else if (llt_tracer_error(e->tr) && !e->failed) say("run %d: %s", llt_tracer_run_id(e->tr), llt_tracer_error(e->tr));

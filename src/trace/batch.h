@@ -87,6 +87,7 @@ struct step_rows {
     int64_t t_sample_ns;                      // choosing the token from its logits; 0 if none
     int32_t pos0, n_tokens;
     bool    is_prompt;
+    bool    is_warmup;                        // a warm-up decode (llt_tracer_memory_cleared): no prompt of the run
     int64_t t_begin_ns, t_end_ns;             // the decode call; 0 if unknown
     int64_t compute_begin_ns, compute_end_ns; // end 0 if unknown (level graph)
     int64_t seq_mask;                         // bit s: the decode took tokens of sequence s (bit 63: of one >= 63)

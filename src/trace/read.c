@@ -226,13 +226,18 @@ static int step_row(sqlite3_stmt * stmt, void * ctx) {
     const struct callback * cb = ctx;
     const struct llt_read_step s = {
         .step = sqlite3_column_int64(stmt, 0), .decode = sqlite3_column_int64(stmt, 1),
-        .prompt = strcmp(text(stmt, 2), "prompt") == 0, .pos0 = sqlite3_column_int64(stmt, 3),
+        .prompt = strcmp(text(stmt, 2), "prompt") == 0,
+        .warmup = strcmp(text(stmt, 2), "warmup") == 0, .pos0 = sqlite3_column_int64(stmt, 3),
         .n_tokens = sqlite3_column_int64(stmt, 4), .graph_id = sqlite3_column_int64(stmt, 5),
         .t_begin_ns = int_or(stmt, 6, -1), .t_end_ns = int_or(stmt, 7, -1),
         .compute_begin_ns = int_or(stmt, 8, -1), .compute_end_ns = int_or(stmt, 9, -1),
         .t_sample_ns = int_or(stmt, 10, -1),
     };
     return ((llt_read_step_fn) cb->fn)(&s, cb->user_data);
+}
+
+const char * llt_read_step_phase(const struct llt_read_step * s) {
+    return s->warmup ? "warmup" : s->prompt ? "prompt" : "gen";
 }
 
 int llt_read_steps(struct llt_store * st, const struct llt_read_sel * sel, llt_read_step_fn fn, void * user_data) {

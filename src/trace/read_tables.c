@@ -29,9 +29,14 @@ static const char * const table_sql[] = {
         " FROM steps s LEFT JOIN graphs g ON g.id = s.graph_id"
         " WHERE s.run_id = :run AND s.step = :step",
     [LLT_TABLE_TOKENS] =
-        // in: the prompt tokens of the step, or the token chosen after the step before; out: the one chosen after it
+        // in: the prompt tokens of the step, and each generated token it took: for each sequence the
+        // step computed, the one chosen after that sequence's step before (a decode split into
+        // ubatches, or one holding several sequences, has steps between); out: the ones chosen after it
         "SELECT CASE WHEN role = 'prompt' OR step < :step THEN 'in' ELSE 'out' END AS dir, role, seq, seq_id, pos, token, piece"
-        " FROM tokens WHERE run_id = :run AND (step = :step OR (role = 'gen' AND step = :step - 1))"
+        " FROM tokens t WHERE run_id = :run AND (step = :step OR (role = 'gen' AND step < :step"
+        "  AND ((SELECT seq_mask FROM steps WHERE run_id = :run AND step = :step) >> min(seq_id, 63)) & 1"
+        "  AND step = (SELECT s.step FROM steps s WHERE s.run_id = :run AND s.step < :step"
+        "   AND (s.seq_mask >> min(t.seq_id, 63)) & 1 ORDER BY s.step DESC LIMIT 1)))"
         " AND (:seq IS NULL OR seq_id = :seq) ORDER BY seq",
     [LLT_TABLE_NODES] =
         "WITH sn AS ("

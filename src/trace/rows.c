@@ -21,14 +21,14 @@ static const char * insert_sql[] = {
     [INS_STEP]   = "INSERT OR IGNORE INTO steps(run_id, step, decode, phase, pos0, n_tokens, graph_id, t_begin_ns,"
                    " t_end_ns, compute_begin_ns, compute_end_ns, t_sample_ns, n_timed, seq_mask) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
     [INS_TIMES]  = "INSERT OR IGNORE INTO step_node_times(run_id, step, base_ns, times) VALUES(?,?,?,?)",
-    [INS_TOKEN]  = "INSERT OR IGNORE INTO tokens(run_id, seq, role, step, pos, token, piece, piece_bytes, seq_id, output)"
+    [INS_TOKEN]  = "INSERT OR REPLACE INTO tokens(run_id, seq, role, step, pos, token, piece, piece_bytes, seq_id, output)"
                    " VALUES(?,?,?,?,?,?,?,?,?,?)",
     [INS_STAT]   = "INSERT OR IGNORE INTO node_stats(run_id, step, idx, n, n_nan, n_pinf, n_ninf, n_zero, min, max,"
                    " mean, std, absmax) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
     [INS_DIFF]   = "INSERT OR IGNORE INTO node_diffs(run_id, step, idx, name, shape_ok, n, max_abs, mean_abs, max_rel,"
                    " mean_rel, rmse, nmse, cosine, ref_nonfinite, nonfinite, n_exceed, max_abs_index, within, n_finite,"
                    " n_nonfinite_pairs) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-    [INS_PARITY] = "INSERT OR IGNORE INTO parity(run_id, step, pos, token, piece, top_k, piece_bytes, seq_id) VALUES(?,?,?,?,?,?,?,?)",
+    [INS_PARITY] = "INSERT OR REPLACE INTO parity(run_id, step, pos, token, piece, top_k, piece_bytes, seq_id) VALUES(?,?,?,?,?,?,?,?)",
     [INS_ROUTE]  = "INSERT OR IGNORE INTO expert_routing(run_id, step, layer, row, pos, seq_id, rank, expert, weight)"
                    " VALUES(?,?,?,?,?,?,?,?,?)",
     [INS_SPLIT]  = "INSERT OR IGNORE INTO splits(graph_id, split, device, idx_first, idx_last, n_nodes, n_inputs, input_bytes)"
@@ -268,7 +268,7 @@ static int write_step(struct llt_rows * w, const struct step_rows * ps) {
     sqlite3_bind_int64(s, 1, w->run_id);
     sqlite3_bind_int64(s, 2, ps->step);
     sqlite3_bind_int64(s, 3, ps->decode);
-    sqlite3_bind_text(s, 4, ps->is_prompt ? "prompt" : "gen", -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, ps->is_warmup ? "warmup" : ps->is_prompt ? "prompt" : "gen", -1, SQLITE_STATIC);
     sqlite3_bind_int(s, 5, ps->pos0);
     sqlite3_bind_int(s, 6, ps->n_tokens);
     sqlite3_bind_int64(s, 7, ps->graph_id);

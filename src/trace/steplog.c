@@ -74,7 +74,8 @@ static bool put_graph(struct llt_steplog * log, const struct graph_rows * g) {
 static bool put_step(struct llt_steplog * log, const struct step_rows * s) {
     const struct log_step ls = {
         s->step, s->decode, s->graph_id, s->t_begin_ns, s->t_end_ns, s->compute_begin_ns, s->compute_end_ns,
-        s->t_sample_ns, s->pos0, s->n_tokens, s->is_prompt, s->n_times, s->time_shift,
+        s->t_sample_ns, s->pos0, s->n_tokens,
+        s->is_warmup ? LOG_PHASE_WARMUP : s->is_prompt ? LOG_PHASE_PROMPT : LOG_PHASE_GEN, s->n_times, s->time_shift,
         s->split_times ? s->n_split_times : 0, s->seq_mask,
     };
     const size_t times = (size_t) ls.n_times * sizeof(struct node_time);

@@ -9,7 +9,7 @@
 // bounded whatever the run's length (LOG_SOFT_MAX, LOG_HARD_MAX).
 //
 // Each file, native byte order (it is read back on the same machine):
-//   1. header (struct log_header): magic "LLTL", u32 version (5), i64 run id, i64 pid of the
+//   1. header (struct log_header): magic "LLTL", u32 version (6), i64 run id, i64 pid of the
 //      writing process
 //   2. records, each: u32 kind, u32 payload size, the payload, then zero bytes up to a multiple
 //      of 8 (so every record, and the word that publishes a batch, is aligned)
@@ -51,8 +51,9 @@
 #define LOG_HARD_MAX ((size_t) 3 << 20)
 
 #define LOG_MAGIC   "LLTL"
-#define LOG_VERSION 5 // 4: tokens' sequences, node_rec.device, split, copied; split times; routing
+#define LOG_VERSION 6 // 4: tokens' sequences, node_rec.device, split, copied; split times; routing
                       // 5: a route's row and sequence
+                      // 6: a step's phase (log_step.phase; 5 had is_prompt 0/1)
 
 enum log_kind { LOG_GRAPH = 1, LOG_STEP = 2, LOG_TOKENS = 3, LOG_END = 4, LOG_STATS = 5, LOG_DIFFS = 6, LOG_PARITY = 7,
                 LOG_ROUTES = 8 };
@@ -82,10 +83,12 @@ _Static_assert(sizeof(struct node_rec) == 64 + 4 * 4 + 4 * 8 + 8 + 7 * 4 + GGML_
 _Static_assert(sizeof(struct split_time) == 32, "split_time layout");
 _Static_assert(sizeof(struct node_time) == 12, "node_time layout");
 
+enum log_phase { LOG_PHASE_GEN = 0, LOG_PHASE_PROMPT = 1, LOG_PHASE_WARMUP = 2 };
+
 struct log_step {
     int64_t step, decode, graph_id;
     int64_t t_begin_ns, t_end_ns, compute_begin_ns, compute_end_ns, t_sample_ns;
-    int32_t pos0, n_tokens, is_prompt, n_times, time_shift, n_split_times;
+    int32_t pos0, n_tokens, phase, n_times /* phase: enum log_phase */, time_shift, n_split_times;
     int64_t seq_mask;
 };
 _Static_assert(sizeof(struct log_step) == 96, "log step layout");

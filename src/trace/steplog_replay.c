@@ -77,13 +77,14 @@ static bool read_graph(struct reader * r, struct graph_rows * g) {
 static bool read_step(struct reader * r, uint32_t size, struct step_rows * s) {
     struct log_step ls;
     if (!take(r, &ls, sizeof(ls)) || ls.n_times < 0 || ls.time_shift < 0 || ls.time_shift > 31 || ls.step < 0 ||
-        ls.n_tokens < 0 || (ls.is_prompt != 0 && ls.is_prompt != 1) || ls.n_split_times < 0 ||
+        ls.n_tokens < 0 || (ls.phase < LOG_PHASE_GEN || ls.phase > LOG_PHASE_WARMUP) || ls.n_split_times < 0 ||
         (size_t) ls.n_split_times > size / sizeof(struct split_time) ||
         size != sizeof(ls) + (size_t) ls.n_times * sizeof(struct node_time) +
                 (size_t) ls.n_split_times * sizeof(struct split_time)) return false;
     *s = (struct step_rows) {
         .step = ls.step, .decode = ls.decode, .graph_id = ls.graph_id, .pos0 = ls.pos0,
-        .n_tokens = ls.n_tokens, .is_prompt = ls.is_prompt != 0, .t_begin_ns = ls.t_begin_ns,
+        .n_tokens = ls.n_tokens, .is_prompt = ls.phase == LOG_PHASE_PROMPT,
+        .is_warmup = ls.phase == LOG_PHASE_WARMUP, .t_begin_ns = ls.t_begin_ns,
         .t_end_ns = ls.t_end_ns, .compute_begin_ns = ls.compute_begin_ns,
         .compute_end_ns = ls.compute_end_ns, .t_sample_ns = ls.t_sample_ns, .n_times = ls.n_times,
         .time_shift = ls.time_shift, .seq_mask = ls.seq_mask, .n_split_times = ls.n_split_times,
