@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-// exit codes, the same in every command (README, "Commands")
+// exit codes, the same in every command (docs/commands/README.md)
 enum cli_exit {
     CLI_OK          = 0,   // success
     CLI_FAIL        = 1,   // the result is a failure: a threshold exceeded, a divergence, a write error

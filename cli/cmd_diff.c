@@ -43,7 +43,7 @@ static const char * usage_text =
     "                       one that matches nothing is a warning)\n"
     "  --map FILE           match names through a map (docs/name-maps.md), e.g. docs/maps/llama-hf.map\n"
     "  --map-var NAME=N     set a map variable ({head_dim}) the files' metadata does not give\n"
-    "  --format FMT         table (default), csv or json (README, \"Output formats\")\n"
+    "  --format FMT         table (default), csv or json (docs/commands/README.md)\n"
     "  -h, --help           this help\n"
     "\n"
     "exit status: 0 all within tolerance, 1 some tensor exceeds it, differs in shape or is\n"

@@ -43,7 +43,7 @@ static const char * usage_text =
     "  --top-k K            logits kept per generated token with --parity (default 10, at most 64)\n"
     "  -q, --quiet          no summary of the runs on stderr\n"
     "\n"
-    "The options travel to PROGRAM as LLTRACE_* environment variables (README, 'lltrace exec');\n"
+    "The options travel to PROGRAM as LLTRACE_* environment variables (docs/commands/exec.md);\n"
     "LD_PRELOAD=<lltrace's folder>/liblltrace-preload.so PROGRAM with them set works the same.\n"
     "\n"
     "SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to lltrace go on to PROGRAM; lltrace waits for it.\n"

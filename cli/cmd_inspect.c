@@ -39,7 +39,7 @@ static const char * usage_text =
     "  --stats          min, max, mean, std, absmax and NaN/Inf/zero counts per tensor\n"
     "  --blocks NAME    the quantization blocks of a quantized tensor: scales, mins, quants\n"
     "  --n-blocks N     how many blocks --blocks shows (default: 4)\n"
-    "  --format FMT     table (default), csv or json (README, \"Output formats\")\n"
+    "  --format FMT     table (default), csv or json (docs/commands/README.md)\n"
     "  -h, --help       this help\n"
     "\n"
     "Exit status: 0 done (a --tensor that matches nothing is a warning); 1 the output could not\n"

@@ -394,7 +394,7 @@ int cmd_run(int argc, char ** argv) {
         exit_code = CLI_FAIL;
         goto done;
     } else if (!o.prompt_given) {
-        o.gen.prompt = "sort: d a c b ="; // the task it was trained on (README, "The demo model")
+        o.gen.prompt = "sort: d a c b ="; // the task it was trained on (docs/commands/mkmodel.md, "The demo model")
     }
     // a trace made here and left without a run (llama.cpp refused the model or the context) is
     // removed; an existing one is never touched

@@ -1,5 +1,5 @@
 // The output engine of the commands: one document of sections (records and lists), written
-// as a table, CSV or JSON with one set of rules (README, "Output formats"):
+// as a table, CSV or JSON with one set of rules (docs/commands/README.md, "Output formats"):
 //   - numbers exact in csv and json; in a table bytes in binary units (KiB, MiB, GiB), big
 //     counts (FLOPs) in decimal ones (k, M, G), times in microseconds
 //   - a missing value is "-" in a table, empty in csv, null in json; a number that is not

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build everything (scripts/build.sh) and run the test suite three ways:
-#   1. the normal build (build/), every CTest test;
+#   1. the normal build (build/), every CTest test (among them `guides`, every command of the
+#      guides in docs/guides/, and `reference`, the command reference against each --help);
 #   2. the same suite built with AddressSanitizer + UBSan (build-asan/; llama.cpp's libraries
 #      stay unsanitized): any sanitizer report fails the test that triggered it;
 #   3. every fuzz harness for a short bounded time (scripts/fuzz.sh, LLTRACE_FUZZ_SECONDS,

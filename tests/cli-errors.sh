@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Bad input gets one line on stderr and the documented exit status (README, "Commands"), and
+# Bad input gets one line on stderr and the documented exit status (docs/commands/README.md), and
 # leaves existing files as they were; every command's exit status for a missing input, an
 # unknown flag, a FIFO input, a full standard output and (with -o) a device node or FIFO output.
 #   cli-errors.sh LLTRACE_BINARY

@@ -10,7 +10,7 @@ the first, the (k-1)-th answer letter after); prompt position 2+i holds the i-th
 attention probability on the position holding that letter, and whether that position gets
 the head's largest probability. Prints one line per head, best last, then each letter of the
 best head. Exits 0 when the best head points: for every letter emitted it puts at least 0.8
-of its attention probability on the position holding that letter (README, "The demo model").
+of its attention probability on the position holding that letter (docs/commands/mkmodel.md, "The demo model").
 """
 import sys
 
