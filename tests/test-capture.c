@@ -122,7 +122,7 @@ static void check_tokens(int run, const struct llt_gen_result * r) {
     CHECK_INT(qi("SELECT count(*) FROM runs WHERE id=%d AND status='ok' AND error IS NULL", run), 1);
 }
 
-static void check_timing(int run, bool whole_decode) {
+static void check_timing(int run) {
     // every computing node of every step has a time; views and no-ops have none
     long long missing = qi("SELECT count(*) FROM steps s JOIN nodes n ON n.graph_id=s.graph_id"
                           " WHERE s.run_id=%d AND n.is_noop=0 AND NOT EXISTS (SELECT 1 FROM node_times t"
@@ -171,16 +171,6 @@ static void check_timing(int run, bool whole_decode) {
     long long open_end = qi("SELECT count(*) FROM steps s WHERE s.run_id=%d AND s.compute_end_ns !="
                             " (SELECT max(t_end_ns) FROM node_times t WHERE t.run_id=s.run_id AND t.step=s.step)", run);
     CHECK(open_end == 0, "%lld steps whose last timed node does not end the computation", open_end);
-    // and to most of the decode calls of the generated tokens (llama_decode builds no new
-    // graph for them; the prompt's first decode also sets up the context). On a model as
-    // small as tiny a decode call is mostly llama.cpp's own bookkeeping, whose share a busy
-    // machine's scheduling swings by more than 10 points: checked on small.
-    if (!whole_decode) return;
-    long long gen_nodes = qi("SELECT sum(t.t_end_ns - t.t_begin_ns) FROM node_times t JOIN steps s USING(run_id, step)"
-                             " WHERE t.run_id=%d AND s.phase='gen'", run);
-    long long gen_wall = qi("SELECT sum(t_end_ns - t_begin_ns) FROM steps WHERE run_id=%d AND phase='gen'", run);
-    CHECK(gen_nodes <= gen_wall && gen_nodes >= gen_wall * 9 / 10, "generation: node times sum to %lld ns, decode calls %lld ns",
-          gen_nodes, gen_wall);
 }
 
 int main(int argc, char ** argv) {
@@ -224,7 +214,7 @@ int main(int argc, char ** argv) {
         check_tokens(run, results[run - 1]);
         CHECK_INT(results[run - 1]->stats.n_weights_read, n_weights);
     }
-    check_timing(2, p->n_embd >= 512);
+    check_timing(2);
     CHECK_INT(qi("SELECT count(*) FROM node_times WHERE run_id IN (1, 3)"), 0);
     // identical generation graphs are stored once
     CHECK(qi("SELECT count(*) FROM graphs WHERE run_id=1") < qi("SELECT count(*) FROM steps WHERE run_id=1"),
