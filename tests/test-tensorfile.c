@@ -426,7 +426,7 @@ static void test_gguf_writer(void) {
     struct llt_tensor_set * set = NULL;
     REQUIRE(llt_tensor_set_open(ps, &set) == LLT_OK, "open: %s", llt_last_error());
     CHECK_INT(llt_tensor_set_count(set), MANY);
-    const struct gguf_context * rg = llt_tensor_set_gguf(set);
+    const struct llt_gguf * rg = llt_tensor_set_gguf(set);
     int bad = 0;
     for (int i = 0; i < MANY && set; i++) {
         snprintf(name, sizeof(name), "t%d", i);
@@ -437,12 +437,12 @@ static void test_gguf_writer(void) {
         if (llt_tensor_set_read_f32(set, j, x) != LLT_OK) { bad++; continue; }
         for (int64_t k = 0; k < t->n_elements; k++) if (x[k] != (float) (k + i)) { bad++; break; }
         snprintf(key, sizeof(key), "x.%s.i", name);
-        const int64_t ki = gguf_find_key(rg, key);
-        if (ki < 0 || gguf_get_val_i64(rg, ki) != -i) bad++;
+        const int64_t ki = llt_gguf_find_key(rg, key);
+        if (llt_gguf_kv_type(rg, ki) != LLT_GGUF_I64 || *(const int64_t *) llt_gguf_val_data(rg, ki) != -i) bad++;
     }
     CHECK(bad == 0, "%d of %d tensors read back wrong, want 0", bad, MANY);
-    const int64_t kw = gguf_find_key(rg, "x.words");
-    CHECK(kw >= 0 && gguf_get_arr_n(rg, kw) == 3 && strcmp(gguf_get_arr_str(rg, kw, 1), "bc") == 0, "x.words lost");
+    const int64_t kw = llt_gguf_find_key(rg, "x.words");
+    CHECK(kw >= 0 && llt_gguf_arr_n(rg, kw) == 3 && strcmp(llt_gguf_arr_str(rg, kw, 1), "bc") == 0, "x.words lost");
     llt_tensor_set_close(set);
     gguf_free(global);
 }
