@@ -75,7 +75,7 @@ struct cur {
 };
 
 static int truncated(const struct cur * c, const char * what) {
-    return llt_set_error(LLT_EFORMAT, "cannot open '%s': corrupt or truncated GGUF header (%s)", c->path, what);
+    return llt_set_error(LLT_EFORMAT, "cannot open '%s': corrupt or truncated GGUF header (%.200s)", c->path, what);
 }
 
 static bool take(struct cur * c, void * dst, uint64_t n) {
@@ -144,13 +144,13 @@ static uint32_t * key_slot(const struct llt_gguf * g, const char * key, uint64_t
     }
 }
 
-// reads the value of kv (its type already read) from c into the arena
+// reads the value of kv (its type already read) from c into the arena. The key is looked up
+// again for each message: the arena moves as it grows.
 static int read_value(struct llt_gguf * g, struct cur * c, struct gr_kv * kv) {
-    const char * key = kv_key(g, kv);
     int32_t type = kv->type;
     uint64_t n = 1;
     if (type == LLT_GGUF_ARRAY) {
-        if (!take(c, &type, sizeof(type)) || !take(c, &n, sizeof(n))) return truncated(c, key);
+        if (!take(c, &type, sizeof(type)) || !take(c, &n, sizeof(n))) return truncated(c, kv_key(g, kv));
         kv->arr_type = type;
         kv->n = n;
     }
@@ -158,24 +158,24 @@ static int read_value(struct llt_gguf * g, struct cur * c, struct gr_kv * kv) {
         if (kv->type == LLT_GGUF_STRING) {
             const char * s;
             uint64_t len;
-            if (!take_str(c, &s, &len)) return truncated(c, key);
+            if (!take_str(c, &s, &len)) return truncated(c, kv_key(g, kv));
             return arena_str(g, s, len, &kv->val);
         }
-        if (n > c->left / sizeof(uint64_t)) return truncated(c, key); // each has a u64 length
+        if (n > c->left / sizeof(uint64_t)) return truncated(c, kv_key(g, kv)); // each has a u64 length
         int rc = arena_alloc(g, n * sizeof(uint64_t), &kv->val);
         for (uint64_t i = 0; rc == LLT_OK && i < n; i++) {
             const char * s;
             uint64_t len, off = 0;
-            if (!take_str(c, &s, &len)) return truncated(c, key);
+            if (!take_str(c, &s, &len)) return truncated(c, kv_key(g, kv));
             if ((rc = arena_str(g, s, len, &off)) == LLT_OK) memcpy(g->arena + kv->val + i * sizeof(off), &off, sizeof(off));
         }
         return rc;
     }
     const size_t size = llt_gguf_type_size(type);
     if (size == 0) {
-        return llt_set_error(LLT_EFORMAT, "cannot open '%s': key '%s' has invalid GGUF type %d", c->path, key, (int) type);
+        return llt_set_error(LLT_EFORMAT, "cannot open '%s': key '%.200s' has invalid GGUF type %d", c->path, kv_key(g, kv), (int) type);
     }
-    if (n > c->left / size) return truncated(c, key);
+    if (n > c->left / size) return truncated(c, kv_key(g, kv));
     int rc = arena_alloc(g, n * size, &kv->val);
     if (rc != LLT_OK) return rc;
     take(c, g->arena + kv->val, n * size);
