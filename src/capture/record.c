@@ -121,6 +121,7 @@ static bool reserve_nodes(struct llt_tracer * tr, int32_t n) {
               resize((void **) &tr->seen, cap, sizeof(struct ggml_tensor)) &&
               resize((void **) &tr->seen_ptr, cap, sizeof(const struct ggml_tensor *)) &&
               resize((void **) &tr->stamps, cap, sizeof(struct stamp)) && resize((void **) &tr->bits, cap, 1) &&
+              resize((void **) &tr->asked, cap, 1) &&
               resize((void **) &tr->uses, cap, sizeof(int32_t)) && resize((void **) &tr->map.node, cap, sizeof(int32_t)) &&
               resize((void **) &tr->map.layer, cap, sizeof(int16_t)) && resize((void **) &tr->map.fused, cap, 1);
     if (ok && tr->values) {
@@ -142,6 +143,7 @@ static void describe_node(struct llt_tracer * tr, struct ggml_tensor * t, int32_
     if (tr->same_so_far) {
         // the first difference: the index map must hold exactly this computation's nodes
         tr->same_so_far = false;
+        tr->fast = false;
         ptr_table_clear(&tr->node_idx);
         tr->names.gen++;
         for (int32_t i = 0; i < idx; i++) {
@@ -263,8 +265,43 @@ static bool split_end(const struct llt_tracer * tr, int32_t idx) {
     return tr->recs[idx + 1].split != tr->recs[idx].split;
 }
 
+// ---- the fast path: a graph that repeats --------------------------------------------------
+//
+// llama.cpp computes the same graph step after step (it reuses it while the batch's shape
+// stays), and asks about every node every time. Where the tracer's answer for an unchanged
+// node is always no and nothing is recorded per node (level graph, and the levels the CPU
+// backend's stamps time, without values), the ask call of such a node is one pointer and one
+// struct compare: the rest of record_node() is skipped. Which nodes still take the full path
+// is planned once per graph in tr->asked (a graph's first and last node, MoE routing); a hook
+// that needs its own nodes ORs its bit in there (llt_capture_plan_asks).
+
+static bool fast_path_ok(const struct llt_tracer * tr) {
+    return tr->same_so_far && !tr->values && (tr->params.level == LLT_LEVEL_GRAPH || tr->stamped) &&
+           !((tr->moe || tr->cur_n_tokens > 1) && tr->n_graph_pos == 0); // the graph's positions are looked for
+}
+
+void llt_capture_plan_asks(struct llt_tracer * tr) {
+    const int32_t n = tr->n_nodes;
+    for (int32_t i = 0; i < n; i++) tr->asked[i] = (tr->recs[i].flags & NODE_ROUTE) ? ASK_TRACER : 0;
+    if (n > 0) tr->asked[0] = tr->asked[n - 1] = ASK_TRACER; // starts and ends a computation
+}
+
+// true: t is the next node of a repeating graph, unasked and unchanged; counted, answered no
+static inline bool repeats_unasked(struct llt_tracer * tr, const struct ggml_tensor * t) {
+    const int32_t idx = tr->n_nodes;
+    if (!tr->fast || idx >= tr->n_prev || tr->asked[idx] || tr->seen_ptr[idx] != t ||
+        memcmp(&tr->seen[idx], t, sizeof(*t)) != 0) {
+        return false;
+    }
+    tr->bits[idx] = 0; // the chained callback may still ask for it (llt_capture_eval_cb)
+    tr->n_nodes = idx + 1;
+    return true;
+}
+
+// ---- the full path -------------------------------------------------------------------------
+
 // Records a node in the ask call; returns true if it should be observed (computed alone,
-// then posted). The hot path: one struct compare per node while the graph repeats.
+// then posted). While the graph repeats, one struct compare per node finds it unchanged.
 // t begins a graph computation while one is recorded: the first node again, or, in a graph
 // llama.cpp built anew (a ubatch of another size), the token embeddings' GET_ROWS of the
 // first node's name (a cheap test first: few nodes are GET_ROWS)
@@ -281,7 +318,10 @@ static bool record_node(struct llt_tracer * tr, struct ggml_tensor * t) {
         if (!tr->in_decode) llt_capture_submit(tr);
         if (!tr->active) return false;
     }
-    if (tr->n_nodes == 0) tr->compute_begin_ns = tr->last_ask_ns = llt_now_ns() - tr->t0_ns;
+    if (tr->n_nodes == 0) {
+        tr->compute_begin_ns = tr->last_ask_ns = llt_now_ns() - tr->t0_ns;
+        tr->fast = fast_path_ok(tr);
+    }
     const int32_t idx = tr->n_nodes;
     if (idx >= tr->cap_nodes && !reserve_nodes(tr, idx + 1)) return false;
     const bool same = tr->same_so_far && idx < tr->n_prev && tr->seen_ptr[idx] == t &&
@@ -292,7 +332,10 @@ static bool record_node(struct llt_tracer * tr, struct ggml_tensor * t) {
     }
     tr->n_nodes++;
     // which tokens the graph computes: an MoE layer's routing rows, the ubatches of a decode call
-    if ((tr->moe || tr->cur_n_tokens > 1) && tr->n_graph_pos == 0 && t->op == GGML_OP_ROPE) llt_experts_graph_pos(tr, t);
+    if ((tr->moe || tr->cur_n_tokens > 1) && tr->n_graph_pos == 0 && t->op == GGML_OP_ROPE) {
+        llt_experts_graph_pos(tr, t);
+        tr->fast = fast_path_ok(tr);
+    }
     // an MoE layer's routing is read at every level (experts.c)
     const bool route = (tr->recs[idx].flags & NODE_ROUTE) != 0;
     tr->bits[idx] = 0;
@@ -476,7 +519,7 @@ bool llt_capture_eval_cb(struct ggml_tensor * t, bool ask, void * user_data) {
     struct llt_tracer * tr = user_data;
     if (ask) {
         tr->chain_need = tr->chain_cb ? tr->chain_cb(t, true, tr->chain_ud) : false;
-        tr->self_need = tr->active && record_node(tr, t);
+        tr->self_need = tr->active && !repeats_unasked(tr, t) && record_node(tr, t);
         const bool need = tr->self_need || tr->chain_need;
         if (need && tr->active && tr->n_nodes > 0) {
             const int64_t now = llt_now_ns() - tr->t0_ns;

@@ -99,6 +99,7 @@ void llt_tracer_free(struct llt_tracer * tr) {
     free(tr->times);
     free(tr->stamps);
     free(tr->bits);
+    free(tr->asked);
     free(tr->split_times);
     free(tr->uses);
     free(tr->map.node);
