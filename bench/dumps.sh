@@ -11,14 +11,15 @@
 # MEASURE=wall: seconds of wall time, and `report --data` too (it reads every K/V checkpoint,
 #   whose bytes grow with steps²: too slow under callgrind). Run it on a quiet machine.
 # BASE=<build dir>: the same figures for another build on the same dumps (e.g. the commit
-#   before a change), in columns of their own.
+#   before a change), in columns of their own; BASE_MAX=N only up to N steps (a reader that
+#   grows with the square takes minutes under callgrind on the largest).
 # Env: LLTRACE_BUILD_DIR (default build), STEPS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${LLTRACE_BUILD_DIR:-build}
 STEPS=${STEPS:-50 100 200 400}
 MEASURE=${MEASURE:-instructions}
-BASE=${BASE:-}
+BASE=${BASE:-} BASE_MAX=${BASE_MAX:-1000000}
 case "$MEASURE" in instructions|wall) ;; *) echo "dumps: MEASURE is instructions or wall" >&2; exit 2 ;; esac
 [ "$MEASURE" = wall ] || command -v valgrind >/dev/null || { echo "dumps: valgrind is missing" >&2; exit 2; }
 model=$("$B"/lltrace mkmodel small Q4_K_M --cache)
@@ -56,7 +57,8 @@ for n in $STEPS; do
     tensors=$("$B"/lltrace inspect "$dump" --no-metadata --format csv 2>/dev/null | tail -n +2 | wc -l)
     size=$(awk -v s="$(stat -c %s "$dump")" 'BEGIN { printf "%.0f MiB", s / 1048576 }')
     row="| $n | $tensors | $size | $(figures "$B" "$dump" "$t") |"
-    [ -n "$BASE" ] && row="$row $(figures "$BASE" "$dump" "$t") |"
+    if [ -n "$BASE" ] && [ "$n" -le "$BASE_MAX" ]; then row="$row $(figures "$BASE" "$dump" "$t") |"
+    elif [ -n "$BASE" ]; then for c in "${names[@]}"; do row="$row – |"; done; fi
     echo "$row"
     rm -f "$t" "$t"-* "$dump"
 done
