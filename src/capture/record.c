@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 
 // id of a string in tr->strings, added if new; -1 when out of memory
@@ -276,7 +277,7 @@ static bool split_end(const struct llt_tracer * tr, int32_t idx) {
 // that needs its own nodes ORs its bit in there (llt_capture_plan_asks).
 
 static bool fast_path_ok(const struct llt_tracer * tr) {
-    return tr->same_so_far && !tr->values && (tr->params.level == LLT_LEVEL_GRAPH || tr->stamped) &&
+    return tr->active && tr->same_so_far && !tr->values && !tr->chain_cb && (tr->params.level == LLT_LEVEL_GRAPH || tr->stamped) &&
            !((tr->moe || tr->cur_n_tokens > 1) && tr->n_graph_pos == 0); // the graph's positions are looked for
 }
 
@@ -286,11 +287,38 @@ void llt_capture_plan_asks(struct llt_tracer * tr) {
     if (n > 0) tr->asked[0] = tr->asked[n - 1] = ASK_TRACER; // starts and ends a computation
 }
 
+// Every byte of two tensor structs equal up to extra, a backend's own pointer, and padding,
+// which nothing describes (a memcmp inlined: no call, and vectors of 32 bytes where the caller
+// is built for AVX2).
+typedef uint64_t v32 __attribute__((vector_size(32)));
+typedef uint64_t v16 __attribute__((vector_size(16)));
+#define TENSOR_SAME_BYTES offsetof(struct ggml_tensor, extra)
+_Static_assert(TENSOR_SAME_BYTES % 16 == 0, "the compared bytes are whole 16-byte vectors");
+
+static inline __attribute__((always_inline)) bool same_tensor(const struct ggml_tensor * a, const struct ggml_tensor * b) {
+    const unsigned char * pa = (const unsigned char *) a, * pb = (const unsigned char *) b;
+    v32 acc = {0};
+    size_t i = 0;
+    for (; i + 32 <= TENSOR_SAME_BYTES; i += 32) {
+        v32 x, y;
+        memcpy(&x, pa + i, 32);
+        memcpy(&y, pb + i, 32);
+        acc |= x ^ y;
+    }
+    v16 r = (v16) { acc[0], acc[1] } | (v16) { acc[2], acc[3] };
+    for (; i < TENSOR_SAME_BYTES; i += 16) {
+        v16 x, y;
+        memcpy(&x, pa + i, 16);
+        memcpy(&y, pb + i, 16);
+        r |= x ^ y;
+    }
+    return (r[0] | r[1]) == 0;
+}
+
 // true: t is the next node of a repeating graph, unasked and unchanged; counted, answered no
 static inline bool repeats_unasked(struct llt_tracer * tr, const struct ggml_tensor * t) {
     const int32_t idx = tr->n_nodes;
-    if (!tr->fast || idx >= tr->n_prev || tr->asked[idx] || tr->seen_ptr[idx] != t ||
-        memcmp(&tr->seen[idx], t, sizeof(*t)) != 0) {
+    if (!tr->fast || idx >= tr->n_prev || tr->asked[idx] || tr->seen_ptr[idx] != t || !same_tensor(&tr->seen[idx], t)) {
         return false;
     }
     tr->bits[idx] = 0; // the chained callback may still ask for it (llt_capture_eval_cb)
@@ -515,27 +543,40 @@ static bool observe(struct llt_tracer * tr, struct ggml_tensor * t) {
     return true;
 }
 
-bool llt_capture_eval_cb(struct ggml_tensor * t, bool ask, void * user_data) {
-    struct llt_tracer * tr = user_data;
-    if (ask) {
-        tr->chain_need = tr->chain_cb ? tr->chain_cb(t, true, tr->chain_ud) : false;
-        tr->self_need = tr->active && !repeats_unasked(tr, t) && record_node(tr, t);
-        const bool need = tr->self_need || tr->chain_need;
-        if (need && tr->active && tr->n_nodes > 0) {
-            const int64_t now = llt_now_ns() - tr->t0_ns;
-            tr->times[tr->n_nodes - 1].begin_ns = tr->last_ask_ns = now;
-            if (tr->stamped) {
-                tr->bits[tr->n_nodes - 1] |= BIT_OBSERVED;
-                tr->n_asked_true++;
-            }
+// the ask call's full path: the chained callback, the node recorded, the answer
+static __attribute__((noinline)) bool ask_full(struct llt_tracer * tr, struct ggml_tensor * t) {
+    tr->chain_need = tr->chain_cb ? tr->chain_cb(t, true, tr->chain_ud) : false;
+    tr->self_need = tr->active && !repeats_unasked(tr, t) && record_node(tr, t);
+    const bool need = tr->self_need || tr->chain_need;
+    if (need && tr->active && tr->n_nodes > 0) {
+        const int64_t now = llt_now_ns() - tr->t0_ns;
+        tr->times[tr->n_nodes - 1].begin_ns = tr->last_ask_ns = now;
+        if (tr->stamped) {
+            tr->bits[tr->n_nodes - 1] |= BIT_OBSERVED;
+            tr->n_asked_true++;
         }
-        return need;
     }
+    return need;
+}
+
+static __attribute__((noinline)) bool post(struct llt_tracer * tr, struct ggml_tensor * t) {
     bool go_on = true;
     if (tr->self_need && tr->active) go_on = observe(tr, t);
     // a false answer to a post call stops the computation: the chained callback may ask for it
     if (tr->chain_need && !tr->chain_cb(t, false, tr->chain_ud)) go_on = false;
     return go_on;
+}
+
+// Small on purpose: most calls are the fast path (an unchanged node nobody asked for; never
+// with a chained callback), which then costs the comparison and a few loads, no saved registers.
+// Built for AVX2 too, where the comparison takes half the instructions.
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+bool llt_capture_eval_cb(struct ggml_tensor * t, bool ask, void * user_data) {
+    struct llt_tracer * tr = user_data;
+    if (ask && repeats_unasked(tr, t)) return false; // no post call follows: self_need and chain_need stay
+    return ask ? ask_full(tr, t) : post(tr, t);
 }
 
 // the CPU backend computed a node (on the thread that called llama_decode)
