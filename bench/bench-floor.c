@@ -6,10 +6,13 @@
 // and profile time nodes). Interleaved in one process; prints a Markdown section.
 //
 //   bench-floor MODEL [REPS]
+//   bench-floor MODEL --once MODE N   one generation of N tokens, 1 thread, nothing printed: for
+//                                     bench/instructions.sh's floor (MODE: none, decline, observe, stamp)
 #include "lltrace.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,13 +45,13 @@ static bool stamp(void * ud) {
     return false;
 }
 
-// seconds for 64 generated tokens after a 32-token prompt
-static double generate(struct llama_model * model, enum mode m) {
+// seconds for n_gen generated tokens after a 32-token prompt, on n_threads (0: all cores)
+static double generate(struct llama_model * model, enum mode m, int n_gen, int n_threads) {
     struct llama_context_params cp = llama_context_default_params();
     cp.n_ctx = 256;
     cp.n_batch = cp.n_ubatch = 512;
     cp.no_perf = true;
-    cp.n_threads = cp.n_threads_batch = (int32_t) sysconf(_SC_NPROCESSORS_ONLN); // as lltrace run and bench
+    cp.n_threads = cp.n_threads_batch = n_threads > 0 ? n_threads : (int32_t) sysconf(_SC_NPROCESSORS_ONLN); // as lltrace run and bench
     cp.cb_eval = m == DECLINE_ALL || m == STAMP_ALL ? decline : m == OBSERVE_COMPUTING ? observe : NULL;
     if (m == STAMP_ALL) cp.abort_callback = stamp;
     struct llama_context * ctx = llama_init_from_model(model, cp);
@@ -59,7 +62,7 @@ static double generate(struct llama_model * model, enum mode m) {
     struct llama_sampler * s = llama_sampler_chain_init(llama_sampler_chain_default_params());
     llama_sampler_chain_add(s, llama_sampler_init_greedy());
     const double t0 = now_s();
-    for (int i = 0; i < 64; i++) {
+    for (int i = 0; i < n_gen; i++) {
         llama_token tok = llama_sampler_sample(s, ctx, -1);
         llama_decode(ctx, llama_batch_get_one(&tok, 1));
     }
@@ -75,11 +78,17 @@ static int cmp(const void * a, const void * b) {
 }
 
 int main(int argc, char ** argv) {
-    if (argc < 2) {
-        fprintf(stderr, "usage: bench-floor MODEL [REPS]\n");
+    static const char * once_modes[] = { "none", "decline", "observe", "stamp" };
+    _Static_assert(sizeof(once_modes)/sizeof(once_modes[0]) == N_MODES, "mode names for --once");
+    int once = -1;
+    if (argc == 5 && strcmp(argv[2], "--once") == 0) {
+        for (int m = 0; m < N_MODES; m++) if (strcmp(argv[3], once_modes[m]) == 0) once = m;
+    }
+    if (argc < 2 || (argc > 3 && (once < 0 || atoi(argv[4]) < 1))) {
+        fprintf(stderr, "usage: bench-floor MODEL [REPS] | MODEL --once none|decline|observe|stamp N\n");
         return 2;
     }
-    const int reps = argc > 2 ? atoi(argv[2]) : 10;
+    const int reps = argc == 3 ? atoi(argv[2]) : 10;
     if (reps < 1 || reps > 1000) {
         fprintf(stderr, "bench-floor: REPS must be in [1, 1000]\n");
         return 2;
@@ -91,10 +100,15 @@ int main(int argc, char ** argv) {
         fprintf(stderr, "bench-floor: cannot load '%s'\n", argv[1]);
         return 1;
     }
+    if (once >= 0) {
+        generate(model, (enum mode) once, atoi(argv[4]), 1);
+        llama_model_free(model);
+        return 0;
+    }
     double * t = malloc(sizeof(double) * (size_t) reps * N_MODES), ratio[N_MODES][1000];
-    generate(model, NO_CALLBACK); // warm-up
+    generate(model, NO_CALLBACK, 64, 0); // warm-up
     for (int r = 0; r < reps; r++) {
-        for (int m = 0; m < N_MODES; m++) t[r * N_MODES + m] = generate(model, (enum mode) m);
+        for (int m = 0; m < N_MODES; m++) t[r * N_MODES + m] = generate(model, (enum mode) m, 64, 0);
         for (int m = 0; m < N_MODES; m++) ratio[m][r] = (t[r * N_MODES + m] / t[r * N_MODES] - 1) * 100;
     }
     printf("## llama.cpp's callbacks alone, %d repetitions\n\n", reps);

@@ -14,6 +14,9 @@
 # Env: MODEL (a built-in name, default small), QUANT (default Q4_K_M), LEVELS (default
 #      "graph timing profile values"), EXEC=0 skips exec, N1/N2 (default 4/20 generated tokens),
 #      PROMPT (prompt tokens, default 8), TOP (functions listed per level, default 12),
+#      FLOOR=1: also the floor under every level, measured the same way: llama.cpp with an eval
+#      callback that declines every node and no tracer (bench-floor --once, against the same
+#      program with no callback);
 #      CHECK=F: no breakdown; exit 1 when a run level's own work exceeds F times its target;
 #      TARGETS="graph=0.5 timing=1 ..." other targets (%) than small's.
 #      LLTRACE_BUILD_DIR (default build), LLTRACE_CACHE.
@@ -22,7 +25,7 @@ cd "$(dirname "$0")/.."
 B=${LLTRACE_BUILD_DIR:-build}
 MODEL=${MODEL:-small} QUANT=${QUANT:-Q4_K_M}
 LEVELS=${LEVELS:-graph timing profile values}
-EXEC=${EXEC:-1} N1=${N1:-4} N2=${N2:-20} PROMPT=${PROMPT:-8} TOP=${TOP:-12} CHECK=${CHECK:-}
+EXEC=${EXEC:-1} FLOOR=${FLOOR:-0} N1=${N1:-4} N2=${N2:-20} PROMPT=${PROMPT:-8} TOP=${TOP:-12} CHECK=${CHECK:-}
 # the targets of issue 21 on small, % own work per generated token; TARGETS="level=% ..." sets
 # others (a smaller model has fewer instructions per node, so the same work weighs more)
 declare -A target=([graph]=0.10 [timing]=0.50 [profile]=0.25 [values]=3)
@@ -67,6 +70,15 @@ exec_level() { # LEVEL N -> $tmp/exec-LEVEL-N.cg
     mv "$(python3 bench/callgrind.py largest "$d"/cg.*)" "$tmp/exec-$l-$n.cg"
 }
 
+# ---- the floor: an eval callback that declines every node, no tracer ---------------------------
+floor_mode() { # MODE N -> $tmp/floor-MODE-N.cg
+    local d=$tmp/floor-$1-$2
+    mkdir -p "$d"
+    callgrind "$d/cg" "$B"/bench/bench-floor "$model" --once "$1" "$2" >/dev/null 2>"$d/err" || { cat "$d/err" >&2; exit 1; }
+    mv "$(python3 bench/callgrind.py largest "$d"/cg.*)" "$tmp/floor-$1-$2.cg"
+}
+if [ "$FLOOR" = 1 ]; then for m in none decline; do for n in "$N1" "$N2"; do floor_mode "$m" "$n"; done; done; fi
+
 kinds=(run)
 [ "$EXEC" = 0 ] || kinds+=(exec)
 for k in "${kinds[@]}"; do
@@ -105,6 +117,13 @@ for l in $LEVELS; do
     echo "$row ≤ ${target[$l]}% |"
 done
 echo
+if [ "$FLOOR" = 1 ]; then
+    base=$(python3 bench/callgrind.py per-token "$tmp/floor-none-$N1.cg" "$tmp/floor-none-$N2.cg" $((N2 - N1)))
+    own=$(python3 bench/callgrind.py per-token "$tmp/floor-decline-$N1.cg" "$tmp/floor-decline-$N2.cg" $((N2 - N1)))
+    echo "Floor: llama.cpp with an eval callback that declines every node (no tracer), against no callback:"
+    echo "$(awk -v a="$own" -v b="$base" 'BEGIN { printf "%+.3f%% (%+.0f instructions per generated token)", (a / b - 1) * 100, a - b }')."
+    echo
+fi
 [ -z "$CHECK" ] || exit $status
 
 # ---- where it goes ----------------------------------------------------------------------------

@@ -110,15 +110,6 @@ static double gguf_num(enum gguf_type t, const void * p) {
     }
 }
 
-static size_t gguf_scalar_size(enum gguf_type t) {
-    switch (t) {
-        case GGUF_TYPE_UINT8: case GGUF_TYPE_INT8: case GGUF_TYPE_BOOL:     return 1;
-        case GGUF_TYPE_UINT16: case GGUF_TYPE_INT16:                        return 2;
-        case GGUF_TYPE_UINT32: case GGUF_TYPE_INT32: case GGUF_TYPE_FLOAT32: return 4;
-        default:                                                            return 8;
-    }
-}
-
 // one scalar: exact; a float that is not finite is null in json
 static void print_scalar(FILE * f, enum gguf_type t, const void * p, bool json) {
     const double v = gguf_num(t, p);
@@ -153,29 +144,29 @@ static void print_string(FILE * f, const char * s, bool json) {
 
 // a value for a table (strings cut, arrays as "[i32 x 100] 1, 2, ...") or as JSON text (an
 // array as {"type", "n", "head"})
-static void print_value(FILE * f, const struct gguf_context * g, int64_t k, bool json) {
-    const enum gguf_type t = gguf_get_kv_type(g, k);
+static void print_value(FILE * f, const struct llt_gguf * g, int64_t k, bool json) {
+    const enum gguf_type t = llt_gguf_kv_type(g, k);
     if (t == GGUF_TYPE_STRING) {
-        print_string(f, gguf_get_val_str(g, k), json);
+        print_string(f, llt_gguf_val_str(g, k), json);
         return;
     }
     if (t != GGUF_TYPE_ARRAY) {
-        print_scalar(f, t, gguf_get_val_data(g, k), json);
+        print_scalar(f, t, llt_gguf_val_data(g, k), json);
         return;
     }
-    const enum gguf_type at = gguf_get_arr_type(g, k);
-    const size_t n = gguf_get_arr_n(g, k);
+    const enum gguf_type at = llt_gguf_arr_type(g, k);
+    const size_t n = llt_gguf_arr_n(g, k);
     const size_t head = n < META_ARRAY_HEAD ? n : META_ARRAY_HEAD;
     if (json) fprintf(f, "{\"type\": \"%s\", \"n\": %zu, \"head\": [", gguf_type_name(at), n);
     else      fprintf(f, "[%s x %zu] ", gguf_type_name(at), n);
     for (size_t i = 0; i < head; i++) {
         if (i) fputs(", ", f);
         if (at == GGUF_TYPE_STRING) {
-            print_string(f, gguf_get_arr_str(g, k, i), json);
+            print_string(f, llt_gguf_arr_str(g, k, i), json);
         } else if (at == GGUF_TYPE_ARRAY) {
             fputs(json ? "null" : "[...]", f);
         } else {
-            print_scalar(f, at, (const char *) gguf_get_arr_data(g, k) + i * gguf_scalar_size(at), json);
+            print_scalar(f, at, (const char *) llt_gguf_arr_data(g, k) + i * llt_gguf_type_size(at), json);
         }
     }
     if (json) fputs("]}", f);
@@ -183,7 +174,7 @@ static void print_value(FILE * f, const struct gguf_context * g, int64_t k, bool
 }
 
 // print_value into a string; caller frees; NULL when out of memory
-static char * value_text(const struct gguf_context * g, int64_t k, bool json) {
+static char * value_text(const struct llt_gguf * g, int64_t k, bool json) {
     char * text = NULL;
     size_t size = 0;
     FILE * f = open_memstream(&text, &size);
@@ -202,8 +193,8 @@ static const struct out_col meta_cols[] = {
     { "value", OUT_RAW_JSON, OUT_ONLY_JSON },
 };
 
-static int write_metadata(struct out * o, enum out_format format, const struct gguf_context * g) {
-    const int64_t n = gguf_get_n_kv(g);
+static int write_metadata(struct out * o, enum out_format format, const struct llt_gguf * g) {
+    const int64_t n = llt_gguf_n_kv(g);
     char title[64];
     snprintf(title, sizeof(title), "metadata (%lld keys)", (long long) n);
     int rc = out_begin(o, "metadata", title, OUT_COLS(meta_cols), 0);
@@ -213,7 +204,7 @@ static int write_metadata(struct out * o, enum out_format format, const struct g
             cli_error("inspect: out of memory");
             return CLI_FAIL;
         }
-        const struct out_val v[] = { out_text(gguf_get_key(g, k)), out_text(gguf_type_name(gguf_get_kv_type(g, k))),
+        const struct out_val v[] = { out_text(llt_gguf_key(g, k)), out_text(gguf_type_name(llt_gguf_kv_type(g, k))),
                                      out_text(text), out_text(text) };
         rc = out_row(o, v);
         free(text);
@@ -616,19 +607,19 @@ static const struct out_col file_cols[] = {
 
 // what the file is: a line in a table, a record in json (GGUF's figures null for other sets)
 static int write_file(struct out * o, const struct inspect_opts * opts, struct llt_tensor_set * set) {
-    const struct gguf_context * g = llt_tensor_set_gguf(set);
+    const struct llt_gguf * g = llt_tensor_set_gguf(set);
     const char * kind = llt_tensor_set_kind_name(llt_tensor_set_kind(set));
     if (g) {
         out_note(o, "%s: %s, %d tensors, GGUF v%u, %lld metadata keys, alignment %zu, data at byte %zu", opts->path, kind,
-                 llt_tensor_set_count(set), gguf_get_version(g), (long long) gguf_get_n_kv(g), gguf_get_alignment(g),
-                 gguf_get_data_offset(g));
+                 llt_tensor_set_count(set), llt_gguf_version(g), (long long) llt_gguf_n_kv(g), llt_gguf_alignment(g),
+                 (size_t) llt_gguf_data_offset(g));
     } else {
         out_note(o, "%s: %s, %d tensors", opts->path, kind, llt_tensor_set_count(set));
     }
     const struct out_val v[] = {
         out_text(opts->path), out_text(kind), out_int(llt_tensor_set_count(set)),
-        g ? out_int(gguf_get_version(g)) : out_null(), g ? out_int(gguf_get_n_kv(g)) : out_null(),
-        g ? out_int((int64_t) gguf_get_alignment(g)) : out_null(), g ? out_int((int64_t) gguf_get_data_offset(g)) : out_null(),
+        g ? out_int(llt_gguf_version(g)) : out_null(), g ? out_int(llt_gguf_n_kv(g)) : out_null(),
+        g ? out_int((int64_t) llt_gguf_alignment(g)) : out_null(), g ? out_int((int64_t) llt_gguf_data_offset(g)) : out_null(),
     };
     return out_record(o, "file", OUT_COLS(file_cols), v);
 }
@@ -669,7 +660,7 @@ int cmd_inspect(int argc, char ** argv) {
         llt_tensor_set_close(set);
         return CLI_FAIL;
     }
-    const struct gguf_context * g = llt_tensor_set_gguf(set);
+    const struct llt_gguf * g = llt_tensor_set_gguf(set);
     int rc = write_file(out, &o, set);
     if (rc == CLI_OK && g && !o.tensor && !o.blocks && !o.no_metadata) rc = write_metadata(out, o.format, g);
     const bool table = !o.blocks || o.tensor || o.stats || o.show_data; // --blocks alone shows only blocks

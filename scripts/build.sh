@@ -15,6 +15,7 @@ need=(
     "gcc:build-essential" "g++:build-essential" "make:build-essential" "cmake:cmake"
     "ninja:ninja-build" "git:git" "openssl:openssl" "npm:npm" "sqlite3:sqlite3" "python3:python3" "valgrind:valgrind"
     "/usr/include/sqlite3.h:libsqlite3-dev" "/etc/ssl/certs/ca-certificates.crt:ca-certificates"
+    "/usr/lib/python3/dist-packages/numpy:python3-numpy" # tests against numpy and gguf-py
 )
 missing=()
 for entry in "${need[@]}"; do

@@ -426,7 +426,7 @@ static void test_gguf_writer(void) {
     struct llt_tensor_set * set = NULL;
     REQUIRE(llt_tensor_set_open(ps, &set) == LLT_OK, "open: %s", llt_last_error());
     CHECK_INT(llt_tensor_set_count(set), MANY);
-    const struct gguf_context * rg = llt_tensor_set_gguf(set);
+    const struct llt_gguf * rg = llt_tensor_set_gguf(set);
     int bad = 0;
     for (int i = 0; i < MANY && set; i++) {
         snprintf(name, sizeof(name), "t%d", i);
@@ -437,12 +437,12 @@ static void test_gguf_writer(void) {
         if (llt_tensor_set_read_f32(set, j, x) != LLT_OK) { bad++; continue; }
         for (int64_t k = 0; k < t->n_elements; k++) if (x[k] != (float) (k + i)) { bad++; break; }
         snprintf(key, sizeof(key), "x.%s.i", name);
-        const int64_t ki = gguf_find_key(rg, key);
-        if (ki < 0 || gguf_get_val_i64(rg, ki) != -i) bad++;
+        const int64_t ki = llt_gguf_find_key(rg, key);
+        if (llt_gguf_kv_type(rg, ki) != LLT_GGUF_I64 || *(const int64_t *) llt_gguf_val_data(rg, ki) != -i) bad++;
     }
     CHECK(bad == 0, "%d of %d tensors read back wrong, want 0", bad, MANY);
-    const int64_t kw = gguf_find_key(rg, "x.words");
-    CHECK(kw >= 0 && gguf_get_arr_n(rg, kw) == 3 && strcmp(gguf_get_arr_str(rg, kw, 1), "bc") == 0, "x.words lost");
+    const int64_t kw = llt_gguf_find_key(rg, "x.words");
+    CHECK(kw >= 0 && llt_gguf_arr_n(rg, kw) == 3 && strcmp(llt_gguf_arr_str(rg, kw, 1), "bc") == 0, "x.words lost");
     llt_tensor_set_close(set);
     gguf_free(global);
 }
@@ -513,6 +513,104 @@ static void test_dump_facts(void) {
     }
 }
 
+// ---- lltrace's GGUF reader on headers written byte by byte ---------------------------------
+
+struct gbuf { unsigned char b[1024]; size_t n; };
+static void gput(struct gbuf * g, const void * p, size_t n) { memcpy(g->b + g->n, p, n); g->n += n; }
+static void gu32(struct gbuf * g, uint32_t v) { gput(g, &v, 4); }
+static void gu64(struct gbuf * g, uint64_t v) { gput(g, &v, 8); }
+static void gstr(struct gbuf * g, const char * s) { gu64(g, strlen(s)); gput(g, s, strlen(s)); }
+static void ghead(struct gbuf * g, uint32_t version, int64_t n_tensors, int64_t n_kv) {
+    g->n = 0;
+    gput(g, "GGUF", 4);
+    gu32(g, version);
+    gu64(g, (uint64_t) n_tensors);
+    gu64(g, (uint64_t) n_kv);
+}
+static void gkv_u32(struct gbuf * g, const char * key, uint32_t v) { gstr(g, key); gu32(g, 4 /* u32 */); gu32(g, v); }
+// a tensor of ndims dims of 4 elements each
+static void gtensor(struct gbuf * g, const char * name, uint32_t n_dims, int32_t type, uint64_t offset) {
+    gstr(g, name);
+    gu32(g, n_dims);
+    for (uint32_t d = 0; d < n_dims; d++) gu64(g, 4);
+    gu32(g, (uint32_t) type);
+    gu64(g, offset);
+}
+
+static void gguf_fails(const char * label, struct gbuf * g, const char * want) {
+    char p[256];
+    path_in_tmp(p, sizeof(p), "bad.gguf");
+    while (g->n % 32) g->b[g->n++] = 0;
+    memset(g->b + g->n, 0, 128); // room for the data
+    write_bytes(p, g->b, g->n + 128);
+    open_fails(label, p, LLT_EFORMAT, want);
+}
+
+static void test_gguf_reader_errors(void) {
+    struct gbuf g;
+    ghead(&g, 1, 0, 0);
+    gguf_fails("gguf v1", &g, "GGUF version 1 (this reader knows 2 to 3)");
+    ghead(&g, 3, 0, 2);
+    gkv_u32(&g, "a", 1);
+    gkv_u32(&g, "a", 2);
+    gguf_fails("duplicate key", &g, "key 'a' appears twice");
+    ghead(&g, 3, 0, 1);
+    gkv_u32(&g, "general.alignment", 48);
+    gguf_fails("alignment 48", &g, "alignment 48 is not a power of 2");
+    ghead(&g, 3, 0, 1);
+    gstr(&g, "general.alignment"); gu32(&g, 8 /* string */); gstr(&g, "32");
+    gguf_fails("alignment as a string", &g, "general.alignment is not a u32");
+    ghead(&g, 3, 0, 1);
+    gstr(&g, "nested"); gu32(&g, 9 /* array */); gu32(&g, 9 /* of arrays */); gu64(&g, 1);
+    gguf_fails("array of arrays", &g, "key 'nested' has invalid GGUF type 9");
+    ghead(&g, 3, 0, 1000000000);
+    gguf_fails("a billion keys", &g, "more keys than the file holds");
+    ghead(&g, 3, 1, 0);
+    gtensor(&g, "t", 1, 0 /* f32 */, 4);
+    gguf_fails("unaligned tensor", &g, "tensor 't' has an unaligned offset");
+    ghead(&g, 3, 1, 0);
+    gtensor(&g, "t", 5, 0, 0);
+    gguf_fails("5 dimensions", &g, "tensor 't' has more than 4 dimensions");
+    ghead(&g, 3, 1, 0);
+    gtensor(&g, "t", 1, 4 /* q4_2: removed */, 0);
+    gguf_fails("removed type", &g, "tensor 't' has invalid ggml type 4");
+    ghead(&g, 3, 1, 0);
+    gtensor(&g, "t", 2, 0, 4096);
+    gguf_fails("past the end", &g, "truncated (tensor 't' ends at byte");
+    ghead(&g, 3, 2, 0);
+    gtensor(&g, "t", 1, 0, 0);
+    gtensor(&g, "t", 1, 0, 32);
+    gguf_fails("duplicate tensor", &g, "tensor name 't' appears twice");
+}
+
+// values come back NUL-terminated and aligned wherever the file put them
+static void test_gguf_reader_values(void) {
+    struct gbuf g;
+    ghead(&g, 2, 0, 3);
+    gstr(&g, "s"); gu32(&g, 8); gstr(&g, "abc");
+    gstr(&g, "strs"); gu32(&g, 9); gu32(&g, 8); gu64(&g, 2); gstr(&g, "x"); gstr(&g, "yz");
+    gstr(&g, "i64s"); gu32(&g, 9); gu32(&g, 11); gu64(&g, 2); gu64(&g, (uint64_t) -5); gu64(&g, 7); // at an odd offset
+    char p[256];
+    path_in_tmp(p, sizeof(p), "values.gguf");
+    write_bytes(p, g.b, g.n);
+    struct llt_tensor_set * set = open_ok(p);
+    const struct llt_gguf * r = set ? llt_tensor_set_gguf(set) : NULL;
+    if (!r) { llt_tensor_set_close(set); return; }
+    CHECK_INT(llt_gguf_version(r), 2);
+    CHECK_INT(llt_gguf_n_kv(r), 3);
+    CHECK(strcmp(llt_gguf_val_str(r, llt_gguf_find_key(r, "s")), "abc") == 0, "s is '%s', want 'abc'", llt_gguf_val_str(r, 0));
+    const int64_t ks = llt_gguf_find_key(r, "strs");
+    CHECK(llt_gguf_arr_n(r, ks) == 2 && strcmp(llt_gguf_arr_str(r, ks, 1), "yz") == 0, "strs[1] lost");
+    CHECK(llt_gguf_arr_str(r, ks, 2) == NULL, "strs[2] should be NULL");
+    const int64_t ki = llt_gguf_find_key(r, "i64s");
+    const int64_t * v = llt_gguf_arr_data(r, ki);
+    CHECK(v && ((uintptr_t) v & 7) == 0, "the i64 array is not aligned");
+    CHECK(v && v[0] == -5 && v[1] == 7, "i64s lost");
+    CHECK(llt_gguf_find_key(r, "i64") == -1 && llt_gguf_find_key(r, "s2") == -1, "found a key that is not there");
+    CHECK(llt_gguf_val_str(r, ki) == NULL && llt_gguf_arr_data(r, ks) == NULL, "a getter of the wrong type answered");
+    llt_tensor_set_close(set);
+}
+
 int main(void) {
     llt_log_init(false);
     REQUIRE(mkdtemp(tmp_dir), "mkdtemp");
@@ -524,6 +622,8 @@ int main(void) {
     test_npy_errors();
     test_safetensors_errors();
     test_other_errors();
+    test_gguf_reader_errors();
+    test_gguf_reader_values();
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp_dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp_dir);

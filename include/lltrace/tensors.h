@@ -96,7 +96,7 @@ struct llt_tensor_info {
 };
 
 struct llt_tensor_set;
-struct gguf_context;
+struct llt_gguf;
 
 // Opens a tensor set; reads headers only (data is mapped, not loaded). Checks that every
 // tensor lies inside its file. caller frees with llt_tensor_set_close()
@@ -108,14 +108,41 @@ const char *                   llt_tensor_set_kind_name(enum llt_tensor_set_kind
 int                            llt_tensor_set_count(const struct llt_tensor_set * set);
 const struct llt_tensor_info * llt_tensor_set_get  (const struct llt_tensor_set * set, int i); // borrowed, lives with set
 int                            llt_tensor_set_find (const struct llt_tensor_set * set, const char * name); // index or -1
-// the GGUF metadata of a GGUF set, else NULL (borrowed, lives with set)
-const struct gguf_context *    llt_tensor_set_gguf (const struct llt_tensor_set * set);
+// the GGUF metadata of a GGUF set, else NULL (borrowed, lives with set; read with llt_gguf_*)
+const struct llt_gguf *        llt_tensor_set_gguf (const struct llt_tensor_set * set);
 // a metadata integer of a GGUF set (any integer type); false if absent
 bool                           llt_tensor_set_meta_int(const struct llt_tensor_set * set, const char * key, int64_t * out);
 // the stored bytes of tensor i (info->bytes); NULL and an error if unreadable (borrowed, lives with set)
 const void *                   llt_tensor_set_data (struct llt_tensor_set * set, int i);
 // tensor i as n_elements floats, dequantized, row-major
 int                            llt_tensor_set_read_f32(struct llt_tensor_set * set, int i, float * dst);
+
+// ---- GGUF metadata, as lltrace's own reader holds it --------------------------------------
+//
+// Keys are hashed when the file opens, so a lookup costs the same in a file of 10 keys or of
+// 100,000 (ggml's gguf.h scans them all). Value types are GGUF's numbers (gguf.h's enum
+// gguf_type). Strings are NUL-terminated copies, arrays aligned copies; every pointer is
+// borrowed and lives with the set. A getter asked for the wrong type returns NULL, 0 or -1.
+enum llt_gguf_type {
+    LLT_GGUF_U8, LLT_GGUF_I8, LLT_GGUF_U16, LLT_GGUF_I16, LLT_GGUF_U32, LLT_GGUF_I32, LLT_GGUF_F32,
+    LLT_GGUF_BOOL, LLT_GGUF_STRING, LLT_GGUF_ARRAY, LLT_GGUF_U64, LLT_GGUF_I64, LLT_GGUF_F64,
+    LLT_GGUF_TYPE_COUNT,
+};
+
+uint32_t     llt_gguf_version    (const struct llt_gguf * g);
+int64_t      llt_gguf_n_kv       (const struct llt_gguf * g);
+size_t       llt_gguf_alignment  (const struct llt_gguf * g);
+uint64_t     llt_gguf_data_offset(const struct llt_gguf * g); // absolute byte offset of the data section
+int64_t      llt_gguf_find_key   (const struct llt_gguf * g, const char * key); // index or -1
+const char * llt_gguf_key        (const struct llt_gguf * g, int64_t k);
+int          llt_gguf_kv_type    (const struct llt_gguf * g, int64_t k); // enum llt_gguf_type, -1 if no key k
+size_t       llt_gguf_type_size  (int type);                             // bytes of a scalar; 0 for strings and arrays
+const char * llt_gguf_val_str    (const struct llt_gguf * g, int64_t k);
+const void * llt_gguf_val_data   (const struct llt_gguf * g, int64_t k); // a scalar, llt_gguf_type_size bytes
+int          llt_gguf_arr_type   (const struct llt_gguf * g, int64_t k);
+size_t       llt_gguf_arr_n      (const struct llt_gguf * g, int64_t k);
+const void * llt_gguf_arr_data   (const struct llt_gguf * g, int64_t k); // scalars only
+const char * llt_gguf_arr_str    (const struct llt_gguf * g, int64_t k, size_t i);
 
 // Writes dir/<name>.npy ('<f4', C order, numpy shape = ne reversed) through a temp file and a
 // rename. Bytes of name outside [A-Za-z0-9._+#=-] are written %XX; the reader decodes them.

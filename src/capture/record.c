@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 
 // id of a string in tr->strings, added if new; -1 when out of memory
@@ -121,6 +122,7 @@ static bool reserve_nodes(struct llt_tracer * tr, int32_t n) {
               resize((void **) &tr->seen, cap, sizeof(struct ggml_tensor)) &&
               resize((void **) &tr->seen_ptr, cap, sizeof(const struct ggml_tensor *)) &&
               resize((void **) &tr->stamps, cap, sizeof(struct stamp)) && resize((void **) &tr->bits, cap, 1) &&
+              resize((void **) &tr->asked, cap, 1) &&
               resize((void **) &tr->uses, cap, sizeof(int32_t)) && resize((void **) &tr->map.node, cap, sizeof(int32_t)) &&
               resize((void **) &tr->map.layer, cap, sizeof(int16_t)) && resize((void **) &tr->map.fused, cap, 1);
     if (ok && tr->values) {
@@ -142,6 +144,7 @@ static void describe_node(struct llt_tracer * tr, struct ggml_tensor * t, int32_
     if (tr->same_so_far) {
         // the first difference: the index map must hold exactly this computation's nodes
         tr->same_so_far = false;
+        tr->fast = false;
         ptr_table_clear(&tr->node_idx);
         tr->names.gen++;
         for (int32_t i = 0; i < idx; i++) {
@@ -263,8 +266,70 @@ static bool split_end(const struct llt_tracer * tr, int32_t idx) {
     return tr->recs[idx + 1].split != tr->recs[idx].split;
 }
 
+// ---- the fast path: a graph that repeats --------------------------------------------------
+//
+// llama.cpp computes the same graph step after step (it reuses it while the batch's shape
+// stays), and asks about every node every time. Where the tracer's answer for an unchanged
+// node is always no and nothing is recorded per node (level graph, and the levels the CPU
+// backend's stamps time, without values), the ask call of such a node is one pointer and one
+// struct compare: the rest of record_node() is skipped. Which nodes still take the full path
+// is planned once per graph in tr->asked (a graph's first and last node, MoE routing); a hook
+// that needs its own nodes ORs its bit in there (llt_capture_plan_asks).
+
+static bool fast_path_ok(const struct llt_tracer * tr) {
+    return tr->active && tr->same_so_far && !tr->values && !tr->chain_cb && (tr->params.level == LLT_LEVEL_GRAPH || tr->stamped) &&
+           !((tr->moe || tr->cur_n_tokens > 1) && tr->n_graph_pos == 0); // the graph's positions are looked for
+}
+
+void llt_capture_plan_asks(struct llt_tracer * tr) {
+    const int32_t n = tr->n_nodes;
+    for (int32_t i = 0; i < n; i++) tr->asked[i] = (tr->recs[i].flags & NODE_ROUTE) ? ASK_TRACER : 0;
+    if (n > 0) tr->asked[0] = tr->asked[n - 1] = ASK_TRACER; // starts and ends a computation
+}
+
+// Every byte of two tensor structs equal up to extra, a backend's own pointer, and padding,
+// which nothing describes (a memcmp inlined: no call, and vectors of 32 bytes where the caller
+// is built for AVX2).
+typedef uint64_t v32 __attribute__((vector_size(32)));
+typedef uint64_t v16 __attribute__((vector_size(16)));
+#define TENSOR_SAME_BYTES offsetof(struct ggml_tensor, extra)
+_Static_assert(TENSOR_SAME_BYTES % 16 == 0, "the compared bytes are whole 16-byte vectors");
+
+static inline __attribute__((always_inline)) bool same_tensor(const struct ggml_tensor * a, const struct ggml_tensor * b) {
+    const unsigned char * pa = (const unsigned char *) a, * pb = (const unsigned char *) b;
+    v32 acc = {0};
+    size_t i = 0;
+    for (; i + 32 <= TENSOR_SAME_BYTES; i += 32) {
+        v32 x, y;
+        memcpy(&x, pa + i, 32);
+        memcpy(&y, pb + i, 32);
+        acc |= x ^ y;
+    }
+    v16 r = (v16) { acc[0], acc[1] } | (v16) { acc[2], acc[3] };
+    for (; i < TENSOR_SAME_BYTES; i += 16) {
+        v16 x, y;
+        memcpy(&x, pa + i, 16);
+        memcpy(&y, pb + i, 16);
+        r |= x ^ y;
+    }
+    return (r[0] | r[1]) == 0;
+}
+
+// true: t is the next node of a repeating graph, unasked and unchanged; counted, answered no
+static inline bool repeats_unasked(struct llt_tracer * tr, const struct ggml_tensor * t) {
+    const int32_t idx = tr->n_nodes;
+    if (!tr->fast || idx >= tr->n_prev || tr->asked[idx] || tr->seen_ptr[idx] != t || !same_tensor(&tr->seen[idx], t)) {
+        return false;
+    }
+    tr->bits[idx] = 0; // the chained callback may still ask for it (llt_capture_eval_cb)
+    tr->n_nodes = idx + 1;
+    return true;
+}
+
+// ---- the full path -------------------------------------------------------------------------
+
 // Records a node in the ask call; returns true if it should be observed (computed alone,
-// then posted). The hot path: one struct compare per node while the graph repeats.
+// then posted). While the graph repeats, one struct compare per node finds it unchanged.
 // t begins a graph computation while one is recorded: the first node again, or, in a graph
 // llama.cpp built anew (a ubatch of another size), the token embeddings' GET_ROWS of the
 // first node's name (a cheap test first: few nodes are GET_ROWS)
@@ -281,7 +346,10 @@ static bool record_node(struct llt_tracer * tr, struct ggml_tensor * t) {
         if (!tr->in_decode) llt_capture_submit(tr);
         if (!tr->active) return false;
     }
-    if (tr->n_nodes == 0) tr->compute_begin_ns = tr->last_ask_ns = llt_now_ns() - tr->t0_ns;
+    if (tr->n_nodes == 0) {
+        tr->compute_begin_ns = tr->last_ask_ns = llt_now_ns() - tr->t0_ns;
+        tr->fast = fast_path_ok(tr);
+    }
     const int32_t idx = tr->n_nodes;
     if (idx >= tr->cap_nodes && !reserve_nodes(tr, idx + 1)) return false;
     const bool same = tr->same_so_far && idx < tr->n_prev && tr->seen_ptr[idx] == t &&
@@ -292,7 +360,10 @@ static bool record_node(struct llt_tracer * tr, struct ggml_tensor * t) {
     }
     tr->n_nodes++;
     // which tokens the graph computes: an MoE layer's routing rows, the ubatches of a decode call
-    if ((tr->moe || tr->cur_n_tokens > 1) && tr->n_graph_pos == 0 && t->op == GGML_OP_ROPE) llt_experts_graph_pos(tr, t);
+    if ((tr->moe || tr->cur_n_tokens > 1) && tr->n_graph_pos == 0 && t->op == GGML_OP_ROPE) {
+        llt_experts_graph_pos(tr, t);
+        tr->fast = fast_path_ok(tr);
+    }
     // an MoE layer's routing is read at every level (experts.c)
     const bool route = (tr->recs[idx].flags & NODE_ROUTE) != 0;
     tr->bits[idx] = 0;
@@ -472,27 +543,40 @@ static bool observe(struct llt_tracer * tr, struct ggml_tensor * t) {
     return true;
 }
 
-bool llt_capture_eval_cb(struct ggml_tensor * t, bool ask, void * user_data) {
-    struct llt_tracer * tr = user_data;
-    if (ask) {
-        tr->chain_need = tr->chain_cb ? tr->chain_cb(t, true, tr->chain_ud) : false;
-        tr->self_need = tr->active && record_node(tr, t);
-        const bool need = tr->self_need || tr->chain_need;
-        if (need && tr->active && tr->n_nodes > 0) {
-            const int64_t now = llt_now_ns() - tr->t0_ns;
-            tr->times[tr->n_nodes - 1].begin_ns = tr->last_ask_ns = now;
-            if (tr->stamped) {
-                tr->bits[tr->n_nodes - 1] |= BIT_OBSERVED;
-                tr->n_asked_true++;
-            }
+// the ask call's full path: the chained callback, the node recorded, the answer
+static __attribute__((noinline)) bool ask_full(struct llt_tracer * tr, struct ggml_tensor * t) {
+    tr->chain_need = tr->chain_cb ? tr->chain_cb(t, true, tr->chain_ud) : false;
+    tr->self_need = tr->active && !repeats_unasked(tr, t) && record_node(tr, t);
+    const bool need = tr->self_need || tr->chain_need;
+    if (need && tr->active && tr->n_nodes > 0) {
+        const int64_t now = llt_now_ns() - tr->t0_ns;
+        tr->times[tr->n_nodes - 1].begin_ns = tr->last_ask_ns = now;
+        if (tr->stamped) {
+            tr->bits[tr->n_nodes - 1] |= BIT_OBSERVED;
+            tr->n_asked_true++;
         }
-        return need;
     }
+    return need;
+}
+
+static __attribute__((noinline)) bool post(struct llt_tracer * tr, struct ggml_tensor * t) {
     bool go_on = true;
     if (tr->self_need && tr->active) go_on = observe(tr, t);
     // a false answer to a post call stops the computation: the chained callback may ask for it
     if (tr->chain_need && !tr->chain_cb(t, false, tr->chain_ud)) go_on = false;
     return go_on;
+}
+
+// Small on purpose: most calls are the fast path (an unchanged node nobody asked for; never
+// with a chained callback), which then costs the comparison and a few loads, no saved registers.
+// Built for AVX2 too, where the comparison takes half the instructions.
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+bool llt_capture_eval_cb(struct ggml_tensor * t, bool ask, void * user_data) {
+    struct llt_tracer * tr = user_data;
+    if (ask && repeats_unasked(tr, t)) return false; // no post call follows: self_need and chain_need stay
+    return ask ? ask_full(tr, t) : post(tr, t);
 }
 
 // the CPU backend computed a node (on the thread that called llama_decode)

@@ -220,7 +220,10 @@ static void ubatch_tokens(struct llt_tracer * tr, struct step_rows * ps) {
 
 void llt_capture_finish_graph(struct llt_tracer * tr) {
     if (!tr->active || tr->n_nodes == 0) return;
-    if (!tr->same_so_far || tr->n_nodes != tr->n_prev) mark_fused(tr);
+    if (!tr->same_so_far || tr->n_nodes != tr->n_prev) {
+        mark_fused(tr);
+        llt_capture_plan_asks(tr);
+    }
     if (tr->stamped) {
         // times only from stamps that match; a computation the application stopped has none
         memset(tr->times, 0, (size_t) tr->n_nodes * sizeof(struct node_span));

@@ -15,6 +15,7 @@ void llt_capture_fail(struct llt_tracer * tr, const char * what) {
         snprintf(tr->error, sizeof(tr->error), "tracing stopped at step %lld: %s", (long long) tr->stopped_at, what);
     }
     tr->active = false;
+    tr->fast = false; // the ask call's fast path (record.c) reads only this
 }
 
 void llt_capture_writer_fail(struct llt_tracer * tr, const char * what) {
@@ -23,6 +24,7 @@ void llt_capture_writer_fail(struct llt_tracer * tr, const char * what) {
     tr->writer_failed = true;
     snprintf(tr->error, sizeof(tr->error), "tracing stopped at step %lld: %s", (long long) tr->stopped_at, what);
     tr->active = false;
+    tr->fast = false; // the ask call's fast path (record.c) reads only this
 }
 
 // ---- public API --------------------------------------------------------------------------
@@ -99,6 +101,7 @@ void llt_tracer_free(struct llt_tracer * tr) {
     free(tr->times);
     free(tr->stamps);
     free(tr->bits);
+    free(tr->asked);
     free(tr->split_times);
     free(tr->uses);
     free(tr->map.node);
@@ -202,6 +205,7 @@ int llt_tracer_begin(struct llt_tracer * tr, const struct llama_model * model, s
     snprintf(why, sizeof(why), "%s", llt_last_error());
     snprintf(tr->error, sizeof(tr->error), "%s", why);
     tr->active = false;
+    tr->fast = false; // the ask call's fast path (record.c) reads only this
     llt_tracer_end(tr, LLT_RUN_ERROR, NULL);
     tr->error[0] = '\0';
     return llt_set_error(rc, "%s", why);
@@ -517,6 +521,7 @@ int llt_tracer_end(struct llt_tracer * tr, enum llt_run_status status, const cha
         llt_capture_submit(tr);
     }
     tr->active = false;
+    tr->fast = false; // the ask call's fast path (record.c) reads only this
     if (tr->writer && llt_writer_sync(tr->writer) != LLT_OK) llt_capture_writer_fail(tr, llt_last_error());
     // the writer writes node times and statistics as it stops: that can fail too
     if (llt_writer_stop(tr->writer) != LLT_OK) llt_capture_writer_fail(tr, llt_last_error());
@@ -554,6 +559,7 @@ int llt_tracer_end(struct llt_tracer * tr, enum llt_run_status status, const cha
 void llt_tracer_disown(struct llt_tracer * tr) {
     // its writer thread, step log, connection and dump are the parent's: forgotten, not closed
     tr->active = false;
+    tr->fast = false; // the ask call's fast path (record.c) reads only this
     tr->stamped = false;
     llt_writer_disown(tr->writer); // the parent's lock on its step log stays the parent's alone
     tr->writer = NULL;

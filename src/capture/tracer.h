@@ -78,6 +78,13 @@ enum node_bit {
     BIT_SPLIT_END  = 2, // observed as the last node of its split: the split's time, not the node's
 };
 
+// per node of the previous computation, who wants the ask call of that node when it comes
+// again unchanged (record.c's fast path answers the others no, with nothing but the comparison)
+enum ask_bit {
+    ASK_TRACER = 1, // the tracer: a graph's first and last node, an MoE layer's routing
+    // hooks of other kinds add their bit here and OR it into tr->asked after llt_capture_plan_asks()
+};
+
 #define MAX_CACHED_GRAPHS 32
 #define GRAPH_IDS_PER_RUN ((int64_t) 1 << 24)
 
@@ -154,6 +161,11 @@ struct llt_tracer {
     int32_t                  n_prev;        // nodes of the previous computation
     struct graph *           prev_graph;    // its graph
     bool                     same_so_far;   // every node so far matched the previous computation
+    // The fast path of the ask call (record.c): a node unchanged since the previous computation
+    // that nobody asked for is counted and answered no, with one struct compare. asked is
+    // planned when a graph is first seen and kept while it repeats (plan_asks in record.c).
+    uint8_t *                asked;         // per node of the previous computation: enum ask_bit
+    bool                     fast;          // this computation may take the fast path
     int64_t                  compute_begin_ns, compute_end_ns;
     int32_t                  n_observed;    // post calls in the current computation
     struct ptr_table         node_idx;      // tensor -> idx in the current graph
@@ -341,6 +353,9 @@ bool llt_capture_eval_cb(struct ggml_tensor * t, bool ask, void * user_data);
 bool llt_capture_abort_cb(void * user_data);
 // record.c: plans which post calls read which nodes' outputs, for the graph just computed
 void llt_capture_build_plan(struct llt_tracer * tr);
+// record.c: plans which nodes of the graph just computed take the ask call's full path when it
+// repeats (tr->asked); called when a graph is first seen. A hook ORs its own nodes in after it.
+void llt_capture_plan_asks(struct llt_tracer * tr);
 
 // experts.c: whether a node is an MoE layer's mixing weights (ffn_moe_weights*-N), read in its post call
 bool llt_experts_is_route(const struct ggml_tensor * t);

@@ -8,7 +8,6 @@
 // plus the states, whatever the vocabulary and the weight type.
 #include "core/internal.h"
 
-#include "gguf.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -37,12 +36,12 @@ struct head {
     size_t   row_bytes;
 };
 
-static int meta_f32(const struct gguf_context * g, const char * arch, const char * suffix, float * v) {
+static int meta_f32(const struct llt_gguf * g, const char * arch, const char * suffix, float * v) {
     char key[128];
     snprintf(key, sizeof(key), "%s.%s", arch, suffix);
-    int64_t id = gguf_find_key(g, key);
-    if (id < 0 || gguf_get_kv_type(g, id) != GGUF_TYPE_FLOAT32) return 0;
-    *v = gguf_get_val_f32(g, id);
+    int64_t id = llt_gguf_find_key(g, key);
+    if (llt_gguf_kv_type(g, id) != LLT_GGUF_F32) return 0;
+    *v = *(const float *) llt_gguf_val_data(g, id);
     return 1;
 }
 
@@ -56,13 +55,10 @@ static float * read_vector(struct llt_tensor_set * set, const char * name, int n
 }
 
 static int head_open(struct llt_tensor_set * model, const char * path, struct head * h) {
-    const struct gguf_context * g = llt_tensor_set_gguf(model);
+    const struct llt_gguf * g = llt_tensor_set_gguf(model);
     if (!g) return llt_set_error(LLT_EFORMAT, "logit lens: model '%s' is not a GGUF file", path);
-    int64_t id = gguf_find_key(g, "general.architecture");
-    if (id < 0 || gguf_get_kv_type(g, id) != GGUF_TYPE_STRING) {
-        return llt_set_error(LLT_EFORMAT, "logit lens: model '%s' has no general.architecture", path);
-    }
-    const char * arch = gguf_get_val_str(g, id);
+    const char * arch = llt_gguf_val_str(g, llt_gguf_find_key(g, "general.architecture"));
+    if (!arch) return llt_set_error(LLT_EFORMAT, "logit lens: model '%s' has no general.architecture", path);
     h->out = llt_tensor_set_find(model, "output.weight");
     if (h->out < 0) h->out = llt_tensor_set_find(model, "token_embd.weight"); // tied embeddings
     if (h->out < 0) return llt_set_error(LLT_ENOTFOUND, "logit lens: model '%s' has no output head", path);
@@ -263,10 +259,9 @@ int llt_lens_compute(const struct llt_lens_params * p, struct llt_lens ** out) {
     lens->n_rows = n;
     lens->n_vocab = h.n_vocab;
     int64_t nl = 0;
-    const struct gguf_context * g = llt_tensor_set_gguf(model);
-    int64_t id = gguf_find_key(g, "general.architecture");
+    const struct llt_gguf * g = llt_tensor_set_gguf(model);
     char key[128];
-    snprintf(key, sizeof(key), "%s.block_count", gguf_get_val_str(g, id));
+    snprintf(key, sizeof(key), "%s.block_count", llt_gguf_val_str(g, llt_gguf_find_key(g, "general.architecture")));
     lens->n_layer = llt_tensor_set_meta_int(model, key, &nl) ? (int32_t) nl : 0;
 done:
     if (rc != LLT_OK) { llt_lens_free(lens); lens = NULL; }

@@ -6,6 +6,11 @@
 // -ffast-math. Non-negative floats order like their bit patterns, which turns |a-b|, the
 // tolerance threshold and the maxima into integer compares. Tolerance is decided in single
 // precision: on |a-b| and max(tol_abs, tol_rel*|a|) rounded to float.
+// Speed (issue 21: 2.5-3.1 GB/s before, memcpy 12): the lanes hold only what a finite pair
+// adds, so that they stay in vector registers; a block with a NaN or an infinity is scanned
+// again for those (diff_non_finite). The block is built twice, generic (SSE2) and for AVX2
+// (8 floats a register, unsigned integer maxima), picked once by the CPU: the same operations
+// in the same order per lane, so the same bits either way (no FMA: it would round differently).
 #include "core/internal.h"
 #include "tensors/namemap.h"
 
@@ -24,7 +29,7 @@ static inline uint32_t float_bits(float v) { uint32_t u; memcpy(&u, &v, sizeof(u
 static inline float    bits_float(uint32_t u) { float v; memcpy(&v, &u, sizeof(v)); return v; }
 
 struct diff_lanes {
-    int32_t  a_nan[LANES], a_inf[LANES], b_nan[LANES], b_inf[LANES], fin[LANES], exceed[LANES];
+    int32_t  fin[LANES], exceed[LANES];      // finite pairs; those outside tolerance
     uint32_t max_abs[LANES], max_rel[LANES]; // bits of non-negative floats
     double   s_abs[LANES], s_rel[LANES], s_dd[LANES], s_aa[LANES], s_bb[LANES], s_ab[LANES];
 };
@@ -45,26 +50,22 @@ static inline uint32_t abs_diff_bits(float a, float b, uint32_t m) {
     return float_bits(a - b) & 0x7fffffffu & m;
 }
 
+// A pair into lane j. A pair that is not finite adds nothing but 0 here (its NaNs, infinities
+// and tolerance are counted by diff_non_finite, for the rare block that has one): the lanes
+// then fit in a CPU's vector registers.
 static inline void diff_lane(struct diff_lanes * L, int j, float a, float b, const struct diff_consts * c) {
     const uint32_t ua = float_bits(a), ub = float_bits(b);
-    const uint32_t ma = ua & 0x7fffffffu, mb = ub & 0x7fffffffu;
-    const int32_t  na = ma > 0x7f800000u, nb = mb > 0x7f800000u;
     const uint32_t m = finite_mask(ua, ub);
     const int32_t  fin = (int32_t) (m & 1);
     const float    fa = bits_float(ua & m), fb = bits_float(ub & m); // the pair, or 0 and 0
     const uint32_t ad = abs_diff_bits(a, b, m);
-    const uint32_t ma_f = ma & m;                                  // |a| of a finite pair
+    const uint32_t ma_f = ua & 0x7fffffffu & m;                    // |a| of a finite pair
     const uint32_t den = ma_f > c->eps ? ma_f : c->eps;
     const uint32_t rel = float_bits(bits_float(ad) / bits_float(den));
     const uint32_t trel = float_bits(c->tol_rel * bits_float(ma_f));
     const uint32_t thr = trel > c->tol_abs ? trel : c->tol_abs;
-    const int32_t  same = (na & nb) | (ua == ub);                  // equal non-finite pair
-    L->a_nan[j]  += na;
-    L->a_inf[j]  += ma == 0x7f800000u;
-    L->b_nan[j]  += nb;
-    L->b_inf[j]  += mb == 0x7f800000u;
     L->fin[j]    += fin;
-    L->exceed[j] += (fin & (ad > thr)) | ((fin ^ 1) & (same ^ 1));
+    L->exceed[j] += fin & (ad > thr);
     L->max_abs[j] = ad > L->max_abs[j] ? ad : L->max_abs[j];
     L->max_rel[j] = rel > L->max_rel[j] ? rel : L->max_rel[j];
     const double da = fa, db = fb, dd = da - db;
@@ -82,8 +83,27 @@ struct diff_acc {
     double   s_abs, s_rel, s_dd, s_aa, s_bb, s_ab;
 };
 
-static void diff_block(const float * a, const float * b, int n, int64_t base, const struct diff_consts * c,
-                       struct diff_acc * acc) {
+// the pairs of a block that are not both finite: NaNs, infinities, and outside tolerance
+// unless both are NaN or both the same infinity
+static void diff_non_finite(const float * a, const float * b, int n, struct diff_acc * acc) {
+    for (int i = 0; i < n; i++) {
+        const uint32_t ua = float_bits(a[i]), ub = float_bits(b[i]);
+        if (finite_mask(ua, ub)) continue;
+        const uint32_t ma = ua & 0x7fffffffu, mb = ub & 0x7fffffffu;
+        const bool na = ma > 0x7f800000u, nb = mb > 0x7f800000u;
+        acc->a_nan  += na;
+        acc->a_inf  += ma == 0x7f800000u;
+        acc->b_nan  += nb;
+        acc->b_inf  += mb == 0x7f800000u;
+        acc->exceed += !((na && nb) || ua == ub);
+    }
+}
+
+// One block through the lanes, then the lanes into acc. Inlined into a generic and an AVX2
+// build of the block (diff_block below): the same operations in the same order, so both give
+// the same bits; AVX2 runs 8 lanes in one register and has unsigned integer maxima.
+static inline __attribute__((always_inline)) void diff_block_body(const float * a, const float * b, int n, int64_t base,
+                                                                  const struct diff_consts * c, struct diff_acc * acc) {
     struct diff_lanes L = {0};
     const int nv = n / LANES * LANES;
     for (int i = 0; i < nv; i += LANES) {
@@ -92,12 +112,11 @@ static void diff_block(const float * a, const float * b, int n, int64_t base, co
     for (int i = nv; i < n; i++) diff_lane(&L, i - nv, a[i], b[i], c);
 
     uint32_t max_abs = 0;
+    int64_t fin = 0;
+    for (int j = 0; j < LANES; j++) fin += L.fin[j];
+    if (fin < n) diff_non_finite(a, b, n, acc);
+    acc->fin += fin;
     for (int j = 0; j < LANES; j++) {
-        acc->a_nan  += L.a_nan[j];
-        acc->a_inf  += L.a_inf[j];
-        acc->b_nan  += L.b_nan[j];
-        acc->b_inf  += L.b_inf[j];
-        acc->fin    += L.fin[j];
         acc->exceed += L.exceed[j];
         acc->s_abs  += L.s_abs[j];
         acc->s_rel  += L.s_rel[j];
@@ -121,6 +140,29 @@ static void diff_block(const float * a, const float * b, int n, int64_t base, co
     }
 }
 
+static void diff_block_generic(const float * a, const float * b, int n, int64_t base, const struct diff_consts * c,
+                               struct diff_acc * acc) {
+    diff_block_body(a, b, n, base, c, acc);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2")))
+static void diff_block_avx2(const float * a, const float * b, int n, int64_t base, const struct diff_consts * c,
+                            struct diff_acc * acc) {
+    diff_block_body(a, b, n, base, c, acc);
+}
+#endif
+
+typedef void (*diff_block_fn)(const float *, const float *, int, int64_t, const struct diff_consts *, struct diff_acc *);
+
+// the widest build this CPU runs
+static diff_block_fn diff_block_pick(void) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (__builtin_cpu_supports("avx2")) return diff_block_avx2;
+#endif
+    return diff_block_generic;
+}
+
 int llt_diff_compute(const float * a, const float * b, int64_t n, double tol_abs, double tol_rel,
                      struct llt_diff * out) {
     memset(out, 0, sizeof(*out));
@@ -135,6 +177,7 @@ int llt_diff_compute(const float * a, const float * b, int64_t n, double tol_abs
         .eps     = float_bits((float) LLT_DIFF_REL_EPS),
     };
     struct diff_acc acc = { .max_abs_index = -1 };
+    const diff_block_fn diff_block = diff_block_pick();
     for (int64_t i = 0; i < n; i += BLOCK) {
         diff_block(a + i, b + i, (int) (n - i < BLOCK ? n - i : BLOCK), i, &c, &acc);
     }

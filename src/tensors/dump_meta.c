@@ -4,8 +4,6 @@
 // sees such differences should learn that they come from the cache, not from the model.
 #include "core/internal.h"
 
-#include "gguf.h"
-
 #include <stdio.h>
 #include <string.h>
 
@@ -23,10 +21,9 @@ static bool json_field(const char * json, const char * key, char * out, size_t s
 }
 
 bool llt_dump_cache_types(const struct llt_tensor_set * set, char * type_k, char * type_v, size_t size) {
-    const struct gguf_context * g = llt_tensor_set_gguf(set);
-    const int64_t k = g ? gguf_find_key(g, LLT_DUMP_KEY_PARAMS) : -1;
-    if (k < 0 || gguf_get_kv_type(g, k) != GGUF_TYPE_STRING) return false;
-    const char * json = gguf_get_val_str(g, k);
+    const struct llt_gguf * g = llt_tensor_set_gguf(set);
+    const char * json = g ? llt_gguf_val_str(g, llt_gguf_find_key(g, LLT_DUMP_KEY_PARAMS)) : NULL;
+    if (!json) return false;
     return json_field(json, "type_k", type_k, size) && json_field(json, "type_v", type_v, size);
 }
 

@@ -4,7 +4,6 @@
 #include "core/internal.h"
 #include "tensors/namemap.h"
 
-#include "gguf.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -280,12 +279,11 @@ bool llt_map_names_b(const struct llt_name_map * map, const char * name) {
 // ---- map variables: set by the user, else from the GGUF metadata of A or B ---------------
 
 static bool meta_arch_int(const struct llt_tensor_set * set, const char * suffix, int64_t * out) {
-    const struct gguf_context * g = llt_tensor_set_gguf(set);
-    if (!g) return false;
-    const int64_t k = gguf_find_key(g, "general.architecture");
-    if (k < 0 || gguf_get_kv_type(g, k) != GGUF_TYPE_STRING) return false;
+    const struct llt_gguf * g = llt_tensor_set_gguf(set);
+    const char * arch = g ? llt_gguf_val_str(g, llt_gguf_find_key(g, "general.architecture")) : NULL;
+    if (!arch) return false;
     char key[256];
-    snprintf(key, sizeof(key), "%s.%s", gguf_get_val_str(g, k), suffix);
+    snprintf(key, sizeof(key), "%s.%s", arch, suffix);
     return llt_tensor_set_meta_int(set, key, out);
 }
 

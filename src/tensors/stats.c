@@ -163,12 +163,74 @@ static inline void stats_dev(double * q, int j, float v, double mean) {
     q[j] += (double) fin * d * d;
 }
 
-// one chunk of at most CHUNK floats, merged into acc. Built twice, for AVX2 and for any x86-64,
-// the loader picks the one the CPU runs (the library is built without -march).
-#if defined(__x86_64__) && defined(__GNUC__)
-__attribute__((target_clones("avx2", "default")))
-#endif
-static void stats_chunk(const float * x, int n, struct stats_acc * acc) {
+// The common case first: a chunk of finite values needs no masks, and five lanes of
+// partials where the general case keeps nine, which keeps them in vector registers. It
+// counts what is not finite, and a chunk that has any is done again by the general lanes.
+// For finite values both add the same numbers in the same order: the same bits.
+struct finite_lanes {
+    int32_t  nonfin[LANES], zero[LANES];
+    int32_t  kmin[LANES], kmax[LANES];
+    uint32_t absmax[LANES];
+    double   sum[LANES];
+};
+
+static inline void finite_lane(struct finite_lanes * L, int j, float v) {
+    const uint32_t u   = float_bits(v);
+    const uint32_t mag = u & 0x7fffffffu;
+    const int32_t  key = float_key(u);
+    L->nonfin[j] += mag >= 0x7f800000u;
+    L->zero[j]   += mag == 0;
+    L->sum[j]    += (double) v;
+    L->kmin[j]    = key < L->kmin[j] ? key : L->kmin[j];
+    L->kmax[j]    = key > L->kmax[j] ? key : L->kmax[j];
+    L->absmax[j]  = mag > L->absmax[j] ? mag : L->absmax[j];
+}
+
+static inline void finite_dev(double * q, int j, float v, double mean) {
+    const double d = (double) v - mean;
+    q[j] += d * d;
+}
+
+// a chunk's partials, reduced over the lanes
+struct chunk_sums {
+    int64_t  nan, pinf, ninf, zero, fin;
+    int32_t  kmin, kmax;
+    uint32_t absmax;
+    double   sum, m2; // m2 around the chunk's own mean
+};
+
+// the lanes of a chunk of finite values; false if it has a value that is not finite
+static inline bool chunk_finite(const float * x, int n, struct chunk_sums * c) {
+    struct finite_lanes L = {0};
+    for (int j = 0; j < LANES; j++) { L.kmin[j] = INT32_MAX; L.kmax[j] = INT32_MIN; }
+    const int nv = n / LANES * LANES;
+    for (int i = 0; i < nv; i += LANES) {
+        for (int j = 0; j < LANES; j++) finite_lane(&L, j, x[i + j]);
+    }
+    for (int i = nv; i < n; i++) finite_lane(&L, i - nv, x[i]);
+    int32_t nonfin = 0;
+    for (int j = 0; j < LANES; j++) nonfin |= L.nonfin[j];
+    if (nonfin) return false;
+    *c = (struct chunk_sums) { .fin = n, .kmin = INT32_MAX, .kmax = INT32_MIN };
+    for (int j = 0; j < LANES; j++) {
+        c->zero  += L.zero[j];
+        c->sum   += L.sum[j];
+        c->kmin   = L.kmin[j] < c->kmin ? L.kmin[j] : c->kmin;
+        c->kmax   = L.kmax[j] > c->kmax ? L.kmax[j] : c->kmax;
+        c->absmax = L.absmax[j] > c->absmax ? L.absmax[j] : c->absmax;
+    }
+    const double mean_c = c->sum / (double) n;
+    double q[LANES] = {0};
+    for (int i = 0; i < nv; i += LANES) {
+        for (int j = 0; j < LANES; j++) finite_dev(q, j, x[i + j], mean_c);
+    }
+    for (int i = nv; i < n; i++) finite_dev(q, i - nv, x[i], mean_c);
+    for (int j = 0; j < LANES; j++) c->m2 += q[j];
+    return true;
+}
+
+// the lanes of any chunk: NaNs and infinities counted and left out
+static inline void chunk_any(const float * x, int n, struct chunk_sums * c) {
     struct stats_lanes L = {0};
     for (int j = 0; j < LANES; j++) { L.kmin[j] = INT32_MAX; L.kmax[j] = INT32_MIN; }
     const int nv = n / LANES * LANES;
@@ -176,44 +238,53 @@ static void stats_chunk(const float * x, int n, struct stats_acc * acc) {
         for (int j = 0; j < LANES; j++) stats_lane(&L, j, x[i + j]);
     }
     for (int i = nv; i < n; i++) stats_lane(&L, i - nv, x[i]);
-
-    int64_t nfin = 0;
-    int32_t kmin = INT32_MAX, kmax = INT32_MIN;
-    uint32_t absmax = 0;
-    double sum = 0;
+    *c = (struct chunk_sums) { .kmin = INT32_MAX, .kmax = INT32_MIN };
     for (int j = 0; j < LANES; j++) {
-        acc->n_nan  += L.nan[j];
-        acc->n_pinf += L.pinf[j];
-        acc->n_ninf += L.ninf[j];
-        acc->n_zero += L.zero[j];
-        nfin += L.fin[j];
-        sum  += L.sum[j];
-        kmin   = L.kmin[j] < kmin ? L.kmin[j] : kmin;
-        kmax   = L.kmax[j] > kmax ? L.kmax[j] : kmax;
-        absmax = L.absmax[j] > absmax ? L.absmax[j] : absmax;
+        c->nan  += L.nan[j];
+        c->pinf += L.pinf[j];
+        c->ninf += L.ninf[j];
+        c->zero += L.zero[j];
+        c->fin  += L.fin[j];
+        c->sum  += L.sum[j];
+        c->kmin   = L.kmin[j] < c->kmin ? L.kmin[j] : c->kmin;
+        c->kmax   = L.kmax[j] > c->kmax ? L.kmax[j] : c->kmax;
+        c->absmax = L.absmax[j] > c->absmax ? L.absmax[j] : c->absmax;
     }
-    acc->n += n;
-    if (nfin == 0) return;
-
-    // the chunk's squared deviations around its own mean
-    const double mean_c = sum / (double) nfin;
+    if (c->fin == 0) return;
+    const double mean_c = c->sum / (double) c->fin;
     double q[LANES] = {0};
     for (int i = 0; i < nv; i += LANES) {
         for (int j = 0; j < LANES; j++) stats_dev(q, j, x[i + j], mean_c);
     }
     for (int i = nv; i < n; i++) stats_dev(q, i - nv, x[i], mean_c);
-    double m2_c = 0;
-    for (int j = 0; j < LANES; j++) m2_c += q[j];
+    for (int j = 0; j < LANES; j++) c->m2 += q[j];
+}
+
+// one chunk of at most CHUNK floats, merged into acc. Built twice, for AVX2 and for any x86-64,
+// the loader picks the one the CPU runs (the library is built without -march).
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+static void stats_chunk(const float * x, int n, struct stats_acc * acc) {
+    struct chunk_sums c;
+    if (!chunk_finite(x, n, &c)) chunk_any(x, n, &c);
+    acc->n_nan  += c.nan;
+    acc->n_pinf += c.pinf;
+    acc->n_ninf += c.ninf;
+    acc->n_zero += c.zero;
+    acc->n += n;
+    if (c.fin == 0) return;
 
     // Chan et al.: merge (n_fin, mean, m2) with the chunk's
-    const double na = (double) acc->n_fin, nb = (double) nfin, nt = na + nb;
+    const double mean_c = c.sum / (double) c.fin;
+    const double na = (double) acc->n_fin, nb = (double) c.fin, nt = na + nb;
     const double delta = mean_c - acc->mean;
     acc->mean  += delta * nb / nt;
-    acc->m2    += m2_c + delta * delta * na * nb / nt;
-    acc->n_fin += nfin;
-    const float cmin = bits_float((uint32_t) float_key((uint32_t) kmin));
-    const float cmax = bits_float((uint32_t) float_key((uint32_t) kmax));
-    const float cabs = bits_float(absmax);
+    acc->m2    += c.m2 + delta * delta * na * nb / nt;
+    acc->n_fin += c.fin;
+    const float cmin = bits_float((uint32_t) float_key((uint32_t) c.kmin));
+    const float cmax = bits_float((uint32_t) float_key((uint32_t) c.kmax));
+    const float cabs = bits_float(c.absmax);
     acc->min    = cmin < acc->min ? cmin : acc->min;
     acc->max    = cmax > acc->max ? cmax : acc->max;
     acc->absmax = cabs > acc->absmax ? cabs : acc->absmax;

@@ -6,7 +6,7 @@
 // Only headers are parsed; files are mapped and a tensor's bytes are touched when asked for.
 // Every header is validated before a tensor is handed out: a tensor never points outside its
 // file. Formats:
-//   GGUF         parsed by llama.cpp's gguf.h (no_alloc).
+//   GGUF         parsed by gguf_reader.c (keys and names hashed once: opening is linear).
 //   safetensors  1. u64 little-endian N  2. N bytes of JSON: {"name": {"dtype": "F32",
 //                "shape": [outermost, ..., innermost], "data_offsets": [begin, end]}, ...,
 //                "__metadata__": {"k": "v"}}  3. the data; offsets are relative to it.
@@ -16,7 +16,7 @@
 // numpy and torch shapes are outermost first; ggml's ne[0] is the innermost: shapes are reversed.
 #include "tensors/tensor_set.h"
 
-#include "gguf.h"
+#include "tensors/gguf_reader.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -39,7 +39,7 @@ const char * llt_tensor_set_kind_name(enum llt_tensor_set_kind kind) {
 
 enum llt_tensor_set_kind llt_tensor_set_kind(const struct llt_tensor_set * set) { return set->kind; }
 int llt_tensor_set_count(const struct llt_tensor_set * set) { return set->n; }
-const struct gguf_context * llt_tensor_set_gguf(const struct llt_tensor_set * set) { return set->gguf; }
+const struct llt_gguf * llt_tensor_set_gguf(const struct llt_tensor_set * set) { return set->gguf; }
 
 const struct llt_tensor_info * llt_tensor_set_get(const struct llt_tensor_set * set, int i) {
     return i >= 0 && i < set->n ? &set->tensors[i] : NULL;
@@ -52,7 +52,7 @@ void llt_tensor_set_close(struct llt_tensor_set * set) {
         free(set->files[i].path);
     }
     for (int i = 0; i < set->n; i++) free((char *) set->tensors[i].name);
-    if (set->gguf) gguf_free(set->gguf);
+    llt_gguf_free(set->gguf);
     free(set->files);
     free(set->tensors);
     free(set->file_of);
@@ -220,12 +220,11 @@ int32_t llt_tf_layer_from_name(const char * name) {
 static const int64_t * dump_field(const struct llt_tensor_set * set, const char * field) {
     char key[96];
     snprintf(key, sizeof(key), LLT_DUMP_KEY_FIELD, field);
-    const int64_t k = gguf_find_key(set->gguf, key);
-    if (k < 0 || gguf_get_kv_type(set->gguf, k) != GGUF_TYPE_ARRAY || gguf_get_arr_type(set->gguf, k) != GGUF_TYPE_INT64 ||
-        gguf_get_arr_n(set->gguf, k) != (size_t) gguf_get_n_tensors(set->gguf)) {
+    const int64_t k = llt_gguf_find_key(set->gguf, key);
+    if (llt_gguf_arr_type(set->gguf, k) != LLT_GGUF_I64 || llt_gguf_arr_n(set->gguf, k) != (size_t) llt_gguf_n_tensors(set->gguf)) {
         return NULL;
     }
-    return gguf_get_arr_data(set->gguf, k);
+    return llt_gguf_arr_data(set->gguf, k);
 }
 
 // A per-tensor key of version 1, "lltrace.tensor.<name>.<field>", read from version 2's array
@@ -249,18 +248,19 @@ static bool dump_tensor_key(const struct llt_tensor_set * set, const char * key,
 
 bool llt_tensor_set_meta_int(const struct llt_tensor_set * set, const char * key, int64_t * out) {
     if (!set->gguf) return false;
-    const int64_t k = gguf_find_key(set->gguf, key);
+    const int64_t k = llt_gguf_find_key(set->gguf, key);
     if (k < 0) return dump_tensor_key(set, key, out);
-    switch (gguf_get_kv_type(set->gguf, k)) {
-        case GGUF_TYPE_UINT8:  *out = gguf_get_val_u8 (set->gguf, k); return true;
-        case GGUF_TYPE_INT8:   *out = gguf_get_val_i8 (set->gguf, k); return true;
-        case GGUF_TYPE_UINT16: *out = gguf_get_val_u16(set->gguf, k); return true;
-        case GGUF_TYPE_INT16:  *out = gguf_get_val_i16(set->gguf, k); return true;
-        case GGUF_TYPE_UINT32: *out = gguf_get_val_u32(set->gguf, k); return true;
-        case GGUF_TYPE_INT32:  *out = gguf_get_val_i32(set->gguf, k); return true;
-        case GGUF_TYPE_UINT64: *out = (int64_t) gguf_get_val_u64(set->gguf, k); return true;
-        case GGUF_TYPE_INT64:  *out = gguf_get_val_i64(set->gguf, k); return true;
-        default:               return false;
+    const void * p = llt_gguf_val_data(set->gguf, k); // aligned for its type
+    switch (llt_gguf_kv_type(set->gguf, k)) {
+        case LLT_GGUF_U8:  *out = *(const uint8_t  *) p; return true;
+        case LLT_GGUF_I8:  *out = *(const int8_t   *) p; return true;
+        case LLT_GGUF_U16: *out = *(const uint16_t *) p; return true;
+        case LLT_GGUF_I16: *out = *(const int16_t  *) p; return true;
+        case LLT_GGUF_U32: *out = *(const uint32_t *) p; return true;
+        case LLT_GGUF_I32: *out = *(const int32_t  *) p; return true;
+        case LLT_GGUF_U64: *out = (int64_t) *(const uint64_t *) p; return true;
+        case LLT_GGUF_I64: *out = *(const int64_t  *) p; return true;
+        default:           return false;
     }
 }
 
@@ -268,31 +268,27 @@ static int open_gguf(struct llt_tensor_set * set, const char * path) {
     struct tf_file * f = NULL;
     int rc = llt_tf_map_file(set, path, &f);
     if (rc != LLT_OK) return rc;
-    struct gguf_init_params gp = { .no_alloc = true, .ctx = NULL };
-    set->gguf = gguf_init_from_file(path, gp);
-    if (!set->gguf) {
-        return llt_set_error(LLT_EFORMAT, "cannot open '%s': corrupt or truncated GGUF header", path);
-    }
-    const int64_t n = gguf_get_n_tensors(set->gguf);
-    const uint64_t data_offset = gguf_get_data_offset(set->gguf);
+    if ((rc = llt_gguf_read(f->map, f->size, path, &set->gguf)) != LLT_OK) return rc;
+    const int64_t n = llt_gguf_n_tensors(set->gguf);
+    const uint64_t data_offset = llt_gguf_data_offset(set->gguf);
     // a dump's execution order and layers: version 2's arrays, else version 1's keys
     const int64_t * order = dump_field(set, "order"), * layer = dump_field(set, "layer");
     for (int64_t i = 0; i < n; i++) {
-        const char * name = gguf_get_tensor_name(set->gguf, i);
+        const struct llt_gguf_tensor * gt = llt_gguf_tensor(set->gguf, i);
         struct llt_tensor_info * t = NULL;
-        if ((rc = llt_tf_add_tensor(set, name, strlen(name), 0, &t)) != LLT_OK) return rc;
-        t->type = gguf_get_tensor_type(set->gguf, i);
-        const int64_t * ne = gguf_get_tensor_ne(set->gguf, i);
+        if ((rc = llt_tf_add_tensor(set, gt->name, gt->name_len, 0, &t)) != LLT_OK) return rc;
+        const char * name = t->name;
+        t->type = gt->type;
         t->n_elements = 1;
         t->n_dims = 1;
         for (int d = 0; d < 4; d++) {
-            t->ne[d] = ne[d];
-            t->n_elements *= ne[d];
-            if (ne[d] != 1) t->n_dims = d + 1;
+            t->ne[d] = gt->ne[d];
+            t->n_elements *= gt->ne[d];
+            if (gt->ne[d] != 1) t->n_dims = d + 1;
         }
-        t->bytes = gguf_get_tensor_size(set->gguf, i);
-        t->offset = data_offset + gguf_get_tensor_offset(set->gguf, i);
-        if (t->offset + t->bytes > f->size) {
+        t->bytes = gt->bytes;
+        t->offset = data_offset + gt->offset;
+        if (gt->offset > f->size || t->offset < gt->offset || t->offset > f->size || t->bytes > f->size - t->offset) {
             return llt_set_error(LLT_EFORMAT,
                 "cannot open '%s': truncated (tensor '%s' ends at byte %llu, the file has %llu)",
                 path, name, (unsigned long long) (t->offset + t->bytes), (unsigned long long) f->size);

@@ -18,7 +18,7 @@ struct tf_file {
 
 struct llt_tensor_set {
     enum llt_tensor_set_kind kind;
-    struct gguf_context *    gguf;
+    struct llt_gguf *        gguf;    // GGUF sets: the header
     struct tf_file *         files;
     int                      n_files;
     struct llt_tensor_info * tensors;
