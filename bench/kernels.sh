@@ -25,7 +25,8 @@ collected() { # FUNCTION COMMAND...: instructions inside FUNCTION (inclusive), a
 }
 per() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
-elements=$("$B"/lltrace inspect "$model" --no-metadata --format csv | awk -F, 'NR > 1 { n += $5 } END { print n }')
+elements=$("$B"/lltrace inspect "$model" --no-metadata --format json |
+          python3 -c 'import json, sys; print(sum(t["elements"] for t in json.load(sys.stdin)["tensors"]))')
 per_side=$((MIB * 1024 * 1024 / 4 / 8 * 8)) # bench-diff's floats per side with 8 tensors
 figures() { # BUILD: diff and statistics instructions per element
     local d s

@@ -271,8 +271,8 @@ static int read_tensor(struct llt_gguf * g, struct cur * c, struct llt_gguf_tens
 }
 
 static int read_tensors(struct llt_gguf * g, struct cur * c) {
-    // a tensor takes at least 24 bytes: name length and a byte, n_dims, type, offset
-    if ((uint64_t) g->n_tensors > c->left / 25) return truncated(c, "more tensors than the file holds");
+    // a tensor takes at least 24 bytes: name length, n_dims, type, offset
+    if ((uint64_t) g->n_tensors > c->left / 24) return truncated(c, "more tensors than the file holds");
     g->tensors = calloc((size_t) g->n_tensors + 1, sizeof(*g->tensors));
     if (!g->tensors) return llt_set_error(LLT_ENOMEM, "out of memory");
     for (int64_t i = 0; i < g->n_tensors; i++) {
