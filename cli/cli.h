@@ -48,6 +48,10 @@ int cli_default_model(const char * preset, int ftype, char ** out_path);
 
 int cmd_run    (int argc, char ** argv);
 int cmd_exec   (int argc, char ** argv);
+int cmd_debug  (int argc, char ** argv);
+// lltrace run's options and run, with a debugger on its tracer when dbg is set (cmd_run.c)
+struct llt_debug;
+int cli_run_main(int argc, char ** argv, struct llt_debug * dbg);
 int cmd_show   (int argc, char ** argv);
 int cmd_export (int argc, char ** argv);
 int cmd_mkmodel(int argc, char ** argv);

@@ -344,9 +344,16 @@ static void print_summary(const struct run_opts * o, const struct llt_gen_result
 // ---- the command -------------------------------------------------------------------------
 
 int cmd_run(int argc, char ** argv) {
+    return cli_run_main(argc, argv, NULL);
+}
+
+// lltrace run, or lltrace debug with dbg: its replies own standard output, so the text goes
+// into its last reply instead
+int cli_run_main(int argc, char ** argv, struct llt_debug * dbg) {
     struct run_opts o = {0};
     int rc = parse_opts(argc, argv, &o);
     if (rc != CLI_OK) return rc < 0 ? CLI_OK : rc;
+    if (dbg && !llt_debug_prompt(dbg)) return CLI_OK; // quit before `run`: nothing runs, nothing is made
 
     llt_log_init(o.verbose);
     char * prompt_buf = NULL;
@@ -406,8 +413,9 @@ int cmd_run(int argc, char ** argv) {
     exit_code = CLI_FAIL;
     o.gen.model_path = model_path;
     o.gen.stop = &stop_flag;
-    o.gen.on_prompt = print_prompt;
-    o.gen.on_piece = print_piece;
+    o.gen.on_prompt = dbg ? NULL : print_prompt;
+    o.gen.on_piece = dbg ? NULL : print_piece;
+    o.gen.debug = dbg;
     signal(SIGINT, on_sigint);
     trace_path = o.output;
     ggml_set_abort_callback(on_ggml_abort);
@@ -416,6 +424,10 @@ int cmd_run(int argc, char ** argv) {
     if (o.gen.rpc) signal(SIGPIPE, SIG_IGN);
 
     rc = llt_generate(&o.gen, st, &res);
+    if (dbg) {
+        const bool interrupted = res.interrupted || stop_flag;
+        llt_debug_exited(dbg, rc != LLT_OK ? "error" : interrupted ? "interrupted" : "ok", res.run_id, res.text);
+    }
     if (res.n_ctx_train > 0 && res.n_prompt > res.n_ctx_train) {
         if (res.n_prompt > 0) fputc('\n', stdout);
         cli_error("warning: the prompt has %d tokens, more than the %d the model was trained with: positions past them are"

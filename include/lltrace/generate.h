@@ -2,6 +2,7 @@
 #pragma once
 
 #include "lltrace/tracer.h"
+#include "lltrace/debug.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -32,6 +33,8 @@ struct llt_gen_params {
     int32_t        split_mode;   // -sm: enum llama_split_mode; -1: llama.cpp's default (layer)
     bool           time_nodes;   // timing off the CPU: every node, not each split (llt_tracer_params)
     volatile sig_atomic_t * stop; // set to non-zero to end after the current step; may be NULL
+    struct llt_debug * debug;    // a debugger on the run's tracer (lltrace/debug.h); its `quit` ends
+                                 // the run after the current step, status ok; may be NULL
     int32_t        parity_top_k; // > 0: keep the top-k logits of every generated step (result.parity)
     // called once with the prompt text when it is tokenized, before it is decoded (not when
     // tokens are given); may be NULL

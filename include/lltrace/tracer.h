@@ -175,6 +175,35 @@ int          llt_tracer_dump_unmatched(const struct llt_tracer * tr, char * buf,
 // the GGUF the run's tensor dump goes to (written by llt_tracer_end), or NULL (borrowed, lives with tr)
 const char * llt_tracer_dump_path(const struct llt_tracer * tr);
 
+// A node of the graph being computed, as the tracer sees it in the eval callback (for the
+// debugger, lltrace/debug.h). Borrowed: valid during the call that hands it over.
+struct llt_node_view {
+    const struct llt_tracer * tracer; // the tracer that saw it (for llt_tracer_graph_node)
+    struct ggml_tensor * t;       // the node; its data holds its output from its post call until
+                                  // a later node of the graph writes over that memory
+    int32_t      idx;             // its place in the graph, in the order the scheduler computes
+    int64_t      step;            // the graph computation of the run it belongs to
+    int32_t      layer;           // -1 outside the layers
+    const char * op;              // as the trace names it: "MUL_MAT", "SOFT_MAX", "SILU"
+    const char * device;          // where its output lives: "CPU", "RPC0", "CUDA0"
+    int32_t      pos0, n_tokens;  // the positions of the decode call's tokens
+    int64_t      seq_mask;        // the sequences the decode call takes tokens of (bit 63: ids >= 63)
+    bool         noop;            // a view, reshape or permute: computes nothing
+    bool         fused_next;      // an RMS_NORM the CPU computes together with the MUL after it,
+                                  // without writing it, unless it was observed
+};
+
+// Called for every node in its ask call (ask true: answer whether to observe it, which costs
+// a compute call of its own) and, for a node answered true, in its post call once it is
+// computed (ask false: the answer is ignored; what the hook writes into the output is what the
+// rest of the graph reads). fn NULL removes the hook.
+typedef bool (*llt_node_hook)(const struct llt_node_view * node, bool ask, void * user_data);
+void llt_tracer_set_node_hook(struct llt_tracer * tr, llt_node_hook fn, void * user_data);
+
+// Node idx of the graph being computed, asked about so far (idx < view.idx of the latest
+// node); false if there is none such
+bool llt_tracer_graph_node(const struct llt_tracer * tr, int32_t idx, struct llt_node_view * out);
+
 struct llt_tracer_stats {
     int64_t n_steps;
     int64_t n_nodes_last;   // nodes in the last step's graph

@@ -472,12 +472,30 @@ static bool observe(struct llt_tracer * tr, struct ggml_tensor * t) {
     return true;
 }
 
+void llt_capture_node_view(const struct llt_tracer * tr, int32_t idx, struct llt_node_view * out) {
+    const struct node_rec * r = &tr->recs[idx];
+    *out = (struct llt_node_view) {
+        .tracer = tr, .t = (struct ggml_tensor *) tr->seen_ptr[idx], .idx = idx, .step = tr->n_steps, .layer = r->layer,
+        .op = llt_node_op_name(r), .device = r->device >= 0 ? tr->strings[r->device] : "?", .pos0 = tr->cur_pos0, .n_tokens = tr->cur_n_tokens,
+        .seq_mask = tr->cur_seq_mask, .noop = (r->flags & NODE_NOOP) != 0,
+        .fused_next = idx + 1 < tr->n_nodes && (tr->recs[idx + 1].flags & NODE_FUSABLE),
+    };
+}
+
+// the node hook (the debugger) sees the node just recorded
+static bool hook_call(struct llt_tracer * tr, bool ask) {
+    struct llt_node_view v;
+    llt_capture_node_view(tr, tr->n_nodes - 1, &v);
+    return tr->hook(&v, ask, tr->hook_ud);
+}
+
 bool llt_capture_eval_cb(struct ggml_tensor * t, bool ask, void * user_data) {
     struct llt_tracer * tr = user_data;
     if (ask) {
         tr->chain_need = tr->chain_cb ? tr->chain_cb(t, true, tr->chain_ud) : false;
         tr->self_need = tr->active && record_node(tr, t);
-        const bool need = tr->self_need || tr->chain_need;
+        tr->hook_need = tr->hook && tr->active && tr->n_nodes > 0 && hook_call(tr, true);
+        const bool need = tr->self_need || tr->chain_need || tr->hook_need;
         if (need && tr->active && tr->n_nodes > 0) {
             const int64_t now = llt_now_ns() - tr->t0_ns;
             tr->times[tr->n_nodes - 1].begin_ns = tr->last_ask_ns = now;
@@ -490,6 +508,7 @@ bool llt_capture_eval_cb(struct ggml_tensor * t, bool ask, void * user_data) {
     }
     bool go_on = true;
     if (tr->self_need && tr->active) go_on = observe(tr, t);
+    if (tr->hook_need && tr->active) hook_call(tr, false);
     // a false answer to a post call stops the computation: the chained callback may ask for it
     if (tr->chain_need && !tr->chain_cb(t, false, tr->chain_ud)) go_on = false;
     return go_on;

@@ -540,6 +540,17 @@ void llt_tracer_disown(struct llt_tracer * tr) {
     tr->st = NULL;
 }
 
+void llt_tracer_set_node_hook(struct llt_tracer * tr, llt_node_hook fn, void * user_data) {
+    tr->hook = fn;
+    tr->hook_ud = user_data;
+}
+
+bool llt_tracer_graph_node(const struct llt_tracer * tr, int32_t idx, struct llt_node_view * out) {
+    if (!tr->active || idx < 0 || idx >= tr->n_nodes) return false;
+    llt_capture_node_view(tr, idx, out);
+    return true;
+}
+
 int llt_tracer_run_id(const struct llt_tracer * tr) { return (int) tr->run_id; }
 
 const char * llt_tracer_error(const struct llt_tracer * tr) {

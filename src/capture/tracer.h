@@ -130,6 +130,10 @@ struct llt_tracer {
     void *                   chain_ud;
     bool                     chain_need;    // the chained callback asked for the last node
     bool                     self_need;     // we asked for the last node
+    // the node hook (the debugger): llt_tracer_set_node_hook
+    llt_node_hook            hook;
+    void *                   hook_ud;
+    bool                     hook_need;     // the hook asked for the last node
 
     // timing by stamps (levels timing and profile): see the top of the file
     bool                     cpu_fusion;    // the CPU backend fuses RMS_NORM + MUL (GGML_CPU_DISABLE_FUSION)
@@ -337,6 +341,8 @@ void llt_capture_writer_fail(struct llt_tracer * tr, const char * what);
 // record.c: the callbacks llt_tracer_attach() installs
 bool llt_capture_eval_cb(struct ggml_tensor * t, bool ask, void * user_data);
 bool llt_capture_abort_cb(void * user_data);
+// record.c: node idx of the graph being computed, as the node hook sees it
+void llt_capture_node_view(const struct llt_tracer * tr, int32_t idx, struct llt_node_view * out);
 // record.c: plans which post calls read which nodes' outputs, for the graph just computed
 void llt_capture_build_plan(struct llt_tracer * tr);
 

@@ -268,6 +268,7 @@ int llt_generate(const struct llt_gen_params * p, struct llt_store * st, struct 
         rc = llt_tracer_init(st, tp, &tr);
         if (rc != LLT_OK) goto done;
         llt_tracer_attach(tr, &cp);
+        if (p->debug) llt_debug_attach(p->debug, tr);
         res->flash_attn_off = cp.flash_attn_type != (enum llama_flash_attn_type) p->flash_attn;
     }
     llt_llama_error_clear();
@@ -284,7 +285,8 @@ int llt_generate(const struct llt_gen_params * p, struct llt_store * st, struct 
 
     // prompt, in batches
     const int64_t t_prompt = llt_now_ns();
-    for (int32_t i = 0; i < n_prompt && !stopped_on_nan(tr, res); i += p->n_batch) {
+    for (int32_t i = 0; i < n_prompt && !stopped_on_nan(tr, res) && !(p->debug && llt_debug_quit_requested(p->debug));
+         i += p->n_batch) {
         int32_t n = n_prompt - i < p->n_batch ? n_prompt - i : p->n_batch;
         if (decode(tr, ctx, llama_batch_get_one(res->tokens + i, n)) != 0 && !stopped_on_nan(tr, res)) {
             rc = llt_set_error(LLT_ELLAMA, "llama_decode failed on the prompt");
@@ -299,6 +301,7 @@ int llt_generate(const struct llt_gen_params * p, struct llt_store * st, struct 
     status = LLT_RUN_OK;
     if (!text_append(res, &text_cap, "")) { rc = llt_set_error(LLT_ENOMEM, "out of memory"); goto done; }
     for (int32_t i = 0; i < p->n_predict && !stopped_on_nan(tr, res); i++) {
+        if (p->debug && llt_debug_quit_requested(p->debug)) break; // the user ended it: a complete run
         if (p->stop && *p->stop) {
             status = LLT_RUN_INTERRUPTED;
             res->interrupted = true;
