@@ -212,7 +212,7 @@ static void cmd_print(struct llt_debug * d, char ** w, int n) {
     bool stats = false;
     for (int i = 0; i < n; i++) {
         if (w[i][0] == '[') slice = w[i];
-        else if (strcmp(w[i], "stats") == 0 && i == n - 1 && (name || i > 0)) stats = true;
+        else if (strcmp(w[i], "stats") == 0 && i == n - 1) stats = true; // (a node named so: quote it, "'stats'")
         else if (!name) name = w[i];
         else { reply_error(d, "print: '%s'? print [NODE] [SLICE] [stats]", w[i]); return; }
     }
