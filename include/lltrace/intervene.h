@@ -73,6 +73,12 @@ int  llt_iv_set_add_text(struct llt_iv_set * set, enum llt_iv_kind kind, const c
 // Adds every intervention of a spec file (JSON; docs/debugging.md, "Spec file"); relative file
 // names in it are taken from the spec's folder.
 int  llt_iv_set_add_json(struct llt_iv_set * set, const char * path);
+// the same from the text of a spec; relative file names are taken from dir (NULL: as they are);
+// what names the text in messages ("LLTRACE_INTERVENE")
+int  llt_iv_set_add_json_text(struct llt_iv_set * set, const char * text, const char * dir, const char * what);
+// The whole set as a spec (the JSON text llt_iv_set_add_json_text reads back); returns the
+// length it needs, like snprintf. (lltrace exec hands its interventions to the program so.)
+int  llt_iv_set_format_json(const struct llt_iv_set * set, char * buf, size_t size);
 
 int                             llt_iv_set_count(const struct llt_iv_set * set);
 const struct llt_intervention * llt_iv_set_get(const struct llt_iv_set * set, int i); // borrowed, lives with set

@@ -128,6 +128,15 @@ bool llt_iv_set_wants(const struct llt_iv_set * set, const char * name, int32_t 
     return false;
 }
 
+bool llt_iv_set_wants_node(const struct llt_iv_set * set, const char * name, int32_t layer) {
+    for (int32_t i = 0; set && i < set->n; i++) {
+        const struct iv_entry * e = &set->e[i];
+        if (e->iv.layer != LLT_IV_ANY && layer != e->iv.layer) continue;
+        if (e->is_regex ? regexec(&e->re, name, 0, NULL, 0) == 0 : fnmatch(e->iv.node, name, 0) == 0) return true;
+    }
+    return false;
+}
+
 bool llt_iv_set_needs_probs(const struct llt_iv_set * set) {
     static const char * const bases[] = { "kq", "kq_soft_max", "kqv" };
     char name[32];

@@ -23,3 +23,6 @@ struct llt_iv_set {
     float *           src;         // a patch's values
     int64_t           cap_src;
 };
+
+// whether an intervention names this node (its pattern and layer), at some step
+bool llt_iv_set_wants_node(const struct llt_iv_set * set, const char * name, int32_t layer);

@@ -196,6 +196,19 @@ int llt_iv_format_json(const struct llt_intervention * iv, char * buf, size_t si
     return (int) o.len;
 }
 
+int llt_iv_set_format_json(const struct llt_iv_set * set, char * buf, size_t size) {
+    struct out o = { buf, size, 0 };
+    if (size > 0) buf[0] = '\0';
+    put(&o, "[");
+    for (int i = 0; i < llt_iv_set_count(set); i++) {
+        if (i) put(&o, ",");
+        const int n = llt_iv_format_json(llt_iv_set_get(set, i), o.len < size ? buf + o.len : NULL, o.len < size ? size - o.len : 0);
+        if (n > 0) o.len += (size_t) n;
+    }
+    put(&o, "]");
+    return (int) o.len;
+}
+
 // ---- the spec file -----------------------------------------------------------------------
 //
 // {"interventions": [ {"kind": "ablate", "node": "kqv_out-0", "head": 1, "pos": [2, 5], ...}, ... ]}
@@ -204,7 +217,7 @@ int llt_iv_format_json(const struct llt_intervention * iv, char * buf, size_t si
 
 struct parser {
     const char * p;
-    const char * path;
+    const char * dir;     // relative file names are taken from here; NULL: as they are
     char         err[256];
 };
 
@@ -279,12 +292,10 @@ static bool range(struct parser * ps, const char * key, int32_t * first, int32_t
 static bool file(struct parser * ps, char * out, size_t size) {
     char name[1024];
     if (!string(ps, name, sizeof(name))) return false;
-    if (name[0] == '/' || !strchr(ps->path, '/')) {
+    if (name[0] == '/' || !ps->dir || strcmp(ps->dir, ".") == 0) {
         snprintf(out, size, "%s", name);
-    } else {
-        char dir[1024];
-        llt_path_dir(ps->path, dir, sizeof(dir));
-        if ((size_t) snprintf(out, size, "%s/%s", dir, name) >= size) return fail(ps, "the file name '%s' is too long", name);
+    } else if ((size_t) snprintf(out, size, "%s/%s", ps->dir, name) >= size) {
+        return fail(ps, "the file name '%s' is too long", name);
     }
     return true;
 }
@@ -356,12 +367,9 @@ static char * read_text(const char * path) {
     return text;
 }
 
-int llt_iv_set_add_json(struct llt_iv_set * set, const char * path) {
-    int rc = llt_input_check(path, "intervention spec");
-    if (rc != LLT_OK) return rc;
-    char * text = read_text(path);
-    if (!text) return LLT_EIO;
-    struct parser ps = { .p = text, .path = path };
+int llt_iv_set_add_json_text(struct llt_iv_set * set, const char * text, const char * dir, const char * what) {
+    struct parser ps = { .p = text, .dir = dir };
+    int rc = LLT_OK;
     bool ok = true, wrapped = false;
     if (take(&ps, '{')) {
         char key[32];
@@ -383,14 +391,25 @@ int llt_iv_set_add_json(struct llt_iv_set * set, const char * path) {
     if (ok && wrapped) ok = expect(&ps, '}');
     ws(&ps);
     if (ok && *ps.p) ok = fail(&ps, "text after the end");
-    const size_t at = strlen(text) - strlen(ps.p); // where the parser stopped
-    free(text);
     if (rc != LLT_OK) {
         char why[300];
         snprintf(why, sizeof(why), "%s", llt_last_error());
-        return llt_set_error(rc, "intervention spec '%s': %s", path, why);
+        return llt_set_error(rc, "%s: %s", what, why);
     }
-    if (!ok) return llt_set_error(LLT_EINVAL, "intervention spec '%s': %s (at byte %zu)", path, ps.err, at);
-    if (n_added == 0) return llt_set_error(LLT_EINVAL, "intervention spec '%s': no interventions", path);
+    if (!ok) return llt_set_error(LLT_EINVAL, "%s: %s (at byte %zu)", what, ps.err, strlen(text) - strlen(ps.p));
+    if (n_added == 0) return llt_set_error(LLT_EINVAL, "%s: no interventions", what);
     return LLT_OK;
+}
+
+int llt_iv_set_add_json(struct llt_iv_set * set, const char * path) {
+    int rc = llt_input_check(path, "intervention spec");
+    if (rc != LLT_OK) return rc;
+    char * text = read_text(path);
+    if (!text) return LLT_EIO;
+    char dir[1024], what[1100];
+    llt_path_dir(path, dir, sizeof(dir));
+    snprintf(what, sizeof(what), "intervention spec '%s'", path);
+    rc = llt_iv_set_add_json_text(set, text, dir, what);
+    free(text);
+    return rc;
 }
