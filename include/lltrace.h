@@ -26,3 +26,4 @@
 #include "lltrace/tensors.h"
 #include "lltrace/diff.h"
 #include "lltrace/report.h"
+#include "lltrace/intervene.h"

@@ -3,6 +3,7 @@
 
 #include "lltrace/store.h"
 #include "lltrace/parity.h"
+#include "lltrace/intervene.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -89,6 +90,10 @@ struct llt_tracer_params {
     // the scheduler synchronises anyway: next to free); true observes every computing node
     // (a compute call and a backend round trip each: a remote one on RPC)
     bool           time_nodes;
+    // interventions (lltrace/intervene.h) made on the nodes they name, recorded in table
+    // interventions; NULL: none. Borrowed: must outlive the tracer. An intervention on
+    // attention's probabilities turns flash attention off, as checkpoints do.
+    struct llt_iv_set * interventions;
 };
 
 struct llt_tracer_params llt_tracer_default_params(void);
@@ -171,6 +176,13 @@ bool         llt_tracer_ref_summary(const struct llt_tracer * tr, struct llt_ref
 // the dump patterns (values.dump) no node of the run matched, quoted and comma-separated into
 // buf (cut to size); returns how many
 int          llt_tracer_dump_unmatched(const struct llt_tracer * tr, char * buf, size_t size);
+
+// an intervention that could not be made ("step S: <reason>"), which stopped the computation
+// (llama_decode then fails), or NULL (borrowed, lives with tr)
+const char * llt_tracer_iv_error(const struct llt_tracer * tr);
+// the interventions that changed no node so far, "<kind> '<node>'" comma-separated into buf
+// (cut to size); returns how many
+int          llt_tracer_iv_unmatched(const struct llt_tracer * tr, char * buf, size_t size);
 
 // the GGUF the run's tensor dump goes to (written by llt_tracer_end), or NULL (borrowed, lives with tr)
 const char * llt_tracer_dump_path(const struct llt_tracer * tr);

@@ -123,6 +123,7 @@ static bool reserve_nodes(struct llt_tracer * tr, int32_t n) {
               resize((void **) &tr->stamps, cap, sizeof(struct stamp)) && resize((void **) &tr->bits, cap, 1) &&
               resize((void **) &tr->uses, cap, sizeof(int32_t)) && resize((void **) &tr->map.node, cap, sizeof(int32_t)) &&
               resize((void **) &tr->map.layer, cap, sizeof(int16_t)) && resize((void **) &tr->map.fused, cap, 1);
+    if (ok && tr->params.interventions) ok = resize((void **) &tr->iv_match, cap, 1);
     if (ok && tr->values) {
         ok = resize((void **) &tr->node_stats, cap, sizeof(struct node_stat)) &&
              resize((void **) &tr->scan_at, cap, sizeof(int32_t)) && resize((void **) &tr->scan_first, cap, sizeof(int32_t));
@@ -296,6 +297,7 @@ static bool record_node(struct llt_tracer * tr, struct ggml_tensor * t) {
     // an MoE layer's routing is read at every level (experts.c)
     const bool route = (tr->recs[idx].flags & NODE_ROUTE) != 0;
     tr->bits[idx] = 0;
+    if (tr->params.interventions && llt_capture_iv_wants(tr, idx, same)) tr->bits[idx] = BIT_INTERVENE;
     if (tr->params.level == LLT_LEVEL_GRAPH && !tr->values) return route; // records only
     if (tr->stamped) {
         // the live tensors, not the records: this runs for every node, and they are in cache
@@ -494,8 +496,9 @@ bool llt_capture_eval_cb(struct ggml_tensor * t, bool ask, void * user_data) {
     if (ask) {
         tr->chain_need = tr->chain_cb ? tr->chain_cb(t, true, tr->chain_ud) : false;
         tr->self_need = tr->active && record_node(tr, t);
+        tr->iv_need = tr->active && tr->n_nodes > 0 && (tr->bits[tr->n_nodes - 1] & BIT_INTERVENE);
         tr->hook_need = tr->hook && tr->active && tr->n_nodes > 0 && hook_call(tr, true);
-        const bool need = tr->self_need || tr->chain_need || tr->hook_need;
+        const bool need = tr->self_need || tr->chain_need || tr->iv_need || tr->hook_need;
         if (need && tr->active && tr->n_nodes > 0) {
             const int64_t now = llt_now_ns() - tr->t0_ns;
             tr->times[tr->n_nodes - 1].begin_ns = tr->last_ask_ns = now;
@@ -507,8 +510,11 @@ bool llt_capture_eval_cb(struct ggml_tensor * t, bool ask, void * user_data) {
         return need;
     }
     bool go_on = true;
-    if (tr->self_need && tr->active) go_on = observe(tr, t);
-    if (tr->hook_need && tr->active) hook_call(tr, false);
+    // changed first (by the interventions, then the debugger's pause): what the trace records
+    // of the node is what the rest of the graph reads
+    if (tr->iv_need && tr->active) go_on = llt_capture_intervene(tr, t);
+    if (go_on && tr->hook_need && tr->active) hook_call(tr, false);
+    if (go_on && tr->self_need && tr->active) go_on = observe(tr, t);
     // a false answer to a post call stops the computation: the chained callback may ask for it
     if (tr->chain_need && !tr->chain_cb(t, false, tr->chain_ud)) go_on = false;
     return go_on;
