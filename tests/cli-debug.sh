@@ -3,7 +3,7 @@
 # node and step asked for; print equals that node's checkpoint dump (read by tests/gguf.py);
 # next reaches the next computing node of the graph the trace recorded; step token advances
 # one decode; conditions and watches; quit leaves a complete trace; a session that changes
-# nothing generates the plain run's text.
+# nothing generates the plain run's text; zero at a pause is --ablate on that node and step.
 . "$(dirname "$0")/lib.sh" cli-debug "$@"
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$dir"
@@ -94,6 +94,20 @@ assert [w['step'] for w in watches] == [0, 1, 2, 3] and all(w['node'] == 'l_out-
 ex = replies[-1]
 assert ex['reply'] == 'exited' and ex['text'] == sys.argv[2], (ex, sys.argv[2])
 EOF
+
+# zero at a pause, then continue: the logits of every step after are those of --ablate on
+# that node and step (the parity files hold each generated step's top logits), and not the plain run's
+"$bin" run "${run[@]}" -o p.db --parity plain.jsonl >/dev/null 2>&1 || fail "plain run with --parity"
+"$bin" run "${run[@]}" -o a.db --parity ablate.jsonl --ablate 'kq_soft_max-1:head=1:step=2' >/dev/null 2>&1 ||
+    fail "run --ablate"
+printf 'break kq_soft_max-1 step:2\nrun\nzero head=1\nprint [0:5,0,1]\ncontinue\n' >cmds3
+"$bin" debug "${run[@]}" -o z.db --parity zero.jsonl --batch cmds3 --format json >replies3 2>err3
+expect "zero session's exit status" "$?" 0
+grep -q '"reply":"changed","kind":"zero","node":"kq_soft_max-1","step":2,"elements":256}' replies3 ||
+    fail "zero's reply: $(cat replies3)"
+grep -q '"reply":"print".*"values":\[0,0,0,0,0\]' replies3 || fail "head 1 after zero: $(grep print replies3)"
+cmp -s zero.jsonl ablate.jsonl || fail "zero then continue differs from --ablate: $(diff zero.jsonl ablate.jsonl | head -3)"
+cmp -s zero.jsonl plain.jsonl && fail "zero then continue changed nothing"
 
 # the commands and the replies people read; bad input
 printf 'break\nbreak x op:NOPE\nfrobnicate\nprint\nwhere\nquit\n' >bad

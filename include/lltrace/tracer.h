@@ -212,6 +212,11 @@ struct llt_node_view {
 typedef bool (*llt_node_hook)(const struct llt_node_view * node, bool ask, void * user_data);
 void llt_tracer_set_node_hook(struct llt_tracer * tr, llt_node_hook fn, void * user_data);
 
+// Applies intervention i of set (lltrace/intervene.h) to t, the node whose post call is in
+// progress (the node hook's, ask false), with its positions and the model's heads as the
+// tracer knows them. Returns what llt_iv_set_apply() returns. Not recorded in the trace.
+int64_t llt_tracer_apply_now(const struct llt_tracer * tr, struct llt_iv_set * set, int i, struct ggml_tensor * t);
+
 // Node idx of the graph being computed, asked about so far (idx < view.idx of the latest
 // node); false if there is none such
 bool llt_tracer_graph_node(const struct llt_tracer * tr, int32_t idx, struct llt_node_view * out);

@@ -38,22 +38,37 @@ static int32_t output_rows(const struct ggml_tensor * t, int32_t * rows, int32_t
     return 0;
 }
 
-bool llt_capture_intervene(struct llt_tracer * tr, struct ggml_tensor * t) {
-    const int32_t idx = tr->n_nodes - 1;
-    const struct node_rec * r = &tr->recs[idx];
-    struct llt_iv_set * set = tr->params.interventions;
+// where t, the node of the post call in progress, is for the selectors (out_rows: 64 of them)
+static struct llt_iv_where node_where(const struct llt_tracer * tr, const struct ggml_tensor * t, int32_t * out_rows) {
+    const struct node_rec * r = &tr->recs[tr->n_nodes - 1];
     const int32_t n_tokens = tr->n_graph_pos > 0 ? tr->n_graph_pos : tr->cur_n_tokens > 0 ? tr->cur_n_tokens : 1;
-    int32_t out_rows[64];
     int32_t n_out = 0;
     bool tokens_axis = false; // some axis of t counts the graph's tokens
     for (int a = 1; a < 4; a++) tokens_axis |= t->ne[a] == n_tokens;
     if (!tokens_axis && n_tokens > 1) n_out = output_rows(t, out_rows, 64);
-    const struct llt_iv_where where = {
+    return (struct llt_iv_where) {
         .step = tr->n_steps, .occ = r->occ, .n_tokens = n_tokens,
         .pos = tr->n_graph_pos > 0 ? tr->graph_pos : NULL, .seq = tr->n_graph_pos > 0 ? tr->graph_seq : NULL,
         .pos0 = tr->cur_pos0, .n_out = n_out > 0 ? n_out : 1, .out_rows = n_out > 0 ? out_rows : NULL,
         .n_head = tr->n_head, .n_head_kv = tr->n_head_kv,
     };
+}
+
+int64_t llt_tracer_apply_now(const struct llt_tracer * tr, struct llt_iv_set * set, int i, struct ggml_tensor * t) {
+    if (tr->n_nodes <= 0 || tr->seen_ptr[tr->n_nodes - 1] != t) {
+        return llt_set_error(LLT_EINVAL, "'%s' is not the node being computed", t->name);
+    }
+    int32_t out_rows[64];
+    const struct llt_iv_where where = node_where(tr, t, out_rows);
+    return llt_iv_set_apply(set, i, t, &where);
+}
+
+bool llt_capture_intervene(struct llt_tracer * tr, struct ggml_tensor * t) {
+    const int32_t idx = tr->n_nodes - 1;
+    const struct node_rec * r = &tr->recs[idx];
+    struct llt_iv_set * set = tr->params.interventions;
+    int32_t out_rows[64];
+    const struct llt_iv_where where = node_where(tr, t, out_rows);
     for (int i = 0; i < llt_iv_set_count(set); i++) {
         if (!llt_iv_set_matches(set, i, r->name, r->layer, tr->n_steps)) continue;
         const int64_t n = llt_iv_set_apply(set, i, t, &where);

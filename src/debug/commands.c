@@ -237,6 +237,36 @@ static void cmd_print(struct llt_debug * d, char ** w, int n) {
     free(vals.v);
 }
 
+// ---- changing the paused node ------------------------------------------------------------
+
+// zero [SEL...], scale F [SEL...], set V [SEL...], add FILE.npy[*ALPHA] [SEL...]: an intervention
+// (lltrace/intervene.h) on the paused node, made once, now; SEL as in --ablate (head=H, pos=P)
+static void cmd_change(struct llt_debug * d, enum llt_iv_kind kind, const char * cmd, char ** w, int n) {
+    if (!need_pause(d, cmd)) return;
+    const bool valued = kind != LLT_IV_ABLATE;
+    if (valued && n < 1) { reply_error(d, "%s what? %s %s [head=H] [pos=P]", cmd, cmd, kind == LLT_IV_ADD ? "FILE.npy[*ALPHA]" : "X"); return; }
+    char text[1400];
+    size_t len = (size_t) snprintf(text, sizeof(text), "%s%s%s", d->cur.t->name, valued ? "=" : "", valued ? w[0] : "");
+    for (int i = valued ? 1 : 0; i < n && len < sizeof(text); i++) len += (size_t) snprintf(text + len, sizeof(text) - len, ":%s", w[i]);
+    struct llt_intervention iv;
+    int64_t changed = -1;
+    if ((d->ivs || llt_iv_set_init(&d->ivs) == LLT_OK) && llt_iv_parse(kind, text, NULL, &iv) == LLT_OK) {
+        // this node exactly, this step: its name is no pattern here
+        iv.step_first = iv.step_last = (int32_t) d->cur.step;
+        if (llt_iv_set_add(d->ivs, &iv) == LLT_OK) {
+            changed = llt_tracer_apply_now(d->cur.tracer, d->ivs, llt_iv_set_count(d->ivs) - 1, d->cur.t);
+        }
+    }
+    if (changed < 0) { reply_error(d, "%s: %s", cmd, llt_last_error()); return; }
+    struct reply r;
+    reply_begin(&r, d, "changed");
+    reply_str(&r, "kind", cmd);
+    reply_str(&r, "node", d->cur.t->name);
+    reply_int(&r, "step", d->cur.step);
+    reply_int(&r, "elements", changed);
+    reply_end(&r);
+}
+
 // ---- the table ---------------------------------------------------------------------------
 
 void llt_dbg_run_line(struct llt_debug * d, const char * line) {
@@ -259,6 +289,10 @@ void llt_dbg_run_line(struct llt_debug * d, const char * line) {
     else if (IS("step", "s"))          cmd_step(d, args, na);
     else if (strcmp(c, "where") == 0)  cmd_where(d);
     else if (IS("print", "p"))         cmd_print(d, args, na);
+    else if (strcmp(c, "zero") == 0)   cmd_change(d, LLT_IV_ABLATE, c, args, na);
+    else if (strcmp(c, "scale") == 0)  cmd_change(d, LLT_IV_SCALE, c, args, na);
+    else if (strcmp(c, "add") == 0)    cmd_change(d, LLT_IV_ADD, c, args, na);
+    else if (strcmp(c, "set") == 0)    cmd_change(d, LLT_IV_SET, c, args, na);
     else if (strcmp(c, "format") == 0 && na == 1 && (strcmp(args[0], "json") == 0 || strcmp(args[0], "text") == 0)) {
         d->json = strcmp(args[0], "json") == 0;
         struct reply r;
@@ -274,6 +308,6 @@ void llt_dbg_run_line(struct llt_debug * d, const char * line) {
         llt_dbg_resume(d, MODE_QUIT);
     }
     else reply_error(d, "unknown command '%s' (break, watch, delete, info breakpoints, run, continue, next, step layer, "
-                     "step token, where, print, format, quit)", c);
+                     "step token, where, print, zero, scale, add, set, format, quit)", c);
 #undef IS
 }

@@ -37,6 +37,7 @@ void llt_debug_free(struct llt_debug * d) {
     if (!d) return;
     for (int32_t i = 0; i < d->n_bps; i++) free(d->bps[i].glob);
     free(d->bps);
+    llt_iv_set_free(d->ivs);
     pthread_cond_destroy(&d->changed);
     pthread_mutex_destroy(&d->lock);
     free(d);

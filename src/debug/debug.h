@@ -1,7 +1,8 @@
 // The debugger's state, shared by the files of src/debug; private to the library.
 //
 // Files: debug.c (the node hook: which nodes to ask for, when to pause, the pause itself),
-// commands.c (each command line: parsed, run, answered), values.c (a node's values read for
+// commands.c (each command line: parsed, run, answered; the changes at a pause go through the
+// interventions' own code, lltrace/intervene.h), values.c (a node's values read for
 // `print` and `watch`: which earlier nodes still hold theirs, slices, statistics), reply.c
 // (replies as text or JSON).
 #pragma once
@@ -58,10 +59,8 @@ struct llt_debug {
     bool                exited;     // the program ended
     bool                quit;       // `quit`: the program should end
     struct llt_node_view cur;       // the paused node (cur.t's data is valid while paused)
-    char                cur_name[GGML_MAX_NAME];
-    char                cur_op[32];
-    char                cur_device[32];
     int32_t             stop_bp;    // the breakpoint that paused it; 0 a step command
+    struct llt_iv_set * ivs;        // the changes made at pauses (zero, scale, add, set), made on first use
 };
 
 // commands.c: runs one command line, the lock held; resumes a pause when the command does
