@@ -72,7 +72,7 @@ static int attach(const char * path, FILE * in, bool json) {
     }
     // the format first; its own reply is not the user's
     const char * fmt = json ? "format json\n" : "format text\n";
-    bool skip_first = true, in_open = true;
+    bool skip_first = true, in_open = true, last_nl = true;
     if (write(fd, fmt, strlen(fmt)) < 0) { close(fd); cli_error("--attach: %s", strerror(errno)); return CLI_FAIL; }
     char rbuf[65536];
     size_t rlen = 0;
@@ -80,10 +80,14 @@ static int attach(const char * path, FILE * in, bool json) {
         struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = in_open ? fileno(in) : -1, .events = POLLIN } };
         if (poll(p, 2, -1) < 0) { if (errno == EINTR) continue; break; }
         if (p[1].revents) {
-            char line[1024];
-            if (fgets(line, sizeof(line), in)) {
-                if (write(fd, line, strlen(line)) < 0 || (!strchr(line, '\n') && write(fd, "\n", 1) < 0)) break;
-            } else {
+            // the bytes as they come (stdio would keep lines poll() no longer sees); the program splits the lines
+            char chunk[4096];
+            const ssize_t n = read(fileno(in), chunk, sizeof(chunk));
+            if (n > 0) {
+                if (write(fd, chunk, (size_t) n) < 0) break;
+                last_nl = chunk[n - 1] == '\n';
+            } else if (n == 0 || errno != EINTR) {
+                if (!last_nl && write(fd, "\n", 1) < 0) break; // a last line without its newline
                 in_open = false;
                 shutdown(fd, SHUT_WR); // no more commands: the program goes on by itself
             }

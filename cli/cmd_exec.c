@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -41,6 +42,9 @@ static const char * usage_text =
     "                       program's own logits, into PREFIX-run<R>-seq<S>.jsonl (and the trace)\n"
     "  --top-k K            logits kept per generated token with --parity (default 10, at most 64)\n"
     "  -q, --quiet          no summary of the runs on stderr\n"
+    "  --debug              listen for a debugger at TRACE-debug.sock (0600): breakpoints and\n"
+    "                       step-through with 'lltrace debug --attach TRACE-debug.sock'; only the\n"
+    "                       inference waits at a pause (docs/debugging.md)\n"
     "\n"
     "The options travel to PROGRAM as LLTRACE_* environment variables (README, 'lltrace exec');\n"
     "LD_PRELOAD=<lltrace's folder>/liblltrace-preload.so PROGRAM with them set works the same.\n"
@@ -76,6 +80,7 @@ struct exec_opts {
     bool         quiet;
     char         dump[8192];
     char **      argv;    // PROGRAM and its arguments
+    char         debug[PATH_MAX + 16]; // --debug: the debugger's socket, beside the trace; "" none
 };
 
 static bool set(const char * var, const char * value) {
@@ -120,6 +125,7 @@ static int parse_opts(int argc, char ** argv, struct exec_opts * o) {
         if (cli_is_help(a)) { fputs(usage_text, stdout); return -1; }
         else if (!strcmp(a, "-o") || !strcmp(a, "--output")) { VALUE(); output = v; }
         else if (!strcmp(a, "-q") || !strcmp(a, "--quiet"))  { o->quiet = true; }
+        else if (!strcmp(a, "--debug")) { o->debug[0] = '+'; } // named once the trace's path is known
         else if (!strcmp(a, "--parity")) { VALUE(); o->parity = v; }
         else if (!strcmp(a, "--dump")) {
             VALUE();
@@ -147,6 +153,14 @@ static int parse_opts(int argc, char ** argv, struct exec_opts * o) {
     if (o->parity && !getenv("LLTRACE_PARITY_TOP_K") && !set("LLTRACE_PARITY_TOP_K", "10")) return CLI_FAIL;
     if (!o->parity && getenv("LLTRACE_PARITY_TOP_K") && !set("LLTRACE_PARITY_TOP_K", "0")) return CLI_FAIL;
     if (!absolute("--output", output, o->output, sizeof(o->output))) return CLI_USAGE;
+    if (o->debug[0]) {
+        snprintf(o->debug, sizeof(o->debug), "%s-debug.sock", o->output);
+        if (strlen(o->debug) >= sizeof(((struct sockaddr_un *) 0)->sun_path)) {
+            cli_error("exec: --debug: the socket path '%s' is too long for a Unix socket: a shorter -o", o->debug);
+            return CLI_USAGE;
+        }
+        if (!set("LLTRACE_DEBUG", o->debug)) return CLI_FAIL;
+    }
     if (!absolute_var("LLTRACE_REFERENCE") || !absolute_var("LLTRACE_ENGINE")) return CLI_USAGE;
     return set("LLTRACE_OUTPUT", o->output) ? CLI_OK : CLI_FAIL;
 }
@@ -378,9 +392,12 @@ int cmd_exec(int argc, char ** argv) {
     }
     forward_signals(pid);
     sigprocmask(SIG_SETMASK, &had_mask, NULL);
+    if (o.debug[0]) fprintf(stderr, "lltrace: debugger at %s: lltrace debug --attach %s\n", o.debug, o.debug);
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
     for (size_t k = 0; k < sizeof(forwarded_signals) / sizeof(forwarded_signals[0]); k++) signal(forwarded_signals[k], SIG_DFL);
+    struct stat sst;
+    if (o.debug[0] && lstat(o.debug, &sst) == 0 && S_ISSOCK(sst.st_mode)) unlink(o.debug); // left by a program killed
     const struct program_notes notes = read_notes(status_path);
     unlink(status_path);
     if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {

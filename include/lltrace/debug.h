@@ -39,13 +39,35 @@ void llt_debug_free(struct llt_debug * dbg);
 // or the end of the input (false: do not run the program).
 bool llt_debug_prompt(struct llt_debug * dbg);
 
+// what a command left the program doing
+enum llt_debug_after {
+    LLT_DEBUG_IDLE,    // as it was (paused, or running)
+    LLT_DEBUG_RESUMED, // running until it pauses again (continue, next, step): llt_debug_wait_stopped()
+    LLT_DEBUG_QUIT,    // running to its end: `quit`
+};
+
 // Push mode: runs one command line. Thread-safe; while inference is paused, a command that
-// resumes it (continue, next, step, quit) lets it go. Returns false after `quit` or `detach`.
-bool llt_debug_command(struct llt_debug * dbg, const char * line);
+// resumes it (continue, next, step, quit) lets it go.
+enum llt_debug_after llt_debug_command(struct llt_debug * dbg, const char * line);
 
 // Push mode: after a command that resumed the program, waits until it pauses again or ends,
 // or wait_ms passes (false then: still running).
 bool llt_debug_wait_stopped(struct llt_debug * dbg, int wait_ms);
+
+// Push mode over a Unix socket (lltrace exec --debug): a debugger and a thread that listens at
+// path (made 0600; a stale socket there is replaced), one controller at a time. Each line it
+// reads is a command; replies go back as lines; after a command that resumes the program it
+// reads nothing until the program pauses again or ends; `quit` sends the process SIGINT (the
+// program ends as on Ctrl-C); a controller that goes away detaches. The thread runs with every
+// signal blocked. caller frees with llt_debug_serve_free()
+struct llt_debug_server;
+int  llt_debug_serve_start(const char * path, struct llt_debug_server ** out);
+struct llt_debug * llt_debug_server_debugger(struct llt_debug_server * srv); // borrowed, lives with srv
+// stops listening, removes the socket and lets a paused program go; nothing pauses after it.
+// The debugger stays: tracers may still call its hook (a program's exit stops, never frees)
+void llt_debug_serve_stop(struct llt_debug_server * srv);
+// stops, then frees the debugger too: only once no tracer has it as its hook; NULL does nothing
+void llt_debug_serve_free(struct llt_debug_server * srv);
 
 // Push mode: the controller went away: breakpoints, watches and steps are dropped and a
 // paused program goes on.

@@ -162,6 +162,7 @@ void llt_dbg_resume(struct llt_debug * d, enum dbg_mode mode) {
     }
     if (mode == MODE_TOKEN && !d->paused) d->mode = MODE_NEXT; // the next node is in the next step anyway
     d->resumed = true;
+    d->n_resumes++;
     llt_dbg_rearm(d);
     pthread_cond_broadcast(&d->changed);
 }
@@ -210,13 +211,15 @@ bool llt_debug_prompt(struct llt_debug * d) {
     return run;
 }
 
-bool llt_debug_command(struct llt_debug * d, const char * line) {
+enum llt_debug_after llt_debug_command(struct llt_debug * d, const char * line) {
     pthread_mutex_lock(&d->lock);
     d->started = true; // push mode: the program runs from the start
+    const int64_t resumes = d->n_resumes;
     llt_dbg_run_line(d, line);
-    const bool more = !d->quit;
+    // a resuming command while the program runs (continue with a breakpoint set) waits as well
+    const enum llt_debug_after after = d->quit ? LLT_DEBUG_QUIT : d->n_resumes != resumes ? LLT_DEBUG_RESUMED : LLT_DEBUG_IDLE;
     pthread_mutex_unlock(&d->lock);
-    return more;
+    return after;
 }
 
 bool llt_debug_wait_stopped(struct llt_debug * d, int wait_ms) {

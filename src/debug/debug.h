@@ -56,6 +56,7 @@ struct llt_debug {
     bool                started;    // the program runs (pull mode: after `run`)
     bool                paused;     // inference waits in the post call of cur
     bool                resumed;    // a command let the pause go
+    int64_t             n_resumes;  // commands that resumed the program, so far
     bool                exited;     // the program ended
     bool                quit;       // `quit`: the program should end
     struct llt_node_view cur;       // the paused node (cur.t's data is valid while paused)

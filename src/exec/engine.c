@@ -66,6 +66,7 @@ static struct {
     pid_t                        owner;   // the process that loaded the engine (a forked child is not it)
     atomic_bool                  ending;  // the program exits: nothing is handed out or begun any more
     atomic_int                   n_busy;  // the entries' busy counts, summed
+    struct llt_debug_server *    debug;   // LLTRACE_DEBUG: the debugger every context's tracer pauses in
     bool                         said_fork;
 } E = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
@@ -209,6 +210,7 @@ static void * context_begin(const struct llama_model * model, struct llama_conte
         return NULL;
     }
     llt_tracer_attach(e->tr, params);
+    if (E.debug) llt_debug_attach(llt_debug_server_debugger(E.debug), e->tr);
     return e;
 }
 
@@ -310,6 +312,7 @@ static void end_all(enum llt_run_status status) {
 // any thread, or from a signal handler (llama-server's second Ctrl-C): see end_all().
 static void at_exit(void) {
     if (getpid() != E.owner) return; // a forked child's copies are the parent's
+    llt_debug_serve_stop(E.debug); // a paused decode goes on, and its run can end
     end_all(LLT_RUN_OK);
 }
 
@@ -422,6 +425,9 @@ __attribute__((visibility("default"))) const struct llt_exec_hooks * llt_exec_en
         return NULL;
     }
     E.owner = getpid();
+    if (E.cfg->debug_socket && llt_debug_serve_start(E.cfg->debug_socket, &E.debug) != LLT_OK) {
+        say("%s: no debugger: %s", program_invocation_short_name, llt_last_error());
+    }
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     atexit(at_exit);
     return &hooks;
