@@ -3,8 +3,11 @@
 # every logit and the text bit-identical; --ablate 'kqv_out-0:head=1' on tiny F32 equals the
 # layer computed here with that head's slice zeroed (intervene-ref.py, from the dumps); the
 # trace records each change and show marks it; what cannot be done is refused with the reason.
-#   cli-intervene.sh LLTRACE_BINARY
+# Under exec, llama-simple with the same ablation writes the same text as run.
+#   cli-intervene.sh LLTRACE_BINARY LLAMA_PREFIX
 . "$(dirname "$0")/lib.sh" cli-intervene "$1"
+simple=${2:-}/bin/llama-simple
+[ -x "$simple" ] || simple=${2:-}/../install-rpc/bin/llama-simple
 here=$(dirname "$0")
 run() { "$bin" run -m "$model" -p "Hello world" -n 6 "$@"; }
 
@@ -58,6 +61,21 @@ cmp -s "$dir/plain.jsonl" "$dir/abfa.jsonl" && fail "--ablate kqv_out-0:head=1 u
 echo '[{"kind": "ablate", "node": "kqv_out-0", "head": 1}]' >"$dir/ab.json"
 run -fa off -o "$dir/ab2.db" --parity "$dir/ab2.jsonl" --intervene "$dir/ab.json" >/dev/null 2>&1 || fail "--intervene ab.json"
 cmp -s "$dir/ab.jsonl" "$dir/ab2.jsonl" || fail "--intervene with an ablation differs from --ablate"
+
+# ---- exec: the same intervention in an unmodified program --------------------------------
+
+if [ -x "$simple" ]; then
+    run -o "$dir/abfa.db" --ablate 'kqv_out-0:head=1' >"$dir/run.txt" 2>/dev/null || fail "run --ablate for exec"
+    "$bin" exec -q -o "$dir/ex.db" --ablate 'kqv_out-0:head=1' -- "$simple" -m "$model" -n 6 "Hello world" >"$dir/ex.txt" 2>"$dir/err" ||
+        fail "exec --ablate: exit $?: $(tail -1 "$dir/err")"
+    expect "exec --ablate: llama-simple's text" "$(cat "$dir/ex.txt")" "<s> $(cat "$dir/run.txt")"
+    expect "exec --ablate: the trace" "$(sqlite3 "$dir/ex.db" "SELECT count(*), min(n_changed) FROM interventions WHERE kind = 'ablate'")" "6|64"
+    "$bin" exec -q -o "$dir/ex.db" --ablate 'l_out-0:head=1' -- "$simple" -m "$model" -n 6 "Hello world" >/dev/null 2>"$dir/err"
+    expect "exec: a refused intervention ends the program: exit" "$?" 1
+    grep -q "intervention refused at step 0: ablate l_out-0" "$dir/err" || fail "exec: the refusal is not said: $(tail -2 "$dir/err")"
+else
+    fail "llama-simple not found ('$simple'): scripts/bootstrap-llama.sh builds it"
+fi
 
 # ---- the trace records each change ----------------------------------------------------------
 
