@@ -91,6 +91,14 @@ expect "show --runs: a plain run has none" \
 "$bin" show "$dir/ab.db" --step 0 --format csv >"$dir/step.csv" 2>"$dir/err" || fail "show --step 0: $(tail -1 "$dir/err")"
 expect "show --step 0 marks the changed node" "$(awk -F, '/intervened/ { print $3 }' "$dir/step.csv")" "kqv_out-0"
 
+"$bin" report "$dir/ab.db" --step 0 --data -o "$dir/ab.json.data" 2>"$dir/err" || fail "report --data: $(tail -1 "$dir/err")"
+expect "report: the run's interventions, the graph's changed node" "$(python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+g = d["graph"]["nodes"]; i = g["cols"].index("intervened"); n = g["cols"].index("name")
+print(d["run"]["interventions"], [r[n] + ":" + r[i] for r in g["rows"] if r[i]])' "$dir/ab.json.data")" \
+    "[{'kind': 'ablate', 'node': 'kqv_out-0', 'head': 1}] ['kqv_out-0:ablate']"
+
 # ---- refused, with the reason ---------------------------------------------------------------
 
 run -o "$dir/r.db" --ablate 'l_out-0:head=0' >/dev/null 2>"$dir/err"

@@ -166,7 +166,8 @@ struct llt_table_rows {
 enum llt_table {
     LLT_TABLE_RUNS,           // every run: id, started_at, model_name, file_type, level, status, steps, n_prompt, n_gen, name,
                               // interventions (how many it makes)
-    LLT_TABLE_RUN,            // the run: every column of runs (model and arch as "model", "arch"), steps, graphs
+    LLT_TABLE_RUN,            // the run: every column of runs (model and arch as "model", "arch"), steps, graphs,
+                              // interventions (a JSON array of the run's, as intervention_specs.params)
     LLT_TABLE_STEP,           // the step: step, decode, phase, pos0, n_tokens, graph, nodes, time_ns, compute_ns
     LLT_TABLE_TOKENS,         // the step's tokens: dir ("in": fed by the step, "out": chosen from its
                               // logits), role, seq, pos, token, piece

@@ -22,7 +22,9 @@ static const char * const table_sql[] = {
         " model_path, started_at, ended_at, CASE WHEN json_valid(params) THEN params END AS params, system_info,"
         " model_desc, n_layer, n_embd, n_head, n_head_kv, n_vocab, n_ctx_train, model_bytes, model_params,"
         " lltrace_version, llama_tag, t_prompt_ns, t_gen_ns, t_tokenize_ns, dump_path,"
-        " (SELECT count(*) FROM graphs WHERE run_id = r.id) AS graphs"
+        " (SELECT count(*) FROM graphs WHERE run_id = r.id) AS graphs,"
+        " (SELECT json_group_array(CASE WHEN json_valid(params) THEN json(params) END)"
+        "   FROM (SELECT params FROM intervention_specs WHERE run_id = r.id ORDER BY iv)) AS interventions"
         " FROM runs r WHERE id = :run",
     [LLT_TABLE_STEP] =
         "SELECT s.step, s.decode, s.phase, s.pos0, s.n_tokens, s.graph_id AS graph, g.n_nodes AS nodes,"
