@@ -78,3 +78,4 @@ int cmd_inspect(int argc, char ** argv);
 int cmd_diff   (int argc, char ** argv);
 int cmd_report (int argc, char ** argv);
 int cmd_serve  (int argc, char ** argv);
+int cmd_causal (int argc, char ** argv);

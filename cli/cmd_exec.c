@@ -81,6 +81,7 @@ struct exec_opts {
     char         dump[8192];
     char **      argv;    // PROGRAM and its arguments
     char         debug[PATH_MAX + 16]; // --debug: the debugger's socket, beside the trace; "" none
+    struct cli_iv_opts iv;
 };
 
 static bool set(const char * var, const char * value) {
@@ -113,6 +114,35 @@ static bool absolute_var(const char * var) {
     return absolute(var, v, abs, sizeof(abs)) && set(var, abs);
 }
 
+// the intervention flags, handed to the program as LLTRACE_INTERVENE (a spec's JSON text) with
+// their files made absolute
+static int set_interventions(const struct cli_iv_opts * iv) {
+    struct llt_iv_set * ivs = NULL;
+    int rc = cli_iv_build(iv, &ivs);
+    if (rc != CLI_OK || !ivs) return rc;
+    const int n = llt_iv_set_count(ivs);
+    const size_t cap = (size_t) n * 2400 + 3;
+    char * text = malloc(cap);
+    size_t len = 0;
+    if (!text) { llt_iv_set_free(ivs); cli_error("out of memory"); return CLI_FAIL; }
+    text[len++] = '[';
+    for (int i = 0; i < n && rc == CLI_OK; i++) {
+        struct llt_intervention v = *llt_iv_set_get(ivs, i);
+        char abs[PATH_MAX];
+        if (v.file[0] && !absolute("intervention file", v.file, abs, sizeof(abs))) rc = CLI_USAGE;
+        else if (v.file[0] && strlen(abs) >= sizeof(v.file)) { cli_error("exec: '%s': the path is too long", abs); rc = CLI_USAGE; }
+        else if (v.file[0]) snprintf(v.file, sizeof(v.file), "%s", abs);
+        if (i) text[len++] = ',';
+        len += (size_t) llt_iv_format_json(&v, text + len, cap - len - 2);
+    }
+    text[len++] = ']';
+    text[len] = '\0';
+    if (rc == CLI_OK && !set("LLTRACE_INTERVENE", text)) rc = CLI_FAIL;
+    free(text);
+    llt_iv_set_free(ivs);
+    return rc;
+}
+
 // returns CLI_OK, or the exit code to leave with (-1: help was printed)
 static int parse_opts(int argc, char ** argv, struct exec_opts * o) {
     const char * output = "lltrace.db";
@@ -122,7 +152,7 @@ static int parse_opts(int argc, char ** argv, struct exec_opts * o) {
         const char * a = argv[i];
         const char * v = NULL;
 #define VALUE() do { if (!(v = cli_value(argc, argv, &i))) return CLI_USAGE; } while (0)
-        if (cli_is_help(a)) { fputs(usage_text, stdout); return -1; }
+        if (cli_is_help(a)) { fputs(usage_text, stdout); fputs("\n", stdout); fputs(cli_iv_usage, stdout); return -1; }
         else if (!strcmp(a, "-o") || !strcmp(a, "--output")) { VALUE(); output = v; }
         else if (!strcmp(a, "-q") || !strcmp(a, "--quiet"))  { o->quiet = true; }
         else if (!strcmp(a, "--debug")) { o->debug[0] = '+'; } // named once the trace's path is known
@@ -136,7 +166,13 @@ static int parse_opts(int argc, char ** argv, struct exec_opts * o) {
         } else {
             const struct flag * f = NULL;
             for (size_t k = 0; k < sizeof(flags) / sizeof(flags[0]) && !f; k++) if (!strcmp(a, flags[k].flag)) f = &flags[k];
-            if (!f) { cli_error("exec: unknown option '%s' (see 'lltrace exec --help')", a); return CLI_USAGE; }
+            if (!f) {
+                const int taken = cli_iv_option(argc, argv, &i, &o->iv);
+                if (taken < 0) return CLI_USAGE;
+                if (taken) continue;
+                cli_error("exec: unknown option '%s' (see 'lltrace exec --help')", a);
+                return CLI_USAGE;
+            }
             if (!f->value) VALUE();
             flag_set[f - flags] = true;
             if (!set(f->var, f->value ? f->value : v)) return CLI_FAIL;
@@ -152,6 +188,8 @@ static int parse_opts(int argc, char ** argv, struct exec_opts * o) {
     if (dump_set && !set("LLTRACE_DUMP", o->dump)) return CLI_FAIL;
     if (o->parity && !getenv("LLTRACE_PARITY_TOP_K") && !set("LLTRACE_PARITY_TOP_K", "10")) return CLI_FAIL;
     if (!o->parity && getenv("LLTRACE_PARITY_TOP_K") && !set("LLTRACE_PARITY_TOP_K", "0")) return CLI_FAIL;
+    const int iv_rc = set_interventions(&o->iv);
+    if (iv_rc != CLI_OK) return iv_rc;
     if (!absolute("--output", output, o->output, sizeof(o->output))) return CLI_USAGE;
     if (o->debug[0]) {
         snprintf(o->debug, sizeof(o->debug), "%s-debug.sock", o->output);

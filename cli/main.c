@@ -137,6 +137,7 @@ static const struct cli_cmd commands[] = {
     { "diff",    cmd_diff,    "compare two tensor sets (dumps, safetensors, .npy, model weights)" },
     { "report",  cmd_report,  "write a run as one HTML page that explains what happened" },
     { "serve",   cmd_serve,   "show a run's page live on 127.0.0.1 while it is written" },
+    { "causal",  cmd_causal,  "causal tracing: which layer and position of a clean run carry its answer" },
 };
 
 static void usage(FILE * f) {

@@ -27,3 +27,4 @@
 #include "lltrace/diff.h"
 #include "lltrace/report.h"
 #include "lltrace/intervene.h"
+#include "lltrace/causal.h"

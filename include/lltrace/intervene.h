@@ -39,6 +39,7 @@ struct llt_intervention {
     int32_t seq;                    // tokens of this llama.cpp sequence only (lltrace exec); LLT_IV_ANY: all
     float   value;                  // scale: the factor; add: alpha; set: the value
     char    file[1024];             // add: a .npy vector (ne[0] of the node); patch: a dump GGUF
+    char    op[24];                 // nodes of this ggml op only ("ROPE", "MUL_MAT"; Qcur-N is three nodes); "": any
 };
 
 // an intervention that selects everything, of kind kind on nodes matching node (value 1 for
@@ -48,7 +49,7 @@ struct llt_intervention llt_iv_default(enum llt_iv_kind kind, const char * node)
 // Parses the command line's syntax into out (docs/debugging.md, "Interventions"):
 //   ablate: NODE[:SEL]...            scale: NODE=F[:SEL]...           set: NODE=V[:SEL]...
 //   add:    NODE=FILE.npy[*ALPHA][:SEL]...                            patch: NODE[:SEL]... (file: from)
-// SEL is head=H, pos=P or pos=A-B, step=S or step=A-B, layer=L, seq=N. from: the dump patched
+// SEL is head=H, pos=P or pos=A-B, step=S or step=A-B, layer=L, seq=N, op=OP. from: the dump patched
 // from (patch only; NULL otherwise). Checks the syntax only, not the files.
 int llt_iv_parse(enum llt_iv_kind kind, const char * text, const char * from, struct llt_intervention * out);
 
@@ -111,7 +112,7 @@ struct llt_iv_where {
 // ggml_backend_tensor_get/set). Returns the number of elements written (>= 0), or a negative
 // LLT_E* code with a one-line reason when it cannot be done (a quantized tensor, a head on a
 // node without heads, a vector or patch of another shape, positions it cannot tell): refused,
-// never ignored; t is then unchanged.
+// never ignored; t is then unchanged. 0 for a node of another op than iv's op selector.
 int64_t llt_iv_set_apply(struct llt_iv_set * set, int i, struct ggml_tensor * t, const struct llt_iv_where * where);
 
 // The heads of a node, by its name (docs/debugging.md, "Heads"): 0 none (the node has no head

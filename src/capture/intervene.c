@@ -302,6 +302,7 @@ int64_t llt_iv_set_apply(struct llt_iv_set * set, int i, struct ggml_tensor * t,
     struct iv_entry * e = &set->e[i];
     const struct llt_intervention * iv = &e->iv;
     const char * kind = llt_iv_kind_name(iv->kind);
+    if (iv->op[0] && strcmp(iv->op, ggml_op_name(t->op)) != 0) return 0;
     if (!type_ok(t->type)) {
         return llt_set_error(LLT_EINVAL, "%s %s: '%s' holds %s elements; interventions change f32, f16 and bf16 only",
                              kind, iv->node, t->name, ggml_type_name(t->type));

@@ -66,12 +66,12 @@ static bool parse_float(const char * s, float * out) {
 
 // a trailing ":key=value" into iv; false if tail is no selector (then it belongs to the node or file)
 static int selector(struct llt_intervention * iv, const char * tail, bool * taken) {
-    static const char * const keys[] = { "head", "pos", "step", "layer", "seq" };
+    static const char * const keys[] = { "head", "pos", "step", "layer", "seq", "op" };
     const char * eq = strchr(tail, '=');
     *taken = false;
     if (!eq) return LLT_OK;
     int k = -1;
-    for (int i = 0; i < 5; i++) if ((size_t) (eq - tail) == strlen(keys[i]) && strncmp(tail, keys[i], strlen(keys[i])) == 0) k = i;
+    for (int i = 0; i < 6; i++) if ((size_t) (eq - tail) == strlen(keys[i]) && strncmp(tail, keys[i], strlen(keys[i])) == 0) k = i;
     if (k < 0) return LLT_OK;
     const char * v = eq + 1;
     bool ok;
@@ -80,11 +80,12 @@ static int selector(struct llt_intervention * iv, const char * tail, bool * take
         case 1:  ok = parse_range(v, &iv->pos_first, &iv->pos_last); break;
         case 2:  ok = parse_range(v, &iv->step_first, &iv->step_last); break;
         case 3:  ok = parse_i32(v, 0, &iv->layer); break;
-        default: ok = parse_i32(v, 0, &iv->seq); break;
+        case 4:  ok = parse_i32(v, 0, &iv->seq); break;
+        default: ok = *v && strlen(v) < sizeof(iv->op) && (snprintf(iv->op, sizeof(iv->op), "%s", v), true); break;
     }
     if (!ok) {
         return llt_set_error(LLT_EINVAL, "%s: '%s=%s' is not %s", llt_iv_kind_name(iv->kind), keys[k], v,
-                             k == 1 || k == 2 ? "N or A-B (A <= B)" : "a whole number >= 0");
+                             k == 1 || k == 2 ? "N or A-B (A <= B)" : k == 5 ? "a ggml op name (ROPE, MUL_MAT)" : "a whole number >= 0");
     }
     *taken = true;
     return LLT_OK;
@@ -181,6 +182,10 @@ int llt_iv_format_json(const struct llt_intervention * iv, char * buf, size_t si
     put_range(&o, "step", iv->step_first, iv->step_last);
     if (iv->layer != LLT_IV_ANY) put(&o, ",\"layer\":%d", iv->layer);
     if (iv->seq != LLT_IV_ANY) put(&o, ",\"seq\":%d", iv->seq);
+    if (iv->op[0]) {
+        put(&o, ",\"op\":");
+        put_string(&o, iv->op);
+    }
     if (iv->kind == LLT_IV_SCALE) put(&o, ",\"factor\":%.9g", iv->value);
     if (iv->kind == LLT_IV_SET) put(&o, ",\"value\":%.9g", iv->value);
     if (iv->kind == LLT_IV_ADD) {
@@ -213,7 +218,7 @@ int llt_iv_set_format_json(const struct llt_iv_set * set, char * buf, size_t siz
 //
 // {"interventions": [ {"kind": "ablate", "node": "kqv_out-0", "head": 1, "pos": [2, 5], ...}, ... ]}
 // or the array alone. Keys: kind, node; head, pos, step, layer, seq (a number, pos and step
-// also [first, last]); factor (scale), value (set), vector and alpha (add), from (patch).
+// also [first, last]), op; factor (scale), value (set), vector and alpha (add), from (patch).
 
 struct parser {
     const char * p;
@@ -324,6 +329,7 @@ static bool item(struct parser * ps, struct llt_intervention * iv) {
             value_given = true;
         }
         else if (strcmp(key, "vector") == 0 || strcmp(key, "from") == 0) { if (!file(ps, iv->file, sizeof(iv->file))) return false; }
+        else if (strcmp(key, "op") == 0)     { if (!string(ps, iv->op, sizeof(iv->op))) return false; }
         else return fail(ps, "unknown key \"%s\"", key);
     } while (take(ps, ','));
     if (!expect(ps, '}')) return false;

@@ -119,6 +119,7 @@ void llt_tracer_free(struct llt_tracer * tr) {
     free(tr->graph_seq);
     free(tr->batch_tok);
     free(tr->iv_match);
+    free(tr->iv_spans);
     free(tr->iv_applied);
     llt_values_free(tr->values);
     free(tr->weight_buffer);

@@ -233,6 +233,8 @@ struct llt_tracer {
     // interventions (tracer_iv.c): per node, whether one names it (by name and layer: kept
     // while the graph repeats); per intervention, the nodes it changed; the first refusal
     uint8_t *                iv_match;
+    struct iv_span { int64_t step; int32_t iv; const void * buffer; const char * begin, * end; } * iv_spans; // changed this step
+    int32_t                  n_iv_spans, cap_iv_spans;
     int64_t *                iv_applied;
     bool                     iv_need;       // the last node asked about is changed in its post call
     int32_t                  n_head, n_head_kv; // the model's, for slicing heads

@@ -38,6 +38,26 @@ static int32_t output_rows(const struct ggml_tensor * t, int32_t * rows, int32_t
     return 0;
 }
 
+// Whether intervention i already changed t's memory in this step: a view (Qcur-N reshaped,
+// kqv_out-N over flash attention's output) of a node it changed shares that node's memory, and
+// changing it again would scale twice. The spans changed are kept per step.
+static bool changed_before(const struct llt_tracer * tr, int i, const struct ggml_tensor * t) {
+    const char * a = t->data, * a_end = a + ggml_nbytes(t);
+    for (int32_t k = 0; k < tr->n_iv_spans; k++) {
+        const struct iv_span * sp = &tr->iv_spans[k];
+        if (sp->step == tr->n_steps && sp->iv == i && sp->buffer == t->buffer && a < sp->end && sp->begin < a_end) return true;
+    }
+    return false;
+}
+
+static void remember_span(struct llt_tracer * tr, int i, const struct ggml_tensor * t) {
+    if (tr->n_iv_spans > 0 && tr->iv_spans[0].step != tr->n_steps) tr->n_iv_spans = 0; // a new step
+    if (!llt_grow((void **) &tr->iv_spans, &tr->cap_iv_spans, tr->n_iv_spans + 1, sizeof(struct iv_span))) return;
+    tr->iv_spans[tr->n_iv_spans++] = (struct iv_span) {
+        .step = tr->n_steps, .iv = i, .buffer = t->buffer, .begin = t->data, .end = (const char *) t->data + ggml_nbytes(t),
+    };
+}
+
 // where t, the node of the post call in progress, is for the selectors (out_rows: 64 of them)
 static struct llt_iv_where node_where(const struct llt_tracer * tr, const struct ggml_tensor * t, int32_t * out_rows) {
     const struct node_rec * r = &tr->recs[tr->n_nodes - 1];
@@ -71,12 +91,16 @@ bool llt_capture_intervene(struct llt_tracer * tr, struct ggml_tensor * t) {
     const struct llt_iv_where where = node_where(tr, t, out_rows);
     for (int i = 0; i < llt_iv_set_count(set); i++) {
         if (!llt_iv_set_matches(set, i, r->name, r->layer, tr->n_steps)) continue;
+        const struct llt_intervention * iv = llt_iv_set_get(set, i);
+        if (iv->op[0] && strcmp(iv->op, ggml_op_name(t->op)) != 0) continue;
+        if ((r->flags & NODE_NOOP) && changed_before(tr, i, t)) continue;
         const int64_t n = llt_iv_set_apply(set, i, t, &where);
         if (n < 0) {
             snprintf(tr->iv_error, sizeof(tr->iv_error), "step %lld: %s", (long long) tr->n_steps, llt_last_error());
             return false; // the rest of the graph is not computed: llama_decode fails, the reason is here
         }
         tr->iv_applied[i]++;
+        remember_span(tr, i, t);
         struct llt_batch * b = llt_capture_batch(tr);
         if (!b || !llt_grow((void **) &b->ivs, &b->cap_ivs, b->n_ivs + 1, sizeof(struct iv_rows))) {
             llt_capture_fail(tr, "out of memory");

@@ -51,6 +51,7 @@ struct ctx_entry {
     bool                       ended;    // its run ended at exit: its calls go straight to llama.cpp
     bool                       failed;   // tracing stopped; said on stderr
     bool                       said_nan;
+    bool                       said_iv;   // an intervention was refused (and the program stopped)
     bool                       said;     // without a tracer (a model made in memory), and said so
     atomic_int                 busy;     // hooks using the entry now (the exit ends idle entries only)
 };
@@ -319,9 +320,9 @@ static void at_exit(void) {
 // ---- decode calls --------------------------------------------------------------------------
 
 // every run ends, then the program (LLTRACE_BREAK_ON_NAN=stop)
-static void stop_program(void) {
+static void stop_program(const char * why) {
     end_all(LLT_RUN_INTERRUPTED);
-    say("stopping %s (LLTRACE_BREAK_ON_NAN=stop)", program_invocation_short_name);
+    say("stopping %s (%s)", program_invocation_short_name, why);
     _exit(1);
 }
 
@@ -359,18 +360,24 @@ static int32_t decode(struct llama_context * ctx, struct llama_batch batch, llt_
     llt_tracer_decode_begin(e->tr, ctx, &batch);
     const int32_t ret = llt_tracer_decode_end(e->tr, real(ctx, batch));
     const char * nan = llt_tracer_nan_report(e->tr);
-    bool stop = false;
+    const char * stop = NULL;
     if (nan && !e->said_nan) {
         e->said_nan = true;
         say("run %d: %s", llt_tracer_run_id(e->tr), nan);
-        stop = E.cfg->stop_on_nan;
+        stop = E.cfg->stop_on_nan ? "LLTRACE_BREAK_ON_NAN=stop" : NULL;
+    }
+    if (llt_tracer_iv_error(e->tr) && !e->said_iv) {
+        // the rest of the graph was not computed: what the program would read is not the model's
+        e->said_iv = true;
+        say("run %d: intervention refused at %s", llt_tracer_run_id(e->tr), llt_tracer_iv_error(e->tr));
+        stop = "an intervention was refused";
     }
     if (llt_tracer_error(e->tr) && !e->failed) {
         e->failed = true;
         say("run %d: %s", llt_tracer_run_id(e->tr), llt_tracer_error(e->tr));
     }
     let_go(e); // its run ends with the others' when stopping
-    if (stop) stop_program();
+    if (stop) stop_program(stop);
     return ret;
 }
 

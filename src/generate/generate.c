@@ -159,6 +159,12 @@ static int32_t decode(struct llt_tracer * tr, struct llama_context * ctx, struct
     return tr ? llt_decode(tr, ctx, b) : llama_decode(ctx, b);
 }
 
+// an intervention could not be made: the rest of its graph was not computed (the scheduler
+// stops a split at a false post call), so the logits are not the model's
+static bool iv_refused(struct llt_tracer * tr) {
+    return tr && llt_tracer_iv_error(tr);
+}
+
 // a decode call failed: an intervention that could not be made says why
 static int decode_failed(struct llt_tracer * tr, const char * what) {
     const char * why = tr ? llt_tracer_iv_error(tr) : NULL;
@@ -296,7 +302,8 @@ int llt_generate(const struct llt_gen_params * p, struct llt_store * st, struct 
     for (int32_t i = 0; i < n_prompt && !stopped_on_nan(tr, res) && !(p->debug && llt_debug_quit_requested(p->debug));
          i += p->n_batch) {
         int32_t n = n_prompt - i < p->n_batch ? n_prompt - i : p->n_batch;
-        if (decode(tr, ctx, llama_batch_get_one(res->tokens + i, n)) != 0 && !stopped_on_nan(tr, res)) {
+        const int32_t drc = decode(tr, ctx, llama_batch_get_one(res->tokens + i, n));
+        if ((drc != 0 && !stopped_on_nan(tr, res)) || iv_refused(tr)) {
             rc = decode_failed(tr, "on the prompt");
             goto done;
         }
@@ -339,7 +346,7 @@ int llt_generate(const struct llt_gen_params * p, struct llt_store * st, struct 
         t0 = llt_now_ns();
         const int32_t drc = decode(tr, ctx, llama_batch_get_one(&tok, 1));
         t_gen += llt_now_ns() - t0;
-        if (drc != 0 && !stopped_on_nan(tr, res)) {
+        if ((drc != 0 && !stopped_on_nan(tr, res)) || iv_refused(tr)) {
             char at[48];
             snprintf(at, sizeof(at), "at generated token %d", i);
             rc = decode_failed(tr, at);
