@@ -46,8 +46,28 @@ int cli_open_trace(const char * path, int mode, struct llt_store ** out);
 // llt_default_model() that tells the user on stderr when it makes the model (cmd_mkmodel.c)
 int cli_default_model(const char * preset, int ftype, char ** out_path);
 
+// the intervention flags of run and exec (iv_opts.c), as given; made into a set at the end
+#define CLI_IV_MAX 64
+struct cli_iv_opts {
+    const char * text[CLI_IV_MAX]; // each flag's value
+    int          kind[CLI_IV_MAX]; // enum llt_iv_kind, or -1 for --intervene (a spec file)
+    int          n;
+    const char * from;             // --from: the dump --patch copies from
+};
+struct llt_iv_set;
+extern const char * const cli_iv_usage; // their lines of --help
+// 1 if argv[*i] was an intervention flag (taken, *i past its value), 0 if not, -1 on a usage error (printed)
+int cli_iv_option(int argc, char ** argv, int * i, struct cli_iv_opts * o);
+// the set they make, or NULL without any: CLI_OK, or the exit code after an error printed.
+// caller frees with llt_iv_set_free()
+int cli_iv_build(const struct cli_iv_opts * o, struct llt_iv_set ** out);
+
 int cmd_run    (int argc, char ** argv);
 int cmd_exec   (int argc, char ** argv);
+int cmd_debug  (int argc, char ** argv);
+// lltrace run's options and run, with a debugger on its tracer when dbg is set (cmd_run.c)
+struct llt_debug;
+int cli_run_main(int argc, char ** argv, struct llt_debug * dbg);
 int cmd_show   (int argc, char ** argv);
 int cmd_export (int argc, char ** argv);
 int cmd_mkmodel(int argc, char ** argv);
@@ -58,3 +78,4 @@ int cmd_inspect(int argc, char ** argv);
 int cmd_diff   (int argc, char ** argv);
 int cmd_report (int argc, char ** argv);
 int cmd_serve  (int argc, char ** argv);
+int cmd_causal (int argc, char ** argv);

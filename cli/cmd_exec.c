@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -42,6 +43,9 @@ static const char * usage_text =
     "                       program's own logits, into PREFIX-run<R>-seq<S>.jsonl (and the trace)\n"
     "  --top-k K            logits kept per generated token with --parity (default 10, at most 64)\n"
     "  -q, --quiet          no summary of the runs on stderr\n"
+    "  --debug              listen for a debugger at TRACE-debug.sock (0600): breakpoints and\n"
+    "                       step-through with 'lltrace debug --attach TRACE-debug.sock'; only the\n"
+    "                       inference waits at a pause (docs/debugging.md)\n"
     "\n"
     "The options travel to PROGRAM as LLTRACE_* environment variables (docs/commands/exec.md);\n"
     "LD_PRELOAD=<lltrace's folder>/liblltrace-preload.so PROGRAM with them set works the same.\n"
@@ -78,6 +82,8 @@ struct exec_opts {
     bool         quiet;
     char         dump[8192];
     char **      argv;    // PROGRAM and its arguments
+    char         debug[PATH_MAX + 16]; // --debug: the debugger's socket, beside the trace; "" none
+    struct cli_iv_opts iv;
 };
 
 static bool set(const char * var, const char * value) {
@@ -110,6 +116,35 @@ static bool absolute_var(const char * var) {
     return absolute(var, v, abs, sizeof(abs)) && set(var, abs);
 }
 
+// the intervention flags, handed to the program as LLTRACE_INTERVENE (a spec's JSON text) with
+// their files made absolute
+static int set_interventions(const struct cli_iv_opts * iv) {
+    struct llt_iv_set * ivs = NULL;
+    int rc = cli_iv_build(iv, &ivs);
+    if (rc != CLI_OK || !ivs) return rc;
+    const int n = llt_iv_set_count(ivs);
+    const size_t cap = (size_t) n * 2400 + 3;
+    char * text = malloc(cap);
+    size_t len = 0;
+    if (!text) { llt_iv_set_free(ivs); cli_error("out of memory"); return CLI_FAIL; }
+    text[len++] = '[';
+    for (int i = 0; i < n && rc == CLI_OK; i++) {
+        struct llt_intervention v = *llt_iv_set_get(ivs, i);
+        char abs[PATH_MAX];
+        if (v.file[0] && !absolute("intervention file", v.file, abs, sizeof(abs))) rc = CLI_USAGE;
+        else if (v.file[0] && strlen(abs) >= sizeof(v.file)) { cli_error("exec: '%s': the path is too long", abs); rc = CLI_USAGE; }
+        else if (v.file[0]) snprintf(v.file, sizeof(v.file), "%s", abs);
+        if (i) text[len++] = ',';
+        len += (size_t) llt_iv_format_json(&v, text + len, cap - len - 2);
+    }
+    text[len++] = ']';
+    text[len] = '\0';
+    if (rc == CLI_OK && !set("LLTRACE_INTERVENE", text)) rc = CLI_FAIL;
+    free(text);
+    llt_iv_set_free(ivs);
+    return rc;
+}
+
 // returns CLI_OK, or the exit code to leave with (-1: help was printed)
 static int parse_opts(int argc, char ** argv, struct exec_opts * o) {
     const char * output = "lltrace.db";
@@ -119,9 +154,10 @@ static int parse_opts(int argc, char ** argv, struct exec_opts * o) {
         const char * a = argv[i];
         const char * v = NULL;
 #define VALUE() do { if (!(v = cli_value(argc, argv, &i))) return CLI_USAGE; } while (0)
-        if (cli_is_help(a)) { fputs(usage_text, stdout); return -1; }
+        if (cli_is_help(a)) { fputs(usage_text, stdout); fputs("\n", stdout); fputs(cli_iv_usage, stdout); return -1; }
         else if (!strcmp(a, "-o") || !strcmp(a, "--output")) { VALUE(); output = v; }
         else if (!strcmp(a, "-q") || !strcmp(a, "--quiet"))  { o->quiet = true; }
+        else if (!strcmp(a, "--debug")) { o->debug[0] = '+'; } // named once the trace's path is known
         else if (!strcmp(a, "--parity")) { VALUE(); o->parity = v; }
         else if (!strcmp(a, "--dump")) {
             VALUE();
@@ -132,7 +168,13 @@ static int parse_opts(int argc, char ** argv, struct exec_opts * o) {
         } else {
             const struct flag * f = NULL;
             for (size_t k = 0; k < sizeof(flags) / sizeof(flags[0]) && !f; k++) if (!strcmp(a, flags[k].flag)) f = &flags[k];
-            if (!f) { cli_error("exec: unknown option '%s' (see 'lltrace exec --help')", a); return CLI_USAGE; }
+            if (!f) {
+                const int taken = cli_iv_option(argc, argv, &i, &o->iv);
+                if (taken < 0) return CLI_USAGE;
+                if (taken) continue;
+                cli_error("exec: unknown option '%s' (see 'lltrace exec --help')", a);
+                return CLI_USAGE;
+            }
             if (!f->value) VALUE();
             flag_set[f - flags] = true;
             if (!set(f->var, f->value ? f->value : v)) return CLI_FAIL;
@@ -148,7 +190,17 @@ static int parse_opts(int argc, char ** argv, struct exec_opts * o) {
     if (dump_set && !set("LLTRACE_DUMP", o->dump)) return CLI_FAIL;
     if (o->parity && !getenv("LLTRACE_PARITY_TOP_K") && !set("LLTRACE_PARITY_TOP_K", "10")) return CLI_FAIL;
     if (!o->parity && getenv("LLTRACE_PARITY_TOP_K") && !set("LLTRACE_PARITY_TOP_K", "0")) return CLI_FAIL;
+    const int iv_rc = set_interventions(&o->iv);
+    if (iv_rc != CLI_OK) return iv_rc;
     if (!absolute("--output", output, o->output, sizeof(o->output))) return CLI_USAGE;
+    if (o->debug[0]) {
+        snprintf(o->debug, sizeof(o->debug), "%s-debug.sock", o->output);
+        if (strlen(o->debug) >= sizeof(((struct sockaddr_un *) 0)->sun_path)) {
+            cli_error("exec: --debug: the socket path '%s' is too long for a Unix socket: a shorter -o", o->debug);
+            return CLI_USAGE;
+        }
+        if (!set("LLTRACE_DEBUG", o->debug)) return CLI_FAIL;
+    }
     if (!absolute_var("LLTRACE_REFERENCE") || !absolute_var("LLTRACE_ENGINE")) return CLI_USAGE;
     return set("LLTRACE_OUTPUT", o->output) ? CLI_OK : CLI_FAIL;
 }
@@ -394,10 +446,13 @@ int cmd_exec(int argc, char ** argv) {
     }
     forward_signals(pid);
     sigprocmask(SIG_SETMASK, &had_mask, NULL);
+    if (o.debug[0]) fprintf(stderr, "lltrace: debugger at %s: lltrace debug --attach %s\n", o.debug, o.debug);
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
     for (size_t k = 0; k < sizeof(forwarded_signals) / sizeof(forwarded_signals[0]); k++) signal(forwarded_signals[k], SIG_DFL);
     if (notes_fd >= 0) close(notes_fd);
+    struct stat sst;
+    if (o.debug[0] && lstat(o.debug, &sst) == 0 && S_ISSOCK(sst.st_mode)) unlink(o.debug); // left by a program killed
     const struct program_notes notes = read_notes(status_path);
     unlink(status_path);
     if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {

@@ -148,6 +148,7 @@ struct run_opts {
     bool top_k_given;
     bool prompt_given;
     bool verbose;
+    struct cli_iv_opts iv;
 };
 
 // "N" or "A-B" into [first, last]
@@ -180,7 +181,7 @@ static int parse_opts(int argc, char ** argv, struct run_opts * o) {
         double fv;
 #define VALUE() do { if (!(v = cli_value(argc, argv, &i))) return CLI_USAGE; } while (0)
 #define IS(s, l) (strcmp(a, s) == 0 || strcmp(a, l) == 0)
-        if (cli_is_help(a)) { fputs(usage_text, stdout); return -1; }
+        if (cli_is_help(a)) { fputs(usage_text, stdout); fputs("\n", stdout); fputs(cli_iv_usage, stdout); return -1; }
         else if (IS("-m", "--model"))     { VALUE(); o->model = v; }
         else if (IS("-p", "--prompt"))    { VALUE(); o->gen.prompt = v; o->prompt_given = o->prompt_flag = true; }
         else if (IS("-f", "--file"))      { VALUE(); o->prompt_file = v; o->prompt_given = true; }
@@ -247,7 +248,11 @@ static int parse_opts(int argc, char ** argv, struct run_opts * o) {
             if (l < 0) { cli_error("--level: unknown level '%s' (graph, timing, profile, values)", v); return CLI_USAGE; }
             o->gen.level = (enum llt_level) l;
         }
-        else { cli_error("run: unknown option '%s' (see 'lltrace run --help')", a); return CLI_USAGE; }
+        else {
+            const int taken = cli_iv_option(argc, argv, &i, &o->iv);
+            if (taken < 0) return CLI_USAGE;
+            if (!taken) { cli_error("run: unknown option '%s' (see 'lltrace run --help')", a); return CLI_USAGE; }
+        }
 #undef VALUE
 #undef IS
     }
@@ -320,7 +325,13 @@ static void print_summary(const struct run_opts * o, const struct llt_gen_result
     fprintf(stderr, "lltrace: level %s: %lld steps, %lld nodes per step, %lld distinct graphs, weights read %lld/%lld\n",
             llt_level_name(o->gen.level), (long long) r->stats.n_steps, (long long) r->stats.n_nodes_last,
             (long long) r->stats.n_graphs, (long long) r->stats.n_weights_read, (long long) r->stats.n_weights);
-    if (r->flash_attn_off) fprintf(stderr, "lltrace: flash attention was turned off: --checkpoints reads attention probabilities\n");
+    if (r->flash_attn_off) {
+        fprintf(stderr, "lltrace: flash attention was turned off: %s\n", o->gen.values.checkpoints ?
+                "--checkpoints reads attention probabilities" : "an intervention changes attention scores or probabilities");
+    }
+    const int n_ivs = llt_iv_set_count(o->gen.interventions);
+    if (n_ivs > 0) fprintf(stderr, "lltrace: %d intervention%s made (table interventions; 'lltrace show --runs')\n", n_ivs, n_ivs == 1 ? "" : "s");
+    if (r->iv_unmatched[0]) fprintf(stderr, "lltrace: warning: %s changed no node (names are case-sensitive)\n", r->iv_unmatched);
     if (r->dump_unmatched[0]) fprintf(stderr, "lltrace: warning: --dump %s matched no node (names are case-sensitive)\n", r->dump_unmatched);
     if (r->dump_path[0]) fprintf(stderr, "lltrace: %lld tensors dumped to %s\n", (long long) r->stats.n_dumped, r->dump_path);
     if (r->stats.timing_observed_from >= 0 && r->stats.timing_splits) {
@@ -344,9 +355,16 @@ static void print_summary(const struct run_opts * o, const struct llt_gen_result
 // ---- the command -------------------------------------------------------------------------
 
 int cmd_run(int argc, char ** argv) {
+    return cli_run_main(argc, argv, NULL);
+}
+
+// lltrace run, or lltrace debug with dbg: its replies own standard output, so the text goes
+// into its last reply instead
+int cli_run_main(int argc, char ** argv, struct llt_debug * dbg) {
     struct run_opts o = {0};
     int rc = parse_opts(argc, argv, &o);
     if (rc != CLI_OK) return rc < 0 ? CLI_OK : rc;
+    if (dbg && !llt_debug_prompt(dbg)) return CLI_OK; // quit before `run`: nothing runs, nothing is made
 
     llt_log_init(o.verbose);
     char * prompt_buf = NULL;
@@ -396,6 +414,9 @@ int cmd_run(int argc, char ** argv) {
     } else if (!o.prompt_given) {
         o.gen.prompt = "sort: d a c b ="; // the task it was trained on (docs/commands/mkmodel.md, "The demo model")
     }
+    // bad interventions (syntax, files) fail before anything is made
+    if ((exit_code = cli_iv_build(&o.iv, &o.gen.interventions)) != CLI_OK) goto done;
+    exit_code = CLI_USAGE;
     // a trace made here and left without a run (llama.cpp refused the model or the context) is
     // removed; an existing one is never touched
     const bool made_trace = access(o.output, F_OK) != 0;
@@ -406,8 +427,9 @@ int cmd_run(int argc, char ** argv) {
     exit_code = CLI_FAIL;
     o.gen.model_path = model_path;
     o.gen.stop = &stop_flag;
-    o.gen.on_prompt = print_prompt;
-    o.gen.on_piece = print_piece;
+    o.gen.on_prompt = dbg ? NULL : print_prompt;
+    o.gen.on_piece = dbg ? NULL : print_piece;
+    o.gen.debug = dbg;
     signal(SIGINT, on_sigint);
     trace_path = o.output;
     ggml_set_abort_callback(on_ggml_abort);
@@ -416,6 +438,10 @@ int cmd_run(int argc, char ** argv) {
     if (o.gen.rpc) signal(SIGPIPE, SIG_IGN);
 
     rc = llt_generate(&o.gen, st, &res);
+    if (dbg) {
+        const bool interrupted = res.interrupted || stop_flag;
+        llt_debug_exited(dbg, rc != LLT_OK ? "error" : interrupted ? "interrupted" : "ok", res.run_id, res.text);
+    }
     if (res.n_ctx_train > 0 && res.n_prompt > res.n_ctx_train) {
         if (res.n_prompt > 0) fputc('\n', stdout);
         cli_error("warning: the prompt has %d tokens, more than the %d the model was trained with: positions past them are"
@@ -427,8 +453,9 @@ int cmd_run(int argc, char ** argv) {
         if (res.n_prompt > 0) fputc('\n', stdout); // after the prompt and what came of it
         cli_error("%s", llt_last_error());
         if (res.trace_error[0]) trace_failed(&o, &res);
-        // refused while loading: the model or the flags, not the run, are at fault
-        if (res.t_load_ns == 0) exit_code = CLI_USAGE;
+        // refused while loading: the model or the flags, not the run, are at fault; so is an
+        // intervention that cannot be made on the nodes it names
+        if (res.t_load_ns == 0 || res.iv_error[0]) exit_code = CLI_USAGE;
         if (made_trace && res.run_id == 0) {
             llt_store_close(st);
             st = NULL;
@@ -450,6 +477,7 @@ int cmd_run(int argc, char ** argv) {
     exit_code = stop_flag ? CLI_INTERRUPTED : res.stopped_on_nan || beyond || res.trace_error[0] ? CLI_FAIL : CLI_OK;
 done:
     llt_gen_result_free(&res);
+    llt_iv_set_free(o.gen.interventions);
     llt_store_close(st);
     free(model_path);
     free(prompt_buf);

@@ -48,7 +48,8 @@ static const char * usage_text =
     "  --op OP         only nodes of this op, any case (MUL_MAT, rms_norm)\n"
     "  --name GLOB     only nodes (or weights) whose name matches, case-sensitive: 'Qcur-*', 'blk.0.*'\n"
     "  --limit N       at most N rows\n"
-    "  --runs          the runs of the trace: id, start, model, level, status, steps, tokens, name\n"
+    "  --runs          the runs of the trace: id, start, model, level, status, steps, tokens, name,\n"
+    "                  interventions\n"
     "  --stats         per step bytes read and written (cost model), FLOPs, weight coverage;\n"
     "                  nodes and time per op and layer; graphs; weights never read\n"
     "  --weights       the weight registry of the run\n"
@@ -186,7 +187,10 @@ static struct out_val value_of(const struct llt_table_rows * rows, const struct 
     }
     if (strcmp(c->src, "flags") == 0) {
         const bool view = row[src_index(rows, "is_view")].i, noop = row[src_index(rows, "is_noop")].i;
-        snprintf(buf, size, "%s%s%s", view ? "view" : "", view && noop ? "," : "", noop ? "noop" : "");
+        const int iv = src_index(rows, "intervened");
+        const char * kinds = iv >= 0 && row[iv].type == LLT_VALUE_TEXT ? row[iv].s : NULL;
+        snprintf(buf, size, "%s%s%s%s%s%s%s", view ? "view" : "", view && noop ? "," : "", noop ? "noop" : "",
+                 kinds && (view || noop) ? "," : "", kinds ? "intervened(" : "", kinds ? kinds : "", kinds ? ")" : "");
         return *buf ? out_text(buf) : out_null();
     }
     if (strcmp(c->src, "tokens") == 0) {
@@ -275,6 +279,7 @@ static const struct col runs_cols[] = {
     { { "steps",    OUT_INT,  OUT_ALL }, "steps" },
     { { "n_prompt", OUT_INT,  OUT_ALL }, "n_prompt" },
     { { "n_gen",    OUT_INT,  OUT_ALL }, "n_gen" },
+    { { "interventions", OUT_INT, OUT_ALL }, "interventions" },
 };
 
 static const struct col step_cols[] = {
@@ -310,6 +315,7 @@ static const struct col node_cols[] = {
     { { "mean",    OUT_REAL,     OUT_ALL },       "mean" },
     { { "std",     OUT_REAL,     OUT_ALL },       "std" },
     { { "nan_inf", OUT_INT,      OUT_ALL },       "nan_inf" },
+    { { "intervened", OUT_TEXT,  OUT_ONLY_JSON }, "intervened" },
     { { "sources", OUT_TEXT,     OUT_NOT_JSON },  "sources_text" },
     { { "sources", OUT_RAW_JSON, OUT_ONLY_JSON }, "sources_json" },
 };

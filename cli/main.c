@@ -126,6 +126,7 @@ struct cli_cmd {
 static const struct cli_cmd commands[] = {
     { "run",     cmd_run,     "generate text with llama.cpp and trace every graph node" },
     { "exec",    cmd_exec,    "run a llama.cpp program as it is (llama-cli, llama-server, ...) and trace it" },
+    { "debug",   cmd_debug,   "run with breakpoints and step-through: stop at a node, look, go on (or drive exec --debug)" },
     { "show",    cmd_show,    "print the nodes, steps and statistics of a trace" },
     { "export",  cmd_export,  "write a trace as an NDJSON event log, a Perfetto timeline (chrome), or its dump as npy/safetensors" },
     { "mkmodel", cmd_mkmodel, "write a built-in deterministic model: llama, gpt2, qwen3, gemma3, qwen3moe, bitnet" },
@@ -136,6 +137,7 @@ static const struct cli_cmd commands[] = {
     { "diff",    cmd_diff,    "compare two tensor sets (dumps, safetensors, .npy, model weights)" },
     { "report",  cmd_report,  "write a run as one HTML page that explains what happened" },
     { "serve",   cmd_serve,   "show a run's page live on 127.0.0.1 while it is written" },
+    { "causal",  cmd_causal,  "causal tracing: which layer and position of a clean run carry its answer" },
 };
 
 static void usage(FILE * f) {

@@ -236,7 +236,9 @@ int out_begin(struct out * o, const char * name, const char * title, const struc
     o->n_cols = n_cols;
     o->flags = flags;
     o->n_rows = 0;
-    if (o->format == OUT_JSON) {
+    if (o->format == OUT_JSON && (flags & OUT_INLINE) && (flags & OUT_RECORD)) {
+        if (o->n_sections) fputc(',', o->f); // its members follow in out_row
+    } else if (o->format == OUT_JSON) {
         fprintf(o->f, "%s\n  ", o->n_sections ? "," : "");
         llt_json_write_string(o->f, name);
         fputs(flags & OUT_RECORD ? ": " : ": [", o->f);
@@ -284,15 +286,16 @@ int out_row(struct out * o, const struct out_val * vals) {
     char buf[OUT_CELL_MAX];
     const bool record = o->flags & OUT_RECORD;
     if (o->format == OUT_JSON) {
-        fputs(record ? "{" : o->n_rows ? ",\n    {" : "\n    {", o->f);
-        const char * sep = "";
+        const bool inline_ = record && (o->flags & OUT_INLINE);
+        fputs(inline_ ? "" : record ? "{" : o->n_rows ? ",\n    {" : "\n    {", o->f);
+        const char * sep = inline_ ? "\n  " : "";
         for (int c = 0; c < o->n_cols; c++) {
             if (!shown(o, &o->cols[c])) continue;
             fprintf(o->f, "%s\"%s\": ", sep, o->cols[c].name);
             json_val(o, &o->cols[c], &vals[c]);
-            sep = ", ";
+            sep = inline_ ? ",\n  " : ", ";
         }
-        fputc('}', o->f);
+        if (!inline_) fputc('}', o->f);
     } else if (o->format == OUT_CSV) {
         if (record) return CLI_OK;
         const char * sep = "";
@@ -394,7 +397,7 @@ static void table_end(struct out * o) {
 int out_end(struct out * o) {
     if (o->format == OUT_JSON) {
         if (!(o->flags & OUT_RECORD)) fputs(o->n_rows ? "\n  ]" : "]", o->f);
-        else if (o->n_rows == 0) fputs("null", o->f);
+        else if (o->n_rows == 0 && !(o->flags & OUT_INLINE)) fputs("null", o->f);
     } else if (o->format == OUT_TABLE) {
         table_end(o);
     }

@@ -78,6 +78,7 @@ struct out_val out_floats(const float * v, int64_t n); // a list of numbers
 enum {
     OUT_RECORD      = 1, // one row: "name value, ..." on a line in a table, an object in json, not in csv
     OUT_SPLIT_FIRST = 2, // table: a sub-list per value of the first column, titled with it
+    OUT_INLINE      = 4, // with OUT_RECORD: in json its members are the document's own, not an object of its name
 };
 
 // a static column array and its length, for out_begin

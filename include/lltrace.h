@@ -15,6 +15,7 @@
 #include "lltrace/tracer.h"
 #include "lltrace/exec.h"
 #include "lltrace/tokenize.h"
+#include "lltrace/debug.h"
 #include "lltrace/generate.h"
 #include "lltrace/cost.h"
 #include "lltrace/read.h"
@@ -25,3 +26,5 @@
 #include "lltrace/tensors.h"
 #include "lltrace/diff.h"
 #include "lltrace/report.h"
+#include "lltrace/intervene.h"
+#include "lltrace/causal.h"

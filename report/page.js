@@ -126,7 +126,7 @@
         const add = (id, lines, kind, rec) => { if (label.has(id)) return; const w = Math.max(...lines.map(l => l.length)) * 6.4 + 14; label.set(id, { lines, kind, rec }); g.setNode(id, { width: w, height: 14 * lines.length + 8 }); };
         for (const n of mine) {
           const shape = [n.ne0, n.ne1, n.ne2, n.ne3].filter((v, i, a) => a.slice(i).some(x => x !== 1) || i === 0);
-          add('n' + n.idx, [n.op + (n.fused ? ' (fused)' : ''), n.name, '[' + shape.join(', ') + '] ' + n.type], n.is_noop ? 'noop' : 'node', n);
+          add('n' + n.idx, [n.op + (n.fused ? ' (fused)' : '') + (n.intervened ? ' · changed: ' + n.intervened : ''), n.name, '[' + shape.join(', ') + '] ' + n.type], n.is_noop ? 'noop' : 'node', n);
           for (const src of n.sources_json || []) {
             let sid;
             if (src.kind === 'node') {
@@ -489,7 +489,9 @@
   }
   function render(d) {
     D = R.data = d;
-    document.getElementById('title').textContent = `· run ${d.run.run} · ${d.run.model} (${d.run.file_type})`;
+    const ivs = Array.isArray(d.run.interventions) ? d.run.interventions : [];
+    document.getElementById('title').textContent = `· run ${d.run.run} · ${d.run.model} (${d.run.file_type})` +
+      (ivs.length ? ` · intervened: ${ivs.map(v => v.kind + ' ' + v.node).join(', ')}` : '');
     document.title = `lltrace report · run ${d.run.run} · ${d.run.model}`;
     const nav = document.getElementById('nav');
     nav.innerHTML = '';

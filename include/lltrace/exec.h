@@ -22,6 +22,10 @@
 //   LLTRACE_TOLERANCE_ABS, LLTRACE_TOLERANCE_REL   the comparison's tolerances (1e-6, 1e-4)
 //   LLTRACE_PARITY_TOP_K  K > 0: each generated token's K largest logits, read from the
 //                         program's own logits, go to table parity (at most 64)
+//   LLTRACE_DEBUG         a Unix socket to make (0600) and listen at for a debugger
+//                         (lltrace debug --attach SOCKET; lltrace/debug.h)
+//   LLTRACE_INTERVENE     interventions to make, as a spec's JSON text (docs/debugging.md,
+//                         "Spec file"); one that cannot be made ends the program (exit status 1)
 //   LLTRACE_ENGINE        the engine library (default: liblltrace-exec.so beside the preload library)
 //   LLTRACE_STATUS        a file that exists: the engine appends a line per kind of event and
 //                         process ("engine PID": llama.cpp was called, "context PID", "decode
@@ -44,6 +48,8 @@ struct llt_exec_config {
     bool                     stop_on_nan; // LLTRACE_BREAK_ON_NAN=stop
     char *                   dump_patterns[LLT_EXEC_MAX_DUMP + 1]; // tracer.values.dump points here
     char *                   reference;  // tracer.values.reference points here
+    char *                   debug_socket; // LLTRACE_DEBUG, absolute; NULL: no debugger
+    struct llt_iv_set *      interventions; // LLTRACE_INTERVENE; tracer.interventions points here
 };
 
 // Reads the LLTRACE_* variables above. A bad value fails naming the variable and the value.

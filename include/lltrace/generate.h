@@ -2,6 +2,7 @@
 #pragma once
 
 #include "lltrace/tracer.h"
+#include "lltrace/debug.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -31,7 +32,10 @@ struct llt_gen_params {
     int32_t        n_gpu_layers; // -ngl: layers stored on the devices; -1: all
     int32_t        split_mode;   // -sm: enum llama_split_mode; -1: llama.cpp's default (layer)
     bool           time_nodes;   // timing off the CPU: every node, not each split (llt_tracer_params)
+    struct llt_iv_set * interventions; // made on the traced run (llt_tracer_params); NULL: none
     volatile sig_atomic_t * stop; // set to non-zero to end after the current step; may be NULL
+    struct llt_debug * debug;    // a debugger on the run's tracer (lltrace/debug.h); its `quit` ends
+                                 // the run after the current step, status ok; may be NULL
     int32_t        parity_top_k; // > 0: keep the top-k logits of every generated step (result.parity)
     // called once with the prompt text when it is tokenized, before it is decoded (not when
     // tokens are given); may be NULL
@@ -54,7 +58,9 @@ struct llt_gen_result {
     int64_t       t_gen_ns;
     bool          interrupted;
     bool          stopped_on_nan;   // break_on_nan stopped the run
-    bool          flash_attn_off;   // checkpoints asked for attention probabilities: flash attention was turned off
+    bool          flash_attn_off;   // checkpoints or an intervention asked for attention probabilities: flash attention was turned off
+    char          iv_error[512];    // an intervention that could not be made (the run stopped there), "" if none
+    char          iv_unmatched[256]; // interventions that changed no node, "" if none
     char          nan_report[1024]; // where the NaN/Inf appeared, when stopped_on_nan
     char          dump_path[1024];  // the tensor dump written, "" if none
     char          dump_unmatched[256]; // dump patterns no node matched, quoted, comma-separated; "" if none

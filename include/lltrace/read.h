@@ -167,13 +167,16 @@ struct llt_table_rows {
 
 // The tables of `lltrace show`, with their columns (times in ns, sizes in bytes):
 enum llt_table {
-    LLT_TABLE_RUNS,           // every run: id, started_at, model_name, file_type, level, status, steps, n_prompt, n_gen, name
-    LLT_TABLE_RUN,            // the run: every column of runs (model and arch as "model", "arch"), steps, graphs
+    LLT_TABLE_RUNS,           // every run: id, started_at, model_name, file_type, level, status, steps, n_prompt, n_gen, name,
+                              // interventions (how many it makes)
+    LLT_TABLE_RUN,            // the run: every column of runs (model and arch as "model", "arch"), steps, graphs,
+                              // interventions (a JSON array of the run's, as intervention_specs.params)
     LLT_TABLE_STEP,           // the step: step, decode, phase, pos0, n_tokens, graph, nodes, time_ns, compute_ns
     LLT_TABLE_TOKENS,         // the step's tokens: dir ("in": fed by the step, "out": chosen from its
                               // logits), role, seq, pos, token, piece
     LLT_TABLE_NODES,          // the step's nodes: idx, op, name, layer, ne0..ne3, type, bytes, is_view,
-                              // is_noop, buffer, device, time_ns, min, max, mean, std, nan_inf, sources_text
+                              // is_noop, buffer, device, time_ns, min, max, mean, std, nan_inf, intervened
+                              // (the kinds of the interventions that changed it, "ablate+scale"; NULL none), sources_text
                               // ("name[idx]", "name(w)", "name(in)"), sources_json
     LLT_TABLE_WEIGHTS,        // the weight registry: id, name, type, ne0..ne3, bytes, bpw, layer, file_offset, buffer
     LLT_TABLE_GRAPHS,         // graphs of the selected steps: graph, nodes, steps, first_step

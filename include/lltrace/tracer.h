@@ -3,6 +3,7 @@
 
 #include "lltrace/store.h"
 #include "lltrace/parity.h"
+#include "lltrace/intervene.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -89,6 +90,10 @@ struct llt_tracer_params {
     // the scheduler synchronises anyway: next to free); true observes every computing node
     // (a compute call and a backend round trip each: a remote one on RPC)
     bool           time_nodes;
+    // interventions (lltrace/intervene.h) made on the nodes they name, recorded in table
+    // interventions; NULL: none. Borrowed: must outlive the tracer. An intervention on
+    // attention's probabilities turns flash attention off, as checkpoints do.
+    struct llt_iv_set * interventions;
 };
 
 struct llt_tracer_params llt_tracer_default_params(void);
@@ -172,8 +177,49 @@ bool         llt_tracer_ref_summary(const struct llt_tracer * tr, struct llt_ref
 // buf (cut to size); returns how many
 int          llt_tracer_dump_unmatched(const struct llt_tracer * tr, char * buf, size_t size);
 
+// an intervention that could not be made ("step S: <reason>"), which stopped the computation
+// (llama_decode then fails), or NULL (borrowed, lives with tr)
+const char * llt_tracer_iv_error(const struct llt_tracer * tr);
+// the interventions that changed no node so far, "<kind> '<node>'" comma-separated into buf
+// (cut to size); returns how many
+int          llt_tracer_iv_unmatched(const struct llt_tracer * tr, char * buf, size_t size);
+
 // the GGUF the run's tensor dump goes to (written by llt_tracer_end), or NULL (borrowed, lives with tr)
 const char * llt_tracer_dump_path(const struct llt_tracer * tr);
+
+// A node of the graph being computed, as the tracer sees it in the eval callback (for the
+// debugger, lltrace/debug.h). Borrowed: valid during the call that hands it over.
+struct llt_node_view {
+    const struct llt_tracer * tracer; // the tracer that saw it (for llt_tracer_graph_node)
+    struct ggml_tensor * t;       // the node; its data holds its output from its post call until
+                                  // a later node of the graph writes over that memory
+    int32_t      idx;             // its place in the graph, in the order the scheduler computes
+    int64_t      step;            // the graph computation of the run it belongs to
+    int32_t      layer;           // -1 outside the layers
+    const char * op;              // as the trace names it: "MUL_MAT", "SOFT_MAX", "SILU"
+    const char * device;          // where its output lives: "CPU", "RPC0", "CUDA0"
+    int32_t      pos0, n_tokens;  // the positions of the decode call's tokens
+    int64_t      seq_mask;        // the sequences the decode call takes tokens of (bit 63: ids >= 63)
+    bool         noop;            // a view, reshape or permute: computes nothing
+    bool         fused_next;      // an RMS_NORM the CPU computes together with the MUL after it,
+                                  // without writing it, unless it was observed
+};
+
+// Called for every node in its ask call (ask true: answer whether to observe it, which costs
+// a compute call of its own) and, for a node answered true, in its post call once it is
+// computed (ask false: the answer is ignored; what the hook writes into the output is what the
+// rest of the graph reads). fn NULL removes the hook.
+typedef bool (*llt_node_hook)(const struct llt_node_view * node, bool ask, void * user_data);
+void llt_tracer_set_node_hook(struct llt_tracer * tr, llt_node_hook fn, void * user_data);
+
+// Applies intervention i of set (lltrace/intervene.h) to t, the node whose post call is in
+// progress (the node hook's, ask false), with its positions and the model's heads as the
+// tracer knows them. Returns what llt_iv_set_apply() returns. Not recorded in the trace.
+int64_t llt_tracer_apply_now(const struct llt_tracer * tr, struct llt_iv_set * set, int i, struct ggml_tensor * t);
+
+// Node idx of the graph being computed, asked about so far (idx < view.idx of the latest
+// node); false if there is none such
+bool llt_tracer_graph_node(const struct llt_tracer * tr, int32_t idx, struct llt_node_view * out);
 
 struct llt_tracer_stats {
     int64_t n_steps;

@@ -125,6 +125,7 @@ static bool reserve_nodes(struct llt_tracer * tr, int32_t n) {
               resize((void **) &tr->asked, cap, 1) &&
               resize((void **) &tr->uses, cap, sizeof(int32_t)) && resize((void **) &tr->map.node, cap, sizeof(int32_t)) &&
               resize((void **) &tr->map.layer, cap, sizeof(int16_t)) && resize((void **) &tr->map.fused, cap, 1);
+    if (ok && tr->params.interventions) ok = resize((void **) &tr->iv_match, cap, 1);
     if (ok && tr->values) {
         ok = resize((void **) &tr->node_stats, cap, sizeof(struct node_stat)) &&
              resize((void **) &tr->scan_at, cap, sizeof(int32_t)) && resize((void **) &tr->scan_first, cap, sizeof(int32_t));
@@ -276,8 +277,11 @@ static bool split_end(const struct llt_tracer * tr, int32_t idx) {
 // is planned once per graph in tr->asked (a graph's first and last node, MoE routing); a hook
 // that needs its own nodes ORs its bit in there (llt_capture_plan_asks).
 
+// (not with interventions, which a step's selectors may change, nor under the debugger, whose
+// breakpoints and stepping look at every node)
 static bool fast_path_ok(const struct llt_tracer * tr) {
-    return tr->active && tr->same_so_far && !tr->values && !tr->chain_cb && (tr->params.level == LLT_LEVEL_GRAPH || tr->stamped) &&
+    return tr->active && tr->same_so_far && !tr->values && !tr->chain_cb && !tr->hook && !tr->params.interventions &&
+           (tr->params.level == LLT_LEVEL_GRAPH || tr->stamped) &&
            !((tr->moe || tr->cur_n_tokens > 1) && tr->n_graph_pos == 0); // the graph's positions are looked for
 }
 
@@ -367,6 +371,7 @@ static bool record_node(struct llt_tracer * tr, struct ggml_tensor * t) {
     // an MoE layer's routing is read at every level (experts.c)
     const bool route = (tr->recs[idx].flags & NODE_ROUTE) != 0;
     tr->bits[idx] = 0;
+    if (tr->params.interventions && llt_capture_iv_wants(tr, idx, same)) tr->bits[idx] = BIT_INTERVENE;
     if (tr->params.level == LLT_LEVEL_GRAPH && !tr->values) return route; // records only
     if (tr->stamped) {
         // the live tensors, not the records: this runs for every node, and they are in cache
@@ -543,11 +548,31 @@ static bool observe(struct llt_tracer * tr, struct ggml_tensor * t) {
     return true;
 }
 
-// the ask call's full path: the chained callback, the node recorded, the answer
+void llt_capture_node_view(const struct llt_tracer * tr, int32_t idx, struct llt_node_view * out) {
+    const struct node_rec * r = &tr->recs[idx];
+    *out = (struct llt_node_view) {
+        .tracer = tr, .t = (struct ggml_tensor *) tr->seen_ptr[idx], .idx = idx, .step = tr->n_steps, .layer = r->layer,
+        .op = llt_node_op_name(r), .device = r->device >= 0 ? tr->strings[r->device] : "?", .pos0 = tr->cur_pos0, .n_tokens = tr->cur_n_tokens,
+        .seq_mask = tr->cur_seq_mask, .noop = (r->flags & NODE_NOOP) != 0,
+        .fused_next = idx + 1 < tr->n_nodes && (tr->recs[idx + 1].flags & NODE_FUSABLE),
+    };
+}
+
+// the node hook (the debugger) sees the node just recorded
+static bool hook_call(struct llt_tracer * tr, bool ask) {
+    struct llt_node_view v;
+    llt_capture_node_view(tr, tr->n_nodes - 1, &v);
+    return tr->hook(&v, ask, tr->hook_ud);
+}
+
+// the ask call's full path: the chained callback, the node recorded, the interventions and the
+// debugger's hook that want it, the answer
 static __attribute__((noinline)) bool ask_full(struct llt_tracer * tr, struct ggml_tensor * t) {
     tr->chain_need = tr->chain_cb ? tr->chain_cb(t, true, tr->chain_ud) : false;
     tr->self_need = tr->active && !repeats_unasked(tr, t) && record_node(tr, t);
-    const bool need = tr->self_need || tr->chain_need;
+    tr->iv_need = tr->active && tr->n_nodes > 0 && (tr->bits[tr->n_nodes - 1] & BIT_INTERVENE);
+    tr->hook_need = tr->hook && tr->active && tr->n_nodes > 0 && hook_call(tr, true);
+    const bool need = tr->self_need || tr->chain_need || tr->iv_need || tr->hook_need;
     if (need && tr->active && tr->n_nodes > 0) {
         const int64_t now = llt_now_ns() - tr->t0_ns;
         tr->times[tr->n_nodes - 1].begin_ns = tr->last_ask_ns = now;
@@ -561,7 +586,11 @@ static __attribute__((noinline)) bool ask_full(struct llt_tracer * tr, struct gg
 
 static __attribute__((noinline)) bool post(struct llt_tracer * tr, struct ggml_tensor * t) {
     bool go_on = true;
-    if (tr->self_need && tr->active) go_on = observe(tr, t);
+    // changed first (by the interventions, then the debugger's pause): what the trace records
+    // of the node is what the rest of the graph reads
+    if (tr->iv_need && tr->active) go_on = llt_capture_intervene(tr, t);
+    if (go_on && tr->hook_need && tr->active) hook_call(tr, false);
+    if (go_on && tr->self_need && tr->active) go_on = observe(tr, t);
     // a false answer to a post call stops the computation: the chained callback may ask for it
     if (tr->chain_need && !tr->chain_cb(t, false, tr->chain_ud)) go_on = false;
     return go_on;

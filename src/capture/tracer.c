@@ -121,6 +121,9 @@ void llt_tracer_free(struct llt_tracer * tr) {
     free(tr->graph_pos);
     free(tr->graph_seq);
     free(tr->batch_tok);
+    free(tr->iv_match);
+    free(tr->iv_spans);
+    free(tr->iv_applied);
     llt_values_free(tr->values);
     free(tr->weight_buffer);
     free(tr->weight_names);
@@ -151,7 +154,8 @@ static void params_flash_attn_off(struct llt_tracer * tr) {
 
 void llt_tracer_attach(struct llt_tracer * tr, struct llama_context_params * cparams) {
     // attention probabilities exist as a tensor only without flash attention
-    if (tr->params.values.checkpoints && cparams->flash_attn_type != LLAMA_FLASH_ATTN_TYPE_DISABLED) {
+    const bool probs = tr->params.values.checkpoints || llt_iv_set_needs_probs(tr->params.interventions);
+    if (probs && cparams->flash_attn_type != LLAMA_FLASH_ATTN_TYPE_DISABLED) {
         cparams->flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
         params_flash_attn_off(tr);
     }
@@ -185,7 +189,26 @@ static int insert_run(struct llt_tracer * tr, const struct llama_model * model) 
         .model_bytes = (int64_t) llt_registry_file_size(tr->reg), .model_params = (int64_t) llama_model_n_params(model),
         .params = tr->params_json, .prompt = tr->prompt, .name = tr->params.name,
     };
-    return llt_trace_run_begin(tr->st, &r, tr->reg, &tr->run_id);
+    // the interventions, as their JSON text
+    const int32_t n_ivs = llt_iv_set_count(tr->params.interventions);
+    struct llt_run_iv * ivs = n_ivs > 0 ? calloc((size_t) n_ivs, sizeof(*ivs)) : NULL;
+    char ** texts = n_ivs > 0 ? calloc((size_t) n_ivs, sizeof(char *)) : NULL;
+    int rc = n_ivs > 0 && (!ivs || !texts) ? llt_set_error(LLT_ENOMEM, "out of memory") : LLT_OK;
+    for (int32_t i = 0; rc == LLT_OK && i < n_ivs; i++) {
+        const struct llt_intervention * iv = llt_iv_set_get(tr->params.interventions, i);
+        const int len = llt_iv_format_json(iv, NULL, 0);
+        if (!(texts[i] = malloc((size_t) len + 1))) { rc = llt_set_error(LLT_ENOMEM, "out of memory"); break; }
+        llt_iv_format_json(iv, texts[i], (size_t) len + 1);
+        ivs[i] = (struct llt_run_iv) { llt_iv_kind_name(iv->kind), iv->node, texts[i] };
+    }
+    struct llt_run_begin rb = r;
+    rb.ivs = ivs;
+    rb.n_ivs = n_ivs;
+    if (rc == LLT_OK) rc = llt_trace_run_begin(tr->st, &rb, tr->reg, &tr->run_id);
+    for (int32_t i = 0; texts && i < n_ivs; i++) free(texts[i]);
+    free(texts);
+    free(ivs);
+    return rc;
 }
 
 static int start_run(struct llt_tracer * tr, const struct llama_model * model);
@@ -225,6 +248,10 @@ static int start_run(struct llt_tracer * tr, const struct llama_model * model) {
     rc = llt_writer_start(tr->st, tr->run_id, tr->weight_names, nw, &tr->writer);
     if (rc != LLT_OK) return rc;
     tr->n_layer = llama_model_n_layer(model) > 0 ? llama_model_n_layer(model) : 1;
+    tr->n_head = llama_model_n_head(model);
+    tr->n_head_kv = llama_model_n_head_kv(model);
+    const int n_ivs = llt_iv_set_count(tr->params.interventions);
+    if (n_ivs > 0 && !(tr->iv_applied = calloc((size_t) n_ivs, sizeof(int64_t)))) return llt_set_error(LLT_ENOMEM, "out of memory");
     const struct llt_values_params * vp = &tr->params.values;
     if (tr->params.level == LLT_LEVEL_VALUES || vp->dump || vp->checkpoints || vp->reference || vp->break_on_nan) {
         rc = llt_values_init(vp, tr->params.level, llt_store_path(tr->st), tr->run_id, &tr->values);
@@ -547,7 +574,7 @@ int llt_tracer_end(struct llt_tracer * tr, enum llt_run_status status, const cha
     const struct llt_run_end e = {
         .ended_at = ended,
         .status = llt_run_status_name(tr->error[0] && status == LLT_RUN_OK ? LLT_RUN_ERROR : status),
-        .error = tr->error[0] ? tr->error : NULL, .output = output, .n_prompt = tr->n_prompt, .n_gen = tr->n_gen,
+        .error = tr->error[0] ? tr->error : tr->iv_error[0] ? tr->iv_error : NULL, .output = output, .n_prompt = tr->n_prompt, .n_gen = tr->n_gen,
         .t_prompt_ns = tr->t_prompt_ns, .t_gen_ns = tr->t_gen_ns, .t_tokenize_ns = tr->params.t_tokenize_ns,
         .dump_path = dump_path, .nan_report = llt_tracer_nan_report(tr), .weight_buffers = buffers, .n_weights = nw,
     };
@@ -566,6 +593,17 @@ void llt_tracer_disown(struct llt_tracer * tr) {
     tr->batch = NULL;
     tr->values = NULL;
     tr->st = NULL;
+}
+
+void llt_tracer_set_node_hook(struct llt_tracer * tr, llt_node_hook fn, void * user_data) {
+    tr->hook = fn;
+    tr->hook_ud = user_data;
+}
+
+bool llt_tracer_graph_node(const struct llt_tracer * tr, int32_t idx, struct llt_node_view * out) {
+    if (!tr->active || idx < 0 || idx >= tr->n_nodes) return false;
+    llt_capture_node_view(tr, idx, out);
+    return true;
 }
 
 int llt_tracer_run_id(const struct llt_tracer * tr) { return (int) tr->run_id; }

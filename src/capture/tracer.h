@@ -32,7 +32,8 @@
 // (writer.c) in one batch.
 //
 // Files: record.c (the callbacks: each node as the scheduler asks about it, observed nodes'
-// statistics, dumps and comparisons), experts.c (the experts MoE layers chose), steps.c (the
+// statistics, dumps and comparisons), experts.c (the experts MoE layers chose), tracer_iv.c
+// (interventions: nodes changed in their post call; intervene.c does the changing), steps.c (the
 // end of each graph computation: its graph structure, node times and rows), tracer.c (the
 // public API: a run's life, decode calls, the tokens chosen).
 #pragma once
@@ -76,6 +77,7 @@ struct stamp { int64_t ns; int32_t asked; };
 enum node_bit {
     BIT_OBSERVED   = 1, // answered true: its compute range ends here, nothing fuses across it
     BIT_SPLIT_END  = 2, // observed as the last node of its split: the split's time, not the node's
+    BIT_INTERVENE  = 4, // an intervention changes it in this step (tracer_iv.c)
 };
 
 // per node of the previous computation, who wants the ask call of that node when it comes
@@ -137,6 +139,10 @@ struct llt_tracer {
     void *                   chain_ud;
     bool                     chain_need;    // the chained callback asked for the last node
     bool                     self_need;     // we asked for the last node
+    // the node hook (the debugger): llt_tracer_set_node_hook
+    llt_node_hook            hook;
+    void *                   hook_ud;
+    bool                     hook_need;     // the hook asked for the last node
 
     // timing by stamps (levels timing and profile): see the top of the file
     bool                     cpu_fusion;    // the CPU backend fuses RMS_NORM + MUL (GGML_CPU_DISABLE_FUSION)
@@ -235,6 +241,16 @@ struct llt_tracer {
     int32_t                  n_graph_pos, cap_graph_pos, cap_graph_seq;
     struct { int32_t pos, seq; bool used; } * batch_tok;
     int32_t                  n_batch_tok, cap_batch_tok, batch_unused; // the first token no graph took
+
+    // interventions (tracer_iv.c): per node, whether one names it (by name and layer: kept
+    // while the graph repeats); per intervention, the nodes it changed; the first refusal
+    uint8_t *                iv_match;
+    struct iv_span { int64_t step; int32_t iv; const void * buffer; const char * begin, * end; } * iv_spans; // changed this step
+    int32_t                  n_iv_spans, cap_iv_spans;
+    int64_t *                iv_applied;
+    bool                     iv_need;       // the last node asked about is changed in its post call
+    int32_t                  n_head, n_head_kv; // the model's, for slicing heads
+    char                     iv_error[512];
 };
 
 // per llama.cpp sequence id: its output in the last decode call that asked for one
@@ -351,11 +367,19 @@ void llt_capture_writer_fail(struct llt_tracer * tr, const char * what);
 // record.c: the callbacks llt_tracer_attach() installs
 bool llt_capture_eval_cb(struct ggml_tensor * t, bool ask, void * user_data);
 bool llt_capture_abort_cb(void * user_data);
+// record.c: node idx of the graph being computed, as the node hook sees it
+void llt_capture_node_view(const struct llt_tracer * tr, int32_t idx, struct llt_node_view * out);
 // record.c: plans which post calls read which nodes' outputs, for the graph just computed
 void llt_capture_build_plan(struct llt_tracer * tr);
 // record.c: plans which nodes of the graph just computed take the ask call's full path when it
 // repeats (tr->asked); called when a graph is first seen. A hook ORs its own nodes in after it.
 void llt_capture_plan_asks(struct llt_tracer * tr);
+
+// tracer_iv.c: in the ask call of node idx (after record_node): whether an intervention changes it
+bool llt_capture_iv_wants(struct llt_tracer * tr, int32_t idx, bool same);
+// tracer_iv.c: in its post call: the interventions applied and recorded; false (the computation
+// stops) when one cannot be made (llt_tracer_iv_error says why)
+bool llt_capture_intervene(struct llt_tracer * tr, struct ggml_tensor * t);
 
 // experts.c: whether a node is an MoE layer's mixing weights (ffn_moe_weights*-N), read in its post call
 bool llt_experts_is_route(const struct ggml_tensor * t);

@@ -128,6 +128,14 @@ int llt_exec_config_from_env(struct llt_exec_config ** out) {
             vp->reference = c->reference;
         }
     }
+    if (rc == LLT_OK && var("LLTRACE_DEBUG") && !(c->debug_socket = llt_abs_path(var("LLTRACE_DEBUG")))) {
+        rc = llt_set_error(LLT_ENOMEM, "out of memory");
+    }
+    if (rc == LLT_OK && var("LLTRACE_INTERVENE")) {
+        rc = llt_iv_set_init(&c->interventions);
+        if (rc == LLT_OK) rc = llt_iv_set_add_json_text(c->interventions, var("LLTRACE_INTERVENE"), NULL, "LLTRACE_INTERVENE");
+        c->tracer.interventions = c->interventions;
+    }
     if (rc != LLT_OK) {
         llt_exec_config_free(c);
         return rc;
@@ -145,6 +153,8 @@ void llt_exec_config_free(struct llt_exec_config * c) {
     if (!c) return;
     for (int i = 0; i < LLT_EXEC_MAX_DUMP; i++) free(c->dump_patterns[i]);
     free(c->reference);
+    free(c->debug_socket);
+    llt_iv_set_free(c->interventions);
     free(c->output);
     free(c);
 }

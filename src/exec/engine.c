@@ -51,6 +51,7 @@ struct ctx_entry {
     bool                       ended;    // its run ended at exit: its calls go straight to llama.cpp
     bool                       failed;   // tracing stopped; said on stderr
     bool                       said_nan;
+    bool                       said_iv;   // an intervention was refused (and the program stopped)
     bool                       said;     // without a tracer (a model made in memory), and said so
     atomic_int                 busy;     // hooks using the entry now (the exit ends idle entries only)
 };
@@ -66,6 +67,7 @@ static struct {
     pid_t                        owner;   // the process that loaded the engine (a forked child is not it)
     atomic_bool                  ending;  // the program exits: nothing is handed out or begun any more
     atomic_int                   n_busy;  // the entries' busy counts, summed
+    struct llt_debug_server *    debug;   // LLTRACE_DEBUG: the debugger every context's tracer pauses in
     bool                         said_fork;
 } E = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
@@ -209,6 +211,7 @@ static void * context_begin(const struct llama_model * model, struct llama_conte
         return NULL;
     }
     llt_tracer_attach(e->tr, params);
+    if (E.debug) llt_debug_attach(llt_debug_server_debugger(E.debug), e->tr);
     return e;
 }
 
@@ -326,15 +329,16 @@ static void end_all(enum llt_run_status status) {
 // any thread, or from a signal handler (llama-server's second Ctrl-C): see end_all().
 static void at_exit(void) {
     if (getpid() != E.owner) return; // a forked child's copies are the parent's
+    llt_debug_serve_stop(E.debug); // a paused decode goes on, and its run can end
     end_all(LLT_RUN_OK);
 }
 
 // ---- decode calls --------------------------------------------------------------------------
 
 // every run ends, then the program (LLTRACE_BREAK_ON_NAN=stop)
-static void stop_program(void) {
+static void stop_program(const char * why) {
     end_all(LLT_RUN_INTERRUPTED);
-    say("stopping %s (LLTRACE_BREAK_ON_NAN=stop)", program_invocation_short_name);
+    say("stopping %s (%s)", program_invocation_short_name, why);
     _exit(1);
 }
 
@@ -372,18 +376,24 @@ static int32_t decode(struct llama_context * ctx, struct llama_batch batch, llt_
     llt_tracer_decode_begin(e->tr, ctx, &batch);
     const int32_t ret = llt_tracer_decode_end(e->tr, real(ctx, batch));
     const char * nan = llt_tracer_nan_report(e->tr);
-    bool stop = false;
+    const char * stop = NULL;
     if (nan && !e->said_nan) {
         e->said_nan = true;
         say("run %d: %s", llt_tracer_run_id(e->tr), nan);
-        stop = E.cfg->stop_on_nan;
+        stop = E.cfg->stop_on_nan ? "LLTRACE_BREAK_ON_NAN=stop" : NULL;
+    }
+    if (llt_tracer_iv_error(e->tr) && !e->said_iv) {
+        // the rest of the graph was not computed: what the program would read is not the model's
+        e->said_iv = true;
+        say("run %d: intervention refused at %s", llt_tracer_run_id(e->tr), llt_tracer_iv_error(e->tr));
+        stop = "an intervention was refused";
     }
     if (llt_tracer_error(e->tr) && !e->failed) {
         e->failed = true;
         say("run %d: %s", llt_tracer_run_id(e->tr), llt_tracer_error(e->tr));
     }
     let_go(e); // its run ends with the others' when stopping
-    if (stop) stop_program();
+    if (stop) stop_program(stop);
     return ret;
 }
 
@@ -438,6 +448,9 @@ __attribute__((visibility("default"))) const struct llt_exec_hooks * llt_exec_en
         return NULL;
     }
     E.owner = getpid();
+    if (E.cfg->debug_socket && llt_debug_serve_start(E.cfg->debug_socket, &E.debug) != LLT_OK) {
+        say("%s: no debugger: %s", program_invocation_short_name, llt_last_error());
+    }
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     atexit(at_exit);
     return &hooks;

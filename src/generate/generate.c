@@ -159,6 +159,19 @@ static int32_t decode(struct llt_tracer * tr, struct llama_context * ctx, struct
     return tr ? llt_decode(tr, ctx, b) : llama_decode(ctx, b);
 }
 
+// an intervention could not be made: the rest of its graph was not computed (the scheduler
+// stops a split at a false post call), so the logits are not the model's
+static bool iv_refused(struct llt_tracer * tr) {
+    return tr && llt_tracer_iv_error(tr);
+}
+
+// a decode call failed: an intervention that could not be made says why
+static int decode_failed(struct llt_tracer * tr, const char * what) {
+    const char * why = tr ? llt_tracer_iv_error(tr) : NULL;
+    if (why) return llt_set_error(LLT_EINVAL, "intervention refused at %s", why);
+    return llt_set_error(LLT_ELLAMA, "llama_decode failed %s", what);
+}
+
 // break_on_nan stopped the graph: the run ends with the report
 static bool stopped_on_nan(struct llt_tracer * tr, struct llt_gen_result * res) {
     const char * report = tr ? llt_tracer_nan_report(tr) : NULL;
@@ -265,9 +278,11 @@ int llt_generate(const struct llt_gen_params * p, struct llt_store * st, struct 
         tp.params_json = pj;
         tp.t_tokenize_ns = t_tokenize_ns;
         tp.time_nodes = p->time_nodes;
+        tp.interventions = p->interventions;
         rc = llt_tracer_init(st, tp, &tr);
         if (rc != LLT_OK) goto done;
         llt_tracer_attach(tr, &cp);
+        if (p->debug) llt_debug_attach(p->debug, tr);
         res->flash_attn_off = cp.flash_attn_type != (enum llama_flash_attn_type) p->flash_attn;
     }
     llt_llama_error_clear();
@@ -284,10 +299,12 @@ int llt_generate(const struct llt_gen_params * p, struct llt_store * st, struct 
 
     // prompt, in batches
     const int64_t t_prompt = llt_now_ns();
-    for (int32_t i = 0; i < n_prompt && !stopped_on_nan(tr, res); i += p->n_batch) {
+    for (int32_t i = 0; i < n_prompt && !stopped_on_nan(tr, res) && !(p->debug && llt_debug_quit_requested(p->debug));
+         i += p->n_batch) {
         int32_t n = n_prompt - i < p->n_batch ? n_prompt - i : p->n_batch;
-        if (decode(tr, ctx, llama_batch_get_one(res->tokens + i, n)) != 0 && !stopped_on_nan(tr, res)) {
-            rc = llt_set_error(LLT_ELLAMA, "llama_decode failed on the prompt");
+        const int32_t drc = decode(tr, ctx, llama_batch_get_one(res->tokens + i, n));
+        if ((drc != 0 && !stopped_on_nan(tr, res)) || iv_refused(tr)) {
+            rc = decode_failed(tr, "on the prompt");
             goto done;
         }
     }
@@ -299,6 +316,7 @@ int llt_generate(const struct llt_gen_params * p, struct llt_store * st, struct 
     status = LLT_RUN_OK;
     if (!text_append(res, &text_cap, "")) { rc = llt_set_error(LLT_ENOMEM, "out of memory"); goto done; }
     for (int32_t i = 0; i < p->n_predict && !stopped_on_nan(tr, res); i++) {
+        if (p->debug && llt_debug_quit_requested(p->debug)) break; // the user ended it: a complete run
         if (p->stop && *p->stop) {
             status = LLT_RUN_INTERRUPTED;
             res->interrupted = true;
@@ -328,8 +346,10 @@ int llt_generate(const struct llt_gen_params * p, struct llt_store * st, struct 
         t0 = llt_now_ns();
         const int32_t drc = decode(tr, ctx, llama_batch_get_one(&tok, 1));
         t_gen += llt_now_ns() - t0;
-        if (drc != 0 && !stopped_on_nan(tr, res)) {
-            rc = llt_set_error(LLT_ELLAMA, "llama_decode failed at generated token %d", i);
+        if ((drc != 0 && !stopped_on_nan(tr, res)) || iv_refused(tr)) {
+            char at[48];
+            snprintf(at, sizeof(at), "at generated token %d", i);
+            rc = decode_failed(tr, at);
             status = LLT_RUN_ERROR;
             goto done;
         }
@@ -349,6 +369,8 @@ done:
         res->t_gen_ns = res->stats.t_gen_ns;
         if (llt_tracer_error(tr)) snprintf(res->trace_error, sizeof(res->trace_error), "%s", llt_tracer_error(tr));
         llt_tracer_dump_unmatched(tr, res->dump_unmatched, sizeof(res->dump_unmatched));
+        llt_tracer_iv_unmatched(tr, res->iv_unmatched, sizeof(res->iv_unmatched));
+        if (llt_tracer_iv_error(tr)) snprintf(res->iv_error, sizeof(res->iv_error), "%s", llt_tracer_iv_error(tr));
         res->has_reference = llt_tracer_ref_summary(tr, &res->reference);
         if (llt_tracer_dump_path(tr) && res->stats.n_dumped > 0) snprintf(res->dump_path, sizeof(res->dump_path), "%s", llt_tracer_dump_path(tr));
         if (rc == LLT_OK) rc = erc; else llt_set_error(rc, "%s", saved);

@@ -348,7 +348,7 @@ int llt_report_write_data(struct llt_store * st, const struct llt_report_params 
         if (p->max_tokens > 0 && v->type == LLT_VALUE_TEXT && strlen(v->s) > MAX_RUN_TEXT) {
             llt_json_write_string(f, text_tail(v->s, MAX_RUN_TEXT)); // the prompt or output of a long run
         } else {
-            llt_rj_value(f, v, strcmp(run->cols[c], "params") == 0);
+            llt_rj_value(f, v, strcmp(run->cols[c], "params") == 0 || strcmp(run->cols[c], "interventions") == 0);
         }
     }
     fprintf(f, "},\"running\":%s,", status && strcmp(status, "running") == 0 ? "true" : "false");

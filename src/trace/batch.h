@@ -132,6 +132,16 @@ struct route_rows {
     float   weight;           // its weight in the mix (after normalising or scaling, where the model does)
 };
 
+// an intervention applied to a node in a step (view interventions; the run's list of
+// interventions is written when it begins: llt_run_begin)
+struct iv_rows {
+    int64_t step;
+    int64_t n_changed;           // elements written
+    int32_t idx;                 // the node
+    int32_t iv;                  // the intervention: its index in the run's list
+    char    node[GGML_MAX_NAME]; // the node's name
+};
+
 struct token_rows {
     int64_t     seq, step;
     int32_t     pos;
@@ -151,6 +161,7 @@ struct llt_batch {
     struct diff_rows *  diffs;  int32_t n_diffs,  cap_diffs;
     struct parity_rows * parity; int32_t n_parity, cap_parity;
     struct route_rows * routes; int32_t n_routes, cap_routes;
+    struct iv_rows *    ivs;    int32_t n_ivs,    cap_ivs;
     struct llt_batch *  next;
 };
 

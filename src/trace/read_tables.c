@@ -13,7 +13,8 @@
 static const char * const table_sql[] = {
     [LLT_TABLE_RUNS] =
         "SELECT id, started_at, model_name, file_type, level, status,"
-        " (SELECT count(*) FROM steps WHERE run_id = r.id) AS steps, n_prompt, n_gen, name"
+        " (SELECT count(*) FROM steps WHERE run_id = r.id) AS steps, n_prompt, n_gen, name,"
+        " (SELECT count(*) FROM intervention_specs WHERE run_id = r.id) AS interventions"
         " FROM runs r ORDER BY id",
     [LLT_TABLE_RUN] =
         "SELECT id AS run, model_name AS model, model_arch AS arch, file_type, level, status, error,"
@@ -21,7 +22,9 @@ static const char * const table_sql[] = {
         " model_path, started_at, ended_at, CASE WHEN json_valid(params) THEN params END AS params, system_info,"
         " model_desc, n_layer, n_embd, n_head, n_head_kv, n_vocab, n_ctx_train, model_bytes, model_params,"
         " lltrace_version, llama_tag, t_prompt_ns, t_gen_ns, t_tokenize_ns, dump_path,"
-        " (SELECT count(*) FROM graphs WHERE run_id = r.id) AS graphs"
+        " (SELECT count(*) FROM graphs WHERE run_id = r.id) AS graphs,"
+        " (SELECT json_group_array(CASE WHEN json_valid(params) THEN json(params) END)"
+        "   FROM (SELECT params FROM intervention_specs WHERE run_id = r.id ORDER BY iv)) AS interventions"
         " FROM runs r WHERE id = :run",
     [LLT_TABLE_STEP] =
         "SELECT s.step, s.decode, s.phase, s.pos0, s.n_tokens, s.graph_id AS graph, g.n_nodes AS nodes,"
@@ -53,6 +56,8 @@ static const char * const table_sql[] = {
         "  ORDER BY n.idx LIMIT coalesce(:limit, -1))"
         " SELECT idx, op, name, layer, ne0, ne1, ne2, ne3, type, bytes, is_view, is_noop, buffer, device, time_ns,"
         "  st_min AS min, st_max AS max, st_mean AS mean, st_std AS std, st_nonfinite AS nan_inf,"
+        "  (SELECT group_concat(kind, '+') FROM interventions iv"
+        "    WHERE iv.run_id = :run AND iv.step = :step AND iv.idx = sn.idx) AS intervened,"
         "  (SELECT group_concat(label, ', ') FROM ("
         "    SELECT ns.name || CASE ns.kind WHEN 'node' THEN '[' || ns.src_idx || ']'"
         "     WHEN 'weight' THEN '(w)' ELSE '(in)' END AS label"

@@ -10,7 +10,7 @@
 // one prepared insert per table; OR IGNORE: a step log replayed after a crash may repeat rows
 // already committed
 enum { INS_GRAPH, INS_NODE, INS_SRC, INS_STEP, INS_TIMES, INS_TOKEN, INS_STAT, INS_DIFF, INS_PARITY, INS_ROUTE, INS_SPLIT,
-       INS_SPLIT_INPUT, INS_SPLIT_TIME, INS_COUNT };
+       INS_SPLIT_INPUT, INS_SPLIT_TIME, INS_IV, INS_COUNT };
 
 static const char * insert_sql[] = {
     [INS_GRAPH]  = "INSERT OR IGNORE INTO graphs(id, run_id, n_nodes) VALUES(?,?,?)",
@@ -37,6 +37,7 @@ static const char * insert_sql[] = {
                    " from_device, to_device, bytes) VALUES(?,?,?,?,?,?,?,?,?,?)",
     [INS_SPLIT_TIME] = "INSERT OR IGNORE INTO split_times(run_id, step, split, t_begin_ns, t_compute_ns, t_end_ns)"
                    " VALUES(?,?,?,?,?,?)",
+    [INS_IV]     = "INSERT OR IGNORE INTO intervention_steps(run_id, step, iv, idx, node, n_changed) VALUES(?,?,?,?,?,?)",
 };
 _Static_assert(sizeof(insert_sql)/sizeof(insert_sql[0]) == INS_COUNT, "one insert per table");
 
@@ -69,6 +70,7 @@ void llt_batch_free(struct llt_batch * b) {
     for (int32_t i = 0; i < b->n_parity; i++) free(b->parity[i].top_k);
     free(b->parity);
     free(b->routes);
+    free(b->ivs);
     free(b);
 }
 
@@ -395,6 +397,17 @@ static int write_route(struct llt_rows * w, const struct route_rows * r) {
     return llt_store_step_done(w->st, s);
 }
 
+static int write_iv(struct llt_rows * w, const struct iv_rows * r) {
+    sqlite3_stmt * s = w->ins[INS_IV];
+    sqlite3_bind_int64(s, 1, w->run_id);
+    sqlite3_bind_int64(s, 2, r->step);
+    sqlite3_bind_int(s, 3, r->iv);
+    sqlite3_bind_int(s, 4, r->idx);
+    llt_store_bind_text(s, 5, r->node);
+    sqlite3_bind_int64(s, 6, r->n_changed);
+    return llt_store_step_done(w->st, s);
+}
+
 int llt_rows_write(struct llt_rows * w, const struct llt_batch * b) {
     int rc = llt_store_begin(w->st);
     for (; b && rc == LLT_OK; b = b->next) {
@@ -405,6 +418,7 @@ int llt_rows_write(struct llt_rows * w, const struct llt_batch * b) {
         for (int32_t i = 0; i < b->n_diffs  && rc == LLT_OK; i++) rc = write_diff(w, &b->diffs[i]);
         for (int32_t i = 0; i < b->n_parity && rc == LLT_OK; i++) rc = write_parity(w, &b->parity[i]);
         for (int32_t i = 0; i < b->n_routes && rc == LLT_OK; i++) rc = write_route(w, &b->routes[i]);
+        for (int32_t i = 0; i < b->n_ivs    && rc == LLT_OK; i++) rc = write_iv(w, &b->ivs[i]);
     }
     if (rc == LLT_OK) rc = llt_store_commit(w->st);
     if (rc != LLT_OK) llt_store_rollback(w->st);

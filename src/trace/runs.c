@@ -64,6 +64,18 @@ int llt_trace_run_begin(struct llt_store * st, const struct llt_run_begin * r, c
         rc = llt_store_step_done(st, s);
     }
     sqlite3_finalize(s);
+    s = rc == LLT_OK && r->n_ivs > 0 ? llt_store_prepare(st,
+        "INSERT INTO intervention_specs(run_id, iv, kind, node, params) VALUES(?,?,?,?,?)") : NULL;
+    if (rc == LLT_OK && r->n_ivs > 0 && !s) rc = LLT_EIO;
+    for (int32_t i = 0; s && rc == LLT_OK && i < r->n_ivs; i++) {
+        sqlite3_bind_int64(s, 1, *run_id);
+        sqlite3_bind_int(s, 2, i);
+        llt_store_bind_text(s, 3, r->ivs[i].kind);
+        llt_store_bind_text(s, 4, r->ivs[i].node);
+        llt_store_bind_text(s, 5, r->ivs[i].params);
+        rc = llt_store_step_done(st, s);
+    }
+    sqlite3_finalize(s);
     if (rc == LLT_OK) rc = llt_store_commit(st);
     if (rc != LLT_OK) llt_store_rollback(st);
     return rc;

@@ -4,6 +4,13 @@
 
 #include "core/internal.h"
 
+// an intervention the run makes (table intervention_specs); text borrowed for the call
+struct llt_run_iv {
+    const char * kind;   // "ablate", "scale", ...
+    const char * node;   // the node pattern
+    const char * params; // the whole intervention as a JSON object
+};
+
 // what is known when a run begins; text borrowed for the call
 struct llt_run_begin {
     const char * started_at;   // ISO 8601 UTC
@@ -16,6 +23,8 @@ struct llt_run_begin {
     const char * params;       // JSON object or NULL
     const char * prompt;       // or NULL
     const char * name;         // the program and context that made it (lltrace exec), or NULL
+    const struct llt_run_iv * ivs; // the interventions it makes, by index (iv_rows.iv)
+    int32_t      n_ivs;
 };
 
 // what is known when it ends; text borrowed for the call
@@ -32,7 +41,7 @@ struct llt_run_end {
     int32_t      n_weights;
 };
 
-// Inserts the run (status running) and its weights in one transaction; *run_id its id.
+// Inserts the run (status running), its weights and interventions in one transaction; *run_id its id.
 int llt_trace_run_begin(struct llt_store * st, const struct llt_run_begin * r, const struct llt_registry * reg,
                         int64_t * run_id);
 // Completes the run's row and its weights' buffers, in one transaction.

@@ -1,4 +1,4 @@
-// The trace schema: the tables of version 5, made in a new trace, and the upgrade of an older
+// The trace schema: the tables of version 6, made in a new trace, and the upgrade of an older
 // trace, in place (opened for writing) or seen through on the fly (read only).
 //
 // Every build of lltrace before schema version 2 wrote user_version 1, with one of these
@@ -19,8 +19,10 @@
 // times as one row of step_node_times (a JSON text, written in one insert: a row per node into
 // an index cost the writer more than the model's own work, issue 21), node_times becoming a view
 // over it with the same columns (and triggers, so SQL that inserts or deletes its rows still
-// works). The tables below are version 5; a column missing from an older table gets its `fill`
-// (an SQL expression over the old row, m). The same upgrade serves versions 1 to 4.
+// works). Version 6 adds the tables intervention_specs and intervention_steps and the view
+// interventions over them. The tables below are version 6; a column missing from an older
+// table gets its `fill` (an SQL expression over the old row, m). The same upgrade serves
+// versions 1 to 5.
 #include "trace/schema.h"
 
 #include <ctype.h>
@@ -145,6 +147,14 @@ static const struct table tables[] = {
         { "run_id", "INTEGER", NULL }, { "step", "INTEGER", NULL }, { "split", "INTEGER", NULL },
         { "t_begin_ns", "INTEGER", NULL }, { "t_compute_ns", "INTEGER", NULL }, { "t_end_ns", "INTEGER", NULL }),
       "PRIMARY KEY(run_id, step, split)", false },
+    // version 6: the interventions a run makes (its list, written when it begins) and each
+    // application of one to a node in a step; the view interventions joins them
+    { "intervention_specs", COLS(
+        { "run_id", "INTEGER", NULL }, { "iv", "INTEGER", NULL }, { "kind", "TEXT", NULL }, { "node", "TEXT", NULL },
+        { "params", "TEXT", NULL }), "PRIMARY KEY(run_id, iv)", false },
+    { "intervention_steps", COLS(
+        { "run_id", "INTEGER", NULL }, { "step", "INTEGER", NULL }, { "iv", "INTEGER", NULL }, { "idx", "INTEGER", NULL },
+        { "node", "TEXT", NULL }, { "n_changed", "INTEGER", NULL }), "PRIMARY KEY(run_id, step, iv, idx)", false },
 };
 #define N_TABLES ((int) (sizeof(tables) / sizeof(tables[0])))
 #define MAX_COLS 64 // columns of the widest table, at most (struct found)
@@ -194,7 +204,11 @@ static const char * views_sql =
     "         n.layer AS layer, t.t_begin_ns AS t_begin_ns, t.t_end_ns AS t_end_ns,\n"
     "         t.t_end_ns - t.t_begin_ns AS dur_ns\n"
     "  FROM node_times t JOIN steps s ON s.run_id = t.run_id AND s.step = t.step\n"
-    "  JOIN nodes n ON n.graph_id = s.graph_id AND n.idx = t.idx;\n";
+    "  JOIN nodes n ON n.graph_id = s.graph_id AND n.idx = t.idx;\n"
+    "CREATE %sVIEW interventions AS\n"
+    "  SELECT a.run_id AS run_id, a.step AS step, a.idx AS idx, a.node AS node, p.kind AS kind,\n"
+    "         p.params AS params, a.n_changed AS n_changed, a.iv AS iv\n"
+    "  FROM intervention_steps a JOIN intervention_specs p ON p.run_id = a.run_id AND p.iv = a.iv;\n";
 
 // node times of a version-1 trace of variants b-e, from their JSON text
 static const char * times_from_json_sql =
@@ -269,7 +283,7 @@ int llt_schema_create(struct llt_store * st) {
     struct sql q = {0};
     for (int i = 0; i < N_TABLES; i++) create_table(&q, "main", &tables[i], "");
     add(&q, "%s", times_view_sql);
-    add(&q, views_sql, "", "");
+    add(&q, views_sql, "", "", "");
     add(&q, "INSERT INTO meta VALUES('format', 'lltrace-trace');\n"
             "INSERT INTO meta VALUES('schema_version', '%d');\n"
             "PRAGMA application_id=%d; PRAGMA user_version=%d;\n",
@@ -365,7 +379,8 @@ static void rebuild(struct sql * q, const struct table * t, const struct found *
 static int upgrade(struct llt_store * st, struct sql * q) {
     enum times_layout layout = TIMES_NONE;
     int rc = times_layout(st, &layout);
-    add(q, "DROP VIEW IF EXISTS main.step_nodes; DROP VIEW IF EXISTS main.node_times_named;\n");
+    add(q, "DROP VIEW IF EXISTS main.step_nodes; DROP VIEW IF EXISTS main.node_times_named;"
+           " DROP VIEW IF EXISTS main.interventions;\n");
     if (layout == TIMES_JSON) { // version 1's JSON (b-e) becomes rows first, as versions 2-4 hold them
         add(q, "DROP VIEW IF EXISTS main.node_times;\n");
         create_table(q, "main", &times_rows, "");
@@ -406,7 +421,7 @@ static int upgrade(struct llt_store * st, struct sql * q) {
     // after the tables: steps.n_timed of version 1 was counted from the rows
     if (layout == TIMES_ROWS || layout == TIMES_JSON) add(q, "%s", times_pack_sql);
     add(q, "DROP VIEW IF EXISTS main.node_times;\n%s", times_view_sql);
-    add(q, views_sql, "", "");
+    add(q, views_sql, "", "", "");
     add(q, "INSERT OR REPLACE INTO main.meta VALUES('schema_version', '%d');\nPRAGMA main.user_version=%d;\n",
         LLT_STORE_SCHEMA_VERSION, LLT_STORE_SCHEMA_VERSION);
     return rc;
@@ -442,7 +457,7 @@ static int shim(struct llt_store * st, struct sql * q) {
         }
         if (f.exists) add(q, " FROM main.%s AS m;\n", t->name); else add(q, " WHERE 0;\n");
     }
-    add(q, views_sql, "TEMP ", "TEMP ");
+    add(q, views_sql, "TEMP ", "TEMP ", "TEMP ");
     return rc;
 }
 

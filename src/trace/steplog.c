@@ -136,6 +136,16 @@ static bool put_routes(struct llt_steplog * log, const struct route_rows * r, in
     return ok;
 }
 
+static bool put_ivs(struct llt_steplog * log, const struct iv_rows * r, int32_t n) {
+    bool ok = n == 0 || put_record(log, LOG_IVS, (uint32_t) ((size_t) n * sizeof(struct log_iv)));
+    for (int32_t i = 0; ok && i < n; i++) {
+        struct log_iv li = { r[i].step, r[i].n_changed, r[i].idx, r[i].iv, {0} };
+        memcpy(li.node, r[i].node, strnlen(r[i].node, sizeof(li.node) - 1));
+        ok = put(log, &li, sizeof(li));
+    }
+    return ok;
+}
+
 // Maps the file at a size that holds `need` bytes. A larger map keeps the pages already
 // mapped (mremap) and writes to each new page now, so that steps do not pay the faults: the
 // first write to a page of a shared file mapping faults, and the file system gives it a block.
@@ -184,7 +194,7 @@ int llt_steplog_append(struct llt_steplog * log, const struct llt_batch * b) {
     // room for the graphs up front: one allocation, not a doubling per page
     size_t need = 4096 + (size_t) b->n_stats * sizeof(struct log_stat) + (size_t) b->n_diffs * sizeof(struct log_diff) +
                   (size_t) b->n_tokens * sizeof(struct log_token) + (size_t) b->n_parity * (sizeof(struct log_parity) + 1024) +
-                  (size_t) b->n_routes * sizeof(struct log_route);
+                  (size_t) b->n_routes * sizeof(struct log_route) + (size_t) b->n_ivs * sizeof(struct log_iv);
     for (int32_t i = 0; i < b->n_steps; i++) {
         need += (size_t) b->steps[i].n_times * sizeof(struct node_time) +
                 (size_t) b->steps[i].n_split_times * sizeof(struct split_time) + 128;
@@ -194,7 +204,7 @@ int llt_steplog_append(struct llt_steplog * log, const struct llt_batch * b) {
     for (int32_t i = 0; ok && i < b->n_graphs; i++) ok = put_graph(log, &b->graphs[i]);
     for (int32_t i = 0; ok && i < b->n_steps; i++) ok = put_step(log, &b->steps[i]);
     ok = ok && put_tokens(log, b->tokens, b->n_tokens) && put_stats(log, b->stats, b->n_stats) &&
-         put_diffs(log, b->diffs, b->n_diffs) && put_routes(log, b->routes, b->n_routes);
+         put_diffs(log, b->diffs, b->n_diffs) && put_routes(log, b->routes, b->n_routes) && put_ivs(log, b->ivs, b->n_ivs);
     for (int32_t i = 0; ok && i < b->n_parity; i++) ok = put_parity(log, &b->parity[i]);
     if (!ok || !put_record(log, LOG_END, 0)) return llt_set_error(LLT_ENOMEM, "out of memory");
     return publish(log);

@@ -9,7 +9,7 @@
 // bounded whatever the run's length (LOG_SOFT_MAX, LOG_HARD_MAX).
 //
 // Each file, native byte order (it is read back on the same machine):
-//   1. header (struct log_header): magic "LLTL", u32 version (6), i64 run id, i64 pid of the
+//   1. header (struct log_header): magic "LLTL", u32 version (7), i64 run id, i64 pid of the
 //      writing process
 //   2. records, each: u32 kind, u32 payload size, the payload, then zero bytes up to a multiple
 //      of 8 (so every record, and the word that publishes a batch, is aligned)
@@ -22,6 +22,7 @@
 //      LOG_DIFFS  struct log_diff[n]
 //      LOG_PARITY struct log_parity, then top_k_len bytes of top-k text (one record per row)
 //      LOG_ROUTES struct log_route[n]  (version 4: the experts of MoE layers; 5: row, sequence)
+//      LOG_IVS    struct log_iv[n]     (version 6: the interventions applied)
 //      LOG_END    (empty) closes a batch
 //   3. a record of kind 0 ends the log; the file may hold stale bytes after it
 // Every record struct has fixed-width fields and a size asserted below; the rows of a batch
@@ -51,12 +52,15 @@
 #define LOG_HARD_MAX ((size_t) 3 << 20)
 
 #define LOG_MAGIC   "LLTL"
-#define LOG_VERSION 6 // 4: tokens' sequences, node_rec.device, split, copied; split times; routing
+#define LOG_VERSION 7 // 4: tokens' sequences, node_rec.device, split, copied; split times; routing
                       // 5: a route's row and sequence
-                      // 6: a step's phase (log_step.phase; 5 had is_prompt 0/1)
+                      // 6: interventions
+                      // 7: a step's phase (log_step.phase, 2 warmup; 5 and 6 had is_prompt 0/1, the
+                      //    same values for gen and prompt): versions 5 and 6 are read too
+#define LOG_VERSION_OLDEST 5
 
 enum log_kind { LOG_GRAPH = 1, LOG_STEP = 2, LOG_TOKENS = 3, LOG_END = 4, LOG_STATS = 5, LOG_DIFFS = 6, LOG_PARITY = 7,
-                LOG_ROUTES = 8 };
+                LOG_ROUTES = 8, LOG_IVS = 9 };
 
 struct log_header {
     char     magic[4];
@@ -133,6 +137,13 @@ struct log_route {
     int32_t row, seq_id, unused;
 };
 _Static_assert(sizeof(struct log_route) == 40, "log route layout");
+
+struct log_iv {
+    int64_t step, n_changed;
+    int32_t idx, iv;
+    char    node[64];
+};
+_Static_assert(sizeof(struct log_iv) == 88, "log iv layout");
 
 
 // the file of one of a run's two logs: <trace>-log-<run id> (which 0) or <trace>-log-<run id>.1

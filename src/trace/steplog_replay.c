@@ -190,6 +190,19 @@ static bool read_routes(struct reader * body, struct llt_batch * b) {
     return true;
 }
 
+static bool read_ivs(struct reader * body, struct llt_batch * b) {
+    const int32_t n = count_rows(body, sizeof(struct log_iv));
+    if (n < 0 || !llt_grow((void **) &b->ivs, &b->cap_ivs, b->n_ivs + n, sizeof(struct iv_rows))) return false;
+    for (int32_t i = 0; i < n; i++) {
+        struct log_iv li;
+        if (!take(body, &li, sizeof(li)) || li.step < 0 || li.idx < 0 || li.iv < 0 || li.n_changed < 0) return false;
+        struct iv_rows * r = &b->ivs[b->n_ivs++];
+        *r = (struct iv_rows) { .step = li.step, .n_changed = li.n_changed, .idx = li.idx, .iv = li.iv };
+        snprintf(r->node, sizeof(r->node), "%.*s", (int) strnlen(li.node, sizeof(li.node)), li.node);
+    }
+    return true;
+}
+
 // ---- one log, a batch at a time ---------------------------------------------------------
 
 struct log_file {
@@ -248,6 +261,7 @@ static struct llt_batch * next_batch(struct log_file * f) {
             case LOG_DIFFS:  ok = read_diffs(&body, cur); break;
             case LOG_PARITY: ok = read_parity(&body, cur); break;
             case LOG_ROUTES: ok = read_routes(&body, cur); break;
+            case LOG_IVS:    ok = read_ivs(&body, cur); break;
             case LOG_END:
                 f->n_batches++;
                 return cur;
@@ -291,7 +305,7 @@ static bool log_open(struct log_file * f, int64_t run_id) {
         f->done = true; // made but never written: the process died before its first word
     } else if (memcmp(h.magic, LOG_MAGIC, 4) != 0) {
         snprintf(f->damage, sizeof(f->damage), "not a step log (bad magic)");
-    } else if (h.version != LOG_VERSION) {
+    } else if (h.version < LOG_VERSION_OLDEST || h.version > LOG_VERSION) {
         snprintf(f->damage, sizeof(f->damage), "a step log of version %u (this lltrace reads %d)", h.version, LOG_VERSION);
     } else if (h.run_id != run_id) {
         snprintf(f->damage, sizeof(f->damage), "the log of run %lld, not of run %lld", (long long) h.run_id, (long long) run_id);
