@@ -74,10 +74,11 @@ EOF
 # conditions, watches, and a session that changes nothing generates what the plain run did
 cat >cmds2 <<'EOF'
 watch l_out-1
+break l_out-0 seq:1
 break op:SOFT_MAX layer:0 if absmax>0.99
 continue
 print stats
-delete 2
+delete 3
 continue
 EOF
 "$bin" debug "${run[@]}" -o t2.db --batch cmds2 --format json >replies2 2>err2
@@ -86,7 +87,8 @@ python3 - replies2 "$plain" <<'EOF' || fail "the second session's replies (above
 import json, sys
 replies = [json.loads(l) for l in open(sys.argv[1])]
 stops = [r for r in replies if r['reply'] == 'stopped']
-assert len(stops) == 1 and stops[0]['op'] == 'SOFT_MAX' and stops[0]['layer'] == 0, stops
+# (a run decodes sequence 0 alone: seq:1 never stops it)
+assert len(stops) == 1 and stops[0]['op'] == 'SOFT_MAX' and stops[0]['layer'] == 0 and stops[0]['breakpoint'] == 3, stops
 assert [r for r in replies if r['reply'] == 'print'][0]['stats']['absmax'] > 0.99
 watches = [r for r in replies if r['reply'] == 'watch' and 'step' in r]
 # every step until the pause, then every step after: one per step, 4 steps in all
