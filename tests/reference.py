@@ -88,6 +88,9 @@ def main():
     cmds = commands(lltrace)
     helps = {c: helptext(lltrace, c) for c in cmds}
     opts = {c: set(OPT.findall(h)) | {'-h', '--help'} for c, h in helps.items()}
+    for c, h in helps.items():  # 'lltrace debug [run options]': run's options are its own too
+        if '[run options]' in h and 'run' in opts:
+            opts[c] |= opts['run']
     opts['*'] = set().union(*opts.values())  # a bare option on a page: any command's
     fails = []
     for c in cmds:
