@@ -68,9 +68,13 @@ bool llt_capture_intervene(struct llt_tracer * tr, struct ggml_tensor * t) {
     bool tokens_axis = false; // some axis of t counts the graph's tokens
     for (int a = 1; a < 4; a++) tokens_axis |= t->ne[a] == n_tokens;
     if (!tokens_axis && n_tokens > 1) n_out = output_rows(t, out_rows, 64);
+    // a graph of one token (its positions not read from the RoPE input): its sequence is the
+    // decode call's only one
+    int32_t one_seq = 0;
+    for (int s = 0; s < 63; s++) if (tr->cur_seq_mask == ((int64_t) 1 << s)) one_seq = s;
     const struct llt_iv_where where = {
         .step = tr->n_steps, .occ = r->occ, .n_tokens = n_tokens,
-        .pos = tr->n_graph_pos > 0 ? tr->graph_pos : NULL, .seq = tr->n_graph_pos > 0 ? tr->graph_seq : NULL,
+        .pos = tr->n_graph_pos > 0 ? tr->graph_pos : NULL, .seq = tr->n_graph_pos > 0 ? tr->graph_seq : n_tokens == 1 ? &one_seq : NULL,
         .pos0 = tr->cur_pos0, .n_out = n_out > 0 ? n_out : 1, .out_rows = n_out > 0 ? out_rows : NULL,
         .n_head = tr->n_head, .n_head_kv = tr->n_head_kv,
     };
