@@ -99,6 +99,11 @@ g = d["graph"]["nodes"]; i = g["cols"].index("intervened"); n = g["cols"].index(
 print(d["run"]["interventions"], [r[n] + ":" + r[i] for r in g["rows"] if r[i]])' "$dir/ab.json.data")" \
     "[{'kind': 'ablate', 'node': 'kqv_out-0', 'head': 1}] ['kqv_out-0:ablate']"
 
+# a view shares its source's memory: Qcur-0's reshape is not scaled a second time (the
+# projection, idx 3, and the RoPE, idx 5, are)
+run -n 1 -o "$dir/q.db" --scale 'Qcur-0=2' >/dev/null 2>&1 || fail "--scale Qcur-0=2"
+expect "Qcur-0: the nodes changed" "$(sqlite3 "$dir/q.db" "SELECT group_concat(idx || ':' || n_changed, ' ') FROM (SELECT * FROM interventions ORDER BY idx)")" "3:768 5:768"
+
 # ---- refused, with the reason ---------------------------------------------------------------
 
 run -o "$dir/r.db" --ablate 'l_out-0:head=0' >/dev/null 2>"$dir/err"

@@ -250,6 +250,9 @@ struct llt_tracer {
     int64_t *                iv_applied;
     bool                     iv_need;       // the last node asked about is changed in its post call
     int32_t                  n_head, n_head_kv; // the model's, for slicing heads
+#define IV_MAX_OUT_ROWS 64
+    int32_t                  iv_out_rows[IV_MAX_OUT_ROWS]; // llt_capture_iv_where()'s, valid until the next call
+    int32_t                  iv_one_seq;
     char                     iv_error[512];
 };
 
@@ -377,6 +380,9 @@ void llt_capture_plan_asks(struct llt_tracer * tr);
 
 // tracer_iv.c: in the ask call of node idx (after record_node): whether an intervention changes it
 bool llt_capture_iv_wants(struct llt_tracer * tr, int32_t idx, bool same);
+// tracer_iv.c: in the post call of the node asked about last, t: where it is (step, positions,
+// sequences, output rows, heads) for llt_iv_set_apply(); its arrays live in tr until the next call
+struct llt_iv_where llt_capture_iv_where(struct llt_tracer * tr, const struct ggml_tensor * t);
 // tracer_iv.c: in its post call: the interventions applied and recorded; false (the computation
 // stops) when one cannot be made (llt_tracer_iv_error says why)
 bool llt_capture_intervene(struct llt_tracer * tr, struct ggml_tensor * t);

@@ -58,18 +58,22 @@ static void remember_span(struct llt_tracer * tr, int i, const struct ggml_tenso
     };
 }
 
-// where t, the node of the post call in progress, is for the selectors (out_rows: 64 of them)
-static struct llt_iv_where node_where(const struct llt_tracer * tr, const struct ggml_tensor * t, int32_t * out_rows) {
-    const struct node_rec * r = &tr->recs[tr->n_nodes - 1];
+struct llt_iv_where llt_capture_iv_where(struct llt_tracer * tr, const struct ggml_tensor * t) {
+    const int32_t idx = tr->n_nodes - 1;
     const int32_t n_tokens = tr->n_graph_pos > 0 ? tr->n_graph_pos : tr->cur_n_tokens > 0 ? tr->cur_n_tokens : 1;
     int32_t n_out = 0;
     bool tokens_axis = false; // some axis of t counts the graph's tokens
     for (int a = 1; a < 4; a++) tokens_axis |= t->ne[a] == n_tokens;
-    if (!tokens_axis && n_tokens > 1) n_out = output_rows(t, out_rows, 64);
+    if (!tokens_axis && n_tokens > 1) n_out = output_rows(t, tr->iv_out_rows, IV_MAX_OUT_ROWS);
+    // a graph of one token (its positions not read from the RoPE input): its sequence is the
+    // decode call's only one
+    tr->iv_one_seq = 0;
+    for (int s = 0; s < 63; s++) if (tr->cur_seq_mask == ((int64_t) 1 << s)) tr->iv_one_seq = s;
     return (struct llt_iv_where) {
-        .step = tr->n_steps, .occ = r->occ, .n_tokens = n_tokens,
-        .pos = tr->n_graph_pos > 0 ? tr->graph_pos : NULL, .seq = tr->n_graph_pos > 0 ? tr->graph_seq : NULL,
-        .pos0 = tr->cur_pos0, .n_out = n_out > 0 ? n_out : 1, .out_rows = n_out > 0 ? out_rows : NULL,
+        .step = tr->n_steps, .occ = idx >= 0 ? tr->recs[idx].occ : 0, .n_tokens = n_tokens,
+        .pos = tr->n_graph_pos > 0 ? tr->graph_pos : NULL,
+        .seq = tr->n_graph_pos > 0 ? tr->graph_seq : n_tokens == 1 ? &tr->iv_one_seq : NULL,
+        .pos0 = tr->cur_pos0, .n_out = n_out > 0 ? n_out : 1, .out_rows = n_out > 0 ? tr->iv_out_rows : NULL,
         .n_head = tr->n_head, .n_head_kv = tr->n_head_kv,
     };
 }
@@ -78,8 +82,9 @@ int64_t llt_tracer_apply_now(const struct llt_tracer * tr, struct llt_iv_set * s
     if (tr->n_nodes <= 0 || tr->seen_ptr[tr->n_nodes - 1] != t) {
         return llt_set_error(LLT_EINVAL, "'%s' is not the node being computed", t->name);
     }
-    int32_t out_rows[64];
-    const struct llt_iv_where where = node_where(tr, t, out_rows);
+    // (the debugger holds the tracer as its node view gave it, read-only; the where's scratch
+    // rows are the tracer's own)
+    const struct llt_iv_where where = llt_capture_iv_where((struct llt_tracer *) tr, t);
     return llt_iv_set_apply(set, i, t, &where);
 }
 
@@ -87,8 +92,7 @@ bool llt_capture_intervene(struct llt_tracer * tr, struct ggml_tensor * t) {
     const int32_t idx = tr->n_nodes - 1;
     const struct node_rec * r = &tr->recs[idx];
     struct llt_iv_set * set = tr->params.interventions;
-    int32_t out_rows[64];
-    const struct llt_iv_where where = node_where(tr, t, out_rows);
+    const struct llt_iv_where where = llt_capture_iv_where(tr, t);
     for (int i = 0; i < llt_iv_set_count(set); i++) {
         if (!llt_iv_set_matches(set, i, r->name, r->layer, tr->n_steps)) continue;
         const struct llt_intervention * iv = llt_iv_set_get(set, i);
