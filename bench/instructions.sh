@@ -81,11 +81,20 @@ if [ "$FLOOR" = 1 ]; then for m in none decline; do for n in "$N1" "$N2"; do flo
 
 kinds=(run)
 [ "$EXEC" = 0 ] || kinds+=(exec)
+# the runs side by side, a core each (JOBS, default all): a count does not depend on the load
+jobs=${JOBS:-$(nproc)}
 for k in "${kinds[@]}"; do
     for l in off $LEVELS; do
-        for n in "$N1" "$N2"; do "${k}_level" "$l" "$n"; done
+        for n in "$N1" "$N2"; do
+            while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
+            { "${k}_level" "$l" "$n" && touch "$tmp/ok-$k-$l-$n"; } &
+        done
     done
 done
+wait
+for k in "${kinds[@]}"; do for l in off $LEVELS; do for n in "$N1" "$N2"; do
+    [ -e "$tmp/ok-$k-$l-$n" ] || { echo "instructions: the $k run of level $l, $n tokens, failed" >&2; exit 1; }
+done; done; done
 
 # ---- the table --------------------------------------------------------------------------------
 echo "### Own work per generated token, in instructions ($(date -u +%Y-%m-%d), callgrind)"

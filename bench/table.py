@@ -122,12 +122,15 @@ def report(t):
 
 
 def dumps(t):
-    rows = [r for r in re.findall(r'^\| (\d+) \| (\d+) \| ([\d.]+ MiB) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$', t, re.M)]
+    # bench/dumps.sh's table in instructions: | steps | tensors | file | inspect M instr | diff M instr | (base columns) |
+    rows = re.findall(r'^\| (\d+) \| (\d+) \| ([\d.]+) MiB \| ([\d.]+) \| ([\d.]+) \|', t, re.M)
     if not rows:
         return None
-    r = max(rows, key=lambda r: int(r[0]))
-    return '`inspect --no-metadata` %s s, `diff` of one tensor %s s, `report --data` %s s (%s steps, %s tensors, %s MiB)' % (
-        r[3], r[4], r[5], r[0], format(int(r[1]), ','), format(int(float(r[2].split()[0])), ','))
+    rows.sort(key=lambda r: int(r[0]))
+    last = rows[-1]
+    return ('linear: `inspect --no-metadata` %s M instructions, `diff` of one tensor %s M (%s steps: %s tensors, %s MiB)'
+            % (' → '.join(format(round(float(r[3])), ',') for r in rows), ' → '.join(format(round(float(r[4])), ',') for r in rows),
+               last[0], format(int(last[1]), ','), format(int(float(last[2])), ',')))
 
 
 def seconds(pattern):
@@ -150,7 +153,7 @@ ROWS.update({
     'over two RPC servers, generation time vs untraced': ('rpc.md', rpc),
     'reading a 100,000-step timing trace': ('scaling.md', scaling),
     'report of a 1,000-step timing trace of `small`': ('report.md', report),
-    'opening the largest checkpoint dump of `bench/dumps.sh`': ('dumps.md', dumps),
+    'opening a checkpoint dump of `bench/dumps.sh`, 50 → 400 steps': ('dumps.md', dumps),
     "the demo model's training (`mkmodel sorter`)": ('training.md', seconds(r'(?m)training: (.+)$')),
     'first run on a new machine (`scripts/build.sh && build/lltrace run`, empty cache)': ('setup.md', seconds(r'(?m)first run: (.+)$')),
 })
