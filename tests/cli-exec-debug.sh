@@ -9,17 +9,7 @@ llbin=${LLTRACE_LLAMA_BIN:?set LLTRACE_LLAMA_BIN to the folder of llama.cpp prog
 [ -x "$llbin/llama-server" ] || { echo "FAIL no $llbin/llama-server (scripts/bootstrap-llama.sh builds it)"; exit 1; }
 cd "$dir"
 
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_health() {
-    python3 - "$1" <<'PY'
-import sys, time, urllib.request
-for _ in range(600):
-    try:
-        urllib.request.urlopen("http://127.0.0.1:%s/health" % sys.argv[1], timeout=1); sys.exit(0)
-    except Exception: time.sleep(0.1)
-sys.exit(1)
-PY
-}
+. "$(dirname "$0")/exec/serve.sh" # free_port, wait_health, serve
 # complete PORT OUT: a greedy completion's text into OUT
 complete() {
     python3 - "$1" "$2" <<'PY'

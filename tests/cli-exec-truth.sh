@@ -17,17 +17,7 @@ q() { python3 -c 'import sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
 print("\n".join("|".join(str(c) for c in r) for r in db.execute(sys.argv[2])))' "$@"; }
 
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_health() {
-    python3 - "$1" <<'PY'
-import sys, time, urllib.request
-for _ in range(600):
-    try:
-        urllib.request.urlopen("http://127.0.0.1:%s/health" % sys.argv[1], timeout=1); sys.exit(0)
-    except Exception: time.sleep(0.1)
-sys.exit(1)
-PY
-}
+. "$(dirname "$0")/exec/serve.sh" # free_port, wait_health, serve
 
 # ---- signals sent to lltrace exec reach the program ----------------------------------------
 
@@ -144,7 +134,6 @@ expect "-ub 4: steps of a decode call sharing a time span, or not one after the 
                        WHERE b.t_begin_ns != a.t_end_ns OR a.t_end_ns <= a.t_begin_ns")" 0
 
 # llama-server, two requests at once in ubatches of 4: each step's tokens are its own
-. "$(dirname "$0")/exec/serve.sh"
 serve "$dir/srv.db" 6 "Hello, my name is" "The capital of France is a city where" -- \
     "$llbin/llama-server" -m "$model" --parallel 2 -c 512 -t 2 -ub 4 >/dev/null || fail "llama-server -ub 4: $(tail -3 "$dir/server.log")"
 run=$(q "$dir/srv.db" "SELECT id FROM runs WHERE (SELECT count(*) FROM steps s WHERE s.run_id = runs.id) > 0")
