@@ -5,7 +5,7 @@
 # reads: the header's figures, every key with its type and value (arrays: type, length and
 # head), every tensor's name, type, shape, absolute offset and bytes, a dump's order and layer
 # from its arrays, each F32 tensor's first values and its min, max and mean over all elements.
-# Skipped (exit 77) where gguf-py or numpy is missing.
+# Fails where gguf-py or numpy is missing (scripts/build.sh installs python3-numpy).
 #   cli-gguf-py.sh LLTRACE_BINARY LLAMA_SOURCE_DIR
 set -u
 bin=$1
@@ -20,7 +20,7 @@ py=
 for p in python3 /usr/bin/python3; do
     if PYTHONPATH="$gguf_py" "$p" -c 'import numpy, gguf' 2>/dev/null; then py=$p; break; fi
 done
-[ -n "$py" ] || { echo "SKIP: no python3 with numpy and gguf-py ($gguf_py)"; exit 77; }
+[ -n "$py" ] || { echo "FAIL no python3 with numpy and gguf-py ($gguf_py): scripts/build.sh installs python3-numpy"; exit 1; }
 
 f32=$("$bin" mkmodel tiny F32 --cache) || { echo "FAIL cannot make tiny F32"; exit 1; }
 q4=$("$bin" mkmodel tiny Q4_K_M --cache) || { echo "FAIL cannot make tiny Q4_K_M"; exit 1; }
