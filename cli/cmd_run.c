@@ -109,29 +109,6 @@ static void print_piece(const char * piece, void * user_data) {
     fflush(stdout);
 }
 
-static char * read_file(const char * path) {
-    FILE * f = fopen(path, "rb");
-    if (!f) return NULL;
-    char * buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len + 4096 + 1 > cap) {
-            cap = cap ? cap * 2 : 8192;
-            char * nb = realloc(buf, cap);
-            if (!nb) { free(buf); fclose(f); return NULL; }
-            buf = nb;
-        }
-        size_t n = fread(buf + len, 1, 4096, f);
-        len += n;
-        if (n < 4096) break;
-    }
-    bool ok = !ferror(f);
-    fclose(f);
-    if (!ok) { free(buf); return NULL; }
-    buf[len] = '\0';
-    return buf;
-}
-
 // ---- options -----------------------------------------------------------------------------
 
 #define MAX_DUMP_PATTERNS 64
@@ -388,8 +365,8 @@ int cli_run_main(int argc, char ** argv, struct llt_debug * dbg) {
     }
     if (o.prompt_file) {
         if (llt_input_check(o.prompt_file, "prompt file") != LLT_OK) { cli_error("%s", llt_last_error()); exit_code = CLI_USAGE; goto done; }
-        prompt_buf = read_file(o.prompt_file);
-        if (!prompt_buf) { cli_error("cannot read prompt file '%s'", o.prompt_file); exit_code = CLI_USAGE; goto done; }
+        prompt_buf = llt_read_text(o.prompt_file, "prompt file");
+        if (!prompt_buf) { cli_error("%s", llt_last_error()); exit_code = CLI_USAGE; goto done; }
         // the newline that ends a file's last line is not part of the prompt (as llama.cpp's -f)
         const size_t len = strlen(prompt_buf);
         if (len > 0 && prompt_buf[len - 1] == '\n') prompt_buf[len - 1] = '\0';

@@ -46,6 +46,9 @@ int          llt_layer_from_name(const char * name);
 // "cannot open WHAT 'path': it is a directory" (what may be NULL). Every reader checks its
 // path with it first: a FIFO would block the open, a directory reads as nonsense.
 int llt_input_check(const char * path, const char * what);
+// The whole file as a NUL-terminated string; NULL and LLT_EIO or LLT_ENOMEM, "cannot read WHAT
+// 'path': ...", if it cannot be read. caller frees with free()
+char * llt_read_text(const char * path, const char * what);
 // 0 when the folder an output file goes into exists and is a folder; else LLT_EIO with a
 // one-line message, "cannot write WHAT 'nodir/t.db': no folder 'nodir'". Checked before
 // anything is written, so a bad path leaves nothing behind.

@@ -342,37 +342,6 @@ static bool item(struct parser * ps, struct llt_intervention * iv) {
     return true;
 }
 
-// the whole file as a string; NULL (and an error) if unreadable. caller frees with free()
-static char * read_text(const char * path) {
-    FILE * f = fopen(path, "rb");
-    if (!f) {
-        llt_set_error(LLT_EIO, "cannot open intervention spec '%s': %s", path, strerror(errno));
-        return NULL;
-    }
-    char * text = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len + 4096 + 1 > cap) {
-            cap = cap ? cap * 2 : 8192;
-            char * t = realloc(text, cap);
-            if (!t) { cap = 0; break; }
-            text = t;
-        }
-        const size_t n = fread(text + len, 1, 4096, f);
-        len += n;
-        if (n < 4096) break;
-    }
-    const bool ok = text && len + 1 <= cap && !ferror(f);
-    fclose(f);
-    if (!ok) {
-        free(text);
-        llt_set_error(LLT_EIO, "cannot read intervention spec '%s'", path);
-        return NULL;
-    }
-    text[len] = '\0';
-    return text;
-}
-
 int llt_iv_set_add_json_text(struct llt_iv_set * set, const char * text, const char * dir, const char * what) {
     struct parser ps = { .p = text, .dir = dir };
     int rc = LLT_OK;
@@ -410,7 +379,7 @@ int llt_iv_set_add_json_text(struct llt_iv_set * set, const char * text, const c
 int llt_iv_set_add_json(struct llt_iv_set * set, const char * path) {
     int rc = llt_input_check(path, "intervention spec");
     if (rc != LLT_OK) return rc;
-    char * text = read_text(path);
+    char * text = llt_read_text(path, "intervention spec");
     if (!text) return LLT_EIO;
     char dir[1024], what[1100];
     llt_path_dir(path, dir, sizeof(dir));

@@ -1,6 +1,8 @@
 // Small helpers shared by the library's files.
 #include "core/internal.h"
 
+#include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +67,37 @@ uint32_t llt_str_hash(const char * s) {
     uint32_t h = 2166136261u; // FNV-1a
     for (; *s; s++) h = (h ^ (uint8_t) *s) * 16777619u;
     return h;
+}
+
+char * llt_read_text(const char * path, const char * what) {
+    FILE * f = fopen(path, "rb");
+    if (!f) {
+        llt_set_error(LLT_EIO, "cannot read %s '%s': %s", what ? what : "file", path, strerror(errno));
+        return NULL;
+    }
+    char * text = NULL;
+    size_t len = 0, cap = 0;
+    bool ok = true;
+    for (;;) {
+        if (len + 4096 + 1 > cap) {
+            char * t = realloc(text, cap = cap ? cap * 2 : 8192);
+            if (!t) { ok = false; break; }
+            text = t;
+        }
+        const size_t n = fread(text + len, 1, 4096, f);
+        len += n;
+        if (n < 4096) break;
+    }
+    const bool read_error = ferror(f) != 0;
+    fclose(f);
+    if (!ok || read_error) {
+        free(text);
+        if (!ok) llt_set_error(LLT_ENOMEM, "out of memory reading %s '%s'", what ? what : "file", path);
+        else llt_set_error(LLT_EIO, "cannot read %s '%s'", what ? what : "file", path);
+        return NULL;
+    }
+    text[len] = '\0';
+    return text;
 }
 
 char * llt_abs_path(const char * path) {
