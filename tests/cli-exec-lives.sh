@@ -146,7 +146,8 @@ expect "a run that cannot begin: its status, a reason" "$(q "$dir/begin.db" "SEL
 
 # ---- llama-server stopped by two Ctrl-C while a request is generating ----------------------
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+. "$(dirname "$0")/exec/serve.sh" # free_port
+port=$(free_port)
 "$bin" exec -q -o "$dir/server.db" -- "$llbin/llama-server" -m "$model" -c 2048 -t 2 --no-warmup --host 127.0.0.1 --port "$port" \
     >"$dir/server.log" 2>&1 &
 epid=$!
