@@ -208,9 +208,13 @@ struct llt_node_view {
 // Called for every node in its ask call (ask true: answer whether to observe it, which costs
 // a compute call of its own) and, for a node answered true, in its post call once it is
 // computed (ask false: the answer is ignored; what the hook writes into the output is what the
-// rest of the graph reads). fn NULL removes the hook.
+// rest of the graph reads). fn NULL removes the hook. idle (may be NULL), asked as each graph
+// computation begins: true when the hook would answer no to every node of it; the tracer then
+// skips the hook for the nodes of a graph that repeats (its fast path), so an idle hook costs
+// nothing. Something the hook is given to stop at takes effect from the next computation.
 typedef bool (*llt_node_hook)(const struct llt_node_view * node, bool ask, void * user_data);
-void llt_tracer_set_node_hook(struct llt_tracer * tr, llt_node_hook fn, void * user_data);
+typedef bool (*llt_node_hook_idle)(void * user_data);
+void llt_tracer_set_node_hook(struct llt_tracer * tr, llt_node_hook fn, llt_node_hook_idle idle, void * user_data);
 
 // Applies intervention i of set (lltrace/intervene.h) to t, the node whose post call is in
 // progress (the node hook's, ask false), with its positions and the model's heads as the

@@ -277,10 +277,14 @@ static bool split_end(const struct llt_tracer * tr, int32_t idx) {
 // is planned once per graph in tr->asked (a graph's first and last node, MoE routing); a hook
 // that needs its own nodes ORs its bit in there (llt_capture_plan_asks).
 
-// (not with interventions, which a step's selectors may change, nor under the debugger, whose
-// breakpoints and stepping look at every node)
+// (not with interventions, which a step's selectors may change, nor under a debugger that has
+// breakpoints or steps: they look at every node)
+static bool hook_busy(const struct llt_tracer * tr) {
+    return tr->hook && !(tr->hook_idle && tr->hook_idle(tr->hook_ud));
+}
+
 static bool fast_path_ok(const struct llt_tracer * tr) {
-    return tr->active && tr->same_so_far && !tr->values && !tr->chain_cb && !tr->hook && !tr->params.interventions &&
+    return tr->active && tr->same_so_far && !tr->values && !tr->chain_cb && !hook_busy(tr) && !tr->params.interventions &&
            (tr->params.level == LLT_LEVEL_GRAPH || tr->stamped) &&
            !((tr->moe || tr->cur_n_tokens > 1) && tr->n_graph_pos == 0); // the graph's positions are looked for
 }

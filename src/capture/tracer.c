@@ -595,8 +595,9 @@ void llt_tracer_disown(struct llt_tracer * tr) {
     tr->st = NULL;
 }
 
-void llt_tracer_set_node_hook(struct llt_tracer * tr, llt_node_hook fn, void * user_data) {
+void llt_tracer_set_node_hook(struct llt_tracer * tr, llt_node_hook fn, llt_node_hook_idle idle, void * user_data) {
     tr->hook = fn;
+    tr->hook_idle = idle;
     tr->hook_ud = user_data;
 }
 

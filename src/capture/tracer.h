@@ -141,6 +141,7 @@ struct llt_tracer {
     bool                     self_need;     // we asked for the last node
     // the node hook (the debugger): llt_tracer_set_node_hook
     llt_node_hook            hook;
+    llt_node_hook_idle       hook_idle;     // NULL: the hook is never idle
     void *                   hook_ud;
     bool                     hook_need;     // the hook asked for the last node
 

@@ -194,8 +194,14 @@ static bool node_hook(const struct llt_node_view * v, bool ask, void * user_data
     return want;
 }
 
+// nothing to stop at or watch: the tracer's fast path may skip the hook
+static bool node_hook_idle(void * user_data) {
+    struct llt_debug * d = user_data;
+    return !atomic_load_explicit(&d->armed, memory_order_relaxed);
+}
+
 void llt_debug_attach(struct llt_debug * d, struct llt_tracer * tr) {
-    llt_tracer_set_node_hook(tr, node_hook, d);
+    llt_tracer_set_node_hook(tr, node_hook, node_hook_idle, d);
 }
 
 // ---- driving it --------------------------------------------------------------------------
