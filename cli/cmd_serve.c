@@ -22,6 +22,7 @@
 #include "page.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -42,6 +43,7 @@ enum {
     MAX_CONNS   = 16,    // connections served at once
     REQ_MAX     = 8192,  // bytes of a request line and headers; a longer request gets 431
     MAX_TOKENS  = 2000,  // tokens and candidates in the data: the last ones
+    MAX_BREAKS  = 32,    // --break options
 };
 #define REQUEST_NS (10 * 1000000000LL) // a request must arrive whole within this after the connection
 #define ANSWER_NS  (30 * 1000000000LL) // and its answer be read within this
@@ -59,9 +61,13 @@ static const char * usage_text =
     "  --run ID        the run (default: the last one, also one started after serve)\n"
     "  --lens-k K      logit lens candidates, 0 to 16 (default 5)\n"
     "  --max-tokens N  the tokens and candidates the page shows: the last N (default 2000)\n"
+    "  --debug SOCKET  also drive the program that 'lltrace exec -o TRACE --debug' runs, through the\n"
+    "                  socket it named: the page shows its pauses, with buttons to step it\n"
+    "  --break SPEC    with --debug: a breakpoint to set at once, as the command 'break SPEC' (repeatable)\n"
     "  -h, --help      this help\n"
     "\n"
-    "Exit status: 130 stopped by Ctrl-C; 2 bad usage or the port cannot be had.\n";
+    "Exit status: 130 stopped by Ctrl-C; 2 bad usage, the port cannot be had or the debugger's\n"
+    "socket cannot be reached.\n";
 
 static volatile sig_atomic_t stop;
 static void on_sigint(int sig) { (void) sig; stop = 1; }
@@ -188,34 +194,53 @@ static struct body * computer_take(struct computer * k) {
 
 // ---- the request -------------------------------------------------------------------------
 
-// Whether the request (NUL-terminated, its headers ended by an empty line) has exactly one
-// Host header, naming this server at port: what a browser sends for a page it loaded from
-// http://127.0.0.1:PORT/ (or localhost, [::1]); without the port when it is 80.
-static bool host_allowed(const char * req, int port) {
-    static const char * const names[] = { "127.0.0.1", "localhost", "[::1]" };
-    char host[64] = "";
+// The value of the request's header name (NUL-terminated request, its headers ended by an
+// empty line) into out: 1 when it is there once, 0 when absent, -1 when repeated, too long or
+// malformed.
+static int header_value(const char * req, const char * name, char * out, size_t size) {
+    const size_t name_n = strlen(name);
     int found = 0;
+    out[0] = '\0';
     for (const char * line = strstr(req, "\r\n"); line && strncmp(line, "\r\n\r\n", 4) != 0;) {
         line += 2;
         const char * end = strstr(line, "\r\n");
-        if (!end) return false;
-        if (strncasecmp(line, "host:", 5) == 0) {
-            const char * v = line + 5, * e = end;
+        if (!end) return -1;
+        if (strncasecmp(line, name, name_n) == 0 && line[name_n] == ':') {
+            const char * v = line + name_n + 1, * e = end;
             while (v < e && (*v == ' ' || *v == '\t')) v++;
             while (e > v && (e[-1] == ' ' || e[-1] == '\t')) e--;
-            if (++found > 1 || (size_t) (e - v) >= sizeof(host)) return false;
-            memcpy(host, v, (size_t) (e - v));
-            host[e - v] = '\0';
+            if (++found > 1 || (size_t) (e - v) >= size) return -1;
+            memcpy(out, v, (size_t) (e - v));
+            out[e - v] = '\0';
         }
         line = end;
     }
-    if (found != 1) return false;
+    return found;
+}
+
+// Whether the request has exactly one Host header, naming this server at port: what a
+// browser sends for a page it loaded from http://127.0.0.1:PORT/ (or localhost, [::1]);
+// without the port when it is 80. The host goes into host.
+static bool host_allowed(const char * req, int port, char host[64]) {
+    static const char * const names[] = { "127.0.0.1", "localhost", "[::1]" };
+    if (header_value(req, "host", host, 64) != 1) return false;
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         char want[64];
         snprintf(want, sizeof(want), "%s:%d", names[i], port);
         if (strcasecmp(host, want) == 0 || (port == 80 && strcasecmp(host, names[i]) == 0)) return true;
     }
     return false;
+}
+
+// Whether a request that changes something comes from this server's own page: any web page
+// can make the browser send a POST here (it cannot read the answer, but the POST acts), and
+// the browser then says whose page it was in Origin. No Origin: not a browser's cross-site
+// request (curl, a script of this machine's user).
+static bool same_origin(const char * req, const char * host) {
+    char origin[128], want[80];
+    const int n = header_value(req, "origin", origin, sizeof(origin));
+    snprintf(want, sizeof(want), "http://%s", host);
+    return n == 0 || (n == 1 && strcasecmp(origin, want) == 0);
 }
 
 // ---- connections -------------------------------------------------------------------------
@@ -246,6 +271,7 @@ struct server {
     int64_t         computing_key[4];
     struct computer computer;
     struct conn     conns[MAX_CONNS];
+    struct llt_debug_client * debug;   // --debug: the program's debugger; NULL without
 };
 
 static void conn_close(struct conn * c) {
@@ -262,6 +288,7 @@ static const char * status_text(int status) {
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
     case 431: return "Request Header Fields Too Large";
     default:  return "Internal Server Error";
     }
@@ -301,19 +328,92 @@ static void conn_answer(struct conn * c, int status, const char * type, struct b
     conn_write(c);
 }
 
+// ---- the debugger (--debug) ---------------------------------------------------------------
+
+// the answer of GET /debug.json: the debugger's state now
+static void debug_state(struct server * s, struct conn * c) {
+    char * bytes = NULL;
+    size_t n = 0;
+    FILE * mem = open_memstream(&bytes, &n);
+    if (!mem) { conn_answer(c, 500, "text/plain", NULL, "out of memory\n"); return; }
+    llt_debug_client_write_state(s->debug, mem);
+    const bool ok = fclose(mem) == 0;
+    struct body * b = ok ? body_new(bytes, n) : (free(bytes), NULL);
+    if (b) conn_answer(c, 200, "application/json", b, NULL);
+    else conn_answer(c, 500, "text/plain", NULL, "out of memory\n");
+}
+
+// the value of name in a query string (a=b&c=d, %XX and + decoded) into out; false when it
+// is absent, too long or badly encoded
+static bool query_param(const char * query, const char * name, char * out, size_t size) {
+    const size_t name_n = strlen(name);
+    for (const char * p = query; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL) {
+        if (strncmp(p, name, name_n) != 0 || p[name_n] != '=') continue;
+        size_t o = 0;
+        for (p += name_n + 1; *p && *p != '&'; p++) {
+            unsigned hex;
+            if (o + 1 >= size) return false;
+            if (*p == '+') out[o++] = ' ';
+            else if (*p != '%') out[o++] = *p;
+            else if (sscanf(p + 1, "%2x", &hex) == 1 && isxdigit((unsigned char) p[1]) && isxdigit((unsigned char) p[2])) { out[o++] = (char) hex; p += 2; }
+            else return false;
+        }
+        out[o] = '\0';
+        return true;
+    }
+    return false;
+}
+
+// POST /debug/ACTION: a command to the program. Only from this server's own page (or no page
+// at all): see same_origin().
+static void debug_post(struct server * s, struct conn * c, const char * method, const char * action,
+                       const char * query, const char * host) {
+    static const struct { const char * name; enum llt_debug_request req; const char * param; } actions[] = {
+        { "continue", LLT_DEBUG_CONTINUE, NULL },     { "next", LLT_DEBUG_NEXT, NULL },
+        { "step-layer", LLT_DEBUG_STEP_LAYER, NULL }, { "step-token", LLT_DEBUG_STEP_TOKEN, NULL },
+        { "break", LLT_DEBUG_BREAK, "spec" },         { "delete", LLT_DEBUG_DELETE, "ids" },
+    };
+    size_t i = 0;
+    while (i < sizeof(actions) / sizeof(actions[0]) && strcmp(action, actions[i].name) != 0) i++;
+    if (i == sizeof(actions) / sizeof(actions[0])) { conn_answer(c, 404, "text/plain", NULL, "not found\n"); return; }
+    if (strcmp(method, "POST") != 0) { conn_answer(c, 405, "text/plain", NULL, "POST only\n"); return; }
+    if (!same_origin(c->req, host)) {
+        conn_answer(c, 403, "text/plain", NULL, "forbidden: a request from another site's page\n");
+        return;
+    }
+    char arg[256] = "";
+    if (actions[i].param && !query_param(query, actions[i].param, arg, sizeof(arg)) && actions[i].req == LLT_DEBUG_BREAK) {
+        conn_answer(c, 400, "text/plain", NULL, "break: give the breakpoint as ?spec=SPEC (URL-encoded)\n");
+        return;
+    }
+    if (llt_debug_client_command(s->debug, actions[i].req, arg) != LLT_OK) {
+        // why not now (not paused, the program gone, a bad breakpoint): the page shows it
+        char * text = NULL;
+        struct body * b = asprintf(&text, "%s\n", llt_last_error()) >= 0 ? body_new(text, strlen(text)) : NULL;
+        if (b) conn_answer(c, 409, "text/plain", b, NULL);
+        else conn_answer(c, 500, "text/plain", NULL, "out of memory\n");
+        return;
+    }
+    conn_answer(c, 200, "text/plain", NULL, "ok\n");
+}
+
 static void conn_route(struct server * s, struct conn * c) {
-    char method[8], target[256];
-    if (sscanf(c->req, "%7s %255s", method, target) != 2) { conn_answer(c, 400, "text/plain", NULL, "bad request\n"); return; }
-    if (!host_allowed(c->req, s->port)) {
+    char method[8], target[1024], host[64];
+    if (sscanf(c->req, "%7s %1023s", method, target) != 2) { conn_answer(c, 400, "text/plain", NULL, "bad request\n"); return; }
+    if (!host_allowed(c->req, s->port, host)) {
         conn_answer(c, 403, "text/plain", NULL, "forbidden: this server answers only to Host 127.0.0.1, localhost or [::1] with its port\n");
         return;
     }
-    if (strcmp(method, "GET") != 0) { conn_answer(c, 405, "text/plain", NULL, "GET only\n"); return; }
     char * q = strchr(target, '?');
-    if (q) *q = '\0';
+    const char * query = "";
+    if (q) { *q = '\0'; query = q + 1; }
+    if (s->debug && strncmp(target, "/debug/", 7) == 0) { debug_post(s, c, method, target + 7, query, host); return; }
+    if (strcmp(method, "GET") != 0) { conn_answer(c, 405, "text/plain", NULL, "GET only\n"); return; }
     if (strcmp(target, "/") == 0 || strcmp(target, "/index.html") == 0) {
         s->page->refs++;
         conn_answer(c, 200, "text/html; charset=utf-8", s->page, NULL);
+    } else if (s->debug && strcmp(target, "/debug.json") == 0) {
+        debug_state(s, c);
     } else if (strcmp(target, "/data.json") == 0) {
         int64_t key[4];
         trace_key(s->trace, key);
@@ -389,11 +489,11 @@ static void accept_all(struct server * s, int ls) {
     }
 }
 
-// serves until stop: one poll() over the computer's pipe, the listening socket and every
-// connection reading or writing
+// serves until stop: one poll() over the computer's pipe, the debugger's socket, the
+// listening socket and every connection reading or writing
 static void serve_loop(struct server * s, int ls) {
-    struct pollfd pfd[2 + MAX_CONNS];
-    struct conn * of[2 + MAX_CONNS];
+    struct pollfd pfd[3 + MAX_CONNS];
+    struct conn * of[3 + MAX_CONNS];
     while (!stop) {
         const int64_t now = now_ns();
         int64_t next = INT64_MAX;
@@ -401,6 +501,11 @@ static void serve_loop(struct server * s, int ls) {
         bool room = false;
         pfd[n] = (struct pollfd) { s->computer.wake[0], POLLIN, 0 };
         of[n++] = NULL;
+        const short debug_events = s->debug ? llt_debug_client_events(s->debug) : 0;
+        if (debug_events) { // (always at 1)
+            pfd[n] = (struct pollfd) { llt_debug_client_fd(s->debug), debug_events, 0 };
+            of[n++] = NULL;
+        }
         for (int i = 0; i < MAX_CONNS; i++) {
             struct conn * c = &s->conns[i];
             if ((c->state == CONN_READING || c->state == CONN_WRITING) && now >= c->deadline_ns) conn_close(c); // too slow: dropped
@@ -419,7 +524,8 @@ static void serve_loop(struct server * s, int ls) {
         for (int i = 0; i < n; i++) {
             if (!pfd[i].revents) continue;
             struct conn * c = of[i];
-            if (pfd[i].fd == s->computer.wake[0]) data_arrived(s);
+            if (i == 0) data_arrived(s);
+            else if (i == 1 && debug_events) llt_debug_client_io(s->debug, pfd[i].revents);
             else if (!c) accept_all(s, ls);
             else if (c->state == CONN_READING) conn_read(s, c);
             else if (c->state == CONN_WRITING) conn_write(c);
@@ -471,6 +577,8 @@ static void server_free(struct server * s) {
     for (int i = 0; i < MAX_CONNS; i++) {
         if (s->conns[i].state != CONN_FREE) conn_close(&s->conns[i]);
     }
+    llt_debug_client_free(s->debug); // the program's debugger detaches: a pause goes on
+    s->debug = NULL;
     if (s->computing) return;
     struct computer * k = &s->computer;
     pthread_mutex_lock(&k->mu);
@@ -488,7 +596,9 @@ static void server_free(struct server * s) {
 }
 
 int cmd_serve(int argc, char ** argv) {
-    const char * trace = NULL, * v;
+    const char * trace = NULL, * debug = NULL, * v;
+    const char * breaks[MAX_BREAKS]; // --break SPEC, in order
+    int n_breaks = 0;
     struct llt_report_params rp = llt_report_default_params();
     rp.max_tokens = MAX_TOKENS;
     int64_t port = 8177, iv;
@@ -504,6 +614,12 @@ int cmd_serve(int argc, char ** argv) {
         } else if (strcmp(a, "--lens-k") == 0) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_parse_int(a, v, 0, LLT_LENS_MAX_K, &iv)) return CLI_USAGE;
             rp.lens_k = (int32_t) iv;
+        } else if (strcmp(a, "--debug") == 0) {
+            if (!(debug = cli_value(argc, argv, &i))) return CLI_USAGE;
+        } else if (strcmp(a, "--break") == 0) {
+            if (!(v = cli_value(argc, argv, &i))) return CLI_USAGE;
+            if (n_breaks == MAX_BREAKS) { cli_error("serve: more than %d --break options", MAX_BREAKS); return CLI_USAGE; }
+            breaks[n_breaks++] = v;
         } else if (a[0] == '-' && a[1] != '\0') {
             cli_error("serve: unknown option '%s' (see 'lltrace serve --help')", a);
             return CLI_USAGE;
@@ -518,6 +634,23 @@ int cmd_serve(int argc, char ** argv) {
         cli_error("serve: missing TRACE (see 'lltrace serve --help')");
         return CLI_USAGE;
     }
+    if (n_breaks > 0 && !debug) {
+        cli_error("serve: --break needs --debug SOCKET (the program's debugger)");
+        return CLI_USAGE;
+    }
+    struct llt_debug_client * dc = NULL;
+    if (debug && llt_debug_client_open(debug, &dc) != LLT_OK) {
+        cli_error("serve: %s", llt_last_error());
+        return CLI_USAGE;
+    }
+    for (int i = 0; i < n_breaks; i++) {
+        // sent as the program reads them; one it refuses shows as the page's error
+        if (llt_debug_client_command(dc, LLT_DEBUG_BREAK, breaks[i]) != LLT_OK) {
+            cli_error("serve: --break '%s': %s", breaks[i], llt_last_error());
+            llt_debug_client_free(dc);
+            return CLI_USAGE;
+        }
+    }
     int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
     struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons((uint16_t) port) };
@@ -528,6 +661,7 @@ int cmd_serve(int argc, char ** argv) {
         getsockname(ls, (struct sockaddr *) &addr, &alen) != 0) {
         cli_error("serve: cannot listen on 127.0.0.1:%lld: %s", (long long) port, strerror(errno));
         if (ls >= 0) close(ls);
+        llt_debug_client_free(dc);
         return CLI_USAGE;
     }
     struct sigaction sa = { .sa_handler = on_sigint }; // no SA_RESTART: poll() returns at once
@@ -540,8 +674,11 @@ int cmd_serve(int argc, char ** argv) {
     if (!s) {
         cli_error("serve: cannot start (out of memory, or no thread)");
         close(ls);
+        llt_debug_client_free(dc);
         return CLI_FAIL;
     }
+    s->debug = dc;
+    if (dc) fprintf(stderr, "lltrace: the page drives the program's debugger at %s\n", debug);
     serve_loop(s, ls);
     close(ls);
     server_free(s);

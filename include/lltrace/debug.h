@@ -85,6 +85,45 @@ bool llt_debug_quit_requested(const struct llt_debug * dbg);
 // until `quit` or the end of the input.
 void llt_debug_exited(struct llt_debug * dbg, const char * status, int run_id, const char * text);
 
+// ---- a controller that never waits (lltrace serve --debug) ----------------------------------
+//
+// The client side of the socket above, for a program that polls: connect, then poll
+// llt_debug_client_fd() for llt_debug_client_events() and call llt_debug_client_io() with
+// what poll() returned. It speaks JSON and keeps what a page shows: the last pause, the paused
+// node's statistics and its first LLT_DEBUG_CLIENT_MAX_VALUES values (asked for at each
+// pause), the breakpoints, the last error, the end.
+#define LLT_DEBUG_CLIENT_MAX_VALUES 16384
+
+enum llt_debug_client_state {
+    LLT_DEBUG_CLIENT_RUNNING, // the program runs (also before its first pause)
+    LLT_DEBUG_CLIENT_PAUSED,  // it waits at a node
+    LLT_DEBUG_CLIENT_EXITED,  // it said it ended
+    LLT_DEBUG_CLIENT_GONE,    // the connection ended (the program exited, or another controller quit it)
+};
+
+// what a client may ask for; the first four resume the program and need a pause
+enum llt_debug_request {
+    LLT_DEBUG_CONTINUE, LLT_DEBUG_NEXT, LLT_DEBUG_STEP_LAYER, LLT_DEBUG_STEP_TOKEN,
+    LLT_DEBUG_BREAK,  // arg: the breakpoint, as after `break` (no control characters)
+    LLT_DEBUG_DELETE, // arg: the ids, as after `delete` ("" all)
+};
+
+struct llt_debug_client;
+// connects to a program's debugger socket (path); caller frees with llt_debug_client_free(),
+// which closes the connection (the program's debugger detaches)
+int   llt_debug_client_open(const char * path, struct llt_debug_client ** out);
+void  llt_debug_client_free(struct llt_debug_client * c);
+int   llt_debug_client_fd(const struct llt_debug_client * c);      // -1 once gone
+short llt_debug_client_events(const struct llt_debug_client * c);  // for poll(); 0 once gone
+void  llt_debug_client_io(struct llt_debug_client * c, short revents);
+enum llt_debug_client_state llt_debug_client_state(const struct llt_debug_client * c);
+// Sends a request. LLT_EINVAL with the reason when it cannot be done now: a resume while not
+// paused, anything while the program runs after a resume (its debugger reads the next command
+// only at its next pause), a bad arg, the program gone.
+int   llt_debug_client_command(struct llt_debug_client * c, enum llt_debug_request req, const char * arg);
+// the state as one JSON object (docs/commands/serve.md, "/debug.json")
+void  llt_debug_client_write_state(const struct llt_debug_client * c, FILE * f);
+
 #ifdef __cplusplus
 }
 #endif
