@@ -110,6 +110,7 @@
         const group = n => n.layer >= 0 ? n.layer : (nodes.indexOf(n) < firstLayer ? 'embed' : 'output');
         const groups = ['embed', ...Array.from({ length: D.run.n_layer || 0 }, (_, i) => i), 'output'];
         if (S.layer === null || !groups.includes(S.layer)) S.layer = 0;
+        const pausedId = debugFollow(nodes, group); // lltrace serve --debug: the paused node's id, its layer shown
         const weights = Object.fromEntries(objRows(D.weights).map(w => [w.id, w]));
         s.append(el('p', { class: 'note' }, `Step ${D.graph.step}: ${nodes.length} nodes. The model as a stack: pick a layer.`));
         const bar = el('div', { class: 'layers', id: 'layer-stack' });
@@ -154,7 +155,7 @@
         for (const id of g.nodes()) {
           const n = g.node(id), L = label.get(id);
           const fill = L.kind === 'weight' ? '#fff3c4' : L.kind === 'input' ? '#eceff3' : opColor(L.lines[0]);
-          const grp = sv('g', { class: 'node' + (S.node === id ? ' sel' : ''), transform: `translate(${n.x - n.width / 2},${n.y - n.height / 2})`, 'data-id': id });
+          const grp = sv('g', { class: 'node' + (S.node === id ? ' sel' : '') + (pausedId === id ? ' paused' : ''), transform: `translate(${n.x - n.width / 2},${n.y - n.height / 2})`, 'data-id': id });
           grp.append(sv('rect', { width: n.width, height: n.height, fill, 'stroke-dasharray': L.kind === 'noop' ? '4 3' : '' }));
           L.lines.forEach((t, i) => { const tx = sv('text', { x: 7, y: 15 + 14 * i, 'font-weight': i === 0 ? 600 : 400 }); tx.textContent = t; grp.append(tx); });
           grp.addEventListener('click', () => { S.node = id; showNode(info, L, id); svg.querySelectorAll('.node').forEach(x => x.classList.toggle('sel', x.dataset.id === id)); });
@@ -476,6 +477,125 @@
       });
   }
 
+  // ---- the debugger (lltrace serve --debug) ------------------------------------------------
+  // A panel above the sections, drawn from debug.json (asked for every 500 ms while serve has a
+  // debugger; a 404 means it has none and the panel never shows): where the program is paused,
+  // the node's values as a heatmap and a histogram, the breakpoints, and the buttons that send
+  // it on. The graph section marks the paused node and shows its layer at each new pause.
+  const DBG = { state: null, stops: -1, jump: false, paused: null };
+  function debugFollow(nodes, group) {
+    const p = DBG.state && DBG.state.state === 'paused' ? DBG.state.stopped : null;
+    if (!p) return null;
+    const n = nodes.find(x => x.idx === p.index && x.name === p.node);
+    DBG.inGraph = n ? D.graph.step : false;
+    if (!n) return null;
+    const id = 'n' + n.idx;
+    if (DBG.jump) { S.layer = group(n); S.node = id; DBG.jump = false; }
+    return id;
+  }
+  function debugSend(what) {
+    fetch('debug/' + what, { method: 'POST', cache: 'no-store' })
+      .then(r => r.ok ? null : r.text().then(t => { DBG.refused = t.trim(); }))
+      .catch(e => { DBG.refused = e.message; })
+      .finally(debugPoll);
+  }
+  // flat index of the values (ggml order) → "[i0, i1, i2, i3]"
+  function debugIndex(ne, i) { const ix = []; for (const n of ne) { ix.push(i % n); i = Math.floor(i / n); } return '[' + ix.join(', ') + ']'; }
+  function debugHeatmap(v) {
+    // ne0 wrapped into lines of at most 64 cells, so that a vector is not a one-pixel strip
+    const ne = v.ne, n0 = ne[0], vals = v.values, W = Math.min(n0, 64), wraps = Math.ceil(n0 / W);
+    const rows = (vals.length / n0) * wraps;
+    const at = (r, k) => { const i0 = (r % wraps) * W + k; return i0 < n0 ? Math.floor(r / wraps) * n0 + i0 : -1; };
+    let amax = 0;
+    for (const x of vals) if (x !== null && Math.abs(x) > amax) amax = Math.abs(x);
+    const c = drawHeatmap(rows, W, (r, k) => { const i = at(r, k); return i < 0 ? null : vals[i]; }, {
+      cell: rows > 64 ? 4 : 10,
+      color: x => x === null ? '#d11a2a' : x >= 0 ? blue(amax ? x / amax : 0) : `rgb(255,${Math.round(255 - 200 * -x / amax)},${Math.round(255 - 200 * -x / amax)})`,
+      tip: (r, k) => { const i = at(r, k); return i < 0 ? '' : `${debugIndex(ne, i)} = ${vals[i] === null ? 'NaN/Inf' : vals[i]}`; },
+    });
+    c.id = 'dbg-heatmap';
+    return c;
+  }
+  function debugHistogram(vals) {
+    const xs = vals.filter(x => x !== null), bins = 40, w = 8, h = 90;
+    const c = el('canvas', { id: 'dbg-histogram', width: bins * w + 60, height: h + 18 });
+    if (!xs.length) return c;
+    const lo = Math.min(...xs), hi = Math.max(...xs), span = hi - lo || 1, counts = new Array(bins).fill(0);
+    for (const x of xs) counts[Math.min(bins - 1, Math.floor((x - lo) / span * bins))]++;
+    const top = Math.max(...counts), g = c.getContext('2d');
+    g.fillStyle = '#4a78c2';
+    counts.forEach((k, i) => { const bh = k / top * h; g.fillRect(i * w, h - bh, w - 1, bh); });
+    g.fillStyle = '#5b6575'; g.font = '10px DejaVu Sans Mono, monospace';
+    g.fillText(fmtNum(lo), 0, h + 12); g.textAlign = 'right'; g.fillText(fmtNum(hi), bins * w, h + 12);
+    return c;
+  }
+  function debugPanel() {
+    const d = DBG.state, box = document.getElementById('sec-debug');
+    box.innerHTML = '';
+    box.hidden = false;
+    box.append(el('h2', null, 'Debugger'));
+    const p = d.state === 'paused' ? d.stopped : null;
+    const status = p ? `paused at ${p.node} (${p.breakpoint ? 'breakpoint ' + p.breakpoint : p.reason})`
+      : d.state === 'running' ? 'running' + (d.takes_commands ? '' : ' (buttons work at the next pause)')
+      : 'the program ended' + (d.gone ? ': ' + d.gone : '');
+    box.append(el('p', { id: 'dbg-state', 'data-state': d.state, 'data-stops': d.stops }, el('b', null, status)));
+    const bar = el('div', { class: 'layers', id: 'dbg-buttons' });
+    for (const [what, label] of [['continue', 'continue'], ['next', 'next node'], ['step-layer', 'next layer'], ['step-token', 'next token']]) {
+      bar.append(el('button', { id: 'dbg-' + what, disabled: p ? null : '', onclick: () => debugSend(what) }, label));
+    }
+    box.append(bar);
+    if (DBG.refused) box.append(el('p', { class: 'missing', id: 'dbg-refused' }, DBG.refused));
+    if (d.error) box.append(el('p', { class: 'missing', id: 'dbg-error' }, d.error.message));
+    if (p) {
+      const g = D && D.graph ? D.graph.step : null;
+      const marked = DBG.inGraph === false || g === null ? `Not in the graph section's graph${g === null ? '' : ' (of step ' + g + ')'}.`
+        : 'Marked in the graph section' + (g !== p.step ? ` (which draws step ${g}: the node at the same place).` : '.');
+      const where = [['node', p.node], ['step', p.step], ['index in the graph', p.index], ['op', p.op], ['layer', p.layer < 0 ? 'outside the layers' : p.layer],
+        ['shape', p.ne.join(' × ')], ['type', p.type], ['device', p.device], ['first position', p.pos], ['tokens in the decode', p.n_tokens]];
+      box.append(el('div', { id: 'dbg-where' }, table(where, [{ h: 'paused at', f: x => x[0] }, { h: '', f: x => String(x[1]) }]), el('p', { class: 'note', id: 'dbg-marked' }, marked)));
+      const st = d.stats && d.stats.stats;
+      if (st) box.append(el('p', { id: 'dbg-stats' }, `all ${st.n} values: min ${fmtNum(st.min)}, max ${fmtNum(st.max)}, mean ${fmtNum(st.mean)}, std ${fmtNum(st.std)}, NaN ${st.nan}, Inf ${st.inf}, zeros ${st.zero}`));
+      else if (d.stats && d.stats.message) box.append(el('p', { class: 'missing' }, d.stats.message));
+      const v = d.values;
+      if (v && v.values) {
+        const total = st ? st.n : v.values.length;
+        box.append(el('p', { class: 'note', id: 'dbg-values-note' }, v.values.length < total
+          ? `The first ${v.values.length.toLocaleString('en-US')} of ${total.toLocaleString('en-US')} values (slice ${v.slice}; at most ${d.max_values} are sent), in lines of at most 64 (ggml order, ne0 first); red below 0, blue above, hover for the index:`
+          : `All ${total.toLocaleString('en-US')} values, in lines of at most 64 (ggml order, ne0 first); red below 0, blue above, hover for the index:`));
+        box.append(el('div', { class: 'graph-wrap' }, debugHeatmap(v), el('div', null, el('p', { class: 'note' }, 'Histogram of the values shown:'), debugHistogram(v.values))));
+      } else if (v && v.message) box.append(el('p', { class: 'missing' }, v.message));
+    }
+    const bps = d.breakpoints ? d.breakpoints.breakpoints : [];
+    box.append(el('h3', null, 'Breakpoints'));
+    box.append(bps.length ? table(bps, [{ h: 'id', f: b => b.id }, { h: 'kind', f: b => b.kind }, { h: 'spec', f: b => b.spec }, { h: 'hits', f: b => b.hits },
+      { h: '', f: b => el('button', { onclick: () => debugSend('delete?ids=' + b.id) }, 'delete') }]) : el('p', { class: 'note' }, 'None.'));
+    const input = el('input', { id: 'dbg-spec', placeholder: 'kq_soft_max-1 step:2', size: 30 });
+    box.append(el('p', null, 'break at ', input, ' ', el('button', { id: 'dbg-break', onclick: () => { if (input.value.trim()) debugSend('break?spec=' + encodeURIComponent(input.value.trim())); } }, 'add'),
+      el('span', { class: 'note' }, ' (a node glob, op:OP, layer:L, step:S, seq:N, if nan, if absmax>X: docs/debugging.md)')));
+  }
+  function debugPoll() {
+    clearTimeout(DBG.timer);
+    fetch('debug.json', { cache: 'no-store' }).then(r => {
+      if (r.status === 404) return null; // serve has no debugger: no panel, no more asking
+      return r.json().then(d => {
+        const fresh = d.stops !== DBG.stops;
+        if (JSON.stringify(d) === DBG.text && !DBG.refused) return true;
+        DBG.text = JSON.stringify(d);
+        DBG.state = d;
+        if (fresh && d.state === 'paused') { DBG.stops = d.stops; DBG.jump = true; }
+        const y = window.scrollY;
+        DBG.inGraph = false;
+        if (D) rerender(); // the graph marks the paused node (or no longer)
+        debugPanel();
+        DBG.refused = null;
+        window.scrollTo(0, y);
+        R.debugRenders = (R.debugRenders || 0) + 1;
+        return true;
+      });
+    }).catch(e => { const b = document.getElementById('sec-debug'); if (b && DBG.state) b.prepend(el('p', { class: 'missing' }, 'the server did not answer: ' + e.message)); return true; })
+      .then(again => { if (again) DBG.timer = setTimeout(debugPoll, 500); });
+  }
+
   // ---- the page -----------------------------------------------------------------------------
   const sections = [['run', secRun], ['graph', secGraph], ['time', secTime], ['attention', secAttention], ['residual', secResidual], ['lens', secLens], ['memory', secMemory], ['comparison', secComparison]];
   function rerender() {
@@ -516,5 +636,9 @@
   document.body.append(tip);
   const inline = document.getElementById('llt-data').textContent.trim();
   if (inline) render(JSON.parse(inline));
-  else poll();
+  else {
+    document.getElementById('main').before(el('section', { id: 'sec-debug', hidden: '' }));
+    poll();
+    debugPoll();
+  }
 })();
