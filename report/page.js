@@ -568,7 +568,7 @@
     const bps = d.breakpoints ? d.breakpoints.breakpoints : [];
     box.append(el('h3', null, 'Breakpoints'));
     box.append(bps.length ? table(bps, [{ h: 'id', f: b => b.id }, { h: 'kind', f: b => b.kind }, { h: 'spec', f: b => b.spec }, { h: 'hits', f: b => b.hits },
-      { h: '', f: b => el('button', { onclick: () => debugSend('delete?ids=' + b.id) }, 'delete') }]) : el('p', { class: 'note' }, 'None.'));
+      { h: '', f: b => el('button', { class: 'dbg-delete', onclick: () => debugSend('delete?ids=' + b.id) }, 'delete') }]) : el('p', { class: 'note' }, 'None.'));
     const input = el('input', { id: 'dbg-spec', placeholder: 'kq_soft_max-1 step:2', size: 30 });
     box.append(el('p', null, 'break at ', input, ' ', el('button', { id: 'dbg-break', onclick: () => { if (input.value.trim()) debugSend('break?spec=' + encodeURIComponent(input.value.trim())); } }, 'add'),
       el('span', { class: 'note' }, ' (a node glob, op:OP, layer:L, step:S, seq:N, if nan, if absmax>X: docs/debugging.md)')));

@@ -111,12 +111,43 @@ expect "GET /debug.json of serve without --debug" "$(curl -s -o /dev/null -w '%{
 kill -INT "$opid"; wait "$opid"
 
 # (1) the page drives it: its own page's POSTs (Origin: this server) are taken
-node "$here/serve-debug-page.js" "$url" page.json || {
+node "$here/serve-debug-page.js" drive "$url" page.json || {
     fail "the page (above)"
     post 'debug/delete' >/dev/null; post debug/continue >/dev/null # the request goes on without it
 }
 wait "$rpid" || fail "traced completion"
 expect "the answer driven by the page" "$(cat traced.txt)" "$(cat plain.txt)"
+# the breakpoint deleted and the program let go, a breakpoint set from then on holds: one on a
+# node of more values than serve sends (the logits) shows the first ones and says so
+expect "POST /debug/break?spec=result_output" "$(post 'debug/break?spec=result_output')" 200
+wait_debug 'd["breakpoints"] and [b["spec"] for b in d["breakpoints"]["breakpoints"]] == ["result_output"]' || fail "no breakpoint on result_output: $(debug_brief)"
+python3 complete.py "$port" traced2.txt &
+rpid=$!
+pids+=("$rpid")
+wait_debug 'd["state"] == "paused" and d["values"]' || fail "no pause at result_output: $(debug_brief)"
+debug_json >cut.json
+expect "POST /debug/delete" "$(post 'debug/delete')" 200
+node "$here/serve-debug-page.js" values "$url" page2.json || { fail "the page (above)"; post debug/continue >/dev/null; }
+wait "$rpid" || fail "second traced completion"
+expect "the second answer" "$(cat traced2.txt)" "$(cat plain.txt)"
+python3 - "$model" <<'PY' || fail "the values of result_output: $(python3 -c 'import json; d = json.load(open("cut.json")); print(d["slice"], d["stats"], len(d["values"].get("values", [])))')"
+import json, struct, sys
+d = json.load(open("cut.json"))
+page = json.load(open("page2.json"))["first"]
+# the model's vocabulary, read from its GGUF header (tokenizer.ggml.tokens' count), not from lltrace
+with open(sys.argv[1], "rb") as f:
+    data = f.read(1 << 22)
+key = b"tokenizer.ggml.tokens"
+at = data.index(key) + len(key) + 4 + 4  # the key, the value type (array), the array's element type
+n_vocab = struct.unpack_from("<Q", data, at)[0]
+m = d["max_values"]
+assert n_vocab > m, ("the test needs more logits than serve sends", n_vocab, m)
+assert d["stopped"]["node"] == "result_output" and d["stats"]["stats"]["n"] == n_vocab, (d["stopped"], d["stats"])
+assert d["slice"] == "[0:%d,0:1,0:1,0:1]" % m and d["values"]["ne"] == [m] and len(d["values"]["values"]) == m, d["slice"]
+want = "The first %s of %s values" % (format(m, ","), format(n_vocab, ","))
+assert page["values_note"].startswith(want), (page["values_note"], want)
+PY
+
 # the server ends (SIGTERM, as a person's Ctrl-C), its trace complete
 kill -TERM "$epid"
 timeout 60 tail --pid="$epid" -f /dev/null || fail "llama-server still runs 60 s after SIGTERM"

@@ -1,9 +1,13 @@
-// The live page's debugger (lltrace serve --debug) in headless Chromium, for cli-serve-debug.sh:
-// waits for the paused view, records what it shows (the node marked in the graph, the
-// where-table, the heatmap, the histogram, the breakpoints), clicks "next node", records the
-// next pause, clicks "continue" and waits until the page says the program runs. The caller
-// checks the records against the trace and the breakpoint (Python), never against lltrace.
-//   node serve-debug-page.js URL OUT.json
+// The live page's debugger (lltrace serve --debug) in headless Chromium, for cli-serve-debug.sh.
+//   node serve-debug-page.js drive URL OUT.json
+//     waits for the paused view, records what it shows (the node marked in the graph, the
+//     where-table, the heatmap, the histogram, the breakpoints), clicks "next node", records
+//     the next pause, deletes the breakpoint, clicks "continue" and waits until the page says
+//     the program runs
+//   node serve-debug-page.js values URL OUT.json
+//     waits for a pause, records it, clicks "continue"
+// The caller checks the records against the trace and the breakpoint (Python), never against
+// lltrace.
 // Prints "FAIL ..." lines and exits 1 on any failure here.
 'use strict';
 const path = require('path');
@@ -41,17 +45,17 @@ async function pausedView(page) {
   });
 }
 
-// until the page shows a pause after `after` stops, marked in the graph
-async function waitPaused(page, after) {
-  await page.waitForFunction(n => {
+// until the page shows a pause after `after` stops (marked in the graph, if marked)
+async function waitPaused(page, after, marked) {
+  await page.waitForFunction(([n, marked]) => {
     const s = document.getElementById('dbg-state');
-    return s && s.dataset.state === 'paused' && +s.dataset.stops > n && document.querySelector('#graph-svg .node.paused');
-  }, after, { timeout: WAIT_MS });
+    return s && s.dataset.state === 'paused' && +s.dataset.stops > n && (!marked || document.querySelector('#graph-svg .node.paused'));
+  }, [after, marked], { timeout: WAIT_MS });
   return pausedView(page);
 }
 
 (async () => {
-  const [url, out] = process.argv.slice(2);
+  const [mode, url, out] = process.argv.slice(2);
   const browser = await chromium.launch({ executablePath: process.env.LLTRACE_CHROMIUM || '/usr/bin/chromium', args: ['--no-sandbox'] });
   const page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
   const errors = [], requests = [];
@@ -61,9 +65,13 @@ async function waitPaused(page, after) {
   await page.goto(url);
   const rec = {};
   try {
-    rec.first = await waitPaused(page, 0);
-    await page.click('#dbg-next');
-    rec.second = await waitPaused(page, rec.first.stops);
+    rec.first = await waitPaused(page, 0, mode === 'drive');
+    if (mode === 'drive') {
+      await page.click('#dbg-next');
+      rec.second = await waitPaused(page, rec.first.stops, true);
+      await page.click('.dbg-delete');
+      await page.waitForFunction(() => !document.querySelector('.dbg-delete'), null, { timeout: WAIT_MS });
+    }
     await page.click('#dbg-continue');
     await page.waitForFunction(() => document.getElementById('dbg-state').dataset.state !== 'paused', null, { timeout: WAIT_MS });
     rec.after = await pausedView(page);
