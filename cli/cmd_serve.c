@@ -412,8 +412,10 @@ static void conn_route(struct server * s, struct conn * c) {
     if (strcmp(target, "/") == 0 || strcmp(target, "/index.html") == 0) {
         s->page->refs++;
         conn_answer(c, 200, "text/html; charset=utf-8", s->page, NULL);
-    } else if (s->debug && strcmp(target, "/debug.json") == 0) {
-        debug_state(s, c);
+    } else if (strcmp(target, "/debug.json") == 0) {
+        // (without --debug too: a 404 would be an error in the browser's console)
+        if (s->debug) debug_state(s, c);
+        else conn_answer(c, 200, "application/json", NULL, "{\"state\":\"none\"}");
     } else if (strcmp(target, "/data.json") == 0) {
         int64_t key[4];
         trace_key(s->trace, key);
@@ -651,6 +653,7 @@ int cmd_serve(int argc, char ** argv) {
             return CLI_USAGE;
         }
     }
+    if (dc) llt_debug_client_io(dc, POLLOUT); // sent now, not after the bandwidth is measured: they hold from their replies on
     int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
     struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons((uint16_t) port) };

@@ -479,7 +479,7 @@
 
   // ---- the debugger (lltrace serve --debug) ------------------------------------------------
   // A panel above the sections, drawn from debug.json (asked for every 500 ms while serve has a
-  // debugger; a 404 means it has none and the panel never shows): where the program is paused,
+  // debugger; {"state": "none"} means it has none and the panel never shows): where the program is paused,
   // the node's values as a heatmap and a histogram, the breakpoints, and the buttons that send
   // it on. The graph section marks the paused node and shows its layer at each new pause.
   const DBG = { state: null, stops: -1, jump: false, paused: null };
@@ -487,11 +487,19 @@
     const p = DBG.state && DBG.state.state === 'paused' ? DBG.state.stopped : null;
     if (!p) return null;
     const n = nodes.find(x => x.idx === p.index && x.name === p.node);
-    DBG.inGraph = n ? D.graph.step : false;
+    DBG.inGraph = !!n;
+    const note = document.getElementById('dbg-marked'); // (the data may come after the panel)
+    if (note) note.textContent = debugMarked(p);
     if (!n) return null;
     const id = 'n' + n.idx;
     if (DBG.jump) { S.layer = group(n); S.node = id; DBG.jump = false; }
     return id;
+  }
+  // where the graph section shows the paused node p
+  function debugMarked(p) {
+    const g = D && D.graph ? D.graph.step : null;
+    if (!DBG.inGraph || g === null) return `Not in the graph section's graph${g === null ? '' : ' (of step ' + g + ')'}.`;
+    return 'Marked in the graph section' + (g !== p.step ? ` (which draws step ${g}: the node at the same place).` : '.');
   }
   function debugSend(what) {
     fetch('debug/' + what, { method: 'POST', cache: 'no-store' })
@@ -547,12 +555,9 @@
     if (DBG.refused) box.append(el('p', { class: 'missing', id: 'dbg-refused' }, DBG.refused));
     if (d.error) box.append(el('p', { class: 'missing', id: 'dbg-error' }, d.error.message));
     if (p) {
-      const g = D && D.graph ? D.graph.step : null;
-      const marked = DBG.inGraph === false || g === null ? `Not in the graph section's graph${g === null ? '' : ' (of step ' + g + ')'}.`
-        : 'Marked in the graph section' + (g !== p.step ? ` (which draws step ${g}: the node at the same place).` : '.');
       const where = [['node', p.node], ['step', p.step], ['index in the graph', p.index], ['op', p.op], ['layer', p.layer < 0 ? 'outside the layers' : p.layer],
         ['shape', p.ne.join(' × ')], ['type', p.type], ['device', p.device], ['first position', p.pos], ['tokens in the decode', p.n_tokens]];
-      box.append(el('div', { id: 'dbg-where' }, table(where, [{ h: 'paused at', f: x => x[0] }, { h: '', f: x => String(x[1]) }]), el('p', { class: 'note', id: 'dbg-marked' }, marked)));
+      box.append(el('div', { id: 'dbg-where' }, table(where, [{ h: 'paused at', f: x => x[0] }, { h: '', f: x => String(x[1]) }]), el('p', { class: 'note', id: 'dbg-marked' }, debugMarked(p))));
       const st = d.stats && d.stats.stats;
       if (st) box.append(el('p', { id: 'dbg-stats' }, `all ${st.n} values: min ${fmtNum(st.min)}, max ${fmtNum(st.max)}, mean ${fmtNum(st.mean)}, std ${fmtNum(st.std)}, NaN ${st.nan}, Inf ${st.inf}, zeros ${st.zero}`));
       else if (d.stats && d.stats.message) box.append(el('p', { class: 'missing' }, d.stats.message));
@@ -576,8 +581,8 @@
   function debugPoll() {
     clearTimeout(DBG.timer);
     fetch('debug.json', { cache: 'no-store' }).then(r => {
-      if (r.status === 404) return null; // serve has no debugger: no panel, no more asking
       return r.json().then(d => {
+        if (d.state === 'none') return null; // serve has no debugger: no panel, no more asking
         const fresh = d.stops !== DBG.stops;
         if (JSON.stringify(d) === DBG.text && !DBG.refused) return true;
         DBG.text = JSON.stringify(d);

@@ -101,13 +101,14 @@ python3 -c 'import json; d = json.load(open("still.json")); assert d["state"] ==
 kill -0 "$rpid" 2>/dev/null || fail "the request was answered while the server was paused"
 [ "$fails" -eq 0 ] || finish # (a program driven by a refused request would not come here as the page expects)
 
-# without --debug the page gets no debugger: /debug.json is not there
+# without --debug the page gets no debugger: /debug.json says none, /debug/* is not there
 oport=$(free_port)
 "$bin" serve x.db --port "$oport" 2>other.err &
 opid=$!
 pids+=("$opid")
 for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$oport/" && break; sleep 0.1; done
-expect "GET /debug.json of serve without --debug" "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$oport/debug.json")" 404
+expect "GET /debug.json of serve without --debug" "$(curl -s "http://127.0.0.1:$oport/debug.json")" '{"state":"none"}'
+expect "POST /debug/continue to serve without --debug" "$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$oport/debug/continue")" 405
 kill -INT "$opid"; wait "$opid"
 
 # (1) the page drives it: its own page's POSTs (Origin: this server) are taken
@@ -168,6 +169,7 @@ for view, (idx, nm) in (("first", (first[0], name)), ("second", after)):
     v = rec[view]
     assert v["graph"]["id"] == "n%d" % idx and nm in v["graph"]["lines"], (view, "marked in the graph", v["graph"], "wanted", idx, nm)
     assert v["selected"] == v["graph"]["id"] and v["info"] == nm, (view, "the node shown", v["selected"], v["info"])
+    assert v["marked"].startswith("Marked in the graph section"), (view, v["marked"])
     assert v["where"]["node"] == nm and v["where"]["step"] == str(step) and v["where"]["index in the graph"] == str(idx), (view, v["where"])
     assert v["heatmap"] and v["heatmap"]["width"] > 0 and v["histogram"] and v["values_note"], (view, "values", v)
     assert all(not b["disabled"] for b in v["buttons"]) and len(v["buttons"]) == 4, (view, v["buttons"])

@@ -37,6 +37,7 @@ async function pausedView(page) {
       where,
       heatmap: hm ? { width: hm.width, height: hm.height } : null,
       histogram: !!document.getElementById('dbg-histogram'),
+      marked: document.getElementById('dbg-marked') ? document.getElementById('dbg-marked').textContent : null,
       values_note: document.getElementById('dbg-values-note') ? document.getElementById('dbg-values-note').textContent : null,
       buttons: [...document.querySelectorAll('#dbg-buttons button')].map(b => ({ id: b.id, text: b.textContent, disabled: b.disabled })),
       breakpoints: [...document.querySelectorAll('#sec-debug table tr')].filter(tr => tr.querySelectorAll('td').length === 5)

@@ -4,7 +4,8 @@
 // commands.c (each command line: parsed, run, answered; the changes at a pause go through the
 // interventions' own code, lltrace/intervene.h), values.c (a node's values read for
 // `print` and `watch`: which earlier nodes still hold theirs, slices, statistics), reply.c
-// (replies as text or JSON).
+// (replies as text or JSON), server.c (the Unix socket of exec --debug), client.c (a controller
+// of that socket that never waits: lltrace serve --debug).
 #pragma once
 
 #include "lltrace/debug.h"
