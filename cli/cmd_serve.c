@@ -234,13 +234,15 @@ static bool host_allowed(const char * req, int port, char host[64]) {
 
 // Whether a request that changes something comes from this server's own page: any web page
 // can make the browser send a POST here (it cannot read the answer, but the POST acts), and
-// the browser then says whose page it was in Origin. No Origin: not a browser's cross-site
-// request (curl, a script of this machine's user).
+// the browser then says whose page it was in Origin (and, today's browsers, Sec-Fetch-Site).
+// Neither: not a browser's request from a page (curl, a script of this machine's user).
 static bool same_origin(const char * req, const char * host) {
-    char origin[128], want[80];
+    char origin[128], want[80], site[32];
     const int n = header_value(req, "origin", origin, sizeof(origin));
+    const int ns = header_value(req, "sec-fetch-site", site, sizeof(site));
     snprintf(want, sizeof(want), "http://%s", host);
-    return n == 0 || (n == 1 && strcasecmp(origin, want) == 0);
+    return (n == 0 || (n == 1 && strcasecmp(origin, want) == 0)) &&
+           (ns == 0 || (ns == 1 && (strcmp(site, "same-origin") == 0 || strcmp(site, "none") == 0)));
 }
 
 // ---- connections -------------------------------------------------------------------------

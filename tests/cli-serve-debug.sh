@@ -80,6 +80,7 @@ wait_debug 'd["breakpoints"] and len(d["breakpoints"]["breakpoints"]) == 1' || f
 expect "POST /debug/break with Host evil.example" "$(post 'debug/break?spec=l_out-0' -H "Host: evil.example:$sport")" 403
 expect "POST /debug/break with Origin http://evil.example" "$(post 'debug/break?spec=l_out-0' -H 'Origin: http://evil.example')" 403
 expect "POST /debug/break with Origin null" "$(post 'debug/break?spec=l_out-0' -H 'Origin: null')" 403
+expect "POST /debug/break with Sec-Fetch-Site cross-site" "$(post 'debug/break?spec=l_out-0' -H 'Sec-Fetch-Site: cross-site')" 403
 expect "GET /debug/break" "$(curl -s -o /dev/null -w '%{http_code}' "${url}debug/break?spec=l_out-0")" 405
 expect "POST /debug/break with a newline in it" "$(post 'debug/break?spec=l_out-0%0Aquit')" 409
 debug_json >bps.json
@@ -153,6 +154,7 @@ PY
 kill -TERM "$epid"
 timeout 60 tail --pid="$epid" -f /dev/null || fail "llama-server still runs 60 s after SIGTERM"
 wait "$epid"
+wait_debug 'd["state"] == "gone"' || fail "the page is not told the program ended: $(debug_brief)"
 
 # what the page showed, against the breakpoint and the trace's graph of that step
 python3 - x.db "$bp" <<'PY' || fail "the page's paused view: $(cat page.json)"

@@ -46,11 +46,13 @@ async function pausedView(page) {
   });
 }
 
-// until the page shows a pause after `after` stops (marked in the graph, if marked)
+// until the page shows a pause after `after` stops with its values (they come a moment after
+// the pause), marked in the graph if marked
 async function waitPaused(page, after, marked) {
   await page.waitForFunction(([n, marked]) => {
     const s = document.getElementById('dbg-state');
-    return s && s.dataset.state === 'paused' && +s.dataset.stops > n && (!marked || document.querySelector('#graph-svg .node.paused'));
+    return s && s.dataset.state === 'paused' && +s.dataset.stops > n && document.getElementById('dbg-values-note') &&
+      (!marked || document.querySelector('#graph-svg .node.paused'));
   }, [after, marked], { timeout: WAIT_MS });
   return pausedView(page);
 }

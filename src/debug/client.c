@@ -174,6 +174,7 @@ static void receive(struct llt_debug_client * c) {
             char * p = cap <= LINE_MAX_BYTES + 65536 ? realloc(c->in, cap) : NULL;
             if (!p) { c->in_n = 0; c->in_dropping = true; } // too long: dropped up to its newline
             else { c->in = p; c->in_cap = cap; }
+            if (!c->in) { ended(c, "out of memory"); return; }
         }
         const ssize_t n = recv(c->fd, c->in + c->in_n, c->in_cap - c->in_n - 1, MSG_DONTWAIT);
         if (n < 0 && errno == EINTR) continue;
