@@ -84,11 +84,6 @@ for pos in (3, 6):
     p = math.exp(row[h['answer']] - m) / sum(math.exp(x - m) for x in row)
     c = cells[pos]
     print(pos, abs(c['p'] - p) <= 1e-6 * max(p, 1e-30), round(p, 3))
-# the page's expectations: the stored cells, the strongest one
-strongest = max(cells, key=lambda c: c['p'])
-json.dump({'n_layer': h['n_layer'], 'n_pos': h['n_pos'], 'p': [c['p'] for c in cells], 'n_changed': [c['n_changed'] for c in cells],
-           'strongest': [strongest['layer'], strongest['pos']], 'facts': [json.dumps(h['answer_piece']), '%d / %d' % (h['clean_run'], h['corrupt_run'])],
-           'tip': ['p(%s)' % json.dumps(h['answer_piece']), 'logit diff']}, open(d + '/expected.json', 'w'))
 PY
 ) || fail "reading causal's trace: $got"
 expect "causal -o: the trace's rows, the JSON, the runs, two cells recomputed" "$got" "1 1 1 2
@@ -98,7 +93,24 @@ True
 True
 3 True 0.0
 6 True 1.0"
-expect "causal -o: the demo's strongest cell (layer, position)" "$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["strongest"])' "$dir/expected.json")" "[0, 6]"
+# page_expect ID FILE: what the page must draw of result ID, from the trace's rows (the
+# strongest cell among them)
+page_expect() {
+    python3 - "$dir/c.db" "$1" "$2" <<'PY'
+import json, sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+db.row_factory = sqlite3.Row
+h = db.execute('SELECT * FROM causal WHERE id = ?', (int(sys.argv[2]),)).fetchone()
+cells = [dict(r) for r in db.execute('SELECT * FROM causal_cells WHERE causal_id = ? ORDER BY layer, pos', (h['id'],))]
+strongest = max(cells, key=lambda c: c['p'])
+json.dump({'n_layer': h['n_layer'], 'n_pos': h['n_pos'], 'p': [c['p'] for c in cells], 'n_changed': [c['n_changed'] for c in cells],
+           'strongest': [strongest['layer'], strongest['pos']], 'facts': [json.dumps(h['answer_piece']), '%d / %d' % (h['clean_run'], h['corrupt_run'])],
+           'tip': ['p(%s)' % json.dumps(h['answer_piece']), 'logit diff']}, open(sys.argv[3], 'w'))
+print(strongest['layer'], strongest['pos'])
+PY
+}
+# the demo's picture: the answer comes back where attention's output reads it, the last position
+expect "causal -o attn_out: the strongest cell (layer, position)" "$(page_expect 1 "$dir/out.json")" "0 6"
 # a second result appended; the report of its corrupted run draws it, of the first run's the first
 "$bin" causal --clean "$clean" --corrupt "$corrupt" --node attn_norm -o "$dir/c.db" >/dev/null 2>"$dir/err" || fail "causal -o onto a trace: exit $?: $(tail -1 "$dir/err")"
 for run in 1 3 4; do
@@ -112,12 +124,16 @@ for f in sys.argv[1:]:
 2 attn_norm True
 2 attn_norm True"
 "$bin" report "$dir/r.db" --data -o "$dir/none.json" 2>/dev/null || fail "report of a run without causal: exit $?"
+# ... and where the changed letter is, at the layer's input (Q, K and V are computed from it)
+expect "causal -o attn_norm: the strongest cell (layer, position)" "$(page_expect 2 "$dir/norm.json")" "0 3"
 expect "report of a run without a causal result" "$(python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(d["causal"], "lltrace causal" in d["missing"]["causal"])' "$dir/none.json")" "None True"
-# the page: the attn_out result (run 2's)
+# the page: the attn_out result (run 2's) and the attn_norm one (the last run's)
 . "$here/browser.sh"
-"$bin" report "$dir/c.db" --run 2 -o "$dir/c.html" 2>/dev/null || fail "report --run 2: exit $?"
-node "$here/report-page.js" causal "$dir/c.html" "$dir/expected.json" "$shots" || fail "the causal section in Chromium (above)"
-[ -s "$shots/report-causal.png" ] || fail "no screenshot of the causal section"
+"$bin" report "$dir/c.db" --run 2 -o "$dir/out.html" 2>/dev/null || fail "report --run 2: exit $?"
+"$bin" report "$dir/c.db" -o "$dir/norm.html" 2>/dev/null || fail "report: exit $?"
+node "$here/report-page.js" causal "$dir/out.html" "$dir/out.json" "$shots" causal-attn-out || fail "the attn_out section in Chromium (above)"
+node "$here/report-page.js" causal "$dir/norm.html" "$dir/norm.json" "$shots" causal-attn-norm || fail "the attn_norm section in Chromium (above)"
+[ -s "$shots/causal-attn-out.png" ] && [ -s "$shots/causal-attn-norm.png" ] || fail "no screenshot of the causal sections"
 # refused: a trace that is not one; the file is left alone
 echo "not a trace" >"$dir/not.db"
 "$bin" causal --clean "$clean" --corrupt "$corrupt" -o "$dir/not.db" >/dev/null 2>"$dir/err"

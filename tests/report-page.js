@@ -4,7 +4,7 @@
 //   node report-page.js serve  URL STEPS_FILE                      the live page: step counts
 //   node report-page.js window URL EXPECTED.json                   the live page of a long run
 //   node report-page.js experts PAGE.html EXPECTED.json             a MoE run: the experts table
-//   node report-page.js causal PAGE.html EXPECTED.json SHOTS_DIR     the causal tracing heatmap
+//   node report-page.js causal PAGE.html EXPECTED.json SHOTS_DIR NAME  the causal tracing heatmap (NAME.png)
 // EXPECTED.json is computed by the calling test from the dump and the trace (Python), never
 // by lltrace. Prints "FAIL ..." lines and exits 1 on any failure.
 'use strict';
@@ -174,7 +174,7 @@ async function experts(file, expectedFile) {
 // The causal tracing section (lltrace causal -o): one cell per layer and position, each the
 // colour of its stored p (white 0 to blue 1, the page's scale; grey where nothing was patched),
 // read back from the canvas' pixels; the strongest cell where the caller says; its tooltip.
-async function causal(file, expectedFile, shots) {
+async function causal(file, expectedFile, shots, name) {
   const want = JSON.parse(fs.readFileSync(expectedFile, 'utf8'));
   const drawn = await openDrawn('file://' + path.resolve(file), 20000);
   if (!drawn) return;
@@ -215,7 +215,7 @@ async function causal(file, expectedFile, shots) {
   }
   if (shots) {
     fs.mkdirSync(shots, { recursive: true });
-    await page.locator('#sec-causal').screenshot({ path: path.join(shots, 'report-causal.png') });
+    await page.locator('#sec-causal').screenshot({ path: path.join(shots, (name || 'report-causal') + '.png') });
   }
   if (events.errors.length) fail('console: ' + events.errors.join(' | '));
   if (events.requests.some(u => !u.startsWith('file://'))) fail('requests: ' + events.requests.join(' '));
