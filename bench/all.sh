@@ -8,7 +8,7 @@
 #
 # NAME: run (lltrace bench at every level, in-process pairs, trace sizes, diff throughput,
 # llama-eval-callback), instructions (callgrind; valgrind and llama.cpp's valgrind build),
-# exec, rpc, scaling, report, dumps, archs, training (the demo model's, timed here); default
+# debug (the debugger and interventions, callgrind too), exec, rpc, scaling, report, dumps, archs, training (the demo model's, timed here); default
 # all of them. COLD=1 adds setup: the first run on a new machine (`scripts/build.sh &&
 # build/lltrace run` with an empty cache and build folder in a temporary folder: the pinned
 # llama.cpp is built again there, a few minutes). REPS is passed on (bench/run.sh, exec.sh,
@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 B=${LLTRACE_BUILD_DIR:-build}
 dry=0
 if [ "${1:-}" = --dry-run ]; then dry=1; shift; fi
-all=(run instructions exec rpc scaling report dumps archs training)
+all=(run instructions debug exec rpc scaling report dumps archs training)
 [ "${COLD:-0}" = 1 ] && all+=(setup)
 names=("$@"); [ ${#names[@]} -gt 0 ] || names=("${all[@]}")
 date=$(date -u +%Y-%m-%d)
@@ -31,6 +31,7 @@ command_of() {
     case $1 in
         run)          echo "bench/run.sh" ;;
         instructions) echo "scripts/bootstrap-llama.sh --valgrind >/dev/null && bench/instructions.sh" ;;
+        debug)        echo "scripts/bootstrap-llama.sh --valgrind >/dev/null && bench/debug-cost.sh" ;;
         exec)         echo "bench/exec.sh" ;;
         rpc)          echo "bench/rpc.sh" ;;
         scaling)      echo "bench/scaling.sh" ;;

@@ -4,7 +4,7 @@
 usage: table.py BENCHMARKS.md RESULTS_DIR MACHINE DATE [--check]
 
 RESULTS_DIR holds the receipts bench/all.sh kept, one file per benchmark script, named after
-it (run.md, instructions.md, exec.md, rpc.md, scaling.md, report.md, dumps.md, training.md,
+it (run.md, instructions.md, debug.md, exec.md, rpc.md, scaling.md, report.md, dumps.md, training.md,
 setup.md). For each row of the table (between the "figures: begin" and "figures: end"
 comments) whose receipt is there, the value is read from the receipt and the row gets that
 value, MACHINE and DATE; the other rows stay as they were. A receipt that lacks its figure
@@ -133,6 +133,16 @@ def dumps(t):
                last[0], format(int(last[1]), ','), format(int(float(last[2])), ',')))
 
 
+def debug_cost(configs, note):
+    # bench/debug-cost.sh's table: | configuration | instructions per generated token | +N (+P%) |
+    def get(t):
+        got = dict(re.findall(r'^\| ([\w-]+) \| \d+ \| ([+-]\d+ \([+-][\d.]+%\)) \|$', t, re.M))
+        if not all(c in got for c in configs):
+            return None
+        return '; '.join('%s %s' % (c, got[c].replace('(', '').replace(')', '').split(' ')[1]) for c in configs) + note
+    return get
+
+
 def seconds(pattern):
     def get(t):
         m = re.search(pattern, t)
@@ -154,6 +164,11 @@ ROWS.update({
     'reading a 100,000-step timing trace': ('scaling.md', scaling),
     'report of a 1,000-step timing trace of `small`': ('report.md', report),
     'opening a checkpoint dump of `bench/dumps.sh`, 50 → 400 steps': ('dumps.md', dumps),
+    '`lltrace debug` with no breakpoint, against `run` at the same level, in instructions':
+        ('debug.md', debug_cost(['debug'], ' per generated token (graph, -fa off)')),
+    'an intervention, against `run` at the same level, in instructions':
+        ('debug.md', debug_cost(['ablate', 'scale-all', 'break-late'],
+                                ' per generated token: one head of one node; every layer\'s `l_out` (its splits); a breakpoint\'s node asked for')),
     "the demo model's training (`mkmodel sorter`)": ('training.md', seconds(r'(?m)training: (.+)$')),
     'first run on a new machine (`scripts/build.sh && build/lltrace run`, empty cache)': ('setup.md', seconds(r'(?m)first run: (.+)$')),
 })

@@ -65,9 +65,10 @@ int cli_iv_build(const struct cli_iv_opts * o, struct llt_iv_set ** out);
 int cmd_run    (int argc, char ** argv);
 int cmd_exec   (int argc, char ** argv);
 int cmd_debug  (int argc, char ** argv);
-// lltrace run's options and run, with a debugger on its tracer when dbg is set (cmd_run.c)
+// lltrace run's options and run, with a debugger on its tracer when dbg is set (cmd_run.c);
+// Ctrl-C during the run also writes a byte to sigint_fd (-1: none)
 struct llt_debug;
-int cli_run_main(int argc, char ** argv, struct llt_debug * dbg);
+int cli_run_main(int argc, char ** argv, struct llt_debug * dbg, int sigint_fd);
 int cmd_show   (int argc, char ** argv);
 int cmd_export (int argc, char ** argv);
 int cmd_mkmodel(int argc, char ** argv);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char * usage_text =
     "usage: lltrace causal [-m MODEL] --clean TEXT --corrupt TEXT [options]\n"
@@ -23,14 +24,17 @@ static const char * usage_text =
     "  --node NAME        the node patched per layer: l_out (default, the residual stream),\n"
     "                     attn_out (attention's output), ffn_out (the FFN's)\n"
     "  -t, --threads N    threads (default: all cores)\n"
+    "  -o, --output TRACE also store it: the clean and the corrupted run traced (level graph),\n"
+    "                     the result in tables causal and causal_cells; 'lltrace report TRACE'\n"
+    "                     draws it (appended to an existing trace)\n"
     "  --format F         table (default: a layer x position grid of p), csv or json:\n"
     "                     {\"clean_p\", \"corrupt_p\", ..., \"cells\": [{\"layer\", \"pos\", \"p\", ...}]}\n"
     "  -v, --verbose      show llama.cpp's log\n"
     "\n"
     "Exit status: 0 done; 1 a check failed (nothing patched did not give the corrupted logits, or,\n"
-    "with l_out, the last layer patched whole did not give the clean ones); 2 bad usage, an\n"
-    "unreadable model, "
-    "prompts of different token lengths.\n";
+    "with l_out, the last layer patched whole did not give the clean ones), or the trace could\n"
+    "not be written; 2 bad usage, an unreadable model, prompts of different token lengths, a\n"
+    "TRACE that is not a trace.\n";
 
 static const struct out_col head_cols[] = {
     { "answer", OUT_TEXT, OUT_ALL }, { "answer_token", OUT_INT, OUT_NOT_TABLE },
@@ -39,6 +43,8 @@ static const struct out_col head_cols[] = {
     { "clean_logit_diff", OUT_REAL, OUT_ALL }, { "corrupt_logit_diff", OUT_REAL, OUT_ALL },
     { "node", OUT_TEXT, OUT_ALL }, { "n_layer", OUT_INT, OUT_NOT_TABLE }, { "n_pos", OUT_INT, OUT_NOT_TABLE },
     { "none_is_corrupt", OUT_TEXT, OUT_NOT_TABLE }, { "last_is_clean", OUT_TEXT, OUT_NOT_TABLE },
+    // with -o: where it is in the trace (null without)
+    { "causal_id", OUT_INT, OUT_NOT_TABLE }, { "clean_run", OUT_INT, OUT_NOT_TABLE }, { "corrupt_run", OUT_INT, OUT_NOT_TABLE },
 };
 
 static const struct out_col cell_cols[] = {
@@ -65,7 +71,7 @@ static void grid(const struct llt_causal_result * r) {
 int cmd_causal(int argc, char ** argv) {
     struct llt_causal_params cp = llt_causal_default_params();
     enum out_format format = OUT_TABLE;
-    const char * model = NULL, * v;
+    const char * model = NULL, * output = NULL, * v;
     bool verbose = false;
     int64_t iv;
     for (int i = 1; i < argc; i++) {
@@ -75,6 +81,7 @@ int cmd_causal(int argc, char ** argv) {
         else if (!strcmp(a, "--clean"))                       { if (!(cp.clean = cli_value(argc, argv, &i))) return CLI_USAGE; }
         else if (!strcmp(a, "--corrupt"))                     { if (!(cp.corrupt = cli_value(argc, argv, &i))) return CLI_USAGE; }
         else if (!strcmp(a, "--node"))                        { if (!(cp.node = cli_value(argc, argv, &i))) return CLI_USAGE; }
+        else if (!strcmp(a, "-o") || !strcmp(a, "--output"))  { if (!(output = cli_value(argc, argv, &i))) return CLI_USAGE; }
         else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) { verbose = true; }
         else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             if (!(v = cli_value(argc, argv, &i)) || !cli_parse_int(a, v, 1, 1024, &iv)) return CLI_USAGE;
@@ -91,26 +98,44 @@ int cmd_causal(int argc, char ** argv) {
         cli_error("causal: --node '%s': a node name without its layer (l_out, attn_out, ffn_out, Vcur)", cp.node);
         return CLI_USAGE;
     }
+    if (output && llt_output_dir_check(output, "trace") != LLT_OK) { cli_error("%s", llt_last_error()); return CLI_USAGE; }
     llt_log_init(verbose);
     char * model_path = NULL;
     if (model) model_path = strdup(model);
     else if (cli_default_model("sorter", LLAMA_FTYPE_ALL_F32, &model_path) != LLT_OK) { cli_error("%s", llt_last_error()); return CLI_FAIL; }
     cp.model_path = model_path;
+    // a trace made here and left without a run (the prompts refused) is removed; an existing one is never touched
+    const bool made_trace = output && access(output, F_OK) != 0;
+    struct llt_store * st = NULL;
+    if (output && cli_open_trace(output, LLT_STORE_WRITE, &st) != LLT_OK) {
+        cli_error("%s", llt_last_error());
+        free(model_path);
+        return CLI_USAGE;
+    }
+    cp.st = st;
     struct llt_causal_result r;
     int rc = llt_causal(&cp, &r);
     free(model_path);
     if (rc != LLT_OK) {
         cli_error("%s", llt_last_error());
+        if (st && made_trace && llt_store_last_run(st) < 0) {
+            llt_store_close(st);
+            st = NULL;
+            unlink(output);
+        }
+        llt_store_close(st);
         return rc == LLT_ENOMEM || rc == LLT_EIO ? CLI_FAIL : CLI_USAGE;
     }
+    llt_store_close(st);
     struct out * o = out_open(stdout, format);
     int exit_code = CLI_OK;
     if (!o) { llt_causal_result_free(&r); return CLI_FAIL; }
-    const bool whole = strcmp(cp.node, "l_out") == 0;
+    const bool whole = r.last_checked;
     const struct out_val head[] = {
         out_text(r.answer_piece), out_int(r.answer), out_text(r.corrupt_piece), out_int(r.corrupt_top),
         out_real(r.clean_p), out_real(r.corrupt_p), out_real(r.clean_ld), out_real(r.corrupt_ld), out_text(cp.node),
         out_int(r.n_layer), out_int(r.n_pos), out_bool(r.none_is_corrupt), whole ? out_bool(r.last_is_clean) : out_null(),
+        r.id ? out_int(r.id) : out_null(), r.id ? out_int(r.clean_run) : out_null(), r.id ? out_int(r.corrupt_run) : out_null(),
     };
     // in json the document's own members: {"clean_p": ..., "corrupt_p": ..., "cells": [...]}
     out_begin(o, "causal", NULL, OUT_COLS(head_cols), OUT_RECORD | OUT_INLINE);
@@ -129,6 +154,11 @@ int cmd_causal(int argc, char ** argv) {
             out_row(o, row);
         }
         out_end(o);
+    }
+    if (r.id) {
+        fflush(stdout);
+        fprintf(stderr, "lltrace: causal result %lld written to %s (clean run %lld, corrupted run %lld); see 'lltrace report %s'\n",
+                (long long) r.id, output, (long long) r.clean_run, (long long) r.corrupt_run, output);
     }
     // the last layer's output is the whole state the logits are computed from: only l_out has
     // the second invariant (a patched V or K of the last layer leaves its Q corrupted)

@@ -1,9 +1,11 @@
 // lltrace debug: breakpoints and step-through on a run (every option of lltrace run), or on a
 // program under `lltrace exec --debug` through its socket (--attach).
+#define _GNU_SOURCE // pipe2
 #include "cli.h"
 #include "lltrace.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +20,8 @@ static const char * usage_text =
     "\n"
     "Runs the model as 'lltrace run' does (same options, same trace), stopping where you ask:\n"
     "commands come from FILE, or standard input, one per line; each gets one reply line.\n"
+    "Flash attention is off unless -fa says (attention probabilities exist only without it).\n"
+    "Ctrl-C at a pause lets the run end after its step, interrupted.\n"
     "\n"
     "  --batch FILE         read the commands from FILE instead of standard input\n"
     "  --format text|json   replies for people (default) or one JSON object per line\n"
@@ -38,17 +42,39 @@ static const char * usage_text =
 
 // ---- replies and commands ----------------------------------------------------------------
 
+// the commands, read by lines from fd with poll(), so that Ctrl-C (a byte in sigint[0]) ends
+// the wait for one: at a pause the program then goes on and ends interrupted
 struct session {
-    FILE * in;
+    int    fd;
+    int    sigint[2];
     bool   prompt; // a person at a terminal: show a prompt
+    bool   eof;
+    size_t len;
+    char   buf[4096]; // a longer line is read as several
 };
 
-static bool read_line(char * buf, size_t size, void * user_data) {
+static bool read_line(char * out, size_t size, void * user_data) {
     struct session * s = user_data;
     if (s->prompt) { fputs("(lltrace) ", stderr); fflush(stderr); }
-    if (!fgets(buf, (int) size, s->in)) return false;
-    buf[strcspn(buf, "\r\n")] = '\0';
-    return true;
+    for (;;) {
+        const char * nl = memchr(s->buf, '\n', s->len);
+        if (nl || (s->eof && s->len > 0) || s->len == sizeof(s->buf)) {
+            const size_t n = nl ? (size_t) (nl - s->buf) : s->len;
+            snprintf(out, size, "%.*s", (int) n, s->buf);
+            out[strcspn(out, "\r")] = '\0';
+            s->len -= n + (nl ? 1 : 0);
+            memmove(s->buf, s->buf + n + (nl ? 1 : 0), s->len);
+            return true;
+        }
+        if (s->eof) return false;
+        struct pollfd p[2] = { { .fd = s->fd, .events = POLLIN }, { .fd = s->sigint[0], .events = POLLIN } };
+        if (poll(p, 2, -1) < 0) { if (errno == EINTR) continue; return false; }
+        if (p[1].revents) return false; // Ctrl-C
+        const ssize_t n = read(s->fd, s->buf + s->len, sizeof(s->buf) - s->len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) s->eof = true;
+        else s->len += (size_t) n;
+    }
 }
 
 static void put_reply(const char * line, void * user_data) {
@@ -59,7 +85,7 @@ static void put_reply(const char * line, void * user_data) {
 
 // ---- --attach: the commands to the program's socket, its replies to standard output ------
 
-static int attach(const char * path, FILE * in, bool json) {
+static int attach(const char * path, int in, bool json) {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     if (strlen(path) >= sizeof(sa.sun_path)) { cli_error("--attach: socket path '%s' is too long", path); return CLI_USAGE; }
     strcpy(sa.sun_path, path);
@@ -77,12 +103,12 @@ static int attach(const char * path, FILE * in, bool json) {
     char rbuf[65536];
     size_t rlen = 0;
     for (;;) {
-        struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = in_open ? fileno(in) : -1, .events = POLLIN } };
+        struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = in_open ? in : -1, .events = POLLIN } };
         if (poll(p, 2, -1) < 0) { if (errno == EINTR) continue; break; }
         if (p[1].revents) {
             // the bytes as they come (stdio would keep lines poll() no longer sees); the program splits the lines
             char chunk[4096];
-            const ssize_t n = read(fileno(in), chunk, sizeof(chunk));
+            const ssize_t n = read(in, chunk, sizeof(chunk));
             if (n > 0) {
                 if (write(fd, chunk, (size_t) n) < 0) break;
                 last_nl = chunk[n - 1] == '\n';
@@ -116,7 +142,7 @@ static int attach(const char * path, FILE * in, bool json) {
 int cmd_debug(int argc, char ** argv) {
     const char * batch = NULL, * sock = NULL;
     bool json = false;
-    struct session s = { .in = stdin };
+    struct session s = { .fd = STDIN_FILENO, .sigint = { -1, -1 } };
     // our options out, the rest to lltrace run's parser
     char ** rest = calloc((size_t) argc + 1, sizeof(char *));
     if (!rest) { cli_error("out of memory"); return CLI_FAIL; }
@@ -138,24 +164,26 @@ int cmd_debug(int argc, char ** argv) {
     }
     if (batch) {
         if (llt_input_check(batch, "batch file") != LLT_OK) { cli_error("%s", llt_last_error()); goto done; }
-        if (!(s.in = fopen(batch, "r"))) { cli_error("cannot read batch file '%s': %s", batch, strerror(errno)); goto done; }
+        if ((s.fd = open(batch, O_RDONLY | O_CLOEXEC)) < 0) { cli_error("cannot read batch file '%s': %s", batch, strerror(errno)); goto done; }
     }
     s.prompt = !batch && isatty(STDIN_FILENO);
     if (sock) {
         if (nrest > 1) { cli_error("--attach: '%s' is an option of the run, which the program under exec has", rest[1]); goto done; }
-        exit_code = attach(sock, s.in, json);
+        exit_code = attach(sock, s.fd, json);
         goto done;
     }
+    if (pipe2(s.sigint, O_CLOEXEC | O_NONBLOCK) != 0) { cli_error("pipe: %s", strerror(errno)); exit_code = CLI_FAIL; goto done; }
     struct llt_debug * dbg = NULL;
     if (llt_debug_init((struct llt_debug_io) { read_line, put_reply, &s }, json, &dbg) != LLT_OK) {
         cli_error("%s", llt_last_error());
         exit_code = CLI_FAIL;
         goto done;
     }
-    exit_code = cli_run_main(nrest, rest, dbg);
+    exit_code = cli_run_main(nrest, rest, dbg, s.sigint[1]);
     llt_debug_free(dbg);
 done:
-    if (s.in && s.in != stdin) fclose(s.in);
+    if (s.fd > STDIN_FILENO) close(s.fd);
+    for (int k = 0; k < 2; k++) if (s.sigint[k] >= 0) close(s.sigint[k]);
     free(rest);
     return exit_code;
 }

@@ -76,10 +76,12 @@ static const char * usage_text =
     "context; 130 after Ctrl-C.\n";
 
 static volatile sig_atomic_t stop_flag;
+static int wake_fd = -1; // told of Ctrl-C too (lltrace debug, waiting for a command)
 
 static void on_sigint(int sig) {
     (void) sig;
     stop_flag = 1;
+    if (wake_fd >= 0) { const ssize_t n = write(wake_fd, "!", 1); (void) n; }
 }
 
 static const char * trace_path; // for on_ggml_abort
@@ -124,6 +126,7 @@ struct run_opts {
     const char * parity;
     bool top_k_given;
     bool prompt_given;
+    bool fa_given;                  // -fa was given
     bool verbose;
     struct cli_iv_opts iv;
 };
@@ -168,7 +171,7 @@ static int parse_opts(int argc, char ** argv, struct run_opts * o) {
         else if (IS("-t", "--threads"))   { VALUE(); if (!cli_parse_int(a, v, 1, 1024, &iv)) return CLI_USAGE; o->gen.n_threads = (int32_t) iv; }
         else if (IS("-c", "--ctx-size"))  { VALUE(); if (!cli_parse_int(a, v, 0, 1 << 24, &iv)) return CLI_USAGE; o->gen.n_ctx = (int32_t) iv; }
         else if (IS("-b", "--batch-size")){ VALUE(); if (!cli_parse_int(a, v, 1, 1 << 20, &iv)) return CLI_USAGE; o->gen.n_batch = (int32_t) iv; }
-        else if (IS("-fa", "--flash-attn"))    { VALUE(); if (!cli_parse_flash_attn(a, v, &o->gen.flash_attn)) return CLI_USAGE; }
+        else if (IS("-fa", "--flash-attn"))    { VALUE(); if (!cli_parse_flash_attn(a, v, &o->gen.flash_attn)) return CLI_USAGE; o->fa_given = true; }
         else if (IS("-ctk", "--cache-type-k")) { VALUE(); if (!cli_parse_cache_type(a, v, &o->gen.type_k)) return CLI_USAGE; }
         else if (IS("-ctv", "--cache-type-v")) { VALUE(); if (!cli_parse_cache_type(a, v, &o->gen.type_v)) return CLI_USAGE; }
         else if (strcmp(a, "--seed") == 0)  { VALUE(); if (!cli_parse_int(a, v, 0, UINT32_MAX, &iv)) return CLI_USAGE; o->gen.seed = (uint32_t) iv; }
@@ -332,16 +335,22 @@ static void print_summary(const struct run_opts * o, const struct llt_gen_result
 // ---- the command -------------------------------------------------------------------------
 
 int cmd_run(int argc, char ** argv) {
-    return cli_run_main(argc, argv, NULL);
+    return cli_run_main(argc, argv, NULL, -1);
 }
 
 // lltrace run, or lltrace debug with dbg: its replies own standard output, so the text goes
 // into its last reply instead
-int cli_run_main(int argc, char ** argv, struct llt_debug * dbg) {
+int cli_run_main(int argc, char ** argv, struct llt_debug * dbg, int sigint_fd) {
     struct run_opts o = {0};
     int rc = parse_opts(argc, argv, &o);
     if (rc != CLI_OK) return rc < 0 ? CLI_OK : rc;
-    if (dbg && !llt_debug_prompt(dbg)) return CLI_OK; // quit before `run`: nothing runs, nothing is made
+    if (dbg) {
+        // attention's scores and probabilities, what one most often stops at, exist only
+        // without flash attention: off unless asked for; on, the debugger refuses them
+        if (!o.fa_given) o.gen.flash_attn = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+        llt_debug_set_flash_attn(dbg, o.gen.flash_attn != LLAMA_FLASH_ATTN_TYPE_DISABLED);
+        if (!llt_debug_prompt(dbg)) return CLI_OK; // quit before `run`: nothing runs, nothing is made
+    }
 
     llt_log_init(o.verbose);
     char * prompt_buf = NULL;
@@ -407,6 +416,7 @@ int cli_run_main(int argc, char ** argv, struct llt_debug * dbg) {
     o.gen.on_prompt = dbg ? NULL : print_prompt;
     o.gen.on_piece = dbg ? NULL : print_piece;
     o.gen.debug = dbg;
+    wake_fd = sigint_fd;
     signal(SIGINT, on_sigint);
     trace_path = o.output;
     ggml_set_abort_callback(on_ggml_abort);

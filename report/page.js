@@ -477,6 +477,36 @@
       });
   }
 
+  // ---- 9. causal tracing ---------------------------------------------------------------------
+  // lltrace causal -o: a row per layer (the last on top), a column per corrupted prompt token,
+  // the colour the clean answer's probability with that cell patched from the clean run
+  function secCausal() {
+    const C = D.causal;
+    return section('causal', '9. Causal tracing',
+      'Which layer and position carry the answer? The <b>clean</b> prompt and a <b>corrupted</b> one (a word changed, the same number of tokens) ran once each; the clean run’s top-1 token is the <b>answer</b>. Then, for every layer and position, the corrupted prompt ran again with that one position of the layer’s node <b>patched</b> with the clean run’s values. A cell is the answer’s probability in that run: where it comes back, that position of that layer carries what the changed word said (<code>lltrace causal</code>, docs/debugging.md). Colour: white 0 → blue 1; grey: the node has no row there (the last layer keeps the output row only).',
+      C ? null : (D.missing && D.missing.causal) || 'no causal tracing result of this run', s => {
+        const tok = t => JSON.stringify(shown(t));
+        s.append(el('div', { class: 'kv', id: 'causal-facts' }, [['answer (clean top-1)', tok(C.answer_piece)], ['corrupted run’s top-1', tok(C.corrupt_top_piece)],
+          ['p(answer), clean run', fmtNum(C.clean_p, 4)], ['p(answer), corrupted run', fmtNum(C.corrupt_p, 4)],
+          ['node patched', C.node + '-L'], ['runs (clean / corrupted)', C.clean_run + ' / ' + C.corrupt_run]]
+          .map(([k, v]) => el('div', null, el('span', null, k), v))));
+        const diff = C.tokens.map((t, i) => t !== C.clean_tokens[i]);
+        const at = (r, k) => (C.n_layer - 1 - r) * C.n_pos + k; // row 0 is the last layer
+        const cell = Math.max(12, Math.min(40, Math.floor(900 / C.n_pos)));
+        const c = drawHeatmap(C.n_layer, C.n_pos, (r, k) => C.n_changed[at(r, k)] > 0 ? C.p[at(r, k)] : null, {
+          cell, left: 70, top: 70, color: v => blue(v),
+          rowLabel: r => 'layer ' + (C.n_layer - 1 - r), colLabel: k => shown(C.tokens[k]) + (diff[k] ? ' (' + shown(C.clean_tokens[k]).trim() + ')' : ''),
+          tip: (r, k) => { const i = at(r, k); return `${C.node}-${C.n_layer - 1 - r}, position ${k} ${tok(C.tokens[k])}` +
+            (diff[k] ? ` (clean ${tok(C.clean_tokens[k])})` : '') + (C.n_changed[i] > 0 ? `\np(${tok(C.answer_piece)}) ${fmtNum(C.p[i], 4)}, logit diff ${fmtNum(C.logit_diff[i], 4)}` : '\nno row here: nothing patched'); } });
+        c.id = 'causal-map';
+        Object.assign(c.dataset, { rows: C.n_layer, cols: C.n_pos, cell, left: 70, top: 70 });
+        const g = c.getContext('2d'); // a grid, so that cells near 0 (white) still show
+        g.strokeStyle = '#d9dee7';
+        for (let r = 0; r < C.n_layer; r++) for (let k = 0; k < C.n_pos; k++) g.strokeRect(70 + k * cell + 0.5, 70 + r * cell + 0.5, cell - 1, cell - 1);
+        s.append(el('div', { class: 'heatmap' }, c), el('p', { class: 'note' }, `Logit diff: the answer’s logit minus that of the corrupted run’s top-1 ${tok(C.corrupt_top_piece)} (clean run ${fmtNum(C.clean_logit_diff, 4)}, corrupted ${fmtNum(C.corrupt_logit_diff, 4)}). A changed token shows the clean one in brackets.`));
+      });
+  }
+
   // ---- the debugger (lltrace serve --debug) ------------------------------------------------
   // A panel above the sections, drawn from debug.json (asked for every 500 ms while serve has a
   // debugger; {"state": "none"} means it has none and the panel never shows): where the program is paused,
@@ -518,7 +548,8 @@
     for (const x of vals) if (x !== null && Math.abs(x) > amax) amax = Math.abs(x);
     const c = drawHeatmap(rows, W, (r, k) => { const i = at(r, k); return i < 0 ? null : vals[i]; }, {
       cell: rows > 64 ? 4 : 10,
-      color: x => x === null ? '#d11a2a' : x >= 0 ? blue(amax ? x / amax : 0) : `rgb(255,${Math.round(255 - 200 * -x / amax)},${Math.round(255 - 200 * -x / amax)})`,
+      color: x => x >= 0 ? blue(amax ? x / amax : 0) : `rgb(255,${Math.round(255 - 200 * -x / amax)},${Math.round(255 - 200 * -x / amax)})`,
+      bad: (r, k) => { const i = at(r, k); return i >= 0 && vals[i] === null; }, // NaN or Inf (null in JSON): outlined
       tip: (r, k) => { const i = at(r, k); return i < 0 ? '' : `${debugIndex(ne, i)} = ${vals[i] === null ? 'NaN/Inf' : vals[i]}`; },
     });
     c.id = 'dbg-heatmap';
@@ -602,7 +633,7 @@
   }
 
   // ---- the page -----------------------------------------------------------------------------
-  const sections = [['run', secRun], ['graph', secGraph], ['time', secTime], ['attention', secAttention], ['residual', secResidual], ['lens', secLens], ['memory', secMemory], ['comparison', secComparison]];
+  const sections = [['run', secRun], ['graph', secGraph], ['time', secTime], ['attention', secAttention], ['residual', secResidual], ['lens', secLens], ['memory', secMemory], ['comparison', secComparison], ['causal', secCausal]];
   function rerender() {
     const y = window.scrollY;
     const main = document.getElementById('main');

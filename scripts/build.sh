@@ -13,7 +13,7 @@ say() { echo "build: $*" >&2; }
 # (a tool installed outside apt, such as a newer npm, counts as present)
 need=(
     "gcc:build-essential" "g++:build-essential" "make:build-essential" "cmake:cmake"
-    "ninja:ninja-build" "git:git" "openssl:openssl" "npm:npm" "sqlite3:sqlite3" "python3:python3" "valgrind:valgrind"
+    "ninja:ninja-build" "git:git" "openssl:openssl" "npm:npm" "sqlite3:sqlite3" "python3:python3" "valgrind:valgrind" "ccache:ccache"
     "/usr/include/sqlite3.h:libsqlite3-dev" "/etc/ssl/certs/ca-certificates.crt:ca-certificates"
     "/usr/lib/python3/dist-packages/numpy:python3-numpy" # tests against numpy and gguf-py
 )
@@ -49,6 +49,7 @@ if [ ! -f report/node_modules/.package-lock.json ] || [ report/package-lock.json
 fi
 
 # ---- lltrace ------------------------------------------------------------------------------
+. scripts/ccache.sh
 dir="${LLTRACE_BUILD_DIR:-build}"
 cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLLAMA_PREFIX="$LLAMA_PREFIX" >/dev/null
 cmake --build "$dir" -j "$(nproc)" >/dev/null || cmake --build "$dir" -j 1

@@ -18,6 +18,7 @@ if ! command -v clang >/dev/null || ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux/l
     fi
 fi
 prefix=${LLAMA_PREFIX:-$(scripts/bootstrap-llama.sh | tail -n 1)}
+. scripts/ccache.sh
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DLLAMA_PREFIX="$prefix" -DLLT_FUZZ=ON >/dev/null
 harnesses=("$@")

@@ -3,7 +3,8 @@
 # node and step asked for; print equals that node's checkpoint dump (read by tests/gguf.py);
 # next reaches the next computing node of the graph the trace recorded; step token advances
 # one decode; conditions and watches; quit leaves a complete trace; a session that changes
-# nothing generates the plain run's text; zero at a pause is --ablate on that node and step.
+# nothing generates the plain run's text; zero at a pause is --ablate on that node and step,
+# and recorded as it is; debug turns flash attention off unless -fa says; Ctrl-C at a pause.
 . "$(dirname "$0")/lib.sh" cli-debug "$@"
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$dir"
@@ -110,6 +111,44 @@ grep -q '"reply":"changed","kind":"zero","node":"kq_soft_max-1","step":2,"elemen
 grep -q '"reply":"print".*"values":\[0,0,0,0,0\]' replies3 || fail "head 1 after zero: $(grep print replies3)"
 cmp -s zero.jsonl ablate.jsonl || fail "zero then continue differs from --ablate: $(diff zero.jsonl ablate.jsonl | head -3)"
 cmp -s zero.jsonl plain.jsonl && fail "zero then continue changed nothing"
+# the change is in the trace as --ablate's is: one of the run's interventions, applied once
+for db in z a; do
+    sqlite3 -separator ' ' $db.db "SELECT kind, node, step, idx, n_changed, json_extract(params, '$.head') FROM interventions" >iv.$db ||
+        fail "interventions of $db.db"
+done
+expect "the pause's change in the trace" "$(cat iv.z)" "$(cat iv.a)"
+expect "the pause's change in the trace" "$(cut -d' ' -f1-3,5-6 iv.z)" "ablate kq_soft_max-1 2 256 1"
+
+# without -fa, debug turns flash attention off (the probabilities exist); with -fa on, a
+# breakpoint on them is refused, saying why
+printf 'break kq_soft_max-1 step:1\nrun\ncontinue\n' >cmds4
+"$bin" debug -m "$model" -p "hello world" -n 2 -o f.db --batch cmds4 --format json >replies4 2>err4
+expect "debug without -fa: exit status" "$?" 0
+grep -q '"reply":"stopped","breakpoint":1,"step":1,"node":"kq_soft_max-1"' replies4 || fail "no stop without -fa: $(cat replies4)"
+expect "debug's flash attention" "$(sqlite3 f.db "SELECT json_extract(params, '$.flash_attn') FROM runs")" off
+"$bin" debug -m "$model" -p "hello world" -n 2 -fa on -o g.db --batch cmds4 --format json >replies5 2>err5
+expect "debug -fa on: exit status" "$?" 0
+grep -q '"reply":"error","message":"kq_soft_max-1: this run computes attention with flash attention, where kq_soft_max-1 does not exist (-fa off)"' replies5 ||
+    fail "breakpoint on probabilities under flash attention: $(cat replies5)"
+grep -q '"reply":"stopped"' replies5 && fail "stopped under flash attention: $(cat replies5)"
+
+# Ctrl-C while paused, waiting for a command: the program goes on, ends after its step, and
+# the run is interrupted (exit status 130), its trace complete
+mkfifo cmdpipe
+"$bin" debug "${run[@]}" -n 8 -o c.db --format json <cmdpipe >replies6 2>err6 &
+pid=$!
+exec 7>cmdpipe
+printf 'break l_out-1 step:2\nrun\n' >&7
+for _ in $(seq 300); do grep -q '"reply":"stopped"' replies6 && break; sleep 0.1; done
+grep -q '"reply":"stopped"' replies6 || fail "no pause before Ctrl-C: $(cat replies6 err6)"
+kill -INT $pid
+for _ in $(seq 200); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+kill -0 $pid 2>/dev/null && { kill -9 $pid; fail "Ctrl-C at a pause: still waiting after 20 s"; }
+wait $pid
+expect "Ctrl-C at a pause: exit status" "$?" 130
+exec 7>&-
+grep -q '"reply":"exited","status":"interrupted"' replies6 || fail "Ctrl-C at a pause: $(tail -2 replies6)"
+expect "Ctrl-C at a pause: the run" "$("$bin" show c.db --runs --format json | python3 -c 'import json,sys; r=json.load(sys.stdin)["runs"][0]; print(r["status"], r["steps"])')" "interrupted 3"
 
 # the commands and the replies people read; bad input
 printf 'break\nbreak x op:NOPE\nfrobnicate\nprint\nwhere\nquit\n' >bad

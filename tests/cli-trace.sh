@@ -5,6 +5,11 @@
 #   cli-trace.sh LLTRACE_BINARY
 . "$(dirname "$0")/lib.sh" cli-trace "$@"
 
+# the schema version this lltrace writes, a new trace's: every upgrade below must reach it
+"$bin" run -m "$model" -p "Hi" -n 1 -o "$dir/now.db" >/dev/null 2>&1 || fail "making a new trace"
+now=$(sqlite3 "$dir/now.db" "PRAGMA user_version")
+next=$((now + 1))
+
 # ---- version-1 fixtures: the schemas earlier builds wrote (git history of src/store.c) ------
 
 v1_common="
@@ -171,7 +176,7 @@ print(q("SELECT count(*) FROM steps s WHERE run_id=2 AND n_timed != (SELECT coun
 EOF
 ) || fail "$v: reading the upgraded trace"
     case "${variants[$v]}" in *"CREATE TABLE parity"*) parity_row="1 9F �" ;; *) parity_row="0 None None" ;; esac
-    want="6 6
+    want="$now $now
 1:ok,2:ok
 view 0
 0/1/100/200 0/2/200/350 1/2/900/960
@@ -207,7 +212,7 @@ print(q("SELECT group_concat(role || ':' || seq_id || ':' || ifnull(output, '-')
 print(q("SELECT group_concat(ifnull(name, '-')) FROM runs")[0][0])
 EOF
 ) || fail "reading the upgraded version-2 trace"
-expect "version 2 upgraded" "$got" "6 6
+expect "version 2 upgraded" "$got" "$now $now
 ('0', 0)
 prompt:0:0 prompt:0:1 gen:0:- gen:0:- gen:0:-
 -,"
@@ -233,7 +238,7 @@ expect "version 3: the file after reading it" "$(sha256sum <"$v3")" "$before"
 expect "version 3 read: tokens' sequences" "$(awk -F, '/^step,seq,/ { t = 1; next } t && NF { print $2 }' "$dir/experts.csv" | sort -u)" 0
 # appending a run upgrades it: the table made anew with its new key
 "$bin" run -m "$moe" -p "Hi" -n 2 -o "$v3" >/dev/null 2>"$dir/err" || fail "run -o onto a version-3 trace: $(cat "$dir/err")"
-expect "version 3 upgraded: version" "$(sqlite3 "$v3" "PRAGMA user_version")" 6
+expect "version 3 upgraded: version" "$(sqlite3 "$v3" "PRAGMA user_version")" "$now"
 expect "version 3 upgraded: the key of expert_routing" \
     "$(sqlite3 "$v3" "SELECT group_concat(name) FROM (SELECT name FROM pragma_table_info('expert_routing') WHERE pk > 0 ORDER BY pk)")" \
     "run_id,step,layer,row,rank"
@@ -262,7 +267,7 @@ expect "version 4: the file after reading it" "$(sha256sum <"$v4")" "$before"
 "$bin" run -m "$model" -p "Hi" -n 2 --level timing -o "$v4" >/dev/null 2>"$dir/err" || fail "run -o onto a version-4 trace: $(cat "$dir/err")"
 expect "version 4 upgraded: version, node_times a view, one text per timed step" \
     "$(sqlite3 "$v4" "SELECT (SELECT user_version FROM pragma_user_version), (SELECT type FROM sqlite_master WHERE name = 'node_times'),
-        (SELECT count(*) FROM step_node_times WHERE run_id = 1) = (SELECT count(*) FROM steps WHERE run_id = 1 AND n_timed > 0)")" "6|view|1"
+        (SELECT count(*) FROM step_node_times WHERE run_id = 1) = (SELECT count(*) FROM steps WHERE run_id = 1 AND n_timed > 0)")" "$now|view|1"
 expect "version 4 upgraded: run 1's node times" \
     "$(sqlite3 "$v4" "SELECT count(*), sum(t_end_ns - t_begin_ns), sum(idx * step) FROM node_times WHERE run_id = 1")" "$want_times"
 "$bin" show "$v4" --run 1 --stats --format csv >"$dir/v4-up.csv" 2>"$dir/err" || fail "show --stats of the upgraded trace: $(cat "$dir/err")"
@@ -281,18 +286,36 @@ expect "version 5: the file after reading it" "$(sha256sum <"$v5")" "$before"
 "$bin" run -m "$model" -p "Hi" -n 2 --scale 'l_out-0=1' -o "$v5" >/dev/null 2>"$dir/err" || fail "run -o onto a version-5 trace: $(cat "$dir/err")"
 expect "version 5 upgraded: version, run 2's interventions" \
     "$(sqlite3 "$v5" "SELECT (SELECT user_version FROM pragma_user_version), (SELECT count(*) FROM interventions WHERE run_id = 1),
-        (SELECT count(*) > 0 FROM interventions WHERE run_id = 2 AND kind = 'scale' AND node = 'l_out-0')")" "6|0|1"
+        (SELECT count(*) > 0 FROM interventions WHERE run_id = 2 AND kind = 'scale' AND node = 'l_out-0')")" "$now|0|1"
 [ -z "$(read_all "$v5")" ] || fail "reading every table and view of the upgraded version-5 trace: $(read_all "$v5")"
+
+# ---- version 6: no causal tracing results ------------------------------------------------
+
+v6=$dir/v6.db
+"$bin" run -m "$model" -p "Hi" -n 2 -o "$v6" >/dev/null 2>"$dir/err" || fail "making the version-6 fixture: $(cat "$dir/err")"
+sqlite3 "$v6" "DROP TABLE causal; DROP TABLE causal_cells;
+UPDATE meta SET value='6' WHERE key='schema_version'; PRAGMA user_version=6;" || fail "cannot make the version-6 fixture"
+before=$(sha256sum <"$v6")
+"$bin" report "$v6" --data -o "$dir/v6.json" 2>"$dir/err" || fail "report of a version-6 trace: $(cat "$dir/err")"
+expect "version 6 read: no causal result" "$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["causal"])' "$dir/v6.json")" None
+expect "version 6: the file after reading it" "$(sha256sum <"$v6")" "$before"
+"$bin" causal -m "$model" --clean "Hello world" --corrupt "Hello there" -o "$v6" >/dev/null 2>"$dir/err" ||
+    fail "causal -o onto a version-6 trace: $(tail -1 "$dir/err")"
+expect "version 6 upgraded: version, causal results, their runs and cells" \
+    "$(sqlite3 "$v6" "SELECT (SELECT user_version FROM pragma_user_version), (SELECT value FROM meta WHERE key = 'schema_version'),
+        (SELECT group_concat(clean_run || '/' || corrupt_run) FROM causal), (SELECT count(*) = max(n_layer * n_pos) FROM causal_cells, causal)")" \
+    "$now|$now|2/3|1"
+[ -z "$(read_all "$v6")" ] || fail "reading every table and view of the upgraded version-6 trace: $(read_all "$v6")"
 
 # a newer schema version is refused, with the version named, and the file is left alone
 newer=$dir/newer.db
-sqlite3 "$newer" "PRAGMA application_id=1280070738; PRAGMA user_version=7; CREATE TABLE meta(key, value);"
+sqlite3 "$newer" "PRAGMA application_id=1280070738; PRAGMA user_version=$next; CREATE TABLE meta(key, value);"
 before=$(sha256sum <"$newer")
 # (the exit status of an unreadable input is show's own business: not checked here)
-"$bin" show "$newer" >/dev/null 2>"$dir/err" && fail "show of a version-7 trace succeeded"
-grep -q "schema version 7" "$dir/err" || fail "the error on a version-7 trace does not name the version: $(cat "$dir/err")"
-"$bin" run -m "$model" -n 1 -o "$newer" >/dev/null 2>&1 && fail "run -o onto a version-7 trace succeeded"
-expect "a version-7 trace after run -o" "$(sha256sum <"$newer")" "$before"
+"$bin" show "$newer" >/dev/null 2>"$dir/err" && fail "show of a version-$next trace succeeded"
+grep -q "schema version $next" "$dir/err" || fail "the error on a version-$next trace does not name the version: $(cat "$dir/err")"
+"$bin" run -m "$model" -n 1 -o "$newer" >/dev/null 2>&1 && fail "run -o onto a version-$next trace succeeded"
+expect "a version-$next trace after run -o" "$(sha256sum <"$newer")" "$before"
 
 # ---- UTF-8: pieces cut inside characters (the tiny model's byte-fallback tokens) ----------
 

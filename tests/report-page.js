@@ -4,6 +4,7 @@
 //   node report-page.js serve  URL STEPS_FILE                      the live page: step counts
 //   node report-page.js window URL EXPECTED.json                   the live page of a long run
 //   node report-page.js experts PAGE.html EXPECTED.json             a MoE run: the experts table
+//   node report-page.js causal PAGE.html EXPECTED.json SHOTS_DIR NAME  the causal tracing heatmap (NAME.png)
 // EXPECTED.json is computed by the calling test from the dump and the trace (Python), never
 // by lltrace. Prints "FAIL ..." lines and exits 1 on any failure.
 'use strict';
@@ -170,12 +171,64 @@ async function experts(file, expectedFile) {
   await browser.close();
 }
 
+// The causal tracing section (lltrace causal -o): one cell per layer and position, each the
+// colour of its stored p (white 0 to blue 1, the page's scale; grey where nothing was patched),
+// read back from the canvas' pixels; the strongest cell where the caller says; its tooltip.
+async function causal(file, expectedFile, shots, name) {
+  const want = JSON.parse(fs.readFileSync(expectedFile, 'utf8'));
+  const drawn = await openDrawn('file://' + path.resolve(file), 20000);
+  if (!drawn) return;
+  const { browser, page, events } = drawn;
+  const got = await page.evaluate(() => {
+    const c = document.getElementById('causal-map');
+    if (!c) return null;
+    const d = c.dataset, cs = +d.cell, px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data, cells = [];
+    for (let r = 0; r < +d.rows; r++) for (let k = 0; k < +d.cols; k++) {
+      const x = +d.left + k * cs + Math.floor(cs / 2), y = +d.top + r * cs + Math.floor(cs / 2), at = 4 * (y * c.width + x);
+      cells.push({ r, k, x, y, rgb: [px[at], px[at + 1], px[at + 2]] });
+    }
+    return { rows: +d.rows, cols: +d.cols, width: c.width, height: c.height, cs, left: +d.left, top: +d.top, cells,
+             facts: document.getElementById('causal-facts').textContent };
+  });
+  if (!got) { fail('no causal heatmap (#causal-map)'); await browser.close(); return; }
+  if (got.rows !== want.n_layer || got.cols !== want.n_pos || got.cells.length !== want.n_layer * want.n_pos ||
+      got.width !== got.left + want.n_pos * got.cs || got.height !== got.top + want.n_layer * got.cs)
+    fail(`causal heatmap: ${got.rows} x ${got.cols} cells on a ${got.width}x${got.height} canvas, wanted ${want.n_layer} x ${want.n_pos}`);
+  const blue = v => [Math.round(255 - 215 * v), Math.round(255 - 160 * v), Math.round(255 - 40 * v)];
+  let darkest = null;
+  for (const c of got.cells) {
+    const layer = want.n_layer - 1 - c.r, i = layer * want.n_pos + c.k; // the last layer on top
+    const wantRgb = want.n_changed[i] > 0 ? blue(want.p[i]) : [0xf4, 0xf5, 0xf7];
+    if (c.rgb.some((v, j) => Math.abs(v - wantRgb[j]) > 1)) fail(`causal cell layer ${layer} position ${c.k}: colour ${c.rgb}, wanted ${wantRgb} (p ${want.p[i]})`);
+    if (!darkest || c.rgb[0] < darkest.rgb[0]) darkest = c;
+  }
+  if (darkest && (want.n_layer - 1 - darkest.r !== want.strongest[0] || darkest.k !== want.strongest[1]))
+    fail(`the strongest causal cell is layer ${want.n_layer - 1 - darkest.r} position ${darkest.k}, wanted layer ${want.strongest[0]} position ${want.strongest[1]}`);
+  for (const t of want.facts) if (!got.facts.includes(t)) fail(`causal facts: no ${JSON.stringify(t)} in ${JSON.stringify(got.facts)}`);
+  if (darkest) { // hovering the strongest cell shows its p and logit diff
+    await page.locator('#causal-map').scrollIntoViewIfNeeded();
+    const box = await page.locator('#causal-map').boundingBox();
+    await page.mouse.move(box.x + darkest.x, box.y + darkest.y);
+    const text = await page.locator('.tooltip').textContent();
+    for (const t of want.tip) if (!text.includes(t)) fail(`causal tooltip: no ${JSON.stringify(t)} in ${JSON.stringify(text)}`);
+    await page.mouse.move(0, 0);
+  }
+  if (shots) {
+    fs.mkdirSync(shots, { recursive: true });
+    await page.locator('#sec-causal').screenshot({ path: path.join(shots, (name || 'report-causal') + '.png') });
+  }
+  if (events.errors.length) fail('console: ' + events.errors.join(' | '));
+  if (events.requests.some(u => !u.startsWith('file://'))) fail('requests: ' + events.requests.join(' '));
+  await browser.close();
+}
+
 (async () => {
   const [mode, ...args] = process.argv.slice(2);
   if (mode === 'check') await check(...args);
   else if (mode === 'serve') await serve(...args);
   else if (mode === 'experts') await experts(...args);
   else if (mode === 'window') await window_(...args);
-  else { console.log('usage: report-page.js check|serve|window|experts ...'); process.exit(2); }
+  else if (mode === 'causal') await causal(...args);
+  else { console.log('usage: report-page.js check|serve|window|experts|causal ...'); process.exit(2); }
   process.exit(fails ? 1 : 0);
 })().catch(e => { console.log('FAIL ' + (e.stack || e)); process.exit(1); });

@@ -8,9 +8,15 @@
 // probability of the answer says how much of it came back. Every run asks for the same nodes,
 // so all of them compute the graph split alike: patching nothing gives the corrupted run's
 // logits exactly, patching the last layer's every row the clean run's (the checks below).
+//
+// Given a store, the clean and corrupted runs are traced into it (level graph, each with its
+// top-1 token as the one it generates) and the result goes to the tables causal and
+// causal_cells (docs/trace-format.md, "Causal tracing"); llt_read_causal() (lltrace/read.h)
+// reads it back.
 #pragma once
 
 #include "lltrace/core.h"
+#include "lltrace/store.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -22,6 +28,7 @@ struct llt_causal_params {
     const char * corrupt;     // the corrupted prompt: as many tokens as the clean one
     const char * node;        // the node patched per layer, by its name before "-L": "l_out" (default), "attn_out", "ffn_out"
     int32_t      n_threads;   // 0: all cores
+    struct llt_store * st;    // trace the two plain runs and store the result here; NULL: not stored
 };
 
 struct llt_causal_params llt_causal_default_params(void);
@@ -34,6 +41,7 @@ struct llt_causal_cell {
 };
 
 struct llt_causal_result {
+    char         node[64];        // the node patched per layer, without its layer ("l_out")
     int32_t      n_layer, n_pos;
     llama_token  answer;          // the clean run's top-1 token
     llama_token  corrupt_top;     // the corrupted run's top-1 token
@@ -46,6 +54,11 @@ struct llt_causal_result {
     // the invariants, every logit compared bit for bit
     bool         none_is_corrupt;   // a run with nothing patched gives the corrupted run's logits
     bool         last_is_clean;     // patching every row of the last layer gives the clean run's
+    bool         last_checked;      // last_is_clean is an invariant: the node is l_out (a patched V or K
+                                    // of the last layer leaves its Q corrupted)
+    // in the trace (params.st); 0: not stored
+    int64_t      id;              // causal.id
+    int64_t      clean_run, corrupt_run;
 };
 
 // Loads the model once and makes 3 + n_layer × n_pos runs of the prompts. result: caller frees

@@ -77,6 +77,10 @@ void llt_debug_detach(struct llt_debug * dbg);
 // contexts of lltrace exec).
 void llt_debug_attach(struct llt_debug * dbg, struct llt_tracer * tr);
 
+// The run computes attention with flash attention (one node): `break`, `watch` and `print` of
+// kq-N, kq_soft_max-N, kqv-N, which exist only without it, are refused with the reason.
+void llt_debug_set_flash_attn(struct llt_debug * dbg, bool on);
+
 // Whether `quit` asked the program to end (the driver ends the generation after this step).
 bool llt_debug_quit_requested(const struct llt_debug * dbg);
 

@@ -146,6 +146,14 @@ int llt_read_tokens(struct llt_store * st, const struct llt_read_sel * sel, llt_
 // experts, or a trace made before the table)
 int llt_read_routes(struct llt_store * st, const struct llt_read_sel * sel, llt_read_route_fn fn, void * user_data);
 
+// ---- a causal tracing result (lltrace causal -o) ----------------------------------------
+
+struct llt_causal_result;
+// The causal tracing result of run (its clean or its corrupted run; the last such), or with run
+// 0 the trace's last one; LLT_ENOTFOUND when there is none (a trace made before schema version
+// 7 has none). out: caller frees with llt_causal_result_free() (lltrace/causal.h)
+int llt_read_causal(struct llt_store * st, int64_t run, struct llt_causal_result * out);
+
 // ---- tables as rows ----------------------------------------------------------------------
 
 enum llt_value_type { LLT_VALUE_NULL, LLT_VALUE_INT, LLT_VALUE_REAL, LLT_VALUE_TEXT };

@@ -190,7 +190,7 @@ const char * llt_tracer_dump_path(const struct llt_tracer * tr);
 // A node of the graph being computed, as the tracer sees it in the eval callback (for the
 // debugger, lltrace/debug.h). Borrowed: valid during the call that hands it over.
 struct llt_node_view {
-    const struct llt_tracer * tracer; // the tracer that saw it (for llt_tracer_graph_node)
+    struct llt_tracer * tracer;   // the tracer that saw it (llt_tracer_graph_node, llt_tracer_apply_now)
     struct ggml_tensor * t;       // the node; its data holds its output from its post call until
                                   // a later node of the graph writes over that memory
     int32_t      idx;             // its place in the graph, in the order the scheduler computes
@@ -218,8 +218,9 @@ void llt_tracer_set_node_hook(struct llt_tracer * tr, llt_node_hook fn, llt_node
 
 // Applies intervention i of set (lltrace/intervene.h) to t, the node whose post call is in
 // progress (the node hook's, ask false), with its positions and the model's heads as the
-// tracer knows them. Returns what llt_iv_set_apply() returns. Not recorded in the trace.
-int64_t llt_tracer_apply_now(const struct llt_tracer * tr, struct llt_iv_set * set, int i, struct ggml_tensor * t);
+// tracer knows them. Returns what llt_iv_set_apply() returns. Recorded as one more of the
+// run's interventions (table interventions: its application now, its spec when the run ends).
+int64_t llt_tracer_apply_now(struct llt_tracer * tr, struct llt_iv_set * set, int i, struct ggml_tensor * t);
 
 // Node idx of the graph being computed, asked about so far (idx < view.idx of the latest
 // node); false if there is none such

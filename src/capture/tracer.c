@@ -124,6 +124,8 @@ void llt_tracer_free(struct llt_tracer * tr) {
     free(tr->iv_match);
     free(tr->iv_spans);
     free(tr->iv_applied);
+    for (int32_t i = 0; i < tr->n_iv_added; i++) free(tr->iv_added[i].params);
+    free(tr->iv_added);
     llt_values_free(tr->values);
     free(tr->weight_buffer);
     free(tr->weight_names);
@@ -571,14 +573,21 @@ int llt_tracer_end(struct llt_tracer * tr, enum llt_run_status status, const cha
     const char ** buffers = calloc((size_t) nw + 1, sizeof(char *));
     if (!buffers) return llt_set_error(LLT_ENOMEM, "out of memory");
     for (int32_t w = 0; w < nw; w++) buffers[w] = tr->weight_buffer[w] >= 0 ? tr->strings[tr->weight_buffer[w]] : NULL;
+    // the changes made at pauses, after the run's own interventions
+    struct llt_run_iv * added = tr->n_iv_added > 0 ? calloc((size_t) tr->n_iv_added, sizeof(*added)) : NULL;
+    for (int32_t i = 0; added && i < tr->n_iv_added; i++) {
+        added[i] = (struct llt_run_iv) { tr->iv_added[i].kind, tr->iv_added[i].node, tr->iv_added[i].params };
+    }
     const struct llt_run_end e = {
         .ended_at = ended,
         .status = llt_run_status_name(tr->error[0] && status == LLT_RUN_OK ? LLT_RUN_ERROR : status),
         .error = tr->error[0] ? tr->error : tr->iv_error[0] ? tr->iv_error : NULL, .output = output, .n_prompt = tr->n_prompt, .n_gen = tr->n_gen,
         .t_prompt_ns = tr->t_prompt_ns, .t_gen_ns = tr->t_gen_ns, .t_tokenize_ns = tr->params.t_tokenize_ns,
         .dump_path = dump_path, .nan_report = llt_tracer_nan_report(tr), .weight_buffers = buffers, .n_weights = nw,
+        .ivs_added = added, .n_ivs_added = added ? tr->n_iv_added : 0, .iv_base = llt_iv_set_count(tr->params.interventions),
     };
     int rc = llt_trace_run_end(tr->st, tr->run_id, &e);
+    free(added);
     free(buffers);
     return rc;
 }

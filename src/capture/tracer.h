@@ -249,6 +249,10 @@ struct llt_tracer {
     struct iv_span { int64_t step; int32_t iv; const void * buffer; const char * begin, * end; } * iv_spans; // changed this step
     int32_t                  n_iv_spans, cap_iv_spans;
     int64_t *                iv_applied;
+    // changes made at a pause (llt_tracer_apply_now), the run's interventions after its own
+    // list: each application is a row as it is made, the list is written when the run ends
+    struct iv_added { const char * kind; char node[GGML_MAX_NAME]; char * params; } * iv_added;
+    int32_t                  n_iv_added, cap_iv_added;
     bool                     iv_need;       // the last node asked about is changed in its post call
     int32_t                  n_head, n_head_kv; // the model's, for slicing heads
 #define IV_MAX_OUT_ROWS 64

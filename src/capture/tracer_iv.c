@@ -7,6 +7,7 @@
 #include "capture/intervene_internal.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 bool llt_capture_iv_wants(struct llt_tracer * tr, int32_t idx, bool same) {
@@ -78,14 +79,35 @@ struct llt_iv_where llt_capture_iv_where(struct llt_tracer * tr, const struct gg
     };
 }
 
-int64_t llt_tracer_apply_now(const struct llt_tracer * tr, struct llt_iv_set * set, int i, struct ggml_tensor * t) {
+int64_t llt_tracer_apply_now(struct llt_tracer * tr, struct llt_iv_set * set, int i, struct ggml_tensor * t) {
     if (tr->n_nodes <= 0 || tr->seen_ptr[tr->n_nodes - 1] != t) {
         return llt_set_error(LLT_EINVAL, "'%s' is not the node being computed", t->name);
     }
-    // (the debugger holds the tracer as its node view gave it, read-only; the where's scratch
-    // rows are the tracer's own)
-    const struct llt_iv_where where = llt_capture_iv_where((struct llt_tracer *) tr, t);
-    return llt_iv_set_apply(set, i, t, &where);
+    const struct llt_iv_where where = llt_capture_iv_where(tr, t);
+    const int64_t n = llt_iv_set_apply(set, i, t, &where);
+    if (n < 0) return n;
+    // recorded as one more of the run's interventions: its application now, its spec at the end
+    const struct llt_intervention * iv = llt_iv_set_get(set, i);
+    const int len = llt_iv_format_json(iv, NULL, 0);
+    char * params = malloc((size_t) len + 1);
+    struct llt_batch * b = llt_capture_batch(tr);
+    if (!params || !b || !llt_grow((void **) &tr->iv_added, &tr->cap_iv_added, tr->n_iv_added + 1, sizeof(struct iv_added)) ||
+        !llt_grow((void **) &b->ivs, &b->cap_ivs, b->n_ivs + 1, sizeof(struct iv_rows))) {
+        free(params);
+        llt_capture_fail(tr, "out of memory");
+        return n;
+    }
+    llt_iv_format_json(iv, params, (size_t) len + 1);
+    struct iv_added * a = &tr->iv_added[tr->n_iv_added];
+    *a = (struct iv_added) { .kind = llt_iv_kind_name(iv->kind), .params = params };
+    snprintf(a->node, sizeof(a->node), "%s", iv->node);
+    const int32_t idx = tr->n_nodes - 1;
+    struct iv_rows * row = &b->ivs[b->n_ivs++];
+    *row = (struct iv_rows) { .step = tr->n_steps, .n_changed = n, .idx = idx,
+                              .iv = llt_iv_set_count(tr->params.interventions) + tr->n_iv_added };
+    snprintf(row->node, sizeof(row->node), "%s", tr->recs[idx].name);
+    tr->n_iv_added++;
+    return n;
 }
 
 bool llt_capture_intervene(struct llt_tracer * tr, struct ggml_tensor * t) {

@@ -3,6 +3,8 @@
 #include "debug/debug.h"
 
 #include <ctype.h>
+#include <fnmatch.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -102,11 +104,31 @@ static int parse_spec(char ** w, int n, bool watch, struct breakpoint * bp) {
     return LLT_OK;
 }
 
+// the node names of attention's scores and probabilities glob could match (in any of the first
+// 1024 layers), which exist only without flash attention; NULL if none
+static const char * attention_node(const char * glob) {
+    static const char * const names[] = { "kq", "kq_soft_max", "kqv" };
+    static char name[GGML_MAX_NAME];
+    for (int k = 0; k < 3; k++) {
+        for (int l = 0; l < 1024; l++) {
+            snprintf(name, sizeof(name), "%s-%d", names[k], l);
+            if (fnmatch(glob, name, 0) == 0) return name;
+        }
+    }
+    return NULL;
+}
+
 static void cmd_break(struct llt_debug * d, char ** w, int n, bool watch) {
     struct breakpoint bp;
     if (parse_spec(w, n, watch, &bp) != LLT_OK) {
         free(bp.glob);
         reply_error(d, "%s", llt_last_error());
+        return;
+    }
+    const char * attn = d->flash_attn && bp.glob ? attention_node(bp.glob) : NULL;
+    if (attn) {
+        reply_error(d, "%s: this run computes attention with flash attention, where %s does not exist (-fa off)", bp.glob, attn);
+        free(bp.glob);
         return;
     }
     if (!llt_grow((void **) &d->bps, &d->cap_bps, d->n_bps + 1, sizeof(*d->bps))) {

@@ -258,6 +258,12 @@ void llt_debug_detach(struct llt_debug * d) {
     pthread_mutex_unlock(&d->lock);
 }
 
+void llt_debug_set_flash_attn(struct llt_debug * dbg, bool on) {
+    pthread_mutex_lock(&dbg->lock);
+    dbg->flash_attn = on;
+    pthread_mutex_unlock(&dbg->lock);
+}
+
 bool llt_debug_quit_requested(const struct llt_debug * d) {
     return d->quit;
 }

@@ -63,6 +63,7 @@ struct llt_debug {
     struct llt_node_view cur;       // the paused node (cur.t's data is valid while paused)
     int32_t             stop_bp;    // the breakpoint that paused it; 0 a step command
     struct llt_iv_set * ivs;        // the changes made at pauses (zero, scale, add, set), made on first use
+    bool                flash_attn; // the run computes attention in one node: no kq, kq_soft_max, kqv
 };
 
 // commands.c: runs one command line, the lock held; resumes a pause when the command does

@@ -2,9 +2,11 @@
 // that asks for the patched node of every layer (so every run splits its graph alike), keeps
 // the clean run's values (written as a dump GGUF, names <node>#0 as lltrace's dumps), and in
 // the corrupted runs patches one layer's position from them through an LLT_IV_PATCH
-// intervention (lltrace/intervene.h).
+// intervention (lltrace/intervene.h). Given a store, the two plain runs are traced (level graph,
+// the tracer chaining this callback) and the result is stored with them.
 #define _GNU_SOURCE // mkstemps
 #include "core/internal.h"
+#include "trace/causal.h"
 
 #include "gguf.h"
 
@@ -101,14 +103,23 @@ static bool eval_cb(struct ggml_tensor * t, bool ask, void * user_data) {
 
 // ---- runs --------------------------------------------------------------------------------
 
+static llama_token top1(const float * logits, int32_t n) {
+    llama_token best = 0;
+    for (int32_t i = 1; i < n; i++) if (logits[i] > logits[best]) best = i;
+    return best;
+}
+
 struct runner {
+    const char *         model_path;
+    const char *         node;   // the node's name without its layer (JSON-safe: the CLI checks it)
     struct llama_model * model;
     int32_t              n_threads, n_vocab;
     struct hook          hook;
 };
 
-// one run of tokens; the last row's logits into logits (n_vocab)
-static int run_prompt(struct runner * rn, const llama_token * tokens, int32_t n, float * logits) {
+// one run of tokens; the last row's logits into logits (n_vocab). Traced by tr (may be NULL),
+// its top-1 token recorded as the token it generates.
+static int run_prompt(struct runner * rn, const llama_token * tokens, int32_t n, float * logits, struct llt_tracer * tr) {
     struct llama_context_params cp = llama_context_default_params();
     cp.n_ctx = (uint32_t) ((n + 255) / 256 * 256);
     cp.n_batch = cp.n_ubatch = (uint32_t) n;
@@ -119,28 +130,59 @@ static int run_prompt(struct runner * rn, const llama_token * tokens, int32_t n,
     rn->hook.n_changed = 0;
     rn->hook.n_seen = 0;
     rn->hook.error[0] = '\0';
+    if (tr) llt_tracer_attach(tr, &cp);
     llt_llama_error_clear();
     struct llama_context * ctx = llama_init_from_model(rn->model, cp);
     if (!ctx) return llt_set_error(LLT_ELLAMA, "llama.cpp could not create a context%s%s", *llt_llama_error() ? ": " : "", llt_llama_error());
-    int rc = LLT_OK;
+    int rc = tr ? llt_tracer_begin(tr, rn->model, ctx) : LLT_OK;
     llama_token * copy = malloc((size_t) n * sizeof(llama_token)); // llama_batch_get_one takes them mutable
-    if (!copy) rc = llt_set_error(LLT_ENOMEM, "out of memory");
+    if (rc == LLT_OK && !copy) rc = llt_set_error(LLT_ENOMEM, "out of memory");
     if (rc == LLT_OK) {
         memcpy(copy, tokens, (size_t) n * sizeof(llama_token));
-        const int32_t drc = llama_decode(ctx, llama_batch_get_one(copy, n));
+        const struct llama_batch b = llama_batch_get_one(copy, n);
+        const int32_t drc = tr ? llt_decode(tr, ctx, b) : llama_decode(ctx, b);
         if (rn->hook.error[0]) rc = llt_set_error(LLT_EINVAL, "%s", rn->hook.error);
         else if (drc != 0) rc = llt_set_error(LLT_ELLAMA, "llama_decode failed (%d)", drc);
         else memcpy(logits, llama_get_logits_ith(ctx, -1), (size_t) rn->n_vocab * sizeof(float));
+    }
+    if (tr && llt_tracer_run_id(tr) > 0) {
+        char saved[512], piece[256] = "";
+        snprintf(saved, sizeof(saved), "%s", llt_last_error());
+        if (rc == LLT_OK) {
+            const llama_token tok = top1(logits, rn->n_vocab);
+            llt_tracer_sampled(tr, tok);
+            const int np = llama_token_to_piece(llama_model_get_vocab(rn->model), tok, piece, sizeof(piece) - 1, 0, false);
+            piece[np > 0 ? np : 0] = '\0';
+        }
+        const int erc = llt_tracer_end(tr, rc == LLT_OK ? LLT_RUN_OK : LLT_RUN_ERROR, piece);
+        if (rc == LLT_OK && erc == LLT_OK && llt_tracer_error(tr)) rc = llt_set_error(LLT_EIO, "tracing failed: %s", llt_tracer_error(tr));
+        if (rc == LLT_OK) rc = erc; else llt_set_error(rc, "%s", saved);
     }
     free(copy);
     llama_free(ctx);
     return rc;
 }
 
-static llama_token top1(const float * logits, int32_t n) {
-    llama_token best = 0;
-    for (int32_t i = 1; i < n; i++) if (logits[i] > logits[best]) best = i;
-    return best;
+// a plain run traced into st (level graph), named "causal: <role>"; its run id into *run_id
+static int traced_run(struct runner * rn, struct llt_store * st, const char * prompt, const char * role,
+                      const llama_token * tokens, int32_t n, float * logits, int64_t * run_id) {
+    if (!st) return run_prompt(rn, tokens, n, logits, NULL);
+    char name[64], pj[256];
+    snprintf(name, sizeof(name), "causal: %s", role);
+    const bool plain = strspn(rn->node, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_0123456789") == strlen(rn->node);
+    snprintf(pj, sizeof(pj), "{\"causal\":\"%s\",\"node\":\"%s\",\"n_threads\":%d}", role, plain ? rn->node : "?", rn->n_threads);
+    struct llt_tracer_params tp = llt_tracer_default_params();
+    tp.level = LLT_LEVEL_GRAPH;
+    tp.model_path = rn->model_path;
+    tp.prompt = prompt;
+    tp.params_json = pj;
+    tp.name = name;
+    struct llt_tracer * tr = NULL;
+    int rc = llt_tracer_init(st, tp, &tr);
+    if (rc == LLT_OK) rc = run_prompt(rn, tokens, n, logits, tr);
+    *run_id = tr ? llt_tracer_run_id(tr) : 0;
+    llt_tracer_free(tr);
+    return rc;
 }
 
 static double prob(const float * logits, int32_t n, llama_token tok) {
@@ -188,7 +230,7 @@ static int patched_run(struct runner * rn, const char * dump, const char * name,
     snprintf(iv.file, sizeof(iv.file), "%s", dump);
     int rc = llt_iv_set_init(&rn->hook.set);
     if (rc == LLT_OK) rc = llt_iv_set_add(rn->hook.set, &iv);
-    if (rc == LLT_OK) rc = run_prompt(rn, tokens, n, logits);
+    if (rc == LLT_OK) rc = run_prompt(rn, tokens, n, logits, NULL);
     *n_changed = rn->hook.n_changed;
     llt_iv_set_free(rn->hook.set);
     rn->hook.set = NULL;
@@ -204,7 +246,8 @@ int llt_causal(const struct llt_causal_params * p, struct llt_causal_result * re
     llt_registry_free(reg);
     if (rc != LLT_OK) return rc;
 
-    struct runner rn = { .n_threads = p->n_threads > 0 ? p->n_threads : (int32_t) sysconf(_SC_NPROCESSORS_ONLN) };
+    struct runner rn = { .model_path = p->model_path, .node = node,
+                         .n_threads = p->n_threads > 0 ? p->n_threads : (int32_t) sysconf(_SC_NPROCESSORS_ONLN) };
     llama_token * clean = NULL, * corrupt = NULL;
     int32_t n_clean = 0, n_corrupt = 0;
     float * logits_clean = NULL, * logits_corrupt = NULL, * logits = NULL;
@@ -231,6 +274,8 @@ int llt_causal(const struct llt_causal_params * p, struct llt_causal_result * re
         rc = llt_set_error(LLT_EINVAL, "the clean and corrupted prompts must have the same number of tokens (%d and %d)", n_clean, n_corrupt);
         goto done;
     }
+    snprintf(res->node, sizeof(res->node), "%s", node);
+    res->last_checked = strcmp(node, "l_out") == 0;
     res->n_pos = rn.hook.n_pos = n_clean;
     res->n_layer = llama_model_n_layer(rn.model);
     logits_clean = malloc((size_t) rn.n_vocab * sizeof(float));
@@ -250,7 +295,7 @@ int llt_causal(const struct llt_causal_params * p, struct llt_causal_result * re
 
     // the clean run, keeping every layer's node
     rn.hook.keep = true;
-    rc = run_prompt(&rn, clean, n_clean, logits_clean);
+    rc = traced_run(&rn, p->st, p->clean, "clean", clean, n_clean, logits_clean, &res->clean_run);
     rn.hook.keep = false;
     if (rc != LLT_OK) goto done;
     if (rn.hook.n_kept == 0) {
@@ -262,7 +307,7 @@ int llt_causal(const struct llt_causal_params * p, struct llt_causal_result * re
     close(fd);
     made_dump = true;
     if ((rc = write_kept(&rn.hook, dump)) != LLT_OK) goto done;
-    if ((rc = run_prompt(&rn, corrupt, n_corrupt, logits_corrupt)) != LLT_OK) goto done;
+    if ((rc = traced_run(&rn, p->st, p->corrupt, "corrupt", corrupt, n_corrupt, logits_corrupt, &res->corrupt_run)) != LLT_OK) goto done;
 
     res->answer = top1(logits_clean, rn.n_vocab);
     res->corrupt_top = top1(logits_corrupt, rn.n_vocab);
@@ -278,7 +323,7 @@ int llt_causal(const struct llt_causal_params * p, struct llt_causal_result * re
 
     // the invariants: nothing patched (an empty set), the last layer patched whole
     rn.hook.set = NULL;
-    if ((rc = llt_iv_set_init(&rn.hook.set)) == LLT_OK) rc = run_prompt(&rn, corrupt, n_corrupt, logits);
+    if ((rc = llt_iv_set_init(&rn.hook.set)) == LLT_OK) rc = run_prompt(&rn, corrupt, n_corrupt, logits, NULL);
     llt_iv_set_free(rn.hook.set);
     rn.hook.set = NULL;
     if (rc != LLT_OK) goto done;
@@ -299,6 +344,7 @@ int llt_causal(const struct llt_causal_params * p, struct llt_causal_result * re
             };
         }
     }
+    if (p->st) rc = llt_trace_causal_write(p->st, res);
 done:
     if (made_dump) unlink(dump);
     for (int32_t i = 0; i < rn.hook.n_kept; i++) free(rn.hook.kept[i].data);

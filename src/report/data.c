@@ -420,6 +420,9 @@ int llt_report_write_data(struct llt_store * st, const struct llt_report_params 
         goto done;
     }
     fputc(',', f);
+    char causal_problem[512] = "";
+    if ((rc = llt_report_causal(f, st, run_id, causal_problem, sizeof(causal_problem))) != LLT_OK) goto done;
+    fputc(',', f);
     write_vocab(f, model_path, want, n_vocab);
 
     // what is missing and how to get it
@@ -434,6 +437,8 @@ int llt_report_write_data(struct llt_store * st, const struct llt_report_params 
     llt_json_write_string(f, dump_problem[0] ? dump_problem : lens_problem);
     fputs(",\"comparison\":", f);
     llt_json_write_string(f, "no second run: lltrace report A.db --vs B.db (or --vs-run ID for two runs of one trace), or a run with --reference");
+    fputs(",\"causal\":", f);
+    llt_json_write_string(f, causal_problem);
     fputs("}}\n", f);
     if (ferror(f)) rc = llt_set_error(LLT_EIO, "report: cannot write the data");
 done:

@@ -55,3 +55,10 @@ int llt_report_compare(FILE * f, struct llt_store * a, const struct llt_table_ro
 // of llt_report_compare's tensors; null when the run has none.
 struct llt_analysis;
 int llt_report_live_diffs(FILE * f, struct llt_store * st, const struct llt_table_rows * run, const struct llt_analysis * a);
+
+// ---- causal tracing (causal.c) -----------------------------------------------------------
+
+// "causal": the causal tracing result of run run_id (its clean or corrupted run), as stored by
+// lltrace causal -o: the answer, the plain runs' figures, and per layer then position the
+// arrays p, logit_diff and n_changed; null when there is none, missing saying why.
+int llt_report_causal(FILE * f, struct llt_store * st, int64_t run_id, char * missing, size_t size);

@@ -6,6 +6,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+// a run's interventions, numbered from base on (table intervention_specs)
+static int insert_ivs(struct llt_store * st, int64_t run_id, int32_t base, const struct llt_run_iv * ivs, int32_t n) {
+    if (n <= 0) return LLT_OK;
+    sqlite3_stmt * s = llt_store_prepare(st, "INSERT INTO intervention_specs(run_id, iv, kind, node, params) VALUES(?,?,?,?,?)");
+    int rc = s ? LLT_OK : LLT_EIO;
+    for (int32_t i = 0; s && rc == LLT_OK && i < n; i++) {
+        sqlite3_bind_int64(s, 1, run_id);
+        sqlite3_bind_int(s, 2, base + i);
+        llt_store_bind_text(s, 3, ivs[i].kind);
+        llt_store_bind_text(s, 4, ivs[i].node);
+        llt_store_bind_text(s, 5, ivs[i].params);
+        rc = llt_store_step_done(st, s);
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
 int llt_trace_run_begin(struct llt_store * st, const struct llt_run_begin * r, const struct llt_registry * reg,
                         int64_t * run_id) {
     int rc = llt_store_begin(st);
@@ -64,18 +81,7 @@ int llt_trace_run_begin(struct llt_store * st, const struct llt_run_begin * r, c
         rc = llt_store_step_done(st, s);
     }
     sqlite3_finalize(s);
-    s = rc == LLT_OK && r->n_ivs > 0 ? llt_store_prepare(st,
-        "INSERT INTO intervention_specs(run_id, iv, kind, node, params) VALUES(?,?,?,?,?)") : NULL;
-    if (rc == LLT_OK && r->n_ivs > 0 && !s) rc = LLT_EIO;
-    for (int32_t i = 0; s && rc == LLT_OK && i < r->n_ivs; i++) {
-        sqlite3_bind_int64(s, 1, *run_id);
-        sqlite3_bind_int(s, 2, i);
-        llt_store_bind_text(s, 3, r->ivs[i].kind);
-        llt_store_bind_text(s, 4, r->ivs[i].node);
-        llt_store_bind_text(s, 5, r->ivs[i].params);
-        rc = llt_store_step_done(st, s);
-    }
-    sqlite3_finalize(s);
+    if (rc == LLT_OK) rc = insert_ivs(st, *run_id, 0, r->ivs, r->n_ivs);
     if (rc == LLT_OK) rc = llt_store_commit(st);
     if (rc != LLT_OK) llt_store_rollback(st);
     return rc;
@@ -104,6 +110,7 @@ int llt_trace_run_end(struct llt_store * st, int64_t run_id, const struct llt_ru
     } else if (rc == LLT_OK) {
         rc = LLT_EIO;
     }
+    rc = rc == LLT_OK ? insert_ivs(st, run_id, e->iv_base, e->ivs_added, e->n_ivs_added) : rc;
     s = rc == LLT_OK ? llt_store_prepare(st, "UPDATE weights SET buffer=? WHERE run_id=? AND id=?") : NULL;
     if (rc == LLT_OK && !s) rc = LLT_EIO;
     for (int32_t w = 0; s && rc == LLT_OK && w < e->n_weights; w++) {

@@ -39,6 +39,8 @@ struct llt_run_end {
     const char * nan_report;   // or NULL
     const char * const * weight_buffers; // per weight id: the buffer it was read from, NULL if never read
     int32_t      n_weights;
+    const struct llt_run_iv * ivs_added; // interventions made during the run (the debugger's),
+    int32_t      n_ivs_added, iv_base;   // numbered from iv_base on
 };
 
 // Inserts the run (status running), its weights and interventions in one transaction; *run_id its id.

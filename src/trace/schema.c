@@ -1,5 +1,6 @@
-// The trace schema: the tables of version 6, made in a new trace, and the upgrade of an older
-// trace, in place (opened for writing) or seen through on the fly (read only).
+// The trace schema: the tables of the current version (LLT_STORE_SCHEMA_VERSION), made in a
+// new trace, and the upgrade of an older trace, in place (opened for writing) or seen through
+// on the fly (read only).
 //
 // Every build of lltrace before schema version 2 wrote user_version 1, with one of these
 // variants of the schema (git history of src/store.c):
@@ -20,9 +21,9 @@
 // an index cost the writer more than the model's own work, issue 21), node_times becoming a view
 // over it with the same columns (and triggers, so SQL that inserts or deletes its rows still
 // works). Version 6 adds the tables intervention_specs and intervention_steps and the view
-// interventions over them. The tables below are version 6; a column missing from an older
-// table gets its `fill` (an SQL expression over the old row, m). The same upgrade serves
-// versions 1 to 5.
+// interventions over them. Version 7 adds the tables causal and causal_cells (lltrace causal
+// -o). The tables below are version 7; a column missing from an older table gets its `fill`
+// (an SQL expression over the old row, m). The same upgrade serves versions 1 to 6.
 #include "trace/schema.h"
 
 #include <ctype.h>
@@ -155,6 +156,20 @@ static const struct table tables[] = {
     { "intervention_steps", COLS(
         { "run_id", "INTEGER", NULL }, { "step", "INTEGER", NULL }, { "iv", "INTEGER", NULL }, { "idx", "INTEGER", NULL },
         { "node", "TEXT", NULL }, { "n_changed", "INTEGER", NULL }), "PRIMARY KEY(run_id, step, iv, idx)", false },
+    // version 7: a causal tracing result (lltrace causal -o): its clean and corrupted runs, the
+    // answer and the plain runs' figures, and per layer and position of the corrupted prompt
+    // the answer's probability with that position of <node>-<layer> patched from the clean run
+    { "causal", COLS(
+        { "id", "INTEGER PRIMARY KEY", NULL }, { "clean_run", "INTEGER", NULL }, { "corrupt_run", "INTEGER", NULL },
+        { "node", "TEXT", NULL }, { "answer", "INTEGER", NULL }, { "answer_piece", "TEXT", NULL },
+        { "corrupt_top", "INTEGER", NULL }, { "corrupt_top_piece", "TEXT", NULL }, { "clean_p", "REAL", NULL },
+        { "corrupt_p", "REAL", NULL }, { "clean_logit_diff", "REAL", NULL }, { "corrupt_logit_diff", "REAL", NULL },
+        { "n_layer", "INTEGER", NULL }, { "n_pos", "INTEGER", NULL }, { "none_is_corrupt", "INTEGER", NULL },
+        { "last_is_clean", "INTEGER", NULL }), NULL, true },
+    { "causal_cells", COLS(
+        { "causal_id", "INTEGER", NULL }, { "layer", "INTEGER", NULL }, { "pos", "INTEGER", NULL },
+        { "token", "TEXT", NULL }, { "clean_token", "TEXT", NULL }, { "p", "REAL", NULL },
+        { "logit_diff", "REAL", NULL }, { "n_changed", "INTEGER", NULL }), "PRIMARY KEY(causal_id, layer, pos)", false },
 };
 #define N_TABLES ((int) (sizeof(tables) / sizeof(tables[0])))
 #define MAX_COLS 64 // columns of the widest table, at most (struct found)
