@@ -575,7 +575,7 @@
     box.append(el('h2', null, 'Debugger'));
     const p = d.state === 'paused' ? d.stopped : null;
     const status = p ? `paused at ${p.node} (${p.breakpoint ? 'breakpoint ' + p.breakpoint : p.reason})`
-      : d.state === 'running' ? 'running' + (d.takes_commands ? '' : ' (buttons work at the next pause)')
+      : d.state === 'running' ? 'running'
       : 'the program ended' + (d.gone ? ': ' + d.gone : '');
     box.append(el('p', { id: 'dbg-state', 'data-state': d.state, 'data-stops': d.stops }, el('b', null, status)));
     const bar = el('div', { class: 'layers', id: 'dbg-buttons' });

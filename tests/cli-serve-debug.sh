@@ -150,6 +150,35 @@ want = "The first %s of %s values" % (format(m, ","), format(n_vocab, ","))
 assert page["values_note"].startswith(want), (page["values_note"], want)
 PY
 
+# a breakpoint set while the program runs with others in force (serve says `wait off`: the
+# program's debugger reads commands between pauses too, not only at the next pause): paused at
+# the logits with one that never stops beside, the program let go, then one set while the
+# server idles holds for the next request
+bps() { python3 -c 'import json,sys; print(" ".join(b["spec"].replace(" ", "_") for b in json.load(sys.stdin)["breakpoints"]["breakpoints"]))'; }
+expect "POST /debug/break?spec=result_output" "$(post 'debug/break?spec=result_output')" 200
+expect "POST /debug/break (never stops)" "$(post 'debug/break?spec=l_out-0%20step:100000')" 200
+wait_debug 'd["breakpoints"] and len(d["breakpoints"]["breakpoints"]) == 2' || fail "two breakpoints: $(debug_brief)"
+python3 complete.py "$port" traced3.txt &
+rpid=$!
+pids+=("$rpid")
+wait_debug 'd["state"] == "paused" and d["stopped"]["node"] == "result_output"' || fail "no pause at result_output: $(debug_brief)"
+id=$(debug_json | python3 -c 'import json,sys; print([b["id"] for b in json.load(sys.stdin)["breakpoints"]["breakpoints"] if b["spec"] == "result_output"][0])')
+expect "POST /debug/delete?ids=$id" "$(post "debug/delete?ids=$id")" 200
+expect "POST /debug/continue" "$(post debug/continue)" 200
+wait "$rpid" || fail "third traced completion"
+expect "the third answer" "$(cat traced3.txt)" "$(cat plain.txt)"
+expect "POST /debug/break while running" "$(post 'debug/break?spec=l_out-1')" 200
+wait_debug 'd["breakpoints"] and len(d["breakpoints"]["breakpoints"]) == 2' || fail "a breakpoint set while running: $(debug_brief)"
+expect "the breakpoints" "$(debug_json | bps)" "l_out-0_step:100000 l_out-1"
+python3 complete.py "$port" traced4.txt &
+rpid=$!
+pids+=("$rpid")
+wait_debug 'd["state"] == "paused" and d["stopped"]["node"] == "l_out-1"' || fail "no pause at a breakpoint set while running: $(debug_brief)"
+expect "POST /debug/delete" "$(post debug/delete)" 200
+expect "POST /debug/continue" "$(post debug/continue)" 200
+wait "$rpid" || fail "fourth traced completion"
+expect "the fourth answer" "$(cat traced4.txt)" "$(cat plain.txt)"
+
 # the server ends (SIGTERM, as a person's Ctrl-C), its trace complete
 kill -TERM "$epid"
 timeout 60 tail --pid="$epid" -f /dev/null || fail "llama-server still runs 60 s after SIGTERM"

@@ -7,11 +7,9 @@
 // breakpoints (asked for after every change and pause), the last error and the end.
 //
 // The protocol answers each command with exactly one reply, in order, so the replies are
-// matched to a queue of what was sent; `stopped` and `exited` come by themselves. After a
-// command that resumes the program the socket's thread reads nothing until the next pause,
-// so the client sends nothing then either: a command would run at the next pause, not now.
-// Except when the program was let go with no breakpoint: it would never read again, so the
-// client connects anew (the old connection's going detaches it, which loses nothing then).
+// matched to a queue of what was sent; `stopped` and `exited` come by themselves. The client
+// says `wait off` first, so the program's debugger reads its commands while the program runs
+// too (a breakpoint set for the next request of an idle server holds at once).
 #define _GNU_SOURCE // POLLRDHUP
 #include "debug/debug.h"
 
@@ -26,14 +24,12 @@
 #define LINE_MAX_BYTES (8 << 20) // a reply longer than this is dropped (values are bounded far below)
 #define QUEUE_MAX      64        // commands sent and not answered yet
 
-enum sent { SENT_FORMAT, SENT_BREAK, SENT_DELETE, SENT_INFO, SENT_STATS, SENT_VALUES, SENT_RESUME, SENT_CONTINUE };
+enum sent { SENT_FORMAT, SENT_WAIT, SENT_BREAK, SENT_DELETE, SENT_INFO, SENT_STATS, SENT_VALUES, SENT_RESUME, SENT_CONTINUE };
 
 struct llt_debug_client {
     int           fd;               // -1 once the program is gone
     char          path[108];        // the socket's
-    bool          free_run;         // let go by `continue` with no breakpoint: it never pauses
     enum llt_debug_client_state state;
-    bool          reading;          // the program's debugger reads commands now (not after a resume)
     int64_t       stops;            // pauses seen so far
     char          gone[256];        // why the connection ended
     // what the page shows: reply lines (JSON objects) as they came, NULL none
@@ -118,7 +114,6 @@ static bool is_reply(const char * line, const char * kind) {
 // a pause: the client asks for the node's statistics, its values and the breakpoints' hits
 static void on_stopped(struct llt_debug_client * c, const char * line) {
     c->state = LLT_DEBUG_CLIENT_PAUSED;
-    c->reading = true;
     c->stops++;
     set_line(&c->stopped, line);
     set_line(&c->stats, NULL);
@@ -146,14 +141,11 @@ static void on_line(struct llt_debug_client * c, const char * line) {
     c->q_n--;
     const bool error = is_reply(line, "error");
     switch (what) {
-    case SENT_FORMAT: break; // (its reply may still be text)
+    case SENT_FORMAT: case SENT_WAIT: break; // (format's reply may still be text)
     case SENT_STATS:  set_line(&c->stats, line); break;
     case SENT_VALUES: set_line(&c->values, line); break;
     case SENT_INFO:   if (!error) set_line(&c->breakpoints, line); break;
     case SENT_BREAK: case SENT_DELETE: case SENT_RESUME: break;
-    case SENT_CONTINUE: // (the breakpoints' reply, asked for before, is here)
-        c->free_run = !error && c->breakpoints && strstr(c->breakpoints, "\"breakpoints\":[]");
-        break;
     }
     if (error && what != SENT_STATS && what != SENT_VALUES) set_line(&c->error, line);
 }
@@ -162,7 +154,6 @@ static void ended(struct llt_debug_client * c, const char * why) {
     if (c->fd < 0) return;
     close(c->fd);
     c->fd = -1;
-    c->reading = false;
     if (c->state != LLT_DEBUG_CLIENT_EXITED) c->state = LLT_DEBUG_CLIENT_GONE;
     snprintf(c->gone, sizeof(c->gone), "%s", why);
 }
@@ -221,12 +212,11 @@ static int connect_to(struct llt_debug_client * c) {
     if (c->fd >= 0) close(c->fd);
     c->fd = fd;
     c->state = LLT_DEBUG_CLIENT_RUNNING;
-    c->reading = true;
-    c->free_run = false;
     c->out_n = c->in_n = 0;
     c->in_dropping = false;
     c->q_n = 0;
-    const int rc = send_line(c, SENT_FORMAT, "format json");
+    int rc = send_line(c, SENT_FORMAT, "format json");
+    if (rc == LLT_OK) rc = send_line(c, SENT_WAIT, "wait off");
     return rc != LLT_OK ? rc : send_line(c, SENT_INFO, "info breakpoints");
 }
 
@@ -277,11 +267,6 @@ int llt_debug_client_command(struct llt_debug_client * c, enum llt_debug_request
         [LLT_DEBUG_STEP_LAYER] = "step layer", [LLT_DEBUG_STEP_TOKEN] = "step token",
     };
     if (c->fd < 0) return llt_set_error(LLT_EINVAL, "the program is gone: %s", c->gone);
-    if (!c->reading && c->free_run) {
-        const int rc = connect_to(c);
-        if (rc != LLT_OK) return rc;
-    }
-    if (!c->reading) return llt_set_error(LLT_EINVAL, "the program runs: its debugger takes commands again at its next pause");
     set_line(&c->error, NULL);
     if (req == LLT_DEBUG_BREAK || req == LLT_DEBUG_DELETE) {
         arg = arg ? arg : "";
@@ -300,7 +285,6 @@ int llt_debug_client_command(struct llt_debug_client * c, enum llt_debug_request
     const int rc = send_line(c, req == LLT_DEBUG_CONTINUE ? SENT_CONTINUE : SENT_RESUME, resume[req]);
     if (rc != LLT_OK) return rc;
     c->state = LLT_DEBUG_CLIENT_RUNNING;
-    c->reading = false;
     set_line(&c->stats, NULL);
     set_line(&c->values, NULL);
     return LLT_OK;
@@ -308,8 +292,8 @@ int llt_debug_client_command(struct llt_debug_client * c, enum llt_debug_request
 
 void llt_debug_client_write_state(const struct llt_debug_client * c, FILE * f) {
     static const char * const names[] = { "running", "paused", "exited", "gone" };
-    fprintf(f, "{\"state\":\"%s\",\"stops\":%lld,\"takes_commands\":%s,\"max_values\":%d,\"slice\":", names[c->state],
-            (long long) c->stops, c->reading ? "true" : "false", LLT_DEBUG_CLIENT_MAX_VALUES);
+    fprintf(f, "{\"state\":\"%s\",\"stops\":%lld,\"max_values\":%d,\"slice\":", names[c->state],
+            (long long) c->stops, LLT_DEBUG_CLIENT_MAX_VALUES);
     llt_json_write_string(f, c->slice);
     fputs(",\"gone\":", f);
     if (c->fd < 0) llt_json_write_string(f, c->gone);

@@ -322,6 +322,13 @@ void llt_dbg_run_line(struct llt_debug * d, const char * line) {
         reply_str(&r, "format", args[0]);
         reply_end(&r);
     }
+    else if (strcmp(c, "wait") == 0 && na == 1 && (strcmp(args[0], "on") == 0 || strcmp(args[0], "off") == 0)) {
+        d->no_wait = strcmp(args[0], "off") == 0;
+        struct reply r;
+        reply_begin(&r, d, "wait");
+        reply_str(&r, "wait", args[0]);
+        reply_end(&r);
+    }
     else if (IS("quit", "q")) {
         struct reply r;
         reply_begin(&r, d, "quit");

@@ -254,6 +254,7 @@ void llt_debug_detach(struct llt_debug * d) {
     if (d->paused) llt_dbg_resume(d, MODE_RUN);
     d->mode = MODE_RUN;
     d->quit = false;
+    d->no_wait = false;
     llt_dbg_rearm(d);
     pthread_mutex_unlock(&d->lock);
 }

@@ -64,6 +64,8 @@ struct llt_debug {
     int32_t             stop_bp;    // the breakpoint that paused it; 0 a step command
     struct llt_iv_set * ivs;        // the changes made at pauses (zero, scale, add, set), made on first use
     bool                flash_attn; // the run computes attention in one node: no kq, kq_soft_max, kqv
+    bool                no_wait;    // `wait off`: the socket reads the next command at once after a
+                                    // resume, not at the next pause (a live controller: serve)
 };
 
 // commands.c: runs one command line, the lock held; resumes a pause when the command does

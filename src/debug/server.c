@@ -90,7 +90,8 @@ static bool serve(struct llt_debug_server * s, int fd) {
                 open = false;
                 kill(getpid(), SIGINT); // the program ends as on Ctrl-C, cleanly, its runs complete
             }
-            while (after == LLT_DEBUG_RESUMED && !llt_debug_wait_stopped(s->dbg, WAIT_STEP_MS)) {
+            // (`wait off`: the next command is read at once; set and read on this thread alone)
+            while (after == LLT_DEBUG_RESUMED && !s->dbg->no_wait && !llt_debug_wait_stopped(s->dbg, WAIT_STEP_MS)) {
                 if (gone(s, fd)) { open = false; break; }
             }
         }
