@@ -4,6 +4,7 @@
 # with the raw bytes of token pieces kept.
 #   cli-trace.sh LLTRACE_BINARY
 . "$(dirname "$0")/lib.sh" cli-trace "$@"
+current=7 # LLT_STORE_SCHEMA_VERSION: what an upgrade makes
 
 # ---- version-1 fixtures: the schemas earlier builds wrote (git history of src/store.c) ------
 
@@ -171,7 +172,7 @@ print(q("SELECT count(*) FROM steps s WHERE run_id=2 AND n_timed != (SELECT coun
 EOF
 ) || fail "$v: reading the upgraded trace"
     case "${variants[$v]}" in *"CREATE TABLE parity"*) parity_row="1 9F �" ;; *) parity_row="0 None None" ;; esac
-    want="6 6
+    want="$current $current
 1:ok,2:ok
 view 0
 0/1/100/200 0/2/200/350 1/2/900/960
@@ -207,7 +208,7 @@ print(q("SELECT group_concat(role || ':' || seq_id || ':' || ifnull(output, '-')
 print(q("SELECT group_concat(ifnull(name, '-')) FROM runs")[0][0])
 EOF
 ) || fail "reading the upgraded version-2 trace"
-expect "version 2 upgraded" "$got" "6 6
+expect "version 2 upgraded" "$got" "$current $current
 ('0', 0)
 prompt:0:0 prompt:0:1 gen:0:- gen:0:- gen:0:-
 -,"
@@ -233,7 +234,7 @@ expect "version 3: the file after reading it" "$(sha256sum <"$v3")" "$before"
 expect "version 3 read: tokens' sequences" "$(awk -F, '/^step,seq,/ { t = 1; next } t && NF { print $2 }' "$dir/experts.csv" | sort -u)" 0
 # appending a run upgrades it: the table made anew with its new key
 "$bin" run -m "$moe" -p "Hi" -n 2 -o "$v3" >/dev/null 2>"$dir/err" || fail "run -o onto a version-3 trace: $(cat "$dir/err")"
-expect "version 3 upgraded: version" "$(sqlite3 "$v3" "PRAGMA user_version")" 6
+expect "version 3 upgraded: version" "$(sqlite3 "$v3" "PRAGMA user_version")" "$current"
 expect "version 3 upgraded: the key of expert_routing" \
     "$(sqlite3 "$v3" "SELECT group_concat(name) FROM (SELECT name FROM pragma_table_info('expert_routing') WHERE pk > 0 ORDER BY pk)")" \
     "run_id,step,layer,row,rank"
@@ -262,7 +263,7 @@ expect "version 4: the file after reading it" "$(sha256sum <"$v4")" "$before"
 "$bin" run -m "$model" -p "Hi" -n 2 --level timing -o "$v4" >/dev/null 2>"$dir/err" || fail "run -o onto a version-4 trace: $(cat "$dir/err")"
 expect "version 4 upgraded: version, node_times a view, one text per timed step" \
     "$(sqlite3 "$v4" "SELECT (SELECT user_version FROM pragma_user_version), (SELECT type FROM sqlite_master WHERE name = 'node_times'),
-        (SELECT count(*) FROM step_node_times WHERE run_id = 1) = (SELECT count(*) FROM steps WHERE run_id = 1 AND n_timed > 0)")" "6|view|1"
+        (SELECT count(*) FROM step_node_times WHERE run_id = 1) = (SELECT count(*) FROM steps WHERE run_id = 1 AND n_timed > 0)")" "$current|view|1"
 expect "version 4 upgraded: run 1's node times" \
     "$(sqlite3 "$v4" "SELECT count(*), sum(t_end_ns - t_begin_ns), sum(idx * step) FROM node_times WHERE run_id = 1")" "$want_times"
 "$bin" show "$v4" --run 1 --stats --format csv >"$dir/v4-up.csv" 2>"$dir/err" || fail "show --stats of the upgraded trace: $(cat "$dir/err")"
@@ -281,18 +282,70 @@ expect "version 5: the file after reading it" "$(sha256sum <"$v5")" "$before"
 "$bin" run -m "$model" -p "Hi" -n 2 --scale 'l_out-0=1' -o "$v5" >/dev/null 2>"$dir/err" || fail "run -o onto a version-5 trace: $(cat "$dir/err")"
 expect "version 5 upgraded: version, run 2's interventions" \
     "$(sqlite3 "$v5" "SELECT (SELECT user_version FROM pragma_user_version), (SELECT count(*) FROM interventions WHERE run_id = 1),
-        (SELECT count(*) > 0 FROM interventions WHERE run_id = 2 AND kind = 'scale' AND node = 'l_out-0')")" "6|0|1"
+        (SELECT count(*) > 0 FROM interventions WHERE run_id = 2 AND kind = 'scale' AND node = 'l_out-0')")" "$current|0|1"
 [ -z "$(read_all "$v5")" ] || fail "reading every table and view of the upgraded version-5 trace: $(read_all "$v5")"
+
+# ---- version 6: node statistics as a table of rows, one per node --------------------------
+
+# every node_stats row of run RUN, each REAL exactly (Python's repr of a float round-trips)
+stats_rows() { # TRACE RUN
+    python3 - "$1" "$2" <<'EOF'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+for r in db.execute("SELECT * FROM node_stats WHERE run_id = ? ORDER BY step, idx", (int(sys.argv[2]),)):
+    print(repr(r))
+EOF
+}
+v6=$dir/v6.db
+"$bin" run -m "$model" -p "Hi" -n 3 --level values -o "$v6" >/dev/null 2>"$dir/err" || fail "making the version-6 fixture: $(cat "$dir/err")"
+stats_rows "$v6" 1 >"$dir/v6-stats"
+[ "$(wc -l <"$dir/v6-stats")" -gt 100 ] || fail "the version-6 fixture has few node statistics: $(wc -l <"$dir/v6-stats")"
+"$bin" show "$v6" --step 1 --format json >"$dir/v6-show" 2>"$dir/err" || fail "show of the values trace: $(cat "$dir/err")"
+sqlite3 "$v6" "CREATE TABLE ns(run_id INTEGER, step INTEGER, idx INTEGER, n INTEGER, n_nan INTEGER, n_pinf INTEGER,
+  n_ninf INTEGER, n_zero INTEGER, min REAL, max REAL, mean REAL, std REAL, absmax REAL,
+  PRIMARY KEY(run_id, step, idx)) WITHOUT ROWID; INSERT INTO ns SELECT * FROM node_stats;
+DROP VIEW node_stats; DROP TABLE step_node_stats; ALTER TABLE ns RENAME TO node_stats;
+UPDATE meta SET value='6' WHERE key='schema_version'; PRAGMA user_version=6;" || fail "cannot make the version-6 fixture"
+expect "version 6: node_stats a table of the same rows" \
+    "$(sqlite3 "$v6" "SELECT type FROM sqlite_master WHERE name = 'node_stats'")$(stats_rows "$v6" 1 | cmp - "$dir/v6-stats")" table
+before=$(sha256sum <"$v6")
+expect "version 6 read: show --step 1" "$("$bin" show "$v6" --step 1 --format json 2>&1)" "$(cat "$dir/v6-show")"
+expect "version 6: the file after reading it" "$(sha256sum <"$v6")" "$before"
+"$bin" run -m "$model" -p "Hi" -n 2 --level values -o "$v6" >/dev/null 2>"$dir/err" || fail "run -o onto a version-6 trace: $(cat "$dir/err")"
+expect "version 6 upgraded: version, node_stats a view, one text per step with statistics" \
+    "$(sqlite3 "$v6" "SELECT (SELECT user_version FROM pragma_user_version), (SELECT type FROM sqlite_master WHERE name = 'node_stats'),
+        (SELECT count(*) FROM step_node_stats WHERE run_id = 1) = (SELECT count(DISTINCT step) FROM node_stats WHERE run_id = 1),
+        (SELECT count(*) FROM step_node_stats WHERE run_id = 2) > 0")" "$current|view|1|1"
+expect "version 6 upgraded: run 1's node statistics, bit for bit" "$(stats_rows "$v6" 1 | cmp - "$dir/v6-stats" 2>&1)" ""
+expect "version 6 upgraded: show --run 1 --step 1" "$("$bin" show "$v6" --run 1 --step 1 --format json 2>&1)" "$(cat "$dir/v6-show")"
+[ -z "$(read_all "$v6")" ] || fail "reading every table and view of the upgraded version-6 trace: $(read_all "$v6")"
+# SQL that writes node_stats as a table still works, every REAL exact: the view's triggers
+got=$(python3 - "$v6" <<'EOF'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+reals = [0.1, -1 / 3, 5e-324, -2.2250738585072014e-308, 1.7976931348623157e308, -0.0, float("inf"), None, 3.0, -2.5e-300]
+rows = [(9, 0, k, 4, 0, 0, 0, 1, *(reals[(k + c) % len(reals)] for c in range(5))) for k in range(len(reals))]
+db.executemany("INSERT INTO node_stats VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+back = db.execute("SELECT * FROM node_stats WHERE run_id = 9 ORDER BY idx").fetchall()
+db.execute("DELETE FROM node_stats WHERE run_id = 9 AND idx = 3")
+left = db.execute("SELECT count(*) FROM node_stats WHERE run_id = 9").fetchone()[0]
+db.execute("DELETE FROM node_stats WHERE run_id = 9")
+gone = db.execute("SELECT count(*) FROM step_node_stats WHERE run_id = 9").fetchone()[0]
+db.commit()
+print([repr(r) for r in back] == [repr(r).replace("-0.0", "0.0") for r in rows], left, gone)
+EOF
+)
+expect "node_stats written through the view: read back exactly, one row deleted, then all" "$got" "True 9 0"
 
 # a newer schema version is refused, with the version named, and the file is left alone
 newer=$dir/newer.db
-sqlite3 "$newer" "PRAGMA application_id=1280070738; PRAGMA user_version=7; CREATE TABLE meta(key, value);"
+sqlite3 "$newer" "PRAGMA application_id=1280070738; PRAGMA user_version=$((current + 1)); CREATE TABLE meta(key, value);"
 before=$(sha256sum <"$newer")
 # (the exit status of an unreadable input is show's own business: not checked here)
-"$bin" show "$newer" >/dev/null 2>"$dir/err" && fail "show of a version-7 trace succeeded"
-grep -q "schema version 7" "$dir/err" || fail "the error on a version-7 trace does not name the version: $(cat "$dir/err")"
-"$bin" run -m "$model" -n 1 -o "$newer" >/dev/null 2>&1 && fail "run -o onto a version-7 trace succeeded"
-expect "a version-7 trace after run -o" "$(sha256sum <"$newer")" "$before"
+"$bin" show "$newer" >/dev/null 2>"$dir/err" && fail "show of a newer trace succeeded"
+grep -q "schema version $((current + 1))" "$dir/err" || fail "the error on a newer trace does not name the version: $(cat "$dir/err")"
+"$bin" run -m "$model" -n 1 -o "$newer" >/dev/null 2>&1 && fail "run -o onto a newer trace succeeded"
+expect "a newer trace after run -o" "$(sha256sum <"$newer")" "$before"
 
 # ---- UTF-8: pieces cut inside characters (the tiny model's byte-fallback tokens) ----------
 

@@ -23,8 +23,7 @@ static const char * insert_sql[] = {
     [INS_TIMES]  = "INSERT OR IGNORE INTO step_node_times(run_id, step, base_ns, times) VALUES(?,?,?,?)",
     [INS_TOKEN]  = "INSERT OR REPLACE INTO tokens(run_id, seq, role, step, pos, token, piece, piece_bytes, seq_id, output)"
                    " VALUES(?,?,?,?,?,?,?,?,?,?)",
-    [INS_STAT]   = "INSERT OR IGNORE INTO node_stats(run_id, step, idx, n, n_nan, n_pinf, n_ninf, n_zero, min, max,"
-                   " mean, std, absmax) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    [INS_STAT]   = "INSERT OR IGNORE INTO step_node_stats(run_id, step, stats) VALUES(?,?,?)",
     [INS_DIFF]   = "INSERT OR IGNORE INTO node_diffs(run_id, step, idx, name, shape_ok, n, max_abs, mean_abs, max_rel,"
                    " mean_rel, rmse, nmse, cosine, ref_nonfinite, nonfinite, n_exceed, max_abs_index, within, n_finite,"
                    " n_nonfinite_pairs) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -47,7 +46,7 @@ struct llt_rows {
     const char * const * weight_names;
     int32_t              n_weights;
     sqlite3_stmt *       ins[INS_COUNT]; // prepared inserts, by table
-    char *               text;           // a step's node times as text (times_text)
+    char *               text;           // a step's node times or statistics as text (text_room)
     size_t               text_cap;
 };
 
@@ -236,18 +235,23 @@ static char * put_u64(char * p, uint64_t v) {
     return p + n;
 }
 
-// The step's node times as step_node_times.times, [[idx,begin,end],...] in ns after its
-// compute_begin_ns; in w->text, valid until the next call; NULL when out of memory. Written
-// by hand: snprintf would cost the writer more than the rest of the step's row.
-static const char * times_text(struct llt_rows * w, const struct step_rows * ps) {
-    const size_t need = 3 + (size_t) ps->n_times * (3 + 3 * 20 + 3);
+// w->text with room for need bytes; NULL when out of memory
+static char * text_room(struct llt_rows * w, size_t need) {
     if (need > w->text_cap) {
         char * t = realloc(w->text, need);
         if (!t) return NULL;
         w->text = t;
         w->text_cap = need;
     }
-    char * p = w->text;
+    return w->text;
+}
+
+// The step's node times as step_node_times.times, [[idx,begin,end],...] in ns after its
+// compute_begin_ns; in w->text, valid until the next call; NULL when out of memory. Written
+// by hand: snprintf would cost the writer more than the rest of the step's row.
+static const char * times_text(struct llt_rows * w, const struct step_rows * ps) {
+    char * p = text_room(w, 3 + (size_t) ps->n_times * (3 + 3 * 20 + 3));
+    if (!p) return NULL;
     *p++ = '[';
     for (int32_t k = 0; k < ps->n_times; k++) {
         const struct node_time * t = &ps->times[k];
@@ -324,23 +328,91 @@ static int write_token(struct llt_rows * w, const struct token_rows * t) {
     return llt_store_step_done(w->st, s);
 }
 
-static int write_stat(struct llt_rows * w, const struct stat_rows * r) {
-    sqlite3_stmt * s = w->ins[INS_STAT];
-    const struct llt_stats * st = &r->st;
-    sqlite3_bind_int64(s, 1, w->run_id);
-    sqlite3_bind_int64(s, 2, r->step);
-    sqlite3_bind_int(s, 3, r->idx);
-    sqlite3_bind_int64(s, 4, st->n);
-    sqlite3_bind_int64(s, 5, st->n_nan);
-    sqlite3_bind_int64(s, 6, st->n_pinf);
-    sqlite3_bind_int64(s, 7, st->n_ninf);
-    sqlite3_bind_int64(s, 8, st->n_zero);
-    sqlite3_bind_double(s, 9, st->min);
-    sqlite3_bind_double(s, 10, st->max);
-    sqlite3_bind_double(s, 11, st->mean);
-    sqlite3_bind_double(s, 12, st->std);
-    sqlite3_bind_double(s, 13, st->absmax);
-    return llt_store_step_done(w->st, s);
+// ---- node statistics: one text per step ----------------------------------------------------
+
+static char * put_i64(char * p, int64_t v) {
+    if (v < 0) {
+        *p++ = '-';
+        return put_u64(p, 0 - (uint64_t) v);
+    }
+    return put_u64(p, (uint64_t) v);
+}
+
+// v exactly, as the two integers "m,e" of v = m * 2^e, m odd or 0 (the view node_stats reads
+// m * pow(2.0, e): schema.c says why not a decimal fraction). An infinity is ±1,1024; NaN is
+// null,0 (SQLite stores a NaN as NULL). Zero is 0,0 of either sign: a REAL column kept -0.0 as
+// the integer 0 too.
+static char * put_real(char * p, double v) {
+    uint64_t u;
+    memcpy(&u, &v, sizeof(u));
+    const int biased = (int) (u >> 52 & 0x7ff);
+    uint64_t m = u & 0xfffffffffffffULL;
+    int e = 0;
+    if (biased == 0x7ff && m) {
+        memcpy(p, "null,0", 6);
+        return p + 6;
+    }
+    if (biased == 0x7ff) {
+        m = 1;
+        e = 1024;
+    } else if (biased != 0 || m != 0) {
+        if (biased) m |= 1ULL << 52;
+        e = biased ? biased - 1075 : -1074; // subnormals: m * 2^-1074
+        const int tz = __builtin_ctzll(m);
+        m >>= tz;
+        e += tz;
+    }
+    if (m && (u >> 63)) *p++ = '-';
+    p = put_u64(p, m);
+    *p++ = ',';
+    return put_i64(p, e);
+}
+
+// The statistics of one step, n rows in idx order, as step_node_stats.stats:
+// [[idx,n,n_nan,n_pinf,n_ninf,n_zero,min,max,mean,std,absmax],...], each REAL as put_real's
+// pair; in w->text, valid until the next call; NULL when out of memory.
+static const char * stats_text(struct llt_rows * w, const struct stat_rows * r, int32_t n) {
+    char * p = text_room(w, 3 + (size_t) n * (3 + 6 * 21 + 5 * 28));
+    if (!p) return NULL;
+    *p++ = '[';
+    for (int32_t k = 0; k < n; k++) {
+        const struct llt_stats * st = &r[k].st;
+        if (k) *p++ = ',';
+        *p++ = '[';
+        p = put_u64(p, (uint32_t) r[k].idx);
+        const int64_t counts[5] = { st->n, st->n_nan, st->n_pinf, st->n_ninf, st->n_zero };
+        for (int c = 0; c < 5; c++) {
+            *p++ = ',';
+            p = put_i64(p, counts[c]);
+        }
+        const double reals[5] = { st->min, st->max, st->mean, st->std, st->absmax };
+        for (int c = 0; c < 5; c++) {
+            *p++ = ',';
+            p = put_real(p, reals[c]);
+        }
+        *p++ = ']';
+    }
+    *p++ = ']';
+    *p = '\0';
+    return w->text;
+}
+
+// a row of step_node_stats for each step in rows (capture hands over a step's statistics
+// together, idx ascending: steps.c)
+static int write_stats(struct llt_rows * w, const struct stat_rows * rows, int32_t n) {
+    int rc = LLT_OK;
+    for (int32_t i = 0, k; i < n && rc == LLT_OK; i = k) {
+        k = i + 1;
+        while (k < n && rows[k].step == rows[i].step) k++;
+        const char * text = stats_text(w, rows + i, k - i);
+        if (!text) return llt_set_error(LLT_ENOMEM, "out of memory");
+        sqlite3_stmt * s = w->ins[INS_STAT];
+        sqlite3_bind_int64(s, 1, w->run_id);
+        sqlite3_bind_int64(s, 2, rows[i].step);
+        sqlite3_bind_text(s, 3, text, -1, SQLITE_STATIC);
+        rc = llt_store_step_done(w->st, s);
+    }
+    return rc;
 }
 
 static int write_diff(struct llt_rows * w, const struct diff_rows * r) {
@@ -414,7 +486,7 @@ int llt_rows_write(struct llt_rows * w, const struct llt_batch * b) {
         for (int32_t i = 0; i < b->n_graphs && rc == LLT_OK; i++) rc = write_graph(w, &b->graphs[i]);
         for (int32_t i = 0; i < b->n_steps  && rc == LLT_OK; i++) rc = write_step(w, &b->steps[i]);
         for (int32_t i = 0; i < b->n_tokens && rc == LLT_OK; i++) rc = write_token(w, &b->tokens[i]);
-        for (int32_t i = 0; i < b->n_stats  && rc == LLT_OK; i++) rc = write_stat(w, &b->stats[i]);
+        if (rc == LLT_OK) rc = write_stats(w, b->stats, b->n_stats);
         for (int32_t i = 0; i < b->n_diffs  && rc == LLT_OK; i++) rc = write_diff(w, &b->diffs[i]);
         for (int32_t i = 0; i < b->n_parity && rc == LLT_OK; i++) rc = write_parity(w, &b->parity[i]);
         for (int32_t i = 0; i < b->n_routes && rc == LLT_OK; i++) rc = write_route(w, &b->routes[i]);
