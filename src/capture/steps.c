@@ -258,7 +258,7 @@ void llt_capture_finish_graph(struct llt_tracer * tr) {
     }
     if (tr->n_split_times > 0 && !step_split_times(tr, ps)) { llt_capture_fail(tr, "out of memory"); return; }
     // room for every node's at once: one allocation, not one per doubling
-    if (tr->node_stats && !llt_grow((void **) &b->stats, &b->cap_stats, b->n_stats + tr->n_nodes, sizeof(struct stat_rows))) {
+    if (tr->node_stats && !llt_reserve((void **) &b->stats, &b->cap_stats, b->n_stats + tr->n_nodes, sizeof(struct stat_rows))) {
         llt_capture_fail(tr, "out of memory");
         return;
     }

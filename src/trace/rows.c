@@ -242,9 +242,16 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "digits8 writes the fi
 // node at level values (put_real's mantissas have up to 16 digits), on the writer thread, which
 // the model shares two cores with. Writes up to 8 bytes past the end (PUT_SLACK).
 static char * put_u64(char * p, uint64_t v) {
-    if (v < 10) {
+    static const char pairs[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                                "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                                "8081828384858687888990919293949596979899";
+    if (v < 10) { // the counts of NaNs and infinities, mostly
         *p = (char) ('0' + v);
         return p + 1;
+    }
+    if (v < 100) { // put_real's exponents, mostly
+        memcpy(p, &pairs[2 * v], 2);
+        return p + 2;
     }
     const int n = decimal_digits(v);
     if (n <= 8) return put_lead(p, (uint32_t) v, n);
@@ -395,10 +402,12 @@ static char * put_real(char * p, double v) {
 }
 
 // The statistics of one step, n rows in idx order, as step_node_stats.stats:
-// [[idx,n,n_nan,n_pinf,n_ninf,n_zero,min,max,mean,std,absmax],...], each REAL as put_real's
-// pair; in w->text, valid until the next call; NULL when out of memory.
+// [[idx,n,n_nan,n_pinf,n_ninf,n_zero,min,max,mean,std],...], each REAL as put_real's pair,
+// without absmax: over the finite values it is max(|min|, |max|), which the view node_stats
+// computes (llt_stats_compute's absmax is that, to the bit). In w->text, valid until the next
+// call; NULL when out of memory.
 static const char * stats_text(struct llt_rows * w, const struct stat_rows * r, int32_t n) {
-    char * p = text_room(w, 3 + (size_t) n * (3 + 6 * 21 + 5 * 28) + PUT_SLACK);
+    char * p = text_room(w, 3 + (size_t) n * (3 + 6 * 21 + 4 * 28) + PUT_SLACK);
     if (!p) return NULL;
     *p++ = '[';
     for (int32_t k = 0; k < n; k++) {
@@ -411,8 +420,8 @@ static const char * stats_text(struct llt_rows * w, const struct stat_rows * r, 
             *p++ = ',';
             p = put_i64(p, counts[c]);
         }
-        const double reals[5] = { st->min, st->max, st->mean, st->std, st->absmax };
-        for (int c = 0; c < 5; c++) {
+        const double reals[4] = { st->min, st->max, st->mean, st->std };
+        for (int c = 0; c < 4; c++) {
             *p++ = ',';
             p = put_real(p, reals[c]);
         }

@@ -203,7 +203,8 @@ static const char * times_pack_sql =
 // infinity is ±1, 1024; NaN null). A decimal fraction would come back through SQLite's text to
 // double conversion, which is not correctly rounded in every case; m * pow(2.0, e) is exact
 // (m has at most 55 bits, a power of two scales without rounding). pow is one of SQLite's math
-// functions (built in since 3.35).
+// functions (built in since 3.35). absmax may be left out, as lltrace's writer leaves it: over
+// the finite values it is max(|min|, |max|).
 
 // the columns of node_stats, as the table of versions 1d-6 had them
 #define STATS_COLS "run_id, step, idx, n, n_nan, n_pinf, n_ninf, n_zero, min, max, mean, std, absmax"
@@ -214,7 +215,8 @@ static const char * stats_view_sql =
     "         j.value->>3 AS n_pinf, j.value->>4 AS n_ninf, j.value->>5 AS n_zero,\n"
     "         (j.value->>6) * pow(2.0, j.value->>7) AS min, (j.value->>8) * pow(2.0, j.value->>9) AS max,\n"
     "         (j.value->>10) * pow(2.0, j.value->>11) AS mean, (j.value->>12) * pow(2.0, j.value->>13) AS std,\n"
-    "         (j.value->>14) * pow(2.0, j.value->>15) AS absmax\n"
+    "         CASE WHEN json_array_length(j.value) > 14 THEN (j.value->>14) * pow(2.0, j.value->>15)\n"
+    "           ELSE max(abs((j.value->>6) * pow(2.0, j.value->>7)), abs((j.value->>8) * pow(2.0, j.value->>9))) END AS absmax\n"
     "  FROM step_node_stats p, json_each(p.stats) j;\n";
 
 // made after the tables (and again after an upgrade: a view's n.* is the columns of its
