@@ -307,6 +307,58 @@ expect "version 6 upgraded: version, causal results, their runs and cells" \
     "$now|$now|2/3|1"
 [ -z "$(read_all "$v6")" ] || fail "reading every table and view of the upgraded version-6 trace: $(read_all "$v6")"
 
+# ---- version 7: node statistics as a table of rows, one per node --------------------------
+
+# every node_stats row of run RUN, each REAL exactly (Python's repr of a float round-trips)
+stats_rows() { # TRACE RUN
+    python3 - "$1" "$2" <<'EOF'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+for r in db.execute("SELECT * FROM node_stats WHERE run_id = ? ORDER BY step, idx", (int(sys.argv[2]),)):
+    print(repr(r))
+EOF
+}
+v7=$dir/v7.db
+"$bin" run -m "$model" -p "Hi" -n 3 --level values -o "$v7" >/dev/null 2>"$dir/err" || fail "making the version-7 fixture: $(cat "$dir/err")"
+stats_rows "$v7" 1 >"$dir/v7-stats"
+[ "$(wc -l <"$dir/v7-stats")" -gt 100 ] || fail "the version-7 fixture has few node statistics: $(wc -l <"$dir/v7-stats")"
+"$bin" show "$v7" --step 1 --format json >"$dir/v7-show" 2>"$dir/err" || fail "show of the values trace: $(cat "$dir/err")"
+sqlite3 "$v7" "CREATE TABLE ns(run_id INTEGER, step INTEGER, idx INTEGER, n INTEGER, n_nan INTEGER, n_pinf INTEGER,
+  n_ninf INTEGER, n_zero INTEGER, min REAL, max REAL, mean REAL, std REAL, absmax REAL,
+  PRIMARY KEY(run_id, step, idx)) WITHOUT ROWID; INSERT INTO ns SELECT * FROM node_stats;
+DROP VIEW node_stats; DROP TABLE step_node_stats; ALTER TABLE ns RENAME TO node_stats;
+UPDATE meta SET value='7' WHERE key='schema_version'; PRAGMA user_version=7;" || fail "cannot make the version-7 fixture"
+expect "version 7: node_stats a table of the same rows" \
+    "$(sqlite3 "$v7" "SELECT type FROM sqlite_master WHERE name = 'node_stats'")$(stats_rows "$v7" 1 | cmp - "$dir/v7-stats")" table
+before=$(sha256sum <"$v7")
+expect "version 7 read: show --step 1" "$("$bin" show "$v7" --step 1 --format json 2>&1)" "$(cat "$dir/v7-show")"
+expect "version 7: the file after reading it" "$(sha256sum <"$v7")" "$before"
+"$bin" run -m "$model" -p "Hi" -n 2 --level values -o "$v7" >/dev/null 2>"$dir/err" || fail "run -o onto a version-7 trace: $(cat "$dir/err")"
+expect "version 7 upgraded: version, node_stats a view, one text per step with statistics" \
+    "$(sqlite3 "$v7" "SELECT (SELECT user_version FROM pragma_user_version), (SELECT type FROM sqlite_master WHERE name = 'node_stats'),
+        (SELECT count(*) FROM step_node_stats WHERE run_id = 1) = (SELECT count(DISTINCT step) FROM node_stats WHERE run_id = 1),
+        (SELECT count(*) FROM step_node_stats WHERE run_id = 2) > 0")" "$now|view|1|1"
+expect "version 7 upgraded: run 1's node statistics, bit for bit" "$(stats_rows "$v7" 1 | cmp - "$dir/v7-stats" 2>&1)" ""
+expect "version 7 upgraded: show --run 1 --step 1" "$("$bin" show "$v7" --run 1 --step 1 --format json 2>&1)" "$(cat "$dir/v7-show")"
+[ -z "$(read_all "$v7")" ] || fail "reading every table and view of the upgraded version-7 trace: $(read_all "$v7")"
+# SQL that writes node_stats as a table still works, every REAL exact: the view's triggers
+got=$(python3 - "$v7" <<'EOF'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+reals = [0.1, -1 / 3, 5e-324, -2.2250738585072014e-308, 1.7976931348623157e308, -0.0, float("inf"), None, 3.0, -2.5e-300]
+rows = [(9, 0, k, 4, 0, 0, 0, 1, *(reals[(k + c) % len(reals)] for c in range(5))) for k in range(len(reals))]
+db.executemany("INSERT INTO node_stats VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+back = db.execute("SELECT * FROM node_stats WHERE run_id = 9 ORDER BY idx").fetchall()
+db.execute("DELETE FROM node_stats WHERE run_id = 9 AND idx = 3")
+left = db.execute("SELECT count(*) FROM node_stats WHERE run_id = 9").fetchone()[0]
+db.execute("DELETE FROM node_stats WHERE run_id = 9")
+gone = db.execute("SELECT count(*) FROM step_node_stats WHERE run_id = 9").fetchone()[0]
+db.commit()
+print([repr(r) for r in back] == [repr(r).replace("-0.0", "0.0") for r in rows], left, gone)
+EOF
+)
+expect "node_stats written through the view: read back exactly, one row deleted, then all" "$got" "True 9 0"
+
 # a newer schema version is refused, with the version named, and the file is left alone
 newer=$dir/newer.db
 sqlite3 "$newer" "PRAGMA application_id=1280070738; PRAGMA user_version=$next; CREATE TABLE meta(key, value);"

@@ -100,6 +100,18 @@ static void test_f32(void) {
         free(x);
     }
 
+    // one special alone among finite values, each in turn: the finite lanes must notice it (a
+    // NaN with its sign bit set orders below -inf)
+    const float alone[4] = { NAN, copysignf(NAN, -1.0f), INFINITY, -INFINITY };
+    for (int k = 0; k < 4; k++) {
+        float y[100];
+        for (int i = 0; i < 100; i++) y[i] = wave(i) * 3.0f;
+        y[37] = alone[k];
+        char label[64];
+        snprintf(label, sizeof(label), "f32 one special (%d) among finite values", k);
+        check_stats(label, y, GGML_TYPE_F32, 100, y);
+    }
+
     // nothing finite: counts only, every moment 0
     float bad[5] = { NAN, INFINITY, -INFINITY, NAN, NAN };
     struct llt_stats s;

@@ -7,7 +7,7 @@
 extern "C" {
 #endif
 
-#define LLT_STORE_SCHEMA_VERSION 7 // the one place the version is set (docs/trace-format.md)
+#define LLT_STORE_SCHEMA_VERSION 8 // the one place the version is set (docs/trace-format.md)
 #define LLT_STORE_APPLICATION_ID 0x4C4C5452 // "LLTR"
 
 enum llt_store_mode {

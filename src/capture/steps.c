@@ -257,13 +257,13 @@ void llt_capture_finish_graph(struct llt_tracer * tr) {
         if (!step_times(tr, ps)) { llt_capture_fail(tr, "out of memory"); return; }
     }
     if (tr->n_split_times > 0 && !step_split_times(tr, ps)) { llt_capture_fail(tr, "out of memory"); return; }
+    // room for every node's at once: one allocation, not one per doubling
+    if (tr->node_stats && !llt_reserve((void **) &b->stats, &b->cap_stats, b->n_stats + tr->n_nodes, sizeof(struct stat_rows))) {
+        llt_capture_fail(tr, "out of memory");
+        return;
+    }
     for (int32_t i = 0; tr->node_stats && i < tr->n_nodes; i++) {
-        if (!tr->node_stats[i].has) continue;
-        if (!llt_grow((void **) &b->stats, &b->cap_stats, b->n_stats + 1, sizeof(struct stat_rows))) {
-            llt_capture_fail(tr, "out of memory");
-            return;
-        }
-        b->stats[b->n_stats++] = (struct stat_rows) { tr->n_steps, i, tr->node_stats[i].st };
+        if (tr->node_stats[i].has) b->stats[b->n_stats++] = (struct stat_rows) { tr->n_steps, i, tr->node_stats[i].st };
     }
     // a new plan when the graph changed (or there was none)
     if (tr->node_stats && (tr->off_plan || tr->n_plan != tr->n_nodes || !tr->same_so_far)) llt_capture_build_plan(tr);

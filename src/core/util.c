@@ -8,17 +8,21 @@
 #include <string.h>
 #include <unistd.h>
 
-bool llt_grow(void ** p, int32_t * cap, int32_t need, size_t elem) {
+static bool grow(void ** p, int32_t * cap, int32_t need, size_t elem, bool zero) {
     if (need <= *cap) return true;
     int32_t ncap = *cap ? *cap : 4; // small: a batch of one decode call holds a row or two of each kind
     while (ncap < need) ncap *= 2;
     void * np = realloc(*p, (size_t) ncap * elem);
     if (!np) return false;
-    memset((char *) np + (size_t) *cap * elem, 0, (size_t) (ncap - *cap) * elem);
+    if (zero) memset((char *) np + (size_t) *cap * elem, 0, (size_t) (ncap - *cap) * elem);
     *p = np;
     *cap = ncap;
     return true;
 }
+
+bool llt_grow(void ** p, int32_t * cap, int32_t need, size_t elem) { return grow(p, cap, need, elem, true); }
+
+bool llt_reserve(void ** p, int32_t * cap, int32_t need, size_t elem) { return grow(p, cap, need, elem, false); }
 
 int llt_utf8_len(const unsigned char * s) {
     int n = s[0] < 0x80 ? 1 : s[0] < 0xC2 ? 0 : s[0] < 0xE0 ? 2 : s[0] < 0xF0 ? 3 : s[0] < 0xF5 ? 4 : 0;

@@ -3,6 +3,8 @@
 // benchmarks all use it, so a traced and an untraced run differ only by the tracer.
 #include "core/internal.h"
 
+#include "ggml-backend.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,11 +184,34 @@ static bool stopped_on_nan(struct llt_tracer * tr, struct llt_gen_result * res) 
     return res->stopped_on_nan;
 }
 
+// The CPU's threadpool, made here as llama.cpp's own programs make theirs
+// (common_threadpools::init): without one the CPU backend makes and frees a threadpool for every
+// graph it computes, and level values computes one per observed node (issue 21). Found through
+// the backend registry, as common.cpp finds it, so the library does not link ggml-cpu.
+struct cpu_pool {
+    struct ggml_threadpool * tp;
+    void (*free_fn)(struct ggml_threadpool *);
+};
+
+static void attach_threadpool(struct llama_context * ctx, int32_t n_threads, struct cpu_pool * pool) {
+    ggml_backend_dev_t dev = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
+    ggml_backend_reg_t reg = dev ? ggml_backend_dev_backend_reg(dev) : NULL;
+    void * new_sym = reg ? ggml_backend_reg_get_proc_address(reg, "ggml_threadpool_new") : NULL;
+    void * free_sym = reg ? ggml_backend_reg_get_proc_address(reg, "ggml_threadpool_free") : NULL;
+    if (!new_sym || !free_sym) return; // llama.cpp makes its own, per graph
+    struct ggml_threadpool * (*new_fn)(struct ggml_threadpool_params *);
+    memcpy(&new_fn, &new_sym, sizeof(new_fn));
+    memcpy(&pool->free_fn, &free_sym, sizeof(pool->free_fn));
+    struct ggml_threadpool_params tpp = ggml_threadpool_params_default(n_threads);
+    if ((pool->tp = new_fn(&tpp))) llama_attach_threadpool(ctx, pool->tp, NULL);
+}
+
 int llt_generate(const struct llt_gen_params * p, struct llt_store * st, struct llt_gen_result * res) {
     memset(res, 0, sizeof(*res));
     struct llt_registry * reg = NULL;
     struct llama_model * model = NULL;
     struct llama_context * ctx = NULL;
+    struct cpu_pool pool = {0};
     struct llama_sampler * smpl = NULL;
     struct llt_tracer * tr = NULL;
     size_t text_cap = 0;
@@ -293,6 +318,7 @@ int llt_generate(const struct llt_gen_params * p, struct llt_store * st, struct 
                            *llt_llama_error() ? ": " : "", llt_llama_error());
         goto done;
     }
+    attach_threadpool(ctx, n_threads, &pool);
     if (tr && (rc = llt_tracer_begin(tr, model, ctx)) != LLT_OK) goto done;
     smpl = make_sampler(p);
     res->t_load_ns = llt_now_ns() - t_load;
@@ -378,6 +404,7 @@ done:
     llt_tracer_free(tr);
     if (smpl) llama_sampler_free(smpl);
     if (ctx) llama_free(ctx);
+    if (pool.tp) pool.free_fn(pool.tp); // after the context, which computes with it
     if (model) llama_model_free(model);
     return rc;
 }

@@ -128,10 +128,10 @@ struct stats_acc {
 // Per-lane partials of one chunk. Every test is done on the float's bits with integers:
 // floating-point compares may trap, which keeps the compiler from vectorising selects on them.
 // min and max are kept as order-preserving integer keys.
+// absmax is not kept: over finite values it is max(|min|, |max|) (stats_chunk).
 struct stats_lanes {
     int32_t nan[LANES], pinf[LANES], ninf[LANES], zero[LANES], fin[LANES];
     int32_t kmin[LANES], kmax[LANES]; // float_key() of the finite values
-    uint32_t absmax[LANES];           // bits of |v|, finite values
     double  sum[LANES];
 };
 
@@ -139,6 +139,10 @@ static inline uint32_t float_bits(float v) { uint32_t u; memcpy(&u, &v, sizeof(u
 static inline float    bits_float(uint32_t u) { float v; memcpy(&v, &u, sizeof(v)); return v; }
 // a signed integer that orders like the float (an involution: it is also its own inverse)
 static inline int32_t  float_key(uint32_t u) { return (int32_t) (u ^ ((uint32_t) ((int32_t) u >> 31) & 0x7fffffffu)); }
+// the keys of +inf and -inf: a NaN's key lies beyond them (above +inf's, or below -inf's
+// when its sign bit is set), a finite value's between
+#define KEY_PINF ((int32_t) 0x7f800000)
+#define KEY_NINF ((int32_t) 0x807fffff)
 
 static inline void stats_lane(struct stats_lanes * L, int j, float v) {
     const uint32_t u   = float_bits(v);
@@ -153,7 +157,6 @@ static inline void stats_lane(struct stats_lanes * L, int j, float v) {
     L->sum[j]  += (double) bits_float(u & (0u - (uint32_t) fin)); // v, or +0 when not finite
     L->kmin[j]   = (fin & (key < L->kmin[j]))   ? key : L->kmin[j];
     L->kmax[j]   = (fin & (key > L->kmax[j]))   ? key : L->kmax[j];
-    L->absmax[j] = (fin & (mag > L->absmax[j])) ? mag : L->absmax[j];
 }
 
 static inline void stats_dev(double * q, int j, float v, double mean) {
@@ -163,27 +166,24 @@ static inline void stats_dev(double * q, int j, float v, double mean) {
     q[j] += (double) fin * d * d;
 }
 
-// The common case first: a chunk of finite values needs no masks, and five lanes of
-// partials where the general case keeps nine, which keeps them in vector registers. It
-// counts what is not finite, and a chunk that has any is done again by the general lanes.
-// For finite values both add the same numbers in the same order: the same bits.
+// The common case first: a chunk of finite values needs no masks, and four lanes of
+// partials where the general case keeps seven, which keeps them in vector registers. Whether
+// the chunk held a NaN or an infinity shows in its smallest and largest keys (KEY_NINF,
+// KEY_PINF); a chunk that has any is done again by the general lanes. For finite values both
+// add the same numbers in the same order: the same bits.
 struct finite_lanes {
-    int32_t  nonfin[LANES], zero[LANES];
+    int32_t  zero[LANES];
     int32_t  kmin[LANES], kmax[LANES];
-    uint32_t absmax[LANES];
     double   sum[LANES];
 };
 
 static inline void finite_lane(struct finite_lanes * L, int j, float v) {
     const uint32_t u   = float_bits(v);
-    const uint32_t mag = u & 0x7fffffffu;
     const int32_t  key = float_key(u);
-    L->nonfin[j] += mag >= 0x7f800000u;
-    L->zero[j]   += mag == 0;
+    L->zero[j]   += (u & 0x7fffffffu) == 0;
     L->sum[j]    += (double) v;
     L->kmin[j]    = key < L->kmin[j] ? key : L->kmin[j];
     L->kmax[j]    = key > L->kmax[j] ? key : L->kmax[j];
-    L->absmax[j]  = mag > L->absmax[j] ? mag : L->absmax[j];
 }
 
 static inline void finite_dev(double * q, int j, float v, double mean) {
@@ -194,9 +194,8 @@ static inline void finite_dev(double * q, int j, float v, double mean) {
 // a chunk's partials, reduced over the lanes
 struct chunk_sums {
     int64_t  nan, pinf, ninf, zero, fin;
-    int32_t  kmin, kmax;
-    uint32_t absmax;
-    double   sum, m2; // m2 around the chunk's own mean
+    int32_t  kmin, kmax; // of the finite values
+    double   sum, m2;    // m2 around the chunk's own mean
 };
 
 // the lanes of a chunk of finite values; false if it has a value that is not finite
@@ -208,21 +207,21 @@ static inline bool chunk_finite(const float * x, int n, struct chunk_sums * c) {
         for (int j = 0; j < LANES; j++) finite_lane(&L, j, x[i + j]);
     }
     for (int i = nv; i < n; i++) finite_lane(&L, i - nv, x[i]);
-    int32_t nonfin = 0;
-    for (int j = 0; j < LANES; j++) nonfin |= L.nonfin[j];
-    if (nonfin) return false;
     *c = (struct chunk_sums) { .fin = n, .kmin = INT32_MAX, .kmax = INT32_MIN };
     for (int j = 0; j < LANES; j++) {
-        c->zero  += L.zero[j];
-        c->sum   += L.sum[j];
-        c->kmin   = L.kmin[j] < c->kmin ? L.kmin[j] : c->kmin;
-        c->kmax   = L.kmax[j] > c->kmax ? L.kmax[j] : c->kmax;
-        c->absmax = L.absmax[j] > c->absmax ? L.absmax[j] : c->absmax;
+        c->kmin = L.kmin[j] < c->kmin ? L.kmin[j] : c->kmin;
+        c->kmax = L.kmax[j] > c->kmax ? L.kmax[j] : c->kmax;
+    }
+    if (c->kmin <= KEY_NINF || c->kmax >= KEY_PINF) return false;
+    for (int j = 0; j < LANES; j++) {
+        c->zero += L.zero[j];
+        c->sum  += L.sum[j];
     }
     const double mean_c = c->sum / (double) n;
     double q[LANES] = {0};
-    for (int i = 0; i < nv; i += LANES) {
-        for (int j = 0; j < LANES; j++) finite_dev(q, j, x[i + j], mean_c);
+    const float * row = x; // counted down by row: GCC keeps one pointer (the index form cost two more instructions a row)
+    for (int k = nv / LANES; k > 0; k--, row += LANES) {
+        for (int j = 0; j < LANES; j++) finite_dev(q, j, row[j], mean_c);
     }
     for (int i = nv; i < n; i++) finite_dev(q, i - nv, x[i], mean_c);
     for (int j = 0; j < LANES; j++) c->m2 += q[j];
@@ -248,7 +247,6 @@ static inline void chunk_any(const float * x, int n, struct chunk_sums * c) {
         c->sum  += L.sum[j];
         c->kmin   = L.kmin[j] < c->kmin ? L.kmin[j] : c->kmin;
         c->kmax   = L.kmax[j] > c->kmax ? L.kmax[j] : c->kmax;
-        c->absmax = L.absmax[j] > c->absmax ? L.absmax[j] : c->absmax;
     }
     if (c->fin == 0) return;
     const double mean_c = c->sum / (double) c->fin;
@@ -284,7 +282,7 @@ static void stats_chunk(const float * x, int n, struct stats_acc * acc) {
     acc->n_fin += c.fin;
     const float cmin = bits_float((uint32_t) float_key((uint32_t) c.kmin));
     const float cmax = bits_float((uint32_t) float_key((uint32_t) c.kmax));
-    const float cabs = bits_float(c.absmax);
+    const float cabs = fabsf(cmin) > fabsf(cmax) ? fabsf(cmin) : fabsf(cmax); // the largest |v|: min's or max's
     acc->min    = cmin < acc->min ? cmin : acc->min;
     acc->max    = cmax > acc->max ? cmax : acc->max;
     acc->absmax = cabs > acc->absmax ? cabs : acc->absmax;

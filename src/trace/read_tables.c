@@ -42,13 +42,18 @@ static const char * const table_sql[] = {
         "   AND (s.seq_mask >> min(t.seq_id, 63)) & 1 ORDER BY s.step DESC LIMIT 1)))"
         " AND (:seq IS NULL OR seq_id = :seq) ORDER BY seq",
     [LLT_TABLE_NODES] =
-        "WITH sn AS ("
+        // the step's node times and statistics first: joined by run and step, SQLite would
+        // expand the views node_times and node_stats for every step of the trace
+        "WITH t AS MATERIALIZED (SELECT idx, t_begin_ns, t_end_ns FROM node_times WHERE run_id = :run AND step = :step),"
+        " x AS MATERIALIZED (SELECT idx, min, max, mean, std, n_nan, n_pinf, n_ninf FROM node_stats"
+        "  WHERE run_id = :run AND step = :step),"
+        " sn AS ("
         "  SELECT n.*, t.t_end_ns - t.t_begin_ns AS time_ns,"
         "   x.min AS st_min, x.max AS st_max, x.mean AS st_mean, x.std AS st_std,"
         "   x.n_nan + x.n_pinf + x.n_ninf AS st_nonfinite"
         "  FROM steps s JOIN nodes n ON n.graph_id = s.graph_id"
-        "  LEFT JOIN node_times t ON t.run_id = s.run_id AND t.step = s.step AND t.idx = n.idx"
-        "  LEFT JOIN node_stats x ON x.run_id = s.run_id AND x.step = s.step AND x.idx = n.idx"
+        "  LEFT JOIN t ON t.idx = n.idx"
+        "  LEFT JOIN x ON x.idx = n.idx"
         "  WHERE s.run_id = :run AND s.step = :step"
         "    AND (:layer IS NULL OR n.layer = :layer)"
         "    AND (:op IS NULL OR upper(n.op) = upper(:op))"

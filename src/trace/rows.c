@@ -23,8 +23,7 @@ static const char * insert_sql[] = {
     [INS_TIMES]  = "INSERT OR IGNORE INTO step_node_times(run_id, step, base_ns, times) VALUES(?,?,?,?)",
     [INS_TOKEN]  = "INSERT OR REPLACE INTO tokens(run_id, seq, role, step, pos, token, piece, piece_bytes, seq_id, output)"
                    " VALUES(?,?,?,?,?,?,?,?,?,?)",
-    [INS_STAT]   = "INSERT OR IGNORE INTO node_stats(run_id, step, idx, n, n_nan, n_pinf, n_ninf, n_zero, min, max,"
-                   " mean, std, absmax) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    [INS_STAT]   = "INSERT OR IGNORE INTO step_node_stats(run_id, step, stats) VALUES(?,?,?)",
     [INS_DIFF]   = "INSERT OR IGNORE INTO node_diffs(run_id, step, idx, name, shape_ok, n, max_abs, mean_abs, max_rel,"
                    " mean_rel, rmse, nmse, cosine, ref_nonfinite, nonfinite, n_exceed, max_abs_index, within, n_finite,"
                    " n_nonfinite_pairs) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -47,7 +46,7 @@ struct llt_rows {
     const char * const * weight_names;
     int32_t              n_weights;
     sqlite3_stmt *       ins[INS_COUNT]; // prepared inserts, by table
-    char *               text;           // a step's node times as text (times_text)
+    char *               text;           // a step's node times or statistics as text (text_room)
     size_t               text_cap;
 };
 
@@ -207,47 +206,85 @@ static int write_graph(struct llt_rows * w, const struct graph_rows * g) {
 
 // ---- node times: one text per step ---------------------------------------------------------
 
-// v in decimal at p; returns the end. Two digits per division: this runs three times per
-// timed node, on the writer thread, which the model shares two cores with.
+// the decimal digits of v, at least 1: from its bit length, then one compare
+static inline int decimal_digits(uint64_t v) {
+    static const uint64_t pow10[20] = { 1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL, 10000000ULL,
+        100000000ULL, 1000000000ULL, 10000000000ULL, 100000000000ULL, 1000000000000ULL, 10000000000000ULL,
+        100000000000000ULL, 1000000000000000ULL, 10000000000000000ULL, 100000000000000000ULL,
+        1000000000000000000ULL, 10000000000000000000ULL };
+    v |= 1; // the same digits (a power of ten is even), and a bit length for 0
+    const int t = ((64 - __builtin_clzll(v)) * 1233) >> 12; // floor(bits * log10(2)): digits or one less
+    return t + (v >= pow10[t]);
+}
+
+// the 8 decimal digits of x < 10^8, leading zeros too, as 8 ASCII bytes in memory order (x86
+// is little-endian: the first digit is the lowest byte). In lanes of one 64-bit word: x as two
+// 4-digit halves, each as two 2-digit parts, each as two digits (divisions by multiplication).
+static inline uint64_t digits8(uint32_t x) {
+    const uint64_t halves = (uint64_t) (x / 10000) | (uint64_t) (x % 10000) << 32;
+    const uint64_t hi100 = ((halves * 10486) >> 20) & 0x0000007F0000007FULL; // / 100 in each 32-bit lane
+    const uint64_t pairs = hi100 | (halves - 100 * hi100) << 16;
+    const uint64_t hi10 = ((pairs * 103) >> 10) & 0x000F000F000F000FULL;    // / 10 in each 16-bit lane
+    return (hi10 | (pairs - 10 * hi10) << 8) + 0x3030303030303030ULL;
+}
+
+// the n (1-8) digits of x < 10^n at p in one 8-byte store; returns p + n. The store runs past
+// them: the caller writes over those bytes next (texts have PUT_SLACK bytes of room to spare).
+static inline char * put_lead(char * p, uint32_t x, int n) {
+    const uint64_t w = digits8(x) >> (8 * (8 - n)); // without the leading zeros
+    memcpy(p, &w, 8);
+    return p + n;
+}
+#define PUT_SLACK 8
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "digits8 writes the first digit to the lowest byte");
+
+// v in decimal at p; returns the end. Eight digits at a time (digits8): this runs 16 times per
+// node at level values (put_real's mantissas have up to 16 digits), on the writer thread, which
+// the model shares two cores with. Writes up to 8 bytes past the end (PUT_SLACK).
 static char * put_u64(char * p, uint64_t v) {
     static const char pairs[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
                                 "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
                                 "8081828384858687888990919293949596979899";
-    static const uint64_t tens[19] = { 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL, 10000000ULL,
-        100000000ULL, 1000000000ULL, 10000000000ULL, 100000000000ULL, 1000000000000ULL, 10000000000000ULL,
-        100000000000000ULL, 1000000000000000ULL, 10000000000000000ULL, 100000000000000000ULL,
-        1000000000000000000ULL, 10000000000000000000ULL };
-    int n = 1;
-    while (n < 20 && v >= tens[n - 1]) n++; // digits
-    char * q = p + n;
-    while (v >= 100) {
-        const unsigned r = (unsigned) (v % 100);
-        v /= 100;
-        q -= 2;
-        q[0] = pairs[2 * r];
-        q[1] = pairs[2 * r + 1];
+    if (v < 10) { // the counts of NaNs and infinities, mostly
+        *p = (char) ('0' + v);
+        return p + 1;
     }
-    if (v >= 10) {
-        q[-2] = pairs[2 * v];
-        q[-1] = pairs[2 * v + 1];
+    if (v < 100) { // put_real's exponents, mostly
+        memcpy(p, &pairs[2 * v], 2);
+        return p + 2;
+    }
+    const int n = decimal_digits(v);
+    if (n <= 8) return put_lead(p, (uint32_t) v, n);
+    if (n <= 16) {
+        p = put_lead(p, (uint32_t) (v / 100000000), n - 8);
     } else {
-        q[-1] = (char) ('0' + v);
+        p = put_lead(p, (uint32_t) (v / 10000000000000000ULL), n - 16);
+        const uint64_t mid = digits8((uint32_t) (v / 100000000 % 100000000));
+        memcpy(p, &mid, 8);
+        p += 8;
     }
-    return p + n;
+    const uint64_t low = digits8((uint32_t) (v % 100000000));
+    memcpy(p, &low, 8);
+    return p + 8;
 }
 
-// The step's node times as step_node_times.times, [[idx,begin,end],...] in ns after its
-// compute_begin_ns; in w->text, valid until the next call; NULL when out of memory. Written
-// by hand: snprintf would cost the writer more than the rest of the step's row.
-static const char * times_text(struct llt_rows * w, const struct step_rows * ps) {
-    const size_t need = 3 + (size_t) ps->n_times * (3 + 3 * 20 + 3);
+// w->text with room for need bytes; NULL when out of memory
+static char * text_room(struct llt_rows * w, size_t need) {
     if (need > w->text_cap) {
         char * t = realloc(w->text, need);
         if (!t) return NULL;
         w->text = t;
         w->text_cap = need;
     }
-    char * p = w->text;
+    return w->text;
+}
+
+// The step's node times as step_node_times.times, [[idx,begin,end],...] in ns after its
+// compute_begin_ns; in w->text, valid until the next call; NULL when out of memory. Written
+// by hand: snprintf would cost the writer more than the rest of the step's row.
+static const char * times_text(struct llt_rows * w, const struct step_rows * ps) {
+    char * p = text_room(w, 3 + (size_t) ps->n_times * (3 + 3 * 20 + 3) + PUT_SLACK);
+    if (!p) return NULL;
     *p++ = '[';
     for (int32_t k = 0; k < ps->n_times; k++) {
         const struct node_time * t = &ps->times[k];
@@ -324,23 +361,93 @@ static int write_token(struct llt_rows * w, const struct token_rows * t) {
     return llt_store_step_done(w->st, s);
 }
 
-static int write_stat(struct llt_rows * w, const struct stat_rows * r) {
-    sqlite3_stmt * s = w->ins[INS_STAT];
-    const struct llt_stats * st = &r->st;
-    sqlite3_bind_int64(s, 1, w->run_id);
-    sqlite3_bind_int64(s, 2, r->step);
-    sqlite3_bind_int(s, 3, r->idx);
-    sqlite3_bind_int64(s, 4, st->n);
-    sqlite3_bind_int64(s, 5, st->n_nan);
-    sqlite3_bind_int64(s, 6, st->n_pinf);
-    sqlite3_bind_int64(s, 7, st->n_ninf);
-    sqlite3_bind_int64(s, 8, st->n_zero);
-    sqlite3_bind_double(s, 9, st->min);
-    sqlite3_bind_double(s, 10, st->max);
-    sqlite3_bind_double(s, 11, st->mean);
-    sqlite3_bind_double(s, 12, st->std);
-    sqlite3_bind_double(s, 13, st->absmax);
-    return llt_store_step_done(w->st, s);
+// ---- node statistics: one text per step ----------------------------------------------------
+
+static char * put_i64(char * p, int64_t v) {
+    if (v < 0) {
+        *p++ = '-';
+        return put_u64(p, 0 - (uint64_t) v);
+    }
+    return put_u64(p, (uint64_t) v);
+}
+
+// v exactly, as the two integers "m,e" of v = m * 2^e, m odd or 0 (the view node_stats reads
+// m * pow(2.0, e): schema.c says why not a decimal fraction). An infinity is ±1,1024; NaN is
+// null,0 (SQLite stores a NaN as NULL). Zero is 0,0 of either sign: a REAL column kept -0.0 as
+// the integer 0 too.
+static char * put_real(char * p, double v) {
+    uint64_t u;
+    memcpy(&u, &v, sizeof(u));
+    const int biased = (int) (u >> 52 & 0x7ff);
+    uint64_t m = u & 0xfffffffffffffULL;
+    int e = 0;
+    if (biased == 0x7ff && m) {
+        memcpy(p, "null,0", 6);
+        return p + 6;
+    }
+    if (biased == 0x7ff) {
+        m = 1;
+        e = 1024;
+    } else if (biased != 0 || m != 0) {
+        if (biased) m |= 1ULL << 52;
+        e = biased ? biased - 1075 : -1074; // subnormals: m * 2^-1074
+        const int tz = __builtin_ctzll(m);
+        m >>= tz;
+        e += tz;
+    }
+    if (m && (u >> 63)) *p++ = '-';
+    p = put_u64(p, m);
+    *p++ = ',';
+    return put_i64(p, e);
+}
+
+// The statistics of one step, n rows in idx order, as step_node_stats.stats:
+// [[idx,n,n_nan,n_pinf,n_ninf,n_zero,min,max,mean,std],...], each REAL as put_real's pair,
+// without absmax: over the finite values it is max(|min|, |max|), which the view node_stats
+// computes (llt_stats_compute's absmax is that, to the bit). In w->text, valid until the next
+// call; NULL when out of memory.
+static const char * stats_text(struct llt_rows * w, const struct stat_rows * r, int32_t n) {
+    char * p = text_room(w, 3 + (size_t) n * (3 + 6 * 21 + 4 * 28) + PUT_SLACK);
+    if (!p) return NULL;
+    *p++ = '[';
+    for (int32_t k = 0; k < n; k++) {
+        const struct llt_stats * st = &r[k].st;
+        if (k) *p++ = ',';
+        *p++ = '[';
+        p = put_u64(p, (uint32_t) r[k].idx);
+        const int64_t counts[5] = { st->n, st->n_nan, st->n_pinf, st->n_ninf, st->n_zero };
+        for (int c = 0; c < 5; c++) {
+            *p++ = ',';
+            p = put_i64(p, counts[c]);
+        }
+        const double reals[4] = { st->min, st->max, st->mean, st->std };
+        for (int c = 0; c < 4; c++) {
+            *p++ = ',';
+            p = put_real(p, reals[c]);
+        }
+        *p++ = ']';
+    }
+    *p++ = ']';
+    *p = '\0';
+    return w->text;
+}
+
+// a row of step_node_stats for each step in rows (capture hands over a step's statistics
+// together, idx ascending: steps.c)
+static int write_stats(struct llt_rows * w, const struct stat_rows * rows, int32_t n) {
+    int rc = LLT_OK;
+    for (int32_t i = 0, k; i < n && rc == LLT_OK; i = k) {
+        k = i + 1;
+        while (k < n && rows[k].step == rows[i].step) k++;
+        const char * text = stats_text(w, rows + i, k - i);
+        if (!text) return llt_set_error(LLT_ENOMEM, "out of memory");
+        sqlite3_stmt * s = w->ins[INS_STAT];
+        sqlite3_bind_int64(s, 1, w->run_id);
+        sqlite3_bind_int64(s, 2, rows[i].step);
+        sqlite3_bind_text(s, 3, text, -1, SQLITE_STATIC);
+        rc = llt_store_step_done(w->st, s);
+    }
+    return rc;
 }
 
 static int write_diff(struct llt_rows * w, const struct diff_rows * r) {
@@ -414,7 +521,7 @@ int llt_rows_write(struct llt_rows * w, const struct llt_batch * b) {
         for (int32_t i = 0; i < b->n_graphs && rc == LLT_OK; i++) rc = write_graph(w, &b->graphs[i]);
         for (int32_t i = 0; i < b->n_steps  && rc == LLT_OK; i++) rc = write_step(w, &b->steps[i]);
         for (int32_t i = 0; i < b->n_tokens && rc == LLT_OK; i++) rc = write_token(w, &b->tokens[i]);
-        for (int32_t i = 0; i < b->n_stats  && rc == LLT_OK; i++) rc = write_stat(w, &b->stats[i]);
+        if (rc == LLT_OK) rc = write_stats(w, b->stats, b->n_stats);
         for (int32_t i = 0; i < b->n_diffs  && rc == LLT_OK; i++) rc = write_diff(w, &b->diffs[i]);
         for (int32_t i = 0; i < b->n_parity && rc == LLT_OK; i++) rc = write_parity(w, &b->parity[i]);
         for (int32_t i = 0; i < b->n_routes && rc == LLT_OK; i++) rc = write_route(w, &b->routes[i]);
