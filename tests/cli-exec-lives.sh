@@ -175,7 +175,16 @@ timeout 60 tail --pid="$epid" -f /dev/null || fail "llama-server did not end in 
 wait "$epid"
 status=$?
 kill "$cpid" 2>/dev/null; wait "$cpid" 2>/dev/null
-[ "$status" -ne 124 ] && [ "$status" -lt 128 ] || [ "$status" = 130 ] || fail "llama-server after two Ctrl-C: exit status $status"
+# llama-server's second Ctrl-C calls exit(1) from its signal handler while its threads still
+# decode: its static destructors then race them and may abort (seen once in the sanitized
+# suite once; status 134), its own undefined behaviour, traced or not. That end is accepted
+# once the server said so; what lltrace owes is checked below all the same: no run left
+# running, the steps kept, the trace readable
+if [ "$status" = 134 ] && grep -q "terminating immediately" "$dir/server.log"; then
+    status=1
+fi
+[ "$status" -ne 124 ] && [ "$status" -lt 128 ] || [ "$status" = 130 ] ||
+    fail "llama-server after two Ctrl-C: exit status $status: $(tail -3 "$dir/server.log" | tr '\n' ' ')"
 no_asan "llama-server after two Ctrl-C" "$dir/server.log"
 expect "llama-server after two Ctrl-C: runs still running" "$(q "$dir/server.db" "SELECT count(*) FROM runs WHERE status = 'running'")" 0
 [ "$(q "$dir/server.db" "SELECT count(*) FROM steps")" -gt 20 ] || fail "llama-server after two Ctrl-C: the steps are lost"
