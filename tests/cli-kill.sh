@@ -67,13 +67,13 @@ check_recovered "$dir/k.db" "$seen"
 "$bin" run -m "$model" -n 3 -o "$dir/k.db" >/dev/null 2>&1 || fail "cannot append to the killed trace"
 [ "$(sqlite3 "$dir/k.db" "SELECT status FROM runs WHERE id=2")" = ok ] || fail "run after kill -9"
 
-# ---- SIGKILL at 12 random moments (LLTRACE_TEST_KILLS: fewer under the sanitizers) ---------------
+# ---- SIGKILL at 8 random moments (LLTRACE_TEST_KILLS: fewer under the sanitizers) ---------------
 # Each a timing run killed at a moment drawn in [0, 1.2) s after its run's row appeared (prompt,
 # generation, a commit, the step log growing, ...): the trace passes integrity_check before and
 # after the replay, the run reads killed, and every token the run printed is in the trace, in
 # order (greedy decoding prints exactly the pieces the trace keeps). About 25 s in all.
 prompt="Once upon a time"
-for i in $(seq 1 "${LLTRACE_TEST_KILLS:-12}"); do
+for i in $(seq 1 "${LLTRACE_TEST_KILLS:-8}"); do
     t=$dir/m$i.db
     "$bin" run -m "$model" -p "$prompt" -n 20000 -t 1 --level timing -o "$t" >"$dir/m.out" 2>"$dir/m.err" &
     pid=$!
