@@ -5,7 +5,7 @@
 #   2. the same suite built with AddressSanitizer + UBSan (build-asan/; llama.cpp's libraries
 #      stay unsanitized): any sanitizer report fails the test that triggered it;
 #   3. every fuzz harness for a short bounded time (scripts/fuzz.sh, LLTRACE_FUZZ_SECONDS,
-#      default 6 s each), on top of the seed and regression inputs the suite replays.
+#      default 4 s each), on top of the seed and regression inputs the suite replays.
 # scripts/test.sh --quick runs only 1. Extra arguments go to ctest (e.g. -R cli-).
 # Each part prints how long it took.
 set -euo pipefail
@@ -33,5 +33,5 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 part "the sanitizer build and suite" "$t"
 
 t=$(date +%s)
-scripts/fuzz.sh "${LLTRACE_FUZZ_SECONDS:-6}"
+scripts/fuzz.sh "${LLTRACE_FUZZ_SECONDS:-4}"
 part "the fuzz harnesses" "$t"
