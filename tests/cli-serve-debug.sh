@@ -42,6 +42,8 @@ PY
 }
 # post PATH [CURL OPTIONS]: the HTTP status of a POST to serve
 post() { local p=$1; shift; curl -s -o post.out -w '%{http_code}' -X POST "$@" "$url$p"; }
+# request FILE: a completion in the background (its pid in rpid), its answer into FILE
+request() { python3 complete.py "$port" "$1" & rpid=$!; pids+=("$rpid"); }
 server=(-m "$model" -c 512 -t 2 --host 127.0.0.1 -fa off)
 bp='l_out-1 step:4' # the second generated token's last layer
 
@@ -87,9 +89,7 @@ debug_json >bps.json
 python3 -c 'import json,sys; b = json.load(open("bps.json"))["breakpoints"]["breakpoints"]; assert [x["spec"] for x in b] == [sys.argv[1]], b' "$bp" ||
     fail "refused POSTs changed the breakpoints: $(debug_brief)"
 
-python3 complete.py "$port" traced.txt &
-rpid=$!
-pids+=("$rpid")
+request traced.txt
 wait_debug 'd["state"] == "paused"' || fail "no pause at $bp: $(debug_brief)"
 # (2) refused while paused: continue from another Host or another site's page leaves it paused
 expect "POST /debug/continue with Host evil.example" "$(post debug/continue -H "Host: evil.example:$sport")" 403
@@ -123,9 +123,7 @@ expect "the answer driven by the page" "$(cat traced.txt)" "$(cat plain.txt)"
 # node of more values than serve sends (the logits) shows the first ones and says so
 expect "POST /debug/break?spec=result_output" "$(post 'debug/break?spec=result_output')" 200
 wait_debug 'd["breakpoints"] and [b["spec"] for b in d["breakpoints"]["breakpoints"]] == ["result_output"]' || fail "no breakpoint on result_output: $(debug_brief)"
-python3 complete.py "$port" traced2.txt &
-rpid=$!
-pids+=("$rpid")
+request traced2.txt
 wait_debug 'd["state"] == "paused" and d["values"]' || fail "no pause at result_output: $(debug_brief)"
 debug_json >cut.json
 expect "POST /debug/delete" "$(post 'debug/delete')" 200
@@ -158,9 +156,7 @@ bps() { python3 -c 'import json,sys; print(" ".join(b["spec"].replace(" ", "_") 
 expect "POST /debug/break?spec=result_output" "$(post 'debug/break?spec=result_output')" 200
 expect "POST /debug/break (never stops)" "$(post 'debug/break?spec=l_out-0%20step:100000')" 200
 wait_debug 'd["breakpoints"] and len(d["breakpoints"]["breakpoints"]) == 2' || fail "two breakpoints: $(debug_brief)"
-python3 complete.py "$port" traced3.txt &
-rpid=$!
-pids+=("$rpid")
+request traced3.txt
 wait_debug 'd["state"] == "paused" and d["stopped"]["node"] == "result_output"' || fail "no pause at result_output: $(debug_brief)"
 id=$(debug_json | python3 -c 'import json,sys; print([b["id"] for b in json.load(sys.stdin)["breakpoints"]["breakpoints"] if b["spec"] == "result_output"][0])')
 expect "POST /debug/delete?ids=$id" "$(post "debug/delete?ids=$id")" 200
@@ -170,9 +166,7 @@ expect "the third answer" "$(cat traced3.txt)" "$(cat plain.txt)"
 expect "POST /debug/break while running" "$(post 'debug/break?spec=l_out-1')" 200
 wait_debug 'd["breakpoints"] and len(d["breakpoints"]["breakpoints"]) == 2' || fail "a breakpoint set while running: $(debug_brief)"
 expect "the breakpoints" "$(debug_json | bps)" "l_out-0_step:100000 l_out-1"
-python3 complete.py "$port" traced4.txt &
-rpid=$!
-pids+=("$rpid")
+request traced4.txt
 wait_debug 'd["state"] == "paused" and d["stopped"]["node"] == "l_out-1"' || fail "no pause at a breakpoint set while running: $(debug_brief)"
 expect "POST /debug/delete" "$(post debug/delete)" 200
 expect "POST /debug/continue" "$(post debug/continue)" 200
