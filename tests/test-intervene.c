@@ -88,6 +88,18 @@ static void test_spec(const char * dir) {
     fclose(f);
     CHECK_INT(llt_iv_set_add_json(set, path), LLT_EINVAL);
     CHECK(strstr(llt_last_error(), "unknown key \"colour\"") != NULL, "%s", llt_last_error());
+    // a name longer than its field is refused, never cut (it would match other nodes); escapes
+    // are JSON's, the failure's place its byte
+    f = fopen(path, "w");
+    fputs("[{\"kind\": \"ablate\", \"op\": \"MUL_MAT_ID_AND_MUCH_LONGER\", \"node\": \"x\"}]", f);
+    fclose(f);
+    CHECK_INT(llt_iv_set_add_json(set, path), LLT_EINVAL);
+    CHECK(strstr(llt_last_error(), "a string longer than 23 bytes (at byte 54)") != NULL, "%s", llt_last_error());
+    f = fopen(path, "w");
+    fputs("[{\"kind\": \"ablate\", \"node\": \"l_out-\\u0030\"}]", f);
+    fclose(f);
+    CHECK_INT(llt_iv_set_add_json(set, path), LLT_OK);
+    CHECK_STR(llt_iv_set_get(set, 0)->node, "l_out-0");
     llt_iv_set_free(set);
     llt_iv_set_init(&set);
     CHECK_INT(llt_iv_set_add_text(set, LLT_IV_ABLATE, "kq_soft_max-*:head=0", NULL), LLT_OK);

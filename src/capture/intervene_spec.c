@@ -221,76 +221,35 @@ int llt_iv_set_format_json(const struct llt_iv_set * set, char * buf, size_t siz
 // also [first, last]), op; factor (scale), value (set), vector and alpha (add), from (patch).
 
 struct parser {
-    const char * p;
-    const char * dir;     // relative file names are taken from here; NULL: as they are
-    char         err[256];
+    struct llt_json_in in; // core's JSON reader
+    const char *       dir; // relative file names are taken from here; NULL: as they are
 };
 
-static bool fail(struct parser * ps, const char * fmt, ...) __attribute__((format(printf, 2, 3)));
-static bool fail(struct parser * ps, const char * fmt, ...) {
-    if (ps->err[0]) return false;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(ps->err, sizeof(ps->err), fmt, ap);
-    va_end(ap);
-    return false;
-}
-
-static void ws(struct parser * ps) {
-    while (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\n' || *ps->p == '\r') ps->p++;
-}
-
-static bool take(struct parser * ps, char ch) {
-    ws(ps);
-    if (*ps->p != ch) return false;
-    ps->p++;
-    return true;
-}
-
-static bool expect(struct parser * ps, char ch) {
-    return take(ps, ch) || fail(ps, "expected '%c'", ch);
-}
-
-// a string without escapes beyond \" \\ \/ (names and paths)
+// a name or a path: one that does not fit is refused, never cut
 static bool string(struct parser * ps, char * buf, size_t size) {
-    if (!expect(ps, '"')) return false;
-    size_t n = 0;
-    for (; *ps->p && *ps->p != '"'; ps->p++) {
-        char ch = *ps->p;
-        if (ch == '\\') {
-            ch = *++ps->p;
-            if (ch != '"' && ch != '\\' && ch != '/') return fail(ps, "unsupported escape '\\%c' in a string", ch ? ch : ' ');
-        }
-        if (n + 1 >= size) return fail(ps, "a string longer than %zu bytes", size - 1);
-        buf[n++] = ch;
-    }
-    buf[n] = '\0';
-    return *ps->p == '"' ? (ps->p++, true) : fail(ps, "a string that does not end");
+    size_t full;
+    if (!llt_json_string(&ps->in, buf, size, &full)) return false;
+    return full < size || llt_json_fail(&ps->in, "a string longer than %zu bytes", size - 1);
 }
 
 static bool number(struct parser * ps, double * out) {
-    ws(ps);
-    char * end;
-    errno = 0;
-    *out = strtod(ps->p, &end);
-    if (end == ps->p || errno || !isfinite(*out)) return fail(ps, "expected a number");
-    ps->p = end;
-    return true;
+    bool integer;
+    return llt_json_number(&ps->in, out, &integer);
 }
 
 static bool whole(struct parser * ps, const char * key, int32_t * out) {
     double v;
     if (!number(ps, &v)) return false;
-    if (v < 0 || v > INT32_MAX || v != floor(v)) return fail(ps, "\"%s\": want a whole number >= 0", key);
+    if (v < 0 || v > INT32_MAX || v != floor(v)) return llt_json_fail(&ps->in, "\"%s\": want a whole number >= 0", key);
     *out = (int32_t) v;
     return true;
 }
 
 // N or [A, B]
 static bool range(struct parser * ps, const char * key, int32_t * first, int32_t * last) {
-    if (!take(ps, '[')) return whole(ps, key, first) && (*last = *first, true);
-    if (!whole(ps, key, first) || !expect(ps, ',') || !whole(ps, key, last) || !expect(ps, ']')) return false;
-    return *last >= *first || fail(ps, "\"%s\": [%d, %d] is an empty range", key, *first, *last);
+    if (!llt_json_take(&ps->in, '[')) return whole(ps, key, first) && (*last = *first, true);
+    if (!whole(ps, key, first) || !llt_json_expect(&ps->in, ',') || !whole(ps, key, last) || !llt_json_expect(&ps->in, ']')) return false;
+    return *last >= *first || llt_json_fail(&ps->in, "\"%s\": [%d, %d] is an empty range", key, *first, *last);
 }
 
 // a file named in the spec: relative to the spec's folder
@@ -300,7 +259,7 @@ static bool file(struct parser * ps, char * out, size_t size) {
     if (name[0] == '/' || !ps->dir || strcmp(ps->dir, ".") == 0) {
         snprintf(out, size, "%s", name);
     } else if ((size_t) snprintf(out, size, "%s/%s", ps->dir, name) >= size) {
-        return fail(ps, "the file name '%s' is too long", name);
+        return llt_json_fail(&ps->in, "the file name '%s' is too long", name);
     }
     return true;
 }
@@ -311,10 +270,10 @@ static bool item(struct parser * ps, struct llt_intervention * iv) {
     *iv = llt_iv_default(LLT_IV_ABLATE, NULL);
     bool value_given = false;
     double v;
-    if (!expect(ps, '{')) return false;
-    if (take(ps, '}')) return fail(ps, "an intervention without \"kind\" and \"node\"");
+    if (!llt_json_expect(&ps->in, '{')) return false;
+    if (llt_json_take(&ps->in, '}')) return llt_json_fail(&ps->in, "an intervention without \"kind\" and \"node\"");
     do {
-        if (!string(ps, key, sizeof(key)) || !expect(ps, ':')) return false;
+        if (!string(ps, key, sizeof(key)) || !llt_json_expect(&ps->in, ':')) return false;
         if (strcmp(key, "kind") == 0)        { if (!string(ps, kind, sizeof(kind))) return false; }
         else if (strcmp(key, "node") == 0)   { if (!string(ps, iv->node, sizeof(iv->node))) return false; has_node = true; }
         else if (strcmp(key, "head") == 0)   { if (!whole(ps, key, &iv->head)) return false; }
@@ -324,54 +283,53 @@ static bool item(struct parser * ps, struct llt_intervention * iv) {
         else if (strcmp(key, "step") == 0)   { if (!range(ps, key, &iv->step_first, &iv->step_last)) return false; }
         else if (strcmp(key, "factor") == 0 || strcmp(key, "value") == 0 || strcmp(key, "alpha") == 0) {
             if (!number(ps, &v)) return false;
-            if (fabs(v) > 3.0e38) return fail(ps, "\"%s\": out of range", key);
+            if (fabs(v) > 3.0e38) return llt_json_fail(&ps->in, "\"%s\": out of range", key);
             iv->value = (float) v;
             value_given = true;
         }
         else if (strcmp(key, "vector") == 0 || strcmp(key, "from") == 0) { if (!file(ps, iv->file, sizeof(iv->file))) return false; }
         else if (strcmp(key, "op") == 0)     { if (!string(ps, iv->op, sizeof(iv->op))) return false; }
-        else return fail(ps, "unknown key \"%s\"", key);
-    } while (take(ps, ','));
-    if (!expect(ps, '}')) return false;
+        else return llt_json_fail(&ps->in, "unknown key \"%s\"", key);
+    } while (llt_json_take(&ps->in, ','));
+    if (!llt_json_expect(&ps->in, '}')) return false;
     const int k = llt_iv_kind_from_name(kind);
-    if (k < 0) return fail(ps, "\"kind\": '%s' is not ablate, scale, steer (add), patch or set", kind);
-    if (!has_node) return fail(ps, "a %s without \"node\"", kind);
+    if (k < 0) return llt_json_fail(&ps->in, "\"kind\": '%s' is not ablate, scale, steer (add), patch or set", kind);
+    if (!has_node) return llt_json_fail(&ps->in, "a %s without \"node\"", kind);
     iv->kind = (enum llt_iv_kind) k;
     if (!value_given && k == LLT_IV_ADD) iv->value = 1.0f;
-    if (!value_given && (k == LLT_IV_SCALE || k == LLT_IV_SET)) return fail(ps, "%s %s: no \"%s\"", kind, iv->node, k == LLT_IV_SCALE ? "factor" : "value");
+    if (!value_given && (k == LLT_IV_SCALE || k == LLT_IV_SET)) return llt_json_fail(&ps->in, "%s %s: no \"%s\"", kind, iv->node, k == LLT_IV_SCALE ? "factor" : "value");
     return true;
 }
 
 int llt_iv_set_add_json_text(struct llt_iv_set * set, const char * text, const char * dir, const char * what) {
-    struct parser ps = { .p = text, .dir = dir };
+    struct parser ps = { .in = { .s = text, .p = text }, .dir = dir };
     int rc = LLT_OK;
     bool ok = true, wrapped = false;
-    if (take(&ps, '{')) {
+    if (llt_json_take(&ps.in, '{')) {
         char key[32];
         wrapped = true;
-        ok = string(&ps, key, sizeof(key)) && (strcmp(key, "interventions") == 0 || fail(&ps, "unknown key \"%s\"", key)) &&
-             expect(&ps, ':');
+        ok = string(&ps, key, sizeof(key)) && (strcmp(key, "interventions") == 0 || llt_json_fail(&ps.in, "unknown key \"%s\"", key)) &&
+             llt_json_expect(&ps.in, ':');
     }
-    ok = ok && expect(&ps, '[');
+    ok = ok && llt_json_expect(&ps.in, '[');
     int32_t n_added = 0;
-    if (ok && !take(&ps, ']')) {
+    if (ok && !llt_json_take(&ps.in, ']')) {
         do {
             struct llt_intervention iv;
             ok = item(&ps, &iv);
             if (ok && (rc = llt_iv_set_add(set, &iv)) != LLT_OK) break;
             n_added += ok;
-        } while (ok && take(&ps, ','));
-        ok = ok && rc == LLT_OK && expect(&ps, ']');
+        } while (ok && llt_json_take(&ps.in, ','));
+        ok = ok && rc == LLT_OK && llt_json_expect(&ps.in, ']');
     }
-    if (ok && wrapped) ok = expect(&ps, '}');
-    ws(&ps);
-    if (ok && *ps.p) ok = fail(&ps, "text after the end");
+    if (ok && wrapped) ok = llt_json_expect(&ps.in, '}');
+    ok = ok && llt_json_at_end(&ps.in);
     if (rc != LLT_OK) {
         char why[300];
         snprintf(why, sizeof(why), "%s", llt_last_error());
         return llt_set_error(rc, "%s: %s", what, why);
     }
-    if (!ok) return llt_set_error(LLT_EINVAL, "%s: %s (at byte %zu)", what, ps.err, strlen(text) - strlen(ps.p));
+    if (!ok) return llt_set_error(LLT_EINVAL, "%s: %s (at byte %zu)", what, ps.in.err, ps.in.at);
     if (n_added == 0) return llt_set_error(LLT_EINVAL, "%s: no interventions", what);
     return LLT_OK;
 }

@@ -55,3 +55,22 @@ uint32_t llt_str_hash(const char * s);
 struct gguf_context;
 // copies a model's general.architecture, general.name and <arch>.* scalars into dst (models)
 void llt_registry_copy_meta(const struct llt_registry * reg, struct gguf_context * dst);
+
+// ---- reading JSON (json_read.c): a cursor over a NUL-terminated text -----------------------
+
+struct llt_json_in {
+    const char * s, * p; // the text, and where the reader is
+    size_t       at;     // the byte offset of the first failure
+    char         err[256]; // the first failure ("" none)
+};
+// records the failure (the first one only); returns false
+bool llt_json_fail(struct llt_json_in * in, const char * fmt, ...) __attribute__((format(printf, 2, 3)));
+void llt_json_ws(struct llt_json_in * in);                 // skips whitespace
+bool llt_json_take(struct llt_json_in * in, char ch);      // ch next (after whitespace): taken
+bool llt_json_expect(struct llt_json_in * in, char ch);    // the same, or a failure
+bool llt_json_at_end(struct llt_json_in * in);             // nothing but whitespace left
+// a number; *integer: it has no fraction and no exponent
+bool llt_json_number(struct llt_json_in * in, double * out, bool * integer);
+// a string into buf (may be NULL), cut at a character boundary where it does not fit; *full (may
+// be NULL) its whole length in bytes
+bool llt_json_string(struct llt_json_in * in, char * buf, size_t size, size_t * full);

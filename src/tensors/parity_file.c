@@ -160,189 +160,43 @@ int llt_parity_write(const char * path, const struct llt_parity_step * steps, in
     return llt_outfile_commit(of);
 }
 
-// ---- a strict JSON reader for one parity object ------------------------------------------
+// ---- one parity object, read with core's strict JSON reader (llt_json_*) ----------------
 
-struct parser {
-    const char * s, * p;
-    char         err[160];
-};
-
-static bool fail(struct parser * ps, const char * fmt, ...) __attribute__((format(printf, 2, 3)));
-static bool fail(struct parser * ps, const char * fmt, ...) {
-    if (ps->err[0]) return false; // the first failure is the one to report
-    char msg[128];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    snprintf(ps->err, sizeof(ps->err), "column %d: %s", (int) (ps->p - ps->s) + 1, msg);
-    return false;
-}
-
-static void skip_ws(struct parser * ps) {
-    while (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\r' || *ps->p == '\n') ps->p++;
-}
-
-// skips whitespace, then takes ch if it is next
-static bool take(struct parser * ps, char ch) {
-    skip_ws(ps);
-    if (*ps->p != ch) return false;
-    ps->p++;
-    return true;
-}
-
-static bool expect(struct parser * ps, char ch) {
-    return take(ps, ch) || fail(ps, "expected '%c'", ch);
-}
-
-static bool at_end(struct parser * ps) {
-    skip_ws(ps);
-    return *ps->p == '\0' || fail(ps, "unexpected text after the value");
-}
-
-static bool is_digit(char c) { return c >= '0' && c <= '9'; }
-
-// a JSON number; *integer: it has no fraction and no exponent
-static bool parse_number(struct parser * ps, double * out, bool * integer) {
-    skip_ws(ps);
-    const char * start = ps->p, * q = ps->p;
-    if (*q == '-') q++;
-    if (*q == '0') q++;
-    else if (is_digit(*q)) while (is_digit(*q)) q++;
-    else return fail(ps, "expected a number");
-    *integer = true;
-    if (*q == '.') {
-        *integer = false;
-        if (!is_digit(*++q)) { ps->p = q; return fail(ps, "expected a digit after '.'"); }
-        while (is_digit(*q)) q++;
-    }
-    if (*q == 'e' || *q == 'E') {
-        *integer = false;
-        q++;
-        if (*q == '+' || *q == '-') q++;
-        if (!is_digit(*q)) { ps->p = q; return fail(ps, "expected a digit in the exponent"); }
-        while (is_digit(*q)) q++;
-    }
-    char tmp[64];
-    size_t n = (size_t) (q - start);
-    if (n >= sizeof(tmp)) return fail(ps, "number too long");
-    memcpy(tmp, start, n);
-    tmp[n] = '\0';
-    *out = strtod(tmp, NULL);
-    if (!isfinite(*out)) return fail(ps, "number out of range");
-    ps->p = q;
-    return true;
-}
-
-static bool parse_int32(struct parser * ps, const char * what, int32_t * out) {
+static bool parse_int32(struct llt_json_in * ps, const char * what, int32_t * out) {
     double v;
     bool integer;
     const char * at = ps->p;
-    if (!parse_number(ps, &v, &integer)) return false;
+    if (!llt_json_number(ps, &v, &integer)) return false;
     if (!integer || v < INT32_MIN || v > INT32_MAX) {
         ps->p = at;
-        skip_ws(ps);
-        return fail(ps, "%s must be a whole number", what);
+        llt_json_ws(ps);
+        return llt_json_fail(ps, "%s must be a whole number", what);
     }
     *out = (int32_t) v;
     return true;
 }
 
-static int hex4(const char * p) {
-    int v = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = p[i];
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-        if (d < 0) return -1;
-        v = v * 16 + d;
-    }
-    return v;
-}
+static bool skip_value(struct llt_json_in * ps, int depth);
 
-// appends code point cp as UTF-8 if all of it fits in buf (size bytes with the NUL)
-static void put_utf8(char * buf, size_t size, size_t * len, uint32_t cp) {
-    char u[4];
-    size_t n = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
-    if (n == 1) u[0] = (char) cp;
-    else if (n == 2) { u[0] = (char) (0xC0 | cp >> 6); u[1] = (char) (0x80 | (cp & 0x3F)); }
-    else if (n == 3) { u[0] = (char) (0xE0 | cp >> 12); u[1] = (char) (0x80 | (cp >> 6 & 0x3F)); u[2] = (char) (0x80 | (cp & 0x3F)); }
-    else { u[0] = (char) (0xF0 | cp >> 18); u[1] = (char) (0x80 | (cp >> 12 & 0x3F)); u[2] = (char) (0x80 | (cp >> 6 & 0x3F)); u[3] = (char) (0x80 | (cp & 0x3F)); }
-    if (*len + n >= size) return;
-    memcpy(buf + *len, u, n);
-    *len += n;
-    buf[*len] = '\0';
-}
-
-// a JSON string into buf; what does not fit is cut at a character boundary (buf may be NULL)
-static bool parse_string(struct parser * ps, char * buf, size_t size) {
-    size_t len = 0;
-    if (buf && size) buf[0] = '\0';
-    if (!expect(ps, '"')) return false;
-    for (;;) {
-        unsigned char c = (unsigned char) *ps->p;
-        if (c == '"') { ps->p++; return true; }
-        if (c == '\0') return fail(ps, "unterminated string");
-        if (c < 0x20) return fail(ps, "control character in a string");
-        uint32_t cp = c;
-        if (c == '\\') {
-            char e = *++ps->p;
-            const char * simple = strchr("\"\\/bfnrt", e);
-            if (e != '\0' && simple) {
-                cp = (uint32_t) "\"\\/\b\f\n\r\t"[simple - "\"\\/bfnrt"];
-                ps->p++;
-            } else if (e == 'u') {
-                int h = hex4(ps->p + 1);
-                if (h < 0) return fail(ps, "bad \\u escape");
-                ps->p += 5;
-                cp = (uint32_t) h;
-                if (h >= 0xD800 && h < 0xDC00 && ps->p[0] == '\\' && ps->p[1] == 'u') {
-                    int lo = hex4(ps->p + 2);
-                    if (lo >= 0xDC00 && lo < 0xE000) {
-                        cp = 0x10000 + ((uint32_t) (h - 0xD800) << 10) + (uint32_t) (lo - 0xDC00);
-                        ps->p += 6;
-                    }
-                }
-                if (cp >= 0xD800 && cp < 0xE000) cp = 0xFFFD; // a lone surrogate
-            } else {
-                return fail(ps, "bad escape '\\%c'", e ? e : '0');
-            }
-            if (buf) put_utf8(buf, size, &len, cp);
-            continue;
-        }
-        // raw bytes go through as they are; a multi-byte character is kept whole or not at all
-        const unsigned char * p = (const unsigned char *) ps->p;
-        int n = llt_utf8_len(p);
-        if (n == 0) n = 1;
-        if (buf && len + (size_t) n < size) {
-            memcpy(buf + len, p, (size_t) n);
-            len += (size_t) n;
-            buf[len] = '\0';
-        }
-        ps->p += n;
-    }
-}
-
-static bool skip_value(struct parser * ps, int depth);
-
-static bool skip_items(struct parser * ps, char close, bool keys, int depth) {
-    if (take(ps, close)) return true;
+static bool skip_items(struct llt_json_in * ps, char close, bool keys, int depth) {
+    if (llt_json_take(ps, close)) return true;
     do {
-        if (keys && !(parse_string(ps, NULL, 0) && expect(ps, ':'))) return false;
+        if (keys && !(llt_json_string(ps, NULL, 0, NULL) && llt_json_expect(ps, ':'))) return false;
         if (!skip_value(ps, depth + 1)) return false;
-    } while (take(ps, ','));
-    return expect(ps, close);
+    } while (llt_json_take(ps, ','));
+    return llt_json_expect(ps, close);
 }
 
 // any JSON value, for keys other engines add
-static bool skip_value(struct parser * ps, int depth) {
-    if (depth > 32) return fail(ps, "nested too deep");
-    skip_ws(ps);
+static bool skip_value(struct llt_json_in * ps, int depth) {
+    if (depth > 32) return llt_json_fail(ps, "nested too deep");
+    llt_json_ws(ps);
     double d;
     bool integer;
     switch (*ps->p) {
         case '{': ps->p++; return skip_items(ps, '}', true, depth);
         case '[': ps->p++; return skip_items(ps, ']', false, depth);
-        case '"': return parse_string(ps, NULL, 0);
+        case '"': return llt_json_string(ps, NULL, 0, NULL);
         default: break;
     }
     static const char * words[] = { "true", "false", "null" };
@@ -350,77 +204,82 @@ static bool skip_value(struct parser * ps, int depth) {
         size_t n = strlen(words[i]);
         if (strncmp(ps->p, words[i], n) == 0) { ps->p += n; return true; }
     }
-    return parse_number(ps, &d, &integer);
+    return llt_json_number(ps, &d, &integer);
 }
 
 // [[ID,LOGIT],...] into s: the LLT_PARITY_MAX_K largest logits, largest first
-static bool parse_top_k(struct parser * ps, struct llt_parity_step * s) {
+static bool parse_top_k(struct llt_json_in * ps, struct llt_parity_step * s) {
     s->k = 0;
-    if (!expect(ps, '[')) return false;
-    if (take(ps, ']')) return fail(ps, "top_k is empty");
+    if (!llt_json_expect(ps, '[')) return false;
+    if (llt_json_take(ps, ']')) return llt_json_fail(ps, "top_k is empty");
     do {
         int32_t id;
         double logit;
         bool integer;
-        if (!expect(ps, '[') || !parse_int32(ps, "a token id", &id) || !expect(ps, ',')) return false;
-        if (!parse_number(ps, &logit, &integer) || !expect(ps, ']')) return false;
+        if (!llt_json_expect(ps, '[') || !parse_int32(ps, "a token id", &id) || !llt_json_expect(ps, ',')) return false;
+        if (!llt_json_number(ps, &logit, &integer) || !llt_json_expect(ps, ']')) return false;
         for (int32_t i = 0; i < s->k; i++) {
-            if (s->ids[i] == id) return fail(ps, "token %d is twice in top_k", id);
+            if (s->ids[i] == id) return llt_json_fail(ps, "token %d is twice in top_k", id);
         }
         const float v = (float) logit;
         if (s->k == LLT_PARITY_MAX_K && !(v > s->logits[s->k - 1])) continue;
         top_k_insert(s, LLT_PARITY_MAX_K, id, v);
-    } while (take(ps, ','));
-    return expect(ps, ']');
+    } while (llt_json_take(ps, ','));
+    return llt_json_expect(ps, ']');
 }
 
-static bool parse_object(struct parser * ps, struct llt_parity_step * s) {
+static bool parse_object(struct llt_json_in * ps, struct llt_parity_step * s) {
     enum { HAVE_STEP = 1, HAVE_TOKEN = 2, HAVE_TOP_K = 4, HAVE_PIECE = 8, HAVE_POS = 16 };
     unsigned have = 0;
     memset(s, 0, sizeof(*s));
     s->pos = -1;
-    if (!expect(ps, '{')) return false;
-    if (!take(ps, '}')) {
+    if (!llt_json_expect(ps, '{')) return false;
+    if (!llt_json_take(ps, '}')) {
         do {
             char key[32];
-            skip_ws(ps);
+            llt_json_ws(ps);
             const char * at = ps->p;
-            if (!parse_string(ps, key, sizeof(key)) || !expect(ps, ':')) return false;
+            if (!llt_json_string(ps, key, sizeof(key), NULL) || !llt_json_expect(ps, ':')) return false;
             unsigned bit = strcmp(key, "step") == 0 ? HAVE_STEP : strcmp(key, "token") == 0 ? HAVE_TOKEN
                          : strcmp(key, "top_k") == 0 ? HAVE_TOP_K : strcmp(key, "piece") == 0 ? HAVE_PIECE
                          : strcmp(key, "pos") == 0 ? HAVE_POS : 0;
             if (bit & have) {
                 ps->p = at;
-                return fail(ps, "key \"%s\" appears twice", key);
+                return llt_json_fail(ps, "key \"%s\" appears twice", key);
             }
             have |= bit;
             bool ok = bit == HAVE_STEP  ? parse_int32(ps, "step", &s->step)
                     : bit == HAVE_TOKEN ? parse_int32(ps, "token", &s->token)
                     : bit == HAVE_TOP_K ? parse_top_k(ps, s)
-                    : bit == HAVE_PIECE ? parse_string(ps, s->piece, sizeof(s->piece))
+                    : bit == HAVE_PIECE ? llt_json_string(ps, s->piece, sizeof(s->piece), NULL)
                     : bit == HAVE_POS   ? parse_int32(ps, "pos", &s->pos)
                     : skip_value(ps, 1);
             if (!ok) return false;
-        } while (take(ps, ','));
-        if (!expect(ps, '}')) return false;
+        } while (llt_json_take(ps, ','));
+        if (!llt_json_expect(ps, '}')) return false;
     }
-    if (!at_end(ps)) return false;
+    if (!llt_json_at_end(ps)) return false;
     const char * missing = !(have & HAVE_STEP) ? "step" : !(have & HAVE_TOKEN) ? "token"
                          : !(have & HAVE_TOP_K) ? "top_k" : NULL;
-    if (missing) return fail(ps, "no \"%s\"", missing);
-    if (s->step < 0) return fail(ps, "step %d is negative", s->step);
+    if (missing) return llt_json_fail(ps, "no \"%s\"", missing);
+    if (s->step < 0) return llt_json_fail(ps, "step %d is negative", s->step);
     return true;
 }
 
+// a failure of the reader, with its column
+static int failure(const struct llt_json_in * ps) {
+    return llt_set_error(LLT_EFORMAT, "column %d: %s", (int) ps->at + 1, ps->err);
+}
+
 int llt_parity_parse_top_k(const char * text, struct llt_parity_step * out) {
-    struct parser ps = { text, text, "" };
-    if (!parse_top_k(&ps, out) || !at_end(&ps)) return llt_set_error(LLT_EFORMAT, "%s", ps.err);
+    struct llt_json_in ps = { .s = text, .p = text };
+    if (!parse_top_k(&ps, out) || !llt_json_at_end(&ps)) return failure(&ps);
     return LLT_OK;
 }
 
 int llt_parity_parse(const char * line, struct llt_parity_step * out) {
-    struct parser ps = { line, line, "" };
-    if (!parse_object(&ps, out)) return llt_set_error(LLT_EFORMAT, "%s", ps.err);
+    struct llt_json_in ps = { .s = line, .p = line };
+    if (!parse_object(&ps, out)) return failure(&ps);
     return LLT_OK;
 }
 
