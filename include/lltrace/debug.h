@@ -57,7 +57,7 @@ bool llt_debug_wait_stopped(struct llt_debug * dbg, int wait_ms);
 // Push mode over a Unix socket (lltrace exec --debug): a debugger and a thread that listens at
 // path (made 0600; a stale socket there is replaced), one controller at a time. Each line it
 // reads is a command; replies go back as lines; after a command that resumes the program it
-// reads nothing until the program pauses again or ends; `quit` sends the process SIGINT (the
+// reads nothing until the program pauses again or ends (`wait off`: it reads on); `quit` sends the process SIGINT (the
 // program ends as on Ctrl-C); a controller that goes away detaches. The thread runs with every
 // signal blocked. caller frees with llt_debug_serve_free()
 struct llt_debug_server;
@@ -121,9 +121,9 @@ int   llt_debug_client_fd(const struct llt_debug_client * c);      // -1 once go
 short llt_debug_client_events(const struct llt_debug_client * c);  // for poll(); 0 once gone
 void  llt_debug_client_io(struct llt_debug_client * c, short revents);
 enum llt_debug_client_state llt_debug_client_state(const struct llt_debug_client * c);
-// Sends a request. LLT_EINVAL with the reason when it cannot be done now: a resume while not
-// paused, anything while the program runs after a resume (its debugger reads the next command
-// only at its next pause), a bad arg, the program gone.
+// Sends a request (the client said `wait off`: the program's debugger takes it while the
+// program runs too). LLT_EINVAL with the reason when it cannot be done: a resume while not
+// paused, a bad arg, the program gone.
 int   llt_debug_client_command(struct llt_debug_client * c, enum llt_debug_request req, const char * arg);
 // the state as one JSON object (docs/commands/serve.md, "/debug.json")
 void  llt_debug_client_write_state(const struct llt_debug_client * c, FILE * f);

@@ -5,7 +5,8 @@
 // Each line the controller sends is a command (llt_debug_command); replies, and the pauses and
 // watches the inference thread reports, go back as lines under the debugger's lock, so lines
 // never mix. After a command that resumes the program the thread reads nothing more until the
-// program pauses again, so a script's lines run in order; it still notices a controller that
+// program pauses again, so a script's lines run in order (unless the controller said `wait
+// off`: then it reads on at once, as serve's page needs); it still notices a controller that
 // hangs up, which detaches: breakpoints go and a paused program goes on.
 #define _GNU_SOURCE // accept4, POLLRDHUP
 #include "debug/debug.h"
