@@ -224,7 +224,7 @@ int64_t llt_tracer_apply_now(struct llt_tracer * tr, struct llt_iv_set * set, in
 
 // Node idx of the graph being computed, asked about so far (idx < view.idx of the latest
 // node); false if there is none such
-bool llt_tracer_graph_node(const struct llt_tracer * tr, int32_t idx, struct llt_node_view * out);
+bool llt_tracer_graph_node(struct llt_tracer * tr, int32_t idx, struct llt_node_view * out);
 
 struct llt_tracer_stats {
     int64_t n_steps;

@@ -552,7 +552,7 @@ static bool observe(struct llt_tracer * tr, struct ggml_tensor * t) {
     return true;
 }
 
-void llt_capture_node_view(const struct llt_tracer * tr, int32_t idx, struct llt_node_view * out) {
+void llt_capture_node_view(struct llt_tracer * tr, int32_t idx, struct llt_node_view * out) {
     const struct node_rec * r = &tr->recs[idx];
     *out = (struct llt_node_view) {
         .tracer = tr, .t = (struct ggml_tensor *) tr->seen_ptr[idx], .idx = idx, .step = tr->n_steps, .layer = r->layer,

@@ -610,7 +610,7 @@ void llt_tracer_set_node_hook(struct llt_tracer * tr, llt_node_hook fn, llt_node
     tr->hook_ud = user_data;
 }
 
-bool llt_tracer_graph_node(const struct llt_tracer * tr, int32_t idx, struct llt_node_view * out) {
+bool llt_tracer_graph_node(struct llt_tracer * tr, int32_t idx, struct llt_node_view * out) {
     if (!tr->active || idx < 0 || idx >= tr->n_nodes) return false;
     llt_capture_node_view(tr, idx, out);
     return true;

@@ -251,7 +251,7 @@ struct llt_tracer {
     int64_t *                iv_applied;
     // changes made at a pause (llt_tracer_apply_now), the run's interventions after its own
     // list: each application is a row as it is made, the list is written when the run ends
-    struct iv_added { const char * kind; char node[GGML_MAX_NAME]; char * params; } * iv_added;
+    struct iv_added { const char * kind; char node[sizeof(((struct llt_intervention *) 0)->node)]; char * params; } * iv_added;
     int32_t                  n_iv_added, cap_iv_added;
     bool                     iv_need;       // the last node asked about is changed in its post call
     int32_t                  n_head, n_head_kv; // the model's, for slicing heads
@@ -376,7 +376,7 @@ void llt_capture_writer_fail(struct llt_tracer * tr, const char * what);
 bool llt_capture_eval_cb(struct ggml_tensor * t, bool ask, void * user_data);
 bool llt_capture_abort_cb(void * user_data);
 // record.c: node idx of the graph being computed, as the node hook sees it
-void llt_capture_node_view(const struct llt_tracer * tr, int32_t idx, struct llt_node_view * out);
+void llt_capture_node_view(struct llt_tracer * tr, int32_t idx, struct llt_node_view * out);
 // record.c: plans which post calls read which nodes' outputs, for the graph just computed
 void llt_capture_build_plan(struct llt_tracer * tr);
 // record.c: plans which nodes of the graph just computed take the ask call's full path when it

@@ -24,7 +24,7 @@
 #define LINE_MAX_BYTES (8 << 20) // a reply longer than this is dropped (values are bounded far below)
 #define QUEUE_MAX      64        // commands sent and not answered yet
 
-enum sent { SENT_FORMAT, SENT_WAIT, SENT_BREAK, SENT_DELETE, SENT_INFO, SENT_STATS, SENT_VALUES, SENT_RESUME, SENT_CONTINUE };
+enum sent { SENT_FORMAT, SENT_WAIT, SENT_BREAK, SENT_DELETE, SENT_INFO, SENT_STATS, SENT_VALUES, SENT_RESUME };
 
 struct llt_debug_client {
     int           fd;               // -1 once the program is gone
@@ -282,7 +282,7 @@ int llt_debug_client_command(struct llt_debug_client * c, enum llt_debug_request
     }
     if ((unsigned) req > LLT_DEBUG_STEP_TOKEN) return llt_set_error(LLT_EINVAL, "debugger: unknown request %d", (int) req);
     if (c->state != LLT_DEBUG_CLIENT_PAUSED) return llt_set_error(LLT_EINVAL, "the program is not paused");
-    const int rc = send_line(c, req == LLT_DEBUG_CONTINUE ? SENT_CONTINUE : SENT_RESUME, resume[req]);
+    const int rc = send_line(c, SENT_RESUME, resume[req]);
     if (rc != LLT_OK) return rc;
     c->state = LLT_DEBUG_CLIENT_RUNNING;
     set_line(&c->stats, NULL);

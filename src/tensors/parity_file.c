@@ -213,7 +213,7 @@ static bool parse_top_k(struct llt_json_in * ps, struct llt_parity_step * s) {
     if (!llt_json_expect(ps, '[')) return false;
     if (llt_json_take(ps, ']')) return llt_json_fail(ps, "top_k is empty");
     do {
-        int32_t id;
+        int32_t id = 0;
         double logit;
         bool integer;
         if (!llt_json_expect(ps, '[') || !parse_int32(ps, "a token id", &id) || !llt_json_expect(ps, ',')) return false;
