@@ -51,6 +51,6 @@ fi
 # ---- lltrace ------------------------------------------------------------------------------
 . scripts/ccache.sh
 dir="${LLTRACE_BUILD_DIR:-build}"
-cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLLAMA_PREFIX="$LLAMA_PREFIX" >/dev/null
+cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLLAMA_PREFIX="$LLAMA_PREFIX" -DLLT_WERROR="${LLT_WERROR:-OFF}" >/dev/null
 cmake --build "$dir" -j "$(nproc)" >/dev/null || cmake --build "$dir" -j 1
 say "lltrace built in $dir ($(./"$dir"/lltrace --version))"

@@ -17,7 +17,7 @@ part() { echo "test: $1 took $(( $(date +%s) - $2 )) s" >&2; }
 t=$(date +%s)
 [ -n "${LLAMA_PREFIX:-}" ] || scripts/bootstrap-llama.sh --programs >/dev/null # llama.cpp and the programs the tests run (once, into the cache)
 scripts/bootstrap-llama.sh --valgrind >/dev/null # the libraries for valgrind (cli-instructions; once, about 3 minutes)
-scripts/build.sh
+LLT_WERROR=ON scripts/build.sh # a warning fails the tests
 scripts/node-llama-cpp.sh >/dev/null # for lltrace exec's test (once, into the cache)
 ctest --test-dir "${LLTRACE_BUILD_DIR:-build}" --output-on-failure "$@"
 part "the build and the suite" "$t"
@@ -26,7 +26,7 @@ part "the build and the suite" "$t"
 t=$(date +%s)
 prefix=${LLAMA_PREFIX:-$(scripts/bootstrap-llama.sh | tail -n 1)}
 . scripts/ccache.sh
-cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLLAMA_PREFIX="$prefix" -DLLT_SANITIZE=ON >/dev/null
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLLAMA_PREFIX="$prefix" -DLLT_SANITIZE=ON -DLLT_WERROR=ON >/dev/null
 cmake --build build-asan -j "$(nproc)" >/dev/null || cmake --build build-asan -j 1
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build-asan --output-on-failure "$@"
