@@ -271,11 +271,12 @@ static bool split_end(const struct llt_tracer * tr, int32_t idx) {
 //
 // llama.cpp computes the same graph step after step (it reuses it while the batch's shape
 // stays), and asks about every node every time. Where the tracer's answer for an unchanged
-// node is always no and nothing is recorded per node (level graph, and the levels the CPU
-// backend's stamps time, without values), the ask call of such a node is one pointer and one
-// struct compare: the rest of record_node() is skipped. Which nodes still take the full path
-// is planned once per graph in tr->asked (a graph's first and last node, MoE routing); a hook
-// that needs its own nodes ORs its bit in there (llt_capture_plan_asks).
+// node is always no and nothing is recorded per node (level graph, the levels the CPU
+// backend's stamps time, and at level values every node the scan plan does not read at), the
+// ask call of such a node is one pointer and one struct compare: the rest of record_node() is
+// skipped. Which nodes still take the full path is planned once per graph in tr->asked (a
+// graph's first and last node, MoE routing, the values level's read points); a hook that needs
+// its own nodes ORs its bit in there (llt_capture_plan_asks).
 
 // (not with interventions, which a step's selectors may change, nor under a debugger that has
 // breakpoints or steps: they look at every node)
@@ -283,9 +284,15 @@ static bool hook_busy(const struct llt_tracer * tr) {
     return tr->hook && !(tr->hook_idle && tr->hook_idle(tr->hook_ud));
 }
 
+// values: the graph as the scan plan has it, whose reads and dumps are in tr->asked
+static bool values_planned(const struct llt_tracer * tr) {
+    return tr->n_plan > 0 && tr->n_plan == tr->n_prev && !tr->off_plan;
+}
+
 static bool fast_path_ok(const struct llt_tracer * tr) {
-    return tr->active && tr->same_so_far && !tr->values && !tr->chain_cb && !hook_busy(tr) && !tr->params.interventions &&
-           (tr->params.level == LLT_LEVEL_GRAPH || tr->stamped) &&
+    return tr->active && tr->same_so_far && (!tr->values || values_planned(tr)) && !tr->chain_cb && !hook_busy(tr) &&
+           !tr->params.interventions &&
+           (tr->params.level == LLT_LEVEL_GRAPH || tr->stamped || tr->params.level == LLT_LEVEL_VALUES) &&
            !((tr->moe || tr->cur_n_tokens > 1) && tr->n_graph_pos == 0); // the graph's positions are looked for
 }
 
@@ -384,7 +391,6 @@ static bool record_node(struct llt_tracer * tr, struct ggml_tensor * t) {
         if (!tr->values) return route; // timed by stamps, nothing else to observe
     }
     tr->times[idx] = (struct node_span) { 0, 0 };
-    if (tr->node_stats) tr->node_stats[idx].has = false;
     if (times_splits(tr)) {
         if (idx == 0) tr->split_begin_ns = tr->compute_begin_ns;
         if (idx == 0 || tr->recs[idx].split != tr->recs[idx - 1].split) tr->split_ask_ns = llt_now_ns() - tr->t0_ns;
@@ -486,6 +492,12 @@ void llt_capture_build_plan(struct llt_tracer * tr) {
     }
     free(sp);
     tr->n_plan = n;
+    // the nodes whose ask call must come to record_node(): the reads, dumps and comparisons
+    const bool stats = llt_values_stats(tr->values);
+    for (int32_t i = 0; i < n; i++) {
+        const bool asks = (stats && tr->scan_first[i] >= 0) || (tr->recs[i].flags & (NODE_DUMP | NODE_REF));
+        tr->asked[i] = (uint8_t) ((tr->asked[i] & ~ASK_VALUES) | (asks ? ASK_VALUES : 0));
+    }
 }
 
 // the post call of an observed node: its output is valid now

@@ -264,6 +264,7 @@ void llt_capture_finish_graph(struct llt_tracer * tr) {
     }
     for (int32_t i = 0; tr->node_stats && i < tr->n_nodes; i++) {
         if (tr->node_stats[i].has) b->stats[b->n_stats++] = (struct stat_rows) { tr->n_steps, i, tr->node_stats[i].st };
+        tr->node_stats[i].has = false; // the fast path does not clear a node's (record.c)
     }
     // a new plan when the graph changed (or there was none)
     if (tr->node_stats && (tr->off_plan || tr->n_plan != tr->n_nodes || !tr->same_so_far)) llt_capture_build_plan(tr);

@@ -84,6 +84,8 @@ enum node_bit {
 // again unchanged (record.c's fast path answers the others no, with nothing but the comparison)
 enum ask_bit {
     ASK_TRACER = 1, // the tracer: a graph's first and last node, an MoE layer's routing
+    ASK_VALUES = 2, // the values level: the nodes whose post call reads statistics (the scan
+                    // plan), dumps or compares (set with the plan: llt_capture_build_plan)
     // hooks of other kinds add their bit here and OR it into tr->asked after llt_capture_plan_asks()
 };
 
