@@ -2,10 +2,11 @@
 // NaN/Inf/zero counts in one streaming pass over small chunks.
 //
 // Statistics run on the inference hot path, so the loops are written in lanes: each lane
-// keeps its own partial sums, which lets the compiler vectorise them without reassociating
-// floating-point sums (no -ffast-math needed). Sums are kept in double; each chunk's variance
-// is computed around the chunk's own mean (two passes over data that sits in L1) and chunks
-// are merged with Chan's formula, so a large mean does not eat the variance.
+// keeps its own partial sums, which vectorise without reassociating floating-point sums (no
+// -ffast-math needed). Sums are kept in double; a chunk of finite values is read once, its
+// variance taken around its first value (chunk_finite says why that is precise), a chunk with
+// a NaN or an infinity twice, around its own mean; chunks are merged with Chan's formula, so a
+// large mean does not eat the variance.
 #include "core/internal.h"
 
 #include <float.h>
