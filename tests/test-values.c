@@ -317,6 +317,33 @@ int main(void) {
     llt_gen_result_free(&res);
     CHECK(qd("SELECT max(max_abs) FROM node_diffs WHERE run_id=5") > 0, "Q8_0 equals F32 everywhere");
 
+    // Statistics read at the CPU backend's stamps equal those read at post calls, bit for bit:
+    // break_on_nan reads every node at a post call (the run can stop there)
+    v = llt_values_default_params();
+    run(f32, path_in("stamps.db"), LLT_LEVEL_VALUES, v, n_steps, &res);
+    const int64_t stamped = res.stats.n_stats_stamped, read = res.stats.n_stats_read;
+    CHECK(stamped > read / 4 && stamped < read, "%lld of %lld statistics read at stamps", (long long) stamped, (long long) read);
+    llt_gen_result_free(&res);
+    v.break_on_nan = true;
+    run(f32, path_in("stamps.db"), LLT_LEVEL_VALUES, v, n_steps, &res);
+    CHECK(res.stats.n_stats_stamped == 0 && res.stats.n_stats_read == read, "with break_on_nan: %lld of %lld at stamps, want 0 of %lld",
+          (long long) res.stats.n_stats_stamped, (long long) res.stats.n_stats_read, (long long) read);
+    llt_gen_result_free(&res);
+    {
+        sqlite3 * sdb = NULL;
+        REQUIRE(sqlite3_open_v2(path_in("stamps.db"), &sdb, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK, "open stamps.db");
+        sqlite3 * keep = db;
+        db = sdb;
+        const char * cols = "step, idx, n, n_nan, n_pinf, n_ninf, n_zero, min, max, mean, std, absmax";
+        CHECK(qd("SELECT count(*) FROM node_stats WHERE run_id=1") == (double) read, "run 1 has not %lld statistics rows", (long long) read);
+        CHECK(qd("SELECT count(*) FROM (SELECT %s FROM node_stats WHERE run_id=1 EXCEPT SELECT %s FROM node_stats WHERE run_id=2)",
+                 cols, cols) == 0, "statistics read at stamps differ from those read at post calls");
+        CHECK(qd("SELECT count(*) FROM (SELECT %s FROM node_stats WHERE run_id=2 EXCEPT SELECT %s FROM node_stats WHERE run_id=1)",
+                 cols, cols) == 0, "statistics read at post calls missing from the run read at stamps");
+        db = keep;
+        sqlite3_close(sdb);
+    }
+
     // the first NaN stops the run and is reported with its sources
     model_with_nan(f32, path_in("nan.gguf"));
     v = llt_values_default_params();

@@ -236,6 +236,8 @@ struct llt_tracer_stats {
     int64_t timing_observed_from; // levels timing/profile: the step from which nodes were timed by
                                   // observing them, the CPU backend's stamps having failed; -1 never
     bool    timing_splits;        // ... off the CPU: each split timed by observing its last node, not each node
+    int64_t n_stats_read;         // level values: node outputs whose statistics were read,
+    int64_t n_stats_stamped;      // ... of them at the CPU backend's stamps (the rest at post calls, a graph split each)
     int64_t t_prompt_ns;          // the prompt's decode calls (docs/trace-format.md, "Speed")
     int64_t t_gen_ns;             // the generation's decode calls and the sampling of every generated token
 };

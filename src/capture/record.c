@@ -128,14 +128,16 @@ static bool reserve_nodes(struct llt_tracer * tr, int32_t n) {
     if (ok && tr->params.interventions) ok = resize((void **) &tr->iv_match, cap, 1);
     if (ok && tr->values) {
         ok = resize((void **) &tr->node_stats, cap, sizeof(struct node_stat)) &&
-             resize((void **) &tr->scan_at, cap, sizeof(int32_t)) && resize((void **) &tr->scan_first, cap, sizeof(int32_t));
+             resize((void **) &tr->scan_at, cap, sizeof(int32_t)) && resize((void **) &tr->scan_first, cap, sizeof(int32_t)) &&
+             resize((void **) &tr->read_map, cap, sizeof(int32_t)) && resize((void **) &tr->by_stamp, cap, 1);
     }
     if (!ok) {
         llt_capture_fail(tr, "out of memory");
         return false;
     }
-    // new slots match nothing
+    // new slots match nothing, and have no statistics (finish_graph clears them after each computation)
     memset(tr->seen_ptr + tr->cap_nodes, 0, (size_t) (cap - tr->cap_nodes) * sizeof(*tr->seen_ptr));
+    if (tr->node_stats) memset(tr->node_stats + tr->cap_nodes, 0, (size_t) (cap - tr->cap_nodes) * sizeof(*tr->node_stats));
     tr->cap_nodes = cap;
     return true;
 }
@@ -399,6 +401,7 @@ static bool record_node(struct llt_tracer * tr, struct ggml_tensor * t) {
     if (!same && tr->n_plan > 0 && !tr->off_plan && tr->node_stats) {
         // the graph changed under the plan: this node reads what the plan left pending
         tr->off_plan = true;
+        tr->off_plan_at = idx;
         return true;
     }
     return (tr->bits[idx] & BIT_SPLIT_END) || wants(tr, &tr->recs[idx], idx) || route;
@@ -414,6 +417,7 @@ static int scan_node(struct llt_tracer * tr, int32_t i, int32_t * nan_at) {
     struct node_stat * ns = &tr->node_stats[i];
     int rc = llt_values_stats_of(tr->values, tr->seen_ptr[i], &ns->st);
     ns->has = rc == LLT_OK;
+    tr->n_stats_read += ns->has;
     if (ns->has && *nan_at < 0 && tr->params.values.break_on_nan && (ns->st.n_nan || ns->st.n_pinf || ns->st.n_ninf)) {
         *nan_at = i;
     }
@@ -442,13 +446,79 @@ static int scan(struct llt_tracer * tr, int32_t j, int32_t * nan_at) {
     return rc == LLT_OK && scanned(&tr->recs[j]) ? scan_node(tr, j, nan_at) : rc;
 }
 
-// Plans the reads for the graph just computed (tr->seen holds its tensors): each node is read
-// at the earliest point its output is still intact and others are too. Interval stabbing: a
-// node is readable from itself to the node before the first one that writes over it.
+// the memory a node writes: [begin, end) in its buffer
+struct span { const void * buffer; const char * begin, * end; };
+
+// whether the CPU computes node i: a stamp follows it
+static bool computed(const struct llt_tracer * tr, int32_t i) {
+    return !(tr->recs[i].flags & NODE_NOOP) && (tr->seen[i].flags & GGML_TENSOR_FLAG_COMPUTE);
+}
+
+// the last node before which node i's output is still intact: the node before the first later
+// one that writes over its memory (or i itself, for a norm the CPU may fuse with the MUL after it)
+static int32_t intact_until(const struct llt_tracer * tr, const struct span * sp, int32_t i, int32_t n) {
+    // the CPU backend computes RMS_NORM and the MUL after it in one pass, without writing the
+    // norm, when both are in one compute range: such a norm is read at its own post
+    if (tr->recs[i].op == GGML_OP_RMS_NORM && i + 1 < n && tr->recs[i + 1].op == GGML_OP_MUL &&
+        ((tr->recs[i + 1].src_kind[0] == SRC_NODE && tr->recs[i + 1].src_ref[0] == i) ||
+         (tr->recs[i + 1].src_kind[1] == SRC_NODE && tr->recs[i + 1].src_ref[1] == i))) {
+        return i;
+    }
+    for (int32_t k = i + 1; k < n; k++) {
+        if (sp[k].buffer == sp[i].buffer && sp[k].begin && sp[k].begin < sp[i].end && sp[i].begin < sp[k].end &&
+            !(tr->recs[k].flags & NODE_NOOP)) {
+            return k - 1;
+        }
+    }
+    return n - 1;
+}
+
+// Reads at posts only: each node at the earliest post call where its output is still intact
+// and others' are too (interval stabbing; each post call is a split of the graph).
+static void plan_posts(struct llt_tracer * tr, const struct span * sp, int32_t n) {
+    int32_t pending = -1, min_end = INT32_MAX;
+    for (int32_t i = 0; i < n; i++) {
+        if (scanned(&tr->recs[i]) && sp[i].begin) {
+            const int32_t end = intact_until(tr, sp, i, n);
+            if (end < min_end) min_end = end;
+            if (pending < 0) pending = i;
+        }
+        if (i == min_end) {
+            tr->scan_first[i] = pending;
+            for (int32_t p = pending; p <= i; p++) if (scanned(&tr->recs[p])) tr->scan_at[p] = i;
+            pending = -1;
+            min_end = INT32_MAX;
+        }
+    }
+}
+
+// Reads at stamps where they can be: a node is read at the stamp of the next node the CPU
+// computes, unless that node writes over it (an operation in place, a fused norm), or none
+// follows; those are read at their own post call, which splits the graph there.
+static void plan_stamps(struct llt_tracer * tr, const struct span * sp, int32_t n) {
+    tr->n_read_map = 0;
+    for (int32_t i = 0; i < n; i++) if (computed(tr, i)) tr->read_map[tr->n_read_map++] = i;
+    for (int32_t s = 0; s < tr->n_read_map; s++) {
+        const int32_t i = tr->read_map[s];
+        if (!scanned(&tr->recs[i]) || !sp[i].begin) continue;
+        if (s + 1 < tr->n_read_map && tr->read_map[s + 1] <= intact_until(tr, sp, i, n)) {
+            tr->by_stamp[i] = 1;
+        } else {
+            tr->scan_first[i] = tr->scan_at[i] = i;
+        }
+    }
+    // a scanned node the CPU does not compute is read where it is, as before
+    for (int32_t i = 0; i < n; i++) {
+        if (scanned(&tr->recs[i]) && sp[i].begin && !computed(tr, i)) tr->scan_first[i] = tr->scan_at[i] = i;
+    }
+}
+
+// Plans the reads for the graph just computed (tr->seen holds its tensors): which post calls
+// and which stamps read which nodes' outputs.
 void llt_capture_build_plan(struct llt_tracer * tr) {
     const int32_t n = tr->n_nodes;
-    // the memory each node writes: [begin, end) in its buffer
-    struct span { const void * buffer; const char * begin, * end; } * sp = malloc((size_t) n * sizeof(*sp) + 1);
+    tr->n_read_map = 0;
+    struct span * sp = malloc((size_t) n * sizeof(*sp) + 1);
     if (!sp) {
         tr->n_plan = 0; // no plan: every node reads itself
         return;
@@ -463,37 +533,19 @@ void llt_capture_build_plan(struct llt_tracer * tr) {
         }
         sp[i] = (struct span) { t->buffer, t->data, t->data ? (const char *) t->data + ggml_nbytes(t) : NULL };
     }
-    int32_t pending = -1, min_end = INT32_MAX;
     for (int32_t i = 0; i < n; i++) {
         tr->scan_at[i] = tr->scan_first[i] = -1;
-        if (scanned(&tr->recs[i]) && sp[i].begin) {
-            // the CPU backend computes RMS_NORM and the MUL after it in one pass, without writing
-            // the norm, when both are in one compute range: such a norm is read at its own post
-            const bool fusable = tr->recs[i].op == GGML_OP_RMS_NORM && i + 1 < n && tr->recs[i + 1].op == GGML_OP_MUL &&
-                                 ((tr->recs[i + 1].src_kind[0] == SRC_NODE && tr->recs[i + 1].src_ref[0] == i) ||
-                                  (tr->recs[i + 1].src_kind[1] == SRC_NODE && tr->recs[i + 1].src_ref[1] == i));
-            int32_t end = fusable ? i : n - 1;
-            for (int32_t k = i + 1; k < n && end > i; k++) {
-                if (sp[k].buffer == sp[i].buffer && sp[k].begin && sp[k].begin < sp[i].end && sp[i].begin < sp[k].end &&
-                    !(tr->recs[k].flags & NODE_NOOP)) {
-                    end = k - 1;
-                    break;
-                }
-            }
-            if (end < min_end) min_end = end;
-            if (pending < 0) pending = i;
-        }
-        if (i == min_end) {
-            tr->scan_first[i] = pending;
-            for (int32_t p = pending; p <= i; p++) if (scanned(&tr->recs[p])) tr->scan_at[p] = i;
-            pending = -1;
-            min_end = INT32_MAX;
-        }
+        tr->by_stamp[i] = 0;
+    }
+    const bool stats = llt_values_stats(tr->values);
+    if (stats && tr->stamp_reads && tr->stamps_ok) {
+        plan_stamps(tr, sp, n);
+    } else {
+        plan_posts(tr, sp, n);
     }
     free(sp);
     tr->n_plan = n;
     // the nodes whose ask call must come to record_node(): the reads, dumps and comparisons
-    const bool stats = llt_values_stats(tr->values);
     for (int32_t i = 0; i < n; i++) {
         const bool asks = (stats && tr->scan_first[i] >= 0) || (tr->recs[i].flags & (NODE_DUMP | NODE_REF));
         tr->asked[i] = (uint8_t) ((tr->asked[i] & ~ASK_VALUES) | (asks ? ASK_VALUES : 0));
@@ -624,9 +676,23 @@ bool llt_capture_eval_cb(struct ggml_tensor * t, bool ask, void * user_data) {
     return ask ? ask_full(tr, t) : post(tr, t);
 }
 
+// The stamp after a node the CPU computed: the computed node before that one is read here if
+// the plan says so, and the graph is as the plan has it up to the node just computed.
+static void stamp_read(struct llt_tracer * tr) {
+    const int32_t s = tr->n_read_stamps++;
+    if (s == 0 || s >= tr->n_read_map) return;
+    const int32_t k = tr->read_map[s], p = tr->read_map[s - 1];
+    if (!tr->by_stamp[p] || k >= tr->n_nodes || (tr->off_plan && k >= tr->off_plan_at)) return;
+    int32_t nan_at = -1; // not asked for: stamp reads are off with break_on_nan
+    if (scan_node(tr, p, &nan_at) != LLT_OK) llt_capture_fail(tr, llt_last_error());
+    tr->n_stats_stamped += tr->node_stats[p].has;
+    tr->scan_next = p + 1;
+}
+
 // the CPU backend computed a node (on the thread that called llama_decode)
 bool llt_capture_abort_cb(void * user_data) {
     struct llt_tracer * tr = user_data;
+    if (tr->stamp_reads && tr->active) stamp_read(tr);
     if (tr->stamped && tr->active) {
         const int64_t now = llt_now_ns() - tr->t0_ns;
         if (tr->n_stamps == 0) tr->first_begin_ns = tr->last_ask_ns;

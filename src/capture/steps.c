@@ -218,6 +218,35 @@ static void ubatch_tokens(struct llt_tracer * tr, struct step_rows * ps) {
     if (mask) ps->seq_mask = mask;
 }
 
+// Statistics read at stamps hold only where the stamps are the computed nodes, one each.
+// Checked once on a computation without stamp reads, where every node with statistics ended
+// a compute range (so no norm was fused: each computed node has its stamp); then on every
+// computation that read at stamps. A mismatch there drops the reads of the computation (they
+// may have read other nodes than planned) and plans reads at posts from then on.
+static void check_stamps(struct llt_tracer * tr) {
+    const bool read_on_plan = tr->n_read_map > 0 && tr->same_so_far && tr->n_nodes == tr->n_prev;
+    if (tr->aborted) {
+        tr->aborted = false; // the application stopped the computation: fewer stamps, reads made hold
+    } else if (read_on_plan && tr->n_read_stamps != tr->n_read_map) {
+        for (int32_t i = 0; i < tr->n_nodes; i++) {
+            if (!tr->by_stamp[i] || !tr->node_stats[i].has) continue;
+            tr->node_stats[i].has = false;
+            tr->n_stats_read--;
+            tr->n_stats_stamped--;
+        }
+        tr->stamps_ok = false;
+        tr->n_plan = 0; // planned again, at posts
+    } else if (!tr->stamps_checked && tr->n_plan == 0) {
+        int32_t n_computed = 0;
+        for (int32_t i = 0; i < tr->n_nodes; i++) {
+            n_computed += !(tr->recs[i].flags & NODE_NOOP) && (tr->seen[i].flags & GGML_TENSOR_FLAG_COMPUTE);
+        }
+        tr->stamps_ok = tr->n_read_stamps == n_computed;
+        tr->stamps_checked = true;
+    }
+    tr->n_read_stamps = 0;
+}
+
 void llt_capture_finish_graph(struct llt_tracer * tr) {
     if (!tr->active || tr->n_nodes == 0) return;
     if (!tr->same_so_far || tr->n_nodes != tr->n_prev) {
@@ -257,6 +286,7 @@ void llt_capture_finish_graph(struct llt_tracer * tr) {
         if (!step_times(tr, ps)) { llt_capture_fail(tr, "out of memory"); return; }
     }
     if (tr->n_split_times > 0 && !step_split_times(tr, ps)) { llt_capture_fail(tr, "out of memory"); return; }
+    if (tr->stamp_reads && tr->node_stats) check_stamps(tr);
     // room for every node's at once: one allocation, not one per doubling
     if (tr->node_stats && !llt_reserve((void **) &b->stats, &b->cap_stats, b->n_stats + tr->n_nodes, sizeof(struct stat_rows))) {
         llt_capture_fail(tr, "out of memory");

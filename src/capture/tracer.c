@@ -115,6 +115,8 @@ void llt_tracer_free(struct llt_tracer * tr) {
     free(tr->node_stats);
     free(tr->scan_at);
     free(tr->scan_first);
+    free(tr->read_map);
+    free(tr->by_stamp);
     free(tr->all_tokens);
     free(tr->seqs);
     free(tr->seqs_before);
@@ -167,8 +169,10 @@ void llt_tracer_attach(struct llt_tracer * tr, struct llama_context_params * cpa
     cparams->cb_eval_user_data = tr;
     const char * nofuse = getenv("GGML_CPU_DISABLE_FUSION"); // read the way ggml-cpu reads it
     tr->cpu_fusion = !(nofuse && atoi(nofuse) == 1);
-    if (timed(tr)) {
-        tr->stamped = true;
+    // statistics are read at stamps once they are seen to match (record.c)
+    tr->stamp_reads = tr->params.level == LLT_LEVEL_VALUES && !tr->params.values.break_on_nan;
+    if (timed(tr) || tr->stamp_reads) {
+        tr->stamped = timed(tr);
         tr->chain_abort = cparams->abort_callback;
         tr->chain_abort_ud = cparams->abort_callback_data;
         cparams->abort_callback = llt_capture_abort_cb;
@@ -597,6 +601,7 @@ void llt_tracer_disown(struct llt_tracer * tr) {
     tr->active = false;
     tr->fast = false; // the ask call's fast path (record.c) reads only this
     tr->stamped = false;
+    tr->stamp_reads = false;
     llt_writer_disown(tr->writer); // the parent's lock on its step log stays the parent's alone
     tr->writer = NULL;
     tr->batch = NULL;
@@ -651,6 +656,8 @@ struct llt_tracer_stats llt_tracer_get_stats(const struct llt_tracer * tr) {
         .n_dumped = tr->values ? llt_values_n_dumped(tr->values) : 0,
         .timing_observed_from = tr->observed_from,
         .timing_splits = tr->observed_from >= 0 && tr->off_cpu && !tr->params.time_nodes,
+        .n_stats_read = tr->n_stats_read,
+        .n_stats_stamped = tr->n_stats_stamped,
         .t_prompt_ns = tr->t_prompt_ns,
         .t_gen_ns = tr->t_gen_ns,
     };

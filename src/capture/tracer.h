@@ -127,6 +127,19 @@ struct llt_tracer {
     int32_t                  n_plan;        // nodes the plan covers; 0: no plan (observe every node)
     int32_t                  scan_next;     // first node of this computation not read yet
     bool                     off_plan;      // this computation left the plan: every node reads itself
+    int32_t                  off_plan_at;   // ... at this node
+    // Statistics read at stamps (values level, on the CPU): the CPU backend calls the abort
+    // callback after each node it computes, on its first thread, before its threads meet. The
+    // computed node before that one is complete then (they met after it), and intact where the
+    // node just computed does not write over it (the plan checks). Such a node needs no split.
+    bool                     stamp_reads;   // the abort callback is installed for them
+    bool                     stamps_checked; // a computation's stamps were counted against its computed nodes
+    bool                     stamps_ok;     // ... and matched: a plan may read at stamps
+    int32_t                  n_read_stamps; // stamps of this computation so far
+    int32_t *                read_map;      // the plan's computed nodes in order: the node each stamp ends
+    int32_t                  n_read_map;    // 0: the plan reads at no stamp
+    uint8_t *                by_stamp;      // per node: read at the stamp after the next computed node
+    int64_t                  n_stats_read, n_stats_stamped; // over the run (llt_tracer_stats)
     int32_t                  n_layer;       // the profile level samples layer (step % n_layer)
     llama_token *            all_tokens;    // every token in and out, for the dump's metadata
     int32_t                  cap_all_tokens;
