@@ -3,11 +3,16 @@
 // scheduler), with one that observes every computing node and does nothing else (what level
 // values asks, and timing where the CPU backend's stamps are not available), and declining
 // every node with an abort callback that stamps the time after each node (how levels timing
-// and profile time nodes). Interleaved in one process; prints a Markdown section.
+// and profile time nodes), and observing only the nodes level values still observes on a
+// llama graph when it reads statistics at stamps: the nodes the next computed node writes over
+// (each norm, attn_out and ffn_out, which the residual ADD overwrites, the last l_out) and the
+// output. Interleaved in one process, each context with its own threadpool as in `lltrace
+// run`; prints a Markdown section.
 //
 //   bench-floor MODEL [REPS]
 //   bench-floor MODEL --once MODE N   one generation of N tokens, 1 thread, nothing printed: for
-//                                     bench/instructions.sh's floor (MODE: none, decline, observe, stamp)
+//                                     bench/instructions.sh's floor (MODE: none, decline, observe,
+//                                     stamp, values-splits)
 #include "lltrace.h"
 
 #include <stdio.h>
@@ -16,9 +21,10 @@
 #include <time.h>
 #include <unistd.h>
 
-enum mode { NO_CALLBACK, DECLINE_ALL, OBSERVE_COMPUTING, STAMP_ALL, N_MODES };
+enum mode { NO_CALLBACK, DECLINE_ALL, OBSERVE_COMPUTING, STAMP_ALL, VALUES_SPLITS, N_MODES };
 static const char * mode_names[] = { "no callback", "declines every node", "observes every computing node",
-                                     "declines every node, abort callback stamps every computed node" };
+                                     "declines every node, abort callback stamps every computed node",
+                                     "observes the nodes level values splits at (norms, attn_out, ffn_out, the last l_out, the output)" };
 _Static_assert(sizeof(mode_names)/sizeof(mode_names[0]) == N_MODES, "mode names");
 
 static double now_s(void) {
@@ -33,6 +39,16 @@ static bool observe(struct ggml_tensor * t, bool ask, void * ud) {
     if (!ask) return true;
     return !(t->op == GGML_OP_NONE || t->op == GGML_OP_VIEW || t->op == GGML_OP_RESHAPE ||
              t->op == GGML_OP_PERMUTE || t->op == GGML_OP_TRANSPOSE);
+}
+
+// what level values observes on a llama graph when it reads at stamps (record.c, plan_stamps)
+static bool values_splits(struct ggml_tensor * t, bool ask, void * ud) {
+    const int32_t n_layer = *(const int32_t *) ud;
+    if (!ask) return true;
+    char last_l_out[32];
+    snprintf(last_l_out, sizeof(last_l_out), "l_out-%d", n_layer - 1);
+    return t->op == GGML_OP_RMS_NORM || strncmp(t->name, "attn_out-", 9) == 0 || strncmp(t->name, "ffn_out-", 8) == 0 ||
+           strcmp(t->name, last_l_out) == 0 || strcmp(t->name, "result_output") == 0;
 }
 
 static int64_t stamps[4096];
@@ -52,9 +68,27 @@ static double generate(struct llama_model * model, enum mode m, int n_gen, int n
     cp.n_batch = cp.n_ubatch = 512;
     cp.no_perf = true;
     cp.n_threads = cp.n_threads_batch = n_threads > 0 ? n_threads : (int32_t) sysconf(_SC_NPROCESSORS_ONLN); // as lltrace run and bench
-    cp.cb_eval = m == DECLINE_ALL || m == STAMP_ALL ? decline : m == OBSERVE_COMPUTING ? observe : NULL;
+    cp.cb_eval = m == DECLINE_ALL || m == STAMP_ALL ? decline : m == OBSERVE_COMPUTING ? observe
+               : m == VALUES_SPLITS ? values_splits : NULL;
+    int32_t n_layer = llama_model_n_layer(model);
+    cp.cb_eval_user_data = &n_layer;
     if (m == STAMP_ALL) cp.abort_callback = stamp;
     struct llama_context * ctx = llama_init_from_model(model, cp);
+    // a threadpool of its own, as `lltrace run` and llama.cpp's programs have: without one, ggml
+    // makes one for every compute call, which is every split of the graph
+    ggml_backend_dev_t dev = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
+    ggml_backend_reg_t reg = dev ? ggml_backend_dev_backend_reg(dev) : NULL;
+    void * new_sym = reg ? ggml_backend_reg_get_proc_address(reg, "ggml_threadpool_new") : NULL;
+    void * free_sym = reg ? ggml_backend_reg_get_proc_address(reg, "ggml_threadpool_free") : NULL;
+    struct ggml_threadpool * pool = NULL;
+    void (*free_fn)(struct ggml_threadpool *) = NULL;
+    if (new_sym && free_sym) {
+        struct ggml_threadpool * (*new_fn)(struct ggml_threadpool_params *);
+        memcpy(&new_fn, &new_sym, sizeof(new_fn));
+        memcpy(&free_fn, &free_sym, sizeof(free_fn));
+        struct ggml_threadpool_params tpp = ggml_threadpool_params_default(cp.n_threads);
+        if ((pool = new_fn(&tpp))) llama_attach_threadpool(ctx, pool, NULL);
+    }
     llama_token toks[32];
     toks[0] = 1;
     for (int i = 1; i < 32; i++) toks[i] = 1000 + (i * 37) % 20000;
@@ -69,6 +103,7 @@ static double generate(struct llama_model * model, enum mode m, int n_gen, int n
     const double t = now_s() - t0;
     llama_sampler_free(s);
     llama_free(ctx);
+    if (pool) free_fn(pool);
     return t;
 }
 
@@ -78,14 +113,14 @@ static int cmp(const void * a, const void * b) {
 }
 
 int main(int argc, char ** argv) {
-    static const char * once_modes[] = { "none", "decline", "observe", "stamp" };
+    static const char * once_modes[] = { "none", "decline", "observe", "stamp", "values-splits" };
     _Static_assert(sizeof(once_modes)/sizeof(once_modes[0]) == N_MODES, "mode names for --once");
     int once = -1;
     if (argc == 5 && strcmp(argv[2], "--once") == 0) {
         for (int m = 0; m < N_MODES; m++) if (strcmp(argv[3], once_modes[m]) == 0) once = m;
     }
     if (argc < 2 || (argc > 3 && (once < 0 || atoi(argv[4]) < 1))) {
-        fprintf(stderr, "usage: bench-floor MODEL [REPS] | MODEL --once none|decline|observe|stamp N\n");
+        fprintf(stderr, "usage: bench-floor MODEL [REPS] | MODEL --once none|decline|observe|stamp|values-splits N\n");
         return 2;
     }
     const int reps = argc == 3 ? atoi(argv[2]) : 10;

@@ -305,31 +305,27 @@ void llt_capture_plan_asks(struct llt_tracer * tr) {
 }
 
 // Every byte of two tensor structs equal up to extra, a backend's own pointer, and padding,
-// which nothing describes (a memcmp inlined: no call, and vectors of 32 bytes where the caller
-// is built for AVX2).
+// which nothing describes, but for the 32 bytes at SKIP, op_params[3..10]: no field of a node's
+// record is made from them (its subop is op_params[0]). A memcmp inlined: no call, and vectors
+// of 32 bytes where the caller is built for AVX2; 9 of them.
 typedef uint64_t v32 __attribute__((vector_size(32)));
-typedef uint64_t v16 __attribute__((vector_size(16)));
 #define TENSOR_SAME_BYTES offsetof(struct ggml_tensor, extra)
-_Static_assert(TENSOR_SAME_BYTES % 16 == 0, "the compared bytes are whole 16-byte vectors");
+#define SKIP (offsetof(struct ggml_tensor, op_params) + 3 * sizeof(int32_t))
+_Static_assert(TENSOR_SAME_BYTES % 32 == 0, "the compared bytes are whole 32-byte vectors");
+_Static_assert(SKIP % 32 == 0 && SKIP + 32 <= offsetof(struct ggml_tensor, op_params) + GGML_MAX_OP_PARAMS,
+               "the bytes left out are one vector inside op_params, after its first three values");
 
 static inline __attribute__((always_inline)) bool same_tensor(const struct ggml_tensor * a, const struct ggml_tensor * b) {
     const unsigned char * pa = (const unsigned char *) a, * pb = (const unsigned char *) b;
     v32 acc = {0};
-    size_t i = 0;
-    for (; i + 32 <= TENSOR_SAME_BYTES; i += 32) {
+    for (size_t i = 0; i < TENSOR_SAME_BYTES; i += 32) {
+        if (i == SKIP) continue;
         v32 x, y;
         memcpy(&x, pa + i, 32);
         memcpy(&y, pb + i, 32);
         acc |= x ^ y;
     }
-    v16 r = (v16) { acc[0], acc[1] } | (v16) { acc[2], acc[3] };
-    for (; i < TENSOR_SAME_BYTES; i += 16) {
-        v16 x, y;
-        memcpy(&x, pa + i, 16);
-        memcpy(&y, pb + i, 16);
-        r |= x ^ y;
-    }
-    return (r[0] | r[1]) == 0;
+    return (acc[0] | acc[1] | acc[2] | acc[3]) == 0;
 }
 
 // true: t is the next node of a repeating graph, unasked and unchanged; counted, answered no
@@ -338,8 +334,7 @@ static inline bool repeats_unasked(struct llt_tracer * tr, const struct ggml_ten
     if (!tr->fast || idx >= tr->n_prev || tr->asked[idx] || tr->seen_ptr[idx] != t || !same_tensor(&tr->seen[idx], t)) {
         return false;
     }
-    tr->bits[idx] = 0; // the chained callback may still ask for it (llt_capture_eval_cb)
-    tr->n_nodes = idx + 1;
+    tr->n_nodes = idx + 1; // its bits stay 0 (record_node clears them when a computation begins)
     return true;
 }
 
@@ -366,6 +361,7 @@ static bool record_node(struct llt_tracer * tr, struct ggml_tensor * t) {
     if (tr->n_nodes == 0) {
         tr->compute_begin_ns = tr->last_ask_ns = llt_now_ns() - tr->t0_ns;
         tr->fast = fast_path_ok(tr);
+        if (tr->bits) memset(tr->bits, 0, (size_t) tr->cap_nodes); // the fast path leaves a node's as they are
     }
     const int32_t idx = tr->n_nodes;
     if (idx >= tr->cap_nodes && !reserve_nodes(tr, idx + 1)) return false;

@@ -18,6 +18,11 @@
 // (a GPU backend, an abort callback set later by the application) the tracer falls back to
 // observing each timed node: computed alone and timed from its ask to its post call.
 //
+// Level values reads each node's statistics while its output is intact, by a plan made from the
+// graph's previous computation (record.c, llt_capture_build_plan): on the CPU, at the stamp
+// after the next node it computes, when that node does not write over it; otherwise at its own
+// post call, a split of the graph. The nodes of the plan's reads take the ask call's full path.
+//
 // Off the CPU (an RPC server, a GPU) there are no stamps. Each node records the device holding
 // its output and its split (the scheduler computes a run of nodes on one device as one split,
 // copying the inputs it needs from other devices; the copies, named "<backend>#<src>#<n>", are
