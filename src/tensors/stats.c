@@ -182,27 +182,26 @@ static inline void stats_dev(double * q, int j, float v, double mean) {
 // loop); both do the same operations in the same order, so they give the same bits.
 struct row_sums {
     double  sum[LANES], sq[LANES];
-    int32_t zero[LANES], kmin[LANES], kmax[LANES];
+    float   min[LANES], max[LANES]; // compared as floats: the values are finite (a -0 and a +0 tie)
+    int32_t zero[LANES];
 };
 
 static void rows_generic(const float * x, int nv, double c0, struct row_sums * r) {
     for (int j = 0; j < LANES; j++) {
         r->sum[j] = r->sq[j] = 0;
         r->zero[j] = 0;
-        r->kmin[j] = INT32_MAX;
-        r->kmax[j] = INT32_MIN;
+        r->min[j] = FLT_MAX;
+        r->max[j] = -FLT_MAX;
     }
     for (int i = 0; i < nv; i += LANES) {
         for (int j = 0; j < LANES; j++) {
-            const float    v   = x[i + j];
-            const uint32_t u   = float_bits(v);
-            const int32_t  key = float_key(u);
-            const double   d   = (double) v - c0;
+            const float  v = x[i + j];
+            const double d = (double) v - c0;
             r->sum[j]  += (double) v;
             r->sq[j]   += d * d;
-            r->zero[j] += (u & 0x7fffffffu) == 0;
-            r->kmin[j]  = key < r->kmin[j] ? key : r->kmin[j];
-            r->kmax[j]  = key > r->kmax[j] ? key : r->kmax[j];
+            r->zero[j] += (float_bits(v) & 0x7fffffffu) == 0;
+            r->min[j]   = v < r->min[j] ? v : r->min[j]; // as _mm256_min_ps(v, min)
+            r->max[j]   = v > r->max[j] ? v : r->max[j];
         }
     }
 }
@@ -215,27 +214,27 @@ static void rows_avx2(const float * x, int nv, double c0, struct row_sums * r) {
     const __m256d c   = _mm256_set1_pd(c0);
     const __m256i mag = _mm256_set1_epi32(0x7fffffff);
     __m256d sum_lo = _mm256_setzero_pd(), sum_hi = _mm256_setzero_pd(), sq_lo = _mm256_setzero_pd(), sq_hi = _mm256_setzero_pd();
-    __m256i kmin = _mm256_set1_epi32(INT32_MAX), kmax = _mm256_set1_epi32(INT32_MIN), zero = _mm256_setzero_si256();
+    __m256  mn = _mm256_set1_ps(FLT_MAX), mx = _mm256_set1_ps(-FLT_MAX);
+    __m256i zero = _mm256_setzero_si256();
     for (int i = 0; i < nv; i += LANES) {
-        const __m256i u  = _mm256_loadu_si256((const __m256i *) (x + i));
+        const __m256  v  = _mm256_loadu_ps(x + i);
         const __m256d lo = _mm256_cvtps_pd(_mm_loadu_ps(x + i)), hi = _mm256_cvtps_pd(_mm_loadu_ps(x + i + 4));
         const __m256d dl = _mm256_sub_pd(lo, c), dh = _mm256_sub_pd(hi, c);
         sum_lo = _mm256_add_pd(sum_lo, lo);
         sum_hi = _mm256_add_pd(sum_hi, hi);
         sq_lo  = _mm256_add_pd(sq_lo, _mm256_mul_pd(dl, dl));
         sq_hi  = _mm256_add_pd(sq_hi, _mm256_mul_pd(dh, dh));
-        const __m256i key = _mm256_xor_si256(u, _mm256_and_si256(_mm256_srai_epi32(u, 31), mag));
-        kmin = _mm256_min_epi32(kmin, key);
-        kmax = _mm256_max_epi32(kmax, key);
-        zero = _mm256_sub_epi32(zero, _mm256_cmpeq_epi32(_mm256_and_si256(u, mag), _mm256_setzero_si256()));
+        mn = _mm256_min_ps(v, mn);
+        mx = _mm256_max_ps(v, mx);
+        zero = _mm256_sub_epi32(zero, _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_castps_si256(v), mag), _mm256_setzero_si256()));
     }
     _mm256_storeu_pd(r->sum, sum_lo);
     _mm256_storeu_pd(r->sum + 4, sum_hi);
     _mm256_storeu_pd(r->sq, sq_lo);
     _mm256_storeu_pd(r->sq + 4, sq_hi);
     _mm256_storeu_si256((__m256i *) r->zero, zero);
-    _mm256_storeu_si256((__m256i *) r->kmin, kmin);
-    _mm256_storeu_si256((__m256i *) r->kmax, kmax);
+    _mm256_storeu_ps(r->min, mn);
+    _mm256_storeu_ps(r->max, mx);
 }
 #endif
 
@@ -264,13 +263,16 @@ static bool chunk_finite(const float * x, int n, rows_fn rows, struct chunk_sums
     rows(x, nv, c0, &r);
     *c = (struct chunk_sums) { .fin = n, .kmin = INT32_MAX, .kmax = INT32_MIN };
     double sq = 0;
+    float mn = FLT_MAX, mx = -FLT_MAX;
     for (int j = 0; j < LANES; j++) {
         c->zero += r.zero[j];
         c->sum  += r.sum[j];
         sq      += r.sq[j];
-        c->kmin  = r.kmin[j] < c->kmin ? r.kmin[j] : c->kmin;
-        c->kmax  = r.kmax[j] > c->kmax ? r.kmax[j] : c->kmax;
+        mn = r.min[j] < mn ? r.min[j] : mn;
+        mx = r.max[j] > mx ? r.max[j] : mx;
     }
+    c->kmin = float_key(float_bits(mn));
+    c->kmax = float_key(float_bits(mx));
     for (int i = nv; i < n; i++) {
         const uint32_t u = float_bits(x[i]);
         const int32_t key = float_key(u);
