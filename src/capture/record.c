@@ -8,15 +8,39 @@
 #include <stddef.h>
 #include <string.h>
 
-// id of a string in tr->strings, added if new; -1 when out of memory
-static int32_t intern(struct llt_tracer * tr, const char * s) {
-    for (int32_t i = tr->n_strings - 1; i >= 0; i--) {
-        if (strcmp(tr->strings[i], s) == 0) return i;
+// the index slot of string s (hash h): where its id is, or the empty slot where it would go
+static uint32_t string_slot(const struct llt_tracer * tr, const char * s, uint32_t h) {
+    const uint32_t mask = tr->cap_string_index - 1;
+    uint32_t i = h & mask;
+    while (tr->string_index[i] && strcmp(tr->strings[tr->string_index[i] - 1], s) != 0) i = (i + 1) & mask;
+    return i;
+}
+
+// the index at twice the size, every string in it again; false when out of memory
+static bool string_index_grow(struct llt_tracer * tr) {
+    const uint32_t cap = tr->cap_string_index ? tr->cap_string_index * 2 : 64;
+    int32_t * index = calloc(cap, sizeof(int32_t));
+    if (!index) return false;
+    free(tr->string_index);
+    tr->string_index = index;
+    tr->cap_string_index = cap;
+    for (int32_t id = 0; id < tr->n_strings; id++) {
+        tr->string_index[string_slot(tr, tr->strings[id], llt_str_hash(tr->strings[id]))] = id + 1;
     }
+    return true;
+}
+
+// id of a string in tr->strings, added if new; -1 when out of memory (a graph's slow path
+// asks for the buffer and input names of every node: hashed, not searched)
+static int32_t intern(struct llt_tracer * tr, const char * s) {
+    if ((uint32_t) tr->n_strings * 2 + 2 > tr->cap_string_index && !string_index_grow(tr)) return -1;
+    const uint32_t slot = string_slot(tr, s, llt_str_hash(s));
+    if (tr->string_index[slot]) return tr->string_index[slot] - 1;
     if (!llt_grow((void **) &tr->strings, &tr->cap_strings, tr->n_strings + 1, sizeof(char *))) return -1;
     char * copy = strdup(s);
     if (!copy) return -1;
     tr->strings[tr->n_strings] = copy;
+    tr->string_index[slot] = tr->n_strings + 1;
     return tr->n_strings++;
 }
 

@@ -97,6 +97,7 @@ void llt_tracer_free(struct llt_tracer * tr) {
     for (int32_t i = 0; i < tr->n_graphs_cached; i++) free(tr->graphs[i].recs);
     for (int32_t i = 0; i < tr->n_strings; i++) free(tr->strings[i]);
     free(tr->strings);
+    free(tr->string_index);
     free(tr->recs);
     free(tr->times);
     free(tr->stamps);

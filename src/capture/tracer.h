@@ -202,6 +202,8 @@ struct llt_tracer {
     // strings: buffer names and input names; the strings never move once made
     char **                  strings;
     int32_t                  n_strings, cap_strings;
+    int32_t *                string_index;  // open addressing by llt_str_hash: id + 1, 0 empty
+    uint32_t                 cap_string_index; // a power of two, at least twice n_strings
 
     int32_t *                weight_buffer; // per registry id: buffer string id, -1 unseen
     ggml_backend_buffer_t    last_buffer;   // buffer_id()'s cache
