@@ -146,7 +146,7 @@ static bool reserve_nodes(struct llt_tracer * tr, int32_t n) {
               resize((void **) &tr->seen, cap, sizeof(struct ggml_tensor)) &&
               resize((void **) &tr->seen_ptr, cap, sizeof(const struct ggml_tensor *)) &&
               resize((void **) &tr->stamps, cap, sizeof(struct stamp)) && resize((void **) &tr->bits, cap, 1) &&
-              resize((void **) &tr->asked, cap, 1) &&
+              resize((void **) &tr->asked, cap, 1) && resize((void **) &tr->fast_ptr, cap, sizeof(*tr->fast_ptr)) &&
               resize((void **) &tr->uses, cap, sizeof(int32_t)) && resize((void **) &tr->map.node, cap, sizeof(int32_t)) &&
               resize((void **) &tr->map.layer, cap, sizeof(int16_t)) && resize((void **) &tr->map.fused, cap, 1);
     if (ok && tr->params.interventions) ok = resize((void **) &tr->iv_match, cap, 1);
@@ -161,6 +161,7 @@ static bool reserve_nodes(struct llt_tracer * tr, int32_t n) {
     }
     // new slots match nothing, and have no statistics (finish_graph clears them after each computation)
     memset(tr->seen_ptr + tr->cap_nodes, 0, (size_t) (cap - tr->cap_nodes) * sizeof(*tr->seen_ptr));
+    memset(tr->fast_ptr + tr->cap_nodes, 0, (size_t) (cap - tr->cap_nodes) * sizeof(*tr->fast_ptr));
     if (tr->node_stats) memset(tr->node_stats + tr->cap_nodes, 0, (size_t) (cap - tr->cap_nodes) * sizeof(*tr->node_stats));
     tr->cap_nodes = cap;
     return true;
@@ -171,7 +172,7 @@ static void describe_node(struct llt_tracer * tr, struct ggml_tensor * t, int32_
     if (tr->same_so_far) {
         // the first difference: the index map must hold exactly this computation's nodes
         tr->same_so_far = false;
-        tr->fast = false;
+        tr->n_fast = 0;
         ptr_table_clear(&tr->node_idx);
         tr->names.gen++;
         for (int32_t i = 0; i < idx; i++) {
@@ -302,7 +303,7 @@ static bool split_end(const struct llt_tracer * tr, int32_t idx) {
 // ask call of such a node is one pointer and one struct compare: the rest of record_node() is
 // skipped. Which nodes still take the full path is planned once per graph in tr->asked (a
 // graph's first and last node, MoE routing, the values level's read points); a hook that needs
-// its own nodes ORs its bit in there (llt_capture_plan_asks).
+// its own nodes would set its bit in llt_capture_plan_asks().
 
 // (not with interventions, which a step's selectors may change, nor under a debugger that has
 // breakpoints or steps: they look at every node)
@@ -322,10 +323,16 @@ static bool fast_path_ok(const struct llt_tracer * tr) {
            !((tr->moe || tr->cur_n_tokens > 1) && tr->n_graph_pos == 0); // the graph's positions are looked for
 }
 
+// the fast path's one pointer compare per node: the tensor of an unasked node, NULL for others
+static void fast_ptrs(struct llt_tracer * tr) {
+    for (int32_t i = 0; i < tr->n_nodes; i++) tr->fast_ptr[i] = tr->asked[i] ? NULL : tr->seen_ptr[i];
+}
+
 void llt_capture_plan_asks(struct llt_tracer * tr) {
     const int32_t n = tr->n_nodes;
     for (int32_t i = 0; i < n; i++) tr->asked[i] = (tr->recs[i].flags & NODE_ROUTE) ? ASK_TRACER : 0;
     if (n > 0) tr->asked[0] = tr->asked[n - 1] = ASK_TRACER; // starts and ends a computation
+    fast_ptrs(tr);
 }
 
 // Every byte of two tensor structs equal up to extra, a backend's own pointer, and padding,
@@ -333,6 +340,7 @@ void llt_capture_plan_asks(struct llt_tracer * tr) {
 // record is made from them (its subop is op_params[0]). A memcmp inlined: no call, and vectors
 // of 32 bytes where the caller is built for AVX2; 9 of them.
 typedef uint64_t v32 __attribute__((vector_size(32)));
+typedef uint64_t v16 __attribute__((vector_size(16)));
 #define TENSOR_SAME_BYTES offsetof(struct ggml_tensor, extra)
 #define SKIP (offsetof(struct ggml_tensor, op_params) + 3 * sizeof(int32_t))
 _Static_assert(TENSOR_SAME_BYTES % 32 == 0, "the compared bytes are whole 32-byte vectors");
@@ -349,13 +357,14 @@ static inline __attribute__((always_inline)) bool same_tensor(const struct ggml_
         memcpy(&y, pb + i, 32);
         acc |= x ^ y;
     }
-    return (acc[0] | acc[1] | acc[2] | acc[3]) == 0;
+    const v16 r = (v16) { acc[0], acc[1] } | (v16) { acc[2], acc[3] }; // halves first: fewer moves out of vectors
+    return (r[0] | r[1]) == 0;
 }
 
 // true: t is the next node of a repeating graph, unasked and unchanged; counted, answered no
 static inline bool repeats_unasked(struct llt_tracer * tr, const struct ggml_tensor * t) {
     const int32_t idx = tr->n_nodes;
-    if (!tr->fast || idx >= tr->n_prev || tr->asked[idx] || tr->seen_ptr[idx] != t || !same_tensor(&tr->seen[idx], t)) {
+    if (idx >= tr->n_fast || tr->fast_ptr[idx] != t || !same_tensor(&tr->seen[idx], t)) {
         return false;
     }
     tr->n_nodes = idx + 1; // its bits stay 0 (record_node clears them when a computation begins)
@@ -384,7 +393,7 @@ static bool record_node(struct llt_tracer * tr, struct ggml_tensor * t) {
     }
     if (tr->n_nodes == 0) {
         tr->compute_begin_ns = tr->last_ask_ns = llt_now_ns() - tr->t0_ns;
-        tr->fast = fast_path_ok(tr);
+        tr->n_fast = fast_path_ok(tr) ? tr->n_prev : 0;
         if (tr->bits) memset(tr->bits, 0, (size_t) tr->cap_nodes); // the fast path leaves a node's as they are
     }
     const int32_t idx = tr->n_nodes;
@@ -399,7 +408,7 @@ static bool record_node(struct llt_tracer * tr, struct ggml_tensor * t) {
     // which tokens the graph computes: an MoE layer's routing rows, the ubatches of a decode call
     if ((tr->moe || tr->cur_n_tokens > 1) && tr->n_graph_pos == 0 && t->op == GGML_OP_ROPE) {
         llt_experts_graph_pos(tr, t);
-        tr->fast = fast_path_ok(tr);
+        tr->n_fast = fast_path_ok(tr) ? tr->n_prev : 0;
     }
     // an MoE layer's routing is read at every level (experts.c)
     const bool route = (tr->recs[idx].flags & NODE_ROUTE) != 0;
@@ -570,6 +579,7 @@ void llt_capture_build_plan(struct llt_tracer * tr) {
         const bool asks = (stats && tr->scan_first[i] >= 0) || (tr->recs[i].flags & (NODE_DUMP | NODE_REF));
         tr->asked[i] = (uint8_t) ((tr->asked[i] & ~ASK_VALUES) | (asks ? ASK_VALUES : 0));
     }
+    fast_ptrs(tr);
 }
 
 // the post call of an observed node: its output is valid now

@@ -15,7 +15,7 @@ void llt_capture_fail(struct llt_tracer * tr, const char * what) {
         snprintf(tr->error, sizeof(tr->error), "tracing stopped at step %lld: %s", (long long) tr->stopped_at, what);
     }
     tr->active = false;
-    tr->fast = false; // the ask call's fast path (record.c) reads only this
+    tr->n_fast = 0; // the ask call's fast path (record.c) reads only this
 }
 
 void llt_capture_writer_fail(struct llt_tracer * tr, const char * what) {
@@ -24,7 +24,7 @@ void llt_capture_writer_fail(struct llt_tracer * tr, const char * what) {
     tr->writer_failed = true;
     snprintf(tr->error, sizeof(tr->error), "tracing stopped at step %lld: %s", (long long) tr->stopped_at, what);
     tr->active = false;
-    tr->fast = false; // the ask call's fast path (record.c) reads only this
+    tr->n_fast = 0; // the ask call's fast path (record.c) reads only this
 }
 
 // ---- public API --------------------------------------------------------------------------
@@ -116,6 +116,7 @@ void llt_tracer_free(struct llt_tracer * tr) {
     free(tr->node_stats);
     free(tr->scan_at);
     free(tr->scan_first);
+    free(tr->fast_ptr);
     free(tr->read_map);
     free(tr->by_stamp);
     free(tr->all_tokens);
@@ -235,7 +236,7 @@ int llt_tracer_begin(struct llt_tracer * tr, const struct llama_model * model, s
     snprintf(why, sizeof(why), "%s", llt_last_error());
     snprintf(tr->error, sizeof(tr->error), "%s", why);
     tr->active = false;
-    tr->fast = false; // the ask call's fast path (record.c) reads only this
+    tr->n_fast = 0; // the ask call's fast path (record.c) reads only this
     llt_tracer_end(tr, LLT_RUN_ERROR, NULL);
     tr->error[0] = '\0';
     return llt_set_error(rc, "%s", why);
@@ -555,7 +556,7 @@ int llt_tracer_end(struct llt_tracer * tr, enum llt_run_status status, const cha
         llt_capture_submit(tr);
     }
     tr->active = false;
-    tr->fast = false; // the ask call's fast path (record.c) reads only this
+    tr->n_fast = 0; // the ask call's fast path (record.c) reads only this
     if (tr->writer && llt_writer_sync(tr->writer) != LLT_OK) llt_capture_writer_fail(tr, llt_last_error());
     // the writer writes node times and statistics as it stops: that can fail too
     if (llt_writer_stop(tr->writer) != LLT_OK) llt_capture_writer_fail(tr, llt_last_error());
@@ -600,7 +601,7 @@ int llt_tracer_end(struct llt_tracer * tr, enum llt_run_status status, const cha
 void llt_tracer_disown(struct llt_tracer * tr) {
     // its writer thread, step log, connection and dump are the parent's: forgotten, not closed
     tr->active = false;
-    tr->fast = false; // the ask call's fast path (record.c) reads only this
+    tr->n_fast = 0; // the ask call's fast path (record.c) reads only this
     tr->stamped = false;
     tr->stamp_reads = false;
     llt_writer_disown(tr->writer); // the parent's lock on its step log stays the parent's alone

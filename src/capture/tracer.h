@@ -91,7 +91,8 @@ enum ask_bit {
     ASK_TRACER = 1, // the tracer: a graph's first and last node, an MoE layer's routing
     ASK_VALUES = 2, // the values level: the nodes whose post call reads statistics (the scan
                     // plan), dumps or compares (set with the plan: llt_capture_build_plan)
-    // hooks of other kinds add their bit here and OR it into tr->asked after llt_capture_plan_asks()
+    // a hook of another kind adds its bit here and sets it in llt_capture_plan_asks(), which
+    // makes tr->fast_ptr from tr->asked
 };
 
 #define MAX_CACHED_GRAPHS 32
@@ -189,10 +190,12 @@ struct llt_tracer {
     struct graph *           prev_graph;    // its graph
     bool                     same_so_far;   // every node so far matched the previous computation
     // The fast path of the ask call (record.c): a node unchanged since the previous computation
-    // that nobody asked for is counted and answered no, with one struct compare. asked is
-    // planned when a graph is first seen and kept while it repeats (plan_asks in record.c).
+    // that nobody asked for is counted and answered no, with one pointer and one struct compare.
+    // asked is planned when a graph is first seen and kept while it repeats (plan_asks in
+    // record.c); fast_ptr is made from it and seen_ptr.
     uint8_t *                asked;         // per node of the previous computation: enum ask_bit
-    bool                     fast;          // this computation may take the fast path
+    int32_t                  n_fast;        // nodes of this computation that may take the fast path: 0, or n_prev
+    const struct ggml_tensor ** fast_ptr;   // per node of the previous computation: its tensor, NULL when asked for
     int64_t                  compute_begin_ns, compute_end_ns;
     int32_t                  n_observed;    // post calls in the current computation
     struct ptr_table         node_idx;      // tensor -> idx in the current graph
