@@ -478,11 +478,6 @@ static int scan(struct llt_tracer * tr, int32_t j, int32_t * nan_at) {
 // the memory a node writes: [begin, end) in its buffer
 struct span { const void * buffer; const char * begin, * end; };
 
-// whether the CPU computes node i: a stamp follows it
-static bool computed(const struct llt_tracer * tr, int32_t i) {
-    return !(tr->recs[i].flags & NODE_NOOP) && (tr->seen[i].flags & GGML_TENSOR_FLAG_COMPUTE);
-}
-
 // the last node before which node i's output is still intact: the node before the first later
 // one that writes over its memory (or i itself, for a norm the CPU may fuse with the MUL after it)
 static int32_t intact_until(const struct llt_tracer * tr, const struct span * sp, int32_t i, int32_t n) {
@@ -526,7 +521,7 @@ static void plan_posts(struct llt_tracer * tr, const struct span * sp, int32_t n
 // follows; those are read at their own post call, which splits the graph there.
 static void plan_stamps(struct llt_tracer * tr, const struct span * sp, int32_t n) {
     tr->n_read_map = 0;
-    for (int32_t i = 0; i < n; i++) if (computed(tr, i)) tr->read_map[tr->n_read_map++] = i;
+    for (int32_t i = 0; i < n; i++) if (llt_capture_computed(tr, i)) tr->read_map[tr->n_read_map++] = i;
     for (int32_t s = 0; s < tr->n_read_map; s++) {
         const int32_t i = tr->read_map[s];
         if (!scanned(&tr->recs[i]) || !sp[i].begin) continue;
@@ -538,7 +533,7 @@ static void plan_stamps(struct llt_tracer * tr, const struct span * sp, int32_t 
     }
     // a scanned node the CPU does not compute is read where it is, as before
     for (int32_t i = 0; i < n; i++) {
-        if (scanned(&tr->recs[i]) && sp[i].begin && !computed(tr, i)) tr->scan_first[i] = tr->scan_at[i] = i;
+        if (scanned(&tr->recs[i]) && sp[i].begin && !llt_capture_computed(tr, i)) tr->scan_first[i] = tr->scan_at[i] = i;
     }
 }
 

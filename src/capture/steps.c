@@ -84,7 +84,7 @@ static bool build_stamp_map(struct llt_tracer * tr) {
     m->n = 0;
     for (int32_t i = 0; i < n; i++) {
         const struct node_rec * r = &tr->recs[i];
-        if ((r->flags & NODE_NOOP) || !(tr->seen[i].flags & GGML_TENSOR_FLAG_COMPUTE)) continue;
+        if (!llt_capture_computed(tr, i)) continue;
         if (m->n == tr->cap_nodes) break;
         m->node[m->n] = i;
         m->layer[m->n] = (r->flags & NODE_LOUT) || r->layer < 0 ? -1 : (int16_t) r->layer;
@@ -239,7 +239,7 @@ static void check_stamps(struct llt_tracer * tr) {
     } else if (!tr->stamps_checked && tr->n_plan == 0) {
         int32_t n_computed = 0;
         for (int32_t i = 0; i < tr->n_nodes; i++) {
-            n_computed += !(tr->recs[i].flags & NODE_NOOP) && (tr->seen[i].flags & GGML_TENSOR_FLAG_COMPUTE);
+            n_computed += llt_capture_computed(tr, i);
         }
         tr->stamps_ok = tr->n_read_stamps == n_computed;
         tr->stamps_checked = true;

@@ -380,6 +380,12 @@ static inline int32_t name_table_find(const struct name_table * t, const struct 
 
 // ---- shared by the files of src/capture --------------------------------------------------
 
+// whether the CPU computes node i of the current graph (ggml-cpu skips no-ops and nodes
+// without the compute flag): a stamp follows it, unless it is a MUL fused into the norm before
+static inline bool llt_capture_computed(const struct llt_tracer * tr, int32_t i) {
+    return !(tr->recs[i].flags & NODE_NOOP) && (tr->seen[i].flags & GGML_TENSOR_FLAG_COMPUTE);
+}
+
 // node times are recorded at levels timing and profile
 static inline bool timed(const struct llt_tracer * tr) {
     return tr->params.level == LLT_LEVEL_TIMING || tr->params.level == LLT_LEVEL_PROFILE;
