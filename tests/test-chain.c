@@ -3,7 +3,10 @@
 // nodes it wants, with valid data, while the tracer records every node; the user's abort
 // callback is called as often as without the tracer, which times nodes through it, and its
 // answer counts: a computation it stops is a step without times. An abort callback set after
-// the tracer's makes the tracer time nodes by observing them instead.
+// the tracer's makes the tracer time nodes by observing them instead, and at level values read
+// statistics at post calls instead of stamps: set before the first computation, every step
+// still has them all; set in the middle of a run, the one computation whose stamps went missing
+// lacks the statistics planned for them, and every later step has them all again.
 #include "lltrace.h"
 #include "testutil.h"
 
@@ -35,8 +38,11 @@ static bool user_abort(void * user_data) {
     return ++u->aborts == u->abort_at;
 }
 
-// set_abort_late: the application replaces the abort callback after the tracer attached
-static int run(const char * model_path, struct llt_store * st, int level, bool set_abort_late, struct user_cb * u,
+// the application replaces the abort callback after the tracer attached: never, before the
+// first computation, or after the prompt and this many generated tokens
+enum { ABORT_KEPT = -2, ABORT_LATE = -1 };
+
+static int run(const char * model_path, struct llt_store * st, int level, int set_abort_late, struct user_cb * u,
                llama_token * out, int n_out, struct llt_tracer_stats * stats) {
     struct llama_model * model = llama_model_load_from_file(model_path, llama_model_default_params());
     REQUIRE(model, "load %s", model_path);
@@ -57,7 +63,7 @@ static int run(const char * model_path, struct llt_store * st, int level, bool s
     }
     struct llama_context * ctx = llama_init_from_model(model, cp);
     REQUIRE(ctx, "context");
-    if (set_abort_late) llama_set_abort_callback(ctx, user_abort, u);
+    if (set_abort_late == ABORT_LATE) llama_set_abort_callback(ctx, user_abort, u);
     if (tr) REQUIRE(llt_tracer_begin(tr, model, ctx) == LLT_OK, "%s", llt_last_error());
     llama_token prompt[4] = { 1, 450, 4996, 17354 };
     struct llama_batch b = llama_batch_get_one(prompt, 4);
@@ -70,6 +76,7 @@ static int run(const char * model_path, struct llt_store * st, int level, bool s
         for (int v = 1; v < llama_vocab_n_tokens(llama_model_get_vocab(model)); v++) if (logits[v] > logits[best]) best = v;
         out[i] = best;
         if (tr) llt_tracer_sampled(tr, best);
+        if (set_abort_late == i) llama_set_abort_callback(ctx, user_abort, u);
         b = llama_batch_get_one(&out[i], 1);
         rc = tr ? llt_decode(tr, ctx, b) : llama_decode(ctx, b);
     }
@@ -101,16 +108,16 @@ int main(void) {
     struct user_cb alone = {0}, graph = {0}, timing = {0}, late = {0}, profile_late = {0};
     llama_token t_alone[8], t_graph[8], t_timing[8], t_late[8], t_profile_late[8];
     struct llt_tracer_stats s_graph, s_timing, s_late, s_profile_late;
-    CHECK_INT(run(model, NULL, 0, false, &alone, t_alone, n_out, NULL), 0);
-    CHECK_INT(run(model, st, LLT_LEVEL_GRAPH, false, &graph, t_graph, n_out, &s_graph), 0);
-    CHECK_INT(run(model, st, LLT_LEVEL_TIMING, false, &timing, t_timing, n_out, &s_timing), 0);
-    CHECK_INT(run(model, st, LLT_LEVEL_TIMING, true, &late, t_late, n_out, &s_late), 0);
-    CHECK_INT(run(model, st, LLT_LEVEL_PROFILE, true, &profile_late, t_profile_late, n_out, &s_profile_late), 0);
+    CHECK_INT(run(model, NULL, 0, ABORT_KEPT, &alone, t_alone, n_out, NULL), 0);
+    CHECK_INT(run(model, st, LLT_LEVEL_GRAPH, ABORT_KEPT, &graph, t_graph, n_out, &s_graph), 0);
+    CHECK_INT(run(model, st, LLT_LEVEL_TIMING, ABORT_KEPT, &timing, t_timing, n_out, &s_timing), 0);
+    CHECK_INT(run(model, st, LLT_LEVEL_TIMING, ABORT_LATE, &late, t_late, n_out, &s_late), 0);
+    CHECK_INT(run(model, st, LLT_LEVEL_PROFILE, ABORT_LATE, &profile_late, t_profile_late, n_out, &s_profile_late), 0);
     // the application stops the prompt's computation at its third node, then decodes it again
     struct user_cb stopped = { .abort_at = 3 };
     llama_token t_stopped[8];
     struct llt_tracer_stats s_stopped;
-    CHECK_INT(run(model, st, LLT_LEVEL_TIMING, false, &stopped, t_stopped, n_out, &s_stopped), 0);
+    CHECK_INT(run(model, st, LLT_LEVEL_TIMING, ABORT_KEPT, &stopped, t_stopped, n_out, &s_stopped), 0);
     CHECK(memcmp(t_alone, t_stopped, sizeof(llama_token) * n_out) == 0, "a stopped computation changed the tokens");
     CHECK_INT(stopped.aborts, alone.aborts + 3);
     CHECK_INT(s_stopped.timing_observed_from, -1); // a computation cut short is no reason to stop stamping
@@ -184,6 +191,54 @@ int main(void) {
     sqlite3_prepare_v2(db, "SELECT group_concat(DISTINCT step) FROM node_times WHERE run_id=4", -1, &s, NULL);
     REQUIRE(sqlite3_step(s) == SQLITE_ROW, "query");
     CHECK_STR((const char *) sqlite3_column_text(s, 0), "3");
+    sqlite3_finalize(s);
+
+    // Level values (runs 6-8): statistics read at stamps, then with the abort callback replaced
+    // before the first computation, and after three generated tokens. Steps 0 and 1 are each a
+    // new graph (the prompt's, the first token's), read at post calls; step 2 reads at stamps,
+    // step 3 has none (the replaced callback), and from step 4 on the plan reads at post calls.
+    struct user_cb values = {0}, values_late = {0}, values_mid = {0};
+    llama_token t_values[8], t_values_late[8], t_values_mid[8];
+    struct llt_tracer_stats s_values, s_values_late, s_values_mid;
+    CHECK_INT(run(model, st, LLT_LEVEL_VALUES, ABORT_KEPT, &values, t_values, n_out, &s_values), 0);
+    CHECK_INT(run(model, st, LLT_LEVEL_VALUES, ABORT_LATE, &values_late, t_values_late, n_out, &s_values_late), 0);
+    CHECK_INT(run(model, st, LLT_LEVEL_VALUES, 2, &values_mid, t_values_mid, n_out, &s_values_mid), 0);
+    const struct user_cb * valued[] = { &values, &values_late, &values_mid };
+    const llama_token * t_valued[] = { t_values, t_values_late, t_values_mid };
+    // the norms, read, are computed apart from their MULs: one more call of the abort callback each
+    CHECK(values.aborts > alone.aborts, "abort callback called %d times at level values, %d untraced", values.aborts, alone.aborts);
+    for (int i = 0; i < 3; i++) {
+        CHECK_INT(valued[i]->aborts, values.aborts);
+        CHECK_INT(valued[i]->posts, alone.posts);
+        CHECK(valued[i]->l_out_sum == alone.l_out_sum, "values run %d: l_out values changed", i + 6);
+        CHECK(memcmp(t_alone, t_valued[i], sizeof(llama_token) * n_out) == 0, "values run %d changed the tokens", i + 6);
+    }
+    CHECK(s_values.n_stats_stamped > s_values.n_stats_read / 3, "%lld of %lld statistics at stamps",
+          (long long) s_values.n_stats_stamped, (long long) s_values.n_stats_read);
+    CHECK_INT(s_values_late.n_stats_stamped, 0);
+    CHECK(s_values_mid.n_stats_stamped > 0 && s_values_mid.n_stats_stamped < s_values.n_stats_stamped,
+          "replaced mid-run: %lld at stamps, %lld with stamps throughout", (long long) s_values_mid.n_stats_stamped,
+          (long long) s_values.n_stats_stamped);
+    // the steps missing a computing node's statistics, per run
+    static const char * unread =
+        "SELECT group_concat(step) FROM (SELECT DISTINCT s.step FROM steps s JOIN nodes n ON n.graph_id=s.graph_id"
+        " WHERE s.run_id=? AND n.is_noop=0 AND n.is_view=0 AND NOT EXISTS"
+        " (SELECT 1 FROM node_stats x WHERE x.run_id=s.run_id AND x.step=s.step AND x.idx=n.idx) ORDER BY s.step)";
+    const char * want_unread[] = { NULL, NULL, "3" };
+    for (int i = 0; i < 3; i++) {
+        sqlite3_prepare_v2(db, unread, -1, &s, NULL);
+        sqlite3_bind_int(s, 1, 6 + i);
+        REQUIRE(sqlite3_step(s) == SQLITE_ROW, "query");
+        const char * got = (const char *) sqlite3_column_text(s, 0);
+        CHECK((!got && !want_unread[i]) || (got && want_unread[i] && strcmp(got, want_unread[i]) == 0),
+              "run %d: steps missing statistics %s, want %s", 6 + i, got ? got : "none", want_unread[i] ? want_unread[i] : "none");
+        sqlite3_finalize(s);
+    }
+    // and the statistics read at stamps equal those read at post calls
+    sqlite3_prepare_v2(db, "SELECT count(*) FROM (SELECT step, idx, n, min, max, mean, std FROM node_stats WHERE run_id=6"
+                           " EXCEPT SELECT step, idx, n, min, max, mean, std FROM node_stats WHERE run_id=7)", -1, &s, NULL);
+    REQUIRE(sqlite3_step(s) == SQLITE_ROW, "query");
+    CHECK_INT(sqlite3_column_int(s, 0), 0);
     sqlite3_finalize(s);
 
     llt_store_close(st);
