@@ -422,19 +422,29 @@ enum times_layout {
     TIMES_PACKED, // this version's step_node_times (a trace marked older than it is)
 };
 
-static int times_layout(struct llt_store * st, enum times_layout * out) {
-    sqlite3_stmt * s = llt_store_prepare(st,
-        "SELECT coalesce(max(name = 'step_node_times' AND type = 'table') * 3, 0),"
-        " coalesce(max(name = 'step_times' AND type = 'table') * 2, 0),"
-        " coalesce(max(name = 'node_times' AND type = 'table'), 0)"
-        " FROM main.sqlite_master WHERE name IN ('step_node_times', 'step_times', 'node_times')");
+// The layout an older trace has, from a one-row query over sqlite_master whose n columns each
+// give a layout's number when its table is there, 0 when not: the first that is not 0, in the
+// order of preference; 0 (none) when no column is.
+static int first_layout(struct llt_store * st, const char * sql, int n, int * out) {
+    sqlite3_stmt * s = llt_store_prepare(st, sql);
     if (!s) return LLT_EIO;
-    *out = TIMES_NONE;
+    *out = 0;
     if (sqlite3_step(s) == SQLITE_ROW) {
-        for (int c = 0; c < 3 && *out == TIMES_NONE; c++) *out = (enum times_layout) sqlite3_column_int(s, c);
+        for (int c = 0; c < n && *out == 0; c++) *out = sqlite3_column_int(s, c);
     }
     sqlite3_finalize(s);
     return LLT_OK;
+}
+
+static int times_layout(struct llt_store * st, enum times_layout * out) {
+    int v = TIMES_NONE;
+    const int rc = first_layout(st,
+        "SELECT coalesce(max(name = 'step_node_times' AND type = 'table') * 3, 0),"
+        " coalesce(max(name = 'step_times' AND type = 'table') * 2, 0),"
+        " coalesce(max(name = 'node_times' AND type = 'table'), 0)"
+        " FROM main.sqlite_master WHERE name IN ('step_node_times', 'step_times', 'node_times')", 3, &v);
+    *out = (enum times_layout) v;
+    return rc;
 }
 
 // how an older trace holds its node statistics
@@ -445,16 +455,12 @@ enum stats_layout {
 };
 
 static int stats_layout(struct llt_store * st, enum stats_layout * out) {
-    sqlite3_stmt * s = llt_store_prepare(st,
+    int v = STATS_NONE;
+    const int rc = first_layout(st,
         "SELECT coalesce(max(name = 'step_node_stats') * 2, 0), coalesce(max(name = 'node_stats'), 0)"
-        " FROM main.sqlite_master WHERE type = 'table' AND name IN ('step_node_stats', 'node_stats')");
-    if (!s) return LLT_EIO;
-    *out = STATS_NONE;
-    if (sqlite3_step(s) == SQLITE_ROW) {
-        for (int c = 0; c < 2 && *out == STATS_NONE; c++) *out = (enum stats_layout) sqlite3_column_int(s, c);
-    }
-    sqlite3_finalize(s);
-    return LLT_OK;
+        " FROM main.sqlite_master WHERE type = 'table' AND name IN ('step_node_stats', 'node_stats')", 2, &v);
+    *out = (enum stats_layout) v;
+    return rc;
 }
 
 // the value of column k of an older row m: the column (text made valid), or its fill
