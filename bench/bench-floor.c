@@ -5,8 +5,8 @@
 // every node with an abort callback that stamps the time after each node (how levels timing
 // and profile time nodes), and observing only the nodes level values still observes on a
 // llama graph when it reads statistics at stamps: the nodes the next computed node writes over
-// (each norm, attn_out and ffn_out, which the residual ADD overwrites, the last l_out) and the
-// output. Interleaved in one process, each context with its own threadpool as in `lltrace
+// (attn_out and ffn_out, which the residual ADD overwrites, the last l_out; the norms are
+// derived from their inputs) and the output. Interleaved in one process, each context with its own threadpool as in `lltrace
 // run`; prints a Markdown section.
 //
 //   bench-floor MODEL [REPS]
@@ -24,7 +24,7 @@
 enum mode { NO_CALLBACK, DECLINE_ALL, OBSERVE_COMPUTING, STAMP_ALL, VALUES_SPLITS, N_MODES };
 static const char * mode_names[] = { "no callback", "declines every node", "observes every computing node",
                                      "declines every node, abort callback stamps every computed node",
-                                     "observes the nodes level values splits at (norms, attn_out, ffn_out, the last l_out, the output)" };
+                                     "observes the nodes level values splits at (attn_out, ffn_out, the last l_out, the output)" };
 _Static_assert(sizeof(mode_names)/sizeof(mode_names[0]) == N_MODES, "mode names");
 
 static double now_s(void) {
@@ -47,7 +47,7 @@ static bool values_splits(struct ggml_tensor * t, bool ask, void * ud) {
     if (!ask) return true;
     char last_l_out[32];
     snprintf(last_l_out, sizeof(last_l_out), "l_out-%d", n_layer - 1);
-    return t->op == GGML_OP_RMS_NORM || strncmp(t->name, "attn_out-", 9) == 0 || strncmp(t->name, "ffn_out-", 8) == 0 ||
+    return strncmp(t->name, "attn_out-", 9) == 0 || strncmp(t->name, "ffn_out-", 8) == 0 ||
            strcmp(t->name, last_l_out) == 0 || strcmp(t->name, "result_output") == 0;
 }
 

@@ -317,17 +317,22 @@ int main(void) {
     llt_gen_result_free(&res);
     CHECK(qd("SELECT max(max_abs) FROM node_diffs WHERE run_id=5") > 0, "Q8_0 equals F32 everywhere");
 
-    // Statistics read at the CPU backend's stamps equal those read at post calls, bit for bit:
-    // break_on_nan reads every node at a post call (the run can stop there)
+    // Statistics read at the CPU backend's stamps, and norms derived from their inputs, equal
+    // those read at post calls, bit for bit: break_on_nan reads every node at a post call (the
+    // run can stop there)
     v = llt_values_default_params();
     run(f32, path_in("stamps.db"), LLT_LEVEL_VALUES, v, n_steps, &res);
-    const int64_t stamped = res.stats.n_stats_stamped, read = res.stats.n_stats_read;
+    const int64_t stamped = res.stats.n_stats_stamped, read = res.stats.n_stats_read, derived = res.stats.n_stats_derived;
+    printf("statistics: %lld read, %lld at stamps, %lld norms derived\n", (long long) read, (long long) stamped, (long long) derived);
     CHECK(stamped > read / 4 && stamped < read, "%lld of %lld statistics read at stamps", (long long) stamped, (long long) read);
+    // the norms a split would read, derived from their inputs (each step after the first of its graph)
+    CHECK(derived > 0 && derived < stamped, "%lld norms derived", (long long) derived);
     llt_gen_result_free(&res);
     v.break_on_nan = true;
     run(f32, path_in("stamps.db"), LLT_LEVEL_VALUES, v, n_steps, &res);
     CHECK(res.stats.n_stats_stamped == 0 && res.stats.n_stats_read == read, "with break_on_nan: %lld of %lld at stamps, want 0 of %lld",
           (long long) res.stats.n_stats_stamped, (long long) res.stats.n_stats_read, (long long) read);
+    CHECK_INT(res.stats.n_stats_derived, 0);
     llt_gen_result_free(&res);
     {
         sqlite3 * sdb = NULL;

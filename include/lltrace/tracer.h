@@ -238,6 +238,7 @@ struct llt_tracer_stats {
     bool    timing_splits;        // ... off the CPU: each split timed by observing its last node, not each node
     int64_t n_stats_read;         // level values: node outputs whose statistics were read,
     int64_t n_stats_stamped;      // ... of them at the CPU backend's stamps (the rest at post calls, a graph split each)
+    int64_t n_stats_derived;      // ... of them norms derived from their inputs, read there (no split either)
     int64_t t_prompt_ns;          // the prompt's decode calls (docs/trace-format.md, "Speed")
     int64_t t_gen_ns;             // the generation's decode calls and the sampling of every generated token
 };

@@ -130,6 +130,7 @@ static void classify_src(struct llt_tracer * tr, const struct ggml_tensor * s, i
 }
 
 static bool fuses_norm(const struct ggml_tensor * mul, const struct ggml_tensor * norm);
+static void drop_derived(struct llt_tracer * tr, int32_t from);
 
 static bool resize(void ** p, int32_t n, size_t elem) {
     void * q = realloc(*p, (size_t) n * elem);
@@ -153,7 +154,8 @@ static bool reserve_nodes(struct llt_tracer * tr, int32_t n) {
     if (ok && tr->values) {
         ok = resize((void **) &tr->node_stats, cap, sizeof(struct node_stat)) &&
              resize((void **) &tr->scan_at, cap, sizeof(int32_t)) && resize((void **) &tr->scan_first, cap, sizeof(int32_t)) &&
-             resize((void **) &tr->read_map, cap, sizeof(int32_t)) && resize((void **) &tr->by_stamp, cap, 1);
+             resize((void **) &tr->read_map, cap, sizeof(int32_t)) && resize((void **) &tr->by_stamp, cap, 1) &&
+             resize((void **) &tr->derive_of, cap, sizeof(int32_t));
     }
     if (!ok) {
         llt_capture_fail(tr, "out of memory");
@@ -431,6 +433,7 @@ static bool record_node(struct llt_tracer * tr, struct ggml_tensor * t) {
         // the graph changed under the plan: this node reads what the plan left pending
         tr->off_plan = true;
         tr->off_plan_at = idx;
+        drop_derived(tr, idx);
         return true;
     }
     return (tr->bits[idx] & BIT_SPLIT_END) || wants(tr, &tr->recs[idx], idx) || route;
@@ -441,12 +444,63 @@ static bool overlaps(const struct ggml_tensor * a, const struct ggml_tensor * b)
     return a->buffer == b->buffer && pa && pb && pa < pb + ggml_nbytes(b) && pb < pa + ggml_nbytes(a);
 }
 
-// reads the statistics of node i, whose output is intact now
+// node i's first source when it is a node of the graph, else -1
+static int32_t src_node(const struct llt_tracer * tr, int32_t i) {
+    const struct node_rec * r = &tr->recs[i];
+    return r->n_src > 0 && r->src_kind[0] == SRC_NODE ? r->src_ref[0] : -1;
+}
+
+// the norms whose derivation must match their read before a plan derives any (derive.c)
+#define DERIVE_CHECKS 4
+
+// Node i, a norm, was read at its post call: its derivation from its input, where no node
+// since wrote over that, must give the same statistics bit for bit.
+static void check_derivation(struct llt_tracer * tr, int32_t i) {
+    const int32_t p = src_node(tr, i);
+    if (p < 0 || !llt_derive_norm_possible(tr->seen_ptr[i], tr->seen_ptr[p])) return;
+    for (int32_t k = p + 1; k <= i; k++) {
+        if (!(tr->recs[k].flags & NODE_NOOP) && overlaps(tr->seen_ptr[p], tr->seen_ptr[k])) return;
+    }
+    struct llt_stats st;
+    if (llt_derive_norm_stats(tr->seen_ptr[i], tr->seen_ptr[p], &tr->derive_buf, &tr->derive_cap, &st) != LLT_OK) return;
+    if (memcmp(&st, &tr->node_stats[i].st, sizeof(st)) == 0) {
+        tr->n_derive_ok++;
+    } else {
+        tr->derive_bad = true;
+    }
+}
+
+// the statistics of norm d, derived from its input p, read now (the plan's graph says what d is)
+static void derive_node(struct llt_tracer * tr, int32_t d, int32_t p) {
+    struct node_stat * ns = &tr->node_stats[d];
+    ns->has = llt_derive_norm_stats(&tr->seen[d], tr->seen_ptr[p], &tr->derive_buf, &tr->derive_cap, &ns->st) == LLT_OK;
+    tr->n_stats_read += ns->has;
+    tr->n_stats_derived += ns->has;
+}
+
+// the graph left the plan at node from: the norms derived for nodes from there on are not known
+// to be what the graph computes (each is read at its own post call, if it is still there)
+static void drop_derived(struct llt_tracer * tr, int32_t from) {
+    for (int32_t p = 0; p < from && p < tr->n_plan; p++) {
+        const int32_t d = tr->derive_of[p];
+        if (d < from || !tr->node_stats[d].has) continue;
+        tr->node_stats[d].has = false;
+        tr->n_stats_read--;
+        tr->n_stats_derived--;
+    }
+}
+
+// reads the statistics of node i, whose output is intact now (and those of the norm derived from it)
 static int scan_node(struct llt_tracer * tr, int32_t i, int32_t * nan_at) {
     struct node_stat * ns = &tr->node_stats[i];
     int rc = llt_values_stats_of(tr->values, tr->seen_ptr[i], &ns->st);
     ns->has = rc == LLT_OK;
     tr->n_stats_read += ns->has;
+    if (ns->has && i < tr->n_plan && tr->derive_of[i] >= 0 && !(tr->off_plan && tr->derive_of[i] >= tr->off_plan_at)) {
+        derive_node(tr, tr->derive_of[i], i);
+    } else if (ns->has && tr->recs[i].op == GGML_OP_RMS_NORM && !tr->derive_bad && tr->n_derive_ok < DERIVE_CHECKS) {
+        check_derivation(tr, i);
+    }
     if (ns->has && *nan_at < 0 && tr->params.values.break_on_nan && (ns->st.n_nan || ns->st.n_pinf || ns->st.n_ninf)) {
         *nan_at = i;
     }
@@ -516,15 +570,47 @@ static void plan_posts(struct llt_tracer * tr, const struct span * sp, int32_t n
     }
 }
 
+// Norms that would need a split of their own (the next computed node writes over them, or is
+// the MUL the CPU fuses with them), derived from their input instead, when that is read (derive.c):
+// nobody asks for such a norm, so the CPU computes it as without lltrace. Only once norms read
+// at post calls matched their derivation, and with nobody else who might ask for them.
+static void plan_derived(struct llt_tracer * tr, const struct span * sp, int32_t n) {
+    if (tr->n_derive_ok == 0 || tr->derive_bad || tr->chain_cb || tr->hook || tr->params.interventions) return;
+    for (int32_t i = 0; i < n; i++) {
+        const struct node_rec * r = &tr->recs[i];
+        const int32_t p = src_node(tr, i);
+        if (r->op != GGML_OP_RMS_NORM || !scanned(r) || (r->flags & (NODE_DUMP | NODE_REF)) || p < 0 ||
+            !scanned(&tr->recs[p]) || !sp[p].begin || !llt_capture_computed(tr, p) || tr->derive_of[p] >= 0 ||
+            !llt_derive_norm_possible(&tr->seen[i], &tr->seen[p])) {
+            continue;
+        }
+        int32_t next = i + 1;
+        while (next < n && !llt_capture_computed(tr, next)) next++;
+        if (next < n && next <= intact_until(tr, sp, i, n)) continue; // read at a stamp: cheaper
+        tr->derive_of[p] = i;
+    }
+}
+
+static bool derived(const struct llt_tracer * tr, int32_t i) {
+    const int32_t p = src_node(tr, i);
+    return p >= 0 && tr->derive_of[p] == i;
+}
+
 // Reads at stamps where they can be: a node is read at the stamp of the next node the CPU
 // computes, unless that node writes over it (an operation in place, a fused norm), or none
 // follows; those are read at their own post call, which splits the graph there.
 static void plan_stamps(struct llt_tracer * tr, const struct span * sp, int32_t n) {
+    plan_derived(tr, sp, n);
     tr->n_read_map = 0;
-    for (int32_t i = 0; i < n; i++) if (llt_capture_computed(tr, i)) tr->read_map[tr->n_read_map++] = i;
+    for (int32_t i = 0; i < n; i++) {
+        if (!llt_capture_computed(tr, i)) continue;
+        // a derived norm and its fused MUL end at one stamp, after which the MUL is complete
+        if (derived(tr, i) && i + 1 < n && (tr->recs[i + 1].flags & NODE_FUSED)) continue;
+        tr->read_map[tr->n_read_map++] = i;
+    }
     for (int32_t s = 0; s < tr->n_read_map; s++) {
         const int32_t i = tr->read_map[s];
-        if (!scanned(&tr->recs[i]) || !sp[i].begin) continue;
+        if (!scanned(&tr->recs[i]) || !sp[i].begin || derived(tr, i)) continue;
         if (s + 1 < tr->n_read_map && tr->read_map[s + 1] <= intact_until(tr, sp, i, n)) {
             tr->by_stamp[i] = 1;
         } else {
@@ -558,7 +644,7 @@ void llt_capture_build_plan(struct llt_tracer * tr) {
         sp[i] = (struct span) { t->buffer, t->data, t->data ? (const char *) t->data + ggml_nbytes(t) : NULL };
     }
     for (int32_t i = 0; i < n; i++) {
-        tr->scan_at[i] = tr->scan_first[i] = -1;
+        tr->scan_at[i] = tr->scan_first[i] = tr->derive_of[i] = -1;
         tr->by_stamp[i] = 0;
     }
     const bool stats = llt_values_stats(tr->values);

@@ -119,6 +119,8 @@ void llt_tracer_free(struct llt_tracer * tr) {
     free(tr->fast_ptr);
     free(tr->read_map);
     free(tr->by_stamp);
+    free(tr->derive_of);
+    free(tr->derive_buf);
     free(tr->all_tokens);
     free(tr->seqs);
     free(tr->seqs_before);
@@ -660,6 +662,7 @@ struct llt_tracer_stats llt_tracer_get_stats(const struct llt_tracer * tr) {
         .timing_splits = tr->observed_from >= 0 && tr->off_cpu && !tr->params.time_nodes,
         .n_stats_read = tr->n_stats_read,
         .n_stats_stamped = tr->n_stats_stamped,
+        .n_stats_derived = tr->n_stats_derived,
         .t_prompt_ns = tr->t_prompt_ns,
         .t_gen_ns = tr->t_gen_ns,
     };

@@ -21,7 +21,8 @@
 // Level values reads each node's statistics while its output is intact, by a plan made from the
 // graph's previous computation (record.c, llt_capture_build_plan): on the CPU, at the stamp
 // after the next node it computes, when that node does not write over it; otherwise at its own
-// post call, a split of the graph. The nodes of the plan's reads take the ask call's full path.
+// post call, a split of the graph. A norm that would need that split is derived from its input
+// when the input is read (derive.c). The nodes of the plan's reads take the ask call's full path.
 //
 // Off the CPU (an RPC server, a GPU) there are no stamps. Each node records the device holding
 // its output and its split (the scheduler computes a run of nodes on one device as one split,
@@ -145,7 +146,14 @@ struct llt_tracer {
     int32_t *                read_map;      // the plan's computed nodes in order: the node each stamp ends
     int32_t                  n_read_map;    // 0: the plan reads at no stamp
     uint8_t *                by_stamp;      // per node: read at the stamp after the next computed node
-    int64_t                  n_stats_read, n_stats_stamped; // over the run (llt_tracer_stats)
+    // Norms derived from their inputs (derive.c), where reading them would split the graph:
+    // only once norms read at post calls matched their derivation, and none failed to
+    int32_t *                derive_of;     // per node of the plan: the norm derived when it is read, -1 none
+    int32_t                  n_derive_ok;   // norms whose derivation matched their read
+    bool                     derive_bad;    // one did not: no more derivations this run
+    float *                  derive_buf;    // a derived norm's values
+    size_t                   derive_cap;
+    int64_t                  n_stats_read, n_stats_stamped, n_stats_derived; // over the run (llt_tracer_stats)
     int32_t                  n_layer;       // the profile level samples layer (step % n_layer)
     llama_token *            all_tokens;    // every token in and out, for the dump's metadata
     int32_t                  cap_all_tokens;
@@ -402,6 +410,14 @@ void llt_capture_fail(struct llt_tracer * tr, const char * what);
 // the writer's failure: recorded unless capture failed first; a later word of the writer (its
 // last, from llt_writer_stop(), names the first step it could not write) replaces an earlier one
 void llt_capture_writer_fail(struct llt_tracer * tr, const char * what);
+
+// derive.c: whether norm's statistics can be derived from src, its input (live tensors or
+// their copies: the graph's records say that src is norm's input)
+bool llt_derive_norm_possible(const struct ggml_tensor * norm, const struct ggml_tensor * src);
+// derive.c: the statistics of norm's output, from src, complete and intact now; *buf (*cap
+// floats) is the scratch, grown as needed
+int  llt_derive_norm_stats(const struct ggml_tensor * norm, const struct ggml_tensor * src, float ** buf, size_t * cap,
+                           struct llt_stats * st);
 
 // record.c: the callbacks llt_tracer_attach() installs
 bool llt_capture_eval_cb(struct ggml_tensor * t, bool ask, void * user_data);
