@@ -31,21 +31,66 @@ static float scale_of(double sum, int64_t n, float eps) {
     return 1.0f / sqrtf(mean + eps);
 }
 
+// the sum of one row's squares, in order: each square a float, the sum a double
+static double row_sum(const float * x, int64_t n) {
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) sum += (double) (x[i] * x[i]);
+    return sum;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+// the same, eight squares and their conversions at once, then added one by one in order (a
+// generated token's norm is one row: this chain is the derivation's cost)
+__attribute__((target("avx2")))
+static double row_sum_avx2(const float * x, int64_t n) {
+    __m128d sum = _mm_setzero_pd();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(x + i);
+        const __m256 sq = _mm256_mul_ps(v, v);
+        const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(sq)), hi = _mm256_cvtps_pd(_mm256_extractf128_ps(sq, 1));
+        const __m128d q[4] = { _mm256_castpd256_pd128(lo), _mm256_extractf128_pd(lo, 1),
+                               _mm256_castpd256_pd128(hi), _mm256_extractf128_pd(hi, 1) };
+        for (int k = 0; k < 4; k++) {
+            sum = _mm_add_sd(sum, q[k]);
+            sum = _mm_add_sd(sum, _mm_unpackhi_pd(q[k], q[k]));
+        }
+    }
+    double s = _mm_cvtsd_f64(sum);
+    for (; i < n; i++) s += (double) (x[i] * x[i]);
+    return s;
+}
+
+static double (*pick_row_sum(void))(const float *, int64_t) {
+    return __builtin_cpu_supports("avx2") ? row_sum_avx2 : row_sum;
+}
+#else
+static double (*pick_row_sum(void))(const float *, int64_t) { return row_sum; }
+#endif
+
 // the scales of rows [r, r + k), k <= 4: each row's sum is one chain of additions in order
-// (ggml's), four chains at once so that they overlap
+// (ggml's); four rows (a prompt's) in four chains at once, so that they overlap
 static void row_scales(const struct ggml_tensor * src, int64_t r, int k, float eps, float * out) {
     const int64_t n = src->ne[0];
-    const float * x[4];
-    for (int j = 0; j < 4; j++) x[j] = row_of(src, r + (j < k ? j : 0));
+    if (k < 4) {
+        double (*sum_of)(const float *, int64_t) = pick_row_sum();
+        for (int j = 0; j < k; j++) out[j] = scale_of(sum_of(row_of(src, r + j), n), n, eps);
+        return;
+    }
+    const float * x0 = row_of(src, r), * x1 = row_of(src, r + 1), * x2 = row_of(src, r + 2), * x3 = row_of(src, r + 3);
     double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
     for (int64_t i = 0; i < n; i++) {
-        s0 += (double) (x[0][i] * x[0][i]);
-        s1 += (double) (x[1][i] * x[1][i]);
-        s2 += (double) (x[2][i] * x[2][i]);
-        s3 += (double) (x[3][i] * x[3][i]);
+        s0 += (double) (x0[i] * x0[i]);
+        s1 += (double) (x1[i] * x1[i]);
+        s2 += (double) (x2[i] * x2[i]);
+        s3 += (double) (x3[i] * x3[i]);
     }
-    const double s[4] = { s0, s1, s2, s3 };
-    for (int j = 0; j < k; j++) out[j] = scale_of(s[j], n, eps);
+    out[0] = scale_of(s0, n, eps);
+    out[1] = scale_of(s1, n, eps);
+    out[2] = scale_of(s2, n, eps);
+    out[3] = scale_of(s3, n, eps);
 }
 
 int llt_derive_norm_stats(const struct ggml_tensor * norm, const struct ggml_tensor * src, float ** buf, size_t * cap,

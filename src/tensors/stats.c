@@ -212,10 +212,10 @@ static void rows_generic(const float * x, int nv, double c0, struct row_sums * r
 __attribute__((target("avx2")))
 static void rows_avx2(const float * x, int nv, double c0, struct row_sums * r) {
     const __m256d c   = _mm256_set1_pd(c0);
-    const __m256i mag = _mm256_set1_epi32(0x7fffffff);
     __m256d sum_lo = _mm256_setzero_pd(), sum_hi = _mm256_setzero_pd(), sq_lo = _mm256_setzero_pd(), sq_hi = _mm256_setzero_pd();
     __m256  mn = _mm256_set1_ps(FLT_MAX), mx = _mm256_set1_ps(-FLT_MAX);
     __m256i zero = _mm256_setzero_si256();
+#pragma GCC unroll 2
     for (int i = 0; i < nv; i += LANES) {
         const __m256  v  = _mm256_loadu_ps(x + i);
         const __m256d lo = _mm256_cvtps_pd(_mm_loadu_ps(x + i)), hi = _mm256_cvtps_pd(_mm_loadu_ps(x + i + 4));
@@ -226,7 +226,8 @@ static void rows_avx2(const float * x, int nv, double c0, struct row_sums * r) {
         sq_hi  = _mm256_add_pd(sq_hi, _mm256_mul_pd(dh, dh));
         mn = _mm256_min_ps(v, mn);
         mx = _mm256_max_ps(v, mx);
-        zero = _mm256_sub_epi32(zero, _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_castps_si256(v), mag), _mm256_setzero_si256()));
+        // -0 == +0 as floats, and the values are finite
+        zero = _mm256_sub_epi32(zero, _mm256_castps_si256(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_EQ_OQ)));
     }
     _mm256_storeu_pd(r->sum, sum_lo);
     _mm256_storeu_pd(r->sum + 4, sum_hi);
