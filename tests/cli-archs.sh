@@ -51,6 +51,19 @@ for type in F32 "$qtype"; do
         "$(q "$t" "SELECT count(*) FROM steps st JOIN nodes n ON n.graph_id=st.graph_id WHERE st.run_id=1 AND st.step=1
                    AND n.is_noop=0 AND n.op != 'SET_ROWS' AND NOT EXISTS (SELECT 1 FROM node_stats s WHERE s.run_id=1 AND s.step=1 AND s.idx=n.idx)")" 0
     expect "$type: non-finite values" "$(q "$t" "SELECT count(*) FROM node_stats WHERE run_id=1 AND n_nan + n_pinf + n_ninf > 0")" 0
+    # the same statistics, bit for bit, whether read at stamps, derived (norms) or at post calls
+    # (--break-on-nan reads every node at its post call): this architecture's norms and in-place
+    # operations planned right
+    s=$dir/stamps-$type.db
+    "$bin" run -m "$model" -p "$prompt" -n 4 --level values -o "$s" >/dev/null 2>"$dir/err" &&
+    "$bin" run -m "$model" -p "$prompt" -n 4 --level values --break-on-nan -o "$s" >/dev/null 2>"$dir/err" ||
+        fail "$type: run --level values (stamps, posts): $(tail -1 "$dir/err")"
+    cols="step, idx, n, n_nan, n_pinf, n_ninf, n_zero, min, max, mean, std, absmax"
+    expect "$type: statistics rows, read at stamps and at posts" \
+        "$(q "$s" "SELECT (SELECT count(*) FROM node_stats WHERE run_id=1) = (SELECT count(*) FROM node_stats WHERE run_id=2)
+                    AND (SELECT count(*) FROM node_stats WHERE run_id=1) > 0")" 1
+    expect "$type: statistics that differ between stamps and posts" \
+        "$(q "$s" "SELECT count(*) FROM (SELECT $cols FROM node_stats WHERE run_id=1 EXCEPT SELECT $cols FROM node_stats WHERE run_id=2)")" 0
 
     # ---- profile: every op of the graph gets time, every layer a row
     "$bin" run -m "$model" -p "$prompt" -n 3 --level profile -o "$t" >/dev/null 2>"$dir/err" ||
