@@ -33,6 +33,10 @@ static void tensors(struct ggml_tensor * src, struct ggml_tensor * norm, float *
     src->nb[0] = sizeof(float); src->nb[1] = (size_t) row_floats * sizeof(float);
     src->nb[2] = src->nb[3] = src->nb[1] * (size_t) rows;
     src->data = data;
+    static ggml_backend_buffer_t host; // the input's memory, as a host buffer (a CPU backend's)
+    if (host) ggml_backend_buffer_free(host);
+    host = ggml_backend_cpu_buffer_from_ptr(data, src->nb[3]);
+    src->buffer = host;
     memset(norm, 0, sizeof(*norm));
     norm->type = GGML_TYPE_F32;
     norm->op = GGML_OP_RMS_NORM;
@@ -105,7 +109,11 @@ int main(void) {
     }
     printf("test-derive: %d of %d random tensors derived bit for bit\n", same, tried);
 
-    // a norm whose input is not F32, or whose shape differs, is not derived
+    // a norm whose input is not F32, not in host memory (an RPC server's, a GPU's), or that is
+    // no RMS_NORM, is not derived
+    tensors(&src, &norm, data, N, 1, N, 1e-5f);
+    src.buffer = NULL;
+    CHECK(!llt_derive_norm_possible(&norm, &src), "an input in no host buffer is derivable");
     tensors(&src, &norm, data, N, 1, N, 1e-5f);
     src.type = GGML_TYPE_F16;
     CHECK(!llt_derive_norm_possible(&norm, &src), "an F16 input is derivable");

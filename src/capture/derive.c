@@ -17,7 +17,8 @@
 #include <string.h>
 
 bool llt_derive_norm_possible(const struct ggml_tensor * norm, const struct ggml_tensor * src) {
-    return norm->op == GGML_OP_RMS_NORM && norm->type == GGML_TYPE_F32 &&
+    const struct ggml_tensor * base = src->view_src ? src->view_src : src; // its data is read here: in host memory
+    return norm->op == GGML_OP_RMS_NORM && norm->type == GGML_TYPE_F32 && base->buffer && ggml_backend_buffer_is_host(base->buffer) &&
            src->type == GGML_TYPE_F32 && src->nb[0] == sizeof(float) && ggml_are_same_shape(norm, src) && src->data &&
            ggml_is_contiguous(norm) && ggml_nelements(norm) > 0;
 }
