@@ -38,7 +38,7 @@
 // (writer.c) in one batch.
 //
 // Files: record.c (the callbacks: each node as the scheduler asks about it, observed nodes'
-// statistics, dumps and comparisons), experts.c (the experts MoE layers chose), tracer_iv.c
+// statistics, dumps and comparisons), derive.c (a norm's statistics from its input), experts.c (the experts MoE layers chose), tracer_iv.c
 // (interventions: nodes changed in their post call; intervene.c does the changing), steps.c (the
 // end of each graph computation: its graph structure, node times and rows), tracer.c (the
 // public API: a run's life, decode calls, the tokens chosen).
