@@ -24,7 +24,7 @@ static void reference(const struct ggml_tensor * src, float eps, float * y, stru
     REQUIRE(llt_stats_compute(y, GGML_TYPE_F32, n * rows, st) == LLT_OK, "%s", llt_last_error());
 }
 
-// src: rows of n floats, row_floats apart; norm: its RMS_NORM, contiguous
+// src: rows of n floats, row_floats apart, at data (aligned as ggml's buffers are); norm: its RMS_NORM, contiguous
 static void tensors(struct ggml_tensor * src, struct ggml_tensor * norm, float * data, int64_t n, int64_t rows,
                     int64_t row_floats, float eps) {
     memset(src, 0, sizeof(*src));
@@ -77,7 +77,7 @@ int main(void) {
     // rounds away, the mean is the tie, which rounds to the even float 1/8. Any order that adds
     // the small ones together first (four lanes, or eight, then across them) keeps 2^-52 of
     // them: the mean rounds up, and the scale, and every value, differ.
-    float crafted[8] = { 1.0f, 0x1p-27f, 0x1p-27f, 0x1p-27f, 0x1p-12f, 0x1p-27f, 0x1p-27f, 0x1p-27f };
+    _Alignas(64) float crafted[8] = { 1.0f, 0x1p-27f, 0x1p-27f, 0x1p-27f, 0x1p-12f, 0x1p-27f, 0x1p-27f, 0x1p-27f };
     double lanes[4] = { 0 }, seq = 0;
     for (int i = 0; i < 8; i++) {
         lanes[i % 4] += (double) (crafted[i] * crafted[i]);
@@ -92,7 +92,8 @@ int main(void) {
 
     // random rows, magnitudes from 1e-6 to 1e3 and signs mixed, the rows 8 floats apart
     enum { N = 768, ROWS = 32, GAP = 8 };
-    static float data[ROWS * (N + GAP)], ref_y[ROWS * N];
+    static _Alignas(64) float data[ROWS * (N + GAP)];
+    static float ref_y[ROWS * N];
     int same = 0, tried = 0;
     for (int t = 0; t < 400; t++) {
         const double decades = 1 + 8 * uniform();
