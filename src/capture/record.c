@@ -453,12 +453,12 @@ static int32_t src_node(const struct llt_tracer * tr, int32_t i) {
 // the norms whose derivation must match their read before a plan derives any (derive.c)
 #define DERIVE_CHECKS 4
 
-// Node i, a norm, was read at its post call: its derivation from its input, where no node
-// since wrote over that, must give the same statistics bit for bit.
+// Node i, a norm, was read: its derivation from its input, where no node since (none asked
+// for yet) wrote over that, must give the same statistics bit for bit.
 static void check_derivation(struct llt_tracer * tr, int32_t i) {
     const int32_t p = src_node(tr, i);
     if (p < 0 || !llt_derive_norm_possible(tr->seen_ptr[i], tr->seen_ptr[p])) return;
-    for (int32_t k = p + 1; k <= i; k++) {
+    for (int32_t k = p + 1; k < tr->n_nodes; k++) {
         if (!(tr->recs[k].flags & NODE_NOOP) && overlaps(tr->seen_ptr[p], tr->seen_ptr[k])) return;
     }
     struct llt_stats st;
@@ -482,11 +482,7 @@ static void derive_node(struct llt_tracer * tr, int32_t d, int32_t p) {
 // to be what the graph computes (each is read at its own post call, if it is still there)
 static void drop_derived(struct llt_tracer * tr, int32_t from) {
     for (int32_t p = 0; p < from && p < tr->n_plan; p++) {
-        const int32_t d = tr->derive_of[p];
-        if (d < from || !tr->node_stats[d].has) continue;
-        tr->node_stats[d].has = false;
-        tr->n_stats_read--;
-        tr->n_stats_derived--;
+        if (tr->derive_of[p] >= from) llt_capture_drop_derived(tr, tr->derive_of[p]);
     }
 }
 
@@ -570,22 +566,29 @@ static void plan_posts(struct llt_tracer * tr, const struct span * sp, int32_t n
     }
 }
 
+// the first node after i that the CPU computes, n if none
+static int32_t next_computed(const struct llt_tracer * tr, int32_t i, int32_t n) {
+    while (++i < n && !llt_capture_computed(tr, i)) {}
+    return i;
+}
+
 // Norms that would need a split of their own (the next computed node writes over them, or is
 // the MUL the CPU fuses with them), derived from their input instead, when that is read (derive.c):
 // nobody asks for such a norm, so the CPU computes it as without lltrace. Only once norms read
-// at post calls matched their derivation, and with nobody else who might ask for them.
+// at post calls matched their derivation, and with nobody else who might ask for them; and only
+// a norm computed right after its input (so by the time the input is read, at the stamp after
+// the norm or at the input's post call, nothing can stop the computation between the two).
 static void plan_derived(struct llt_tracer * tr, const struct span * sp, int32_t n) {
     if (tr->n_derive_ok == 0 || tr->derive_bad || tr->chain_cb || tr->hook || tr->params.interventions) return;
     for (int32_t i = 0; i < n; i++) {
         const struct node_rec * r = &tr->recs[i];
         const int32_t p = src_node(tr, i);
         if (r->op != GGML_OP_RMS_NORM || !scanned(r) || (r->flags & (NODE_DUMP | NODE_REF)) || p < 0 ||
-            !scanned(&tr->recs[p]) || !sp[p].begin || !llt_capture_computed(tr, p) || tr->derive_of[p] >= 0 ||
-            !llt_derive_norm_possible(&tr->seen[i], &tr->seen[p])) {
+            !scanned(&tr->recs[p]) || !sp[p].begin || !llt_capture_computed(tr, p) || next_computed(tr, p, n) != i ||
+            tr->derive_of[p] >= 0 || !llt_derive_norm_possible(&tr->seen[i], &tr->seen[p])) {
             continue;
         }
-        int32_t next = i + 1;
-        while (next < n && !llt_capture_computed(tr, next)) next++;
+        const int32_t next = next_computed(tr, i, n);
         if (next < n && next <= intact_until(tr, sp, i, n)) continue; // read at a stamp: cheaper
         tr->derive_of[p] = i;
     }

@@ -230,12 +230,7 @@ static void check_stamps(struct llt_tracer * tr) {
     } else if (read_on_plan && tr->n_read_stamps != tr->n_read_map) {
         for (int32_t i = 0; i < tr->n_nodes; i++) {
             if (!tr->by_stamp[i]) continue;
-            const int32_t d = tr->derive_of[i]; // a norm derived at the same stamp
-            if (d >= 0 && tr->node_stats[d].has) {
-                tr->node_stats[d].has = false;
-                tr->n_stats_read--;
-                tr->n_stats_derived--;
-            }
+            llt_capture_drop_derived(tr, tr->derive_of[i]); // a norm derived at the same stamp
             if (!tr->node_stats[i].has) continue;
             tr->node_stats[i].has = false;
             tr->n_stats_read--;

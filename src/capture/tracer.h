@@ -394,6 +394,15 @@ static inline bool llt_capture_computed(const struct llt_tracer * tr, int32_t i)
     return !(tr->recs[i].flags & NODE_NOOP) && (tr->seen[i].flags & GGML_TENSOR_FLAG_COMPUTE);
 }
 
+// forgets the statistics of norm d derived from its input (record.c, derive.c): the
+// computation did not go as the plan had it; d < 0: none
+static inline void llt_capture_drop_derived(struct llt_tracer * tr, int32_t d) {
+    if (d < 0 || !tr->node_stats[d].has) return;
+    tr->node_stats[d].has = false;
+    tr->n_stats_read--;
+    tr->n_stats_derived--;
+}
+
 // node times are recorded at levels timing and profile
 static inline bool timed(const struct llt_tracer * tr) {
     return tr->params.level == LLT_LEVEL_TIMING || tr->params.level == LLT_LEVEL_PROFILE;
