@@ -8,9 +8,8 @@
 // still has them all; set in the middle of a run, the one computation whose stamps went missing
 // lacks the statistics planned for them, and every later step has them all again.
 #include "lltrace.h"
-#include "testutil.h"
+#include "testdb.h"
 
-#include <sqlite3.h>
 #include <unistd.h>
 
 struct user_cb {
@@ -144,54 +143,31 @@ int main(void) {
     CHECK_INT(s_profile_late.timing_observed_from, 1);
 
     // and the trace has every step, with the tokens in and out
-    sqlite3 * db = llt_store_db(st);
-    sqlite3_stmt * s = NULL;
-    sqlite3_prepare_v2(db, "SELECT (SELECT count(*) FROM steps WHERE run_id=1), (SELECT count(*) FROM tokens WHERE run_id=1 AND role='gen'),"
-                           " (SELECT count(*) FROM tokens WHERE run_id=1 AND role='prompt'), (SELECT phase FROM steps WHERE run_id=1 AND step=1)", -1, &s, NULL);
-    REQUIRE(sqlite3_step(s) == SQLITE_ROW, "query");
-    CHECK_INT(sqlite3_column_int(s, 0), n_out + 1);
-    CHECK_INT(sqlite3_column_int(s, 1), n_out);
-    CHECK_INT(sqlite3_column_int(s, 2), 4);
-    CHECK_STR((const char *) sqlite3_column_text(s, 3), "gen");
-    sqlite3_finalize(s);
+    db = llt_store_db(st);
+    CHECK_INT(qi("SELECT count(*) FROM steps WHERE run_id=1"), n_out + 1);
+    CHECK_INT(qi("SELECT count(*) FROM tokens WHERE run_id=1 AND role='gen'"), n_out);
+    CHECK_INT(qi("SELECT count(*) FROM tokens WHERE run_id=1 AND role='prompt'"), 4);
+    CHECK_STR(qs("SELECT phase FROM steps WHERE run_id=1 AND step=1"), "gen");
     // every computing node of every step has a time (run 2), and of every step after the first (runs 3, 5)
-    static const char * untimed =
-        "SELECT count(*) FROM steps s JOIN nodes n ON n.graph_id=s.graph_id WHERE s.run_id=? AND s.step >= ? AND n.is_noop=0"
-        " AND NOT EXISTS (SELECT 1 FROM node_times t WHERE t.run_id=s.run_id AND t.step=s.step AND t.idx=n.idx)";
-    const int runs[][3] = { { 2, 0, 0 }, { 3, 1, 0 }, { 5, 1, 0 } }; // run, from step, untimed nodes
+    const int timed_from[][2] = { { 2, 0 }, { 3, 1 }, { 5, 1 } }; // run, from step
     for (int i = 0; i < 3; i++) {
-        sqlite3_prepare_v2(db, untimed, -1, &s, NULL);
-        sqlite3_bind_int(s, 1, runs[i][0]);
-        sqlite3_bind_int(s, 2, runs[i][1]);
-        REQUIRE(sqlite3_step(s) == SQLITE_ROW, "query");
-        CHECK(sqlite3_column_int(s, 0) == runs[i][2], "run %d: %d computing nodes untimed", runs[i][0], sqlite3_column_int(s, 0));
-        sqlite3_finalize(s);
+        const long long untimed = qi("SELECT count(*) FROM steps s JOIN nodes n ON n.graph_id=s.graph_id WHERE s.run_id=%d"
+                                     " AND s.step >= %d AND n.is_noop=0 AND NOT EXISTS (SELECT 1 FROM node_times t"
+                                     " WHERE t.run_id=s.run_id AND t.step=s.step AND t.idx=n.idx)", timed_from[i][0], timed_from[i][1]);
+        CHECK(untimed == 0, "run %d: %lld computing nodes untimed", timed_from[i][0], untimed);
     }
-    sqlite3_prepare_v2(db, "SELECT (SELECT count(*) FROM node_times WHERE run_id=3 AND step=0),"
-                           " (SELECT n_timed FROM steps WHERE run_id=3 AND step=0)", -1, &s, NULL);
-    REQUIRE(sqlite3_step(s) == SQLITE_ROW, "query");
-    CHECK_INT(sqlite3_column_int(s, 0), 0); // the step whose stamps failed has no times
-    CHECK_INT(sqlite3_column_int(s, 1), 0);
-    sqlite3_finalize(s);
+    // the step whose stamps failed has no times
+    CHECK_INT(qi("SELECT count(*) FROM node_times WHERE run_id=3 AND step=0"), 0);
+    CHECK_INT(qi("SELECT n_timed FROM steps WHERE run_id=3 AND step=0"), 0);
     // steps.n_timed counts the step's node_times rows, in every run
-    sqlite3_prepare_v2(db, "SELECT count(*) FROM steps s WHERE n_timed IS NOT"
-                           " (SELECT count(*) FROM node_times t WHERE t.run_id=s.run_id AND t.step=s.step)", -1, &s, NULL);
-    REQUIRE(sqlite3_step(s) == SQLITE_ROW, "query");
-    CHECK_INT(sqlite3_column_int(s, 0), 0);
-    sqlite3_finalize(s);
+    CHECK_INT(qi("SELECT count(*) FROM steps s WHERE n_timed IS NOT"
+                 " (SELECT count(*) FROM node_times t WHERE t.run_id=s.run_id AND t.step=s.step)"), 0);
     // the stopped computation is a step without times, the others have them all
-    sqlite3_prepare_v2(db, "SELECT (SELECT count(*) FROM steps WHERE run_id=5), (SELECT group_concat(step) FROM steps s"
-                           " WHERE run_id=5 AND NOT EXISTS (SELECT 1 FROM node_times t WHERE t.run_id=5 AND t.step=s.step))",
-                       -1, &s, NULL);
-    REQUIRE(sqlite3_step(s) == SQLITE_ROW, "query");
-    CHECK_INT(sqlite3_column_int(s, 0), n_out + 2);
-    CHECK_STR((const char *) sqlite3_column_text(s, 1), "0");
-    sqlite3_finalize(s);
+    CHECK_INT(qi("SELECT count(*) FROM steps WHERE run_id=5"), n_out + 2);
+    CHECK_STR(qs("SELECT group_concat(step) FROM steps s WHERE run_id=5"
+                 " AND NOT EXISTS (SELECT 1 FROM node_times t WHERE t.run_id=5 AND t.step=s.step)"), "0");
     // level profile, observing: only every third step is timed (of steps 0..5, step 3)
-    sqlite3_prepare_v2(db, "SELECT group_concat(DISTINCT step) FROM node_times WHERE run_id=4", -1, &s, NULL);
-    REQUIRE(sqlite3_step(s) == SQLITE_ROW, "query");
-    CHECK_STR((const char *) sqlite3_column_text(s, 0), "3");
-    sqlite3_finalize(s);
+    CHECK_STR(qs("SELECT group_concat(DISTINCT step) FROM node_times WHERE run_id=4"), "3");
 
     // Level values (runs 6-8): statistics read at stamps, then with the abort callback replaced
     // before the first computation, and after three generated tokens. Steps 0 and 1 are each a
@@ -220,26 +196,17 @@ int main(void) {
           "replaced mid-run: %lld at stamps, %lld with stamps throughout", (long long) s_values_mid.n_stats_stamped,
           (long long) s_values.n_stats_stamped);
     // the steps missing a computing node's statistics, per run
-    static const char * unread =
-        "SELECT group_concat(step) FROM (SELECT DISTINCT s.step FROM steps s JOIN nodes n ON n.graph_id=s.graph_id"
-        " WHERE s.run_id=? AND n.is_noop=0 AND n.is_view=0 AND NOT EXISTS"
-        " (SELECT 1 FROM node_stats x WHERE x.run_id=s.run_id AND x.step=s.step AND x.idx=n.idx) ORDER BY s.step)";
-    const char * want_unread[] = { NULL, NULL, "3" };
+    const char * want_unread[] = { "", "", "3" };
     for (int i = 0; i < 3; i++) {
-        sqlite3_prepare_v2(db, unread, -1, &s, NULL);
-        sqlite3_bind_int(s, 1, 6 + i);
-        REQUIRE(sqlite3_step(s) == SQLITE_ROW, "query");
-        const char * got = (const char *) sqlite3_column_text(s, 0);
-        CHECK((!got && !want_unread[i]) || (got && want_unread[i] && strcmp(got, want_unread[i]) == 0),
-              "run %d: steps missing statistics %s, want %s", 6 + i, got ? got : "none", want_unread[i] ? want_unread[i] : "none");
-        sqlite3_finalize(s);
+        const char * got = qs("SELECT group_concat(step) FROM (SELECT DISTINCT s.step FROM steps s JOIN nodes n"
+                              " ON n.graph_id=s.graph_id WHERE s.run_id=%d AND n.is_noop=0 AND n.is_view=0 AND NOT EXISTS"
+                              " (SELECT 1 FROM node_stats x WHERE x.run_id=s.run_id AND x.step=s.step AND x.idx=n.idx)"
+                              " ORDER BY s.step)", 6 + i);
+        CHECK(strcmp(got, want_unread[i]) == 0, "run %d: steps missing statistics '%s', want '%s'", 6 + i, got, want_unread[i]);
     }
     // and the statistics read at stamps equal those read at post calls
-    sqlite3_prepare_v2(db, "SELECT count(*) FROM (SELECT step, idx, n, min, max, mean, std FROM node_stats WHERE run_id=6"
-                           " EXCEPT SELECT step, idx, n, min, max, mean, std FROM node_stats WHERE run_id=7)", -1, &s, NULL);
-    REQUIRE(sqlite3_step(s) == SQLITE_ROW, "query");
-    CHECK_INT(sqlite3_column_int(s, 0), 0);
-    sqlite3_finalize(s);
+    CHECK_INT(qi("SELECT count(*) FROM (SELECT step, idx, n, min, max, mean, std FROM node_stats WHERE run_id=6"
+                 " EXCEPT SELECT step, idx, n, min, max, mean, std FROM node_stats WHERE run_id=7)"), 0);
 
     llt_store_close(st);
     unlink(trace);

@@ -40,3 +40,21 @@ static double qd(const char * fmt, ...) {
     sqlite3_finalize(s);
     return v;
 }
+
+// the first column of the first row as text ("" for NULL), "(no row)" if there is none; valid
+// until the next call
+static const char * qs(const char * fmt, ...) {
+    static char text[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    sqlite3_stmt * s = q_step(fmt, ap);
+    va_end(ap);
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        const unsigned char * t = sqlite3_column_text(s, 0);
+        snprintf(text, sizeof(text), "%s", t ? (const char *) t : "");
+    } else {
+        snprintf(text, sizeof(text), "(no row)");
+    }
+    sqlite3_finalize(s);
+    return text;
+}
