@@ -439,9 +439,20 @@ static bool record_node(struct llt_tracer * tr, struct ggml_tensor * t) {
     return (tr->bits[idx] & BIT_SPLIT_END) || wants(tr, &tr->recs[idx], idx) || route;
 }
 
+// the memory a node writes: [begin, end) in its buffer
+struct span { const void * buffer; const char * begin, * end; };
+
+static struct span span_of(const struct ggml_tensor * t) {
+    return (struct span) { t->buffer, t->data, t->data ? (const char *) t->data + ggml_nbytes(t) : NULL };
+}
+
+static bool spans_overlap(const struct span * a, const struct span * b) {
+    return a->buffer == b->buffer && a->begin && b->begin && a->begin < b->end && b->begin < a->end;
+}
+
 static bool overlaps(const struct ggml_tensor * a, const struct ggml_tensor * b) {
-    const char * pa = a->data, * pb = b->data;
-    return a->buffer == b->buffer && pa && pb && pa < pb + ggml_nbytes(b) && pb < pa + ggml_nbytes(a);
+    const struct span sa = span_of(a), sb = span_of(b);
+    return spans_overlap(&sa, &sb);
 }
 
 // node i's first source when it is a node of the graph, else -1
@@ -482,7 +493,7 @@ static void derive_node(struct llt_tracer * tr, int32_t d, int32_t p) {
 // to be what the graph computes (each is read at its own post call, if it is still there)
 static void drop_derived(struct llt_tracer * tr, int32_t from) {
     for (int32_t p = 0; p < from && p < tr->n_plan; p++) {
-        if (tr->derive_of[p] >= from) llt_capture_drop_derived(tr, tr->derive_of[p]);
+        if (tr->derive_of[p] >= from) llt_capture_unread(tr, tr->derive_of[p], &tr->n_stats_derived);
     }
 }
 
@@ -525,24 +536,15 @@ static int scan(struct llt_tracer * tr, int32_t j, int32_t * nan_at) {
     return rc == LLT_OK && scanned(&tr->recs[j]) ? scan_node(tr, j, nan_at) : rc;
 }
 
-// the memory a node writes: [begin, end) in its buffer
-struct span { const void * buffer; const char * begin, * end; };
-
 // the last node before which node i's output is still intact: the node before the first later
-// one that writes over its memory (or i itself, for a norm the CPU may fuse with the MUL after it)
+// one that writes over its memory (or i itself, for a norm the CPU fuses with the MUL after it)
 static int32_t intact_until(const struct llt_tracer * tr, const struct span * sp, int32_t i, int32_t n) {
     // the CPU backend computes RMS_NORM and the MUL after it in one pass, without writing the
-    // norm, when both are in one compute range: such a norm is read at its own post
-    if (tr->recs[i].op == GGML_OP_RMS_NORM && i + 1 < n && tr->recs[i + 1].op == GGML_OP_MUL &&
-        ((tr->recs[i + 1].src_kind[0] == SRC_NODE && tr->recs[i + 1].src_ref[0] == i) ||
-         (tr->recs[i + 1].src_kind[1] == SRC_NODE && tr->recs[i + 1].src_ref[1] == i))) {
-        return i;
-    }
+    // norm, when both are in one compute range (mark_fused in steps.c): such a norm is read at
+    // its own post, or derived
+    if (i + 1 < n && (tr->recs[i + 1].flags & NODE_FUSED)) return i;
     for (int32_t k = i + 1; k < n; k++) {
-        if (sp[k].buffer == sp[i].buffer && sp[k].begin && sp[k].begin < sp[i].end && sp[i].begin < sp[k].end &&
-            !(tr->recs[k].flags & NODE_NOOP)) {
-            return k - 1;
-        }
+        if (!(tr->recs[k].flags & NODE_NOOP) && spans_overlap(&sp[k], &sp[i])) return k - 1;
     }
     return n - 1;
 }
@@ -644,7 +646,7 @@ void llt_capture_build_plan(struct llt_tracer * tr) {
             tr->n_plan = 0;
             return;
         }
-        sp[i] = (struct span) { t->buffer, t->data, t->data ? (const char *) t->data + ggml_nbytes(t) : NULL };
+        sp[i] = span_of(t);
     }
     for (int32_t i = 0; i < n; i++) {
         tr->scan_at[i] = tr->scan_first[i] = tr->derive_of[i] = -1;

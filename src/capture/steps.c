@@ -230,11 +230,8 @@ static void check_stamps(struct llt_tracer * tr) {
     } else if (read_on_plan && tr->n_read_stamps != tr->n_read_map) {
         for (int32_t i = 0; i < tr->n_nodes; i++) {
             if (!tr->by_stamp[i]) continue;
-            llt_capture_drop_derived(tr, tr->derive_of[i]); // a norm derived at the same stamp
-            if (!tr->node_stats[i].has) continue;
-            tr->node_stats[i].has = false;
-            tr->n_stats_read--;
-            tr->n_stats_stamped--;
+            llt_capture_unread(tr, i, &tr->n_stats_stamped);
+            llt_capture_unread(tr, tr->derive_of[i], &tr->n_stats_derived); // a norm derived at the same stamp
         }
         tr->stamps_ok = false;
         tr->n_plan = 0; // planned again, at posts

@@ -14,8 +14,7 @@ void llt_capture_fail(struct llt_tracer * tr, const char * what) {
         tr->stopped_at = tr->n_steps;
         snprintf(tr->error, sizeof(tr->error), "tracing stopped at step %lld: %s", (long long) tr->stopped_at, what);
     }
-    tr->active = false;
-    tr->n_fast = 0; // the ask call's fast path (record.c) reads only this
+    llt_capture_stop(tr);
 }
 
 void llt_capture_writer_fail(struct llt_tracer * tr, const char * what) {
@@ -23,8 +22,7 @@ void llt_capture_writer_fail(struct llt_tracer * tr, const char * what) {
     if (!tr->error[0]) tr->stopped_at = tr->n_steps;
     tr->writer_failed = true;
     snprintf(tr->error, sizeof(tr->error), "tracing stopped at step %lld: %s", (long long) tr->stopped_at, what);
-    tr->active = false;
-    tr->n_fast = 0; // the ask call's fast path (record.c) reads only this
+    llt_capture_stop(tr);
 }
 
 // ---- public API --------------------------------------------------------------------------
@@ -237,8 +235,7 @@ int llt_tracer_begin(struct llt_tracer * tr, const struct llama_model * model, s
     char why[sizeof(tr->error)];
     snprintf(why, sizeof(why), "%s", llt_last_error());
     snprintf(tr->error, sizeof(tr->error), "%s", why);
-    tr->active = false;
-    tr->n_fast = 0; // the ask call's fast path (record.c) reads only this
+    llt_capture_stop(tr);
     llt_tracer_end(tr, LLT_RUN_ERROR, NULL);
     tr->error[0] = '\0';
     return llt_set_error(rc, "%s", why);
@@ -557,8 +554,7 @@ int llt_tracer_end(struct llt_tracer * tr, enum llt_run_status status, const cha
         llt_capture_finish_graph(tr);
         llt_capture_submit(tr);
     }
-    tr->active = false;
-    tr->n_fast = 0; // the ask call's fast path (record.c) reads only this
+    llt_capture_stop(tr);
     if (tr->writer && llt_writer_sync(tr->writer) != LLT_OK) llt_capture_writer_fail(tr, llt_last_error());
     // the writer writes node times and statistics as it stops: that can fail too
     if (llt_writer_stop(tr->writer) != LLT_OK) llt_capture_writer_fail(tr, llt_last_error());
@@ -602,8 +598,7 @@ int llt_tracer_end(struct llt_tracer * tr, enum llt_run_status status, const cha
 
 void llt_tracer_disown(struct llt_tracer * tr) {
     // its writer thread, step log, connection and dump are the parent's: forgotten, not closed
-    tr->active = false;
-    tr->n_fast = 0; // the ask call's fast path (record.c) reads only this
+    llt_capture_stop(tr);
     tr->stamped = false;
     tr->stamp_reads = false;
     llt_writer_disown(tr->writer); // the parent's lock on its step log stays the parent's alone

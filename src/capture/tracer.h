@@ -394,13 +394,19 @@ static inline bool llt_capture_computed(const struct llt_tracer * tr, int32_t i)
     return !(tr->recs[i].flags & NODE_NOOP) && (tr->seen[i].flags & GGML_TENSOR_FLAG_COMPUTE);
 }
 
-// forgets the statistics of norm d derived from its input (record.c, derive.c): the
-// computation did not go as the plan had it; d < 0: none
-static inline void llt_capture_drop_derived(struct llt_tracer * tr, int32_t d) {
-    if (d < 0 || !tr->node_stats[d].has) return;
-    tr->node_stats[d].has = false;
+// forgets the statistics of node i read this computation (counted in *how as well as in
+// n_stats_read): the computation did not go as the plan had it; i < 0: none
+static inline void llt_capture_unread(struct llt_tracer * tr, int32_t i, int64_t * how) {
+    if (i < 0 || !tr->node_stats[i].has) return;
+    tr->node_stats[i].has = false;
     tr->n_stats_read--;
-    tr->n_stats_derived--;
+    (*how)--;
+}
+
+// tracing stops: no more recording, and no fast path (the ask call's reads only n_fast)
+static inline void llt_capture_stop(struct llt_tracer * tr) {
+    tr->active = false;
+    tr->n_fast = 0;
 }
 
 // node times are recorded at levels timing and profile
