@@ -180,6 +180,7 @@ static inline void stats_dev(double * q, int j, float v, double mean) {
 // The rows of LANES values: lane j holds element j of every row. Built twice, the AVX2 one
 // with intrinsics (GCC's vectoriser kept the doubles scalar once both sums were in one
 // loop); both do the same operations in the same order, so they give the same bits.
+// LLT_STATS_GENERIC builds the generic one only (test-stats-generic runs it on any machine).
 struct row_sums {
     double  sum[LANES], sq[LANES];
     float   min[LANES], max[LANES]; // compared as floats: the values are finite (a -0 and a +0 tie)
@@ -206,7 +207,7 @@ static void rows_generic(const float * x, int nv, double c0, struct row_sums * r
     }
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(LLT_STATS_GENERIC)
 #include <immintrin.h>
 
 __attribute__((target("avx2")))
@@ -243,7 +244,7 @@ typedef void (*rows_fn)(const float *, int, double, struct row_sums *);
 
 // the widest build this CPU runs
 static rows_fn rows_pick(void) {
-#if defined(__x86_64__) && defined(__GNUC__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(LLT_STATS_GENERIC)
     if (__builtin_cpu_supports("avx2")) return rows_avx2;
 #endif
     return rows_generic;
